@@ -1,0 +1,28 @@
+# The two commands: `make demo` (the whole stack on a private PostgreSQL) and `make test`.
+# Both install what is missing (Debian packages, the venv) and are quick when everything is there.
+SHELL := /bin/bash
+VENV := .venv
+APT_PACKAGES := postgresql freeradius freeradius-python3 freeradius-utils pmacct softflowd \
+                poppler-utils zbar-tools fonts-dejavu-core
+
+.PHONY: setup demo demo-stop test lint bench
+
+setup:
+	@scripts/ensure-system $(APT_PACKAGES)
+	@scripts/ensure-venv $(VENV)
+
+demo: setup
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/demo
+
+demo-stop:
+	@$(VENV)/bin/python -m rlm_hotspot.devcluster stop --datadir var/pg
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+test: lint
+	$(VENV)/bin/python -m pytest
+
+bench: setup
+	$(VENV)/bin/python bench/cards_generate.py

@@ -1,0 +1,282 @@
+"""hotspotctl cards | account: generate, print, inspect, block and top up prepaid cards."""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, tzinfo
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import click
+
+from rlm_hotspot.cli.context import App, pass_app
+from rlm_hotspot.cli.output import emit, format_option
+from rlm_hotspot.cli.parsing import parse_amount, parse_duration, parse_when
+from rlm_hotspot.cli.printsheet import PrintableCard, render_scratch_sheet
+from rlm_hotspot.core.cardcode import display_card_number
+from rlm_hotspot.services import cards as svc
+from rlm_hotspot.services.catalog import get_hotspot
+from rlm_hotspot.services.reports import statement
+
+
+@click.group()
+def cards() -> None:
+    """Prepaid cards: card number (with check digit) + secret PIN, with a face value."""
+
+
+def _hotspot_zone(app: App, hotspot: str | None) -> tzinfo:
+    if not hotspot:
+        return UTC
+    with app.transaction() as session:
+        return ZoneInfo(get_hotspot(session, hotspot).timezone)
+
+
+@cards.command("generate")
+@click.option("--count", required=True, type=click.IntRange(1, svc.MAX_BATCH), help="How many cards.")
+@click.option("--value", "face_value", required=True, help="Face value of each card, e.g. 5.00.")
+@click.option("--name", default=None, help="Batch label for reports.")
+@click.option("--series", default=None, type=click.IntRange(0, 9999), help="4-digit series (default: next free).")
+@click.option("--tariff", default=None, help="Tariff for these cards (default: the hotspot's tariff).")
+@click.option("--hotspot", default=None, help="Only valid at this hotspot (default: every hotspot).")
+@click.option("--valid-from", default=None, help="Not usable before this date (local to --hotspot, else UTC).")
+@click.option("--use-before", default=None, help="First use must happen by the end of this date.")
+@click.option("--validity", default=None, help="Validity period counted from first use, e.g. 30d or 24h.")
+@click.option("--expires", default=None, help="Hard expiry date, whatever happens.")
+@click.option("--pin-length", default=10, show_default=True, type=int, help="PIN length.")
+@click.option("--pin-alphabet", type=click.Choice(list(svc.PIN_ALPHABETS)), default="safe", show_default=True,
+              help="safe: digits and capitals without look-alikes; digits: 0-9 only.")
+@click.option("--output", "output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the cards with PINs here: .csv or .pdf (printable scratch cards).")
+@click.option("--show", is_flag=True, help="Print every card number and PIN on the terminal.")
+@pass_app
+def cards_generate(app: App, count: int, face_value: str, name: str | None, series: int | None,
+                   tariff: str | None, hotspot: str | None, valid_from: str | None, use_before: str | None,
+                   validity: str | None, expires: str | None, pin_length: int, pin_alphabet: str,
+                   output: str | None, show: bool) -> None:
+    """Generate a batch of cards in one transaction (all or none).
+
+    Example: hotspotctl cards generate --count 100 --value 5.00 --hotspot airport --validity 30d --output batch.pdf
+    """
+    bits = svc.pin_strength(pin_alphabet, pin_length)
+    click.echo(f"PIN entropy: {bits:.1f} bits ({pin_length} symbols from {len(svc.PIN_ALPHABETS[pin_alphabet])})",
+               err=True)
+    if svc.needs_stronger_pin(bits):
+        click.echo(f"warning: PINs below {svc.MIN_PIN_BITS} bits are guessable; use a longer PIN", err=True)
+    if output and Path(output).suffix.lower() not in (".csv", ".pdf"):
+        raise click.BadParameter("the output file must end in .csv or .pdf", param_hint="--output")
+    tz = _hotspot_zone(app, hotspot)
+    now = app.now()
+    with app.transaction() as session:
+        currency = app.currency(session)
+        spec = svc.BatchSpec(
+            count=count,
+            face_value=parse_amount(currency, face_value),
+            name=name,
+            series=series,
+            tariff=tariff,
+            hotspot=hotspot,
+            valid_from=parse_when(valid_from, tz) if valid_from else None,
+            use_before=parse_when(use_before, tz, end_of_day=True) if use_before else None,
+            validity=parse_duration(validity) if validity else None,
+            expires_at=parse_when(expires, tz, end_of_day=True) if expires else None,
+            pin_length=pin_length,
+            pin_alphabet=pin_alphabet,
+        )
+        with click.progressbar(length=count, label="generating", file=click.get_text_stream("stderr")) as bar:
+            batch = svc.generate_batch(session, app.vault, spec, now, app.settings.pin_mode, bar.update)
+        if output:
+            rows = [(number, pin) for number, pin in zip(batch.numbers, batch.pins, strict=True)]
+            _write_cards(Path(output), rows, currency.format(spec.face_value), name or f"Series {batch.series:04d}",
+                         hotspot, _deadline_text(spec, tz), app.settings.portal_url)
+    click.echo(f"batch {batch.batch_id}: {count} cards of {currency.format(spec.face_value)}, "
+               f"series {batch.series:04d}")
+    if output:
+        click.echo(f"cards with PINs written to {output}")
+    if show:
+        emit([{"card": display_card_number(n), "pin": p} for n, p in zip(batch.numbers, batch.pins, strict=True)],
+             "table")
+
+
+def _deadline_text(spec: svc.BatchSpec, tz: tzinfo) -> str | None:
+    parts = []
+    if spec.use_before:
+        parts.append(f"use before {spec.use_before.astimezone(tz):%Y-%m-%d %H:%M}")
+    if spec.validity:
+        parts.append(f"valid {_days(spec.validity.total_seconds())} after first use")
+    if spec.expires_at:
+        parts.append(f"expires {spec.expires_at.astimezone(tz):%Y-%m-%d %H:%M}")
+    return "; ".join(parts) or None
+
+
+def _days(seconds: float) -> str:
+    return f"{int(seconds // 86400)} days" if seconds % 86400 == 0 else f"{int(seconds // 3600)} h"
+
+
+def _write_cards(path: Path, rows: list[tuple[str, str | None]], face_value: str, title: str,
+                 hotspot: str | None, deadline: str | None, portal_url: str) -> None:
+    """Write cards with PINs as CSV (mail merge, till receipts) or a printable PDF of scratch cards."""
+    if path.suffix.lower() == ".pdf":
+        printable = [PrintableCard(number=n, pin=p or "", face_value=face_value, deadline=deadline, hotspot=hotspot)
+                     for n, p in rows]
+        path.write_bytes(render_scratch_sheet(printable, title=title, portal_url=portal_url))
+        return
+    with path.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["card_number", "pin", "face_value", "deadline"])
+        writer.writerows([(n, p or "", face_value, deadline or "") for n, p in rows])
+
+
+@cards.command("export")
+@click.option("--batch", "batch_id", required=True, type=int, help="Batch id.")
+@click.option("--output", required=True, type=click.Path(dir_okay=False, writable=True), help=".csv or .pdf")
+@pass_app
+def cards_export(app: App, batch_id: int, output: str) -> None:
+    """Export a batch with its PINs (decrypted with the key file) as CSV or printable PDF.
+
+    Example: hotspotctl cards export --batch 3 --output batch3.pdf
+    """
+    path = Path(output)
+    if path.suffix.lower() not in (".csv", ".pdf"):
+        raise click.BadParameter("the output file must end in .csv or .pdf", param_hint="--output")
+    with app.transaction() as session:
+        currency = app.currency(session)
+        export = svc.export_batch(session, app.vault, batch_id)
+    tz = ZoneInfo(export.timezone)
+    spec = svc.BatchSpec(count=len(export.cards), face_value=export.face_value, use_before=export.use_before,
+                         validity=export.validity, expires_at=export.expires_at)
+    _write_cards(path, export.cards, currency.format(export.face_value), export.name or f"Series {export.series:04d}",
+                 export.hotspot, _deadline_text(spec, tz), export.portal_url or app.settings.portal_url)
+    click.echo(f"{len(export.cards)} cards written to {output}")
+
+
+@cards.command("list")
+@click.option("--batch", "batch_id", type=int, default=None, help="Only this batch.")
+@click.option("--state", type=click.Choice(["new", "active", "exhausted", "expired", "blocked", "redeemed"]),
+              default=None, help="Only cards in this state.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000_000))
+@format_option
+@pass_app
+def cards_list(app: App, batch_id: int | None, state: str | None, limit: int, fmt: str) -> None:
+    """List cards with their state and balance (never PINs).
+
+    Example: hotspotctl cards list --batch 3 --state active --format csv
+    """
+    with app.transaction() as session:
+        currency = app.currency(session)
+        rows = svc.list_cards(session, batch_id=batch_id, state=state, limit=limit)
+    for row in rows:
+        row["balance"] = currency.format(row["balance"]) if row["balance"] is not None else ""  # type: ignore[arg-type]
+        row["face_value"] = currency.format(row["face_value"])  # type: ignore[arg-type]
+    emit(rows, fmt, ["number", "series", "batch_id", "hotspot", "state", "face_value", "balance",
+                     "activated_at", "deadline"])
+
+
+@cards.command("show")
+@click.argument("card")
+@pass_app
+def cards_show(app: App, card: str) -> None:
+    """Show one card: state, balance, deadline (never the PIN).
+
+    Example: hotspotctl cards show "0042 1234 5678 9"
+    """
+    now = app.now()
+    with app.transaction() as session:
+        currency = app.currency(session)
+        record = svc.find_card(session, card)
+        refusal = svc.usable_refusal(record, now)
+        deadline = svc.deadline_of(record, now)
+    click.echo(f"card:       {display_card_number(record.number)}")
+    click.echo(f"batch:      {record.batch_id} (series {record.series:04d})")
+    click.echo(f"status:     {record.status}{' (blocked)' if record.blocked else ''}")
+    click.echo(f"usable:     {'yes' if refusal is None else 'no - ' + refusal.message}")
+    click.echo(f"face value: {currency.format(record.face_value)}")
+    if record.balance is not None:
+        click.echo(f"balance:    {currency.format(record.balance)}")
+    if record.activated_at:
+        click.echo(f"activated:  {record.activated_at:%Y-%m-%d %H:%M:%S %Z}")
+    click.echo(f"deadline:   {f'{deadline:%Y-%m-%d %H:%M:%S %Z}' if deadline else 'none'}"
+               f"{' (if first used now)' if record.status == 'new' and deadline else ''}")
+
+
+def _block(app: App, blocked: bool, card: str | None, batch_id: int | None) -> None:
+    with app.transaction() as session:
+        changed = svc.set_blocked(session, blocked=blocked, number=card, batch_id=batch_id)
+    click.echo(f"{'blocked' if blocked else 'unblocked'} {changed} card{'s' if changed != 1 else ''}")
+
+
+@cards.command("block")
+@click.argument("card", required=False)
+@click.option("--batch", "batch_id", type=int, default=None, help="Block every card of this batch.")
+@pass_app
+def cards_block(app: App, card: str | None, batch_id: int | None) -> None:
+    """Block one card or a whole batch (its sessions are cut by the worker).
+
+    Example: hotspotctl cards block --batch 3
+    """
+    _block(app, True, card, batch_id)
+
+
+@cards.command("unblock")
+@click.argument("card", required=False)
+@click.option("--batch", "batch_id", type=int, default=None, help="Unblock every card of this batch.")
+@pass_app
+def cards_unblock(app: App, card: str | None, batch_id: int | None) -> None:
+    """Unblock one card or a whole batch.
+
+    Example: hotspotctl cards unblock 004212345678
+    """
+    _block(app, False, card, batch_id)
+
+
+@cards.command("topup")
+@click.argument("target")
+@click.argument("source")
+@click.option("--pin", prompt="PIN of the top-up card", hide_input=True, help="PIN of SOURCE.")
+@pass_app
+def cards_topup(app: App, target: str, source: str, pin: str) -> None:
+    """Move the value of card SOURCE onto the account of card TARGET.
+
+    Example: hotspotctl cards topup 004212345678 004298765432
+    """
+    with app.transaction() as session:
+        currency = app.currency(session)
+        result = svc.top_up(session, app.vault, target, source, pin, app.now())
+    click.echo(f"moved {currency.format(result.amount)} from {display_card_number(result.source_number)} to "
+               f"{display_card_number(result.target_number)}; balance now {currency.format(result.balance)}")
+
+
+@click.group()
+def account() -> None:
+    """Accounts: the money behind a card (and the cards topped up onto it)."""
+
+
+@account.command("statement")
+@click.argument("card")
+@format_option
+@pass_app
+def account_statement(app: App, card: str, fmt: str) -> None:
+    """Every ledger row of a card's account with its cause, in the hotspot's local time.
+
+    Example: hotspotctl account statement 004212345678 --format csv
+    """
+    with app.transaction() as session:
+        currency = app.currency(session)
+        result = statement(session, card)
+    if fmt == "table":
+        click.echo(f"card {display_card_number(result.card_number)}: {result.status}, balance "
+                   f"{currency.format(result.balance) if result.balance is not None else 'none (never used)'}")
+    rows = [
+        {
+            "time": row["local_time"].strftime("%Y-%m-%d %H:%M:%S %Z"),  # type: ignore[union-attr]
+            "cause": row["cause"],
+            "amount": currency.format(row["amount"]),  # type: ignore[arg-type]
+            "balance": currency.format(row["balance_after"]),  # type: ignore[arg-type]
+            "seconds": row["seconds"],
+            "bytes": row["bytes"],
+            "session": row["session_id"],
+            "card": row["card_number"],
+            "note": row["note"],
+        }
+        for row in result.rows
+    ]
+    emit(rows, fmt, ["time", "cause", "amount", "balance", "seconds", "bytes", "session", "card", "note"])

@@ -1,0 +1,240 @@
+"""hotspotctl hotspot | nas | tariff: the things cards are used with."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+import click
+
+from rlm_hotspot.cli.context import App, pass_app
+from rlm_hotspot.cli.output import emit, format_option
+from rlm_hotspot.cli.parsing import parse_amount, parse_band, parse_duration
+from rlm_hotspot.core.money import Currency
+from rlm_hotspot.core.tariff import Meter, bytes_affordable, seconds_affordable
+from rlm_hotspot.services import catalog as svc
+
+MB_UNITS = {"MB": 1_000_000, "MiB": 1_048_576}
+
+
+@click.group()
+def hotspot() -> None:
+    """Hotspots: a place with a time zone, a tariff and billing settings."""
+
+
+@hotspot.command("add")
+@click.argument("name")
+@click.option("--timezone", required=True, help="IANA time zone of the place, e.g. Europe/Moscow.")
+@click.option("--tariff", required=True, help="Tariff in force at this hotspot.")
+@click.option("--mode", type=click.Choice(["radius", "standalone"]), default="radius", show_default=True,
+              help="Behind a RADIUS NAS, or the portal opens a firewall gate itself.")
+@click.option("--traffic-meter", type=click.Choice(["radius", "netflow"]), default=None,
+              help="Where bytes are counted (default: radius, or netflow for standalone).")
+@click.option("--interim", "interim_interval", default="5m", show_default=True,
+              help="Acct-Interim-Interval sent to the NAS (at least 60 s).")
+@click.option("--idle-timeout", default=None, help="Idle-Timeout sent to the NAS, e.g. 10m.")
+@click.option("--heartbeat", type=click.Choice(["on", "off", "grace"]), default="on", show_default=True,
+              help="Whether the portal page must stay open (heartbeats) for the session to live.")
+@click.option("--heartbeat-timeout", default="90s", show_default=True,
+              help="How long without heartbeats before the session ends.")
+@click.option("--portal-url", default=None, help="Portal address printed on cards (QR code).")
+@pass_app
+def hotspot_add(app: App, name: str, timezone: str, tariff: str, mode: str, traffic_meter: str | None,
+                interim_interval: str, idle_timeout: str | None, heartbeat: str, heartbeat_timeout: str,
+                portal_url: str | None) -> None:
+    """Add a hotspot.
+
+    Example: hotspotctl hotspot add airport --timezone Europe/Moscow --tariff standard
+    """
+    spec = svc.HotspotSpec(
+        name=name,
+        timezone=timezone,
+        tariff=tariff,
+        mode=mode,
+        traffic_meter=traffic_meter or ("netflow" if mode == "standalone" else "radius"),
+        interim_interval=int(parse_duration(interim_interval).total_seconds()),
+        idle_timeout=int(parse_duration(idle_timeout).total_seconds()) if idle_timeout else None,
+        heartbeat=heartbeat,
+        heartbeat_timeout=int(parse_duration(heartbeat_timeout).total_seconds()),
+        portal_url=portal_url,
+    )
+    with app.transaction() as session:
+        hotspot_id = svc.add_hotspot(session, spec)
+    click.echo(f"hotspot {name} added (id {hotspot_id})")
+
+
+@hotspot.command("list")
+@format_option
+@pass_app
+def hotspot_list(app: App, fmt: str) -> None:
+    """List hotspots with their settings.
+
+    Example: hotspotctl hotspot list --format csv
+    """
+    with app.transaction() as session:
+        rows = [dict(r._mapping) for r in svc.list_hotspots(session)]
+    emit(rows, fmt, ["id", "name", "timezone", "tariff", "mode", "traffic_meter", "interim_interval",
+                     "idle_timeout", "heartbeat", "heartbeat_timeout", "portal_url"])
+
+
+@click.group()
+def nas() -> None:
+    """NAS: the routers/gateways that ask RADIUS and accept Disconnect-Requests."""
+
+
+@nas.command("add")
+@click.argument("name")
+@click.option("--hotspot", required=True, help="Hotspot the NAS serves.")
+@click.option("--ip", "ip_address", required=True, help="NAS-IP-Address / source address of its packets.")
+@click.option("--secret", required=True, help="RADIUS shared secret (also used for CoA/Disconnect).")
+@click.option("--coa-port", default=3799, show_default=True, type=int, help="UDP port for RFC 5176 requests.")
+@click.option("--vendor", type=click.Choice(svc.NAS_VENDORS), default="generic", show_default=True,
+              help="Which quota/bandwidth attributes the NAS understands.")
+@pass_app
+def nas_add(app: App, name: str, hotspot: str, ip_address: str, secret: str, coa_port: int, vendor: str) -> None:
+    """Register a NAS.
+
+    Example: hotspotctl nas add lobby-router --hotspot airport --ip 10.0.0.1 --secret s3cret --vendor mikrotik
+    """
+    with app.transaction() as session:
+        nas_id = svc.add_nas(session, name=name, hotspot=hotspot, ip_address=ip_address, secret=secret,
+                             coa_port=coa_port, vendor=vendor)
+    click.echo(f"NAS {name} added (id {nas_id})")
+
+
+@nas.command("list")
+@format_option
+@pass_app
+def nas_list(app: App, fmt: str) -> None:
+    """List NAS (secrets are not shown).
+
+    Example: hotspotctl nas list
+    """
+    with app.transaction() as session:
+        rows = [dict(r._mapping) for r in svc.list_nas(session)]
+    emit(rows, fmt, ["id", "name", "hotspot", "ip_address", "coa_port", "vendor"])
+
+
+@click.group()
+def tariff() -> None:
+    """Tariffs: prices per time and per traffic, with time-of-day bands."""
+
+
+@tariff.command("add")
+@click.argument("name")
+@click.option("--per-minute", "per_minute", default=None, help="Price of one minute online, e.g. 0.05.")
+@click.option("--per-hour", "per_hour", default=None, help="Price of one hour online, e.g. 1.50.")
+@click.option("--increment", default="1s", show_default=True,
+              help="Billing increment: 1s bills per second, 1m per started minute.")
+@click.option("--per-mb", "per_mb", default=None, help="Price of one MB of traffic (IP-layer bytes).")
+@click.option("--mb", "mb_unit", type=click.Choice(list(MB_UNITS)), default="MB", show_default=True,
+              help="MB = 10^6 bytes, MiB = 2^20 bytes.")
+@click.option("--direction", type=click.Choice(["download", "upload", "total"]), default="total",
+              show_default=True, help="Which traffic is billed.")
+@click.option("--band", "bands", multiple=True,
+              help="Time-of-day price from a local time on: HH:MM=TIME_PRICE[/TRAFFIC_PRICE] in the same "
+                   "units as the base prices. Repeat for several bands.")
+@click.option("--free-net", "free_networks", multiple=True, help="Network whose traffic is free (CIDR).")
+@click.option("--sim-use", "simultaneous_use", default=1, show_default=True, type=int,
+              help="Sessions one card may have at once.")
+@click.option("--rate-up", default=None, type=int, help="Upload limit, kbit/s.")
+@click.option("--rate-down", default=None, type=int, help="Download limit, kbit/s.")
+@pass_app
+def tariff_add(app: App, name: str, per_minute: str | None, per_hour: str | None, increment: str,
+               per_mb: str | None, mb_unit: str, direction: str, bands: tuple[str, ...],
+               free_networks: tuple[str, ...], simultaneous_use: int, rate_up: int | None,
+               rate_down: int | None) -> None:
+    """Add a tariff.
+
+    Example: hotspotctl tariff add standard --per-hour 1.20 --increment 1m --band 22:00=0.60 --band 07:00=1.20
+    """
+    if per_minute and per_hour:
+        raise click.UsageError("give --per-minute or --per-hour, not both")
+    with app.transaction() as session:
+        currency = app.currency(session)
+        time_price = parse_amount(currency, per_minute or per_hour or "0")
+        traffic_price = parse_amount(currency, per_mb or "0")
+        spec = svc.TariffSpec(
+            name=name,
+            time_price=time_price,
+            time_unit_seconds=3600 if per_hour else 60,
+            time_increment_seconds=int(parse_duration(increment).total_seconds()),
+            traffic_price=traffic_price,
+            traffic_unit_bytes=MB_UNITS[mb_unit],
+            traffic_direction=direction,
+            bands=tuple(sorted((parse_band(currency, b, traffic_price) for b in bands),
+                               key=lambda b: b.start_minute)),
+            free_networks=free_networks,
+            simultaneous_use=simultaneous_use,
+            rate_up_kbps=rate_up,
+            rate_down_kbps=rate_down,
+        )
+        tariff_id = svc.add_tariff(session, spec)
+    click.echo(f"tariff {name} added (id {tariff_id})")
+
+
+def _describe(currency: Currency, spec: svc.TariffSpec) -> dict[str, object]:
+    unit = "hour" if spec.time_unit_seconds == 3600 else f"{spec.time_unit_seconds} s"
+    if spec.time_unit_seconds == 60:
+        unit = "minute"
+    mb = "MiB" if spec.traffic_unit_bytes == 1_048_576 else "MB"
+    return {
+        "name": spec.name,
+        "time_price": f"{currency.format(spec.time_price)}/{unit}",
+        "increment_s": spec.time_increment_seconds,
+        "traffic_price": f"{currency.format(spec.traffic_price)}/{mb} {spec.traffic_direction}",
+        "bands": " ".join(
+            f"{b.start_minute // 60:02d}:{b.start_minute % 60:02d}={currency.format(b.time_price)}"
+            f"/{currency.format(b.traffic_price)}"
+            for b in spec.bands
+        ),
+        "free_networks": " ".join(spec.free_networks),
+        "sim_use": spec.simultaneous_use,
+        "rate_up_kbps": spec.rate_up_kbps,
+        "rate_down_kbps": spec.rate_down_kbps,
+    }
+
+
+@tariff.command("list")
+@format_option
+@pass_app
+def tariff_list(app: App, fmt: str) -> None:
+    """List tariffs with their prices.
+
+    Example: hotspotctl tariff list
+    """
+    with app.transaction() as session:
+        currency = app.currency(session)
+        rows = [{"id": t.id, **_describe(currency, t.spec)} for t in svc.list_tariffs(session)]
+    emit(rows, fmt)
+
+
+@tariff.command("show")
+@click.argument("name")
+@click.option("--balance", default=None, help="Also show what this balance buys now (default: 10 units).")
+@click.option("--timezone", default="UTC", show_default=True, help="Local time zone for the price bands.")
+@pass_app
+def tariff_show(app: App, name: str, balance: str | None, timezone: str) -> None:
+    """Show one tariff and what a balance buys if used from now on.
+
+    Example: hotspotctl tariff show standard --balance 5.00 --timezone Europe/Moscow
+    """
+    now = app.now()
+    with app.transaction() as session:
+        currency = app.currency(session)
+        stored = svc.get_tariff(session, name)
+        amount = parse_amount(currency, balance) if balance else 10 * 10**currency.exponent
+    for key, value in _describe(currency, stored.spec).items():
+        click.echo(f"{key:>15}: {'' if value is None else value}")
+    tz = ZoneInfo(timezone)
+    seconds = seconds_affordable(stored.tariff, tz, now, Meter(), amount, horizon=366 * 86400)
+    data = bytes_affordable(stored.tariff, tz, now, Meter(), amount)
+    click.echo(f"{currency.format(amount)} from now buys: "
+               f"{'unlimited time' if seconds >= 366 * 86400 else _duration(seconds)} online, "
+               f"{'unlimited' if data is None else f'{data:,} bytes'} of traffic")
+
+
+def _duration(seconds: int) -> str:
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return (f"{days}d " if days else "") + f"{hours:02d}:{minutes:02d}:{secs:02d}"

@@ -1,0 +1,341 @@
+"""Rating: what a session costs, exactly, in integer minor units.
+
+Prices
+    A ``Tariff`` has a time price (minor units per ``time_unit_seconds``, e.g. per minute or per hour)
+    and a traffic price (minor units per ``traffic_unit_bytes``, e.g. per MB = 10**6 or MiB = 2**20),
+    counted on one ``TrafficDirection`` (download = bytes sent *to* the guest, upload, or their total).
+    Optional time-of-day ``Band``s override both prices: a band applies from its local minute-of-day
+    ``start_minute`` until the next band's start (the last band runs to midnight); before the first
+    band's start the tariff's base prices apply. "Local" is the hotspot's time zone, passed in as a
+    ``tzinfo``; every instant in and out of this module is timezone-aware UTC.
+
+The meter
+    ``Meter`` is the cumulative rating state of one session: online seconds rated so far and two exact
+    cost numerators (cost * unit, so they stay integers). ``charged(meter, tariff)`` rounds each
+    numerator **up** to a whole minor unit. The debit for an accounting update is always
+    ``charged(new) - charged(old)``; because the meter is cumulative and rounding happens only on the
+    cumulative value, the total debited is the same however the updates split the usage (replays,
+    interim updates, a lost update followed by a bigger one), never negative, and exact.
+
+Time
+    Online time is cut into increments of ``time_increment_seconds`` counted from the session start:
+    increment k covers online seconds [k*inc, (k+1)*inc) and starts at wall time
+    ``session_start + k*inc``. An increment is charged in full as soon as it is started (s cumulative
+    seconds → ceil(s / inc) increments), at the band in force — hotspot local time — at the
+    increment's start. Its exact cost numerator is inc * price. Runs of increments inside one band are
+    rated arithmetically, so a days-long session at 1-second increments costs a few operations per
+    band change, not one per second.
+
+Traffic
+    ``advance_traffic`` prices a batch of billable bytes at the band in force at the instant given
+    (the end of the interval the bytes were counted in, typically).
+
+Rounding statement
+    Whole started increments are charged, rounded up to the minor unit at the cumulative level. So,
+    with one price in force, the total charged for a session never undercharges the exact per-second
+    price and exceeds it by at most one increment's price plus less than one minor unit. With bands,
+    each increment is charged at the price in force at its start: with 1-second increments, or with
+    increments that never straddle a band change (e.g. per-minute increments from a session start
+    on a whole minute), the same bound holds against the exact per-second price; otherwise an
+    increment straddling a band change is charged entirely at the earlier band's price.
+
+Inverse
+    ``seconds_affordable`` and ``bytes_affordable`` say what a balance still buys (Session-Timeout,
+    data caps, "time left" on the portal), using the same arithmetic, so "affordable" is exactly
+    "the debit would not exceed the balance".
+
+DST
+    The band at an instant comes from that instant's local minute-of-day. Band changes are found by
+    walking in UTC: the next local boundary is converted with the *current* UTC offset, and any
+    offset change before it (a DST transition) is found and cut at first. So a band starting inside a
+    skipped hour begins at the transition, and a repeated hour is rated by the wall clock each time.
+    Assumes a zone's UTC offset does not change twice within one day (true of every real zone).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
+from enum import StrEnum
+
+MINUTES_PER_DAY = 24 * 60
+_MICROSECOND = timedelta(microseconds=1)
+_MICROS_PER_SECOND = 1_000_000
+
+
+class TrafficDirection(StrEnum):
+    """Which bytes are billed; download means bytes sent to the guest's device."""
+
+    DOWNLOAD = "download"
+    UPLOAD = "upload"
+    TOTAL = "total"
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _require_int(value: object, name: str, minimum: int) -> None:
+    if not _is_int(value):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:  # type: ignore[operator]
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+
+
+def _require_aware(value: datetime, name: str) -> None:
+    if not isinstance(value, datetime):
+        raise ValueError(f"{name} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware (UTC), got naive {value.isoformat()}")
+
+
+def _ceil_div(numerator: int, denominator: int) -> int:
+    return -(-numerator // denominator)
+
+
+def _micros(delta: timedelta) -> int:
+    return delta // _MICROSECOND
+
+
+@dataclass(frozen=True)
+class Band:
+    """From local minute-of-day ``start_minute`` until the next band's start, these prices apply."""
+
+    start_minute: int
+    time_price: int
+    traffic_price: int
+
+
+@dataclass(frozen=True)
+class Tariff:
+    """Prices in minor units: time per ``time_unit_seconds``, traffic per ``traffic_unit_bytes``."""
+
+    time_price: int
+    time_unit_seconds: int
+    time_increment_seconds: int
+    traffic_price: int
+    traffic_unit_bytes: int
+    traffic_direction: TrafficDirection
+    bands: tuple[Band, ...] = ()
+
+    def __post_init__(self) -> None:
+        _require_int(self.time_price, "time_price", 0)
+        _require_int(self.time_unit_seconds, "time_unit_seconds", 1)
+        _require_int(self.time_increment_seconds, "time_increment_seconds", 1)
+        _require_int(self.traffic_price, "traffic_price", 0)
+        _require_int(self.traffic_unit_bytes, "traffic_unit_bytes", 1)
+        if not isinstance(self.traffic_direction, TrafficDirection):
+            raise ValueError(f"traffic_direction must be a TrafficDirection, got {self.traffic_direction!r}")
+        if not isinstance(self.bands, tuple):
+            raise ValueError("bands must be a tuple of Band")
+        previous = -1
+        for band in self.bands:
+            if not isinstance(band, Band):
+                raise ValueError(f"bands must be Band instances, got {band!r}")
+            _require_int(band.start_minute, "band start_minute", 0)
+            if band.start_minute >= MINUTES_PER_DAY:
+                raise ValueError(f"band start_minute must be 0..1439, got {band.start_minute}")
+            if band.start_minute <= previous:
+                raise ValueError("bands must be sorted by start_minute, each start only once")
+            _require_int(band.time_price, "band time_price", 0)
+            _require_int(band.traffic_price, "band traffic_price", 0)
+            previous = band.start_minute
+
+    @property
+    def time_is_free(self) -> bool:
+        """No time price anywhere in the day: time never costs money."""
+        return self.time_price == 0 and all(b.time_price == 0 for b in self.bands)
+
+
+@dataclass(frozen=True)
+class Meter:
+    """Cumulative rating state of one session (see the module docstring); never goes backwards."""
+
+    seconds: int = 0
+    time_cost_num: int = 0
+    traffic_cost_num: int = 0
+
+    def __post_init__(self) -> None:
+        _require_int(self.seconds, "seconds", 0)
+        _require_int(self.time_cost_num, "time_cost_num", 0)
+        _require_int(self.traffic_cost_num, "traffic_cost_num", 0)
+
+    def charged(self, tariff: Tariff) -> int:
+        """Total minor units this session has cost so far (see ``charged``)."""
+        return charged(self, tariff)
+
+
+def charged(meter: Meter, tariff: Tariff) -> int:
+    """Minor units charged so far: each exact cost rounded up, at the cumulative level only."""
+    return _ceil_div(meter.time_cost_num, tariff.time_unit_seconds) + _ceil_div(
+        meter.traffic_cost_num, tariff.traffic_unit_bytes
+    )
+
+
+def debit(old: Meter, new: Meter, tariff: Tariff) -> int:
+    """What an update costs: ``charged(new) - charged(old)`` (never negative for a meter moved forward)."""
+    return charged(new, tariff) - charged(old, tariff)
+
+
+def band_at(tariff: Tariff, tz: tzinfo, at: datetime) -> Band:
+    """The prices in force at instant ``at`` (local minute-of-day in ``tz``), as a Band."""
+    _require_aware(at, "at")
+    local = at.astimezone(tz)
+    return _band_for_minute(tariff, local.hour * 60 + local.minute)
+
+
+def _band_for_minute(tariff: Tariff, minute: int) -> Band:
+    starts = [band.start_minute for band in tariff.bands]
+    index = bisect_right(starts, minute) - 1
+    if index < 0:
+        return Band(0, tariff.time_price, tariff.traffic_price)
+    return tariff.bands[index]
+
+
+def next_band_change(tariff: Tariff, tz: tzinfo, at: datetime) -> datetime:
+    """An instant strictly after ``at`` up to which (exclusive) the band in force cannot change.
+
+    Usually the next band boundary; it may be a DST transition or a boundary where the price does not
+    actually change (midnight, equal neighbours) — cutting there is harmless.
+    """
+    _require_aware(at, "at")
+    local = at.astimezone(tz)
+    offset = local.utcoffset()
+    assert offset is not None
+    minute = local.hour * 60 + local.minute
+    boundaries = [band.start_minute for band in tariff.bands if band.start_minute > minute]
+    next_minute = boundaries[0] if boundaries else MINUTES_PER_DAY
+    local_midnight = local.replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
+    # Where the wall clock reaches the boundary if the UTC offset stays as it is now.
+    candidate = (local_midnight + timedelta(minutes=next_minute) - offset).replace(tzinfo=UTC)
+    if candidate.astimezone(tz).utcoffset() == offset:
+        return candidate
+    return _first_offset_change(tz, at, candidate, offset)
+
+
+def _first_offset_change(tz: tzinfo, start: datetime, end: datetime, offset: timedelta) -> datetime:
+    """First instant in (start, end] whose UTC offset differs from ``offset`` (it does at ``end``)."""
+    low, high = 0, _micros(end - start)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if (start + middle * _MICROSECOND).astimezone(tz).utcoffset() == offset:
+            low = middle
+        else:
+            high = middle
+    return (start + high * _MICROSECOND).astimezone(UTC)
+
+
+def _time_price_runs(
+    tariff: Tariff, tz: tzinfo, session_start: datetime, first: int, end: int
+) -> Iterator[tuple[int, int, int]]:
+    """Yield (k_from, k_to, time_price): runs of increments [k_from, k_to) starting in one band."""
+    if not tariff.bands:
+        if first < end:
+            yield first, end, tariff.time_price
+        return
+    increment = tariff.time_increment_seconds
+    increment_micros = increment * _MICROS_PER_SECOND
+    k = first
+    while k < end:
+        start = session_start + timedelta(seconds=k * increment)
+        price = band_at(tariff, tz, start).time_price
+        change = next_band_change(tariff, tz, start)
+        # Increments whose start instant lies before the change: k with k*inc < change - session_start.
+        k_next = min(end, _ceil_div(_micros(change - session_start), increment_micros))
+        yield k, k_next, price
+        k = k_next
+
+
+def advance_time(tariff: Tariff, tz: tzinfo, session_start: datetime, meter: Meter, seconds: int) -> Meter:
+    """The meter after ``seconds`` cumulative online seconds (never moves backwards)."""
+    _require_aware(session_start, "session_start")
+    _require_int(seconds, "seconds", 0)
+    if seconds <= meter.seconds:
+        return meter
+    increment = tariff.time_increment_seconds
+    first = _ceil_div(meter.seconds, increment)
+    end = _ceil_div(seconds, increment)
+    added = 0
+    for k_from, k_to, price in _time_price_runs(tariff, tz, session_start, first, end):
+        added += (k_to - k_from) * increment * price
+    return Meter(seconds, meter.time_cost_num + added, meter.traffic_cost_num)
+
+
+def billable_bytes(tariff: Tariff, download: int, upload: int) -> int:
+    """The bytes the tariff bills, out of what was downloaded (to the guest) and uploaded."""
+    _require_int(download, "download", 0)
+    _require_int(upload, "upload", 0)
+    if tariff.traffic_direction is TrafficDirection.DOWNLOAD:
+        return download
+    if tariff.traffic_direction is TrafficDirection.UPLOAD:
+        return upload
+    return download + upload
+
+
+def advance_traffic(tariff: Tariff, tz: tzinfo, at: datetime, meter: Meter, billable_bytes: int) -> Meter:
+    """The meter after ``billable_bytes`` more bytes, priced at the band in force at ``at``."""
+    _require_int(billable_bytes, "billable_bytes", 0)
+    price = band_at(tariff, tz, at).traffic_price
+    return Meter(meter.seconds, meter.time_cost_num, meter.traffic_cost_num + billable_bytes * price)
+
+
+def _budget_numerator(numerator: int, unit: int, balance: int) -> int:
+    """How much more numerator fits: ceil((n + x) / u) - ceil(n / u) <= balance  <=>  x <= this."""
+    return (_ceil_div(numerator, unit) + balance) * unit - numerator
+
+
+def seconds_affordable(  # noqa: PLR0917 - the argument order is the published API
+    tariff: Tariff, tz: tzinfo, session_start: datetime, meter: Meter, balance: int, horizon: int
+) -> int:
+    """Most additional online seconds whose time debit stays within ``balance``, capped at ``horizon``.
+
+    Counted from ``meter.seconds`` (wall time ``session_start + meter.seconds``). The rest of an
+    already started increment is paid, so it is included even with a zero balance; so are free bands.
+    A negative balance buys nothing: 0. ``horizon`` is returned when time is free or the balance lasts
+    at least that long (the caller's cap, e.g. a maximum Session-Timeout).
+    """
+    _require_aware(session_start, "session_start")
+    if not _is_int(balance):
+        raise ValueError(f"balance must be an integer count of minor units, got {balance!r}")
+    _require_int(horizon, "horizon", 0)
+    if balance < 0:
+        return 0
+    if tariff.time_is_free:
+        return horizon
+    increment = tariff.time_increment_seconds
+    started = _ceil_div(meter.seconds, increment)
+    paid_rest = started * increment - meter.seconds
+    if paid_rest >= horizon:
+        return horizon
+    end = _ceil_div(meter.seconds + horizon, increment)
+    budget = _budget_numerator(meter.time_cost_num, tariff.time_unit_seconds, balance)
+    affordable_end = end
+    for k_from, k_to, price in _time_price_runs(tariff, tz, session_start, started, end):
+        cost = increment * price
+        if cost == 0:
+            continue
+        count = k_to - k_from
+        whole = budget // cost
+        if whole < count:
+            affordable_end = k_from + whole
+            break
+        budget -= count * cost
+    return min(horizon, affordable_end * increment - meter.seconds)
+
+
+def bytes_affordable(tariff: Tariff, tz: tzinfo, at: datetime, meter: Meter, balance: int) -> int | None:
+    """Most additional billable bytes whose debit at ``at``'s band stays within ``balance``.
+
+    None when traffic is free at that band. May include bytes already paid for by the rounding up of
+    the traffic cost so far. A negative balance buys nothing: 0.
+    """
+    if not _is_int(balance):
+        raise ValueError(f"balance must be an integer count of minor units, got {balance!r}")
+    price = band_at(tariff, tz, at).traffic_price
+    if price == 0:
+        return None
+    if balance < 0:
+        return 0
+    return _budget_numerator(meter.traffic_cost_num, tariff.traffic_unit_bytes, balance) // price

@@ -1,0 +1,123 @@
+"""Queries about the installation, tariffs, hotspots and NAS."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Row, delete, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from rlm_hotspot.db import tables as t
+
+
+class DuplicateError(ValueError):
+    """A row with the same unique name/address already exists."""
+
+
+def installation(session: Session) -> Row | None:  # type: ignore[type-arg]
+    return session.execute(select(t.installation)).first()
+
+
+def insert_installation(session: Session, currency_code: str, exponent: int) -> None:
+    session.execute(insert(t.installation).values(currency_code=currency_code, currency_exponent=exponent))
+
+
+def _insert_unique(session: Session, table, what: str, label: str, **values: object) -> int:  # type: ignore[no-untyped-def]
+    """Insert inside a savepoint so a duplicate becomes a clear error and leaves the transaction usable."""
+    try:
+        with session.begin_nested():
+            return int(session.execute(insert(table).values(**values).returning(table.c.id)).scalar_one())
+    except IntegrityError as exc:
+        if "unique" in str(exc.orig).lower() or "duplicate" in str(exc.orig).lower():
+            raise DuplicateError(f"{what} {label!r} already exists") from None
+        raise
+
+
+def insert_tariff(
+    session: Session,
+    values: dict[str, object],
+    bands: Sequence[tuple[int, int, int]],
+    free_networks: Sequence[str],
+) -> int:
+    tariff_id = _insert_unique(session, t.tariffs, "tariff", str(values["name"]), **values)
+    for start_minute, time_price, traffic_price in bands:
+        session.execute(
+            insert(t.tariff_bands).values(
+                tariff_id=tariff_id, start_minute=start_minute, time_price=time_price, traffic_price=traffic_price
+            )
+        )
+    for network in free_networks:
+        session.execute(insert(t.tariff_free_networks).values(tariff_id=tariff_id, network=network))
+    return tariff_id
+
+
+def replace_bands(session: Session, tariff_id: int, bands: Sequence[tuple[int, int, int]]) -> None:
+    session.execute(delete(t.tariff_bands).where(t.tariff_bands.c.tariff_id == tariff_id))
+    for start_minute, time_price, traffic_price in bands:
+        session.execute(
+            insert(t.tariff_bands).values(
+                tariff_id=tariff_id, start_minute=start_minute, time_price=time_price, traffic_price=traffic_price
+            )
+        )
+
+
+def tariff_by_name(session: Session, name: str) -> Row | None:  # type: ignore[type-arg]
+    return session.execute(select(t.tariffs).where(t.tariffs.c.name == name)).first()
+
+
+def tariff_by_id(session: Session, tariff_id: int) -> Row | None:  # type: ignore[type-arg]
+    return session.execute(select(t.tariffs).where(t.tariffs.c.id == tariff_id)).first()
+
+
+def tariffs(session: Session) -> list[Row]:  # type: ignore[type-arg]
+    return list(session.execute(select(t.tariffs).order_by(t.tariffs.c.id)))
+
+
+def tariff_bands(session: Session, tariff_id: int) -> list[tuple[int, int, int]]:
+    rows = session.execute(
+        select(t.tariff_bands.c.start_minute, t.tariff_bands.c.time_price, t.tariff_bands.c.traffic_price)
+        .where(t.tariff_bands.c.tariff_id == tariff_id)
+        .order_by(t.tariff_bands.c.start_minute)
+    )
+    return [(r.start_minute, r.time_price, r.traffic_price) for r in rows]
+
+
+def tariff_free_networks(session: Session, tariff_id: int) -> list[str]:
+    rows = session.execute(
+        select(t.tariff_free_networks.c.network).where(t.tariff_free_networks.c.tariff_id == tariff_id)
+    )
+    return sorted(str(r.network) for r in rows)
+
+
+def insert_hotspot(session: Session, **values: object) -> int:
+    return _insert_unique(session, t.hotspots, "hotspot", str(values["name"]), **values)
+
+
+def hotspot_by_name(session: Session, name: str) -> Row | None:  # type: ignore[type-arg]
+    return session.execute(select(t.hotspots).where(t.hotspots.c.name == name)).first()
+
+
+def hotspot_by_id(session: Session, hotspot_id: int) -> Row | None:  # type: ignore[type-arg]
+    return session.execute(select(t.hotspots).where(t.hotspots.c.id == hotspot_id)).first()
+
+
+def hotspots(session: Session) -> list[Row]:  # type: ignore[type-arg]
+    query = select(t.hotspots, t.tariffs.c.name.label("tariff")).join(
+        t.tariffs, t.tariffs.c.id == t.hotspots.c.tariff_id
+    )
+    return list(session.execute(query.order_by(t.hotspots.c.id)))
+
+
+def insert_nas(session: Session, **values: object) -> int:
+    try:
+        return _insert_unique(session, t.nas, "NAS", str(values["name"]), **values)
+    except DuplicateError:
+        raise DuplicateError(
+            f"a NAS named {values['name']!r} or with address {values['ip_address']} already exists"
+        ) from None
+
+
+def nas_list(session: Session) -> list[Row]:  # type: ignore[type-arg]
+    query = select(t.nas, t.hotspots.c.name.label("hotspot")).join(t.hotspots, t.hotspots.c.id == t.nas.c.hotspot_id)
+    return list(session.execute(query.order_by(t.nas.c.id)))

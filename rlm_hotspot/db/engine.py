@@ -1,0 +1,30 @@
+"""The one way to get a database connection: an engine per process, bounded statements."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from rlm_hotspot.settings import Settings
+
+
+def make_engine(settings: Settings, *, pool_size: int = 5, application_name: str = "rlm_hotspot") -> Engine:
+    """Create the process's engine; every statement is bounded by the configured timeout."""
+    return create_engine(
+        make_url(settings.database_url),
+        pool_size=pool_size,
+        max_overflow=2,
+        pool_pre_ping=True,
+        connect_args={
+            "connect_timeout": settings.connect_timeout_s,
+            "application_name": application_name,
+            "options": f"-c statement_timeout={settings.statement_timeout_ms} -c timezone=UTC",
+        },
+    )
+    return engine
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for units of work; the entry point commits (services never do)."""
+    return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)

@@ -1,0 +1,195 @@
+"""SQLAlchemy Core mirror of the schema in ``sql/`` (the migrations are the truth; a DB test checks
+that every table and column declared here exists there)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import CIDR, INET
+
+metadata = MetaData()
+TS = DateTime(timezone=True)
+
+installation = Table(
+    "installation",
+    metadata,
+    Column("singleton", Boolean, primary_key=True),
+    Column("currency_code", Text, nullable=False),
+    Column("currency_exponent", SmallInteger, nullable=False),
+    Column("created_at", TS, nullable=False),
+)
+
+tariffs = Table(
+    "tariffs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("time_price", BigInteger, nullable=False),
+    Column("time_unit_seconds", Integer, nullable=False),
+    Column("time_increment_seconds", Integer, nullable=False),
+    Column("traffic_price", BigInteger, nullable=False),
+    Column("traffic_unit_bytes", BigInteger, nullable=False),
+    Column("traffic_direction", Text, nullable=False),
+    Column("simultaneous_use", Integer, nullable=False),
+    Column("rate_up_kbps", Integer),
+    Column("rate_down_kbps", Integer),
+    Column("created_at", TS, nullable=False),
+)
+
+tariff_bands = Table(
+    "tariff_bands",
+    metadata,
+    Column("tariff_id", Integer, ForeignKey("tariffs.id"), primary_key=True),
+    Column("start_minute", SmallInteger, primary_key=True),
+    Column("time_price", BigInteger, nullable=False),
+    Column("traffic_price", BigInteger, nullable=False),
+)
+
+tariff_free_networks = Table(
+    "tariff_free_networks",
+    metadata,
+    Column("tariff_id", Integer, ForeignKey("tariffs.id"), primary_key=True),
+    Column("network", CIDR, primary_key=True),
+)
+
+hotspots = Table(
+    "hotspots",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("timezone", Text, nullable=False),
+    Column("tariff_id", Integer, ForeignKey("tariffs.id"), nullable=False),
+    Column("mode", Text, nullable=False),
+    Column("traffic_meter", Text, nullable=False),
+    Column("interim_interval", Integer, nullable=False),
+    Column("idle_timeout", Integer),
+    Column("stale_grace", Integer, nullable=False),
+    Column("heartbeat", Text, nullable=False),
+    Column("heartbeat_timeout", Integer, nullable=False),
+    Column("max_session_seconds", Integer, nullable=False),
+    Column("portal_url", Text),
+    Column("created_at", TS, nullable=False),
+)
+
+nas = Table(
+    "nas",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("hotspot_id", Integer, ForeignKey("hotspots.id"), nullable=False),
+    Column("name", Text, nullable=False, unique=True),
+    Column("ip_address", INET, nullable=False, unique=True),
+    Column("secret", Text, nullable=False),
+    Column("coa_port", Integer, nullable=False),
+    Column("vendor", Text, nullable=False),
+    Column("created_at", TS, nullable=False),
+)
+
+card_batches = Table(
+    "card_batches",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("series", Integer, nullable=False, unique=True),
+    Column("name", Text),
+    Column("card_count", Integer, nullable=False),
+    Column("face_value", BigInteger, nullable=False),
+    Column("tariff_id", Integer, ForeignKey("tariffs.id")),
+    Column("hotspot_id", Integer, ForeignKey("hotspots.id")),
+    Column("valid_from", TS),
+    Column("use_before", TS),
+    Column("validity_seconds", BigInteger),
+    Column("expires_at", TS),
+    Column("pin_mode", Text, nullable=False),
+    Column("pin_alphabet", Text, nullable=False),
+    Column("pin_length", SmallInteger, nullable=False),
+    Column("created_at", TS, nullable=False),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("balance", BigInteger, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+cards = Table(
+    "cards",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("batch_id", Integer, ForeignKey("card_batches.id"), nullable=False),
+    Column("number", Text, nullable=False, unique=True),
+    Column("pin_secret", LargeBinary, nullable=False),
+    Column("pin_key_id", SmallInteger, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("blocked", Boolean, nullable=False),
+    Column("account_id", BigInteger, ForeignKey("accounts.id")),
+    Column("activated_at", TS),
+    Column("redeemed_at", TS),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("account_id", BigInteger, ForeignKey("accounts.id"), nullable=False),
+    Column("card_id", BigInteger, ForeignKey("cards.id"), nullable=False),
+    Column("hotspot_id", Integer, ForeignKey("hotspots.id"), nullable=False),
+    Column("tariff_id", Integer, ForeignKey("tariffs.id"), nullable=False),
+    Column("nas_id", Integer, ForeignKey("nas.id")),
+    Column("source", Text, nullable=False),
+    Column("acct_session_id", Text),
+    Column("auth_token", Text, unique=True),
+    Column("framed_ip", INET),
+    Column("calling_station_id", Text),
+    Column("started_at", TS, nullable=False),
+    Column("last_seen_at", TS, nullable=False),
+    Column("stopped_at", TS),
+    Column("terminate_cause", Text),
+    Column("seconds", BigInteger, nullable=False),
+    Column("input_octets", BigInteger, nullable=False),
+    Column("output_octets", BigInteger, nullable=False),
+    Column("time_cost_num", BigInteger, nullable=False),
+    Column("traffic_cost_num", BigInteger, nullable=False),
+    Column("charged", BigInteger, nullable=False),
+)
+
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("account_id", BigInteger, ForeignKey("accounts.id"), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("cause", Text, nullable=False),
+    Column("idempotency_key", Text, nullable=False, unique=True),
+    Column("card_id", BigInteger, ForeignKey("cards.id")),
+    Column("session_id", BigInteger, ForeignKey("sessions.id")),
+    Column("seconds", BigInteger),
+    Column("bytes", BigInteger),
+    Column("note", Text),
+    Column("created_at", TS, nullable=False),
+)
+
+login_attempts = Table(
+    "login_attempts",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("at", TS, nullable=False),
+    Column("card_number", Text, nullable=False),
+    Column("client", Text),
+    Column("hotspot_id", Integer, ForeignKey("hotspots.id")),
+    Column("source", Text, nullable=False),
+    Column("outcome", Text, nullable=False),
+    Column("cleared", Boolean, nullable=False),
+)

@@ -1,0 +1,340 @@
+"""Card use cases: generate a batch, activate on first use, top up, block and unblock."""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from rlm_hotspot.core.cardcode import (
+    DIGITS,
+    SAFE_ALPHABET,
+    CardNumberError,
+    generate_pins,
+    make_card_number,
+    normalise_card_number,
+    pin_entropy_bits,
+    random_serials,
+)
+from rlm_hotspot.core.decisions import Refusal
+from rlm_hotspot.core.validity import CardValidity, effective_deadline, validity_refusal
+from rlm_hotspot.db import cards as q
+from rlm_hotspot.db.catalog import hotspot_by_id
+from rlm_hotspot.db.ledger import create_account, post_entry
+from rlm_hotspot.pins import PinVault
+from rlm_hotspot.services.catalog import get_hotspot, get_tariff
+from rlm_hotspot.services.errors import CardRefused, NotFound, ServiceError
+
+PIN_ALPHABETS = {"safe": SAFE_ALPHABET, "digits": DIGITS}
+MAX_BATCH = 10_000_000
+MIN_PIN_BITS = 40
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """What an admin asks for when generating cards; money already in minor units."""
+
+    count: int
+    face_value: int
+    name: str | None = None
+    series: int | None = None
+    tariff: str | None = None
+    hotspot: str | None = None
+    valid_from: datetime | None = None
+    use_before: datetime | None = None
+    validity: timedelta | None = None
+    expires_at: datetime | None = None
+    pin_length: int = 10
+    pin_alphabet: str = "safe"
+    serial_width: int | None = None
+
+
+@dataclass(frozen=True)
+class GeneratedBatch:
+    batch_id: int
+    series: int
+    numbers: list[str]
+    pins: list[str]
+    pin_entropy_bits: float
+
+
+def pin_strength(alphabet_name: str, length: int) -> float:
+    return pin_entropy_bits(PIN_ALPHABETS[alphabet_name], length)
+
+
+def generate_batch(
+    session: Session,
+    vault: PinVault,
+    spec: BatchSpec,
+    now: datetime,
+    pin_mode: str,
+    progress: Callable[[int], None] | None = None,
+) -> GeneratedBatch:
+    """Create a batch of cards in the caller's transaction: all of them or (on any error) none."""
+    _check_batch_spec(spec)
+    tariff_id = get_tariff(session, spec.tariff).id if spec.tariff else None
+    hotspot_id = get_hotspot(session, spec.hotspot).id if spec.hotspot else None
+    series = spec.series if spec.series is not None else q.next_free_series(session)
+    if series is None:
+        raise ServiceError("every card series 0001-9999 is taken")
+    if q.series_in_use(session, series):
+        raise ServiceError(f"series {series:04d} is already used by another batch")
+    width = spec.serial_width or max(6, len(str(spec.count)) + 2)
+    if spec.count > 10**width // 100:
+        raise ServiceError(
+            f"{spec.count} cards need a serial width of at least {len(str(spec.count)) + 2} digits "
+            "(numbers stay sparse so a guessed number is almost never a card)"
+        )
+    alphabet = PIN_ALPHABETS[spec.pin_alphabet]
+    batch_id = q.insert_batch(
+        session,
+        series=series,
+        name=spec.name,
+        card_count=spec.count,
+        face_value=spec.face_value,
+        tariff_id=tariff_id,
+        hotspot_id=hotspot_id,
+        valid_from=spec.valid_from,
+        use_before=spec.use_before,
+        validity_seconds=int(spec.validity.total_seconds()) if spec.validity else None,
+        expires_at=spec.expires_at,
+        pin_mode=pin_mode,
+        pin_alphabet=spec.pin_alphabet,
+        pin_length=spec.pin_length,
+        created_at=now,
+    )
+    serials = random_serials(spec.count, width, secrets.token_bytes)
+    numbers = [make_card_number(series, serial, width) for serial in serials]
+    pins = generate_pins(spec.count, spec.pin_length, alphabet, secrets.token_bytes)
+    q.copy_cards(
+        session, batch_id, vault.current_key_id, numbers, vault.seal_many(numbers, pins, pin_mode), progress
+    )
+    return GeneratedBatch(batch_id, series, numbers, pins, pin_entropy_bits(alphabet, spec.pin_length))
+
+
+def _check_batch_spec(spec: BatchSpec) -> None:
+    if not 1 <= spec.count <= MAX_BATCH:
+        raise ServiceError(f"card count must be between 1 and {MAX_BATCH}")
+    if spec.face_value <= 0:
+        raise ServiceError("the face value must be positive")
+    if spec.series is not None and not 0 <= spec.series <= 9999:
+        raise ServiceError("the series is a number from 0 to 9999")
+    if spec.pin_alphabet not in PIN_ALPHABETS:
+        raise ServiceError(f"PIN alphabet must be one of {', '.join(PIN_ALPHABETS)}")
+    if not 4 <= spec.pin_length <= 32:
+        raise ServiceError("the PIN length must be between 4 and 32")
+    if spec.serial_width is not None and not 4 <= spec.serial_width <= 14:
+        raise ServiceError("the serial width must be between 4 and 14 digits")
+    if spec.validity is not None and spec.validity.total_seconds() <= 0:
+        raise ServiceError("the validity period must be positive")
+    for label, earlier, later in (
+        ("valid-from", spec.valid_from, spec.use_before),
+        ("valid-from", spec.valid_from, spec.expires_at),
+    ):
+        if earlier and later and earlier >= later:
+            raise ServiceError(f"{label} must come before the use-before and expiry dates")
+
+
+def validity_of(card: q.CardRecord) -> CardValidity:
+    return CardValidity(
+        valid_from=card.valid_from,
+        use_before=card.use_before,
+        validity_seconds=card.validity_seconds,
+        expires_at=card.expires_at,
+    )
+
+
+def deadline_of(card: q.CardRecord, now: datetime) -> datetime | None:
+    return effective_deadline(validity_of(card), card.activated_at, now)
+
+
+def find_card(session: Session, text: str, *, lock: bool = False) -> q.CardRecord:
+    """Look a card up by what a person typed; a typo is caught by the check digit before any query."""
+    try:
+        number = normalise_card_number(text)
+    except CardNumberError as exc:
+        raise CardRefused(Refusal.BAD_CARD_NUMBER, str(exc)) from None
+    card = q.card_by_number(session, number, lock=lock)
+    if card is None:
+        raise CardRefused(Refusal.UNKNOWN_CARD)
+    return card
+
+
+def usable_refusal(card: q.CardRecord, now: datetime) -> Refusal | None:
+    """Why a card cannot be used right now (ignoring PIN and sessions), or None."""
+    if card.status == "redeemed":
+        return Refusal.REDEEMED
+    if card.blocked:
+        return Refusal.BLOCKED
+    refusal = validity_refusal(validity_of(card), card.activated_at, now)
+    if refusal is not None:
+        return refusal
+    if card.status == "active" and (card.balance or 0) <= 0:
+        return Refusal.EXHAUSTED
+    return None
+
+
+def activate(session: Session, card: q.CardRecord, now: datetime) -> int:
+    """First use: open the card's account and load its face value through the ledger.
+
+    The caller holds the card row lock (`find_card(lock=True)`), so two first logins cannot both
+    activate; the idempotency key makes a retry harmless anyway. Returns the account id.
+    """
+    if card.status == "active" and card.account_id is not None:
+        return card.account_id
+    if card.status != "new":
+        raise CardRefused(Refusal.REDEEMED)
+    account_id = create_account(session, now)
+    post_entry(
+        session,
+        account_id=account_id,
+        amount=card.face_value,
+        cause="card_load",
+        key=f"card_load:{card.id}",
+        now=now,
+        card_id=card.id,
+        note=f"card {card.number} activated",
+    )
+    q.set_active(session, card.id, account_id, now)
+    return account_id
+
+
+@dataclass(frozen=True)
+class TopUp:
+    target_number: str
+    source_number: str
+    amount: int
+    balance: int
+
+
+def top_up(session: Session, vault: PinVault, target: str, source: str, source_pin: str, now: datetime) -> TopUp:
+    """Move the value of card `source` onto the account of card `target`; `source` becomes redeemed.
+
+    Both card rows are locked in id order, the source's state is checked under the lock and the ledger
+    keys are unique per source card, so two concurrent redemptions of one card move its value once.
+    """
+    target_number, source_number = _normalised(target), _normalised(source)
+    if target_number == source_number:
+        raise ServiceError("a card cannot top itself up")
+    locked = q.lock_cards(session, [target_number, source_number])
+    target_card, source_card = locked.get(target_number), locked.get(source_number)
+    if target_card is None or source_card is None:
+        raise CardRefused(Refusal.UNKNOWN_CARD)
+    if not vault.verify(source_card.number, source_pin, source_card.pin_key_id, source_card.pin_secret):
+        raise CardRefused(Refusal.WRONG_PIN, "Wrong PIN for the top-up card.")
+    refusal = usable_refusal(source_card, now)
+    if refusal is not None:
+        raise CardRefused(refusal, f"Top-up card: {refusal.message}")
+    target_refusal = usable_refusal(target_card, now)
+    if target_refusal not in (None, Refusal.EXHAUSTED):
+        raise CardRefused(target_refusal)
+    if source_card.hotspot_id is not None and target_card.hotspot_id != source_card.hotspot_id:
+        raise CardRefused(Refusal.WRONG_HOTSPOT, "The top-up card belongs to another hotspot.")
+    account_id = activate(session, target_card, now)
+    if source_card.status == "new":
+        amount = source_card.face_value
+    else:
+        amount = source_card.balance or 0
+        post_entry(
+            session,
+            account_id=source_card.account_id,  # type: ignore[arg-type]
+            amount=-amount,
+            cause="topup",
+            key=f"topup_out:{source_card.id}",
+            now=now,
+            card_id=source_card.id,
+            note=f"value moved to card {target_card.number}",
+        )
+    balance = post_entry(
+        session,
+        account_id=account_id,
+        amount=amount,
+        cause="topup",
+        key=f"topup_in:{source_card.id}",
+        now=now,
+        card_id=source_card.id,
+        note=f"top-up from card {source_card.number}",
+    )
+    if balance is None:
+        raise CardRefused(Refusal.REDEEMED)
+    q.set_redeemed(session, source_card.id, account_id, now)
+    return TopUp(target_card.number, source_card.number, amount, balance)
+
+
+def _normalised(text: str) -> str:
+    try:
+        return normalise_card_number(text)
+    except CardNumberError as exc:
+        raise CardRefused(Refusal.BAD_CARD_NUMBER, str(exc)) from None
+
+
+def set_blocked(session: Session, *, blocked: bool, number: str | None = None, batch_id: int | None = None) -> int:
+    """Block or unblock one card or a whole batch (one statement, any size); returns cards changed."""
+    if (number is None) == (batch_id is None):
+        raise ServiceError("name exactly one card number or one batch")
+    if number is not None:
+        card = find_card(session, number)
+        return q.set_blocked(session, blocked=blocked, number=card.number)
+    if not q.batch_exists(session, batch_id):  # type: ignore[arg-type]
+        raise NotFound(f"no batch {batch_id}")
+    return q.set_blocked(session, blocked=blocked, batch_id=batch_id)
+
+
+def reveal_pins(vault: PinVault, cards: list[q.CardRecord]) -> list[str | None]:
+    """Cleartext PINs for printing an encrypted batch (None for hashed cards)."""
+    return [vault.reveal(c.number, c.pin_key_id, c.pin_secret) for c in cards]
+
+
+@dataclass(frozen=True)
+class BatchExport:
+    """A batch ready to print: numbers with cleartext PINs and what the card face shows."""
+
+    batch_id: int
+    series: int
+    name: str | None
+    face_value: int
+    hotspot: str | None
+    timezone: str
+    portal_url: str | None
+    use_before: datetime | None
+    validity: timedelta | None
+    expires_at: datetime | None
+    cards: list[tuple[str, str | None]]
+
+
+def export_batch(session: Session, vault: PinVault, batch_id: int) -> BatchExport:
+    """Decrypt a batch's PINs for printing; refused for hashed batches (their PINs are gone)."""
+    batch_cards = q.cards_of_batch(session, batch_id)
+    if not batch_cards:
+        raise NotFound(f"no batch {batch_id}")
+    pins = reveal_pins(vault, batch_cards)
+    if any(pin is None for pin in pins):
+        raise ServiceError(f"batch {batch_id} has hashed PINs: they could only be saved when it was generated")
+    first = batch_cards[0]
+    batch = q.batch_by_id(session, batch_id)
+    hotspot = hotspot_by_id(session, first.hotspot_id) if first.hotspot_id is not None else None
+    return BatchExport(
+        batch_id=batch_id,
+        series=first.series,
+        name=batch.name,
+        face_value=first.face_value,
+        hotspot=hotspot.name if hotspot else None,
+        timezone=hotspot.timezone if hotspot else "UTC",
+        portal_url=hotspot.portal_url if hotspot else None,
+        use_before=first.use_before,
+        validity=timedelta(seconds=first.validity_seconds) if first.validity_seconds else None,
+        expires_at=first.expires_at,
+        cards=[(c.number, pin) for c, pin in zip(batch_cards, pins, strict=True)],
+    )
+
+
+def list_cards(session: Session, *, batch_id: int | None, state: str | None, limit: int) -> list[dict[str, object]]:
+    return q.admin_cards(session, batch_id=batch_id, state=state, limit=limit)
+
+
+def needs_stronger_pin(bits: float) -> bool:
+    return math.floor(bits) < MIN_PIN_BITS

@@ -1,0 +1,236 @@
+"""Use cases for the installation, tariffs, hotspots and NAS (admin side)."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy.orm import Session
+
+from rlm_hotspot.core.money import Currency
+from rlm_hotspot.core.networks import parse_networks
+from rlm_hotspot.core.tariff import Band, Tariff, TrafficDirection
+from rlm_hotspot.db import catalog as q
+from rlm_hotspot.services.errors import NotFound, ServiceError
+
+NAS_VENDORS = ("mikrotik", "chilli", "wispr", "generic")
+
+
+def init_installation(session: Session, currency_code: str, exponent: int) -> Currency:
+    """Fix the installation's currency once; a second call with another currency is refused."""
+    code = currency_code.strip().upper()
+    if len(code) != 3 or not code.isalpha():
+        raise ServiceError(f"bad currency code {currency_code!r}: use three letters, e.g. EUR")
+    if not 0 <= exponent <= 4:
+        raise ServiceError("currency decimals must be between 0 and 4")
+    existing = q.installation(session)
+    if existing is None:
+        q.insert_installation(session, code, exponent)
+        return Currency(code, exponent)
+    if (existing.currency_code, existing.currency_exponent) != (code, exponent):
+        raise ServiceError(
+            f"the installation already uses {existing.currency_code} with {existing.currency_exponent} "
+            "decimals; the currency cannot change once set"
+        )
+    return Currency(code, exponent)
+
+
+def currency(session: Session) -> Currency:
+    row = q.installation(session)
+    if row is None:
+        raise ServiceError("the database is not initialised: run `hotspotctl db init` first")
+    return Currency(row.currency_code, row.currency_exponent)
+
+
+@dataclass(frozen=True)
+class TariffSpec:
+    """A tariff as an admin describes it; prices already in minor units."""
+
+    name: str
+    time_price: int = 0
+    time_unit_seconds: int = 60
+    time_increment_seconds: int = 1
+    traffic_price: int = 0
+    traffic_unit_bytes: int = 1_000_000
+    traffic_direction: str = "total"
+    bands: tuple[Band, ...] = ()
+    free_networks: tuple[str, ...] = ()
+    simultaneous_use: int = 1
+    rate_up_kbps: int | None = None
+    rate_down_kbps: int | None = None
+
+
+def add_tariff(session: Session, spec: TariffSpec) -> int:
+    if not spec.name.strip():
+        raise ServiceError("a tariff needs a name")
+    if spec.time_price == 0 and spec.traffic_price == 0 and not any(
+        b.time_price or b.traffic_price for b in spec.bands
+    ):
+        raise ServiceError("a tariff must price time, traffic or both (all prices are zero)")
+    if spec.simultaneous_use < 1:
+        raise ServiceError("simultaneous use must be at least 1")
+    try:
+        core_tariff(spec)  # the core validates units, increments and bands
+        networks = [str(n) for n in parse_networks(spec.free_networks)]
+    except ValueError as exc:
+        raise ServiceError(str(exc)) from None
+    values = {
+        "name": spec.name.strip(),
+        "time_price": spec.time_price,
+        "time_unit_seconds": spec.time_unit_seconds,
+        "time_increment_seconds": spec.time_increment_seconds,
+        "traffic_price": spec.traffic_price,
+        "traffic_unit_bytes": spec.traffic_unit_bytes,
+        "traffic_direction": spec.traffic_direction,
+        "simultaneous_use": spec.simultaneous_use,
+        "rate_up_kbps": spec.rate_up_kbps,
+        "rate_down_kbps": spec.rate_down_kbps,
+    }
+    bands = [(b.start_minute, b.time_price, b.traffic_price) for b in spec.bands]
+    try:
+        return q.insert_tariff(session, values, bands, networks)
+    except q.DuplicateError as exc:
+        raise ServiceError(str(exc)) from None
+
+
+def core_tariff(spec: TariffSpec) -> Tariff:
+    """The pure-core tariff used for rating."""
+    if spec.traffic_direction not in {d.value for d in TrafficDirection}:
+        raise ValueError(f"traffic direction must be download, upload or total, not {spec.traffic_direction!r}")
+    return Tariff(
+        time_price=spec.time_price,
+        time_unit_seconds=spec.time_unit_seconds,
+        time_increment_seconds=spec.time_increment_seconds,
+        traffic_price=spec.traffic_price,
+        traffic_unit_bytes=spec.traffic_unit_bytes,
+        traffic_direction=TrafficDirection(spec.traffic_direction),
+        bands=tuple(spec.bands),
+    )
+
+
+@dataclass(frozen=True)
+class StoredTariff:
+    id: int
+    spec: TariffSpec
+    tariff: Tariff = field(repr=False)
+
+
+def get_tariff(session: Session, name_or_id: str | int) -> StoredTariff:
+    row = q.tariff_by_id(session, name_or_id) if isinstance(name_or_id, int) else q.tariff_by_name(
+        session, name_or_id
+    )
+    if row is None:
+        raise NotFound(f"no tariff {name_or_id!r}")
+    spec = TariffSpec(
+        name=row.name,
+        time_price=row.time_price,
+        time_unit_seconds=row.time_unit_seconds,
+        time_increment_seconds=row.time_increment_seconds,
+        traffic_price=row.traffic_price,
+        traffic_unit_bytes=row.traffic_unit_bytes,
+        traffic_direction=row.traffic_direction,
+        bands=tuple(Band(*b) for b in q.tariff_bands(session, row.id)),
+        free_networks=tuple(q.tariff_free_networks(session, row.id)),
+        simultaneous_use=row.simultaneous_use,
+        rate_up_kbps=row.rate_up_kbps,
+        rate_down_kbps=row.rate_down_kbps,
+    )
+    return StoredTariff(row.id, spec, core_tariff(spec))
+
+
+def list_tariffs(session: Session) -> list[StoredTariff]:
+    return [get_tariff(session, row.id) for row in q.tariffs(session)]
+
+
+@dataclass(frozen=True)
+class HotspotSpec:
+    name: str
+    timezone: str
+    tariff: str
+    mode: str = "radius"
+    traffic_meter: str = "radius"
+    interim_interval: int = 300
+    idle_timeout: int | None = None
+    heartbeat: str = "on"
+    heartbeat_timeout: int = 90
+    portal_url: str | None = None
+
+
+def add_hotspot(session: Session, spec: HotspotSpec) -> int:
+    if not spec.name.strip():
+        raise ServiceError("a hotspot needs a name")
+    try:
+        ZoneInfo(spec.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ServiceError(f"unknown time zone {spec.timezone!r}: use an IANA name like Europe/Moscow") from None
+    if spec.mode not in ("radius", "standalone"):
+        raise ServiceError("mode must be radius or standalone")
+    if spec.traffic_meter not in ("radius", "netflow"):
+        raise ServiceError("traffic meter must be radius or netflow")
+    if spec.mode == "standalone" and spec.traffic_meter == "radius":
+        raise ServiceError("a standalone hotspot has no RADIUS accounting: meter its traffic with netflow")
+    if spec.interim_interval < 60:
+        raise ServiceError("the interim interval must be at least 60 s (RFC 2869)")
+    if spec.heartbeat not in ("on", "off", "grace"):
+        raise ServiceError("heartbeat must be on, off or grace")
+    tariff = get_tariff(session, spec.tariff)
+    try:
+        return q.insert_hotspot(
+            session,
+            name=spec.name.strip(),
+            timezone=spec.timezone,
+            tariff_id=tariff.id,
+            mode=spec.mode,
+            traffic_meter=spec.traffic_meter,
+            interim_interval=spec.interim_interval,
+            idle_timeout=spec.idle_timeout,
+            heartbeat=spec.heartbeat,
+            heartbeat_timeout=spec.heartbeat_timeout,
+            portal_url=spec.portal_url,
+        )
+    except q.DuplicateError as exc:
+        raise ServiceError(str(exc)) from None
+
+
+def get_hotspot(session: Session, name: str):  # type: ignore[no-untyped-def]
+    row = q.hotspot_by_name(session, name)
+    if row is None:
+        raise NotFound(f"no hotspot {name!r}")
+    return row
+
+
+def list_hotspots(session: Session):  # type: ignore[no-untyped-def]
+    return q.hotspots(session)
+
+
+def add_nas(
+    session: Session, *, name: str, hotspot: str, ip_address: str, secret: str, coa_port: int, vendor: str
+) -> int:
+    try:
+        address = ipaddress.ip_address(ip_address)
+    except ValueError:
+        raise ServiceError(f"bad NAS address {ip_address!r}: give an IPv4 or IPv6 address") from None
+    if vendor not in NAS_VENDORS:
+        raise ServiceError(f"vendor must be one of {', '.join(NAS_VENDORS)}")
+    if not secret:
+        raise ServiceError("a NAS needs a RADIUS secret")
+    if not 1 <= coa_port <= 65535:
+        raise ServiceError("the CoA port must be between 1 and 65535")
+    hotspot_row = get_hotspot(session, hotspot)
+    try:
+        return q.insert_nas(
+            session,
+            name=name,
+            hotspot_id=hotspot_row.id,
+            ip_address=str(address),
+            secret=secret,
+            coa_port=coa_port,
+            vendor=vendor,
+        )
+    except q.DuplicateError as exc:
+        raise ServiceError(str(exc)) from None
+
+
+def list_nas(session: Session):  # type: ignore[no-untyped-def]
+    return q.nas_list(session)

@@ -1,0 +1,104 @@
+"""Settings shared by every entry point: one TOML file plus environment overrides.
+
+The file is named by ``--config``, else ``$HOTSPOT_CONFIG``, else ``/etc/rlm-hotspot/hotspot.toml``
+when present; every value can be overridden by an environment variable (``HOTSPOT_DATABASE_URL``,
+``HOTSPOT_PIN_KEY_FILE``, ``HOTSPOT_PIN_MODE``, ``HOTSPOT_STATEMENT_TIMEOUT_MS``), so that tests, the
+demo and systemd units need no file edits.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+DEFAULT_CONFIG_PATH = Path("/etc/rlm-hotspot/hotspot.toml")
+PIN_MODES = ("encrypted", "hashed")
+
+
+class SettingsError(ValueError):
+    """The configuration cannot be used; the message says which value and why."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    pin_key_file: Path
+    pin_mode: str = "encrypted"
+    statement_timeout_ms: int = 3000
+    connect_timeout_s: int = 3
+    portal_url: str = "http://portal.hotspot.local/"
+
+    def __post_init__(self) -> None:
+        if self.pin_mode not in PIN_MODES:
+            raise SettingsError(f"pins.mode must be one of {', '.join(PIN_MODES)}, not {self.pin_mode!r}")
+        if self.statement_timeout_ms <= 0 or self.connect_timeout_s <= 0:
+            raise SettingsError("database timeouts must be positive")
+
+
+_ENV = {
+    "HOTSPOT_DATABASE_URL": ("database_url", str),
+    "HOTSPOT_PIN_KEY_FILE": ("pin_key_file", Path),
+    "HOTSPOT_PIN_MODE": ("pin_mode", str),
+    "HOTSPOT_STATEMENT_TIMEOUT_MS": ("statement_timeout_ms", int),
+    "HOTSPOT_PORTAL_URL": ("portal_url", str),
+}
+
+
+def load_settings(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Read the settings file (if any) and apply environment overrides."""
+    env = os.environ if environ is None else environ
+    chosen = Path(path) if path else (Path(env["HOTSPOT_CONFIG"]) if env.get("HOTSPOT_CONFIG") else None)
+    data: dict[str, object] = {}
+    if chosen is None and DEFAULT_CONFIG_PATH.exists():
+        chosen = DEFAULT_CONFIG_PATH
+    if chosen is not None:
+        data = _read_file(chosen)
+    for var, (field, kind) in _ENV.items():
+        if env.get(var):
+            try:
+                data[field] = kind(env[var])
+            except ValueError as exc:
+                raise SettingsError(f"{var}: {exc}") from exc
+    if "database_url" not in data:
+        raise SettingsError(
+            "no database configured: set database.url in the settings file or HOTSPOT_DATABASE_URL"
+        )
+    if "pin_key_file" not in data:
+        raise SettingsError("no PIN key file configured: set pins.key_file or HOTSPOT_PIN_KEY_FILE")
+    return Settings(**data)  # type: ignore[arg-type]
+
+
+def _read_file(path: Path) -> dict[str, object]:
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise SettingsError(f"settings file {path} not found") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"settings file {path} is not valid TOML: {exc}") from exc
+    database = raw.get("database", {})
+    pins = raw.get("pins", {})
+    portal = raw.get("portal", {})
+    data: dict[str, object] = {}
+    for section, key, field, kind in (
+        (database, "url", "database_url", str),
+        (database, "statement_timeout_ms", "statement_timeout_ms", int),
+        (database, "connect_timeout_s", "connect_timeout_s", int),
+        (pins, "key_file", "pin_key_file", Path),
+        (pins, "mode", "pin_mode", str),
+        (portal, "url", "portal_url", str),
+    ):
+        if key in section:
+            value = section[key]
+            if kind is int and not isinstance(value, int):
+                raise SettingsError(f"{path}: {key} must be an integer")
+            data[field] = kind(value)
+    if "pin_key_file" in data and not Path(str(data["pin_key_file"])).is_absolute():
+        data["pin_key_file"] = (path.parent / str(data["pin_key_file"])).resolve()
+    return data
+
+
+def with_overrides(settings: Settings, **changes: object) -> Settings:
+    """A copy with some values replaced (tests, the demo)."""
+    return replace(settings, **changes)  # type: ignore[arg-type]

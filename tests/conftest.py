@@ -1,0 +1,101 @@
+"""Shared fixtures: a private PostgreSQL cluster started by the test run itself.
+
+The cluster lives in a fresh temporary directory with its own unix socket, so the suite never touches a
+server that happens to run on the machine (not even `make demo`'s), and it is destroyed at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session
+
+from rlm_hotspot.db import migrate
+from rlm_hotspot.devcluster import PrivateCluster
+from rlm_hotspot.pins import PinVault, create_key_file
+from rlm_hotspot.settings import Settings
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PrivateCluster]:
+    root = Path(tempfile.mkdtemp(prefix="hotspot-pg-"))
+    root.chmod(0o755)  # the postgres system user must reach its data directory
+    cluster = PrivateCluster(root / "data", port=50000 + os.getpid() % 10000)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def database_url(pg_cluster: PrivateCluster) -> str:
+    pg_cluster.create_database("hotspot_test")
+    url = pg_cluster.url("hotspot_test")
+    engine = create_engine(url)
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO installation (currency_code, currency_exponent) VALUES ('EUR', 2)"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = create_engine(database_url, pool_size=5)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("keys") / "pin.keys"
+    create_key_file(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def vault(key_file: Path) -> PinVault:
+    return PinVault.from_file(key_file)
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, key_file: Path) -> Settings:
+    return Settings(database_url=database_url, pin_key_file=key_file)
+
+
+@pytest.fixture
+def db(engine: Engine) -> Iterator[Session]:
+    """A session inside a transaction that is rolled back after the test (services may use savepoints)."""
+    with engine.connect() as connection:
+        outer = connection.begin()
+        session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+        try:
+            yield session
+        finally:
+            session.close()
+            outer.rollback()
+
+
+TABLES_TO_EMPTY = (
+    "login_attempts, ledger, sessions, cards, accounts, card_batches, nas, hotspots, "
+    "tariff_free_networks, tariff_bands, tariffs"
+)
+
+
+@pytest.fixture
+def committed(engine: Engine) -> Iterator[Engine]:
+    """For tests whose code commits (CLI, races): every table is emptied afterwards."""
+    yield engine
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {TABLES_TO_EMPTY} RESTART IDENTITY CASCADE"))
