@@ -51,8 +51,8 @@ class PinVault:
         except PermissionError as exc:
             raise PinKeyError(f"PIN key file {path} is not readable by this user") from exc
         keys: dict[int, bytes] = {}
-        for lineno, line in enumerate(text.splitlines(), 1):
-            line = line.strip()
+        for lineno, raw_line in enumerate(text.splitlines(), 1):
+            line = raw_line.strip()
             if not line or line.startswith("#"):
                 continue
             try:

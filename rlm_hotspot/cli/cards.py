@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import sys
 from datetime import UTC, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -82,7 +83,7 @@ def cards_generate(app: App, count: int, face_value: str, name: str | None, seri
             pin_length=pin_length,
             pin_alphabet=pin_alphabet,
         )
-        with click.progressbar(length=count, label="generating", file=click.get_text_stream("stderr")) as bar:
+        with click.progressbar(length=count, label="generating", file=sys.stderr) as bar:
             batch = svc.generate_batch(session, app.vault, spec, now, app.settings.pin_mode, bar.update)
         if output:
             rows = [(number, pin) for number, pin in zip(batch.numbers, batch.pins, strict=True)]

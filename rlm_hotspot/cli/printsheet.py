@@ -50,6 +50,7 @@ LEFT_W = CARD_W - 2 * PAD - QR_SIZE + 1 * mm  # text column left of the QR code
 PANEL_Y, PANEL_H = 34.0, 44.0  # PIN panel (~50 x 15.5 mm, fits common scratch labels)
 TOP = CARD_H - PAD
 FACE_W = 34 * mm  # room reserved top-right for the face value
+MAX_NUMBER_DIGITS, MAX_PIN_CHARS = 20, 16  # longest that fit legibly; these are never truncated
 
 GREY = Color(0.38, 0.38, 0.38)
 LIGHT = Color(0.72, 0.72, 0.72)
@@ -94,8 +95,13 @@ def render_scratch_sheet(cards: Sequence[PrintableCard], *, title: str, portal_u
         raise ValueError("no cards to print")
     for card in cards:
         qr_payload(portal_url, card.number)  # validates number and URL before any drawing
-        if not card.pin or not all(ch.isascii() and ch.isprintable() and not ch.isspace() for ch in card.pin):
-            raise ValueError(f"PIN of card {card.number} must be printable ASCII without spaces")
+        if len(card.number) > MAX_NUMBER_DIGITS:
+            raise ValueError(f"card number {card.number} longer than {MAX_NUMBER_DIGITS} digits")
+        pin_ok = all(ch.isascii() and ch.isprintable() and not ch.isspace() for ch in card.pin)
+        if not (pin_ok and 0 < len(card.pin) <= MAX_PIN_CHARS):
+            raise ValueError(
+                f"PIN of card {card.number} must be 1-{MAX_PIN_CHARS} printable ASCII, no spaces"
+            )
     buf = BytesIO()
     c = Canvas(buf, pagesize=A4, pageCompression=1, invariant=1)
     c.setTitle(title)  # metadata is Unicode, no font needed
@@ -164,7 +170,7 @@ def _define_forms(c: Canvas, title: str) -> None:
 
 def _draw_card(c: Canvas, card: PrintableCard, qr: tuple[int, int]) -> None:
     """Draw the per-card variable parts, in card-local coordinates."""
-    _text(c, CARD_W - PAD, TOP - 15, card.face_value, 20, width=FACE_W, bold=True, align="right")
+    _text(c, CARD_W - PAD, TOP - 15, card.face_value, 20, width=FACE_W, bold=True, align="right", shrink=0.3)
     if card.hotspot:
         _text(c, PAD, TOP - 18.5, card.hotspot, 7.5, width=CARD_W - 2 * PAD - FACE_W, color=GREY)
     _text(c, PAD, 93, _group(card.number), 12.5, width=LEFT_W, font="Courier-Bold")
@@ -276,11 +282,12 @@ def _text(
     align: str = "left",
     color: Color = black,
     font: str | None = None,
+    shrink: float = 0.7,
 ) -> None:
     """Draw one line of text, picking a font that can encode it and shrinking it to fit."""
     if font is None:
         font, text = _font_for(text, bold, str(DEJAVU_DIR))
-    text, size = _fit(text, font, size, width)
+    text, size = _fit(text, font, size, width, max(5.0, shrink * size))
     c.setFillColor(color)
     c.setFont(font, size)
     draw = {"left": c.drawString, "right": c.drawRightString, "center": c.drawCentredString}[align]
@@ -314,7 +321,7 @@ def _unicode_fonts(font_dir: str) -> tuple[str, str] | None:
 
 
 @functools.lru_cache(maxsize=4096)
-def _fit(text: str, font: str, size: float, max_width: float, min_size: float = 5.0) -> tuple[str, float]:
+def _fit(text: str, font: str, size: float, max_width: float, min_size: float) -> tuple[str, float]:
     """Shrink the font down to ``min_size``, then truncate with an ellipsis."""
     while size > min_size and pdfmetrics.stringWidth(text, font, size) > max_width:
         size -= 0.5

@@ -33,7 +33,8 @@ def _report_command(kind: str, summary: str):  # type: ignore[no-untyped-def]
                 row[column] = currency.format(int(row[column] or 0))  # type: ignore[call-overload]
         emit(rows, fmt)
 
-    command.__doc__ = f"{summary}\n\n    Example: hotspotctl report {kind} --by hotspot --from 2026-11-01 --to 2026-11-30"
+    example = f"hotspotctl report {kind} --by hotspot --from 2026-11-01 --to 2026-11-30"
+    command.__doc__ = f"{summary}\n\n    Example: {example}"
     return report.command(kind)(command)
 
 

@@ -1,0 +1,1 @@
+"""Pure billing rules: money, rating, card codes, validity, refusals (stdlib only, no clock, no I/O)."""

@@ -25,6 +25,7 @@ DIGITS = "0123456789"
 CARD_NUMBER_MIN_DIGITS = 6
 CARD_NUMBER_MAX_DIGITS = 20
 SERIES_DIGITS = 4
+MAX_SERIAL_WIDTH = CARD_NUMBER_MAX_DIGITS - SERIES_DIGITS - 1
 
 # The weakly totally anti-symmetric quasigroup of order 10 from H. M. Damm (2004).
 _DAMM_TABLE = (
@@ -93,7 +94,7 @@ def normalise_card_number(text: str) -> str:
 
 def make_card_number(series: int, serial: int, serial_width: int) -> str:
     """Series (exactly 4 digits) + serial padded to ``serial_width`` + Damm digit."""
-    max_width = CARD_NUMBER_MAX_DIGITS - SERIES_DIGITS - 1
+    max_width = MAX_SERIAL_WIDTH
     min_width = max(1, CARD_NUMBER_MIN_DIGITS - SERIES_DIGITS - 1)
     if not min_width <= serial_width <= max_width:
         raise ValueError(f"serial_width must be {min_width}..{max_width}, got {serial_width}")
@@ -116,24 +117,34 @@ def random_serials(count: int, width: int, randbytes: Callable[[int], bytes]) ->
     if count < 0:
         raise ValueError(f"count must not be negative, got {count}")
     space = 10**width
+    if width > MAX_SERIAL_WIDTH:
+        raise ValueError(f"width must be at most {MAX_SERIAL_WIDTH}, got {width}")
     if count > space // 2:
         raise ValueError(
             f"{count} serials of {width} digits is too dense (at most {space // 2}); use a wider serial"
         )
-    bits = (space - 1).bit_length()
-    mask = (1 << bits) - 1
-    size = (bits + 7) // 8
-    from_bytes = int.from_bytes
-    chosen: dict[int, None] = {}  # insertion-ordered: the first `count` distinct draws are a uniform sample
+    # Whole machine words, reduced modulo the space below the largest multiple of it (no modulo bias).
+    word = "I" if space <= 2**32 else "Q"
+    word_size = memoryview(b"").cast("B").cast(word).itemsize
+    limit = space * ((1 << (8 * word_size)) // space)
+    # Insertion-ordered: the first `count` distinct draws of a uniform stream are a uniform sample.
+    chosen: dict[int, None] = {}
     while len(chosen) < count:
         missing = count - len(chosen)
-        draws = missing * (mask + 1) // space + missing // 8 + 16
-        buf = randbytes(draws * size)
-        if len(buf) != draws * size:
+        expected_repeats = missing * (len(chosen) + missing) // space
+        wanted = missing + expected_repeats + missing // 64 + 16
+        draws = wanted * (1 << (8 * word_size)) // limit + 1
+        buf = randbytes(draws * word_size)
+        if len(buf) != draws * word_size:
             raise ValueError("randbytes returned the wrong number of bytes")
-        batch = (from_bytes(buf[i : i + size], "big") & mask for i in range(0, len(buf), size))
-        chosen.update(dict.fromkeys(value for value in batch if value < space))
-    return list(chosen)[:count]
+        fresh = dict.fromkeys([value % space for value in memoryview(buf).cast(word) if value < limit])
+        if chosen:
+            chosen.update(fresh)
+        else:
+            chosen = fresh
+    serials = list(chosen)
+    del serials[count:]
+    return serials
 
 
 def display_card_number(number: str) -> str:

@@ -33,7 +33,7 @@ Traffic
 Rounding statement
     Whole started increments are charged, rounded up to the minor unit at the cumulative level. So,
     with one price in force, the total charged for a session never undercharges the exact per-second
-    price and exceeds it by at most one increment's price plus less than one minor unit. With bands,
+    price and exceeds it by less than one increment's price plus one minor unit. With bands,
     each increment is charged at the price in force at its start: with 1-second increments, or with
     increments that never straddle a band change (e.g. per-minute increments from a session start
     on a whole minute), the same bound holds against the exact per-second price; otherwise an
@@ -42,14 +42,15 @@ Rounding statement
 Inverse
     ``seconds_affordable`` and ``bytes_affordable`` say what a balance still buys (Session-Timeout,
     data caps, "time left" on the portal), using the same arithmetic, so "affordable" is exactly
-    "the debit would not exceed the balance".
+    "the debit would not exceed the balance". Their cost grows with the band changes up to the horizon
+    (a few per day), not with the seconds.
 
 DST
     The band at an instant comes from that instant's local minute-of-day. Band changes are found by
     walking in UTC: the next local boundary is converted with the *current* UTC offset, and any
     offset change before it (a DST transition) is found and cut at first. So a band starting inside a
     skipped hour begins at the transition, and a repeated hour is rated by the wall clock each time.
-    Assumes a zone's UTC offset does not change twice within one day (true of every real zone).
+    Assumes a zone's UTC offset does not change twice within one day (true of real zones in practice).
 """
 
 from __future__ import annotations
@@ -286,7 +287,7 @@ def _budget_numerator(numerator: int, unit: int, balance: int) -> int:
     return (_ceil_div(numerator, unit) + balance) * unit - numerator
 
 
-def seconds_affordable(  # noqa: PLR0917 - the argument order is the published API
+def seconds_affordable(
     tariff: Tariff, tz: tzinfo, session_start: datetime, meter: Meter, balance: int, horizon: int
 ) -> int:
     """Most additional online seconds whose time debit stays within ``balance``, capped at ``horizon``.

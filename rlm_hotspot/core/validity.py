@@ -19,7 +19,7 @@ shorten that session — it only decides whether activation is still allowed, wh
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from rlm_hotspot.core.decisions import Refusal
 
@@ -58,7 +58,7 @@ def effective_deadline(v: CardValidity, activated_at: datetime | None, now: date
     """The one instant after which the card is unusable (None = never).
 
     Activated card: min(expires_at, activated_at + validity). Not yet activated: as if activated at
-    ``now`` — min(expires_at, now + validity).
+    ``now`` — min(expires_at, now + validity). Returned in UTC.
     """
     require_aware(now, "now")
     start = now if activated_at is None else require_aware(activated_at, "activated_at")
@@ -67,7 +67,7 @@ def effective_deadline(v: CardValidity, activated_at: datetime | None, now: date
         candidates.append(v.expires_at)
     if v.validity_seconds is not None:
         candidates.append(start + timedelta(seconds=v.validity_seconds))
-    return min(candidates) if candidates else None
+    return min(candidates).astimezone(UTC) if candidates else None
 
 
 def validity_refusal(v: CardValidity, activated_at: datetime | None, now: datetime) -> Refusal | None:

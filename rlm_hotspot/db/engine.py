@@ -22,7 +22,6 @@ def make_engine(settings: Settings, *, pool_size: int = 5, application_name: str
             "options": f"-c statement_timeout={settings.statement_timeout_ms} -c timezone=UTC",
         },
     )
-    return engine
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -33,7 +33,7 @@ def sales(session: Session, by: str, since: datetime, until: datetime) -> list[d
         SELECT {key} AS {by},
                count(*) FILTER (WHERE l.cause = 'card_load') AS cards_activated,
                count(*) FILTER (WHERE l.cause = 'topup') AS topups,
-               sum(l.amount) AS value_loaded
+               sum(l.amount)::bigint AS value_loaded
         {_LEDGER_JOINS}
         WHERE l.cause IN ('card_load', 'topup') AND l.amount > 0
           AND l.created_at >= :since AND l.created_at < :until
@@ -47,10 +47,10 @@ def revenue(session: Session, by: str, since: datetime, until: datetime) -> list
     key = _GROUP_KEYS[by].format(ts="l.created_at")
     sql = f"""
         SELECT {key} AS {by},
-               -coalesce(sum(l.amount) FILTER (WHERE l.cause = 'time'), 0) AS time_revenue,
-               -coalesce(sum(l.amount) FILTER (WHERE l.cause = 'traffic'), 0) AS traffic_revenue,
-               -coalesce(sum(l.amount) FILTER (WHERE l.cause = 'expiry'), 0) AS expired_value,
-               -sum(l.amount) AS total
+               (-coalesce(sum(l.amount) FILTER (WHERE l.cause = 'time'), 0))::bigint AS time_revenue,
+               (-coalesce(sum(l.amount) FILTER (WHERE l.cause = 'traffic'), 0))::bigint AS traffic_revenue,
+               (-coalesce(sum(l.amount) FILTER (WHERE l.cause = 'expiry'), 0))::bigint AS expired_value,
+               (-sum(l.amount))::bigint AS total
         {_LEDGER_JOINS}
         WHERE l.cause IN ('time', 'traffic', 'expiry', 'refund')
           AND l.created_at >= :since AND l.created_at < :until
@@ -64,8 +64,8 @@ def usage(session: Session, by: str, since: datetime, until: datetime) -> list[d
     key = _GROUP_KEYS[by].format(ts="s.started_at")
     sql = f"""
         SELECT {key} AS {by}, count(*) AS sessions, count(DISTINCT s.card_id) AS cards,
-               sum(s.seconds) AS seconds, sum(s.input_octets) AS upload_bytes,
-               sum(s.output_octets) AS download_bytes, sum(s.charged) AS charged
+               sum(s.seconds)::bigint AS seconds, sum(s.input_octets)::bigint AS upload_bytes,
+               sum(s.output_octets)::bigint AS download_bytes, sum(s.charged)::bigint AS charged
         FROM sessions s
         JOIN cards c ON c.id = s.card_id
         JOIN card_batches b ON b.id = c.batch_id
@@ -80,7 +80,7 @@ def statement(session: Session, account_id: int) -> list[dict[str, object]]:
     """Every ledger row of an account, oldest first, with the running balance and the local time zone."""
     sql = f"""
         SELECT l.id, l.created_at, coalesce(h.timezone, 'UTC') AS timezone, l.cause, l.amount,
-               sum(l.amount) OVER (ORDER BY l.id) AS balance_after, l.seconds, l.bytes,
+               (sum(l.amount) OVER (ORDER BY l.id))::bigint AS balance_after, l.seconds, l.bytes,
                l.session_id, c.number AS card_number, l.note
         {_LEDGER_JOINS}
         WHERE l.account_id = :account_id

@@ -1,0 +1,1 @@
+"""rlm_python3 hooks: the FreeRADIUS adapter."""

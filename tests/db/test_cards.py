@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from rlm_hotspot.core.cardcode import has_valid_check_digit
 from rlm_hotspot.core.decisions import Refusal
+from rlm_hotspot.db.ledger import post_entry
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import cards
 from rlm_hotspot.services.errors import CardRefused, NotFound, ServiceError
@@ -102,8 +103,6 @@ def test_top_up_moves_the_remaining_balance_of_a_used_card(db: Session, vault: P
     batch = factories.world(db, vault)
     used = cards.find_card(db, batch.numbers[1], lock=True)
     account = cards.activate(db, used, NOW)
-    from rlm_hotspot.db.ledger import post_entry
-
     post_entry(db, account_id=account, amount=-120, cause="time", key="t1", now=NOW)
     result = cards.top_up(db, vault, batch.numbers[0], batch.numbers[1], batch.pins[1], NOW)
     assert (result.amount, result.balance) == (380, 880)

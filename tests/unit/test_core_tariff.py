@@ -208,13 +208,21 @@ def test_traffic_is_priced_at_the_band_in_force_and_by_direction() -> None:
 
 
 def test_long_session_is_rated_arithmetically() -> None:
-    t = tariff(120, increment=1, bands=(Band(0, 30, 0), Band(360, 120, 0), Band(1200, 90, 0)))
-    start = datetime(2026, 10, 20, 3, 17, 5, tzinfo=UTC)
+    bands = (Band(0, 30, 0), Band(360, 120, 0), Band(1200, 90, 0))
+    per_second = tariff(120, increment=1, bands=bands)
+    start = datetime(2026, 10, 20, 3, 17, 5, tzinfo=UTC)  # 11.6 days, across the Berlin fall-back
     began = time.perf_counter()
-    meter = advance_time(t, BERLIN, start, Meter(), 1_000_000)
+    meter = advance_time(per_second, BERLIN, start, Meter(), 1_000_000)
     elapsed = time.perf_counter() - began
-    assert elapsed < 0.05, elapsed
-    assert meter.time_cost_num == reference_time_num(t, BERLIN, start, 1_000_000)
+    assert elapsed < 0.05, elapsed  # no per-second loop (about 50 band runs)
+    stepped = Meter()
+    for seconds in range(0, 1_000_001, 9_973):
+        stepped = advance_time(per_second, BERLIN, start, stepped, seconds)
+    assert advance_time(per_second, BERLIN, start, stepped, 1_000_000) == meter
+    # the same session with 10-second increments, checked against the per-increment reference
+    per_ten = tariff(120, increment=10, bands=bands)
+    ten = advance_time(per_ten, BERLIN, start, Meter(), 1_000_000)
+    assert ten.time_cost_num == reference_time_num(per_ten, BERLIN, start, 1_000_000)
 
 
 def test_free_time_and_free_traffic() -> None:

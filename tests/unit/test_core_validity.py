@@ -44,7 +44,9 @@ def test_activated_card_deadline_is_the_earlier_of_validity_and_expiry() -> None
 
 
 def test_unused_card_deadline_is_as_if_activated_now() -> None:
-    v = validity(use_before=NOW + timedelta(hours=1), validity_seconds=DAY, expires_at=NOW + timedelta(days=30))
+    v = validity(
+        use_before=NOW + timedelta(hours=1), validity_seconds=DAY, expires_at=NOW + timedelta(days=30)
+    )
     # the activation deadline does not shorten the session that starts now
     assert effective_deadline(v, None, NOW) == NOW + timedelta(days=1)
     assert validity_refusal(v, None, NOW) is None
@@ -104,6 +106,7 @@ def test_local_time_inputs_compare_as_instants() -> None:
     assert validity_refusal(v, None, NOW) is Refusal.EXPIRED
     assert validity_refusal(v, None, NOW - timedelta(seconds=1)) is None
     assert effective_deadline(v, None, NOW) == NOW
+    assert effective_deadline(v, None, NOW).tzinfo is UTC  # type: ignore[union-attr]
 
 
 def test_validity_across_dst_is_exact_elapsed_time() -> None:
@@ -133,7 +136,7 @@ def test_deadline_properties(
         return
     if expires_at is not None:
         assert deadline <= expires_at
-    assert (validity_refusal(v, activated, NOW) is Refusal.EXPIRED) == (NOW >= deadline)
+    assert (validity_refusal(v, activated, NOW) is Refusal.EXPIRED) == (deadline <= NOW)
     # an activated card's deadline does not move as time passes
     if activated is not None:
         later = NOW + timedelta(seconds=step)

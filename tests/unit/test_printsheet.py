@@ -104,7 +104,7 @@ def test_text_has_numbers_pins_and_labels(sheet: bytes, cards: list[PrintableCar
     assert text.count(INSTRUCTION) == len(cards)
     squeezed_lines = {re.sub(r"\s+", "", line) for line in text.splitlines()}
     for card in cards:
-        assert printsheet._group(card.number) in text  # printed in groups of 4
+        assert re.sub(r"(\d{4})(?=\d)", r"\1 ", card.number) in text  # groups of 4: "0042 1234 5678 9"
         assert card.pin in squeezed_lines  # letter-spaced, alone on its line
         if card.deadline:
             assert card.deadline in text
@@ -161,11 +161,13 @@ def test_cyrillic_falls_back_to_question_marks(tmp_path: Path, monkeypatch: pyte
 
 
 def test_long_texts_are_shrunk_not_crashing(tmp_path: Path) -> None:
-    card = PrintableCard("1" * 24, "ABCDEFGHJKLMNP", "1 000 000.00 EUR", "x" * 200, "H" * 200)
+    card = PrintableCard("1" * 20, "ABCDEFGHJKLMNPQR", "1 000 000.00 EUR", "x" * 200, "H" * 200)
     pdf = render_scratch_sheet([card], title="T" * 300, portal_url=PORTAL)
     text = _text(pdf, tmp_path)
-    assert "ABCDEFGHJKLMNP" in {re.sub(r"\s+", "", line) for line in text.splitlines()}
-    assert "\u2026" in text  # truncated with an ellipsis
+    assert "ABCDEFGHJKLMNPQR" in {re.sub(r"\s+", "", line) for line in text.splitlines()}
+    assert "\u2026" in text  # title/hotspot/deadline truncated with an ellipsis...
+    assert "1111 1111 1111 1111 1111" in text  # ...but never the card number
+    assert "1 000 000.00 EUR" in text  # nor a (merely long) face value
 
 
 @pytest.mark.parametrize(
@@ -174,6 +176,8 @@ def test_long_texts_are_shrunk_not_crashing(tmp_path: Path) -> None:
         (PrintableCard("12x", "1234", "5", None, None), "digits"),
         (PrintableCard("123", "12 34", "5", None, None), "PIN"),
         (PrintableCard("123", "", "5", None, None), "PIN"),
+        (PrintableCard("123", "A" * 17, "5", None, None), "PIN"),
+        (PrintableCard("1" * 21, "1234", "5", None, None), "longer than 20"),
         (PrintableCard("123", "12\u04174", "5", None, None), "PIN"),  # Cyrillic Ze, looks like a 3
     ],
 )

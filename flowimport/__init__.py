@@ -1,0 +1,1 @@
+"""NetFlow/IPFIX traffic billing through pmacct (nfacctd)."""

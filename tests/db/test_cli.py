@@ -1,0 +1,153 @@
+"""hotspotctl through click's CliRunner against the real database: happy paths and every user error."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from rlm_hotspot.cli.main import cli
+from tests.db.helpers import assert_ledger_balanced
+
+
+@pytest.fixture
+def run(committed: Engine, database_url: str, key_file: Path):  # type: ignore[no-untyped-def]
+    runner = CliRunner()
+    env = {"HOTSPOT_DATABASE_URL": database_url, "HOTSPOT_PIN_KEY_FILE": str(key_file), "HOTSPOT_CONFIG": ""}
+
+    def invoke(*args: str, ok: bool = True, input: str | None = None) -> Result:
+        result = runner.invoke(cli, list(args), env=env, input=input)
+        if ok:
+            assert result.exit_code == 0, f"{args}: {result.output}"
+        return result
+
+    return invoke
+
+
+def refused(result: Result, pattern: str) -> None:
+    """A user error: exit status 1, one clear line, no traceback."""
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert re.search(pattern, result.output), result.output
+
+
+def setup_world(run) -> None:  # type: ignore[no-untyped-def]
+    run("tariff", "add", "standard", "--per-hour", "1.20", "--increment", "1m", "--band", "22:00=0.60",
+        "--per-mb", "0.01", "--free-net", "10.99.0.0/24")
+    run("hotspot", "add", "cafe", "--timezone", "Europe/Moscow", "--tariff", "standard")
+
+
+def generate(run, *extra: str) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    result = run("cards", "generate", "--count", "3", "--value", "5.00", "--hotspot", "cafe", "--show", *extra)
+    return re.findall(r"^(\d{4} \d{4} \d+)\s+([0-9A-Z]+)$", result.output, re.MULTILINE)
+
+
+def test_db_init_and_upgrade_are_repeatable(run) -> None:  # type: ignore[no-untyped-def]
+    assert "EUR" in run("db", "init", "--currency", "EUR").output
+    assert "up to date" in run("db", "upgrade").output
+    assert "up to date" in run("db", "status").output
+    refused(run("db", "init", "--currency", "USD", ok=False), "cannot change")
+
+
+def test_a_whole_admin_day(run, committed: Engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    setup_world(run)
+    run("nas", "add", "lobby", "--hotspot", "cafe", "--ip", "192.0.2.1", "--secret", "s3cret",
+        "--vendor", "mikrotik")
+    nas_rows = json.loads(run("nas", "list", "--format", "json").output)
+    assert nas_rows[0]["vendor"] == "mikrotik" and "secret" not in nas_rows[0]
+    cards = generate(run, "--validity", "30d")
+    assert len(cards) == 3
+    result = run("cards", "generate", "--count", "2", "--value", "5", "--hotspot", "cafe")
+    assert "PIN entropy: 47.5 bits" in result.output
+
+    listed = list(csv.DictReader(io.StringIO(run("cards", "list", "--format", "csv").output)))
+    assert {row["state"] for row in listed} == {"new"} and len(listed) == 5
+
+    (target, _), (source, source_pin) = cards[0], cards[1]
+    out = run("cards", "topup", target, source, "--pin", source_pin).output
+    assert "balance now 10.00 EUR" in out
+    show = run("cards", "show", target).output
+    assert "balance:    10.00 EUR" in show and "active" in show
+    statement = run("account", "statement", target).output
+    assert "card_load" in statement and "topup" in statement and "MSK" in statement
+
+    run("cards", "block", cards[2][0])
+    assert "blocked" in run("cards", "show", cards[2][0]).output
+    assert "unblocked 1 card" in run("cards", "unblock", cards[2][0]).output
+
+    sales = json.loads(run("report", "sales", "--by", "hotspot", "--format", "json").output)
+    assert sales == [{"hotspot": "cafe", "cards_activated": 1, "topups": 1, "value_loaded": "10.00 EUR"}]
+    assert "(nothing)" in run("report", "usage", "--by", "hotspot").output  # no sessions yet
+    run("report", "revenue", "--by", "batch")
+    shown = run("tariff", "show", "standard", "--balance", "1.20", "--timezone", "UTC").output
+    assert "from now buys" in shown
+
+    pdf, csv_file = tmp_path / "b.pdf", tmp_path / "b.csv"
+    run("cards", "export", "--batch", "1", "--output", str(pdf))
+    run("cards", "export", "--batch", "1", "--output", str(csv_file))
+    assert pdf.read_bytes().startswith(b"%PDF")
+    exported = list(csv.DictReader(csv_file.open()))
+    assert {(r["card_number"], r["pin"]) for r in exported} >= {(n.replace(" ", ""), p) for n, p in cards[2:]}
+    with Session(committed) as session:
+        assert_ledger_balanced(session)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("cards", "show", "0001 0000 0000"), "typo|check digit"),
+        (("cards", "generate", "--count", "3", "--value", "abc"), "bad amount"),
+        (("cards", "generate", "--count", "3", "--value", "-1"), "bad amount"),
+        (("cards", "generate", "--count", "3", "--value", "1.234"), "decimals"),
+        (("cards", "generate", "--count", "3", "--value", "5", "--use-before", "31/12/2026"), "bad date"),
+        (("cards", "generate", "--count", "3", "--value", "5", "--validity", "forever"), "bad duration"),
+        (("cards", "generate", "--count", "3", "--value", "5", "--tariff", "gold"), "no tariff 'gold'"),
+        (("cards", "generate", "--count", "3", "--value", "5", "--hotspot", "moon"), "no hotspot 'moon'"),
+        (("hotspot", "add", "x", "--timezone", "Mars/Olympus", "--tariff", "standard"), "unknown time zone"),
+        (("hotspot", "add", "cafe", "--timezone", "UTC", "--tariff", "standard"), "already exists"),
+        (("tariff", "add", "free"), "all prices are zero"),
+        (("tariff", "add", "b", "--per-hour", "1", "--band", "25:00=1"), "bad band"),
+        (("tariff", "add", "n", "--per-hour", "1", "--free-net", "10.0.0.0/33"), "10.0.0.0/33"),
+        (("nas", "add", "n1", "--hotspot", "cafe", "--ip", "300.1.1.1", "--secret", "s"), "bad NAS address"),
+        (("cards", "block"), "exactly one"),
+        (("cards", "block", "--batch", "999"), "no batch 999"),
+        (("cards", "export", "--batch", "999", "--output", "x.txt"), "csv or .pdf"),
+        (("report", "sales", "--from", "2026-12-01", "--to", "2026-11-01"), "empty"),
+    ],
+)
+def test_user_errors_are_one_clear_line(run, args: tuple[str, ...], message: str) -> None:  # type: ignore[no-untyped-def]
+    setup_world(run)
+    run("nas", "add", "dup", "--hotspot", "cafe", "--ip", "192.0.2.9", "--secret", "s")
+    refused(run(*args, ok=False), message)
+
+
+def test_duplicate_nas_is_refused_and_nothing_is_half_written(run, committed: Engine) -> None:  # type: ignore[no-untyped-def]
+    setup_world(run)
+    run("nas", "add", "lobby", "--hotspot", "cafe", "--ip", "192.0.2.1", "--secret", "s")
+    refused(run("nas", "add", "lobby2", "--hotspot", "cafe", "--ip", "192.0.2.1", "--secret", "s", ok=False),
+            "already exists")
+    refused(run("cards", "generate", "--count", "3", "--value", "5", "--series", "1", "--hotspot", "cafe",
+                "--output", "/nonexistent-dir/x.pdf", ok=False), "No such file|not found|nonexistent")
+    with committed.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM cards")).scalar_one() == 0
+        assert conn.execute(text("SELECT count(*) FROM card_batches")).scalar_one() == 0
+
+
+def test_unreachable_database_is_one_line(key_file: Path) -> None:
+    env = {"HOTSPOT_DATABASE_URL": "postgresql+psycopg2://nobody@/x?host=/nonexistent&port=1",
+           "HOTSPOT_PIN_KEY_FILE": str(key_file), "HOTSPOT_CONFIG": ""}
+    result = CliRunner().invoke(cli, ["hotspot", "list"], env=env)
+    refused(result, "cannot reach the database")
+
+
+def test_missing_configuration_is_one_line() -> None:
+    result = CliRunner().invoke(cli, ["hotspot", "list"], env={"HOTSPOT_CONFIG": "/nonexistent.toml"})
+    refused(result, "not found")
