@@ -87,8 +87,10 @@ class PrivateCluster:
         self._check_reachable_by_owner()
         self._run(
             str(_postgres_bindir() / "initdb"),
-            "-D", str(self.datadir),
-            "-U", "postgres",
+            "-D",
+            str(self.datadir),
+            "-U",
+            "postgres",
             "--auth=trust",
             "--encoding=UTF8",
             "--locale=C",
@@ -97,9 +99,7 @@ class PrivateCluster:
     def _check_reachable_by_owner(self) -> None:
         if os.geteuid() != 0:
             return
-        probe = subprocess.run(
-            [*self._as_owner(), "test", "-w", str(self.datadir)], capture_output=True, check=False
-        )
+        probe = subprocess.run([*self._as_owner(), "test", "-w", str(self.datadir)], capture_output=True, check=False)
         if probe.returncode != 0:
             raise RuntimeError(
                 f"the postgres user cannot reach {self.datadir}: every parent directory must be "
@@ -118,8 +118,17 @@ class PrivateCluster:
             "-c max_connections=200 -c shared_buffers=256MB -c log_min_messages=warning"
         )
         self._run(
-            str(_postgres_bindir() / "pg_ctl"), "start", "-w", "-t", "60",
-            "-D", str(self.datadir), "-l", str(self.logfile), "-o", options,
+            str(_postgres_bindir() / "pg_ctl"),
+            "start",
+            "-w",
+            "-t",
+            "60",
+            "-D",
+            str(self.datadir),
+            "-l",
+            str(self.logfile),
+            "-o",
+            options,
         )
 
     def stop(self, mode: str = "fast") -> None:
@@ -137,9 +146,21 @@ class PrivateCluster:
         result = subprocess.run(
             [
                 str(_postgres_bindir().parent / "bin" / "psql"),
-                "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-                "-h", str(self.socket_dir), "-p", str(self.port), "-U", "postgres", "-d", database,
-                "-c", sql,
+                "-X",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                str(self.socket_dir),
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+                "-c",
+                sql,
             ],
             check=True,
             capture_output=True,

@@ -29,12 +29,19 @@ class Settings:
     statement_timeout_ms: int = 3000
     connect_timeout_s: int = 3
     portal_url: str = "http://portal.hotspot.local/"
+    lockout_attempts: int = 5  # wrong PINs per card number, or per client, within the window
+    lockout_window_s: int = 900  # ... lock that card number / client for this long
+    pending_session_ttl_s: int = 120  # an Access-Accept with no Accounting-Start stops counting after this
 
     def __post_init__(self) -> None:
         if self.pin_mode not in PIN_MODES:
             raise SettingsError(f"pins.mode must be one of {', '.join(PIN_MODES)}, not {self.pin_mode!r}")
         if self.statement_timeout_ms <= 0 or self.connect_timeout_s <= 0:
             raise SettingsError("database timeouts must be positive")
+        if self.lockout_attempts < 1 or self.lockout_window_s < 1 or self.pending_session_ttl_s < 1:
+            raise SettingsError(
+                "security.lockout_attempts, lockout_window_s and pending_session_ttl_s must be positive"
+            )
 
 
 _ENV = {
@@ -62,9 +69,7 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
             except ValueError as exc:
                 raise SettingsError(f"{var}: {exc}") from exc
     if "database_url" not in data:
-        raise SettingsError(
-            "no database configured: set database.url in the settings file or HOTSPOT_DATABASE_URL"
-        )
+        raise SettingsError("no database configured: set database.url in the settings file or HOTSPOT_DATABASE_URL")
     if "pin_key_file" not in data:
         raise SettingsError("no PIN key file configured: set pins.key_file or HOTSPOT_PIN_KEY_FILE")
     return Settings(**data)  # type: ignore[arg-type]
@@ -80,6 +85,7 @@ def _read_file(path: Path) -> dict[str, object]:
     database = raw.get("database", {})
     pins = raw.get("pins", {})
     portal = raw.get("portal", {})
+    security = raw.get("security", {})
     data: dict[str, object] = {}
     for section, key, field, kind in (
         (database, "url", "database_url", str),
@@ -88,6 +94,9 @@ def _read_file(path: Path) -> dict[str, object]:
         (pins, "key_file", "pin_key_file", Path),
         (pins, "mode", "pin_mode", str),
         (portal, "url", "portal_url", str),
+        (security, "lockout_attempts", "lockout_attempts", int),
+        (security, "lockout_window_s", "lockout_window_s", int),
+        (security, "pending_session_ttl_s", "pending_session_ttl_s", int),
     ):
         if key in section:
             value = section[key]

@@ -115,36 +115,59 @@ CREATE TABLE cards (
 CREATE INDEX cards_batch ON cards (batch_id);
 CREATE INDEX cards_account ON cards (account_id) WHERE account_id IS NOT NULL;
 
+-- One row per guest session, from the RADIUS Access-Accept (status 'pending' until Accounting-Start) or
+-- from a portal login (standalone hotspots), to its end. The counters are the last cumulative values
+-- seen; the *_cost_num columns are the core's rating meter, so a debit is always charged(new) - charged.
 CREATE TABLE sessions (
     id bigserial PRIMARY KEY,
-    account_id bigint NOT NULL REFERENCES accounts,
+    status text NOT NULL CHECK (status IN ('pending', 'open', 'closed')),
+    account_id bigint REFERENCES accounts,   -- NULL while a new card's session awaits its Start
     card_id bigint NOT NULL REFERENCES cards,
     hotspot_id integer NOT NULL REFERENCES hotspots,
     tariff_id integer NOT NULL REFERENCES tariffs,
     nas_id integer REFERENCES nas,
     source text NOT NULL CHECK (source IN ('radius', 'portal')),
     acct_session_id text,
-    auth_token text UNIQUE,             -- the Class we issued, or the portal session token
+    auth_token text NOT NULL UNIQUE,          -- the Class we issued, or the portal session token
     framed_ip inet,
     calling_station_id text,
     started_at timestamptz NOT NULL,
-    last_seen_at timestamptz NOT NULL,
+    last_seen_at timestamptz NOT NULL,        -- last accounting packet or heartbeat
+    last_heartbeat_at timestamptz,            -- last portal heartbeat (status page open)
     stopped_at timestamptz,
     terminate_cause text,
-    -- cumulative counters as last seen, and the cumulative rating state (see rlm_hotspot.core.tariff)
     seconds bigint NOT NULL DEFAULT 0 CHECK (seconds >= 0),
     input_octets bigint NOT NULL DEFAULT 0 CHECK (input_octets >= 0),
     output_octets bigint NOT NULL DEFAULT 0 CHECK (output_octets >= 0),
     time_cost_num bigint NOT NULL DEFAULT 0,
     traffic_cost_num bigint NOT NULL DEFAULT 0,
-    charged bigint NOT NULL DEFAULT 0
+    charged bigint NOT NULL DEFAULT 0,
+    CHECK ((status = 'closed') = (stopped_at IS NOT NULL))
 );
-CREATE INDEX sessions_open_by_account ON sessions (account_id) WHERE stopped_at IS NULL;
-CREATE INDEX sessions_open_by_nas ON sessions (nas_id) WHERE stopped_at IS NULL;
-CREATE INDEX sessions_nas_acct_id ON sessions (nas_id, acct_session_id);
+CREATE INDEX sessions_live_by_card ON sessions (card_id) WHERE status <> 'closed';
+CREATE INDEX sessions_live_by_account ON sessions (account_id) WHERE status <> 'closed';
+CREATE INDEX sessions_live_by_nas ON sessions (nas_id) WHERE status <> 'closed';
+CREATE INDEX sessions_live_by_last_seen ON sessions (last_seen_at) WHERE status <> 'closed';
+CREATE UNIQUE INDEX sessions_live_acct_id ON sessions (nas_id, acct_session_id)
+    WHERE status <> 'closed' AND acct_session_id IS NOT NULL;
+CREATE INDEX sessions_nas_acct_id ON sessions (nas_id, acct_session_id, started_at DESC);
 CREATE INDEX sessions_by_ip ON sessions (framed_ip, started_at DESC) WHERE framed_ip IS NOT NULL;
 CREATE INDEX sessions_by_card ON sessions (card_id, started_at DESC);
 CREATE INDEX sessions_started ON sessions USING brin (started_at);
+
+-- RFC 5176 Disconnect-Requests the worker must send (never from inside a RADIUS hook), with outcome.
+CREATE TABLE disconnects (
+    id bigserial PRIMARY KEY,
+    session_id bigint NOT NULL REFERENCES sessions,
+    reason text NOT NULL,                     -- exhausted, blocked, expired, heartbeat, admin
+    requested_at timestamptz NOT NULL,
+    attempts integer NOT NULL DEFAULT 0,
+    last_attempt_at timestamptz,
+    outcome text CHECK (outcome IN ('ack', 'nak', 'timeout', 'gate_closed', 'no_nas')),
+    error_cause integer,
+    done_at timestamptz
+);
+CREATE UNIQUE INDEX disconnects_one_pending ON disconnects (session_id) WHERE done_at IS NULL;
 
 -- Every balance change, append-only; the idempotency key makes replays do nothing.
 CREATE TABLE ledger (
@@ -214,7 +237,7 @@ LEFT JOIN accounts a ON a.id = c.account_id
 LEFT JOIN hotspots h ON h.id = b.hotspot_id;
 
 CREATE VIEW admin_sessions AS
-SELECT s.id, c.number AS card_number, h.name AS hotspot, n.name AS nas, s.source, s.acct_session_id,
+SELECT s.id, s.status, c.number AS card_number, h.name AS hotspot, n.name AS nas, s.source, s.acct_session_id,
        s.framed_ip, s.calling_station_id, s.started_at, s.last_seen_at, s.stopped_at, s.terminate_cause,
        s.seconds, s.input_octets, s.output_octets, s.charged, s.account_id
 FROM sessions s

@@ -44,23 +44,47 @@ def _hotspot_zone(app: App, hotspot: str | None) -> tzinfo:
 @click.option("--validity", default=None, help="Validity period counted from first use, e.g. 30d or 24h.")
 @click.option("--expires", default=None, help="Hard expiry date, whatever happens.")
 @click.option("--pin-length", default=10, show_default=True, type=int, help="PIN length.")
-@click.option("--pin-alphabet", type=click.Choice(list(svc.PIN_ALPHABETS)), default="safe", show_default=True,
-              help="safe: digits and capitals without look-alikes; digits: 0-9 only.")
-@click.option("--output", "output", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="Write the cards with PINs here: .csv or .pdf (printable scratch cards).")
+@click.option(
+    "--pin-alphabet",
+    type=click.Choice(list(svc.PIN_ALPHABETS)),
+    default="safe",
+    show_default=True,
+    help="safe: digits and capitals without look-alikes; digits: 0-9 only.",
+)
+@click.option(
+    "--output",
+    "output",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write the cards with PINs here: .csv or .pdf (printable scratch cards).",
+)
 @click.option("--show", is_flag=True, help="Print every card number and PIN on the terminal.")
 @pass_app
-def cards_generate(app: App, count: int, face_value: str, name: str | None, series: int | None,
-                   tariff: str | None, hotspot: str | None, valid_from: str | None, use_before: str | None,
-                   validity: str | None, expires: str | None, pin_length: int, pin_alphabet: str,
-                   output: str | None, show: bool) -> None:
+def cards_generate(
+    app: App,
+    count: int,
+    face_value: str,
+    name: str | None,
+    series: int | None,
+    tariff: str | None,
+    hotspot: str | None,
+    valid_from: str | None,
+    use_before: str | None,
+    validity: str | None,
+    expires: str | None,
+    pin_length: int,
+    pin_alphabet: str,
+    output: str | None,
+    show: bool,
+) -> None:
     """Generate a batch of cards in one transaction (all or none).
 
     Example: hotspotctl cards generate --count 100 --value 5.00 --hotspot airport --validity 30d --output batch.pdf
     """
     bits = svc.pin_strength(pin_alphabet, pin_length)
-    click.echo(f"PIN entropy: {bits:.1f} bits ({pin_length} symbols from {len(svc.PIN_ALPHABETS[pin_alphabet])})",
-               err=True)
+    click.echo(
+        f"PIN entropy: {bits:.1f} bits ({pin_length} symbols from {len(svc.PIN_ALPHABETS[pin_alphabet])})", err=True
+    )
     if svc.needs_stronger_pin(bits):
         click.echo(f"warning: PINs below {svc.MIN_PIN_BITS} bits are guessable; use a longer PIN", err=True)
     if output and Path(output).suffix.lower() not in (".csv", ".pdf"):
@@ -87,15 +111,25 @@ def cards_generate(app: App, count: int, face_value: str, name: str | None, seri
             batch = svc.generate_batch(session, app.vault, spec, now, app.settings.pin_mode, bar.update)
         if output:
             rows = [(number, pin) for number, pin in zip(batch.numbers, batch.pins, strict=True)]
-            _write_cards(Path(output), rows, currency.format(spec.face_value), name or f"Series {batch.series:04d}",
-                         hotspot, _deadline_text(spec, tz), app.settings.portal_url)
-    click.echo(f"batch {batch.batch_id}: {count} cards of {currency.format(spec.face_value)}, "
-               f"series {batch.series:04d}")
+            _write_cards(
+                Path(output),
+                rows,
+                currency.format(spec.face_value),
+                name or f"Series {batch.series:04d}",
+                hotspot,
+                _deadline_text(spec, tz),
+                app.settings.portal_url,
+            )
+    click.echo(
+        f"batch {batch.batch_id}: {count} cards of {currency.format(spec.face_value)}, series {batch.series:04d}"
+    )
     if output:
         click.echo(f"cards with PINs written to {output}")
     if show:
-        emit([{"card": display_card_number(n), "pin": p} for n, p in zip(batch.numbers, batch.pins, strict=True)],
-             "table")
+        emit(
+            [{"card": display_card_number(n), "pin": p} for n, p in zip(batch.numbers, batch.pins, strict=True)],
+            "table",
+        )
 
 
 def _deadline_text(spec: svc.BatchSpec, tz: tzinfo) -> str | None:
@@ -113,12 +147,21 @@ def _days(seconds: float) -> str:
     return f"{int(seconds // 86400)} days" if seconds % 86400 == 0 else f"{int(seconds // 3600)} h"
 
 
-def _write_cards(path: Path, rows: list[tuple[str, str | None]], face_value: str, title: str,
-                 hotspot: str | None, deadline: str | None, portal_url: str) -> None:
+def _write_cards(
+    path: Path,
+    rows: list[tuple[str, str | None]],
+    face_value: str,
+    title: str,
+    hotspot: str | None,
+    deadline: str | None,
+    portal_url: str,
+) -> None:
     """Write cards with PINs as CSV (mail merge, till receipts) or a printable PDF of scratch cards."""
     if path.suffix.lower() == ".pdf":
-        printable = [PrintableCard(number=n, pin=p or "", face_value=face_value, deadline=deadline, hotspot=hotspot)
-                     for n, p in rows]
+        printable = [
+            PrintableCard(number=n, pin=p or "", face_value=face_value, deadline=deadline, hotspot=hotspot)
+            for n, p in rows
+        ]
         path.write_bytes(render_scratch_sheet(printable, title=title, portal_url=portal_url))
         return
     with path.open("w", newline="") as out:
@@ -143,17 +186,33 @@ def cards_export(app: App, batch_id: int, output: str) -> None:
         currency = app.currency(session)
         export = svc.export_batch(session, app.vault, batch_id)
     tz = ZoneInfo(export.timezone)
-    spec = svc.BatchSpec(count=len(export.cards), face_value=export.face_value, use_before=export.use_before,
-                         validity=export.validity, expires_at=export.expires_at)
-    _write_cards(path, export.cards, currency.format(export.face_value), export.name or f"Series {export.series:04d}",
-                 export.hotspot, _deadline_text(spec, tz), export.portal_url or app.settings.portal_url)
+    spec = svc.BatchSpec(
+        count=len(export.cards),
+        face_value=export.face_value,
+        use_before=export.use_before,
+        validity=export.validity,
+        expires_at=export.expires_at,
+    )
+    _write_cards(
+        path,
+        export.cards,
+        currency.format(export.face_value),
+        export.name or f"Series {export.series:04d}",
+        export.hotspot,
+        _deadline_text(spec, tz),
+        export.portal_url or app.settings.portal_url,
+    )
     click.echo(f"{len(export.cards)} cards written to {output}")
 
 
 @cards.command("list")
 @click.option("--batch", "batch_id", type=int, default=None, help="Only this batch.")
-@click.option("--state", type=click.Choice(["new", "active", "exhausted", "expired", "blocked", "redeemed"]),
-              default=None, help="Only cards in this state.")
+@click.option(
+    "--state",
+    type=click.Choice(["new", "active", "exhausted", "expired", "blocked", "redeemed"]),
+    default=None,
+    help="Only cards in this state.",
+)
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000_000))
 @format_option
 @pass_app
@@ -168,8 +227,11 @@ def cards_list(app: App, batch_id: int | None, state: str | None, limit: int, fm
     for row in rows:
         row["balance"] = currency.format(row["balance"]) if row["balance"] is not None else ""  # type: ignore[arg-type]
         row["face_value"] = currency.format(row["face_value"])  # type: ignore[arg-type]
-    emit(rows, fmt, ["number", "series", "batch_id", "hotspot", "state", "face_value", "balance",
-                     "activated_at", "deadline"])
+    emit(
+        rows,
+        fmt,
+        ["number", "series", "batch_id", "hotspot", "state", "face_value", "balance", "activated_at", "deadline"],
+    )
 
 
 @cards.command("show")
@@ -195,8 +257,10 @@ def cards_show(app: App, card: str) -> None:
         click.echo(f"balance:    {currency.format(record.balance)}")
     if record.activated_at:
         click.echo(f"activated:  {record.activated_at:%Y-%m-%d %H:%M:%S %Z}")
-    click.echo(f"deadline:   {f'{deadline:%Y-%m-%d %H:%M:%S %Z}' if deadline else 'none'}"
-               f"{' (if first used now)' if record.status == 'new' and deadline else ''}")
+    click.echo(
+        f"deadline:   {f'{deadline:%Y-%m-%d %H:%M:%S %Z}' if deadline else 'none'}"
+        f"{' (if first used now)' if record.status == 'new' and deadline else ''}"
+    )
 
 
 def _block(app: App, blocked: bool, card: str | None, batch_id: int | None) -> None:
@@ -242,8 +306,10 @@ def cards_topup(app: App, target: str, source: str, pin: str) -> None:
     with app.transaction() as session:
         currency = app.currency(session)
         result = svc.top_up(session, app.vault, target, source, pin, app.now())
-    click.echo(f"moved {currency.format(result.amount)} from {display_card_number(result.source_number)} to "
-               f"{display_card_number(result.target_number)}; balance now {currency.format(result.balance)}")
+    click.echo(
+        f"moved {currency.format(result.amount)} from {display_card_number(result.source_number)} to "
+        f"{display_card_number(result.target_number)}; balance now {currency.format(result.balance)}"
+    )
 
 
 @click.group()
@@ -264,8 +330,10 @@ def account_statement(app: App, card: str, fmt: str) -> None:
         currency = app.currency(session)
         result = statement(session, card)
     if fmt == "table":
-        click.echo(f"card {display_card_number(result.card_number)}: {result.status}, balance "
-                   f"{currency.format(result.balance) if result.balance is not None else 'none (never used)'}")
+        click.echo(
+            f"card {display_card_number(result.card_number)}: {result.status}, balance "
+            f"{currency.format(result.balance) if result.balance is not None else 'none (never used)'}"
+        )
     rows = [
         {
             "time": row["local_time"].strftime("%Y-%m-%d %H:%M:%S %Z"),  # type: ignore[union-attr]

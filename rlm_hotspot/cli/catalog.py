@@ -25,22 +25,52 @@ def hotspot() -> None:
 @click.argument("name")
 @click.option("--timezone", required=True, help="IANA time zone of the place, e.g. Europe/Moscow.")
 @click.option("--tariff", required=True, help="Tariff in force at this hotspot.")
-@click.option("--mode", type=click.Choice(["radius", "standalone"]), default="radius", show_default=True,
-              help="Behind a RADIUS NAS, or the portal opens a firewall gate itself.")
-@click.option("--traffic-meter", type=click.Choice(["radius", "netflow"]), default=None,
-              help="Where bytes are counted (default: radius, or netflow for standalone).")
-@click.option("--interim", "interim_interval", default="5m", show_default=True,
-              help="Acct-Interim-Interval sent to the NAS (at least 60 s).")
+@click.option(
+    "--mode",
+    type=click.Choice(["radius", "standalone"]),
+    default="radius",
+    show_default=True,
+    help="Behind a RADIUS NAS, or the portal opens a firewall gate itself.",
+)
+@click.option(
+    "--traffic-meter",
+    type=click.Choice(["radius", "netflow"]),
+    default=None,
+    help="Where bytes are counted (default: radius, or netflow for standalone).",
+)
+@click.option(
+    "--interim",
+    "interim_interval",
+    default="5m",
+    show_default=True,
+    help="Acct-Interim-Interval sent to the NAS (at least 60 s).",
+)
 @click.option("--idle-timeout", default=None, help="Idle-Timeout sent to the NAS, e.g. 10m.")
-@click.option("--heartbeat", type=click.Choice(["on", "off", "grace"]), default="on", show_default=True,
-              help="Whether the portal page must stay open (heartbeats) for the session to live.")
-@click.option("--heartbeat-timeout", default="90s", show_default=True,
-              help="How long without heartbeats before the session ends.")
+@click.option(
+    "--heartbeat",
+    type=click.Choice(["on", "off", "grace"]),
+    default="on",
+    show_default=True,
+    help="Whether the portal page must stay open (heartbeats) for the session to live.",
+)
+@click.option(
+    "--heartbeat-timeout", default="90s", show_default=True, help="How long without heartbeats before the session ends."
+)
 @click.option("--portal-url", default=None, help="Portal address printed on cards (QR code).")
 @pass_app
-def hotspot_add(app: App, name: str, timezone: str, tariff: str, mode: str, traffic_meter: str | None,
-                interim_interval: str, idle_timeout: str | None, heartbeat: str, heartbeat_timeout: str,
-                portal_url: str | None) -> None:
+def hotspot_add(
+    app: App,
+    name: str,
+    timezone: str,
+    tariff: str,
+    mode: str,
+    traffic_meter: str | None,
+    interim_interval: str,
+    idle_timeout: str | None,
+    heartbeat: str,
+    heartbeat_timeout: str,
+    portal_url: str | None,
+) -> None:
     """Add a hotspot.
 
     Example: hotspotctl hotspot add airport --timezone Europe/Moscow --tariff standard
@@ -72,8 +102,23 @@ def hotspot_list(app: App, fmt: str) -> None:
     """
     with app.transaction() as session:
         rows = [dict(r._mapping) for r in svc.list_hotspots(session)]
-    emit(rows, fmt, ["id", "name", "timezone", "tariff", "mode", "traffic_meter", "interim_interval",
-                     "idle_timeout", "heartbeat", "heartbeat_timeout", "portal_url"])
+    emit(
+        rows,
+        fmt,
+        [
+            "id",
+            "name",
+            "timezone",
+            "tariff",
+            "mode",
+            "traffic_meter",
+            "interim_interval",
+            "idle_timeout",
+            "heartbeat",
+            "heartbeat_timeout",
+            "portal_url",
+        ],
+    )
 
 
 @click.group()
@@ -87,8 +132,13 @@ def nas() -> None:
 @click.option("--ip", "ip_address", required=True, help="NAS-IP-Address / source address of its packets.")
 @click.option("--secret", required=True, help="RADIUS shared secret (also used for CoA/Disconnect).")
 @click.option("--coa-port", default=3799, show_default=True, type=int, help="UDP port for RFC 5176 requests.")
-@click.option("--vendor", type=click.Choice(svc.NAS_VENDORS), default="generic", show_default=True,
-              help="Which quota/bandwidth attributes the NAS understands.")
+@click.option(
+    "--vendor",
+    type=click.Choice(svc.NAS_VENDORS),
+    default="generic",
+    show_default=True,
+    help="Which quota/bandwidth attributes the NAS understands.",
+)
 @pass_app
 def nas_add(app: App, name: str, hotspot: str, ip_address: str, secret: str, coa_port: int, vendor: str) -> None:
     """Register a NAS.
@@ -96,8 +146,9 @@ def nas_add(app: App, name: str, hotspot: str, ip_address: str, secret: str, coa
     Example: hotspotctl nas add lobby-router --hotspot airport --ip 10.0.0.1 --secret s3cret --vendor mikrotik
     """
     with app.transaction() as session:
-        nas_id = svc.add_nas(session, name=name, hotspot=hotspot, ip_address=ip_address, secret=secret,
-                             coa_port=coa_port, vendor=vendor)
+        nas_id = svc.add_nas(
+            session, name=name, hotspot=hotspot, ip_address=ip_address, secret=secret, coa_port=coa_port, vendor=vendor
+        )
     click.echo(f"NAS {name} added (id {nas_id})")
 
 
@@ -123,26 +174,57 @@ def tariff() -> None:
 @click.argument("name")
 @click.option("--per-minute", "per_minute", default=None, help="Price of one minute online, e.g. 0.05.")
 @click.option("--per-hour", "per_hour", default=None, help="Price of one hour online, e.g. 1.50.")
-@click.option("--increment", default="1s", show_default=True,
-              help="Billing increment: 1s bills per second, 1m per started minute.")
+@click.option(
+    "--increment",
+    default="1s",
+    show_default=True,
+    help="Billing increment: 1s bills per second, 1m per started minute.",
+)
 @click.option("--per-mb", "per_mb", default=None, help="Price of one MB of traffic (IP-layer bytes).")
-@click.option("--mb", "mb_unit", type=click.Choice(list(MB_UNITS)), default="MB", show_default=True,
-              help="MB = 10^6 bytes, MiB = 2^20 bytes.")
-@click.option("--direction", type=click.Choice(["download", "upload", "total"]), default="total",
-              show_default=True, help="Which traffic is billed.")
-@click.option("--band", "bands", multiple=True,
-              help="Time-of-day price from a local time on: HH:MM=TIME_PRICE[/TRAFFIC_PRICE] in the same "
-                   "units as the base prices. Repeat for several bands.")
+@click.option(
+    "--mb",
+    "mb_unit",
+    type=click.Choice(list(MB_UNITS)),
+    default="MB",
+    show_default=True,
+    help="MB = 10^6 bytes, MiB = 2^20 bytes.",
+)
+@click.option(
+    "--direction",
+    type=click.Choice(["download", "upload", "total"]),
+    default="total",
+    show_default=True,
+    help="Which traffic is billed.",
+)
+@click.option(
+    "--band",
+    "bands",
+    multiple=True,
+    help="Time-of-day price from a local time on: HH:MM=TIME_PRICE[/TRAFFIC_PRICE] in the same "
+    "units as the base prices. Repeat for several bands.",
+)
 @click.option("--free-net", "free_networks", multiple=True, help="Network whose traffic is free (CIDR).")
-@click.option("--sim-use", "simultaneous_use", default=1, show_default=True, type=int,
-              help="Sessions one card may have at once.")
+@click.option(
+    "--sim-use", "simultaneous_use", default=1, show_default=True, type=int, help="Sessions one card may have at once."
+)
 @click.option("--rate-up", default=None, type=int, help="Upload limit, kbit/s.")
 @click.option("--rate-down", default=None, type=int, help="Download limit, kbit/s.")
 @pass_app
-def tariff_add(app: App, name: str, per_minute: str | None, per_hour: str | None, increment: str,
-               per_mb: str | None, mb_unit: str, direction: str, bands: tuple[str, ...],
-               free_networks: tuple[str, ...], simultaneous_use: int, rate_up: int | None,
-               rate_down: int | None) -> None:
+def tariff_add(
+    app: App,
+    name: str,
+    per_minute: str | None,
+    per_hour: str | None,
+    increment: str,
+    per_mb: str | None,
+    mb_unit: str,
+    direction: str,
+    bands: tuple[str, ...],
+    free_networks: tuple[str, ...],
+    simultaneous_use: int,
+    rate_up: int | None,
+    rate_down: int | None,
+) -> None:
     """Add a tariff.
 
     Example: hotspotctl tariff add standard --per-hour 1.20 --increment 1m --band 22:00=0.60 --band 07:00=1.20
@@ -161,8 +243,7 @@ def tariff_add(app: App, name: str, per_minute: str | None, per_hour: str | None
             traffic_price=traffic_price,
             traffic_unit_bytes=MB_UNITS[mb_unit],
             traffic_direction=direction,
-            bands=tuple(sorted((parse_band(currency, b, traffic_price) for b in bands),
-                               key=lambda b: b.start_minute)),
+            bands=tuple(sorted((parse_band(currency, b, traffic_price) for b in bands), key=lambda b: b.start_minute)),
             free_networks=free_networks,
             simultaneous_use=simultaneous_use,
             rate_up_kbps=rate_up,
@@ -228,9 +309,11 @@ def tariff_show(app: App, name: str, balance: str | None, timezone: str) -> None
     tz = ZoneInfo(timezone)
     seconds = seconds_affordable(stored.tariff, tz, now, Meter(), amount, horizon=366 * 86400)
     data = bytes_affordable(stored.tariff, tz, now, Meter(), amount)
-    click.echo(f"{currency.format(amount)} from now buys: "
-               f"{'unlimited time' if seconds >= 366 * 86400 else _duration(seconds)} online, "
-               f"{'unlimited' if data is None else f'{data:,} bytes'} of traffic")
+    click.echo(
+        f"{currency.format(amount)} from now buys: "
+        f"{'unlimited time' if seconds >= 366 * 86400 else _duration(seconds)} online, "
+        f"{'unlimited' if data is None else f'{data:,} bytes'} of traffic"
+    )
 
 
 def _duration(seconds: int) -> str:

@@ -99,9 +99,7 @@ def render_scratch_sheet(cards: Sequence[PrintableCard], *, title: str, portal_u
             raise ValueError(f"card number {card.number} longer than {MAX_NUMBER_DIGITS} digits")
         pin_ok = all(ch.isascii() and ch.isprintable() and not ch.isspace() for ch in card.pin)
         if not (pin_ok and 0 < len(card.pin) <= MAX_PIN_CHARS):
-            raise ValueError(
-                f"PIN of card {card.number} must be 1-{MAX_PIN_CHARS} printable ASCII, no spaces"
-            )
+            raise ValueError(f"PIN of card {card.number} must be 1-{MAX_PIN_CHARS} printable ASCII, no spaces")
     buf = BytesIO()
     c = Canvas(buf, pagesize=A4, pageCompression=1, invariant=1)
     c.setTitle(title)  # metadata is Unicode, no font needed
@@ -214,8 +212,7 @@ class _QrEncoder:
         for pos in range(length):
             zeros = "0" * pos, "0" * (length - pos - 1)
             deltas.append(
-                [0]
-                + [_encode(qr_payload(self._url, f"{zeros[0]}{d}{zeros[1]}"))[1] ^ base for d in range(1, 10)]
+                [0] + [_encode(qr_payload(self._url, f"{zeros[0]}{d}{zeros[1]}"))[1] ^ base for d in range(1, 10)]
             )
         table = self._tables[length] = size, base, deltas
         probe = ("7931" * length)[:length]  # self-check: never print an unscannable sheet

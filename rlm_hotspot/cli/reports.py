@@ -15,8 +15,13 @@ MONEY_COLUMNS = {"value_loaded", "time_revenue", "traffic_revenue", "expired_val
 
 
 def _report_command(kind: str, summary: str):  # type: ignore[no-untyped-def]
-    @click.option("--by", type=click.Choice(["day", "hotspot", "batch"]), default="day", show_default=True,
-                  help="Group rows by local day, hotspot or card batch.")
+    @click.option(
+        "--by",
+        type=click.Choice(["day", "hotspot", "batch"]),
+        default="day",
+        show_default=True,
+        help="Group rows by local day, hotspot or card batch.",
+    )
     @click.option("--from", "since", default=None, help="Period start (date, UTC; default: 30 days ago).")
     @click.option("--to", "until", default=None, help="Period end, inclusive date (default: today).")
     @format_option

@@ -138,9 +138,7 @@ def cards_of_batch(session: Session, batch_id: int) -> list[CardRecord]:
 
 def set_active(session: Session, card_id: int, account_id: int, now: datetime) -> None:
     session.execute(
-        update(t.cards)
-        .where(t.cards.c.id == card_id)
-        .values(status="active", account_id=account_id, activated_at=now)
+        update(t.cards).where(t.cards.c.id == card_id).values(status="active", account_id=account_id, activated_at=now)
     )
 
 

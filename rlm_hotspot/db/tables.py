@@ -143,18 +143,20 @@ sessions = Table(
     "sessions",
     metadata,
     Column("id", BigInteger, primary_key=True),
-    Column("account_id", BigInteger, ForeignKey("accounts.id"), nullable=False),
+    Column("status", Text, nullable=False),
+    Column("account_id", BigInteger, ForeignKey("accounts.id")),
     Column("card_id", BigInteger, ForeignKey("cards.id"), nullable=False),
     Column("hotspot_id", Integer, ForeignKey("hotspots.id"), nullable=False),
     Column("tariff_id", Integer, ForeignKey("tariffs.id"), nullable=False),
     Column("nas_id", Integer, ForeignKey("nas.id")),
     Column("source", Text, nullable=False),
     Column("acct_session_id", Text),
-    Column("auth_token", Text, unique=True),
+    Column("auth_token", Text, nullable=False, unique=True),
     Column("framed_ip", INET),
     Column("calling_station_id", Text),
     Column("started_at", TS, nullable=False),
     Column("last_seen_at", TS, nullable=False),
+    Column("last_heartbeat_at", TS),
     Column("stopped_at", TS),
     Column("terminate_cause", Text),
     Column("seconds", BigInteger, nullable=False),
@@ -163,6 +165,20 @@ sessions = Table(
     Column("time_cost_num", BigInteger, nullable=False),
     Column("traffic_cost_num", BigInteger, nullable=False),
     Column("charged", BigInteger, nullable=False),
+)
+
+disconnects = Table(
+    "disconnects",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("session_id", BigInteger, ForeignKey("sessions.id"), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("requested_at", TS, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_attempt_at", TS),
+    Column("outcome", Text),
+    Column("error_cause", Integer),
+    Column("done_at", TS),
 )
 
 ledger = Table(

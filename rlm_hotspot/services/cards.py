@@ -110,9 +110,7 @@ def generate_batch(
     serials = random_serials(spec.count, width, secrets.token_bytes)
     numbers = [make_card_number(series, serial, width) for serial in serials]
     pins = generate_pins(spec.count, spec.pin_length, alphabet, secrets.token_bytes)
-    q.copy_cards(
-        session, batch_id, vault.current_key_id, numbers, vault.seal_many(numbers, pins, pin_mode), progress
-    )
+    q.copy_cards(session, batch_id, vault.current_key_id, numbers, vault.seal_many(numbers, pins, pin_mode), progress)
     return GeneratedBatch(batch_id, series, numbers, pins, pin_entropy_bits(alphabet, spec.pin_length))
 
 

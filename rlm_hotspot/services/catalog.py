@@ -64,8 +64,10 @@ class TariffSpec:
 def add_tariff(session: Session, spec: TariffSpec) -> int:
     if not spec.name.strip():
         raise ServiceError("a tariff needs a name")
-    if spec.time_price == 0 and spec.traffic_price == 0 and not any(
-        b.time_price or b.traffic_price for b in spec.bands
+    if (
+        spec.time_price == 0
+        and spec.traffic_price == 0
+        and not any(b.time_price or b.traffic_price for b in spec.bands)
     ):
         raise ServiceError("a tariff must price time, traffic or both (all prices are zero)")
     if spec.simultaneous_use < 1:
@@ -117,9 +119,7 @@ class StoredTariff:
 
 
 def get_tariff(session: Session, name_or_id: str | int) -> StoredTariff:
-    row = q.tariff_by_id(session, name_or_id) if isinstance(name_or_id, int) else q.tariff_by_name(
-        session, name_or_id
-    )
+    row = q.tariff_by_id(session, name_or_id) if isinstance(name_or_id, int) else q.tariff_by_name(session, name_or_id)
     if row is None:
         raise NotFound(f"no tariff {name_or_id!r}")
     spec = TariffSpec(

@@ -142,9 +142,7 @@ def test_validity_refusals(db: Session, vault: PinVault) -> None:
     assert cards.usable_refusal(cards.find_card(db, late.numbers[0]), NOW) is Refusal.EXPIRED
 
 
-def test_concurrent_redemptions_of_one_card_move_its_value_once(
-    committed: Engine, vault: PinVault
-) -> None:
+def test_concurrent_redemptions_of_one_card_move_its_value_once(committed: Engine, vault: PinVault) -> None:
     with Session(committed) as session, session.begin():
         batch = factories.world(session, vault, count=3)
     targets, source, source_pin = batch.numbers[:2], batch.numbers[2], batch.pins[2]

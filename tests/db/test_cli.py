@@ -40,8 +40,21 @@ def refused(result: Result, pattern: str) -> None:
 
 
 def setup_world(run) -> None:  # type: ignore[no-untyped-def]
-    run("tariff", "add", "standard", "--per-hour", "1.20", "--increment", "1m", "--band", "22:00=0.60",
-        "--per-mb", "0.01", "--free-net", "10.99.0.0/24")
+    run(
+        "tariff",
+        "add",
+        "standard",
+        "--per-hour",
+        "1.20",
+        "--increment",
+        "1m",
+        "--band",
+        "22:00=0.60",
+        "--per-mb",
+        "0.01",
+        "--free-net",
+        "10.99.0.0/24",
+    )
     run("hotspot", "add", "cafe", "--timezone", "Europe/Moscow", "--tariff", "standard")
 
 
@@ -59,8 +72,7 @@ def test_db_init_and_upgrade_are_repeatable(run) -> None:  # type: ignore[no-unt
 
 def test_a_whole_admin_day(run, committed: Engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     setup_world(run)
-    run("nas", "add", "lobby", "--hotspot", "cafe", "--ip", "192.0.2.1", "--secret", "s3cret",
-        "--vendor", "mikrotik")
+    run("nas", "add", "lobby", "--hotspot", "cafe", "--ip", "192.0.2.1", "--secret", "s3cret", "--vendor", "mikrotik")
     nas_rows = json.loads(run("nas", "list", "--format", "json").output)
     assert nas_rows[0]["vendor"] == "mikrotik" and "secret" not in nas_rows[0]
     cards = generate(run, "--validity", "30d")
@@ -132,18 +144,39 @@ def test_user_errors_are_one_clear_line(run, args: tuple[str, ...], message: str
 def test_duplicate_nas_is_refused_and_nothing_is_half_written(run, committed: Engine) -> None:  # type: ignore[no-untyped-def]
     setup_world(run)
     run("nas", "add", "lobby", "--hotspot", "cafe", "--ip", "192.0.2.1", "--secret", "s")
-    refused(run("nas", "add", "lobby2", "--hotspot", "cafe", "--ip", "192.0.2.1", "--secret", "s", ok=False),
-            "already exists")
-    refused(run("cards", "generate", "--count", "3", "--value", "5", "--series", "1", "--hotspot", "cafe",
-                "--output", "/nonexistent-dir/x.pdf", ok=False), "No such file|not found|nonexistent")
+    refused(
+        run("nas", "add", "lobby2", "--hotspot", "cafe", "--ip", "192.0.2.1", "--secret", "s", ok=False),
+        "already exists",
+    )
+    refused(
+        run(
+            "cards",
+            "generate",
+            "--count",
+            "3",
+            "--value",
+            "5",
+            "--series",
+            "1",
+            "--hotspot",
+            "cafe",
+            "--output",
+            "/nonexistent-dir/x.pdf",
+            ok=False,
+        ),
+        "No such file|not found|nonexistent",
+    )
     with committed.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM cards")).scalar_one() == 0
         assert conn.execute(text("SELECT count(*) FROM card_batches")).scalar_one() == 0
 
 
 def test_unreachable_database_is_one_line(key_file: Path) -> None:
-    env = {"HOTSPOT_DATABASE_URL": "postgresql+psycopg2://nobody@/x?host=/nonexistent&port=1",
-           "HOTSPOT_PIN_KEY_FILE": str(key_file), "HOTSPOT_CONFIG": ""}
+    env = {
+        "HOTSPOT_DATABASE_URL": "postgresql+psycopg2://nobody@/x?host=/nonexistent&port=1",
+        "HOTSPOT_PIN_KEY_FILE": str(key_file),
+        "HOTSPOT_CONFIG": "",
+    }
     result = CliRunner().invoke(cli, ["hotspot", "list"], env=env)
     refused(result, "cannot reach the database")
 

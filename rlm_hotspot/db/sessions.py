@@ -1,0 +1,255 @@
+"""Queries of the login and session hot paths (RADIUS hooks, portal heartbeats), each one round trip."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Row, text
+from sqlalchemy.orm import Session
+
+# A session still holds a simultaneous-use slot while it is alive: an open one that reported within
+# 2 x interim interval + grace, a pending one (Accept sent, no Start yet) younger than the pending TTL.
+# Anything older is stale: it no longer locks its owner out, and the worker closes it.
+LIVE_SESSION = """
+    (s.status = 'open' AND s.last_seen_at > :now - make_interval(secs => 2 * h.interim_interval + h.stale_grace))
+    OR (s.status = 'pending' AND s.last_seen_at > :now - make_interval(secs => :pending_ttl))
+"""
+
+
+@dataclass(frozen=True)
+class LoginSnapshot:
+    """Everything a login decision needs, read in one query."""
+
+    # the card (None fields when the number is unknown)
+    card_id: int | None
+    number: str | None
+    status: str | None
+    blocked: bool | None
+    account_id: int | None
+    activated_at: datetime | None
+    pin_secret: bytes | None
+    pin_key_id: int | None
+    face_value: int | None
+    batch_tariff_id: int | None
+    batch_hotspot_id: int | None
+    valid_from: datetime | None
+    use_before: datetime | None
+    validity_seconds: int | None
+    expires_at: datetime | None
+    balance: int | None
+    live_sessions: int
+    # where the guest is
+    nas_id: int | None
+    nas_vendor: str | None
+    hotspot_id: int | None
+    hotspot_timezone: str | None
+    hotspot_tariff_id: int | None
+    hotspot_mode: str | None
+    traffic_meter: str | None
+    interim_interval: int | None
+    idle_timeout: int | None
+    max_session_seconds: int | None
+    # lockout
+    card_failures: int
+    client_failures: int
+
+
+_SNAPSHOT = text(
+    f"""
+    WITH place AS (
+        SELECT n.id AS nas_id, n.vendor AS nas_vendor, h.*
+        FROM hotspots h LEFT JOIN nas n ON n.hotspot_id = h.id AND n.ip_address = CAST(:nas_ip AS inet)
+        WHERE (CAST(:nas_ip AS inet) IS NOT NULL AND n.id IS NOT NULL) OR h.id = :hotspot_id
+        ORDER BY n.id NULLS LAST LIMIT 1
+    )
+    SELECT c.id AS card_id, c.number, c.status, c.blocked, c.account_id, c.activated_at, c.pin_secret,
+           c.pin_key_id, b.face_value, b.tariff_id AS batch_tariff_id, b.hotspot_id AS batch_hotspot_id,
+           b.valid_from, b.use_before, b.validity_seconds, b.expires_at, a.balance,
+           (SELECT count(*) FROM sessions s JOIN hotspots h ON h.id = s.hotspot_id
+             WHERE s.card_id = c.id AND s.status <> 'closed' AND ({LIVE_SESSION})) AS live_sessions,
+           p.nas_id, p.nas_vendor, p.id AS hotspot_id, p.timezone AS hotspot_timezone,
+           p.tariff_id AS hotspot_tariff_id, p.mode AS hotspot_mode, p.traffic_meter, p.interim_interval,
+           p.idle_timeout, p.max_session_seconds,
+           (SELECT count(*) FROM login_attempts la
+             WHERE la.card_number = :number AND la.outcome = 'wrong_pin' AND NOT la.cleared
+               AND la.at > :now - make_interval(secs => :window)) AS card_failures,
+           (SELECT count(*) FROM login_attempts la
+             WHERE CAST(:client AS text) IS NOT NULL AND la.client = :client AND la.outcome = 'wrong_pin'
+               AND NOT la.cleared AND la.at > :now - make_interval(secs => :window)) AS client_failures
+    FROM (SELECT 1) AS one
+    LEFT JOIN cards c ON c.number = :number
+    LEFT JOIN card_batches b ON b.id = c.batch_id
+    LEFT JOIN accounts a ON a.id = c.account_id
+    LEFT JOIN place p ON true
+    """
+)
+
+
+def login_snapshot(
+    session: Session,
+    *,
+    number: str,
+    nas_ip: str | None,
+    hotspot_id: int | None,
+    client: str | None,
+    now: datetime,
+    lockout_window_s: int,
+    pending_ttl_s: int,
+) -> LoginSnapshot:
+    row = session.execute(
+        _SNAPSHOT,
+        {
+            "number": number,
+            "nas_ip": nas_ip,
+            "hotspot_id": hotspot_id,
+            "client": client,
+            "now": now,
+            "window": lockout_window_s,
+            "pending_ttl": pending_ttl_s,
+        },
+    ).one()
+    values = dict(row._mapping)
+    if values["pin_secret"] is not None:
+        values["pin_secret"] = bytes(values["pin_secret"])
+    return LoginSnapshot(**values)
+
+
+def lock_card_and_count_live(session: Session, card_id: int, now: datetime, pending_ttl_s: int) -> int:
+    """Lock the card row (serialising logins of one card) and count its live sessions."""
+    session.execute(text("SELECT id FROM cards WHERE id = :id FOR UPDATE"), {"id": card_id})
+    return int(
+        session.execute(
+            text(
+                f"""SELECT count(*) FROM sessions s JOIN hotspots h ON h.id = s.hotspot_id
+                    WHERE s.card_id = :id AND s.status <> 'closed' AND ({LIVE_SESSION})"""
+            ),
+            {"id": card_id, "now": now, "pending_ttl": pending_ttl_s},
+        ).scalar_one()
+    )
+
+
+def insert_session(session: Session, **values: object) -> int:
+    columns = ", ".join(values)
+    params = ", ".join(f":{name}" for name in values)
+    return int(
+        session.execute(text(f"INSERT INTO sessions ({columns}) VALUES ({params}) RETURNING id"), values).scalar_one()
+    )
+
+
+def record_attempt(
+    session: Session,
+    *,
+    card_number: str,
+    client: str | None,
+    hotspot_id: int | None,
+    source: str,
+    outcome: str,
+    now: datetime,
+) -> None:
+    session.execute(
+        text(
+            "INSERT INTO login_attempts (at, card_number, client, hotspot_id, source, outcome) "
+            "VALUES (:now, :number, :client, :hotspot_id, :source, :outcome)"
+        ),
+        {
+            "now": now,
+            "number": card_number,
+            "client": client,
+            "hotspot_id": hotspot_id,
+            "source": source,
+            "outcome": outcome,
+        },
+    )
+
+
+# -- accounting -------------------------------------------------------------------------------------
+
+_SESSION_COLUMNS = """
+    s.id, s.status, s.account_id, s.card_id, s.hotspot_id, s.tariff_id, s.nas_id, s.source, s.acct_session_id,
+    s.auth_token, s.started_at, s.last_seen_at, s.last_heartbeat_at, s.stopped_at, s.terminate_cause,
+    s.framed_ip, s.calling_station_id, s.seconds, s.input_octets, s.output_octets,
+    s.time_cost_num, s.traffic_cost_num, s.charged, h.timezone, h.traffic_meter, c.number AS card_number,
+    c.status AS card_status
+"""
+_SESSION_FROM = """
+    FROM sessions s JOIN hotspots h ON h.id = s.hotspot_id JOIN cards c ON c.id = s.card_id
+"""
+
+
+def find_session_for_update(
+    session: Session, *, nas_id: int | None, acct_session_id: str | None, token: str | None
+) -> Row | None:  # type: ignore[type-arg]
+    """The session an accounting packet belongs to: by our Class token, else by the NAS's session id
+    (the live one first, else the latest closed one — a late duplicate Stop)."""
+    if token:
+        row = session.execute(
+            text(f"SELECT {_SESSION_COLUMNS} {_SESSION_FROM} WHERE s.auth_token = :token FOR UPDATE OF s"),
+            {"token": token},
+        ).first()
+        if row is not None:
+            return row
+    if acct_session_id is None:
+        return None
+    return session.execute(
+        text(
+            f"""SELECT {_SESSION_COLUMNS} {_SESSION_FROM}
+                WHERE s.nas_id IS NOT DISTINCT FROM :nas_id AND s.acct_session_id = :acct_session_id
+                ORDER BY (s.status <> 'closed') DESC, s.started_at DESC LIMIT 1 FOR UPDATE OF s"""
+        ),
+        {"nas_id": nas_id, "acct_session_id": acct_session_id},
+    ).first()
+
+
+def session_by_token(session: Session, token: str, *, lock: bool = False) -> Row | None:  # type: ignore[type-arg]
+    return session.execute(
+        text(
+            f"SELECT {_SESSION_COLUMNS} {_SESSION_FROM} WHERE s.auth_token = :token{' FOR UPDATE OF s' if lock else ''}"
+        ),
+        {"token": token},
+    ).first()
+
+
+def session_by_id(session: Session, session_id: int, *, lock: bool = False) -> Row | None:  # type: ignore[type-arg]
+    return session.execute(
+        text(f"SELECT {_SESSION_COLUMNS} {_SESSION_FROM} WHERE s.id = :id{' FOR UPDATE OF s' if lock else ''}"),
+        {"id": session_id},
+    ).first()
+
+
+def update_session(session: Session, session_id: int, **values: object) -> None:
+    assignments = ", ".join(f"{name} = :{name}" for name in values)
+    session.execute(
+        text(f"UPDATE sessions SET {assignments} WHERE id = :session_id"), {**values, "session_id": session_id}
+    )
+
+
+def live_sessions_of_nas(session: Session, nas_id: int) -> list[int]:
+    rows = session.execute(
+        text("SELECT id FROM sessions WHERE nas_id = :nas_id AND status <> 'closed' ORDER BY id FOR UPDATE"),
+        {"nas_id": nas_id},
+    )
+    return [r.id for r in rows]
+
+
+def nas_by_ip(session: Session, ip: str) -> Row | None:  # type: ignore[type-arg]
+    return session.execute(
+        text(
+            "SELECT n.*, h.timezone FROM nas n JOIN hotspots h ON h.id = n.hotspot_id "
+            "WHERE n.ip_address = CAST(:ip AS inet)"
+        ),
+        {"ip": ip},
+    ).first()
+
+
+def stale_sessions(session: Session, now: datetime, pending_ttl_s: int, limit: int = 1000) -> list[int]:
+    """Live-status sessions that no longer count as live: to be closed at their last counters."""
+    rows = session.execute(
+        text(
+            f"""SELECT s.id FROM sessions s JOIN hotspots h ON h.id = s.hotspot_id
+                WHERE s.status <> 'closed' AND NOT ({LIVE_SESSION})
+                ORDER BY s.id LIMIT :limit FOR UPDATE OF s SKIP LOCKED"""
+        ),
+        {"now": now, "pending_ttl": pending_ttl_s, "limit": limit},
+    )
+    return [r.id for r in rows]

@@ -1,0 +1,237 @@
+"""Logins: the one decision shared by the RADIUS hooks and the portal.
+
+A login is decided from one snapshot query (card, batch, account, hotspot, NAS, live sessions, recent
+wrong PINs). Every refusal has its own reason. What an accepted login may use — Session-Timeout and data
+cap — is computed from the *remaining* balance with the hotspot's tariff, walking the time-of-day bands,
+and bounded by the card's effective deadline.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from rlm_hotspot.core.cardcode import CardNumberError, normalise_card_number
+from rlm_hotspot.core.decisions import Refusal
+from rlm_hotspot.core.tariff import Meter, bytes_affordable, seconds_affordable
+from rlm_hotspot.core.validity import CardValidity, effective_deadline, validity_refusal
+from rlm_hotspot.db import sessions as q
+from rlm_hotspot.pins import PinVault
+from rlm_hotspot.services.errors import CardRefused
+from rlm_hotspot.services.tariff_cache import TariffCache
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Installation-wide login rules (from the settings file)."""
+
+    lockout_attempts: int = 5
+    lockout_window_s: int = 900
+    pending_session_ttl_s: int = 120
+
+
+@dataclass(frozen=True)
+class LoginRequest:
+    """A login attempt as an adapter decoded it."""
+
+    card_text: str
+    source: str  # 'radius' or 'portal'
+    nas_ip: str | None = None  # RADIUS: the NAS decides the hotspot
+    hotspot_id: int | None = None  # portal: the hotspot it serves
+    client: str | None = None  # client MAC or IP, for per-client lockout
+    pin: str | None = None  # checked here when given; RADIUS leaves it to pap/chap (needs Grant.pin)
+
+
+@dataclass(frozen=True)
+class Grant:
+    """An accepted login and what it may use."""
+
+    card_id: int
+    card_number: str
+    account_id: int | None
+    balance: int
+    hotspot_id: int
+    nas_id: int | None
+    nas_vendor: str | None
+    tariff_id: int
+    session_timeout: int
+    data_cap: int | None  # bytes; None = traffic is not capped (free, or not metered by RADIUS)
+    deadline: datetime | None
+    interim_interval: int
+    idle_timeout: int | None
+    rate_up_kbps: int | None
+    rate_down_kbps: int | None
+    pin: str | None  # the cleartext PIN for pap/chap (encrypted mode), else None
+
+
+class UnknownPlace(RuntimeError):
+    """The request came from a NAS (or for a hotspot) the database does not know: a setup fault."""
+
+
+def decide_login(
+    session: Session, vault: PinVault, tariffs: TariffCache, policy: Policy, request: LoginRequest, now: datetime
+) -> Grant:
+    """Accept or refuse (CardRefused) a login; read-only, one query (plus a cached tariff)."""
+    try:
+        number = normalise_card_number(request.card_text)
+    except CardNumberError as exc:
+        raise CardRefused(Refusal.BAD_CARD_NUMBER, str(exc)) from None
+    snap = q.login_snapshot(
+        session,
+        number=number,
+        nas_ip=request.nas_ip,
+        hotspot_id=request.hotspot_id,
+        client=request.client,
+        now=now,
+        lockout_window_s=policy.lockout_window_s,
+        pending_ttl_s=policy.pending_session_ttl_s,
+    )
+    if snap.hotspot_id is None:
+        raise UnknownPlace(
+            f"no NAS with address {request.nas_ip} in the database"
+            if request.nas_ip
+            else f"no hotspot with id {request.hotspot_id}"
+        )
+    if snap.card_failures >= policy.lockout_attempts or snap.client_failures >= policy.lockout_attempts:
+        raise CardRefused(Refusal.LOCKED_OUT)
+    if snap.card_id is None:
+        raise CardRefused(Refusal.UNKNOWN_CARD)
+    assert snap.pin_secret is not None and snap.pin_key_id is not None and snap.number is not None
+    pin = None
+    if request.pin is not None:
+        if not vault.verify(snap.number, request.pin, snap.pin_key_id, snap.pin_secret):
+            raise CardRefused(Refusal.WRONG_PIN)
+    else:
+        pin = vault.reveal(snap.number, snap.pin_key_id, snap.pin_secret)
+    refusal = _card_refusal(snap, now)
+    if refusal is not None:
+        raise CardRefused(refusal)
+    tariff = tariffs.get(session, snap.batch_tariff_id or snap.hotspot_tariff_id, now)  # type: ignore[arg-type]
+    if snap.live_sessions >= tariff.spec.simultaneous_use:
+        raise CardRefused(Refusal.TOO_MANY_SESSIONS)
+    balance = snap.face_value if snap.status == "new" else (snap.balance or 0)
+    assert balance is not None
+    validity = _validity(snap)
+    deadline = effective_deadline(validity, snap.activated_at, now)
+    tz = ZoneInfo(snap.hotspot_timezone or "UTC")
+    horizon = snap.max_session_seconds or 86400
+    if deadline is not None:
+        horizon = min(horizon, max(0, int((deadline - now) // timedelta(seconds=1))))
+    timeout = seconds_affordable(tariff.tariff, tz, now, Meter(), balance, horizon)
+    if timeout <= 0:
+        raise CardRefused(Refusal.EXHAUSTED if deadline is None or deadline > now else Refusal.EXPIRED)
+    data_cap = bytes_affordable(tariff.tariff, tz, now, Meter(), balance) if snap.traffic_meter == "radius" else None
+    return Grant(
+        card_id=snap.card_id,
+        card_number=snap.number,
+        account_id=snap.account_id,
+        balance=balance,
+        hotspot_id=snap.hotspot_id,
+        nas_id=snap.nas_id,
+        nas_vendor=snap.nas_vendor,
+        tariff_id=tariff.id,
+        session_timeout=timeout,
+        data_cap=data_cap,
+        deadline=deadline,
+        interim_interval=snap.interim_interval or 300,
+        idle_timeout=snap.idle_timeout,
+        rate_up_kbps=tariff.spec.rate_up_kbps,
+        rate_down_kbps=tariff.spec.rate_down_kbps,
+        pin=pin,
+    )
+
+
+def _validity(snap: q.LoginSnapshot) -> CardValidity:
+    return CardValidity(
+        valid_from=snap.valid_from,
+        use_before=snap.use_before,
+        validity_seconds=snap.validity_seconds,
+        expires_at=snap.expires_at,
+    )
+
+
+def _card_refusal(snap: q.LoginSnapshot, now: datetime) -> Refusal | None:
+    if snap.status == "redeemed":
+        return Refusal.REDEEMED
+    if snap.blocked:
+        return Refusal.BLOCKED
+    if snap.batch_hotspot_id is not None and snap.batch_hotspot_id != snap.hotspot_id:
+        return Refusal.WRONG_HOTSPOT
+    refusal = validity_refusal(_validity(snap), snap.activated_at, now)
+    if refusal is not None:
+        return refusal
+    if snap.status == "active" and (snap.balance or 0) <= 0:
+        return Refusal.EXHAUSTED
+    return None
+
+
+def new_token() -> str:
+    """An unguessable session token (RADIUS Class, portal cookie)."""
+    return secrets.token_urlsafe(18)
+
+
+def reserve_radius_session(
+    session: Session,
+    tariffs: TariffCache,
+    policy: Policy,
+    grant: Grant,
+    *,
+    token: str,
+    calling_station_id: str | None,
+    now: datetime,
+) -> int:
+    """After the PIN was verified: take a simultaneous-use slot under the card's row lock.
+
+    The decisive check: two Access-Requests for one card at the same instant (or on two radiusd
+    servers) serialise on the card row, so exactly `simultaneous_use` of them get a slot.
+    """
+    live = q.lock_card_and_count_live(session, grant.card_id, now, policy.pending_session_ttl_s)
+    if live >= tariffs.get(session, grant.tariff_id, now).spec.simultaneous_use:
+        raise CardRefused(Refusal.TOO_MANY_SESSIONS)
+    return q.insert_session(
+        session,
+        status="pending",
+        account_id=grant.account_id,
+        card_id=grant.card_id,
+        hotspot_id=grant.hotspot_id,
+        tariff_id=grant.tariff_id,
+        nas_id=grant.nas_id,
+        source="radius",
+        auth_token=token,
+        calling_station_id=calling_station_id,
+        started_at=now,
+        last_seen_at=now,
+    )
+
+
+def record_attempt(
+    session: Session,
+    *,
+    card_text: str,
+    client: str | None,
+    hotspot_id: int | None,
+    source: str,
+    outcome: Refusal | None,
+    now: datetime,
+) -> None:
+    """Remember a login's outcome: wrong PINs drive the lockout, all of it is visible to admins."""
+    q.record_attempt(
+        session,
+        card_number=_number_or_text(card_text),
+        client=client,
+        hotspot_id=hotspot_id,
+        source=source,
+        outcome="ok" if outcome is None else outcome.value,
+        now=now,
+    )
+
+
+def _number_or_text(card_text: str) -> str:
+    try:
+        return normalise_card_number(card_text)
+    except CardNumberError:
+        return card_text.strip()[:40]

@@ -1,0 +1,401 @@
+"""Session lifecycle and metering: RADIUS accounting, portal sessions with heartbeats, stale sessions.
+
+Every update carries *cumulative* counters (seconds online, octets each way). The session keeps the last
+counters seen and the core's rating meter; an update bills the difference between the new meter and
+the old one, so duplicates, retransmits and reordered packets debit nothing twice and never negatively,
+and a lost packet is made good by the next one. Ledger keys are the session and the cumulative charged
+level, so a replay of the same update can never post twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Row
+from sqlalchemy.orm import Session
+
+from rlm_hotspot.core.decisions import Refusal
+from rlm_hotspot.core.tariff import (
+    Meter,
+    Tariff,
+    advance_time,
+    advance_traffic,
+    billable_bytes,
+    bytes_affordable,
+    charged,
+    seconds_affordable,
+)
+from rlm_hotspot.db import sessions as q
+from rlm_hotspot.db.catalog import hotspot_by_id
+from rlm_hotspot.db.ledger import post_entry
+from rlm_hotspot.pins import PinVault
+from rlm_hotspot.services import cards
+from rlm_hotspot.services.access import LoginRequest, Policy, decide_login, new_token, record_attempt
+from rlm_hotspot.services.errors import CardRefused, NotFound
+from rlm_hotspot.services.tariff_cache import TariffCache
+
+ACCOUNTING_STATUSES = ("start", "interim", "stop", "on", "off")
+
+
+@dataclass(frozen=True)
+class AccountingUpdate:
+    """One RADIUS accounting packet, decoded by the adapter (octets already 64-bit)."""
+
+    status: str  # start | interim | stop | on | off
+    nas_ip: str
+    username: str | None = None
+    acct_session_id: str | None = None
+    token: str | None = None  # our Class, echoed by the NAS
+    session_time: int | None = None
+    input_octets: int | None = None  # from the client (NAS view)
+    output_octets: int | None = None  # to the client
+    framed_ip: str | None = None
+    calling_station_id: str | None = None
+    terminate_cause: str | None = None
+
+
+@dataclass(frozen=True)
+class AccountingResult:
+    session_id: int | None
+    debited: int
+    sessions_closed: int = 0
+
+
+class AccountingRefused(ValueError):
+    """A packet that cannot be attributed (unknown NAS, unknown card); logged, acknowledged, not billed."""
+
+
+def record_accounting(
+    session: Session, tariffs: TariffCache, update: AccountingUpdate, now: datetime
+) -> AccountingResult:
+    """Apply one accounting packet in the caller's transaction (the adapter commits, then replies OK)."""
+    if update.status not in ACCOUNTING_STATUSES:
+        raise AccountingRefused(f"unknown Acct-Status-Type {update.status!r}")
+    nas = q.nas_by_ip(session, update.nas_ip)
+    if nas is None:
+        raise AccountingRefused(f"accounting from unknown NAS {update.nas_ip}")
+    if update.status in ("on", "off"):
+        closed = 0
+        for session_id in q.live_sessions_of_nas(session, nas.id):
+            _close(session, session_id, now, "NAS-Reboot" if update.status == "on" else "NAS-Request")
+            closed += 1
+        return AccountingResult(None, 0, closed)
+    row = q.find_session_for_update(session, nas_id=nas.id, acct_session_id=update.acct_session_id, token=update.token)
+    if row is None:
+        row = _session_without_start(session, tariffs, nas, update, now)
+    if row.status == "pending" or row.account_id is None:
+        row = _open(session, row, update, now)
+    debited = _bill(
+        session,
+        tariffs,
+        row,
+        seconds=update.session_time if update.session_time is not None else row.seconds,
+        input_octets=update.input_octets if update.input_octets is not None else row.input_octets,
+        output_octets=update.output_octets if update.output_octets is not None else row.output_octets,
+        now=now,
+    )
+    if update.status == "stop" and row.status != "closed":
+        _close(session, row.id, now, update.terminate_cause or "Stop")
+    return AccountingResult(row.id, debited)
+
+
+def _session_without_start(
+    session: Session,
+    tariffs: TariffCache,
+    nas: Row,
+    update: AccountingUpdate,
+    now: datetime,  # type: ignore[type-arg]
+) -> Row:  # type: ignore[type-arg]
+    """An Interim or Stop whose Start (and Accept) we never saw: bill it all the same, from its own counters."""
+    if not update.username:
+        raise AccountingRefused("accounting packet without User-Name for an unknown session")
+    try:
+        card = cards.find_card(session, update.username, lock=True)
+    except CardRefused as exc:
+        raise AccountingRefused(f"accounting for {update.username!r}: {exc}") from None
+    tariff_id = card.tariff_id or _hotspot_tariff(session, nas.hotspot_id)
+    started = now - timedelta(seconds=update.session_time or 0)
+    session_id = q.insert_session(
+        session,
+        status="pending",
+        account_id=card.account_id,
+        card_id=card.id,
+        hotspot_id=nas.hotspot_id,
+        tariff_id=tariffs.get(session, tariff_id, now).id,
+        nas_id=nas.id,
+        source="radius",
+        acct_session_id=update.acct_session_id,
+        auth_token=update.token or new_token(),
+        framed_ip=update.framed_ip,
+        calling_station_id=update.calling_station_id,
+        started_at=started,
+        last_seen_at=now,
+    )
+    row = q.session_by_id(session, session_id, lock=True)
+    assert row is not None
+    return row
+
+
+def _hotspot_tariff(session: Session, hotspot_id: int) -> int:
+    row = hotspot_by_id(session, hotspot_id)
+    assert row is not None
+    return int(row.tariff_id)
+
+
+def _open(session: Session, row: Row, update: AccountingUpdate, now: datetime) -> Row:  # type: ignore[type-arg]
+    """Accounting-Start (or the first packet we see): the session opens and first use activates the card."""
+    card = cards.find_card(session, row.card_number, lock=True)
+    account_id = cards.activate(session, card, now)
+    started = now - timedelta(seconds=update.session_time or 0)
+    q.update_session(
+        session,
+        row.id,
+        status="open" if row.status != "closed" else "closed",
+        account_id=account_id,
+        acct_session_id=update.acct_session_id or row.acct_session_id,
+        framed_ip=update.framed_ip,
+        calling_station_id=update.calling_station_id or None,
+        started_at=min(started, row.started_at),
+        last_seen_at=now,
+    )
+    fresh = q.session_by_id(session, row.id, lock=True)
+    assert fresh is not None
+    return fresh
+
+
+def _bill(
+    session: Session,
+    tariffs: TariffCache,
+    row: Row,  # type: ignore[type-arg]
+    *,
+    seconds: int,
+    input_octets: int,
+    output_octets: int,
+    now: datetime,
+) -> int:
+    """Advance the session's counters to the given cumulative values and debit the difference."""
+    tariff = tariffs.get(session, row.tariff_id, now).tariff
+    tz = ZoneInfo(row.timezone)
+    old = Meter(row.seconds, row.time_cost_num, row.traffic_cost_num)
+    new_seconds = max(row.seconds, seconds)
+    new_in, new_out = max(row.input_octets, input_octets), max(row.output_octets, output_octets)
+    meter = advance_time(tariff, tz, row.started_at, old, new_seconds)
+    billable = 0
+    if row.traffic_meter == "radius" and row.source == "radius":
+        billable = billable_bytes(tariff, download=new_out - row.output_octets, upload=new_in - row.input_octets)
+        meter = advance_traffic(tariff, tz, now, meter, billable)
+    time_total, traffic_total = _time_charged(meter, tariff), _traffic_charged(meter, tariff)
+    time_debit = time_total - _time_charged(old, tariff)
+    traffic_debit = traffic_total - _traffic_charged(old, tariff)
+    if time_debit:
+        post_entry(
+            session,
+            account_id=row.account_id,
+            amount=-time_debit,
+            cause="time",
+            key=f"time:{row.id}:{time_total}",
+            now=now,
+            card_id=row.card_id,
+            session_id=row.id,
+            seconds=new_seconds - row.seconds,
+        )
+    if traffic_debit:
+        post_entry(
+            session,
+            account_id=row.account_id,
+            amount=-traffic_debit,
+            cause="traffic",
+            key=f"traffic:{row.id}:{traffic_total}",
+            now=now,
+            card_id=row.card_id,
+            session_id=row.id,
+            bytes_=billable,
+        )
+    q.update_session(
+        session,
+        row.id,
+        seconds=new_seconds,
+        input_octets=new_in,
+        output_octets=new_out,
+        time_cost_num=meter.time_cost_num,
+        traffic_cost_num=meter.traffic_cost_num,
+        charged=charged(meter, tariff),
+        last_seen_at=max(now, row.last_seen_at),
+    )
+    return time_debit + traffic_debit
+
+
+def _time_charged(meter: Meter, tariff: Tariff) -> int:
+    return charged(Meter(time_cost_num=meter.time_cost_num), tariff)
+
+
+def _traffic_charged(meter: Meter, tariff: Tariff) -> int:
+    return charged(Meter(traffic_cost_num=meter.traffic_cost_num), tariff)
+
+
+def _close(session: Session, session_id: int, at: datetime, cause: str) -> None:
+    q.update_session(session, session_id, status="closed", stopped_at=at, terminate_cause=cause)
+
+
+def close_stale_sessions(session: Session, policy: Policy, now: datetime) -> int:
+    """Close sessions whose NAS went silent (or whose Accept never got a Start), at their last counters.
+
+    Nothing more is billed: what was reported is billed, and the guest is not charged for the silence.
+    """
+    closed = 0
+    for session_id in q.stale_sessions(session, now, policy.pending_session_ttl_s):
+        row = q.session_by_id(session, session_id)
+        assert row is not None
+        _close(session, session_id, row.last_seen_at, "Stale" if row.status == "open" else "No-Start")
+        closed += 1
+    return closed
+
+
+# -- portal sessions (standalone hotspots) -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SessionStatus:
+    """What the guest's status page shows."""
+
+    session_id: int
+    token: str
+    open: bool
+    card_number: str
+    balance: int
+    started_at: datetime
+    online_seconds: int
+    upload_bytes: int
+    download_bytes: int
+    seconds_remaining: int
+    bytes_remaining: int | None
+    deadline: datetime | None
+    timezone: str
+    terminate_cause: str | None
+
+
+def open_portal_session(
+    session: Session,
+    vault: PinVault,
+    tariffs: TariffCache,
+    policy: Policy,
+    *,
+    card_text: str,
+    pin: str,
+    hotspot_id: int,
+    client_ip: str,
+    client_mac: str | None,
+    now: datetime,
+) -> SessionStatus:
+    """A standalone login: decide, take a slot under the card lock, activate, open the session.
+
+    A refusal raises CardRefused after recording the attempt (the caller must still commit, so wrong
+    PINs count towards the lockout).
+    """
+    client = client_mac or client_ip
+    request = LoginRequest(card_text=card_text, source="portal", hotspot_id=hotspot_id, client=client, pin=pin)
+    try:
+        grant = decide_login(session, vault, tariffs, policy, request, now)
+        live = q.lock_card_and_count_live(session, grant.card_id, now, policy.pending_session_ttl_s)
+        if live >= tariffs.get(session, grant.tariff_id, now).spec.simultaneous_use:
+            raise CardRefused(Refusal.TOO_MANY_SESSIONS)
+    except CardRefused as refused:
+        record_attempt(
+            session,
+            card_text=card_text,
+            client=client,
+            hotspot_id=hotspot_id,
+            source="portal",
+            outcome=refused.refusal,
+            now=now,
+        )
+        raise
+    card = cards.find_card(session, grant.card_number, lock=True)
+    account_id = cards.activate(session, card, now)
+    token = new_token()
+    q.insert_session(
+        session,
+        status="open",
+        account_id=account_id,
+        card_id=grant.card_id,
+        hotspot_id=grant.hotspot_id,
+        tariff_id=grant.tariff_id,
+        source="portal",
+        auth_token=token,
+        framed_ip=client_ip,
+        calling_station_id=client_mac,
+        started_at=now,
+        last_seen_at=now,
+        last_heartbeat_at=now,
+    )
+    record_attempt(
+        session, card_text=card_text, client=client, hotspot_id=hotspot_id, source="portal", outcome=None, now=now
+    )
+    return session_status(session, tariffs, token, now)
+
+
+def heartbeat(session: Session, tariffs: TariffCache, token: str, now: datetime) -> SessionStatus:
+    """The status page is open: keep the session alive and (standalone) bill online time up to now."""
+    row = _session_or_404(session, token, lock=True)
+    if row.status == "open":
+        if row.source == "portal":
+            online = max(0, int((now - row.started_at) // timedelta(seconds=1)))
+            _bill(
+                session,
+                tariffs,
+                row,
+                seconds=online,
+                input_octets=row.input_octets,
+                output_octets=row.output_octets,
+                now=now,
+            )
+        q.update_session(session, row.id, last_heartbeat_at=now, last_seen_at=max(now, row.last_seen_at))
+    return session_status(session, tariffs, token, now)
+
+
+def logout(session: Session, tariffs: TariffCache, token: str, now: datetime) -> SessionStatus:
+    """The guest ends the session: bill to now (standalone) and close it."""
+    row = _session_or_404(session, token, lock=True)
+    if row.status != "closed":
+        if row.source == "portal":
+            heartbeat(session, tariffs, token, now)
+        _close(session, row.id, now, "User-Request")
+    return session_status(session, tariffs, token, now)
+
+
+def session_status(session: Session, tariffs: TariffCache, token: str, now: datetime) -> SessionStatus:
+    row = _session_or_404(session, token)
+    card = cards.find_card(session, row.card_number)
+    balance = card.balance if card.balance is not None else card.face_value
+    tariff = tariffs.get(session, row.tariff_id, now).tariff
+    tz = ZoneInfo(row.timezone)
+    deadline = cards.deadline_of(card, now)
+    horizon = 86400 if deadline is None else max(0, int((deadline - now) // timedelta(seconds=1)))
+    meter = Meter(row.seconds, row.time_cost_num, row.traffic_cost_num)
+    is_open = row.status != "closed"
+    remaining = seconds_affordable(tariff, tz, row.started_at, meter, balance, min(horizon, 86400)) if is_open else 0
+    return SessionStatus(
+        session_id=row.id,
+        token=token,
+        open=is_open,
+        card_number=row.card_number,
+        balance=balance,
+        started_at=row.started_at,
+        online_seconds=row.seconds,
+        upload_bytes=row.input_octets,
+        download_bytes=row.output_octets,
+        seconds_remaining=remaining,
+        bytes_remaining=bytes_affordable(tariff, tz, now, meter, balance) if is_open else 0,
+        deadline=deadline,
+        timezone=row.timezone,
+        terminate_cause=row.terminate_cause,
+    )
+
+
+def _session_or_404(session: Session, token: str, *, lock: bool = False) -> Row:  # type: ignore[type-arg]
+    row = q.session_by_token(session, token, lock=lock)
+    if row is None:
+        raise NotFound("no such session (it may have ended)")
+    return row

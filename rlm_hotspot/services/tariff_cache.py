@@ -1,0 +1,30 @@
+"""Tariffs change rarely and are read on every login and accounting packet: keep them in memory for a
+short time, so the hot paths stay one database round trip."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from rlm_hotspot.services.catalog import StoredTariff, get_tariff
+
+
+@dataclass
+class TariffCache:
+    """Tariffs by id, each reloaded after `ttl` (a price change reaches every process within it)."""
+
+    ttl: timedelta = timedelta(seconds=30)
+    _entries: dict[int, tuple[datetime, StoredTariff]] = field(default_factory=dict)
+
+    def get(self, session: Session, tariff_id: int, now: datetime) -> StoredTariff:
+        cached = self._entries.get(tariff_id)
+        if cached is not None and now - cached[0] < self.ttl:
+            return cached[1]
+        tariff = get_tariff(session, tariff_id)
+        self._entries[tariff_id] = (now, tariff)
+        return tariff
+
+    def clear(self) -> None:
+        self._entries.clear()

@@ -1,0 +1,281 @@
+"""Logins and metering against the real PostgreSQL: every refusal, exact debits, replays, races."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from rlm_hotspot.core.decisions import Refusal
+from rlm_hotspot.db.ledger import post_entry
+from rlm_hotspot.pins import PinVault
+from rlm_hotspot.services import cards, catalog
+from rlm_hotspot.services.access import (
+    LoginRequest,
+    Policy,
+    UnknownPlace,
+    decide_login,
+    record_attempt,
+    reserve_radius_session,
+)
+from rlm_hotspot.services.errors import CardRefused
+from rlm_hotspot.services.sessions import (
+    AccountingRefused,
+    AccountingUpdate,
+    close_stale_sessions,
+    heartbeat,
+    logout,
+    open_portal_session,
+    record_accounting,
+)
+from rlm_hotspot.services.tariff_cache import TariffCache
+from tests.conftest import NOW
+from tests.db import factories
+from tests.db.helpers import assert_ledger_balanced
+
+NAS_IP = "192.0.2.10"
+POLICY = Policy(lockout_attempts=3, lockout_window_s=600, pending_session_ttl_s=120)
+GIB = 1 << 30
+
+
+def radius_world(db: Session, vault: PinVault, *, traffic: bool = False, **batch: object):
+    """Tariff 1.20/hour per started minute (and 0.10/MB when `traffic`), a RADIUS hotspot and its NAS."""
+    factories.tariff(db, time_increment_seconds=60, **({"traffic_price": 10} if traffic else {}))
+    factories.hotspot(db)
+    catalog.add_nas(db, name="nas1", hotspot="cafe", ip_address=NAS_IP, secret="s", coa_port=3799, vendor="mikrotik")
+    return factories.batch(db, vault, hotspot="cafe", **batch)
+
+
+def login(db: Session, vault: PinVault, number: str, *, pin: str | None = None, client: str | None = None, now=NOW):
+    request = LoginRequest(card_text=number, source="radius", nas_ip=NAS_IP, client=client, pin=pin)
+    return decide_login(db, vault, TariffCache(), POLICY, request, now)
+
+
+def refusal_of(fn) -> Refusal:  # type: ignore[no-untyped-def]
+    with pytest.raises(CardRefused) as refused:
+        fn()
+    return refused.value.refusal
+
+
+def test_accept_computes_timeout_from_balance_and_returns_the_pin_for_chap(db: Session, vault: PinVault) -> None:
+    batch = radius_world(db, vault)
+    grant = login(db, vault, batch.numbers[0])
+    assert grant.pin == batch.pins[0]
+    assert grant.session_timeout == 250 * 60  # 5.00 at 1.20/hour = 250 started minutes
+    assert grant.data_cap is None  # traffic is free in this tariff
+    assert (grant.balance, grant.nas_vendor, grant.interim_interval) == (500, "mikrotik", 300)
+
+
+def test_data_cap_above_4_gib_and_deadline_bounds_the_timeout(db: Session, vault: PinVault) -> None:
+    batch = radius_world(db, vault, traffic=True, face_value=100_000, validity=timedelta(hours=1))
+    grant = login(db, vault, batch.numbers[0])
+    assert grant.data_cap == 1_000_000 * 10_000  # 1000.00 at 0.10 per MB = 10 GB, above 32 bits
+    assert grant.data_cap > 4 * GIB
+    assert grant.session_timeout == 3600  # the validity period is shorter than what the money buys
+
+
+def test_every_refusal_has_its_own_reason(db: Session, vault: PinVault) -> None:
+    batch = radius_world(db, vault, count=6)
+    n = batch.numbers
+    assert refusal_of(lambda: login(db, vault, n[0][:-1] + str((int(n[0][-1]) + 1) % 10))) is Refusal.BAD_CARD_NUMBER
+    other = factories.batch(db, vault, count=1, series=9000)
+    db.execute(text("DELETE FROM cards WHERE number = :n"), {"n": other.numbers[0]})
+    assert refusal_of(lambda: login(db, vault, other.numbers[0])) is Refusal.UNKNOWN_CARD
+    assert refusal_of(lambda: login(db, vault, n[0], pin="WRONG")) is Refusal.WRONG_PIN
+    cards.set_blocked(db, blocked=True, number=n[1])
+    assert refusal_of(lambda: login(db, vault, n[1])) is Refusal.BLOCKED
+    early = factories.batch(db, vault, count=1, hotspot="cafe", valid_from=NOW + timedelta(days=1))
+    assert refusal_of(lambda: login(db, vault, early.numbers[0])) is Refusal.NOT_YET_VALID
+    late = factories.batch(db, vault, count=1, hotspot="cafe", use_before=NOW - timedelta(days=1))
+    assert refusal_of(lambda: login(db, vault, late.numbers[0])) is Refusal.EXPIRED
+    cards.top_up(db, vault, n[2], n[3], batch.pins[3], NOW)
+    assert refusal_of(lambda: login(db, vault, n[3])) is Refusal.REDEEMED
+    account = cards.activate(db, cards.find_card(db, n[4], lock=True), NOW)
+    post_entry(db, account_id=account, amount=-500, cause="time", key="drain", now=NOW)
+    assert refusal_of(lambda: login(db, vault, n[4])) is Refusal.EXHAUSTED
+    factories.hotspot(db, name="station")
+    elsewhere = factories.batch(db, vault, count=1, hotspot="station")
+    assert refusal_of(lambda: login(db, vault, elsewhere.numbers[0])) is Refusal.WRONG_HOTSPOT
+    with pytest.raises(UnknownPlace):
+        decide_login(db, vault, TariffCache(), POLICY, LoginRequest(n[0], "radius", nas_ip="198.51.100.1"), NOW)
+    assert_ledger_balanced(db)
+
+
+def test_lockout_per_card_and_per_client_then_cleared_by_time(db: Session, vault: PinVault) -> None:
+    batch = radius_world(db, vault, count=3)
+    for _ in range(3):
+        record_attempt(
+            db,
+            card_text=batch.numbers[0],
+            client="aa-bb",
+            hotspot_id=None,
+            source="radius",
+            outcome=Refusal.WRONG_PIN,
+            now=NOW,
+        )
+    assert refusal_of(lambda: login(db, vault, batch.numbers[0])) is Refusal.LOCKED_OUT
+    assert refusal_of(lambda: login(db, vault, batch.numbers[1], client="aa-bb")) is Refusal.LOCKED_OUT
+    assert login(db, vault, batch.numbers[1], client="cc-dd").card_number == batch.numbers[1]
+    assert login(db, vault, batch.numbers[0], now=NOW + timedelta(seconds=601)).card_number == batch.numbers[0]
+
+
+def accounting(db: Session, tariffs: TariffCache, status: str, now, **values):  # type: ignore[no-untyped-def]
+    return record_accounting(db, tariffs, AccountingUpdate(status=status, nas_ip=NAS_IP, **values), now)
+
+
+def test_full_session_bills_exactly_and_replays_change_nothing(db: Session, vault: PinVault) -> None:
+    batch = radius_world(db, vault, traffic=True)
+    number = batch.numbers[0]
+    tariffs = TariffCache()
+    grant = login(db, vault, number)
+    reserve_radius_session(db, tariffs, POLICY, grant, token="tok1", calling_station_id="aa", now=NOW)
+    ids = {"username": number, "acct_session_id": "A1", "token": "tok1"}
+    accounting(db, tariffs, "start", NOW, session_time=0, framed_ip="10.1.0.5", **ids)
+    assert cards.find_card(db, number).status == "active"
+    t1 = NOW + timedelta(seconds=300)
+    r1 = accounting(db, tariffs, "interim", t1, session_time=300, input_octets=100_000, output_octets=1_900_000, **ids)
+    assert r1.debited == 10 + 20  # 5 started minutes at 1.20/h + 2 MB at 0.10/MB
+    assert (
+        accounting(
+            db, tariffs, "interim", t1, session_time=300, input_octets=100_000, output_octets=1_900_000, **ids
+        ).debited
+        == 0
+    )  # retransmit
+    t2 = NOW + timedelta(seconds=601)
+    r2 = accounting(
+        db,
+        tariffs,
+        "stop",
+        t2,
+        session_time=601,
+        input_octets=200_000,
+        output_octets=2_800_000,
+        terminate_cause="User-Request",
+        **ids,
+    )
+    assert r2.debited == 22 - 10 + 30 - 20  # 11 started minutes (0.02 each), 3 MB in all
+    late = accounting(
+        db, tariffs, "interim", t2, session_time=450, input_octets=150_000, output_octets=2_000_000, **ids
+    )
+    assert late.debited == 0  # reordered: older counters never produce a negative or double debit
+    row = db.execute(text("SELECT status, seconds, charged, terminate_cause FROM sessions")).one()
+    assert tuple(row) == ("closed", 601, 52, "User-Request")
+    assert cards.find_card(db, number).balance == 500 - 52
+    causes = db.execute(text("SELECT cause, amount FROM ledger ORDER BY id")).all()
+    assert [tuple(c) for c in causes] == [
+        ("card_load", 500),
+        ("time", -10),
+        ("traffic", -20),
+        ("time", -12),
+        ("traffic", -10),
+    ]
+    assert_ledger_balanced(db)
+
+
+def test_interim_and_stop_without_start_bill_correctly(db: Session, vault: PinVault) -> None:
+    batch = radius_world(db, vault)
+    tariffs = TariffCache()
+    ids = {"username": batch.numbers[0], "acct_session_id": "LOST"}
+    accounting(db, tariffs, "interim", NOW, session_time=120, **ids)
+    accounting(db, tariffs, "stop", NOW + timedelta(seconds=60), session_time=180, **ids)
+    assert cards.find_card(db, batch.numbers[0]).balance == 500 - 6  # 3 minutes at 1.20/h
+    started = db.execute(text("SELECT started_at FROM sessions")).scalar_one()
+    assert started == NOW - timedelta(seconds=120)
+    with pytest.raises(AccountingRefused):
+        accounting(db, tariffs, "interim", NOW, session_time=1, acct_session_id="X")
+    assert_ledger_balanced(db)
+
+
+def test_accounting_on_closes_every_live_session_of_that_nas(db: Session, vault: PinVault) -> None:
+    batch = radius_world(db, vault, count=3)
+    tariffs = TariffCache()
+    for i, number in enumerate(batch.numbers):
+        accounting(db, tariffs, "start", NOW, username=number, acct_session_id=f"S{i}", session_time=0)
+    assert accounting(db, tariffs, "on", NOW + timedelta(minutes=1)).sessions_closed == 3
+    assert db.execute(text("SELECT count(*) FROM sessions WHERE status <> 'closed'")).scalar_one() == 0
+
+
+def test_a_silent_nas_does_not_lock_the_owner_out(db: Session, vault: PinVault) -> None:
+    batch = radius_world(db, vault)
+    tariffs = TariffCache()
+    grant = login(db, vault, batch.numbers[0])
+    reserve_radius_session(db, tariffs, POLICY, grant, token="t", calling_station_id=None, now=NOW)
+    assert refusal_of(lambda: login(db, vault, batch.numbers[0])) is Refusal.TOO_MANY_SESSIONS
+    accounting(db, tariffs, "start", NOW, username=batch.numbers[0], acct_session_id="Z", token="t")
+    later = NOW + timedelta(seconds=2 * 300 + 120 + 1)
+    assert login(db, vault, batch.numbers[0], now=later).card_number == batch.numbers[0]
+    assert close_stale_sessions(db, POLICY, later) == 1
+    assert db.execute(text("SELECT terminate_cause FROM sessions")).scalar_one() == "Stale"
+
+
+def test_simultaneous_logins_for_one_card_accept_exactly_one(committed: Engine, vault: PinVault) -> None:
+    with Session(committed) as db, db.begin():
+        batch = radius_world(db, vault)
+    number = batch.numbers[0]
+    barrier = threading.Barrier(4)
+    outcomes: list[str] = []
+
+    def attempt(i: int) -> None:
+        tariffs = TariffCache()
+        with Session(committed) as db:
+            grant = login(db, vault, number)
+            db.rollback()
+            barrier.wait()
+            try:
+                with db.begin():
+                    reserve_radius_session(db, tariffs, POLICY, grant, token=f"t{i}", calling_station_id=None, now=NOW)
+                outcomes.append("accepted")
+            except CardRefused as exc:
+                outcomes.append(exc.refusal.value)
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["accepted"] + ["too_many_sessions"] * 3
+
+
+def test_portal_session_bills_per_second_until_logout(db: Session, vault: PinVault) -> None:
+    factories.tariff(db, time_price=60, time_unit_seconds=60)  # 0.60 per minute, per second
+    hotspot_id = factories.hotspot(db, mode="standalone", traffic_meter="netflow")
+    batch = factories.batch(db, vault, hotspot="cafe")
+    tariffs = TariffCache()
+    status = open_portal_session(
+        db,
+        vault,
+        tariffs,
+        POLICY,
+        card_text=batch.numbers[0],
+        pin=batch.pins[0],
+        hotspot_id=hotspot_id,
+        client_ip="10.77.0.2",
+        client_mac=None,
+        now=NOW,
+    )
+    assert status.open and status.balance == 500 and status.seconds_remaining == 500
+    status = heartbeat(db, tariffs, status.token, NOW + timedelta(seconds=30))
+    assert (status.balance, status.online_seconds, status.seconds_remaining) == (470, 30, 470)
+    status = logout(db, tariffs, status.token, NOW + timedelta(seconds=45))
+    assert (status.open, status.balance, status.terminate_cause) == (False, 455, "User-Request")
+    assert heartbeat(db, tariffs, status.token, NOW + timedelta(seconds=90)).balance == 455  # closed stays closed
+    with pytest.raises(CardRefused) as wrong:
+        open_portal_session(
+            db,
+            vault,
+            tariffs,
+            POLICY,
+            card_text=batch.numbers[1],
+            pin="NOPE",
+            hotspot_id=hotspot_id,
+            client_ip="10.77.0.3",
+            client_mac=None,
+            now=NOW,
+        )
+    assert wrong.value.refusal is Refusal.WRONG_PIN
+    outcomes = db.execute(text("SELECT outcome FROM login_attempts ORDER BY id")).scalars().all()
+    assert outcomes == ["ok", "wrong_pin"]
+    assert_ledger_balanced(db)
