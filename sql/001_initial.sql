@@ -203,12 +203,19 @@ CREATE TABLE login_attempts (
     client text,                        -- client MAC (Calling-Station-Id) or IP
     hotspot_id integer REFERENCES hotspots,
     source text NOT NULL CHECK (source IN ('radius', 'portal')),
-    outcome text NOT NULL,              -- 'ok' or a refusal reason
-    cleared boolean NOT NULL DEFAULT false
+    outcome text NOT NULL               -- 'ok' or a refusal reason
 );
 CREATE INDEX login_attempts_failed_by_card ON login_attempts (card_number, at) WHERE outcome = 'wrong_pin';
 CREATE INDEX login_attempts_failed_by_client ON login_attempts (client, at) WHERE outcome = 'wrong_pin';
 CREATE INDEX login_attempts_at ON login_attempts USING brin (at);
+
+-- An admin lifted a lockout: wrong PINs before cleared_at no longer count for that card number/client.
+CREATE TABLE lockout_clears (
+    kind text NOT NULL CHECK (kind IN ('card', 'client')),
+    subject text NOT NULL,
+    cleared_at timestamptz NOT NULL,
+    PRIMARY KEY (kind, subject)
+);
 
 -- Admin views for plain SQL -----------------------------------------------------------------------
 

@@ -88,7 +88,7 @@ def db(engine: Engine) -> Iterator[Session]:
 
 
 TABLES_TO_EMPTY = (
-    "login_attempts, ledger, disconnects, sessions, cards, accounts, card_batches, nas, hotspots, "
+    "lockout_clears, login_attempts, ledger, disconnects, sessions, cards, accounts, card_batches, nas, hotspots, "
     "tariff_free_networks, tariff_bands, tariffs"
 )
 

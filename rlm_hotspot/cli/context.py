@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from rlm_hotspot.core.money import Currency
 from rlm_hotspot.db.engine import make_engine
 from rlm_hotspot.pins import PinVault
+from rlm_hotspot.services.access import Policy
 from rlm_hotspot.services.catalog import currency
 from rlm_hotspot.settings import Settings, load_settings
 
@@ -43,6 +44,14 @@ class App:
         if self._vault is None:
             self._vault = PinVault.from_file(self.settings.pin_key_file)
         return self._vault
+
+    @property
+    def policy(self) -> Policy:
+        return Policy(
+            lockout_attempts=self.settings.lockout_attempts,
+            lockout_window_s=self.settings.lockout_window_s,
+            pending_session_ttl_s=self.settings.pending_session_ttl_s,
+        )
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -13,6 +13,7 @@ from rlm_hotspot.cli.cards import account, cards
 from rlm_hotspot.cli.catalog import hotspot, nas, tariff
 from rlm_hotspot.cli.context import App
 from rlm_hotspot.cli.database import db
+from rlm_hotspot.cli.lockout import lockout
 from rlm_hotspot.cli.reports import report
 from rlm_hotspot.core.cardcode import CardNumberError
 from rlm_hotspot.core.money import MoneyError
@@ -61,7 +62,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     ctx.call_on_close(app.close)
 
 
-for group in (db, hotspot, nas, tariff, cards, account, report):
+for group in (db, hotspot, nas, tariff, cards, account, report, lockout):
     cli.add_command(group)
 
 

@@ -17,6 +17,16 @@ LIVE_SESSION = """
 """
 
 
+# Wrong PINs that still count: inside the lockout window and after the last time an admin cleared them.
+WRONG_PINS = """
+    SELECT count(*) FROM login_attempts la
+    WHERE la.{column} = {value} AND la.outcome = 'wrong_pin'
+      AND la.at > GREATEST(:now - make_interval(secs => :window),
+                           (SELECT lc.cleared_at FROM lockout_clears lc
+                             WHERE lc.kind = '{kind}' AND lc.subject = {value}))
+"""
+
+
 @dataclass(frozen=True)
 class LoginSnapshot:
     """Everything a login decision needs, read in one query."""
@@ -71,12 +81,8 @@ _SNAPSHOT = text(
            p.nas_id, p.nas_vendor, p.id AS hotspot_id, p.timezone AS hotspot_timezone,
            p.tariff_id AS hotspot_tariff_id, p.mode AS hotspot_mode, p.traffic_meter, p.interim_interval,
            p.idle_timeout, p.max_session_seconds,
-           (SELECT count(*) FROM login_attempts la
-             WHERE la.card_number = :number AND la.outcome = 'wrong_pin' AND NOT la.cleared
-               AND la.at > :now - make_interval(secs => :window)) AS card_failures,
-           (SELECT count(*) FROM login_attempts la
-             WHERE CAST(:client AS text) IS NOT NULL AND la.client = :client AND la.outcome = 'wrong_pin'
-               AND NOT la.cleared AND la.at > :now - make_interval(secs => :window)) AS client_failures
+           ({WRONG_PINS.format(column="card_number", kind="card", value=":number")}) AS card_failures,
+           ({WRONG_PINS.format(column="client", kind="client", value="CAST(:client AS text)")}) AS client_failures
     FROM (SELECT 1) AS one
     LEFT JOIN cards c ON c.number = :number
     LEFT JOIN card_batches b ON b.id = c.batch_id

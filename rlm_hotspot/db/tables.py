@@ -207,5 +207,12 @@ login_attempts = Table(
     Column("hotspot_id", Integer, ForeignKey("hotspots.id")),
     Column("source", Text, nullable=False),
     Column("outcome", Text, nullable=False),
-    Column("cleared", Boolean, nullable=False),
+)
+
+lockout_clears = Table(
+    "lockout_clears",
+    metadata,
+    Column("kind", Text, primary_key=True),
+    Column("subject", Text, primary_key=True),
+    Column("cleared_at", TS, nullable=False),
 )

@@ -19,9 +19,10 @@ from rlm_hotspot.core.cardcode import CardNumberError, normalise_card_number
 from rlm_hotspot.core.decisions import Refusal
 from rlm_hotspot.core.tariff import Meter, bytes_affordable, seconds_affordable
 from rlm_hotspot.core.validity import CardValidity, effective_deadline, validity_refusal
+from rlm_hotspot.db import lockouts
 from rlm_hotspot.db import sessions as q
 from rlm_hotspot.pins import PinVault
-from rlm_hotspot.services.errors import CardRefused
+from rlm_hotspot.services.errors import CardRefused, ServiceError
 from rlm_hotspot.services.tariff_cache import TariffCache
 
 
@@ -235,3 +236,20 @@ def _number_or_text(card_text: str) -> str:
         return normalise_card_number(card_text)
     except CardNumberError:
         return card_text.strip()[:40]
+
+
+def list_lockouts(session: Session, policy: Policy, now: datetime) -> list[dict[str, object]]:
+    """Who cannot log in right now because of wrong PINs (card numbers and clients)."""
+    return lockouts.locked_out(session, now, policy.lockout_window_s, policy.lockout_attempts)
+
+
+def clear_lockout(session: Session, now: datetime, *, card_text: str | None = None, client: str | None = None) -> str:
+    """Lift a lockout before its time; returns what was cleared (for the admin's confirmation)."""
+    if (card_text is None) == (client is None):
+        raise ServiceError("name exactly one card number or one client")
+    if card_text is not None:
+        subject = _number_or_text(card_text)
+        lockouts.clear(session, kind="card", subject=subject, now=now)
+        return f"card {subject}"
+    lockouts.clear(session, kind="client", subject=str(client), now=now)
+    return f"client {client}"

@@ -184,3 +184,28 @@ def test_unreachable_database_is_one_line(key_file: Path) -> None:
 def test_missing_configuration_is_one_line() -> None:
     result = CliRunner().invoke(cli, ["hotspot", "list"], env={"HOTSPOT_CONFIG": "/nonexistent.toml"})
     refused(result, "not found")
+
+
+def test_lockout_is_visible_and_can_be_cleared(run, committed: Engine) -> None:  # type: ignore[no-untyped-def]
+    setup_world(run)
+    cards = generate(run)
+    number = cards[0][0].replace(" ", "")
+    with committed.begin() as conn:
+        for _ in range(5):
+            conn.execute(
+                text(
+                    "INSERT INTO login_attempts (at, card_number, client, source, outcome) "
+                    "VALUES (now(), :n, 'aa-bb', 'portal', 'wrong_pin')"
+                ),
+                {"n": number},
+            )
+    listed = json.loads(run("lockout", "list", "--format", "json").output)
+    assert {(row["kind"], row["subject"], row["wrong_pins"]) for row in listed} == {
+        ("card", number, 5),
+        ("client", "aa-bb", 5),
+    }
+    assert f"lockout lifted for card {number}" in run("lockout", "clear", cards[0][0]).output
+    assert [row["kind"] for row in json.loads(run("lockout", "list", "--format", "json").output)] == ["client"]
+    assert "lockout lifted for client aa-bb" in run("lockout", "clear", "--client", "aa-bb").output
+    assert json.loads(run("lockout", "list", "--format", "json").output) == []
+    refused(run("lockout", "clear", ok=False), "exactly one")

@@ -1,0 +1,41 @@
+"""hotspotctl lockout: who is locked out by wrong PINs, and lifting it early."""
+
+from __future__ import annotations
+
+import click
+
+from rlm_hotspot.cli.context import App, pass_app
+from rlm_hotspot.cli.output import emit, format_option
+from rlm_hotspot.services.access import clear_lockout, list_lockouts
+
+
+@click.group()
+def lockout() -> None:
+    """Lockouts after too many wrong PINs (per card number and per client; shared by RADIUS and portal)."""
+
+
+@lockout.command("list")
+@format_option
+@pass_app
+def lockout_list(app: App, fmt: str) -> None:
+    """Card numbers and clients locked out now; they unlock by themselves when the window passes.
+
+    Example: hotspotctl lockout list
+    """
+    with app.transaction() as session:
+        rows = list_lockouts(session, app.policy, app.now())
+    emit(rows, fmt, ["kind", "subject", "wrong_pins", "last_attempt", "first_expiry"])
+
+
+@lockout.command("clear")
+@click.argument("card", required=False)
+@click.option("--client", default=None, help="Client MAC (Calling-Station-Id) or IP address.")
+@pass_app
+def lockout_clear(app: App, card: str | None, client: str | None) -> None:
+    """Lift the lockout of a card number or of a client now.
+
+    Example: hotspotctl lockout clear 0003123456789   |   hotspotctl lockout clear --client 02-00-00-77-00-02
+    """
+    with app.transaction() as session:
+        cleared = clear_lockout(session, app.now(), card_text=card, client=client)
+    click.echo(f"lockout lifted for {cleared}")

@@ -1,0 +1,41 @@
+"""Lockout queries: who is locked out now (too many wrong PINs in the window) and lifting it early."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+_LOCKED = """
+    SELECT la.{column} AS subject, count(*) AS wrong_pins, max(la.at) AS last_attempt,
+           min(la.at) + make_interval(secs => :window) AS first_expiry
+    FROM login_attempts la
+    LEFT JOIN lockout_clears lc ON lc.kind = '{kind}' AND lc.subject = la.{column}
+    WHERE la.outcome = 'wrong_pin' AND la.{column} IS NOT NULL
+      AND la.at > GREATEST(:now - make_interval(secs => :window), lc.cleared_at)
+    GROUP BY la.{column} HAVING count(*) >= :attempts
+"""
+
+
+def locked_out(session: Session, now: datetime, window_s: int, attempts: int) -> list[dict[str, object]]:
+    """Card numbers and clients locked out at `now`, with how many wrong PINs and since when."""
+    sql = f"""
+        SELECT 'card' AS kind, * FROM ({_LOCKED.format(column="card_number", kind="card")}) cards
+        UNION ALL
+        SELECT 'client' AS kind, * FROM ({_LOCKED.format(column="client", kind="client")}) clients
+        ORDER BY last_attempt DESC
+    """
+    params = {"now": now, "window": window_s, "attempts": attempts}
+    return [dict(r._mapping) for r in session.execute(text(sql), params)]
+
+
+def clear(session: Session, *, kind: str, subject: str, now: datetime) -> None:
+    """Wrong PINs of this card number or client before `now` stop counting (they stay on record)."""
+    session.execute(
+        text(
+            "INSERT INTO lockout_clears (kind, subject, cleared_at) VALUES (:kind, :subject, :now) "
+            "ON CONFLICT (kind, subject) DO UPDATE SET cleared_at = excluded.cleared_at"
+        ),
+        {"kind": kind, "subject": subject, "now": now},
+    )
