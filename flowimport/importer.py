@@ -1,0 +1,267 @@
+"""The import loop: settled spool files → one transaction per purge block → file moved to done/.
+
+Exactly once: a batch's name is recorded in the same transaction as its debits, so a crash after the
+COMMIT but before the file is moved only makes the next cycle skip that batch. Nothing a user or the
+environment can cause stops the loop: an unreadable spool, a malformed line, a database that is down
+or a hotspot misconfigured are logged, counted and retried on the next cycle, and a failed batch is
+rolled back whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from flowimport.health import udp_drops
+from flowimport.memory import AT_MOST_ONCE_WARNING, PollError, poll_memory_tables
+from flowimport.metrics import Metrics
+from flowimport.spool import Block, SpoolFile, move_to_done, pending_files, read_blocks
+from rlm_hotspot.services.errors import ServiceError
+from rlm_hotspot.services.flows import FlowBatch, ImportOutcome, ImportPolicy, import_batches
+
+log = logging.getLogger(__name__)
+
+#: Records imported per transaction at most (whole files): a backlog is caught up in few, large imports.
+MAX_RECORDS = 500_000
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ImporterSettings:
+    hotspot: str
+    spool: Path
+    policy: ImportPolicy = field(default_factory=ImportPolicy)
+    settle: timedelta = timedelta(seconds=10)
+    interval: timedelta = timedelta(seconds=10)
+    memory_pipes: dict[str, Path] | None = None  # set: poll nfacctd's memory tables instead of print files
+    collector_port: int | None = None  # for the UDP drop gauge
+    metrics_file: Path | None = None
+
+
+@dataclass
+class CycleReport:
+    """What one cycle did; ``errors`` > 0 means something will be retried."""
+
+    outcomes: list[ImportOutcome] = field(default_factory=list)
+    replayed: int = 0
+    files_done: int = 0
+    incomplete_blocks: int = 0
+    errors: int = 0
+
+    @property
+    def imported(self) -> list[str]:
+        """Names of the batches imported (not replayed) in this cycle."""
+        return [name for outcome in self.outcomes for name in outcome.imported]
+
+
+class _Abort(Exception):
+    """The rest of this cycle is pointless (database down, hotspot misconfigured): retry next cycle.
+
+    Raised after the failure was logged and counted.
+    """
+
+
+class Importer:
+    """Imports one hotspot's spool; ``run_cycle`` is one pass, ``run`` loops until stopped."""
+
+    def __init__(
+        self,
+        settings: ImporterSettings,
+        sessions: sessionmaker[Session],
+        metrics: Metrics | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.metrics = metrics or Metrics(settings.hotspot)
+        self.clock = clock
+        self.stopping = threading.Event()
+        self._last_poll: datetime | None = None
+        self._last_bin_end: datetime | None = None
+
+    def run(self, *, once: bool = False) -> CycleReport:
+        """Loop (or one cycle with ``once``) until ``stopping`` is set; returns the last cycle's report."""
+        if self.settings.memory_pipes is not None:
+            log.warning(AT_MOST_ONCE_WARNING)
+        while True:
+            report = self.run_cycle()
+            if once or self.stopping.wait(self._pause()):
+                return report
+
+    def _pause(self) -> float:
+        if self.settings.memory_pipes is None:
+            return self.settings.interval.total_seconds()
+        return float(self.settings.policy.bin_seconds)
+
+    def run_cycle(self) -> CycleReport:
+        report = CycleReport()
+        try:
+            if self.settings.memory_pipes is not None:
+                self._poll_memory()
+            files = pending_files(self.settings.spool)
+            self.metrics.child(self.metrics.pending).set(len(files))
+            self._import_files(files, report, force=False)
+        except _Abort:
+            pass  # counted and logged where it happened; the next cycle retries
+        except OSError as exc:
+            log.error("cannot read the spool %s: %s; retrying in %s", self.settings.spool, exc, self._pause())
+            report.errors += 1
+        except PollError as exc:
+            log.error("%s; retrying next cycle", exc)
+            report.errors += 1
+        if report.errors:
+            self.metrics.child(self.metrics.errors).inc(report.errors)
+        self._update_gauges()
+        return report
+
+    def import_files(self, paths: list[Path]) -> CycleReport:
+        """Import the complete blocks of the given files now, whatever their age; never moves them."""
+        files = []
+        for path in paths:
+            spool_file = SpoolFile.parse_name(path)
+            if spool_file is None:
+                raise ServiceError(f"{path}: not a spool file name (expected down-YYYYmmdd-HHMMSS.json or up-…)")
+            files.append(spool_file)
+        report = CycleReport()
+        with contextlib.suppress(_Abort):  # logged and counted where it happened
+            self._import_files(files, report, force=True)
+        self._update_gauges()
+        return report
+
+    def _import_files(self, files: list[SpoolFile], report: CycleReport, *, force: bool) -> None:
+        """Import settled files' complete blocks, whole files at a time, up to MAX_RECORDS per transaction."""
+        group: list[tuple[SpoolFile, list[Block]]] = []
+        records = 0
+        for spool_file in files:
+            if self.stopping.is_set():
+                break
+            blocks = self._settled_blocks(spool_file, report, force=force)
+            if blocks is None:
+                continue
+            size = sum(len(block.counts) for block in blocks if block.complete)
+            if group and records + size > MAX_RECORDS:
+                self._import_group(group, report, force=force)
+                group, records = [], 0
+            group.append((spool_file, blocks))
+            records += size
+        if group:
+            self._import_group(group, report, force=force)
+
+    def _settled_blocks(self, spool_file: SpoolFile, report: CycleReport, *, force: bool) -> list[Block] | None:
+        try:
+            if not force and not spool_file.is_settled(self.clock(), self.settings.settle):
+                return None
+            return read_blocks(spool_file)
+        except OSError as exc:
+            log.error("cannot read %s: %s; retrying next cycle", spool_file.path, exc)
+            report.errors += 1
+            return None
+
+    def _import_group(self, group: list[tuple[SpoolFile, list[Block]]], report: CycleReport, *, force: bool) -> None:
+        """One transaction for the group's batches; then move the files that are final."""
+        batches = [block.batch(spool_file) for spool_file, blocks in group for block in blocks if block.complete]
+        if batches and not self._import_batches(batches, report):
+            return
+        now = self.clock()
+        for spool_file, blocks in group:
+            if not force and spool_file.is_final(now, self.settings.settle, self._bin_length):
+                self._retire(spool_file, blocks, report)
+
+    def _retire(self, spool_file: SpoolFile, blocks: list[Block], report: CycleReport) -> None:
+        for block in blocks:
+            if not block.complete:
+                report.incomplete_blocks += 1
+                self.metrics.child(self.metrics.incomplete).inc()
+                log.error(
+                    "%s: block %s was never completed by nfacctd (crash or damaged file): its %d records are "
+                    "not billed; the file is kept in done/",
+                    spool_file.path, block.writer_id, len(block.counts),
+                )
+        move_to_done(spool_file)
+        report.files_done += 1
+
+    def _import_batches(self, batches: list[FlowBatch], report: CycleReport) -> bool:
+        """The batches in one transaction; False if it failed (rolled back whole, retried next cycle)."""
+        try:
+            with self.sessions.begin() as session:
+                outcome = import_batches(session, self.settings.hotspot, batches, self.clock(), self.settings.policy)
+        except ServiceError as exc:
+            log.error("%s; nothing imported, retrying next cycle", exc)
+            report.errors += 1
+            raise _Abort from exc
+        except DBAPIError as exc:
+            detail = str(exc.orig or exc).strip().splitlines()[0]
+            log.error("%d batch(es) from %s on not imported (rolled back): %s; retrying next cycle",
+                      len(batches), batches[0].name, detail)
+            report.errors += 1
+            self.metrics.child(self.metrics.batches, outcome="failed").inc(len(batches))
+            if isinstance(exc, OperationalError):  # unreachable, restarting, timed out: later batches would fail too
+                raise _Abort from exc
+            return False
+        self._record(outcome, batches, report)
+        return True
+
+    def _record(self, outcome: ImportOutcome, batches: list[FlowBatch], report: CycleReport) -> None:
+        m = self.metrics
+        report.outcomes.append(outcome)
+        report.replayed += len(outcome.replayed)
+        for name in outcome.replayed:
+            log.info("batch %s was imported before: skipped", name)
+        m.child(m.batches, outcome="replayed").inc(len(outcome.replayed))
+        if not outcome.imported:
+            return
+        imported = [batch for batch in batches if batch.name in set(outcome.imported)]
+        malformed = sum(batch.malformed for batch in imported)
+        m.child(m.batches, outcome="imported").inc(len(imported))
+        m.child(m.records).inc(outcome.records)
+        m.child(m.malformed).inc(malformed)
+        for kind in ("billable", "free", "unattributed"):
+            m.child(m.bytes, **{"class": kind}).inc(getattr(outcome, f"{kind}_bytes"))
+        m.child(m.debited).inc(outcome.debited)
+        bin_end = max(max((c.bin_start for c in b.counts), default=b.bin_start) for b in imported) + self._bin_length
+        self._last_bin_end = max(bin_end, self._last_bin_end or bin_end)
+        log.info(
+            "imported %d batch(es) from %s: %d records, %d sessions, %d billable / %d free / %d unattributed "
+            "bytes, %d debited%s%s",
+            len(imported), imported[0].name, outcome.records, outcome.sessions, outcome.billable_bytes,
+            outcome.free_bytes, outcome.unattributed_bytes, outcome.debited,
+            f", {malformed} malformed lines skipped" if malformed else "",
+            f", accounts exhausted: {list(outcome.exhausted_accounts)}" if outcome.exhausted_accounts else "",
+        )
+
+    @property
+    def _bin_length(self) -> timedelta:
+        return timedelta(seconds=self.settings.policy.bin_seconds)
+
+    def _poll_memory(self) -> None:
+        now = self.clock()
+        bin_start = self._last_poll or now - self._bin_length
+        assert self.settings.memory_pipes is not None
+        poll_memory_tables(self.settings.memory_pipes, self.settings.spool, bin_start)
+        self._last_poll = now
+
+    def _update_gauges(self) -> None:
+        m = self.metrics
+        if self._last_bin_end is not None:
+            m.child(m.last_bin_end).set(self._last_bin_end.timestamp())
+            m.child(m.lag).set((self.clock() - self._last_bin_end).total_seconds())
+        if self.settings.collector_port is not None:
+            drops = udp_drops(self.settings.collector_port)
+            if drops is not None:
+                m.child(m.udp_drops).set(drops)
+        if self.settings.metrics_file is not None:
+            try:
+                m.write_textfile(self.settings.metrics_file)
+            except OSError as exc:
+                log.error("cannot write metrics to %s: %s", self.settings.metrics_file, exc)

@@ -1,0 +1,45 @@
+"""Prometheus metrics of the importer: text exposition over HTTP, or a textfile for node_exporter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server, write_to_textfile
+
+
+class Metrics:
+    """One registry per importer (one hotspot), labelled with the hotspot name."""
+
+    def __init__(self, hotspot: str) -> None:
+        self.registry = CollectorRegistry()
+        self.hotspot = hotspot
+        labels = ["hotspot"]
+
+        def counter(name: str, doc: str, extra: tuple[str, ...] = ()) -> Counter:
+            return Counter(name, doc, [*labels, *extra], registry=self.registry)
+
+        def gauge(name: str, doc: str) -> Gauge:
+            return Gauge(name, doc, labels, registry=self.registry)
+
+        self.batches = counter("hotspot_flows_batches", "Purge blocks handled, by outcome.", ("outcome",))
+        self.records = counter("hotspot_flows_records", "Aggregated records imported.")
+        self.malformed = counter("hotspot_flows_malformed_records", "Records skipped as malformed.")
+        self.incomplete = counter("hotspot_flows_incomplete_blocks", "Blocks never closed by nfacctd: not imported.")
+        self.bytes = counter("hotspot_flows_bytes", "IP-layer bytes imported, by class.", ("class",))
+        self.debited = counter("hotspot_flows_debited_minor_units", "Money debited for traffic (minor units).")
+        self.errors = counter("hotspot_flows_errors", "Cycles or batches that failed (and will be retried).")
+        self.last_bin_end = gauge("hotspot_flows_last_bin_end_timestamp_seconds", "End of the newest imported bin.")
+        self.lag = gauge("hotspot_flows_lag_seconds", "Now minus the end of the newest imported bin.")
+        self.pending = gauge("hotspot_flows_pending_files", "Spool files waiting to be imported.")
+        self.udp_drops = gauge("hotspot_flows_udp_drops", "Datagrams the kernel dropped on the collector socket.")
+
+    def child(self, metric: Counter | Gauge, **labels: str) -> Counter | Gauge:
+        return metric.labels(hotspot=self.hotspot, **labels)
+
+    def serve(self, port: int, address: str = "127.0.0.1") -> None:
+        """Expose /metrics on ``address:port`` from a background thread."""
+        start_http_server(port, addr=address, registry=self.registry)
+
+    def write_textfile(self, path: Path) -> None:
+        """Atomically rewrite a node_exporter textfile."""
+        write_to_textfile(str(path), self.registry)

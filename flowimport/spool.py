@@ -1,0 +1,229 @@
+"""Reading nfacctd print-plugin spool files: settled files, complete purge blocks, malformed lines counted.
+
+A file is ``<down|up>-YYYYmmdd-HHMMSS[...].json``, named by the UTC start of its bin. Each purge writes
+one block ``purge_init … purge_close``; a restart within the same bin appends another block. Only
+blocks that end with ``purge_close`` are used (pmacct never fsyncs, and a block being written has no
+close yet), and only in files untouched for the settle time. Each block is one batch, named
+``<file>#<writer id>#<digest of its lines>`` so a re-delivered block is recognised and a different block
+in a re-created file of the same name is not mistaken for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from flowimport.collector import BILLABLE_TAG, FREE_TAG
+from rlm_hotspot.services.flows import Direction, FlowBatch, TrafficCount
+
+log = logging.getLogger(__name__)
+
+SPOOL_NAME = re.compile(r"^(?P<direction>down|up)-(?P<stamp>\d{8}-\d{6})(?:[-.][\w.-]*)?\.json$")
+DIRECTIONS = {"down": Direction.DOWNLOAD, "up": Direction.UPLOAD}
+CLIENT_FIELD = {Direction.DOWNLOAD: "ip_dst", Direction.UPLOAD: "ip_src"}
+DONE = "done"
+#: How many malformed lines per block are logged in full; the rest are only counted.
+LOGGED_MALFORMED_LINES = 5
+
+
+@dataclass(frozen=True)
+class SpoolFile:
+    """A spool file, its direction and the UTC start of its bin (from the name)."""
+
+    path: Path
+    direction: Direction
+    bin_start: datetime
+
+    @classmethod
+    def parse_name(cls, path: Path) -> SpoolFile | None:
+        match = SPOOL_NAME.match(path.name)
+        if match is None:
+            return None
+        try:
+            start = datetime.strptime(match["stamp"], "%Y%m%d-%H%M%S").replace(tzinfo=UTC)
+        except ValueError:
+            return None
+        return cls(path, DIRECTIONS[match["direction"]], start)
+
+    def is_settled(self, now: datetime, settle: timedelta) -> bool:
+        """Nobody has written to the file for the settle time (its closed blocks can be read)."""
+        return now.timestamp() - self.path.stat().st_mtime >= settle.total_seconds()
+
+    def is_final(self, now: datetime, settle: timedelta, bin_length: timedelta) -> bool:
+        """No more blocks can come: the bin is over, so is the refresh that purges it, and the settle time."""
+        return self.is_settled(now, settle) and now >= self.bin_start + 2 * bin_length + settle
+
+
+def pending_files(spool: Path) -> list[SpoolFile]:
+    """Spool files waiting to be imported, oldest bin first (other names are ignored)."""
+    found = (SpoolFile.parse_name(path) for path in spool.iterdir() if path.is_file())
+    return sorted((f for f in found if f is not None), key=lambda f: (f.bin_start, f.path.name))
+
+
+def move_to_done(spool_file: SpoolFile) -> Path:
+    """Move an imported file out of the way (kept for audit; the batch ledger is the real record)."""
+    done = spool_file.path.parent / DONE
+    done.mkdir(exist_ok=True)
+    target = done / spool_file.path.name
+    spool_file.path.replace(target)
+    return target
+
+
+@dataclass
+class Block:
+    """One purge block. Importable only when ``complete``: closed, with as many records as announced."""
+
+    writer_id: str
+    complete: bool = False
+    damaged: bool = False
+    counts: list[TrafficCount] = field(default_factory=list)
+    malformed: int = 0
+    lines: int = 0
+    digest: Any = field(default_factory=hashlib.sha256)
+
+    @property
+    def closed(self) -> bool:
+        return self.complete or self.damaged
+
+    def batch(self, spool_file: SpoolFile) -> FlowBatch:
+        name = f"{spool_file.path.name}#{self.writer_id}#{self.digest.hexdigest()[:16]}"
+        return FlowBatch(name, spool_file.direction, spool_file.bin_start, self.counts, self.malformed)
+
+
+def _purge_line(field: str) -> re.Pattern[bytes]:
+    """The exact layout nfacctd 1.7.7 prints for a purge record: parsed without building a dict."""
+    return re.compile(
+        rb'\{"event_type": "purge", "tag": ([12]), "' + field.encode() + rb'": "([0-9A-Fa-f.:]+)", '
+        rb'"stamp_inserted": "(\d+)", "stamp_updated": "\d+", "packets": \d+, "bytes": (\d+)\}'
+    )
+
+
+_PURGE_LINES = {direction: _purge_line(field) for direction, field in CLIENT_FIELD.items()}
+
+
+@dataclass
+class _Parser:
+    """Turns the lines of one file into blocks; malformed lines are skipped, counted and logged."""
+
+    spool_file: SpoolFile
+    blocks: list[Block] = field(default_factory=list)
+    _stamps: dict[object, datetime | None] = field(default_factory=dict)
+    _valid_ips: set[str] = field(default_factory=set)
+
+    def feed(self, raw: bytes, number: int) -> None:
+        block = self.blocks[-1] if self.blocks and not self.blocks[-1].closed else None
+        fast = _PURGE_LINES[self.spool_file.direction].fullmatch(raw) if block is not None else None
+        if fast is not None:  # the common case, kept lean: the regex already checked tag, bytes and stamp
+            assert block is not None
+            block.digest.update(raw)
+            block.lines += 1
+            tag, ip_bytes, stamp, size = fast.groups()
+            ip = ip_bytes.decode()
+            if ip in self._valid_ips or _is_ip(ip):
+                self._valid_ips.add(ip)
+                block.counts.append(TrafficCount(ip, self._bin_start(stamp), int(size), tag == b"1"))  # type: ignore[arg-type]
+            else:
+                self._malformed(block, number, raw, f"no valid {CLIENT_FIELD[self.spool_file.direction]}")
+            return
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            record = None
+        event = record.get("event_type") if isinstance(record, dict) else None
+        if event == "purge_init":
+            self.blocks.append(Block(writer_id=str(record.get("writer_id", "?"))))  # type: ignore[union-attr]
+            self.blocks[-1].digest.update(raw)
+            return
+        if block is None:
+            self._malformed(None, number, raw, "outside a purge_init … purge_close block")
+            return
+        block.digest.update(raw)
+        if event == "purge_close":
+            self._close(block, record, number)  # type: ignore[arg-type]
+            return
+        block.lines += 1
+        if event != "purge":
+            self._malformed(block, number, raw, "not a purge record")
+            return
+        assert isinstance(record, dict)
+        ip_field = CLIENT_FIELD[self.spool_file.direction]
+        problem = self._count(block, record.get(ip_field), record.get("bytes"), record.get("tag"),
+                              record.get("stamp_inserted"))
+        if problem is not None:
+            self._malformed(block, number, raw, problem)
+
+    def _close(self, block: Block, record: dict[str, object], number: int) -> None:
+        expected = record.get("purged_entries")
+        if isinstance(expected, int) and expected != block.lines:
+            log.error(
+                "%s:%d: block %s announces %d records but holds %d: not imported (file damaged?)",
+                self.spool_file.path, number, block.writer_id, expected, block.lines,
+            )
+            block.damaged = True
+            return
+        block.complete = True
+
+    def _count(self, block: Block, ip: object, size: object, tag: object, stamp: object) -> str | None:
+        """Validate one record and add it to the block; returns what is wrong with it, if anything."""
+        if not isinstance(ip, str) or (ip not in self._valid_ips and not _is_ip(ip)):
+            return f"no valid {CLIENT_FIELD[self.spool_file.direction]}"
+        self._valid_ips.add(ip)
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            return "bytes is not a non-negative integer"
+        if tag not in (FREE_TAG, BILLABLE_TAG):
+            return f"tag {tag!r} is neither {FREE_TAG} (free) nor {BILLABLE_TAG} (billable): is the pre_tag_map loaded?"
+        start = self._bin_start(stamp)
+        if start is None:
+            return "stamp_inserted is not a UNIX time"
+        block.counts.append(TrafficCount(ip, start, size, tag == FREE_TAG))
+        return None
+
+    def _bin_start(self, stamp: object) -> datetime | None:
+        """The row's bin (epoch seconds as text, as timestamps_since_epoch writes it), else the file's."""
+        if stamp is None:
+            return self.spool_file.bin_start
+        if stamp not in self._stamps:
+            text = stamp.decode() if isinstance(stamp, bytes) else str(stamp)
+            self._stamps[stamp] = datetime.fromtimestamp(int(text), UTC) if text.isdigit() else None
+        return self._stamps[stamp]
+
+    def _malformed(self, block: Block | None, number: int, raw: bytes, problem: str) -> None:
+        if block is not None:
+            block.malformed += 1
+        if block is None or block.malformed <= LOGGED_MALFORMED_LINES:
+            log.warning("%s:%d: skipped malformed line (%s): %.200r", self.spool_file.path, number, problem, raw)
+
+
+def _is_ip(text: str) -> bool:
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, text)
+        except OSError:
+            continue
+        return True
+    return False
+
+
+def read_blocks(spool_file: SpoolFile) -> list[Block]:
+    """Every block of the file, complete or not, in file order."""
+    parser = _Parser(spool_file)
+    with spool_file.path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if raw.strip():
+                parser.feed(raw.rstrip(b"\r\n"), number)
+    return parser.blocks
+
+
+def complete_batches(spool_file: SpoolFile) -> Iterator[FlowBatch]:
+    """The batches of the file's complete blocks."""
+    for block in read_blocks(spool_file):
+        if block.complete:
+            yield block.batch(spool_file)

@@ -1,0 +1,270 @@
+"""Queries of the NetFlow import: batches, set-based attribution of IPs to sessions, traffic debits.
+
+An import transaction (one or more batches) costs a fixed handful of statements whatever its size:
+one INSERT recording the batches, COPY of the counts into a temporary table, one statement attributing
+every (IP, bin) to a session (storing the rest as unattributed), one statement applying every debit
+(ledger rows, balances, session counters) from arrays, one UPDATE storing the totals.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Row, text
+from sqlalchemy.orm import Session
+
+_IMPORT_LOCK = 0x666C6F77  # 'flow': with the hotspot id, one importer per hotspot at a time
+
+
+def begin_import(session: Session, hotspot_id: int) -> None:
+    """Serialize importers of one hotspot until the transaction ends (they update the same counters), and
+    give the transaction's hash aggregates room for a backlog of a few hundred thousand counts."""
+    session.execute(text("SELECT pg_advisory_xact_lock(:lock, :id)"), {"lock": _IMPORT_LOCK, "id": hotspot_id})
+    session.execute(text("SET LOCAL work_mem = '64MB'"))
+
+
+def hotspot(session: Session, name: str) -> Row | None:  # type: ignore[type-arg]
+    """The hotspot's id, time zone, tariff and traffic meter."""
+    return session.execute(
+        text("SELECT id, name, timezone, tariff_id, traffic_meter FROM hotspots WHERE name = :name"), {"name": name}
+    ).first()
+
+
+@dataclass(frozen=True)
+class BatchHeader:
+    name: str
+    direction: str
+    bin_start: datetime
+    bin_end: datetime
+    records: int
+    malformed: int
+
+
+def _array(values: Iterable[object]) -> str:
+    """An array literal for CAST(:x AS type[]): one string parameter instead of one per element."""
+    return "{" + ",".join(str(v) for v in values) + "}"
+
+
+def begin_batches(session: Session, hotspot_id: int, headers: Sequence[BatchHeader], now: datetime) -> dict[str, int]:
+    """Record the batches; returns name → id of those not imported before (the exactly-once gate)."""
+    rows = session.execute(
+        text(
+            """
+            INSERT INTO flow_batches (hotspot_id, name, direction, bin_start, bin_end, records, malformed,
+                                      imported_at)
+            SELECT :hotspot_id, b.*, :now
+            FROM unnest(CAST(:names AS text[]), CAST(:directions AS text[]), CAST(:bin_starts AS timestamptz[]),
+                        CAST(:bin_ends AS timestamptz[]), CAST(:records AS integer[]), CAST(:malformed AS integer[]))
+                 AS b(name, direction, bin_start, bin_end, records, malformed)
+            ON CONFLICT (hotspot_id, name) DO NOTHING
+            RETURNING id, name
+            """
+        ),
+        {
+            "hotspot_id": hotspot_id,
+            "names": [h.name for h in headers],
+            "directions": [h.direction for h in headers],
+            "bin_starts": [h.bin_start for h in headers],
+            "bin_ends": [h.bin_end for h in headers],
+            "records": [h.records for h in headers],
+            "malformed": [h.malformed for h in headers],
+            "now": now,
+        },
+    )
+    return {row.name: row.id for row in rows}
+
+
+def load_counts(session: Session, counts: Iterable[tuple[int, str, str, bool, bool, int]]) -> None:
+    """COPY (batch id, ip, bin start, download?, free?, bytes) rows into this transaction's scratch table."""
+    session.execute(
+        text(
+            "CREATE TEMP TABLE IF NOT EXISTS flow_counts (batch_id bigint NOT NULL, ip inet NOT NULL, "
+            "bin_start timestamptz NOT NULL, download boolean NOT NULL, free boolean NOT NULL, bytes bigint NOT NULL)"
+        )
+    )
+    session.execute(text("TRUNCATE flow_counts"))
+    buffer = io.StringIO()
+    buffer.writelines(
+        f"{batch}\t{ip}\t{start}\t{'t' if down else 'f'}\t{'t' if free else 'f'}\t{size}\n"
+        for batch, ip, start, down, free, size in counts
+    )
+    buffer.seek(0)
+    cursor = session.connection().connection.cursor()
+    try:
+        cursor.copy_expert("COPY flow_counts FROM STDIN", buffer)
+    finally:
+        cursor.close()
+
+
+# Each (IP, bin) goes to the session of this hotspot holding the IP then: started before the bin end and
+# not stopped more than the grace window before the bin start; the latest start wins (index sessions_by_ip).
+# Counts whose holder is unknown, or has no account yet (a RADIUS session still pending), are stored as
+# unattributed, per batch: never billed to another guest, never dropped. One row per attributed (IP, bin)
+# comes back with its session's rating state. MATERIALIZED keeps the index lookup at one per (IP, bin),
+# not one per count.
+_ATTRIBUTE = text(
+    """
+    WITH slots AS MATERIALIZED (
+        SELECT ip, bin_start,
+               coalesce(sum(bytes) FILTER (WHERE download AND NOT free), 0) AS download_billable,
+               coalesce(sum(bytes) FILTER (WHERE NOT download AND NOT free), 0) AS upload_billable,
+               coalesce(sum(bytes) FILTER (WHERE download), 0) AS download_all,
+               coalesce(sum(bytes) FILTER (WHERE NOT download), 0) AS upload_all
+        FROM flow_counts GROUP BY ip, bin_start
+    ), holders AS MATERIALIZED (
+        SELECT slots.*, holder.*
+        FROM slots
+        LEFT JOIN LATERAL (
+            SELECT s.id AS session_id, s.account_id, s.card_id, s.tariff_id, s.traffic_cost_num FROM sessions s
+            WHERE s.framed_ip = slots.ip AND s.hotspot_id = :hotspot_id
+              AND s.started_at < slots.bin_start + make_interval(secs => :bin_seconds)
+              AND (s.stopped_at IS NULL OR s.stopped_at >= slots.bin_start - make_interval(secs => :grace_seconds))
+            ORDER BY s.started_at DESC, s.id DESC
+            LIMIT 1
+        ) holder ON true
+    ), stray AS (
+        INSERT INTO unattributed_traffic (batch_id, ip, bin_start, free, bytes)
+        SELECT c.batch_id, c.ip, c.bin_start, c.free, c.bytes
+        FROM flow_counts c JOIN holders h USING (ip, bin_start)
+        WHERE h.account_id IS NULL
+    )
+    SELECT session_id, bin_start, account_id, card_id, tariff_id, traffic_cost_num,
+           CAST(download_billable AS bigint), CAST(upload_billable AS bigint),
+           CAST(download_all AS bigint), CAST(upload_all AS bigint)
+    FROM holders WHERE account_id IS NOT NULL
+    """
+)
+
+
+def attribute_counts(
+    session: Session, *, hotspot_id: int, bin_seconds: int, grace_seconds: int
+) -> list[Row]:  # type: ignore[type-arg]
+    """Per attributed (IP, bin): session, account, card, tariff, rating state, billable and all bytes each way."""
+    return list(
+        session.execute(
+            _ATTRIBUTE, {"hotspot_id": hotspot_id, "bin_seconds": bin_seconds, "grace_seconds": grace_seconds}
+        )
+    )
+
+
+def record_totals(session: Session, batch_ids: Sequence[int], totals: dict[str, int]) -> None:
+    """Link the transaction's batches to its first one, which stores the transaction's totals."""
+    session.execute(
+        text(
+            """
+            UPDATE flow_batches
+            SET debit_batch_id = :first,
+                sessions = CASE WHEN id = :first THEN :sessions ELSE 0 END,
+                billable_bytes = CASE WHEN id = :first THEN :billable_bytes ELSE 0 END,
+                free_bytes = CASE WHEN id = :first THEN :free_bytes ELSE 0 END,
+                unattributed_bytes = CASE WHEN id = :first THEN :unattributed_bytes ELSE 0 END,
+                debited = CASE WHEN id = :first THEN :debited ELSE 0 END
+            WHERE id = ANY(CAST(:ids AS bigint[]))
+            """
+        ),
+        {"first": min(batch_ids), "ids": _array(batch_ids), **totals},
+    )
+
+
+@dataclass(frozen=True)
+class SessionDebits:
+    """Parallel columns, one element per session: what one import adds to each session and account."""
+
+    session_ids: Sequence[int]
+    account_ids: Sequence[int]
+    card_ids: Sequence[int]
+    amounts: Sequence[int]
+    billable_bytes: Sequence[int]
+    added_cost_num: Sequence[int]
+    input_octets: Sequence[int]
+    output_octets: Sequence[int]
+
+
+# Ledger rows only for a non-zero debit, keyed by the import's first batch and the session, so a replay
+# moves nothing even past the batch gate. Balances move by the sum of the rows actually inserted; session
+# counters and rating state move relatively (charged = charged + debit), so a concurrent time update of
+# the same session is not overwritten.
+_APPLY = text(
+    """
+    WITH debit AS (
+        SELECT * FROM unnest(CAST(:session_ids AS bigint[]), CAST(:account_ids AS bigint[]),
+                             CAST(:card_ids AS bigint[]), CAST(:amounts AS bigint[]),
+                             CAST(:billable_bytes AS bigint[]), CAST(:added_cost_num AS bigint[]),
+                             CAST(:input_octets AS bigint[]), CAST(:output_octets AS bigint[]))
+            AS d(session_id, account_id, card_id, amount, bytes, added_cost_num, input_octets, output_octets)
+    ), entry AS (
+        INSERT INTO ledger (account_id, amount, cause, idempotency_key, card_id, session_id, bytes, note, created_at)
+        SELECT account_id, -amount, 'traffic', 'flow:' || :debit_batch_id || ':' || session_id, card_id,
+               session_id, bytes, :note, :now
+        FROM debit WHERE amount > 0
+        ON CONFLICT (idempotency_key) DO NOTHING
+        RETURNING account_id, amount
+    ), balance AS (
+        UPDATE accounts a SET balance = a.balance + moved.total, updated_at = :now
+        FROM (SELECT account_id, sum(amount) AS total FROM entry GROUP BY account_id) moved
+        WHERE a.id = moved.account_id
+        RETURNING a.id, a.balance
+    ), counters AS (
+        UPDATE sessions s SET input_octets = s.input_octets + d.input_octets,
+                              output_octets = s.output_octets + d.output_octets,
+                              traffic_cost_num = s.traffic_cost_num + d.added_cost_num,
+                              charged = s.charged + d.amount
+        FROM debit d WHERE s.id = d.session_id
+    )
+    SELECT id FROM balance WHERE balance <= 0 ORDER BY id
+    """
+)
+
+
+def apply_debits(
+    session: Session, debits: SessionDebits, *, debit_batch_id: int, note: str, now: datetime
+) -> list[int]:
+    """Apply one import's debits in one statement; returns the accounts now at or below zero."""
+    columns = {name: _array(values) for name, values in debits.__dict__.items()}
+    params = {**columns, "debit_batch_id": debit_batch_id, "note": note, "now": now}
+    return list(session.execute(_APPLY, params).scalars())
+
+
+def exhausted_open_sessions(session: Session, hotspot_id: int | None = None) -> list[Row]:  # type: ignore[type-arg]
+    """Open sessions whose account balance is at or below zero: to be cut by the worker."""
+    return list(
+        session.execute(
+            text(
+                """
+                SELECT s.id AS session_id, s.account_id, a.balance, s.hotspot_id, s.nas_id, s.source,
+                       s.framed_ip, s.acct_session_id
+                FROM sessions s JOIN accounts a ON a.id = s.account_id
+                WHERE s.stopped_at IS NULL AND a.balance <= 0
+                  AND (CAST(:hotspot_id AS integer) IS NULL OR s.hotspot_id = :hotspot_id)
+                ORDER BY s.id
+                """
+            ),
+            {"hotspot_id": hotspot_id},
+        )
+    )
+
+
+def import_status(session: Session, hotspot_id: int, since: datetime) -> Row:  # type: ignore[type-arg]
+    """The latest batch and the totals since ``since`` for one hotspot."""
+    return session.execute(
+        text(
+            """
+            SELECT last.name AS last_batch, last.bin_end AS last_bin_end, last.imported_at AS last_imported_at,
+                   totals.batches, totals.records, totals.malformed, totals.billable_bytes, totals.free_bytes,
+                   totals.unattributed_bytes, totals.debited
+            FROM (SELECT count(*) AS batches, coalesce(sum(records), 0) AS records,
+                         coalesce(sum(malformed), 0) AS malformed,
+                         coalesce(sum(billable_bytes), 0) AS billable_bytes,
+                         coalesce(sum(free_bytes), 0) AS free_bytes,
+                         coalesce(sum(unattributed_bytes), 0) AS unattributed_bytes,
+                         coalesce(sum(debited), 0) AS debited
+                  FROM flow_batches WHERE hotspot_id = :hotspot_id AND imported_at >= :since) totals
+            LEFT JOIN LATERAL (SELECT name, bin_end, imported_at FROM flow_batches WHERE hotspot_id = :hotspot_id
+                               ORDER BY bin_end DESC, id DESC LIMIT 1) last ON true
+            """
+        ),
+        {"hotspot_id": hotspot_id, "since": since},
+    ).one()
