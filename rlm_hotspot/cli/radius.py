@@ -1,0 +1,170 @@
+"""hotspotctl radius: wire rlm_hotspot into FreeRADIUS, or run a private radiusd for development."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from rlm_hotspot.cli.context import App, pass_app
+from rlm_hotspot.radius import config as radconf
+from rlm_hotspot.services.catalog import list_nas
+from rlm_hotspot.settings import DEFAULT_CONFIG_PATH, load_settings
+
+settings_option = click.option(
+    "--settings",
+    "settings_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Settings file the module reads (default: --config, $HOTSPOT_CONFIG or /etc/rlm-hotspot/hotspot.toml).",
+)
+venv_option = click.option(
+    "--venv",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The project's venv (default: .venv of this checkout).",
+)
+
+
+@click.group()
+def radius() -> None:
+    """FreeRADIUS: install the rlm_hotspot module into a server, or run a private one."""
+
+
+@radius.command()
+@click.option(
+    "--raddb",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=radconf.SYSTEM_RADDB,
+    show_default=True,
+    help="The FreeRADIUS config dir to add the module and virtual server to.",
+)
+@settings_option
+@venv_option
+@click.option("--auth-port", type=click.IntRange(1, 65535), default=None, help="Let the hotspot server listen here.")
+@click.option("--acct-port", type=click.IntRange(1, 65535), default=None, help="... and take accounting here.")
+@pass_app
+def install(
+    app: App,
+    raddb: Path,
+    settings_path: Path | None,
+    venv: Path | None,
+    auth_port: int | None,
+    acct_port: int | None,
+) -> None:
+    """Add the `hotspot` module and virtual server to an existing FreeRADIUS, then check it with -C.
+
+    Other sites and modules are left alone; if the check fails, every change is undone.
+    """
+    if (auth_port is None) != (acct_port is None):
+        raise click.UsageError("give both --auth-port and --acct-port, or neither")
+    listen = radconf.Listen(auth_port, acct_port) if auth_port and acct_port else None
+    with _config_errors():
+        change, _ = radconf.install(raddb, settings_file=_settings_file(app, settings_path), venv=venv, listen=listen)
+    for path in change.changed:
+        click.echo(f"wrote {path}")
+    click.echo(f"`{radconf.RADIUSD} -C -d {raddb}` passed.")
+    if listen is None:
+        click.echo(
+            "Send NAS requests to it with `virtual_server = hotspot` in their client { } blocks "
+            "(`hotspotctl radius clients` prints them), then restart FreeRADIUS."
+        )
+    else:
+        click.echo("Restart FreeRADIUS to start serving.")
+
+
+@radius.command()
+@click.option("--local-secret", default=None, help="Also accept 127.0.0.1 with this secret (tests, radtest).")
+@pass_app
+def clients(app: App, local_secret: str | None) -> None:
+    """Print clients.conf blocks for every NAS in the database (pointed at the hotspot virtual server)."""
+    with _config_errors():
+        click.echo(radconf.clients_text(_clients(app, local_secret)), nl=False)
+
+
+@radius.command()
+@click.option("--auth-port", type=click.IntRange(1, 65535), default=18120, show_default=True)
+@click.option("--acct-port", type=click.IntRange(1, 65535), default=18130, show_default=True)
+@click.option("--address", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--confdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("var/radius"),
+    show_default=True,
+    help="Private config dir (rewritten on every start).",
+)
+@click.option("--local-secret", default="testing123", show_default=True, help="Secret for 127.0.0.1 (radtest).")
+@click.option("--user", default="nobody", show_default=True, help="Unprivileged user radiusd runs as (when root).")
+@click.option("--threaded", is_flag=True, help="Keep the thread pool (-f -xx) instead of -X.")
+@settings_option
+@venv_option
+@pass_app
+def run(
+    app: App,
+    auth_port: int,
+    acct_port: int,
+    address: str,
+    confdir: Path,
+    local_secret: str,
+    user: str,
+    threaded: bool,
+    settings_path: Path | None,
+    venv: Path | None,
+) -> None:
+    """Run a private radiusd with rlm_hotspot in the foreground (own config dir, high ports, unprivileged).
+
+    Clients are every NAS of the database plus 127.0.0.1. Stop it with Ctrl-C.
+    """
+    if shutil.which(radconf.RADIUSD) is None:
+        raise click.ClickException("freeradius is not installed (apt-get install freeradius freeradius-python3)")
+    settings_file = _settings_file(app, settings_path)
+    run_as = user if os.geteuid() == 0 else None
+    if run_as is not None:
+        key_file = load_settings(settings_file, environ={}).pin_key_file
+        unreadable = radconf.unreadable_by(run_as, [settings_file, key_file, Path(radconf.__file__)])
+        if unreadable:
+            raise click.ClickException(
+                f"radiusd runs as {run_as}, who cannot read {', '.join(map(str, unreadable))} "
+                f"(e.g. chgrp {radconf.primary_group(run_as)} FILE && chmod g+r FILE)"
+            )
+    with _config_errors():
+        written = radconf.write_private_confdir(
+            confdir,
+            settings_file=settings_file,
+            listen=radconf.Listen(auth_port, acct_port, address),
+            clients=_clients(app, local_secret),
+            owner=run_as,
+            venv=venv,
+        )
+    command = radconf.radiusd_command(written, user=run_as, threaded=threaded)
+    click.echo(f"radiusd on {address} auth {auth_port} acct {acct_port}, config in {written}", err=True)
+    click.echo(f"try: radtest -t chap CARD PIN {address}:{auth_port} 0 {local_secret}", err=True)
+    app.close()
+    os.execvp(command[0], command)  # noqa: S606 - replaced by radiusd (setpriv execs too), no shell
+
+
+@contextmanager
+def _config_errors() -> Iterator[None]:
+    try:
+        yield
+    except radconf.RadiusConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _settings_file(app: App, given: Path | None) -> Path:
+    path = given or (Path(app.config_path) if app.config_path else DEFAULT_CONFIG_PATH)
+    if not path.is_file():
+        raise click.ClickException(f"settings file {path} not found (give --settings FILE)")
+    return path.resolve()
+
+
+def _clients(app: App, local_secret: str | None) -> list[radconf.Client]:
+    with app.transaction() as session:
+        known = [radconf.Client(row.name, str(row.ip_address), row.secret) for row in list_nas(session)]
+    if local_secret and all(c.address != "127.0.0.1" for c in known):
+        known.append(radconf.Client("localhost", "127.0.0.1", local_secret))
+    return known

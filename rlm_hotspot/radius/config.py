@@ -1,0 +1,312 @@
+"""FreeRADIUS configuration for rlm_hotspot: written into an ISP's raddb, or into a private config dir.
+
+The texts live in `freeradius-config/` (module instance, virtual server, dictionary, private radiusd.conf)
+with @PLACEHOLDERS@; this module fills them in. `hotspotctl radius install|run` and the test suite all
+go through here, so there is one way to produce a configuration.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import re
+import shutil
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+TEMPLATE_DIR = PROJECT_DIR / "freeradius-config"
+SYSTEM_RADDB = Path("/etc/freeradius/3.0")
+INSTANCE = "hotspot"  # the python3 module instance, and the virtual server
+DICTIONARY = "dictionary.hotspot"
+POLICY = "policy.d/hotspot"
+OURS = "rlm_hotspot"  # every file we write says so in its first lines
+RADIUSD = "freeradius"  # Debian's name for radiusd
+# what the virtual server uses besides our module, copied from the system raddb into a private dir
+STOCK_MODULES = ("pap", "chap", "expr", "attr_filter")
+STOCK_CONFIG = ("mods-config/attr_filter", "policy.d/accounting")
+PYTHON3_INSTANCE = re.compile(r"^\s*python3(\s+[\w.-]+)?\s*\{", re.MULTILINE)
+READY_LINE = "Ready to process requests"
+
+
+class RadiusConfigError(RuntimeError):
+    """The configuration cannot be written or does not pass `freeradius -C`; the message says why."""
+
+
+@dataclass(frozen=True)
+class Client:
+    """A NAS allowed to talk to the server (clients.conf)."""
+
+    name: str
+    address: str
+    secret: str
+
+
+@dataclass(frozen=True)
+class Listen:
+    """Ports the hotspot virtual server listens on itself."""
+
+    auth_port: int
+    acct_port: int
+    address: str = "*"
+
+
+# -- texts -------------------------------------------------------------------------------------------
+
+
+def module_text(settings_file: Path, venv: Path | None = None) -> str:
+    """The `python3 hotspot { }` instance, pointing at this checkout, its venv and one settings file."""
+    return _fill(
+        "mods-available/hotspot",
+        PROJECT_DIR=str(PROJECT_DIR),
+        SETTINGS_FILE=str(settings_file.resolve()),
+        VENV=str((venv or PROJECT_DIR / ".venv").resolve()),
+    )
+
+
+def site_text(listen: Listen | None = None) -> str:
+    """The `server hotspot { }` virtual server, with listen sections of its own when ports are given."""
+    sections = ""
+    if listen is not None:
+        sections = "".join(
+            f"listen {{\n\ttype = {kind}\n\tipaddr = {listen.address}\n\tport = {port}\n}}\n"
+            for kind, port in (("auth", listen.auth_port), ("acct", listen.acct_port))
+        )
+    return _fill("sites-available/hotspot", LISTEN=sections)
+
+
+def clients_text(clients: Iterable[Client]) -> str:
+    """client { } blocks that send every listed NAS to the hotspot virtual server."""
+    blocks = [f"# {OURS}: NAS clients of the hotspot virtual server\n"]
+    for client in clients:
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", client.name)
+        blocks.append(
+            f"client {name} {{\n\tipaddr = {client.address}\n\tsecret = {_quoted(client.secret)}\n"
+            f"\tvirtual_server = {INSTANCE}\n\tshortname = {name}\n}}\n"
+        )
+    return "\n".join(blocks)
+
+
+def _fill(template: str, **values: str) -> str:
+    path = TEMPLATE_DIR / template
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise RadiusConfigError(f"{path} is missing: run from a complete rlm_hotspot checkout") from None
+    for key, value in values.items():
+        text = text.replace(f"@{key}@", value)
+    return text
+
+
+def _quoted(secret: str) -> str:
+    if not secret or any(c in secret for c in "\r\n\0"):
+        raise RadiusConfigError("a RADIUS secret must be non-empty and on one line")
+    return '"' + secret.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# -- a private config dir (hotspotctl radius run, tests) -------------------------------------------
+
+
+def write_private_confdir(
+    confdir: Path,
+    *,
+    settings_file: Path,
+    listen: Listen,
+    clients: Iterable[Client],
+    owner: str | None = None,
+    venv: Path | None = None,
+    system_raddb: Path = SYSTEM_RADDB,
+) -> Path:
+    """A complete, self-contained config dir for a private radiusd; rewritten on every call.
+
+    `owner` is the user radiusd will run as: the log and run dirs become theirs, and everything else
+    readable by all (Debian's raddb files are 0640 freerad).
+    """
+    confdir = confdir.resolve()
+    for managed in ("mods-available", "mods-enabled", "sites-available", "sites-enabled", "policy.d", "mods-config"):
+        shutil.rmtree(confdir / managed, ignore_errors=True)
+    for sub in ("mods-available", "mods-enabled", "sites-available", "sites-enabled", "policy.d", "log", "run"):
+        (confdir / sub).mkdir(parents=True, exist_ok=True)
+    for module in STOCK_MODULES:
+        _copy_stock(system_raddb, confdir, f"mods-available/{module}")
+        _link(confdir / "mods-enabled" / module, f"../mods-available/{module}")
+    for stock in STOCK_CONFIG:
+        _copy_stock(system_raddb, confdir, stock)
+    (confdir / "radiusd.conf").write_text(_fill("private/radiusd.conf", CONFDIR=str(confdir)))
+    (confdir / "clients.conf").write_text(clients_text(clients))
+    (confdir / "dictionary").write_text(_fill(DICTIONARY))
+    (confdir / POLICY).write_text(_fill(POLICY))
+    (confdir / "mods-available" / INSTANCE).write_text(module_text(settings_file, venv))
+    _link(confdir / "mods-enabled" / INSTANCE, f"../mods-available/{INSTANCE}")
+    (confdir / "sites-available" / INSTANCE).write_text(site_text(listen))
+    _link(confdir / "sites-enabled" / INSTANCE, f"../sites-available/{INSTANCE}")
+    _make_readable(confdir)
+    if owner is not None and os.geteuid() == 0:
+        account = pwd.getpwnam(owner)
+        for writable in (confdir, confdir / "log", confdir / "run"):
+            os.chown(writable, account.pw_uid, account.pw_gid)
+    return confdir
+
+
+def _copy_stock(system_raddb: Path, confdir: Path, relative: str) -> None:
+    source = system_raddb / relative
+    if not source.exists():
+        raise RadiusConfigError(f"{source} is missing: install Debian's freeradius package")
+    target = confdir / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if source.is_dir():
+        shutil.copytree(source, target, dirs_exist_ok=True)
+    else:
+        shutil.copyfile(source, target)
+
+
+def _link(link: Path, target: str) -> None:
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(target)
+
+
+def _make_readable(root: Path) -> None:
+    for path in [root, *root.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | (0o755 if path.is_dir() else 0o644))
+
+
+def radiusd_command(confdir: Path, *, user: str | None = None, threaded: bool = False) -> list[str]:
+    """radiusd in the foreground, logging to stdout; as `user` (via setpriv) when we are root.
+
+    `-X` is single-threaded and fully verbose; `threaded` keeps the thread pool (`-f -xx`), as in production.
+    """
+    flags = ["-f", "-xx", "-l", "stdout"] if threaded else ["-X"]
+    command = [RADIUSD, *flags, "-d", str(confdir)]
+    if user is not None and os.geteuid() == 0:
+        command = [*as_user(user), *command]
+    return command
+
+
+def as_user(user: str) -> list[str]:
+    """Prefix that runs a command as `user` with their primary group and no other."""
+    group = primary_group(user)
+    return ["setpriv", f"--reuid={user}", f"--regid={group}", "--clear-groups"]
+
+
+def primary_group(user: str) -> str:
+    return grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name
+
+
+def unreadable_by(user: str, paths: Iterable[Path]) -> list[Path]:
+    """The paths `user` cannot read (they must all be readable by the radiusd user)."""
+    if os.geteuid() != 0:
+        return [p for p in paths if not os.access(p, os.R_OK)]
+    return [
+        p
+        for p in paths
+        if subprocess.run([*as_user(user), "test", "-r", str(p)], check=False, capture_output=True).returncode != 0
+    ]
+
+
+# -- an ISP's raddb (hotspotctl radius install) -------------------------------------------------------
+
+
+@dataclass
+class Installation:
+    """What `install` changed, so that a failed check can be rolled back exactly."""
+
+    raddb: Path
+    previous: dict[Path, bytes | None] = field(default_factory=dict)  # path -> content before (None: absent)
+
+    def write(self, path: Path, text: str) -> None:
+        self._remember(path)
+        path.write_text(text)
+        path.chmod(0o644)
+
+    def link(self, link: Path, target: str) -> None:
+        self._remember(link)
+        _link(link, target)
+
+    def _remember(self, path: Path) -> None:
+        if path not in self.previous:
+            self.previous[path] = None if not path.exists() or path.is_symlink() else path.read_bytes()
+
+    def roll_back(self) -> None:
+        for path, content in self.previous.items():
+            if path.is_symlink() or path.exists():
+                path.unlink()
+            if content is not None:
+                path.write_bytes(content)
+
+    @property
+    def changed(self) -> list[Path]:
+        return list(self.previous)
+
+
+def install(
+    raddb: Path, *, settings_file: Path, venv: Path | None = None, listen: Listen | None = None
+) -> tuple[Installation, str]:
+    """Wire the module, the virtual server and the dictionary into an existing raddb, then check it.
+
+    Nothing else is touched except one `$INCLUDE dictionary.hotspot` line in raddb/dictionary (the file
+    FreeRADIUS keeps for local attributes). If `freeradius -C` fails, every change is undone.
+    Returns what changed and the check's output.
+    """
+    raddb = raddb.resolve()
+    for needed in ("radiusd.conf", "mods-available", "mods-enabled", "sites-available", "sites-enabled", "policy.d"):
+        if not (raddb / needed).exists():
+            raise RadiusConfigError(f"{raddb} is not a FreeRADIUS config dir: {needed} is missing")
+    if not settings_file.is_file():
+        raise RadiusConfigError(f"settings file {settings_file} not found")
+    _refuse_foreign(raddb)
+    change = Installation(raddb)
+    change.write(raddb / "mods-available" / INSTANCE, module_text(settings_file, venv))
+    change.link(raddb / "mods-enabled" / INSTANCE, f"../mods-available/{INSTANCE}")
+    change.write(raddb / "sites-available" / INSTANCE, site_text(listen))
+    change.link(raddb / "sites-enabled" / INSTANCE, f"../sites-available/{INSTANCE}")
+    change.write(raddb / POLICY, _fill(POLICY))
+    change.write(raddb / DICTIONARY, _fill(DICTIONARY))
+    local_dictionary = raddb / "dictionary"
+    existing = local_dictionary.read_text() if local_dictionary.exists() else ""
+    include = f"$INCLUDE {DICTIONARY}"
+    if include not in existing.splitlines():
+        change.write(
+            local_dictionary, existing + ("" if existing.endswith("\n") or not existing else "\n") + include + "\n"
+        )
+    ok, output = check(raddb)
+    if not ok:
+        change.roll_back()
+        raise RadiusConfigError(f"`{RADIUSD} -C -d {raddb}` failed, nothing was changed:\n{_tail(output)}")
+    return change, output
+
+
+def _refuse_foreign(raddb: Path) -> None:
+    """One python3 instance per server (a second aborts 3.2.1), and never overwrite someone else's file."""
+    for enabled in sorted((raddb / "mods-enabled").iterdir()):
+        if enabled.name == INSTANCE or not enabled.is_file():
+            continue
+        if PYTHON3_INSTANCE.search(enabled.read_text(errors="replace")):
+            raise RadiusConfigError(
+                f"{enabled} already enables a python3 module; FreeRADIUS 3.2.1 runs only one python3 instance "
+                "(a second aborts the server). Disable it first, or merge its hooks into one module."
+            )
+    for ours in (raddb / "mods-available" / INSTANCE, raddb / "sites-available" / INSTANCE, raddb / POLICY):
+        if ours.exists() and OURS not in ours.read_text(errors="replace")[:400]:
+            raise RadiusConfigError(f"{ours} exists and was not written by {OURS}; rename it first")
+
+
+def check(raddb: Path) -> tuple[bool, str]:
+    """`freeradius -C`: parse the config and instantiate every module (ours checks the database too)."""
+    try:
+        result = subprocess.run(
+            [RADIUSD, "-C", "-X", "-d", str(raddb)], capture_output=True, text=True, check=False, timeout=60
+        )
+    except FileNotFoundError:
+        raise RadiusConfigError(f"{RADIUSD} is not installed (apt-get install freeradius freeradius-python3)") from None
+    return result.returncode == 0, result.stdout + result.stderr
+
+
+def _tail(output: str, lines: int = 15) -> str:
+    """The end of radiusd's output, where the reason is (our own log lines first, if any)."""
+    ours = [line for line in output.splitlines() if OURS in line or "rror" in line]
+    return "\n".join((ours or output.splitlines())[-lines:])

@@ -1,0 +1,278 @@
+"""A real radiusd with rlm_hotspot for end-to-end tests, and a pyrad stand-in NAS to talk to it.
+
+`start_radiusd` writes a private config dir (the same code as `hotspotctl radius run`), starts
+`freeradius -f -xx` (threaded, as in production) as nobody on free loopback ports and waits until it is
+ready; `RadiusServer.stop` signals only that PID. The fixtures at the end give a session-wide server on
+its own database of the private test cluster (so its tariff cache never sees a recycled id): reuse them
+through tests/e2e/conftest.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from pyrad import packet
+from pyrad.client import Client, Timeout
+from pyrad.dictionary import Dictionary
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session
+
+from rlm_hotspot.db import migrate
+from rlm_hotspot.devcluster import PrivateCluster
+from rlm_hotspot.pins import PinVault
+from rlm_hotspot.radius import config as radconf
+from rlm_hotspot.services import catalog
+from rlm_hotspot.services.cards import GeneratedBatch
+from tests.conftest import TABLES_TO_EMPTY
+from tests.db import factories
+
+SECRET = "e2e-secret"
+RUN_AS = "nobody"
+DICTIONARY = Dictionary(str(Path(__file__).with_name("radius.dictionary")))
+STATUS = {"start": 1, "stop": 2, "interim": 3, "on": 7, "off": 8}
+
+
+def free_udp_ports(count: int) -> list[int]:
+    """Distinct high UDP ports on 127.0.0.1 that nothing is bound to (never the demo's 18120/18130)."""
+    sockets = []
+    try:
+        while len(sockets) < count:
+            probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            probe.bind(("127.0.0.1", 0))
+            if probe.getsockname()[1] < 20000:
+                probe.close()
+                continue
+            sockets.append(probe)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def shared_dir(prefix: str) -> Path:
+    """A temporary directory the unprivileged radiusd can read (pytest's tmp_path is 0700)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    return path
+
+
+def write_settings(workdir: Path, database_url: str, key_file: Path, **security: int) -> Path:
+    """The settings file radiusd's module reads, with a copy of the PIN keys it can read."""
+    keys = workdir / "pin.keys"
+    shutil.copyfile(key_file, keys)
+    keys.chmod(0o644)
+    lines = [
+        "[database]",
+        f'url = "{database_url}"',
+        "statement_timeout_ms = 2000",
+        "connect_timeout_s = 1",
+        "[pins]",
+        f'key_file = "{keys}"',
+        "[security]",
+        *(f"{name} = {value}" for name, value in security.items()),
+    ]
+    settings = workdir / "hotspot.toml"
+    settings.write_text("\n".join(lines) + "\n")
+    settings.chmod(0o644)
+    return settings
+
+
+@dataclass
+class Reply:
+    """A RADIUS answer, decoded with the test dictionary (attribute name -> list of values)."""
+
+    code: int
+    attributes: dict[str, list[object]] = field(default_factory=dict)
+
+    @property
+    def accepted(self) -> bool:
+        return self.code == packet.AccessAccept
+
+    def one(self, name: str) -> object:
+        values = self.attributes.get(name, [])
+        assert len(values) == 1, f"{name}: expected one value, got {values}"
+        return values[0]
+
+
+@dataclass
+class RadiusServer:
+    """A running radiusd and a stand-in NAS sending it requests over real UDP."""
+
+    process: subprocess.Popen[bytes]
+    confdir: Path
+    log: Path
+    auth_port: int
+    acct_port: int
+    secret: str = SECRET
+
+    def client(self, timeout: float = 2.0, retries: int = 1) -> Client:
+        client = Client(
+            server="127.0.0.1",
+            authport=self.auth_port,
+            acctport=self.acct_port,
+            secret=self.secret.encode(),
+            dict=DICTIONARY,
+        )
+        client.timeout, client.retries = timeout, retries
+        return client
+
+    def login(self, user: str, pin: str, *, chap: bool = False, nas_ip: str, **attributes: object) -> Reply:
+        """An Access-Request with PAP (User-Password) or CHAP (CHAP-Password + CHAP-Challenge)."""
+        client = self.client()
+        request = client.CreateAuthPacket(code=packet.AccessRequest, User_Name=user, NAS_IP_Address=nas_ip)
+        for name, value in attributes.items():
+            request[name.replace("_", "-")] = value
+        if chap:
+            challenge, chap_id = os.urandom(16), os.urandom(1)
+            request["CHAP-Challenge"] = challenge
+            request["CHAP-Password"] = chap_id + hashlib.md5(chap_id + pin.encode() + challenge).digest()
+        else:
+            request["User-Password"] = request.PwCrypt(pin)
+        return _decoded(client.SendPacket(request))
+
+    def account(self, status: str, *, nas_ip: str | None, timeout: float = 2.0, **attributes: object) -> Reply | None:
+        """An Accounting-Request; None when radiusd sends no Accounting-Response (the hook did not say OK)."""
+        client = self.client(timeout=timeout, retries=1)
+        request = client.CreateAcctPacket(Acct_Status_Type=STATUS[status])
+        if nas_ip is not None:
+            request["NAS-IP-Address"] = nas_ip
+        for name, value in attributes.items():
+            request[name.replace("_", "-")] = value
+        try:
+            return _decoded(client.SendPacket(request))
+        except Timeout:
+            return None
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """Stop exactly the radiusd we started (setpriv execs, so the PID is radiusd's)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _decoded(reply: packet.Packet) -> Reply:
+    return Reply(reply.code, {str(name): list(reply[name]) for name in reply.keys()})  # noqa: SIM118 - pyrad API
+
+
+def start_radiusd(workdir: Path, settings_file: Path, timeout: float = 30.0) -> RadiusServer:
+    """Write a private config dir under `workdir` and start radiusd as nobody; wait until it serves."""
+    auth_port, acct_port = free_udp_ports(2)
+    confdir = radconf.write_private_confdir(
+        workdir / "radius",
+        settings_file=settings_file,
+        listen=radconf.Listen(auth_port, acct_port, "127.0.0.1"),
+        clients=[radconf.Client("test-nas", "127.0.0.1", SECRET)],
+        owner=RUN_AS,
+    )
+    log = workdir / "radiusd.out"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            radconf.radiusd_command(confdir, user=RUN_AS, threaded=True),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = RadiusServer(process, confdir, log, auth_port, acct_port)
+    deadline = time.monotonic() + timeout
+    while radconf.READY_LINE not in server.log_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            server.stop()
+            pytest.fail(f"radiusd did not start:\n{server.log_text()[-3000:]}")
+        time.sleep(0.05)
+    return server
+
+
+def prepare_database(cluster: PrivateCluster, name: str) -> str:
+    """A migrated database with its installation row, on `cluster`; returns its URL."""
+    cluster.create_database(name)
+    url = cluster.url(name)
+    engine = create_engine(url)
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO installation (currency_code, currency_exponent) VALUES ('EUR', 2) ON CONFLICT DO NOTHING")
+        )
+    engine.dispose()
+    return url
+
+
+# -- fixtures (re-exported by tests/e2e/conftest.py) ---------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def radius_database(pg_cluster: PrivateCluster) -> str:
+    """A database of its own for the radiusd tests: ids are never recycled under its tariff cache."""
+    return prepare_database(pg_cluster, "hotspot_radius")
+
+
+@pytest.fixture(scope="session")
+def radius_engine(radius_database: str) -> Iterator[Engine]:
+    engine = create_engine(radius_database, pool_size=5)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def radius_server(radius_database: str, key_file: Path) -> Iterator[RadiusServer]:
+    """radiusd with rlm_hotspot for the whole test session (lockout after 3 wrong PINs)."""
+    if shutil.which(radconf.RADIUSD) is None:
+        pytest.skip("freeradius is not installed (apt-get install freeradius freeradius-python3)")
+    workdir = shared_dir("hotspot-radius-")
+    server = start_radiusd(workdir, write_settings(workdir, radius_database, key_file, lockout_attempts=3))
+    yield server
+    server.stop()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def radius_db(radius_engine: Engine) -> Iterator[Engine]:
+    """The radiusd database, emptied after the test (identities go on, so cached ids stay true)."""
+    yield radius_engine
+    with radius_engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {TABLES_TO_EMPTY} CASCADE"))
+
+
+# -- a billing world for the tests ---------------------------------------------------------------------
+
+NAS_BY_VENDOR = {"mikrotik": "192.0.2.1", "chilli": "192.0.2.2", "wispr": "192.0.2.3", "generic": "192.0.2.4"}
+
+
+def build_world(
+    engine: Engine,
+    vault: PinVault,
+    *,
+    traffic_price: int = 0,
+    hotspot: dict[str, object] | None = None,
+    **batch: object,
+) -> GeneratedBatch:
+    """Tariff 1.20/hour per started minute (+ `traffic_price` per MB), rates 1024/4096 kbit/s; hotspot
+    "cafe" with one NAS per vendor profile (NAS_BY_VENDOR); a batch of cards valid from now."""
+    with Session(engine) as session, session.begin():
+        factories.tariff(
+            session, time_increment_seconds=60, traffic_price=traffic_price, rate_up_kbps=1024, rate_down_kbps=4096
+        )
+        factories.hotspot(session, **(hotspot or {}))
+        for vendor, address in NAS_BY_VENDOR.items():
+            catalog.add_nas(
+                session, name=vendor, hotspot="cafe", ip_address=address, secret="s", coa_port=3799, vendor=vendor
+            )
+        return factories.batch(session, vault, hotspot="cafe", now=datetime.now(UTC), **batch)

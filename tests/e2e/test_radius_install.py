@@ -1,0 +1,80 @@
+"""`hotspotctl radius install` on a copy of Debian's /etc/freeradius/3.0, checked by the real `freeradius -C`."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from rlm_hotspot.cli.main import cli
+from rlm_hotspot.radius import config as radconf
+from tests.e2e.radius_harness import shared_dir, write_settings
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def raddb() -> Iterator[Path]:
+    """A copy of the system's FreeRADIUS config, pointing at itself."""
+    if not radconf.SYSTEM_RADDB.is_dir() or shutil.which(radconf.RADIUSD) is None:
+        pytest.skip("Debian's freeradius is not installed")
+    workdir = shared_dir("hotspot-raddb-")
+    copy = workdir / "raddb"
+    subprocess.run(["cp", "-a", str(radconf.SYSTEM_RADDB), str(copy)], check=True)  # keeps 0640 freerad
+    conf = copy / "radiusd.conf"
+    conf.write_text(conf.read_text().replace(f"raddbdir = {radconf.SYSTEM_RADDB}", f"raddbdir = {copy}"))
+    yield copy
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file and link under root, with its content or target."""
+    return {
+        str(p.relative_to(root)): (f"-> {p.readlink()}" if p.is_symlink() else p.read_text(errors="replace"))
+        for p in sorted(root.rglob("*"))
+        if p.is_symlink() or p.is_file()
+    }
+
+
+def install(raddb: Path, settings: Path, ok: bool = True) -> Result:
+    result = CliRunner().invoke(cli, ["--config", str(settings), "radius", "install", "--raddb", str(raddb)])
+    assert (result.exit_code == 0) is ok, result.output
+    return result
+
+
+def test_install_wires_the_module_and_leaves_the_rest_alone(raddb: Path, radius_database: str, key_file: Path) -> None:
+    settings = write_settings(raddb.parent, radius_database, key_file)
+    before = snapshot(raddb)
+    result = install(raddb, settings)
+    assert "passed" in result.output
+    install(raddb, settings)  # again: same result
+    after = snapshot(raddb)
+    added = {"mods-available/hotspot", "mods-enabled/hotspot", "sites-available/hotspot", "sites-enabled/hotspot"}
+    added |= {"policy.d/hotspot", "dictionary.hotspot"}
+    assert set(after) - set(before) == added
+    changed = {name for name in before if before[name] != after[name]}
+    assert changed == {"dictionary"}
+    assert after["dictionary"] == before["dictionary"].rstrip("\n") + "\n$INCLUDE dictionary.hotspot\n"
+    assert after["sites-enabled/hotspot"] == "-> ../sites-available/hotspot"
+    assert f'settings = "{settings}"' in after["mods-available/hotspot"]
+
+
+def test_a_failing_check_rolls_everything_back(raddb: Path, key_file: Path) -> None:
+    settings = write_settings(raddb.parent, "postgresql+psycopg2://postgres@/nowhere?host=/nonexistent", key_file)
+    before = snapshot(raddb)
+    result = install(raddb, settings, ok=False)
+    assert "failed, nothing was changed" in result.output
+    assert "rlm_hotspot: cannot start: cannot use the database" in result.output
+    assert snapshot(raddb) == before
+
+
+def test_a_second_python3_instance_is_refused(raddb: Path, radius_database: str, key_file: Path) -> None:
+    (raddb / "mods-enabled" / "python3").symlink_to("../mods-available/python3")
+    before = snapshot(raddb)
+    result = install(raddb, write_settings(raddb.parent, radius_database, key_file), ok=False)
+    assert "already enables a python3 module" in result.output
+    assert snapshot(raddb) == before

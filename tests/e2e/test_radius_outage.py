@@ -1,0 +1,91 @@
+"""PostgreSQL stops under a running radiusd: every request is still answered at once, and service comes
+back by itself. Uses a private cluster of its own, so the other tests' database is never stopped."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine
+
+from rlm_hotspot.devcluster import PrivateCluster
+from rlm_hotspot.pins import PinVault
+from rlm_hotspot.radius import config as radconf
+from tests.e2e.radius_harness import (
+    NAS_BY_VENDOR,
+    RadiusServer,
+    build_world,
+    prepare_database,
+    shared_dir,
+    start_radiusd,
+    write_settings,
+)
+
+pytestmark = pytest.mark.e2e
+MIKROTIK = NAS_BY_VENDOR["mikrotik"]
+
+
+@dataclass
+class Outage:
+    cluster: PrivateCluster
+    engine: Engine
+    server: RadiusServer
+
+
+@pytest.fixture
+def outage(key_file: Path) -> Iterator[Outage]:
+    if shutil.which(radconf.RADIUSD) is None:
+        pytest.skip("freeradius is not installed")
+    workdir = shared_dir("hotspot-outage-")
+    cluster = PrivateCluster(workdir / "data", port=40000 + os.getpid() % 10000)
+    cluster.start()
+    url = prepare_database(cluster, "hotspot")
+    engine = create_engine(url)
+    server = None
+    try:
+        server = start_radiusd(workdir, write_settings(workdir, url, key_file))
+        yield Outage(cluster, engine, server)
+    finally:
+        if server is not None:
+            server.stop()
+        engine.dispose()
+        cluster.destroy()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_radiusd_survives_a_database_outage_and_recovers_by_itself(outage: Outage, vault: PinVault) -> None:
+    server = outage.server
+    batch = build_world(outage.engine, vault, count=3)
+    first = server.login(batch.numbers[0], batch.pins[0], nas_ip=MIKROTIK)
+    assert first.accepted
+    session = {"User_Name": batch.numbers[0], "Acct_Session_Id": "O1", "Class": first.one("Class")}
+    assert server.account("start", nas_ip=MIKROTIK, Acct_Session_Time=0, **session) is not None
+    outage.engine.dispose()
+
+    outage.cluster.stop(mode="immediate")
+    started = time.monotonic()
+    refused = server.login(batch.numbers[1], batch.pins[1], nas_ip=MIKROTIK)
+    assert not refused.accepted and set(refused.attributes) <= {"Message-Authenticator"}
+    assert time.monotonic() - started < 1.0
+    interim = {"Acct_Session_Time": 120, "Acct_Input_Octets": 10, "Acct_Output_Octets": 20}
+    assert server.account("interim", nas_ip=MIKROTIK, timeout=1.0, **interim, **session) is None  # FAIL: no answer
+    assert "accounting: database unavailable, answering FAIL" in server.log_text()
+    assert server.process.poll() is None  # radiusd is still up
+
+    outage.cluster.start()
+    back = time.monotonic()
+    while not server.login(batch.numbers[1], batch.pins[1], nas_ip=MIKROTIK).accepted:
+        assert time.monotonic() - back < 5.0, "service did not come back within 5 s of PostgreSQL"
+        time.sleep(0.2)
+    # the NAS retransmits the interim it got no answer for: now billed (2 started minutes at 1.20/hour)
+    assert server.account("interim", nas_ip=MIKROTIK, **interim, **session) is not None
+    with outage.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT seconds, charged FROM sessions WHERE acct_session_id = 'O1'").one() == (
+            120,
+            4,
+        )

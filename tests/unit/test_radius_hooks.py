@@ -1,0 +1,95 @@
+"""The rlm_python3 entry points with a stub `radiusd` module: start-up aborts, and faults become FAIL."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rlm_hotspot.db.engine import make_engine
+from rlm_hotspot.pins import PinVault, create_key_file
+from rlm_hotspot.radius.adapter import TRY_AGAIN, RadiusAdapter
+from rlm_hotspot.settings import load_settings
+
+RCODES = {"RLM_MODULE_REJECT": 0, "RLM_MODULE_FAIL": 1, "RLM_MODULE_OK": 2, "RLM_MODULE_NOOP": 7}
+RCODES |= {"RLM_MODULE_UPDATED": 8, "L_INFO": 3, "L_ERR": 4, "L_WARN": 5}
+
+
+class StubRadiusd(types.ModuleType):
+    """What FreeRADIUS builds into its C module: constants, radlog and the config block."""
+
+    def __init__(self, config: dict[str, str]) -> None:
+        super().__init__("radiusd")
+        for name, value in RCODES.items():
+            setattr(self, name, value)
+        self.config = config
+        self.logged: list[tuple[int, str]] = []
+
+    def radlog(self, level: int, message: str) -> None:
+        self.logged.append((level, message))
+
+
+@pytest.fixture
+def load_hooks(monkeypatch: pytest.MonkeyPatch) -> Iterator:  # type: ignore[type-arg]
+    def load(config: dict[str, str]) -> tuple[types.ModuleType, StubRadiusd]:
+        stub = StubRadiusd(config)
+        monkeypatch.setitem(sys.modules, "radiusd", stub)
+        sys.modules.pop("rlm_hotspot.radius.hooks", None)
+        return importlib.import_module("rlm_hotspot.radius.hooks"), stub
+
+    yield load
+    hooks = sys.modules.pop("rlm_hotspot.radius.hooks", None)
+    if hooks is not None:
+        hooks.detach(None)
+
+
+def settings_file(tmp_path: Path, url: str) -> Path:
+    create_key_file(tmp_path / "pin.keys")
+    path = tmp_path / "hotspot.toml"
+    path.write_text(f'[database]\nurl = "{url}"\nconnect_timeout_s = 1\n[pins]\nkey_file = "pin.keys"\n')
+    return path
+
+
+UNREACHABLE = "postgresql+psycopg2://postgres@/hotspot?host=/nonexistent"
+
+
+@pytest.mark.parametrize(
+    ("config", "complaint"),
+    [
+        ({}, "has no `settings = <file>`"),
+        ({"settings": "/nonexistent/hotspot.toml"}, "settings file /nonexistent/hotspot.toml not found"),
+        ({"settings": "x", "venv": "/nonexistent"}, "no Python venv at /nonexistent/lib/python3"),
+    ],
+)
+def test_instantiate_aborts_start_up_with_a_clear_line(load_hooks, config: dict[str, str], complaint: str) -> None:  # type: ignore[no-untyped-def]
+    hooks, stub = load_hooks(config)
+    assert hooks.instantiate(None) == -1
+    assert any(level == 4 and complaint in message for level, message in stub.logged), stub.logged
+
+
+def test_an_unreachable_database_aborts_start_up(load_hooks, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    hooks, stub = load_hooks({"settings": str(settings_file(tmp_path, UNREACHABLE))})
+    assert hooks.instantiate(None) == -1
+    assert "cannot use the database" in stub.logged[-1][1]
+
+
+def test_database_faults_become_fail_and_malformed_requests_reject(load_hooks, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    hooks, stub = load_hooks({})
+    settings = load_settings(settings_file(tmp_path, UNREACHABLE), environ={})
+    engine = make_engine(settings, pool_size=1)  # connects lazily: every query fails at once
+    hooks._adapter = RadiusAdapter(stub, settings, engine, PinVault.from_file(settings.pin_key_file))
+    login = {"request": (("User-Name", "00019116814"), ("User-Password", "x"), ("NAS-IP-Address", "192.0.2.1"))}
+    assert hooks.authorize(login) == (1, None, None)
+    assert "authorize: database unavailable, answering FAIL" in stub.logged[-1][1]
+    start = {"request": (("Acct-Status-Type", "Start"), ("NAS-IP-Address", "192.0.2.1"), ("User-Name", "1"))}
+    assert hooks.accounting(start) == (1, None, None)
+    rcode, reply, control = hooks.authorize({"request": (("User-Name", "1"),)})
+    assert (rcode, reply, control) == (0, (("Reply-Message", "Invalid login request."),), None)
+    assert hooks.accounting({"request": (("Acct-Status-Type", "Bogus"),)}) == (2, None, None)  # acknowledged
+    assert hooks.post_auth({"request": None, "config": None}) == (7, None, None)
+    lost = {"request": login["request"], "config": (("Tmp-String-0", "granted:unknown-token"),)}
+    assert hooks.post_auth(lost) == (0, (("Reply-Message", TRY_AGAIN),), (("Tmp-String-0", ":=", "recorded"),))
