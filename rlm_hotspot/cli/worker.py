@@ -1,0 +1,255 @@
+"""hotspotctl worker: the long-running process that ends the sessions which must end.
+
+Every cycle (one transaction per step): close stale sessions and queue the cuts (see
+rlm_hotspot.services.enforcement), claim the due ones, then act outside any transaction — an RFC 5176
+Disconnect-Request to the NAS of a RADIUS session (sent in parallel, each retransmitted 3 x 1 s), or
+closing the firewall gate of a standalone session — and record each outcome in its own transaction.
+A database outage is logged and waited out; SIGTERM ends the loop after the current cycle.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+import click
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from portal.gates import DRIVERS, GateError, make_gate
+from rlm_hotspot.cli.context import App, pass_app
+from rlm_hotspot.coa import NasAddress, NasAnswer, SessionIdentity, error_cause_name, send_disconnect
+from rlm_hotspot.services.access import Policy
+from rlm_hotspot.services.enforcement import (
+    MAX_NAS_ATTEMPTS,
+    ClaimedCut,
+    CutPlan,
+    claim_due_cuts,
+    next_attempt_delay_s,
+    plan_cuts,
+    record_ack,
+    record_gate_closed,
+    record_nak,
+    record_no_answer,
+    record_no_nas,
+)
+
+log = logging.getLogger("rlm_hotspot.worker")
+
+MAX_OUTAGE_WAIT_S = 60
+PARALLEL_SENDS = 16
+
+
+class GateCloser(Protocol):
+    """Closes the firewall gate of a standalone client (a portal gate driver's `close`); raises on failure."""
+
+    def __call__(self, ip: str, mac: str | None) -> None: ...
+
+
+DisconnectSender = Callable[[NasAddress, SessionIdentity, datetime], NasAnswer]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Worker:
+    """One enforcement cycle at a time; everything external is injected (tests, the CLI)."""
+
+    transaction: Callable[[], AbstractContextManager[Session]]
+    policy: Policy
+    close_gate: GateCloser
+    send: DisconnectSender = send_disconnect
+    clock: Callable[[], datetime] = utc_now
+
+    def run_cycle(self) -> None:
+        now = self.clock()
+        with self.transaction() as session:
+            plan = plan_cuts(session, self.policy, now)
+        _log_plan(plan)
+        with self.transaction() as session:
+            cuts = claim_due_cuts(session, now)
+        for cut in cuts:
+            if cut.source == "portal":
+                self._close_gate(cut)
+        self._disconnect([cut for cut in cuts if cut.source != "portal"])
+
+    def _close_gate(self, cut: ClaimedCut) -> None:
+        client = f"{cut.framed_ip or '-'} / {cut.calling_station_id or '-'}"
+        try:
+            if cut.framed_ip is None:
+                raise ValueError("the session has no client address")
+            self.close_gate(cut.framed_ip, cut.calling_station_id)
+        except Exception as exc:  # any driver failure: keep going, the row is retried after its back-off
+            log.error(
+                "session %d (%s): closing the gate for %s failed (attempt %d): %s; next try in %d s",
+                cut.session_id,
+                cut.reason,
+                client,
+                cut.attempt,
+                exc,
+                next_attempt_delay_s(cut),
+            )
+            return
+        with self.transaction() as session:
+            record_gate_closed(session, cut, self.clock())
+        log.info("session %d (%s): gate closed for %s, session closed", cut.session_id, cut.reason, client)
+
+    def _disconnect(self, cuts: list[ClaimedCut]) -> None:
+        addressable = []
+        for cut in cuts:
+            if cut.nas_ip is None:
+                with self.transaction() as session:
+                    record_no_nas(session, cut, self.clock())
+                log.warning("session %d (%s): no NAS known, cannot send a Disconnect", cut.session_id, cut.reason)
+            else:
+                addressable.append(cut)
+        if not addressable:
+            return
+        with ThreadPoolExecutor(max_workers=min(PARALLEL_SENDS, len(addressable))) as pool:
+            futures = {pool.submit(self._ask_nas, cut): cut for cut in addressable}
+            for future in as_completed(futures):
+                self._record_answer(futures[future], future)
+
+    def _ask_nas(self, cut: ClaimedCut) -> NasAnswer:
+        assert cut.nas_ip is not None and cut.nas_coa_port is not None and cut.nas_secret is not None
+        nas = NasAddress(cut.nas_ip, cut.nas_coa_port, cut.nas_secret)
+        identity = SessionIdentity(
+            user_name=cut.user_name,
+            acct_session_id=cut.acct_session_id,
+            nas_ip=cut.nas_ip,
+            framed_ip=cut.framed_ip,
+        )
+        return self.send(nas, identity, self.clock())
+
+    def _record_answer(self, cut: ClaimedCut, future: Future[NasAnswer]) -> None:
+        where = f"NAS {cut.nas_name} ({cut.nas_ip}:{cut.nas_coa_port})"
+        try:
+            answer = future.result()
+        except Exception as exc:  # NoAnswer, or the network refused: both count as an unanswered attempt
+            with self.transaction() as session:
+                final = record_no_answer(session, cut, self.clock())
+            log.warning(
+                "session %d (%s): Disconnect to %s failed, attempt %d/%d: %s; %s",
+                cut.session_id,
+                cut.reason,
+                where,
+                cut.attempt,
+                MAX_NAS_ATTEMPTS,
+                exc,
+                "giving up (timeout)" if final else f"next try in {next_attempt_delay_s(cut)} s",
+            )
+            return
+        with self.transaction() as session:
+            if answer.acked:
+                record_ack(session, cut, self.clock())
+                closed = False
+            else:
+                closed = record_nak(session, cut, answer.error_cause, self.clock())
+        if answer.acked:
+            log.info("session %d (%s): Disconnect-ACK from %s", cut.session_id, cut.reason, where)
+        else:
+            log.warning(
+                "session %d (%s): Disconnect-NAK from %s: %s%s",
+                cut.session_id,
+                cut.reason,
+                where,
+                error_cause_name(answer.error_cause),
+                "; the NAS has no such session: closed at its last counters" if closed else "",
+            )
+
+
+def _log_plan(plan: CutPlan) -> None:
+    if plan.stale_closed:
+        log.info("closed %d stale session(s) at their last counters", plan.stale_closed)
+    for cut in plan.queued:
+        log.info("session %d must be cut: %s", cut.session_id, cut.reason)
+    for cut in plan.cancelled:
+        log.info(
+            "session %d no longer needs cutting (%s): it ended or its card is usable again", cut.session_id, cut.reason
+        )
+
+
+def run_until_stopped(worker: Worker, interval_s: float, stop: threading.Event) -> None:
+    """Run cycles every `interval_s` until `stop` is set; never dies of a database outage or a bug.
+
+    While the database is unreachable the wait doubles from `interval_s` up to MAX_OUTAGE_WAIT_S.
+    """
+    outage_wait: float | None = None
+    while not stop.is_set():
+        wait = interval_s
+        try:
+            worker.run_cycle()
+            if outage_wait is not None:
+                log.info("database reachable again")
+            outage_wait = None
+        except SQLAlchemyError as exc:
+            outage_wait = interval_s if outage_wait is None else min(outage_wait * 2, MAX_OUTAGE_WAIT_S)
+            wait = outage_wait
+            detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            log.warning("database unavailable (%s); next try in %g s", detail, wait)
+        except Exception:
+            log.exception("worker cycle failed; next try in %g s", wait)
+        stop.wait(wait)
+
+
+@click.command("worker")
+@click.option(
+    "--interval", default=5.0, show_default=True, type=click.FloatRange(min=0.5), help="Seconds between cycles."
+)
+@click.option("--once", is_flag=True, help="Run one cycle and exit (cron, tests, troubleshooting).")
+@click.option(
+    "--gate",
+    type=click.Choice(sorted(DRIVERS)),
+    default="none",
+    show_default=True,
+    help="Gate driver that closes standalone (portal) sessions: the portal's [portal] gate.",
+)
+@click.option(
+    "--gate-option",
+    "gate_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A gate driver option, as in the portal's [portal.gate_options]; repeatable.",
+)
+@pass_app
+def worker(app: App, interval: float, once: bool, gate: str, gate_options: tuple[str, ...]) -> None:
+    """Close stale sessions and cut those that must end (exhausted, blocked, expired, heartbeat stopped).
+
+    RADIUS sessions get an RFC 5176 Disconnect-Request to their NAS (the NAS must list this host as a
+    CoA client); standalone sessions get their gate closed. Run one worker per database.
+
+    Example: hotspotctl worker --gate nftables --gate-option bind_mac=yes
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        closer = make_gate(gate, dict(_key_value(option) for option in gate_options)).close
+    except GateError as exc:
+        raise click.UsageError(str(exc)) from None
+    the_worker = Worker(transaction=app.transaction, policy=app.policy, close_gate=closer)
+    if once:
+        the_worker.run_cycle()
+        return
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    log.info("worker started: a cycle every %g s, gate %r", interval, gate)
+    if gate == "none":
+        log.info("gate 'none': standalone sessions are closed in the database only, no firewall is touched")
+    run_until_stopped(the_worker, interval, stop)
+    log.info("worker stopped")
+
+
+def _key_value(option: str) -> tuple[str, str]:
+    key, sep, value = option.partition("=")
+    if not sep or not key.strip():
+        raise click.BadParameter(f"{option!r}: write KEY=VALUE", param_hint="--gate-option")
+    return key.strip(), value

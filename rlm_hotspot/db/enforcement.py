@@ -1,0 +1,167 @@
+"""Queries of the worker: which live sessions must be cut, and the `disconnects` queue.
+
+Set-based: one statement finds every open session that must end and why, one cancels queue rows whose
+session no longer needs cutting, one enqueues the rest (the unique partial index keeps one pending row
+per session, so enqueueing twice does nothing), one claims the rows whose next attempt is due.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from rlm_hotspot.db.sessions import LIVE_SESSION
+
+_HEARTBEAT_STOPPED = """(h.heartbeat IN ('on', 'grace')
+    AND COALESCE(s.last_heartbeat_at, s.started_at) < :now - make_interval(secs => h.heartbeat_timeout))"""
+
+# Why an open session must end, first match wins. The deadline is the admin_cards one (card_deadlines
+# view, capped by the batch's hard expiry), which for an activated card is the core's effective deadline.
+# The heartbeat rule is the portal's (rlm_hotspot.services.portal.heartbeat_expired): under 'on' and
+# 'grace' a session silent (no heartbeat since login) for longer than heartbeat_timeout has ended.
+# A standalone session that went stale has no NAS to say it ended, so it is cut like any other (its gate
+# must close); stale RADIUS sessions are closed by close_stale_sessions instead.
+_MUST_CUT = f"""
+    SELECT s.id AS session_id,
+           CASE WHEN c.blocked THEN 'blocked'
+                WHEN LEAST(d.deadline, b.expires_at) <= :now THEN 'expired'
+                WHEN a.balance <= 0 THEN 'exhausted'
+                WHEN {_HEARTBEAT_STOPPED} THEN 'heartbeat'
+                ELSE 'stale'
+           END AS reason
+    FROM sessions s
+    JOIN cards c ON c.id = s.card_id
+    JOIN card_batches b ON b.id = c.batch_id
+    JOIN card_deadlines d ON d.card_id = c.id
+    JOIN hotspots h ON h.id = s.hotspot_id
+    LEFT JOIN accounts a ON a.id = s.account_id
+    WHERE s.status = 'open'
+      AND (c.blocked
+           OR LEAST(d.deadline, b.expires_at) <= :now
+           OR a.balance <= 0
+           OR {_HEARTBEAT_STOPPED}
+           OR (s.source = 'portal' AND NOT ({LIVE_SESSION})))
+"""
+
+
+@dataclass(frozen=True)
+class QueuedCut:
+    session_id: int
+    reason: str
+
+
+def cancel_needless(session: Session, now: datetime, pending_ttl_s: int) -> list[QueuedCut]:
+    """Finish pending rows whose session ended by itself or no longer must be cut (e.g. topped up)."""
+    rows = session.execute(
+        text(
+            f"""UPDATE disconnects SET done_at = :now
+                WHERE done_at IS NULL AND session_id NOT IN (SELECT session_id FROM ({_MUST_CUT}) m)
+                RETURNING session_id, reason"""
+        ),
+        {"now": now, "pending_ttl": pending_ttl_s},
+    )
+    return [QueuedCut(r.session_id, r.reason) for r in rows]
+
+
+def enqueue_cuts(session: Session, now: datetime, pending_ttl_s: int, ask_again_after_s: int) -> list[QueuedCut]:
+    """Queue a Disconnect (or gate closing) for every session that must be cut and has none pending.
+
+    A session whose last request was tried and finished less than `ask_again_after_s` ago is left
+    alone: a NAS that timed out or refused is asked again later, not every cycle.
+    """
+    rows = session.execute(
+        text(
+            f"""INSERT INTO disconnects (session_id, reason, requested_at)
+                SELECT m.session_id, m.reason, :now FROM ({_MUST_CUT}) m
+                WHERE NOT EXISTS (SELECT 1 FROM disconnects r
+                                  WHERE r.session_id = m.session_id AND r.attempts > 0
+                                    AND r.done_at > :now - make_interval(secs => :ask_again_after))
+                ORDER BY m.session_id
+                ON CONFLICT (session_id) WHERE done_at IS NULL DO NOTHING
+                RETURNING session_id, reason"""
+        ),
+        {"now": now, "pending_ttl": pending_ttl_s, "ask_again_after": ask_again_after_s},
+    )
+    return [QueuedCut(r.session_id, r.reason) for r in rows]
+
+
+@dataclass(frozen=True)
+class ClaimedCut:
+    """A queue row claimed for one attempt, with everything needed to end its session."""
+
+    disconnect_id: int
+    session_id: int
+    reason: str
+    attempt: int  # 1 for the first attempt
+    source: str  # 'radius' (ask the NAS) or 'portal' (close the gate)
+    user_name: str  # as the NAS sent it at login (else the card number)
+    acct_session_id: str | None
+    framed_ip: str | None
+    calling_station_id: str | None
+    nas_name: str | None
+    nas_ip: str | None
+    nas_coa_port: int | None
+    nas_secret: str | None
+
+
+def claim_due(session: Session, now: datetime, retry_delays_s: list[int], limit: int) -> list[ClaimedCut]:
+    """Count one more attempt on every pending row whose turn has come, and return them.
+
+    The claim is committed before anything is sent, so a second worker (or a crash mid-send) can never
+    make a row be tried more often than the back-off allows. After attempt n the next one waits
+    retry_delays_s[n-1] seconds (the last delay repeats).
+    """
+    rows = session.execute(
+        text(
+            """WITH due AS (
+                   SELECT id FROM disconnects
+                   WHERE done_at IS NULL
+                     AND (last_attempt_at IS NULL
+                          OR last_attempt_at <= :now - make_interval(secs =>
+                                 (CAST(:delays AS int[]))[LEAST(attempts, cardinality(CAST(:delays AS int[])))]))
+                   ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED
+               ), claimed AS (
+                   UPDATE disconnects d SET attempts = d.attempts + 1, last_attempt_at = :now
+                   FROM due WHERE d.id = due.id
+                   RETURNING d.id, d.session_id, d.reason, d.attempts
+               )
+               SELECT claimed.id AS disconnect_id, claimed.session_id, claimed.reason, claimed.attempts AS attempt,
+                      s.source, coalesce(s.username, c.number) AS user_name, s.acct_session_id,
+                      host(s.framed_ip) AS framed_ip, s.calling_station_id, n.name AS nas_name,
+                      host(n.ip_address) AS nas_ip, n.coa_port AS nas_coa_port, n.secret AS nas_secret
+               FROM claimed
+               JOIN sessions s ON s.id = claimed.session_id
+               JOIN cards c ON c.id = s.card_id
+               LEFT JOIN nas n ON n.id = s.nas_id
+               ORDER BY claimed.id"""
+        ),
+        {"now": now, "delays": retry_delays_s, "limit": limit},
+    )
+    return [ClaimedCut(**r._mapping) for r in rows]
+
+
+def record_outcome(
+    session: Session, disconnect_id: int, outcome: str, *, error_cause: int | None = None, done_at: datetime | None
+) -> None:
+    """Store what the last attempt gave; `done_at` None keeps the row pending for another attempt."""
+    session.execute(
+        text(
+            "UPDATE disconnects SET outcome = :outcome, error_cause = :error_cause, done_at = :done_at WHERE id = :id"
+        ),
+        {"id": disconnect_id, "outcome": outcome, "error_cause": error_cause, "done_at": done_at},
+    )
+
+
+def close_at_last_seen(session: Session, session_id: int, cause: str) -> bool:
+    """Close a session at its last billed moment (no further debit); False if it was already closed."""
+    row = session.execute(
+        text(
+            """UPDATE sessions SET status = 'closed', stopped_at = last_seen_at, terminate_cause = :cause
+               WHERE id = :id AND status <> 'closed' RETURNING id"""
+        ),
+        {"id": session_id, "cause": cause},
+    ).first()
+    return row is not None

@@ -1,0 +1,102 @@
+"""Ending sessions that must end: the worker's rules, outside any RADIUS hook.
+
+Each cycle: stale sessions are closed at their last counters; every open session that must be cut gets
+one pending row in `disconnects` with its reason — `blocked` (card blocked), `expired` (the card's
+effective deadline passed), `exhausted` (balance <= 0), `heartbeat` (hotspot heartbeat 'on' or 'grace'
+and no heartbeat — page or, under 'grace', RFC 8908 poll — for longer than heartbeat_timeout since the
+last one or since login), `stale` (a standalone session nobody has heard of for 2 x interim + grace) —
+and rows whose session no longer needs it are finished. The worker then claims the rows that are due and acts on each:
+
+* RADIUS session: an RFC 5176 Disconnect-Request to its NAS. ACK → recorded; the session is *not*
+  closed here: the NAS's Accounting-Stop closes it with the final counters. NAK → recorded with its
+  Error-Cause; a NAK 503 Session-Context-Not-Found means the NAS no longer has the session, so it is
+  closed at its last counters whatever the reason (a later Interim/Stop for it would still be billed).
+  No answer → retried after RETRY_DELAYS_S, given up as `timeout` after MAX_NAS_ATTEMPTS (the session
+  then ends by its Session-Timeout, or as stale); a session still to be cut is asked again after
+  ASK_AGAIN_AFTER_S.
+* Standalone (portal) session: the gate for the client's IP/MAC is closed, then the session is closed
+  at its last heartbeat — the portal bills per heartbeat, so billing has already stopped there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from rlm_hotspot.db import enforcement as q
+from rlm_hotspot.db.enforcement import ClaimedCut, QueuedCut
+from rlm_hotspot.services.access import Policy
+from rlm_hotspot.services.sessions import close_stale_sessions
+
+RETRY_DELAYS_S = [15, 60]  # wait after attempt 1, after attempt 2 and later
+MAX_NAS_ATTEMPTS = 3
+ASK_AGAIN_AFTER_S = 600
+CLAIM_LIMIT = 500
+SESSION_CONTEXT_NOT_FOUND = 503  # RFC 5176 Error-Cause
+
+TERMINATE_CAUSES = {
+    "blocked": "Card-Blocked",
+    "expired": "Card-Expired",
+    "exhausted": "Balance-Exhausted",
+    "heartbeat": "Heartbeat-Timeout",
+    "stale": "Stale",
+}
+
+
+@dataclass(frozen=True)
+class CutPlan:
+    """What one planning step changed, for the worker's log."""
+
+    stale_closed: int
+    queued: list[QueuedCut]
+    cancelled: list[QueuedCut]
+
+
+def plan_cuts(session: Session, policy: Policy, now: datetime) -> CutPlan:
+    """Close stale sessions, then bring the queue in line with the sessions that must be cut now."""
+    stale = close_stale_sessions(session, policy, now)
+    cancelled = q.cancel_needless(session, now, policy.pending_session_ttl_s)
+    queued = q.enqueue_cuts(session, now, policy.pending_session_ttl_s, ASK_AGAIN_AFTER_S)
+    return CutPlan(stale, queued, cancelled)
+
+
+def claim_due_cuts(session: Session, now: datetime, limit: int = CLAIM_LIMIT) -> list[ClaimedCut]:
+    """The queue rows to act on now, each with its attempt counted (commit before acting)."""
+    return q.claim_due(session, now, RETRY_DELAYS_S, limit)
+
+
+def record_ack(session: Session, cut: ClaimedCut, now: datetime) -> None:
+    q.record_outcome(session, cut.disconnect_id, "ack", done_at=now)
+
+
+def record_nak(session: Session, cut: ClaimedCut, error_cause: int | None, now: datetime) -> bool:
+    """Record a NAK; returns True when the session was closed because the NAS does not know it."""
+    q.record_outcome(session, cut.disconnect_id, "nak", error_cause=error_cause, done_at=now)
+    if error_cause != SESSION_CONTEXT_NOT_FOUND:
+        return False
+    return q.close_at_last_seen(session, cut.session_id, TERMINATE_CAUSES[cut.reason])
+
+
+def record_no_answer(session: Session, cut: ClaimedCut, now: datetime) -> bool:
+    """Record an unanswered attempt; returns True when it was the last one (outcome `timeout`)."""
+    final = cut.attempt >= MAX_NAS_ATTEMPTS
+    q.record_outcome(session, cut.disconnect_id, "timeout", done_at=now if final else None)
+    return final
+
+
+def record_no_nas(session: Session, cut: ClaimedCut, now: datetime) -> None:
+    """A RADIUS session without a known NAS cannot be disconnected; it ends by timeout or as stale."""
+    q.record_outcome(session, cut.disconnect_id, "no_nas", done_at=now)
+
+
+def record_gate_closed(session: Session, cut: ClaimedCut, now: datetime) -> None:
+    """The standalone client's gate is closed: finish the row and close the session at its last heartbeat."""
+    q.record_outcome(session, cut.disconnect_id, "gate_closed", done_at=now)
+    q.close_at_last_seen(session, cut.session_id, TERMINATE_CAUSES[cut.reason])
+
+
+def next_attempt_delay_s(cut: ClaimedCut) -> int:
+    """How long the row waits after this attempt (for log lines)."""
+    return RETRY_DELAYS_S[min(cut.attempt, len(RETRY_DELAYS_S)) - 1]
