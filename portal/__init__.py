@@ -1,1 +1,52 @@
-"""The captive portal (Flask)."""
+"""The captive portal (Flask): card + PIN login, a live status page whose heartbeat keeps the session
+alive, top-ups, the RFC 8908 API — for one hotspot per process, on the shared billing services.
+
+``create_app(settings)`` takes :class:`PortalSettings`, a flat mapping of setting names (tests, tools),
+or None (the settings file and environment, as under gunicorn).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+from flask import Flask
+
+from portal import auth, captive, status
+from portal.context import PortalContext, utc_now
+from portal.errors import init_errors
+from portal.gates import make_gate
+from portal.i18n import init_i18n
+from portal.security import init_security
+from portal.settings import PortalSettings, load_portal_settings
+from rlm_hotspot.db.engine import make_engine, session_factory
+from rlm_hotspot.pins import PinVault
+
+__all__ = ["PortalSettings", "create_app"]
+
+
+def create_app(
+    settings: PortalSettings | Mapping[str, object] | None = None, *, clock: Callable[[], datetime] = utc_now
+) -> Flask:
+    """One portal process: its engine, PIN keys and gate are made here, once (gunicorn: per worker)."""
+    if settings is None:
+        settings = load_portal_settings()
+    elif not isinstance(settings, PortalSettings):
+        settings = PortalSettings.from_mapping(settings)
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY=settings.secret_key)
+    engine = make_engine(settings.core, pool_size=2, application_name="hotspot-portal")
+    app.extensions["hotspot_portal"] = PortalContext(
+        settings=settings,
+        sessions=session_factory(engine),
+        engine=engine,
+        vault=PinVault.from_file(settings.core.pin_key_file),
+        gate=make_gate(settings.gate, settings.gate_options),
+        clock=clock,
+    )
+    init_security(app, cookie_secure=settings.cookie_secure, proxy_hops=settings.proxy_hops)
+    init_i18n(app)
+    init_errors(app)
+    for blueprint in (auth.bp, status.bp, captive.bp):
+        app.register_blueprint(blueprint)
+    return app

@@ -1,0 +1,216 @@
+"""Benchmark: portal heartbeats and status pages under gunicorn, with N sessions online.
+
+A private PostgreSQL, a standalone hotspot billed per second, N cards each with an open portal session
+(opened through the billing service, as a login would), then `hotspotctl portal run` (gunicorn) on a
+loopback port and a lean asyncio client on keep-alive connections: every guest's signed cookie, POST
+/heartbeat (one in ten requests is a full GET /status page instead), for a fixed time. Prints requests/s
+and latency percentiles. Usage:
+
+    .venv/bin/python bench/portal_heartbeats.py [--sessions 5000] [--seconds 20] [--connections 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
+
+from rlm_hotspot.devcluster import PrivateCluster
+from rlm_hotspot.pins import PinVault
+from rlm_hotspot.services.access import Policy
+from rlm_hotspot.services.catalog import get_hotspot
+from rlm_hotspot.services.sessions import open_portal_session
+from rlm_hotspot.services.tariff_cache import TariffCache
+
+SECRET = "bench-secret-key-of-at-least-32-characters"
+STATUS_EVERY = 10  # one request in ten is a full status page
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def open_sessions(url: str, key_file: Path, cards_csv: Path) -> list[str]:
+    """One open portal session per card, each from its own client address; returns the tokens."""
+    with cards_csv.open() as f:
+        rows = [(r["card_number"], r["pin"]) for r in csv.DictReader(f)]
+    engine = create_engine(url)
+    vault, tariffs, policy, now = PinVault.from_file(key_file), TariffCache(), Policy(), datetime.now(UTC)
+    tokens = []
+    with Session(engine) as db, db.begin():
+        hotspot_id = get_hotspot(db, "bench").id
+        for i, (number, pin) in enumerate(rows):
+            status = open_portal_session(
+                db,
+                vault,
+                tariffs,
+                policy,
+                card_text=number,
+                pin=pin,
+                hotspot_id=hotspot_id,
+                client_ip=f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}",
+                client_mac=None,
+                now=now,
+            )
+            tokens.append(status.token)
+    engine.dispose()
+    return tokens
+
+
+def cookies_for(tokens: list[str]) -> list[str]:
+    """The signed session cookie each guest's browser holds after login (token + CSRF token)."""
+    signer = Flask("bench")
+    signer.secret_key = SECRET
+    serializer = signer.session_interface.get_signing_serializer(signer)  # type: ignore[attr-defined]
+    return [serializer.dumps({"token": token, "csrf": f"csrf-{i}"}) for i, token in enumerate(tokens)]
+
+
+def request_bytes(cookie: str, index: int, number: int) -> bytes:
+    if number % STATUS_EVERY == 0:
+        head = "GET /status HTTP/1.1\r\n"
+        body = ""
+    else:
+        head = "POST /heartbeat HTTP/1.1\r\n"
+        body = f"X-CSRF-Token: csrf-{index}\r\nContent-Length: 0\r\n"
+    return f"{head}Host: portal\r\nCookie: hotspot_portal={cookie}\r\n{body}\r\n".encode()
+
+
+async def read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    await reader.readexactly(length)
+    return status
+
+
+async def connection(port: int, cookies: list[str], first: int, step: int, until: float, out: list[float]) -> int:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    errors, number, index = 0, 0, first
+    while time.perf_counter() < until:
+        started = time.perf_counter()
+        writer.write(request_bytes(cookies[index], index, number))
+        status = await read_response(reader)
+        out.append(time.perf_counter() - started)
+        errors += status != 200
+        number += 1
+        index = (index + step) % len(cookies)
+    writer.close()
+    return errors
+
+
+async def load(port: int, cookies: list[str], seconds: float, connections: int) -> tuple[list[float], int, float]:
+    latencies: list[float] = []
+    started = time.perf_counter()
+    until = started + seconds
+    errors = await asyncio.gather(
+        *(connection(port, cookies, i, connections, until, latencies) for i in range(connections))
+    )
+    return latencies, sum(errors), time.perf_counter() - started
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the portal exited with status {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("the portal did not start listening")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sessions", type=int, default=5000)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="bench-portal-"))
+    root.chmod(0o755)
+    cluster = PrivateCluster(root / "pg", port=40000 + os.getpid() % 10000)
+    portal = None
+    try:
+        cluster.start()
+        cluster.create_database("bench")
+        env = {
+            **os.environ,
+            "HOTSPOT_CONFIG": "",
+            "HOTSPOT_DATABASE_URL": cluster.url("bench"),
+            "HOTSPOT_PIN_KEY_FILE": str(root / "pin.keys"),
+            "HOTSPOT_PORTAL_SECRET_KEY": SECRET,
+        }
+        ctl = [str(Path(sys.executable).with_name("hotspotctl"))]
+
+        def run(*cmd: str) -> None:
+            subprocess.run(ctl + list(cmd), env=env, check=True, capture_output=True, text=True)
+
+        run("db", "init")
+        run("tariff", "add", "bench", "--per-hour", "1.20")
+        run(
+            "hotspot", "add", "bench", "--timezone", "Europe/Moscow", "--tariff", "bench", "--mode", "standalone",
+            "--heartbeat", "on", "--heartbeat-timeout", "3600",
+        )  # fmt: skip
+        cards_csv = root / "cards.csv"
+        run("cards", "generate", "--count", str(args.sessions), "--value", "100.00", "--hotspot", "bench",
+            "--output", str(cards_csv))  # fmt: skip
+        opened = time.perf_counter()
+        tokens = open_sessions(cluster.url("bench"), root / "pin.keys", cards_csv)
+        print(f"{len(tokens)} portal sessions opened in {time.perf_counter() - opened:.1f} s")
+        port = free_port()
+        portal = subprocess.Popen(
+            [*ctl, "portal", "run", "--hotspot", "bench", "--bind", f"127.0.0.1:{port}", "--plain-http",
+             "--workers", str(args.workers), "--threads", str(args.threads)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for_port(port, portal)
+        cookies = cookies_for(tokens)
+        asyncio.run(load(port, cookies, 2, args.connections))  # warm-up: connections, caches, JIT-free paths
+        latencies, errors, elapsed = asyncio.run(load(port, cookies, args.seconds, args.connections))
+        latencies.sort()
+
+        def pct(p: float) -> float:
+            return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000
+
+        print(
+            f"gunicorn: {args.workers} workers x {args.threads} threads (gthread); client: {args.connections} "
+            f"keep-alive connections; {os.cpu_count()} cores shared by PostgreSQL, gunicorn and the client"
+        )
+        print(f"requests: {len(latencies)} in {elapsed:.1f} s = {len(latencies) / elapsed:,.0f}/s "
+              f"(9 in 10 POST /heartbeat, 1 in 10 GET /status), non-200: {errors}")  # fmt: skip
+        print(f"latency ms: p50 {pct(50):.1f}  p90 {pct(90):.1f}  p99 {pct(99):.1f}  max {latencies[-1] * 1000:.1f}")
+        ledger = cluster.psql("bench", "SELECT count(*) FROM ledger WHERE cause = 'time'").strip()
+        print(f"time debits posted: {ledger}")
+    finally:
+        if portal is not None:
+            portal.send_signal(signal.SIGTERM)
+            portal.wait(timeout=30)
+        cluster.destroy()
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,255 @@
+"""Login, logout, top-up, language and terms: the pages a guest acts on (every form is a POST with CSRF).
+
+The login branches on the hotspot's mode. Standalone: the portal opens the billing session itself, then
+the firewall gate. RADIUS: the portal checks the card (so refusals come in the guest's language and
+wrong PINs count) and hands the credentials to the NAS, which asks FreeRADIUS.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext
+
+from portal import forms, guest, uam
+from portal.context import portal
+from portal.gates import GateError
+from portal.i18n import LANGUAGE_COOKIE, LANGUAGES, money, refusal_message
+from portal.security import allow_form_target, client_address
+from rlm_hotspot.core.decisions import Refusal
+from rlm_hotspot.services import portal as portal_service
+from rlm_hotspot.services import sessions
+from rlm_hotspot.services.errors import CardRefused, NotFound, ServiceError
+
+bp = Blueprint("auth", __name__)
+log = logging.getLogger(__name__)
+NAS_PARAMETERS_MAX = 2048  # bytes of the NAS's redirect parameters kept for the login POST
+
+
+def _login_page(*, error: str | None = None, card: str = "", status: int = 200) -> tuple[str, int]:
+    context = portal()
+    with context.unit_of_work() as db:
+        hotspot = context.hotspot(db)
+    return render_template("login.html", error=error, card=card[: forms.MAX_CARD_TEXT], hotspot=hotspot), status
+
+
+@bp.get("/")
+def login_form() -> Any:
+    guest.remember_destination()
+    _remember_nas_parameters()
+    context = portal()
+    with context.unit_of_work() as db:
+        token = guest.current_token(db)
+        still_open = token is not None and sessions.session_status(db, context.tariffs, token, context.clock()).open
+    if still_open:
+        return redirect(url_for("status.status_page"), 303)
+    return _login_page()
+
+
+@bp.post("/login")
+def login() -> Any:
+    card_text = request.form.get("card", "")
+    try:
+        credentials = forms.card_and_pin(request.form)
+    except forms.FormError as exc:
+        return _login_page(error=str(exc), card=card_text)
+    context = portal()
+    ip, now = client_address(), context.clock()
+    refusal: Refusal | None = None
+    with context.unit_of_work() as db:  # committed also after a refusal: wrong PINs must count
+        hotspot = context.hotspot(db)
+        if hotspot.terms_of_use and request.form.get("terms") != "yes":
+            return _login_page(error=gettext("Please accept the terms of use."), card=card_text)
+        try:
+            if hotspot.mode == "standalone":
+                status = sessions.open_portal_session(
+                    db,
+                    context.vault,
+                    context.tariffs,
+                    context.policy,
+                    card_text=credentials.card_number,
+                    pin=credentials.pin,
+                    hotspot_id=hotspot.id,
+                    client_ip=ip,
+                    client_mac=None,
+                    now=now,
+                )
+            else:
+                portal_service.check_credentials(
+                    db,
+                    context.vault,
+                    context.tariffs,
+                    context.policy,
+                    hotspot=hotspot,
+                    card_text=credentials.card_number,
+                    pin=credentials.pin,
+                    client=ip,
+                    now=now,
+                )
+        except CardRefused as refused:
+            refusal = refused.refusal
+    if refusal is not None:
+        return _login_page(error=refusal_message(refusal, context.policy.lockout_window_s), card=card_text)
+    if hotspot.mode != "standalone":
+        return _hand_over_to_nas(credentials, ip)
+    try:
+        context.gate.open(ip, None, status.seconds_remaining)
+    except GateError as exc:
+        log.error("gate did not open for %s: %s", ip, exc)
+        with context.unit_of_work() as db:
+            portal_service.abandon_session(db, status.token)
+        return _login_page(error=gettext("We could not open Internet access. Nothing was charged: please try again."))
+    guest.remember_login(token=status.token, card_number=None, ip=ip)
+    return redirect(url_for("status.status_page"), 303)
+
+
+def _remember_nas_parameters() -> None:
+    """RADIUS mode: the NAS redirected the guest here; keep its redirect exactly as requested (CoovaChilli
+    signs the URL) for the login POST, where it is checked."""
+    if "res" in request.args or "link-login-only" in request.args:
+        url = request.host_url.rstrip("/") + request.environ.get("RAW_URI", request.full_path)
+        if len(url) <= NAS_PARAMETERS_MAX:
+            session["nas"] = url
+
+
+def _nas_context() -> uam.NasContext | None:
+    url = session.get("nas")
+    if not isinstance(url, str):
+        return None
+    settings = portal().settings
+    params = dict(parse_qsl(urlsplit(url).query))
+    try:
+        if "link-login-only" in params:
+            return uam.parse_mikrotik_login(params, settings.mikrotik_login_url or "")
+        return uam.parse_chilli_redirect(url, settings.uam_secret)
+    except uam.UamError as exc:
+        log.warning("NAS redirect not used: %s", exc)
+        return None
+
+
+def _hand_over_to_nas(credentials: forms.CardAndPin, ip: str) -> Any:
+    """Send the guest's browser to the NAS's login endpoint with the credentials (CHAP where the PINs
+    are stored encrypted; hashed PINs can only be checked with PAP)."""
+    nas = _nas_context()
+    if nas is None:
+        return _login_page(
+            error=gettext("Please connect to the Wi-Fi network first, then open any web page."), status=400
+        )
+    guest.remember_login(token=None, card_number=credentials.card_number, ip=nas.client_ip or ip)
+    chap = portal().settings.core.pin_mode == "encrypted"
+    handoff = uam.handoff(nas, credentials.card_number, credentials.pin, chap=chap)
+    target = urlsplit(handoff.url)
+    allow_form_target(f"{target.scheme}://{target.netloc}")
+    if handoff.method == "GET":
+        return redirect(handoff.url, 303)
+    return render_template("handoff.html", handoff=handoff, hotspot=None)
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    context = portal()
+    with context.unit_of_work() as db:
+        token = guest.current_token(db)
+        hotspot = context.hotspot(db)
+        if token is None:
+            status = None
+        elif hotspot.mode == "standalone":
+            status = sessions.logout(db, context.tariffs, token, context.clock())
+        else:  # the NAS holds the session: without heartbeats the worker disconnects it (docs/portal.md)
+            status = sessions.session_status(db, context.tariffs, token, context.clock())
+        currency = context.currency(db)
+    if hotspot.mode == "standalone":
+        context.close_gate(guest.gate_address())
+    guest.forget_login()
+    if status is not None:
+        flash(gettext("You have logged out. Left on your card: %(balance)s.", balance=money(status.balance, currency)))
+    return redirect(url_for("auth.login_form"), 303)
+
+
+@bp.post("/topup")
+def top_up() -> Any:
+    try:
+        credentials = forms.card_and_pin(request.form)
+    except forms.FormError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("status.status_page"), 303)
+    context = portal()
+    ip, now = client_address(), context.clock()
+    with context.unit_of_work() as db:  # committed also after a refusal: wrong PINs must count
+        token = guest.current_token(db)
+        if token is None:
+            return redirect(url_for("auth.login_form"), 303)
+        hotspot = context.hotspot(db)
+        try:
+            added = portal_service.top_up(
+                db,
+                context.vault,
+                context.policy,
+                hotspot=hotspot,
+                token=token,
+                source_text=credentials.card_number,
+                pin=credentials.pin,
+                client=ip,
+                now=now,
+            )
+        except CardRefused as refused:
+            flash(refusal_message(refused.refusal, context.policy.lockout_window_s), "error")
+            return redirect(url_for("status.status_page"), 303)
+        except (NotFound, ServiceError):
+            flash(gettext("This card cannot top itself up. Please use a second card."), "error")
+            return redirect(url_for("status.status_page"), 303)
+        status = sessions.session_status(db, context.tariffs, token, now)
+        currency = context.currency(db)
+    if status.open and hotspot.mode == "standalone":
+        _extend_gate(status.seconds_remaining)
+    flash(
+        gettext(
+            "Added %(amount)s. Your balance is now %(balance)s.",
+            amount=money(added.amount, currency),
+            balance=money(added.balance, currency),
+        )
+    )
+    return redirect(url_for("status.status_page"), 303)
+
+
+def _extend_gate(seconds: int) -> None:
+    """The gate was opened for what the old balance bought; open it for what the new one buys."""
+    ip = guest.gate_address()
+    if ip is None or seconds <= 0:
+        return
+    try:
+        portal().gate.open(ip, None, seconds)
+    except GateError as exc:
+        log.error("gate could not be extended for %s: %s", ip, exc)
+
+
+@bp.get("/lang/<code>")
+def choose_language(code: str) -> Response:
+    if code not in LANGUAGES:
+        abort(404)
+    back = request.args.get("next", "/")
+    if not back.startswith("/") or back.startswith("//") or "\\" in back:
+        back = "/"
+    response = redirect(back, 303)
+    response.set_cookie(
+        LANGUAGE_COOKIE,
+        code,
+        max_age=365 * 86400,
+        httponly=True,
+        samesite="Lax",
+        secure=portal().settings.cookie_secure,
+    )
+    return response
+
+
+@bp.get("/terms")
+def terms() -> Any:
+    context = portal()
+    with context.unit_of_work() as db:
+        hotspot = context.hotspot(db)
+    if not hotspot.terms_of_use:
+        abort(404)
+    return render_template("terms.html", hotspot=hotspot)

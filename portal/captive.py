@@ -1,0 +1,66 @@
+"""RFC 8908 Captive Portal API: what the guest's operating system asks (DHCP option 114 / RFC 8910
+points it here). The OS sends no cookie, so the client is known by its address.
+
+``seconds-remaining`` is when the session ends unless something changes: what the balance buys, and —
+where heartbeats are required — the heartbeat deadline, so the OS can tell the guest to reopen the page
+in time. Whether a poll counts as a heartbeat is the hotspot's rule (``grace``: yes; ``on``: no).
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urljoin
+
+from flask import Blueprint, Response, url_for
+
+from portal import guest
+from portal.context import portal
+from portal.security import client_address
+from rlm_hotspot.services import portal as portal_service
+from rlm_hotspot.services.errors import NotFound
+from rlm_hotspot.services.portal import PortalHotspot, PortalStatus, Signal
+
+bp = Blueprint("captive", __name__)
+CAPTIVE_JSON = "application/captive+json"
+
+
+def captive_state(hotspot: PortalHotspot, view: PortalStatus | None, now_ts: float) -> dict[str, object]:
+    context = portal()
+    base = context.public_url(hotspot)
+    state: dict[str, object] = {"captive": True, "user-portal-url": base}
+    if context.settings.venue_info_url:
+        state["venue-info-url"] = context.settings.venue_info_url
+    if view is None or not view.status.open:
+        return state
+    remaining = view.status.seconds_remaining
+    if view.cut_at is not None:
+        remaining = min(remaining, max(0, int(view.cut_at.timestamp() - now_ts)))
+    state.update(
+        {
+            "captive": False,
+            "user-portal-url": urljoin(base, url_for("status.status_page")),
+            "seconds-remaining": remaining,
+        }
+    )
+    if view.status.bytes_remaining is not None:
+        state["bytes-remaining"] = view.status.bytes_remaining
+    state["can-extend-session"] = True
+    return state
+
+
+@bp.get("/api/captive")
+def captive_api() -> Response:
+    context = portal()
+    now = context.clock()
+    view = None
+    ip = client_address()
+    with context.unit_of_work() as db:
+        hotspot = context.hotspot(db)
+        token = guest.current_token(db) or portal_service.live_token_for_client(db, hotspot, ip)
+        if token is not None:
+            try:
+                view = context.sign_of_life(db, token, Signal.CAPTIVE_API, guest.gate_address() or ip)
+            except NotFound:
+                view = None
+    body = json.dumps(captive_state(hotspot, view, now.timestamp()))
+    return Response(body, content_type=CAPTIVE_JSON, headers={"Cache-Control": "private, no-store"})

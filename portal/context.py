@@ -1,0 +1,107 @@
+"""What every request of one portal process shares: engine, PIN keys, caches, the gate, the clock."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from portal.gates import Gate, GateError
+from portal.settings import PortalSettings
+from rlm_hotspot.core.money import Currency
+from rlm_hotspot.pins import PinVault
+from rlm_hotspot.services.access import Policy
+from rlm_hotspot.services.catalog import currency
+from rlm_hotspot.services.portal import (
+    HEARTBEAT_TIMEOUT_CAUSE,
+    PortalHotspot,
+    PortalStatus,
+    Signal,
+    keep_alive,
+    portal_hotspot,
+)
+from rlm_hotspot.services.tariff_cache import TariffCache
+
+HOTSPOT_TTL = timedelta(seconds=30)
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class PortalContext:
+    """One per process (gunicorn worker); the hotspot row is re-read every 30 s so admin changes arrive."""
+
+    settings: PortalSettings
+    sessions: sessionmaker[Session]
+    engine: Engine
+    vault: PinVault
+    gate: Gate
+    clock: Callable[[], datetime] = utc_now
+    tariffs: TariffCache = field(default_factory=TariffCache)
+    _hotspot: tuple[datetime, PortalHotspot] | None = None
+    _currency: Currency | None = None
+
+    @property
+    def policy(self) -> Policy:
+        core = self.settings.core
+        return Policy(
+            lockout_attempts=core.lockout_attempts,
+            lockout_window_s=core.lockout_window_s,
+            pending_session_ttl_s=core.pending_session_ttl_s,
+        )
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[Session]:
+        """One transaction per request: committed when the block ends, also after a refused login (so
+        the wrong PIN counts); rolled back only on an unexpected error."""
+        with self.sessions() as session, session.begin():
+            yield session
+
+    def hotspot(self, session: Session) -> PortalHotspot:
+        now = self.clock()
+        if self._hotspot is None or now - self._hotspot[0] > HOTSPOT_TTL:
+            self._hotspot = (now, portal_hotspot(session, self.settings.hotspot))
+        return self._hotspot[1]
+
+    def currency(self, session: Session) -> Currency:
+        if self._currency is None:
+            self._currency = currency(session)
+        return self._currency
+
+    def sign_of_life(self, db: Session, token: str, signal: Signal, gate_ip: str | None) -> PortalStatus:
+        """Keep the guest's session alive (or learn that it ended: then its gate is closed, idempotently)."""
+        hotspot = self.hotspot(db)
+        view = keep_alive(db, self.tariffs, hotspot, token, self.clock(), signal)
+        if view.status.terminate_cause == HEARTBEAT_TIMEOUT_CAUSE and hotspot.mode == "standalone":
+            self.close_gate(gate_ip)
+        return view
+
+    def close_gate(self, ip: str | None) -> None:
+        """Cut a client off after its session ended; a failure is logged (the worker closes gates too)."""
+        if ip is None:
+            return
+        try:
+            self.gate.close(ip, None)
+        except GateError as exc:
+            log.error("could not close the gate for %s: %s", ip, exc)
+
+    def public_url(self, hotspot: PortalHotspot) -> str:
+        """How guests reach this portal: the hotspot's portal URL, else the installation's."""
+        return hotspot.portal_url or self.settings.public_url
+
+    def heartbeat_interval(self, hotspot: PortalHotspot) -> int:
+        """Seconds between heartbeats: configured, else a third of the timeout (two may get lost)."""
+        return self.settings.heartbeat_interval_s or max(1, hotspot.heartbeat_timeout // 3)
+
+
+def portal() -> PortalContext:
+    return current_app.extensions["hotspot_portal"]  # type: ignore[no-any-return]

@@ -1,0 +1,77 @@
+"""What keeps the portal safe: CSRF tokens on every form, strict response headers, trusted client address.
+
+The CSRF token lives in the signed session cookie (HttpOnly, SameSite=Lax, Secure unless configured off)
+and must come back with every POST, as a form field or (for the JavaScript heartbeat) a header. The CSP
+allows only the portal's own files: no inline script, no framing, no referrer to other sites.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from flask import Flask, Response, abort, g, request, session
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+_UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def csrf_token() -> str:
+    """This browser's token, made on first use (templates put it in every form)."""
+    token = session.get("csrf")
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        session["csrf"] = token
+    return token
+
+
+def _check_csrf() -> None:
+    if request.method not in _UNSAFE_METHODS:
+        return
+    expected = session.get("csrf")
+    sent = request.form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER) or ""
+    if not isinstance(expected, str) or not hmac.compare_digest(expected.encode(), sent.encode()):
+        abort(400, description="csrf")
+
+
+def allow_form_target(origin: str) -> None:
+    """Let this response's form post to another origin (RADIUS mode: the NAS's login page)."""
+    g.form_action_extra = origin
+
+
+def _headers(response: Response) -> Response:
+    form_action = " ".join(filter(None, ("'self'", g.get("form_action_extra"))))
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+        f"form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+    )
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+    if request.endpoint != "static":
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def init_security(app: Flask, *, cookie_secure: bool, proxy_hops: int) -> None:
+    app.config.update(
+        SESSION_COOKIE_NAME="hotspot_portal",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SECURE=cookie_secure,
+        SESSION_COOKIE_SAMESITE="Lax",
+        MAX_CONTENT_LENGTH=16 * 1024,
+    )
+    if proxy_hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxy_hops, x_proto=proxy_hops, x_host=proxy_hops)  # type: ignore[method-assign]
+    app.before_request(_check_csrf)
+    app.after_request(_headers)
+    app.jinja_env.globals["csrf_token"] = csrf_token
+    app.jinja_env.globals["csrf_field"] = CSRF_FIELD
+
+
+def client_address() -> str:
+    """The guest's IP address as the portal sees it (after trusted proxies)."""
+    return request.remote_addr or "0.0.0.0"  # noqa: S104 - a placeholder, never bound

@@ -1,0 +1,137 @@
+"""The portal's settings: the shared ones (database, PIN keys, lockout) plus what one portal process serves.
+
+Read from the ``[portal]`` section of the same TOML file as the rest (``--config`` / ``$HOTSPOT_CONFIG``),
+with environment overrides so ``hotspotctl portal run`` can hand its options to the gunicorn workers::
+
+    [portal]
+    url = "https://portal.example.net/"   # how guests reach the portal (RFC 8908 user-portal-url)
+    hotspot = "airport"                    # the one hotspot this process serves
+    secret_key_file = "portal.secret"      # signs cookies; shared by every worker (relative = beside the file)
+    gate = "nftables"                      # standalone hotspots: none | nftables | opennds | command
+    cookie_secure = true                   # false only for plain-HTTP tests and demos
+    venue_info_url = "https://cafe.example/wifi"
+    proxy_hops = 0                         # reverse proxies in front whose X-Forwarded-For is trusted
+    uam_secret = "…"                       # RADIUS mode behind CoovaChilli (its uamsecret)
+    mikrotik_login_url = "http://10.5.50.1/login"   # RADIUS mode behind a MikroTik hotspot
+    [portal.gate_options]
+    set = "inet hotspot allowed"
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from rlm_hotspot.settings import DEFAULT_CONFIG_PATH, Settings, SettingsError, load_settings
+
+MIN_SECRET_KEY_LENGTH = 32
+
+_ENV = {
+    "HOTSPOT_PORTAL_HOTSPOT": "hotspot",
+    "HOTSPOT_PORTAL_SECRET_KEY": "secret_key",
+    "HOTSPOT_PORTAL_GATE": "gate",
+    "HOTSPOT_PORTAL_COOKIE_SECURE": "cookie_secure",
+    "HOTSPOT_PORTAL_HEARTBEAT_INTERVAL": "heartbeat_interval_s",
+}
+
+
+@dataclass(frozen=True)
+class PortalSettings:
+    core: Settings
+    hotspot: str
+    secret_key: str
+    gate: str = "none"
+    gate_options: Mapping[str, str] = field(default_factory=dict)
+    cookie_secure: bool = True
+    heartbeat_interval_s: int | None = None  # None: a third of the hotspot's heartbeat timeout
+    venue_info_url: str | None = None
+    proxy_hops: int = 0
+    uam_secret: str | None = None  # RADIUS mode, CoovaChilli: checks the redirect's md, encodes the PIN
+    mikrotik_login_url: str | None = None  # RADIUS mode, MikroTik: the only link-login-only trusted
+
+    def __post_init__(self) -> None:
+        if not self.hotspot.strip():
+            raise SettingsError("portal.hotspot: name the hotspot this portal serves")
+        if len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
+            raise SettingsError(f"portal secret key: at least {MIN_SECRET_KEY_LENGTH} characters are needed")
+        if self.heartbeat_interval_s is not None and self.heartbeat_interval_s < 1:
+            raise SettingsError("portal.heartbeat_interval_s must be at least 1 second")
+        if self.proxy_hops < 0:
+            raise SettingsError("portal.proxy_hops must not be negative")
+
+    @property
+    def public_url(self) -> str:
+        return self.core.portal_url
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, object]) -> PortalSettings:
+        """Build from one flat mapping (tests, the CLI): the shared settings' names plus the portal's."""
+        core_names = {f.name for f in fields(Settings)}
+        portal_names = {f.name for f in fields(cls)} - {"core"}
+        unknown = set(values) - core_names - portal_names
+        if unknown:
+            raise SettingsError(f"unknown portal setting(s): {', '.join(sorted(unknown))}")
+        core = {k: v for k, v in values.items() if k in core_names}
+        if "pin_key_file" in core:
+            core["pin_key_file"] = Path(str(core["pin_key_file"]))
+        own = {k: v for k, v in values.items() if k in portal_names}
+        return cls(core=Settings(**core), **own)  # type: ignore[arg-type]
+
+
+def load_portal_settings(
+    path: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    overrides: Mapping[str, object] | None = None,
+    default_secret_key: str | None = None,
+) -> PortalSettings:
+    """The settings file's shared part and ``[portal]`` section, the environment's overrides, then the
+    caller's (command-line options); `default_secret_key` is used only when none is configured."""
+    env = dict(os.environ if environ is None else environ)
+    core = load_settings(path, env)
+    chosen = Path(path) if path else Path(env["HOTSPOT_CONFIG"]) if env.get("HOTSPOT_CONFIG") else None
+    if chosen is None and DEFAULT_CONFIG_PATH.exists():
+        chosen = DEFAULT_CONFIG_PATH
+    section = _portal_section(chosen) if chosen else {}
+    values: dict[str, object] = {k: v for k, v in section.items() if k not in ("url", "secret_key_file")}
+    if "secret_key_file" in section and chosen is not None:
+        key_path = Path(str(section["secret_key_file"]))
+        values["secret_key"] = _read_secret(key_path if key_path.is_absolute() else chosen.parent / key_path)
+    for var, name in _ENV.items():
+        if env.get(var):
+            values[name] = env[var]
+    values.update(overrides or {})
+    if default_secret_key and "secret_key" not in values:
+        values["secret_key"] = default_secret_key
+    if "cookie_secure" in values and isinstance(values["cookie_secure"], str):
+        values["cookie_secure"] = values["cookie_secure"].lower() not in ("0", "false", "no", "off")
+    if isinstance(values.get("heartbeat_interval_s"), str):
+        values["heartbeat_interval_s"] = int(str(values["heartbeat_interval_s"]))
+    if "hotspot" not in values:
+        raise SettingsError("no hotspot named: set portal.hotspot or HOTSPOT_PORTAL_HOTSPOT (--hotspot)")
+    if "secret_key" not in values:
+        raise SettingsError("no cookie secret: set portal.secret_key_file or HOTSPOT_PORTAL_SECRET_KEY")
+    try:
+        return PortalSettings(core=core, **values)  # type: ignore[arg-type]
+    except TypeError as exc:
+        raise SettingsError(f"[portal]: {exc}") from None
+
+
+def _portal_section(path: Path) -> dict[str, object]:
+    try:
+        section = tomllib.loads(path.read_text()).get("portal", {})
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"settings file {path}: {exc}") from exc
+    if "gate_options" in section:
+        section["gate_options"] = {str(k): str(v) for k, v in section["gate_options"].items()}
+    return dict(section)
+
+
+def _read_secret(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError as exc:
+        raise SettingsError(f"portal secret key file {path}: {exc.strerror}") from None

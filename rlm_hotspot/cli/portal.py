@@ -1,0 +1,100 @@
+"""hotspotctl portal: run the captive portal under gunicorn, and set what its guests must accept."""
+
+from __future__ import annotations
+
+import multiprocessing
+import secrets
+from pathlib import Path
+
+import click
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from portal import PortalSettings, create_app
+from portal.gates import DRIVERS
+from portal.settings import load_portal_settings
+from rlm_hotspot.cli.context import App, pass_app
+from rlm_hotspot.services import portal as portal_service
+
+
+@click.group()
+def portal() -> None:
+    """The captive portal: card + PIN login, live status with heartbeat, RFC 8908 API."""
+
+
+class PortalServer(BaseApplication):  # type: ignore[misc]
+    """gunicorn with the portal built in each worker (an engine per process, never shared by a fork)."""
+
+    def __init__(self, settings: PortalSettings, options: dict[str, object]) -> None:
+        self.settings = settings
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        return create_app(self.settings)
+
+
+@portal.command("run")
+@click.option("--hotspot", help="The hotspot this portal serves (default: portal.hotspot in the settings).")
+@click.option("--bind", default="127.0.0.1:8080", show_default=True, help="Address and port to listen on.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=lambda: multiprocessing.cpu_count() * 2,
+    show_default="2 x CPU cores",
+    help="Worker processes.",
+)
+@click.option("--threads", type=click.IntRange(1, 4), default=2, show_default=True, help="Threads per worker.")
+@click.option("--gate", type=click.Choice(sorted(DRIVERS)), help="Firewall gate (standalone hotspots).")
+@click.option("--plain-http", is_flag=True, help="Cookies without the Secure flag (portal served over plain HTTP).")
+@click.option("--access-log", is_flag=True, help="Log every request (paths only: PINs are never in a URL).")
+@pass_app
+def run(
+    app: App,
+    hotspot: str | None,
+    bind: str,
+    workers: int,
+    threads: int,
+    gate: str | None,
+    plain_http: bool,
+    access_log: bool,
+) -> None:
+    """Serve the portal with gunicorn until stopped (SIGTERM finishes the requests in flight)."""
+    overrides: dict[str, object] = {"hotspot": hotspot, "gate": gate, "cookie_secure": False if plain_http else None}
+    settings = load_portal_settings(
+        app.config_path,
+        overrides={k: v for k, v in overrides.items() if v is not None},
+        default_secret_key=secrets.token_urlsafe(32),
+    )
+    with app.transaction() as session:  # fail here, with one clear line, not in every worker
+        found = portal_service.portal_hotspot(session, settings.hotspot)
+    click.echo(f"portal for hotspot {found.name!r} ({found.mode}, heartbeat {found.heartbeat}) on http://{bind}/")
+    options: dict[str, object] = {
+        "bind": bind,
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread",
+        "proc_name": f"hotspot-portal-{found.name}",
+        "errorlog": "-",
+        "accesslog": "-" if access_log else None,
+        "graceful_timeout": 10,
+    }
+    PortalServer(settings, options).run()
+
+
+@portal.command("terms")
+@click.argument("hotspot")
+@click.option("--file", "terms_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--clear", is_flag=True, help="No terms: guests log in without a checkbox.")
+@pass_app
+def terms(app: App, hotspot: str, terms_file: Path | None, clear: bool) -> None:
+    """Make guests of HOTSPOT accept the terms of use in FILE (plain text) before they log in."""
+    if (terms_file is None) == (not clear):
+        raise click.UsageError("give either --file FILE or --clear")
+    with app.transaction() as session:
+        portal_service.set_terms_of_use(session, hotspot, None if clear else terms_file.read_text())  # type: ignore[union-attr]
+    click.echo(f"hotspot {hotspot}: {'no terms of use' if clear else 'guests must accept the terms of use'}")

@@ -1,0 +1,43 @@
+"""Queries of the captive portal: its hotspot, and finding a guest's live session without a cookie."""
+
+from __future__ import annotations
+
+from sqlalchemy import Row, text
+from sqlalchemy.orm import Session
+
+_HOTSPOT_COLUMNS = "id, name, timezone, mode, heartbeat, heartbeat_timeout, portal_url, terms_of_use"
+
+
+def hotspot_by_name(session: Session, name: str) -> Row | None:  # type: ignore[type-arg]
+    return session.execute(text(f"SELECT {_HOTSPOT_COLUMNS} FROM hotspots WHERE name = :name"), {"name": name}).first()
+
+
+def set_terms_of_use(session: Session, hotspot_id: int, terms: str | None) -> None:
+    session.execute(
+        text("UPDATE hotspots SET terms_of_use = :terms WHERE id = :id"), {"terms": terms, "id": hotspot_id}
+    )
+
+
+def live_token_for_client(session: Session, hotspot_id: int, ip: str) -> str | None:
+    """The newest not-closed session of this hotspot whose client has address `ip` (RFC 8908 polls carry
+    no cookie: the operating system asks, not the browser)."""
+    return session.execute(
+        text(
+            """SELECT auth_token FROM sessions
+               WHERE framed_ip = CAST(:ip AS inet) AND hotspot_id = :hotspot_id AND status <> 'closed'
+               ORDER BY started_at DESC LIMIT 1"""
+        ),
+        {"ip": ip, "hotspot_id": hotspot_id},
+    ).scalar_one_or_none()
+
+
+def live_token_for_card(session: Session, hotspot_id: int, card_number: str) -> str | None:
+    """The newest not-closed session of a card at this hotspot (RADIUS mode: the NAS opened it)."""
+    return session.execute(
+        text(
+            """SELECT s.auth_token FROM sessions s JOIN cards c ON c.id = s.card_id
+               WHERE c.number = :number AND s.hotspot_id = :hotspot_id AND s.status <> 'closed'
+               ORDER BY s.started_at DESC LIMIT 1"""
+        ),
+        {"number": card_number, "hotspot_id": hotspot_id},
+    ).scalar_one_or_none()

@@ -1,0 +1,228 @@
+"""The captive portal's use cases: its hotspot, signs of life from a guest, and top-ups with lockout.
+
+The heartbeat rule ("the session lives while its status page is open") in one place:
+
+* ``on``: only the status page (JavaScript heartbeat or meta-refresh) keeps a session alive;
+* ``grace``: the operating system's RFC 8908 Captive Portal API polls from the client's address count
+  too, so a phone whose captive-portal window closed itself stays online while it keeps asking;
+* ``off``: no heartbeat is required (logout, money or the card's deadline end the session).
+
+A session silent for longer than the hotspot's ``heartbeat_timeout`` has ended at its last heartbeat:
+the worker closes it (and its gate, or sends a Disconnect), and a portal that sees such a session first
+closes it the same way, so a late heartbeat can never bill the silent minutes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import Row
+from sqlalchemy.orm import Session
+
+from rlm_hotspot.core.cardcode import CardNumberError, normalise_card_number
+from rlm_hotspot.core.decisions import Refusal
+from rlm_hotspot.db import portal as q
+from rlm_hotspot.db import sessions as sessions_db
+from rlm_hotspot.pins import PinVault
+from rlm_hotspot.services import cards, sessions
+from rlm_hotspot.services.access import Grant, LoginRequest, Policy, decide_login, record_attempt
+from rlm_hotspot.services.errors import CardRefused, NotFound, ServiceError
+from rlm_hotspot.services.sessions import SessionStatus
+from rlm_hotspot.services.tariff_cache import TariffCache
+
+HEARTBEAT_TIMEOUT_CAUSE = "Heartbeat-Timeout"
+GATE_FAILED_CAUSE = "Gate-Failed"
+
+
+class Signal(StrEnum):
+    """Where a sign of life came from."""
+
+    PAGE = "page"  # the status page: JavaScript heartbeat, meta-refresh, any portal page view
+    CAPTIVE_API = "captive_api"  # the OS polling the RFC 8908 API from the client's address
+
+
+@dataclass(frozen=True)
+class PortalHotspot:
+    """The one hotspot a portal process serves, as the portal needs it."""
+
+    id: int
+    name: str
+    timezone: str
+    mode: str  # standalone | radius
+    heartbeat: str  # on | off | grace
+    heartbeat_timeout: int
+    portal_url: str | None
+    terms_of_use: str | None
+
+    @property
+    def heartbeat_required(self) -> bool:
+        return self.heartbeat != "off"
+
+    def counts_as_heartbeat(self, signal: Signal) -> bool:
+        return signal is Signal.PAGE or self.heartbeat != "on"
+
+
+@dataclass(frozen=True)
+class PortalStatus:
+    """A session's status plus when it ends unless another heartbeat arrives (None: it does not)."""
+
+    status: SessionStatus
+    cut_at: datetime | None
+
+
+def portal_hotspot(session: Session, name: str) -> PortalHotspot:
+    row = q.hotspot_by_name(session, name)
+    if row is None:
+        raise NotFound(f"no hotspot {name!r}: create it with `hotspotctl hotspot add`")
+    return PortalHotspot(**row._mapping)
+
+
+def set_terms_of_use(session: Session, hotspot_name: str, terms: str | None) -> None:
+    """Require guests of a hotspot to accept these terms before logging in (None: no terms)."""
+    hotspot = portal_hotspot(session, hotspot_name)
+    q.set_terms_of_use(session, hotspot.id, terms.strip() if terms and terms.strip() else None)
+
+
+def last_sign_of_life(row: Row) -> datetime:  # type: ignore[type-arg]
+    return row.last_heartbeat_at or row.started_at
+
+
+def heartbeat_expired(hotspot: PortalHotspot, row: Row, now: datetime) -> bool:  # type: ignore[type-arg]
+    """The close-the-page rule: a live session silent for longer than the hotspot's timeout has ended."""
+    silence = now - last_sign_of_life(row)
+    return (
+        hotspot.heartbeat_required and row.status != "closed" and silence > timedelta(seconds=hotspot.heartbeat_timeout)
+    )
+
+
+def keep_alive(
+    session: Session, tariffs: TariffCache, hotspot: PortalHotspot, token: str, now: datetime, signal: Signal
+) -> PortalStatus:
+    """A sign of life from the guest: extend and bill the session when the hotspot's rule says it counts.
+
+    A standalone session already past its timeout is closed at its last heartbeat instead (the worker
+    would have done it), so billing stops where the guest left. RADIUS sessions are the NAS's to end:
+    the worker sends the Disconnect-Request, the portal only reports.
+    """
+    row = sessions_db.session_by_token(session, token, lock=True)
+    if row is None:
+        raise NotFound("no such session (it may have ended)")
+    if row.source == "portal" and heartbeat_expired(hotspot, row, now):
+        sessions_db.update_session(
+            session, row.id, status="closed", stopped_at=last_sign_of_life(row), terminate_cause=HEARTBEAT_TIMEOUT_CAUSE
+        )
+        return PortalStatus(sessions.session_status(session, tariffs, token, now), None)
+    if hotspot.counts_as_heartbeat(signal):
+        status = sessions.heartbeat(session, tariffs, token, now)
+        last = now
+    else:
+        status = sessions.session_status(session, tariffs, token, now)
+        last = last_sign_of_life(row)
+    cut_at = last + timedelta(seconds=hotspot.heartbeat_timeout) if hotspot.heartbeat_required else None
+    return PortalStatus(status, cut_at if status.open else None)
+
+
+def abandon_session(session: Session, token: str) -> None:
+    """A login whose gate never opened: closed at its start, so nothing is billed for it."""
+    row = sessions_db.session_by_token(session, token, lock=True)
+    if row is not None and row.status != "closed":
+        sessions_db.update_session(
+            session, row.id, status="closed", stopped_at=row.started_at, terminate_cause=GATE_FAILED_CAUSE
+        )
+
+
+def top_up(
+    session: Session,
+    vault: PinVault,
+    policy: Policy,
+    *,
+    hotspot: PortalHotspot,
+    token: str,
+    source_text: str,
+    pin: str,
+    client: str,
+    now: datetime,
+) -> cards.TopUp:
+    """Move a second card's value onto the logged-in guest's card, under the same lockout as logins.
+
+    A top-up form takes a card number and a PIN, so it is a way to guess PINs: every attempt is recorded
+    (wrong PINs count towards the card's and the client's lockout) and a locked-out card or client is
+    refused before its PIN is checked. The caller commits, also after a refusal.
+    """
+    row = sessions_db.session_by_token(session, token)
+    if row is None:
+        raise NotFound("no such session (it may have ended)")
+    try:
+        number = normalise_card_number(source_text)
+    except CardNumberError as exc:
+        raise CardRefused(Refusal.BAD_CARD_NUMBER, str(exc)) from None
+    if number == row.card_number:
+        raise ServiceError("a card cannot top itself up")
+    try:
+        snapshot = sessions_db.login_snapshot(
+            session,
+            number=number,
+            nas_ip=None,
+            hotspot_id=hotspot.id,
+            client=client,
+            now=now,
+            lockout_window_s=policy.lockout_window_s,
+            pending_ttl_s=policy.pending_session_ttl_s,
+        )
+        if max(snapshot.card_failures, snapshot.client_failures) >= policy.lockout_attempts:
+            raise CardRefused(Refusal.LOCKED_OUT)
+        with session.begin_nested():
+            result = cards.top_up(session, vault, row.card_number, number, pin, now)
+    except CardRefused as refused:
+        _record(session, number, client, hotspot, refused.refusal, now)
+        raise
+    _record(session, number, client, hotspot, None, now)
+    return result
+
+
+def check_credentials(
+    session: Session,
+    vault: PinVault,
+    tariffs: TariffCache,
+    policy: Policy,
+    *,
+    hotspot: PortalHotspot,
+    card_text: str,
+    pin: str,
+    client: str,
+    now: datetime,
+) -> Grant:
+    """RADIUS mode, before the credentials go to the NAS: refuse here, in the guest's language, what
+    RADIUS would refuse (a refusal is recorded, so wrong PINs count; the NAS's own login records success)."""
+    request = LoginRequest(card_text=card_text, source="portal", hotspot_id=hotspot.id, client=client, pin=pin)
+    try:
+        return decide_login(session, vault, tariffs, policy, request, now)
+    except CardRefused as refused:
+        record_attempt(
+            session,
+            card_text=card_text,
+            client=client,
+            hotspot_id=hotspot.id,
+            source="portal",
+            outcome=refused.refusal,
+            now=now,
+        )
+        raise
+
+
+def _record(
+    session: Session, number: str, client: str, hotspot: PortalHotspot, outcome: Refusal | None, now: datetime
+) -> None:
+    record_attempt(
+        session, card_text=number, client=client, hotspot_id=hotspot.id, source="portal", outcome=outcome, now=now
+    )
+
+
+def live_token_for_client(session: Session, hotspot: PortalHotspot, ip: str) -> str | None:
+    return q.live_token_for_client(session, hotspot.id, ip)
+
+
+def live_token_for_card(session: Session, hotspot: PortalHotspot, card_number: str) -> str | None:
+    return q.live_token_for_card(session, hotspot.id, card_number)

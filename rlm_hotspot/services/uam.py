@@ -1,0 +1,37 @@
+"""Which NAS sent a guest to the portal, and how to hand the credentials back to it (RADIUS mode)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from rlm_hotspot.db import uam as q
+from rlm_hotspot.services.errors import NotFound, ServiceError
+
+
+@dataclass(frozen=True)
+class NasUam:
+    name: str
+    vendor: str  # mikrotik | chilli | wispr | generic
+    hotspot_id: int
+    uam_secret: str | None = field(repr=False)
+    uam_login_url: str | None
+
+
+def nas_uam(session: Session, nas_name: str) -> NasUam:
+    """The NAS named in a redirect (CoovaChilli nasid, MikroTik identity); NotFound for a stranger."""
+    row = q.nas_uam(session, nas_name)
+    if row is None:
+        raise NotFound(f"no NAS named {nas_name!r}")
+    return NasUam(row.name, row.vendor, row.hotspot_id, row.uam_secret, row.uam_login_url)
+
+
+def set_nas_uam(session: Session, nas_name: str, *, uam_secret: str | None, uam_login_url: str | None) -> None:
+    """Set (or clear) a NAS's uamsecret and login URL."""
+    if uam_login_url is not None and not uam_login_url.startswith(("http://", "https://")):
+        raise ServiceError("the NAS login URL must start with http:// or https://")
+    if uam_secret is not None and not uam_secret:
+        raise ServiceError("an empty uamsecret: leave it unset instead")
+    if not q.set_nas_uam(session, nas_name, uam_secret, uam_login_url):
+        raise NotFound(f"no NAS named {nas_name!r}")

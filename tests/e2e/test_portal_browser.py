@@ -1,0 +1,254 @@
+"""The captive portal in real headless Chromium at phone size, as a guest would use it.
+
+The app runs in a werkzeug server thread on 127.0.0.1 against the private test PostgreSQL, with a 2 s
+heartbeat, a 10 s heartbeat timeout (the schema's minimum) and a time tariff of 0.10 per second, so
+the balance visibly falls between two heartbeats. Screenshots of the login and status pages are saved
+in $PORTAL_SCREENSHOTS (default: the test's temporary directory).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+from werkzeug.serving import make_server
+
+from portal import create_app
+from rlm_hotspot.cli.worker import Worker
+from rlm_hotspot.pins import PinVault
+from rlm_hotspot.services.access import Policy
+from tests.portal.conftest import World, make_world, portal_settings
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+        reason="needs Debian's chromium and chromium-driver (make setup installs them)",
+    ),
+]
+PHONE = (390, 844)
+HEARTBEAT_TIMEOUT_S = 10
+
+
+@pytest.fixture
+def shop(committed: Engine, vault: PinVault) -> World:
+    """5.00 cards; 6.00 per minute = 0.10 per second; heartbeats required, 10 s timeout."""
+    return make_world(committed, vault, count=8, per_minute=600, face_value=500, heartbeat_timeout=HEARTBEAT_TIMEOUT_S)
+
+
+@pytest.fixture
+def portal_url(database_url: str, key_file: Path, shop: World) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, None, threaded=True)  # type: ignore[arg-type]
+    url = f"http://127.0.0.1:{server.server_port}/"
+    app = create_app(portal_settings(database_url, key_file, heartbeat_interval_s=2, portal_url=url))
+    server.app = app
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield url
+    server.shutdown()
+    app.extensions["hotspot_portal"].engine.dispose()
+
+
+def chromium(tmp_path: Path, *, javascript: bool = True, language: str = "en") -> WebDriver:
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--window-size={PHONE[0]},{PHONE[1]}",
+        f"--lang={language}",
+        f"--user-data-dir={tmp_path / f'chromium-{language}-{javascript}'}",
+    ):
+        options.add_argument(flag)
+    prefs: dict[str, object] = {"intl.accept_languages": language}
+    if not javascript:
+        prefs["profile.managed_default_content_settings.javascript"] = 2
+    options.add_experimental_option("prefs", prefs)
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    driver.set_page_load_timeout(20)
+    return driver
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[WebDriver]:
+    driver = chromium(tmp_path)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("PORTAL_SCREENSHOTS") or tmp_path / "screens")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def wait_for(driver: WebDriver, condition: Callable[[WebDriver], object], seconds: float = 10) -> object:
+    return WebDriverWait(driver, seconds, poll_frequency=0.2).until(condition)
+
+
+def log_in(driver: WebDriver, url: str, number: str, pin: str) -> None:
+    driver.get(url)
+    card = driver.find_element(By.ID, "card")
+    card.clear()
+    card.send_keys(f"{number[:4]} {number[4:8]} {number[8:]}")  # typed with spaces, as printed
+    driver.find_element(By.ID, "pin").send_keys(pin)
+    driver.find_element(By.CSS_SELECTOR, "form.card-form button[type=submit]").click()
+
+
+def balance_text(driver: WebDriver) -> str:
+    return driver.find_element(By.CSS_SELECTOR, "[data-field=balance]").text
+
+
+def balance_in_db(engine: Engine, number: str) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                text("SELECT a.balance FROM cards c JOIN accounts a ON a.id = c.account_id WHERE c.number = :n"),
+                {"n": number},
+            ).scalar_one()
+        )
+
+
+def test_log_in_watch_the_balance_fall_top_up_and_log_out(
+    browser: WebDriver, portal_url: str, shop: World, screenshots: Path
+) -> None:
+    numbers, pins = shop.cards.numbers, shop.cards.pins
+    browser.get(portal_url)
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Connect to the Internet"
+    browser.save_screenshot(str(screenshots / "login-en.png"))
+    log_in(browser, portal_url + "?url=http://example.com/", numbers[0], pins[0])
+    wait_for(browser, lambda d: d.current_url.endswith("/status"))
+    first = balance_text(browser)
+    wait_for(browser, lambda d: balance_text(d) != first)  # the heartbeat (every 2 s) billed time
+    assert browser.find_element(By.PARTIAL_LINK_TEXT, "example.com").get_attribute("rel") == "noopener noreferrer"
+    browser.save_screenshot(str(screenshots / "status-en.png"))
+
+    browser.find_element(By.ID, "topup-card").send_keys(numbers[1])
+    browser.find_element(By.ID, "topup-pin").send_keys(pins[1])
+    browser.find_element(By.CSS_SELECTOR, ".topup button[type=submit]").click()
+    added = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".alert.success"))
+    assert "Added €5.00" in added[0].text  # type: ignore[index]
+    assert browser.find_element(By.TAG_NAME, "h1").text == "You are online"
+
+    browser.find_element(By.CSS_SELECTOR, "form[action='/logout'] button").click()
+    wait_for(browser, lambda d: "You have logged out" in d.page_source)
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Connect to the Internet"
+
+
+def test_typos_wrong_pins_and_lockout(browser: WebDriver, portal_url: str, shop: World, committed: Engine) -> None:
+    number, pin = shop.cards.numbers[2], shop.cards.pins[2]
+    browser.get(portal_url)
+    card = browser.find_element(By.ID, "card")
+    card.send_keys(number[:-1] + str((int(number[-1]) + 1) % 10))
+    browser.find_element(By.ID, "pin").click()  # leaving the field checks the digit at once, in the page
+    problem = browser.find_element(By.ID, "card-problem")
+    wait_for(browser, lambda d: problem.is_displayed())
+    assert "typo" in problem.text and card.get_attribute("aria-invalid") == "true"
+    for _ in range(5):
+        log_in(browser, portal_url, number, "WRONGPIN")
+        error = wait_for(browser, lambda d: d.find_elements(By.ID, "login-error"))
+        assert "Wrong PIN" in error[0].text  # type: ignore[index]
+    log_in(browser, portal_url, number, pin)
+    error = wait_for(browser, lambda d: d.find_elements(By.ID, "login-error"))
+    assert "Too many wrong PINs" in error[0].text  # type: ignore[index]
+    with committed.connect() as conn:
+        outcomes = conn.execute(text("SELECT outcome, count(*) FROM login_attempts GROUP BY outcome")).all()
+    assert dict(outcomes) == {"wrong_pin": 5, "locked_out": 1}  # the typo never reached the database
+
+
+def test_russian_guest(tmp_path: Path, portal_url: str, shop: World, screenshots: Path) -> None:
+    driver = chromium(tmp_path, language="ru")
+    try:
+        driver.get(portal_url)
+        assert driver.find_element(By.TAG_NAME, "h1").text == "Подключение к Интернету"
+        driver.save_screenshot(str(screenshots / "login-ru.png"))
+        log_in(driver, portal_url, shop.cards.numbers[3], "WRONGPIN")
+        error = wait_for(driver, lambda d: d.find_elements(By.ID, "login-error"))
+        assert error[0].text.startswith("Неверный PIN-код")  # type: ignore[index]
+        log_in(driver, portal_url, shop.cards.numbers[3], shop.cards.pins[3])
+        wait_for(driver, lambda d: d.current_url.endswith("/status"))
+        assert driver.find_element(By.TAG_NAME, "h1").text == "Вы в сети"
+        assert "€" in balance_text(driver) and "," in balance_text(driver)
+        driver.save_screenshot(str(screenshots / "status-ru.png"))
+        driver.find_element(By.LINK_TEXT, "English").click()
+        wait_for(driver, lambda d: d.find_element(By.TAG_NAME, "h1").text == "You are online")
+    finally:
+        driver.quit()
+
+
+def test_closing_the_tab_ends_the_session_and_billing(
+    browser: WebDriver, portal_url: str, shop: World, committed: Engine
+) -> None:
+    number = shop.cards.numbers[4]
+    browser.switch_to.new_window("tab")
+    guest_tab = browser.current_window_handle
+    log_in(browser, portal_url, number, shop.cards.pins[4])
+    wait_for(browser, lambda d: d.current_url.endswith("/status"))
+    first = balance_text(browser)
+    wait_for(browser, lambda d: balance_text(d) != first)
+    browser.close()  # the guest closes the tab (the other tab keeps the browser alive)
+    browser.switch_to.window(next(h for h in browser.window_handles if h != guest_tab))
+    left_at_close = balance_in_db(committed, number)
+    time.sleep(HEARTBEAT_TIMEOUT_S + 2)
+    assert balance_in_db(committed, number) == left_at_close  # billing stopped with the last heartbeat
+
+    @contextmanager
+    def transaction() -> Iterator[Session]:
+        with Session(committed) as session, session.begin():
+            yield session
+
+    closed_gates: list[str] = []
+    worker = Worker(
+        transaction=transaction,
+        policy=Policy(),
+        close_gate=lambda ip, mac: closed_gates.append(ip),
+    )
+    worker.run_cycle()
+    with committed.connect() as conn:
+        status, cause = conn.execute(text("SELECT status, terminate_cause FROM sessions")).one()
+    assert (status, cause, closed_gates) == ("closed", "Heartbeat-Timeout", ["127.0.0.1"])
+    time.sleep(2)
+    assert balance_in_db(committed, number) == left_at_close
+
+
+def test_without_javascript_the_page_refreshes_itself(
+    tmp_path: Path, portal_url: str, shop: World, committed: Engine, screenshots: Path
+) -> None:
+    driver = chromium(tmp_path, javascript=False)
+    try:
+        number, pin = shop.cards.numbers[5], shop.cards.pins[5]
+        log_in(driver, portal_url, number[:-1] + str((int(number[-1]) + 1) % 10), pin)
+        error = wait_for(driver, lambda d: d.find_elements(By.ID, "login-error"))
+        assert "typo" in error[0].text  # type: ignore[index]  # the server's check digit, no JS
+        log_in(driver, portal_url, number, pin)
+        wait_for(driver, lambda d: d.current_url.endswith("/status"))
+        first = balance_text(driver)
+        wait_for(driver, lambda d: balance_text(d) != first)  # meta-refresh every 2 s is the heartbeat
+        driver.save_screenshot(str(screenshots / "status-nojs.png"))
+        driver.find_element(By.CSS_SELECTOR, "form[action='/logout'] button").click()
+        wait_for(driver, lambda d: "You have logged out" in d.page_source)
+    finally:
+        driver.quit()
+    with committed.connect() as conn:
+        assert conn.execute(text("SELECT terminate_cause FROM sessions")).scalar_one() == "User-Request"

@@ -1,0 +1,272 @@
+"""UAM handoffs against stand-in NAS login endpoints that do the real RADIUS exchange with the real radiusd.
+
+The stand-ins speak the NAS side of each protocol as ../shared/notes/gateway-lab.md describes it:
+CoovaChilli's /logon decodes the PAP password (or takes the CHAP response, sending CHAP-Challenge = key)
+and redirects back to the portal signed with md — or, like CoovaChilli 1.9, drops the connection on a
+reject; MikroTik's /login takes the CHAP-MD5 password built from chap-id and chap-challenge.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import pytest
+from pyrad import packet
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from portal.uam import (
+    NAS_DROPPED_CONNECTION,
+    Handoff,
+    LoginOutcome,
+    UamError,
+    chilli_key,
+    chilli_pap_decode,
+    handoff,
+    login_outcome,
+    parse_chilli_redirect,
+    parse_mikrotik_login,
+    sign_chilli_url,
+)
+from rlm_hotspot.pins import PinVault
+from rlm_hotspot.services.uam import nas_uam, set_nas_uam
+from tests.e2e.radius_harness import NAS_BY_VENDOR, RadiusServer, build_world
+
+pytestmark = pytest.mark.e2e
+
+PORTAL = "http://portal.lan/uam/"
+UAM_SECRET = "uam-s3cret"
+CLIENT_MAC, CLIENT_IP = "02-00-00-77-00-02", "10.1.0.2"
+
+
+class StandInNas:
+    """An HTTP login endpoint on loopback whose requests become Access-Requests to radiusd."""
+
+    def __init__(
+        self,
+        radius: RadiusServer,
+        nas_ip: str,
+        routes: dict[str, Callable[[BaseHTTPRequestHandler, dict[str, str]], None]],
+    ) -> None:
+        self.radius, self.nas_ip = radius, nas_ip
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self._route(dict(parse_qsl(urlsplit(self.path).query)))
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+                self._route(dict(parse_qsl(body)))
+
+            def _route(self, params: dict[str, str]) -> None:
+                routes[urlsplit(self.path).path](self, params)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def access_request(self, username: str, **credentials: bytes) -> packet.Packet:
+        client = self.radius.client()
+        request = client.CreateAuthPacket(code=packet.AccessRequest, User_Name=username, NAS_IP_Address=self.nas_ip)
+        request["Service-Type"] = 1  # Login-User
+        request["Framed-IP-Address"] = CLIENT_IP
+        request["Calling-Station-Id"] = CLIENT_MAC
+        request["NAS-Port-Type"] = 19  # Wireless-802.11
+        for name, value in credentials.items():
+            request[name.replace("_", "-")] = request.PwCrypt(value.decode()) if name == "User_Password" else value
+        return client.SendPacket(request)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def redirect(handler: BaseHTTPRequestHandler, location: str) -> None:
+    handler.send_response(302)
+    handler.send_header("Location", location)
+    handler.send_header("Content-Length", "0")
+    handler.end_headers()
+
+
+class StandInChilli(StandInNas):
+    """CoovaChilli: redirects signed with the uamsecret, /logon with PAP or CHAP; `drops_rejects` = 1.9."""
+
+    def __init__(self, radius: RadiusServer, *, drops_rejects: bool) -> None:
+        super().__init__(radius, NAS_BY_VENDOR["chilli"], {"/logon": self.logon})
+        self.challenge = os.urandom(16)
+        self.drops_rejects = drops_rejects
+
+    def portal_redirect(self, result: str = "notyet", **extra: str) -> str:
+        query = {
+            "res": result,
+            "uamip": "127.0.0.1",
+            "uamport": str(self.port),
+            "challenge": self.challenge.hex(),
+            "called": "02-00-00-00-00-01",
+            "mac": CLIENT_MAC,
+            "ip": CLIENT_IP,
+            "nasid": "chilli",
+            "sessionid": "5f3a00000001",
+            "userurl": "http://example.org/",
+            **extra,
+        }
+        return sign_chilli_url(f"{PORTAL}?{urlencode(query)}", UAM_SECRET)
+
+    def logon(self, handler: BaseHTTPRequestHandler, params: dict[str, str]) -> None:
+        key = chilli_key(self.challenge, UAM_SECRET)
+        if "response" in params:
+            reply = self.access_request(
+                params["username"], CHAP_Challenge=key, CHAP_Password=b"\x00" + bytes.fromhex(params["response"])
+            )
+        else:
+            pin = chilli_pap_decode(params["password"], key)
+            reply = self.access_request(params["username"], User_Password=pin.encode())
+        if reply.code == packet.AccessAccept:
+            timeout = str(reply["Session-Timeout"][0])
+            redirect(handler, self.portal_redirect("success", uid=params["username"], timeleft=timeout))
+        elif self.drops_rejects:
+            handler.close_connection = True  # CoovaChilli 1.9 sends no HTTP answer on a reject
+        else:
+            redirect(handler, self.portal_redirect("failed", reason="reject"))
+
+
+class StandInMikrotik(StandInNas):
+    """MikroTik hotspot with HTTP CHAP: /login takes username + MD5(chap-id + PIN + chap-challenge)."""
+
+    def __init__(self, radius: RadiusServer) -> None:
+        super().__init__(radius, NAS_BY_VENDOR["mikrotik"], {"/login": self.login})
+        self.chap_id, self.challenge = os.urandom(1), os.urandom(16)
+
+    @property
+    def login_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/login"
+
+    def login_page_variables(self, error: str | None = None) -> dict[str, str]:
+        """What its login page hands to the external portal: $(chap-id) etc. are octal-escaped strings."""
+        octal = lambda raw: "".join(f"\\{byte:03o}" for byte in raw)  # noqa: E731
+        variables = {
+            "link-login-only": self.login_url,
+            "link-orig": "http://example.org/",
+            "chap-id": octal(self.chap_id),
+            "chap-challenge": octal(self.challenge),
+            "mac": CLIENT_MAC.replace("-", ":"),
+            "ip": CLIENT_IP,
+        }
+        return {**variables, "error": error} if error else variables
+
+    def login(self, handler: BaseHTTPRequestHandler, params: dict[str, str]) -> None:
+        reply = self.access_request(
+            params["username"],
+            CHAP_Password=self.chap_id + bytes.fromhex(params["password"]),
+            CHAP_Challenge=self.challenge,
+        )
+        if reply.code == packet.AccessAccept:
+            redirect(handler, params.get("dst") or "http://example.org/")
+        else:  # its login page again, which sends the guest back to the portal with $(error)
+            redirect(handler, f"{PORTAL}?{urlencode(self.login_page_variables(str(reply['Reply-Message'][0])))}")
+
+
+def browse(step: Handoff) -> str | None:
+    """The guest's browser following the handoff: the Location it is sent to, None if the NAS hung up."""
+    target = urlsplit(step.url)
+    connection = http.client.HTTPConnection(target.hostname or "", target.port, timeout=5)
+    try:
+        path = f"{target.path}?{target.query}" if target.query else target.path
+        if step.method == "POST":
+            body = urlencode(dict(step.fields))
+            connection.request("POST", path, body, {"Content-Type": "application/x-www-form-urlencoded"})
+        else:
+            connection.request("GET", path)
+        answer = connection.getresponse()
+        return answer.getheader("Location")
+    except (http.client.RemoteDisconnected, ConnectionError):
+        return None
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def chilli(radius_server: RadiusServer, request: pytest.FixtureRequest) -> Iterator[StandInChilli]:
+    nas = StandInChilli(radius_server, drops_rejects=getattr(request, "param", False))
+    yield nas
+    nas.close()
+
+
+@pytest.fixture
+def mikrotik(radius_server: RadiusServer) -> Iterator[StandInMikrotik]:
+    nas = StandInMikrotik(radius_server)
+    yield nas
+    nas.close()
+
+
+def configure_nas(engine: Engine, name: str, **uam: str | None) -> None:
+    with Session(engine) as session, session.begin():
+        set_nas_uam(session, name, uam_secret=uam.get("uam_secret"), uam_login_url=uam.get("uam_login_url"))
+
+
+def chilli_login(nas: StandInChilli, engine: Engine, number: str, pin: str, *, chap: bool) -> LoginOutcome:
+    """The portal's part: find the NAS, check its redirect, hand off, read the result redirect."""
+    with Session(engine) as session:
+        settings = nas_uam(session, "chilli")
+    ctx = parse_chilli_redirect(nas.portal_redirect(), settings.uam_secret)
+    back = browse(handoff(ctx, number, pin, chap=chap))
+    if back is None:
+        return NAS_DROPPED_CONNECTION
+    return login_outcome(parse_chilli_redirect(back, settings.uam_secret))
+
+
+@pytest.mark.parametrize("chap", [False, True], ids=["pap", "chap"])
+@pytest.mark.parametrize("chilli", [False, True], ids=["chilli-1.8", "chilli-1.9"], indirect=True)
+def test_coovachilli_handoff(chilli: StandInChilli, radius_db: Engine, vault: PinVault, chap: bool) -> None:
+    batch = build_world(radius_db, vault)
+    configure_nas(radius_db, "chilli", uam_secret=UAM_SECRET)
+    accepted = chilli_login(chilli, radius_db, batch.numbers[0], batch.pins[0], chap=chap)
+    assert accepted == LoginOutcome(True, None)
+    refused = chilli_login(chilli, radius_db, batch.numbers[1], "WRONGPIN7", chap=chap)
+    assert not refused.accepted
+    assert refused == (NAS_DROPPED_CONNECTION if chilli.drops_rejects else LoginOutcome(False, "reject"))
+
+
+def test_coovachilli_success_carries_the_session_timeout(
+    chilli: StandInChilli, radius_db: Engine, vault: PinVault
+) -> None:
+    batch = build_world(radius_db, vault)
+    ctx = parse_chilli_redirect(chilli.portal_redirect(), UAM_SECRET)
+    back = browse(handoff(ctx, batch.numbers[0], batch.pins[0]))
+    assert back is not None
+    result = parse_chilli_redirect(back, UAM_SECRET)
+    assert (result.result, result.time_left) == ("success", 250 * 60)  # 5.00 at 1.20/hour
+
+
+def test_a_forged_coovachilli_redirect_is_refused(chilli: StandInChilli) -> None:
+    genuine = chilli.portal_redirect()
+    with pytest.raises(UamError):
+        parse_chilli_redirect(genuine.replace("uamip=127.0.0.1", "uamip=127.0.0.2"), UAM_SECRET)
+    with pytest.raises(UamError):
+        parse_chilli_redirect(genuine.rpartition("&md=")[0], UAM_SECRET)
+
+
+def test_mikrotik_handoff(mikrotik: StandInMikrotik, radius_db: Engine, vault: PinVault) -> None:
+    batch = build_world(radius_db, vault)
+    configure_nas(radius_db, "mikrotik", uam_login_url=mikrotik.login_url)
+    with Session(radius_db) as session:
+        login_url = nas_uam(session, "mikrotik").uam_login_url or ""
+    ctx = parse_mikrotik_login(mikrotik.login_page_variables(), login_url)
+    assert browse(handoff(ctx, batch.numbers[0], batch.pins[0])) == "http://example.org/"
+
+    back = browse(handoff(ctx, batch.numbers[1], "WRONGPIN7"))
+    assert back is not None and back.startswith(PORTAL)
+    refused = login_outcome(parse_mikrotik_login(dict(parse_qsl(urlsplit(back).query)), login_url))
+    assert refused == LoginOutcome(False, "Wrong PIN.")
+    with pytest.raises(UamError):  # a login link that is not this NAS's
+        parse_mikrotik_login(
+            {**mikrotik.login_page_variables(), "link-login-only": "http://127.0.0.2/login"}, login_url
+        )

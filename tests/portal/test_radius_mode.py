@@ -1,0 +1,81 @@
+"""RADIUS mode: the portal checks the card in the guest's language, then hands the credentials to the NAS
+(MikroTik: an auto-submitted form with the CHAP hash; CoovaChilli: a redirect to its /logon) — never the PIN."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from flask import Flask
+from sqlalchemy import Engine, text
+
+from portal import create_app, uam
+from rlm_hotspot.pins import PinVault
+from tests.portal.conftest import Clock, World, csrf_of, login, make_world, portal_settings
+
+MIKROTIK_LOGIN = "http://10.5.50.1/login"
+UAM_SECRET = "uam-s3cret"
+CHALLENGE = "00112233445566778899aabbccddeeff"
+
+
+@pytest.fixture
+def radius_world(committed: Engine, vault: PinVault) -> World:
+    return make_world(committed, vault, mode="radius", traffic_meter="radius")
+
+
+@pytest.fixture
+def radius_app(database_url: str, key_file: Path, clock: Clock, radius_world: World) -> Iterator[Flask]:
+    settings = portal_settings(database_url, key_file, mikrotik_login_url=MIKROTIK_LOGIN, uam_secret=UAM_SECRET)
+    app = create_app(settings, clock=clock)
+    yield app
+    app.extensions["hotspot_portal"].engine.dispose()
+
+
+def test_mikrotik_gets_the_chap_hash_in_an_auto_submitted_form(radius_app: Flask, radius_world: World) -> None:
+    client = radius_app.test_client()
+    number, pin = radius_world.cards.numbers[0], radius_world.cards.pins[0]
+    client.get(
+        "/?link-login-only=http://10.5.50.1/login&chap-id=%5C001&chap-challenge=%5C002%5C003"
+        "&ip=10.5.50.7&mac=02:00:00:00:00:07&link-orig=http://example.com/"
+    )
+    response = login(client, number, pin)
+    page = response.get_data(as_text=True)
+    expected = uam.mikrotik_chap_password(pin, b"\x01", b"\x02\x03")
+    assert f'action="{MIKROTIK_LOGIN}"' in page and f'value="{expected}"' in page and "data-autosubmit" in page
+    assert pin not in page
+    assert "form-action 'self' http://10.5.50.1;" in response.headers["Content-Security-Policy"]
+
+
+def test_coovachilli_gets_a_redirect_to_its_logon(radius_app: Flask, radius_world: World) -> None:
+    client = radius_app.test_client()
+    number, pin = radius_world.cards.numbers[1], radius_world.cards.pins[1]
+    redirect = uam.sign_chilli_url(
+        f"http://localhost/?res=notyet&uamip=10.1.0.1&uamport=3990&challenge={CHALLENGE}&ip=10.1.0.5", UAM_SECRET
+    )
+    client.get(redirect.removeprefix("http://localhost"))
+    response = login(client, number, pin)
+    assert response.status_code == 303
+    target = urlsplit(response.headers["Location"])
+    assert (target.netloc, target.path) == ("10.1.0.1:3990", "/logon")
+    query = parse_qs(target.query)
+    assert query["username"] == [number] and "response" in query and pin not in response.headers["Location"]
+
+
+def test_refusals_come_from_the_portal_and_count(radius_app: Flask, radius_world: World, committed: Engine) -> None:
+    client = radius_app.test_client()
+    page = login(client, radius_world.cards.numbers[2], "WRONG").get_data(as_text=True)
+    assert "Wrong PIN" in page
+    with committed.connect() as conn:
+        assert conn.execute(text("SELECT outcome FROM login_attempts")).scalars().all() == ["wrong_pin"]
+
+
+def test_without_a_nas_redirect_the_guest_is_told_to_connect_first(radius_app: Flask, radius_world: World) -> None:
+    client = radius_app.test_client()
+    client.get("/?link-login-only=http://evil.example/login&chap-id=%5C001&chap-challenge=%5C002")  # not our NAS
+    response = client.post(
+        "/login",
+        data={"card": radius_world.cards.numbers[3], "pin": radius_world.cards.pins[3], "csrf_token": csrf_of(client)},
+    )
+    assert response.status_code == 400 and "connect to the Wi-Fi network first" in response.get_data(as_text=True)
