@@ -3,7 +3,8 @@
 SHELL := /bin/bash
 VENV := .venv
 APT_PACKAGES := postgresql freeradius freeradius-python3 freeradius-utils pmacct softflowd \
-                poppler-utils zbar-tools fonts-dejavu-core
+                poppler-utils zbar-tools fonts-dejavu-core chromium chromium-driver \
+                nftables iptables opennds dnsmasq-base busybox curl iproute2
 
 .PHONY: setup demo demo-stop test lint bench
 

@@ -128,6 +128,7 @@ CREATE TABLE sessions (
     nas_id integer REFERENCES nas,
     source text NOT NULL CHECK (source IN ('radius', 'portal')),
     acct_session_id text,
+    username text,                            -- User-Name exactly as the NAS sent it (Disconnect uses it)
     auth_token text NOT NULL UNIQUE,          -- the Class we issued, or the portal session token
     framed_ip inet,
     calling_station_id text,

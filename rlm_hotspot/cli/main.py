@@ -13,8 +13,12 @@ from rlm_hotspot.cli.cards import account, cards
 from rlm_hotspot.cli.catalog import hotspot, nas, tariff
 from rlm_hotspot.cli.context import App
 from rlm_hotspot.cli.database import db
+from rlm_hotspot.cli.flows import flows
 from rlm_hotspot.cli.lockout import lockout
+from rlm_hotspot.cli.portal import portal
+from rlm_hotspot.cli.radius import radius
 from rlm_hotspot.cli.reports import report
+from rlm_hotspot.cli.worker import worker
 from rlm_hotspot.core.cardcode import CardNumberError
 from rlm_hotspot.core.money import MoneyError
 from rlm_hotspot.db.migrate import MigrationError
@@ -62,7 +66,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     ctx.call_on_close(app.close)
 
 
-for group in (db, hotspot, nas, tariff, cards, account, report, lockout):
+for group in (db, hotspot, nas, tariff, cards, account, report, lockout, worker, radius, portal, flows):
     cli.add_command(group)
 
 

@@ -173,6 +173,7 @@ def record_attempt(
 
 _SESSION_COLUMNS = """
     s.id, s.status, s.account_id, s.card_id, s.hotspot_id, s.tariff_id, s.nas_id, s.source, s.acct_session_id,
+    s.username,
     s.auth_token, s.started_at, s.last_seen_at, s.last_heartbeat_at, s.stopped_at, s.terminate_cause,
     s.framed_ip, s.calling_station_id, s.seconds, s.input_octets, s.output_octets,
     s.time_cost_num, s.traffic_cost_num, s.charged, h.timezone, h.traffic_meter, c.number AS card_number,
@@ -249,11 +250,14 @@ def nas_by_ip(session: Session, ip: str) -> Row | None:  # type: ignore[type-arg
 
 
 def stale_sessions(session: Session, now: datetime, pending_ttl_s: int, limit: int = 1000) -> list[int]:
-    """Live-status sessions that no longer count as live: to be closed at their last counters."""
+    """RADIUS sessions that no longer count as live: to be closed at their last counters.
+
+    Stale standalone (portal) sessions are left to the worker's enforcement, which closes their gate too.
+    """
     rows = session.execute(
         text(
             f"""SELECT s.id FROM sessions s JOIN hotspots h ON h.id = s.hotspot_id
-                WHERE s.status <> 'closed' AND NOT ({LIVE_SESSION})
+                WHERE s.status <> 'closed' AND s.source = 'radius' AND NOT ({LIVE_SESSION})
                 ORDER BY s.id LIMIT :limit FOR UPDATE OF s SKIP LOCKED"""
         ),
         {"now": now, "pending_ttl": pending_ttl_s, "limit": limit},

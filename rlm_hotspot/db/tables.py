@@ -79,6 +79,7 @@ hotspots = Table(
     Column("heartbeat_timeout", Integer, nullable=False),
     Column("max_session_seconds", Integer, nullable=False),
     Column("portal_url", Text),
+    Column("terms_of_use", Text),
     Column("created_at", TS, nullable=False),
 )
 
@@ -93,6 +94,8 @@ nas = Table(
     Column("coa_port", Integer, nullable=False),
     Column("vendor", Text, nullable=False),
     Column("created_at", TS, nullable=False),
+    Column("uam_secret", Text),  # 004: CoovaChilli uamsecret (signs redirects, keys the password encoding)
+    Column("uam_login_url", Text),  # 004: the only URL the portal hands credentials to (MikroTik)
 )
 
 card_batches = Table(
@@ -151,6 +154,7 @@ sessions = Table(
     Column("nas_id", Integer, ForeignKey("nas.id")),
     Column("source", Text, nullable=False),
     Column("acct_session_id", Text),
+    Column("username", Text),
     Column("auth_token", Text, nullable=False, unique=True),
     Column("framed_ip", INET),
     Column("calling_station_id", Text),

@@ -184,6 +184,7 @@ def reserve_radius_session(
     token: str,
     calling_station_id: str | None,
     now: datetime,
+    username: str | None = None,
 ) -> int:
     """After the PIN was verified: take a simultaneous-use slot under the card's row lock.
 
@@ -203,6 +204,7 @@ def reserve_radius_session(
         nas_id=grant.nas_id,
         source="radius",
         auth_token=token,
+        username=username,
         calling_station_id=calling_station_id,
         started_at=now,
         last_seen_at=now,

@@ -127,6 +127,7 @@ def _session_without_start(
         nas_id=nas.id,
         source="radius",
         acct_session_id=update.acct_session_id,
+        username=update.username,
         auth_token=update.token or new_token(),
         framed_ip=update.framed_ip,
         calling_station_id=update.calling_station_id,
@@ -155,6 +156,7 @@ def _open(session: Session, row: Row, update: AccountingUpdate, now: datetime) -
         status="open" if row.status != "closed" else "closed",
         account_id=account_id,
         acct_session_id=update.acct_session_id or row.acct_session_id,
+        username=row.username or update.username,
         framed_ip=update.framed_ip,
         calling_station_id=update.calling_station_id or None,
         started_at=min(started, row.started_at),
@@ -180,10 +182,12 @@ def _bill(
     tz = ZoneInfo(row.timezone)
     old = Meter(row.seconds, row.time_cost_num, row.traffic_cost_num)
     new_seconds = max(row.seconds, seconds)
-    new_in, new_out = max(row.input_octets, input_octets), max(row.output_octets, output_octets)
     meter = advance_time(tariff, tz, row.started_at, old, new_seconds)
     billable = 0
+    new_in, new_out = row.input_octets, row.output_octets
     if row.traffic_meter == "radius" and row.source == "radius":
+        # one meter per quantity: only a RADIUS-metered hotspot takes bytes from the NAS's counters
+        new_in, new_out = max(row.input_octets, input_octets), max(row.output_octets, output_octets)
         billable = billable_bytes(tariff, download=new_out - row.output_octets, upload=new_in - row.input_octets)
         meter = advance_traffic(tariff, tz, now, meter, billable)
     time_total, traffic_total = _time_charged(meter, tariff), _traffic_charged(meter, tariff)

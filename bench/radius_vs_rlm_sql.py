@@ -1,0 +1,306 @@
+"""Benchmark: a real radiusd with rlm_hotspot against a real radiusd with FreeRADIUS's own rlm_sql.
+
+Both run in one go on the same private PostgreSQL (rlm_sql on its standard schema — radcheck, radreply,
+radacct, radpostauth — in a database of its own), threaded as in production (`freeradius -f`), with the
+same users, driven by the same load: distinct users, a window of outstanding requests. Printed per
+server and phase: requests/s, p50, p99; then the ratio rlm_hotspot / rlm_sql. Run on an empty history and
+again after loading a large one (closed sessions / radacct rows).
+
+    .venv/bin/python bench/radius_vs_rlm_sql.py --users 10000 --window 64 --history 2000000
+
+rlm_hotspot does every billing check (card state, validity, lockout, simultaneous use, tariff bands) and
+the ledger writes; rlm_sql checks a cleartext password and writes radacct/radpostauth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from radload import (
+    ACCESS_REQUEST,
+    ACCOUNTING_REQUEST,
+    CLASS,
+    Outcome,
+    access_request,
+    accounting_request,
+    reply_attributes,
+    run_load,
+)
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
+
+from rlm_hotspot.db import migrate
+from rlm_hotspot.devcluster import PrivateCluster
+from rlm_hotspot.pins import PinVault, create_key_file
+from rlm_hotspot.radius import config as radius_config
+from rlm_hotspot.services import cards, catalog
+
+SECRET = b"benchsecret"
+SQL_SCHEMA = Path("/etc/freeradius/3.0/mods-config/sql/main/postgresql/schema.sql")
+RADIUSD_USER = "nobody"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Server:
+    name: str
+    confdir: Path
+    auth_port: int
+    acct_port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [*radius_config.as_user(RADIUSD_USER), "freeradius", "-f", "-d", str(self.confdir)]
+        log = (self.confdir / "log" / "stdout.log").open("wb")
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        logfile = self.confdir / "log" / "radius.log"
+        while time.monotonic() < deadline:
+            if logfile.exists() and radius_config.READY_LINE in logfile.read_text(errors="replace"):
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} radiusd did not start; see {self.confdir}/log")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=15)
+
+
+def prepare_databases(cluster: PrivateCluster, root: Path, users: int) -> tuple[str, list[tuple[str, str]]]:
+    """Our schema with one hotspot, NAS 127.0.0.1 and `users` cards; rlm_sql's with the same users."""
+    cluster.create_database("hotspot")
+    cluster.create_database("radius")
+    url = cluster.url("hotspot")
+    engine = create_engine(url)
+    migrate.upgrade(engine)
+    key_file = root / "pin.keys"
+    create_key_file(key_file)
+    vault = PinVault.from_file(key_file)
+    now = datetime.now(UTC)
+    with Session(engine) as session, session.begin():
+        catalog.init_installation(session, "EUR", 2)
+        catalog.add_tariff(
+            session,
+            catalog.TariffSpec(
+                name="bench", time_price=120, time_unit_seconds=3600, traffic_price=1, time_increment_seconds=60
+            ),
+        )
+        catalog.add_hotspot(
+            session, catalog.HotspotSpec(name="bench", timezone="Europe/Moscow", tariff="bench", heartbeat="off")
+        )
+        catalog.add_nas(
+            session,
+            name="loopback",
+            hotspot="bench",
+            ip_address="127.0.0.1",
+            secret=SECRET.decode(),
+            coa_port=3799,
+            vendor="mikrotik",
+        )
+        batch = cards.generate_batch(session, vault, cards.BatchSpec(count=users, face_value=100_000), now, "encrypted")
+    engine.dispose()
+    credentials = list(zip(batch.numbers, batch.pins, strict=True))
+    cluster.psql("radius", SQL_SCHEMA.read_text())
+    rows = "\n".join(f"{n}\tCleartext-Password\t:=\t{p}" for n, p in credentials)
+    replies = "\n".join(f"{n}\tSession-Timeout\t=\t3600" for n, _ in credentials)
+    copy_in(cluster, "radius", "radcheck (username, attribute, op, value)", rows)
+    copy_in(cluster, "radius", "radreply (username, attribute, op, value)", replies)
+    settings = root / "hotspot.toml"
+    settings.write_text(f'[database]\nurl = "{url}"\nstatement_timeout_ms = 3000\n[pins]\nkey_file = "{key_file}"\n')
+    key_file.chmod(0o644)
+    return str(settings), credentials
+
+
+def copy_in(cluster: PrivateCluster, database: str, target: str, rows: str) -> None:
+    subprocess.run(
+        [
+            "psql",
+            "-X",
+            "-q",
+            "-h",
+            str(cluster.socket_dir),
+            "-p",
+            str(cluster.port),
+            "-U",
+            "postgres",
+            "-d",
+            database,
+            "-c",
+            f"COPY {target} FROM STDIN",
+        ],
+        input=rows + "\n",
+        text=True,
+        check=True,
+    )
+
+
+def write_confdirs(root: Path, cluster: PrivateCluster, settings_file: str) -> tuple[Server, Server]:
+    clients = [radius_config.Client("loopback", "127.0.0.1", SECRET.decode())]
+    ours = Server("rlm_hotspot", root / "radius-hotspot", free_port(), free_port())
+    radius_config.write_private_confdir(
+        ours.confdir,
+        settings_file=Path(settings_file),
+        owner=RADIUSD_USER,
+        clients=clients,
+        listen=radius_config.Listen(ours.auth_port, ours.acct_port, "127.0.0.1"),
+    )
+    theirs = Server("rlm_sql", root / "radius-sql", free_port(), free_port())
+    radius_config.write_private_confdir(
+        theirs.confdir,
+        settings_file=Path(settings_file),
+        owner=RADIUSD_USER,
+        clients=clients,
+        listen=radius_config.Listen(theirs.auth_port, theirs.acct_port, "127.0.0.1"),
+    )
+    # same server, same clients, same stock modules: only the module doing the work differs
+    (theirs.confdir / "mods-enabled" / radius_config.INSTANCE).unlink()
+    shutil.copytree(Path("/etc/freeradius/3.0/mods-config/sql"), theirs.confdir / "mods-config" / "sql")
+    (theirs.confdir / "mods-enabled" / "sql").write_text(
+        'sql {\n\tdialect = "postgresql"\n\tdriver = "rlm_sql_postgresql"\n'
+        f'\tserver = "{cluster.socket_dir}"\n\tport = {cluster.port}\n\tlogin = "postgres"\n'
+        '\tpassword = ""\n\tradius_db = "radius"\n\tacct_table1 = "radacct"\n\tacct_table2 = "radacct"\n'
+        '\tpostauth_table = "radpostauth"\n\tauthcheck_table = "radcheck"\n\tgroupcheck_table = "radgroupcheck"\n'
+        '\tauthreply_table = "radreply"\n\tgroupreply_table = "radgroupreply"\n'
+        '\tusergroup_table = "radusergroup"\n\tdelete_stale_sessions = yes\n\tread_groups = yes\n'
+        "\tpool {\n\t\tstart = 4\n\t\tmin = 4\n\t\tmax = 16\n\t\tspare = 8\n\t\tuses = 0\n\t\tlifetime = 0\n"
+        '\t\tidle_timeout = 60\n\t}\n\tclient_table = "nas"\n\tgroup_attribute = "SQL-Group"\n'
+        "\t$INCLUDE ${modconfdir}/${.:name}/main/${dialect}/queries.conf\n}\n"
+    )
+    (theirs.confdir / "sites-enabled" / radius_config.INSTANCE).unlink()
+    (theirs.confdir / "sites-enabled" / radius_config.INSTANCE).write_text(
+        f"server {radius_config.INSTANCE} {{\n"
+        f"listen {{\n\ttype = auth\n\tipaddr = 127.0.0.1\n\tport = {theirs.auth_port}\n}}\n"
+        f"listen {{\n\ttype = acct\n\tipaddr = 127.0.0.1\n\tport = {theirs.acct_port}\n}}\n"
+        "authorize {\n\tsql\n\tpap\n}\nauthenticate {\n\tAuth-Type PAP {\n\t\tpap\n\t}\n}\n"
+        "preacct {\n\tacct_unique\n}\naccounting {\n\tsql\n}\n"
+        "post-auth {\n\tsql\n\tPost-Auth-Type REJECT {\n\t\tsql\n\t\tattr_filter.access_reject\n\t}\n}\n}\n"
+    )
+    for path in theirs.confdir.rglob("*"):
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | (0o755 if path.is_dir() else 0o644))
+    return ours, theirs
+
+
+def load_history(cluster: PrivateCluster, rows: int) -> None:
+    """`rows` closed sessions for both: our sessions (with their ledger-less history) and radacct."""
+    cluster.psql(
+        "hotspot",
+        f"""
+        INSERT INTO sessions (status, account_id, card_id, hotspot_id, tariff_id, nas_id, source,
+                              acct_session_id, auth_token, started_at, last_seen_at, stopped_at, seconds)
+        SELECT 'closed', NULL, c.id, 1, 1, 1, 'radius', 'H' || g, 'hist-' || g,
+               now() - interval '30 days' + g * interval '1 second', now() - interval '29 days',
+               now() - interval '29 days', 600
+        FROM generate_series(1, {rows}) g
+        JOIN cards c ON c.id = 1 + g % (SELECT count(*) FROM cards);
+        ANALYZE sessions;""",
+    )
+    cluster.psql(
+        "radius",
+        f"""
+        WITH users AS (SELECT username, row_number() OVER (ORDER BY id) - 1 AS i FROM radcheck)
+        INSERT INTO radacct (acctsessionid, acctuniqueid, username, nasipaddress, acctstarttime,
+                             acctupdatetime, acctstoptime, acctsessiontime, acctinputoctets, acctoutputoctets)
+        SELECT 'H' || g, md5('hist' || g), users.username, '127.0.0.1', now() - interval '30 days',
+               now() - interval '29 days', now() - interval '29 days', 600, 1000, 1000
+        FROM generate_series(1, {rows}) g
+        JOIN users ON users.i = g % (SELECT count(*) FROM radcheck);
+        ANALYZE radacct;""",
+    )
+
+
+def drive(server: Server, credentials: list[tuple[str, str]], window: int, tag: str) -> dict[str, Outcome]:
+    """Access-Request for every user, then Start, Interim and Stop for every session."""
+    results: dict[str, Outcome] = {}
+    auth_requests = []
+    for user, pin in credentials:
+        authenticator, attrs = access_request(user, pin, SECRET)
+        auth_requests.append((ACCESS_REQUEST, attrs, authenticator))
+    results["access"] = asyncio.run(run_load("127.0.0.1", server.auth_port, SECRET, auth_requests, window))
+    classes = [reply_attributes(r, CLASS) if r else [] for r in results["access"].replies]
+    for status, seconds in (("start", 0), ("interim", 300), ("stop", 420)):
+        requests = [
+            (
+                ACCOUNTING_REQUEST,
+                accounting_request(
+                    status,
+                    user,
+                    f"{tag}-{i}",
+                    seconds=seconds,
+                    octets_in=seconds * 1000,
+                    octets_out=seconds * 10_000,
+                    classes=classes[i],
+                ),
+                None,
+            )
+            for i, (user, _) in enumerate(credentials)
+        ]
+        results[status] = asyncio.run(run_load("127.0.0.1", server.acct_port, SECRET, requests, window))
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--window", type=int, default=64)
+    parser.add_argument("--history", type=int, default=2_000_000, help="closed sessions for the second round")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="bench-radius-"))
+    root.chmod(0o755)
+    cluster = PrivateCluster(root / "pg", port=41000 + os.getpid() % 9000)
+    servers: list[Server] = []
+    try:
+        cluster.start()
+        settings_file, credentials = prepare_databases(cluster, root, args.users)
+        servers = list(write_confdirs(root, cluster, settings_file))
+        for server in servers:
+            server.start()
+        rounds = [("empty history", 0)]
+        if args.history:
+            rounds.append((f"{args.history:,} closed sessions", args.history))
+        for label, history in rounds:
+            if history:
+                load_history(cluster, history)
+            print(f"\n== {label}: {args.users:,} users, window {args.window} ==")
+            figures = {}
+            for server in servers:
+                tag = f"{label[:5]}-{server.name}"
+                figures[server.name] = drive(server, credentials, args.window, tag)
+                for phase, outcome in figures[server.name].items():
+                    print(f"{server.name:12} {phase:8} {outcome.summary()}")
+            for phase in ("access", "start", "interim", "stop"):
+                ours, theirs = figures["rlm_hotspot"][phase].rate, figures["rlm_sql"][phase].rate
+                print(f"ratio {phase:8} rlm_hotspot / rlm_sql = {ours / theirs:5.2f}")
+            # the next round starts from a clean slate of live sessions
+            cluster.psql(
+                "hotspot", "UPDATE sessions SET status = 'closed', stopped_at = now() WHERE status <> 'closed'"
+            )
+    finally:
+        for server in servers:
+            server.stop()
+        cluster.destroy()
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
