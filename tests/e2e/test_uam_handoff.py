@@ -54,6 +54,7 @@ class StandInNas:
         routes: dict[str, Callable[[BaseHTTPRequestHandler, dict[str, str]], None]],
     ) -> None:
         self.radius, self.nas_ip = radius, nas_ip
+
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 self._route(dict(parse_qsl(urlsplit(self.path).query)))
