@@ -94,6 +94,7 @@ class Importer:
         """Loop (or one cycle with ``once``) until ``stopping`` is set; returns the last cycle's report."""
         if self.settings.memory_pipes is not None:
             log.warning(AT_MOST_ONCE_WARNING)
+        log.info("importer started: hotspot %s, spool %s", self.settings.hotspot, self.settings.spool)
         while True:
             report = self.run_cycle()
             if once or self.stopping.wait(self._pause()):

@@ -20,7 +20,9 @@ def installation(session: Session) -> Row | None:  # type: ignore[type-arg]
 
 
 def insert_installation(session: Session, currency_code: str, exponent: int) -> None:
-    session.execute(insert(t.installation).values(currency_code=currency_code, currency_exponent=exponent))
+    session.execute(
+        insert(t.installation).values(singleton=True, currency_code=currency_code, currency_exponent=exponent)
+    )
 
 
 def _insert_unique(session: Session, table, what: str, label: str, **values: object) -> int:  # type: ignore[no-untyped-def]
