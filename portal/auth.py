@@ -23,6 +23,7 @@ from rlm_hotspot.core.decisions import Refusal
 from rlm_hotspot.services import portal as portal_service
 from rlm_hotspot.services import sessions
 from rlm_hotspot.services.errors import CardRefused, NotFound, ServiceError
+from rlm_hotspot.services.uam import nas_uam
 
 bp = Blueprint("auth", __name__)
 log = logging.getLogger(__name__)
@@ -116,16 +117,27 @@ def _remember_nas_parameters() -> None:
 
 
 def _nas_context() -> uam.NasContext | None:
+    """The NAS that redirected the guest, verified with that NAS's own UAM settings (`hotspotctl nas uam`).
+
+    CoovaChilli names itself in `nasid`; a MikroTik login page passes `identity=$(identity)`. A redirect
+    from a NAS the database does not know, or one that fails its checks, is not used.
+    """
     url = session.get("nas")
     if not isinstance(url, str):
         return None
-    settings = portal().settings
     params = dict(parse_qsl(urlsplit(url).query))
+    name = params.get("nasid") or params.get("identity")
+    if not name:
+        log.warning("NAS redirect not used: it names no NAS (nasid / identity)")
+        return None
+    context = portal()
     try:
+        with context.unit_of_work() as db:
+            nas = nas_uam(db, name)
         if "link-login-only" in params:
-            return uam.parse_mikrotik_login(params, settings.mikrotik_login_url or "")
-        return uam.parse_chilli_redirect(url, settings.uam_secret)
-    except uam.UamError as exc:
+            return uam.parse_mikrotik_login(params, nas.uam_login_url or "")
+        return uam.parse_chilli_redirect(url, nas.uam_secret)
+    except (NotFound, uam.UamError) as exc:
         log.warning("NAS redirect not used: %s", exc)
         return None
 

@@ -11,10 +11,10 @@ with environment overrides so ``hotspotctl portal run`` can hand its options to 
     cookie_secure = true                   # false only for plain-HTTP tests and demos
     venue_info_url = "https://cafe.example/wifi"
     proxy_hops = 0                         # reverse proxies in front whose X-Forwarded-For is trusted
-    uam_secret = "…"                       # RADIUS mode behind CoovaChilli (its uamsecret)
-    mikrotik_login_url = "http://10.5.50.1/login"   # RADIUS mode behind a MikroTik hotspot
     [portal.gate_options]
-    set = "inet hotspot allowed"
+    family = "inet"
+    table = "captive"
+    set = "allowed_clients"
 """
 
 from __future__ import annotations
@@ -49,8 +49,6 @@ class PortalSettings:
     heartbeat_interval_s: int | None = None  # None: a third of the hotspot's heartbeat timeout
     venue_info_url: str | None = None
     proxy_hops: int = 0
-    uam_secret: str | None = None  # RADIUS mode, CoovaChilli: checks the redirect's md, encodes the PIN
-    mikrotik_login_url: str | None = None  # RADIUS mode, MikroTik: the only link-login-only trusted
 
     def __post_init__(self) -> None:
         if not self.hotspot.strip():

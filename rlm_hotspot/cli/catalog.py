@@ -12,6 +12,7 @@ from rlm_hotspot.cli.parsing import parse_amount, parse_band, parse_duration
 from rlm_hotspot.core.money import Currency
 from rlm_hotspot.core.tariff import Meter, bytes_affordable, seconds_affordable
 from rlm_hotspot.services import catalog as svc
+from rlm_hotspot.services.uam import set_nas_uam
 
 MB_UNITS = {"MB": 1_000_000, "MiB": 1_048_576}
 
@@ -163,6 +164,21 @@ def nas_list(app: App, fmt: str) -> None:
     with app.transaction() as session:
         rows = [dict(r._mapping) for r in svc.list_nas(session)]
     emit(rows, fmt, ["id", "name", "hotspot", "ip_address", "coa_port", "vendor"])
+
+
+@nas.command("uam")
+@click.argument("name")
+@click.option("--secret", "uam_secret", default=None, help="CoovaChilli uamsecret (signs its redirects).")
+@click.option("--login-url", default=None, help="MikroTik: the hotspot's login URL (link-login-only).")
+@pass_app
+def nas_uam(app: App, name: str, uam_secret: str | None, login_url: str | None) -> None:
+    """Set how the portal hands a guest's credentials to this NAS (RADIUS hotspots; no option clears them).
+
+    Example: hotspotctl nas uam lobby-chilli --secret "uam-s3cret"
+    """
+    with app.transaction() as session:
+        set_nas_uam(session, name, uam_secret=uam_secret, uam_login_url=login_url)
+    click.echo(f"NAS {name}: UAM " + ("settings cleared" if not (uam_secret or login_url) else "settings saved"))
 
 
 @click.group()

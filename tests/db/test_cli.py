@@ -209,3 +209,14 @@ def test_lockout_is_visible_and_can_be_cleared(run, committed: Engine) -> None: 
     assert "lockout lifted for client aa-bb" in run("lockout", "clear", "--client", "aa-bb").output
     assert json.loads(run("lockout", "list", "--format", "json").output) == []
     refused(run("lockout", "clear", ok=False), "exactly one")
+
+
+def test_nas_uam_settings(run, committed: Engine) -> None:  # type: ignore[no-untyped-def]
+    setup_world(run)
+    run("nas", "add", "chilli1", "--hotspot", "cafe", "--ip", "192.0.2.7", "--secret", "s", "--vendor", "chilli")
+    assert "settings saved" in run("nas", "uam", "chilli1", "--secret", "uam-s3cret").output
+    with committed.connect() as conn:
+        assert conn.execute(text("SELECT uam_secret FROM nas")).scalar_one() == "uam-s3cret"
+    refused(run("nas", "uam", "chilli1", "--login-url", "ftp://x", ok=False), "http:// or https://")
+    refused(run("nas", "uam", "nope", "--secret", "x", ok=False), "no NAS named 'nope'")
+    assert "cleared" in run("nas", "uam", "chilli1").output

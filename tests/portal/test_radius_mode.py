@@ -10,9 +10,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from flask import Flask
 from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
 from portal import create_app, uam
 from rlm_hotspot.pins import PinVault
+from rlm_hotspot.services import catalog
+from rlm_hotspot.services.uam import set_nas_uam
 from tests.portal.conftest import Clock, World, csrf_of, login, make_world, portal_settings
 
 MIKROTIK_LOGIN = "http://10.5.50.1/login"
@@ -22,12 +25,18 @@ CHALLENGE = "00112233445566778899aabbccddeeff"
 
 @pytest.fixture
 def radius_world(committed: Engine, vault: PinVault) -> World:
-    return make_world(committed, vault, mode="radius", traffic_meter="radius")
+    world = make_world(committed, vault, mode="radius", traffic_meter="radius")
+    with Session(committed) as db, db.begin():
+        for name, vendor, address in (("mt1", "mikrotik", "10.5.50.1"), ("chilli1", "chilli", "10.1.0.1")):
+            catalog.add_nas(db, name=name, hotspot="cafe", ip_address=address, secret="s", coa_port=3799, vendor=vendor)
+        set_nas_uam(db, "mt1", uam_secret=None, uam_login_url=MIKROTIK_LOGIN)
+        set_nas_uam(db, "chilli1", uam_secret=UAM_SECRET, uam_login_url=None)
+    return world
 
 
 @pytest.fixture
 def radius_app(database_url: str, key_file: Path, clock: Clock, radius_world: World) -> Iterator[Flask]:
-    settings = portal_settings(database_url, key_file, mikrotik_login_url=MIKROTIK_LOGIN, uam_secret=UAM_SECRET)
+    settings = portal_settings(database_url, key_file)
     app = create_app(settings, clock=clock)
     yield app
     app.extensions["hotspot_portal"].engine.dispose()
@@ -37,7 +46,7 @@ def test_mikrotik_gets_the_chap_hash_in_an_auto_submitted_form(radius_app: Flask
     client = radius_app.test_client()
     number, pin = radius_world.cards.numbers[0], radius_world.cards.pins[0]
     client.get(
-        "/?link-login-only=http://10.5.50.1/login&chap-id=%5C001&chap-challenge=%5C002%5C003"
+        "/?identity=mt1&link-login-only=http://10.5.50.1/login&chap-id=%5C001&chap-challenge=%5C002%5C003"
         "&ip=10.5.50.7&mac=02:00:00:00:00:07&link-orig=http://example.com/"
     )
     response = login(client, number, pin)
@@ -52,7 +61,8 @@ def test_coovachilli_gets_a_redirect_to_its_logon(radius_app: Flask, radius_worl
     client = radius_app.test_client()
     number, pin = radius_world.cards.numbers[1], radius_world.cards.pins[1]
     redirect = uam.sign_chilli_url(
-        f"http://localhost/?res=notyet&uamip=10.1.0.1&uamport=3990&challenge={CHALLENGE}&ip=10.1.0.5", UAM_SECRET
+        f"http://localhost/?res=notyet&uamip=10.1.0.1&uamport=3990&challenge={CHALLENGE}&ip=10.1.0.5&nasid=chilli1",
+        UAM_SECRET,
     )
     client.get(redirect.removeprefix("http://localhost"))
     response = login(client, number, pin)
@@ -73,7 +83,7 @@ def test_refusals_come_from_the_portal_and_count(radius_app: Flask, radius_world
 
 def test_without_a_nas_redirect_the_guest_is_told_to_connect_first(radius_app: Flask, radius_world: World) -> None:
     client = radius_app.test_client()
-    client.get("/?link-login-only=http://evil.example/login&chap-id=%5C001&chap-challenge=%5C002")  # not our NAS
+    client.get("/?identity=mt1&link-login-only=http://evil.example/login&chap-id=%5C001&chap-challenge=%5C002")
     response = client.post(
         "/login",
         data={"card": radius_world.cards.numbers[3], "pin": radius_world.cards.pins[3], "csrf_token": csrf_of(client)},
