@@ -298,7 +298,10 @@ def main() -> int:
         for server in servers:
             server.stop()
         cluster.destroy()
-        shutil.rmtree(root, ignore_errors=True)
+        if os.environ.get("BENCH_KEEP"):  # keep the config dirs and logs for a look
+            print(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
     return 0
 
 

@@ -8,20 +8,18 @@ from datetime import datetime
 from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
-# A session still holds a simultaneous-use slot while it is alive: an open one that reported within
-# 2 x interim interval + grace, a pending one (Accept sent, no Start yet) younger than the pending TTL.
-# Anything older is stale: it no longer locks its owner out, and the worker closes it.
-LIVE_SESSION = """
-    (s.status = 'open' AND s.last_seen_at > :now - make_interval(secs => 2 * h.interim_interval + h.stale_grace))
-    OR (s.status = 'pending' AND s.last_seen_at > :now - make_interval(secs => :pending_ttl))
-"""
+from rlm_hotspot.db.prepared import Prepared
+
+# A session holds a simultaneous-use slot while it is live: the rule is the SQL function
+# session_is_live (sql/005_hot_paths.sql), shared with reserve_radius_session.
+LIVE_SESSION = "session_is_live(s.status, s.last_seen_at, h.interim_interval, h.stale_grace, :now, :pending_ttl)"
 
 
 # Wrong PINs that still count: inside the lockout window and after the last time an admin cleared them.
 WRONG_PINS = """
     SELECT count(*) FROM login_attempts la
     WHERE la.{column} = {value} AND la.outcome = 'wrong_pin'
-      AND la.at > GREATEST(:now - make_interval(secs => :window),
+      AND la.at > GREATEST(CAST(:now AS timestamptz) - make_interval(secs => :window),
                            (SELECT lc.cleared_at FROM lockout_clears lc
                              WHERE lc.kind = '{kind}' AND lc.subject = {value}))
 """
@@ -65,7 +63,8 @@ class LoginSnapshot:
     client_failures: int
 
 
-_SNAPSHOT = text(
+_SNAPSHOT = Prepared(
+    "hs_login_snapshot",
     f"""
     WITH place AS (
         SELECT n.id AS nas_id, n.vendor AS nas_vendor, h.*
@@ -88,7 +87,7 @@ _SNAPSHOT = text(
     LEFT JOIN card_batches b ON b.id = c.batch_id
     LEFT JOIN accounts a ON a.id = c.account_id
     LEFT JOIN place p ON true
-    """
+    """,
 )
 
 
@@ -103,8 +102,8 @@ def login_snapshot(
     lockout_window_s: int,
     pending_ttl_s: int,
 ) -> LoginSnapshot:
-    row = session.execute(
-        _SNAPSHOT,
+    row = _SNAPSHOT(
+        session,
         {
             "number": number,
             "nas_ip": nas_ip,
@@ -133,6 +132,19 @@ def lock_card_and_count_live(session: Session, card_id: int, now: datetime, pend
             {"id": card_id, "now": now, "pending_ttl": pending_ttl_s},
         ).scalar_one()
     )
+
+
+def reserve_radius_session(
+    session: Session, *, limit: int, now: datetime, pending_ttl_s: int, **session_values: object
+) -> int | None:
+    """Take a slot, open a pending session and record the login, in one call (sql/005); None: no room."""
+    return session.execute(
+        text(
+            "SELECT reserve_radius_session(:card_id, :limit, :now, :pending_ttl, :account_id, :hotspot_id, "
+            ":tariff_id, :nas_id, :token, :username, :calling_station_id, :card_number, :client)"
+        ),
+        {"limit": limit, "now": now, "pending_ttl": pending_ttl_s, **session_values},
+    ).scalar_one()
 
 
 def insert_session(session: Session, **values: object) -> int:
@@ -187,34 +199,40 @@ _SESSION_FROM = """
 def find_session_for_update(
     session: Session, *, nas_id: int | None, acct_session_id: str | None, token: str | None
 ) -> Row | None:  # type: ignore[type-arg]
-    """The session an accounting packet belongs to: by our Class token, else by the NAS's session id
-    (the live one first, else the latest closed one — a late duplicate Stop)."""
+    """The session an accounting packet belongs to, locked (see `find_session`)."""
+    return find_session(session, nas_id=nas_id, acct_session_id=acct_session_id, token=token, lock=True)
+
+
+def _lookup(name: str, where: str) -> dict[bool, Prepared]:
+    """A session lookup, prepared with and without the row lock."""
+    sql = f"SELECT {_SESSION_COLUMNS} {_SESSION_FROM} WHERE {where}"
+    return {False: Prepared(name, sql), True: Prepared(f"{name}_locked", f"{sql} FOR UPDATE OF s")}
+
+
+_BY_TOKEN = _lookup("hs_session_by_token", "s.auth_token = :token")
+# the live one first, else the latest closed one (a late duplicate Stop)
+_BY_ACCT_ID = _lookup(
+    "hs_session_by_acct_id",
+    "s.nas_id IS NOT DISTINCT FROM CAST(:nas_id AS integer) AND s.acct_session_id = :acct_session_id "
+    "ORDER BY (s.status <> 'closed') DESC, s.started_at DESC LIMIT 1",
+)
+
+
+def find_session(
+    session: Session, *, nas_id: int | None, acct_session_id: str | None, token: str | None, lock: bool = False
+) -> Row | None:  # type: ignore[type-arg]
+    """The session an accounting packet belongs to: by our Class token, else by the NAS's session id."""
     if token:
-        row = session.execute(
-            text(f"SELECT {_SESSION_COLUMNS} {_SESSION_FROM} WHERE s.auth_token = :token FOR UPDATE OF s"),
-            {"token": token},
-        ).first()
+        row = session_by_token(session, token, lock=lock)
         if row is not None:
             return row
     if acct_session_id is None:
         return None
-    return session.execute(
-        text(
-            f"""SELECT {_SESSION_COLUMNS} {_SESSION_FROM}
-                WHERE s.nas_id IS NOT DISTINCT FROM :nas_id AND s.acct_session_id = :acct_session_id
-                ORDER BY (s.status <> 'closed') DESC, s.started_at DESC LIMIT 1 FOR UPDATE OF s"""
-        ),
-        {"nas_id": nas_id, "acct_session_id": acct_session_id},
-    ).first()
+    return _BY_ACCT_ID[lock](session, {"nas_id": nas_id, "acct_session_id": acct_session_id}).first()
 
 
 def session_by_token(session: Session, token: str, *, lock: bool = False) -> Row | None:  # type: ignore[type-arg]
-    return session.execute(
-        text(
-            f"SELECT {_SESSION_COLUMNS} {_SESSION_FROM} WHERE s.auth_token = :token{' FOR UPDATE OF s' if lock else ''}"
-        ),
-        {"token": token},
-    ).first()
+    return _BY_TOKEN[lock](session, {"token": token}).first()
 
 
 def session_by_id(session: Session, session_id: int, *, lock: bool = False) -> Row | None:  # type: ignore[type-arg]
@@ -222,6 +240,104 @@ def session_by_id(session: Session, session_id: int, *, lock: bool = False) -> R
         text(f"SELECT {_SESSION_COLUMNS} {_SESSION_FROM} WHERE s.id = :id{' FOR UPDATE OF s' if lock else ''}"),
         {"id": session_id},
     ).first()
+
+
+# The meter write of an accounting update or heartbeat, in one statement: the session's new counters, the
+# ledger rows and the balance move together or not at all. The WHERE clause is a compare-and-set on the
+# counters the update was computed from, so it needs no row lock: if anything moved the session meanwhile
+# (another packet, the NetFlow importer), nothing is written and the caller recomputes under a lock.
+# `durable` = 'off' lets an Interim-Update's commit return before the WAL reaches disk (it restates
+# cumulative counters: losing it loses no money); Start/Stop and everything else stay 'on'.
+_APPLY_METER = Prepared(
+    "hs_apply_meter",
+    """
+    WITH durability AS (SELECT set_config('synchronous_commit', :durable, true) AS mode),
+    moved_session AS (
+        UPDATE sessions s
+        SET seconds = :seconds, input_octets = :input_octets, output_octets = :output_octets,
+            time_cost_num = :time_cost_num, traffic_cost_num = :traffic_cost_num, charged = :charged,
+            last_seen_at = GREATEST(s.last_seen_at, :now),
+            last_heartbeat_at = coalesce(:heartbeat_at, s.last_heartbeat_at),
+            status = coalesce(:close_status, s.status), stopped_at = coalesce(:stopped_at, s.stopped_at),
+            terminate_cause = coalesce(:terminate_cause, s.terminate_cause)
+        FROM durability
+        WHERE s.id = :session_id AND s.status = :old_status AND s.seconds = :old_seconds
+          AND s.input_octets = :old_input_octets AND s.output_octets = :old_output_octets
+          AND s.traffic_cost_num = :old_traffic_cost_num AND s.charged = :old_charged
+        RETURNING s.id, s.account_id, s.card_id
+    ), entry AS (
+        INSERT INTO ledger (account_id, amount, cause, idempotency_key, card_id, session_id, seconds, bytes,
+                            created_at)
+        SELECT m.account_id, -e.amount, e.cause, e.key, m.card_id, m.id, e.seconds, e.bytes, :now
+        FROM moved_session m
+        CROSS JOIN (VALUES (CAST(:time_debit AS bigint), 'time', CAST(:time_key AS text),
+                            CAST(:debit_seconds AS bigint), CAST(NULL AS bigint)),
+                           (CAST(:traffic_debit AS bigint), 'traffic', CAST(:traffic_key AS text),
+                            CAST(NULL AS bigint), CAST(:debit_bytes AS bigint)))
+            AS e(amount, cause, key, seconds, bytes)
+        WHERE e.amount <> 0
+        ON CONFLICT (idempotency_key) DO NOTHING
+        RETURNING account_id, amount
+    ), moved_balance AS (
+        UPDATE accounts a SET balance = a.balance + t.total, updated_at = :now
+        FROM (SELECT account_id, sum(amount) AS total FROM entry GROUP BY account_id) t
+        WHERE a.id = t.account_id
+        RETURNING a.balance
+    )
+    SELECT (SELECT count(*) FROM moved_session) AS written, (SELECT balance FROM moved_balance) AS balance
+    """,
+)
+
+
+@dataclass(frozen=True)
+class MeterWrite:
+    """New cumulative counters and rating state of a session, and the debits they cause."""
+
+    seconds: int
+    input_octets: int
+    output_octets: int
+    time_cost_num: int
+    traffic_cost_num: int
+    charged: int
+    time_debit: int
+    time_key: str
+    debit_seconds: int
+    traffic_debit: int
+    traffic_key: str
+    debit_bytes: int
+
+
+def apply_meter(
+    session: Session,
+    row: Row,  # type: ignore[type-arg]
+    write: MeterWrite,
+    now: datetime,
+    *,
+    durable: bool = True,
+    heartbeat_at: datetime | None = None,
+    stop: tuple[datetime, str] | None = None,
+) -> bool:
+    """Write a meter update computed from `row`; False when the session changed since it was read."""
+    result = _APPLY_METER(
+        session,
+        {
+            **write.__dict__,
+            "session_id": row.id,
+            "old_status": row.status,
+            "old_seconds": row.seconds,
+            "old_input_octets": row.input_octets,
+            "old_output_octets": row.output_octets,
+            "old_traffic_cost_num": row.traffic_cost_num,
+            "old_charged": row.charged,
+            "durable": "on" if durable else "off",
+            "now": now,
+            "heartbeat_at": heartbeat_at,
+            "close_status": "closed" if stop else None,
+            "stopped_at": stop[0] if stop else None,
+            "terminate_cause": stop[1] if stop else None,
+        },
+    ).one()
+    return bool(result.written)
 
 
 def update_session(session: Session, session_id: int, **values: object) -> None:

@@ -24,7 +24,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.core.decisions import Refusal
-from rlm_hotspot.db.engine import commit_without_waiting_for_disk, make_engine
+from rlm_hotspot.db.engine import make_engine
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.radius.decode import (
     Attributes,
@@ -47,8 +47,8 @@ from rlm_hotspot.services.access import (
 )
 from rlm_hotspot.services.catalog import currency
 from rlm_hotspot.services.errors import CardRefused, ServiceError
-from rlm_hotspot.services.sessions import AccountingRefused, record_accounting
-from rlm_hotspot.services.tariff_cache import TariffCache
+from rlm_hotspot.services.sessions import AccountingRefused, record_accounting, record_accounting_without_lock
+from rlm_hotspot.services.tariff_cache import NasCache, TariffCache
 from rlm_hotspot.settings import Settings
 
 HookResult = tuple[int, tuple[Item, ...] | None, tuple[Item, ...] | None]
@@ -91,8 +91,12 @@ class RadiusAdapter:
     def __init__(self, radiusd: ModuleType, settings: Settings, engine: Engine, vault: PinVault) -> None:
         self.rad = radiusd
         self.engine = engine
+        # Single-statement work (the login snapshot, the slot reservation, the guarded accounting write)
+        # runs without BEGIN/COMMIT round trips: hooks run one at a time, so every round trip counts.
+        self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.vault = vault
         self.tariffs = TariffCache()
+        self.nas = NasCache()
         self.policy = Policy(
             lockout_attempts=settings.lockout_attempts,
             lockout_window_s=settings.lockout_window_s,
@@ -104,7 +108,7 @@ class RadiusAdapter:
     def start(cls, radiusd: ModuleType, settings: Settings) -> RadiusAdapter:
         """Open the PIN keys and check the database once; side-effect free (also runs under `radiusd -C`)."""
         vault = PinVault.from_file(settings.pin_key_file)
-        engine = make_engine(settings, pool_size=1, application_name="rlm_hotspot")
+        engine = make_engine(settings, pool_size=1, application_name="rlm_hotspot", pre_ping=False)
         try:
             with Session(engine) as session:
                 currency(session)
@@ -159,7 +163,7 @@ class RadiusAdapter:
             pin=packet.password,  # PAP: checked here in both PIN modes; CHAP: pin=None reveals it for chap
         )
         try:
-            with Session(self.engine) as session:
+            with Session(self.autocommit) as session:
                 grant = decide_login(session, self.vault, self.tariffs, self.policy, request, _now())
         except CardRefused as refused:
             return self._refuse(refused.refusal, str(refused))
@@ -200,7 +204,7 @@ class RadiusAdapter:
         """The decisive simultaneous-use check, under the card's row lock; REJECT turns the Accept into a Reject."""
         now = _now()
         try:
-            with Session(self.engine) as session, session.begin():
+            with Session(self.autocommit) as session:
                 reserve_radius_session(
                     session,
                     self.tariffs,
@@ -209,8 +213,9 @@ class RadiusAdapter:
                     token=token,
                     calling_station_id=packet.calling_station_id,
                     now=now,
+                    username=packet.card_text,
+                    client=packet.client,
                 )
-                self._attempt(session, packet, grant.hotspot_id, None, now)
         except CardRefused as refused:
             self._record(packet, grant.hotspot_id, refused.refusal)
             return self.rad.RLM_MODULE_REJECT, reply_message(str(refused)), ((MARKER, ":=", RECORDED),)
@@ -243,11 +248,13 @@ class RadiusAdapter:
         except MalformedPacket as exc:  # a retransmit would be just as wrong: acknowledge, bill nothing
             self.log(self.rad.L_ERR, f"accounting: packet acknowledged but not billed: {exc}")
             return self.rad.RLM_MODULE_OK, None, None
+        now = event_time(attributes, received_at)
         try:
-            with Session(self.engine) as session, session.begin():
-                if update.status == "interim":  # restates cumulative counters: see docs/radius.md
-                    commit_without_waiting_for_disk(session)
-                record_accounting(session, self.tariffs, update, event_time(attributes, received_at))
+            with Session(self.autocommit) as session:  # the common case: one read, one guarded write
+                done = record_accounting_without_lock(session, self.tariffs, self.nas, update, now)
+            if done is None:  # Start, On/Off, a session not opened yet, a concurrent change
+                with Session(self.engine) as session, session.begin():
+                    record_accounting(session, self.tariffs, update, now)
         except AccountingRefused as exc:
             self.log(self.rad.L_WARN, f"accounting: packet acknowledged but not billed: {exc}")
         return self.rad.RLM_MODULE_OK, None, None

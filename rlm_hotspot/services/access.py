@@ -185,30 +185,33 @@ def reserve_radius_session(
     calling_station_id: str | None,
     now: datetime,
     username: str | None = None,
+    client: str | None = None,
 ) -> int:
-    """After the PIN was verified: take a simultaneous-use slot under the card's row lock.
+    """After the PIN was verified: take a simultaneous-use slot under the card's row lock, and record
+    the successful login.
 
     The decisive check: two Access-Requests for one card at the same instant (or on two radiusd
     servers) serialise on the card row, so exactly `simultaneous_use` of them get a slot.
     """
-    live = q.lock_card_and_count_live(session, grant.card_id, now, policy.pending_session_ttl_s)
-    if live >= tariffs.get(session, grant.tariff_id, now).spec.simultaneous_use:
-        raise CardRefused(Refusal.TOO_MANY_SESSIONS)
-    return q.insert_session(
+    session_id = q.reserve_radius_session(
         session,
-        status="pending",
-        account_id=grant.account_id,
+        limit=tariffs.get(session, grant.tariff_id, now).spec.simultaneous_use,
+        now=now,
+        pending_ttl_s=policy.pending_session_ttl_s,
         card_id=grant.card_id,
+        account_id=grant.account_id,
         hotspot_id=grant.hotspot_id,
         tariff_id=grant.tariff_id,
         nas_id=grant.nas_id,
-        source="radius",
-        auth_token=token,
+        token=token,
         username=username,
         calling_station_id=calling_station_id,
-        started_at=now,
-        last_seen_at=now,
+        card_number=grant.card_number,
+        client=client,
     )
+    if session_id is None:
+        raise CardRefused(Refusal.TOO_MANY_SESSIONS)
+    return session_id
 
 
 def record_attempt(

@@ -29,12 +29,11 @@ from rlm_hotspot.core.tariff import (
 )
 from rlm_hotspot.db import sessions as q
 from rlm_hotspot.db.catalog import hotspot_by_id
-from rlm_hotspot.db.ledger import post_entry
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import cards
 from rlm_hotspot.services.access import LoginRequest, Policy, decide_login, new_token, record_attempt
 from rlm_hotspot.services.errors import CardRefused, NotFound
-from rlm_hotspot.services.tariff_cache import TariffCache
+from rlm_hotspot.services.tariff_cache import NasCache, TariffCache
 
 ACCOUNTING_STATUSES = ("start", "interim", "stop", "on", "off")
 
@@ -87,7 +86,44 @@ def record_accounting(
         row = _session_without_start(session, tariffs, nas, update, now)
     if row.status == "pending" or row.account_id is None:
         row = _open(session, row, update, now)
-    debited = _bill(
+    debited = _bill_update(session, tariffs, row, update, now)
+    assert debited is not None, "the row is locked: nothing can have changed it"
+    return AccountingResult(row.id, debited)
+
+
+def record_accounting_without_lock(
+    session: Session, tariffs: TariffCache, nas: NasCache, update: AccountingUpdate, now: datetime
+) -> AccountingResult | None:
+    """The common case, an Interim-Update or Stop of an open session: one read and one guarded write.
+
+    Meant for a connection in autocommit mode (no BEGIN/COMMIT round trips): the write is a single
+    statement that checks the counters it was computed from. None when this path does not apply (a
+    Start, an unknown or not yet opened session, a concurrent change): use `record_accounting` in a
+    transaction instead.
+    """
+    if update.status not in ("interim", "stop"):
+        return None
+    nas_row = nas.get(session, update.nas_ip, now)
+    if nas_row is None:
+        return None
+    row = q.find_session(session, nas_id=nas_row.id, acct_session_id=update.acct_session_id, token=update.token)
+    if row is None or row.status != "open" or row.account_id is None:
+        return None
+    debited = _bill_update(session, tariffs, row, update, now)
+    return None if debited is None else AccountingResult(row.id, debited)
+
+
+def _bill_update(
+    session: Session,
+    tariffs: TariffCache,
+    row: Row,
+    update: AccountingUpdate,
+    now: datetime,  # type: ignore[type-arg]
+) -> int | None:
+    """Bill an accounting packet's counters (a Stop also closes the session; an Interim-Update's commit
+    need not wait for the disk, since the next one restates its counters)."""
+    stop = (now, update.terminate_cause or "Stop") if update.status == "stop" and row.status != "closed" else None
+    return _bill(
         session,
         tariffs,
         row,
@@ -95,10 +131,9 @@ def record_accounting(
         input_octets=update.input_octets if update.input_octets is not None else row.input_octets,
         output_octets=update.output_octets if update.output_octets is not None else row.output_octets,
         now=now,
+        durable=update.status != "interim",
+        stop=stop,
     )
-    if update.status == "stop" and row.status != "closed":
-        _close(session, row.id, now, update.terminate_cause or "Stop")
-    return AccountingResult(row.id, debited)
 
 
 def _session_without_start(
@@ -176,9 +211,32 @@ def _bill(
     input_octets: int,
     output_octets: int,
     now: datetime,
-) -> int:
-    """Advance the session's counters to the given cumulative values and debit the difference."""
-    tariff = tariffs.get(session, row.tariff_id, now).tariff
+    durable: bool = True,
+    heartbeat_at: datetime | None = None,
+    stop: tuple[datetime, str] | None = None,
+) -> int | None:
+    """Advance the session's counters to the given cumulative values and debit the difference.
+
+    Returns the amount debited, or None when the session changed since `row` was read (only possible
+    without the row lock: the caller then takes the lock and tries again).
+    """
+    write = _meter_write(
+        tariffs.get(session, row.tariff_id, now).tariff, row, seconds, input_octets, output_octets, now
+    )
+    if not q.apply_meter(session, row, write, now, durable=durable, heartbeat_at=heartbeat_at, stop=stop):
+        return None
+    return write.time_debit + write.traffic_debit
+
+
+def _meter_write(
+    tariff: Tariff,
+    row: Row,  # type: ignore[type-arg]
+    seconds: int,
+    input_octets: int,
+    output_octets: int,
+    now: datetime,
+) -> q.MeterWrite:
+    """The session's meter advanced to new cumulative counters, rated by the core."""
     tz = ZoneInfo(row.timezone)
     old = Meter(row.seconds, row.time_cost_num, row.traffic_cost_num)
     new_seconds = max(row.seconds, seconds)
@@ -191,44 +249,20 @@ def _bill(
         billable = billable_bytes(tariff, download=new_out - row.output_octets, upload=new_in - row.input_octets)
         meter = advance_traffic(tariff, tz, now, meter, billable)
     time_total, traffic_total = _time_charged(meter, tariff), _traffic_charged(meter, tariff)
-    time_debit = time_total - _time_charged(old, tariff)
-    traffic_debit = traffic_total - _traffic_charged(old, tariff)
-    if time_debit:
-        post_entry(
-            session,
-            account_id=row.account_id,
-            amount=-time_debit,
-            cause="time",
-            key=f"time:{row.id}:{time_total}",
-            now=now,
-            card_id=row.card_id,
-            session_id=row.id,
-            seconds=new_seconds - row.seconds,
-        )
-    if traffic_debit:
-        post_entry(
-            session,
-            account_id=row.account_id,
-            amount=-traffic_debit,
-            cause="traffic",
-            key=f"traffic:{row.id}:{traffic_total}",
-            now=now,
-            card_id=row.card_id,
-            session_id=row.id,
-            bytes_=billable,
-        )
-    q.update_session(
-        session,
-        row.id,
+    return q.MeterWrite(
         seconds=new_seconds,
         input_octets=new_in,
         output_octets=new_out,
         time_cost_num=meter.time_cost_num,
         traffic_cost_num=meter.traffic_cost_num,
         charged=charged(meter, tariff),
-        last_seen_at=max(now, row.last_seen_at),
+        time_debit=time_total - _time_charged(old, tariff),
+        time_key=f"time:{row.id}:{time_total}",
+        debit_seconds=new_seconds - row.seconds,
+        traffic_debit=traffic_total - _traffic_charged(old, tariff),
+        traffic_key=f"traffic:{row.id}:{traffic_total}",
+        debit_bytes=billable,
     )
-    return time_debit + traffic_debit
 
 
 def _time_charged(meter: Meter, tariff: Tariff) -> int:
@@ -344,18 +378,19 @@ def heartbeat(session: Session, tariffs: TariffCache, token: str, now: datetime)
     """The status page is open: keep the session alive and (standalone) bill online time up to now."""
     row = _session_or_404(session, token, lock=True)
     if row.status == "open":
-        if row.source == "portal":
-            online = max(0, int((now - row.started_at) // timedelta(seconds=1)))
-            _bill(
-                session,
-                tariffs,
-                row,
-                seconds=online,
-                input_octets=row.input_octets,
-                output_octets=row.output_octets,
-                now=now,
-            )
-        q.update_session(session, row.id, last_heartbeat_at=now, last_seen_at=max(now, row.last_seen_at))
+        online = max(0, int((now - row.started_at) // timedelta(seconds=1)))
+        # standalone: the heartbeats are the time meter; RADIUS: accounting bills, the heartbeat only counts
+        seconds = online if row.source == "portal" else row.seconds
+        _bill(
+            session,
+            tariffs,
+            row,
+            seconds=seconds,
+            input_octets=row.input_octets,
+            output_octets=row.output_octets,
+            now=now,
+            heartbeat_at=now,
+        )
     return session_status(session, tariffs, token, now)
 
 

@@ -1,13 +1,15 @@
-"""Tariffs change rarely and are read on every login and accounting packet: keep them in memory for a
-short time, so the hot paths stay one database round trip."""
+"""Tariffs and NAS change rarely and are read on every login and accounting packet: keep them in memory
+for a short time, so the hot paths stay one database round trip."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
+from rlm_hotspot.db.sessions import nas_by_ip
 from rlm_hotspot.services.catalog import StoredTariff, get_tariff
 
 
@@ -28,3 +30,20 @@ class TariffCache:
 
     def clear(self) -> None:
         self._entries.clear()
+
+
+@dataclass
+class NasCache:
+    """NAS rows by address, each reloaded after `ttl`; an unknown address is not cached (it may be added)."""
+
+    ttl: timedelta = timedelta(seconds=30)
+    _entries: dict[str, tuple[datetime, Row]] = field(default_factory=dict)  # type: ignore[type-arg]
+
+    def get(self, session: Session, address: str, now: datetime) -> Row | None:  # type: ignore[type-arg]
+        cached = self._entries.get(address)
+        if cached is not None and now - cached[0] < self.ttl:
+            return cached[1]
+        row = nas_by_ip(session, address)
+        if row is not None:
+            self._entries[address] = (now, row)
+        return row
