@@ -28,6 +28,12 @@ venv_option = click.option(
     default=None,
     help="The project's venv (default: .venv of this checkout).",
 )
+buffered_option = click.option(
+    "--buffered-accounting",
+    "buffered",
+    is_flag=True,
+    help="Answer accounting once it is written to a detail file, and bill it from there (docs/radius.md).",
+)
 
 
 @click.group()
@@ -47,6 +53,7 @@ def radius() -> None:
 @venv_option
 @click.option("--auth-port", type=click.IntRange(1, 65535), default=None, help="Let the hotspot server listen here.")
 @click.option("--acct-port", type=click.IntRange(1, 65535), default=None, help="... and take accounting here.")
+@buffered_option
 @pass_app
 def install(
     app: App,
@@ -55,6 +62,7 @@ def install(
     venv: Path | None,
     auth_port: int | None,
     acct_port: int | None,
+    buffered: bool,
 ) -> None:
     """Add the `hotspot` module and virtual server to an existing FreeRADIUS, then check it with -C.
 
@@ -64,7 +72,9 @@ def install(
         raise click.UsageError("give both --auth-port and --acct-port, or neither")
     listen = radconf.Listen(auth_port, acct_port) if auth_port and acct_port else None
     with _config_errors():
-        change, _ = radconf.install(raddb, settings_file=_settings_file(app, settings_path), venv=venv, listen=listen)
+        change, _ = radconf.install(
+            raddb, settings_file=_settings_file(app, settings_path), venv=venv, listen=listen, buffered=buffered
+        )
     for path in change.changed:
         click.echo(f"wrote {path}")
     click.echo(f"`{radconf.RADIUSD} -C -d {raddb}` passed.")
@@ -100,6 +110,7 @@ def clients(app: App, local_secret: str | None) -> None:
 @click.option("--local-secret", default="testing123", show_default=True, help="Secret for 127.0.0.1 (radtest).")
 @click.option("--user", default="nobody", show_default=True, help="Unprivileged user radiusd runs as (when root).")
 @click.option("--threaded", is_flag=True, help="Keep the thread pool (-f -xx) instead of -X.")
+@buffered_option
 @settings_option
 @venv_option
 @pass_app
@@ -112,6 +123,7 @@ def run(
     local_secret: str,
     user: str,
     threaded: bool,
+    buffered: bool,
     settings_path: Path | None,
     venv: Path | None,
 ) -> None:
@@ -139,6 +151,7 @@ def run(
             clients=_clients(app, local_secret),
             owner=run_as,
             venv=venv,
+            buffered=buffered,
         )
     command = radconf.radiusd_command(written, user=run_as, threaded=threaded)
     click.echo(f"radiusd on {address} auth {auth_port} acct {acct_port}, config in {written}", err=True)

@@ -67,15 +67,32 @@ def module_text(settings_file: Path, venv: Path | None = None) -> str:
     )
 
 
-def site_text(listen: Listen | None = None) -> str:
-    """The `server hotspot { }` virtual server, with listen sections of its own when ports are given."""
+BUFFER_MODULE = "hotspot_buffer"  # detail writer of buffered accounting
+BUFFER_SITE = "hotspot-buffer"  # the virtual server that reads the buffer back and bills it
+
+
+def site_text(listen: Listen | None = None, *, buffered: bool = False) -> str:
+    """The `server hotspot { }` virtual server, with listen sections of its own when ports are given.
+
+    `buffered`: accounting is written to a detail file and answered at once, then billed by the
+    hotspot-buffer server (docs/radius.md, "Durability and throughput"); otherwise it is billed before
+    the answer.
+    """
     sections = ""
     if listen is not None:
         sections = "".join(
             f"listen {{\n\ttype = {kind}\n\tipaddr = {listen.address}\n\tport = {port}\n}}\n"
             for kind, port in (("auth", listen.auth_port), ("acct", listen.acct_port))
         )
-    return _fill("sites-available/hotspot", LISTEN=sections)
+    return _fill("sites-available/hotspot", LISTEN=sections, ACCOUNTING=BUFFER_MODULE if buffered else INSTANCE)
+
+
+def buffer_files() -> dict[str, str]:
+    """Relative path → text of the buffered-accounting writer module and reader server."""
+    return {
+        f"mods-available/{BUFFER_MODULE}": _fill(f"mods-available/{BUFFER_MODULE}"),
+        f"sites-available/{BUFFER_SITE}": _fill(f"sites-available/{BUFFER_SITE}"),
+    }
 
 
 def clients_text(clients: Iterable[Client]) -> str:
@@ -119,6 +136,7 @@ def write_private_confdir(
     owner: str | None = None,
     venv: Path | None = None,
     system_raddb: Path = SYSTEM_RADDB,
+    buffered: bool = False,
 ) -> Path:
     """A complete, self-contained config dir for a private radiusd; rewritten on every call.
 
@@ -141,12 +159,18 @@ def write_private_confdir(
     (confdir / POLICY).write_text(_fill(POLICY))
     (confdir / "mods-available" / INSTANCE).write_text(module_text(settings_file, venv))
     _link(confdir / "mods-enabled" / INSTANCE, f"../mods-available/{INSTANCE}")
-    (confdir / "sites-available" / INSTANCE).write_text(site_text(listen))
+    (confdir / "sites-available" / INSTANCE).write_text(site_text(listen, buffered=buffered))
     _link(confdir / "sites-enabled" / INSTANCE, f"../sites-available/{INSTANCE}")
+    if buffered:
+        for relative, text in buffer_files().items():
+            (confdir / relative).write_text(text)
+            kind, name = relative.split("/")
+            _link(confdir / kind.replace("available", "enabled") / name, f"../{relative}")
+        (confdir / "log" / "radacct" / "hotspot").mkdir(parents=True, exist_ok=True)
     _make_readable(confdir)
     if owner is not None and os.geteuid() == 0:
         account = pwd.getpwnam(owner)
-        for writable in (confdir, confdir / "log", confdir / "run"):
+        for writable in (confdir, confdir / "log", confdir / "run", *(confdir / "log").glob("radacct/**")):
             os.chown(writable, account.pw_uid, account.pw_gid)
     return confdir
 
@@ -244,7 +268,7 @@ class Installation:
 
 
 def install(
-    raddb: Path, *, settings_file: Path, venv: Path | None = None, listen: Listen | None = None
+    raddb: Path, *, settings_file: Path, venv: Path | None = None, listen: Listen | None = None, buffered: bool = False
 ) -> tuple[Installation, str]:
     """Wire the module, the virtual server and the dictionary into an existing raddb, then check it.
 
@@ -262,8 +286,13 @@ def install(
     change = Installation(raddb)
     change.write(raddb / "mods-available" / INSTANCE, module_text(settings_file, venv))
     change.link(raddb / "mods-enabled" / INSTANCE, f"../mods-available/{INSTANCE}")
-    change.write(raddb / "sites-available" / INSTANCE, site_text(listen))
+    change.write(raddb / "sites-available" / INSTANCE, site_text(listen, buffered=buffered))
     change.link(raddb / "sites-enabled" / INSTANCE, f"../sites-available/{INSTANCE}")
+    if buffered:  # the buffer directory is made by radiusd (detail writer) under Debian's radacctdir
+        for relative, text in buffer_files().items():
+            change.write(raddb / relative, text)
+            kind, name = relative.split("/")
+            change.link(raddb / kind.replace("available", "enabled") / name, f"../{relative}")
     change.write(raddb / POLICY, _fill(POLICY))
     change.write(raddb / DICTIONARY, _fill(DICTIONARY))
     local_dictionary = raddb / "dictionary"

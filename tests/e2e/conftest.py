@@ -17,7 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.radius_harness import radius_database, radius_db, radius_engine, radius_server  # noqa: F401 - shared
+from tests.e2e.radius_harness import (  # noqa: F401 - shared fixtures
+    buffered_radius_server,
+    radius_database,
+    radius_db,
+    radius_engine,
+    radius_server,
+)
 
 
 def require_binaries(*names: str) -> None:

@@ -173,7 +173,7 @@ def _decoded(reply: packet.Packet) -> Reply:
     return Reply(reply.code, {str(name): list(reply[name]) for name in reply.keys()})  # noqa: SIM118 - pyrad API
 
 
-def start_radiusd(workdir: Path, settings_file: Path, timeout: float = 30.0) -> RadiusServer:
+def start_radiusd(workdir: Path, settings_file: Path, timeout: float = 30.0, *, buffered: bool = False) -> RadiusServer:
     """Write a private config dir under `workdir` and start radiusd as nobody; wait until it serves."""
     auth_port, acct_port = free_udp_ports(2)
     confdir = radconf.write_private_confdir(
@@ -182,6 +182,7 @@ def start_radiusd(workdir: Path, settings_file: Path, timeout: float = 30.0) -> 
         listen=radconf.Listen(auth_port, acct_port, "127.0.0.1"),
         clients=[radconf.Client("test-nas", "127.0.0.1", SECRET)],
         owner=RUN_AS,
+        buffered=buffered,
     )
     log = workdir / "radiusd.out"
     with log.open("wb") as output:
@@ -238,6 +239,18 @@ def radius_server(radius_database: str, key_file: Path) -> Iterator[RadiusServer
         pytest.skip("freeradius is not installed (apt-get install freeradius freeradius-python3)")
     workdir = shared_dir("hotspot-radius-")
     server = start_radiusd(workdir, write_settings(workdir, radius_database, key_file, lockout_attempts=3))
+    yield server
+    server.stop()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def buffered_radius_server(radius_database: str, key_file: Path) -> Iterator[RadiusServer]:
+    """A second radiusd on the same database, with buffered accounting (detail file, then billing)."""
+    if shutil.which(radconf.RADIUSD) is None:
+        pytest.skip("freeradius is not installed (apt-get install freeradius freeradius-python3)")
+    workdir = shared_dir("hotspot-radius-buffered-")
+    server = start_radiusd(workdir, write_settings(workdir, radius_database, key_file), buffered=True)
     yield server
     server.stop()
     shutil.rmtree(workdir, ignore_errors=True)
