@@ -187,7 +187,9 @@ class Importer:
                 log.error(
                     "%s: block %s was never completed by nfacctd (crash or damaged file): its %d records are "
                     "not billed; the file is kept in done/",
-                    spool_file.path, block.writer_id, len(block.counts),
+                    spool_file.path,
+                    block.writer_id,
+                    len(block.counts),
                 )
         move_to_done(spool_file)
         report.files_done += 1
@@ -203,8 +205,12 @@ class Importer:
             raise _Abort from exc
         except DBAPIError as exc:
             detail = str(exc.orig or exc).strip().splitlines()[0]
-            log.error("%d batch(es) from %s on not imported (rolled back): %s; retrying next cycle",
-                      len(batches), batches[0].name, detail)
+            log.error(
+                "%d batch(es) from %s on not imported (rolled back): %s; retrying next cycle",
+                len(batches),
+                batches[0].name,
+                detail,
+            )
             report.errors += 1
             self.metrics.child(self.metrics.batches, outcome="failed").inc(len(batches))
             if isinstance(exc, OperationalError):  # unreachable, restarting, timed out: later batches would fail too
@@ -230,13 +236,19 @@ class Importer:
         for kind in ("billable", "free", "unattributed"):
             m.child(m.bytes, **{"class": kind}).inc(getattr(outcome, f"{kind}_bytes"))
         m.child(m.debited).inc(outcome.debited)
-        bin_end = max(max((c.bin_start for c in b.counts), default=b.bin_start) for b in imported) + self._bin_length
+        bin_end = max(max(b.counts.bin_starts, default=b.bin_start) for b in imported) + self._bin_length
         self._last_bin_end = max(bin_end, self._last_bin_end or bin_end)
         log.info(
             "imported %d batch(es) from %s: %d records, %d sessions, %d billable / %d free / %d unattributed "
             "bytes, %d debited%s%s",
-            len(imported), imported[0].name, outcome.records, outcome.sessions, outcome.billable_bytes,
-            outcome.free_bytes, outcome.unattributed_bytes, outcome.debited,
+            len(imported),
+            imported[0].name,
+            outcome.records,
+            outcome.sessions,
+            outcome.billable_bytes,
+            outcome.free_bytes,
+            outcome.unattributed_bytes,
+            outcome.debited,
             f", {malformed} malformed lines skipped" if malformed else "",
             f", accounts exhausted: {list(outcome.exhausted_accounts)}" if outcome.exhausted_accounts else "",
         )

@@ -17,11 +17,11 @@ Bytes are IP-layer bytes (IP header + payload), as NetFlow counts them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import NamedTuple
+from typing import NamedTuple, overload
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Row
@@ -41,15 +41,61 @@ class Direction(StrEnum):
 
 
 class TrafficCount(NamedTuple):
-    """Bytes of one client IP in one bin, free (tagged so by the pre_tag_map) or billable.
-
-    A tuple, not a dataclass: a batch holds one per client, direction and class (tens of thousands).
-    """
+    """Bytes of one client IP in one bin, free (tagged so by the pre_tag_map) or billable."""
 
     ip: str
     bin_start: datetime
     bytes: int
     free: bool
+
+
+@dataclass
+class TrafficCounts(Sequence[TrafficCount]):
+    """A batch's counts as parallel columns, read as a sequence of ``TrafficCount``.
+
+    Columns, not one object per count: a batch holds one count per client, direction and class (tens of
+    thousands), and a reader can extend the columns in bulk while the import consumes them whole.
+    """
+
+    ips: list[str] = field(default_factory=list)
+    bin_starts: list[datetime] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    free: list[bool] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, counts: Iterable[TrafficCount]) -> TrafficCounts:
+        if isinstance(counts, TrafficCounts):
+            return counts
+        columns = cls()
+        for count in counts:
+            columns.append(count)
+        return columns
+
+    def append(self, count: TrafficCount) -> None:
+        self.extend([count.ip], [count.bin_start], [count.bytes], [count.free])
+
+    def extend(
+        self, ips: Iterable[str], bin_starts: Iterable[datetime], sizes: Iterable[int], free: Iterable[bool]
+    ) -> None:
+        self.ips.extend(ips)
+        self.bin_starts.extend(bin_starts)
+        self.sizes.extend(sizes)
+        self.free.extend(free)
+
+    def __len__(self) -> int:
+        return len(self.ips)
+
+    def __iter__(self) -> Iterator[TrafficCount]:
+        return map(TrafficCount._make, zip(self.ips, self.bin_starts, self.sizes, self.free, strict=True))
+
+    @overload
+    def __getitem__(self, index: int) -> TrafficCount: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[TrafficCount]: ...
+    def __getitem__(self, index: int | slice) -> TrafficCount | Sequence[TrafficCount]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return TrafficCount(self.ips[index], self.bin_starts[index], self.sizes[index], self.free[index])
 
 
 @dataclass(frozen=True)
@@ -59,8 +105,11 @@ class FlowBatch:
     name: str
     direction: Direction
     bin_start: datetime
-    counts: Sequence[TrafficCount]
+    counts: TrafficCounts  # any sequence of TrafficCount is accepted and stored as columns
     malformed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "counts", TrafficCounts.of(self.counts))
 
 
 @dataclass(frozen=True)
@@ -130,7 +179,7 @@ def collector_inputs(session: Session, hotspot_name: str) -> CollectorInputs:
 
 
 def _header(batch: FlowBatch, bin_length: timedelta) -> q.BatchHeader:
-    starts = [count.bin_start for count in batch.counts] or [batch.bin_start]
+    starts = batch.counts.bin_starts or [batch.bin_start]
     return q.BatchHeader(
         name=batch.name,
         direction=batch.direction.value,
@@ -139,6 +188,12 @@ def _header(batch: FlowBatch, bin_length: timedelta) -> q.BatchHeader:
         records=len(batch.counts),
         malformed=batch.malformed,
     )
+
+
+def _count_rows(batch_id: int, batch: FlowBatch) -> q.CountRows:
+    counts = batch.counts
+    download = batch.direction is Direction.DOWNLOAD
+    return q.CountRows(batch_id, download, counts.ips, counts.bin_starts, counts.free, counts.sizes)
 
 
 def import_batches(
@@ -158,14 +213,7 @@ def import_batches(
     if not fresh:
         return ImportOutcome(replayed=replayed)
     debit_batch_id = min(new.values())
-    q.load_counts(
-        session,
-        (
-            (new[batch.name], count.ip, stamp, batch.direction is Direction.DOWNLOAD, count.free, count.bytes)
-            for batch in fresh
-            for stamp, count in _with_iso_stamps(batch.counts)
-        ),
-    )
+    q.load_counts(session, [_count_rows(new[batch.name], batch) for batch in fresh])
     rows = q.attribute_counts(
         session, hotspot_id=hotspot.id, bin_seconds=policy.bin_seconds, grace_seconds=policy.grace_seconds
     )
@@ -173,7 +221,7 @@ def import_batches(
     debits = rate_sessions(rows, tariffs, hotspot.timezone)
     note = f"netflow {fresh[0].name}" + (f" and {len(fresh) - 1} more batches" if len(fresh) > 1 else "")
     exhausted = q.apply_debits(session, debits, debit_batch_id=debit_batch_id, note=note, now=now)
-    total_bytes = sum(count.bytes for batch in fresh for count in batch.counts)
+    total_bytes = sum(sum(batch.counts.sizes) for batch in fresh)
     attributed = sum(debits.input_octets) + sum(debits.output_octets)
     billable = sum(row.download_billable + row.upload_billable for row in rows)
     outcome = ImportOutcome(
@@ -193,16 +241,6 @@ def import_batches(
     }
     q.record_totals(session, list(new.values()), totals)
     return outcome
-
-
-def _with_iso_stamps(counts: Sequence[TrafficCount]) -> Iterator[tuple[str, TrafficCount]]:
-    """Each count with its bin start as COPY text, formatted once per distinct bin."""
-    stamps: dict[datetime, str] = {}
-    for count in counts:
-        stamp = stamps.get(count.bin_start)
-        if stamp is None:
-            stamp = stamps[count.bin_start] = count.bin_start.isoformat()
-        yield stamp, count
 
 
 def rate_sessions(rows: list[Row], tariffs: dict[int, Tariff], tz: ZoneInfo) -> q.SessionDebits:  # type: ignore[type-arg]
@@ -232,7 +270,7 @@ def rate_sessions(rows: list[Row], tariffs: dict[int, Tariff], tz: ZoneInfo) -> 
         tally.upload += up_all
         tally.download += down_all
     columns: dict[str, list[int]] = {name: [] for name in q.SessionDebits.__dataclass_fields__}
-    for session_id, tally in sessions.items():
+    for session_id, tally in sorted(sessions.items()):  # in key order: the updates touch pages in order
         tariff = tariffs[tally.tariff_id]
         old = meter = Meter(traffic_cost_num=tally.traffic_cost_num)
         billed = 0

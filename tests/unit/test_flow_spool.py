@@ -113,3 +113,18 @@ def test_pending_files_are_spool_names_only_oldest_bin_first(tmp_path: Path) -> 
     (tmp_path / "done").mkdir()
     assert [f.path.name for f in pending_files(tmp_path)] == [
         "down-20261125-120000-memory.json", "down-20261125-120000.json", "up-20261125-120100.json"]
+
+
+def test_lines_that_used_to_crash_the_reader_are_malformed(tmp_path: Path) -> None:
+    records = [purge("10.1.0.11", 100), {**purge("10.1.0.12", 1), "stamp_inserted": "9" * 30},
+               purge("10.1.0.13\u0000", 1)]
+    (batch,) = complete_batches(spool_file(tmp_path, block("down/1", *records)))
+    assert [(c.ip, c.bytes) for c in batch.counts] == [("10.1.0.11", 100)] and batch.malformed == 2
+
+
+def test_the_batch_name_is_the_same_whether_a_block_is_read_in_bulk_or_line_by_line(tmp_path: Path) -> None:
+    good = block("down/1", purge("10.1.0.11", 100), purge("10.1.0.12", 7, tag=1))
+    (bulk,) = complete_batches(spool_file(tmp_path, good))
+    # A blank line sends the block down the line-by-line path; it is not part of the digest.
+    (by_line,) = complete_batches(spool_file(tmp_path, [*good[:2], "", *good[2:]]))
+    assert bulk.name == by_line.name and list(bulk.counts) == list(by_line.counts)
