@@ -18,10 +18,11 @@ from sqlalchemy.orm import Session
 from rlm_hotspot.core.cardcode import CardNumberError, normalise_card_number
 from rlm_hotspot.core.decisions import Refusal
 from rlm_hotspot.core.tariff import Meter, bytes_affordable, seconds_affordable
-from rlm_hotspot.core.validity import CardValidity, effective_deadline, validity_refusal
+from rlm_hotspot.core.validity import effective_deadline
 from rlm_hotspot.db import lockouts
 from rlm_hotspot.db import sessions as q
 from rlm_hotspot.pins import PinVault
+from rlm_hotspot.services.cards import usable_refusal, validity_of
 from rlm_hotspot.services.errors import CardRefused, ServiceError
 from rlm_hotspot.services.tariff_cache import TariffCache
 
@@ -116,7 +117,7 @@ def decide_login(
         raise CardRefused(Refusal.TOO_MANY_SESSIONS)
     balance = snap.face_value if snap.status == "new" else (snap.balance or 0)
     assert balance is not None
-    validity = _validity(snap)
+    validity = validity_of(snap)
     deadline = effective_deadline(validity, snap.activated_at, now)
     tz = ZoneInfo(snap.hotspot_timezone or "UTC")
     horizon = snap.max_session_seconds or 86400
@@ -146,28 +147,11 @@ def decide_login(
     )
 
 
-def _validity(snap: q.LoginSnapshot) -> CardValidity:
-    return CardValidity(
-        valid_from=snap.valid_from,
-        use_before=snap.use_before,
-        validity_seconds=snap.validity_seconds,
-        expires_at=snap.expires_at,
-    )
-
-
 def _card_refusal(snap: q.LoginSnapshot, now: datetime) -> Refusal | None:
-    if snap.status == "redeemed":
-        return Refusal.REDEEMED
-    if snap.blocked:
-        return Refusal.BLOCKED
-    if snap.batch_hotspot_id is not None and snap.batch_hotspot_id != snap.hotspot_id:
+    refusal = usable_refusal(snap, now)
+    if refusal is None and snap.batch_hotspot_id is not None and snap.batch_hotspot_id != snap.hotspot_id:
         return Refusal.WRONG_HOTSPOT
-    refusal = validity_refusal(_validity(snap), snap.activated_at, now)
-    if refusal is not None:
-        return refusal
-    if snap.status == "active" and (snap.balance or 0) <= 0:
-        return Refusal.EXHAUSTED
-    return None
+    return refusal
 
 
 def new_token() -> str:

@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
@@ -137,7 +138,20 @@ def _check_batch_spec(spec: BatchSpec) -> None:
             raise ServiceError(f"{label} must come before the use-before and expiry dates")
 
 
-def validity_of(card: q.CardRecord) -> CardValidity:
+class CardState(Protocol):
+    """What the usability rules read of a card: a CardRecord, or a login snapshot of one."""
+
+    status: str | None
+    blocked: bool | None
+    balance: int | None
+    activated_at: datetime | None
+    valid_from: datetime | None
+    use_before: datetime | None
+    validity_seconds: int | None
+    expires_at: datetime | None
+
+
+def validity_of(card: CardState) -> CardValidity:
     return CardValidity(
         valid_from=card.valid_from,
         use_before=card.use_before,
@@ -162,7 +176,7 @@ def find_card(session: Session, text: str, *, lock: bool = False) -> q.CardRecor
     return card
 
 
-def usable_refusal(card: q.CardRecord, now: datetime) -> Refusal | None:
+def usable_refusal(card: CardState, now: datetime) -> Refusal | None:
     """Why a card cannot be used right now (ignoring PIN and sessions), or None."""
     if card.status == "redeemed":
         return Refusal.REDEEMED
