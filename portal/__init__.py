@@ -19,7 +19,7 @@ from portal.gates import make_gate
 from portal.i18n import init_i18n
 from portal.security import init_security
 from portal.settings import PortalSettings, load_portal_settings
-from rlm_hotspot.db.engine import make_engine, session_factory
+from rlm_hotspot.db.engine import make_engine
 from rlm_hotspot.pins import PinVault
 
 __all__ = ["PortalSettings", "create_app"]
@@ -35,10 +35,11 @@ def create_app(
         settings = PortalSettings.from_mapping(settings)
     app = Flask(__name__)
     app.config.update(SECRET_KEY=settings.secret_key)
-    engine = make_engine(settings.core, pool_size=2, application_name="hotspot-portal")
+    # No pre-ping (a round trip per request): a broken connection fails one request with the friendly 503
+    # and is replaced for the next. Autocommit: see PortalContext.
+    engine = make_engine(settings.core, pool_size=2, application_name="hotspot-portal", pre_ping=False, autocommit=True)
     app.extensions["hotspot_portal"] = PortalContext(
         settings=settings,
-        sessions=session_factory(engine),
         engine=engine,
         vault=PinVault.from_file(settings.core.pin_key_file),
         gate=make_gate(settings.gate, settings.gate_options),

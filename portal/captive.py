@@ -54,7 +54,7 @@ def captive_api() -> Response:
     now = context.clock()
     view = None
     ip = client_address()
-    with context.unit_of_work() as db:
+    with context.without_transaction() as db:
         hotspot = context.hotspot(db)
         token = guest.current_token(db) or portal_service.live_token_for_client(db, hotspot, ip)
         if token is not None:

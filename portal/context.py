@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from portal.gates import Gate, GateError
 from portal.settings import PortalSettings
 from rlm_hotspot.core.money import Currency
+from rlm_hotspot.db.engine import session_factory
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services.access import Policy
 from rlm_hotspot.services.catalog import currency
@@ -24,6 +25,7 @@ from rlm_hotspot.services.portal import (
     PortalStatus,
     Signal,
     keep_alive,
+    keep_alive_without_lock,
     portal_hotspot,
 )
 from rlm_hotspot.services.tariff_cache import TariffCache
@@ -41,14 +43,21 @@ class PortalContext:
     """One per process (gunicorn worker); the hotspot row is re-read every 30 s so admin changes arrive."""
 
     settings: PortalSettings
-    sessions: sessionmaker[Session]
-    engine: Engine
+    engine: Engine  # in autocommit mode (`make_engine(autocommit=True)`)
     vault: PinVault
     gate: Gate
     clock: Callable[[], datetime] = utc_now
     tariffs: TariffCache = field(default_factory=TariffCache)
     _hotspot: tuple[datetime, PortalHotspot] | None = None
     _currency: Currency | None = None
+    sessions: sessionmaker[Session] = field(init=False)
+    autocommit_sessions: sessionmaker[Session] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # The engine's connections stay in autocommit (the heartbeat is the hot path); a unit of work
+        # switches its connection to transactions for the time it holds it.
+        self.sessions = session_factory(self.engine.execution_options(isolation_level="READ COMMITTED"))
+        self.autocommit_sessions = session_factory(self.engine)
 
     @property
     def policy(self) -> Policy:
@@ -66,6 +75,13 @@ class PortalContext:
         with self.sessions() as session, session.begin():
             yield session
 
+    @contextmanager
+    def without_transaction(self) -> Iterator[Session]:
+        """Autocommit: every statement commits by itself, with no BEGIN/COMMIT round trips. For requests
+        whose reads stand alone and whose one write is a single guarded statement (the heartbeat)."""
+        with self.autocommit_sessions() as session:
+            yield session
+
     def hotspot(self, session: Session) -> PortalHotspot:
         now = self.clock()
         if self._hotspot is None or now - self._hotspot[0] > HOTSPOT_TTL:
@@ -78,9 +94,18 @@ class PortalContext:
         return self._currency
 
     def sign_of_life(self, db: Session, token: str, signal: Signal, gate_ip: str | None) -> PortalStatus:
-        """Keep the guest's session alive (or learn that it ended: then its gate is closed, idempotently)."""
+        """Keep the guest's session alive (or learn that it ended: then its gate is closed, idempotently).
+
+        `db` is a session `without_transaction`: the common case is one read and one guarded write; a
+        session to close for its silence, or one that changed meanwhile, goes the locked way in a
+        transaction of its own.
+        """
         hotspot = self.hotspot(db)
-        view = keep_alive(db, self.tariffs, hotspot, token, self.clock(), signal)
+        now = self.clock()
+        view = keep_alive_without_lock(db, self.tariffs, hotspot, token, now, signal)
+        if view is None:
+            with self.unit_of_work() as locked:
+                view = keep_alive(locked, self.tariffs, hotspot, token, now, signal)
         if view.status.terminate_cause == HEARTBEAT_TIMEOUT_CAUSE and hotspot.mode == "standalone":
             self.close_gate(gate_ip)
         return view

@@ -71,9 +71,13 @@ def duration(seconds: int) -> str:
     return gettext("%(seconds)d s", seconds=secs)
 
 
+# Decimal units, as tariffs price them (1 MB = 1,000,000 bytes); translated only when shown.
+DATA_UNITS = ((lazy_gettext("GB"), 10**9), (lazy_gettext("MB"), 10**6), (lazy_gettext("kB"), 10**3))
+
+
 def data_size(octets: int) -> str:
-    """Decimal units, as tariffs price them (1 MB = 1,000,000 bytes)."""
-    for unit, size in ((gettext("GB"), 10**9), (gettext("MB"), 10**6), (gettext("kB"), 10**3)):
+    """A byte count in the largest decimal unit it reaches."""
+    for unit, size in DATA_UNITS:
         if octets >= size:
             number = format_decimal(Decimal(octets) / size, format="#,##0.0", locale=get_locale())
             return f"{number} {unit}"

@@ -56,7 +56,7 @@ def ended_reason(cause: str | None, hotspot: PortalHotspot) -> str:
 
 def _current(signal: Signal) -> tuple[PortalStatus, Currency, PortalHotspot] | None:
     context = portal()
-    with context.unit_of_work() as db:
+    with context.without_transaction() as db:
         token = guest.current_token(db)
         if token is None:
             return None

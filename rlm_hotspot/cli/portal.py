@@ -48,7 +48,9 @@ class PortalServer(BaseApplication):  # type: ignore[misc]
     show_default="2 x CPU cores",
     help="Worker processes.",
 )
-@click.option("--threads", type=click.IntRange(1, 4), default=2, show_default=True, help="Threads per worker.")
+@click.option(
+    "--threads", type=click.IntRange(1, 4), default=1, show_default=True, help="Threads per worker (1 measured best)."
+)
 @click.option("--gate", type=click.Choice(sorted(DRIVERS)), help="Firewall gate (standalone hotspots).")
 @click.option("--plain-http", is_flag=True, help="Cookies without the Secure flag (portal served over plain HTTP).")
 @click.option("--access-log", is_flag=True, help="Log every request (paths only: PINs are never in a URL).")

@@ -205,7 +205,11 @@ def find_session_for_update(
 
 def _lookup(name: str, where: str) -> dict[bool, Prepared]:
     """A session lookup, prepared with and without the row lock."""
-    sql = f"SELECT {_SESSION_COLUMNS} {_SESSION_FROM} WHERE {where}"
+    return _lookup_sql(name, f"SELECT {_SESSION_COLUMNS} {_SESSION_FROM} WHERE {where}")
+
+
+def _lookup_sql(name: str, sql: str) -> dict[bool, Prepared]:
+    """A query of one session (alias `s`), prepared with and without the session's row lock."""
     return {False: Prepared(name, sql), True: Prepared(f"{name}_locked", f"{sql} FOR UPDATE OF s")}
 
 
@@ -233,6 +237,57 @@ def find_session(
 
 def session_by_token(session: Session, token: str, *, lock: bool = False) -> Row | None:  # type: ignore[type-arg]
     return _BY_TOKEN[lock](session, {"token": token}).first()
+
+
+@dataclass(frozen=True)
+class SessionView:
+    """A session with everything its status needs: the meter, the card's validity, the account's balance."""
+
+    id: int
+    token: str
+    status: str
+    account_id: int | None
+    tariff_id: int
+    source: str
+    started_at: datetime
+    last_heartbeat_at: datetime | None
+    terminate_cause: str | None
+    seconds: int
+    input_octets: int
+    output_octets: int
+    time_cost_num: int
+    traffic_cost_num: int
+    charged: int
+    timezone: str
+    traffic_meter: str
+    card_number: str
+    activated_at: datetime | None
+    valid_from: datetime | None
+    use_before: datetime | None
+    validity_seconds: int | None
+    expires_at: datetime | None
+    balance: int  # the account's, or the card's face value before its first use
+
+
+_VIEW_BY_TOKEN = _lookup_sql(
+    "hs_session_view_by_token",
+    """
+    SELECT s.id, s.auth_token AS token, s.status, s.account_id, s.tariff_id, s.source, s.started_at,
+           s.last_heartbeat_at, s.terminate_cause, s.seconds, s.input_octets, s.output_octets, s.time_cost_num,
+           s.traffic_cost_num, s.charged, h.timezone, h.traffic_meter, c.number AS card_number, c.activated_at,
+           b.valid_from, b.use_before, b.validity_seconds, b.expires_at,
+           coalesce(a.balance, b.face_value) AS balance
+    FROM sessions s JOIN hotspots h ON h.id = s.hotspot_id JOIN cards c ON c.id = s.card_id
+    JOIN card_batches b ON b.id = c.batch_id LEFT JOIN accounts a ON a.id = c.account_id
+    WHERE s.auth_token = :token
+    """,
+)
+
+
+def session_view_by_token(session: Session, token: str, *, lock: bool = False) -> SessionView | None:
+    """The portal's status and heartbeat read: the session and its card and balance, in one query."""
+    row = _VIEW_BY_TOKEN[lock](session, {"token": token}).first()
+    return None if row is None else SessionView(**row._mapping)
 
 
 def session_by_id(session: Session, session_id: int, *, lock: bool = False) -> Row | None:  # type: ignore[type-arg]
@@ -284,7 +339,9 @@ _APPLY_METER = Prepared(
         WHERE a.id = t.account_id
         RETURNING a.balance
     )
-    SELECT (SELECT count(*) FROM moved_session) AS written, (SELECT balance FROM moved_balance) AS balance
+    SELECT (SELECT count(*) FROM moved_session) AS written,
+           coalesce((SELECT balance FROM moved_balance),
+                    (SELECT a.balance FROM accounts a JOIN moved_session m ON a.id = m.account_id)) AS balance
     """,
 )
 
@@ -309,15 +366,16 @@ class MeterWrite:
 
 def apply_meter(
     session: Session,
-    row: Row,  # type: ignore[type-arg]
+    row: Row | SessionView,  # type: ignore[type-arg]
     write: MeterWrite,
     now: datetime,
     *,
     durable: bool = True,
     heartbeat_at: datetime | None = None,
     stop: tuple[datetime, str] | None = None,
-) -> bool:
-    """Write a meter update computed from `row`; False when the session changed since it was read."""
+) -> int | None:
+    """Write a meter update computed from `row`: the account's balance after it, or None when the session
+    changed since it was read."""
     result = _APPLY_METER(
         session,
         {
@@ -337,7 +395,7 @@ def apply_meter(
             "terminate_cause": stop[1] if stop else None,
         },
     ).one()
-    return bool(result.written)
+    return int(result.balance) if result.written else None
 
 
 def update_session(session: Session, session_id: int, **values: object) -> None:

@@ -92,8 +92,11 @@ class RadiusAdapter:
         self.rad = radiusd
         self.engine = engine
         # Single-statement work (the login snapshot, the slot reservation, the guarded accounting write)
-        # runs without BEGIN/COMMIT round trips: hooks run one at a time, so every round trip counts.
-        self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # runs on a connection of its own in autocommit: no BEGIN/COMMIT round trips, and hooks run one
+        # at a time, so every round trip counts.
+        self.autocommit = make_engine(
+            settings, pool_size=1, application_name="rlm_hotspot", pre_ping=False, autocommit=True
+        )
         self.vault = vault
         self.tariffs = TariffCache()
         self.nas = NasCache()
@@ -122,6 +125,7 @@ class RadiusAdapter:
 
     def close(self) -> None:
         self.engine.dispose()
+        self.autocommit.dispose()
 
     # -- hooks -------------------------------------------------------------------------------------
     def authorize(self, lists: dict[str, Any]) -> HookResult:

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.core.cardcode import CardNumberError, normalise_card_number
 from rlm_hotspot.core.decisions import Refusal
 from rlm_hotspot.db import portal as q
 from rlm_hotspot.db import sessions as sessions_db
+from rlm_hotspot.db.sessions import SessionView
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import cards, sessions
 from rlm_hotspot.services.access import Grant, LoginRequest, Policy, decide_login, record_attempt
@@ -85,15 +85,17 @@ def set_terms_of_use(session: Session, hotspot_name: str, terms: str | None) -> 
     q.set_terms_of_use(session, hotspot.id, terms.strip() if terms and terms.strip() else None)
 
 
-def last_sign_of_life(row: Row) -> datetime:  # type: ignore[type-arg]
-    return row.last_heartbeat_at or row.started_at
+def last_sign_of_life(view: SessionView) -> datetime:
+    return view.last_heartbeat_at or view.started_at
 
 
-def heartbeat_expired(hotspot: PortalHotspot, row: Row, now: datetime) -> bool:  # type: ignore[type-arg]
+def heartbeat_expired(hotspot: PortalHotspot, view: SessionView, now: datetime) -> bool:
     """The close-the-page rule: a live session silent for longer than the hotspot's timeout has ended."""
-    silence = now - last_sign_of_life(row)
+    silence = now - last_sign_of_life(view)
     return (
-        hotspot.heartbeat_required and row.status != "closed" and silence > timedelta(seconds=hotspot.heartbeat_timeout)
+        hotspot.heartbeat_required
+        and view.status != "closed"
+        and silence > timedelta(seconds=hotspot.heartbeat_timeout)
     )
 
 
@@ -102,24 +104,53 @@ def keep_alive(
 ) -> PortalStatus:
     """A sign of life from the guest: extend and bill the session when the hotspot's rule says it counts.
 
-    A standalone session already past its timeout is closed at its last heartbeat instead (the worker
-    would have done it), so billing stops where the guest left. RADIUS sessions are the NAS's to end:
-    the worker sends the Disconnect-Request, the portal only reports.
+    In a transaction, under the session's row lock. A standalone session already past its timeout is
+    closed at its last heartbeat instead (the worker would have done it), so billing stops where the
+    guest left. RADIUS sessions are the NAS's to end: the worker sends the Disconnect-Request, the portal
+    only reports.
     """
-    row = sessions_db.session_by_token(session, token, lock=True)
-    if row is None:
-        raise NotFound("no such session (it may have ended)")
-    if row.source == "portal" and heartbeat_expired(hotspot, row, now):
+    view = sessions.session_view(session, token, lock=True)
+    if view.source == "portal" and heartbeat_expired(hotspot, view, now):
         sessions_db.update_session(
-            session, row.id, status="closed", stopped_at=last_sign_of_life(row), terminate_cause=HEARTBEAT_TIMEOUT_CAUSE
+            session,
+            view.id,
+            status="closed",
+            stopped_at=last_sign_of_life(view),
+            terminate_cause=HEARTBEAT_TIMEOUT_CAUSE,
         )
         return PortalStatus(sessions.session_status(session, tariffs, token, now), None)
+    status = _sign_of_life(session, tariffs, hotspot, view, now, signal)
+    assert status is not None, "the row is locked: nothing can have changed it"
+    return status
+
+
+def keep_alive_without_lock(
+    session: Session, tariffs: TariffCache, hotspot: PortalHotspot, token: str, now: datetime, signal: Signal
+) -> PortalStatus | None:
+    """`keep_alive` for the common case in two round trips: one read, one guarded write.
+
+    Meant for a connection in autocommit mode (no BEGIN/COMMIT round trips). None when this path does
+    not apply (the session must be closed for its silence, or it changed between the read and the
+    write): use `keep_alive` in a transaction instead.
+    """
+    view = sessions.session_view(session, token)
+    if view.source == "portal" and heartbeat_expired(hotspot, view, now):
+        return None
+    return _sign_of_life(session, tariffs, hotspot, view, now, signal)
+
+
+def _sign_of_life(
+    session: Session, tariffs: TariffCache, hotspot: PortalHotspot, view: SessionView, now: datetime, signal: Signal
+) -> PortalStatus | None:
+    """Bill the heartbeat if the signal counts as one, else only report; None: the session changed."""
     if hotspot.counts_as_heartbeat(signal):
-        status = sessions.heartbeat(session, tariffs, token, now)
+        status = sessions.bill_heartbeat(session, tariffs, view, now)
         last = now
     else:
-        status = sessions.session_status(session, tariffs, token, now)
-        last = last_sign_of_life(row)
+        status = sessions.status_of(session, tariffs, view, now)
+        last = last_sign_of_life(view)
+    if status is None:
+        return None
     cut_at = last + timedelta(seconds=hotspot.heartbeat_timeout) if hotspot.heartbeat_required else None
     return PortalStatus(status, cut_at if status.open else None)
 

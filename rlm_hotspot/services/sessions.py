@@ -9,7 +9,7 @@ level, so a replay of the same update can never post twice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -123,7 +123,7 @@ def _bill_update(
     """Bill an accounting packet's counters (a Stop also closes the session; an Interim-Update's commit
     need not wait for the disk, since the next one restates its counters)."""
     stop = (now, update.terminate_cause or "Stop") if update.status == "stop" and row.status != "closed" else None
-    return _bill(
+    billed = _bill(
         session,
         tariffs,
         row,
@@ -134,6 +134,7 @@ def _bill_update(
         durable=update.status != "interim",
         stop=stop,
     )
+    return None if billed is None else billed.debited
 
 
 def _session_without_start(
@@ -202,10 +203,22 @@ def _open(session: Session, row: Row, update: AccountingUpdate, now: datetime) -
     return fresh
 
 
+@dataclass(frozen=True)
+class Billed:
+    """A meter write that went through, and the account's balance right after it."""
+
+    write: q.MeterWrite
+    balance: int
+
+    @property
+    def debited(self) -> int:
+        return self.write.time_debit + self.write.traffic_debit
+
+
 def _bill(
     session: Session,
     tariffs: TariffCache,
-    row: Row,  # type: ignore[type-arg]
+    row: Row | q.SessionView,  # type: ignore[type-arg]
     *,
     seconds: int,
     input_octets: int,
@@ -214,23 +227,22 @@ def _bill(
     durable: bool = True,
     heartbeat_at: datetime | None = None,
     stop: tuple[datetime, str] | None = None,
-) -> int | None:
+) -> Billed | None:
     """Advance the session's counters to the given cumulative values and debit the difference.
 
-    Returns the amount debited, or None when the session changed since `row` was read (only possible
-    without the row lock: the caller then takes the lock and tries again).
+    None when the session changed since `row` was read (only possible without the row lock: the caller
+    then takes the lock and tries again).
     """
     write = _meter_write(
         tariffs.get(session, row.tariff_id, now).tariff, row, seconds, input_octets, output_octets, now
     )
-    if not q.apply_meter(session, row, write, now, durable=durable, heartbeat_at=heartbeat_at, stop=stop):
-        return None
-    return write.time_debit + write.traffic_debit
+    balance = q.apply_meter(session, row, write, now, durable=durable, heartbeat_at=heartbeat_at, stop=stop)
+    return None if balance is None else Billed(write, balance)
 
 
 def _meter_write(
     tariff: Tariff,
-    row: Row,  # type: ignore[type-arg]
+    row: Row | q.SessionView,  # type: ignore[type-arg]
     seconds: int,
     input_octets: int,
     output_octets: int,
@@ -376,65 +388,95 @@ def open_portal_session(
 
 def heartbeat(session: Session, tariffs: TariffCache, token: str, now: datetime) -> SessionStatus:
     """The status page is open: keep the session alive and (standalone) bill online time up to now."""
-    row = _session_or_404(session, token, lock=True)
-    if row.status == "open":
-        online = max(0, int((now - row.started_at) // timedelta(seconds=1)))
-        # standalone: the heartbeats are the time meter; RADIUS: accounting bills, the heartbeat only counts
-        seconds = online if row.source == "portal" else row.seconds
-        _bill(
-            session,
-            tariffs,
-            row,
-            seconds=seconds,
-            input_octets=row.input_octets,
-            output_octets=row.output_octets,
-            now=now,
-            heartbeat_at=now,
-        )
-    return session_status(session, tariffs, token, now)
+    status = bill_heartbeat(session, tariffs, session_view(session, token, lock=True), now)
+    assert status is not None, "the row is locked: nothing can have changed it"
+    return status
+
+
+def bill_heartbeat(session: Session, tariffs: TariffCache, view: q.SessionView, now: datetime) -> SessionStatus | None:
+    """Bill a heartbeat of the session `view` shows and return its status, from what was read and written.
+
+    One guarded write, no re-read. None when the session changed since `view` was read (only possible
+    without the row lock: the caller then takes the lock and tries again). The write's commit need not
+    wait for the disk: the next heartbeat restates the cumulative online time, so losing one loses no money.
+    """
+    if view.status != "open":
+        return status_of(session, tariffs, view, now)
+    online = max(0, int((now - view.started_at) // timedelta(seconds=1)))
+    # standalone: the heartbeats are the time meter; RADIUS: accounting bills, the heartbeat only counts
+    billed = _bill(
+        session,
+        tariffs,
+        view,
+        seconds=online if view.source == "portal" else view.seconds,
+        input_octets=view.input_octets,
+        output_octets=view.output_octets,
+        now=now,
+        durable=False,
+        heartbeat_at=now,
+    )
+    if billed is None:
+        return None
+    meter = billed.write
+    billed_view = replace(
+        view,
+        seconds=meter.seconds,
+        input_octets=meter.input_octets,
+        output_octets=meter.output_octets,
+        time_cost_num=meter.time_cost_num,
+        traffic_cost_num=meter.traffic_cost_num,
+        charged=meter.charged,
+        last_heartbeat_at=now,
+        balance=billed.balance,
+    )
+    return status_of(session, tariffs, billed_view, now)
 
 
 def logout(session: Session, tariffs: TariffCache, token: str, now: datetime) -> SessionStatus:
     """The guest ends the session: bill to now (standalone) and close it."""
-    row = _session_or_404(session, token, lock=True)
-    if row.status != "closed":
-        if row.source == "portal":
+    view = session_view(session, token, lock=True)
+    if view.status != "closed":
+        if view.source == "portal":
             heartbeat(session, tariffs, token, now)
-        _close(session, row.id, now, "User-Request")
+        _close(session, view.id, now, "User-Request")
     return session_status(session, tariffs, token, now)
 
 
 def session_status(session: Session, tariffs: TariffCache, token: str, now: datetime) -> SessionStatus:
-    row = _session_or_404(session, token)
-    card = cards.find_card(session, row.card_number)
-    balance = card.balance if card.balance is not None else card.face_value
-    tariff = tariffs.get(session, row.tariff_id, now).tariff
-    tz = ZoneInfo(row.timezone)
-    deadline = cards.deadline_of(card, now)
+    return status_of(session, tariffs, session_view(session, token), now)
+
+
+def session_view(session: Session, token: str, *, lock: bool = False) -> q.SessionView:
+    """The session with the given token, its card and its balance (NotFound: no such session)."""
+    view = q.session_view_by_token(session, token, lock=lock)
+    if view is None:
+        raise NotFound("no such session (it may have ended)")
+    return view
+
+
+def status_of(session: Session, tariffs: TariffCache, view: q.SessionView, now: datetime) -> SessionStatus:
+    """What the status page shows, computed from one read of the session (no query but a tariff reload)."""
+    tariff = tariffs.get(session, view.tariff_id, now).tariff
+    tz = ZoneInfo(view.timezone)
+    deadline = cards.deadline_of(view, now)  # type: ignore[arg-type]  # the view has the card's validity
     horizon = 86400 if deadline is None else max(0, int((deadline - now) // timedelta(seconds=1)))
-    meter = Meter(row.seconds, row.time_cost_num, row.traffic_cost_num)
-    is_open = row.status != "closed"
-    remaining = seconds_affordable(tariff, tz, row.started_at, meter, balance, min(horizon, 86400)) if is_open else 0
+    meter = Meter(view.seconds, view.time_cost_num, view.traffic_cost_num)
+    is_open = view.status != "closed"
+    balance = view.balance
+    remaining = seconds_affordable(tariff, tz, view.started_at, meter, balance, min(horizon, 86400)) if is_open else 0
     return SessionStatus(
-        session_id=row.id,
-        token=token,
+        session_id=view.id,
+        token=view.token,
         open=is_open,
-        card_number=row.card_number,
+        card_number=view.card_number,
         balance=balance,
-        started_at=row.started_at,
-        online_seconds=row.seconds,
-        upload_bytes=row.input_octets,
-        download_bytes=row.output_octets,
+        started_at=view.started_at,
+        online_seconds=view.seconds,
+        upload_bytes=view.input_octets,
+        download_bytes=view.output_octets,
         seconds_remaining=remaining,
         bytes_remaining=bytes_affordable(tariff, tz, now, meter, balance) if is_open else 0,
         deadline=deadline,
-        timezone=row.timezone,
-        terminate_cause=row.terminate_cause,
+        timezone=view.timezone,
+        terminate_cause=view.terminate_cause,
     )
-
-
-def _session_or_404(session: Session, token: str, *, lock: bool = False) -> Row:  # type: ignore[type-arg]
-    row = q.session_by_token(session, token, lock=lock)
-    if row is None:
-        raise NotFound("no such session (it may have ended)")
-    return row

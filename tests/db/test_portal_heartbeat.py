@@ -1,0 +1,109 @@
+"""The portal's heartbeat without the row lock: one read, one guarded write, and the locked way when it
+does not apply (a session that changed meanwhile, or one already silent for too long)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from rlm_hotspot.pins import PinVault
+from rlm_hotspot.services import sessions
+from rlm_hotspot.services.portal import (
+    HEARTBEAT_TIMEOUT_CAUSE,
+    PortalHotspot,
+    Signal,
+    keep_alive,
+    keep_alive_without_lock,
+    portal_hotspot,
+)
+from rlm_hotspot.services.tariff_cache import TariffCache
+from tests.conftest import NOW
+from tests.db import factories
+from tests.db.helpers import assert_ledger_balanced
+
+POLICY = sessions.Policy(lockout_attempts=3, lockout_window_s=600, pending_session_ttl_s=120)
+
+
+def logged_in(db: Session, vault: PinVault, tariffs: TariffCache) -> tuple[PortalHotspot, str]:
+    """A 5.00 card on a standalone hotspot billing 0.60 per minute per second, heartbeat timeout 60 s."""
+    factories.tariff(db, time_price=60, time_unit_seconds=60)
+    factories.hotspot(db, mode="standalone", traffic_meter="netflow", heartbeat="on", heartbeat_timeout=60)
+    batch = factories.batch(db, vault, hotspot="cafe")
+    hotspot = portal_hotspot(db, "cafe")
+    status = sessions.open_portal_session(
+        db,
+        vault,
+        tariffs,
+        POLICY,
+        card_text=batch.numbers[0],
+        pin=batch.pins[0],
+        hotspot_id=hotspot.id,
+        client_ip="10.77.0.2",
+        client_mac=None,
+        now=NOW,
+    )
+    return hotspot, status.token
+
+
+@contextmanager
+def counted_statements(db: Session) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    engine = db.get_bind()
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def test_a_heartbeat_is_one_read_and_one_write_and_reports_what_a_fresh_read_shows(
+    db: Session, vault: PinVault
+) -> None:
+    tariffs = TariffCache()
+    hotspot, token = logged_in(db, vault, tariffs)
+    later = NOW + timedelta(seconds=20)  # the tariff is still cached (PREPAREs go past SQLAlchemy's events)
+    with counted_statements(db) as statements:
+        view = keep_alive_without_lock(db, tariffs, hotspot, token, later, Signal.PAGE)
+    assert [s.split("(")[0] for s in statements] == ["EXECUTE hs_session_view_by_token", "EXECUTE hs_apply_meter"]
+    assert view is not None and view.cut_at == later + timedelta(seconds=60)
+    assert (view.status.balance, view.status.online_seconds, view.status.seconds_remaining) == (480, 20, 480)
+    assert view.status == sessions.session_status(db, tariffs, token, later)
+    assert_ledger_balanced(db)
+
+
+def test_a_session_changed_between_read_and_write_is_not_billed_twice(db: Session, vault: PinVault) -> None:
+    tariffs = TariffCache()
+    _, token = logged_in(db, vault, tariffs)
+    stale = sessions.session_view(db, token)
+    sessions.heartbeat(db, tariffs, token, NOW + timedelta(seconds=20))  # another request got there first
+    assert sessions.bill_heartbeat(db, tariffs, stale, NOW + timedelta(seconds=30)) is None
+    assert sessions.session_status(db, tariffs, token, NOW + timedelta(seconds=30)).balance == 480
+    assert sessions.heartbeat(db, tariffs, token, NOW + timedelta(seconds=30)).balance == 470
+    assert_ledger_balanced(db)
+
+
+def test_a_page_polled_by_the_os_only_reports_when_the_hotspot_wants_the_page(db: Session, vault: PinVault) -> None:
+    tariffs = TariffCache()
+    hotspot, token = logged_in(db, vault, tariffs)
+    view = keep_alive_without_lock(db, tariffs, hotspot, token, NOW + timedelta(seconds=30), Signal.CAPTIVE_API)
+    assert view is not None and view.status.balance == 500 and view.cut_at == NOW + timedelta(seconds=60)
+
+
+def test_a_session_silent_too_long_goes_the_locked_way_and_ends_at_its_last_heartbeat(
+    db: Session, vault: PinVault
+) -> None:
+    tariffs = TariffCache()
+    hotspot, token = logged_in(db, vault, tariffs)
+    much_later = NOW + timedelta(seconds=90)
+    assert keep_alive_without_lock(db, tariffs, hotspot, token, much_later, Signal.PAGE) is None
+    view = keep_alive(db, tariffs, hotspot, token, much_later, Signal.PAGE)
+    assert (view.status.open, view.status.balance, view.cut_at) == (False, 500, None)
+    assert view.status.terminate_cause == HEARTBEAT_TIMEOUT_CAUSE
