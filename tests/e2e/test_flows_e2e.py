@@ -12,12 +12,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from scapy.all import ICMP, IP, TCP, UDP, Ether, Raw, wrpcap
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from flowimport.collector import build_spec, memory_pipes, write_collector_files
 from flowimport.importer import Importer, ImporterSettings
+from rlm_hotspot.cli.main import cli
 from rlm_hotspot.db.ledger import post_entry
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import flows as flow_service
@@ -136,9 +138,24 @@ def assert_billed_exactly(engine: Engine, truth: Truth, guests: dict[str, tuple[
         assert_ledger_balanced(session)
 
 
+def cut_when_the_money_runs_out(engine: Engine, database_url: str, key_file: Path,
+                                guests: dict[str, tuple[int, int]]) -> None:
+    """One real `hotspotctl worker --once` cycle cuts the session whose account the import drained, and
+    only that one (its gate is closed: driver `none` here; the nftables lab tests a real gate)."""
+    with engine.begin() as conn:  # every guest's status page is open: only money decides here
+        conn.execute(text("UPDATE sessions SET last_seen_at = now(), last_heartbeat_at = now()"))
+    env = {"HOTSPOT_DATABASE_URL": database_url, "HOTSPOT_PIN_KEY_FILE": str(key_file), "HOTSPOT_CONFIG": ""}
+    done = CliRunner().invoke(cli, ["worker", "--once", "--gate", "none"], env=env)
+    assert done.exit_code == 0, done.output
+    with engine.connect() as conn:
+        ended = dict(conn.execute(text("SELECT id, terminate_cause FROM sessions WHERE status = 'closed'")).all())
+    assert ended == {guests[BROKE][1]: "Balance-Exhausted"}
+
+
 @pytest.mark.parametrize("version", [5, 9, 10])
 def test_softflowd_to_nfacctd_to_debits(version: int, committed: Engine, guests: dict[str, tuple[int, int]],
-                                        processes: Processes, free_udp_port: int, tmp_path: Path) -> None:
+                                        processes: Processes, free_udp_port: int, tmp_path: Path,
+                                        database_url: str, key_file: Path) -> None:
     require_binaries("nfacctd", "softflowd")
     truth = build_pcap(tmp_path / "clients.pcap")
     assert truth.free[FREE_ONLY] > 0 and truth.billable[FREE_ONLY] == 0
@@ -155,6 +172,7 @@ def test_softflowd_to_nfacctd_to_debits(version: int, committed: Engine, guests:
     second = importer(committed, spec.spool).run_cycle()
     assert (second.imported, second.replayed) == ([], len(first.imported))
     assert_billed_exactly(committed, truth, guests)
+    cut_when_the_money_runs_out(committed, database_url, key_file, guests)
 
 
 def test_the_pmacct_client_reads_the_memory_table(committed: Engine, guests: dict[str, tuple[int, int]],
