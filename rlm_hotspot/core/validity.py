@@ -81,3 +81,13 @@ def validity_refusal(v: CardValidity, activated_at: datetime | None, now: dateti
     if deadline is not None and now >= deadline:
         return Refusal.EXPIRED
     return None
+
+
+def seconds_left(deadline: datetime | None, now: datetime, cap: int) -> int:
+    """Whole seconds from `now` to the deadline, at most `cap` (no deadline: `cap`); never negative.
+
+    Bounds what a balance may buy: a Session-Timeout or a "time left" never runs past the card's deadline.
+    """
+    if deadline is None:
+        return cap
+    return max(0, min(cap, (require_aware(deadline, "deadline") - require_aware(now, "now")) // timedelta(seconds=1)))

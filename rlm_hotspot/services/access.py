@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from rlm_hotspot.core.cardcode import CardNumberError, normalise_card_number
 from rlm_hotspot.core.decisions import Refusal
 from rlm_hotspot.core.tariff import Meter, bytes_affordable, seconds_affordable
-from rlm_hotspot.core.validity import effective_deadline
+from rlm_hotspot.core.validity import effective_deadline, seconds_left
 from rlm_hotspot.db import lockouts
 from rlm_hotspot.db import sessions as q
 from rlm_hotspot.pins import PinVault
@@ -120,9 +120,7 @@ def decide_login(
     validity = validity_of(snap)
     deadline = effective_deadline(validity, snap.activated_at, now)
     tz = ZoneInfo(snap.hotspot_timezone or "UTC")
-    horizon = snap.max_session_seconds or 86400
-    if deadline is not None:
-        horizon = min(horizon, max(0, int((deadline - now) // timedelta(seconds=1))))
+    horizon = seconds_left(deadline, now, snap.max_session_seconds or 86400)
     timeout = seconds_affordable(tariff.tariff, tz, now, Meter(), balance, horizon)
     if timeout <= 0:
         raise CardRefused(Refusal.EXHAUSTED if deadline is None or deadline > now else Refusal.EXPIRED)

@@ -27,6 +27,7 @@ from rlm_hotspot.core.tariff import (
     charged,
     seconds_affordable,
 )
+from rlm_hotspot.core.validity import seconds_left
 from rlm_hotspot.db import sessions as q
 from rlm_hotspot.db.catalog import hotspot_by_id
 from rlm_hotspot.pins import PinVault
@@ -36,6 +37,7 @@ from rlm_hotspot.services.errors import CardRefused, NotFound
 from rlm_hotspot.services.tariff_cache import NasCache, TariffCache
 
 ACCOUNTING_STATUSES = ("start", "interim", "stop", "on", "off")
+STATUS_HORIZON_S = 86400  # how far ahead the status page works out the time left
 
 
 @dataclass(frozen=True)
@@ -459,11 +461,11 @@ def status_of(session: Session, tariffs: TariffCache, view: q.SessionView, now: 
     tariff = tariffs.get(session, view.tariff_id, now).tariff
     tz = ZoneInfo(view.timezone)
     deadline = cards.deadline_of(view, now)  # type: ignore[arg-type]  # the view has the card's validity
-    horizon = 86400 if deadline is None else max(0, int((deadline - now) // timedelta(seconds=1)))
+    horizon = seconds_left(deadline, now, STATUS_HORIZON_S)
     meter = Meter(view.seconds, view.time_cost_num, view.traffic_cost_num)
     is_open = view.status != "closed"
     balance = view.balance
-    remaining = seconds_affordable(tariff, tz, view.started_at, meter, balance, min(horizon, 86400)) if is_open else 0
+    remaining = seconds_affordable(tariff, tz, view.started_at, meter, balance, horizon) if is_open else 0
     return SessionStatus(
         session_id=view.id,
         token=view.token,

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rlm_hotspot.core.decisions import Refusal
-from rlm_hotspot.core.validity import CardValidity, effective_deadline, validity_refusal
+from rlm_hotspot.core.validity import CardValidity, effective_deadline, seconds_left, validity_refusal
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 DAY = 86400
@@ -141,3 +141,11 @@ def test_deadline_properties(
     if activated is not None:
         later = NOW + timedelta(seconds=step)
         assert effective_deadline(v, activated, later) == deadline
+
+
+def test_seconds_left_is_bounded_by_the_deadline_and_the_cap() -> None:
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    assert seconds_left(None, now, 3600) == 3600
+    assert seconds_left(now + timedelta(seconds=90.9), now, 3600) == 90
+    assert seconds_left(now + timedelta(days=2), now, 3600) == 3600
+    assert seconds_left(now - timedelta(seconds=5), now, 3600) == 0
