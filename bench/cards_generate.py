@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from rlm_hotspot.devcluster import PrivateCluster
+from rlm_hotspot.devcluster import temporary_cluster
 
 
 def main() -> int:
@@ -22,12 +20,7 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=1_000_000)
     parser.add_argument("--pin-mode", choices=["encrypted", "hashed"], default="encrypted")
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="bench-cards-"))
-    root.chmod(0o755)
-    cluster = PrivateCluster(root / "pg", port=40000 + os.getpid() % 10000)
-    try:
-        cluster.start()
-        cluster.create_database("bench")
+    with temporary_cluster("bench-cards-", "bench") as (cluster, root):
         env = {
             **os.environ,
             "HOTSPOT_CONFIG": "",
@@ -51,9 +44,6 @@ def main() -> int:
         print(f"hotspotctl {' '.join(command)}  (PINs {args.pin_mode})")
         print(f"cards in database: {count}")
         print(f"wall time: {elapsed:.1f} s  ({args.count / elapsed:,.0f} cards/s)")
-    finally:
-        cluster.destroy()
-        shutil.rmtree(root, ignore_errors=True)
     return 0
 
 

@@ -15,8 +15,6 @@ import json
 import os
 import pstats
 import random
-import shutil
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from flowimport.importer import Importer, ImporterSettings
 from rlm_hotspot.db import migrate
 from rlm_hotspot.db.ledger import accounts_out_of_balance
-from rlm_hotspot.devcluster import PrivateCluster
+from rlm_hotspot.devcluster import temporary_cluster
 from rlm_hotspot.pins import PinVault, create_key_file
 from rlm_hotspot.services import cards, catalog
 from rlm_hotspot.services.flows import ImportPolicy
@@ -42,13 +40,19 @@ def client_ip(index: int) -> str:
 def populate(session: Session, vault: PinVault, count: int) -> None:
     """A netflow hotspot, COUNT activated cards (value loaded through the ledger) and an open session each."""
     catalog.add_tariff(session, catalog.TariffSpec(name="bench", traffic_price=7, free_networks=("10.99.0.0/24",)))
-    catalog.add_hotspot(session, catalog.HotspotSpec(name="bench", timezone="Europe/Moscow", tariff="bench",
-                                                     mode="standalone", traffic_meter="netflow"))
-    cards.generate_batch(session, vault, cards.BatchSpec(count=count, face_value=100_000, hotspot="bench"),
-                         BIN0, "encrypted")
+    catalog.add_hotspot(
+        session,
+        catalog.HotspotSpec(
+            name="bench", timezone="Europe/Moscow", tariff="bench", mode="standalone", traffic_meter="netflow"
+        ),
+    )
+    cards.generate_batch(
+        session, vault, cards.BatchSpec(count=count, face_value=100_000, hotspot="bench"), BIN0, "encrypted"
+    )
     # Set-based activation (what cards.activate does, for COUNT cards at once): account, card_load, card.
-    session.execute(text(
-        """
+    session.execute(
+        text(
+            """
         WITH numbered AS (SELECT id, number, row_number() OVER (ORDER BY id) AS n FROM cards),
         opened AS (INSERT INTO accounts (balance, created_at, updated_at)
                    SELECT 0, :t, :t FROM numbered RETURNING id),
@@ -56,17 +60,25 @@ def populate(session: Session, vault: PinVault, count: int) -> None:
                    FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM opened) o JOIN numbered n USING (n))
         UPDATE cards c SET status = 'active', account_id = p.account_id, activated_at = :t
         FROM paired p WHERE c.id = p.card_id
-        """), {"t": BIN0 - timedelta(hours=1)})
-    session.execute(text(
         """
+        ),
+        {"t": BIN0 - timedelta(hours=1)},
+    )
+    session.execute(
+        text(
+            """
         WITH loaded AS (
             INSERT INTO ledger (account_id, amount, cause, idempotency_key, card_id, created_at)
             SELECT c.account_id, b.face_value, 'card_load', 'card_load:' || c.id, c.id, :t
             FROM cards c JOIN card_batches b ON b.id = c.batch_id RETURNING account_id, amount)
         UPDATE accounts a SET balance = loaded.amount FROM loaded WHERE a.id = loaded.account_id
-        """), {"t": BIN0 - timedelta(hours=1)})
-    session.execute(text(
         """
+        ),
+        {"t": BIN0 - timedelta(hours=1)},
+    )
+    session.execute(
+        text(
+            """
         INSERT INTO sessions (status, account_id, card_id, hotspot_id, tariff_id, source, auth_token, framed_ip,
                               started_at, last_seen_at)
         SELECT 'open', c.account_id, c.id, h.id, h.tariff_id, 'portal', 'bench-' || c.id,
@@ -74,7 +86,10 @@ def populate(session: Session, vault: PinVault, count: int) -> None:
                     AS inet),
                :t, :t
         FROM (SELECT *, row_number() OVER (ORDER BY id) AS n FROM cards) c, hotspots h
-        """), {"t": BIN0 - timedelta(hours=1)})
+        """
+        ),
+        {"t": BIN0 - timedelta(hours=1)},
+    )
     session.execute(text("ANALYZE"))
 
 
@@ -89,11 +104,20 @@ def write_spool(spool: Path, sessions: int, bins: int, rng: random.Random) -> in
             lines = [json.dumps({"event_type": "purge_init", "writer_id": writer})]
             for index in range(sessions):
                 for tag in (2, 1):
-                    lines.append(json.dumps({"event_type": "purge", "tag": tag, field: client_ip(index),
-                                             "stamp_inserted": stamp, "stamp_updated": stamp,
-                                             "packets": 10, "bytes": rng.randrange(40, 5_000_000)}))
-            lines.append(json.dumps({"event_type": "purge_close", "writer_id": writer,
-                                     "purged_entries": 2 * sessions}))
+                    lines.append(
+                        json.dumps(
+                            {
+                                "event_type": "purge",
+                                "tag": tag,
+                                field: client_ip(index),
+                                "stamp_inserted": stamp,
+                                "stamp_updated": stamp,
+                                "packets": 10,
+                                "bytes": rng.randrange(40, 5_000_000),
+                            }
+                        )
+                    )
+            lines.append(json.dumps({"event_type": "purge_close", "writer_id": writer, "purged_entries": 2 * sessions}))
             (spool / f"{direction}-{start:%Y%m%d-%H%M%S}.json").write_text("\n".join(lines) + "\n")
             records += 2 * sessions
     return records
@@ -104,12 +128,7 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=20_000)
     parser.add_argument("--bins", type=int, default=5)
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="bench-flows-"))
-    root.chmod(0o755)
-    cluster = PrivateCluster(root / "pg", port=40000 + os.getpid() % 10000)
-    try:
-        cluster.start()
-        cluster.create_database("bench")
+    with temporary_cluster("bench-flows-", "bench") as (cluster, root):
         engine = create_engine(cluster.url("bench"), connect_args={"options": "-c timezone=UTC"})
         migrate.upgrade(engine)
         create_key_file(root / "pin.keys")
@@ -121,8 +140,7 @@ def main() -> int:
         spool = root / "spool"
         spool.mkdir()
         records = write_spool(spool, args.sessions, args.bins, random.Random(7))
-        settings = ImporterSettings(hotspot="bench", spool=spool, policy=ImportPolicy(60, 180),
-                                    settle=timedelta(0))
+        settings = ImporterSettings(hotspot="bench", spool=spool, policy=ImportPolicy(60, 180), settle=timedelta(0))
         importer = Importer(settings, sessionmaker(engine))
         started = time.perf_counter()
         if os.environ.get("BENCH_PROFILE"):  # BENCH_PROFILE=1: where the time goes
@@ -142,13 +160,12 @@ def main() -> int:
         replay = importer.run_cycle()
         replay_elapsed = time.perf_counter() - replay_started
         assert replay.replayed == 2 * args.bins and not replay.imported
-        print(f"imported {records:,} records in {2 * args.bins} batches ({args.sessions:,} sessions each) "
-              f"into {debits:,} ledger rows: {elapsed:.2f} s = {records / elapsed:,.0f} records/s, "
-              f"{elapsed / (2 * args.bins) * 1000:.0f} ms per batch")
+        print(
+            f"imported {records:,} records in {2 * args.bins} batches ({args.sessions:,} sessions each) "
+            f"into {debits:,} ledger rows: {elapsed:.2f} s = {records / elapsed:,.0f} records/s, "
+            f"{elapsed / (2 * args.bins) * 1000:.0f} ms per batch"
+        )
         print(f"replay of the same files (skipped): {replay_elapsed:.2f} s")
-    finally:
-        cluster.destroy()
-        shutil.rmtree(root, ignore_errors=True)
     return 0
 
 

@@ -15,12 +15,10 @@ import argparse
 import asyncio
 import csv
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +27,7 @@ from flask import Flask
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from rlm_hotspot.devcluster import PrivateCluster
+from rlm_hotspot.devcluster import temporary_cluster
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services.access import Policy
 from rlm_hotspot.services.catalog import get_hotspot
@@ -148,67 +146,63 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="bench-portal-"))
-    root.chmod(0o755)
-    cluster = PrivateCluster(root / "pg", port=40000 + os.getpid() % 10000)
     portal = None
-    try:
-        cluster.start()
-        cluster.create_database("bench")
-        env = {
-            **os.environ,
-            "HOTSPOT_CONFIG": "",
-            "HOTSPOT_DATABASE_URL": cluster.url("bench"),
-            "HOTSPOT_PIN_KEY_FILE": str(root / "pin.keys"),
-            "HOTSPOT_PORTAL_SECRET_KEY": SECRET,
-        }
-        ctl = [str(Path(sys.executable).with_name("hotspotctl"))]
+    with temporary_cluster("bench-portal-", "bench") as (cluster, root):
+        try:
+            env = {
+                **os.environ,
+                "HOTSPOT_CONFIG": "",
+                "HOTSPOT_DATABASE_URL": cluster.url("bench"),
+                "HOTSPOT_PIN_KEY_FILE": str(root / "pin.keys"),
+                "HOTSPOT_PORTAL_SECRET_KEY": SECRET,
+            }
+            ctl = [str(Path(sys.executable).with_name("hotspotctl"))]
 
-        def run(*cmd: str) -> None:
-            subprocess.run(ctl + list(cmd), env=env, check=True, capture_output=True, text=True)
+            def run(*cmd: str) -> None:
+                subprocess.run(ctl + list(cmd), env=env, check=True, capture_output=True, text=True)
 
-        run("db", "init")
-        run("tariff", "add", "bench", "--per-hour", "1.20")
-        run(
-            "hotspot", "add", "bench", "--timezone", "Europe/Moscow", "--tariff", "bench", "--mode", "standalone",
-            "--heartbeat", "on", "--heartbeat-timeout", "3600",
-        )  # fmt: skip
-        cards_csv = root / "cards.csv"
-        run("cards", "generate", "--count", str(args.sessions), "--value", "100.00", "--hotspot", "bench",
-            "--output", str(cards_csv))  # fmt: skip
-        opened = time.perf_counter()
-        tokens = open_sessions(cluster.url("bench"), root / "pin.keys", cards_csv)
-        print(f"{len(tokens)} portal sessions opened in {time.perf_counter() - opened:.1f} s")
-        port = free_port()
-        portal = subprocess.Popen(
-            [*ctl, "portal", "run", "--hotspot", "bench", "--bind", f"127.0.0.1:{port}", "--plain-http",
-             "--workers", str(args.workers), "--threads", str(args.threads)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_for_port(port, portal)
-        cookies = cookies_for(tokens)
-        asyncio.run(load(port, cookies, 2, args.connections))  # warm-up: connections, caches, JIT-free paths
-        latencies, errors, elapsed = asyncio.run(load(port, cookies, args.seconds, args.connections))
-        latencies.sort()
+            run("db", "init")
+            run("tariff", "add", "bench", "--per-hour", "1.20")
+            run(
+                "hotspot", "add", "bench", "--timezone", "Europe/Moscow", "--tariff", "bench", "--mode", "standalone",
+                "--heartbeat", "on", "--heartbeat-timeout", "3600",
+            )  # fmt: skip
+            cards_csv = root / "cards.csv"
+            run("cards", "generate", "--count", str(args.sessions), "--value", "100.00", "--hotspot", "bench",
+                "--output", str(cards_csv))  # fmt: skip
+            opened = time.perf_counter()
+            tokens = open_sessions(cluster.url("bench"), root / "pin.keys", cards_csv)
+            print(f"{len(tokens)} portal sessions opened in {time.perf_counter() - opened:.1f} s")
+            port = free_port()
+            portal = subprocess.Popen(
+                [*ctl, "portal", "run", "--hotspot", "bench", "--bind", f"127.0.0.1:{port}", "--plain-http",
+                 "--workers", str(args.workers), "--threads", str(args.threads)],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            wait_for_port(port, portal)
+            cookies = cookies_for(tokens)
+            asyncio.run(load(port, cookies, 2, args.connections))  # warm-up: connections, caches, JIT-free paths
+            latencies, errors, elapsed = asyncio.run(load(port, cookies, args.seconds, args.connections))
+            latencies.sort()
 
-        def pct(p: float) -> float:
-            return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000
+            def pct(p: float) -> float:
+                return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000
 
-        print(
-            f"gunicorn: {args.workers} workers x {args.threads} threads (gthread); client: {args.connections} "
-            f"keep-alive connections; {os.cpu_count()} cores shared by PostgreSQL, gunicorn and the client"
-        )
-        print(f"requests: {len(latencies)} in {elapsed:.1f} s = {len(latencies) / elapsed:,.0f}/s "
-              f"(9 in 10 POST /heartbeat, 1 in 10 GET /status), non-200: {errors}")  # fmt: skip
-        print(f"latency ms: p50 {pct(50):.1f}  p90 {pct(90):.1f}  p99 {pct(99):.1f}  max {latencies[-1] * 1000:.1f}")
-        ledger = cluster.psql("bench", "SELECT count(*) FROM ledger WHERE cause = 'time'").strip()
-        print(f"time debits posted: {ledger}")
-    finally:
-        if portal is not None:
-            portal.send_signal(signal.SIGTERM)
-            portal.wait(timeout=30)
-        cluster.destroy()
-        shutil.rmtree(root, ignore_errors=True)
+            print(
+                f"gunicorn: {args.workers} workers x {args.threads} threads (gthread); client: {args.connections} "
+                f"keep-alive connections; {os.cpu_count()} cores shared by PostgreSQL, gunicorn and the client"
+            )
+            print(f"requests: {len(latencies)} in {elapsed:.1f} s = {len(latencies) / elapsed:,.0f}/s "
+                  f"(9 in 10 POST /heartbeat, 1 in 10 GET /status), non-200: {errors}")  # fmt: skip
+            print(
+                f"latency ms: p50 {pct(50):.1f}  p90 {pct(90):.1f}  p99 {pct(99):.1f}  max {latencies[-1] * 1000:.1f}"
+            )
+            ledger = cluster.psql("bench", "SELECT count(*) FROM ledger WHERE cause = 'time'").strip()
+            print(f"time debits posted: {ledger}")
+        finally:
+            if portal is not None:
+                portal.send_signal(signal.SIGTERM)
+                portal.wait(timeout=30)
     return 0
 
 

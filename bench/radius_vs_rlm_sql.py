@@ -21,7 +21,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,7 +40,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.db import migrate
-from rlm_hotspot.devcluster import PrivateCluster
+from rlm_hotspot.devcluster import PrivateCluster, temporary_cluster
 from rlm_hotspot.pins import PinVault, create_key_file
 from rlm_hotspot.radius import config as radius_config
 from rlm_hotspot.services import cards, catalog
@@ -282,54 +281,49 @@ def main() -> int:
         help="rlm_hotspot bills accounting before answering (default: buffered accounting, docs/radius.md)",
     )
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="bench-radius-"))
-    root.chmod(0o755)
-    cluster = PrivateCluster(root / "pg", port=41000 + os.getpid() % 9000)
     servers: list[Server] = []
-    try:
-        cluster.start()
-        settings_file, credentials = prepare_databases(cluster, root, args.users)
-        servers = list(write_confdirs(root, cluster, settings_file, args.buffered))
-        for server in servers:
-            server.start()
-        rounds = [("empty history", 0)]
-        if args.history:
-            rounds.append((f"{args.history:,} closed sessions", args.history))
-        for label, history in rounds:
-            if history:
-                load_history(cluster, history)
-            print(f"\n== {label}: {args.users:,} users, window {args.window} ==")
-            figures = {}
+    keep = bool(os.environ.get("BENCH_KEEP"))  # keep the config dirs and logs for a look
+    with temporary_cluster("bench-radius-", keep=keep) as (cluster, root):
+        try:
+            settings_file, credentials = prepare_databases(cluster, root, args.users)
+            servers = list(write_confdirs(root, cluster, settings_file, args.buffered))
             for server in servers:
-                tag = f"{label[:5]}-{server.name}"
-                started = time.perf_counter()
-                figures[server.name] = drive(server, credentials, args.window, tag)
-                for phase, outcome in figures[server.name].items():
-                    print(f"{server.name:12} {phase:8} {outcome.summary()}")
-                if server.name == "rlm_hotspot" and args.buffered:
-                    billed_at = wait_until_billed(cluster, tag, len(credentials))
-                    accounting_started = started + figures[server.name]["access"].elapsed
-                    packets = 3 * len(credentials)
-                    seconds = billed_at - accounting_started
-                    print(
-                        f"{server.name:12} billing  {packets / seconds:8.0f} packets/s: all {packets:,} accounting "
-                        f"packets billed {seconds:.1f} s after the first Start was sent"
-                    )
-            for phase in ("access", "start", "interim", "stop"):
-                ours, theirs = figures["rlm_hotspot"][phase].rate, figures["rlm_sql"][phase].rate
-                print(f"ratio {phase:8} rlm_hotspot / rlm_sql = {ours / theirs:5.2f}")
-            # the next round starts from a clean slate of live sessions
-            cluster.psql(
-                "hotspot", "UPDATE sessions SET status = 'closed', stopped_at = now() WHERE status <> 'closed'"
-            )
-    finally:
-        for server in servers:
-            server.stop()
-        cluster.destroy()
-        if os.environ.get("BENCH_KEEP"):  # keep the config dirs and logs for a look
-            print(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+                server.start()
+            rounds = [("empty history", 0)]
+            if args.history:
+                rounds.append((f"{args.history:,} closed sessions", args.history))
+            for label, history in rounds:
+                if history:
+                    load_history(cluster, history)
+                print(f"\n== {label}: {args.users:,} users, window {args.window} ==")
+                figures = {}
+                for server in servers:
+                    tag = f"{label[:5]}-{server.name}"
+                    started = time.perf_counter()
+                    figures[server.name] = drive(server, credentials, args.window, tag)
+                    for phase, outcome in figures[server.name].items():
+                        print(f"{server.name:12} {phase:8} {outcome.summary()}")
+                    if server.name == "rlm_hotspot" and args.buffered:
+                        billed_at = wait_until_billed(cluster, tag, len(credentials))
+                        accounting_started = started + figures[server.name]["access"].elapsed
+                        packets = 3 * len(credentials)
+                        seconds = billed_at - accounting_started
+                        print(
+                            f"{server.name:12} billing  {packets / seconds:8.0f} packets/s: all {packets:,} accounting "
+                            f"packets billed {seconds:.1f} s after the first Start was sent"
+                        )
+                for phase in ("access", "start", "interim", "stop"):
+                    ours, theirs = figures["rlm_hotspot"][phase].rate, figures["rlm_sql"][phase].rate
+                    print(f"ratio {phase:8} rlm_hotspot / rlm_sql = {ours / theirs:5.2f}")
+                # the next round starts from a clean slate of live sessions
+                cluster.psql(
+                    "hotspot", "UPDATE sessions SET status = 'closed', stopped_at = now() WHERE status <> 'closed'"
+                )
+        finally:
+            for server in servers:
+                server.stop()
+    if keep:
+        print(f"kept {root}")
     return 0
 
 

@@ -15,7 +15,10 @@ import pwd
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,6 +183,24 @@ class PrivateCluster:
                 return
             time.sleep(0.1)
         raise RuntimeError(f"PostgreSQL in {self.datadir} did not come up; see {self.logfile}")
+
+
+@contextmanager
+def temporary_cluster(prefix: str, *databases: str, keep: bool = False) -> Iterator[tuple[PrivateCluster, Path]]:
+    """A started private cluster in a fresh temporary directory, with `databases` created; destroyed
+    afterwards (the directory too, unless `keep`). For benchmarks and tests."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    root.chmod(0o755)  # the postgres system user must reach its data directory
+    cluster = PrivateCluster(root / "pg", port=40000 + os.getpid() % 20000)
+    try:
+        cluster.start()
+        for database in databases:
+            cluster.create_database(database)
+        yield cluster, root
+    finally:
+        cluster.destroy()
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

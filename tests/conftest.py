@@ -6,9 +6,6 @@ server that happens to run on the machine (not even `make demo`'s), and it is de
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +15,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.db import migrate
-from rlm_hotspot.devcluster import PrivateCluster
+from rlm_hotspot.devcluster import PrivateCluster, temporary_cluster
 from rlm_hotspot.pins import PinVault, create_key_file
 from rlm_hotspot.settings import Settings
 
@@ -27,15 +24,8 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PrivateCluster]:
-    root = Path(tempfile.mkdtemp(prefix="hotspot-pg-"))
-    root.chmod(0o755)  # the postgres system user must reach its data directory
-    cluster = PrivateCluster(root / "data", port=50000 + os.getpid() % 10000)
-    cluster.start()
-    try:
+    with temporary_cluster("hotspot-pg-") as (cluster, _root):
         yield cluster
-    finally:
-        cluster.destroy()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
