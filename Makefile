@@ -16,12 +16,7 @@ demo: setup
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/demo
 
 demo-stop:
-	@for pidfile in var/run/*.pid; do \
-	    [[ -f $$pidfile ]] || continue; \
-	    kill "$$(cat $$pidfile)" 2>/dev/null && echo "stopped $$(basename $$pidfile .pid)"; \
-	    rm -f $$pidfile; \
-	done
-	@$(VENV)/bin/python -m rlm_hotspot.devcluster stop --datadir var/pg
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/demo-stop
 
 lint: setup
 	$(VENV)/bin/ruff check .
