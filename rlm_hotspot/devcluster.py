@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -175,14 +174,6 @@ class PrivateCluster:
         self.stop(mode="immediate")
         shutil.rmtree(self.datadir, ignore_errors=True)
         shutil.rmtree(self.socket_dir, ignore_errors=True)
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.running():
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"PostgreSQL in {self.datadir} did not come up; see {self.logfile}")
 
 
 @contextmanager

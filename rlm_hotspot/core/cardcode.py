@@ -120,9 +120,7 @@ def random_serials(count: int, width: int, randbytes: Callable[[int], bytes]) ->
     if width > MAX_SERIAL_WIDTH:
         raise ValueError(f"width must be at most {MAX_SERIAL_WIDTH}, got {width}")
     if count > space // 2:
-        raise ValueError(
-            f"{count} serials of {width} digits is too dense (at most {space // 2}); use a wider serial"
-        )
+        raise ValueError(f"{count} serials of {width} digits is too dense (at most {space // 2}); use a wider serial")
     # Whole machine words, reduced modulo the space below the largest multiple of it (no modulo bias).
     word = "I" if space <= 2**32 else "Q"
     word_size = memoryview(b"").cast("B").cast(word).itemsize
@@ -196,12 +194,3 @@ def pin_entropy_bits(alphabet: str, length: int) -> float:
     """Bits of entropy of a uniform PIN, for display ("≥ 40 bits") — never used in billing."""
     _check_alphabet(alphabet)
     return length * math.log2(len(alphabet))
-
-
-def normalise_pin(text: str, alphabet: str) -> str:
-    """What a guest typed, without spaces, upper-cased when the alphabet is upper-case letters."""
-    pin = "".join(text.split())
-    has_letters = any(c.isalpha() for c in alphabet)
-    if has_letters and alphabet == alphabet.upper():
-        pin = pin.upper()
-    return pin

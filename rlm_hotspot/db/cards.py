@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Row, func, insert, select, text, update
+from sqlalchemy import Row, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.db import tables as t
@@ -182,7 +182,3 @@ def admin_cards(
     where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
     rows = session.execute(text(f"SELECT * FROM admin_cards {where} ORDER BY id LIMIT :limit"), params)
     return [dict(row._mapping) for row in rows]
-
-
-def count_cards(session: Session, batch_id: int) -> int:
-    return int(session.execute(select(func.count()).where(t.cards.c.batch_id == batch_id)).scalar_one())

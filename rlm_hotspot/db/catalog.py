@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Row, delete, insert, select
+from sqlalchemy import Row, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -52,16 +52,6 @@ def insert_tariff(
     for network in free_networks:
         session.execute(insert(t.tariff_free_networks).values(tariff_id=tariff_id, network=network))
     return tariff_id
-
-
-def replace_bands(session: Session, tariff_id: int, bands: Sequence[tuple[int, int, int]]) -> None:
-    session.execute(delete(t.tariff_bands).where(t.tariff_bands.c.tariff_id == tariff_id))
-    for start_minute, time_price, traffic_price in bands:
-        session.execute(
-            insert(t.tariff_bands).values(
-                tariff_id=tariff_id, start_minute=start_minute, time_price=time_price, traffic_price=traffic_price
-            )
-        )
 
 
 def tariff_by_name(session: Session, name: str) -> Row | None:  # type: ignore[type-arg]

@@ -23,7 +23,6 @@ from rlm_hotspot.core.cardcode import (
     has_valid_check_digit,
     make_card_number,
     normalise_card_number,
-    normalise_pin,
     pin_entropy_bits,
     random_serials,
 )
@@ -255,9 +254,3 @@ def test_pin_entropy() -> None:
     assert math.isclose(bits, 10 * math.log2(27))
     assert bits > 40  # the entropy target operators are told about
     assert math.isclose(pin_entropy_bits(DIGITS, 8), 8 * math.log2(10))
-
-
-def test_normalise_pin() -> None:
-    assert normalise_pin(" ac3d 9x7y ", SAFE_ALPHABET) == "AC3D9X7Y"
-    assert normalise_pin("12 34\t56", DIGITS) == "123456"
-    assert normalise_pin("aBc", "abcABC") == "aBc"  # a mixed-case alphabet keeps the case
