@@ -72,16 +72,8 @@ class PinVault:
     def current_key_id(self) -> int:
         return max(self.keys)
 
-    def seal(self, number: str, pin: str, mode: str) -> tuple[int, bytes]:
-        """Return (key id, stored secret) for a new card."""
-        key_id = self.current_key_id
-        if mode == "hashed":
-            return key_id, HMAC_SHA256 + _mac(self.keys[key_id], number, pin)
-        nonce = os.urandom(NONCE_BYTES)
-        return key_id, AES_GCM + nonce + AESGCM(self.keys[key_id]).encrypt(nonce, pin.encode(), number.encode())
-
     def seal_many(self, numbers: list[str], pins: list[str], mode: str) -> Iterator[bytes]:
-        """Bulk form of `seal` for card generation (same key id for the whole batch)."""
+        """The stored secrets of new cards, under the current key (`current_key_id`)."""
         key = self.keys[self.current_key_id]
         if mode == "hashed":
             for number, pin in zip(numbers, pins, strict=True):

@@ -69,14 +69,14 @@ def test_rotation_old_cards_still_open_new_cards_use_the_new_key(tmp_path: Path)
     path = tmp_path / "pin.keys"
     create_key_file(path)
     old_vault = PinVault.from_file(path)
-    key_id, sealed = old_vault.seal("00011234567", "ABCDEF3467", "encrypted")
+    key_id, sealed = old_vault.current_key_id, next(old_vault.seal_many(["00011234567"], ["ABCDEF3467"], "encrypted"))
     with path.open("a") as keys:
         keys.write("2:" + "ab" * 32 + "\n")
     vault = PinVault.from_file(path)
     assert vault.current_key_id == 2
     assert vault.reveal("00011234567", key_id, sealed) == "ABCDEF3467"
     assert b"ABCDEF3467" not in sealed
-    new_id, hashed = vault.seal("00011234567", "ABCDEF3467", "hashed")
+    new_id, hashed = vault.current_key_id, next(vault.seal_many(["00011234567"], ["ABCDEF3467"], "hashed"))
     assert new_id == 2 and vault.verify("00011234567", "ABCDEF3467", new_id, hashed)
     assert vault.reveal("00011234567", new_id, hashed) is None
 
