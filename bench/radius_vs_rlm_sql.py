@@ -155,22 +155,16 @@ def copy_in(cluster: PrivateCluster, database: str, target: str, rows: str) -> N
 def write_confdirs(root: Path, cluster: PrivateCluster, settings_file: str, buffered: bool) -> tuple[Server, Server]:
     clients = [radius_config.Client("loopback", "127.0.0.1", SECRET.decode())]
     ours = Server("rlm_hotspot", root / "radius-hotspot", free_port(), free_port())
-    radius_config.write_private_confdir(
-        ours.confdir,
-        settings_file=Path(settings_file),
-        owner=RADIUSD_USER,
-        clients=clients,
-        listen=radius_config.Listen(ours.auth_port, ours.acct_port, "127.0.0.1"),
-        buffered=buffered,
-    )
     theirs = Server("rlm_sql", root / "radius-sql", free_port(), free_port())
-    radius_config.write_private_confdir(
-        theirs.confdir,
-        settings_file=Path(settings_file),
-        owner=RADIUSD_USER,
-        clients=clients,
-        listen=radius_config.Listen(theirs.auth_port, theirs.acct_port, "127.0.0.1"),
-    )
+    for server in (ours, theirs):
+        radius_config.write_private_confdir(
+            server.confdir,
+            settings_file=Path(settings_file),
+            owner=RADIUSD_USER,
+            clients=clients,
+            listen=radius_config.Listen(server.auth_port, server.acct_port, "127.0.0.1"),
+            buffered=buffered and server is ours,
+        )
     # same server, same clients, same stock modules: only the module doing the work differs
     (theirs.confdir / "mods-enabled" / radius_config.INSTANCE).unlink()
     shutil.copytree(Path("/etc/freeradius/3.0/mods-config/sql"), theirs.confdir / "mods-config" / "sql")

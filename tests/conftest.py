@@ -28,16 +28,23 @@ def pg_cluster() -> Iterator[PrivateCluster]:
         yield cluster
 
 
-@pytest.fixture(scope="session")
-def database_url(pg_cluster: PrivateCluster) -> str:
-    pg_cluster.create_database("hotspot_test")
-    url = pg_cluster.url("hotspot_test")
+def prepare_database(cluster: PrivateCluster, name: str) -> str:
+    """A migrated database with its installation row (EUR), on `cluster`; returns its URL."""
+    cluster.create_database(name)
+    url = cluster.url(name)
     engine = create_engine(url)
     migrate.upgrade(engine)
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO installation (currency_code, currency_exponent) VALUES ('EUR', 2)"))
+        conn.execute(
+            text("INSERT INTO installation (currency_code, currency_exponent) VALUES ('EUR', 2) ON CONFLICT DO NOTHING")
+        )
     engine.dispose()
     return url
+
+
+@pytest.fixture(scope="session")
+def database_url(pg_cluster: PrivateCluster) -> str:
+    return prepare_database(pg_cluster, "hotspot_test")
 
 
 @pytest.fixture(scope="session")

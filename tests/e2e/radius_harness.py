@@ -29,13 +29,12 @@ from pyrad.dictionary import Dictionary
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
 
-from rlm_hotspot.db import migrate
 from rlm_hotspot.devcluster import PrivateCluster
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.radius import config as radconf
 from rlm_hotspot.services import catalog
 from rlm_hotspot.services.cards import GeneratedBatch
-from tests.conftest import TABLES_TO_EMPTY
+from tests.conftest import TABLES_TO_EMPTY, prepare_database
 from tests.db import factories
 
 SECRET = "e2e-secret"
@@ -200,20 +199,6 @@ def start_radiusd(workdir: Path, settings_file: Path, timeout: float = 30.0, *, 
             pytest.fail(f"radiusd did not start:\n{server.log_text()[-3000:]}")
         time.sleep(0.05)
     return server
-
-
-def prepare_database(cluster: PrivateCluster, name: str) -> str:
-    """A migrated database with its installation row, on `cluster`; returns its URL."""
-    cluster.create_database(name)
-    url = cluster.url(name)
-    engine = create_engine(url)
-    migrate.upgrade(engine)
-    with engine.begin() as conn:
-        conn.execute(
-            text("INSERT INTO installation (currency_code, currency_exponent) VALUES ('EUR', 2) ON CONFLICT DO NOTHING")
-        )
-    engine.dispose()
-    return url
 
 
 # -- fixtures (re-exported by tests/e2e/conftest.py) ---------------------------------------------------

@@ -16,11 +16,11 @@ from sqlalchemy import Engine, create_engine
 from rlm_hotspot.devcluster import PrivateCluster
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.radius import config as radconf
+from tests.conftest import prepare_database
 from tests.e2e.radius_harness import (
     NAS_BY_VENDOR,
     RadiusServer,
     build_world,
-    prepare_database,
     shared_dir,
     start_radiusd,
     write_settings,
