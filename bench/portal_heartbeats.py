@@ -155,6 +155,7 @@ def main() -> int:
                 "HOTSPOT_DATABASE_URL": cluster.url("bench"),
                 "HOTSPOT_PIN_KEY_FILE": str(root / "pin.keys"),
                 "HOTSPOT_PORTAL_SECRET_KEY": SECRET,
+                "HOTSPOT_PORTAL_URL": "http://portal/",  # the Host the client sends; others are redirected
             }
             ctl = [str(Path(sys.executable).with_name("hotspotctl"))]
 

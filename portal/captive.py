@@ -4,14 +4,17 @@ points it here). The OS sends no cookie, so the client is known by its address.
 ``seconds-remaining`` is when the session ends unless something changes: what the balance buys, and —
 where heartbeats are required — the heartbeat deadline, so the OS can tell the guest to reopen the page
 in time. Whether a poll counts as a heartbeat is the hotspot's rule (``grace``: yes; ``on``: no).
+
+The firewall also sends here every page a guest not yet let through asks for (port 80 redirected,
+deploy/nftables): such a request names another host, and is redirected to the portal's own URL.
 """
 
 from __future__ import annotations
 
 import json
-from urllib.parse import urljoin
+from urllib.parse import urlencode, urljoin, urlsplit
 
-from flask import Blueprint, Response, url_for
+from flask import Blueprint, Response, redirect, request, url_for
 
 from portal import guest
 from portal.context import portal
@@ -22,6 +25,21 @@ from rlm_hotspot.services.portal import PortalHotspot, PortalStatus, Signal
 
 bp = Blueprint("captive", __name__)
 CAPTIVE_JSON = "application/captive+json"
+
+
+@bp.before_app_request
+def send_other_hosts_to_the_portal() -> Response | None:
+    """A request for another site (the firewall redirected it here) goes to the portal's URL, which
+    remembers the page the guest wanted (``?url=``) so the status page can link back to it."""
+    context = portal()
+    with context.without_transaction() as db:
+        base = context.public_url(context.hotspot(db))
+    if request.host.lower() == urlsplit(base).netloc.lower():
+        return None
+    wanted = request.url
+    if request.method in ("GET", "HEAD") and len(wanted) <= guest.MAX_URL_LENGTH:
+        base = f"{base}?{urlencode({'url': wanted})}"
+    return redirect(base, 302)
 
 
 def captive_state(hotspot: PortalHotspot, view: PortalStatus | None, now_ts: float) -> dict[str, object]:

@@ -69,6 +69,7 @@ def portal_settings(database_url: str, key_file: Path, **overrides: object) -> d
         "hotspot": "cafe",
         "secret_key": SECRET,
         "cookie_secure": False,
+        "portal_url": "http://localhost/",  # the test client's host: other hosts are sent here
         **overrides,
     }
 

@@ -280,17 +280,27 @@ def test_the_pin_never_appears_in_a_page_or_a_url(client: FlaskClient, world: Wo
     assert client.get("/login").status_code == 405  # the login is POST only
 
 
+def test_a_page_of_another_site_is_redirected_to_the_portal(client: FlaskClient, world: World) -> None:
+    """The firewall sends every port-80 request of a guest not let through to the portal."""
+    response = client.get("/generate_204?x=1", headers={"Host": "connectivitycheck.example"})
+    assert response.status_code == 302
+    wanted = "http%3A%2F%2Fconnectivitycheck.example%2Fgenerate_204%3Fx%3D1"
+    assert response.headers["Location"] == f"http://localhost/?url={wanted}"
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "csrf_token" in page  # the login form, on the portal's own host
+
+
 def test_captive_api_by_client_address(client: FlaskClient, world: World, clock: Clock, app) -> None:
     before = client.get("/api/captive")
     assert before.mimetype == "application/captive+json"
     assert before.headers["Cache-Control"] == "private, no-store"
-    assert json.loads(before.get_data()) == {"captive": True, "user-portal-url": "http://portal.hotspot.local/"}
+    assert json.loads(before.get_data()) == {"captive": True, "user-portal-url": "http://localhost/"}
     login(client, world.cards.numbers[0], world.cards.pins[0])
     clock.advance(5)
     os_poll = app.test_client().get("/api/captive")  # the OS: no cookie, same address
     state = json.loads(os_poll.get_data())
     assert state["captive"] is False and state["can-extend-session"] is True
-    assert state["user-portal-url"] == "http://portal.hotspot.local/status"
+    assert state["user-portal-url"] == "http://localhost/status"
     assert state["seconds-remaining"] == 25  # heartbeat 'on': the page's deadline comes first
     assert "bytes-remaining" not in state  # traffic is free in this tariff
 
