@@ -21,14 +21,14 @@ from portal.gates.nftables import NftablesGate
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import sessions
 from rlm_hotspot.services.tariff_cache import TariffCache
-from tests.gates import lab_portal
 from tests.gates.labdb import HEARTBEAT_TIMEOUT_S, LabCard, only_session, run_worker_cycle, standalone_card, transaction
+from tests.gates.labportal import Guest, start_portal
 from tests.gates.netlab import CLIENT_IP, GATEWAY_LAN, NET_IP, NetLab, require_lab
 
 pytestmark = [pytest.mark.e2e, pytest.mark.db]
 
 RULESET_LOADER = Path(__file__).resolve().parents[2] / "deploy" / "nftables" / "load-captive"
-PORTAL = f"{GATEWAY_LAN}:8080"
+PORTAL_URL = f"http://{GATEWAY_LAN}:8080/"
 BIG_FILE_BYTES = 64 * 2**20
 BIG_URL = f"http://{NET_IP}/big.bin"
 HELLO = "hello from the internet\n"
@@ -56,7 +56,7 @@ def lab(tmp_path: Path) -> Iterator[NetLab]:
 
 @pytest.fixture
 def card(committed: Engine, vault: PinVault) -> LabCard:
-    return standalone_card(committed, vault, f"http://{PORTAL}/")
+    return standalone_card(committed, vault, PORTAL_URL)
 
 
 @pytest.fixture
@@ -65,39 +65,20 @@ def gate(lab: NetLab) -> NftablesGate:
 
 
 @pytest.fixture
-def portal(lab: NetLab, card: LabCard, database_url: str, key_file: Path) -> None:
-    """The portal inside gw (so its gate needs no prefix), where the guests' port 80 is redirected."""
-    lab_portal.start(
-        lab,
-        "gw",
-        "0.0.0.0:8080",
-        PORTAL,
-        "nftables",
-        database_url=database_url,
-        key_file=str(key_file),
-        hotspot_id=str(card.hotspot_id),
-    )
+def guest(lab: NetLab, card: LabCard, database_url: str, key_file: Path) -> Guest:
+    """The real portal inside gw (so its gate needs no prefix), where the guests' port 80 is redirected."""
+    start_portal(lab, "gw", PORTAL_URL, database_url=database_url, key_file=key_file, gate="nftables")
+    return Guest(lab)
 
 
-def fetch(lab: NetLab, url: str, *options: str) -> tuple[str, str]:
-    """(status code, body) as the guest sees it."""
-    body, _, code = lab.curl(*options, url).stdout.rpartition("\n")
-    return code, body
+def reaches_internet(guest: Guest) -> bool:
+    answer = guest.get(f"http://{NET_IP}/hello.txt")
+    return (answer.status, answer.body) == (200, HELLO)
 
 
-def reaches_internet(lab: NetLab) -> bool:
-    return fetch(lab, f"http://{NET_IP}/hello.txt") == ("200", HELLO)
-
-
-def log_in(lab: NetLab, number: str, pin: str) -> tuple[str, str]:
-    return fetch(lab, f"http://{PORTAL}/login", "--data-urlencode", f"card={number}", "--data-urlencode", f"pin={pin}")
-
-
-def assert_redirected_to_portal(lab: NetLab) -> None:
-    code, _ = fetch(lab, f"http://{NET_IP}/hello.txt")
-    assert code == "302"
-    location = lab.curl("-o", "/dev/null", "-w", "%{redirect_url}", f"http://{NET_IP}/hello.txt").stdout
-    assert location.startswith(f"http://{PORTAL}/login?orig=http"), location
+def assert_redirected_to_portal(guest: Guest) -> None:
+    answer = guest.get(f"http://{NET_IP}/hello.txt")
+    assert (answer.status, answer.location) == (302, f"{PORTAL_URL}?url=http%3A%2F%2F{NET_IP}%2Fhello.txt"), answer
 
 
 def bytes_received(lab: NetLab) -> int:
@@ -113,17 +94,17 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:
         time.sleep(0.1)
 
 
-def test_login_opens_the_gate_and_stopped_heartbeats_close_it(lab, gate, card, portal, committed) -> None:  # type: ignore[no-untyped-def]
-    number, pin = card.number, card.pin
-    assert_redirected_to_portal(lab)
-    code, body = log_in(lab, number, "WRONGPIN9")
-    assert code == "403" and "refused" in body
+def test_login_opens_the_gate_and_stopped_heartbeats_close_it(lab, gate, card, guest, committed) -> None:  # type: ignore[no-untyped-def]
+    assert_redirected_to_portal(guest)
+    refused = guest.log_in(PORTAL_URL, card.number, "WRONGPIN9")
+    assert refused.status == 200 and "Wrong PIN" in refused.body
     assert not gate.is_open(CLIENT_IP, None)
 
-    code, body = log_in(lab, number, pin)
-    assert code == "200", body
+    logged_in = guest.log_in(PORTAL_URL, card.number, card.pin)
+    assert (logged_in.status, logged_in.location) == (303, f"{PORTAL_URL}status"), logged_in
+    assert "You are online" in guest.get(logged_in.location).body
     assert gate.is_open(CLIENT_IP, None)
-    assert reaches_internet(lab)
+    assert reaches_internet(guest)
 
     download = lab.spawn("cl", ["curl", "-s", "-o", "/dev/null", "--limit-rate", "4M", "-m", "20", BIG_URL], "download")
     wait_until(lambda: bytes_received(lab) > 0)
@@ -136,13 +117,13 @@ def test_login_opens_the_gate_and_stopped_heartbeats_close_it(lab, gate, card, p
 
     assert not gate.is_open(CLIENT_IP, None)
     assert only_session(committed)[:2] == ("closed", "Heartbeat-Timeout")
-    assert_redirected_to_portal(lab)
+    assert_redirected_to_portal(guest)
+    assert "Your session has ended" in guest.get(f"{PORTAL_URL}status").body  # the portal knows it too
 
 
-def test_balance_running_out_closes_the_gate(lab, gate, card, portal, committed) -> None:  # type: ignore[no-untyped-def]
-    number, pin = card.number, card.pin
-    assert log_in(lab, number, pin)[0] == "200"
-    assert reaches_internet(lab)
+def test_balance_running_out_closes_the_gate(lab, gate, card, guest, committed) -> None:  # type: ignore[no-untyped-def]
+    assert guest.log_in(PORTAL_URL, card.number, card.pin).status == 303
+    assert reaches_internet(guest)
 
     later = datetime.now(UTC) + timedelta(hours=2)  # 1.00 at 1.20/h lasts 50 minutes
     with transaction(committed) as session:
@@ -152,23 +133,24 @@ def test_balance_running_out_closes_the_gate(lab, gate, card, portal, committed)
 
     assert only_session(committed)[:2] == ("closed", "Balance-Exhausted")
     assert not gate.is_open(CLIENT_IP, None)
-    assert_redirected_to_portal(lab)
+    assert_redirected_to_portal(guest)
 
 
 def test_gate_expires_by_itself_and_can_bind_the_mac(lab: NetLab, gate: NftablesGate) -> None:
+    guest = Guest(lab)
     gate.open(CLIENT_IP, None, 2)
-    assert reaches_internet(lab)
+    assert reaches_internet(guest)
     time.sleep(2.5)
     assert not gate.is_open(CLIENT_IP, None)
-    assert not reaches_internet(lab)  # no portal runs in this test: the redirected port 80 is refused
+    assert not reaches_internet(guest)  # no portal runs in this test: the redirected port 80 is refused
     gate.close(CLIENT_IP, None)  # closing a closed gate is fine
 
     bound = make_gate("nftables", {"prefix": " ".join(lab.exec_prefix("gw")), "bind_mac": "yes"})
     client_mac = lab.mac("cl", "veth-cl")
     bound.open(CLIENT_IP, "02:00:00:00:99:99", 60)  # the IP with someone else's MAC: still closed
-    assert not reaches_internet(lab)
+    assert not reaches_internet(guest)
     bound.open(CLIENT_IP, client_mac.upper().replace(":", "-"), 60)
     assert bound.is_open(CLIENT_IP, client_mac) and not gate.is_open(CLIENT_IP, None)
-    assert reaches_internet(lab)
+    assert reaches_internet(guest)
     bound.close(CLIENT_IP, client_mac)
-    assert not reaches_internet(lab)
+    assert not reaches_internet(guest)

@@ -21,13 +21,13 @@ from sqlalchemy import Engine
 from portal.gates import make_gate
 from portal.gates.opennds import OpenNdsGate
 from rlm_hotspot.pins import PinVault
-from tests.gates import lab_portal
 from tests.gates.labdb import HEARTBEAT_TIMEOUT_S, LabCard, only_session, run_worker_cycle, standalone_card
+from tests.gates.labportal import Guest, start_portal
 from tests.gates.netlab import GATEWAY_LAN, NET_IP, NetLab, require_lab
 
 pytestmark = [pytest.mark.e2e, pytest.mark.db]
 
-FAS = f"{NET_IP}:5000"
+PORTAL_URL = f"http://{NET_IP}:5000/"
 GATEWAY_ADDRESS = f"{GATEWAY_LAN}:2050"
 HELLO = "hello from the internet\n"
 PRECREATED_CHAINS = """
@@ -46,7 +46,7 @@ sessiontimeout 60
 login_option_enabled 0
 fasremoteip {fas_ip}
 fasport 5000
-faspath /fas/
+faspath /
 faskey {faskey}
 fas_secure_enabled 1
 FirewallRuleSet authenticated-users {{
@@ -73,6 +73,7 @@ exit 0
 
 class OpenNdsLab(NamedTuple):
     lab: NetLab
+    guest: Guest
     gate: OpenNdsGate
     client_ip: str
     client_mac: str
@@ -105,7 +106,7 @@ def start_opennds(lab: NetLab, workdir: Path, faskey: str) -> int:
 
 @pytest.fixture
 def card(committed: Engine, vault: PinVault) -> LabCard:
-    return standalone_card(committed, vault, f"http://{FAS}/fas/")
+    return standalone_card(committed, vault, PORTAL_URL)
 
 
 @pytest.fixture
@@ -122,18 +123,6 @@ def nds(tmp_path: Path, card: LabCard, database_url: str, key_file: Path) -> Ite
         (site / "hello.txt").write_text(HELLO)
         lab.spawn("net", ["python3", "-m", "http.server", "--bind", NET_IP, "--directory", str(site), "80"], "web")
         lab.wait_for_listener("net", 80, "web")
-        options = json.dumps({"faskey": faskey, "gateway_address": GATEWAY_ADDRESS})
-        lab_portal.start(
-            lab,
-            "net",
-            f"{NET_IP}:5000",
-            FAS,
-            "opennds",
-            database_url=database_url,
-            key_file=str(key_file),
-            hotspot_id=str(card.hotspot_id),
-            gate_options=options,
-        )
         leases = tmp_path / "ndstmp" / "dhcp.leases"
         (tmp_path / "ndstmp").mkdir()
         lab.spawn(
@@ -154,50 +143,44 @@ def nds(tmp_path: Path, card: LabCard, database_url: str, key_file: Path) -> Ite
         client_ip = client["addr_info"][0]["local"]
         lab.run("gw", "curl", "-s", "-o", "/dev/null", f"http://{NET_IP}/hello.txt")  # primes ARP for the route
         pid = start_opennds(lab, tmp_path, faskey)
-        gate = make_gate("opennds", {"ndsctl": f"nsenter -t {pid} -m -n ndsctl", "faskey": faskey})
-        yield OpenNdsLab(lab, gate, client_ip, lab.mac("cl", "veth-cl"))  # type: ignore[arg-type]
+        options = {"ndsctl": f"nsenter -t {pid} -m -n ndsctl", "faskey": faskey, "gateway_address": GATEWAY_ADDRESS}
+        start_portal(
+            lab, "net", PORTAL_URL, database_url=database_url, key_file=key_file, gate="opennds", gate_options=options
+        )
+        gate = make_gate("opennds", options)
+        yield OpenNdsLab(lab, Guest(lab), gate, client_ip, lab.mac("cl", "veth-cl"))  # type: ignore[arg-type]
         assert lab.guard_drops() == {"cl": 0, "gw": 0, "net": 0}, "a packet tried to leave the lab"
     finally:
         lab.close()
 
 
-def fetch(lab: NetLab, url: str, *options: str) -> tuple[str, str]:
-    """(status code, body) as the guest sees it."""
-    body, _, code = lab.curl(*options, url).stdout.rpartition("\n")
-    return code, body
-
-
-def redirect_of(lab: NetLab, url: str, *options: str) -> str:
-    return lab.curl(*options, "-o", "/dev/null", "-w", "%{redirect_url}", url).stdout
-
-
-def reaches_internet(lab: NetLab) -> bool:
-    return fetch(lab, f"http://{NET_IP}/hello.txt") == ("200", HELLO)
+def reaches_internet(guest: Guest) -> bool:
+    answer = guest.get(f"http://{NET_IP}/hello.txt")
+    return (answer.status, answer.body) == (200, HELLO)
 
 
 def test_fas_login_then_cut_off_by_the_worker_and_by_ndsctl(nds: OpenNdsLab, card: LabCard, committed: Engine) -> None:
-    lab, gate = nds.lab, nds.gate
-    to_fas = redirect_of(lab, f"http://{NET_IP}/hello.txt")
-    assert to_fas.startswith(f"http://{FAS}/fas/?fas="), to_fas
-    fas = to_fas.split("?fas=", 1)[1]
-    assert not reaches_internet(lab)
+    guest, gate = nds.guest, nds.gate
+    to_fas = guest.get(f"http://{NET_IP}/hello.txt").location
+    assert to_fas.startswith(f"{PORTAL_URL}?fas="), to_fas
+    assert not reaches_internet(guest)
 
-    login = ("--data-urlencode", f"fas={fas}", "--data-urlencode", f"card={card.number}")
-    assert fetch(lab, f"http://{FAS}/fas/", *login, "--data-urlencode", "pin=WRONGPIN9")[0] == "403"
-    to_auth = redirect_of(lab, f"http://{FAS}/fas/", *login, "--data-urlencode", f"pin={card.pin}")
-    assert to_auth.startswith(f"http://{GATEWAY_ADDRESS}/opennds_auth/?tok="), to_auth
-    assert redirect_of(lab, to_auth) == f"http://{NET_IP}/hello.txt"  # openNDS authenticated the guest
-    assert reaches_internet(lab)
+    refused = guest.log_in(to_fas, card.number, "WRONGPIN9")
+    assert refused.status == 200 and "Wrong PIN" in refused.body
+    logged_in = guest.log_in(to_fas, card.number, card.pin)
+    assert (logged_in.status, logged_in.location) == (303, f"{PORTAL_URL}status"), logged_in
+    assert "You are online" in guest.get(logged_in.location).body
+    assert reaches_internet(guest)
     assert gate.is_open(nds.client_ip, nds.client_mac)
     assert only_session(committed).framed_ip == nds.client_ip
 
     run_worker_cycle(committed, gate, datetime.now(UTC) + timedelta(seconds=HEARTBEAT_TIMEOUT_S + 1))
     assert only_session(committed)[:2] == ("closed", "Heartbeat-Timeout")
     assert not gate.is_open(nds.client_ip, nds.client_mac)
-    assert redirect_of(lab, f"http://{NET_IP}/hello.txt").startswith(f"http://{FAS}/fas/?fas=")
+    assert guest.get(f"http://{NET_IP}/hello.txt").location.startswith(f"{PORTAL_URL}?fas=")
 
     gate.open(nds.client_ip, None, 120)  # ndsctl auth: the client is listed again since its last redirect
-    assert reaches_internet(lab)
+    assert reaches_internet(guest)
     gate.close(nds.client_ip, None)
-    assert not reaches_internet(lab)
+    assert not reaches_internet(guest)
     gate.close(nds.client_ip, None)  # already cut off: fine
