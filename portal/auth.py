@@ -1,22 +1,24 @@
 """Login, logout, top-up, language and terms: the pages a guest acts on (every form is a POST with CSRF).
 
 The login branches on the hotspot's mode. Standalone: the portal opens the billing session itself, then
-the firewall gate. RADIUS: the portal checks the card (so refusals come in the guest's language and
-wrong PINs count) and hands the credentials to the NAS, which asks FreeRADIUS.
+the firewall gate — or, when openNDS sent the guest here as its FAS, for the client openNDS named, whose
+browser then takes openNDS the token that lets it through. RADIUS: the portal checks the card (so
+refusals come in the guest's language and wrong PINs count) and hands the credentials to the NAS, which
+asks FreeRADIUS.
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urljoin, urlsplit
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext
 
 from portal import forms, guest, uam
 from portal.context import portal
-from portal.gates import GateError
+from portal.gates import FasRequest, FasRequestError, GateError, OpenNdsGate
 from portal.i18n import LANGUAGE_COOKIE, LANGUAGES, money, refusal_message
 from portal.security import allow_form_target, client_address
 from rlm_hotspot.core.decisions import Refusal
@@ -28,6 +30,7 @@ from rlm_hotspot.services.uam import nas_uam
 bp = Blueprint("auth", __name__)
 log = logging.getLogger(__name__)
 NAS_PARAMETERS_MAX = 2048  # bytes of the NAS's redirect parameters kept for the login POST
+FAS_PARAMETERS = ("fas", "authaction", "tok", "redir")  # openNDS FAS level 1, level 0
 
 
 def _login_page(*, error: str | None = None, card: str = "", status: int = 200) -> tuple[str, int]:
@@ -37,10 +40,19 @@ def _login_page(*, error: str | None = None, card: str = "", status: int = 200) 
     return render_template("login.html", error=error, card=card[: forms.MAX_CARD_TEXT], hotspot=hotspot), status
 
 
+def _reconnect_message() -> str:
+    return gettext("This login link is not valid here. Please open any web page again to get a fresh one.")
+
+
 @bp.get("/")
 def login_form() -> Any:
     guest.remember_destination()
     _remember_nas_parameters()
+    try:
+        _remember_fas_request()
+    except FasRequestError as exc:
+        log.warning("openNDS FAS request refused: %s", exc)
+        return _login_page(error=_reconnect_message(), status=400)
     context = portal()
     with context.unit_of_work() as db:
         token = guest.current_token(db)
@@ -58,7 +70,13 @@ def login() -> Any:
     except forms.FormError as exc:
         return _login_page(error=str(exc), card=card_text)
     context = portal()
-    ip, now = client_address(), context.clock()
+    try:
+        fas = _fas_request()
+    except FasRequestError as exc:
+        log.warning("openNDS FAS request refused at login: %s", exc)
+        return _login_page(error=_reconnect_message(), card=card_text, status=400)
+    ip, mac = (fas.client_ip, fas.client_mac) if fas else (client_address(), None)
+    now = context.clock()
     refusal: Refusal | None = None
     with context.unit_of_work() as db:  # committed also after a refusal: wrong PINs must count
         hotspot = context.hotspot(db)
@@ -75,7 +93,7 @@ def login() -> Any:
                     pin=credentials.pin,
                     hotspot_id=hotspot.id,
                     client_ip=ip,
-                    client_mac=None,
+                    client_mac=mac,
                     now=now,
                 )
             else:
@@ -97,14 +115,56 @@ def login() -> Any:
     if hotspot.mode != "standalone":
         return _hand_over_to_nas(credentials, ip)
     try:
-        context.gate.open(ip, None, status.seconds_remaining)
+        if fas is not None:
+            target = _opennds_auth_url(fas, context.public_url(hotspot))
+        else:
+            context.gate.open(ip, mac, status.seconds_remaining)
+            target = url_for("status.status_page")
     except GateError as exc:
         log.error("gate did not open for %s: %s", ip, exc)
         with context.unit_of_work() as db:
             portal_service.abandon_session(db, status.token)
         return _login_page(error=gettext("We could not open Internet access. Nothing was charged: please try again."))
+    session.pop("fas", None)
     guest.remember_login(token=status.token, card_number=None, ip=ip)
-    return redirect(url_for("status.status_page"), 303)
+    return redirect(target, 303)
+
+
+def _remember_fas_request() -> None:
+    """openNDS sent the guest here as its FAS: check its parameters now and keep them for the login POST
+    (the client's address and MAC come from them, not from the connection)."""
+    gate = _opennds_gate()
+    if gate is None or not any(name in request.args for name in FAS_PARAMETERS):
+        return
+    session.pop("fas", None)
+    query = {name: request.args[name] for name in FAS_PARAMETERS if name in request.args}
+    if sum(len(value) for value in query.values()) > NAS_PARAMETERS_MAX:
+        raise FasRequestError("FAS parameters longer than the portal keeps")
+    fas = gate.fas_request(query, seen_from=client_address())
+    session["fas"] = query
+    if guest.safe_destination(fas.origin_url):
+        session["url"] = fas.origin_url
+
+
+def _fas_request() -> FasRequest | None:
+    """The openNDS client this guest's login is for, checked again (None: not sent here by openNDS)."""
+    gate, query = _opennds_gate(), session.get("fas")
+    if gate is None or not isinstance(query, dict):
+        return None
+    return gate.fas_request(query, seen_from=client_address())
+
+
+def _opennds_gate() -> OpenNdsGate | None:
+    gate = portal().gate
+    return gate if isinstance(gate, OpenNdsGate) else None
+
+
+def _opennds_auth_url(fas: FasRequest, public_url: str) -> str:
+    """openNDS's /opennds_auth/ with the client's token; it then sends the browser to the status page,
+    whose heartbeats keep the session going (if the browser never gets there, the worker ends it)."""
+    gate = _opennds_gate()
+    assert gate is not None
+    return gate.auth_redirect(fas, urljoin(public_url, url_for("status.status_page")))
 
 
 def _remember_nas_parameters() -> None:

@@ -84,8 +84,8 @@ class Options:
         except ValueError as exc:
             raise GateError(f"{self.driver} gate: option {key!r}: {exc}") from None
 
-    def flag(self, key: str) -> bool:
-        value = self.text(key, "no").lower()
+    def flag(self, key: str, default: bool = False) -> bool:
+        value = self.text(key, "yes" if default else "no").lower()
         if value not in ("yes", "no", "true", "false", "1", "0", "on", "off"):
             raise GateError(f"{self.driver} gate: option {key!r} must be yes or no, not {value!r}")
         return value in ("yes", "true", "1", "on")

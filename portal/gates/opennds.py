@@ -9,7 +9,13 @@ The FAS is the only gatekeeper: a BinAuth script's ``exit 1`` does not deny anyo
 Options: ``ndsctl`` (the command, e.g. ``nsenter -t <opennds pid> -m -n ndsctl`` when openNDS runs in
 its own namespaces; default ``ndsctl``), ``faskey`` (level 1), ``gateway_address`` (``ip:port`` of
 openNDS; a FAS request naming another gateway is refused, so the portal is no open redirector),
-``timeout`` (seconds per ndsctl call).
+``client_address_check`` (``yes`` by default: a FAS request must come from the client it names — set
+``no`` only when the portal sees guests through NAT, e.g. a FAS on the Internet), ``timeout`` (seconds
+per ndsctl call).
+
+Levels 0 and 1 are not signed: a guest could write someone else's address into ``fas``. openNDS itself
+authenticates only the client whose token it was given, and the address check keeps the session (which
+the worker later cuts by that address) bound to the client that logged in.
 """
 
 from __future__ import annotations
@@ -46,10 +52,13 @@ class OpenNdsGate:
     """Authorises clients in openNDS through ndsctl, and speaks the FAS side of its redirect protocol."""
 
     def __init__(self, options: Mapping[str, str]) -> None:
-        opts = Options("opennds", options, known=("ndsctl", "faskey", "gateway_address", "timeout"))
+        opts = Options(
+            "opennds", options, known=("ndsctl", "faskey", "gateway_address", "client_address_check", "timeout")
+        )
         self._ndsctl = opts.words("ndsctl", "ndsctl")
         self._faskey = opts.text("faskey")
         self._gateway_address = opts.text("gateway_address")
+        self._check_client_address = opts.flag("client_address_check", default=True)
         self._timeout = opts.timeout()
 
     def open(self, ip: str, mac: str | None, seconds: int) -> None:
@@ -73,8 +82,9 @@ class OpenNdsGate:
             raise GateError(f"opennds gate: ndsctl json gave no JSON: {done.stdout.strip()[:200]}") from None
         return state == "Authenticated"
 
-    def fas_request(self, query: Mapping[str, str]) -> FasRequest:
-        """The client openNDS redirected here, from the FAS query string (level 1 or level 0)."""
+    def fas_request(self, query: Mapping[str, str], seen_from: str | None = None) -> FasRequest:
+        """The client openNDS redirected here, from the FAS query string (level 1 or level 0); `seen_from`
+        is the address the request came from, which must be the client's unless the check is off."""
         if "fas" in query:
             request = _level1(query["fas"])
         elif "authaction" in query:
@@ -83,6 +93,8 @@ class OpenNdsGate:
             raise FasRequestError("not an openNDS FAS request (no 'fas' or 'authaction' parameter)")
         if self._gateway_address and request.gateway_address != self._gateway_address:
             raise FasRequestError(f"FAS request for gateway {request.gateway_address}, not {self._gateway_address}")
+        if self._check_client_address and seen_from is not None and seen_from != request.client_ip:
+            raise FasRequestError(f"FAS request names client {request.client_ip} but came from {seen_from}")
         return request
 
     def auth_redirect(self, request: FasRequest, redir: str, custom: str | None = None) -> str:

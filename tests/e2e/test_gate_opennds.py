@@ -7,6 +7,7 @@ private /run and /tmp, a default route with a primed ARP entry, and ndsctl reach
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from portal.gates import make_gate
 from portal.gates.opennds import OpenNdsGate
@@ -160,6 +161,7 @@ def reaches_internet(guest: Guest) -> bool:
 
 
 def test_fas_login_then_cut_off_by_the_worker_and_by_ndsctl(nds: OpenNdsLab, card: LabCard, committed: Engine) -> None:
+    """Level 1: the portal learns IP and MAC from `fas`, and the guest's browser takes openNDS the token."""
     guest, gate = nds.guest, nds.gate
     to_fas = guest.get(f"http://{NET_IP}/hello.txt").location
     assert to_fas.startswith(f"{PORTAL_URL}?fas="), to_fas
@@ -168,15 +170,20 @@ def test_fas_login_then_cut_off_by_the_worker_and_by_ndsctl(nds: OpenNdsLab, car
     refused = guest.log_in(to_fas, card.number, "WRONGPIN9")
     assert refused.status == 200 and "Wrong PIN" in refused.body
     logged_in = guest.log_in(to_fas, card.number, card.pin)
-    assert (logged_in.status, logged_in.location) == (303, f"{PORTAL_URL}status"), logged_in
-    assert "You are online" in guest.get(logged_in.location).body
+    assert logged_in.status == 303 and logged_in.location.startswith(f"http://{GATEWAY_ADDRESS}/opennds_auth/?tok=")
+    assert not gate.is_open(nds.client_ip, nds.client_mac)  # the portal ran no ndsctl: openNDS checks the token
+    authenticated = guest.get(logged_in.location)
+    assert (authenticated.status, authenticated.location) == (307, f"{PORTAL_URL}status"), authenticated
+    status_page = guest.get(authenticated.location).body
+    assert "You are online" in status_page and f'href="http://{NET_IP}/hello.txt"' in status_page  # openNDS's originurl
     assert reaches_internet(guest)
     assert gate.is_open(nds.client_ip, nds.client_mac)
-    assert only_session(committed).framed_ip == nds.client_ip
+    session = only_session(committed)
+    assert (session.framed_ip, session.calling_station_id) == (nds.client_ip, nds.client_mac)
 
     run_worker_cycle(committed, gate, datetime.now(UTC) + timedelta(seconds=HEARTBEAT_TIMEOUT_S + 1))
     assert only_session(committed)[:2] == ("closed", "Heartbeat-Timeout")
-    assert not gate.is_open(nds.client_ip, nds.client_mac)
+    assert not gate.is_open(nds.client_ip, nds.client_mac)  # the worker's ndsctl deauth, by the MAC from `fas`
     assert guest.get(f"http://{NET_IP}/hello.txt").location.startswith(f"{PORTAL_URL}?fas=")
 
     gate.open(nds.client_ip, None, 120)  # ndsctl auth: the client is listed again since its last redirect
@@ -184,3 +191,14 @@ def test_fas_login_then_cut_off_by_the_worker_and_by_ndsctl(nds: OpenNdsLab, car
     gate.close(nds.client_ip, None)
     assert not reaches_internet(guest)
     gate.close(nds.client_ip, None)  # already cut off: fine
+
+
+def test_a_fas_link_naming_another_client_is_refused(nds: OpenNdsLab, card: LabCard, committed: Engine) -> None:
+    """A guest who rewrites `fas` to name another client (here: another IP) gets no session for it."""
+    to_fas = nds.guest.get(f"http://{NET_IP}/hello.txt").location
+    fas = base64.b64decode(to_fas.split("?fas=", 1)[1] + "==").decode()
+    forged = fas.replace(f"clientip={nds.client_ip}", "clientip=10.77.0.99")
+    answer = nds.guest.get(f"{PORTAL_URL}?fas={base64.b64encode(forged.encode()).decode()}")
+    assert answer.status == 400 and "Please open any web page again" in answer.body
+    with committed.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM sessions")).scalar_one() == 0

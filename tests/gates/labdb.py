@@ -55,4 +55,6 @@ def run_worker_cycle(engine: Engine, gate: Gate, at: datetime) -> None:
 
 def only_session(engine: Engine) -> Row:  # type: ignore[type-arg]
     with engine.connect() as conn:
-        return conn.execute(text("SELECT status, terminate_cause, auth_token, framed_ip FROM sessions")).one()
+        return conn.execute(
+            text("SELECT status, terminate_cause, auth_token, framed_ip, calling_station_id FROM sessions")
+        ).one()

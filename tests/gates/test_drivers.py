@@ -218,3 +218,14 @@ def test_fas_requests_that_are_refused(query: dict[str, str]) -> None:
     gate = make_gate("opennds", {"faskey": "k", "gateway_address": "10.77.0.1:2050"})
     with pytest.raises(FasRequestError):
         gate.fas_request(query)  # type: ignore[attr-defined]
+
+
+def test_a_fas_request_must_come_from_the_client_it_names_unless_the_check_is_off() -> None:
+    checked = make_gate("opennds", {"gateway_address": "10.77.0.1:2050"})
+    assert checked.fas_request(fas_query(FAS_TEXT), seen_from="10.77.0.150").client_ip == "10.77.0.150"  # type: ignore[attr-defined]
+    with pytest.raises(FasRequestError, match=r"came from 10\.77\.0\.151"):
+        checked.fas_request(fas_query(FAS_TEXT), seen_from="10.77.0.151")  # type: ignore[attr-defined]
+    behind_nat = make_gate("opennds", {"gateway_address": "10.77.0.1:2050", "client_address_check": "no"})
+    assert behind_nat.fas_request(fas_query(FAS_TEXT), seen_from="198.51.100.7").client_ip == "10.77.0.150"  # type: ignore[attr-defined]
+    with pytest.raises(GateError, match="client_address_check"):
+        make_gate("opennds", {"client_address_check": "maybe"})
