@@ -34,6 +34,7 @@ REFUSAL_MESSAGES: dict[Refusal, LazyString] = {
         "This card is already in use on another device. Log out there first, or wait a few minutes."
     ),
     Refusal.WRONG_HOTSPOT: lazy_gettext("This card cannot be used at this hotspot."),
+    Refusal.PAP_ONLY: lazy_gettext("This card cannot be used with this kind of login. Please ask the staff."),
 }
 
 

@@ -24,6 +24,7 @@ class Refusal(StrEnum):
     LOCKED_OUT = "locked_out"
     TOO_MANY_SESSIONS = "too_many_sessions"
     WRONG_HOTSPOT = "wrong_hotspot"
+    PAP_ONLY = "pap_only"  # CHAP needs the cleartext PIN; a card of a hashed-PIN batch has none
 
     @property
     def message(self) -> str:
@@ -43,4 +44,5 @@ _MESSAGES: dict[Refusal, str] = {
     Refusal.LOCKED_OUT: "Too many wrong attempts. Please try again later.",
     Refusal.TOO_MANY_SESSIONS: "This card is already in use on another device.",
     Refusal.WRONG_HOTSPOT: "This card cannot be used at this hotspot.",
+    Refusal.PAP_ONLY: "This card can only be used with a plain (PAP) password login.",
 }

@@ -4,25 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Row, text
+from sqlalchemy import Connection, Row, text
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.db.prepared import Prepared
 
 # A session holds a simultaneous-use slot while it is live: the rule is the SQL function
-# session_is_live (sql/005_hot_paths.sql), shared with reserve_radius_session.
+# session_is_live (sql/005_hot_paths.sql), shared with login_snapshot and radius_login (sql/006).
 LIVE_SESSION = "session_is_live(s.status, s.last_seen_at, h.interim_interval, h.stale_grace, :now, :pending_ttl)"
-
-
-# Wrong PINs that still count: inside the lockout window and after the last time an admin cleared them.
-WRONG_PINS = """
-    SELECT count(*) FROM login_attempts la
-    WHERE la.{column} = {value} AND la.outcome = 'wrong_pin'
-      AND la.at > GREATEST(CAST(:now AS timestamptz) - make_interval(secs => :window),
-                           (SELECT lc.cleared_at FROM lockout_clears lc
-                             WHERE lc.kind = '{kind}' AND lc.subject = {value}))
-"""
 
 
 @dataclass(frozen=True)
@@ -65,29 +56,8 @@ class LoginSnapshot:
 
 _SNAPSHOT = Prepared(
     "hs_login_snapshot",
-    f"""
-    WITH place AS (
-        SELECT n.id AS nas_id, n.vendor AS nas_vendor, h.*
-        FROM hotspots h LEFT JOIN nas n ON n.hotspot_id = h.id AND n.ip_address = CAST(:nas_ip AS inet)
-        WHERE (CAST(:nas_ip AS inet) IS NOT NULL AND n.id IS NOT NULL) OR h.id = :hotspot_id
-        ORDER BY n.id NULLS LAST LIMIT 1
-    )
-    SELECT c.id AS card_id, c.number, c.status, c.blocked, c.account_id, c.activated_at, c.pin_secret,
-           c.pin_key_id, b.face_value, b.tariff_id AS batch_tariff_id, b.hotspot_id AS batch_hotspot_id,
-           b.valid_from, b.use_before, b.validity_seconds, b.expires_at, a.balance,
-           (SELECT count(*) FROM sessions s JOIN hotspots h ON h.id = s.hotspot_id
-             WHERE s.card_id = c.id AND s.status <> 'closed' AND ({LIVE_SESSION})) AS live_sessions,
-           p.nas_id, p.nas_vendor, p.id AS hotspot_id, p.timezone AS hotspot_timezone,
-           p.tariff_id AS hotspot_tariff_id, p.mode AS hotspot_mode, p.traffic_meter, p.interim_interval,
-           p.idle_timeout, p.max_session_seconds,
-           ({WRONG_PINS.format(column="card_number", kind="card", value=":number")}) AS card_failures,
-           ({WRONG_PINS.format(column="client", kind="client", value="CAST(:client AS text)")}) AS client_failures
-    FROM (SELECT 1) AS one
-    LEFT JOIN cards c ON c.number = :number
-    LEFT JOIN card_batches b ON b.id = c.batch_id
-    LEFT JOIN accounts a ON a.id = c.account_id
-    LEFT JOIN place p ON true
-    """,
+    "SELECT * FROM login_snapshot(:number, CAST(:nas_ip AS inet), :hotspot_id, CAST(:client AS text), :now, "
+    ":window, :pending_ttl)",
 )
 
 
@@ -114,7 +84,10 @@ def login_snapshot(
             "pending_ttl": pending_ttl_s,
         },
     ).one()
-    values = dict(row._mapping)
+    return _snapshot(dict(row._mapping))
+
+
+def _snapshot(values: dict[str, Any]) -> LoginSnapshot:
     if values["pin_secret"] is not None:
         values["pin_secret"] = bytes(values["pin_secret"])
     return LoginSnapshot(**values)
@@ -134,17 +107,66 @@ def lock_card_and_count_live(session: Session, card_id: int, now: datetime, pend
     )
 
 
-def reserve_radius_session(
-    session: Session, *, limit: int, now: datetime, pending_ttl_s: int, **session_values: object
-) -> int | None:
-    """Take a slot, open a pending session and record the login, in one call (sql/005); None: no room."""
-    return session.execute(
-        text(
-            "SELECT reserve_radius_session(:card_id, :limit, :now, :pending_ttl, :account_id, :hotspot_id, "
-            ":tariff_id, :nas_id, :token, :username, :calling_station_id, :card_number, :client)"
-        ),
-        {"limit": limit, "now": now, "pending_ttl": pending_ttl_s, **session_values},
-    ).scalar_one()
+@dataclass(frozen=True)
+class RadiusReservation:
+    """The pending session and the 'ok' login record radius_login made (undone by cancel_radius_login)."""
+
+    session_id: int
+    attempt_id: int
+
+
+_RADIUS_LOGIN = Prepared(
+    "hs_radius_login",
+    """
+    SELECT (r.facts).*, r.reserved_session_id, r.attempt_id
+    FROM radius_login(:number, CAST(:nas_ip AS inet), CAST(:client AS text), :now, :window, :pending_ttl,
+                      :max_failures, :token, CAST(:username AS text), CAST(:calling_station_id AS text)) AS r
+    """,
+)
+
+
+def radius_login(
+    connection: Connection,
+    *,
+    number: str,
+    nas_ip: str,
+    client: str | None,
+    now: datetime,
+    lockout_window_s: int,
+    pending_ttl_s: int,
+    max_failures: int,
+    token: str,
+    username: str,
+    calling_station_id: str | None,
+) -> tuple[LoginSnapshot, RadiusReservation | None]:
+    """Lock the card, read the snapshot and, if the card looks usable, reserve a slot: one call (sql/006)."""
+    values = _RADIUS_LOGIN.first_row(
+        connection,
+        {
+            "number": number,
+            "nas_ip": nas_ip,
+            "client": client,
+            "now": now,
+            "window": lockout_window_s,
+            "pending_ttl": pending_ttl_s,
+            "max_failures": max_failures,
+            "token": token,
+            "username": username,
+            "calling_station_id": calling_station_id,
+        },
+    )
+    assert values is not None  # the function always returns its one row
+    session_id, attempt_id = values.pop("reserved_session_id"), values.pop("attempt_id")
+    reservation = None if session_id is None else RadiusReservation(session_id, attempt_id)
+    return _snapshot(values), reservation
+
+
+def cancel_radius_login(connection: Connection, reservation: RadiusReservation, outcome: str) -> None:
+    """Give the slot back and record the login as refused (`outcome`) instead of 'ok'."""
+    connection.execute(
+        text("SELECT cancel_radius_login(:session_id, :attempt_id, :outcome)"),
+        {"session_id": reservation.session_id, "attempt_id": reservation.attempt_id, "outcome": outcome},
+    )
 
 
 def insert_session(session: Session, **values: object) -> int:

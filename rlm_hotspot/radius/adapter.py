@@ -5,16 +5,15 @@ the hook bodies; they never raise into radiusd. A refusal is a REJECT with its R
 infrastructure fault (database down, statement timeout) is FAIL plus a log line, and the next request
 tries the database again (the pool pings before use), so service resumes by itself.
 
-Hooks are serialized by radiusd (one call at a time in the one python3 instance), so the grants kept
-between `authorize` and `post_auth` of a request need no lock.
+radiusd runs the hooks one at a time (one python3 instance), so the login rate is 1 / (time in the
+hooks): an accepted login is one hook call and one database round trip, on a Connection of its own
+(not an ORM Session, whose bookkeeping costs more than the query).
 """
 
 from __future__ import annotations
 
-import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
@@ -28,7 +27,6 @@ from rlm_hotspot.db.engine import make_engine
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.radius.decode import (
     Attributes,
-    LoginPacket,
     MalformedPacket,
     decode_accounting,
     decode_login,
@@ -36,14 +34,12 @@ from rlm_hotspot.radius.decode import (
 )
 from rlm_hotspot.radius.encode import Item, accept_reply, reply_message
 from rlm_hotspot.services.access import (
-    Grant,
     LoginRequest,
     Policy,
     UnknownPlace,
-    decide_login,
+    cancel_radius_login,
+    login_radius,
     new_token,
-    record_attempt,
-    reserve_radius_session,
 )
 from rlm_hotspot.services.catalog import currency
 from rlm_hotspot.services.errors import CardRefused, ServiceError
@@ -53,36 +49,14 @@ from rlm_hotspot.settings import Settings
 
 HookResult = tuple[int, tuple[Item, ...] | None, tuple[Item, ...] | None]
 
-# Control attribute that tells post_auth what authorize decided (the NAS cannot set control items).
+# Control attribute that tells post_auth (Post-Auth-Type REJECT) which login authorize reserved, so a PIN
+# that chap refuses gives the slot back (the NAS cannot set control items).
 MARKER = "Tmp-String-0"
-GRANTED = "granted:"  # + token: authorize accepted; a Reject after it means pap/chap refused the PIN
-REFUSED = "refused:"  # + Refusal value: authorize refused; post_auth records the attempt
-RECORDED = "recorded"  # the attempt is already recorded
 NOT_CONFIGURED = "This hotspot is not set up for card logins."
-TRY_AGAIN = "Please try again."
-CHAP_NEEDS_CLEARTEXT = "This card can only be used with a plain (PAP) password login."
 
 
 class StartupError(RuntimeError):
     """The module cannot serve: bad settings, unreadable key file, unreachable or uninitialised database."""
-
-
-@dataclass
-class GrantsInFlight:
-    """Grants between authorize and post_auth of one request, by the session token sent as Class."""
-
-    ttl_s: float = 60.0
-    _grants: dict[str, tuple[float, Grant]] = field(default_factory=dict)
-
-    def put(self, token: str, grant: Grant) -> None:
-        now = time.monotonic()
-        for stale in [t for t, (at, _) in self._grants.items() if now - at > self.ttl_s]:
-            del self._grants[stale]  # a request radiusd dropped between the two hooks
-        self._grants[token] = (now, grant)
-
-    def pop(self, token: str) -> Grant | None:
-        entry = self._grants.pop(token, None)
-        return None if entry is None else entry[1]
 
 
 class RadiusAdapter:
@@ -105,7 +79,6 @@ class RadiusAdapter:
             lockout_window_s=settings.lockout_window_s,
             pending_session_ttl_s=settings.pending_session_ttl_s,
         )
-        self.in_flight = GrantsInFlight()
 
     @classmethod
     def start(cls, radiusd: ModuleType, settings: Settings) -> RadiusAdapter:
@@ -152,7 +125,7 @@ class RadiusAdapter:
     def log(self, level: int, message: str) -> None:
         self.rad.radlog(level, f"rlm_hotspot: {message}")
 
-    # -- authorize: decide, hand pap/chap the PIN to check ----------------------------------------
+    # -- authorize: decide and take the slot in one round trip, hand pap/chap the PIN --------------
     def _authorize(self, lists: dict[str, Any]) -> HookResult:
         try:
             packet = decode_login(Attributes.of(lists.get("request")))
@@ -164,84 +137,47 @@ class RadiusAdapter:
             source="radius",
             nas_ip=packet.nas_ip,
             client=packet.client,
-            pin=packet.password,  # PAP: checked here in both PIN modes; CHAP: pin=None reveals it for chap
+            pin=packet.password,  # PAP: checked here in both PIN modes; CHAP: None, chap checks the revealed PIN
         )
+        token = new_token()
         try:
-            with Session(self.autocommit) as session:
-                grant = decide_login(session, self.vault, self.tariffs, self.policy, request, _now())
+            with self.autocommit.connect() as connection:
+                login = login_radius(
+                    connection,
+                    self.vault,
+                    self.tariffs,
+                    self.policy,
+                    request,
+                    token=token,
+                    username=packet.card_text,
+                    calling_station_id=packet.calling_station_id,
+                    now=_now(),
+                )
         except CardRefused as refused:
-            return self._refuse(refused.refusal, str(refused))
+            return self.rad.RLM_MODULE_REJECT, reply_message(str(refused)), None
         except UnknownPlace as exc:
             self.log(self.rad.L_ERR, f"authorize: {exc}: add it with `hotspotctl nas add`")
             return self.rad.RLM_MODULE_REJECT, reply_message(NOT_CONFIGURED), None
-        pin = packet.password if packet.password is not None else grant.pin
-        if pin is None:  # CHAP for a card whose PIN is only hashed: the cleartext does not exist
-            return self.rad.RLM_MODULE_REJECT, reply_message(CHAP_NEEDS_CLEARTEXT), None
-        token = new_token()
-        self.in_flight.put(token, grant)
-        control = (("Cleartext-Password", ":=", pin), (MARKER, ":=", GRANTED + token))
-        return self.rad.RLM_MODULE_UPDATED, accept_reply(grant, token), control
+        pin = packet.password if packet.password is not None else login.grant.pin
+        assert pin is not None  # login_radius refuses a CHAP login whose PIN it cannot reveal
+        control: tuple[Item, ...] = (("Cleartext-Password", ":=", pin),)
+        if packet.chap:  # chap has the last word on the PIN: post-auth undoes the login if it says no
+            reservation = login.reservation
+            control += ((MARKER, ":=", f"{reservation.session_id}:{reservation.attempt_id}"),)
+        return self.rad.RLM_MODULE_UPDATED, accept_reply(login.grant, token), control
 
-    def _refuse(self, refusal: Refusal, message: str) -> HookResult:
-        return self.rad.RLM_MODULE_REJECT, reply_message(message), ((MARKER, ":=", REFUSED + refusal.value),)
-
-    # -- post-auth: take the simultaneous-use slot, record the attempt ------------------------------
+    # -- post-auth (REJECT only): chap refused the PIN of a login authorize reserved ----------------
     def _post_auth(self, lists: dict[str, Any]) -> HookResult:
         control = Attributes.of(lists.get("config"))
-        marker = control.first(MARKER) or ""
+        session_id, _, attempt_id = (control.first(MARKER) or "").partition(":")
         rejected = (control.first("Post-Auth-Type") or "").lower() == "reject"
-        if marker.startswith(GRANTED):
-            grant = self.in_flight.pop(marker[len(GRANTED) :])
-            if grant is None:  # never accept a login whose session slot was not taken
-                self.log(self.rad.L_ERR, "post_auth: no grant for this request (held over 60 s?): rejected")
-                return self.rad.RLM_MODULE_REJECT, reply_message(TRY_AGAIN), ((MARKER, ":=", RECORDED),)
-            packet = decode_login(Attributes.of(lists.get("request")))
-            if rejected:  # authorize accepted the card, so pap/chap refused the PIN
-                self._record(packet, grant.hotspot_id, Refusal.WRONG_PIN)
-                return self.rad.RLM_MODULE_UPDATED, reply_message(Refusal.WRONG_PIN.message), None
-            return self._open_slot(packet, grant, marker[len(GRANTED) :])
-        if marker.startswith(REFUSED) and rejected:
-            self._record(decode_login(Attributes.of(lists.get("request"))), None, Refusal(marker[len(REFUSED) :]))
-        return self.rad.RLM_MODULE_NOOP, None, None
-
-    def _open_slot(self, packet: LoginPacket, grant: Grant, token: str) -> HookResult:
-        """The decisive simultaneous-use check, under the card's row lock; REJECT turns the Accept into a Reject."""
-        now = _now()
-        try:
-            with Session(self.autocommit) as session:
-                reserve_radius_session(
-                    session,
-                    self.tariffs,
-                    self.policy,
-                    grant,
-                    token=token,
-                    calling_station_id=packet.calling_station_id,
-                    now=now,
-                    username=packet.card_text,
-                    client=packet.client,
-                )
-        except CardRefused as refused:
-            self._record(packet, grant.hotspot_id, refused.refusal)
-            return self.rad.RLM_MODULE_REJECT, reply_message(str(refused)), ((MARKER, ":=", RECORDED),)
-        return self.rad.RLM_MODULE_OK, None, None
-
-    def _record(self, packet: LoginPacket, hotspot_id: int | None, outcome: Refusal) -> None:
-        with Session(self.engine) as session, session.begin():
-            self._attempt(session, packet, hotspot_id, outcome, _now())
-
-    @staticmethod
-    def _attempt(
-        session: Session, packet: LoginPacket, hotspot_id: int | None, outcome: Refusal | None, now: datetime
-    ) -> None:
-        record_attempt(
-            session,
-            card_text=packet.card_text,
-            client=packet.client,
-            hotspot_id=hotspot_id,
-            source="radius",
-            outcome=outcome,
-            now=now,
-        )
+        if not (rejected and session_id.isdigit() and attempt_id.isdigit()):
+            return self.rad.RLM_MODULE_NOOP, None, None
+        with self.autocommit.connect() as connection:
+            cancel_radius_login(
+                connection, session_id=int(session_id), attempt_id=int(attempt_id), refusal=Refusal.WRONG_PIN
+            )
+        return self.rad.RLM_MODULE_UPDATED, reply_message(Refusal.WRONG_PIN.message), None
 
     # -- accounting: OK only after the commit -------------------------------------------------------
     def _accounting(self, lists: dict[str, Any]) -> HookResult:

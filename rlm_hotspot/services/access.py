@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.core.cardcode import CardNumberError, normalise_card_number
@@ -78,13 +79,9 @@ def decide_login(
     session: Session, vault: PinVault, tariffs: TariffCache, policy: Policy, request: LoginRequest, now: datetime
 ) -> Grant:
     """Accept or refuse (CardRefused) a login; read-only, one query (plus a cached tariff)."""
-    try:
-        number = normalise_card_number(request.card_text)
-    except CardNumberError as exc:
-        raise CardRefused(Refusal.BAD_CARD_NUMBER, str(exc)) from None
     snap = q.login_snapshot(
         session,
-        number=number,
+        number=_card_number(request.card_text),
         nas_ip=request.nas_ip,
         hotspot_id=request.hotspot_id,
         client=request.client,
@@ -92,6 +89,104 @@ def decide_login(
         lockout_window_s=policy.lockout_window_s,
         pending_ttl_s=policy.pending_session_ttl_s,
     )
+    return _grant(session, snap, vault, tariffs, policy, request, now)
+
+
+@dataclass(frozen=True)
+class RadiusLogin:
+    """An accepted RADIUS login: what it may use, and the slot it holds until the Accounting-Start."""
+
+    grant: Grant
+    reservation: q.RadiusReservation
+
+
+def login_radius(
+    connection: Connection,
+    vault: PinVault,
+    tariffs: TariffCache,
+    policy: Policy,
+    request: LoginRequest,
+    *,
+    token: str,
+    username: str,
+    calling_station_id: str | None,
+    now: datetime,
+) -> RadiusLogin:
+    """Decide a RADIUS login and take its simultaneous-use slot, in one round trip when it is accepted.
+
+    The database locks the card, reads the snapshot and reserves the slot when the card looks usable
+    (sql/006: two Access-Requests for one card at the same instant, on any number of radiusd servers,
+    serialise on the card row, so exactly `simultaneous_use` of them get a slot). The rules below then
+    decide; a refusal gives the slot back, is recorded, and raises CardRefused. For CHAP the PIN is
+    checked later by radiusd: `cancel_radius_login` undoes the login if that check fails.
+    """
+    def refused_without_slot(hotspot_id: int | None, refusal: Refusal) -> None:
+        record_attempt(
+            connection,
+            card_text=request.card_text,
+            client=request.client,
+            hotspot_id=hotspot_id,
+            source="radius",
+            outcome=refusal,
+            now=now,
+        )
+
+    try:
+        number = _card_number(request.card_text)
+    except CardRefused as refused:
+        refused_without_slot(None, refused.refusal)
+        raise
+    snap, reservation = q.radius_login(
+        connection,
+        number=number,
+        nas_ip=str(request.nas_ip),
+        client=request.client,
+        now=now,
+        lockout_window_s=policy.lockout_window_s,
+        pending_ttl_s=policy.pending_session_ttl_s,
+        max_failures=policy.lockout_attempts,
+        token=token,
+        username=username,
+        calling_station_id=calling_station_id,
+    )
+    try:
+        grant = _grant(connection, snap, vault, tariffs, policy, request, now)
+        if request.pin is None and grant.pin is None:  # CHAP needs the cleartext, a hashed PIN has none
+            raise CardRefused(Refusal.PAP_ONLY)
+        if reservation is None:  # every rule passed, yet no slot: taken by a concurrent login
+            raise CardRefused(Refusal.TOO_MANY_SESSIONS)
+    except CardRefused as refused:
+        if reservation is not None:
+            q.cancel_radius_login(connection, reservation, refused.refusal.value)
+        else:
+            refused_without_slot(snap.hotspot_id, refused.refusal)
+        raise
+    return RadiusLogin(grant, reservation)
+
+
+def cancel_radius_login(connection: Connection, *, session_id: int, attempt_id: int, refusal: Refusal) -> None:
+    """radiusd refused an accepted login after all (CHAP: wrong PIN): free its slot, record why."""
+    q.cancel_radius_login(connection, q.RadiusReservation(session_id, attempt_id), refusal.value)
+
+
+def _card_number(card_text: str) -> str:
+    """The normalised card number; the check digit refuses a typo before any query."""
+    try:
+        return normalise_card_number(card_text)
+    except CardNumberError as exc:
+        raise CardRefused(Refusal.BAD_CARD_NUMBER, str(exc)) from None
+
+
+def _grant(
+    session: Session | Connection,
+    snap: q.LoginSnapshot,
+    vault: PinVault,
+    tariffs: TariffCache,
+    policy: Policy,
+    request: LoginRequest,
+    now: datetime,
+) -> Grant:
+    """The login rules over a snapshot, in the order a guest should hear them."""
     if snap.hotspot_id is None:
         raise UnknownPlace(
             f"no NAS with address {request.nas_ip} in the database"
@@ -157,47 +252,8 @@ def new_token() -> str:
     return secrets.token_urlsafe(18)
 
 
-def reserve_radius_session(
-    session: Session,
-    tariffs: TariffCache,
-    policy: Policy,
-    grant: Grant,
-    *,
-    token: str,
-    calling_station_id: str | None,
-    now: datetime,
-    username: str | None = None,
-    client: str | None = None,
-) -> int:
-    """After the PIN was verified: take a simultaneous-use slot under the card's row lock, and record
-    the successful login.
-
-    The decisive check: two Access-Requests for one card at the same instant (or on two radiusd
-    servers) serialise on the card row, so exactly `simultaneous_use` of them get a slot.
-    """
-    session_id = q.reserve_radius_session(
-        session,
-        limit=tariffs.get(session, grant.tariff_id, now).spec.simultaneous_use,
-        now=now,
-        pending_ttl_s=policy.pending_session_ttl_s,
-        card_id=grant.card_id,
-        account_id=grant.account_id,
-        hotspot_id=grant.hotspot_id,
-        tariff_id=grant.tariff_id,
-        nas_id=grant.nas_id,
-        token=token,
-        username=username,
-        calling_station_id=calling_station_id,
-        card_number=grant.card_number,
-        client=client,
-    )
-    if session_id is None:
-        raise CardRefused(Refusal.TOO_MANY_SESSIONS)
-    return session_id
-
-
 def record_attempt(
-    session: Session,
+    session: Session | Connection,
     *,
     card_text: str,
     client: str | None,

@@ -17,9 +17,10 @@ from rlm_hotspot.services.access import (
     LoginRequest,
     Policy,
     UnknownPlace,
+    cancel_radius_login,
     decide_login,
+    login_radius,
     record_attempt,
-    reserve_radius_session,
 )
 from rlm_hotspot.services.errors import CardRefused
 from rlm_hotspot.services.sessions import (
@@ -54,6 +55,24 @@ def login(db: Session, vault: PinVault, number: str, *, pin: str | None = None, 
     return decide_login(db, vault, TariffCache(), POLICY, request, now)
 
 
+def radius_login(
+    db: Session, vault: PinVault, number: str, *, token: str, pin: str | None = None, client: str | None = None, now=NOW
+):  # type: ignore[no-untyped-def]
+    """The RADIUS hook's path: decide and take the slot in one call (pin=None: CHAP, radiusd checks it)."""
+    request = LoginRequest(card_text=number, source="radius", nas_ip=NAS_IP, client=client, pin=pin)
+    return login_radius(
+        db.connection(),
+        vault,
+        TariffCache(),
+        POLICY,
+        request,
+        token=token,
+        username=number,
+        calling_station_id="aa",
+        now=now,
+    )
+
+
 def refusal_of(fn) -> Refusal:  # type: ignore[no-untyped-def]
     with pytest.raises(CardRefused) as refused:
         fn()
@@ -77,7 +96,17 @@ def test_data_cap_above_4_gib_and_deadline_bounds_the_timeout(db: Session, vault
     assert grant.session_timeout == 3600  # the validity period is shorter than what the money buys
 
 
-def test_every_refusal_has_its_own_reason(db: Session, vault: PinVault) -> None:
+@pytest.mark.parametrize("path", ["snapshot", "radius"])
+def test_every_refusal_has_its_own_reason(db: Session, vault: PinVault, path: str) -> None:
+    """Both login paths (the portal's snapshot, the RADIUS hook's lock-and-reserve) refuse alike."""
+    if path == "radius":
+        tokens = iter(range(100))
+
+        def login(db: Session, vault: PinVault, number: str, *, pin: str | None = None):  # type: ignore[no-untyped-def]
+            return radius_login(db, vault, number, pin=pin, token=f"t{next(tokens)}").grant
+
+    else:
+        login = globals()["login"]
     batch = radius_world(db, vault, count=6)
     n = batch.numbers
     assert refusal_of(lambda: login(db, vault, n[0][:-1] + str((int(n[0][-1]) + 1) % 10))) is Refusal.BAD_CARD_NUMBER
@@ -101,7 +130,48 @@ def test_every_refusal_has_its_own_reason(db: Session, vault: PinVault) -> None:
     assert refusal_of(lambda: login(db, vault, elsewhere.numbers[0])) is Refusal.WRONG_HOTSPOT
     with pytest.raises(UnknownPlace):
         decide_login(db, vault, TariffCache(), POLICY, LoginRequest(n[0], "radius", nas_ip="198.51.100.1"), NOW)
+    if path == "radius":  # every refusal is recorded, and no refused login keeps a slot
+        outcomes = db.execute(text("SELECT outcome FROM login_attempts ORDER BY id")).scalars().all()
+        assert outcomes == [
+            "bad_card_number",
+            "unknown_card",
+            "wrong_pin",
+            "blocked",
+            "not_yet_valid",
+            "expired",
+            "redeemed",
+            "exhausted",
+            "wrong_hotspot",
+        ]
+        assert db.execute(text("SELECT count(*) FROM sessions")).scalar_one() == 0
     assert_ledger_balanced(db)
+
+
+def test_radius_login_takes_the_slot_and_chap_can_give_it_back(db: Session, vault: PinVault) -> None:
+    batch = radius_world(db, vault)
+    number = batch.numbers[0]
+    accepted = radius_login(db, vault, number, token="chap1")
+    assert accepted.grant.pin == batch.pins[0]  # for chap to check
+    assert refusal_of(lambda: radius_login(db, vault, number, token="chap2")) is Refusal.TOO_MANY_SESSIONS
+    reservation = accepted.reservation
+    cancel_radius_login(
+        db.connection(),
+        session_id=reservation.session_id,
+        attempt_id=reservation.attempt_id,
+        refusal=Refusal.WRONG_PIN,
+    )  # chap refused the PIN after all
+    rows = db.execute(text("SELECT outcome FROM login_attempts ORDER BY id")).scalars().all()
+    assert rows == ["wrong_pin", "too_many_sessions"]
+    assert radius_login(db, vault, number, token="chap3", pin=batch.pins[0]).grant.card_number == number
+    pending = db.execute(text("SELECT auth_token, status, username FROM sessions")).all()
+    assert [tuple(row) for row in pending] == [("chap3", "pending", number)]
+
+
+def test_chap_cannot_use_a_card_whose_pin_is_only_hashed(db: Session, vault: PinVault) -> None:
+    batch = radius_world(db, vault, pin_mode="hashed")
+    assert refusal_of(lambda: radius_login(db, vault, batch.numbers[0], token="c")) is Refusal.PAP_ONLY
+    assert radius_login(db, vault, batch.numbers[0], token="p", pin=batch.pins[0]).grant.pin is None
+    assert db.execute(text("SELECT count(*) FROM sessions")).scalar_one() == 1
 
 
 def test_lockout_per_card_and_per_client_then_cleared_by_time(db: Session, vault: PinVault) -> None:
@@ -130,8 +200,7 @@ def test_full_session_bills_exactly_and_replays_change_nothing(db: Session, vaul
     batch = radius_world(db, vault, traffic=True)
     number = batch.numbers[0]
     tariffs = TariffCache()
-    grant = login(db, vault, number)
-    reserve_radius_session(db, tariffs, POLICY, grant, token="tok1", calling_station_id="aa", now=NOW)
+    radius_login(db, vault, number, token="tok1")
     ids = {"username": number, "acct_session_id": "A1", "token": "tok1"}
     accounting(db, tariffs, "start", NOW, session_time=0, framed_ip="10.1.0.5", **ids)
     assert cards.find_card(db, number).status == "active"
@@ -201,8 +270,7 @@ def test_accounting_on_closes_every_live_session_of_that_nas(db: Session, vault:
 def test_a_silent_nas_does_not_lock_the_owner_out(db: Session, vault: PinVault) -> None:
     batch = radius_world(db, vault)
     tariffs = TariffCache()
-    grant = login(db, vault, batch.numbers[0])
-    reserve_radius_session(db, tariffs, POLICY, grant, token="t", calling_station_id=None, now=NOW)
+    radius_login(db, vault, batch.numbers[0], token="t")
     assert refusal_of(lambda: login(db, vault, batch.numbers[0])) is Refusal.TOO_MANY_SESSIONS
     accounting(db, tariffs, "start", NOW, username=batch.numbers[0], acct_session_id="Z", token="t")
     later = NOW + timedelta(seconds=2 * 300 + 120 + 1)
@@ -219,14 +287,11 @@ def test_simultaneous_logins_for_one_card_accept_exactly_one(committed: Engine, 
     outcomes: list[str] = []
 
     def attempt(i: int) -> None:
-        tariffs = TariffCache()
         with Session(committed) as db:
-            grant = login(db, vault, number)
-            db.rollback()
             barrier.wait()
             try:
                 with db.begin():
-                    reserve_radius_session(db, tariffs, POLICY, grant, token=f"t{i}", calling_station_id=None, now=NOW)
+                    radius_login(db, vault, number, token=f"t{i}")
                 outcomes.append("accepted")
             except CardRefused as exc:
                 outcomes.append(exc.refusal.value)

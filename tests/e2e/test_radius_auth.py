@@ -13,7 +13,7 @@ from rlm_hotspot.core.cardcode import damm_digit
 from rlm_hotspot.core.decisions import Refusal
 from rlm_hotspot.db.ledger import post_entry
 from rlm_hotspot.pins import PinVault
-from rlm_hotspot.radius.adapter import CHAP_NEEDS_CLEARTEXT, NOT_CONFIGURED
+from rlm_hotspot.radius.adapter import NOT_CONFIGURED
 from rlm_hotspot.services import cards
 from tests.db import factories
 from tests.e2e.radius_harness import NAS_BY_VENDOR, RadiusServer, Reply, build_world
@@ -121,7 +121,7 @@ def test_wrong_pins_lock_the_card_out(radius_server: RadiusServer, radius_db: En
 def test_hashed_pins_work_with_pap_only(radius_server: RadiusServer, radius_db: Engine, vault: PinVault) -> None:
     batch = build_world(radius_db, vault, pin_mode="hashed")
     assert_refused(
-        radius_server.login(batch.numbers[0], batch.pins[0], chap=True, nas_ip=MIKROTIK), CHAP_NEEDS_CLEARTEXT
+        radius_server.login(batch.numbers[0], batch.pins[0], chap=True, nas_ip=MIKROTIK), Refusal.PAP_ONLY.message
     )
     assert_refused(radius_server.login(batch.numbers[0], "WRONGPIN", nas_ip=MIKROTIK), "Wrong PIN.")
     assert radius_server.login(batch.numbers[0], batch.pins[0], nas_ip=MIKROTIK).accepted
