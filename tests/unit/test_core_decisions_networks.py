@@ -11,7 +11,7 @@ from rlm_hotspot.core.networks import is_free, parse_networks
 
 
 def test_every_refusal_has_a_lower_case_value_and_a_guest_sentence() -> None:
-    assert len(Refusal) == 11
+    assert len(Refusal) == 12
     for refusal in Refusal:
         assert refusal.value == refusal.name.lower()
         assert isinstance(refusal, str)

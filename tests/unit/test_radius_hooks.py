@@ -12,7 +12,7 @@ import pytest
 
 from rlm_hotspot.db.engine import make_engine
 from rlm_hotspot.pins import PinVault, create_key_file
-from rlm_hotspot.radius.adapter import TRY_AGAIN, RadiusAdapter
+from rlm_hotspot.radius.adapter import RadiusAdapter
 from rlm_hotspot.settings import load_settings
 
 RCODES = {"RLM_MODULE_REJECT": 0, "RLM_MODULE_FAIL": 1, "RLM_MODULE_OK": 2, "RLM_MODULE_NOOP": 7}
@@ -91,5 +91,11 @@ def test_database_faults_become_fail_and_malformed_requests_reject(load_hooks, t
     assert (rcode, reply, control) == (0, (("Reply-Message", "Invalid login request."),), None)
     assert hooks.accounting({"request": (("Acct-Status-Type", "Bogus"),)}) == (2, None, None)  # acknowledged
     assert hooks.post_auth({"request": None, "config": None}) == (7, None, None)
-    lost = {"request": login["request"], "config": (("Tmp-String-0", "granted:unknown-token"),)}
-    assert hooks.post_auth(lost) == (0, (("Reply-Message", TRY_AGAIN),), (("Tmp-String-0", ":=", "recorded"),))
+    rejected = ("Post-Auth-Type", "Reject")
+    accepted = {"request": login["request"], "config": (("Tmp-String-0", "12:34"),)}
+    assert hooks.post_auth(accepted) == (7, None, None)  # nothing to undo: the login stands
+    garbled = {"request": login["request"], "config": (("Tmp-String-0", "12;x"), rejected)}
+    assert hooks.post_auth(garbled) == (7, None, None)
+    chap_refused = {"request": login["request"], "config": (("Tmp-String-0", "12:34"), rejected)}
+    assert hooks.post_auth(chap_refused) == (1, None, None)  # the slot cannot be given back now: FAIL, logged
+    assert "post_auth: database unavailable, answering FAIL" in stub.logged[-1][1]
