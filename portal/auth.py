@@ -230,8 +230,9 @@ def logout() -> Any:
             status = None
         elif hotspot.mode == "standalone":
             status = sessions.logout(db, context.tariffs, token, context.clock())
-        else:  # the NAS holds the session: without heartbeats the worker disconnects it (docs/portal.md)
+        else:  # the NAS holds the session: the worker sends it a Disconnect-Request (docs/portal.md)
             status = sessions.session_status(db, context.tariffs, token, context.clock())
+            portal_service.end_at_nas(db, token, context.clock())
         currency = context.currency(db)
     if hotspot.mode == "standalone":
         context.close_gate(guest.gate_address())

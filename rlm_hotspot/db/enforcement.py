@@ -3,6 +3,10 @@
 Set-based: one statement finds every open session that must end and why, one cancels queue rows whose
 session no longer needs cutting, one enqueues the rest (the unique partial index keeps one pending row
 per session, so enqueueing twice does nothing), one claims the rows whose next attempt is due.
+
+The guest's own requests sit in the same queue: `logout` (a Disconnect-Request) and `topup` (a
+CoA-Request with the new limits). No rule produces them, so they are finished only once sent or once
+their session has ended.
 """
 
 from __future__ import annotations
@@ -47,6 +51,12 @@ _MUST_CUT = f"""
 """
 
 
+GUEST_REQUESTS = ("logout", "topup")
+_NEEDLESS = f"""CASE WHEN d.reason IN {GUEST_REQUESTS}
+                     THEN EXISTS (SELECT 1 FROM sessions s WHERE s.id = d.session_id AND s.status = 'closed')
+                     ELSE d.session_id NOT IN (SELECT session_id FROM ({_MUST_CUT}) m) END"""
+
+
 @dataclass(frozen=True)
 class QueuedCut:
     session_id: int
@@ -57,9 +67,9 @@ def cancel_needless(session: Session, now: datetime, pending_ttl_s: int) -> list
     """Finish pending rows whose session ended by itself or no longer must be cut (e.g. topped up)."""
     rows = session.execute(
         text(
-            f"""UPDATE disconnects SET done_at = :now
-                WHERE done_at IS NULL AND session_id NOT IN (SELECT session_id FROM ({_MUST_CUT}) m)
-                RETURNING session_id, reason"""
+            f"""UPDATE disconnects d SET done_at = :now
+                WHERE d.done_at IS NULL AND {_NEEDLESS}
+                RETURNING d.session_id, d.reason"""
         ),
         {"now": now, "pending_ttl": pending_ttl_s},
     )
@@ -77,7 +87,7 @@ def enqueue_cuts(session: Session, now: datetime, pending_ttl_s: int, ask_again_
             f"""INSERT INTO disconnects (session_id, reason, requested_at)
                 SELECT m.session_id, m.reason, :now FROM ({_MUST_CUT}) m
                 WHERE NOT EXISTS (SELECT 1 FROM disconnects r
-                                  WHERE r.session_id = m.session_id AND r.attempts > 0
+                                  WHERE r.session_id = m.session_id AND r.attempts > 0 AND r.reason <> 'topup'
                                     AND r.done_at > :now - make_interval(secs => :ask_again_after))
                 ORDER BY m.session_id
                 ON CONFLICT (session_id) WHERE done_at IS NULL DO NOTHING
@@ -141,6 +151,24 @@ def claim_due(session: Session, now: datetime, retry_delays_s: list[int], limit:
         {"now": now, "delays": retry_delays_s, "limit": limit},
     )
     return [ClaimedCut(**r._mapping) for r in rows]
+
+
+def queue_logout(session: Session, token: str, now: datetime) -> bool:
+    """Ask the worker to end a NAS session the guest logged out of; a pending request for the session
+    becomes this one (a logout outranks a CoA). False: no open RADIUS session has this token."""
+    row = session.execute(
+        text(
+            """INSERT INTO disconnects (session_id, reason, requested_at)
+               SELECT id, 'logout', :now FROM sessions
+               WHERE auth_token = :token AND source = 'radius' AND status <> 'closed'
+               ON CONFLICT (session_id) WHERE done_at IS NULL
+               DO UPDATE SET reason = 'logout', requested_at = EXCLUDED.requested_at, attempts = 0,
+                             last_attempt_at = NULL, outcome = NULL
+               RETURNING id"""
+        ),
+        {"token": token, "now": now},
+    ).first()
+    return row is not None
 
 
 def record_outcome(

@@ -14,6 +14,8 @@ and rows whose session no longer needs it are finished. The worker then claims t
   No answer → retried after RETRY_DELAYS_S, given up as `timeout` after MAX_NAS_ATTEMPTS (the session
   then ends by its Session-Timeout, or as stale); a session still to be cut is asked again after
   ASK_AGAIN_AFTER_S.
+* A guest who logged out on the portal of a RADIUS hotspot (`logout`, queued by
+  rlm_hotspot.services.portal.end_at_nas) gets the same Disconnect-Request.
 * Standalone (portal) session: the gate for the client's IP/MAC is closed, then the session is closed
   at its last heartbeat — the portal bills per heartbeat, so billing has already stopped there.
 """
@@ -42,6 +44,7 @@ TERMINATE_CAUSES = {
     "exhausted": "Balance-Exhausted",
     "heartbeat": "Heartbeat-Timeout",
     "stale": "Stale",
+    "logout": "User-Request",
 }
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from rlm_hotspot.core.cardcode import CardNumberError, normalise_card_number
 from rlm_hotspot.core.decisions import Refusal
+from rlm_hotspot.db import enforcement as enforcement_db
 from rlm_hotspot.db import portal as q
 from rlm_hotspot.db import sessions as sessions_db
 from rlm_hotspot.db.sessions import SessionView
@@ -211,6 +212,13 @@ def top_up(
         raise
     _record(session, number, client, hotspot, None, now)
     return result
+
+
+def end_at_nas(session: Session, token: str, now: datetime) -> bool:
+    """RADIUS mode: the guest logged out on the portal, so `hotspotctl worker` sends the NAS a
+    Disconnect-Request (within its interval); the NAS's Accounting-Stop then closes the session, billed
+    to that moment. False: the session had already ended."""
+    return enforcement_db.queue_logout(session, token, now)
 
 
 def check_credentials(
