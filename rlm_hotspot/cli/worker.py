@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -25,13 +25,24 @@ from sqlalchemy.orm import Session
 
 from portal.gates import DRIVERS, GateError, make_gate
 from rlm_hotspot.cli.context import App, pass_app
-from rlm_hotspot.coa import NasAddress, NasAnswer, SessionIdentity, error_cause_name, send_disconnect
+from rlm_hotspot.coa import (
+    NasAddress,
+    NasAnswer,
+    NoAnswer,
+    SessionIdentity,
+    error_cause_name,
+    send_coa,
+    send_disconnect,
+)
+from rlm_hotspot.radius.encode import accept_reply
 from rlm_hotspot.services.access import Policy
 from rlm_hotspot.services.enforcement import (
+    COA_REASON,
     MAX_NAS_ATTEMPTS,
     ClaimedCut,
     CutPlan,
     claim_due_cuts,
+    limits_for_nas,
     next_attempt_delay_s,
     plan_cuts,
     record_ack,
@@ -40,6 +51,7 @@ from rlm_hotspot.services.enforcement import (
     record_no_answer,
     record_no_nas,
 )
+from rlm_hotspot.services.tariff_cache import TariffCache
 
 log = logging.getLogger("rlm_hotspot.worker")
 
@@ -54,6 +66,7 @@ class GateCloser(Protocol):
 
 
 DisconnectSender = Callable[[NasAddress, SessionIdentity, datetime], NasAnswer]
+CoaSender = Callable[[NasAddress, SessionIdentity, list[tuple[str, str]], datetime], NasAnswer]
 
 
 def utc_now() -> datetime:
@@ -69,6 +82,8 @@ class Worker:
     close_gate: GateCloser
     send: DisconnectSender = send_disconnect
     clock: Callable[[], datetime] = utc_now
+    send_coa: CoaSender = send_coa
+    tariffs: TariffCache = field(default_factory=TariffCache)
 
     def run_cycle(self) -> None:
         now = self.clock()
@@ -128,19 +143,28 @@ class Worker:
             nas_ip=cut.nas_ip,
             framed_ip=cut.framed_ip,
         )
-        return self.send(nas, identity, self.clock())
+        if cut.reason != COA_REASON:
+            return self.send(nas, identity, self.clock())
+        with self.transaction() as session:
+            limits = limits_for_nas(session, self.tariffs, cut, self.clock())
+        if limits is None:
+            raise NoAnswer("the session ended before its CoA was sent")
+        attributes = [item[:2] for item in accept_reply(limits, cut.token) if item[0] != "Class"]
+        return self.send_coa(nas, identity, attributes, self.clock())
 
     def _record_answer(self, cut: ClaimedCut, future: Future[NasAnswer]) -> None:
         where = f"NAS {cut.nas_name} ({cut.nas_ip}:{cut.nas_coa_port})"
+        request = "CoA" if cut.reason == COA_REASON else "Disconnect"
         try:
             answer = future.result()
         except Exception as exc:  # NoAnswer, or the network refused: both count as an unanswered attempt
             with self.transaction() as session:
                 final = record_no_answer(session, cut, self.clock())
             log.warning(
-                "session %d (%s): Disconnect to %s failed, attempt %d/%d: %s; %s",
+                "session %d (%s): %s to %s failed, attempt %d/%d: %s; %s",
                 cut.session_id,
                 cut.reason,
+                request,
                 where,
                 cut.attempt,
                 MAX_NAS_ATTEMPTS,
@@ -155,12 +179,13 @@ class Worker:
             else:
                 closed = record_nak(session, cut, answer.error_cause, self.clock())
         if answer.acked:
-            log.info("session %d (%s): Disconnect-ACK from %s", cut.session_id, cut.reason, where)
+            log.info("session %d (%s): %s-ACK from %s", cut.session_id, cut.reason, request, where)
         else:
             log.warning(
-                "session %d (%s): Disconnect-NAK from %s: %s%s",
+                "session %d (%s): %s-NAK from %s: %s%s",
                 cut.session_id,
                 cut.reason,
+                request,
                 where,
                 error_cause_name(answer.error_cause),
                 "; the NAS has no such session: closed at its last counters" if closed else "",

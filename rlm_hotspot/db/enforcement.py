@@ -115,6 +115,13 @@ class ClaimedCut:
     nas_ip: str | None
     nas_coa_port: int | None
     nas_secret: str | None
+    nas_vendor: str | None
+    token: str  # the session's auth token (a CoA reads its current limits by it)
+    card_id: int
+    hotspot_id: int
+    tariff_id: int
+    interim_interval: int
+    idle_timeout: int | None
 
 
 def claim_due(session: Session, now: datetime, retry_delays_s: list[int], limit: int) -> list[ClaimedCut]:
@@ -141,9 +148,12 @@ def claim_due(session: Session, now: datetime, retry_delays_s: list[int], limit:
                SELECT claimed.id AS disconnect_id, claimed.session_id, claimed.reason, claimed.attempts AS attempt,
                       s.source, coalesce(s.username, c.number) AS user_name, s.acct_session_id,
                       host(s.framed_ip) AS framed_ip, s.calling_station_id, n.name AS nas_name,
-                      host(n.ip_address) AS nas_ip, n.coa_port AS nas_coa_port, n.secret AS nas_secret
+                      host(n.ip_address) AS nas_ip, n.coa_port AS nas_coa_port, n.secret AS nas_secret,
+                      n.vendor AS nas_vendor, s.auth_token AS token, s.card_id, s.hotspot_id, s.tariff_id,
+                      h.interim_interval, h.idle_timeout
                FROM claimed
                JOIN sessions s ON s.id = claimed.session_id
+               JOIN hotspots h ON h.id = s.hotspot_id
                JOIN cards c ON c.id = s.card_id
                LEFT JOIN nas n ON n.id = s.nas_id
                ORDER BY claimed.id"""
@@ -164,6 +174,22 @@ def queue_logout(session: Session, token: str, now: datetime) -> bool:
                ON CONFLICT (session_id) WHERE done_at IS NULL
                DO UPDATE SET reason = 'logout', requested_at = EXCLUDED.requested_at, attempts = 0,
                              last_attempt_at = NULL, outcome = NULL
+               RETURNING id"""
+        ),
+        {"token": token, "now": now},
+    ).first()
+    return row is not None
+
+
+def queue_coa(session: Session, token: str, now: datetime) -> bool:
+    """Ask the worker to tell a NAS session its new limits (after a top-up); a request already pending
+    for the session stands (a Disconnect outranks it; a pending CoA will read the new balance anyway)."""
+    row = session.execute(
+        text(
+            """INSERT INTO disconnects (session_id, reason, requested_at)
+               SELECT id, 'topup', :now FROM sessions
+               WHERE auth_token = :token AND source = 'radius' AND status <> 'closed'
+               ON CONFLICT (session_id) WHERE done_at IS NULL DO NOTHING
                RETURNING id"""
         ),
         {"token": token, "now": now},

@@ -16,6 +16,10 @@ and rows whose session no longer needs it are finished. The worker then claims t
   ASK_AGAIN_AFTER_S.
 * A guest who logged out on the portal of a RADIUS hotspot (`logout`, queued by
   rlm_hotspot.services.portal.end_at_nas) gets the same Disconnect-Request.
+* A RADIUS session whose card was topped up on the portal (`topup`) gets a CoA-Request with the limits
+  of an Access-Accept counted from the session's start (:func:`limits_for_nas`), outcomes as above. A
+  NAS that refuses CoA (NAK, or never answers) keeps the old limits: when they run out it ends the
+  session, and the guest's next login gets the new ones — no money is lost, billing follows accounting.
 * Standalone (portal) session: the gate for the client's IP/MAC is closed, then the session is closed
   at its last heartbeat — the portal bills per heartbeat, so billing has already stopped there.
 """
@@ -29,8 +33,10 @@ from sqlalchemy.orm import Session
 
 from rlm_hotspot.db import enforcement as q
 from rlm_hotspot.db.enforcement import ClaimedCut, QueuedCut
-from rlm_hotspot.services.access import Policy
-from rlm_hotspot.services.sessions import close_stale_sessions
+from rlm_hotspot.services.access import Grant, Policy
+from rlm_hotspot.services.errors import NotFound
+from rlm_hotspot.services.sessions import close_stale_sessions, session_view, status_of
+from rlm_hotspot.services.tariff_cache import TariffCache
 
 RETRY_DELAYS_S = [15, 60]  # wait after attempt 1, after attempt 2 and later
 MAX_NAS_ATTEMPTS = 3
@@ -45,7 +51,9 @@ TERMINATE_CAUSES = {
     "heartbeat": "Heartbeat-Timeout",
     "stale": "Stale",
     "logout": "User-Request",
+    "topup": "Stale",  # only when the NAS answers a CoA with Session-Context-Not-Found
 }
+COA_REASON = "topup"
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,39 @@ def plan_cuts(session: Session, policy: Policy, now: datetime) -> CutPlan:
 def claim_due_cuts(session: Session, now: datetime, limit: int = CLAIM_LIMIT) -> list[ClaimedCut]:
     """The queue rows to act on now, each with its attempt counted (commit before acting)."""
     return q.claim_due(session, now, RETRY_DELAYS_S, limit)
+
+
+def limits_for_nas(session: Session, tariffs: TariffCache, cut: ClaimedCut, now: datetime) -> Grant | None:
+    """What the NAS must enforce now that the balance changed: an Access-Accept's limits, but counted
+    from the session's start as the NAS counts them (time and bytes used so far plus what the balance
+    buys now). None: the session has ended."""
+    try:
+        view = session_view(session, cut.token)
+    except NotFound:
+        return None
+    status = status_of(session, tariffs, view, now)
+    if not status.open:
+        return None
+    spec = tariffs.get(session, view.tariff_id, now).spec
+    capped = view.traffic_meter == "radius" and status.bytes_remaining is not None
+    return Grant(
+        card_id=cut.card_id,
+        card_number=view.card_number,
+        account_id=view.account_id,
+        balance=status.balance,
+        hotspot_id=cut.hotspot_id,
+        nas_id=None,
+        nas_vendor=cut.nas_vendor,
+        tariff_id=cut.tariff_id,
+        session_timeout=view.seconds + status.seconds_remaining,
+        data_cap=view.input_octets + view.output_octets + (status.bytes_remaining or 0) if capped else None,
+        deadline=status.deadline,
+        interim_interval=cut.interim_interval,
+        idle_timeout=cut.idle_timeout,
+        rate_up_kbps=spec.rate_up_kbps,
+        rate_down_kbps=spec.rate_down_kbps,
+        pin=None,
+    )
 
 
 def record_ack(session: Session, cut: ClaimedCut, now: datetime) -> None:

@@ -211,6 +211,8 @@ def top_up(
         _record(session, number, client, hotspot, refused.refusal, now)
         raise
     _record(session, number, client, hotspot, None, now)
+    if hotspot.mode == "radius":  # the NAS still holds the old Session-Timeout and data cap
+        enforcement_db.queue_coa(session, token, now)
     return result
 
 

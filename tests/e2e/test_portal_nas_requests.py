@@ -121,3 +121,29 @@ def test_logout_on_the_portal_disconnects_the_guest_at_the_nas(
     assert queue(committed) == [("logout", 1, "ack")]  # the NAS's Accounting-Stop closes the session
     worker_cycle(committed, clock)
     assert len(nas.requests_for("ACCT1")) == 1  # asked once
+
+
+def test_a_top_up_sends_the_nas_the_new_limits_in_a_coa(
+    app: Flask, world: World, committed: Engine, clock: Clock, nas: StandInNas
+) -> None:
+    client = logged_in_guest(app, world, committed, clock)  # 5.00 at 0.60 per minute: 500 s
+    clock.advance(30)
+    interim = AccountingUpdate(
+        status="interim", nas_ip="127.0.0.1", username=world.cards.numbers[0], acct_session_id="ACCT1",
+        session_time=30, framed_ip=CLIENT_IP,
+    )  # fmt: skip
+    with Session(committed) as db, db.begin():
+        record_accounting(db, TariffCache(), interim, clock())  # 30 s billed: 4.70 left, 470 s
+    top_up = {"card": world.cards.numbers[1], "pin": world.cards.pins[1], "csrf_token": csrf_of(client, "/status")}
+    assert client.post("/topup", data=top_up).status_code == 303
+    assert queue(committed) == [("topup", 0, None)]
+
+    worker_cycle(committed, clock)
+    (request,) = nas.requests_for("ACCT1")
+    assert request["code"] == 43  # CoA-Request
+    assert request["Session-Timeout"] == 30 + 970  # from the session's start: 30 s used, 9.70 buys 970 s more
+    assert request["Acct-Interim-Interval"] == 300  # every limit restated: CoovaChilli resets missing ones
+    assert "Class" not in request
+    assert queue(committed) == [("topup", 1, "ack")]
+    with committed.connect() as conn:  # the CoA does not stand in the way of a later Disconnect
+        assert conn.execute(text("SELECT status FROM sessions")).scalar_one() == "open"
