@@ -1,9 +1,9 @@
-"""Queries of the NetFlow import: batches, set-based attribution of IPs to sessions, traffic debits.
+"""Queries of the NetFlow import: batches, the sessions that may hold the import's IPs, traffic debits.
 
 An import transaction (one or more batches) costs a fixed handful of statements whatever its size:
-one INSERT recording the batches, COPY of the counts into a temporary table, one statement attributing
-every (IP, bin) to a session (storing the rest as unattributed), one statement applying every debit
-(ledger rows, balances, session counters) from arrays, one UPDATE storing the totals.
+one INSERT recording the batches, one SELECT of the sessions that may hold the import's IPs, COPY of
+the counts no session held (if any), one statement applying every debit (ledger rows, balances, session
+counters) from arrays, one UPDATE storing the totals.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ _IMPORT_LOCK = 0x666C6F77  # 'flow': with the hotspot id, one importer per hotsp
 
 def begin_import(session: Session, hotspot_id: int) -> None:
     """Serialize importers of one hotspot until the transaction ends (they update the same counters), and
-    give the transaction's hash aggregates room for a backlog of a few hundred thousand counts."""
+    give the debit statement's hash joins and aggregates room for the sessions of a large backlog."""
     session.execute(text("SELECT pg_advisory_xact_lock(:lock, :id)"), {"lock": _IMPORT_LOCK, "id": hotspot_id})
     session.execute(text("SET LOCAL work_mem = '64MB'"))
 
@@ -78,12 +78,41 @@ def begin_batches(session: Session, hotspot_id: int, headers: Sequence[BatchHead
     return {row.name: row.id for row in rows}
 
 
+# The sessions of the hotspot that may hold one of the import's IPs at some bin of it: started before the
+# last bin ends, not stopped more than the grace window before the first bin starts. The rule picking the
+# holder of each (IP, bin) among them is the core's (rlm_hotspot.core.attribution). One index lookup per IP
+# (sessions_by_ip), whatever the number of bins. Each row carries the IP as the caller wrote it, so the
+# caller matches rows to its counts without parsing addresses.
+_IP_CLAIMS = text(
+    """
+    SELECT ips.ip, s.id AS session_id, s.started_at, s.stopped_at, s.account_id, s.card_id, s.tariff_id,
+           s.traffic_cost_num
+    FROM unnest(CAST(:ips AS text[])) AS ips(ip)
+    JOIN sessions s ON s.framed_ip = CAST(ips.ip AS inet) AND s.hotspot_id = :hotspot_id
+     AND s.started_at < :started_before
+     AND (s.stopped_at IS NULL OR s.stopped_at >= :stopped_since)
+    """
+)
+
+
+def ip_claims(
+    session: Session, *, hotspot_id: int, ips: Iterable[str], started_before: datetime, stopped_since: datetime
+) -> list[Row]:  # type: ignore[type-arg]
+    """Per (IP, session that may hold it): the session's start, stop, account, card, tariff, rating state."""
+    params = {
+        "ips": _array(ips),
+        "hotspot_id": hotspot_id,
+        "started_before": started_before,
+        "stopped_since": stopped_since,
+    }
+    return list(session.execute(_IP_CLAIMS, params))
+
+
 @dataclass(frozen=True)
 class CountRows:
-    """One batch's counts as parallel columns (ip, bin start, free?, bytes), all of one direction."""
+    """Counts of one batch as parallel columns (ip, bin start, free?, bytes)."""
 
     batch_id: int
-    download: bool
     ips: Sequence[str]
     bin_starts: Sequence[datetime]
     free: Sequence[bool]
@@ -91,10 +120,10 @@ class CountRows:
 
 
 def _copy_text(batches: Iterable[CountRows]) -> io.StringIO:
-    """COPY text of every count: (batch id, download?, ip, bin start, free?, bytes) rows.
+    """COPY text of (batch id, ip, bin start, free?, bytes) rows.
 
-    Built column-wise with map/zip/join (no Python code runs per count): an import holds up to hundreds
-    of thousands of counts. Bin starts are formatted once per distinct bin.
+    Built column-wise with map/zip/join (no Python code runs per count): a backlog with no session to
+    bill can hold hundreds of thousands of counts. Bin starts are formatted once per distinct bin.
     """
     buffer = io.StringIO()
     stamps: dict[datetime, str] = {}
@@ -102,9 +131,8 @@ def _copy_text(batches: Iterable[CountRows]) -> io.StringIO:
     for rows in batches:
         for start in set(rows.bin_starts) - stamps.keys():
             stamps[start] = start.isoformat()
-        prefix = f"{rows.batch_id}\t{flags[rows.download]}"
         columns = (
-            repeat(prefix, len(rows.ips)),
+            repeat(str(rows.batch_id), len(rows.ips)),
             rows.ips,
             map(stamps.__getitem__, rows.bin_starts),
             map(flags.__getitem__, rows.free),
@@ -117,73 +145,15 @@ def _copy_text(batches: Iterable[CountRows]) -> io.StringIO:
     return buffer
 
 
-def load_counts(session: Session, batches: Iterable[CountRows]) -> None:
-    """COPY every count into this transaction's scratch table."""
-    session.execute(
-        text(
-            "CREATE TEMP TABLE IF NOT EXISTS flow_counts (batch_id bigint NOT NULL, download boolean NOT NULL, "
-            "ip inet NOT NULL, bin_start timestamptz NOT NULL, free boolean NOT NULL, bytes bigint NOT NULL)"
-        )
-    )
-    session.execute(text("TRUNCATE flow_counts"))
+def store_unattributed(session: Session, batches: Iterable[CountRows]) -> None:
+    """Keep counts no session held (never billed, never dropped) for the report."""
     cursor = session.connection().connection.cursor()
     try:
-        cursor.copy_expert("COPY flow_counts FROM STDIN", _copy_text(batches))
+        cursor.copy_expert(
+            "COPY unattributed_traffic (batch_id, ip, bin_start, free, bytes) FROM STDIN", _copy_text(batches)
+        )
     finally:
         cursor.close()
-
-
-# Each (IP, bin) goes to the session of this hotspot holding the IP then: started before the bin end and
-# not stopped more than the grace window before the bin start; the latest start wins. Counts whose holder is
-# unknown, or has no account yet (a RADIUS session still pending), are stored as unattributed, per batch:
-# never billed to another guest, never dropped. One row per attributed (IP, bin) comes back with its
-# session's rating state. The sessions that may hold an IP at any bin of the import are looked up once per
-# IP (index sessions_by_ip), not once per (IP, bin): a backlog of many bins costs no more lookups than one.
-_ATTRIBUTE = text(
-    """
-    WITH slots AS MATERIALIZED (
-        SELECT ip, bin_start,
-               coalesce(sum(bytes) FILTER (WHERE download AND NOT free), 0) AS download_billable,
-               coalesce(sum(bytes) FILTER (WHERE NOT download AND NOT free), 0) AS upload_billable,
-               coalesce(sum(bytes) FILTER (WHERE download), 0) AS download_all,
-               coalesce(sum(bytes) FILTER (WHERE NOT download), 0) AS upload_all
-        FROM flow_counts GROUP BY ip, bin_start
-    ), candidates AS MATERIALIZED (
-        SELECT s.framed_ip AS ip, s.id AS session_id, s.account_id, s.card_id, s.tariff_id, s.traffic_cost_num,
-               s.started_at, s.stopped_at
-        FROM (SELECT ip, min(bin_start) AS first_bin, max(bin_start) AS last_bin FROM slots GROUP BY ip) ips
-        JOIN sessions s ON s.framed_ip = ips.ip AND s.hotspot_id = :hotspot_id
-         AND s.started_at < ips.last_bin + make_interval(secs => :bin_seconds)
-         AND (s.stopped_at IS NULL OR s.stopped_at >= ips.first_bin - make_interval(secs => :grace_seconds))
-    ), holders AS MATERIALIZED (
-        SELECT DISTINCT ON (slots.ip, slots.bin_start) slots.*, c.session_id, c.account_id, c.card_id,
-               c.tariff_id, c.traffic_cost_num
-        FROM slots
-        LEFT JOIN candidates c ON c.ip = slots.ip
-         AND c.started_at < slots.bin_start + make_interval(secs => :bin_seconds)
-         AND (c.stopped_at IS NULL OR c.stopped_at >= slots.bin_start - make_interval(secs => :grace_seconds))
-        ORDER BY slots.ip, slots.bin_start, c.started_at DESC NULLS LAST, c.session_id DESC NULLS LAST
-    ), stray AS (
-        INSERT INTO unattributed_traffic (batch_id, ip, bin_start, free, bytes)
-        SELECT c.batch_id, c.ip, c.bin_start, c.free, c.bytes
-        FROM flow_counts c JOIN holders h USING (ip, bin_start)
-        WHERE h.account_id IS NULL
-    )
-    SELECT session_id, bin_start, account_id, card_id, tariff_id, traffic_cost_num,
-           CAST(download_billable AS bigint), CAST(upload_billable AS bigint),
-           CAST(download_all AS bigint), CAST(upload_all AS bigint)
-    FROM holders WHERE account_id IS NOT NULL
-    """
-)
-
-
-def attribute_counts(session: Session, *, hotspot_id: int, bin_seconds: int, grace_seconds: int) -> list[Row]:  # type: ignore[type-arg]
-    """Per attributed (IP, bin): session, account, card, tariff, rating state, billable and all bytes each way."""
-    return list(
-        session.execute(
-            _ATTRIBUTE, {"hotspot_id": hotspot_id, "bin_seconds": bin_seconds, "grace_seconds": grace_seconds}
-        )
-    )
 
 
 def record_totals(session: Session, batch_ids: Sequence[int], totals: dict[str, int]) -> None:

@@ -4,8 +4,8 @@ A batch is what one nfacctd purge wrote for one direction: (client IP, bin start
 Importing it, in the caller's transaction:
 
 1. records the batch (a replayed or re-delivered batch stops here and changes nothing);
-2. attributes each (IP, bin) to the session of the hotspot that held the IP (set-based, in the DB layer);
-   what no session held is stored as unattributed, never billed;
+2. attributes each (IP, bin) to the session of the hotspot that held the IP (the core's rule, applied to
+   the candidate sessions read in one query); what no session held is stored as unattributed, never billed;
 3. rates each session's bytes with the core: billable bytes per the tariff's direction, priced at the
    band in force at the bin start in the hotspot's time zone, on the session's cumulative meter, so the
    debit is ``charged(new) - charged(old)`` and rounding never accumulates;
@@ -21,12 +21,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from itertools import compress
+from operator import not_
 from typing import NamedTuple, overload
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
+from rlm_hotspot.core.attribution import BinWindow, Claim, holder, latest_first
 from rlm_hotspot.core.tariff import Meter, Tariff, advance_traffic, band_at, billable_bytes, debit
 from rlm_hotspot.db import flows as q
 from rlm_hotspot.services.catalog import get_tariff
@@ -84,6 +86,18 @@ class TrafficCounts(Sequence[TrafficCount]):
 
     def __len__(self) -> int:
         return len(self.ips)
+
+    def where(self, keep: Sequence[bool]) -> TrafficCounts:
+        """The counts whose ``keep`` flag is set."""
+        columns = (self.ips, self.bin_starts, self.sizes, self.free)
+        return TrafficCounts(*(list(compress(column, keep)) for column in columns))
+
+    def by_bin(self) -> dict[datetime, TrafficCounts]:
+        """The counts of each bin (a spool file holds one bin: then they are these counts, not a copy)."""
+        starts = set(self.bin_starts)
+        if len(starts) == 1:
+            return {starts.pop(): self}
+        return {start: self.where([each == start for each in self.bin_starts]) for start in starts}
 
     def __iter__(self) -> Iterator[TrafficCount]:
         return map(TrafficCount._make, zip(self.ips, self.bin_starts, self.sizes, self.free, strict=True))
@@ -179,7 +193,7 @@ def collector_inputs(session: Session, hotspot_name: str) -> CollectorInputs:
 
 
 def _header(batch: FlowBatch, bin_length: timedelta) -> q.BatchHeader:
-    starts = batch.counts.bin_starts or [batch.bin_start]
+    starts = set(batch.counts.bin_starts) or {batch.bin_start}  # a set first: few distinct bins, many counts
     return q.BatchHeader(
         name=batch.name,
         direction=batch.direction.value,
@@ -190,10 +204,116 @@ def _header(batch: FlowBatch, bin_length: timedelta) -> q.BatchHeader:
     )
 
 
-def _count_rows(batch_id: int, batch: FlowBatch) -> q.CountRows:
-    counts = batch.counts
-    download = batch.direction is Direction.DOWNLOAD
-    return q.CountRows(batch_id, download, counts.ips, counts.bin_starts, counts.free, counts.sizes)
+SizeClass = tuple[Direction, bool]  # (direction, free?)
+BinSizes = dict[SizeClass, dict[str, int]]  # of one bin: direction and class → client IP → bytes
+
+
+def _sizes_by_bin(batches: Iterable[FlowBatch]) -> dict[datetime, BinSizes]:
+    """Bytes per bin, direction, class (billable or free) and client IP, summed over the batches.
+
+    Keyed bin first, then by IP alone: there are few bins, and a string caches its hash while an (IP, bin)
+    tuple would be built and hashed again at every one of the hundreds of thousands of lookups.
+    """
+    sizes: dict[datetime, BinSizes] = {}
+    for batch in batches:
+        for start, counts in batch.counts.by_bin().items():
+            classes = sizes.get(start)
+            if classes is None:
+                classes = sizes[start] = {(d, free): {} for d in Direction for free in (False, True)}
+            billable = list(map(not_, counts.free))
+            for free, selected in ((False, billable), (True, counts.free)):
+                part = counts.where(selected)
+                _add_sizes(classes[batch.direction, free], part.ips, part.sizes)
+    return sizes
+
+
+def _add_sizes(totals: dict[str, int], ips: list[str], sizes: list[int]) -> None:
+    """Add each size to its IP's total. nfacctd writes one record per (IP, tag) and block, so an IP is
+    usually new: then the whole batch is added by ``dict`` in C, with no Python code run per record."""
+    part = dict(zip(ips, sizes, strict=True))
+    if len(part) == len(ips) and totals.keys().isdisjoint(part):
+        totals.update(part)
+        return
+    for ip, size in zip(ips, sizes, strict=True):  # an IP seen twice: sum in Python
+        totals[ip] = totals.get(ip, 0) + size
+
+
+class BinTotals(NamedTuple):
+    """A session's bytes in one bin: billable each way, and all bytes (billable + free) each way."""
+
+    bin_start: datetime
+    download_billable: int
+    upload_billable: int
+    download: int
+    upload: int
+
+
+@dataclass(slots=True)
+class _SessionTally:
+    """One session's rating state and its bytes in each bin it holds in this import."""
+
+    account_id: int
+    card_id: int
+    tariff_id: int
+    traffic_cost_num: int
+    bins: list[BinTotals] = field(default_factory=list)
+
+
+def _attribute(
+    session: Session, hotspot_id: int, sizes: dict[datetime, BinSizes], policy: ImportPolicy
+) -> tuple[dict[int, _SessionTally], dict[datetime, set[str]]]:
+    """Give each (IP, bin) to its holder (the core's rule), among the candidate sessions read in one query.
+
+    Returns the tallies of the sessions to bill and, per bin, the IPs nobody can pay for: held by no
+    session, or by a RADIUS session still waiting for its Accounting-Start (no account yet).
+    """
+    if not sizes:
+        return {}, {}
+    bin_length, grace = timedelta(seconds=policy.bin_seconds), timedelta(seconds=policy.grace_seconds)
+    windows = {start: BinWindow.of(start, bin_length, grace) for start in sizes}
+    rows = q.ip_claims(
+        session,
+        hotspot_id=hotspot_id,
+        ips=set().union(*(by_ip.keys() for classes in sizes.values() for by_ip in classes.values())),
+        started_before=max(window.bin_end for window in windows.values()),
+        stopped_since=min(window.earliest_stop for window in windows.values()),
+    )
+    candidates: dict[str, list[Claim]] = {}
+    for row in rows:
+        candidates.setdefault(row.ip, []).append(Claim(row.started_at, row.stopped_at, row.session_id))
+    claims = {ip: latest_first(found) for ip, found in candidates.items()}
+    states = {row.session_id: row for row in rows}
+    tallies: dict[int, _SessionTally] = {}
+    unpaid: dict[datetime, set[str]] = {}
+    for start, classes in sizes.items():
+        window = windows[start]
+        down_billable, down_free = classes[Direction.DOWNLOAD, False], classes[Direction.DOWNLOAD, True]
+        up_billable, up_free = classes[Direction.UPLOAD, False], classes[Direction.UPLOAD, True]
+        for ip in down_billable.keys() | down_free.keys() | up_billable.keys() | up_free.keys():
+            claim = holder(claims.get(ip, ()), window)
+            state = None if claim is None else states[claim.session_id]
+            if state is None or state.account_id is None:
+                unpaid.setdefault(start, set()).add(ip)
+                continue
+            tally = tallies.get(state.session_id)
+            if tally is None:
+                tally = tallies[state.session_id] = _SessionTally(
+                    state.account_id, state.card_id, state.tariff_id, state.traffic_cost_num
+                )
+            download, upload = down_billable.get(ip, 0), up_billable.get(ip, 0)
+            tally.bins.append(
+                BinTotals(start, download, upload, download + down_free.get(ip, 0), upload + up_free.get(ip, 0))
+            )
+    return tallies, unpaid
+
+
+def _unpaid_counts(batch_id: int, batch: FlowBatch, unpaid: dict[datetime, set[str]]) -> Iterator[q.CountRows]:
+    """The batch's counts of IPs nobody can pay for in their bin, kept as they came (free or not)."""
+    for start, counts in batch.counts.by_bin().items():
+        ips = unpaid.get(start)
+        if ips:
+            kept = counts.where([ip in ips for ip in counts.ips])
+            yield q.CountRows(batch_id, kept.ips, kept.bin_starts, kept.free, kept.sizes)
 
 
 def import_batches(
@@ -213,17 +333,17 @@ def import_batches(
     if not fresh:
         return ImportOutcome(replayed=replayed)
     debit_batch_id = min(new.values())
-    q.load_counts(session, [_count_rows(new[batch.name], batch) for batch in fresh])
-    rows = q.attribute_counts(
-        session, hotspot_id=hotspot.id, bin_seconds=policy.bin_seconds, grace_seconds=policy.grace_seconds
-    )
-    tariffs = {tariff_id: get_tariff(session, tariff_id).tariff for tariff_id in {row.tariff_id for row in rows}}
-    debits = rate_sessions(rows, tariffs, hotspot.timezone)
+    tallies, unpaid = _attribute(session, hotspot.id, _sizes_by_bin(fresh), policy)
+    if unpaid:
+        q.store_unattributed(session, (rows for b in fresh for rows in _unpaid_counts(new[b.name], b, unpaid)))
+    tariff_ids = {tally.tariff_id for tally in tallies.values()}
+    tariffs = {tariff_id: get_tariff(session, tariff_id).tariff for tariff_id in tariff_ids}
+    debits = rate_sessions(tallies, tariffs, hotspot.timezone)
     note = f"netflow {fresh[0].name}" + (f" and {len(fresh) - 1} more batches" if len(fresh) > 1 else "")
     exhausted = q.apply_debits(session, debits, debit_batch_id=debit_batch_id, note=note, now=now)
     total_bytes = sum(sum(batch.counts.sizes) for batch in fresh)
     attributed = sum(debits.input_octets) + sum(debits.output_octets)
-    billable = sum(row.download_billable + row.upload_billable for row in rows)
+    billable = sum(b.download_billable + b.upload_billable for tally in tallies.values() for b in tally.bins)
     outcome = ImportOutcome(
         imported=tuple(batch.name for batch in fresh),
         replayed=replayed,
@@ -243,8 +363,8 @@ def import_batches(
     return outcome
 
 
-def rate_sessions(rows: list[Row], tariffs: dict[int, Tariff], tz: ZoneInfo) -> q.SessionDebits:  # type: ignore[type-arg]
-    """Price each session's (bin, bytes) rows with the core: one debit per session.
+def rate_sessions(tallies: dict[int, _SessionTally], tariffs: dict[int, Tariff], tz: ZoneInfo) -> q.SessionDebits:
+    """Price each session's bins with the core: one debit per session.
 
     Bytes are priced at the band in force at their bin's start. Pricing and ``billable_bytes`` are linear,
     so bins in the same band are summed first and the core is called once per session and band: a
@@ -252,29 +372,27 @@ def rate_sessions(rows: list[Row], tariffs: dict[int, Tariff], tz: ZoneInfo) -> 
     numerator: ``charged`` is a time part plus a traffic part, each rounded on its own, so the traffic
     debit ``charged(new) - charged(old)`` does not depend on the session's time state.
     """
-    priced_at: dict[tuple[int, datetime], datetime] = {}  # (tariff, bin) → the first bin seen in its band
-    first_in_band: dict[tuple[int, int], datetime] = {}  # (tariff, band start minute) → that bin
-    sessions: dict[int, _SessionTally] = {}
-    for session_id, bin_start, account_id, card_id, tariff_id, cost_num, down, up, down_all, up_all in rows:
-        key = (tariff_id, bin_start)
-        instant = priced_at.get(key)
-        if instant is None:
-            minute = band_at(tariffs[tariff_id], tz, bin_start).start_minute
-            instant = priced_at[key] = first_in_band.setdefault((tariff_id, minute), bin_start)
-        tally = sessions.get(session_id)
-        if tally is None:
-            tally = sessions[session_id] = _SessionTally(account_id, card_id, tariff_id, cost_num)
-        band = tally.by_band.setdefault(instant, [0, 0])
-        band[0] += down
-        band[1] += up
-        tally.upload += up_all
-        tally.download += down_all
+    band_instants: dict[int, dict[datetime, datetime]] = {tariff_id: {} for tariff_id in tariffs}  # bin → 1st bin
+    first_in_band: dict[tuple[int, int], datetime] = {}  # (tariff, band start minute) → the first bin seen in it
     columns: dict[str, list[int]] = {name: [] for name in q.SessionDebits.__dataclass_fields__}
-    for session_id, tally in sorted(sessions.items()):  # in key order: the updates touch pages in order
+    for session_id, tally in sorted(tallies.items()):  # in key order: the updates touch pages in order
         tariff = tariffs[tally.tariff_id]
+        instants = band_instants[tally.tariff_id]
+        by_band: dict[datetime, list[int]] = {}
+        upload = download = 0
+        for bin_start, down_billable, up_billable, down_all, up_all in tally.bins:
+            instant = instants.get(bin_start)
+            if instant is None:
+                minute = band_at(tariff, tz, bin_start).start_minute
+                instant = instants[bin_start] = first_in_band.setdefault((tally.tariff_id, minute), bin_start)
+            band = by_band.setdefault(instant, [0, 0])
+            band[0] += down_billable
+            band[1] += up_billable
+            download += down_all
+            upload += up_all
         old = meter = Meter(traffic_cost_num=tally.traffic_cost_num)
         billed = 0
-        for instant, (down, up) in tally.by_band.items():
+        for instant, (down, up) in by_band.items():
             billable = billable_bytes(tariff, down, up)
             meter = advance_traffic(tariff, tz, instant, meter, billable)
             billed += billable
@@ -285,22 +403,9 @@ def rate_sessions(rows: list[Row], tariffs: dict[int, Tariff], tz: ZoneInfo) -> 
         columns["billable_bytes"].append(billed)
         columns["added_cost_num"].append(meter.traffic_cost_num - old.traffic_cost_num)
         # The NAS's point of view: input = from the client (upload), output = to the client (download).
-        columns["input_octets"].append(tally.upload)
-        columns["output_octets"].append(tally.download)
+        columns["input_octets"].append(upload)
+        columns["output_octets"].append(download)
     return q.SessionDebits(**columns)
-
-
-@dataclass(slots=True)
-class _SessionTally:
-    """One session's bytes in one import: billable (download, upload) per band, all bytes each way."""
-
-    account_id: int
-    card_id: int
-    tariff_id: int
-    traffic_cost_num: int
-    by_band: dict[datetime, list[int]] = field(default_factory=dict)
-    upload: int = 0
-    download: int = 0
 
 
 @dataclass(frozen=True)

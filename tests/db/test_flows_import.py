@@ -200,3 +200,47 @@ def test_status_reports_the_last_batch_lag_and_unattributed_bytes(db: Session, v
     assert status.last_batch == "down-1#0:down/1"
     assert status.lag_seconds == 60
     assert (status.unattributed_bytes, status.billable_bytes, status.debited) == (5, MB, price(MB))
+
+
+def test_bytes_are_summed_per_bin_and_holder_across_blocks_and_bins(db: Session, vault: PinVault) -> None:
+    numbers = flow_world(db, vault)
+    # 10.1.0.11 changes hands between two bins: the previous holder stopped 30 s into the first, the
+    # current one started 30 s into the second (latest start wins there).
+    previous = open_session(db, numbers[0], "10.1.0.11", started_at=BIN - timedelta(hours=1),
+                            stopped_at=BIN + timedelta(seconds=30))
+    current = open_session(db, numbers[1], "10.1.0.11", started_at=BIN + timedelta(seconds=90))
+    second_bin = BIN + timedelta(minutes=1)
+    # One batch spanning both bins (a memory-table poll); a second block of the first bin (nfacctd restarted
+    # within the minute) counting the same IP twice.
+    spanning = FlowBatch("down-1#0:down/1", Direction.DOWNLOAD, BIN, counts=(
+        TrafficCount("10.1.0.11", BIN, MB, False), TrafficCount("10.1.0.11", second_bin, 2 * MB, False)))
+    restarted = batch("down-1#0:down/2", ("10.1.0.11", 3 * MB), ("10.1.0.11", 4 * MB), ("10.1.0.11", 5, True))
+    outcome = run(db, spanning, restarted)
+    assert traffic_debited(db, previous.account_id) == price(8 * MB)
+    assert traffic_debited(db, current.account_id) == price(2 * MB)
+    counters = db.execute(text("SELECT id, output_octets FROM sessions ORDER BY id")).all()
+    assert [tuple(row) for row in counters] == [(previous.session_id, 8 * MB + 5), (current.session_id, 2 * MB)]
+    assert (outcome.sessions, outcome.billable_bytes, outcome.free_bytes) == (2, 10 * MB, 5)
+    assert_ledger_balanced(db)
+
+
+def test_a_session_still_waiting_for_its_start_makes_its_bytes_unattributed(db: Session, vault: PinVault) -> None:
+    numbers = flow_world(db, vault)
+    earlier = open_session(db, numbers[0], "10.1.0.11", started_at=BIN - timedelta(hours=1))
+    # A RADIUS login accepted later on the same IP, no Accounting-Start yet: no account to bill.
+    db.execute(
+        text(
+            """
+            INSERT INTO sessions (status, card_id, hotspot_id, tariff_id, source, auth_token, framed_ip, started_at,
+                                  last_seen_at)
+            SELECT 'pending', c.id, h.id, h.tariff_id, 'radius', 'pending-1', '10.1.0.11', :t, :t
+            FROM cards c, hotspots h WHERE c.number = :number AND h.name = :hotspot
+            """
+        ),
+        {"t": BIN - timedelta(minutes=1), "number": numbers[1], "hotspot": HOTSPOT},
+    )
+    outcome = run(db, batch("down-1#0:down/1", ("10.1.0.11", MB), ("10.1.0.11", 7, True)))
+    assert traffic_debited(db, earlier.account_id) == 0
+    assert unattributed(db) == [("10.1.0.11", False, MB), ("10.1.0.11", True, 7)]
+    assert (outcome.sessions, outcome.unattributed_bytes) == (0, MB + 7)
+    assert_ledger_balanced(db)
