@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from flowimport.health import udp_drops
 from flowimport.memory import AT_MOST_ONCE_WARNING, PollError, poll_memory_tables
 from flowimport.metrics import Metrics
-from flowimport.spool import Block, SpoolFile, move_to_done, pending_files, read_blocks
+from flowimport.spool import Block, SpoolFile, move_to_done, no_cycle_collection, pending_files, read_blocks
 from rlm_hotspot.services.errors import ServiceError
 from rlm_hotspot.services.flows import FlowBatch, ImportOutcome, ImportPolicy, import_batches
 
@@ -197,7 +197,7 @@ class Importer:
     def _import_batches(self, batches: list[FlowBatch], report: CycleReport) -> bool:
         """The batches in one transaction; False if it failed (rolled back whole, retried next cycle)."""
         try:
-            with self.sessions.begin() as session:
+            with no_cycle_collection(), self.sessions.begin() as session:
                 outcome = import_batches(session, self.settings.hotspot, batches, self.clock(), self.settings.policy)
         except ServiceError as exc:
             log.error("%s; nothing imported, retrying next cycle", exc)
