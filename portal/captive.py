@@ -32,8 +32,7 @@ def send_other_hosts_to_the_portal() -> Response | None:
     """A request for another site (the firewall redirected it here) goes to the portal's URL, which
     remembers the page the guest wanted (``?url=``) so the status page can link back to it."""
     context = portal()
-    with context.without_transaction() as db:
-        base = context.public_url(context.hotspot(db))
+    base = context.public_url(context.hotspot())
     if request.host.lower() == urlsplit(base).netloc.lower():
         return None
     wanted = request.url

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from portal.gates import Gate, GateError
@@ -51,13 +51,11 @@ class PortalContext:
     _hotspot: tuple[datetime, PortalHotspot] | None = None
     _currency: Currency | None = None
     sessions: sessionmaker[Session] = field(init=False)
-    autocommit_sessions: sessionmaker[Session] = field(init=False)
 
     def __post_init__(self) -> None:
         # The engine's connections stay in autocommit (the heartbeat is the hot path); a unit of work
         # switches its connection to transactions for the time it holds it.
         self.sessions = session_factory(self.engine.execution_options(isolation_level="READ COMMITTED"))
-        self.autocommit_sessions = session_factory(self.engine)
 
     @property
     def policy(self) -> Policy:
@@ -76,27 +74,34 @@ class PortalContext:
             yield session
 
     @contextmanager
-    def without_transaction(self) -> Iterator[Session]:
+    def without_transaction(self) -> Iterator[Connection]:
         """Autocommit: every statement commits by itself, with no BEGIN/COMMIT round trips. For requests
-        whose reads stand alone and whose one write is a single guarded statement (the heartbeat)."""
-        with self.autocommit_sessions() as session:
-            yield session
+        whose reads stand alone and whose one write is a single guarded statement (the heartbeat). A plain
+        Connection, not an ORM Session: the heartbeat is the portal's hot path, and a Session's
+        bookkeeping costs more than its two statements."""
+        with self.engine.connect() as connection:
+            yield connection
 
-    def hotspot(self, session: Session) -> PortalHotspot:
+    def hotspot(self, db: Session | Connection | None = None) -> PortalHotspot:
+        """The portal's hotspot, re-read every 30 s (on `db`, or on a connection of its own)."""
         now = self.clock()
         if self._hotspot is None or now - self._hotspot[0] > HOTSPOT_TTL:
-            self._hotspot = (now, portal_hotspot(session, self.settings.hotspot))
+            if db is None:
+                with self.without_transaction() as connection:
+                    self._hotspot = (now, portal_hotspot(connection, self.settings.hotspot))
+            else:
+                self._hotspot = (now, portal_hotspot(db, self.settings.hotspot))
         return self._hotspot[1]
 
-    def currency(self, session: Session) -> Currency:
+    def currency(self, db: Session | Connection) -> Currency:
         if self._currency is None:
-            self._currency = currency(session)
+            self._currency = currency(db)
         return self._currency
 
-    def sign_of_life(self, db: Session, token: str, signal: Signal, gate_ip: str | None) -> PortalStatus:
+    def sign_of_life(self, db: Connection, token: str, signal: Signal, gate_ip: str | None) -> PortalStatus:
         """Keep the guest's session alive (or learn that it ended: then its gate is closed, idempotently).
 
-        `db` is a session `without_transaction`: the common case is one read and one guarded write; a
+        `db` is a connection `without_transaction`: the common case is one read and one guarded write; a
         session to close for its silence, or one that changed meanwhile, goes the locked way in a
         transaction of its own.
         """

@@ -6,9 +6,9 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import request, session
-from sqlalchemy.orm import Session
 
 from portal.context import portal
+from rlm_hotspot.db.engine import Executor
 from rlm_hotspot.services import portal as portal_service
 
 MAX_URL_LENGTH = 2048
@@ -57,7 +57,7 @@ def gate_address() -> str | None:
     return ip if isinstance(ip, str) else None
 
 
-def current_token(db: Session) -> str | None:
+def current_token(db: Executor) -> str | None:
     """This guest's session: the portal's own (standalone), or the one the NAS opened for their card."""
     token = session.get("token")
     if isinstance(token, str):

@@ -9,13 +9,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.db import tables as t
+from rlm_hotspot.db.engine import Executor
 
 
 class DuplicateError(ValueError):
     """A row with the same unique name/address already exists."""
 
 
-def installation(session: Session) -> Row | None:  # type: ignore[type-arg]
+def installation(session: Executor) -> Row | None:  # type: ignore[type-arg]
     return session.execute(select(t.installation)).first()
 
 
@@ -54,11 +55,11 @@ def insert_tariff(
     return tariff_id
 
 
-def tariff_by_name(session: Session, name: str) -> Row | None:  # type: ignore[type-arg]
+def tariff_by_name(session: Executor, name: str) -> Row | None:  # type: ignore[type-arg]
     return session.execute(select(t.tariffs).where(t.tariffs.c.name == name)).first()
 
 
-def tariff_by_id(session: Session, tariff_id: int) -> Row | None:  # type: ignore[type-arg]
+def tariff_by_id(session: Executor, tariff_id: int) -> Row | None:  # type: ignore[type-arg]
     return session.execute(select(t.tariffs).where(t.tariffs.c.id == tariff_id)).first()
 
 
@@ -66,7 +67,7 @@ def tariffs(session: Session) -> list[Row]:  # type: ignore[type-arg]
     return list(session.execute(select(t.tariffs).order_by(t.tariffs.c.id)))
 
 
-def tariff_bands(session: Session, tariff_id: int) -> list[tuple[int, int, int]]:
+def tariff_bands(session: Executor, tariff_id: int) -> list[tuple[int, int, int]]:
     rows = session.execute(
         select(t.tariff_bands.c.start_minute, t.tariff_bands.c.time_price, t.tariff_bands.c.traffic_price)
         .where(t.tariff_bands.c.tariff_id == tariff_id)
@@ -75,7 +76,7 @@ def tariff_bands(session: Session, tariff_id: int) -> list[tuple[int, int, int]]
     return [(r.start_minute, r.time_price, r.traffic_price) for r in rows]
 
 
-def tariff_free_networks(session: Session, tariff_id: int) -> list[str]:
+def tariff_free_networks(session: Executor, tariff_id: int) -> list[str]:
     rows = session.execute(
         select(t.tariff_free_networks.c.network).where(t.tariff_free_networks.c.tariff_id == tariff_id)
     )
@@ -86,7 +87,7 @@ def insert_hotspot(session: Session, **values: object) -> int:
     return _insert_unique(session, t.hotspots, "hotspot", str(values["name"]), **values)
 
 
-def hotspot_by_name(session: Session, name: str) -> Row | None:  # type: ignore[type-arg]
+def hotspot_by_name(session: Executor, name: str) -> Row | None:  # type: ignore[type-arg]
     return session.execute(select(t.hotspots).where(t.hotspots.c.name == name)).first()
 
 

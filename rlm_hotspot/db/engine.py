@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from rlm_hotspot.settings import Settings
+
+# What runs statements: an ORM Session, or on the hot paths (RADIUS hooks, portal heartbeats) a plain
+# Connection in autocommit, whose per-statement cost is about half a Session's.
+Executor = Session | Connection
 
 
 def make_engine(

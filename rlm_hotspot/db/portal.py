@@ -5,6 +5,8 @@ from __future__ import annotations
 from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
+from rlm_hotspot.db.engine import Executor
+
 _HOTSPOT_COLUMNS = "id, name, timezone, mode, heartbeat, heartbeat_timeout, portal_url, terms_of_use"
 
 
@@ -18,7 +20,7 @@ def set_terms_of_use(session: Session, hotspot_id: int, terms: str | None) -> No
     )
 
 
-def live_token_for_client(session: Session, hotspot_id: int, ip: str) -> str | None:
+def live_token_for_client(session: Executor, hotspot_id: int, ip: str) -> str | None:
     """The newest not-closed session of this hotspot whose client has address `ip` (RFC 8908 polls carry
     no cookie: the operating system asks, not the browser)."""
     return session.execute(
@@ -31,7 +33,7 @@ def live_token_for_client(session: Session, hotspot_id: int, ip: str) -> str | N
     ).scalar_one_or_none()
 
 
-def live_token_for_card(session: Session, hotspot_id: int, card_number: str) -> str | None:
+def live_token_for_card(session: Executor, hotspot_id: int, card_number: str) -> str | None:
     """The newest not-closed session of a card at this hotspot (RADIUS mode: the NAS opened it)."""
     return session.execute(
         text(

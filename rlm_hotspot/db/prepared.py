@@ -16,6 +16,8 @@ from typing import Any
 from sqlalchemy import Connection, Result, TextClause, text
 from sqlalchemy.orm import Session
 
+from rlm_hotspot.db.engine import Executor
+
 _PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
@@ -32,7 +34,7 @@ class Prepared:
         pyformat = ", ".join(f"%({parameter})s" for parameter in self.parameters)
         self._execute_pyformat = f"EXECUTE {name}({pyformat})" if self.parameters else f"EXECUTE {name}"
 
-    def __call__(self, session: Session | Connection, parameters: dict[str, object]) -> Result:  # type: ignore[type-arg]
+    def __call__(self, session: Executor, parameters: dict[str, object]) -> Result:  # type: ignore[type-arg]
         """Run on an ORM session's connection, or on a Connection (the RADIUS hot path, lighter still)."""
         connection = session.connection() if isinstance(session, Session) else session
         self._prepare_on(connection)

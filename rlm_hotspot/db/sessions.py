@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, text
 from sqlalchemy.orm import Session
 
+from rlm_hotspot.db.engine import Executor
 from rlm_hotspot.db.prepared import Prepared
 
 # A session holds a simultaneous-use slot while it is live: the rule is the SQL function
@@ -62,7 +63,7 @@ _SNAPSHOT = Prepared(
 
 
 def login_snapshot(
-    session: Session,
+    session: Executor,
     *,
     number: str,
     nas_ip: str | None,
@@ -306,7 +307,7 @@ _VIEW_BY_TOKEN = _lookup_sql(
 )
 
 
-def session_view_by_token(session: Session, token: str, *, lock: bool = False) -> SessionView | None:
+def session_view_by_token(session: Executor, token: str, *, lock: bool = False) -> SessionView | None:
     """The portal's status and heartbeat read: the session and its card and balance, in one query."""
     row = _VIEW_BY_TOKEN[lock](session, {"token": token}).first()
     return None if row is None else SessionView(**row._mapping)
@@ -387,7 +388,7 @@ class MeterWrite:
 
 
 def apply_meter(
-    session: Session,
+    session: Executor,
     row: Row | SessionView,  # type: ignore[type-arg]
     write: MeterWrite,
     now: datetime,

@@ -12,6 +12,7 @@ from rlm_hotspot.core.money import Currency
 from rlm_hotspot.core.networks import parse_networks
 from rlm_hotspot.core.tariff import Band, Tariff, TrafficDirection
 from rlm_hotspot.db import catalog as q
+from rlm_hotspot.db.engine import Executor
 from rlm_hotspot.services.errors import NotFound, ServiceError
 
 NAS_VENDORS = ("mikrotik", "chilli", "wispr", "generic")
@@ -36,7 +37,7 @@ def init_installation(session: Session, currency_code: str, exponent: int) -> Cu
     return Currency(code, exponent)
 
 
-def currency(session: Session) -> Currency:
+def currency(session: Executor) -> Currency:
     row = q.installation(session)
     if row is None:
         raise ServiceError("the database is not initialised: run `hotspotctl db init` first")
@@ -118,7 +119,7 @@ class StoredTariff:
     tariff: Tariff = field(repr=False)
 
 
-def get_tariff(session: Session, name_or_id: str | int) -> StoredTariff:
+def get_tariff(session: Executor, name_or_id: str | int) -> StoredTariff:
     row = q.tariff_by_id(session, name_or_id) if isinstance(name_or_id, int) else q.tariff_by_name(session, name_or_id)
     if row is None:
         raise NotFound(f"no tariff {name_or_id!r}")

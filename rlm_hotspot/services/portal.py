@@ -25,6 +25,7 @@ from rlm_hotspot.core.decisions import Refusal
 from rlm_hotspot.db import enforcement as enforcement_db
 from rlm_hotspot.db import portal as q
 from rlm_hotspot.db import sessions as sessions_db
+from rlm_hotspot.db.engine import Executor
 from rlm_hotspot.db.sessions import SessionView
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import cards, sessions
@@ -73,7 +74,7 @@ class PortalStatus:
     cut_at: datetime | None
 
 
-def portal_hotspot(session: Session, name: str) -> PortalHotspot:
+def portal_hotspot(session: Executor, name: str) -> PortalHotspot:
     row = q.hotspot_by_name(session, name)
     if row is None:
         raise NotFound(f"no hotspot {name!r}: create it with `hotspotctl hotspot add`")
@@ -126,7 +127,7 @@ def keep_alive(
 
 
 def keep_alive_without_lock(
-    session: Session, tariffs: TariffCache, hotspot: PortalHotspot, token: str, now: datetime, signal: Signal
+    session: Executor, tariffs: TariffCache, hotspot: PortalHotspot, token: str, now: datetime, signal: Signal
 ) -> PortalStatus | None:
     """`keep_alive` for the common case in two round trips: one read, one guarded write.
 
@@ -141,7 +142,7 @@ def keep_alive_without_lock(
 
 
 def _sign_of_life(
-    session: Session, tariffs: TariffCache, hotspot: PortalHotspot, view: SessionView, now: datetime, signal: Signal
+    session: Executor, tariffs: TariffCache, hotspot: PortalHotspot, view: SessionView, now: datetime, signal: Signal
 ) -> PortalStatus | None:
     """Bill the heartbeat if the signal counts as one, else only report; None: the session changed."""
     if hotspot.counts_as_heartbeat(signal):
@@ -261,9 +262,9 @@ def _record(
     )
 
 
-def live_token_for_client(session: Session, hotspot: PortalHotspot, ip: str) -> str | None:
+def live_token_for_client(session: Executor, hotspot: PortalHotspot, ip: str) -> str | None:
     return q.live_token_for_client(session, hotspot.id, ip)
 
 
-def live_token_for_card(session: Session, hotspot: PortalHotspot, card_number: str) -> str | None:
+def live_token_for_card(session: Executor, hotspot: PortalHotspot, card_number: str) -> str | None:
     return q.live_token_for_card(session, hotspot.id, card_number)

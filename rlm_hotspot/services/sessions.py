@@ -30,6 +30,7 @@ from rlm_hotspot.core.tariff import (
 from rlm_hotspot.core.validity import seconds_left
 from rlm_hotspot.db import sessions as q
 from rlm_hotspot.db.catalog import hotspot_by_id
+from rlm_hotspot.db.engine import Executor
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import cards
 from rlm_hotspot.services.access import LoginRequest, Policy, decide_login, new_token, record_attempt
@@ -218,7 +219,7 @@ class Billed:
 
 
 def _bill(
-    session: Session,
+    session: Executor,
     tariffs: TariffCache,
     row: Row | q.SessionView,  # type: ignore[type-arg]
     *,
@@ -395,7 +396,7 @@ def heartbeat(session: Session, tariffs: TariffCache, token: str, now: datetime)
     return status
 
 
-def bill_heartbeat(session: Session, tariffs: TariffCache, view: q.SessionView, now: datetime) -> SessionStatus | None:
+def bill_heartbeat(session: Executor, tariffs: TariffCache, view: q.SessionView, now: datetime) -> SessionStatus | None:
     """Bill a heartbeat of the session `view` shows and return its status, from what was read and written.
 
     One guarded write, no re-read. None when the session changed since `view` was read (only possible
@@ -448,7 +449,7 @@ def session_status(session: Session, tariffs: TariffCache, token: str, now: date
     return status_of(session, tariffs, session_view(session, token), now)
 
 
-def session_view(session: Session, token: str, *, lock: bool = False) -> q.SessionView:
+def session_view(session: Executor, token: str, *, lock: bool = False) -> q.SessionView:
     """The session with the given token, its card and its balance (NotFound: no such session)."""
     view = q.session_view_by_token(session, token, lock=lock)
     if view is None:
@@ -456,7 +457,7 @@ def session_view(session: Session, token: str, *, lock: bool = False) -> q.Sessi
     return view
 
 
-def status_of(session: Session, tariffs: TariffCache, view: q.SessionView, now: datetime) -> SessionStatus:
+def status_of(session: Executor, tariffs: TariffCache, view: q.SessionView, now: datetime) -> SessionStatus:
     """What the status page shows, computed from one read of the session (no query but a tariff reload)."""
     tariff = tariffs.get(session, view.tariff_id, now).tariff
     tz = ZoneInfo(view.timezone)

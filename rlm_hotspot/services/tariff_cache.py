@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Row
-from sqlalchemy.orm import Session
 
+from rlm_hotspot.db.engine import Executor
 from rlm_hotspot.db.sessions import nas_by_ip
 from rlm_hotspot.services.catalog import StoredTariff, get_tariff
 
@@ -20,7 +20,7 @@ class TariffCache:
     ttl: timedelta = timedelta(seconds=30)
     _entries: dict[int, tuple[datetime, StoredTariff]] = field(default_factory=dict)
 
-    def get(self, session: Session, tariff_id: int, now: datetime) -> StoredTariff:
+    def get(self, session: Executor, tariff_id: int, now: datetime) -> StoredTariff:
         cached = self._entries.get(tariff_id)
         if cached is not None and now - cached[0] < self.ttl:
             return cached[1]
@@ -39,7 +39,7 @@ class NasCache:
     ttl: timedelta = timedelta(seconds=30)
     _entries: dict[str, tuple[datetime, Row]] = field(default_factory=dict)  # type: ignore[type-arg]
 
-    def get(self, session: Session, address: str, now: datetime) -> Row | None:  # type: ignore[type-arg]
+    def get(self, session: Executor, address: str, now: datetime) -> Row | None:  # type: ignore[type-arg]
         cached = self._entries.get(address)
         if cached is not None and now - cached[0] < self.ttl:
             return cached[1]
