@@ -11,14 +11,13 @@ in a re-created file of the same name is not mistaken for it.
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
 import hashlib
 import json
 import logging
 import re
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -116,9 +115,27 @@ _BOUNDARY = re.compile(rb"purge_(?:init|close)")
 _FREE_TAG = str(FREE_TAG).encode()
 
 
-@functools.lru_cache(maxsize=1 << 17)
+#: Valid client addresses seen, raw → text: the same clients come back in every file, so each is checked
+#: and decoded once, and a run of records is mapped to text by dict lookups in C.
+_ADDRESSES: dict[bytes, str] = {}
+_ADDRESSES_KEPT = 1 << 17
+
+
+def _learn_addresses(raws: Iterable[bytes]) -> bool:
+    """Add the addresses not seen yet to ``_ADDRESSES``; False if one of them is not an address."""
+    distinct = set(raws)
+    if len(_ADDRESSES) + len(distinct) > _ADDRESSES_KEPT:
+        _ADDRESSES.clear()
+    for raw in distinct.difference(_ADDRESSES):
+        text = _valid_ip(raw)
+        if text is None:
+            return False
+        _ADDRESSES[raw] = text
+    return True
+
+
 def _valid_ip(raw: bytes) -> str | None:
-    """The address as text if it is one (cached: the same clients come back in every file)."""
+    """The address as text if it is one."""
     text = raw.decode("ascii", "replace")
     for family in (socket.AF_INET, socket.AF_INET6):
         try:
@@ -153,9 +170,10 @@ class _Parser:
             run_end = max(run_end, position)
             if run_end > position:
                 run = data[position:run_end]
-                if not self._feed_records(run):
+                newlines = run.count(b"\n")
+                if not self._feed_records(run, newlines):
                     self._feed_lines(run, number)
-                number += run.count(b"\n")
+                number += newlines
             if boundary is not None:
                 line_end = data.find(b"\n", boundary.end())
                 line_end = len(data) if line_end < 0 else line_end + 1
@@ -164,25 +182,25 @@ class _Parser:
                 run_end = line_end
             position = run_end
 
-    def _feed_records(self, run: bytes) -> bool:
-        """Add a run of purge records to the open block in bulk; False (nothing done) unless every line
-        of the run is one, with a valid address."""
+    def _feed_records(self, run: bytes, newlines: int) -> bool:
+        """Add a run of purge records (``newlines`` line ends) to the open block in bulk; False (nothing
+        done) unless every line of the run is one, with a valid address."""
         block = self._open_block
         if block is None:
             return False
         records = _PURGE_LINES[self.spool_file.direction].findall(run)
-        if len(records) != run.count(b"\n") + (not run.endswith(b"\n")):
+        if len(records) != newlines + (not run.endswith(b"\n")):
             return False
         tags, raw_ips, raw_stamps, sizes = zip(*records, strict=True)
-        ips = {raw: _valid_ip(raw) for raw in set(raw_ips)}
-        if None in ips.values():
+        if not _learn_addresses(raw_ips):
             return False
         stamps = {raw: self._bin_start(raw) for raw in set(raw_stamps)}
         if None in stamps.values():
             return False
+        one_bin = len(stamps) == 1  # as a rule: a file holds one bin
         block.counts.extend(
-            map(ips.__getitem__, raw_ips),
-            map(stamps.__getitem__, raw_stamps),
+            map(_ADDRESSES.__getitem__, raw_ips),
+            [*stamps.values()] * len(records) if one_bin else map(stamps.__getitem__, raw_stamps),
             map(int, sizes),
             map(_FREE_TAG.__eq__, tags),
         )
