@@ -170,8 +170,9 @@ class _Parser:
             run_end = max(run_end, position)
             if run_end > position:
                 run = data[position:run_end]
-                newlines = run.count(b"\n")
-                if not self._feed_records(run, newlines):
+                lines = run.replace(b"\n", b"")  # the run's lines without their ends, as the digest reads them
+                newlines = len(run) - len(lines)
+                if not self._feed_records(run, newlines, lines):
                     self._feed_lines(run, number)
                 number += newlines
             if boundary is not None:
@@ -182,9 +183,9 @@ class _Parser:
                 run_end = line_end
             position = run_end
 
-    def _feed_records(self, run: bytes, newlines: int) -> bool:
-        """Add a run of purge records (``newlines`` line ends) to the open block in bulk; False (nothing
-        done) unless every line of the run is one, with a valid address."""
+    def _feed_records(self, run: bytes, newlines: int, lines: bytes) -> bool:
+        """Add a run of purge records (with ``newlines`` line ends; ``lines`` without them) to the open
+        block in bulk; False (nothing done) unless every line of the run is one, with a valid address."""
         block = self._open_block
         if block is None:
             return False
@@ -204,7 +205,7 @@ class _Parser:
             map(int, sizes),
             map(_FREE_TAG.__eq__, tags),
         )
-        block.digest.update(run.replace(b"\n", b""))
+        block.digest.update(lines)
         block.lines += len(records)
         return True
 
