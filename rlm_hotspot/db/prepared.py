@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from sqlalchemy import Connection, Result, TextClause, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.db.engine import Executor
@@ -40,12 +41,38 @@ class Prepared:
         self._prepare_on(connection)
         return connection.execute(self._execute, {name: parameters[name] for name in self.parameters})
 
-    def first_row(self, connection: Connection, parameters: dict[str, object]) -> dict[str, Any] | None:
-        """The first row as a dict, with the least work per call: the RADIUS hooks run one at a time."""
+    def first_row(self, executor: Executor, parameters: dict[str, object]) -> dict[str, Any] | None:
+        """The first row as a dict, straight from the driver's cursor.
+
+        For the hot paths (RADIUS hooks run one at a time; the portal heartbeat): SQLAlchemy's result
+        machinery costs about as much as a short statement's round trip. Errors are raised as
+        SQLAlchemy's (OperationalError for a lost server, which also drops the connection from the
+        pool), exactly as `__call__` would raise them.
+        """
+        connection = executor.connection() if isinstance(executor, Session) else executor
         self._prepare_on(connection)
         arguments = {name: parameters[name] for name in self.parameters}
-        row = connection.exec_driver_sql(self._execute_pyformat, arguments).first()
-        return None if row is None else dict(row._mapping)
+        driver = connection.connection.dbapi_connection
+        dialect = connection.dialect
+        cursor = driver.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(self._execute_pyformat, arguments)
+            row = cursor.fetchone()
+            return None if row is None else dict(zip([column[0] for column in cursor.description], row, strict=True))
+        except dialect.loaded_dbapi.Error as exc:
+            lost = dialect.is_disconnect(exc, driver, cursor)
+            if lost:
+                connection.invalidate(exc)
+            raise DBAPIError.instance(
+                self._execute_pyformat,
+                arguments,
+                exc,
+                dialect.loaded_dbapi.Error,
+                connection_invalidated=lost,
+                dialect=dialect,
+            ) from exc
+        finally:
+            cursor.close()
 
     def _prepare_on(self, connection: Connection) -> None:
         prepared: set[str] = connection.info.setdefault("prepared_statements", set())

@@ -309,8 +309,8 @@ _VIEW_BY_TOKEN = _lookup_sql(
 
 def session_view_by_token(session: Executor, token: str, *, lock: bool = False) -> SessionView | None:
     """The portal's status and heartbeat read: the session and its card and balance, in one query."""
-    row = _VIEW_BY_TOKEN[lock](session, {"token": token}).first()
-    return None if row is None else SessionView(**row._mapping)
+    row = _VIEW_BY_TOKEN[lock].first_row(session, {"token": token})
+    return None if row is None else SessionView(**row)
 
 
 def session_by_id(session: Session, session_id: int, *, lock: bool = False) -> Row | None:  # type: ignore[type-arg]
@@ -399,7 +399,7 @@ def apply_meter(
 ) -> int | None:
     """Write a meter update computed from `row`: the account's balance after it, or None when the session
     changed since it was read."""
-    result = _APPLY_METER(
+    result = _APPLY_METER.first_row(
         session,
         {
             **write.__dict__,
@@ -417,8 +417,9 @@ def apply_meter(
             "stopped_at": stop[0] if stop else None,
             "terminate_cause": stop[1] if stop else None,
         },
-    ).one()
-    return int(result.balance) if result.written else None
+    )
+    assert result is not None  # the statement always returns its one row
+    return int(result["balance"]) if result["written"] else None
 
 
 def update_session(session: Session, session_id: int, **values: object) -> None:
