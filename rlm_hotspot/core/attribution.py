@@ -9,7 +9,7 @@ bin cannot be split: the new holder gets that bin.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
@@ -38,6 +38,16 @@ class BinWindow(NamedTuple):
     def of(cls, bin_start: datetime, bin_length: timedelta, grace: timedelta) -> BinWindow:
         return cls(bin_start + bin_length, bin_start - grace)
 
+    @classmethod
+    def any_of(cls, windows: Collection[BinWindow]) -> BinWindow:
+        """What a session must overlap to hold an IP during at least one of ``windows``."""
+        return cls(max(window.bin_end for window in windows), min(window.earliest_stop for window in windows))
+
+    @classmethod
+    def throughout(cls, windows: Collection[BinWindow]) -> BinWindow:
+        """What a session must overlap to hold an IP during every one of ``windows``."""
+        return cls(min(window.bin_end for window in windows), max(window.earliest_stop for window in windows))
+
 
 def holder(claims: Sequence[Claim], window: BinWindow) -> Claim | None:
     """The claim that gets the IP's bytes of the bin, from the IP's claims ordered ``latest_first``."""
@@ -45,3 +55,10 @@ def holder(claims: Sequence[Claim], window: BinWindow) -> Claim | None:
         if claim.started_at < window.bin_end and (claim.stopped_at is None or claim.stopped_at >= window.earliest_stop):
             return claim
     return None
+
+
+def lone_holder(claims: Sequence[Claim], throughout: BinWindow) -> Claim | None:
+    """The holder of the IP in every bin, decided once, when the IP has a single claim that holds it
+    ``throughout`` the bins (the common case: no other session can take a bin from it). None: ask
+    ``holder`` bin by bin."""
+    return holder(claims, throughout) if len(claims) == 1 else None

@@ -26,9 +26,10 @@ from operator import not_
 from typing import NamedTuple, overload
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
-from rlm_hotspot.core.attribution import BinWindow, Claim, holder, latest_first
+from rlm_hotspot.core.attribution import BinWindow, Claim, holder, latest_first, lone_holder
 from rlm_hotspot.core.tariff import Meter, Tariff, advance_traffic, band_at, billable_bytes, debit
 from rlm_hotspot.db import flows as q
 from rlm_hotspot.services.catalog import get_tariff
@@ -238,73 +239,104 @@ def _add_sizes(totals: dict[str, int], ips: list[str], sizes: list[int]) -> None
         totals[ip] = totals.get(ip, 0) + size
 
 
-class BinTotals(NamedTuple):
-    """A session's bytes in one bin: billable each way, and all bytes (billable + free) each way."""
+@dataclass
+class _PriceBands:
+    """Which bins of an import share a price band, per tariff. Pricing is linear, so the bytes of one band
+    are summed first and the core prices each session once per band: a backlog of many bins costs no
+    more core calls than one bin."""
 
-    bin_start: datetime
-    download_billable: int
-    upload_billable: int
-    download: int
-    upload: int
+    tariffs: dict[int, Tariff]
+    tz: ZoneInfo
+    _first_bin: dict[tuple[int, int], datetime] = field(default_factory=dict)  # (tariff, band start minute)
+
+    def of(self, bin_start: datetime) -> dict[int, datetime]:
+        """Per tariff, the band in force at ``bin_start``, named by the first bin seen in it."""
+        names = {}
+        for tariff_id, tariff in self.tariffs.items():
+            band = (tariff_id, band_at(tariff, self.tz, bin_start).start_minute)
+            names[tariff_id] = self._first_bin.setdefault(band, bin_start)
+        return names
 
 
 @dataclass(slots=True)
 class _SessionTally:
-    """One session's rating state and its bytes in each bin it holds in this import."""
+    """One session's rating state and its bytes in this import: billable [download, upload] per price band
+    (named as ``_PriceBands`` names it), and all bytes (billable + free) each way."""
 
     account_id: int
     card_id: int
     tariff_id: int
     traffic_cost_num: int
-    bins: list[BinTotals] = field(default_factory=list)
+    by_band: dict[datetime, list[int]] = field(default_factory=dict)
+    download: int = 0
+    upload: int = 0
 
 
-def _attribute(
-    session: Session, hotspot_id: int, sizes: dict[datetime, BinSizes], policy: ImportPolicy
-) -> tuple[dict[int, _SessionTally], dict[datetime, set[str]]]:
-    """Give each (IP, bin) to its holder (the core's rule), among the candidate sessions read in one query.
-
-    Returns the tallies of the sessions to bill and, per bin, the IPs nobody can pay for: held by no
-    session, or by a RADIUS session still waiting for its Accounting-Start (no account yet).
-    """
-    if not sizes:
-        return {}, {}
-    bin_length, grace = timedelta(seconds=policy.bin_seconds), timedelta(seconds=policy.grace_seconds)
-    windows = {start: BinWindow.of(start, bin_length, grace) for start in sizes}
-    rows = q.ip_claims(
+def _candidate_sessions(
+    session: Session, hotspot_id: int, sizes: dict[datetime, BinSizes], windows: dict[datetime, BinWindow]
+) -> list[Row]:  # type: ignore[type-arg]
+    """The sessions of the hotspot that may hold one of the IPs at one of the bins, in one query."""
+    if not windows:
+        return []
+    span = BinWindow.any_of(windows.values())
+    return q.ip_claims(
         session,
         hotspot_id=hotspot_id,
         ips=set().union(*(by_ip.keys() for classes in sizes.values() for by_ip in classes.values())),
-        started_before=max(window.bin_end for window in windows.values()),
-        stopped_since=min(window.earliest_stop for window in windows.values()),
+        started_before=span.bin_end,
+        stopped_since=span.earliest_stop,
     )
+
+
+def _tally_sessions(
+    rows: Sequence[Row],  # type: ignore[type-arg]
+    sizes: dict[datetime, BinSizes],
+    windows: dict[datetime, BinWindow],
+    bands: _PriceBands,
+) -> tuple[dict[int, _SessionTally], dict[datetime, set[str]]]:
+    """Give each (IP, bin) to its holder among the candidate sessions ``rows`` (the core's rule) and add its
+    bytes to that session's tally.
+
+    Returns the tallies of the sessions that got bytes and, per bin, the IPs nobody can pay for: held by
+    no session, or by a RADIUS session still waiting for its Accounting-Start (no account yet).
+    """
+    if not windows:  # batches without counts: an empty purge or memory-table poll
+        return {}, {}
     candidates: dict[str, list[Claim]] = {}
     for row in rows:
         candidates.setdefault(row.ip, []).append(Claim(row.started_at, row.stopped_at, row.session_id))
     claims = {ip: latest_first(found) for ip, found in candidates.items()}
-    states = {row.session_id: row for row in rows}
-    tallies: dict[int, _SessionTally] = {}
+    payable = {
+        row.session_id: _SessionTally(row.account_id, row.card_id, row.tariff_id, row.traffic_cost_num)
+        for row in rows
+        if row.account_id is not None
+    }
+    throughout = BinWindow.throughout(windows.values())
+    held_throughout: dict[str, _SessionTally] = {}  # decided once per IP instead of once per bin
+    for ip, found in claims.items():
+        claim = lone_holder(found, throughout)
+        if claim is not None and claim.session_id in payable:
+            held_throughout[ip] = payable[claim.session_id]
     unpaid: dict[datetime, set[str]] = {}
     for start, classes in sizes.items():
-        window = windows[start]
+        window, band_of = windows[start], bands.of(start)
         down_billable, down_free = classes[Direction.DOWNLOAD, False], classes[Direction.DOWNLOAD, True]
         up_billable, up_free = classes[Direction.UPLOAD, False], classes[Direction.UPLOAD, True]
         for ip in down_billable.keys() | down_free.keys() | up_billable.keys() | up_free.keys():
-            claim = holder(claims.get(ip, ()), window)
-            state = None if claim is None else states[claim.session_id]
-            if state is None or state.account_id is None:
-                unpaid.setdefault(start, set()).add(ip)
-                continue
-            tally = tallies.get(state.session_id)
+            tally = held_throughout.get(ip)
             if tally is None:
-                tally = tallies[state.session_id] = _SessionTally(
-                    state.account_id, state.card_id, state.tariff_id, state.traffic_cost_num
-                )
+                claim = holder(claims.get(ip, ()), window)
+                tally = None if claim is None else payable.get(claim.session_id)
+                if tally is None:
+                    unpaid.setdefault(start, set()).add(ip)
+                    continue
             download, upload = down_billable.get(ip, 0), up_billable.get(ip, 0)
-            tally.bins.append(
-                BinTotals(start, download, upload, download + down_free.get(ip, 0), upload + up_free.get(ip, 0))
-            )
-    return tallies, unpaid
+            band = tally.by_band.setdefault(band_of[tally.tariff_id], [0, 0])
+            band[0] += download
+            band[1] += upload
+            tally.download += download + down_free.get(ip, 0)
+            tally.upload += upload + up_free.get(ip, 0)
+    return {session_id: tally for session_id, tally in payable.items() if tally.by_band}, unpaid
 
 
 def _unpaid_counts(batch_id: int, batch: FlowBatch, unpaid: dict[datetime, set[str]]) -> Iterator[q.CountRows]:
@@ -333,17 +365,20 @@ def import_batches(
     if not fresh:
         return ImportOutcome(replayed=replayed)
     debit_batch_id = min(new.values())
-    tallies, unpaid = _attribute(session, hotspot.id, _sizes_by_bin(fresh), policy)
+    sizes = _sizes_by_bin(fresh)
+    grace = timedelta(seconds=policy.grace_seconds)
+    windows = {start: BinWindow.of(start, bin_length, grace) for start in sizes}
+    rows = _candidate_sessions(session, hotspot.id, sizes, windows)
+    tariffs = {tariff_id: get_tariff(session, tariff_id).tariff for tariff_id in {row.tariff_id for row in rows}}
+    tallies, unpaid = _tally_sessions(rows, sizes, windows, _PriceBands(tariffs, hotspot.timezone))
     if unpaid:
-        q.store_unattributed(session, (rows for b in fresh for rows in _unpaid_counts(new[b.name], b, unpaid)))
-    tariff_ids = {tally.tariff_id for tally in tallies.values()}
-    tariffs = {tariff_id: get_tariff(session, tariff_id).tariff for tariff_id in tariff_ids}
+        q.store_unattributed(session, (kept for b in fresh for kept in _unpaid_counts(new[b.name], b, unpaid)))
     debits = rate_sessions(tallies, tariffs, hotspot.timezone)
     note = f"netflow {fresh[0].name}" + (f" and {len(fresh) - 1} more batches" if len(fresh) > 1 else "")
     exhausted = q.apply_debits(session, debits, debit_batch_id=debit_batch_id, note=note, now=now)
     total_bytes = sum(sum(batch.counts.sizes) for batch in fresh)
     attributed = sum(debits.input_octets) + sum(debits.output_octets)
-    billable = sum(b.download_billable + b.upload_billable for tally in tallies.values() for b in tally.bins)
+    billable = sum(sum(band) for tally in tallies.values() for band in tally.by_band.values())
     outcome = ImportOutcome(
         imported=tuple(batch.name for batch in fresh),
         replayed=replayed,
@@ -364,37 +399,20 @@ def import_batches(
 
 
 def rate_sessions(tallies: dict[int, _SessionTally], tariffs: dict[int, Tariff], tz: ZoneInfo) -> q.SessionDebits:
-    """Price each session's bins with the core: one debit per session.
+    """Price each session's bytes with the core, band by band: one debit per session.
 
-    Bytes are priced at the band in force at their bin's start. Pricing and ``billable_bytes`` are linear,
-    so bins in the same band are summed first and the core is called once per session and band: a
-    backlog of many bins costs no more core calls than one bin. The meter carries only the traffic
-    numerator: ``charged`` is a time part plus a traffic part, each rounded on its own, so the traffic
-    debit ``charged(new) - charged(old)`` does not depend on the session's time state.
+    The meter carries only the traffic numerator: ``charged`` is a time part plus a traffic part, each
+    rounded on its own, so the traffic debit ``charged(new) - charged(old)`` does not depend on the
+    session's time state.
     """
-    band_instants: dict[int, dict[datetime, datetime]] = {tariff_id: {} for tariff_id in tariffs}  # bin → 1st bin
-    first_in_band: dict[tuple[int, int], datetime] = {}  # (tariff, band start minute) → the first bin seen in it
     columns: dict[str, list[int]] = {name: [] for name in q.SessionDebits.__dataclass_fields__}
     for session_id, tally in sorted(tallies.items()):  # in key order: the updates touch pages in order
         tariff = tariffs[tally.tariff_id]
-        instants = band_instants[tally.tariff_id]
-        by_band: dict[datetime, list[int]] = {}
-        upload = download = 0
-        for bin_start, down_billable, up_billable, down_all, up_all in tally.bins:
-            instant = instants.get(bin_start)
-            if instant is None:
-                minute = band_at(tariff, tz, bin_start).start_minute
-                instant = instants[bin_start] = first_in_band.setdefault((tally.tariff_id, minute), bin_start)
-            band = by_band.setdefault(instant, [0, 0])
-            band[0] += down_billable
-            band[1] += up_billable
-            download += down_all
-            upload += up_all
         old = meter = Meter(traffic_cost_num=tally.traffic_cost_num)
         billed = 0
-        for instant, (down, up) in by_band.items():
-            billable = billable_bytes(tariff, down, up)
-            meter = advance_traffic(tariff, tz, instant, meter, billable)
+        for band_start, (download, upload) in tally.by_band.items():
+            billable = billable_bytes(tariff, download, upload)
+            meter = advance_traffic(tariff, tz, band_start, meter, billable)
             billed += billable
         columns["session_ids"].append(session_id)
         columns["account_ids"].append(tally.account_id)
@@ -403,8 +421,8 @@ def rate_sessions(tallies: dict[int, _SessionTally], tariffs: dict[int, Tariff],
         columns["billable_bytes"].append(billed)
         columns["added_cost_num"].append(meter.traffic_cost_num - old.traffic_cost_num)
         # The NAS's point of view: input = from the client (upload), output = to the client (download).
-        columns["input_octets"].append(upload)
-        columns["output_octets"].append(download)
+        columns["input_octets"].append(tally.upload)
+        columns["output_octets"].append(tally.download)
     return q.SessionDebits(**columns)
 
 

@@ -244,3 +244,12 @@ def test_a_session_still_waiting_for_its_start_makes_its_bytes_unattributed(db: 
     assert unattributed(db) == [("10.1.0.11", False, MB), ("10.1.0.11", True, 7)]
     assert (outcome.sessions, outcome.unattributed_bytes) == (0, MB + 7)
     assert_ledger_balanced(db)
+
+
+def test_a_batch_without_counts_is_recorded_and_bills_nothing(db: Session, vault: PinVault) -> None:
+    numbers = flow_world(db, vault)
+    guest = open_session(db, numbers[0], "10.1.0.11")
+    outcome = run(db, batch("down-1#0:down/1"))  # an empty purge, or an empty poll of the memory table
+    assert (outcome.imported, outcome.sessions, outcome.debited) == (("down-1#0:down/1",), 0, 0)
+    assert traffic_debited(db, guest.account_id) == 0
+    assert not run(db, batch("down-1#0:down/1")).imported

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rlm_hotspot.core.attribution import BinWindow, Claim, holder, latest_first
+from rlm_hotspot.core.attribution import BinWindow, Claim, holder, latest_first, lone_holder
 
 BIN = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -46,3 +46,14 @@ def test_the_holder_is_the_latest_started_of_the_sessions_overlapping_the_bin(sp
     ]
     expected = max(overlapping, key=lambda c: (c.started_at, c.session_id), default=None)
     assert holder(latest_first(claims), WINDOW) == expected
+
+
+@given(st.lists(st.tuples(offsets, st.none() | offsets), max_size=3), st.lists(offsets, min_size=1, max_size=4))
+def test_a_lone_holder_is_the_holder_of_every_bin(spans: list, bin_offsets: list) -> None:  # type: ignore[type-arg]
+    claims = latest_first(claim(number, started, stopped) for number, (started, stopped) in enumerate(spans))
+    windows = [BinWindow.of(BIN + offset, MINUTE, 3 * MINUTE) for offset in bin_offsets]
+    lone = lone_holder(claims, BinWindow.throughout(windows))
+    if lone is not None:
+        assert all(holder(claims, window) == lone for window in windows)
+    if len(claims) == 1 and all(holder(claims, window) for window in windows):
+        assert lone == claims[0]
