@@ -429,6 +429,19 @@ def update_session(session: Session, session_id: int, **values: object) -> None:
     )
 
 
+def open_session(session: Session, session_id: int, **values: object) -> Row:  # type: ignore[type-arg]
+    """Set a session's columns and return it as `find_session` reads it, in one statement."""
+    assignments = ", ".join(f"{name} = :{name}" for name in values)
+    row = session.execute(
+        text(
+            f"UPDATE sessions s SET {assignments} FROM hotspots h, cards c "
+            f"WHERE s.id = :session_id AND h.id = s.hotspot_id AND c.id = s.card_id RETURNING {_SESSION_COLUMNS}"
+        ),
+        {**values, "session_id": session_id},
+    ).one()
+    return row
+
+
 def live_sessions_of_nas(session: Session, nas_id: int) -> list[int]:
     rows = session.execute(
         text("SELECT id FROM sessions WHERE nas_id = :nas_id AND status <> 'closed' ORDER BY id FOR UPDATE"),

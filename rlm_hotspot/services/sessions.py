@@ -75,7 +75,7 @@ def record_accounting(
     """Apply one accounting packet in the caller's transaction (the adapter commits, then replies OK)."""
     if update.status not in ACCOUNTING_STATUSES:
         raise AccountingRefused(f"unknown Acct-Status-Type {update.status!r}")
-    nas = q.nas_by_ip(session, update.nas_ip)
+    nas = q.nas_by_ip(session, update.nas_ip)  # not the cache: this is the path that must see a changed NAS
     if nas is None:
         raise AccountingRefused(f"accounting from unknown NAS {update.nas_ip}")
     if update.status in ("on", "off"):
@@ -89,6 +89,8 @@ def record_accounting(
         row = _session_without_start(session, tariffs, nas, update, now)
     if row.status == "pending" or row.account_id is None:
         row = _open(session, row, update, now)
+        if not _has_news(row, update):  # a Start: nothing used yet, nothing to write twice
+            return AccountingResult(row.id, 0)
     debited = _bill_update(session, tariffs, row, update, now)
     assert debited is not None, "the row is locked: nothing can have changed it"
     return AccountingResult(row.id, debited)
@@ -189,7 +191,7 @@ def _open(session: Session, row: Row, update: AccountingUpdate, now: datetime) -
     card = cards.find_card(session, row.card_number, lock=True)
     account_id = cards.activate(session, card, now)
     started = now - timedelta(seconds=update.session_time or 0)
-    q.update_session(
+    return q.open_session(
         session,
         row.id,
         status="open" if row.status != "closed" else "closed",
@@ -201,9 +203,16 @@ def _open(session: Session, row: Row, update: AccountingUpdate, now: datetime) -
         started_at=min(started, row.started_at),
         last_seen_at=now,
     )
-    fresh = q.session_by_id(session, row.id, lock=True)
-    assert fresh is not None
-    return fresh
+
+
+def _has_news(row: Row, update: AccountingUpdate) -> bool:  # type: ignore[type-arg]
+    """Whether a packet would move a session's meter (or end it) beyond what the row holds."""
+    return (
+        update.status == "stop"
+        or (update.session_time or 0) > row.seconds
+        or (update.input_octets or 0) > row.input_octets
+        or (update.output_octets or 0) > row.output_octets
+    )
 
 
 @dataclass(frozen=True)
