@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from itertools import compress
+from itertools import chain, compress
 from operator import not_
 from typing import NamedTuple, overload
 from zoneinfo import ZoneInfo
@@ -322,7 +322,7 @@ def _tally_sessions(
         window, band_of = windows[start], bands.of(start)
         down_billable, down_free = classes[Direction.DOWNLOAD, False], classes[Direction.DOWNLOAD, True]
         up_billable, up_free = classes[Direction.UPLOAD, False], classes[Direction.UPLOAD, True]
-        for ip in down_billable.keys() | down_free.keys() | up_billable.keys() | up_free.keys():
+        for ip in dict.fromkeys(chain(down_billable, down_free, up_billable, up_free)):  # in file order: cache-friendly
             tally = held_throughout.get(ip)
             if tally is None:
                 claim = holder(claims.get(ip, ()), window)
