@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import repeat
+from typing import NamedTuple
 
 from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
@@ -80,9 +81,10 @@ def begin_batches(session: Session, hotspot_id: int, headers: Sequence[BatchHead
 
 # The sessions of the hotspot that may hold one of the import's IPs at some bin of it: started before the
 # last bin ends, not stopped more than the grace window before the first bin starts. The rule picking the
-# holder of each (IP, bin) among them is the core's (rlm_hotspot.core.attribution). One index lookup per IP
-# (sessions_by_ip), whatever the number of bins. Each row carries the IP as the caller wrote it, so the
-# caller matches rows to its counts without parsing addresses.
+# holder of each (IP, bin) among them is the core's (rlm_hotspot.core.attribution). One lookup per IP, not
+# per (IP, bin): index lookups (sessions_by_ip) for a few IPs, one scan of sessions for thousands (0.4 s
+# with a million closed sessions behind 20,000 open ones). Each row carries the IP as the caller wrote it,
+# so the caller matches rows to its counts without parsing addresses.
 _IP_CLAIMS = text(
     """
     SELECT ips.ip, s.id AS session_id, s.started_at, s.stopped_at, s.account_id, s.card_id, s.tariff_id,
@@ -95,17 +97,33 @@ _IP_CLAIMS = text(
 )
 
 
+class IpClaim(NamedTuple):
+    """A session that may hold ``ip`` (as the caller wrote it), with what billing its bytes needs.
+
+    A plain named tuple, not a Row: an import reads its fields some 200,000 times, and a Row's attribute
+    access is twenty times slower."""
+
+    ip: str
+    session_id: int
+    started_at: datetime
+    stopped_at: datetime | None
+    account_id: int | None  # None: a RADIUS session still waiting for its Accounting-Start
+    card_id: int
+    tariff_id: int
+    traffic_cost_num: int
+
+
 def ip_claims(
     session: Session, *, hotspot_id: int, ips: Iterable[str], started_before: datetime, stopped_since: datetime
-) -> list[Row]:  # type: ignore[type-arg]
-    """Per (IP, session that may hold it): the session's start, stop, account, card, tariff, rating state."""
+) -> list[IpClaim]:
+    """The sessions of the hotspot that may hold one of ``ips`` at some time in [stopped_since, started_before)."""
     params = {
         "ips": _array(ips),
         "hotspot_id": hotspot_id,
         "started_before": started_before,
         "stopped_since": stopped_since,
     }
-    return list(session.execute(_IP_CLAIMS, params))
+    return list(map(IpClaim._make, session.execute(_IP_CLAIMS, params)))
 
 
 @dataclass(frozen=True)

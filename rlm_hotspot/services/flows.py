@@ -26,7 +26,6 @@ from operator import not_
 from typing import NamedTuple, overload
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.core.attribution import BinWindow, Claim, holder, latest_first, lone_holder
@@ -274,7 +273,7 @@ class _SessionTally:
 
 def _candidate_sessions(
     session: Session, hotspot_id: int, sizes: dict[datetime, BinSizes], windows: dict[datetime, BinWindow]
-) -> list[Row]:  # type: ignore[type-arg]
+) -> list[q.IpClaim]:
     """The sessions of the hotspot that may hold one of the IPs at one of the bins, in one query."""
     if not windows:
         return []
@@ -289,7 +288,7 @@ def _candidate_sessions(
 
 
 def _tally_sessions(
-    rows: Sequence[Row],  # type: ignore[type-arg]
+    rows: Sequence[q.IpClaim],
     sizes: dict[datetime, BinSizes],
     windows: dict[datetime, BinWindow],
     bands: _PriceBands,
