@@ -3,7 +3,7 @@
 One RadiusAdapter lives in radiusd's embedded interpreter, made once by `instantiate`. Its methods are
 the hook bodies; they never raise into radiusd. A refusal is a REJECT with its Reply-Message; an
 infrastructure fault (database down, statement timeout) is FAIL plus a log line, and the next request
-tries the database again (the pool pings before use), so service resumes by itself.
+tries the database again (a broken connection is dropped from the pool), so service resumes by itself.
 
 radiusd runs the hooks one at a time (one python3 instance), so the login rate is 1 / (time in the
 hooks): an accepted login is one hook call and one database round trip, on a Connection of its own
