@@ -4,7 +4,10 @@ Generates nfacctd-style spool files (one per bin and direction; every active IP 
 free record in each), then times the importer over them: parse, COPY, set-based attribution, rating
 with the core, one statement applying every debit per batch. Prints records/s and per-batch latency.
 
-Usage: .venv/bin/python bench/flows_import.py [--sessions 20000] [--bins 5]
+Usage: .venv/bin/python bench/flows_import.py [--sessions 20000] [--bins 5] [--history 0]
+
+--history N adds N closed sessions of the past month on the same address pool (DHCP reuses addresses),
+so the attribution's lookup of the sessions that may hold an IP is measured against a long history.
 """
 
 from __future__ import annotations
@@ -93,6 +96,28 @@ def populate(session: Session, vault: PinVault, count: int) -> None:
     session.execute(text("ANALYZE"))
 
 
+def add_history(session: Session, closed: int, sessions: int) -> None:
+    """CLOSED sessions that ended weeks before the imported bins, spread over the active address pool."""
+    session.execute(
+        text(
+            """
+        INSERT INTO sessions (status, account_id, card_id, hotspot_id, tariff_id, source, auth_token, framed_ip,
+                              started_at, last_seen_at, stopped_at)
+        SELECT 'closed', c.account_id, c.id, c.hotspot_id, c.tariff_id, 'portal', 'history-' || g,
+               CAST(('10.' || (1 + i / 65536) || '.' || (i / 256 % 256) || '.' || (i % 256)) AS inet),
+               :t - make_interval(secs => g % 2000000), :t - make_interval(secs => g % 2000000) + interval '1 hour',
+               :t - make_interval(secs => g % 2000000) + interval '1 hour'
+        FROM generate_series(0, :closed - 1) g
+        CROSS JOIN LATERAL (SELECT g % :sessions AS i) pool
+        JOIN (SELECT s.card_id AS id, s.account_id, s.hotspot_id, s.tariff_id,
+                     row_number() OVER (ORDER BY s.id) - 1 AS n FROM sessions s) c ON c.n = pool.i
+        """
+        ),
+        {"t": BIN0 - timedelta(days=7), "closed": closed, "sessions": sessions},
+    )
+    session.execute(text("ANALYZE sessions"))
+
+
 def write_spool(spool: Path, sessions: int, bins: int, rng: random.Random) -> int:
     """One file per bin and direction, a billable and a free record per IP; returns the record count."""
     records = 0
@@ -127,6 +152,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sessions", type=int, default=20_000)
     parser.add_argument("--bins", type=int, default=5)
+    parser.add_argument("--history", type=int, default=0, help="closed sessions on the same addresses")
     args = parser.parse_args()
     with temporary_cluster("bench-flows-", "bench") as (cluster, root):
         engine = create_engine(cluster.url("bench"), connect_args={"options": "-c timezone=UTC"})
@@ -136,7 +162,12 @@ def main() -> int:
             session.execute(text("INSERT INTO installation (currency_code, currency_exponent) VALUES ('EUR', 2)"))
             started = time.perf_counter()
             populate(session, PinVault.from_file(root / "pin.keys"), args.sessions)
-        print(f"setup: {args.sessions:,} active sessions in {time.perf_counter() - started:.1f} s")
+            if args.history:
+                add_history(session, args.history, args.sessions)
+        print(
+            f"setup: {args.sessions:,} active sessions, {args.history:,} closed ones, "
+            f"in {time.perf_counter() - started:.1f} s"
+        )
         spool = root / "spool"
         spool.mkdir()
         records = write_spool(spool, args.sessions, args.bins, random.Random(7))

@@ -81,18 +81,25 @@ def begin_batches(session: Session, hotspot_id: int, headers: Sequence[BatchHead
 
 # The sessions of the hotspot that may hold one of the import's IPs at some bin of it: started before the
 # last bin ends, not stopped more than the grace window before the first bin starts. The rule picking the
-# holder of each (IP, bin) among them is the core's (rlm_hotspot.core.attribution). One lookup per IP, not
-# per (IP, bin): index lookups (sessions_by_ip) for a few IPs, one scan of sessions for thousands (0.4 s
-# with a million closed sessions behind 20,000 open ones). Each row carries the IP as the caller wrote it,
-# so the caller matches rows to its counts without parsing addresses.
+# holder of each (IP, bin) among them is the core's (rlm_hotspot.core.attribution). Two lookups, each
+# bounded by what is live or recent, never by the history behind it: the sessions still open (by IP,
+# sql/009's partial index), and the ones stopped since the window began (by stop time). Each row carries
+# the IP as the caller wrote it, so the caller matches rows to its counts without parsing addresses.
+_CLAIM_COLUMNS = """
+    ips.ip, s.id AS session_id, s.started_at, s.stopped_at, s.account_id, s.card_id, s.tariff_id,
+    s.traffic_cost_num
+"""
 _IP_CLAIMS = text(
-    """
-    SELECT ips.ip, s.id AS session_id, s.started_at, s.stopped_at, s.account_id, s.card_id, s.tariff_id,
-           s.traffic_cost_num
+    f"""
+    SELECT {_CLAIM_COLUMNS}
     FROM unnest(CAST(:ips AS text[])) AS ips(ip)
     JOIN sessions s ON s.framed_ip = CAST(ips.ip AS inet) AND s.hotspot_id = :hotspot_id
-     AND s.started_at < :started_before
-     AND (s.stopped_at IS NULL OR s.stopped_at >= :stopped_since)
+     AND s.started_at < :started_before AND s.stopped_at IS NULL
+    UNION ALL
+    SELECT {_CLAIM_COLUMNS}
+    FROM unnest(CAST(:ips AS text[])) AS ips(ip)
+    JOIN sessions s ON s.framed_ip = CAST(ips.ip AS inet) AND s.hotspot_id = :hotspot_id
+     AND s.started_at < :started_before AND s.stopped_at >= :stopped_since
     """
 )
 
