@@ -223,8 +223,8 @@ class Importer:
         m = self.metrics
         report.outcomes.append(outcome)
         report.replayed += len(outcome.replayed)
-        for name in outcome.replayed:
-            log.info("batch %s was imported before: skipped", name)
+        for name in outcome.replayed:  # routine: a file is read again each scan until it is moved to done/
+            log.debug("batch %s was imported before: skipped", name)
         m.child(m.batches, outcome="replayed").inc(len(outcome.replayed))
         if not outcome.imported:
             return
