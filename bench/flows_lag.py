@@ -27,7 +27,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +40,7 @@ from flowimport.health import udp_drops
 from rlm_hotspot.cli.flows import run_command
 from rlm_hotspot.cli.parsing import parse_duration
 from rlm_hotspot.devcluster import temporary_cluster
+from rlm_hotspot.devprocesses import Processes
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services.access import Policy
 from rlm_hotspot.services.catalog import get_hotspot
@@ -74,57 +75,6 @@ class Export:
         if self.exported_at is None or self.debited_at is None:
             return None
         return self.debited_at - self.exported_at
-
-
-class Background:
-    """Programs this benchmark started, each in its own session; only these are ever signalled."""
-
-    def __init__(self) -> None:
-        self.started: list[tuple[subprocess.Popen[bytes], signal.Signals]] = []
-
-    def start(
-        self, args: Sequence[str], log: Path, stop_signal: signal.Signals, env: dict[str, str] | None = None
-    ) -> subprocess.Popen[bytes]:
-        with log.open("wb") as output:
-            process = subprocess.Popen(
-                list(args), stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True
-            )
-        self.started.append((process, stop_signal))
-        return process
-
-    def stop_all(self) -> None:
-        """Last started first: the importer, then nfacctd."""
-        for process, stop_signal in reversed(self.started):
-            self.stop(process, stop_signal)
-
-    @staticmethod
-    def stop(process: subprocess.Popen[bytes], signum: signal.Signals, timeout: float = 15.0) -> None:
-        """Signal the process and wait; nfacctd's plugins are forked into its group, so the group goes too."""
-        if process.poll() is None:
-            process.send_signal(signum)
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                print(f"pid {process.pid} ignored {signum.name} for {timeout:.0f} s: killing it", file=sys.stderr)
-                process.kill()
-                process.wait()
-        deadline = time.monotonic() + timeout
-        while _group_alive(process.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if _group_alive(process.pid):  # the group of the session we created for it: nothing else is in it
-            os.killpg(process.pid, signal.SIGKILL)
-
-
-def _group_alive(pgid: int) -> bool:
-    """Any live (non-zombie) process left in the group, e.g. an nfacctd plugin."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float, log: Path | None = None) -> None:
@@ -221,7 +171,7 @@ def clock(stamp: float | None) -> str:
     return "-" if stamp is None else datetime.fromtimestamp(stamp, UTC).strftime("%H:%M:%S.%f")[:-5]
 
 
-def measure(args: argparse.Namespace, background: Background, cluster_url: str, root: Path) -> tuple[list[Export], int]:
+def measure(args: argparse.Namespace, background: Processes, cluster_url: str, root: Path) -> tuple[list[Export], int]:
     """Set up the hotspot, the collector and the importer, export one flow per guest, wait for the debits."""
     env = {**os.environ, "HOTSPOT_CONFIG": "", "HOTSPOT_DATABASE_URL": cluster_url,
            "HOTSPOT_PIN_KEY_FILE": str(root / "pin.keys")}  # fmt: skip
@@ -381,7 +331,7 @@ def main() -> int:
         print(f"not installed: {', '.join(missing)} (apt-get install pmacct softflowd)", file=sys.stderr)
         return 2
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
-    background = Background()
+    background = Processes()
     try:
         with temporary_cluster("bench-flows-lag-", "bench", keep=args.keep) as (cluster, root):
             try:

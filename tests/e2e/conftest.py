@@ -6,17 +6,15 @@ nothing is ever killed by name.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
+from rlm_hotspot.devprocesses import Processes
 from tests.e2e.radius_harness import (  # noqa: F401 - shared fixtures
     buffered_radius_server,
     radius_database,
@@ -49,47 +47,6 @@ def free_udp_port() -> int:
         if port > 20000 and not udp_port_in_use(port):
             return port
     pytest.fail("no free UDP port found")
-
-
-def _group_alive(pgid: int) -> bool:
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
-
-
-class Processes:
-    """Starts programs in their own sessions and stops exactly those, never anything else."""
-
-    def __init__(self) -> None:
-        self.started: list[subprocess.Popen[bytes]] = []
-
-    def start(self, args: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
-        with log.open("wb") as output:
-            process = subprocess.Popen(list(args), stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
-        self.started.append(process)
-        return process
-
-    def stop(self, process: subprocess.Popen[bytes], signum: int = signal.SIGINT, timeout: float = 15.0) -> None:
-        """Signal the process, wait for it and for every child it forked (its process group) to exit."""
-        if process.poll() is None:
-            process.send_signal(signum)
-        process.wait(timeout=timeout)
-        deadline = time.monotonic() + timeout
-        while _group_alive(process.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-
-    def kill_all(self) -> None:
-        for process in self.started:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-            if _group_alive(process.pid):
-                os.killpg(process.pid, signal.SIGKILL)
 
 
 @pytest.fixture
