@@ -23,6 +23,7 @@ from rlm_hotspot.services.portal import (
     HEARTBEAT_TIMEOUT_CAUSE,
     PortalHotspot,
     PortalStatus,
+    RecentViews,
     Signal,
     keep_alive,
     keep_alive_without_lock,
@@ -48,6 +49,7 @@ class PortalContext:
     gate: Gate
     clock: Callable[[], datetime] = utc_now
     tariffs: TariffCache = field(default_factory=TariffCache)
+    recent: RecentViews = field(default_factory=RecentViews)  # sessions this process last billed
     _hotspot: tuple[datetime, PortalHotspot] | None = None
     _currency: Currency | None = None
     sessions: sessionmaker[Session] = field(init=False)
@@ -101,13 +103,13 @@ class PortalContext:
     def sign_of_life(self, db: Connection, token: str, signal: Signal, gate_ip: str | None) -> PortalStatus:
         """Keep the guest's session alive (or learn that it ended: then its gate is closed, idempotently).
 
-        `db` is a connection `without_transaction`: the common case is one read and one guarded write; a
-        session to close for its silence, or one that changed meanwhile, goes the locked way in a
-        transaction of its own.
+        `db` is a connection `without_transaction`: the common case is one guarded write (after a
+        heartbeat this process billed) or one read and one guarded write; a session to close for its
+        silence, or one that changed meanwhile, goes the locked way in a transaction of its own.
         """
         hotspot = self.hotspot(db)
         now = self.clock()
-        view = keep_alive_without_lock(db, self.tariffs, hotspot, token, now, signal)
+        view = keep_alive_without_lock(db, self.tariffs, hotspot, token, now, signal, self.recent)
         if view is None:
             with self.unit_of_work() as locked:
                 view = keep_alive(locked, self.tariffs, hotspot, token, now, signal)

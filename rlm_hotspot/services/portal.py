@@ -14,7 +14,8 @@ closes it the same way, so a late heartbeat can never bill the silent minutes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -126,33 +127,87 @@ def keep_alive(
     return status
 
 
+@dataclass
+class RecentViews:
+    """This process's view of each session right after it billed one of its heartbeats.
+
+    A guest's browser keeps its connection to the portal, so the next heartbeat usually comes back to the
+    same process: it can start from this view instead of reading the session again, because its write is
+    guarded (it goes through only if the session's status and counters are still those of the view;
+    the balance comes back from the write itself). A miss, or a guarded write that finds the session
+    changed (NetFlow, another tab, the worker), reads afresh. Bounded in size and age.
+    """
+
+    capacity: int = 50_000
+    ttl: timedelta = timedelta(seconds=120)
+    _views: OrderedDict[str, tuple[datetime, SessionView]] = field(default_factory=OrderedDict)
+
+    def get(self, token: str, now: datetime) -> SessionView | None:
+        entry = self._views.get(token)
+        if entry is None or now - entry[0] > self.ttl:
+            return None
+        return entry[1]
+
+    def put(self, view: SessionView, now: datetime) -> None:
+        self._views[view.token] = (now, view)
+        self._views.move_to_end(view.token)
+        while len(self._views) > self.capacity:
+            self._views.popitem(last=False)
+
+    def forget(self, token: str) -> None:
+        self._views.pop(token, None)
+
+
 def keep_alive_without_lock(
-    session: Executor, tariffs: TariffCache, hotspot: PortalHotspot, token: str, now: datetime, signal: Signal
+    session: Executor,
+    tariffs: TariffCache,
+    hotspot: PortalHotspot,
+    token: str,
+    now: datetime,
+    signal: Signal,
+    recent: RecentViews | None = None,
 ) -> PortalStatus | None:
-    """`keep_alive` for the common case in two round trips: one read, one guarded write.
+    """`keep_alive` for the common case: one guarded write after the view `recent` kept, else one read
+    and one guarded write.
 
     Meant for a connection in autocommit mode (no BEGIN/COMMIT round trips). None when this path does
     not apply (the session must be closed for its silence, or it changed between the read and the
     write): use `keep_alive` in a transaction instead.
     """
+    if recent is not None and hotspot.counts_as_heartbeat(signal):
+        kept = recent.get(token, now)
+        if kept is not None and kept.status == "open" and not heartbeat_expired(hotspot, kept, now):
+            status = _sign_of_life(session, tariffs, hotspot, kept, now, signal, recent)
+            if status is not None:
+                return status
+        recent.forget(token)
     view = sessions.session_view(session, token)
     if view.source == "portal" and heartbeat_expired(hotspot, view, now):
         return None
-    return _sign_of_life(session, tariffs, hotspot, view, now, signal)
+    return _sign_of_life(session, tariffs, hotspot, view, now, signal, recent)
 
 
 def _sign_of_life(
-    session: Executor, tariffs: TariffCache, hotspot: PortalHotspot, view: SessionView, now: datetime, signal: Signal
+    session: Executor,
+    tariffs: TariffCache,
+    hotspot: PortalHotspot,
+    view: SessionView,
+    now: datetime,
+    signal: Signal,
+    recent: RecentViews | None = None,
 ) -> PortalStatus | None:
     """Bill the heartbeat if the signal counts as one, else only report; None: the session changed."""
     if hotspot.counts_as_heartbeat(signal):
-        status = sessions.bill_heartbeat(session, tariffs, view, now)
+        billed = sessions.billed_heartbeat_view(session, tariffs, view, now)
+        if billed is None:
+            return None
+        if recent is not None and billed.status == "open":
+            recent.put(billed, now)
+        status = sessions.status_of(session, tariffs, billed, now)
         last = now
     else:
         status = sessions.status_of(session, tariffs, view, now)
         last = last_sign_of_life(view)
-    if status is None:
-        return None
     cut_at = last + timedelta(seconds=hotspot.heartbeat_timeout) if hotspot.heartbeat_required else None
     return PortalStatus(status, cut_at if status.open else None)
 

@@ -412,8 +412,16 @@ def bill_heartbeat(session: Executor, tariffs: TariffCache, view: q.SessionView,
     without the row lock: the caller then takes the lock and tries again). The write's commit need not
     wait for the disk: the next heartbeat restates the cumulative online time, so losing one loses no money.
     """
+    billed = billed_heartbeat_view(session, tariffs, view, now)
+    return None if billed is None else status_of(session, tariffs, billed, now)
+
+
+def billed_heartbeat_view(
+    session: Executor, tariffs: TariffCache, view: q.SessionView, now: datetime
+) -> q.SessionView | None:
+    """`bill_heartbeat`'s write; returns the session as it is after it (`view` itself when not open)."""
     if view.status != "open":
-        return status_of(session, tariffs, view, now)
+        return view
     online = max(0, int((now - view.started_at) // timedelta(seconds=1)))
     # standalone: the heartbeats are the time meter; RADIUS: accounting bills, the heartbeat only counts
     billed = _bill(
@@ -430,7 +438,7 @@ def bill_heartbeat(session: Executor, tariffs: TariffCache, view: q.SessionView,
     if billed is None:
         return None
     meter = billed.write
-    billed_view = replace(
+    return replace(
         view,
         seconds=meter.seconds,
         input_octets=meter.input_octets,
@@ -441,7 +449,6 @@ def bill_heartbeat(session: Executor, tariffs: TariffCache, view: q.SessionView,
         last_heartbeat_at=now,
         balance=billed.balance,
     )
-    return status_of(session, tariffs, billed_view, now)
 
 
 def logout(session: Session, tariffs: TariffCache, token: str, now: datetime) -> SessionStatus:

@@ -15,6 +15,7 @@ from rlm_hotspot.services import sessions
 from rlm_hotspot.services.portal import (
     HEARTBEAT_TIMEOUT_CAUSE,
     PortalHotspot,
+    RecentViews,
     Signal,
     keep_alive,
     keep_alive_without_lock,
@@ -81,6 +82,43 @@ def test_a_heartbeat_is_one_read_and_one_write_and_reports_what_a_fresh_read_sho
     assert view is not None and view.cut_at == later + timedelta(seconds=60)
     assert (view.status.balance, view.status.online_seconds, view.status.seconds_remaining) == (480, 20, 480)
     assert view.status == sessions.session_status(db, tariffs, token, later)
+    assert_ledger_balanced(db)
+
+
+def test_the_next_heartbeat_billed_by_the_same_process_is_one_write(db: Session, vault: PinVault) -> None:
+    tariffs, recent = TariffCache(), RecentViews()
+    hotspot, token = logged_in(db, vault, tariffs)
+    first = keep_alive_without_lock(db, tariffs, hotspot, token, NOW + timedelta(seconds=10), Signal.PAGE, recent)
+    later = NOW + timedelta(seconds=25)  # the tariff is still cached
+    with counted_statements(db) as statements:
+        view = keep_alive_without_lock(db, tariffs, hotspot, token, later, Signal.PAGE, recent)
+    assert [s.split("(")[0] for s in statements] == ["EXECUTE hs_apply_meter"]
+    assert first is not None and view is not None
+    assert (view.status.balance, view.status.online_seconds, view.cut_at) == (475, 25, later + timedelta(seconds=60))
+    assert view.status == sessions.session_status(db, tariffs, token, later)
+    assert_ledger_balanced(db)
+
+
+def test_a_kept_view_the_session_moved_away_from_is_read_again_and_nothing_is_billed_twice(
+    db: Session, vault: PinVault
+) -> None:
+    tariffs, recent = TariffCache(), RecentViews()
+    hotspot, token = logged_in(db, vault, tariffs)
+    keep_alive_without_lock(db, tariffs, hotspot, token, NOW + timedelta(seconds=10), Signal.PAGE, recent)
+    sessions.heartbeat(db, tariffs, token, NOW + timedelta(seconds=15))  # another process's heartbeat
+    later = NOW + timedelta(seconds=25)
+    with counted_statements(db) as statements:
+        view = keep_alive_without_lock(db, tariffs, hotspot, token, later, Signal.PAGE, recent)
+    assert [s.split("(")[0] for s in statements] == [
+        "EXECUTE hs_apply_meter",  # refused: the counters moved since the kept view
+        "EXECUTE hs_session_view_by_token",
+        "EXECUTE hs_apply_meter",
+    ]
+    assert view is not None and view.status == sessions.session_status(db, tariffs, token, later)
+    assert view.status.balance == 475  # 25 s in all, each second billed once
+    sessions.logout(db, tariffs, token, later)
+    ended = keep_alive_without_lock(db, tariffs, hotspot, token, NOW + timedelta(seconds=28), Signal.PAGE, recent)
+    assert ended is not None and not ended.status.open and ended.status.balance == 475
     assert_ledger_balanced(db)
 
 
