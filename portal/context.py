@@ -90,9 +90,8 @@ class PortalContext:
         if self._hotspot is None or now - self._hotspot[0] > HOTSPOT_TTL:
             if db is None:
                 with self.without_transaction() as connection:
-                    self._hotspot = (now, portal_hotspot(connection, self.settings.hotspot))
-            else:
-                self._hotspot = (now, portal_hotspot(db, self.settings.hotspot))
+                    return self.hotspot(connection)
+            self._hotspot = (now, portal_hotspot(db, self.settings.hotspot))
         return self._hotspot[1]
 
     def currency(self, db: Session | Connection) -> Currency:

@@ -423,23 +423,24 @@ def apply_meter(
 
 
 def update_session(session: Session, session_id: int, **values: object) -> None:
-    assignments = ", ".join(f"{name} = :{name}" for name in values)
     session.execute(
-        text(f"UPDATE sessions SET {assignments} WHERE id = :session_id"), {**values, "session_id": session_id}
+        text(f"UPDATE sessions SET {_assignments(values)} WHERE id = :session_id"), {**values, "session_id": session_id}
     )
 
 
 def open_session(session: Session, session_id: int, **values: object) -> Row:  # type: ignore[type-arg]
     """Set a session's columns and return it as `find_session` reads it, in one statement."""
-    assignments = ", ".join(f"{name} = :{name}" for name in values)
-    row = session.execute(
+    return session.execute(
         text(
-            f"UPDATE sessions s SET {assignments} FROM hotspots h, cards c "
+            f"UPDATE sessions s SET {_assignments(values)} FROM hotspots h, cards c "
             f"WHERE s.id = :session_id AND h.id = s.hotspot_id AND c.id = s.card_id RETURNING {_SESSION_COLUMNS}"
         ),
         {**values, "session_id": session_id},
     ).one()
-    return row
+
+
+def _assignments(values: dict[str, object]) -> str:
+    return ", ".join(f"{name} = :{name}" for name in values)
 
 
 def live_sessions_of_nas(session: Session, nas_id: int) -> list[int]:
