@@ -16,6 +16,7 @@ from portal import auth, captive, status
 from portal.context import PortalContext, utc_now
 from portal.errors import init_errors
 from portal.gates import make_gate
+from portal.heartbeat_shortcut import HeartbeatShortcut
 from portal.i18n import init_i18n
 from portal.security import init_security
 from portal.settings import PortalSettings, load_portal_settings
@@ -50,4 +51,5 @@ def create_app(
     init_errors(app)
     for blueprint in (auth.bp, status.bp, captive.bp):
         app.register_blueprint(blueprint)
+    app.wsgi_app = HeartbeatShortcut(app)  # type: ignore[method-assign]
     return app

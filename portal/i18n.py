@@ -5,19 +5,26 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from babel import Locale
 from babel.dates import format_datetime
 from babel.numbers import format_currency, format_decimal
+from babel.support import Translations
 from flask import Flask, request
-from flask_babel import Babel, get_locale, gettext, lazy_gettext
+from flask_babel import Babel, get_locale, lazy_gettext
 from flask_babel.speaklater import LazyString
+from werkzeug.datastructures import LanguageAccept
+from werkzeug.http import parse_accept_header
 
 from rlm_hotspot.core.decisions import Refusal
 from rlm_hotspot.core.money import Currency
 
 LANGUAGES = {"en": "English", "ru": "Русский"}
 LANGUAGE_COOKIE = "lang"
+TRANSLATIONS = Path(__file__).parent / "translations"
 
 # Each refusal in words a guest can act on (the core's English sentences go to RADIUS Reply-Messages).
 REFUSAL_MESSAGES: dict[Refusal, LazyString] = {
@@ -44,11 +51,15 @@ def refusal_message(refusal: Refusal, lockout_window_s: int = 0) -> str:
     return message % {"minutes": -(-lockout_window_s // 60)} if refusal is Refusal.LOCKED_OUT else message
 
 
-def select_locale() -> str:
-    chosen = request.cookies.get(LANGUAGE_COOKIE)
+def choose_language(chosen: str | None, accept_language: str | None) -> str:
+    """The link the guest chose (the `lang` cookie), else the browser's best match, else English."""
     if chosen in LANGUAGES:
         return chosen
-    return request.accept_languages.best_match(LANGUAGES) or "en"
+    return parse_accept_header(accept_language, LanguageAccept).best_match(LANGUAGES) or "en"
+
+
+def select_locale() -> str:
+    return choose_language(request.cookies.get(LANGUAGE_COOKIE), request.headers.get("Accept-Language"))
 
 
 def init_i18n(app: Flask) -> None:
@@ -57,36 +68,70 @@ def init_i18n(app: Flask) -> None:
     app.jinja_env.globals.update(languages=LANGUAGES, current_language=lambda: str(get_locale()))
 
 
+def N_(message: str) -> str:
+    """Marks a message for the catalogue (pybabel knows the name); it is translated where it is shown."""
+    return message
+
+
+# Decimal units, as tariffs price them (1 MB = 1,000,000 bytes).
+DATA_UNITS = ((N_("GB"), 10**9), (N_("MB"), 10**6), (N_("kB"), 10**3))
+
+
+class Wording:
+    """Money, durations, byte counts and dates in one language, with its translations loaded once.
+
+    Explicit, not looked up through Flask-Babel's request context on every call: the heartbeat formats a
+    guest's numbers every few seconds, and uses this outside Flask's request cycle too. Values repeat
+    from one heartbeat to the next, so the costlier formats are remembered.
+    """
+
+    def __init__(self, language: str) -> None:
+        self.language = language
+        self.locale = Locale.parse(language)
+        self.translations = Translations.load(TRANSLATIONS, [language])
+
+    def gettext(self, message: str, **variables: object) -> str:
+        text = self.translations.gettext(message)
+        return text % variables if variables else text
+
+    @lru_cache(maxsize=8192)  # noqa: B019 - one Wording per language, kept for the process's life
+    def money(self, amount: int, currency: Currency) -> str:
+        """Minor units for people in their locale ("5,00 €"); Decimal only to format, never to bill."""
+        return format_currency(Decimal(amount).scaleb(-currency.exponent), currency.code, locale=self.locale)
+
+    def duration(self, seconds: int) -> str:
+        hours, rest = divmod(max(0, seconds), 3600)
+        minutes, secs = divmod(rest, 60)
+        if hours:
+            return self.gettext("%(hours)d h %(minutes)02d min", hours=hours, minutes=minutes)
+        if minutes:
+            return self.gettext("%(minutes)d min %(seconds)02d s", minutes=minutes, seconds=secs)
+        return self.gettext("%(seconds)d s", seconds=secs)
+
+    @lru_cache(maxsize=8192)  # noqa: B019 - see money
+    def data_size(self, octets: int) -> str:
+        """A byte count in the largest decimal unit it reaches."""
+        for unit, size in DATA_UNITS:
+            if octets >= size:
+                number = format_decimal(Decimal(octets) / size, format="#,##0.0", locale=self.locale)
+                return f"{number} {self.gettext(unit)}"
+        return self.gettext("%(bytes)d bytes", bytes=octets)
+
+    @lru_cache(maxsize=4096)  # noqa: B019 - see money
+    def local_time(self, moment: datetime, timezone: str) -> str:
+        """A moment in the hotspot's local time, with the zone's name so no one guesses."""
+        zone = ZoneInfo(timezone)
+        text = format_datetime(moment.astimezone(zone), "medium", tzinfo=zone, locale=self.locale)
+        return f"{text} ({timezone})"
+
+
+WORDINGS = {language: Wording(language) for language in LANGUAGES}
+
+
+def wording() -> Wording:
+    """The current request's language."""
+    return WORDINGS.get(str(get_locale()), WORDINGS["en"])
+
+
 def money(amount: int, currency: Currency) -> str:
-    """Minor units for people in their locale ("5,00 €"); Decimal only to format, never to bill."""
-    return format_currency(Decimal(amount).scaleb(-currency.exponent), currency.code, locale=get_locale())
-
-
-def duration(seconds: int) -> str:
-    hours, rest = divmod(max(0, seconds), 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return gettext("%(hours)d h %(minutes)02d min", hours=hours, minutes=minutes)
-    if minutes:
-        return gettext("%(minutes)d min %(seconds)02d s", minutes=minutes, seconds=secs)
-    return gettext("%(seconds)d s", seconds=secs)
-
-
-# Decimal units, as tariffs price them (1 MB = 1,000,000 bytes); translated only when shown.
-DATA_UNITS = ((lazy_gettext("GB"), 10**9), (lazy_gettext("MB"), 10**6), (lazy_gettext("kB"), 10**3))
-
-
-def data_size(octets: int) -> str:
-    """A byte count in the largest decimal unit it reaches."""
-    for unit, size in DATA_UNITS:
-        if octets >= size:
-            number = format_decimal(Decimal(octets) / size, format="#,##0.0", locale=get_locale())
-            return f"{number} {unit}"
-    return gettext("%(bytes)d bytes", bytes=octets)
-
-
-def local_time(moment: datetime, timezone: str) -> str:
-    """A moment in the hotspot's local time, with the zone's name so no one guesses."""
-    zone = ZoneInfo(timezone)
-    text = format_datetime(moment.astimezone(zone), "medium", tzinfo=zone, locale=get_locale())
-    return f"{text} ({timezone})"
+    return wording().money(amount, currency)

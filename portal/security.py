@@ -27,12 +27,15 @@ def csrf_token() -> str:
     return token
 
 
+def csrf_matches(expected: object, sent: str) -> bool:
+    """The token the form or header sent is the one in this browser's signed cookie."""
+    return isinstance(expected, str) and hmac.compare_digest(expected.encode(), sent.encode())
+
+
 def _check_csrf() -> None:
     if request.method not in _UNSAFE_METHODS:
         return
-    expected = session.get("csrf")
-    sent = request.form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER) or ""
-    if not isinstance(expected, str) or not hmac.compare_digest(expected.encode(), sent.encode()):
+    if not csrf_matches(session.get("csrf"), request.form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER) or ""):
         abort(400, description="csrf")
 
 
@@ -41,16 +44,23 @@ def allow_form_target(origin: str) -> None:
     g.form_action_extra = origin
 
 
+def security_headers(form_action_extra: str | None = None) -> dict[str, str]:
+    """The headers every response carries (the page's own files only, no framing, no referrer)."""
+    form_action = " ".join(filter(None, ("'self'", form_action_extra)))
+    return {
+        "Content-Security-Policy": (
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+            f"form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+        ),
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+    }
+
+
 def _headers(response: Response) -> Response:
-    form_action = " ".join(filter(None, ("'self'", g.get("form_action_extra"))))
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
-        f"form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
-    )
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+    response.headers.update(security_headers(g.get("form_action_extra")))
     if request.endpoint != "static":
         response.headers.setdefault("Cache-Control", "no-store")
     return response

@@ -11,65 +11,92 @@ from typing import Any
 from urllib.parse import urljoin
 
 from flask import Blueprint, Response, jsonify, redirect, render_template, url_for
-from flask_babel import gettext
+from sqlalchemy import Connection
 
 from portal import guest
-from portal.context import portal
-from portal.i18n import data_size, duration, local_time, money
+from portal.context import PortalContext, portal
+from portal.i18n import Wording, wording
 from rlm_hotspot.core.money import Currency
 from rlm_hotspot.services.errors import NotFound
 from rlm_hotspot.services.portal import HEARTBEAT_TIMEOUT_CAUSE, PortalHotspot, PortalStatus, Signal
 
 bp = Blueprint("status", __name__)
 A_DAY = 86400
+Current = tuple[PortalStatus, Currency, PortalHotspot]  # a guest's session after a sign of life, and its setting
 
 
-def status_fields(view: PortalStatus, currency: Currency, hotspot: PortalHotspot) -> dict[str, str]:
+def status_fields(view: PortalStatus, currency: Currency, hotspot: PortalHotspot, words: Wording) -> dict[str, str]:
     """Every number the page shows, as text in the guest's language (the page and the JSON share it)."""
     status = view.status
     fields = {
-        "balance": money(status.balance, currency),
-        "buys_time": gettext("more than a day")
+        "balance": words.money(status.balance, currency),
+        "buys_time": words.gettext("more than a day")
         if status.seconds_remaining >= A_DAY
-        else duration(status.seconds_remaining),
-        "buys_traffic": gettext("not charged") if status.bytes_remaining is None else data_size(status.bytes_remaining),
-        "online": duration(status.online_seconds),
-        "download": data_size(status.download_bytes),
-        "upload": data_size(status.upload_bytes),
-        "deadline": local_time(status.deadline, hotspot.timezone) if status.deadline else gettext("no end date"),
-        "ended": "" if status.open else ended_reason(status.terminate_cause, hotspot),
+        else words.duration(status.seconds_remaining),
+        "buys_traffic": words.gettext("not charged")
+        if status.bytes_remaining is None
+        else words.data_size(status.bytes_remaining),
+        "online": words.duration(status.online_seconds),
+        "download": words.data_size(status.download_bytes),
+        "upload": words.data_size(status.upload_bytes),
+        "deadline": words.local_time(status.deadline, hotspot.timezone)
+        if status.deadline
+        else words.gettext("no end date"),
+        "ended": "" if status.open else ended_reason(status.terminate_cause, hotspot, words),
     }
     return fields
 
 
-def ended_reason(cause: str | None, hotspot: PortalHotspot) -> str:
+def ended_reason(cause: str | None, hotspot: PortalHotspot, words: Wording) -> str:
     if cause == HEARTBEAT_TIMEOUT_CAUSE:
-        return gettext(
+        return words.gettext(
             "Your session has ended: the status page was closed for more than %(seconds)d seconds. "
             "Billing stopped when the page was closed.",
             seconds=hotspot.heartbeat_timeout,
         )
     if cause == "User-Request":
-        return gettext("You have logged out. Billing has stopped.")
-    return gettext("Your session has ended. Billing has stopped.")
+        return words.gettext("You have logged out. Billing has stopped.")
+    return words.gettext("Your session has ended. Billing has stopped.")
 
 
-def _current(signal: Signal) -> tuple[PortalStatus, Currency, PortalHotspot] | None:
+def heartbeat_reply(current: Current, interval: int, words: Wording) -> dict[str, Any]:
+    """What the page's heartbeat gets back: the page's numbers as text, and as numbers for programs."""
+    view, currency, hotspot = current
+    status = view.status
+    return {
+        "open": status.open,
+        "fields": status_fields(view, currency, hotspot, words),
+        "balance_minor": status.balance,
+        "seconds_remaining": status.seconds_remaining,
+        "bytes_remaining": status.bytes_remaining,
+        "next_heartbeat_s": interval,
+    }
+
+
+def ended_reply(words: Wording) -> dict[str, Any]:
+    """The heartbeat of a session that is gone (the page then reloads and shows why)."""
+    return {"open": False, "fields": {"ended": words.gettext("Your session has ended. Billing has stopped.")}}
+
+
+def page_is_open(context: PortalContext, db: Connection, token: str, gate_ip: str | None) -> Current | None:
+    """The status page shows a sign of life: the session after it, or None when the session is gone."""
+    try:
+        view = context.sign_of_life(db, token, Signal.PAGE, gate_ip)
+    except NotFound:
+        return None
+    return view, context.currency(db), context.hotspot(db)
+
+
+def _current() -> Current | None:
     context = portal()
     with context.without_transaction() as db:
         token = guest.current_token(db)
-        if token is None:
-            return None
-        try:
-            view = context.sign_of_life(db, token, signal, guest.gate_address())
-        except NotFound:
-            return None
-        return view, context.currency(db), context.hotspot(db)
+        return None if token is None else page_is_open(context, db, token, guest.gate_address())
 
 
 @bp.get("/status")
 def status_page() -> Any:
-    current = _current(Signal.PAGE)
+    current = _current()
     if current is None:
         guest.forget_login()
         return redirect(url_for("auth.login_form"), 303)
@@ -77,7 +104,7 @@ def status_page() -> Any:
     return render_template(
         "status.html",
         view=view,
-        fields=status_fields(view, currency, hotspot),
+        fields=status_fields(view, currency, hotspot, wording()),
         hotspot=hotspot,
         interval=portal().heartbeat_interval(hotspot),
         destination=guest.destination(),
@@ -87,15 +114,7 @@ def status_page() -> Any:
 
 @bp.post("/heartbeat")
 def heartbeat() -> Response:
-    current = _current(Signal.PAGE)
+    current = _current()
     if current is None:
-        return jsonify(open=False, fields={"ended": gettext("Your session has ended. Billing has stopped.")})
-    view, currency, hotspot = current
-    return jsonify(
-        open=view.status.open,
-        fields=status_fields(view, currency, hotspot),
-        balance_minor=view.status.balance,
-        seconds_remaining=view.status.seconds_remaining,
-        bytes_remaining=view.status.bytes_remaining,
-        next_heartbeat_s=portal().heartbeat_interval(hotspot),
-    )
+        return jsonify(ended_reply(wording()))
+    return jsonify(heartbeat_reply(current, portal().heartbeat_interval(current[2]), wording()))
