@@ -13,7 +13,7 @@ from babel import Locale
 from babel.dates import format_datetime
 from babel.numbers import format_currency, format_decimal
 from babel.support import Translations
-from flask import Flask, request
+from flask import Flask, g, request
 from flask_babel import Babel, get_locale, lazy_gettext
 from flask_babel.speaklater import LazyString
 from werkzeug.datastructures import LanguageAccept
@@ -65,7 +65,12 @@ def select_locale() -> str:
 def init_i18n(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", "en")
     Babel(app, locale_selector=select_locale)
-    app.jinja_env.globals.update(languages=LANGUAGES, current_language=lambda: str(get_locale()))
+    # The templates' _() through the request's Wording: Flask-Babel's own looks the locale up again on
+    # every call, and the status page (a guest's no-JS heartbeat) has dozens of them.
+    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext=_template_gettext, ngettext=_template_ngettext, newstyle=True
+    )
+    app.jinja_env.globals.update(languages=LANGUAGES, current_language=lambda: wording().language)
 
 
 def N_(message: str) -> str:
@@ -129,8 +134,19 @@ WORDINGS = {language: Wording(language) for language in LANGUAGES}
 
 
 def wording() -> Wording:
-    """The current request's language."""
-    return WORDINGS.get(str(get_locale()), WORDINGS["en"])
+    """The current request's language (looked up once per request)."""
+    words: Wording | None = g.get("wording")
+    if words is None:
+        words = g.wording = WORDINGS.get(str(get_locale()), WORDINGS["en"])
+    return words
+
+
+def _template_gettext(message: str) -> str:
+    return wording().translations.gettext(message)
+
+
+def _template_ngettext(singular: str, plural: str, n: int) -> str:
+    return wording().translations.ngettext(singular, plural, n)
 
 
 def money(amount: int, currency: Currency) -> str:
