@@ -143,7 +143,7 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=5000)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="as `portal run`: one per core")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     portal = None

@@ -44,9 +44,9 @@ class PortalServer(BaseApplication):  # type: ignore[misc]
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
-    default=lambda: multiprocessing.cpu_count() * 2,
-    show_default="2 x CPU cores",
-    help="Worker processes.",
+    default=multiprocessing.cpu_count,
+    show_default="one per CPU core",
+    help="Worker processes (more than the cores measured slower: PostgreSQL wants CPU too).",
 )
 @click.option(
     "--threads", type=click.IntRange(1, 4), default=1, show_default=True, help="Threads per worker (1 measured best)."
