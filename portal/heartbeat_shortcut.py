@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 PATH = "/heartbeat"
+VERIFIED_COOKIES = 20_000  # about 3 MB per worker; more guests than this only cost a re-verification
 
 
 class HeartbeatShortcut:
@@ -42,6 +45,7 @@ class HeartbeatShortcut:
         self._serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
         self._cookie = app.config["SESSION_COOKIE_NAME"]
         self._max_age = int(app.permanent_session_lifetime.total_seconds())
+        self._verified: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
         self._headers = [
             ("Content-Type", "application/json"),
             ("Cache-Control", "no-store"),
@@ -80,11 +84,24 @@ class HeartbeatShortcut:
         return json.dumps(reply, separators=(",", ":")).encode()
 
     def _guest(self, value: str | None) -> dict[str, Any]:
-        """The signed cookie's contents; empty when it is missing, forged or too old."""
+        """The signed cookie's contents; empty when it is missing, forged or too old.
+
+        A browser sends the same cookie with every heartbeat, so a cookie verified once is remembered
+        (bounded) with the time it was signed: its age is still checked every time.
+        """
         if not value or self._serializer is None:
             return {}
+        known = self._verified.get(value)
+        if known is not None:
+            signed_at, data = known
+            return data if time.time() - signed_at <= self._max_age else {}
         try:
-            data = self._serializer.loads(value, max_age=self._max_age)
+            data, signed = self._serializer.loads(value, max_age=self._max_age, return_timestamp=True)
         except BadSignature:
             return {}
-        return data if isinstance(data, dict) else {}
+        if not isinstance(data, dict):
+            return {}
+        self._verified[value] = (signed.timestamp(), data)
+        if len(self._verified) > VERIFIED_COOKIES:
+            self._verified.popitem(last=False)
+        return data

@@ -3,6 +3,7 @@ every case that is not the plain heartbeat of a logged-in guest on to Flask."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -90,3 +91,17 @@ def test_a_database_outage_during_heartbeats_is_flasks_friendly_503(
     assert response.status_code == 503 and response.headers["Retry-After"] == "10"
     assert "try again in a few seconds" in response.get_json()["error"]
     context.engine.dispose()
+
+
+def test_a_remembered_cookie_still_expires(
+    app: Flask, client: FlaskClient, world: World, flask_calls: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    login(client, world.cards.numbers[0], world.cards.pins[0])
+    assert beat(client).status_code == 200 and "/heartbeat" not in flask_calls  # verified and remembered
+    with client.session_transaction() as cookie:
+        token = cookie["csrf"]
+    too_late = time.time() + app.permanent_session_lifetime.total_seconds() + 60
+    monkeypatch.setattr(time, "time", lambda: too_late)
+    # the right CSRF token, in a cookie now too old: Flask's answer (no session, so no token to match)
+    assert client.post("/heartbeat", headers={"X-CSRF-Token": token}).status_code == 400
+    assert "/heartbeat" in flask_calls
