@@ -2,7 +2,7 @@
 # Both install what is missing (Debian packages, the venv) and are quick when everything is there.
 SHELL := /bin/bash
 VENV := .venv
-APT_PACKAGES := postgresql freeradius freeradius-python3 freeradius-utils pmacct softflowd \
+APT_PACKAGES := postgresql freeradius freeradius-python3 freeradius-postgresql freeradius-utils pmacct softflowd \
                 poppler-utils zbar-tools fonts-dejavu-core chromium chromium-driver \
                 nftables iptables opennds dnsmasq-base busybox curl iproute2
 

@@ -166,7 +166,8 @@ def write_confdirs(root: Path, cluster: PrivateCluster, settings_file: str, buff
             buffered=buffered and server is ours,
         )
     # same server, same clients, same stock modules: only the module doing the work differs
-    (theirs.confdir / "mods-enabled" / radius_config.INSTANCE).unlink()
+    for ours_only in (radius_config.INSTANCE, radius_config.SQL_INSTANCE):
+        (theirs.confdir / "mods-enabled" / ours_only).unlink()
     shutil.copytree(Path("/etc/freeradius/3.0/mods-config/sql"), theirs.confdir / "mods-config" / "sql")
     (theirs.confdir / "mods-enabled" / "sql").write_text(
         'sql {\n\tdialect = "postgresql"\n\tdriver = "rlm_sql_postgresql"\n'

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, text
+from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.db.engine import Executor
 from rlm_hotspot.db.prepared import Prepared
 
 # A session holds a simultaneous-use slot while it is live: the rule is the SQL function
-# session_is_live (sql/005_hot_paths.sql), shared with login_snapshot and radius_login (sql/006).
+# session_is_live (sql/005_hot_paths.sql), shared with login_snapshot and radius_login (sql/006, 010).
 LIVE_SESSION = "session_is_live(s.status, s.last_seen_at, h.interim_interval, h.stale_grace, :now, :pending_ttl)"
 
 
@@ -116,58 +117,83 @@ class RadiusReservation:
     attempt_id: int
 
 
-_RADIUS_LOGIN = Prepared(
-    "hs_radius_login",
-    """
-    SELECT (r.facts).*, r.reserved_session_id, r.attempt_id
-    FROM radius_login(:number, CAST(:nas_ip AS inet), CAST(:client AS text), :now, :window, :pending_ttl,
-                      :max_failures, :token, CAST(:username AS text), CAST(:calling_station_id AS text)) AS r
-    """,
-)
+# radiusd makes the login's database call itself, through an rlm_sql xlat (sql/010): the arguments go in
+# as one hex-encoded JSON text (hex passes rlm_sql's escaping unchanged), the result comes back as JSON.
 
 
-def radius_login(
-    connection: Connection,
+@dataclass(frozen=True)
+class RadiusLoginCall:
+    """The arguments of radius_login_json (sql/010): what the first hook call hands the database call."""
+
+    number: str
+    nas_ip: str
+    client: str | None
+    at: datetime
+    window: int
+    pending_ttl: int
+    max_failures: int
+    token: str
+    username: str
+    calling_station_id: str | None
+
+    def encode(self) -> str:
+        return _hex_json({**vars(self), "at": self.at.isoformat()})
+
+
+@dataclass(frozen=True)
+class RadiusLoginResult:
+    """What radius_login_json returned: the snapshot read under the card lock, the slot if one was taken,
+    and the call's own number, time and token."""
+
+    snapshot: LoginSnapshot
+    reservation: RadiusReservation | None
+    number: str
+    at: datetime
+    token: str
+
+
+_SNAPSHOT_FIELDS = tuple(field.name for field in fields(LoginSnapshot))  # login_facts order
+_TIMESTAMPS = ("activated_at", "valid_from", "use_before", "expires_at")
+
+
+def parse_radius_login(text: str) -> RadiusLoginResult:
+    *values, session_id, attempt_id, number, at, token = json.loads(text)
+    facts = dict(zip(_SNAPSHOT_FIELDS, values, strict=True))
+    for name in _TIMESTAMPS:
+        if facts[name] is not None:
+            facts[name] = datetime.fromisoformat(facts[name])
+    if facts["pin_secret"] is not None:
+        facts["pin_secret"] = bytes.fromhex(facts["pin_secret"])
+    return RadiusLoginResult(
+        snapshot=LoginSnapshot(**facts),
+        reservation=None if session_id is None else RadiusReservation(session_id, attempt_id),
+        number=number,
+        at=datetime.fromisoformat(at),
+        token=token,
+    )
+
+
+def radius_refusal(
+    outcome: str,
     *,
-    number: str,
-    nas_ip: str,
-    client: str | None,
-    now: datetime,
-    lockout_window_s: int,
-    pending_ttl_s: int,
-    max_failures: int,
-    token: str,
-    username: str,
-    calling_station_id: str | None,
-) -> tuple[LoginSnapshot, RadiusReservation | None]:
-    """Lock the card, read the snapshot and, if the card looks usable, reserve a slot: one call (sql/006)."""
-    values = _RADIUS_LOGIN.first_row(
-        connection,
-        {
-            "number": number,
-            "nas_ip": nas_ip,
-            "client": client,
-            "now": now,
-            "window": lockout_window_s,
-            "pending_ttl": pending_ttl_s,
-            "max_failures": max_failures,
-            "token": token,
-            "username": username,
-            "calling_station_id": calling_station_id,
-        },
+    reservation: RadiusReservation | None = None,
+    number: str | None = None,
+    client: str | None = None,
+    hotspot_id: int | None = None,
+    at: datetime | None = None,
+) -> str:
+    """The arguments of radius_login_refused (sql/010): undo `reservation`, or else record a refused login."""
+    if reservation is not None:
+        slot = {"session_id": reservation.session_id, "attempt_id": reservation.attempt_id}
+        return _hex_json({"outcome": outcome, **slot})
+    assert at is not None and number is not None
+    return _hex_json(
+        {"outcome": outcome, "number": number, "client": client, "hotspot_id": hotspot_id, "at": at.isoformat()}
     )
-    assert values is not None  # the function always returns its one row
-    session_id, attempt_id = values.pop("reserved_session_id"), values.pop("attempt_id")
-    reservation = None if session_id is None else RadiusReservation(session_id, attempt_id)
-    return _snapshot(values), reservation
 
 
-def cancel_radius_login(connection: Connection, reservation: RadiusReservation, outcome: str) -> None:
-    """Give the slot back and record the login as refused (`outcome`) instead of 'ok'."""
-    connection.execute(
-        text("SELECT cancel_radius_login(:session_id, :attempt_id, :outcome)"),
-        {"session_id": reservation.session_id, "attempt_id": reservation.attempt_id, "outcome": outcome},
-    )
+def _hex_json(values: dict[str, object]) -> str:
+    return json.dumps(values, separators=(",", ":")).encode().hex()
 
 
 def insert_session(session: Session, **values: object) -> int:

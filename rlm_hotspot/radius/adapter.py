@@ -6,8 +6,9 @@ infrastructure fault (database down, statement timeout) is FAIL plus a log line,
 tries the database again (a broken connection is dropped from the pool), so service resumes by itself.
 
 radiusd runs the hooks one at a time (one python3 instance), so the login rate is 1 / (time in the
-hooks): an accepted login is one hook call and one database round trip, on a Connection of its own
-(not an ORM Session, whose bookkeeping costs more than the query).
+hooks). A login's database round trip is therefore not made here: `authorize` runs twice, and between
+the two calls the virtual server runs the database call through an rlm_sql instance, from radiusd's
+thread pool (freeradius-config/sites-available/hotspot). Both calls are pure work.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.core.decisions import Refusal
+from rlm_hotspot.db import migrate
 from rlm_hotspot.db.engine import make_engine
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.radius.decode import (
@@ -36,22 +38,27 @@ from rlm_hotspot.radius.encode import Item, accept_reply, reply_message
 from rlm_hotspot.services.access import (
     LoginRequest,
     Policy,
+    RadiusRefused,
     UnknownPlace,
-    cancel_radius_login,
-    login_radius,
+    decide_radius_login,
     new_token,
+    radius_login_call,
 )
 from rlm_hotspot.services.catalog import currency
-from rlm_hotspot.services.errors import CardRefused, ServiceError
+from rlm_hotspot.services.errors import ServiceError
 from rlm_hotspot.services.sessions import AccountingRefused, record_accounting, record_accounting_without_lock
 from rlm_hotspot.services.tariff_cache import NasCache, TariffCache
 from rlm_hotspot.settings import Settings
 
 HookResult = tuple[int, tuple[Item, ...] | None, tuple[Item, ...] | None]
 
-# Control attribute that tells post_auth (Post-Auth-Type REJECT) which login authorize reserved, so a PIN
-# that chap refuses gives the slot back (the NAS cannot set control items).
-MARKER = "Tmp-String-0"
+# Control attributes between the hook calls and the virtual server (freeradius-config/dictionary.hotspot;
+# a NAS cannot set control items): the database call's arguments and result, and what Post-Auth-Type
+# REJECT records for a refused login, with the Reply-Message chap's refusal of the PIN gets.
+LOGIN_CALL = "Hotspot-Login-Call"
+LOGIN_RESULT = "Hotspot-Login-Result"
+REFUSAL = "Hotspot-Refusal"
+REFUSAL_MESSAGE = "Hotspot-Refusal-Message"
 NOT_CONFIGURED = "This hotspot is not set up for card logins."
 
 
@@ -65,9 +72,8 @@ class RadiusAdapter:
     def __init__(self, radiusd: ModuleType, settings: Settings, engine: Engine, vault: PinVault) -> None:
         self.rad = radiusd
         self.engine = engine
-        # Single-statement work (the login snapshot, the slot reservation, the guarded accounting write)
-        # runs on a connection of its own in autocommit: no BEGIN/COMMIT round trips, and hooks run one
-        # at a time, so every round trip counts.
+        # Single-statement work (the guarded accounting write) runs on a connection of its own in
+        # autocommit: no BEGIN/COMMIT round trips, and hooks run one at a time, so every round trip counts.
         self.autocommit = make_engine(
             settings, pool_size=1, application_name="rlm_hotspot", pre_ping=False, autocommit=True
         )
@@ -88,12 +94,16 @@ class RadiusAdapter:
         try:
             with Session(engine) as session:
                 currency(session)
-        except ServiceError as exc:
+                todo = migrate.pending(session.connection())  # the virtual server calls functions of sql/
+        except (ServiceError, migrate.MigrationError) as exc:
             engine.dispose()
             raise StartupError(str(exc)) from None
         except SQLAlchemyError as exc:
             engine.dispose()
             raise StartupError(f"cannot use the database: {_first_line(exc)}") from None
+        if todo:
+            engine.dispose()
+            raise StartupError(f"the database lacks {todo[0].path.name}: run `hotspotctl db upgrade`")
         return cls(radiusd, settings, engine, vault)
 
     def close(self) -> None:
@@ -103,9 +113,6 @@ class RadiusAdapter:
     # -- hooks -------------------------------------------------------------------------------------
     def authorize(self, lists: dict[str, Any]) -> HookResult:
         return self._guarded("authorize", self._authorize, lists)
-
-    def post_auth(self, lists: dict[str, Any]) -> HookResult:
-        return self._guarded("post_auth", self._post_auth, lists)
 
     def accounting(self, lists: dict[str, Any]) -> HookResult:
         return self._guarded("accounting", self._accounting, lists)
@@ -125,7 +132,7 @@ class RadiusAdapter:
     def log(self, level: int, message: str) -> None:
         self.rad.radlog(level, f"rlm_hotspot: {message}")
 
-    # -- authorize: decide and take the slot in one round trip, hand pap/chap the PIN --------------
+    # -- authorize, twice: before the database call (check, prepare) and after it (decide) ----------
     def _authorize(self, lists: dict[str, Any]) -> HookResult:
         try:
             packet = decode_login(Attributes.of(lists.get("request")))
@@ -139,45 +146,31 @@ class RadiusAdapter:
             client=packet.client,
             pin=packet.password,  # PAP: checked here in both PIN modes; CHAP: None, chap checks the revealed PIN
         )
-        token = new_token()
+        result = Attributes.of(lists.get("config")).first(LOGIN_RESULT)
         try:
-            with self.autocommit.connect() as connection:
-                login = login_radius(
-                    connection,
-                    self.vault,
-                    self.tariffs,
-                    self.policy,
+            if result is None:
+                call = radius_login_call(
                     request,
-                    token=token,
+                    self.policy,
+                    token=new_token(),
                     username=packet.card_text,
                     calling_station_id=packet.calling_station_id,
                     now=_now(),
                 )
-        except CardRefused as refused:
-            return self.rad.RLM_MODULE_REJECT, reply_message(str(refused)), None
+                return self.rad.RLM_MODULE_UPDATED, None, ((LOGIN_CALL, ":=", call),)
+            with Session(self.engine) as session:  # connects only to reload a stale tariff
+                login = decide_radius_login(session, self.vault, self.tariffs, self.policy, request, result)
+        except RadiusRefused as refused:
+            return self.rad.RLM_MODULE_REJECT, reply_message(str(refused)), ((REFUSAL, ":=", refused.record),)
         except UnknownPlace as exc:
             self.log(self.rad.L_ERR, f"authorize: {exc}: add it with `hotspotctl nas add`")
             return self.rad.RLM_MODULE_REJECT, reply_message(NOT_CONFIGURED), None
         pin = packet.password if packet.password is not None else login.grant.pin
-        assert pin is not None  # login_radius refuses a CHAP login whose PIN it cannot reveal
-        control: tuple[Item, ...] = (("Cleartext-Password", ":=", pin),)
-        if packet.chap:  # chap has the last word on the PIN: post-auth undoes the login if it says no
-            reservation = login.reservation
-            control += ((MARKER, ":=", f"{reservation.session_id}:{reservation.attempt_id}"),)
-        return self.rad.RLM_MODULE_UPDATED, accept_reply(login.grant, token), control
-
-    # -- post-auth (REJECT only): chap refused the PIN of a login authorize reserved ----------------
-    def _post_auth(self, lists: dict[str, Any]) -> HookResult:
-        control = Attributes.of(lists.get("config"))
-        session_id, _, attempt_id = (control.first(MARKER) or "").partition(":")
-        rejected = (control.first("Post-Auth-Type") or "").lower() == "reject"
-        if not (rejected and session_id.isdigit() and attempt_id.isdigit()):
-            return self.rad.RLM_MODULE_NOOP, None, None
-        with self.autocommit.connect() as connection:
-            cancel_radius_login(
-                connection, session_id=int(session_id), attempt_id=int(attempt_id), refusal=Refusal.WRONG_PIN
-            )
-        return self.rad.RLM_MODULE_UPDATED, reply_message(Refusal.WRONG_PIN.message), None
+        assert pin is not None  # decide_radius_login refuses a CHAP login whose PIN it cannot reveal
+        items: tuple[Item, ...] = (("Cleartext-Password", ":=", pin),)
+        if packet.chap:  # chap has the last word on the PIN: Post-Auth-Type REJECT undoes the login if it says no
+            items += ((REFUSAL, ":=", login.refused_by_chap), (REFUSAL_MESSAGE, ":=", Refusal.WRONG_PIN.message))
+        return self.rad.RLM_MODULE_UPDATED, accept_reply(login.grant, login.token), items
 
     # -- accounting: OK only after the commit -------------------------------------------------------
     def _accounting(self, lists: dict[str, Any]) -> HookResult:

@@ -17,10 +17,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
+from rlm_hotspot.settings import SettingsError, load_settings
+
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 TEMPLATE_DIR = PROJECT_DIR / "freeradius-config"
 SYSTEM_RADDB = Path("/etc/freeradius/3.0")
 INSTANCE = "hotspot"  # the python3 module instance, and the virtual server
+SQL_INSTANCE = "hotspot_sql"  # the rlm_sql instance that makes a login's database call
 DICTIONARY = "dictionary.hotspot"
 POLICY = "policy.d/hotspot"
 OURS = "rlm_hotspot"  # every file we write says so in its first lines
@@ -65,6 +70,36 @@ def module_text(settings_file: Path, venv: Path | None = None) -> str:
         SETTINGS_FILE=str(settings_file.resolve()),
         VENV=str((venv or PROJECT_DIR / ".venv").resolve()),
     )
+
+
+def sql_module_text(settings_file: Path) -> str:
+    """The `sql hotspot_sql { }` instance, connected to the database of the settings file (as the module is)."""
+    try:
+        settings = load_settings(settings_file, environ={})
+    except SettingsError as exc:
+        raise RadiusConfigError(f"settings file {settings_file}: {exc}") from None
+    url = make_url(settings.database_url)
+    query = {name: value if isinstance(value, str) else value[-1] for name, value in url.query.items()}
+    parameters = {
+        "host": url.host or query.get("host"),
+        "port": url.port or query.get("port"),
+        "dbname": url.database,
+        "user": url.username,
+        "password": url.password,
+        "connect_timeout": settings.connect_timeout_s,
+        "options": f"-cstatement_timeout={settings.statement_timeout_ms}",
+        "application_name": "rlm_hotspot_sql",
+    }
+    conninfo = " ".join(f"{name}={_conninfo_value(str(value))}" for name, value in parameters.items() if value)
+    # a single-quoted string: FreeRADIUS expands no ${...} in it
+    return _fill(f"mods-available/{SQL_INSTANCE}", CONNINFO=conninfo.replace("\\", "\\\\").replace("'", "\\'"))
+
+
+def _conninfo_value(value: str) -> str:
+    """A libpq connection string value, quoted when it must be."""
+    if re.fullmatch(r"[\w./:@+=-]+", value):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 BUFFER_MODULE = "hotspot_buffer"  # detail writer of buffered accounting
@@ -157,8 +192,9 @@ def write_private_confdir(
     (confdir / "clients.conf").write_text(clients_text(clients))
     (confdir / "dictionary").write_text(_fill(DICTIONARY))
     (confdir / POLICY).write_text(_fill(POLICY))
-    (confdir / "mods-available" / INSTANCE).write_text(module_text(settings_file, venv))
-    _link(confdir / "mods-enabled" / INSTANCE, f"../mods-available/{INSTANCE}")
+    for name, text in ((INSTANCE, module_text(settings_file, venv)), (SQL_INSTANCE, sql_module_text(settings_file))):
+        (confdir / "mods-available" / name).write_text(text)
+        _link(confdir / "mods-enabled" / name, f"../mods-available/{name}")
     (confdir / "sites-available" / INSTANCE).write_text(site_text(listen, buffered=buffered))
     _link(confdir / "sites-enabled" / INSTANCE, f"../sites-available/{INSTANCE}")
     if buffered:
@@ -242,10 +278,13 @@ class Installation:
     raddb: Path
     previous: dict[Path, bytes | None] = field(default_factory=dict)  # path -> content before (None: absent)
 
-    def write(self, path: Path, text: str) -> None:
+    def write(self, path: Path, text: str, *, private: bool = False) -> None:
+        """Write a file readable by all, or (`private`) by its directory's group only (freerad on Debian)."""
         self._remember(path)
         path.write_text(text)
-        path.chmod(0o644)
+        if private and os.geteuid() == 0:
+            os.chown(path, 0, path.parent.stat().st_gid)
+        path.chmod(0o640 if private else 0o644)
 
     def link(self, link: Path, target: str) -> None:
         self._remember(link)
@@ -270,7 +309,7 @@ class Installation:
 def install(
     raddb: Path, *, settings_file: Path, venv: Path | None = None, listen: Listen | None = None, buffered: bool = False
 ) -> tuple[Installation, str]:
-    """Wire the module, the virtual server and the dictionary into an existing raddb, then check it.
+    """Wire the modules (python3 and its rlm_sql), the virtual server and the dictionary into a raddb, then check it.
 
     Nothing else is touched except one `$INCLUDE dictionary.hotspot` line in raddb/dictionary (the file
     FreeRADIUS keeps for local attributes). If `freeradius -C` fails, every change is undone.
@@ -286,6 +325,9 @@ def install(
     change = Installation(raddb)
     change.write(raddb / "mods-available" / INSTANCE, module_text(settings_file, venv))
     change.link(raddb / "mods-enabled" / INSTANCE, f"../mods-available/{INSTANCE}")
+    # it holds the database password: readable by radiusd's group only, like Debian's own sql module
+    change.write(raddb / "mods-available" / SQL_INSTANCE, sql_module_text(settings_file), private=True)
+    change.link(raddb / "mods-enabled" / SQL_INSTANCE, f"../mods-available/{SQL_INSTANCE}")
     change.write(raddb / "sites-available" / INSTANCE, site_text(listen, buffered=buffered))
     change.link(raddb / "sites-enabled" / INSTANCE, f"../sites-available/{INSTANCE}")
     if buffered:  # the buffer directory is made by radiusd (detail writer) under Debian's radacctdir
@@ -319,7 +361,8 @@ def _refuse_foreign(raddb: Path) -> None:
                 f"{enabled} already enables a python3 module; FreeRADIUS 3.2.1 runs only one python3 instance "
                 "(a second aborts the server). Disable it first, or merge its hooks into one module."
             )
-    for ours in (raddb / "mods-available" / INSTANCE, raddb / "sites-available" / INSTANCE, raddb / POLICY):
+    mods = raddb / "mods-available"
+    for ours in (mods / INSTANCE, mods / SQL_INSTANCE, raddb / "sites-available" / INSTANCE, raddb / POLICY):
         if ours.exists() and OURS not in ours.read_text(errors="replace")[:400]:
             raise RadiusConfigError(f"{ours} exists and was not written by {OURS}; rename it first")
 

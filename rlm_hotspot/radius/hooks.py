@@ -52,10 +52,6 @@ def authorize(lists: dict[str, Any]) -> HookResult:
     return _running().authorize(lists)
 
 
-def post_auth(lists: dict[str, Any]) -> HookResult:
-    return _running().post_auth(lists)
-
-
 def accounting(lists: dict[str, Any]) -> HookResult:
     return _running().accounting(lists)
 

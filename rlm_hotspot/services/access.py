@@ -92,81 +92,99 @@ def decide_login(
     return _grant(session, snap, vault, tariffs, policy, request, now)
 
 
+# A RADIUS login takes two hook calls with radiusd's own database call between them (the virtual server
+# `hotspot`, freeradius-config/): radiusd runs the python3 module's hooks one at a time, so the round trip is
+# made by an rlm_sql instance from radiusd's thread pool, and the hook calls only do pure work.
+
+
+class RadiusRefused(CardRefused):
+    """A refused RADIUS login, and what radiusd's Post-Auth-Type REJECT records for it.
+
+    `record` holds the arguments of radius_login_refused (sql/010): give back the slot the database call
+    took, or record a login refused before any slot was taken.
+    """
+
+    def __init__(self, refused: CardRefused, record: str) -> None:
+        super().__init__(refused.refusal, str(refused))
+        self.record = record
+
+
 @dataclass(frozen=True)
 class RadiusLogin:
-    """An accepted RADIUS login: what it may use, and the slot it holds until the Accounting-Start."""
+    """An accepted RADIUS login: what it may use, its Class token, and how to undo it if chap refuses the PIN."""
 
     grant: Grant
-    reservation: q.RadiusReservation
+    token: str
+    refused_by_chap: str  # radius_login_refused's arguments: give the slot back, record a wrong PIN
 
 
-def login_radius(
-    connection: Connection,
-    vault: PinVault,
-    tariffs: TariffCache,
-    policy: Policy,
+def radius_login_call(
     request: LoginRequest,
+    policy: Policy,
     *,
     token: str,
     username: str,
     calling_station_id: str | None,
     now: datetime,
-) -> RadiusLogin:
-    """Decide a RADIUS login and take its simultaneous-use slot, in one round trip when it is accepted.
+) -> str:
+    """The first hook call (no I/O): the arguments of the login's database call (radius_login_json, sql/010).
 
-    The database locks the card, reads the snapshot and reserves the slot when the card looks usable
-    (sql/006: two Access-Requests for one card at the same instant, on any number of radiusd servers,
-    serialise on the card row, so exactly `simultaneous_use` of them get a slot). The rules below then
-    decide; a refusal gives the slot back, is recorded, and raises CardRefused. For CHAP the PIN is
-    checked later by radiusd: `cancel_radius_login` undoes the login if that check fails.
+    The check digit refuses a typo here, before any query (RadiusRefused).
     """
-    def refused_without_slot(hotspot_id: int | None, refusal: Refusal) -> None:
-        record_attempt(
-            connection,
-            card_text=request.card_text,
-            client=request.client,
-            hotspot_id=hotspot_id,
-            source="radius",
-            outcome=refusal,
-            now=now,
-        )
-
     try:
         number = _card_number(request.card_text)
     except CardRefused as refused:
-        refused_without_slot(None, refused.refusal)
-        raise
-    snap, reservation = q.radius_login(
-        connection,
+        outcome = refused.refusal.value
+        record = q.radius_refusal(outcome, number=_number_or_text(request.card_text), client=request.client, at=now)
+        raise RadiusRefused(refused, record) from None
+    return q.RadiusLoginCall(
         number=number,
         nas_ip=str(request.nas_ip),
         client=request.client,
-        now=now,
-        lockout_window_s=policy.lockout_window_s,
-        pending_ttl_s=policy.pending_session_ttl_s,
+        at=now,
+        window=policy.lockout_window_s,
+        pending_ttl=policy.pending_session_ttl_s,
         max_failures=policy.lockout_attempts,
         token=token,
         username=username,
         calling_station_id=calling_station_id,
-    )
+    ).encode()
+
+
+def decide_radius_login(
+    session: Session,
+    vault: PinVault,
+    tariffs: TariffCache,
+    policy: Policy,
+    request: LoginRequest,
+    result: str,
+) -> RadiusLogin:
+    """The second hook call: decide on what the database call returned (`result`).
+
+    The database locked the card, read the snapshot and reserved the slot when the card looked usable
+    (sql/006: two Access-Requests for one card at the same instant, on any number of radiusd servers,
+    serialise on the card row, so exactly `simultaneous_use` of them get a slot). The rules below decide;
+    a refusal raises RadiusRefused, and radiusd records it (giving the slot back). `session` is used only
+    when a tariff's cache entry is stale. For CHAP the PIN is checked later by radiusd's chap.
+    """
+    login = q.parse_radius_login(result)
+    snap, reservation = login.snapshot, login.reservation
     try:
-        grant = _grant(connection, snap, vault, tariffs, policy, request, now)
+        grant = _grant(session, snap, vault, tariffs, policy, request, login.at)
         if request.pin is None and grant.pin is None:  # CHAP needs the cleartext, a hashed PIN has none
             raise CardRefused(Refusal.PAP_ONLY)
         if reservation is None:  # every rule passed, yet no slot: taken by a concurrent login
             raise CardRefused(Refusal.TOO_MANY_SESSIONS)
     except CardRefused as refused:
+        outcome = refused.refusal.value
         if reservation is not None:
-            q.cancel_radius_login(connection, reservation, refused.refusal.value)
+            record = q.radius_refusal(outcome, reservation=reservation)
         else:
-            refused_without_slot(snap.hotspot_id, refused.refusal)
-        raise
-    return RadiusLogin(grant, reservation)
-
-
-def cancel_radius_login(connection: Connection, *, session_id: int, attempt_id: int, refusal: Refusal) -> None:
-    """radiusd refused an accepted login after all (CHAP: wrong PIN): free its slot, record why."""
-    q.cancel_radius_login(connection, q.RadiusReservation(session_id, attempt_id), refusal.value)
+            record = q.radius_refusal(
+                outcome, number=login.number, client=request.client, hotspot_id=snap.hotspot_id, at=login.at
+            )
+        raise RadiusRefused(refused, record) from None
+    return RadiusLogin(grant, login.token, q.radius_refusal(Refusal.WRONG_PIN.value, reservation=reservation))
 
 
 def _card_number(card_text: str) -> str:

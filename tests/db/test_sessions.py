@@ -16,10 +16,12 @@ from rlm_hotspot.services import cards, catalog
 from rlm_hotspot.services.access import (
     LoginRequest,
     Policy,
+    RadiusLogin,
+    RadiusRefused,
     UnknownPlace,
-    cancel_radius_login,
     decide_login,
-    login_radius,
+    decide_radius_login,
+    radius_login_call,
     record_attempt,
 )
 from rlm_hotspot.services.errors import CardRefused
@@ -57,20 +59,22 @@ def login(db: Session, vault: PinVault, number: str, *, pin: str | None = None, 
 
 def radius_login(
     db: Session, vault: PinVault, number: str, *, token: str, pin: str | None = None, client: str | None = None, now=NOW
-):  # type: ignore[no-untyped-def]
-    """The RADIUS hook's path: decide and take the slot in one call (pin=None: CHAP, radiusd checks it)."""
+) -> RadiusLogin:
+    """radiusd's path (pin=None: CHAP, radiusd checks it): the first hook call, the virtual server's database
+    call (sql/010), the decision; a refusal is recorded as Post-Auth-Type REJECT records it."""
     request = LoginRequest(card_text=number, source="radius", nas_ip=NAS_IP, client=client, pin=pin)
-    return login_radius(
-        db.connection(),
-        vault,
-        TariffCache(),
-        POLICY,
-        request,
-        token=token,
-        username=number,
-        calling_station_id="aa",
-        now=now,
-    )
+    try:
+        call = radius_login_call(request, POLICY, token=token, username=number, calling_station_id="aa", now=now)
+        result = db.execute(text("SELECT radius_login_json(:call)"), {"call": call}).scalar_one()
+        assert len(result) < 1024 and "\\" not in result  # what rlm_python3 hands a hook of it, unescaped
+        return decide_radius_login(db, vault, TariffCache(), POLICY, request, result)
+    except RadiusRefused as refused:
+        refuse(db, refused.record)
+        raise
+
+
+def refuse(db: Session, record: str) -> None:
+    db.execute(text("SELECT radius_login_refused(:record)"), {"record": record})
 
 
 def refusal_of(fn) -> Refusal:  # type: ignore[no-untyped-def]
@@ -153,13 +157,7 @@ def test_radius_login_takes_the_slot_and_chap_can_give_it_back(db: Session, vaul
     accepted = radius_login(db, vault, number, token="chap1")
     assert accepted.grant.pin == batch.pins[0]  # for chap to check
     assert refusal_of(lambda: radius_login(db, vault, number, token="chap2")) is Refusal.TOO_MANY_SESSIONS
-    reservation = accepted.reservation
-    cancel_radius_login(
-        db.connection(),
-        session_id=reservation.session_id,
-        attempt_id=reservation.attempt_id,
-        refusal=Refusal.WRONG_PIN,
-    )  # chap refused the PIN after all
+    refuse(db, accepted.refused_by_chap)  # chap refused the PIN after all
     rows = db.execute(text("SELECT outcome FROM login_attempts ORDER BY id")).scalars().all()
     assert rows == ["wrong_pin", "too_many_sessions"]
     assert radius_login(db, vault, number, token="chap3", pin=batch.pins[0]).grant.card_number == number

@@ -54,13 +54,17 @@ def test_install_wires_the_module_and_leaves_the_rest_alone(raddb: Path, radius_
     install(raddb, settings)  # again: same result
     after = snapshot(raddb)
     added = {"mods-available/hotspot", "mods-enabled/hotspot", "sites-available/hotspot", "sites-enabled/hotspot"}
-    added |= {"policy.d/hotspot", "dictionary.hotspot"}
+    added |= {"mods-available/hotspot_sql", "mods-enabled/hotspot_sql", "policy.d/hotspot", "dictionary.hotspot"}
     assert set(after) - set(before) == added
     changed = {name for name in before if before[name] != after[name]}
     assert changed == {"dictionary"}
     assert after["dictionary"] == before["dictionary"].rstrip("\n") + "\n$INCLUDE dictionary.hotspot\n"
     assert after["sites-enabled/hotspot"] == "-> ../sites-available/hotspot"
     assert f'settings = "{settings}"' in after["mods-available/hotspot"]
+    assert "dbname=hotspot_radius user=postgres" in after["mods-available/hotspot_sql"]
+    sql_module = (raddb / "mods-available" / "hotspot_sql").stat()  # may hold the database password
+    assert sql_module.st_mode & 0o777 == 0o640
+    assert sql_module.st_gid == (raddb / "mods-available").stat().st_gid
 
 
 def test_a_failing_check_rolls_everything_back(raddb: Path, key_file: Path) -> None:

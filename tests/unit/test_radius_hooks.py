@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 import types
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ import pytest
 
 from rlm_hotspot.db.engine import make_engine
 from rlm_hotspot.pins import PinVault, create_key_file
-from rlm_hotspot.radius.adapter import RadiusAdapter
+from rlm_hotspot.radius.adapter import LOGIN_CALL, LOGIN_RESULT, REFUSAL, RadiusAdapter
 from rlm_hotspot.settings import load_settings
 
 RCODES = {"RLM_MODULE_REJECT": 0, "RLM_MODULE_FAIL": 1, "RLM_MODULE_OK": 2, "RLM_MODULE_NOOP": 7}
@@ -77,25 +78,28 @@ def test_an_unreachable_database_aborts_start_up(load_hooks, tmp_path: Path) -> 
     assert "cannot use the database" in stub.logged[-1][1]
 
 
-def test_database_faults_become_fail_and_malformed_requests_reject(load_hooks, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_logins_make_no_query_and_database_faults_become_fail(load_hooks, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     hooks, stub = load_hooks({})
     settings = load_settings(settings_file(tmp_path, UNREACHABLE), environ={})
     engine = make_engine(settings, pool_size=1)  # connects lazily: every query fails at once
     hooks._adapter = RadiusAdapter(stub, settings, engine, PinVault.from_file(settings.pin_key_file))
-    login = {"request": (("User-Name", "00019116814"), ("User-Password", "x"), ("NAS-IP-Address", "192.0.2.1"))}
-    assert hooks.authorize(login) == (1, None, None)
-    assert "authorize: database unavailable, answering FAIL" in stub.logged[-1][1]
+    request = (("User-Name", "0001 9116-814"), ("User-Password", "x"), ("NAS-IP-Address", "192.0.2.1"))
+    # the first call prepares radiusd's database call: no query of its own, so no fault either
+    rcode, reply, control = hooks.authorize({"request": request, "config": None})
+    assert (rcode, reply) == (8, None)
+    [(name, op, call)] = control
+    assert (name, op) == (LOGIN_CALL, ":=")
+    assert json.loads(bytes.fromhex(call))["number"] == "00019116814"
+    typo = (("User-Name", "00019116815"), *request[1:])
+    rcode, reply, control = hooks.authorize({"request": typo, "config": None})
+    assert (rcode, reply) == (0, (("Reply-Message", "card number '00019116815' has a typo (check digit)"),))
+    [(name, op, record)] = control  # recorded by Post-Auth-Type REJECT
+    assert (name, json.loads(bytes.fromhex(record))["outcome"]) == (REFUSAL, "bad_card_number")
+    assert hooks.authorize({"request": request, "config": ((LOGIN_RESULT, "{"),)}) == (1, None, None)
+    assert "authorize: internal error, answering FAIL" in stub.logged[-1][1]
     start = {"request": (("Acct-Status-Type", "Start"), ("NAS-IP-Address", "192.0.2.1"), ("User-Name", "1"))}
     assert hooks.accounting(start) == (1, None, None)
+    assert "accounting: database unavailable, answering FAIL" in stub.logged[-1][1]
     rcode, reply, control = hooks.authorize({"request": (("User-Name", "1"),)})
     assert (rcode, reply, control) == (0, (("Reply-Message", "Invalid login request."),), None)
     assert hooks.accounting({"request": (("Acct-Status-Type", "Bogus"),)}) == (2, None, None)  # acknowledged
-    assert hooks.post_auth({"request": None, "config": None}) == (7, None, None)
-    rejected = ("Post-Auth-Type", "Reject")
-    accepted = {"request": login["request"], "config": (("Tmp-String-0", "12:34"),)}
-    assert hooks.post_auth(accepted) == (7, None, None)  # nothing to undo: the login stands
-    garbled = {"request": login["request"], "config": (("Tmp-String-0", "12;x"), rejected)}
-    assert hooks.post_auth(garbled) == (7, None, None)
-    chap_refused = {"request": login["request"], "config": (("Tmp-String-0", "12:34"), rejected)}
-    assert hooks.post_auth(chap_refused) == (1, None, None)  # the slot cannot be given back now: FAIL, logged
-    assert "post_auth: database unavailable, answering FAIL" in stub.logged[-1][1]
