@@ -1,14 +1,23 @@
-"""The migrations and the Python table mirror agree; upgrading twice is a no-op; the ledger is append-only."""
+"""The migrations and the Python table mirror agree; upgrading twice is a no-op; the ledger is append-only;
+the RADIUS module does not start on a database behind the code."""
 
 from __future__ import annotations
 
+import shutil
+import types
+from pathlib import Path
+
 import pytest
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.db import migrate
 from rlm_hotspot.db.tables import metadata
+from rlm_hotspot.devcluster import PrivateCluster
+from rlm_hotspot.pins import create_key_file
+from rlm_hotspot.radius.adapter import RadiusAdapter, StartupError
+from rlm_hotspot.settings import Settings
 
 
 def test_every_declared_column_exists_in_the_migrated_schema(engine: Engine) -> None:
@@ -37,6 +46,24 @@ def test_migration_numbering_gaps_are_refused(tmp_path) -> None:
     (tmp_path / "003_c.sql").write_text("SELECT 1")
     with pytest.raises(migrate.MigrationError, match="without gaps"):
         migrate.available(tmp_path)
+
+
+def test_the_radius_module_refuses_a_database_missing_a_migration(pg_cluster: PrivateCluster, tmp_path: Path) -> None:
+    """Its virtual server calls SQL functions the migrations add (sql/010): better no start than failing logins."""
+    *older, newest = migrate.available()
+    for migration in older:
+        shutil.copy(migration.path, tmp_path)
+    pg_cluster.create_database("hotspot_behind")
+    url = pg_cluster.url("hotspot_behind")
+    engine = create_engine(url)
+    migrate.upgrade(engine, tmp_path)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO installation (currency_code, currency_exponent) VALUES ('EUR', 2)"))
+    engine.dispose()
+    create_key_file(tmp_path / "pin.keys")
+    settings = Settings(database_url=url, pin_key_file=tmp_path / "pin.keys")
+    with pytest.raises(StartupError, match=f"lacks {newest.path.name}: run `hotspotctl db upgrade`"):
+        RadiusAdapter.start(types.ModuleType("radiusd"), settings)
 
 
 def test_ledger_rows_cannot_be_updated_or_deleted(db: Session) -> None:
