@@ -64,7 +64,8 @@ def install(
     acct_port: int | None,
     buffered: bool,
 ) -> None:
-    """Add the `hotspot` module and virtual server to an existing FreeRADIUS, then check it with -C.
+    """Add the `hotspot` modules (python3, and `hotspot_sql` for the logins' database call) and virtual server
+    to an existing FreeRADIUS, then check it with -C.
 
     Other sites and modules are left alone; if the check fails, every change is undone.
     """
