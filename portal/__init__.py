@@ -18,7 +18,7 @@ from portal.errors import init_errors
 from portal.gates import make_gate
 from portal.heartbeat_shortcut import HeartbeatShortcut
 from portal.i18n import init_i18n
-from portal.security import init_security
+from portal.security import init_security, trust_proxies
 from portal.settings import PortalSettings, load_portal_settings
 from rlm_hotspot.db.engine import make_engine
 from rlm_hotspot.pins import PinVault
@@ -46,10 +46,13 @@ def create_app(
         gate=make_gate(settings.gate, settings.gate_options),
         clock=clock,
     )
-    init_security(app, cookie_secure=settings.cookie_secure, proxy_hops=settings.proxy_hops)
-    init_i18n(app)
-    init_errors(app)
+    # The blueprints first: a request for another host (the firewall sent it here) is redirected to the
+    # portal before the CSRF check, which would refuse a form posted to that other site.
     for blueprint in (auth.bp, status.bp, captive.bp):
         app.register_blueprint(blueprint)
+    init_security(app, cookie_secure=settings.cookie_secure)
+    init_i18n(app)
+    init_errors(app)
     app.wsgi_app = HeartbeatShortcut(app)  # type: ignore[method-assign]
+    trust_proxies(app, settings.proxy_hops)
     return app

@@ -5,9 +5,10 @@ hundreds of heartbeats a second on a small box, and Flask's full cycle (request 
 object, before/after hooks, response object) costs more CPU than the heartbeat's own work. This WSGI
 layer answers a heartbeat that carries a valid signed cookie with a session token and the matching CSRF
 header, with what the Flask view answers (`status.heartbeat_reply`, the same headers). Anything else —
-no cookie, a RADIUS-mode card login, a wrong CSRF token, a form body, a session that is gone, a database
-error — goes on to Flask, which answers it as it answers every request. A heartbeat is a guarded,
-idempotent write, so passing one on after a failed try bills nothing twice.
+another host, no cookie, a RADIUS-mode card login, a wrong CSRF token, a form body, a session that is
+gone, a database error — goes on to Flask, which answers it as it answers every request. A heartbeat is
+a guarded, idempotent write, so passing one on after a failed try bills nothing twice. Trusted proxies'
+X-Forwarded-* headers are applied outside it (`security.trust_proxies`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from itsdangerous import BadSignature
 from werkzeug.http import parse_cookie
@@ -74,6 +77,8 @@ class HeartbeatShortcut:
         context = self._context
         try:
             with context.without_transaction() as db:
+                if environ.get("HTTP_HOST", "").lower() != self._portal_host(context.public_url(context.hotspot(db))):
+                    return None  # another site's (Flask redirects it to the portal)
                 current = page_is_open(context, db, token, gate_ip if isinstance(gate_ip, str) else None)
         except Exception:  # Flask answers it with its error pages (and logs what is unexpected)
             log.debug("heartbeat passed on to Flask", exc_info=True)
@@ -82,6 +87,11 @@ class HeartbeatShortcut:
             return None
         reply = heartbeat_reply(current, context.heartbeat_interval(current[2]), words)
         return json.dumps(reply, separators=(",", ":")).encode()
+
+    @staticmethod
+    @lru_cache(maxsize=8)
+    def _portal_host(url: str) -> str:
+        return urlsplit(url).netloc.lower()
 
     def _guest(self, value: str | None) -> dict[str, Any]:
         """The signed cookie's contents; empty when it is missing, forged or too old.

@@ -66,7 +66,7 @@ def _headers(response: Response) -> Response:
     return response
 
 
-def init_security(app: Flask, *, cookie_secure: bool, proxy_hops: int) -> None:
+def init_security(app: Flask, *, cookie_secure: bool) -> None:
     app.config.update(
         SESSION_COOKIE_NAME="hotspot_portal",
         SESSION_COOKIE_HTTPONLY=True,
@@ -74,12 +74,17 @@ def init_security(app: Flask, *, cookie_secure: bool, proxy_hops: int) -> None:
         SESSION_COOKIE_SAMESITE="Lax",
         MAX_CONTENT_LENGTH=16 * 1024,
     )
-    if proxy_hops:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxy_hops, x_proto=proxy_hops, x_host=proxy_hops)  # type: ignore[method-assign]
     app.before_request(_check_csrf)
     app.after_request(_headers)
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.globals["csrf_field"] = CSRF_FIELD
+
+
+def trust_proxies(app: Flask, hops: int) -> None:
+    """Take the client's address, scheme and host from the `hops` reverse proxies in front (outermost
+    layer: everything inside, the heartbeat shortcut included, sees what the guest sent)."""
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
 
 def client_address() -> str:

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from flask import Flask, request
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine
 
+from portal import create_app
 from portal.heartbeat_shortcut import HeartbeatShortcut
-from tests.portal.conftest import Clock, World, login
+from tests.portal.conftest import Clock, World, login, portal_settings
 from tests.portal.test_pages import RU
 
 VARYING_HEADERS = {"Date", "Server", "Content-Length"}
@@ -105,3 +107,20 @@ def test_a_remembered_cookie_still_expires(
     # the right CSRF token, in a cookie now too old: Flask's answer (no session, so no token to match)
     assert client.post("/heartbeat", headers={"X-CSRF-Token": token}).status_code == 400
     assert "/heartbeat" in flask_calls
+
+
+def test_behind_a_trusted_proxy_the_forwarded_host_counts(
+    database_url: str, key_file: Path, clock: Clock, world: World
+) -> None:
+    app = create_app(portal_settings(database_url, key_file, proxy_hops=1), clock=clock)
+    client = app.test_client()
+    login(client, world.cards.numbers[0], world.cards.pins[0])
+    signed = client.get_cookie("hotspot_portal")
+    assert signed is not None
+    with client.session_transaction() as cookie:
+        guest = {"Cookie": f"hotspot_portal={signed.value}", "X-CSRF-Token": cookie["csrf"]}
+    proxy = app.test_client(use_cookies=False)  # the proxy's own address in Host, the guest's in X-Forwarded-*
+    forwarded = proxy.post("/heartbeat", headers={**guest, "Host": "10.0.0.5:8080", "X-Forwarded-Host": "localhost"})
+    assert forwarded.status_code == 200 and forwarded.get_json()["open"] is True
+    assert proxy.post("/heartbeat", headers={**guest, "Host": "10.0.0.5:8080"}).status_code == 302  # another host
+    app.extensions["hotspot_portal"].engine.dispose()

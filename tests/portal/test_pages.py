@@ -288,6 +288,8 @@ def test_a_page_of_another_site_is_redirected_to_the_portal(client: FlaskClient,
     assert response.headers["Location"] == f"http://localhost/?url={wanted}"
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "csrf_token" in page  # the login form, on the portal's own host
+    posted = client.post("/search", data={"q": "x"}, headers={"Host": "shop.example"})  # a form of that site
+    assert posted.status_code == 302 and posted.headers["Location"] == "http://localhost/"  # not a CSRF error
 
 
 def test_captive_api_by_client_address(client: FlaskClient, world: World, clock: Clock, app) -> None:
