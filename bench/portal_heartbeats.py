@@ -35,7 +35,6 @@ from rlm_hotspot.services.sessions import open_portal_session
 from rlm_hotspot.services.tariff_cache import TariffCache
 
 SECRET = "bench-secret-key-of-at-least-32-characters"
-STATUS_EVERY = 10  # one request in ten is a full status page
 
 
 def free_port() -> int:
@@ -79,8 +78,8 @@ def cookies_for(tokens: list[str]) -> list[str]:
     return [serializer.dumps({"token": token, "csrf": f"csrf-{i}"}) for i, token in enumerate(tokens)]
 
 
-def request_bytes(cookie: str, index: int, number: int) -> bytes:
-    if number % STATUS_EVERY == 0:
+def request_bytes(cookie: str, index: int, number: int, status_every: int) -> bytes:
+    if status_every and number % status_every == 0:
         head = "GET /status HTTP/1.1\r\n"
         body = ""
     else:
@@ -101,14 +100,21 @@ async def read_response(reader: asyncio.StreamReader) -> int:
 
 
 async def connection(
-    port: int, cookies: list[str], first: int, step: int, until: float, out: list[float], limit: int | None
+    port: int,
+    cookies: list[str],
+    first: int,
+    step: int,
+    until: float,
+    out: list[float],
+    limit: int | None,
+    status_every: int,
 ) -> int:
     """One guest's browser per `step`-th cookie, on one keep-alive connection (so one gunicorn worker)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     errors, number, index = 0, 0, first
     while time.perf_counter() < until and (limit is None or number < limit):
         started = time.perf_counter()
-        writer.write(request_bytes(cookies[index], index, number))
+        writer.write(request_bytes(cookies[index], index, number, status_every))
         status = await read_response(reader)
         out.append(time.perf_counter() - started)
         errors += status != 200
@@ -119,13 +125,21 @@ async def connection(
 
 
 async def load(
-    port: int, cookies: list[str], seconds: float, connections: int, per_connection: int | None = None
+    port: int,
+    cookies: list[str],
+    seconds: float,
+    connections: int,
+    status_every: int,
+    per_connection: int | None = None,
 ) -> tuple[list[float], int, float]:
     latencies: list[float] = []
     started = time.perf_counter()
     until = started + seconds
     errors = await asyncio.gather(
-        *(connection(port, cookies, i, connections, until, latencies, per_connection) for i in range(connections))
+        *(
+            connection(port, cookies, i, connections, until, latencies, per_connection, status_every)
+            for i in range(connections)
+        )
     )
     return latencies, sum(errors), time.perf_counter() - started
 
@@ -150,6 +164,9 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="as `portal run`: one per core")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--status-every", type=int, default=10, help="one request in N is a full GET /status (0: heartbeats only)"
+    )
     args = parser.parse_args()
     portal = None
     with temporary_cluster("bench-portal-", "bench") as (cluster, root):
@@ -191,11 +208,13 @@ def main() -> int:
             # and the worker reads the session once); the measured run is then the steady state of guests
             # who are online and whose page keeps beating.
             warm, _, warm_s = asyncio.run(
-                load(port, cookies, 600, args.connections, per_connection=-(-len(cookies) // args.connections))
+                load(port, cookies, 600, args.connections, 0, per_connection=-(-len(cookies) // args.connections))
             )
             print(f"warm-up: every guest's first request, {len(warm)} in {warm_s:.1f} s = {len(warm) / warm_s:,.0f}/s")
             debits_before = int(cluster.psql("bench", "SELECT count(*) FROM ledger WHERE cause = 'time'").strip())
-            latencies, errors, elapsed = asyncio.run(load(port, cookies, args.seconds, args.connections))
+            latencies, errors, elapsed = asyncio.run(
+                load(port, cookies, args.seconds, args.connections, args.status_every)
+            )
             latencies.sort()
 
             def pct(p: float) -> float:
@@ -205,8 +224,9 @@ def main() -> int:
                 f"gunicorn: {args.workers} workers x {args.threads} threads (gthread); client: {args.connections} "
                 f"keep-alive connections; {os.cpu_count()} cores shared by PostgreSQL, gunicorn and the client"
             )
-            print(f"requests: {len(latencies)} in {elapsed:.1f} s = {len(latencies) / elapsed:,.0f}/s "
-                  f"(9 in 10 POST /heartbeat, 1 in 10 GET /status), non-200: {errors}")  # fmt: skip
+            mix = f"1 in {args.status_every} a GET /status" if args.status_every else "POST /heartbeat only"
+            print(f"requests: {len(latencies)} in {elapsed:.1f} s = {len(latencies) / elapsed:,.0f}/s ({mix}), "
+                  f"non-200: {errors}")  # fmt: skip
             print(
                 f"latency ms: p50 {pct(50):.1f}  p90 {pct(90):.1f}  p99 {pct(99):.1f}  max {latencies[-1] * 1000:.1f}"
             )
