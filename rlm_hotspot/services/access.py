@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.core.cardcode import CardNumberError, normalise_card_number
@@ -196,7 +195,7 @@ def _card_number(card_text: str) -> str:
 
 
 def _grant(
-    session: Session | Connection,
+    session: Session,
     snap: q.LoginSnapshot,
     vault: PinVault,
     tariffs: TariffCache,
@@ -271,7 +270,7 @@ def new_token() -> str:
 
 
 def record_attempt(
-    session: Session | Connection,
+    session: Session,
     *,
     card_text: str,
     client: str | None,
