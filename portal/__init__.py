@@ -38,7 +38,7 @@ def create_app(
     app.config.update(SECRET_KEY=settings.secret_key)
     # No pre-ping (a round trip per request): a broken connection fails one request with the friendly 503
     # and is replaced for the next. Autocommit: see PortalContext.
-    engine = make_engine(settings.core, pool_size=2, application_name="hotspot-portal", pre_ping=False, autocommit=True)
+    engine = make_engine(settings.core, pool_size=3, application_name="hotspot-portal", pre_ping=False, autocommit=True)
     app.extensions["hotspot_portal"] = PortalContext(
         settings=settings,
         engine=engine,

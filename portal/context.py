@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from portal.gates import Gate, GateError
+from portal.heartbeat_writer import HeartbeatWriter
 from portal.settings import PortalSettings
 from rlm_hotspot.core.money import Currency
 from rlm_hotspot.db.engine import session_factory
@@ -28,6 +29,7 @@ from rlm_hotspot.services.portal import (
     keep_alive,
     keep_alive_without_lock,
     portal_hotspot,
+    write_deferred_heartbeats,
 )
 from rlm_hotspot.services.tariff_cache import TariffCache
 
@@ -53,11 +55,27 @@ class PortalContext:
     _hotspot: tuple[datetime, PortalHotspot] | None = None
     _currency: Currency | None = None
     sessions: sessionmaker[Session] = field(init=False)
+    writer: HeartbeatWriter | None = field(init=False)  # None: every heartbeat is written at once
 
     def __post_init__(self) -> None:
         # The engine's connections stay in autocommit (the heartbeat is the hot path); a unit of work
         # switches its connection to transactions for the time it holds it.
         self.sessions = session_factory(self.engine.execution_options(isolation_level="READ COMMITTED"))
+        delay_ms = self.settings.heartbeat_write_delay_ms
+        self.writer = HeartbeatWriter(self.write_deferred_heartbeats, delay_ms / 1000) if delay_ms else None
+
+    def close(self) -> None:
+        """Write what is held in memory and let go of the database (tests; gunicorn exits instead)."""
+        if self.writer is not None:
+            self.writer.stop()
+        self.engine.dispose()
+
+    def write_deferred_heartbeats(self) -> int:
+        """Write the heartbeats this process billed in memory (see `portal.heartbeat_writer`)."""
+        if not self.recent.has_held():
+            return 0
+        with self.without_transaction() as db:
+            return write_deferred_heartbeats(db, self.tariffs, self.recent, self.clock())
 
     @property
     def policy(self) -> Policy:
@@ -71,7 +89,10 @@ class PortalContext:
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:
         """One transaction per request: committed when the block ends, also after a refused login (so
-        the wrong PIN counts); rolled back only on an unexpected error."""
+        the wrong PIN counts); rolled back only on an unexpected error. The heartbeats this process
+        billed in memory are written first, so a login, top-up or logout sees every debit."""
+        if self.writer is not None:
+            self.writer.write_now()
         with self.sessions() as session, session.begin():
             yield session
 
@@ -99,16 +120,26 @@ class PortalContext:
             self._currency = currency(db)
         return self._currency
 
-    def sign_of_life(self, db: Connection, token: str, signal: Signal, gate_ip: str | None) -> PortalStatus:
+    def sign_of_life(
+        self, db: Connection, token: str, signal: Signal, gate_ip: str | None, *, may_defer: bool = False
+    ) -> PortalStatus:
         """Keep the guest's session alive (or learn that it ended: then its gate is closed, idempotently).
 
         `db` is a connection `without_transaction`: the common case is one guarded write (after a
         heartbeat this process billed) or one read and one guarded write; a session to close for its
         silence, or one that changed meanwhile, goes the locked way in a transaction of its own.
+        `may_defer` (the page's JavaScript heartbeat): with a writer, a heartbeat on a session this
+        process knows is billed in memory and written by the writer soon after; a page load always
+        writes (and so learns at once of a session ended elsewhere).
         """
         hotspot = self.hotspot(db)
         now = self.clock()
-        view = keep_alive_without_lock(db, self.tariffs, hotspot, token, now, signal, self.recent)
+        writer = self.writer if may_defer else None
+        view = keep_alive_without_lock(
+            db, self.tariffs, hotspot, token, now, signal, self.recent, defer=writer is not None
+        )
+        if writer is not None:
+            writer.ensure_running()
         if view is None:
             with self.unit_of_work() as locked:
                 view = keep_alive(locked, self.tariffs, hotspot, token, now, signal)

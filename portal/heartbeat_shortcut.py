@@ -79,7 +79,9 @@ class HeartbeatShortcut:
             with context.without_transaction() as db:
                 if environ.get("HTTP_HOST", "").lower() != self._portal_host(context.public_url(context.hotspot(db))):
                     return None  # another site's (Flask redirects it to the portal)
-                current = page_is_open(context, db, token, gate_ip if isinstance(gate_ip, str) else None)
+                current = page_is_open(
+                    context, db, token, gate_ip if isinstance(gate_ip, str) else None, heartbeat=True
+                )
         except Exception:  # Flask answers it with its error pages (and logs what is unexpected)
             log.debug("heartbeat passed on to Flask", exc_info=True)
             return None

@@ -11,6 +11,7 @@ with environment overrides so ``hotspotctl portal run`` can hand its options to 
     cookie_secure = true                   # false only for plain-HTTP tests and demos
     venue_info_url = "https://cafe.example/wifi"
     proxy_hops = 0                         # reverse proxies in front whose X-Forwarded-For is trusted
+    heartbeat_write_delay_ms = 500         # heartbeats written together this often (0: each at once)
     [portal.gate_options]
     family = "inet"
     table = "captive"
@@ -35,7 +36,9 @@ _ENV = {
     "HOTSPOT_PORTAL_GATE": "gate",
     "HOTSPOT_PORTAL_COOKIE_SECURE": "cookie_secure",
     "HOTSPOT_PORTAL_HEARTBEAT_INTERVAL": "heartbeat_interval_s",
+    "HOTSPOT_PORTAL_HEARTBEAT_WRITE_DELAY_MS": "heartbeat_write_delay_ms",
 }
+MAX_HEARTBEAT_WRITE_DELAY_MS = 5000
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,9 @@ class PortalSettings:
     heartbeat_interval_s: int | None = None  # None: a third of the hotspot's heartbeat timeout
     venue_info_url: str | None = None
     proxy_hops: int = 0
+    # Heartbeats on a session this process already knows are billed in memory and written together at
+    # most this late (one statement for hundreds instead of one each); 0 writes each one at once.
+    heartbeat_write_delay_ms: int = 500
 
     def __post_init__(self) -> None:
         if not self.hotspot.strip():
@@ -59,6 +65,10 @@ class PortalSettings:
             raise SettingsError("portal.heartbeat_interval_s must be at least 1 second")
         if self.proxy_hops < 0:
             raise SettingsError("portal.proxy_hops must not be negative")
+        if not 0 <= self.heartbeat_write_delay_ms <= MAX_HEARTBEAT_WRITE_DELAY_MS:
+            raise SettingsError(
+                f"portal.heartbeat_write_delay_ms must be between 0 and {MAX_HEARTBEAT_WRITE_DELAY_MS} (0: at once)"
+            )
 
     @property
     def public_url(self) -> str:
@@ -106,8 +116,12 @@ def load_portal_settings(
         values["secret_key"] = default_secret_key
     if "cookie_secure" in values and isinstance(values["cookie_secure"], str):
         values["cookie_secure"] = values["cookie_secure"].lower() not in ("0", "false", "no", "off")
-    if isinstance(values.get("heartbeat_interval_s"), str):
-        values["heartbeat_interval_s"] = int(str(values["heartbeat_interval_s"]))
+    for whole_number in ("heartbeat_interval_s", "heartbeat_write_delay_ms"):
+        if isinstance(values.get(whole_number), str):
+            try:
+                values[whole_number] = int(str(values[whole_number]))
+            except ValueError:
+                raise SettingsError(f"portal.{whole_number}: {values[whole_number]!r} is not a whole number") from None
     if "hotspot" not in values:
         raise SettingsError("no hotspot named: set portal.hotspot or HOTSPOT_PORTAL_HOTSPOT (--hotspot)")
     if "secret_key" not in values:

@@ -78,25 +78,28 @@ def ended_reply(words: Wording) -> dict[str, Any]:
     return {"open": False, "fields": {"ended": words.gettext("Your session has ended. Billing has stopped.")}}
 
 
-def page_is_open(context: PortalContext, db: Connection, token: str, gate_ip: str | None) -> Current | None:
-    """The status page shows a sign of life: the session after it, or None when the session is gone."""
+def page_is_open(
+    context: PortalContext, db: Connection, token: str, gate_ip: str | None, *, heartbeat: bool
+) -> Current | None:
+    """The status page shows a sign of life (`heartbeat`: its JavaScript's, else a page load): the session
+    after it, or None when the session is gone."""
     try:
-        view = context.sign_of_life(db, token, Signal.PAGE, gate_ip)
+        view = context.sign_of_life(db, token, Signal.PAGE, gate_ip, may_defer=heartbeat)
     except NotFound:
         return None
     return view, context.currency(db), context.hotspot(db)
 
 
-def _current() -> Current | None:
+def _current(*, heartbeat: bool) -> Current | None:
     context = portal()
     with context.without_transaction() as db:
         token = guest.current_token(db)
-        return None if token is None else page_is_open(context, db, token, guest.gate_address())
+        return None if token is None else page_is_open(context, db, token, guest.gate_address(), heartbeat=heartbeat)
 
 
 @bp.get("/status")
 def status_page() -> Any:
-    current = _current()
+    current = _current(heartbeat=False)
     if current is None:
         guest.forget_login()
         return redirect(url_for("auth.login_form"), 303)
@@ -114,7 +117,7 @@ def status_page() -> Any:
 
 @bp.post("/heartbeat")
 def heartbeat() -> Response:
-    current = _current()
+    current = _current(heartbeat=True)
     if current is None:
         return jsonify(ended_reply(wording()))
     return jsonify(heartbeat_reply(current, portal().heartbeat_interval(current[2]), wording()))

@@ -14,6 +14,7 @@ closes it the same way, so a late heartbeat can never bill the silent minutes.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -27,7 +28,7 @@ from rlm_hotspot.db import enforcement as enforcement_db
 from rlm_hotspot.db import portal as q
 from rlm_hotspot.db import sessions as sessions_db
 from rlm_hotspot.db.engine import Executor
-from rlm_hotspot.db.sessions import SessionView
+from rlm_hotspot.db.sessions import MeterWrite, SessionView
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import cards, sessions
 from rlm_hotspot.services.access import Grant, LoginRequest, Policy, decide_login, record_attempt
@@ -94,12 +95,7 @@ def last_sign_of_life(view: SessionView) -> datetime:
 
 def heartbeat_expired(hotspot: PortalHotspot, view: SessionView, now: datetime) -> bool:
     """The close-the-page rule: a live session silent for longer than the hotspot's timeout has ended."""
-    silence = now - last_sign_of_life(view)
-    return (
-        hotspot.heartbeat_required
-        and view.status != "closed"
-        and silence > timedelta(seconds=hotspot.heartbeat_timeout)
-    )
+    return view.status != "closed" and _silent_too_long(hotspot, last_sign_of_life(view), now)
 
 
 def keep_alive(
@@ -127,35 +123,109 @@ def keep_alive(
     return status
 
 
+@dataclass(frozen=True)
+class HeldHeartbeat:
+    """A heartbeat billed in memory: the write it makes on `base`, and the session as it leaves it."""
+
+    base: SessionView
+    write: MeterWrite
+    billed: SessionView
+    at: datetime
+
+
+@dataclass
+class _Kept:
+    seen_at: datetime  # when the database last confirmed `view`
+    view: SessionView  # as last read or written: what a guarded write is checked against
+    held: HeldHeartbeat | None = None  # the latest heartbeat billed in memory, not written yet
+
+
 @dataclass
 class RecentViews:
-    """This process's view of each session right after it billed one of its heartbeats.
+    """This process's view of each session right after it read or billed one of its heartbeats.
 
     A guest's browser keeps its connection to the portal, so the next heartbeat usually comes back to the
     same process: it can start from this view instead of reading the session again, because its write is
     guarded (it goes through only if the session's status and counters are still those of the view;
     the balance comes back from the write itself). A miss, or a guarded write that finds the session
-    changed (NetFlow, another tab, the worker), reads afresh. Bounded in size and age.
+    changed (NetFlow, another tab, the worker), reads afresh. Bounded in size and age: a view the
+    database has not confirmed for `ttl` is read again.
+
+    It also holds the heartbeats billed in memory and not yet written (`hold`): at most one per session,
+    the latest, since each restates the cumulative online time. Thread-safe: the process's writer thread
+    takes them (`held`) while requests add more.
     """
 
     capacity: int = 50_000
     ttl: timedelta = timedelta(seconds=120)
-    _views: OrderedDict[str, tuple[datetime, SessionView]] = field(default_factory=OrderedDict)
+    _views: OrderedDict[str, _Kept] = field(default_factory=OrderedDict)
+    _held: set[str] = field(default_factory=set)  # tokens whose kept entry holds a heartbeat
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def get(self, token: str, now: datetime) -> SessionView | None:
-        entry = self._views.get(token)
-        if entry is None or now - entry[0] > self.ttl:
-            return None
-        return entry[1]
+    def get(self, token: str, now: datetime) -> tuple[SessionView, HeldHeartbeat | None] | None:
+        """The kept view and the heartbeat held on it, if the view is fresh enough to start from."""
+        with self._lock:
+            kept = self._views.get(token)
+            if kept is None or now - kept.seen_at > self.ttl:
+                return None
+            return kept.view, kept.held
 
     def put(self, view: SessionView, now: datetime) -> None:
-        self._views[view.token] = (now, view)
-        self._views.move_to_end(view.token)
-        while len(self._views) > self.capacity:
-            self._views.popitem(last=False)
+        """Keep `view` as written or read at `now` (it supersedes a heartbeat held in memory)."""
+        with self._lock:
+            self._views[view.token] = _Kept(now, view)
+            self._views.move_to_end(view.token)
+            self._held.discard(view.token)
+            while len(self._views) > self.capacity:  # the least recent: a heartbeat of theirs is long written
+                token, _ = self._views.popitem(last=False)
+                self._held.discard(token)
 
     def forget(self, token: str) -> None:
-        self._views.pop(token, None)
+        with self._lock:
+            self._views.pop(token, None)
+            self._held.discard(token)
+
+    def hold(self, heartbeat: HeldHeartbeat) -> None:
+        """Keep a heartbeat billed in memory until `written` confirms it (it replaces an earlier one)."""
+        token = heartbeat.base.token
+        with self._lock:
+            kept = self._views.get(token)
+            if kept is not None and (kept.held is None or kept.held.at <= heartbeat.at):
+                kept.held = heartbeat
+                self._views.move_to_end(token)
+                self._held.add(token)
+
+    def has_held(self) -> bool:
+        return bool(self._held)
+
+    def held(self) -> list[tuple[SessionView, HeldHeartbeat]]:
+        """The heartbeats held in memory, each with the view now kept for its session."""
+        with self._lock:
+            beats = []
+            for token in self._held:
+                kept = self._views[token]
+                assert kept.held is not None, "only sessions with a held heartbeat are listed"
+                beats.append((kept.view, kept.held))
+            return beats
+
+    def written(self, before: SessionView, after: SessionView | None, heartbeat: HeldHeartbeat) -> None:
+        """`heartbeat`, written on `before`, left the session as `after` (None: given up, read it again).
+
+        A later heartbeat held meanwhile stays held (it is written next time, on `after`).
+        """
+        token = before.token
+        with self._lock:
+            kept = self._views.get(token)
+            if kept is None or kept.view is not before:
+                return
+            if after is None:
+                del self._views[token]
+                self._held.discard(token)
+                return
+            kept.view, kept.seen_at = after, heartbeat.at
+            if kept.held is heartbeat:
+                kept.held = None
+                self._held.discard(token)
 
 
 def keep_alive_without_lock(
@@ -166,9 +236,13 @@ def keep_alive_without_lock(
     now: datetime,
     signal: Signal,
     recent: RecentViews | None = None,
+    *,
+    defer: bool = False,
 ) -> PortalStatus | None:
     """`keep_alive` for the common case: one guarded write after the view `recent` kept, else one read
-    and one guarded write.
+    and one guarded write. With `defer`, the heartbeat is billed in memory instead of written (no round
+    trip on a kept view, one read otherwise), and `write_deferred_heartbeats` writes it soon after with
+    the others.
 
     Meant for a connection in autocommit mode (no BEGIN/COMMIT round trips). None when this path does
     not apply (the session must be closed for its silence, or it changed between the read and the
@@ -176,15 +250,84 @@ def keep_alive_without_lock(
     """
     if recent is not None and hotspot.counts_as_heartbeat(signal):
         kept = recent.get(token, now)
-        if kept is not None and kept.status == "open" and not heartbeat_expired(hotspot, kept, now):
-            status = _sign_of_life(session, tariffs, hotspot, kept, now, signal, recent)
-            if status is not None:
-                return status
-        recent.forget(token)
+        if kept is not None:
+            view, held = kept
+            last = held.at if held is not None else last_sign_of_life(view)
+            if view.status == "open" and not _silent_too_long(hotspot, last, now):
+                if defer:
+                    status = _held_heartbeat(session, tariffs, hotspot, view, now, recent)
+                    if status is not None:
+                        return status
+                status = _sign_of_life(session, tariffs, hotspot, view, now, signal, recent)
+                if status is not None:
+                    return status
+                recent.forget(token)  # changed meanwhile: read afresh (and write at `now`, past what it held)
+    # A heartbeat held in memory for a session closed here for its silence stays held: the locked way
+    # writes it first (`unit_of_work`), so the session ends at that heartbeat, not at the one before.
     view = sessions.session_view(session, token)
     if view.source == "portal" and heartbeat_expired(hotspot, view, now):
         return None
+    if defer and recent is not None and view.status == "open" and hotspot.counts_as_heartbeat(signal):
+        recent.put(view, now)  # the guest's last heartbeat went to another process: start from this read
+        status = _held_heartbeat(session, tariffs, hotspot, view, now, recent)
+        if status is not None:
+            return status
     return _sign_of_life(session, tariffs, hotspot, view, now, signal, recent)
+
+
+def _held_heartbeat(
+    session: Executor,
+    tariffs: TariffCache,
+    hotspot: PortalHotspot,
+    view: SessionView,
+    now: datetime,
+    recent: RecentViews,
+) -> PortalStatus | None:
+    """A heartbeat on the kept `view`, billed in memory; None if it moves traffic counters (written at once)."""
+    write = sessions.heartbeat_write(session, tariffs, view, now)
+    if write.traffic_debit or write.traffic_cost_num != view.traffic_cost_num:
+        return None
+    billed = sessions.view_after_heartbeat(view, write, now, view.balance - write.time_debit)
+    recent.hold(HeldHeartbeat(view, write, billed, now))
+    return _portal_status(hotspot, sessions.status_of(session, tariffs, billed, now), now)
+
+
+def write_deferred_heartbeats(session: Executor, tariffs: TariffCache, recent: RecentViews, now: datetime) -> int:
+    """Write the heartbeats `recent` holds in memory, all in one statement; returns how many were written.
+
+    A session that changed since its view was kept (NetFlow, accounting, a logout, another process) is
+    read afresh and its heartbeat written on its own, so the time it marks is not lost; one that ended
+    meanwhile is dropped. A database error leaves them all held for the next call.
+    """
+    waiting = recent.held()
+    if not waiting:
+        return 0
+    beats = [
+        sessions_db.HeartbeatWrite(view, _write_of(session, tariffs, view, heartbeat), heartbeat.at)
+        for view, heartbeat in waiting
+    ]
+    balances = sessions_db.apply_heartbeats(session, beats, now)
+    for beat, (view, heartbeat) in zip(beats, waiting, strict=True):
+        balance = balances.get(view.id)
+        if balance is not None:
+            after = heartbeat.billed
+            if heartbeat.base is not view or after.balance != balance:
+                after = sessions.view_after_heartbeat(view, beat.write, heartbeat.at, balance)
+            recent.written(view, after, heartbeat)
+            continue
+        fresh = sessions_db.session_view_by_token(session, view.token)
+        after = None if fresh is None else sessions.billed_heartbeat_view(session, tariffs, fresh, heartbeat.at)
+        recent.written(view, after if after is not None and after.status == "open" else None, heartbeat)
+    return len(beats)
+
+
+def _write_of(session: Executor, tariffs: TariffCache, view: SessionView, heartbeat: HeldHeartbeat) -> MeterWrite:
+    """The held heartbeat's write on the view kept now: as computed when it was held, unless the view moved."""
+    return heartbeat.write if heartbeat.base is view else sessions.heartbeat_write(session, tariffs, view, heartbeat.at)
+
+
+def _silent_too_long(hotspot: PortalHotspot, last: datetime, now: datetime) -> bool:
+    return hotspot.heartbeat_required and now - last > timedelta(seconds=hotspot.heartbeat_timeout)
 
 
 def _sign_of_life(
@@ -203,11 +346,12 @@ def _sign_of_life(
             return None
         if recent is not None and billed.status == "open":
             recent.put(billed, now)
-        status = sessions.status_of(session, tariffs, billed, now)
-        last = now
-    else:
-        status = sessions.status_of(session, tariffs, view, now)
-        last = last_sign_of_life(view)
+        return _portal_status(hotspot, sessions.status_of(session, tariffs, billed, now), now)
+    return _portal_status(hotspot, sessions.status_of(session, tariffs, view, now), last_sign_of_life(view))
+
+
+def _portal_status(hotspot: PortalHotspot, status: SessionStatus, last: datetime) -> PortalStatus:
+    """The status with when the session ends unless another heartbeat arrives after `last`."""
     cut_at = last + timedelta(seconds=hotspot.heartbeat_timeout) if hotspot.heartbeat_required else None
     return PortalStatus(status, cut_at if status.open else None)
 

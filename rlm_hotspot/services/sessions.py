@@ -422,32 +422,34 @@ def billed_heartbeat_view(
     """`bill_heartbeat`'s write; returns the session as it is after it (`view` itself when not open)."""
     if view.status != "open":
         return view
+    write = heartbeat_write(session, tariffs, view, now)
+    balance = q.apply_meter(session, view, write, now, durable=False, heartbeat_at=now)
+    return None if balance is None else view_after_heartbeat(view, write, now, balance)
+
+
+def heartbeat_write(session: Executor, tariffs: TariffCache, view: q.SessionView, now: datetime) -> q.MeterWrite:
+    """The meter write a heartbeat at `now` makes on an open session read as `view` (rated, not written).
+
+    Standalone: the heartbeats are the time meter; RADIUS: accounting bills, the heartbeat only counts.
+    """
     online = max(0, int((now - view.started_at) // timedelta(seconds=1)))
-    # standalone: the heartbeats are the time meter; RADIUS: accounting bills, the heartbeat only counts
-    billed = _bill(
-        session,
-        tariffs,
-        view,
-        seconds=online if view.source == "portal" else view.seconds,
-        input_octets=view.input_octets,
-        output_octets=view.output_octets,
-        now=now,
-        durable=False,
-        heartbeat_at=now,
-    )
-    if billed is None:
-        return None
-    meter = billed.write
+    seconds = online if view.source == "portal" else view.seconds
+    tariff = tariffs.get(session, view.tariff_id, now).tariff
+    return _meter_write(tariff, view, seconds, view.input_octets, view.output_octets, now)
+
+
+def view_after_heartbeat(view: q.SessionView, write: q.MeterWrite, now: datetime, balance: int) -> q.SessionView:
+    """The session as `write` leaves it, with the account's `balance` after it."""
     return replace(
         view,
-        seconds=meter.seconds,
-        input_octets=meter.input_octets,
-        output_octets=meter.output_octets,
-        time_cost_num=meter.time_cost_num,
-        traffic_cost_num=meter.traffic_cost_num,
-        charged=meter.charged,
+        seconds=write.seconds,
+        input_octets=write.input_octets,
+        output_octets=write.output_octets,
+        time_cost_num=write.time_cost_num,
+        traffic_cost_num=write.traffic_cost_num,
+        charged=write.charged,
         last_heartbeat_at=now,
-        balance=billed.balance,
+        balance=balance,
     )
 
 

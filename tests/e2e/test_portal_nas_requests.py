@@ -67,7 +67,7 @@ def clock() -> Clock:
 def app(database_url: str, key_file: Path, clock: Clock, world: World) -> Iterator[Flask]:
     app = create_app(portal_settings(database_url, key_file), clock=clock)
     yield app
-    app.extensions["hotspot_portal"].engine.dispose()
+    app.extensions["hotspot_portal"].close()
 
 
 def logged_in_guest(app: Flask, world: World, committed: Engine, clock: Clock) -> FlaskClient:

@@ -78,7 +78,7 @@ def portal_settings(database_url: str, key_file: Path, **overrides: object) -> d
 def app(database_url: str, key_file: Path, clock: Clock, world: World) -> Iterator[Flask]:
     app = create_app(portal_settings(database_url, key_file), clock=clock)
     yield app
-    app.extensions["hotspot_portal"].engine.dispose()
+    app.extensions["hotspot_portal"].close()
 
 
 @pytest.fixture

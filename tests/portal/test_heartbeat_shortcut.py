@@ -123,4 +123,4 @@ def test_behind_a_trusted_proxy_the_forwarded_host_counts(
     forwarded = proxy.post("/heartbeat", headers={**guest, "Host": "10.0.0.5:8080", "X-Forwarded-Host": "localhost"})
     assert forwarded.status_code == 200 and forwarded.get_json()["open"] is True
     assert proxy.post("/heartbeat", headers={**guest, "Host": "10.0.0.5:8080"}).status_code == 302  # another host
-    app.extensions["hotspot_portal"].engine.dispose()
+    app.extensions["hotspot_portal"].close()

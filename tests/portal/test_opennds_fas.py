@@ -28,7 +28,7 @@ def fas_app(database_url: str, key_file: Path, clock: Clock, world: World) -> It
     options = {"ndsctl": "false", "faskey": "s3cretkey", "gateway_address": GATEWAY}  # ndsctl is never run here
     app = create_app(portal_settings(database_url, key_file, gate="opennds", gate_options=options), clock=clock)
     yield app
-    app.extensions["hotspot_portal"].engine.dispose()
+    app.extensions["hotspot_portal"].close()
 
 
 def test_level0_login_sends_the_browser_to_openndss_auth_with_its_token(

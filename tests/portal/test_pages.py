@@ -268,7 +268,7 @@ def test_security_headers_and_cookie_flags(database_url, key_file, clock, world:
     cookie = response.headers["Set-Cookie"]
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert "<script>" not in response.get_data(as_text=True) and " style=" not in response.get_data(as_text=True)
-    app.extensions["hotspot_portal"].engine.dispose()
+    app.extensions["hotspot_portal"].close()
 
 
 def test_the_pin_never_appears_in_a_page_or_a_url(client: FlaskClient, world: World) -> None:
@@ -319,7 +319,7 @@ def test_in_grace_mode_captive_api_polls_keep_the_session_alive(
         state = json.loads(app.test_client().get("/api/captive").get_data())
         assert state["captive"] is False
     assert state["seconds-remaining"] == 30  # polled just now: the grace deadline moved
-    app.extensions["hotspot_portal"].engine.dispose()
+    app.extensions["hotspot_portal"].close()
 
 
 def test_a_database_outage_is_a_friendly_503(database_url, key_file, clock, world: World) -> None:
@@ -331,7 +331,7 @@ def test_a_database_outage_is_a_friendly_503(database_url, key_file, clock, worl
     page = response.get_data(as_text=True)
     assert "try again in a few seconds" in page and "Traceback" not in page and "psycopg2" not in page
     assert app.test_client().get("/api/captive").get_json() == {"error": page.split('role="alert">')[1].split("<")[0]}
-    app.extensions["hotspot_portal"].engine.dispose()
+    app.extensions["hotspot_portal"].close()
 
 
 def test_translations_are_compiled() -> None:

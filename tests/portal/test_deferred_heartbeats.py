@@ -1,0 +1,200 @@
+"""Heartbeats billed in memory and written together (`heartbeat_write_delay_ms`): the guest sees the same
+numbers, the database gets the same money and marks a moment later, and nothing is lost or billed twice
+when the session changes elsewhere, the database is away, or the page falls silent."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timedelta
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session
+
+from portal import create_app
+from portal.context import PortalContext
+from tests.conftest import NOW
+from tests.db.helpers import assert_ledger_balanced
+from tests.portal.conftest import Clock, World, csrf_of, login, portal_settings
+from tests.portal.test_heartbeat_shortcut import beat
+
+
+@pytest.fixture
+def held(app: Flask, monkeypatch: pytest.MonkeyPatch) -> PortalContext:
+    """The app's context with its writer thread kept from starting: the test writes when it chooses."""
+    context: PortalContext = app.extensions["hotspot_portal"]
+    assert context.writer is not None, "the default settings defer heartbeats"
+    monkeypatch.setattr(context.writer, "ensure_running", lambda: None)
+    return context
+
+
+def session_row(engine: Engine) -> tuple[int, datetime | None, int]:
+    """The only session's online seconds, last heartbeat and its card's balance."""
+    with engine.connect() as db:
+        return db.execute(
+            text(
+                "SELECT s.seconds, s.last_heartbeat_at, a.balance FROM sessions s "
+                "JOIN cards c ON c.id = s.card_id JOIN accounts a ON a.id = c.account_id"
+            )
+        ).one()
+
+
+def time_debits(engine: Engine) -> list[int]:
+    with engine.connect() as db:
+        return list(db.execute(text("SELECT amount FROM ledger WHERE cause = 'time' ORDER BY id")).scalars())
+
+
+def test_heartbeats_are_answered_at_once_and_written_together(
+    client: FlaskClient, world: World, clock: Clock, held: PortalContext, committed: Engine
+) -> None:
+    login(client, world.cards.numbers[0], world.cards.pins[0])
+    at_login = session_row(committed)
+    replies = []
+    for _ in range(4):
+        clock.advance(10)
+        replies.append(beat(client).get_json()["balance_minor"])
+    assert replies == [490, 480, 470, 460]  # 0.60 per minute, per second: what the guest sees at once
+    assert session_row(committed) == at_login  # nothing written yet (the first one read the session)
+    assert held.write_deferred_heartbeats() == 1  # the four are one write: the latest restates them
+    assert session_row(committed) == (40, NOW + timedelta(seconds=40), 460)
+    assert time_debits(committed) == [-40]
+    assert held.write_deferred_heartbeats() == 0
+    clock.advance(10)
+    assert beat(client).get_json()["balance_minor"] == 450  # goes on from the written view
+    assert held.write_deferred_heartbeats() == 1
+    assert session_row(committed) == (50, NOW + timedelta(seconds=50), 450)
+    assert time_debits(committed) == [-40, -10]
+    with Session(committed) as db:
+        assert_ledger_balanced(db)
+
+
+def test_a_page_load_writes_at_once(
+    client: FlaskClient, world: World, clock: Clock, held: PortalContext, committed: Engine
+) -> None:
+    login(client, world.cards.numbers[0], world.cards.pins[0])
+    clock.advance(10)
+    beat(client)
+    clock.advance(10)
+    beat(client)  # both held
+    clock.advance(10)
+    assert "€4.70" in client.get("/status").get_data(as_text=True)
+    assert session_row(committed) == (30, NOW + timedelta(seconds=30), 470)  # supersedes the held one
+    assert held.write_deferred_heartbeats() == 0
+
+
+def test_a_session_changed_elsewhere_is_read_again_and_its_heartbeat_still_written(
+    client: FlaskClient, world: World, clock: Clock, held: PortalContext, committed: Engine
+) -> None:
+    login(client, world.cards.numbers[0], world.cards.pins[0])
+    clock.advance(10)
+    beat(client)
+    clock.advance(10)
+    beat(client)  # held, on the view read at login + 10 s
+    with committed.begin() as db:  # the NetFlow importer bills some traffic meanwhile
+        db.execute(text("UPDATE sessions SET traffic_cost_num = traffic_cost_num + 1, input_octets = 1000"))
+    assert held.write_deferred_heartbeats() == 1
+    seconds, last_heartbeat, _ = session_row(committed)
+    assert (seconds, last_heartbeat) == (20, NOW + timedelta(seconds=20))  # written on the fresh row
+    assert time_debits(committed) == [-20]
+
+
+def test_a_session_closed_elsewhere_drops_its_held_heartbeat_and_the_next_one_says_so(
+    client: FlaskClient, world: World, clock: Clock, held: PortalContext, committed: Engine
+) -> None:
+    login(client, world.cards.numbers[0], world.cards.pins[0])
+    clock.advance(10)
+    beat(client)
+    clock.advance(10)
+    assert beat(client).get_json()["open"]  # held
+    with committed.begin() as db:  # the worker closes it (say, the card was blocked)
+        db.execute(text("UPDATE sessions SET status = 'closed', stopped_at = :at"), {"at": NOW + timedelta(seconds=15)})
+    assert held.write_deferred_heartbeats() == 1
+    assert session_row(committed)[0] == 0 and time_debits(committed) == []  # nothing billed after the close
+    clock.advance(10)
+    assert beat(client).get_json()["open"] is False
+
+
+def test_a_silent_page_ends_at_its_last_heartbeat_even_if_that_one_was_held(
+    client: FlaskClient, world: World, clock: Clock, held: PortalContext
+) -> None:
+    login(client, world.cards.numbers[0], world.cards.pins[0])
+    clock.advance(10)
+    beat(client)
+    clock.advance(10)
+    beat(client)  # held: the last sign of life, at 20 s
+    clock.advance(31)  # past the 30 s timeout
+    page = client.get("/status").get_data(as_text=True)
+    assert "closed for more than 30 seconds" in page and "€4.80" in page  # billed to 20 s, not 10 s
+
+
+def test_login_top_up_and_logout_see_every_held_debit(
+    client: FlaskClient, world: World, clock: Clock, held: PortalContext
+) -> None:
+    login(client, world.cards.numbers[0], world.cards.pins[0])
+    clock.advance(10)
+    beat(client)
+    clock.advance(20)
+    beat(client)  # held: 4.70
+    form = {"card": world.cards.numbers[1], "pin": world.cards.pins[1], "csrf_token": csrf_of(client, "/status")}
+    page = client.post("/topup", data=form, follow_redirects=True).get_data(as_text=True)
+    assert "Your balance is now €9.70." in page
+
+
+def test_a_database_outage_keeps_held_heartbeats_until_it_is_back(
+    client: FlaskClient, world: World, clock: Clock, held: PortalContext, committed: Engine, database_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    login(client, world.cards.numbers[0], world.cards.pins[0])
+    clock.advance(10)
+    beat(client)
+    clock.advance(10)
+    assert beat(client).get_json()["balance_minor"] == 480  # held
+    engine = held.engine
+    held.engine = create_engine(database_url.replace("hotspot_test", "no_such_database"))
+    with caplog.at_level(logging.ERROR):
+        assert held.writer is not None and held.writer.write_now() == 0
+    assert "could not write the heartbeats" in caplog.text
+    held.engine.dispose()
+    held.engine = engine
+    assert held.write_deferred_heartbeats() == 1
+    assert session_row(committed) == (20, NOW + timedelta(seconds=20), 480)
+
+
+def test_the_writer_thread_writes_within_its_delay_and_on_close(
+    database_url: str, key_file, world: World, committed: Engine
+) -> None:  # type: ignore[no-untyped-def]
+    app = create_app(portal_settings(database_url, key_file, heartbeat_write_delay_ms=50))  # the real clock
+    client = app.test_client()
+    login(client, world.cards.numbers[0], world.cards.pins[0])
+    beat(client)
+    first = session_row(committed)[1]
+    beat(client)  # held, then written by the thread
+    deadline = time.monotonic() + 5
+    while session_row(committed)[1] == first:
+        assert time.monotonic() < deadline, "the writer thread wrote nothing"
+        time.sleep(0.05)
+    context: PortalContext = app.extensions["hotspot_portal"]
+    assert context.writer is not None
+    context.writer.delay_s = 3600  # the thread now sleeps: only closing writes the next one
+    time.sleep(0.1)
+    beat(client)
+    held_at = context.recent.held()[0][1].at
+    context.close()
+    assert session_row(committed)[1] == held_at
+
+
+def test_zero_writes_every_heartbeat_at_once(
+    database_url: str, key_file, world: World, clock: Clock, committed: Engine
+) -> None:  # type: ignore[no-untyped-def]
+    app = create_app(portal_settings(database_url, key_file, heartbeat_write_delay_ms=0), clock=clock)
+    client = app.test_client()
+    assert app.extensions["hotspot_portal"].writer is None
+    login(client, world.cards.numbers[0], world.cards.pins[0])
+    for seconds in (10, 20):
+        clock.advance(10)
+        beat(client)
+        assert session_row(committed)[:2] == (seconds, NOW + timedelta(seconds=seconds))
+    app.extensions["hotspot_portal"].close()
