@@ -7,6 +7,7 @@ loopback port and a lean asyncio client on keep-alive connections: every guest's
 and latency percentiles. Usage:
 
     .venv/bin/python bench/portal_heartbeats.py [--sessions 5000] [--seconds 20] [--connections 16]
+        [--rate 1111 --connections 64]   # a fixed offered load instead of saturation
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from rlm_hotspot.services.sessions import open_portal_session
 from rlm_hotspot.services.tariff_cache import TariffCache
 
 SECRET = "bench-secret-key-of-at-least-32-characters"
+Latencies = dict[str, list[float]]  # seconds, per kind of request: "heartbeat" and "status"
 
 
 def free_port() -> int:
@@ -78,8 +80,12 @@ def cookies_for(tokens: list[str]) -> list[str]:
     return [serializer.dumps({"token": token, "csrf": f"csrf-{i}"}) for i, token in enumerate(tokens)]
 
 
+def is_status_page(number: int, status_every: int) -> bool:
+    return bool(status_every) and number % status_every == 0
+
+
 def request_bytes(cookie: str, index: int, number: int, status_every: int) -> bytes:
-    if status_every and number % status_every == 0:
+    if is_status_page(number, status_every):
         head = "GET /status HTTP/1.1\r\n"
         body = ""
     else:
@@ -105,21 +111,37 @@ async def connection(
     first: int,
     step: int,
     until: float,
-    out: list[float],
+    out: Latencies,
     limit: int | None,
     status_every: int,
+    interval: float | None = None,
+    reconnect_every: int = 0,
 ) -> int:
-    """One guest's browser per `step`-th cookie, on one keep-alive connection (so one gunicorn worker)."""
+    """One guest's browser per `step`-th cookie, on one keep-alive connection (so one gunicorn worker).
+
+    Without `interval`, each request goes as soon as the previous one is answered (saturation). With it,
+    request k is due at a fixed time (`interval` apart, staggered across connections) and its latency
+    counts from when it was due, so a stalled server is charged for every request it held back.
+    `reconnect_every` N: a new connection after every N requests, as a browser opens one when the
+    server's keep-alive has closed the last (gunicorn's is 2 s; a page beats every 10-30 s).
+    """
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     errors, number, index = 0, 0, first
+    due = time.perf_counter() + (first * interval / step if interval else 0)
     while time.perf_counter() < until and (limit is None or number < limit):
-        started = time.perf_counter()
+        if interval:
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        started = due if interval else time.perf_counter()
+        if reconnect_every and number and number % reconnect_every == 0:
+            writer.close()
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(request_bytes(cookies[index], index, number, status_every))
         status = await read_response(reader)
-        out.append(time.perf_counter() - started)
+        out["status" if is_status_page(number, status_every) else "heartbeat"].append(time.perf_counter() - started)
         errors += status != 200
         number += 1
         index = (index + step) % len(cookies)
+        due += interval or 0
     writer.close()
     return errors
 
@@ -131,17 +153,32 @@ async def load(
     connections: int,
     status_every: int,
     per_connection: int | None = None,
-) -> tuple[list[float], int, float]:
-    latencies: list[float] = []
+    rate: float | None = None,
+    reconnect_every: int = 0,
+) -> tuple[Latencies, int, float]:
+    """Requests on `connections` keep-alive connections for `seconds`: as fast as answered, or `rate` a second."""
+    latencies: Latencies = {"heartbeat": [], "status": []}
     started = time.perf_counter()
     until = started + seconds
+    interval = connections / rate if rate else None
     errors = await asyncio.gather(
         *(
-            connection(port, cookies, i, connections, until, latencies, per_connection, status_every)
+            connection(
+                port, cookies, i, connections, until, latencies, per_connection, status_every, interval, reconnect_every
+            )
             for i in range(connections)
         )
     )
     return latencies, sum(errors), time.perf_counter() - started
+
+
+def percentiles(seconds: list[float]) -> str:
+    ordered = sorted(seconds)
+
+    def pct(p: float) -> float:
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
+
+    return f"p50 {pct(50):.1f}  p90 {pct(90):.1f}  p99 {pct(99):.1f}  max {ordered[-1] * 1000:.1f}"
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
@@ -162,6 +199,10 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=5000)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--reconnect-every", type=int, default=0, help="a new connection after N requests (0: never)")
+    parser.add_argument(
+        "--rate", type=float, help="requests a second, sent on schedule (default: as fast as they are answered)"
+    )
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="as `portal run`: one per core")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
@@ -210,26 +251,34 @@ def main() -> int:
             warm, _, warm_s = asyncio.run(
                 load(port, cookies, 600, args.connections, 0, per_connection=-(-len(cookies) // args.connections))
             )
-            print(f"warm-up: every guest's first request, {len(warm)} in {warm_s:.1f} s = {len(warm) / warm_s:,.0f}/s")
+            warm_n = len(warm["heartbeat"])
+            print(f"warm-up: every guest's first request, {warm_n} in {warm_s:.1f} s = {warm_n / warm_s:,.0f}/s")
             debits_before = int(cluster.psql("bench", "SELECT count(*) FROM ledger WHERE cause = 'time'").strip())
             latencies, errors, elapsed = asyncio.run(
-                load(port, cookies, args.seconds, args.connections, args.status_every)
+                load(
+                    port,
+                    cookies,
+                    args.seconds,
+                    args.connections,
+                    args.status_every,
+                    rate=args.rate,
+                    reconnect_every=args.reconnect_every,
+                )
             )
-            latencies.sort()
-
-            def pct(p: float) -> float:
-                return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000
-
             print(
                 f"gunicorn: {args.workers} workers x {args.threads} threads (gthread); client: {args.connections} "
                 f"keep-alive connections; {os.cpu_count()} cores shared by PostgreSQL, gunicorn and the client"
             )
             mix = f"1 in {args.status_every} a GET /status" if args.status_every else "POST /heartbeat only"
-            print(f"requests: {len(latencies)} in {elapsed:.1f} s = {len(latencies) / elapsed:,.0f}/s ({mix}), "
-                  f"non-200: {errors}")  # fmt: skip
-            print(
-                f"latency ms: p50 {pct(50):.1f}  p90 {pct(90):.1f}  p99 {pct(99):.1f}  max {latencies[-1] * 1000:.1f}"
-            )
+            if args.reconnect_every:
+                mix += f"; a new connection every {args.reconnect_every} requests"
+            if args.rate:
+                mix += f"; offered {args.rate:,.0f}/s on schedule, latency counted from when each was due"
+            total = sum(len(kind) for kind in latencies.values())
+            print(f"requests: {total} in {elapsed:.1f} s = {total / elapsed:,.0f}/s ({mix}), non-200: {errors}")
+            for kind, label in (("heartbeat", "POST /heartbeat"), ("status", "GET /status")):
+                if seconds := latencies[kind]:
+                    print(f"  {label:15} {len(seconds) / elapsed:6,.0f}/s  latency ms: {percentiles(seconds)}")
             debits = int(cluster.psql("bench", "SELECT count(*) FROM ledger WHERE cause = 'time'").strip())
             print(f"time debits posted during the run: {debits - debits_before}")
         finally:
