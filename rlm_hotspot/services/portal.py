@@ -162,11 +162,14 @@ class RecentViews:
     _held: set[str] = field(default_factory=set)  # tokens whose kept entry holds a heartbeat
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def get(self, token: str, now: datetime) -> tuple[SessionView, HeldHeartbeat | None] | None:
-        """The kept view and the heartbeat held on it, if the view is fresh enough to start from."""
+    def get(
+        self, token: str, now: datetime, max_age: timedelta | None = None
+    ) -> tuple[SessionView, HeldHeartbeat | None] | None:
+        """The kept view and the heartbeat held on it, if the database confirmed the view within `ttl`
+        (and `max_age`)."""
         with self._lock:
             kept = self._views.get(token)
-            if kept is None or now - kept.seen_at > self.ttl:
+            if kept is None or now - kept.seen_at > min(self.ttl, max_age or self.ttl):
                 return None
             return kept.view, kept.held
 
@@ -249,7 +252,9 @@ def keep_alive_without_lock(
     write): use `keep_alive` in a transaction instead.
     """
     if recent is not None and hotspot.counts_as_heartbeat(signal):
-        kept = recent.get(token, now)
+        # A page beats every third of the timeout: a view older than half of it means the last heartbeat
+        # went to another process (its write would make ours fail): read afresh instead.
+        kept = recent.get(token, now, timedelta(seconds=hotspot.heartbeat_timeout / 2))
         if kept is not None:
             view, held = kept
             last = held.at if held is not None else last_sign_of_life(view)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from portal import create_app
 from portal.context import PortalContext
+from rlm_hotspot.db import sessions as sessions_db
 from tests.conftest import NOW
 from tests.db.helpers import assert_ledger_balanced
 from tests.portal.conftest import Clock, World, csrf_of, login, portal_settings
@@ -198,3 +199,25 @@ def test_zero_writes_every_heartbeat_at_once(
         beat(client)
         assert session_row(committed)[:2] == (seconds, NOW + timedelta(seconds=seconds))
     app.extensions["hotspot_portal"].close()
+
+
+def test_a_view_older_than_half_the_timeout_is_read_again_not_trusted(
+    client: FlaskClient, world: World, clock: Clock, held: PortalContext, committed: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A page beats every third of the timeout: when this process last saw the session longer ago than
+    half of it, the heartbeat in between went to another process, so the kept view is stale."""
+    login(client, world.cards.numbers[0], world.cards.pins[0])
+    clock.advance(5)
+    beat(client)
+    held.write_deferred_heartbeats()
+    with committed.begin() as db:  # another portal process billed the guest's next heartbeat, at 15 s
+        db.execute(text("UPDATE sessions SET seconds = 15, charged = 15, time_cost_num = time_cost_num + 600"))
+    single_writes: list[int] = []
+    original = sessions_db.apply_meter
+    monkeypatch.setattr(sessions_db, "apply_meter", lambda *a, **k: single_writes.append(1) or original(*a, **k))
+    clock.advance(20)  # 20 s since this process last saw it: more than half of the 30 s timeout
+    beat(client)
+    assert held.write_deferred_heartbeats() == 1
+    assert single_writes == []  # held on a fresh read, so its batched write went through
+    assert session_row(committed)[:2] == (25, NOW + timedelta(seconds=25))
