@@ -80,6 +80,10 @@ def run(
         "workers": workers,
         "threads": threads,
         "worker_class": "gthread",
+        # A listening socket per worker: the kernel spreads new connections evenly. On one shared socket
+        # whichever worker wakes first takes most of them, and a browser's keep-alive connection (its
+        # heartbeats) stays where it landed: one worker saturates while the other idles.
+        "reuse_port": True,
         "proc_name": f"hotspot-portal-{found.name}",
         "errorlog": "-",
         "accesslog": "-" if access_log else None,

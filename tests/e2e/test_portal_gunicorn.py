@@ -1,0 +1,121 @@
+"""`hotspotctl portal run`: the portal under real gunicorn (two workers, a listening socket each), with
+heartbeats billed in memory by each worker and written by its writer thread, and written at SIGTERM."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from rlm_hotspot.pins import PinVault
+from rlm_hotspot.services.access import Policy
+from rlm_hotspot.services.sessions import open_portal_session
+from rlm_hotspot.services.tariff_cache import TariffCache
+from tests.portal.conftest import SECRET, World, make_world
+
+WRITE_DELAY_MS = 5000  # long: what is held at SIGTERM can only be written by the exit
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def shop(committed: Engine, vault: PinVault) -> World:
+    return make_world(committed, vault, count=2, heartbeat_timeout=300)
+
+
+@pytest.fixture
+def portal(database_url: str, key_file: Path, shop: World) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "HOTSPOT_CONFIG": "",
+        "HOTSPOT_DATABASE_URL": database_url,
+        "HOTSPOT_PIN_KEY_FILE": str(key_file),
+        "HOTSPOT_PORTAL_SECRET_KEY": SECRET,
+        "HOTSPOT_PORTAL_URL": f"http://127.0.0.1:{port}/",
+        "HOTSPOT_PORTAL_HEARTBEAT_WRITE_DELAY_MS": str(WRITE_DELAY_MS),
+    }
+    command = [str(Path(sys.executable).with_name("hotspotctl")), "portal", "run", "--hotspot", "cafe"]
+    server = subprocess.Popen(
+        [*command, "--bind", f"127.0.0.1:{port}", "--plain-http", "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        assert server.poll() is None, server.stderr.read().decode() if server.stderr else "the portal exited"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "the portal did not start listening"
+            time.sleep(0.2)
+    yield server, port
+    if server.poll() is None:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def logged_in_cookie(committed: Engine, vault: PinVault, shop: World) -> tuple[str, str]:
+    """A guest's session opened as a login opens it, and the signed cookie the browser holds after it."""
+    with Session(committed) as db, db.begin():
+        status = open_portal_session(
+            db, vault, TariffCache(), Policy(), card_text=shop.cards.numbers[0], pin=shop.cards.pins[0],
+            hotspot_id=shop.hotspot_id, client_ip="10.0.0.9", client_mac=None, now=datetime.now(UTC),
+        )  # fmt: skip
+    signer = Flask("test")
+    signer.secret_key = SECRET
+    serializer = signer.session_interface.get_signing_serializer(signer)  # type: ignore[attr-defined]
+    return status.token, serializer.dumps({"token": status.token, "csrf": "csrf-1"})
+
+
+def last_heartbeat(committed: Engine, token: str) -> datetime | None:
+    with committed.connect() as db:
+        return db.execute(text("SELECT last_heartbeat_at FROM sessions WHERE auth_token = :t"), {"t": token}).scalar()
+
+
+def test_heartbeats_under_gunicorn_are_written_by_the_writer_and_at_sigterm(
+    portal: tuple[subprocess.Popen[bytes], int], committed: Engine, vault: PinVault, shop: World
+) -> None:
+    server, port = portal
+    token, cookie = logged_in_cookie(committed, vault, shop)
+    browser = http.client.HTTPConnection("127.0.0.1", port, timeout=10)  # one keep-alive connection
+    headers = {"Cookie": f"hotspot_portal={cookie}", "X-CSRF-Token": "csrf-1", "Content-Length": "0"}
+
+    def beat() -> dict:
+        browser.request("POST", "/heartbeat", headers=headers)
+        response = browser.getresponse()
+        assert response.status == 200, response.read()
+        return json.loads(response.read())
+
+    first = beat()
+    assert first["open"] and first["balance_minor"] <= 500
+    deadline = time.monotonic() + 2 * WRITE_DELAY_MS / 1000
+    while last_heartbeat(committed, token) is None:  # held, then written by the worker's writer thread
+        assert time.monotonic() < deadline, "the writer thread never wrote the heartbeat"
+        time.sleep(0.05)
+    written = last_heartbeat(committed, token)
+    time.sleep(1.1)  # the next one is a second later: a new mark, held (the thread writes again in ~4 s)
+    beat()
+    server.send_signal(signal.SIGTERM)
+    assert server.wait(timeout=30) == 0
+    assert last_heartbeat(committed, token) > written, "the held heartbeat was lost at shutdown"
+    browser.close()
