@@ -21,6 +21,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,6 +38,7 @@ from rlm_hotspot.services.sessions import open_portal_session
 from rlm_hotspot.services.tariff_cache import TariffCache
 
 SECRET = "bench-secret-key-of-at-least-32-characters"
+CONNECT_SPACING_S = 0.005
 Latencies = dict[str, list[float]]  # seconds, per kind of request: "heartbeat" and "status"
 
 
@@ -105,71 +108,93 @@ async def read_response(reader: asyncio.StreamReader) -> int:
     return status
 
 
-async def connection(
-    port: int,
-    cookies: list[str],
-    first: int,
-    step: int,
-    until: float,
-    out: Latencies,
-    limit: int | None,
-    status_every: int,
-    interval: float | None = None,
-    reconnect_every: int = 0,
-) -> int:
-    """One guest's browser per `step`-th cookie, on one keep-alive connection (so one gunicorn worker).
+@dataclass
+class Phase:
+    """A stretch of the run: for `seconds`, or `per_connection` requests on each connection."""
 
-    Without `interval`, each request goes as soon as the previous one is answered (saturation). With it,
-    request k is due at a fixed time (`interval` apart, staggered across connections) and its latency
-    counts from when it was due, so a stalled server is charged for every request it held back.
-    `reconnect_every` N: a new connection after every N requests, as a browser opens one when the
-    server's keep-alive has closed the last (gunicorn's is 2 s; a page beats every 10-30 s).
-    """
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    errors, number, index = 0, 0, first
-    due = time.perf_counter() + (first * interval / step if interval else 0)
-    while time.perf_counter() < until and (limit is None or number < limit):
-        if interval:
-            await asyncio.sleep(max(0.0, due - time.perf_counter()))
-        started = due if interval else time.perf_counter()
-        if reconnect_every and number and number % reconnect_every == 0:
-            writer.close()
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(request_bytes(cookies[index], index, number, status_every))
-        status = await read_response(reader)
-        out["status" if is_status_page(number, status_every) else "heartbeat"].append(time.perf_counter() - started)
-        errors += status != 200
-        number += 1
-        index = (index + step) % len(cookies)
-        due += interval or 0
-    writer.close()
-    return errors
+    status_every: int
+    seconds: float = 600
+    per_connection: int | None = None
+    rate: float | None = None  # requests a second in all, sent on schedule (None: as fast as answered)
+    latencies: Latencies = field(default_factory=lambda: {"heartbeat": [], "status": []})
+    errors: int = 0
+    elapsed: float = 0.0
+
+
+class Browser:
+    """The guests of every `step`-th cookie from `first`, on one keep-alive connection (so one worker)."""
+
+    def __init__(self, port: int, cookies: list[str], first: int, step: int, reconnect_every: int) -> None:
+        self.port, self.cookies, self.first, self.step = port, cookies, first, step
+        self.reconnect_every = reconnect_every
+        self.index, self.sent = first, 0
+
+    async def connect(self) -> None:
+        # Browsers connect at random moments: a burst of connects would mostly land on whichever gunicorn
+        # worker wakes first (and keep-alive connections stay where they landed).
+        await asyncio.sleep(self.first * CONNECT_SPACING_S)
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+
+    async def run(self, phase: Phase) -> None:
+        """Without a rate, each request goes as soon as the previous one is answered (saturation). With
+        one, request k is due at a fixed time (staggered across connections) and its latency counts from
+        when it was due, so a stalled server is charged for every request it held back. `reconnect_every`
+        N: a new connection after every N requests, as a browser opens one when the server's keep-alive
+        has closed the last (gunicorn's is 2 s; a page beats every 10-30 s)."""
+        connections = self.step
+        interval = connections / phase.rate if phase.rate else 0.0
+        now = time.perf_counter()
+        until, due = now + phase.seconds, now + self.first * interval / connections
+        number = 0
+        while time.perf_counter() < until and (phase.per_connection is None or number < phase.per_connection):
+            if interval:
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            started = due if interval else time.perf_counter()
+            if self.reconnect_every and self.sent and self.sent % self.reconnect_every == 0:
+                await self.reconnect()
+            request = request_bytes(self.cookies[self.index], self.index, number, phase.status_every)
+            try:
+                self.writer.write(request)
+                status = await read_response(self.reader)
+            except (asyncio.IncompleteReadError, ConnectionError):  # the server's keep-alive ran out
+                await self.reconnect()
+                self.writer.write(request)
+                status = await read_response(self.reader)
+            kind = "status" if is_status_page(number, phase.status_every) else "heartbeat"
+            phase.latencies[kind].append(time.perf_counter() - started)
+            phase.errors += status != 200
+            number += 1
+            self.sent += 1
+            self.index = (self.index + self.step) % len(self.cookies)
+            due += interval
+
+    async def reconnect(self) -> None:
+        self.writer.close()
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+
+    def close(self) -> None:
+        self.writer.close()
 
 
 async def load(
     port: int,
     cookies: list[str],
-    seconds: float,
     connections: int,
-    status_every: int,
-    per_connection: int | None = None,
-    rate: float | None = None,
+    phases: list[Phase],
     reconnect_every: int = 0,
-) -> tuple[Latencies, int, float]:
-    """Requests on `connections` keep-alive connections for `seconds`: as fast as answered, or `rate` a second."""
-    latencies: Latencies = {"heartbeat": [], "status": []}
-    started = time.perf_counter()
-    until = started + seconds
-    interval = connections / rate if rate else None
-    errors = await asyncio.gather(
-        *(
-            connection(
-                port, cookies, i, connections, until, latencies, per_connection, status_every, interval, reconnect_every
-            )
-            for i in range(connections)
-        )
-    )
-    return latencies, sum(errors), time.perf_counter() - started
+    between: Callable[[], None] = lambda: None,
+) -> None:
+    """The phases one after the other on the same connections (`between` runs after each but the last)."""
+    browsers = [Browser(port, cookies, i, connections, reconnect_every) for i in range(connections)]
+    await asyncio.gather(*(browser.connect() for browser in browsers))
+    for number, phase in enumerate(phases):
+        if number:
+            between()
+        started = time.perf_counter()
+        await asyncio.gather(*(browser.run(phase) for browser in browsers))
+        phase.elapsed = time.perf_counter() - started
+    for browser in browsers:
+        browser.close()
 
 
 def percentiles(seconds: list[float]) -> str:
@@ -199,6 +224,7 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=5000)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--repeat", type=int, default=1, help="measured runs, one after the other")
     parser.add_argument("--reconnect-every", type=int, default=0, help="a new connection after N requests (0: never)")
     parser.add_argument(
         "--rate", type=float, help="requests a second, sent on schedule (default: as fast as they are answered)"
@@ -244,27 +270,24 @@ def main() -> int:
                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             wait_for_port(port, portal)
+            # gunicorn forks its workers up to 0.1 s apart, each with its own listening socket: connections
+            # made before the last one listens all go to the others (and keep-alive keeps them there).
+            time.sleep(2)
             cookies = cookies_for(tokens)
             # Warm-up: every guest's first sign of life since the login (it bills the minutes the setup took,
-            # and the worker reads the session once); the measured run is then the steady state of guests
-            # who are online and whose page keeps beating.
-            warm, _, warm_s = asyncio.run(
-                load(port, cookies, 600, args.connections, 0, per_connection=-(-len(cookies) // args.connections))
-            )
-            warm_n = len(warm["heartbeat"])
+            # and the worker reads the session once); the measured run then goes on on the same connections:
+            # the steady state of guests who are online and whose page keeps beating.
+            warm = Phase(status_every=0, per_connection=-(-len(cookies) // args.connections))
+            runs = [Phase(args.status_every, args.seconds, rate=args.rate) for _ in range(args.repeat)]
+            debit_counts: list[int] = []
+
+            def count_debits() -> None:
+                debit_counts.append(int(cluster.psql("bench", "SELECT count(*) FROM ledger WHERE cause = 'time'")))
+
+            asyncio.run(load(port, cookies, args.connections, [warm, *runs], args.reconnect_every, count_debits))
+            count_debits()
+            warm_n, warm_s = len(warm.latencies["heartbeat"]), warm.elapsed
             print(f"warm-up: every guest's first request, {warm_n} in {warm_s:.1f} s = {warm_n / warm_s:,.0f}/s")
-            debits_before = int(cluster.psql("bench", "SELECT count(*) FROM ledger WHERE cause = 'time'").strip())
-            latencies, errors, elapsed = asyncio.run(
-                load(
-                    port,
-                    cookies,
-                    args.seconds,
-                    args.connections,
-                    args.status_every,
-                    rate=args.rate,
-                    reconnect_every=args.reconnect_every,
-                )
-            )
             print(
                 f"gunicorn: {args.workers} workers x {args.threads} threads (gthread); client: {args.connections} "
                 f"keep-alive connections; {os.cpu_count()} cores shared by PostgreSQL, gunicorn and the client"
@@ -274,13 +297,15 @@ def main() -> int:
                 mix += f"; a new connection every {args.reconnect_every} requests"
             if args.rate:
                 mix += f"; offered {args.rate:,.0f}/s on schedule, latency counted from when each was due"
-            total = sum(len(kind) for kind in latencies.values())
-            print(f"requests: {total} in {elapsed:.1f} s = {total / elapsed:,.0f}/s ({mix}), non-200: {errors}")
-            for kind, label in (("heartbeat", "POST /heartbeat"), ("status", "GET /status")):
-                if seconds := latencies[kind]:
-                    print(f"  {label:15} {len(seconds) / elapsed:6,.0f}/s  latency ms: {percentiles(seconds)}")
-            debits = int(cluster.psql("bench", "SELECT count(*) FROM ledger WHERE cause = 'time'").strip())
-            print(f"time debits posted during the run: {debits - debits_before}")
+            print(mix)
+            for number, run in enumerate(runs):
+                total = sum(len(kind) for kind in run.latencies.values())
+                debits = debit_counts[number + 1] - debit_counts[number]
+                print(f"run {number + 1}: {total} requests in {run.elapsed:.1f} s = {total / run.elapsed:,.0f}/s, "
+                      f"non-200: {run.errors}, time debits posted: {debits}")  # fmt: skip
+                for kind, label in (("heartbeat", "POST /heartbeat"), ("status", "GET /status")):
+                    if seconds := run.latencies[kind]:
+                        print(f"  {label:15} {len(seconds) / run.elapsed:6,.0f}/s  latency ms: {percentiles(seconds)}")
         finally:
             if portal is not None:
                 portal.send_signal(signal.SIGTERM)
