@@ -18,6 +18,8 @@ from typing import NamedTuple
 from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
+from rlm_hotspot.db.ledger import POSTED_ENTRIES_MOVE_BALANCES
+
 _IMPORT_LOCK = 0x666C6F77  # 'flow': with the hotspot id, one importer per hotspot at a time
 
 
@@ -219,7 +221,7 @@ class SessionDebits:
 # counters and rating state move relatively (charged = charged + debit), so a concurrent time update of
 # the same session is not overwritten.
 _APPLY = text(
-    """
+    f"""
     WITH debit AS (
         SELECT * FROM unnest(CAST(:session_ids AS bigint[]), CAST(:account_ids AS bigint[]),
                              CAST(:card_ids AS bigint[]), CAST(:amounts AS bigint[]),
@@ -231,21 +233,14 @@ _APPLY = text(
         SELECT account_id, -amount, 'traffic', 'flow:' || :debit_batch_id || ':' || session_id, card_id,
                session_id, bytes, :note, :now
         FROM debit WHERE amount > 0
-        ON CONFLICT (idempotency_key) DO NOTHING
-        RETURNING account_id, amount
-    ), balance AS (
-        UPDATE accounts a SET balance = a.balance + moved.total, updated_at = :now
-        FROM (SELECT account_id, sum(amount) AS total FROM entry GROUP BY account_id) moved
-        WHERE a.id = moved.account_id
-        RETURNING a.id, a.balance
-    ), counters AS (
+{POSTED_ENTRIES_MOVE_BALANCES}, counters AS (
         UPDATE sessions s SET input_octets = s.input_octets + d.input_octets,
                               output_octets = s.output_octets + d.output_octets,
                               traffic_cost_num = s.traffic_cost_num + d.added_cost_num,
                               charged = s.charged + d.amount
         FROM debit d WHERE s.id = d.session_id
     )
-    SELECT id FROM balance WHERE balance <= 0 ORDER BY id
+    SELECT id FROM moved_balance WHERE balance <= 0 ORDER BY id
     """
 )
 

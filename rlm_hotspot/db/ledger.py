@@ -7,6 +7,19 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+# How a statement that posts many ledger rows also moves the balances, in one place: its CTE `entry` is an
+# `INSERT INTO ledger ... SELECT ...`; this text ends it and adds the CTE `moved_balance` (id, balance) of
+# every account it moved (see below: a replayed key inserts nothing, so it moves nothing).
+POSTED_ENTRIES_MOVE_BALANCES = """
+        ON CONFLICT (idempotency_key) DO NOTHING
+        RETURNING account_id, amount
+    ), moved_balance AS (
+        UPDATE accounts a SET balance = a.balance + posted.total, updated_at = :now
+        FROM (SELECT account_id, sum(amount) AS total FROM entry GROUP BY account_id) posted
+        WHERE a.id = posted.account_id
+        RETURNING a.id, a.balance
+    )"""
+
 # The INSERT … ON CONFLICT DO NOTHING decides: a replayed key inserts nothing, so the UPDATE that joins on
 # the inserted row moves no balance. A concurrent writer of the same key waits on the unique index and
 # then inserts nothing, so a key can never move money twice.

@@ -11,6 +11,7 @@ from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.db.engine import Executor
+from rlm_hotspot.db.ledger import POSTED_ENTRIES_MOVE_BALANCES
 from rlm_hotspot.db.prepared import Prepared
 
 # A session holds a simultaneous-use slot while it is live: the rule is the SQL function
@@ -354,7 +355,7 @@ def session_by_id(session: Session, session_id: int, *, lock: bool = False) -> R
 # cumulative counters: losing it loses no money); Start/Stop and everything else stay 'on'.
 _APPLY_METER = Prepared(
     "hs_apply_meter",
-    """
+    f"""
     WITH durability AS (SELECT set_config('synchronous_commit', :durable, true) AS mode),
     moved_session AS (
         UPDATE sessions s
@@ -380,14 +381,7 @@ _APPLY_METER = Prepared(
                             CAST(NULL AS bigint), CAST(:debit_bytes AS bigint)))
             AS e(amount, cause, key, seconds, bytes)
         WHERE e.amount <> 0
-        ON CONFLICT (idempotency_key) DO NOTHING
-        RETURNING account_id, amount
-    ), moved_balance AS (
-        UPDATE accounts a SET balance = a.balance + t.total, updated_at = :now
-        FROM (SELECT account_id, sum(amount) AS total FROM entry GROUP BY account_id) t
-        WHERE a.id = t.account_id
-        RETURNING a.balance
-    )
+{POSTED_ENTRIES_MOVE_BALANCES}
     SELECT (SELECT count(*) FROM moved_session) AS written,
            coalesce((SELECT balance FROM moved_balance),
                     (SELECT a.balance FROM accounts a JOIN moved_session m ON a.id = m.account_id)) AS balance
@@ -450,7 +444,7 @@ def apply_meter(
 
 _APPLY_HEARTBEATS = Prepared(
     "hs_apply_heartbeats",
-    """
+    f"""
     WITH durability AS (SELECT set_config('synchronous_commit', 'off', true) AS mode),
     beat AS (
         SELECT * FROM unnest(
@@ -476,14 +470,7 @@ _APPLY_HEARTBEATS = Prepared(
         SELECT m.account_id, -b.time_debit, 'time', b.time_key, m.card_id, m.id, b.debit_seconds, b.heartbeat_at
         FROM moved_session m JOIN beat b ON b.session_id = m.id
         WHERE b.time_debit <> 0
-        ON CONFLICT (idempotency_key) DO NOTHING
-        RETURNING account_id, amount
-    ), moved_balance AS (
-        UPDATE accounts a SET balance = a.balance + t.total, updated_at = :now
-        FROM (SELECT account_id, sum(amount) AS total FROM entry GROUP BY account_id) t
-        WHERE a.id = t.account_id
-        RETURNING a.id, a.balance
-    )
+{POSTED_ENTRIES_MOVE_BALANCES}
     SELECT 'session' AS kind, m.id AS session_id, m.account_id, NULL AS balance FROM moved_session m
     UNION ALL SELECT 'debited', NULL, mb.id, mb.balance FROM moved_balance mb
     UNION ALL SELECT 'as_was', NULL, a.id, a.balance FROM accounts a
