@@ -230,14 +230,13 @@ class Billed:
 def _bill(
     session: Executor,
     tariffs: TariffCache,
-    row: Row | q.SessionView,  # type: ignore[type-arg]
+    row: Row,  # type: ignore[type-arg]
     *,
     seconds: int,
     input_octets: int,
     output_octets: int,
     now: datetime,
     durable: bool = True,
-    heartbeat_at: datetime | None = None,
     stop: tuple[datetime, str] | None = None,
 ) -> Billed | None:
     """Advance the session's counters to the given cumulative values and debit the difference.
@@ -248,7 +247,7 @@ def _bill(
     write = _meter_write(
         tariffs.get(session, row.tariff_id, now).tariff, row, seconds, input_octets, output_octets, now
     )
-    balance = q.apply_meter(session, row, write, now, durable=durable, heartbeat_at=heartbeat_at, stop=stop)
+    balance = q.apply_meter(session, row, write, now, durable=durable, stop=stop)
     return None if balance is None else Billed(write, balance)
 
 
