@@ -48,6 +48,16 @@ def time_debits(engine: Engine) -> list[int]:
         return list(db.execute(text("SELECT amount FROM ledger WHERE cause = 'time' ORDER BY id")).scalars())
 
 
+def online_with_beats(client: FlaskClient, world: World, clock: Clock, *gaps: float) -> dict:
+    """Log in with the first card, then send a heartbeat after each gap (seconds); the last reply."""
+    login(client, world.cards.numbers[0], world.cards.pins[0])
+    reply: dict = {}
+    for gap in gaps:
+        clock.advance(gap)
+        reply = beat(client).get_json()
+    return reply
+
+
 def test_heartbeats_are_answered_at_once_and_written_together(
     client: FlaskClient, world: World, clock: Clock, held: PortalContext, committed: Engine
 ) -> None:
@@ -75,11 +85,7 @@ def test_heartbeats_are_answered_at_once_and_written_together(
 def test_a_page_load_writes_at_once(
     client: FlaskClient, world: World, clock: Clock, held: PortalContext, committed: Engine
 ) -> None:
-    login(client, world.cards.numbers[0], world.cards.pins[0])
-    clock.advance(10)
-    beat(client)
-    clock.advance(10)
-    beat(client)  # both held
+    online_with_beats(client, world, clock, 10, 10)  # both held
     clock.advance(10)
     assert "€4.70" in client.get("/status").get_data(as_text=True)
     assert session_row(committed) == (30, NOW + timedelta(seconds=30), 470)  # supersedes the held one
@@ -89,11 +95,7 @@ def test_a_page_load_writes_at_once(
 def test_a_session_changed_elsewhere_is_read_again_and_its_heartbeat_still_written(
     client: FlaskClient, world: World, clock: Clock, held: PortalContext, committed: Engine
 ) -> None:
-    login(client, world.cards.numbers[0], world.cards.pins[0])
-    clock.advance(10)
-    beat(client)
-    clock.advance(10)
-    beat(client)  # held, on the view read at login + 10 s
+    online_with_beats(client, world, clock, 10, 10)  # held, on the view read at login + 10 s
     with committed.begin() as db:  # the NetFlow importer bills some traffic meanwhile
         db.execute(text("UPDATE sessions SET traffic_cost_num = traffic_cost_num + 1, input_octets = 1000"))
     assert held.write_deferred_heartbeats() == 1
@@ -105,11 +107,7 @@ def test_a_session_changed_elsewhere_is_read_again_and_its_heartbeat_still_writt
 def test_a_session_closed_elsewhere_drops_its_held_heartbeat_and_the_next_one_says_so(
     client: FlaskClient, world: World, clock: Clock, held: PortalContext, committed: Engine
 ) -> None:
-    login(client, world.cards.numbers[0], world.cards.pins[0])
-    clock.advance(10)
-    beat(client)
-    clock.advance(10)
-    assert beat(client).get_json()["open"]  # held
+    assert online_with_beats(client, world, clock, 10, 10)["open"]  # held
     with committed.begin() as db:  # the worker closes it (say, the card was blocked)
         db.execute(text("UPDATE sessions SET status = 'closed', stopped_at = :at"), {"at": NOW + timedelta(seconds=15)})
     assert held.write_deferred_heartbeats() == 1
@@ -121,11 +119,7 @@ def test_a_session_closed_elsewhere_drops_its_held_heartbeat_and_the_next_one_sa
 def test_a_silent_page_ends_at_its_last_heartbeat_even_if_that_one_was_held(
     client: FlaskClient, world: World, clock: Clock, held: PortalContext
 ) -> None:
-    login(client, world.cards.numbers[0], world.cards.pins[0])
-    clock.advance(10)
-    beat(client)
-    clock.advance(10)
-    beat(client)  # held: the last sign of life, at 20 s
+    online_with_beats(client, world, clock, 10, 10)  # held: the last sign of life, at 20 s
     clock.advance(31)  # past the 30 s timeout
     page = client.get("/status").get_data(as_text=True)
     assert "closed for more than 30 seconds" in page and "€4.80" in page  # billed to 20 s, not 10 s
@@ -134,11 +128,7 @@ def test_a_silent_page_ends_at_its_last_heartbeat_even_if_that_one_was_held(
 def test_login_top_up_and_logout_see_every_held_debit(
     client: FlaskClient, world: World, clock: Clock, held: PortalContext
 ) -> None:
-    login(client, world.cards.numbers[0], world.cards.pins[0])
-    clock.advance(10)
-    beat(client)
-    clock.advance(20)
-    beat(client)  # held: 4.70
+    online_with_beats(client, world, clock, 10, 20)  # held: 4.70
     form = {"card": world.cards.numbers[1], "pin": world.cards.pins[1], "csrf_token": csrf_of(client, "/status")}
     page = client.post("/topup", data=form, follow_redirects=True).get_data(as_text=True)
     assert "Your balance is now €9.70." in page
@@ -148,11 +138,7 @@ def test_a_database_outage_keeps_held_heartbeats_until_it_is_back(
     client: FlaskClient, world: World, clock: Clock, held: PortalContext, committed: Engine, database_url: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
-    login(client, world.cards.numbers[0], world.cards.pins[0])
-    clock.advance(10)
-    beat(client)
-    clock.advance(10)
-    assert beat(client).get_json()["balance_minor"] == 480  # held
+    assert online_with_beats(client, world, clock, 10, 10)["balance_minor"] == 480  # held
     engine = held.engine
     held.engine = create_engine(database_url.replace("hotspot_test", "no_such_database"))
     with caplog.at_level(logging.ERROR):
@@ -207,9 +193,7 @@ def test_a_view_older_than_half_the_timeout_is_read_again_not_trusted(
 ) -> None:  # fmt: skip
     """A page beats every third of the timeout: when this process last saw the session longer ago than
     half of it, the heartbeat in between went to another process, so the kept view is stale."""
-    login(client, world.cards.numbers[0], world.cards.pins[0])
-    clock.advance(5)
-    beat(client)
+    online_with_beats(client, world, clock, 5)
     held.write_deferred_heartbeats()
     with committed.begin() as db:  # another portal process billed the guest's next heartbeat, at 15 s
         db.execute(text("UPDATE sessions SET seconds = 15, charged = 15, time_cost_num = time_cost_num + 600"))
