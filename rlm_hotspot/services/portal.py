@@ -38,6 +38,7 @@ from rlm_hotspot.services.tariff_cache import TariffCache
 
 HEARTBEAT_TIMEOUT_CAUSE = "Heartbeat-Timeout"
 GATE_FAILED_CAUSE = "Gate-Failed"
+HEARTBEAT_WRITE_ROUNDS = 3  # a held heartbeat whose session changes under this many writes is given up
 
 
 class Signal(StrEnum):
@@ -298,37 +299,64 @@ def _held_heartbeat(
 
 
 def write_deferred_heartbeats(session: Executor, tariffs: TariffCache, recent: RecentViews, now: datetime) -> int:
-    """Write the heartbeats `recent` holds in memory, all in one statement; returns how many were written.
+    """Write the heartbeats `recent` holds in memory, all in one statement; returns how many there were.
 
-    A session that changed since its view was kept (NetFlow, accounting, a logout, another process) is
-    read afresh and its heartbeat written on its own, so the time it marks is not lost; one that ended
-    meanwhile is dropped. A database error leaves them all held for the next call.
+    A session that changed since its view was kept (NetFlow, accounting, a logout, or — most often — the
+    guest's previous heartbeat, which another process wrote) fails its write's guard: all such sessions
+    are read afresh together and their heartbeats written in a second statement, so the time they mark
+    is not lost; one that ended meanwhile is dropped. A database error leaves them all held for the next
+    call.
     """
     waiting = recent.held()
-    if not waiting:
-        return 0
-    beats = [
-        sessions_db.HeartbeatWrite(view, _write_of(session, tariffs, view, heartbeat), heartbeat.at)
-        for view, heartbeat in waiting
-    ]
+    pending = [_Pending(view, heartbeat, view) for view, heartbeat in waiting]
+    for _ in range(HEARTBEAT_WRITE_ROUNDS):
+        if not pending:
+            break
+        changed = _write_heartbeats(session, tariffs, recent, pending, now)
+        fresh = sessions_db.session_views_by_tokens(session, [p.kept.token for p in changed]) if changed else {}
+        pending = []
+        for p in changed:
+            view = fresh.get(p.kept.token)
+            if view is not None and view.status == "open":
+                pending.append(_Pending(p.kept, p.heartbeat, view))
+            else:
+                recent.written(p.kept, None, p.heartbeat)  # ended meanwhile: nothing left to mark
+    for p in pending:  # changed under every try: give up, the guest's next heartbeat reads it again
+        recent.written(p.kept, None, p.heartbeat)
+    return len(waiting)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A held heartbeat to write on `on`: the view kept for its session, or a fresh read of it."""
+
+    kept: SessionView
+    heartbeat: HeldHeartbeat
+    on: SessionView
+
+
+def _write_heartbeats(
+    session: Executor, tariffs: TariffCache, recent: RecentViews, pending: list[_Pending], now: datetime
+) -> list[_Pending]:
+    """One statement for all `pending`; tells `recent` of each written, returns those whose session changed."""
+    beats = []
+    for p in pending:
+        # as computed when it was held, unless the view it was computed on has moved since
+        same_base = p.heartbeat.base is p.on
+        write = p.heartbeat.write if same_base else sessions.heartbeat_write(session, tariffs, p.on, p.heartbeat.at)
+        beats.append(sessions_db.HeartbeatWrite(p.on, write, p.heartbeat.at))
     balances = sessions_db.apply_heartbeats(session, beats, now)
-    for beat, (view, heartbeat) in zip(beats, waiting, strict=True):
-        balance = balances.get(view.id)
-        if balance is not None:
-            after = heartbeat.billed
-            if heartbeat.base is not view or after.balance != balance:
-                after = sessions.view_after_heartbeat(view, beat.write, heartbeat.at, balance)
-            recent.written(view, after, heartbeat)
+    changed = []
+    for p, beat in zip(pending, beats, strict=True):
+        balance = balances.get(p.on.id)
+        if balance is None:
+            changed.append(p)
             continue
-        fresh = sessions_db.session_view_by_token(session, view.token)
-        after = None if fresh is None else sessions.billed_heartbeat_view(session, tariffs, fresh, heartbeat.at)
-        recent.written(view, after if after is not None and after.status == "open" else None, heartbeat)
-    return len(beats)
-
-
-def _write_of(session: Executor, tariffs: TariffCache, view: SessionView, heartbeat: HeldHeartbeat) -> MeterWrite:
-    """The held heartbeat's write on the view kept now: as computed when it was held, unless the view moved."""
-    return heartbeat.write if heartbeat.base is view else sessions.heartbeat_write(session, tariffs, view, heartbeat.at)
+        after = p.heartbeat.billed
+        if p.heartbeat.base is not p.on or after.balance != balance:
+            after = sessions.view_after_heartbeat(p.on, beat.write, p.heartbeat.at, balance)
+        recent.written(p.kept, after, p.heartbeat)
+    return changed
 
 
 def _silent_too_long(hotspot: PortalHotspot, last: datetime, now: datetime) -> bool:

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import timedelta
 
 import psycopg2.extensions
+import pytest
 from sqlalchemy.orm import Session
 
+from rlm_hotspot.db import sessions as sessions_db
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import sessions
 from rlm_hotspot.services.portal import (
@@ -150,3 +153,15 @@ def test_a_session_silent_too_long_goes_the_locked_way_and_ends_at_its_last_hear
     view = keep_alive(db, tariffs, hotspot, token, much_later, Signal.PAGE)
     assert (view.status.open, view.status.balance, view.cut_at) == (False, 500, None)
     assert view.status.terminate_cause == HEARTBEAT_TIMEOUT_CAUSE
+
+
+def test_the_batched_heartbeat_write_refuses_a_write_that_moves_traffic(db: Session, vault: PinVault) -> None:
+    """It writes time columns only: a traffic debit handed to it would otherwise be lost without a word."""
+    tariffs = TariffCache()
+    _, token = logged_in(db, vault, tariffs)
+    view = sessions.session_view(db, token)
+    later = NOW + timedelta(seconds=20)
+    write = replace(sessions.heartbeat_write(db, tariffs, view, later), traffic_debit=3, traffic_cost_num=3)
+    with pytest.raises(ValueError, match="moves no traffic"):
+        sessions_db.apply_heartbeats(db, [sessions_db.HeartbeatWrite(view, write, later)], later)
+    assert sessions.session_view(db, token) == view

@@ -205,3 +205,45 @@ def test_a_view_older_than_half_the_timeout_is_read_again_not_trusted(
     assert held.write_deferred_heartbeats() == 1
     assert single_writes == []  # held on a fresh read, so its batched write went through
     assert session_row(committed)[:2] == (25, NOW + timedelta(seconds=25))
+
+
+def test_guests_whose_heartbeats_alternate_between_two_processes_cost_a_few_statements_per_write(
+    app: Flask, database_url: str, key_file, world: World, clock: Clock, held: PortalContext, committed: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    """gunicorn's workers each listen (`reuse_port`) and a page opens a new connection per heartbeat, so a
+    guest's heartbeats land on either process: most held writes then fail their guard (the other process
+    wrote since). They are read again all together and written in one more statement, not one by one."""
+    other = create_app(portal_settings(database_url, key_file), clock=clock)
+    other_context: PortalContext = other.extensions["hotspot_portal"]
+    monkeypatch.setattr(other_context.writer, "ensure_running", lambda: None)
+    guests = []
+    for i, (number, pin) in enumerate(zip(world.cards.numbers, world.cards.pins, strict=True)):
+        here, there = app.test_client(), other.test_client()
+        for browser in (here, there):
+            browser.environ_base["REMOTE_ADDR"] = f"10.0.0.{i + 2}"
+        login(here, number, pin)
+        there.set_cookie("hotspot_portal", here.get_cookie("hotspot_portal").value)
+        guests.append((here, there))
+    calls: list[str] = []
+    for name in ("apply_heartbeats", "session_views_by_tokens", "apply_meter"):
+        original = getattr(sessions_db, name)
+        monkeypatch.setattr(sessions_db, name, lambda *a, _f=original, _n=name, **k: calls.append(_n) or _f(*a, **k))
+    for second in range(1, 7):  # every 5 s, each guest's heartbeat goes to the other process than the last
+        clock.advance(5)
+        for here, there in guests:
+            assert beat(there if second % 2 else here).get_json()["open"]
+        calls.clear()
+        assert (other_context if second % 2 else held).write_deferred_heartbeats() == len(guests)
+        # the first heartbeat in each process reads the session; after that, each process's views are a
+        # heartbeat behind: all six writes fail their guard together, then one read and one write for all
+        retried = ["apply_heartbeats", "session_views_by_tokens", "apply_heartbeats"]
+        assert calls == (["apply_heartbeats"] if second <= 2 else retried), f"at {5 * second} s"
+    other_context.close()
+    with committed.connect() as db:
+        rows = db.execute(text("SELECT seconds, last_heartbeat_at FROM sessions")).all()
+        assert rows == [(30, NOW + timedelta(seconds=30))] * len(guests)
+        balances = db.execute(text("SELECT balance FROM accounts")).scalars().all()
+        assert balances == [470] * len(guests)  # 30 s at 0.60 a minute, billed once
+    with Session(committed) as db:
+        assert_ledger_balanced(db)
