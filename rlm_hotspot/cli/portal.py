@@ -88,6 +88,9 @@ def run(
         "errorlog": "-",
         "accesslog": "-" if access_log else None,
         "graceful_timeout": 10,
+        # gunicorn's control socket is one path per user ($XDG_RUNTIME_DIR or ~/.gunicorn): a second portal
+        # (another hotspot, the tests beside `make demo`) would take it over. Nothing here uses it.
+        "control_socket_disable": True,
     }
     PortalServer(settings, options).run()
 

@@ -41,10 +41,20 @@ def shop(committed: Engine, vault: PinVault) -> World:
 
 
 @pytest.fixture
-def portal(database_url: str, key_file: Path, shop: World) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+def home(tmp_path: Path) -> Path:
+    """The portal's HOME and XDG_RUNTIME_DIR: where gunicorn would put its per-user control socket."""
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def portal(database_url: str, key_file: Path, shop: World, home: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     port = free_port()
     env = {
         **os.environ,
+        "HOME": str(home),
+        "XDG_RUNTIME_DIR": str(home),
         "HOTSPOT_CONFIG": "",
         "HOTSPOT_DATABASE_URL": database_url,
         "HOTSPOT_PIN_KEY_FILE": str(key_file),
@@ -119,3 +129,13 @@ def test_heartbeats_under_gunicorn_are_written_by_the_writer_and_at_sigterm(
     assert server.wait(timeout=30) == 0
     assert last_heartbeat(committed, token) > written, "the held heartbeat was lost at shutdown"
     browser.close()
+
+
+def test_portal_run_leaves_no_per_user_control_socket(portal: tuple[subprocess.Popen[bytes], int], home: Path) -> None:
+    """gunicorn's control socket has one path per user: a second portal (another hotspot, the tests beside
+    `make demo`) would take it over, so `portal run` turns it off."""
+    _, port = portal
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", "/")
+    assert connection.getresponse().status == 200
+    assert list(home.rglob("*")) == []
