@@ -16,11 +16,13 @@ import argparse
 import asyncio
 import csv
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -206,6 +208,19 @@ def percentiles(seconds: list[float]) -> str:
     return f"p50 {pct(50):.1f}  p90 {pct(90):.1f}  p99 {pct(99):.1f}  max {ordered[-1] * 1000:.1f}"
 
 
+def connections_per_worker(port: int) -> str:
+    """How the kernel spread the client's connections over the workers' listening sockets (`reuse_port`
+    hashes each connection: with few connections one worker may get far more, and keep-alive keeps them)."""
+    try:
+        listing = subprocess.run(
+            ["ss", "-tnpH", "state", "established", f"( sport = :{port} )"], capture_output=True, text=True, check=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "split over workers unknown: no ss"
+    counts = Counter(re.findall(r"pid=(\d+)", listing))
+    return "per worker " + " / ".join(str(n) for _, n in counts.most_common())
+
+
 def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -280,9 +295,12 @@ def main() -> int:
             warm = Phase(status_every=0, per_connection=-(-len(cookies) // args.connections))
             runs = [Phase(args.status_every, args.seconds, rate=args.rate) for _ in range(args.repeat)]
             debit_counts: list[int] = []
+            split: list[str] = []  # connections per worker, once the warm-up has made them
 
             def count_debits() -> None:
                 debit_counts.append(int(cluster.psql("bench", "SELECT count(*) FROM ledger WHERE cause = 'time'")))
+                if not split:
+                    split.append(connections_per_worker(port))
 
             asyncio.run(load(port, cookies, args.connections, [warm, *runs], args.reconnect_every, count_debits))
             count_debits()
@@ -290,7 +308,8 @@ def main() -> int:
             print(f"warm-up: every guest's first request, {warm_n} in {warm_s:.1f} s = {warm_n / warm_s:,.0f}/s")
             print(
                 f"gunicorn: {args.workers} workers x {args.threads} threads (gthread); client: {args.connections} "
-                f"keep-alive connections; {os.cpu_count()} cores shared by PostgreSQL, gunicorn and the client"
+                f"keep-alive connections ({split[0]}); {os.cpu_count()} cores shared by PostgreSQL, gunicorn "
+                "and the client"
             )
             mix = f"1 in {args.status_every} a GET /status" if args.status_every else "POST /heartbeat only"
             if args.reconnect_every:
