@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -295,21 +296,22 @@ def main() -> int:
             warm = Phase(status_every=0, per_connection=-(-len(cookies) // args.connections))
             runs = [Phase(args.status_every, args.seconds, rate=args.rate) for _ in range(args.repeat)]
             debit_counts: list[int] = []
-            split: list[str] = []  # connections per worker, once the warm-up has made them
+            split: list[str] = []  # connections per worker, a second into the first measured run
 
             def count_debits() -> None:
                 debit_counts.append(int(cluster.psql("bench", "SELECT count(*) FROM ledger WHERE cause = 'time'")))
-                if not split:
-                    split.append(connections_per_worker(port))
+                if len(debit_counts) == 1:  # (connections idle at the end of the warm-up may have been closed)
+                    threading.Timer(1.0, lambda: split.append(connections_per_worker(port))).start()
 
             asyncio.run(load(port, cookies, args.connections, [warm, *runs], args.reconnect_every, count_debits))
             count_debits()
             warm_n, warm_s = len(warm.latencies["heartbeat"]), warm.elapsed
             print(f"warm-up: every guest's first request, {warm_n} in {warm_s:.1f} s = {warm_n / warm_s:,.0f}/s")
+            spread = split[0] if split else "split over workers unknown"
             print(
                 f"gunicorn: {args.workers} workers x {args.threads} threads (gthread); client: {args.connections} "
-                f"keep-alive connections ({split[0]}); {os.cpu_count()} cores shared by PostgreSQL, gunicorn "
-                "and the client"
+                f"keep-alive connections ({spread}); {os.cpu_count()} cores shared by PostgreSQL, gunicorn and the "
+                "client"
             )
             mix = f"1 in {args.status_every} a GET /status" if args.status_every else "POST /heartbeat only"
             if args.reconnect_every:
