@@ -161,8 +161,7 @@ class PortalContext:
         return hotspot.portal_url or self.settings.public_url
 
     def heartbeat_interval(self, hotspot: PortalHotspot) -> int:
-        """Seconds between heartbeats: configured, else a third of the timeout (two may get lost)."""
-        return self.settings.heartbeat_interval_s or max(1, hotspot.heartbeat_timeout // 3)
+        return self.settings.heartbeat_interval(hotspot.heartbeat_timeout)
 
 
 def portal() -> PortalContext:

@@ -74,6 +74,11 @@ class PortalSettings:
     def public_url(self) -> str:
         return self.core.portal_url
 
+    def heartbeat_interval(self, heartbeat_timeout: int) -> int:
+        """Seconds between a page's heartbeats: configured, else a third of the hotspot's timeout (two may
+        get lost)."""
+        return self.heartbeat_interval_s or max(1, heartbeat_timeout // 3)
+
     @classmethod
     def from_mapping(cls, values: Mapping[str, object]) -> PortalSettings:
         """Build from one flat mapping (tests, the CLI): the shared settings' names plus the portal's."""

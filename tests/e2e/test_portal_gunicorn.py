@@ -64,7 +64,8 @@ def portal(database_url: str, key_file: Path, shop: World, home: Path) -> Iterat
     }
     command = [str(Path(sys.executable).with_name("hotspotctl")), "portal", "run", "--hotspot", "cafe"]
     server = subprocess.Popen(
-        [*command, "--bind", f"127.0.0.1:{port}", "--plain-http", "--workers", "2"],
+        # 1,024 open files, as many systems start a process with: `portal run` raises it itself
+        ["prlimit", "--nofile=1024:", *command, "--bind", f"127.0.0.1:{port}", "--plain-http", "--workers", "2"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -139,3 +140,23 @@ def test_portal_run_leaves_no_per_user_control_socket(portal: tuple[subprocess.P
     connection.request("GET", "/")
     assert connection.getresponse().status == 200
     assert list(home.rglob("*")) == []
+
+
+def test_a_status_page_keeps_its_connection_between_heartbeats(portal: tuple[subprocess.Popen[bytes], int]) -> None:
+    """gunicorn's default keep-alive (2 s) would make every heartbeat (every 10-30 s) a new connection;
+    each worker also has room for thousands of idle ones, within its open-file limit."""
+    server, port = portal
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", "/")
+    connection.getresponse().read()
+    first = connection.sock.getsockname()
+    time.sleep(3)  # longer than gunicorn's default keep-alive
+    connection.request("GET", "/")
+    assert connection.getresponse().status == 200
+    assert connection.sock.getsockname() == first, "the connection was closed while the page waited"
+    workers = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+    assert len(workers) == 2
+    for pid in workers:
+        limits = Path(f"/proc/{pid}/limits").read_text()
+        soft = next(line.split()[3] for line in limits.splitlines() if line.startswith("Max open files"))
+        assert soft == "unlimited" or int(soft) >= 10_100
