@@ -309,20 +309,19 @@ def write_deferred_heartbeats(session: Executor, tariffs: TariffCache, recent: R
     """
     waiting = recent.held()
     pending = [_Pending(view, heartbeat, view) for view, heartbeat in waiting]
-    for _ in range(HEARTBEAT_WRITE_ROUNDS):
+    for rounds_left in reversed(range(HEARTBEAT_WRITE_ROUNDS)):
         if not pending:
             break
         changed = _write_heartbeats(session, tariffs, recent, pending, now)
-        fresh = sessions_db.session_views_by_tokens(session, [p.kept.token for p in changed]) if changed else {}
+        tokens = [p.kept.token for p in changed]
+        fresh = sessions_db.session_views_by_tokens(session, tokens) if tokens and rounds_left else {}
         pending = []
         for p in changed:
             view = fresh.get(p.kept.token)
             if view is not None and view.status == "open":
                 pending.append(_Pending(p.kept, p.heartbeat, view))
-            else:
-                recent.written(p.kept, None, p.heartbeat)  # ended meanwhile: nothing left to mark
-    for p in pending:  # changed under every try: give up, the guest's next heartbeat reads it again
-        recent.written(p.kept, None, p.heartbeat)
+            else:  # ended meanwhile, or changed under every try: the guest's next heartbeat reads it again
+                recent.written(p.kept, None, p.heartbeat)
     return len(waiting)
 
 

@@ -247,3 +247,33 @@ def test_guests_whose_heartbeats_alternate_between_two_processes_cost_a_few_stat
         assert balances == [470] * len(guests)  # 30 s at 0.60 a minute, billed once
     with Session(committed) as db:
         assert_ledger_balanced(db)
+
+
+def test_a_session_that_changes_under_every_write_is_given_up_and_the_next_heartbeat_bills_it_once(
+    client: FlaskClient, world: World, clock: Clock, held: PortalContext, committed: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    online_with_beats(client, world, clock, 10, 10)  # held, on the view read at login + 10 s
+    calls: list[str] = []
+    original_write, original_read = sessions_db.apply_heartbeats, sessions_db.session_views_by_tokens
+
+    def write(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append("write")
+        with committed.begin() as db:  # the NetFlow importer bills traffic just before every write
+            db.execute(text("UPDATE sessions SET traffic_cost_num = traffic_cost_num + 1"))
+        return original_write(*args, **kwargs)
+
+    def read(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append("read")
+        return original_read(*args, **kwargs)
+
+    monkeypatch.setattr(sessions_db, "apply_heartbeats", write)
+    monkeypatch.setattr(sessions_db, "session_views_by_tokens", read)
+    assert held.write_deferred_heartbeats() == 1
+    assert calls == ["write", "read", "write", "read", "write"]  # three tries, then given up
+    assert held.recent.held() == [] and session_row(committed)[0] == 0 and time_debits(committed) == []
+    monkeypatch.setattr(sessions_db, "apply_heartbeats", original_write)
+    clock.advance(10)
+    assert beat(client).get_json()["balance_minor"] == 470  # read afresh: 30 s, each second billed once
+    assert held.write_deferred_heartbeats() == 1
+    assert session_row(committed)[:2] == (30, NOW + timedelta(seconds=30)) and time_debits(committed) == [-30]
