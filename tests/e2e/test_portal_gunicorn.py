@@ -49,7 +49,16 @@ def home(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def portal(database_url: str, key_file: Path, shop: World, home: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+def open_files() -> str:
+    """The open-file limit the portal starts with (prlimit's soft:hard): 1,024, as many systems start a
+    process with; `portal run` raises it itself."""
+    return "1024:"
+
+
+@pytest.fixture
+def portal(
+    database_url: str, key_file: Path, shop: World, home: Path, open_files: str
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     port = free_port()
     env = {
         **os.environ,
@@ -63,9 +72,9 @@ def portal(database_url: str, key_file: Path, shop: World, home: Path) -> Iterat
         "HOTSPOT_PORTAL_HEARTBEAT_WRITE_DELAY_MS": str(WRITE_DELAY_MS),
     }
     command = [str(Path(sys.executable).with_name("hotspotctl")), "portal", "run", "--hotspot", "cafe"]
+    options = ["--bind", f"127.0.0.1:{port}", "--plain-http", "--workers", "2"]
     server = subprocess.Popen(
-        # 1,024 open files, as many systems start a process with: `portal run` raises it itself
-        ["prlimit", "--nofile=1024:", *command, "--bind", f"127.0.0.1:{port}", "--plain-http", "--workers", "2"],
+        ["prlimit", f"--nofile={open_files}", *command, *options],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -160,3 +169,18 @@ def test_a_status_page_keeps_its_connection_between_heartbeats(portal: tuple[sub
         limits = Path(f"/proc/{pid}/limits").read_text()
         soft = next(line.split()[3] for line in limits.splitlines() if line.startswith("Max open files"))
         assert soft == "unlimited" or int(soft) >= 10_100
+
+
+@pytest.mark.parametrize("open_files", ["1024:2048"])
+def test_an_open_file_limit_too_low_for_the_guests_is_raised_as_far_as_it_goes_and_said(
+    portal: tuple[subprocess.Popen[bytes], int],
+) -> None:
+    server, _ = portal
+    workers = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+    for pid in workers:
+        limits = Path(f"/proc/{pid}/limits").read_text()
+        assert next(line.split()[3] for line in limits.splitlines() if line.startswith("Max open files")) == "2048"
+    server.send_signal(signal.SIGTERM)
+    server.wait(timeout=30)
+    assert server.stderr is not None
+    assert "the open-file limit (2048) leaves room for 1948 connections per worker" in server.stderr.read().decode()
