@@ -261,9 +261,7 @@ def keep_alive_without_lock(
             last = held.at if held is not None else last_sign_of_life(view)
             if view.status == "open" and not _silent_too_long(hotspot, last, now):
                 if defer:
-                    status = _held_heartbeat(session, tariffs, hotspot, view, now, recent)
-                    if status is not None:
-                        return status
+                    return _held_heartbeat(session, tariffs, hotspot, view, now, recent)
                 status = _sign_of_life(session, tariffs, hotspot, view, now, signal, recent)
                 if status is not None:
                     return status
@@ -275,9 +273,7 @@ def keep_alive_without_lock(
         return None
     if defer and recent is not None and view.status == "open" and hotspot.counts_as_heartbeat(signal):
         recent.put(view, now)  # the guest's last heartbeat went to another process: start from this read
-        status = _held_heartbeat(session, tariffs, hotspot, view, now, recent)
-        if status is not None:
-            return status
+        return _held_heartbeat(session, tariffs, hotspot, view, now, recent)
     return _sign_of_life(session, tariffs, hotspot, view, now, signal, recent)
 
 
@@ -288,11 +284,10 @@ def _held_heartbeat(
     view: SessionView,
     now: datetime,
     recent: RecentViews,
-) -> PortalStatus | None:
-    """A heartbeat on the kept `view`, billed in memory; None if it moves traffic counters (written at once)."""
+) -> PortalStatus:
+    """A heartbeat on the kept `view`, billed in memory (time only: `apply_heartbeats` refuses a write that
+    moves traffic counters, and a heartbeat's never does)."""
     write = sessions.heartbeat_write(session, tariffs, view, now)
-    if write.traffic_debit or write.traffic_cost_num != view.traffic_cost_num:
-        return None
     billed = sessions.view_after_heartbeat(view, write, now, view.balance - write.time_debit)
     recent.hold(HeldHeartbeat(view, write, billed, now))
     return _portal_status(hotspot, sessions.status_of(session, tariffs, billed, now), now)
