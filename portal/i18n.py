@@ -55,6 +55,11 @@ def choose_language(chosen: str | None, accept_language: str | None) -> str:
     """The link the guest chose (the `lang` cookie), else the browser's best match, else English."""
     if chosen in LANGUAGES:
         return chosen
+    return _browser_language(accept_language)
+
+
+@lru_cache(maxsize=1024)  # a browser sends the same header with every heartbeat; few distinct ones exist
+def _browser_language(accept_language: str | None) -> str:
     return parse_accept_header(accept_language, LanguageAccept).best_match(LANGUAGES) or "en"
 
 
@@ -65,12 +70,19 @@ def select_locale() -> str:
 def init_i18n(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", "en")
     Babel(app, locale_selector=select_locale)
-    # The templates' _() through the request's Wording: Flask-Babel's own looks the locale up again on
-    # every call, and the status page (a guest's no-JS heartbeat) has dozens of them.
-    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
-        gettext=_template_gettext, ngettext=_template_ngettext, newstyle=True
-    )
-    app.jinja_env.globals.update(languages=LANGUAGES, current_language=lambda: wording().language)
+    app.jinja_env.globals.update(languages=LANGUAGES)
+    app.context_processor(_language_of_the_page)
+
+
+def _language_of_the_page() -> dict[str, object]:
+    """The templates' _() bound to the request's Wording once per page, in place of the i18n extension's
+    callables: those look the locale up again on every call, and the status page (a guest's no-JS
+    heartbeat) has dozens. Its text is plain, so the template escapes it like any other value."""
+    words = wording()
+    return {
+        "_": words.gettext,
+        "current_language": words.language,
+    }
 
 
 def N_(message: str) -> str:
@@ -139,14 +151,6 @@ def wording() -> Wording:
     if words is None:
         words = g.wording = WORDINGS.get(str(get_locale()), WORDINGS["en"])
     return words
-
-
-def _template_gettext(message: str) -> str:
-    return wording().translations.gettext(message)
-
-
-def _template_ngettext(singular: str, plural: str, n: int) -> str:
-    return wording().translations.ngettext(singular, plural, n)
 
 
 def money(amount: int, currency: Currency) -> str:
