@@ -128,9 +128,9 @@ class PortalContext:
         `db` is a connection `without_transaction`: the common case is one guarded write (after a
         heartbeat this process billed) or one read and one guarded write; a session to close for its
         silence, or one that changed meanwhile, goes the locked way in a transaction of its own.
-        `may_defer` (the page's JavaScript heartbeat): with a writer, a heartbeat on a session this
-        process knows is billed in memory and written by the writer soon after; a page load always
-        writes (and so learns at once of a session ended elsewhere).
+        `may_defer` (the page's heartbeat: its JavaScript's, or its no-JS refresh): with a writer, a
+        heartbeat on a session this process knows is billed in memory and written by the writer soon
+        after; a page the guest opens always writes (and so learns at once of a session ended elsewhere).
         """
         hotspot = self.hotspot(db)
         now = self.clock()

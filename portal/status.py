@@ -1,6 +1,7 @@
 """The status page and its heartbeat: the page is the session's keepalive (the project's core idea).
 
-``GET /status`` renders the numbers (and, without JavaScript, refreshes itself with a meta-refresh);
+``GET /status`` renders the numbers (and, without JavaScript, refreshes itself with a meta-refresh to
+``/status?refresh=1``, which is billed like a heartbeat);
 ``POST /heartbeat`` (the page's fetch every N seconds) returns the very same numbers as JSON. Both are
 signs of life: they bill online time up to now and push the session's end further away.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urljoin
 
-from flask import Blueprint, Response, jsonify, redirect, render_template, url_for
+from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import Connection
 
 from portal import guest
@@ -81,8 +82,8 @@ def ended_reply(words: Wording) -> dict[str, Any]:
 def page_is_open(
     context: PortalContext, db: Connection, token: str, gate_ip: str | None, *, heartbeat: bool
 ) -> Current | None:
-    """The status page shows a sign of life (`heartbeat`: its JavaScript's, else a page load): the session
-    after it, or None when the session is gone."""
+    """The status page shows a sign of life (`heartbeat`: its JavaScript's or its no-JS refresh, else a page
+    load): the session after it, or None when the session is gone."""
     try:
         view = context.sign_of_life(db, token, Signal.PAGE, gate_ip, may_defer=heartbeat)
     except NotFound:
@@ -99,7 +100,9 @@ def _current(*, heartbeat: bool) -> Current | None:
 
 @bp.get("/status")
 def status_page() -> Any:
-    current = _current(heartbeat=False)
+    # The page's own refresh without JavaScript (`?refresh=1`) is that guest's heartbeat, and is billed
+    # like one; a page the guest opens (after login or a top-up) writes at once and shows the fresh balance.
+    current = _current(heartbeat=request.args.get("refresh") == "1")
     if current is None:
         guest.forget_login()
         return redirect(url_for("auth.login_form"), 303)

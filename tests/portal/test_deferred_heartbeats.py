@@ -92,6 +92,20 @@ def test_a_page_load_writes_at_once(
     assert held.write_deferred_heartbeats() == 0
 
 
+def test_the_pages_refresh_without_javascript_is_held_like_a_heartbeat(
+    client: FlaskClient, world: World, clock: Clock, held: PortalContext, committed: Engine
+) -> None:
+    online_with_beats(client, world, clock, 10)
+    at_first_beat = session_row(committed)
+    clock.advance(10)
+    page = client.get("/status?refresh=1").get_data(as_text=True)
+    assert "€4.80" in page and 'content="10;url=/status?refresh=1"' in page  # it refreshes itself again
+    assert session_row(committed) == at_first_beat  # billed in memory, not written yet
+    assert held.write_deferred_heartbeats() == 1
+    assert session_row(committed) == (20, NOW + timedelta(seconds=20), 480)
+    assert time_debits(committed) == [-20]
+
+
 def test_a_session_changed_elsewhere_is_read_again_and_its_heartbeat_still_written(
     client: FlaskClient, world: World, clock: Clock, held: PortalContext, committed: Engine
 ) -> None:

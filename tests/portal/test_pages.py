@@ -51,7 +51,7 @@ def test_login_opens_a_session_and_the_status_page_shows_the_balance(client: Fla
     assert response.status_code == 303 and response.headers["Location"] == "/status"
     page = client.get("/status").get_data(as_text=True)
     assert "You are online" in page and "€5.00" in page and "8 min 20 s" in page  # 5.00 at 0.60/min
-    assert 'http-equiv="refresh" content="10"' in page  # no-JS fallback: a third of the 30 s timeout
+    assert 'http-equiv="refresh" content="10;url=/status?refresh=1"' in page  # no-JS: a third of the 30 s timeout
     assert client.get("/").headers["Location"] == "/status"  # logged in: the start page sends you on
 
 
