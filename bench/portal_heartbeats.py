@@ -3,7 +3,8 @@
 A private PostgreSQL, a standalone hotspot billed per second, N cards each with an open portal session
 (opened through the billing service, as a login would), then `hotspotctl portal run` (gunicorn) on a
 loopback port and a lean asyncio client on keep-alive connections: every guest's signed cookie, POST
-/heartbeat (one in ten requests is a full GET /status page instead), for a fixed time. Prints requests/s
+/heartbeat (one in ten requests is a full status page instead: by default the page's own refresh without
+JavaScript, GET /status?refresh=1; `--status-url /status` for pages guests open), for a fixed time. Prints requests/s
 and latency percentiles. Usage:
 
     .venv/bin/python bench/portal_heartbeats.py [--sessions 5000] [--seconds 20] [--connections 16]
@@ -90,9 +91,9 @@ def is_status_page(number: int, status_every: int) -> bool:
     return bool(status_every) and number % status_every == 0
 
 
-def request_bytes(cookie: str, index: int, number: int, status_every: int) -> bytes:
-    if is_status_page(number, status_every):
-        head = "GET /status HTTP/1.1\r\n"
+def request_bytes(cookie: str, index: int, number: int, phase: Phase) -> bytes:
+    if is_status_page(number, phase.status_every):
+        head = f"GET {phase.status_url} HTTP/1.1\r\n"
         body = ""
     else:
         head = "POST /heartbeat HTTP/1.1\r\n"
@@ -116,6 +117,7 @@ class Phase:
     """A stretch of the run: for `seconds`, or `per_connection` requests on each connection."""
 
     status_every: int
+    status_url: str = "/status"
     seconds: float = 600
     per_connection: int | None = None
     rate: float | None = None  # requests a second in all, sent on schedule (None: as fast as answered)
@@ -155,7 +157,7 @@ class Browser:
             started = due if interval else time.perf_counter()
             if self.reconnect_every and self.sent and self.sent % self.reconnect_every == 0:
                 await self.reconnect()
-            request = request_bytes(self.cookies[self.index], self.index, number, phase.status_every)
+            request = request_bytes(self.cookies[self.index], self.index, number, phase)
             try:
                 self.writer.write(request)
                 status = await read_response(self.reader)
@@ -248,7 +250,13 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="as `portal run`: one per core")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
-        "--status-every", type=int, default=10, help="one request in N is a full GET /status (0: heartbeats only)"
+        "--status-every", type=int, default=10, help="one request in N is a full status page (0: heartbeats only)"
+    )
+    parser.add_argument(
+        "--status-url",
+        default="/status?refresh=1",
+        help="the status page asked for: the page's own no-JS refresh (billed like a heartbeat), or /status (a "
+        "page the guest opens: written at once)",
     )
     args = parser.parse_args()
     portal = None
@@ -294,7 +302,7 @@ def main() -> int:
             # and the worker reads the session once); the measured run then goes on on the same connections:
             # the steady state of guests who are online and whose page keeps beating.
             warm = Phase(status_every=0, per_connection=-(-len(cookies) // args.connections))
-            runs = [Phase(args.status_every, args.seconds, rate=args.rate) for _ in range(args.repeat)]
+            runs = [Phase(args.status_every, args.status_url, args.seconds, rate=args.rate) for _ in range(args.repeat)]
             debit_counts: list[int] = []
             split: list[str] = []  # connections per worker, a second into the first measured run
 
@@ -313,7 +321,7 @@ def main() -> int:
                 f"keep-alive connections ({spread}); {os.cpu_count()} cores shared by PostgreSQL, gunicorn and the "
                 "client"
             )
-            mix = f"1 in {args.status_every} a GET /status" if args.status_every else "POST /heartbeat only"
+            mix = f"1 in {args.status_every} a GET {args.status_url}" if args.status_every else "POST /heartbeat only"
             if args.reconnect_every:
                 mix += f"; a new connection every {args.reconnect_every} requests"
             if args.rate:
@@ -324,9 +332,9 @@ def main() -> int:
                 debits = debit_counts[number + 1] - debit_counts[number]
                 print(f"run {number + 1}: {total} requests in {run.elapsed:.1f} s = {total / run.elapsed:,.0f}/s, "
                       f"non-200: {run.errors}, time debits posted: {debits}")  # fmt: skip
-                for kind, label in (("heartbeat", "POST /heartbeat"), ("status", "GET /status")):
+                for kind, label in (("heartbeat", "POST /heartbeat"), ("status", f"GET {args.status_url}")):
                     if seconds := run.latencies[kind]:
-                        print(f"  {label:15} {len(seconds) / run.elapsed:6,.0f}/s  latency ms: {percentiles(seconds)}")
+                        print(f"  {label:22} {len(seconds) / run.elapsed:6,.0f}/s  latency ms: {percentiles(seconds)}")
         finally:
             if portal is not None:
                 portal.send_signal(signal.SIGTERM)
