@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -169,6 +170,34 @@ def test_a_status_page_keeps_its_connection_between_heartbeats(portal: tuple[sub
         limits = Path(f"/proc/{pid}/limits").read_text()
         soft = next(line.split()[3] for line in limits.splitlines() if line.startswith("Max open files"))
         assert soft == "unlimited" or int(soft) >= 10_100
+
+
+TCPI_DATA_SEGS_IN = 152  # offset of tcpi_data_segs_in in Linux's struct tcp_info (since 4.6)
+
+
+def data_segments_received(sock: socket.socket) -> int:
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    return int(struct.unpack_from("I", info, TCPI_DATA_SEGS_IN)[0])
+
+
+def test_a_response_arrives_in_one_packet(
+    portal: tuple[subprocess.Popen[bytes], int], committed: Engine, vault: PinVault, shop: World
+) -> None:
+    """gunicorn sends a response's head and body with a send each; with TCP_NODELAY that was two packets
+    per heartbeat reply (and per page)."""
+    _, port = portal
+    _, cookie = logged_in_cookie(committed, vault, shop)
+    browser = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    headers = {"Cookie": f"hotspot_portal={cookie}", "X-CSRF-Token": "csrf-1", "Content-Length": "0"}
+    for method, path, status in [("POST", "/heartbeat", 200), ("GET", "/status", 200), ("GET", "/", 303)]:
+        if browser.sock is None:
+            browser.connect()
+        before = data_segments_received(browser.sock)
+        browser.request(method, path, headers=headers if method == "POST" else {"Cookie": headers["Cookie"]})
+        response = browser.getresponse()
+        assert response.status == status and response.read()
+        assert data_segments_received(browser.sock) - before == 1, f"{method} {path} came in several packets"
+    browser.close()
 
 
 @pytest.mark.parametrize("open_files", ["1024:2048"])
