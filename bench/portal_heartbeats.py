@@ -202,6 +202,13 @@ async def load(
         browser.close()
 
 
+def busy_cpu_seconds() -> float:
+    """CPU time the whole machine has spent busy (every process: PostgreSQL, gunicorn, this client)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    idle, iowait = fields[3], fields[4]
+    return (sum(fields) - idle - iowait) / os.sysconf("SC_CLK_TCK")
+
+
 def percentiles(seconds: list[float]) -> str:
     ordered = sorted(seconds)
 
@@ -306,7 +313,10 @@ def main() -> int:
             debit_counts: list[int] = []
             split: list[str] = []  # connections per worker, a second into the first measured run
 
+            busy: list[float] = []  # CPU seconds the whole machine spent, at the start and end of each run
+
             def count_debits() -> None:
+                busy.append(busy_cpu_seconds())
                 debit_counts.append(int(cluster.psql("bench", "SELECT count(*) FROM ledger WHERE cause = 'time'")))
                 if len(debit_counts) == 1:  # (connections idle at the end of the warm-up may have been closed)
                     threading.Timer(1.0, lambda: split.append(connections_per_worker(port))).start()
@@ -330,8 +340,11 @@ def main() -> int:
             for number, run in enumerate(runs):
                 total = sum(len(kind) for kind in run.latencies.values())
                 debits = debit_counts[number + 1] - debit_counts[number]
+                cpu = busy[number + 1] - busy[number]
+                share = cpu / run.elapsed / (os.cpu_count() or 1)
                 print(f"run {number + 1}: {total} requests in {run.elapsed:.1f} s = {total / run.elapsed:,.0f}/s, "
-                      f"non-200: {run.errors}, time debits posted: {debits}")  # fmt: skip
+                      f"non-200: {run.errors}, time debits posted: {debits}; "
+                      f"CPU busy {share:.0%}, {cpu / total * 1000:.2f} ms a request")  # fmt: skip
                 for kind, label in (("heartbeat", "POST /heartbeat"), ("status", f"GET {args.status_url}")):
                     if seconds := run.latencies[kind]:
                         print(f"  {label:22} {len(seconds) / run.elapsed:6,.0f}/s  latency ms: {percentiles(seconds)}")
