@@ -123,3 +123,22 @@ def create_key_file(path: Path) -> bool:
         out.write("# rlm_hotspot PIN keys: keep outside the database and its backups; never edit a line\n")
         out.write(f"1:{secrets.token_hex(32)}\n")
     return True
+
+
+# -- CHAP (RFC 2865 5.3, RFC 1994): a NAS proves the PIN it got with MD5(ident + PIN + challenge) ---------
+def chap_response(ident: int, secret: str, challenge: bytes) -> bytes:
+    """The 16-octet response a NAS computes from the secret the guest typed."""
+    return hashlib.md5(bytes([ident]) + secret.encode() + challenge, usedforsecurity=False).digest()
+
+
+@dataclass(frozen=True)
+class ChapAnswer:
+    """What a CHAP Access-Request proves: CHAP-Password's ident and response, and the challenge
+    (CHAP-Challenge, else the Request Authenticator)."""
+
+    ident: int
+    response: bytes
+    challenge: bytes
+
+    def matches(self, secret: str) -> bool:
+        return hmac.compare_digest(chap_response(self.ident, secret, self.challenge), self.response)

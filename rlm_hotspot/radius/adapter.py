@@ -144,7 +144,8 @@ class RadiusAdapter:
             source="radius",
             nas_ip=packet.nas_ip,
             client=packet.client,
-            pin=packet.password,  # PAP: checked here in both PIN modes; CHAP: None, chap checks the revealed PIN
+            pin=packet.password,  # PAP: checked here in both PIN modes
+            chap=packet.chap,  # CHAP: checked here against the revealed PIN, before the card's state is told
         )
         result = Attributes.of(lists.get("config")).first(LOGIN_RESULT)
         try:
@@ -168,7 +169,7 @@ class RadiusAdapter:
         pin = packet.password if packet.password is not None else login.grant.pin
         assert pin is not None  # decide_radius_login refuses a CHAP login whose PIN it cannot reveal
         items: tuple[Item, ...] = (("Cleartext-Password", ":=", pin),)
-        if packet.chap:  # chap has the last word on the PIN: Post-Auth-Type REJECT undoes the login if it says no
+        if packet.chap:  # chap checks the PIN again: Post-Auth-Type REJECT undoes the login if it says no
             items += ((REFUSAL, ":=", login.refused_by_chap), (REFUSAL_MESSAGE, ":=", Refusal.WRONG_PIN.message))
         return self.rad.RLM_MODULE_UPDATED, accept_reply(login.grant, login.token), items
 

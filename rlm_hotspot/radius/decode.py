@@ -12,12 +12,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from rlm_hotspot.pins import ChapAnswer
 from rlm_hotspot.radius.encode import CLASS_PREFIX
 from rlm_hotspot.services.sessions import AccountingUpdate
 
 MAX_TEXT = 253  # an attribute holds at most 253 octets
 MAX_UINT32 = 2**32 - 1
 MAX_ACCT_DELAY_S = 86400  # an older delay is a broken NAS clock, not a retransmit queue
+CHAP_PASSWORD_OCTETS = 17  # the ident, then the MD5 response
 
 ACCT_STATUS = {
     "Start": "start",
@@ -72,6 +74,18 @@ class Attributes:
             raise MalformedPacket(f"{name} = {value[:40]!r} is not a 32-bit unsigned integer")
         return int(value)
 
+    def octets(self, name: str) -> bytes | None:
+        """An octets attribute, which rlm_python3 passes as "0x" and hex digits."""
+        value = self.first(name)
+        if value is None:
+            return None
+        try:
+            if not value.startswith("0x"):
+                raise ValueError
+            return bytes.fromhex(value[2:])
+        except ValueError:
+            raise MalformedPacket(f"{name} = {value[:40]!r} is not an octet string") from None
+
     def address(self, name: str) -> str | None:
         value = self.first(name)
         if value is None:
@@ -98,7 +112,7 @@ class LoginPacket:
     client: str | None  # Calling-Station-Id (MAC) or the client's IP: per-client lockout
     calling_station_id: str | None
     password: str | None  # PAP: the cleartext the guest typed
-    chap: bool
+    chap: ChapAnswer | None
 
 
 def decode_login(attributes: Attributes) -> LoginPacket:
@@ -107,8 +121,8 @@ def decode_login(attributes: Attributes) -> LoginPacket:
     if not card_text:
         raise MalformedPacket("the Access-Request has no User-Name (card number)")
     password = attributes.first("User-Password")
-    chap = attributes.first("CHAP-Password") is not None
-    if password is None and not chap:
+    chap = _chap_answer(attributes)
+    if password is None and chap is None:
         raise MalformedPacket("the Access-Request carries neither User-Password nor CHAP-Password")
     if password is not None and len(password.encode()) > 128:
         raise MalformedPacket("User-Password is longer than 128 octets")
@@ -122,6 +136,20 @@ def decode_login(attributes: Attributes) -> LoginPacket:
         password=None if chap else password,
         chap=chap,
     )
+
+
+def _chap_answer(attributes: Attributes) -> ChapAnswer | None:
+    """CHAP-Password (ident + 16-octet response) and its challenge: CHAP-Challenge, which the site copies
+    from the Request Authenticator when the NAS sends none (RFC 2865 5.3)."""
+    password = attributes.octets("CHAP-Password")
+    if password is None:
+        return None
+    if len(password) != CHAP_PASSWORD_OCTETS:
+        raise MalformedPacket(f"CHAP-Password has {len(password)} octets, not {CHAP_PASSWORD_OCTETS}")
+    challenge = attributes.octets("CHAP-Challenge")
+    if not challenge:
+        raise MalformedPacket("CHAP-Password without a challenge (CHAP-Challenge)")
+    return ChapAnswer(ident=password[0], response=password[1:], challenge=challenge)
 
 
 def decode_accounting(attributes: Attributes) -> AccountingUpdate:

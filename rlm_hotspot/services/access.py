@@ -21,7 +21,7 @@ from rlm_hotspot.core.tariff import Meter, bytes_affordable, seconds_affordable
 from rlm_hotspot.core.validity import effective_deadline, seconds_left
 from rlm_hotspot.db import lockouts
 from rlm_hotspot.db import sessions as q
-from rlm_hotspot.pins import PinVault
+from rlm_hotspot.pins import ChapAnswer, PinVault
 from rlm_hotspot.services.cards import usable_refusal, validity_of
 from rlm_hotspot.services.errors import CardRefused, ServiceError
 from rlm_hotspot.services.tariff_cache import TariffCache
@@ -45,7 +45,8 @@ class LoginRequest:
     nas_ip: str | None = None  # RADIUS: the NAS decides the hotspot
     hotspot_id: int | None = None  # portal: the hotspot it serves
     client: str | None = None  # client MAC or IP, for per-client lockout
-    pin: str | None = None  # checked here when given; RADIUS leaves it to pap/chap (needs Grant.pin)
+    pin: str | None = None  # PAP and the portal: checked here
+    chap: ChapAnswer | None = None  # RADIUS CHAP: checked here against the revealed PIN (chap checks it again)
 
 
 @dataclass(frozen=True)
@@ -164,14 +165,13 @@ def decide_radius_login(
     (sql/006: two Access-Requests for one card at the same instant, on any number of radiusd servers,
     serialise on the card row, so exactly `simultaneous_use` of them get a slot). The rules below decide;
     a refusal raises RadiusRefused, and radiusd records it (giving the slot back). `session` is used only
-    when a tariff's cache entry is stale. For CHAP the PIN is checked later by radiusd's chap.
+    when a tariff's cache entry is stale. A CHAP response is checked here, against the revealed PIN, before
+    the card's state is told; radiusd's chap checks it again (`refused_by_chap`).
     """
     login = q.parse_radius_login(result)
     snap, reservation = login.snapshot, login.reservation
     try:
         grant = _grant(session, snap, vault, tariffs, policy, request, login.at)
-        if request.pin is None and grant.pin is None:  # CHAP needs the cleartext, a hashed PIN has none
-            raise CardRefused(Refusal.PAP_ONLY)
         if reservation is None:  # every rule passed, yet no slot: taken by a concurrent login
             raise CardRefused(Refusal.TOO_MANY_SESSIONS)
     except CardRefused as refused:
@@ -215,12 +215,17 @@ def _grant(
     if snap.card_id is None:
         raise CardRefused(Refusal.UNKNOWN_CARD)
     assert snap.pin_secret is not None and snap.pin_key_id is not None and snap.number is not None
+    # The PIN first: only who knows it learns the card's state (blocked, expired, in use...)
     pin = None
     if request.pin is not None:
         if not vault.verify(snap.number, request.pin, snap.pin_key_id, snap.pin_secret):
             raise CardRefused(Refusal.WRONG_PIN)
     else:
         pin = vault.reveal(snap.number, snap.pin_key_id, snap.pin_secret)
+        if pin is None:  # CHAP needs the cleartext, a hashed PIN has none
+            raise CardRefused(Refusal.PAP_ONLY)
+        if request.chap is not None and not request.chap.matches(pin):
+            raise CardRefused(Refusal.WRONG_PIN)
     refusal = _card_refusal(snap, now)
     if refusal is not None:
         raise CardRefused(refusal)

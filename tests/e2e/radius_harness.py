@@ -127,15 +127,21 @@ class RadiusServer:
         client.timeout, client.retries = timeout, retries
         return client
 
-    def login(self, user: str, pin: str, *, chap: bool = False, nas_ip: str, **attributes: object) -> Reply:
-        """An Access-Request with PAP (User-Password) or CHAP (CHAP-Password + CHAP-Challenge)."""
+    def login(
+        self, user: str, pin: str, *, chap: bool = False, chap_challenge: bool = True, nas_ip: str, **attributes: object
+    ) -> Reply:
+        """An Access-Request with PAP (User-Password) or CHAP (CHAP-Password + CHAP-Challenge; without
+        `chap_challenge`, the Request Authenticator is the challenge, as RFC 2865 allows)."""
         client = self.client()
         request = client.CreateAuthPacket(code=packet.AccessRequest, User_Name=user, NAS_IP_Address=nas_ip)
         for name, value in attributes.items():
             request[name.replace("_", "-")] = value
         if chap:
-            challenge, chap_id = os.urandom(16), os.urandom(1)
-            request["CHAP-Challenge"] = challenge
+            chap_id = os.urandom(1)
+            if chap_challenge:
+                challenge = request["CHAP-Challenge"] = os.urandom(16)
+            else:
+                challenge = request.authenticator = request.CreateAuthenticator()
             request["CHAP-Password"] = chap_id + hashlib.md5(chap_id + pin.encode() + challenge).digest()
         else:
             request["User-Password"] = request.PwCrypt(pin)

@@ -110,6 +110,30 @@ def build_unknown_number(number: str) -> str:
     return body + damm_digit(body)
 
 
+@pytest.mark.parametrize("chap_challenge", [True, False], ids=["chap-challenge", "authenticator"])
+def test_a_wrong_chap_pin_is_told_before_the_cards_state(
+    radius_server: RadiusServer, radius_db: Engine, vault: PinVault, chap_challenge: bool
+) -> None:
+    """As with PAP: only who knows the PIN learns that a card is in use or blocked, and every wrong PIN
+    counts towards the lockout (chap alone checked it after the card's state)."""
+    batch = build_world(radius_db, vault, count=2)
+    with Session(radius_db) as db, db.begin():
+        cards.set_blocked(db, blocked=True, number=batch.numbers[1])
+
+    def login(number: str, pin: str) -> Reply:
+        return radius_server.login(number, pin, chap=True, chap_challenge=chap_challenge, nas_ip=MIKROTIK)
+
+    assert login(batch.numbers[0], batch.pins[0]).accepted
+    assert_refused(login(batch.numbers[0], "NOPE"), "Wrong PIN.")  # in use
+    assert_refused(login(batch.numbers[1], "NOPE"), "Wrong PIN.")  # blocked
+    assert_refused(login(batch.numbers[0], batch.pins[0]), Refusal.TOO_MANY_SESSIONS.message)
+    assert_refused(login(batch.numbers[1], batch.pins[1]), Refusal.BLOCKED.message)
+    assert attempts(radius_db) == ["ok", "wrong_pin", "wrong_pin", "too_many_sessions", "blocked"]
+    assert_refused(login(batch.numbers[0], "NOPE"), "Wrong PIN.")
+    assert_refused(login(batch.numbers[0], "NOPE"), "Wrong PIN.")
+    assert_refused(login(batch.numbers[0], batch.pins[0]), Refusal.LOCKED_OUT.message)
+
+
 def test_wrong_pins_lock_the_card_out(radius_server: RadiusServer, radius_db: Engine, vault: PinVault) -> None:
     batch = build_world(radius_db, vault)
     for chap in (False, True, False):  # the server allows 3 wrong PINs (PAP or CHAP alike)

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rlm_hotspot.pins import ChapAnswer, chap_response
 from rlm_hotspot.radius.decode import (
     Attributes,
     MalformedPacket,
@@ -71,19 +72,22 @@ def test_login_packets_pap_and_chap() -> None:
     assert (pap.card_text, pap.password, pap.chap, pap.nas_ip, pap.client) == (
         "0001 9116-814",
         "PIN",
-        False,
+        None,
         "192.0.2.1",
         "02-00-00-77-00-02",
     )
+    response = chap_response(7, "PIN", b"challenge")
     chap = decode_login(
         attrs(
             ("User-Name", "1"),
-            ("CHAP-Password", "0x01ab"),
+            ("CHAP-Password", "0x07" + response.hex()),
+            ("CHAP-Challenge", "0x" + b"challenge".hex()),
             ("NAS-IP-Address", "192.0.2.1"),
             ("Framed-IP-Address", "10.0.0.7"),
         )
     )
-    assert (chap.password, chap.chap, chap.client) == (None, True, "10.0.0.7")
+    assert (chap.password, chap.chap, chap.client) == (None, ChapAnswer(7, response, b"challenge"), "10.0.0.7")
+    assert chap.chap.matches("PIN") and not chap.chap.matches("pin")
 
 
 @pytest.mark.parametrize(
@@ -95,6 +99,10 @@ def test_login_packets_pap_and_chap() -> None:
         ((("User-Name", "1"), ("User-Password", "x"), ("NAS-IP-Address", "300.1.1.1")), "not an IP address"),
         ((("User-Name", "a\x00b"), ("User-Password", "x"), ("NAS-IP-Address", "192.0.2.1")), "not printable"),
         ((("User-Name", "1" * 300), ("User-Password", "x"), ("NAS-IP-Address", "192.0.2.1")), "at most 253"),
+        ((("User-Name", "1"), ("CHAP-Password", "0x01ab"), ("CHAP-Challenge", "0x01")), "2 octets, not 17"),
+        ((("User-Name", "1"), ("CHAP-Password", "secret"), ("CHAP-Challenge", "0x01")), "not an octet string"),
+        ((("User-Name", "1"), ("CHAP-Password", "0x" + "ab" * 17), ("CHAP-Challenge", "0xzz")), "not an octet"),
+        ((("User-Name", "1"), ("CHAP-Password", "0x" + "ab" * 17)), "without a challenge"),
     ],
 )
 def test_malformed_login_packets_say_which_attribute(pairs: tuple[tuple[str, str], ...], complaint: str) -> None:
