@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from rlm_hotspot.pins import chap_response
+
 CHILLI_RESULTS = ("notyet", "success", "failed", "logoff", "already", "logup")
 _HEX_CHALLENGE = re.compile(r"^[0-9a-fA-F]{32}$")
 _OCTAL_BYTE = re.compile(r"\\([0-7]{3})")
@@ -125,7 +127,7 @@ def chilli_pap_decode(password_hex: str, key: bytes) -> str:
 
 def chilli_chap_response(pin: str, key: bytes) -> str:
     """CHAP for /logon: hex MD5(0x00 + PIN + key); the NAS sends CHAP-Challenge = key, CHAP-Password = 0x00 + it."""
-    return hashlib.md5(b"\x00" + pin.encode() + key, usedforsecurity=False).hexdigest()
+    return chap_response(0, pin, key).hex()
 
 
 # -- MikroTik -----------------------------------------------------------------------------------------
@@ -149,7 +151,7 @@ def parse_mikrotik_login(params: Mapping[str, str], login_url: str) -> NasContex
         vendor="mikrotik",
         login_url=target,
         challenge=mikrotik_octets(challenge),
-        chap_id=mikrotik_octets(chap_id),
+        chap_id=_one_octet(mikrotik_octets(chap_id), "chap-id"),
         client_ip=params.get("ip") or None,
         client_mac=params.get("mac") or None,
         original_url=params.get("link-orig") or None,
@@ -165,9 +167,15 @@ def mikrotik_octets(text: str) -> bytes:
     return bytes(int(octal, 8) for octal in _OCTAL_BYTE.findall(text))
 
 
+def _one_octet(value: bytes, name: str) -> bytes:
+    if len(value) != 1:
+        raise UamError(f"MikroTik {name} is {len(value)} octets, not one")
+    return value
+
+
 def mikrotik_chap_password(pin: str, chap_id: bytes, challenge: bytes) -> str:
     """What MikroTik's login page computes: hex MD5(chap-id + PIN + chap-challenge)."""
-    return hashlib.md5(chap_id + pin.encode() + challenge, usedforsecurity=False).hexdigest()
+    return chap_response(chap_id[0], pin, challenge).hex()
 
 
 # -- the handoff --------------------------------------------------------------------------------------
