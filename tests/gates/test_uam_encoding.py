@@ -136,5 +136,7 @@ def test_mikrotik_login_link_must_be_the_nas() -> None:
         parse_mikrotik_login({**MIKROTIK, "link-login-only": "http://203.0.113.9/login"}, "http://10.5.50.1/login")
     with pytest.raises(UamError):
         parse_mikrotik_login({**MIKROTIK, "chap-id": ""}, "http://10.5.50.1/login")
+    with pytest.raises(UamError, match="chap-id is 2 octets"):
+        parse_mikrotik_login({**MIKROTIK, "chap-id": "\\001\\002"}, "http://10.5.50.1/login")
     failed = parse_mikrotik_login({**MIKROTIK, "error": "invalid password"}, "http://10.5.50.1/login")
     assert not login_outcome(failed).accepted and login_outcome(failed).message == "invalid password"
