@@ -201,6 +201,8 @@ def _log_plan(plan: CutPlan) -> None:
         log.info(
             "session %d no longer needs cutting (%s): it ended or its card is usable again", cut.session_id, cut.reason
         )
+    for session_id in plan.new_limits:
+        log.info("session %d: its balance went up before it was cut: its NAS gets the new limits (CoA)", session_id)
 
 
 def run_until_stopped(worker: Worker, interval_s: float, stop: threading.Event) -> None:

@@ -181,20 +181,25 @@ def queue_logout(session: Session, token: str, now: datetime) -> bool:
     return row is not None
 
 
+_QUEUE_COA = """INSERT INTO disconnects (session_id, reason, requested_at)
+                 SELECT id, 'topup', :now FROM sessions
+                 WHERE {which} AND source = 'radius' AND status <> 'closed'
+                 ON CONFLICT (session_id) WHERE done_at IS NULL DO NOTHING
+                 RETURNING session_id"""
+
+
 def queue_coa(session: Session, token: str, now: datetime) -> bool:
     """Ask the worker to tell a NAS session its new limits (after a top-up); a request already pending
-    for the session stands (a Disconnect outranks it; a pending CoA will read the new balance anyway)."""
-    row = session.execute(
-        text(
-            """INSERT INTO disconnects (session_id, reason, requested_at)
-               SELECT id, 'topup', :now FROM sessions
-               WHERE auth_token = :token AND source = 'radius' AND status <> 'closed'
-               ON CONFLICT (session_id) WHERE done_at IS NULL DO NOTHING
-               RETURNING id"""
-        ),
-        {"token": token, "now": now},
-    ).first()
+    for the session stands (a Disconnect outranks it — and if the top-up makes it needless, cancelling it
+    queues this CoA: `queue_coas`; a pending CoA will read the new balance anyway)."""
+    row = session.execute(text(_QUEUE_COA.format(which="auth_token = :token")), {"token": token, "now": now}).first()
     return row is not None
+
+
+def queue_coas(session: Session, session_ids: list[int], now: datetime) -> list[int]:
+    """A CoA for each of these sessions still live at a NAS (none where a request is pending already)."""
+    rows = session.execute(text(_QUEUE_COA.format(which="id = ANY (:ids)")), {"ids": session_ids, "now": now})
+    return [r.session_id for r in rows]
 
 
 def record_outcome(

@@ -17,7 +17,9 @@ and rows whose session no longer needs it are finished. The worker then claims t
 * A guest who logged out on the portal of a RADIUS hotspot (`logout`, queued by
   rlm_hotspot.services.portal.end_at_nas) gets the same Disconnect-Request.
 * A RADIUS session whose card was topped up on the portal (`topup`) gets a CoA-Request with the limits
-  of an Access-Accept counted from the session's start (:func:`limits_for_nas`), outcomes as above. A
+  of an Access-Accept counted from the session's start (:func:`limits_for_nas`), outcomes as above — also
+  when the top-up came while a Disconnect for exhaustion was pending (its NAS had not acknowledged it):
+  cancelling that one queues the CoA. A
   NAS that refuses CoA (NAK, or never answers) keeps the old limits: when they run out it ends the
   session, and the guest's next login gets the new ones — no money is lost, billing follows accounting.
 * Standalone (portal) session: the gate for the client's IP/MAC is closed, then the session is closed
@@ -63,14 +65,22 @@ class CutPlan:
     stale_closed: int
     queued: list[QueuedCut]
     cancelled: list[QueuedCut]
+    new_limits: list[int]  # sessions whose cut for exhaustion was cancelled: a CoA tells their NAS
 
 
 def plan_cuts(session: Session, policy: Policy, now: datetime) -> CutPlan:
-    """Close stale sessions, then bring the queue in line with the sessions that must be cut now."""
+    """Close stale sessions, then bring the queue in line with the sessions that must be cut now.
+
+    A session whose Disconnect for exhaustion is cancelled (a top-up while its NAS had not yet
+    acknowledged it) gets a CoA with its new limits in its place: its NAS still counts down limits
+    computed from the old balance.
+    """
     stale = close_stale_sessions(session, policy, now)
     cancelled = q.cancel_needless(session, now, policy.pending_session_ttl_s)
+    refilled = [cut.session_id for cut in cancelled if cut.reason == "exhausted"]
+    new_limits = q.queue_coas(session, refilled, now) if refilled else []
     queued = q.enqueue_cuts(session, now, policy.pending_session_ttl_s, ASK_AGAIN_AFTER_S)
-    return CutPlan(stale, queued, cancelled)
+    return CutPlan(stale, queued, cancelled, new_limits)
 
 
 def claim_due_cuts(session: Session, now: datetime, limit: int = CLAIM_LIMIT) -> list[ClaimedCut]:

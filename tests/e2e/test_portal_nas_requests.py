@@ -147,3 +147,32 @@ def test_a_top_up_sends_the_nas_the_new_limits_in_a_coa(
     assert queue(committed) == [("topup", 1, "ack")]
     with committed.connect() as conn:  # the CoA does not stand in the way of a later Disconnect
         assert conn.execute(text("SELECT status FROM sessions")).scalar_one() == "open"
+
+
+def test_a_top_up_while_the_nas_has_not_yet_cut_the_exhausted_session_sends_the_new_limits_instead(
+    app: Flask, world: World, committed: Engine, clock: Clock, nas: StandInNas
+) -> None:
+    client = logged_in_guest(app, world, committed, clock)  # 5.00 at 0.60 per minute: 500 s
+    clock.advance(510)
+    interim = AccountingUpdate(
+        status="interim", nas_ip="127.0.0.1", username=world.cards.numbers[0], acct_session_id="ACCT1",
+        session_time=510, framed_ip=CLIENT_IP,
+    )  # fmt: skip
+    with Session(committed) as db, db.begin():
+        record_accounting(db, TariffCache(), interim, clock())  # the balance is gone
+    nas.script["ACCT1"] = ("drop", None)  # the NAS does not answer (busy, rebooting...)
+    worker_cycle(committed, clock)
+    assert queue(committed) == [("exhausted", 1, "timeout")]  # pending: asked again after 15 s
+    disconnects = len(nas.requests_for("ACCT1"))  # (retransmitted within the attempt)
+
+    top_up = {"card": world.cards.numbers[1], "pin": world.cards.pins[1], "csrf_token": csrf_of(client, "/status")}
+    assert client.post("/topup", data=top_up).status_code == 303
+    nas.script["ACCT1"] = ("ack", None)
+    clock.advance(20)
+    worker_cycle(committed, clock)
+    (coa,) = nas.requests_for("ACCT1")[disconnects:]  # no second Disconnect: a CoA with the new limits
+    assert coa["code"] == 43
+    assert coa["Session-Timeout"] == 510 + 490  # 5.00 - 5.10 + 5.00 = 4.90 buys 490 s more
+    assert queue(committed) == [("exhausted", 1, "timeout"), ("topup", 1, "ack")]
+    with committed.connect() as conn:
+        assert conn.execute(text("SELECT status FROM sessions")).scalar_one() == "open"
