@@ -75,7 +75,8 @@ class OneSegmentResponses:
     each is a packet of its own: two wake-ups of the guest's side, twice the per-packet work for the
     kernel — and on a hotspot's air, where every frame waits its turn. Corking the socket while the
     response is written, and uncorking it when gunicorn closes the body, sends both at once; a heartbeat's
-    whole reply fits one packet.
+    whole reply fits one packet. (A static file then goes out by iteration rather than sendfile(): the
+    portal's are a few kB.)
     """
 
     def __init__(self, app: WSGIApplication) -> None:

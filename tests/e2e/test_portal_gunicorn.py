@@ -189,7 +189,8 @@ def test_a_response_arrives_in_one_packet(
     _, cookie = logged_in_cookie(committed, vault, shop)
     browser = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     headers = {"Cookie": f"hotspot_portal={cookie}", "X-CSRF-Token": "csrf-1", "Content-Length": "0"}
-    for method, path, status in [("POST", "/heartbeat", 200), ("GET", "/status", 200), ("GET", "/", 303)]:
+    pages = [("POST", "/heartbeat", 200), ("GET", "/status", 200), ("GET", "/", 303), ("GET", "/static/portal.js", 200)]
+    for method, path, status in pages:
         if browser.sock is None:
             browser.connect()
         before = data_segments_received(browser.sock)
