@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import resource
 import secrets
 import socket
+import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import _DEFER, ThreadWorker
 
 from portal import PortalSettings, create_app
 from portal.gates import DRIVERS
@@ -66,6 +69,50 @@ class PortalServer(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> WSGIApplication:
         return OneSegmentResponses(create_app(self.settings))
+
+
+REQUEST_TIMEOUT_S = 2  # a request, once begun, must arrive within this (a lost segment is resent in < 2 s)
+
+
+class PortalWorker(ThreadWorker):  # type: ignore[misc]
+    """gunicorn's gthread worker, never left waiting on one guest (gunicorn 27's internals: pinned).
+
+    With one request thread a worker serves one request at a time, and gthread waits in that thread: up
+    to 5 s for the first bytes of each new connection (a browser's preconnect sends none), and with no
+    limit at all for the rest of a request whose first bytes came (a phone that left the Wi-Fi halfway).
+    Meanwhile every other guest of the worker waits. Here a new connection without data waits in the
+    poller like an idle keep-alive one, and a begun request must arrive within REQUEST_TIMEOUT_S, or its
+    connection is closed (a warning, not a traceback).
+    """
+
+    def init_process(self) -> None:
+        self.log.error_log.addFilter(_StalledRequests())
+        super().init_process()
+
+    def handle(self, conn: Any) -> Any:
+        if not conn.initialized:
+            if not conn.wait_for_data(0):
+                return _DEFER  # to the poller, which hands it back when its first bytes arrive
+            deadline = struct.pack("ll", REQUEST_TIMEOUT_S, 0)
+            conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, deadline)
+            conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, deadline)
+        return super().handle(conn)
+
+
+class _StalledRequests(logging.Filter):
+    """gthread logs a socket timeout with a traceback, as if it were a bug: one line says what happened."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, BlockingIOError):
+            record.msg, record.args, record.exc_info, record.exc_text = (
+                "closed a connection whose request stalled for %d s (the client went away?)",
+                (REQUEST_TIMEOUT_S,),
+                None,
+                None,
+            )
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
 
 
 class OneSegmentResponses:
@@ -160,7 +207,7 @@ def run(
         "bind": bind,
         "workers": workers,
         "threads": threads,
-        "worker_class": "gthread",
+        "worker_class": f"{__name__}.PortalWorker",
         # A listening socket per worker: the kernel spreads new connections evenly. On one shared socket
         # whichever worker wakes first takes most of them, and a browser's keep-alive connection (its
         # heartbeats) stays where it landed: one worker saturates while the other idles.

@@ -21,6 +21,7 @@ from flask import Flask
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from rlm_hotspot.cli.portal import REQUEST_TIMEOUT_S
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services.access import Policy
 from rlm_hotspot.services.sessions import open_portal_session
@@ -57,8 +58,13 @@ def open_files() -> str:
 
 
 @pytest.fixture
+def workers() -> int:
+    return 2
+
+
+@pytest.fixture
 def portal(
-    database_url: str, key_file: Path, shop: World, home: Path, open_files: str
+    database_url: str, key_file: Path, shop: World, home: Path, open_files: str, workers: int
 ) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     port = free_port()
     env = {
@@ -73,7 +79,7 @@ def portal(
         "HOTSPOT_PORTAL_HEARTBEAT_WRITE_DELAY_MS": str(WRITE_DELAY_MS),
     }
     command = [str(Path(sys.executable).with_name("hotspotctl")), "portal", "run", "--hotspot", "cafe"]
-    options = ["--bind", f"127.0.0.1:{port}", "--plain-http", "--workers", "2"]
+    options = ["--bind", f"127.0.0.1:{port}", "--plain-http", "--workers", str(workers)]
     server = subprocess.Popen(
         ["prlimit", f"--nofile={open_files}", *command, *options],
         env=env,
@@ -199,6 +205,47 @@ def test_a_response_arrives_in_one_packet(
         assert response.status == status and response.read()
         assert data_segments_received(browser.sock) - before == 1, f"{method} {path} came in several packets"
     browser.close()
+
+
+def timed_get(port: int) -> float:
+    """Seconds a GET / takes on a new connection."""
+    started = time.monotonic()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("GET", "/")
+    assert connection.getresponse().status == 200
+    connection.close()
+    return time.monotonic() - started
+
+
+@pytest.mark.parametrize("workers", [1])
+def test_a_connection_that_sends_nothing_holds_up_no_one(portal: tuple[subprocess.Popen[bytes], int]) -> None:
+    """A browser opens connections ahead of need (preconnect); gthread waited up to 5 s for their first
+    bytes in the worker's only request thread."""
+    _, port = portal
+    timed_get(port)
+    with socket.create_connection(("127.0.0.1", port)):
+        time.sleep(0.2)
+        assert timed_get(port) < 1
+
+
+@pytest.mark.parametrize("workers", [1])
+def test_a_request_that_stops_halfway_is_cut_off_and_the_others_go_on(
+    portal: tuple[subprocess.Popen[bytes], int],
+) -> None:
+    """A phone that leaves the Wi-Fi in the middle of a request held the worker's only request thread
+    for good: every other guest of the worker waited."""
+    server, port = portal
+    with socket.create_connection(("127.0.0.1", port)) as stalled:
+        stalled.sendall(b"POST /heartbeat HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and nothing more
+        time.sleep(0.2)
+        assert timed_get(port) < REQUEST_TIMEOUT_S + 1
+        stalled.settimeout(5)
+        assert stalled.recv(100) == b"", "the stalled connection was not closed"
+    server.send_signal(signal.SIGTERM)
+    server.wait(timeout=30)
+    assert server.stderr is not None
+    log = server.stderr.read().decode()
+    assert f"closed a connection whose request stalled for {REQUEST_TIMEOUT_S} s" in log and "Traceback" not in log
 
 
 @pytest.mark.parametrize("open_files", ["1024:2048"])
