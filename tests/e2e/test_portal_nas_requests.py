@@ -105,6 +105,22 @@ def queue(engine: Engine) -> list[tuple]:
         return [tuple(r) for r in conn.execute(text("SELECT reason, attempts, outcome FROM disconnects ORDER BY id"))]
 
 
+def online_for(seconds: int, world: World, committed: Engine, clock: Clock) -> None:
+    """`seconds` later, the NAS's Interim-Update bills the guest's time online."""
+    clock.advance(seconds)
+    interim = AccountingUpdate(
+        status="interim", nas_ip="127.0.0.1", username=world.cards.numbers[0], acct_session_id="ACCT1",
+        session_time=seconds, framed_ip=CLIENT_IP,
+    )  # fmt: skip
+    with Session(committed) as db, db.begin():
+        record_accounting(db, TariffCache(), interim, clock())
+
+
+def top_up_with_the_second_card(client: FlaskClient, world: World) -> None:
+    top_up = {"card": world.cards.numbers[1], "pin": world.cards.pins[1], "csrf_token": csrf_of(client, "/status")}
+    assert client.post("/topup", data=top_up).status_code == 303
+
+
 def test_logout_on_the_portal_disconnects_the_guest_at_the_nas(
     app: Flask, world: World, committed: Engine, clock: Clock, nas: StandInNas
 ) -> None:
@@ -127,15 +143,8 @@ def test_a_top_up_sends_the_nas_the_new_limits_in_a_coa(
     app: Flask, world: World, committed: Engine, clock: Clock, nas: StandInNas
 ) -> None:
     client = logged_in_guest(app, world, committed, clock)  # 5.00 at 0.60 per minute: 500 s
-    clock.advance(30)
-    interim = AccountingUpdate(
-        status="interim", nas_ip="127.0.0.1", username=world.cards.numbers[0], acct_session_id="ACCT1",
-        session_time=30, framed_ip=CLIENT_IP,
-    )  # fmt: skip
-    with Session(committed) as db, db.begin():
-        record_accounting(db, TariffCache(), interim, clock())  # 30 s billed: 4.70 left, 470 s
-    top_up = {"card": world.cards.numbers[1], "pin": world.cards.pins[1], "csrf_token": csrf_of(client, "/status")}
-    assert client.post("/topup", data=top_up).status_code == 303
+    online_for(30, world, committed, clock)  # 30 s billed: 4.70 left, 470 s
+    top_up_with_the_second_card(client, world)
     assert queue(committed) == [("topup", 0, None)]
 
     worker_cycle(committed, clock)
@@ -153,20 +162,13 @@ def test_a_top_up_while_the_nas_has_not_yet_cut_the_exhausted_session_sends_the_
     app: Flask, world: World, committed: Engine, clock: Clock, nas: StandInNas
 ) -> None:
     client = logged_in_guest(app, world, committed, clock)  # 5.00 at 0.60 per minute: 500 s
-    clock.advance(510)
-    interim = AccountingUpdate(
-        status="interim", nas_ip="127.0.0.1", username=world.cards.numbers[0], acct_session_id="ACCT1",
-        session_time=510, framed_ip=CLIENT_IP,
-    )  # fmt: skip
-    with Session(committed) as db, db.begin():
-        record_accounting(db, TariffCache(), interim, clock())  # the balance is gone
+    online_for(510, world, committed, clock)  # the balance is gone
     nas.script["ACCT1"] = ("drop", None)  # the NAS does not answer (busy, rebooting...)
     worker_cycle(committed, clock)
     assert queue(committed) == [("exhausted", 1, "timeout")]  # pending: asked again after 15 s
     disconnects = len(nas.requests_for("ACCT1"))  # (retransmitted within the attempt)
 
-    top_up = {"card": world.cards.numbers[1], "pin": world.cards.pins[1], "csrf_token": csrf_of(client, "/status")}
-    assert client.post("/topup", data=top_up).status_code == 303
+    top_up_with_the_second_card(client, world)
     nas.script["ACCT1"] = ("ack", None)
     clock.advance(20)
     worker_cycle(committed, clock)
