@@ -255,7 +255,7 @@ def main() -> int:
         "--rate", type=float, help="requests a second, sent on schedule (default: as fast as they are answered)"
     )
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="as `portal run`: one per core")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2, help="as `portal run`")
     parser.add_argument(
         "--status-every", type=int, default=10, help="one request in N is a full status page (0: heartbeats only)"
     )

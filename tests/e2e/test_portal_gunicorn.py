@@ -63,8 +63,14 @@ def workers() -> int:
 
 
 @pytest.fixture
+def threads() -> list[str]:
+    """`portal run`'s default request threads per worker, unless a test names a number."""
+    return []
+
+
+@pytest.fixture
 def portal(
-    database_url: str, key_file: Path, shop: World, home: Path, open_files: str, workers: int
+    database_url: str, key_file: Path, shop: World, home: Path, open_files: str, workers: int, threads: list[str]
 ) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     port = free_port()
     env = {
@@ -79,7 +85,7 @@ def portal(
         "HOTSPOT_PORTAL_HEARTBEAT_WRITE_DELAY_MS": str(WRITE_DELAY_MS),
     }
     command = [str(Path(sys.executable).with_name("hotspotctl")), "portal", "run", "--hotspot", "cafe"]
-    options = ["--bind", f"127.0.0.1:{port}", "--plain-http", "--workers", str(workers)]
+    options = ["--bind", f"127.0.0.1:{port}", "--plain-http", "--workers", str(workers), *threads]
     server = subprocess.Popen(
         ["prlimit", f"--nofile={open_files}", *command, *options],
         env=env,
@@ -217,7 +223,10 @@ def timed_get(port: int) -> float:
     return time.monotonic() - started
 
 
-@pytest.mark.parametrize("workers", [1])
+ONE_THREAD = ["--threads", "1"]  # the worst case: one guest's stall would hold up all the others
+
+
+@pytest.mark.parametrize(("workers", "threads"), [(1, ONE_THREAD)])
 def test_a_connection_that_sends_nothing_holds_up_no_one(portal: tuple[subprocess.Popen[bytes], int]) -> None:
     """A browser opens connections ahead of need (preconnect); gthread waited up to 5 s for their first
     bytes in the worker's only request thread."""
@@ -228,12 +237,12 @@ def test_a_connection_that_sends_nothing_holds_up_no_one(portal: tuple[subproces
         assert timed_get(port) < 1
 
 
-@pytest.mark.parametrize("workers", [1])
+@pytest.mark.parametrize(("workers", "threads"), [(1, ONE_THREAD)])
 def test_a_request_that_stops_halfway_is_cut_off_and_the_others_go_on(
     portal: tuple[subprocess.Popen[bytes], int],
 ) -> None:
-    """A phone that leaves the Wi-Fi in the middle of a request held the worker's only request thread
-    for good: every other guest of the worker waited."""
+    """A phone that leaves the Wi-Fi in the middle of a request held a request thread for good (with one,
+    every other guest of the worker waited)."""
     server, port = portal
     with socket.create_connection(("127.0.0.1", port)) as stalled:
         stalled.sendall(b"POST /heartbeat HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and nothing more
@@ -246,6 +255,17 @@ def test_a_request_that_stops_halfway_is_cut_off_and_the_others_go_on(
     assert server.stderr is not None
     log = server.stderr.read().decode()
     assert f"closed a connection whose request stalled for {REQUEST_TIMEOUT_S} s" in log and "Traceback" not in log
+
+
+@pytest.mark.parametrize("workers", [1])
+def test_with_the_default_two_threads_a_stalled_request_holds_up_no_one(
+    portal: tuple[subprocess.Popen[bytes], int],
+) -> None:
+    _, port = portal
+    with socket.create_connection(("127.0.0.1", port)) as stalled:
+        stalled.sendall(b"POST /heartbeat HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        time.sleep(0.2)
+        assert timed_get(port) < 1
 
 
 @pytest.mark.parametrize("open_files", ["1024:2048"])
