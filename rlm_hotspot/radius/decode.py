@@ -75,16 +75,13 @@ class Attributes:
         return int(value)
 
     def octets(self, name: str) -> bytes | None:
-        """An octets attribute, which rlm_python3 passes as "0x" and hex digits."""
         value = self.first(name)
         if value is None:
             return None
-        try:
-            if not value.startswith("0x"):
-                raise ValueError
-            return bytes.fromhex(value[2:])
-        except ValueError:
-            raise MalformedPacket(f"{name} = {value[:40]!r} is not an octet string") from None
+        octets = _hex_octets(value)
+        if octets is None:
+            raise MalformedPacket(f"{name} = {value[:40]!r} is not an octet string")
+        return octets
 
     def address(self, name: str) -> str | None:
         value = self.first(name)
@@ -188,13 +185,23 @@ def token_from_classes(classes: list[str]) -> str | None:
     for value in classes:
         text = value
         if value.startswith("0x"):
-            try:
-                text = bytes.fromhex(value[2:]).decode("ascii")
-            except ValueError:
+            octets = _hex_octets(value)
+            if octets is None or not octets.isascii():
                 continue
+            text = octets.decode("ascii")
         if text.startswith(CLASS_PREFIX) and len(text) > len(CLASS_PREFIX):
             return text[len(CLASS_PREFIX) :]
     return None
+
+
+def _hex_octets(value: str) -> bytes | None:
+    """An octets value as rlm_python3 passes it ("0x" and hex digits); None when it is not one."""
+    if not value.startswith("0x"):
+        return None
+    try:
+        return bytes.fromhex(value[2:])
+    except ValueError:
+        return None
 
 
 def _nas_address(attributes: Attributes) -> str:
