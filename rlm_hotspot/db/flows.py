@@ -18,6 +18,7 @@ from typing import NamedTuple
 from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
+from rlm_hotspot.db.arrays import array_literal
 from rlm_hotspot.db.ledger import POSTED_ENTRIES_MOVE_BALANCES
 
 _IMPORT_LOCK = 0x666C6F77  # 'flow': with the hotspot id, one importer per hotspot at a time
@@ -45,11 +46,6 @@ class BatchHeader:
     bin_end: datetime
     records: int
     malformed: int
-
-
-def _array(values: Iterable[object]) -> str:
-    """An array literal for CAST(:x AS type[]): one string parameter instead of one per element."""
-    return "{" + ",".join(str(v) for v in values) + "}"
 
 
 def begin_batches(session: Session, hotspot_id: int, headers: Sequence[BatchHeader], now: datetime) -> dict[str, int]:
@@ -127,7 +123,7 @@ def ip_claims(
 ) -> list[IpClaim]:
     """The sessions of the hotspot that may hold one of ``ips`` at some time in [stopped_since, started_before)."""
     params = {
-        "ips": _array(ips),
+        "ips": array_literal(ips),
         "hotspot_id": hotspot_id,
         "started_before": started_before,
         "stopped_since": stopped_since,
@@ -198,7 +194,7 @@ def record_totals(session: Session, batch_ids: Sequence[int], totals: dict[str, 
             WHERE id = ANY(CAST(:ids AS bigint[]))
             """
         ),
-        {"first": min(batch_ids), "ids": _array(batch_ids), **totals},
+        {"first": min(batch_ids), "ids": array_literal(batch_ids), **totals},
     )
 
 
@@ -249,7 +245,7 @@ def apply_debits(
     session: Session, debits: SessionDebits, *, debit_batch_id: int, note: str, now: datetime
 ) -> list[int]:
     """Apply one import's debits in one statement; returns the accounts now at or below zero."""
-    columns = {name: _array(values) for name, values in debits.__dict__.items()}
+    columns = {name: array_literal(values) for name, values in debits.__dict__.items()}
     params = {**columns, "debit_batch_id": debit_batch_id, "note": note, "now": now}
     return list(session.execute(_APPLY, params).scalars())
 

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
+from rlm_hotspot.db.arrays import array_literal
 from rlm_hotspot.db.engine import Executor
 from rlm_hotspot.db.ledger import POSTED_ENTRIES_MOVE_BALANCES
 from rlm_hotspot.db.prepared import Prepared
@@ -483,6 +484,13 @@ _APPLY_HEARTBEATS = Prepared(
 )  # (three lists joined by the caller: a join of CTEs here is planned as a nested loop, quadratic)
 
 
+_HEARTBEAT_COLUMNS = (  # the statement's array parameters, in the order apply_heartbeats lists a row's values
+    "session_id", "old_status", "old_seconds", "old_input_octets", "old_output_octets", "old_traffic_cost_num",
+    "old_charged", "seconds", "time_cost_num", "charged", "time_debit", "time_key", "debit_seconds", "heartbeat_at",
+)  # fmt: skip
+assert set(_HEARTBEAT_COLUMNS) == set(_APPLY_HEARTBEATS.parameters) - {"now"}
+
+
 @dataclass(frozen=True)
 class HeartbeatWrite:
     """A standalone session's time meter advanced to a heartbeat, guarded by the state it was computed from."""
@@ -499,24 +507,22 @@ def apply_heartbeats(session: Executor, beats: list[HeartbeatWrite], now: dateti
     session missing from the result had changed since its view was read: nothing was written for it).
     Heartbeats bill time only: a NAS's traffic counters never come with them.
     """
-    columns: dict[str, list[object]] = {name: [] for name in _APPLY_HEARTBEATS.parameters if name != "now"}
+    rows = []
     for beat in beats:
         row, write = beat.row, beat.write
         traffic_moves = write.traffic_cost_num != row.traffic_cost_num or write.traffic_debit
         if traffic_moves or (write.input_octets, write.output_octets) != (row.input_octets, row.output_octets):
             raise ValueError(f"session {row.id}: a heartbeat moves no traffic counters (write it with apply_meter)")
-        values = {
-            "session_id": row.id, "old_status": row.status, "old_seconds": row.seconds,
-            "old_input_octets": row.input_octets, "old_output_octets": row.output_octets,
-            "old_traffic_cost_num": row.traffic_cost_num, "old_charged": row.charged, "seconds": write.seconds,
-            "time_cost_num": write.time_cost_num, "charged": write.charged, "time_debit": write.time_debit,
-            "time_key": write.time_key, "debit_seconds": write.debit_seconds, "heartbeat_at": beat.heartbeat_at,
-        }  # fmt: skip
-        for name, value in values.items():
-            columns[name].append(value)
+        rows.append((
+            row.id, row.status, row.seconds, row.input_octets, row.output_octets, row.traffic_cost_num, row.charged,
+            write.seconds, write.time_cost_num, write.charged, write.time_debit, write.time_key, write.debit_seconds,
+            beat.heartbeat_at,
+        ))  # fmt: skip
+    columns = zip(*rows, strict=True) if rows else [()] * len(_HEARTBEAT_COLUMNS)
+    arrays = {name: array_literal(column) for name, column in zip(_HEARTBEAT_COLUMNS, columns, strict=True)}
     account_of: dict[int, int] = {}
     balances: dict[str, dict[int, int]] = {"debited": {}, "as_was": {}}
-    for kind, session_id, account_id, balance in _APPLY_HEARTBEATS(session, {**columns, "now": now}):
+    for kind, session_id, account_id, balance in _APPLY_HEARTBEATS(session, {**arrays, "now": now}):
         if kind == "session":
             account_of[session_id] = account_id
         else:
