@@ -22,12 +22,11 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from flask import Flask
@@ -43,6 +42,10 @@ from rlm_hotspot.services.tariff_cache import TariffCache
 
 SECRET = "bench-secret-key-of-at-least-32-characters"
 CONNECT_SPACING_S = 0.005
+LOGINS_SPREAD_S = 60
+# The warm-up leaves every guest's first heartbeat held in the workers with the minutes of the setup to
+# debit: their writers need a second or two for those thousands of rows, which is not the steady state.
+SETTLE_AFTER_WARM_UP_S = 3
 Latencies = dict[str, list[float]]  # seconds, per kind of request: "heartbeat" and "status"
 
 
@@ -53,11 +56,16 @@ def free_port() -> int:
 
 
 def open_sessions(url: str, key_file: Path, cards_csv: Path) -> list[str]:
-    """One open portal session per card, each from its own client address; returns the tokens."""
+    """One open portal session per card, each from its own client address; returns the tokens.
+
+    The logins are spread over the minute before: guests arrive at random moments, so their time debits
+    (a minor unit every 30 s at the bench's price) fall due spread out, not for every guest at once.
+    """
     with cards_csv.open() as f:
         rows = [(r["card_number"], r["pin"]) for r in csv.DictReader(f)]
     engine = create_engine(url)
     vault, tariffs, policy, now = PinVault.from_file(key_file), TariffCache(), Policy(), datetime.now(UTC)
+    spacing = timedelta(seconds=LOGINS_SPREAD_S / max(1, len(rows)))
     tokens = []
     with Session(engine) as db, db.begin():
         hotspot_id = get_hotspot(db, "bench").id
@@ -72,7 +80,7 @@ def open_sessions(url: str, key_file: Path, cards_csv: Path) -> list[str]:
                 hotspot_id=hotspot_id,
                 client_ip=f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}",
                 client_mac=None,
-                now=now,
+                now=now - spacing * (len(rows) - i),
             )
             tokens.append(status.token)
     engine.dispose()
@@ -110,6 +118,7 @@ class Phase:
     seconds: float = 600
     per_connection: int | None = None
     rate: float | None = None  # requests a second in all, sent on schedule (None: as fast as answered)
+    pause_after: float = 0.0  # idle seconds before the next phase
     latencies: Latencies = field(default_factory=lambda: {"heartbeat": [], "status": []})
     errors: int = 0
     elapsed: float = 0.0
@@ -234,6 +243,7 @@ async def load(
         started = time.perf_counter()
         await asyncio.gather(*(browser.run(phase) for browser in browsers))
         phase.elapsed = time.perf_counter() - started
+        await asyncio.sleep(phase.pause_after)
     for browser in browsers:
         browser.close()
 
@@ -344,18 +354,20 @@ def main() -> int:
             # Warm-up: every guest's first sign of life since the login (it bills the minutes the setup took,
             # and the worker reads the session once); the measured run then goes on on the same connections:
             # the steady state of guests who are online and whose page keeps beating.
-            warm = Phase(status_every=0, per_connection=-(-len(cookies) // args.connections))
+            warm = Phase(
+                status_every=0, per_connection=-(-len(cookies) // args.connections), pause_after=SETTLE_AFTER_WARM_UP_S
+            )
             runs = [Phase(args.status_every, args.status_url, args.seconds, rate=args.rate) for _ in range(args.repeat)]
             debit_counts: list[int] = []
-            split: list[str] = []  # connections per worker, a second into the first measured run
+            split: list[str] = []  # connections per worker, just before the first measured run
 
             busy: list[float] = []  # CPU seconds the whole machine spent, at the start and end of each run
 
             def count_debits() -> None:
                 busy.append(busy_cpu_seconds())
                 debit_counts.append(int(cluster.psql("bench", "SELECT count(*) FROM ledger WHERE cause = 'time'")))
-                if len(debit_counts) == 1:  # (connections idle at the end of the warm-up may have been closed)
-                    threading.Timer(1.0, lambda: split.append(connections_per_worker(port))).start()
+                if len(debit_counts) == 1:  # before the first measured run: a process started within it would count
+                    split.append(connections_per_worker(port))
 
             asyncio.run(load(port, cookies, args.connections, [warm, *runs], args.reconnect_every, count_debits))
             count_debits()
