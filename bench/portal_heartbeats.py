@@ -8,7 +8,7 @@ JavaScript, GET /status?refresh=1; `--status-url /status` for pages guests open)
 and latency percentiles. Usage:
 
     .venv/bin/python bench/portal_heartbeats.py [--sessions 5000] [--seconds 20] [--connections 16]
-        [--rate 1111 --connections 64]   # a fixed offered load instead of saturation
+        [--rate 1111]   # a fixed offered load instead of saturation (on 1,024 connections)
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from rlm_hotspot.services.tariff_cache import TariffCache
 
 SECRET = "bench-secret-key-of-at-least-32-characters"
 CONNECT_SPACING_S = 0.005
+CONNECTS_WITHIN_S = 3  # many connections: all made within this
 LOGINS_SPREAD_S = 60
 # The warm-up leaves every guest's first heartbeat held in the workers with the minutes of the setup to
 # debit: their writers need a second or two for those thousands of rows, which is not the steady state.
@@ -96,6 +97,8 @@ def cookies_for(tokens: list[str]) -> list[str]:
 
 
 def is_status_page(number: int, status_every: int) -> bool:
+    """Whether request `number` (a connection's count, offset by the connection's place so that the pages
+    of many connections do not all fall on their first request) is a status page."""
     return bool(status_every) and number % status_every == 0
 
 
@@ -147,7 +150,7 @@ class Browser(asyncio.Protocol):
     async def connect(self) -> None:
         # Browsers connect at random moments: a burst of connects would mostly land on whichever gunicorn
         # worker wakes first (and keep-alive connections stay where they landed).
-        await asyncio.sleep(self.first * CONNECT_SPACING_S)
+        await asyncio.sleep(self.first * min(CONNECT_SPACING_S, CONNECTS_WITHIN_S / self.step))
         await self.loop.create_connection(lambda: self, "127.0.0.1", self.port)
 
     async def run(self, phase: Phase) -> None:
@@ -174,7 +177,7 @@ class Browser(asyncio.Protocol):
 
     def _send(self) -> None:
         self.started = self.due if self.interval else self.loop.time()
-        self.request = request_bytes(self.cookies[self.index], self.index, self.number, self.phase)
+        self.request = request_bytes(self.cookies[self.index], self.index, self.first + self.number, self.phase)
         if self.reconnect_every and self.sent and self.sent % self.reconnect_every == 0 and self.transport:
             self.transport.close()  # connection_lost sends the request on a new one
         elif self.transport is None:
@@ -211,7 +214,7 @@ class Browser(asyncio.Protocol):
             return
         self.buffer = self.buffer[end + 4 + length :]
         phase, number = self.phase, self.number
-        kind = "status" if is_status_page(number, phase.status_every) else "heartbeat"
+        kind = "status" if is_status_page(self.first + number, phase.status_every) else "heartbeat"
         phase.latencies[kind].append(self.loop.time() - self.started)
         phase.errors += head[9:12] != b"200"
         self.request = None
@@ -294,7 +297,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sessions", type=int, default=5000)
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--connections",
+        type=int,
+        help="keep-alive connections (default: 16 at saturation; 1,024 with --rate, since the kernel hashes each "
+        "to a worker's socket and 16 split as unevenly as 12 / 4, which put 3/4 of the load on one worker)",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="measured runs, one after the other")
     parser.add_argument("--reconnect-every", type=int, default=0, help="a new connection after N requests (0: never)")
     parser.add_argument(
@@ -312,6 +320,9 @@ def main() -> int:
         "page the guest opens: written at once)",
     )
     args = parser.parse_args()
+    if args.connections is None:
+        args.connections = 1024 if args.rate else 16
+    args.connections = min(args.connections, args.sessions)  # each guest on one connection at most
     portal = None
     with temporary_cluster("bench-portal-", "bench") as (cluster, root):
         try:
