@@ -276,6 +276,7 @@ def top_up() -> Any:
             return redirect(url_for("status.status_page"), 303)
         status = sessions.session_status(db, context.tariffs, token, now)
         currency = context.currency(db)
+    guest.remember_money_moved(now)
     if status.open and hotspot.mode == "standalone":
         _extend_gate(status.seconds_remaining)
     flash(

@@ -121,7 +121,14 @@ class PortalContext:
         return self._currency
 
     def sign_of_life(
-        self, db: Connection, token: str, signal: Signal, gate_ip: str | None, *, may_defer: bool = False
+        self,
+        db: Connection,
+        token: str,
+        signal: Signal,
+        gate_ip: str | None,
+        *,
+        may_defer: bool = False,
+        seen_since: datetime | None = None,
     ) -> PortalStatus:
         """Keep the guest's session alive (or learn that it ended: then its gate is closed, idempotently).
 
@@ -131,12 +138,13 @@ class PortalContext:
         `may_defer` (the page's heartbeat: its JavaScript's, or its no-JS refresh): with a writer, a
         heartbeat on a session this process knows is billed in memory and written by the writer soon
         after; a page the guest opens always writes (and so learns at once of a session ended elsewhere).
+        A view this process kept from before `seen_since` (the guest's top-up) is read again.
         """
         hotspot = self.hotspot(db)
         now = self.clock()
         writer = self.writer if may_defer else None
         view = keep_alive_without_lock(
-            db, self.tariffs, hotspot, token, now, signal, self.recent, defer=writer is not None
+            db, self.tariffs, hotspot, token, now, signal, self.recent, defer=writer is not None, seen_since=seen_since
         )
         if writer is not None:
             writer.ensure_running()

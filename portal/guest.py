@@ -1,8 +1,11 @@
 """What the portal remembers about one guest, in the signed session cookie: the session token (or, in
-RADIUS mode, the verified card number), the address the gate was opened for, and where they wanted to go."""
+RADIUS mode, the verified card number), the address the gate was opened for, where they wanted to go, and
+when they last moved money."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from flask import request, session
@@ -14,6 +17,7 @@ from rlm_hotspot.services import portal as portal_service
 MAX_URL_LENGTH = 2048
 # Where the NAS (or an operator's link) puts the page the guest first asked for.
 DESTINATION_PARAMETERS = ("url", "userurl", "link-orig")
+MONEY_MOVED = "moved"
 
 
 def safe_destination(text: str | None) -> str | None:
@@ -49,6 +53,20 @@ def remember_login(*, token: str | None, card_number: str | None, ip: str) -> No
 def forget_login() -> None:
     for key in ("token", "card", "ip"):
         session.pop(key, None)
+
+
+def remember_money_moved(at: datetime) -> None:
+    """Remember a top-up: a gunicorn worker that kept this session's view from before `at` must read it
+    again (a browser's connections, and so its heartbeats, reach either worker)."""
+    session[MONEY_MOVED] = at.timestamp()
+
+
+def money_moved_at(cookie: Mapping[str, object] | None = None) -> datetime | None:
+    """When the guest last moved money, from this request's cookie (or `cookie`, already verified)."""
+    value = (session if cookie is None else cookie).get(MONEY_MOVED)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, UTC)
+    return None
 
 
 def gate_address() -> str | None:

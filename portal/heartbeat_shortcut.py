@@ -26,6 +26,7 @@ from itsdangerous import BadSignature
 from werkzeug.http import parse_cookie
 
 from portal.context import PortalContext
+from portal.guest import money_moved_at
 from portal.i18n import LANGUAGE_COOKIE, WORDINGS, choose_language
 from portal.security import csrf_matches, security_headers
 from portal.status import heartbeat_reply, page_is_open
@@ -80,7 +81,12 @@ class HeartbeatShortcut:
                 if environ.get("HTTP_HOST", "").lower() != self._portal_host(context.public_url(context.hotspot(db))):
                     return None  # another site's (Flask redirects it to the portal)
                 current = page_is_open(
-                    context, db, token, gate_ip if isinstance(gate_ip, str) else None, heartbeat=True
+                    context,
+                    db,
+                    token,
+                    gate_ip if isinstance(gate_ip, str) else None,
+                    heartbeat=True,
+                    money_moved_at=money_moved_at(cookie),
                 )
         except Exception:  # Flask answers it with its error pages (and logs what is unexpected)
             log.debug("heartbeat passed on to Flask", exc_info=True)

@@ -8,6 +8,7 @@ signs of life: they bill online time up to now and push the session's end furthe
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from urllib.parse import urljoin
 
@@ -80,12 +81,19 @@ def ended_reply(words: Wording) -> dict[str, Any]:
 
 
 def page_is_open(
-    context: PortalContext, db: Connection, token: str, gate_ip: str | None, *, heartbeat: bool
+    context: PortalContext,
+    db: Connection,
+    token: str,
+    gate_ip: str | None,
+    *,
+    heartbeat: bool,
+    money_moved_at: datetime | None = None,
 ) -> Current | None:
     """The status page shows a sign of life (`heartbeat`: its JavaScript's or its no-JS refresh, else a page
-    load): the session after it, or None when the session is gone."""
+    load): the session after it, or None when the session is gone. `money_moved_at`: the guest's last
+    top-up, which another worker may have made."""
     try:
-        view = context.sign_of_life(db, token, Signal.PAGE, gate_ip, may_defer=heartbeat)
+        view = context.sign_of_life(db, token, Signal.PAGE, gate_ip, may_defer=heartbeat, seen_since=money_moved_at)
     except NotFound:
         return None
     return view, context.currency(db), context.hotspot(db)
@@ -95,7 +103,11 @@ def _current(*, heartbeat: bool) -> Current | None:
     context = portal()
     with context.without_transaction() as db:
         token = guest.current_token(db)
-        return None if token is None else page_is_open(context, db, token, guest.gate_address(), heartbeat=heartbeat)
+        if token is None:
+            return None
+        return page_is_open(
+            context, db, token, guest.gate_address(), heartbeat=heartbeat, money_moved_at=guest.money_moved_at()
+        )
 
 
 @bp.get("/status")

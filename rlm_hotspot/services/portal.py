@@ -164,13 +164,15 @@ class RecentViews:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def get(
-        self, token: str, now: datetime, max_age: timedelta | None = None
+        self, token: str, now: datetime, max_age: timedelta | None = None, seen_since: datetime | None = None
     ) -> tuple[SessionView, HeldHeartbeat | None] | None:
         """The kept view and the heartbeat held on it, if the database confirmed the view within `ttl`
-        (and `max_age`)."""
+        (and `max_age`), and not before `seen_since`."""
         with self._lock:
             kept = self._views.get(token)
             if kept is None or now - kept.seen_at > min(self.ttl, max_age or self.ttl):
+                return None
+            if seen_since is not None and kept.seen_at < seen_since:
                 return None
             return kept.view, kept.held
 
@@ -242,11 +244,12 @@ def keep_alive_without_lock(
     recent: RecentViews | None = None,
     *,
     defer: bool = False,
+    seen_since: datetime | None = None,
 ) -> PortalStatus | None:
     """`keep_alive` for the common case: one guarded write after the view `recent` kept, else one read
     and one guarded write. With `defer`, the heartbeat is billed in memory instead of written (no round
     trip on a kept view, one read otherwise), and `write_deferred_heartbeats` writes it soon after with
-    the others.
+    the others. A view kept from before `seen_since` is not used (the money moved since, elsewhere).
 
     Meant for a connection in autocommit mode (no BEGIN/COMMIT round trips). None when this path does
     not apply (the session must be closed for its silence, or it changed between the read and the
@@ -255,7 +258,7 @@ def keep_alive_without_lock(
     if recent is not None and hotspot.counts_as_heartbeat(signal):
         # A page beats every third of the timeout: a view older than half of it means the last heartbeat
         # went to another process (its write would make ours fail): read afresh instead.
-        kept = recent.get(token, now, timedelta(seconds=hotspot.heartbeat_timeout / 2))
+        kept = recent.get(token, now, timedelta(seconds=hotspot.heartbeat_timeout / 2), seen_since)
         if kept is not None:
             view, held = kept
             last = held.at if held is not None else last_sign_of_life(view)

@@ -291,3 +291,33 @@ def test_a_session_that_changes_under_every_write_is_given_up_and_the_next_heart
     assert beat(client).get_json()["balance_minor"] == 470  # read afresh: 30 s, each second billed once
     assert held.write_deferred_heartbeats() == 1
     assert session_row(committed)[:2] == (30, NOW + timedelta(seconds=30)) and time_debits(committed) == [-30]
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["heartbeat", "no-JS refresh"])
+def test_a_top_up_through_the_other_process_shows_at_the_next_heartbeat_here(
+    app: Flask, database_url: str, key_file, world: World, clock: Clock, held: PortalContext,
+    monkeypatch: pytest.MonkeyPatch, javascript: bool,
+) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    """A browser's connections reach either gunicorn worker. After a top-up through one, a heartbeat to the
+    other must not be answered from the view that one kept (the balance before the top-up): the browser's
+    cookie says when the guest last moved money, and a view older than that is read again."""
+    other = create_app(portal_settings(database_url, key_file), clock=clock)
+    other_context: PortalContext = other.extensions["hotspot_portal"]
+    monkeypatch.setattr(other_context.writer, "ensure_running", lambda: None)
+    here, there = app.test_client(), other.test_client()
+    login(here, world.cards.numbers[0], world.cards.pins[0])
+    clock.advance(5)
+    assert beat(here).get_json()["balance_minor"] == 495  # held here, on the view kept at login
+    there.set_cookie("hotspot_portal", here.get_cookie("hotspot_portal").value)
+    clock.advance(3)
+    form = {"card": world.cards.numbers[1], "pin": world.cards.pins[1], "csrf_token": csrf_of(there, "/status")}
+    page = there.post("/topup", data=form, follow_redirects=True).get_data(as_text=True)
+    assert "Your balance is now €9.92." in page
+    here.set_cookie("hotspot_portal", there.get_cookie("hotspot_portal").value)  # the browser's, after it
+    clock.advance(4)
+    if javascript:  # answered before Flask (heartbeat_shortcut)
+        assert beat(here).get_json()["balance_minor"] == 988  # 12 s online, and the top-up
+    else:  # Flask's status view
+        assert "€9.88" in here.get("/status?refresh=1").get_data(as_text=True)
+    assert held.write_deferred_heartbeats() == 1
+    other_context.close()
