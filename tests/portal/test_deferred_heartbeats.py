@@ -32,6 +32,16 @@ def held(app: Flask, monkeypatch: pytest.MonkeyPatch) -> PortalContext:
     return context
 
 
+def second_process(
+    database_url: str, key_file, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Flask, PortalContext]:  # type: ignore[no-untyped-def]
+    """Another portal process on the same database (as gunicorn's other worker), its writer held too."""
+    other = create_app(portal_settings(database_url, key_file), clock=clock)
+    context: PortalContext = other.extensions["hotspot_portal"]
+    monkeypatch.setattr(context.writer, "ensure_running", lambda: None)
+    return other, context
+
+
 def session_row(engine: Engine) -> tuple[int, datetime | None, int]:
     """The only session's online seconds, last heartbeat and its card's balance."""
     with engine.connect() as db:
@@ -228,9 +238,7 @@ def test_guests_whose_heartbeats_alternate_between_two_processes_cost_a_few_stat
     """gunicorn's workers each listen (`reuse_port`) and a page opens a new connection per heartbeat, so a
     guest's heartbeats land on either process: most held writes then fail their guard (the other process
     wrote since). They are read again all together and written in one more statement, not one by one."""
-    other = create_app(portal_settings(database_url, key_file), clock=clock)
-    other_context: PortalContext = other.extensions["hotspot_portal"]
-    monkeypatch.setattr(other_context.writer, "ensure_running", lambda: None)
+    other, other_context = second_process(database_url, key_file, clock, monkeypatch)
     guests = []
     for i, (number, pin) in enumerate(zip(world.cards.numbers, world.cards.pins, strict=True)):
         here, there = app.test_client(), other.test_client()
@@ -301,9 +309,7 @@ def test_a_top_up_through_the_other_process_shows_at_the_next_heartbeat_here(
     """A browser's connections reach either gunicorn worker. After a top-up through one, a heartbeat to the
     other must not be answered from the view that one kept (the balance before the top-up): the browser's
     cookie says when the guest last moved money, and a view older than that is read again."""
-    other = create_app(portal_settings(database_url, key_file), clock=clock)
-    other_context: PortalContext = other.extensions["hotspot_portal"]
-    monkeypatch.setattr(other_context.writer, "ensure_running", lambda: None)
+    other, other_context = second_process(database_url, key_file, clock, monkeypatch)
     here, there = app.test_client(), other.test_client()
     login(here, world.cards.numbers[0], world.cards.pins[0])
     clock.advance(5)
