@@ -5,7 +5,8 @@ A private PostgreSQL, a standalone hotspot billed per second, N cards each with 
 loopback port and a lean asyncio client on keep-alive connections: every guest's signed cookie, POST
 /heartbeat (one in ten requests is a full status page instead: by default the page's own refresh without
 JavaScript, GET /status?refresh=1; `--status-url /status` for pages guests open), for a fixed time. Prints requests/s
-and latency percentiles. Usage:
+and latency percentiles; at the end, checks that every session was billed exactly its online time and
+that the balances agree with the ledger (exit status 1 if not). Usage:
 
     .venv/bin/python bench/portal_heartbeats.py [--sessions 5000] [--seconds 20] [--connections 16]
         [--rate 1111]   # a fixed offered load instead of saturation (on 1,024 connections)
@@ -33,7 +34,7 @@ from flask import Flask
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from rlm_hotspot.devcluster import temporary_cluster
+from rlm_hotspot.devcluster import PrivateCluster, temporary_cluster
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services.access import Policy
 from rlm_hotspot.services.catalog import get_hotspot
@@ -47,6 +48,7 @@ LOGINS_SPREAD_S = 60
 # The warm-up leaves every guest's first heartbeat held in the workers with the minutes of the setup to
 # debit: their writers need a second or two for those thousands of rows, which is not the steady state.
 SETTLE_AFTER_WARM_UP_S = 3
+PRICE_MINOR_PER_HOUR = 120  # the bench tariff: 1.20 an hour, a minor unit every 30 s online
 Latencies = dict[str, list[float]]  # seconds, per kind of request: "heartbeat" and "status"
 
 
@@ -340,7 +342,7 @@ def main() -> int:
                 subprocess.run(ctl + list(cmd), env=env, check=True, capture_output=True, text=True)
 
             run("db", "init")
-            run("tariff", "add", "bench", "--per-hour", "1.20")
+            run("tariff", "add", "bench", "--per-hour", f"{PRICE_MINOR_PER_HOUR / 100:.2f}")
             run(
                 "hotspot", "add", "bench", "--timezone", "Europe/Moscow", "--tariff", "bench", "--mode", "standalone",
                 "--heartbeat", "on", "--heartbeat-timeout", "3600",
@@ -409,9 +411,30 @@ def main() -> int:
                         print(f"  {label:22} {len(seconds) / run.elapsed:6,.0f}/s  latency ms: {percentiles(seconds)}")
         finally:
             if portal is not None:
-                portal.send_signal(signal.SIGTERM)
+                portal.send_signal(signal.SIGTERM)  # the workers write what they hold before they exit
                 portal.wait(timeout=30)
-    return 0
+        return money_check(cluster)
+
+
+def money_check(cluster: PrivateCluster) -> int:
+    """After the load, every session billed exactly its online time, once, and every balance agrees with
+    the ledger; 1 (a failed run) if not."""
+    counts = cluster.psql(
+        "bench",
+        f"""SELECT count(*),
+                   count(*) FILTER (WHERE s.time_cost_num <> s.seconds * {PRICE_MINOR_PER_HOUR}
+                                       OR s.charged <> ceil(s.time_cost_num / 3600.0)),
+                   count(*) FILTER (WHERE s.charged <> COALESCE((SELECT -sum(l.amount) FROM ledger l
+                                                               WHERE l.session_id = s.id AND l.cause = 'time'), 0)),
+                   count(*) FILTER (WHERE a.balance <> (SELECT sum(l.amount) FROM ledger l WHERE l.account_id = a.id))
+            FROM sessions s JOIN cards c ON c.id = s.card_id JOIN accounts a ON a.id = c.account_id""",
+    )
+    sessions, time_wrong, charges_wrong, balances_wrong = counts.strip().split("|")
+    print(
+        f"money: {sessions} sessions; billed other than their online time (rounded up): {time_wrong}; charged "
+        f"other than their ledger rows: {charges_wrong}; balances other than their ledger: {balances_wrong}"
+    )
+    return 0 if time_wrong == charges_wrong == balances_wrong == "0" else 1
 
 
 if __name__ == "__main__":
