@@ -221,7 +221,9 @@ class Browser(asyncio.Protocol):
         phase.errors += head[9:12] != b"200"
         self.request = None
         self.number, self.sent = number + 1, self.sent + 1
-        self.index = (self.index + self.step) % len(self.cookies)
+        self.index += self.step
+        if self.index >= len(self.cookies):  # a guest's heartbeats all come on the connection its page holds
+            self.index = self.first
         self.due += self.interval
         self._next()
 
