@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import multiprocessing
 import resource
@@ -72,6 +73,21 @@ class PortalServer(BaseApplication):  # type: ignore[misc]
 
 
 REQUEST_TIMEOUT_S = 2  # a request, once begun, must arrive within this (a lost segment is resent in < 2 s)
+YOUNG_OBJECTS_BEFORE_COLLECTION = 10_000  # Python's default, 700, collects ~30 times a second at 1,000 requests/s
+
+
+def spare_startup_objects_from_gc() -> None:
+    """Keep the garbage collector off the objects a worker holds for life, and make it run less often.
+
+    A worker's app, templates and libraries are ~100,000 objects that are never garbage, and Python's
+    full collection walked them all: 80-170 ms (on this VM) during which the worker's every guest
+    waited — three times in 45 s at 1,000 requests/s. Frozen after start-up, they are left out; with
+    fewer young collections, fewer objects are promoted to the old generation and full collections
+    become rare (once in 45 s, 13-26 ms). Memory: at most ~10,000 young objects await a collection.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(YOUNG_OBJECTS_BEFORE_COLLECTION, *gc.get_threshold()[1:])
 
 
 class PortalWorker(ThreadWorker):  # type: ignore[misc]
@@ -88,6 +104,10 @@ class PortalWorker(ThreadWorker):  # type: ignore[misc]
     def init_process(self) -> None:
         self.log.error_log.addFilter(_StalledRequests())
         super().init_process()
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        spare_startup_objects_from_gc()
 
     def handle(self, conn: Any) -> Any:
         if not conn.initialized:
