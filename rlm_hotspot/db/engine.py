@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, Engine, create_engine
+from typing import Any
+
+from psycopg2.extensions import TRANSACTION_STATUS_IDLE
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -31,11 +34,12 @@ def make_engine(
     hot paths made of single statements; cheaper than `execution_options(isolation_level="AUTOCOMMIT")`,
     which switches a pooled connection on every checkout and back on every checkin.
     """
-    return create_engine(
+    engine = create_engine(
         make_url(settings.database_url),
         pool_size=pool_size,
         max_overflow=2,
         pool_pre_ping=pre_ping,
+        pool_reset_on_return=None,  # `_end_an_open_transaction` instead
         isolation_level="AUTOCOMMIT" if autocommit else None,
         connect_args={
             "connect_timeout": settings.connect_timeout_s,
@@ -43,6 +47,25 @@ def make_engine(
             "options": f"-c statement_timeout={settings.statement_timeout_ms} -c timezone=UTC",
         },
     )
+    event.listen(engine, "reset", _end_an_open_transaction)
+    return engine
+
+
+def _end_an_open_transaction(dbapi_connection: Any, _record: object, _state: object) -> None:
+    """Roll back what a connection returned to the pool left open, and only then.
+
+    The pool's own reset calls rollback() on every return, and psycopg2 lets go of the GIL for it even
+    with nothing to roll back (a heartbeat's autocommit connection): one more point where a request
+    thread can lose the interpreter to another thread and wait for it. And in autocommit it rolls back
+    nothing even when an explicit BEGIN left a transaction open. The status is known without a round trip.
+    """
+    if dbapi_connection.info.transaction_status == TRANSACTION_STATUS_IDLE:
+        return
+    if dbapi_connection.autocommit:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("ROLLBACK")
+    else:
+        dbapi_connection.rollback()
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
