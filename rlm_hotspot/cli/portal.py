@@ -73,7 +73,7 @@ class PortalServer(BaseApplication):  # type: ignore[misc]
 
 
 REQUEST_TIMEOUT_S = 2  # a request, once begun, must arrive within this (a lost segment is resent in < 2 s)
-YOUNG_OBJECTS_BEFORE_COLLECTION = 10_000  # Python's default, 700, collects ~30 times a second at 1,000 requests/s
+YOUNG_OBJECTS_BEFORE_COLLECTION = 10_000  # Python's default is 700
 
 
 def spare_startup_objects_from_gc() -> None:

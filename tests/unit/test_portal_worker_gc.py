@@ -9,7 +9,7 @@ import textwrap
 
 CHECK = textwrap.dedent(
     """
-    import gc, time
+    import gc
     from portal import create_app  # the worker's libraries, loaded as a worker loads them
     from rlm_hotspot.cli.portal import YOUNG_OBJECTS_BEFORE_COLLECTION, spare_startup_objects_from_gc
 
