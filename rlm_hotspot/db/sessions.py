@@ -239,8 +239,9 @@ _SESSION_COLUMNS = """
     s.username,
     s.auth_token, s.started_at, s.last_seen_at, s.last_heartbeat_at, s.stopped_at, s.terminate_cause,
     s.framed_ip, s.calling_station_id, s.seconds, s.input_octets, s.output_octets,
-    s.time_cost_num, s.traffic_cost_num, s.charged, h.timezone, h.traffic_meter, c.number AS card_number,
-    c.status AS card_status
+    s.time_cost_num, s.traffic_cost_num, s.charged, s.reported_seconds, s.reported_input_octets,
+    s.reported_output_octets, s.counters_at, h.timezone, h.traffic_meter, h.max_rate_kbps, h.max_session_seconds,
+    c.number AS card_number, c.status AS card_status
 """
 _SESSION_FROM = """
     FROM sessions s JOIN hotspots h ON h.id = s.hotspot_id JOIN cards c ON c.id = s.card_id
@@ -248,10 +249,10 @@ _SESSION_FROM = """
 
 
 def find_session_for_update(
-    session: Session, *, nas_id: int | None, acct_session_id: str | None, token: str | None
+    session: Session, *, nas_id: int | None, acct_session_id: str | None, token: str | None, user: PacketUser
 ) -> Row | None:  # type: ignore[type-arg]
     """The session an accounting packet belongs to, locked (see `find_session`)."""
-    return find_session(session, nas_id=nas_id, acct_session_id=acct_session_id, token=token, lock=True)
+    return find_session(session, nas_id=nas_id, acct_session_id=acct_session_id, token=token, user=user, lock=True)
 
 
 def _lookup(name: str, where: str) -> dict[bool, Prepared]:
@@ -265,25 +266,48 @@ def _lookup_sql(name: str, sql: str) -> dict[bool, Prepared]:
 
 
 _BY_TOKEN = _lookup("hs_session_by_token", "s.auth_token = :token")
-# the live one first, else the latest closed one (a late duplicate Stop)
+# the packet's user's session of that NAS and id: the live one first, else the latest closed one (whose
+# late duplicate this may be); a session of another card is never a candidate
 _BY_ACCT_ID = _lookup(
     "hs_session_by_acct_id",
     "s.nas_id IS NOT DISTINCT FROM CAST(:nas_id AS integer) AND s.acct_session_id = :acct_session_id "
+    "AND (CAST(:username AS text) IS NULL OR s.username = :username OR c.number = :card_number) "
     "ORDER BY (s.status <> 'closed') DESC, s.started_at DESC LIMIT 1",
 )
 
 
+@dataclass(frozen=True)
+class PacketUser:
+    """Who an accounting packet is for: its User-Name as sent, and the card number it names (if it does)."""
+
+    username: str | None
+    card_number: str | None = None
+
+
 def find_session(
-    session: Session, *, nas_id: int | None, acct_session_id: str | None, token: str | None, lock: bool = False
+    session: Session,
+    *,
+    nas_id: int | None,
+    acct_session_id: str | None,
+    token: str | None,
+    user: PacketUser,
+    lock: bool = False,
 ) -> Row | None:  # type: ignore[type-arg]
-    """The session an accounting packet belongs to: by our Class token, else by the NAS's session id."""
+    """The session an accounting packet was meant for: by our Class token, else by the NAS's session id
+    and the packet's user. Whether the packet really belongs to it is the caller's to decide."""
     if token:
         row = session_by_token(session, token, lock=lock)
         if row is not None:
             return row
     if acct_session_id is None:
         return None
-    return _BY_ACCT_ID[lock](session, {"nas_id": nas_id, "acct_session_id": acct_session_id}).first()
+    params = {
+        "nas_id": nas_id,
+        "acct_session_id": acct_session_id,
+        "username": user.username,
+        "card_number": user.card_number,
+    }
+    return _BY_ACCT_ID[lock](session, params).first()
 
 
 def session_by_token(session: Session, token: str, *, lock: bool = False) -> Row | None:  # type: ignore[type-arg]
@@ -369,11 +393,20 @@ _APPLY_METER = Prepared(
             last_seen_at = GREATEST(s.last_seen_at, :now),
             last_heartbeat_at = GREATEST(s.last_heartbeat_at, :heartbeat_at),
             status = coalesce(:close_status, s.status), stopped_at = coalesce(:stopped_at, s.stopped_at),
-            terminate_cause = coalesce(:terminate_cause, s.terminate_cause)
+            terminate_cause = coalesce(:terminate_cause, s.terminate_cause),
+            reported_seconds = CASE WHEN :set_positions THEN :reported_seconds ELSE s.reported_seconds END,
+            reported_input_octets =
+                CASE WHEN :set_positions THEN :reported_input_octets ELSE s.reported_input_octets END,
+            reported_output_octets =
+                CASE WHEN :set_positions THEN :reported_output_octets ELSE s.reported_output_octets END,
+            counters_at = CASE WHEN :set_positions THEN GREATEST(s.counters_at, :now) ELSE s.counters_at END
         FROM durability
         WHERE s.id = :session_id AND s.status = :old_status AND s.seconds = :old_seconds
           AND s.input_octets = :old_input_octets AND s.output_octets = :old_output_octets
           AND s.traffic_cost_num = :old_traffic_cost_num AND s.charged = :old_charged
+          AND (NOT :set_positions OR (s.reported_seconds IS NOT DISTINCT FROM :old_reported_seconds
+               AND s.reported_input_octets IS NOT DISTINCT FROM :old_reported_input_octets
+               AND s.reported_output_octets IS NOT DISTINCT FROM :old_reported_output_octets))
         RETURNING s.id, s.account_id, s.card_id
     ), entry AS (
         INSERT INTO ledger (account_id, amount, cause, idempotency_key, card_id, session_id, seconds, bytes,
@@ -392,6 +425,15 @@ _APPLY_METER = Prepared(
                     (SELECT a.balance FROM accounts a JOIN moved_session m ON a.id = m.account_id)) AS balance
     """,
 )
+
+
+@dataclass(frozen=True)
+class CounterPositions:
+    """Where the NAS's counters stand when that differs from what was billed (None: the billed value)."""
+
+    seconds: int | None = None
+    input_octets: int | None = None
+    output_octets: int | None = None
 
 
 @dataclass(frozen=True)
@@ -421,9 +463,12 @@ def apply_meter(
     durable: bool = True,
     heartbeat_at: datetime | None = None,
     stop: tuple[datetime, str] | None = None,
+    positions: CounterPositions | None = None,
 ) -> int | None:
     """Write a meter update computed from `row`: the account's balance after it, or None when the session
-    changed since it was read."""
+    changed since it was read. With `positions` (an accounting packet's counters), the NAS's counter
+    positions are written too and the byte counters' time (`counters_at`) moves to `now`."""
+    moved = positions or CounterPositions()
     result = _APPLY_METER.first_row(
         session,
         {
@@ -441,6 +486,13 @@ def apply_meter(
             "close_status": "closed" if stop else None,
             "stopped_at": stop[0] if stop else None,
             "terminate_cause": stop[1] if stop else None,
+            "set_positions": positions is not None,
+            "reported_seconds": moved.seconds,
+            "reported_input_octets": moved.input_octets,
+            "reported_output_octets": moved.output_octets,
+            "old_reported_seconds": getattr(row, "reported_seconds", None),
+            "old_reported_input_octets": getattr(row, "reported_input_octets", None),
+            "old_reported_output_octets": getattr(row, "reported_output_octets", None),
         },
     )
     assert result is not None  # the statement always returns its one row
@@ -563,7 +615,7 @@ def live_sessions_of_nas(session: Session, nas_id: int) -> list[int]:
 def nas_by_ip(session: Session, ip: str) -> Row | None:  # type: ignore[type-arg]
     return session.execute(
         text(
-            "SELECT n.*, h.timezone FROM nas n JOIN hotspots h ON h.id = n.hotspot_id "
+            "SELECT n.*, h.timezone, h.max_session_seconds FROM nas n JOIN hotspots h ON h.id = n.hotspot_id "
             "WHERE n.ip_address = CAST(:ip AS inet)"
         ),
         {"ip": ip},

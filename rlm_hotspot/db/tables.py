@@ -12,11 +12,12 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
     SmallInteger,
     Table,
     Text,
 )
-from sqlalchemy.dialects.postgresql import CIDR, INET
+from sqlalchemy.dialects.postgresql import CIDR, INET, JSONB
 
 metadata = MetaData()
 TS = DateTime(timezone=True)
@@ -78,6 +79,7 @@ hotspots = Table(
     Column("heartbeat", Text, nullable=False),
     Column("heartbeat_timeout", Integer, nullable=False),
     Column("max_session_seconds", Integer, nullable=False),
+    Column("max_rate_kbps", Integer, nullable=False),
     Column("portal_url", Text),
     Column("terms_of_use", Text),
     Column("created_at", TS, nullable=False),
@@ -169,6 +171,10 @@ sessions = Table(
     Column("time_cost_num", BigInteger, nullable=False),
     Column("traffic_cost_num", BigInteger, nullable=False),
     Column("charged", BigInteger, nullable=False),
+    Column("reported_seconds", BigInteger),
+    Column("reported_input_octets", BigInteger),
+    Column("reported_output_octets", BigInteger),
+    Column("counters_at", TS),
 )
 
 disconnects = Table(
@@ -199,6 +205,28 @@ ledger = Table(
     Column("bytes", BigInteger),
     Column("note", Text),
     Column("created_at", TS, nullable=False),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("source", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("quantity", Text, nullable=False),
+    Column("held", Numeric(20, 0), nullable=False),
+    Column("reported", Numeric(20, 0)),
+    Column("session_id", BigInteger, ForeignKey("sessions.id")),
+    Column("hotspot_id", Integer, ForeignKey("hotspots.id")),
+    Column("nas_id", Integer, ForeignKey("nas.id")),
+    Column("identity", Text, nullable=False),
+    Column("detail", JSONB, nullable=False),
+    Column("received_at", TS, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("resolved_at", TS),
+    Column("resolved_by", Text),
+    Column("resolution_note", Text),
+    Column("idempotency_key", Text, nullable=False, unique=True),
 )
 
 login_attempts = Table(

@@ -46,7 +46,12 @@ from rlm_hotspot.services.access import (
 )
 from rlm_hotspot.services.catalog import currency
 from rlm_hotspot.services.errors import ServiceError
-from rlm_hotspot.services.sessions import AccountingRefused, record_accounting, record_accounting_without_lock
+from rlm_hotspot.services.sessions import (
+    AccountingRefused,
+    packet_identity,
+    record_accounting,
+    record_accounting_without_lock,
+)
 from rlm_hotspot.services.tariff_cache import NasCache, TariffCache
 from rlm_hotspot.settings import Settings
 
@@ -186,11 +191,18 @@ class RadiusAdapter:
         try:
             with Session(self.autocommit) as session:  # the common case: one read, one guarded write
                 done = record_accounting_without_lock(session, self.tariffs, self.nas, update, now)
-            if done is None:  # Start, On/Off, a session not opened yet, a concurrent change
+            if done is None:  # Start, On/Off, a session not opened yet, usage to hold, a concurrent change
                 with Session(self.engine) as session, session.begin():
-                    record_accounting(session, self.tariffs, update, now)
+                    done = record_accounting(session, self.tariffs, update, now)
         except AccountingRefused as exc:
             self.log(self.rad.L_WARN, f"accounting: packet acknowledged but not billed: {exc}")
+            return self.rad.RLM_MODULE_OK, None, None
+        for held in done.held:
+            self.log(
+                self.rad.L_WARN,
+                f"accounting: {held.amount} {held.quantity} not billed ({held.reason}, reported {held.reported}) "
+                f"of {packet_identity(update)}: held in the quarantine (`hotspotctl quarantine list`)",
+            )
         return self.rad.RLM_MODULE_OK, None, None
 
 

@@ -9,14 +9,29 @@ level, so a replay of the same update can never post twice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
+from rlm_hotspot.core.cardcode import CardNumberError, normalise_card_number
 from rlm_hotspot.core.decisions import Refusal
+from rlm_hotspot.core.plausibility import (
+    MAX_BIGINT,
+    Advanced,
+    Belonging,
+    Counter,
+    Held,
+    MatchedSession,
+    PacketFacts,
+    Quantity,
+    advance_counter,
+    belonging,
+    bytes_bound,
+    seconds_bound,
+)
 from rlm_hotspot.core.tariff import (
     Meter,
     Tariff,
@@ -28,16 +43,18 @@ from rlm_hotspot.core.tariff import (
     seconds_affordable,
 )
 from rlm_hotspot.core.validity import seconds_left
+from rlm_hotspot.db import quarantine as held_usage
 from rlm_hotspot.db import sessions as q
 from rlm_hotspot.db.catalog import hotspot_by_id
 from rlm_hotspot.db.engine import Executor
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import cards
 from rlm_hotspot.services.access import LoginRequest, Policy, decide_login, new_token, record_attempt
-from rlm_hotspot.services.errors import CardRefused, NotFound
+from rlm_hotspot.services.errors import CardRefused, NotFound, ServiceError
 from rlm_hotspot.services.tariff_cache import NasCache, TariffCache
 
 ACCOUNTING_STATUSES = ("start", "interim", "stop", "on", "off")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 STATUS_HORIZON_S = 86400  # how far ahead the status page works out the time left
 
 
@@ -63,6 +80,7 @@ class AccountingResult:
     session_id: int | None
     debited: int
     sessions_closed: int = 0
+    held: tuple[Held, ...] = ()  # usage the packet reported beyond the bounds: quarantined, not billed
 
 
 class AccountingRefused(ValueError):
@@ -84,16 +102,26 @@ def record_accounting(
             _close(session, session_id, now, "NAS-Reboot" if update.status == "on" else "NAS-Request")
             closed += 1
         return AccountingResult(None, 0, closed)
-    row = q.find_session_for_update(session, nas_id=nas.id, acct_session_id=update.acct_session_id, token=update.token)
-    if row is None:
-        row = _session_without_start(session, tariffs, nas, update, now)
+    user = packet_user(update)
+    row = q.find_session_for_update(
+        session, nas_id=nas.id, acct_session_id=update.acct_session_id, token=update.token, user=user
+    )
+    verdict = Belonging.OTHER if row is None else _belonging(row, user, update, now)
+    if verdict is Belonging.DUPLICATE:
+        return AccountingResult(row.id, 0)
+    if verdict is Belonging.OTHER:
+        if row is not None and row.status != "closed" and _same_user(row, user):
+            # the NAS counts this card's session from the start again: the one we had is over
+            _close(session, row.id, row.last_seen_at, "Lost-Service")
+        token_taken = row is not None and row.auth_token == update.token
+        row = _session_without_start(session, tariffs, nas, update, now, token=None if token_taken else update.token)
     if row.status == "pending" or row.account_id is None:
         row = _open(session, row, update, now)
         if not _has_news(row, update):  # a Start: nothing used yet, nothing to write twice
             return AccountingResult(row.id, 0)
-    debited = _bill_update(session, tariffs, row, update, now)
-    assert debited is not None, "the row is locked: nothing can have changed it"
-    return AccountingResult(row.id, debited)
+    billed = _bill_update(session, tariffs, row, update, now)
+    assert billed is not None, "the row is locked: nothing can have changed it"
+    return billed
 
 
 def record_accounting_without_lock(
@@ -103,53 +131,212 @@ def record_accounting_without_lock(
 
     Meant for a connection in autocommit mode (no BEGIN/COMMIT round trips): the write is a single
     statement that checks the counters it was computed from. None when this path does not apply (a
-    Start, an unknown or not yet opened session, a concurrent change): use `record_accounting` in a
-    transaction instead.
+    Start, an unknown or not yet opened session, a packet that may be another session's, usage to
+    quarantine, a concurrent change): use `record_accounting` in a transaction instead.
     """
     if update.status not in ("interim", "stop"):
         return None
     nas_row = nas.get(session, update.nas_ip, now)
     if nas_row is None:
         return None
-    row = q.find_session(session, nas_id=nas_row.id, acct_session_id=update.acct_session_id, token=update.token)
+    user = packet_user(update)
+    row = q.find_session(
+        session, nas_id=nas_row.id, acct_session_id=update.acct_session_id, token=update.token, user=user
+    )
     if row is None or row.status != "open" or row.account_id is None:
         return None
-    debited = _bill_update(session, tariffs, row, update, now)
-    return None if debited is None else AccountingResult(row.id, debited)
+    if _belonging(row, user, update, now) is not Belonging.SAME:
+        return None
+    return _bill_update(session, tariffs, row, update, now, hold=False)
+
+
+def packet_user(update: AccountingUpdate) -> q.PacketUser:
+    """The packet's User-Name, and the card number it names when it is one."""
+    if update.username is None:
+        return q.PacketUser(None)
+    try:
+        return q.PacketUser(update.username, normalise_card_number(update.username))
+    except CardNumberError:
+        return q.PacketUser(update.username)
+
+
+def _same_user(row: Row, user: q.PacketUser) -> bool:  # type: ignore[type-arg]
+    return user.username is None or user.username == row.username or user.card_number == row.card_number
+
+
+def _belonging(row: Row, user: q.PacketUser, update: AccountingUpdate, now: datetime) -> Belonging:  # type: ignore[type-arg]
+    matched = MatchedSession(
+        closed=row.status == "closed",
+        same_user=_same_user(row, user),
+        started_at=_posix(row.started_at),
+        counters_at=_posix(row.counters_at or row.started_at),
+        seconds=max(row.seconds, row.reported_seconds or 0),
+        input_octets=max(row.input_octets, row.reported_input_octets or 0),
+        output_octets=max(row.output_octets, row.reported_output_octets or 0),
+    )
+    packet = PacketFacts(
+        start=update.status == "start",
+        at=_posix(now),
+        session_time=update.session_time,
+        input_octets=update.input_octets,
+        output_octets=update.output_octets,
+    )
+    return belonging(matched, packet)
+
+
+def _posix(moment: datetime) -> int:
+    return _whole_seconds(moment - EPOCH)
+
+
+def _whole_seconds(delta: timedelta) -> int:
+    return delta // timedelta(seconds=1)
 
 
 def _bill_update(
     session: Session,
     tariffs: TariffCache,
-    row: Row,
+    row: Row,  # type: ignore[type-arg]
     update: AccountingUpdate,
-    now: datetime,  # type: ignore[type-arg]
-) -> int | None:
-    """Bill an accounting packet's counters (a Stop also closes the session; an Interim-Update's commit
-    need not wait for the disk, since the next one restates its counters)."""
+    now: datetime,
+    *,
+    hold: bool = True,
+) -> AccountingResult | None:
+    """Bill an accounting packet's counters, up to what is plausible (a Stop also closes the session; an
+    Interim-Update's commit need not wait for the disk, since the next one restates its counters).
+
+    What exceeds the bounds is quarantined with the packet's identity; with `hold` False nothing may be
+    quarantined (the lock-free path) and None says so.
+    """
+    bounded = _bounded_counters(row, update, now)
+    if bounded.held and not hold:
+        return None
     stop = (now, update.terminate_cause or "Stop") if update.status == "stop" and row.status != "closed" else None
     billed = _bill(
         session,
         tariffs,
         row,
-        seconds=update.session_time if update.session_time is not None else row.seconds,
-        input_octets=update.input_octets if update.input_octets is not None else row.input_octets,
-        output_octets=update.output_octets if update.output_octets is not None else row.output_octets,
+        seconds=bounded.seconds.billed,
+        input_octets=bounded.input_octets.billed,
+        output_octets=bounded.output_octets.billed,
         now=now,
         durable=update.status != "interim",
         stop=stop,
+        positions=q.CounterPositions(
+            bounded.seconds.position, bounded.input_octets.position, bounded.output_octets.position
+        ),
     )
-    return None if billed is None else billed.debited
+    if billed is None:
+        return None
+    for held in bounded.held:
+        _hold(session, row, update, held, now)
+    return AccountingResult(row.id, billed.debited, held=bounded.held)
+
+
+def _hold(session: Session, row: Row, update: AccountingUpdate, held: Held, now: datetime) -> None:  # type: ignore[type-arg]
+    """Quarantine what a packet reported beyond the bounds, once per reported value (retransmits)."""
+    held_usage.hold(
+        session,
+        source="radius",
+        reason=held.reason,
+        quantity=held.quantity,
+        held=held.amount,
+        reported=held.reported,
+        identity=packet_identity(update),
+        key=f"radius:{row.id}:{held.quantity}:{held.reported}",
+        received_at=now,
+        session_id=row.id,
+        hotspot_id=row.hotspot_id,
+        nas_id=row.nas_id,
+        detail={**asdict(update), "event_time": now.isoformat()},
+    )
+
+
+def packet_identity(update: AccountingUpdate) -> str:
+    """An accounting packet as an admin finds it again in the NAS's and radiusd's logs."""
+    return (
+        f"Accounting {update.status} from NAS {update.nas_ip}, Acct-Session-Id {update.acct_session_id!r}, "
+        f"User-Name {update.username!r}"
+    )
+
+
+def release_held(session: Session, tariffs: TariffCache, held: Row, now: datetime) -> int:  # type: ignore[type-arg]
+    """Bill usage an admin released from the quarantine to its session; the minor units debited.
+
+    The session's counter moves on by the held amount (whatever it stands at now), rated by its tariff
+    like any update.
+    """
+    row = q.session_by_id(session, held.session_id, lock=True)
+    if row is None:
+        raise NotFound(f"quarantine {held.id} names no session")
+    if row.account_id is None:
+        raise ServiceError(f"session {row.id} never opened: there is no account to bill")
+    counters = {"seconds": row.seconds, "input_octets": row.input_octets, "output_octets": row.output_octets}
+    column = {"seconds": "seconds", "upload": "input_octets", "download": "output_octets"}[held.quantity]
+    counters[column] += int(held.held)
+    if counters[column] > MAX_BIGINT:
+        raise ServiceError(f"quarantine {held.id}: {held.held} {held.quantity} is more than a counter can hold")
+    billed = _bill(session, tariffs, row, now=now, **counters)
+    assert billed is not None, "the row is locked: nothing can have changed it"
+    return billed.debited
+
+
+@dataclass(frozen=True)
+class BoundedCounters:
+    """A packet's counters as they may be billed, the NAS's positions, and what is held."""
+
+    seconds: Counter
+    input_octets: Counter
+    output_octets: Counter
+    held: tuple[Held, ...]
+
+
+def _bounded_counters(row: Row, update: AccountingUpdate, now: datetime) -> BoundedCounters:  # type: ignore[type-arg]
+    """The packet's counters bounded by the wall clock since the session started (time) and the
+    hotspot's line rate since the previous counters (bytes, where the NAS meters them)."""
+    since_start = _whole_seconds(now - row.started_at)
+    time = advance_counter(
+        Quantity.SECONDS,
+        Counter(row.seconds, row.reported_seconds),
+        update.session_time,
+        max(row.seconds, seconds_bound(since_start)),
+    )
+    since_counters = _whole_seconds(now - (row.counters_at or row.started_at))
+    metered = row.traffic_meter == "radius" and row.source == "radius"
+    advanced = []
+    for quantity, billed, position, reported in (
+        (Quantity.UPLOAD, row.input_octets, row.reported_input_octets, update.input_octets),
+        (Quantity.DOWNLOAD, row.output_octets, row.reported_output_octets, update.output_octets),
+    ):
+        counter = Counter(billed, position)
+        if metered:
+            advanced.append(
+                advance_counter(quantity, counter, reported, bytes_bound(billed, since_counters, row.max_rate_kbps))
+            )
+        else:  # bytes another meter bills are not the NAS's to move
+            advanced.append(Advanced(counter, None))
+    upload, download = advanced
+    return BoundedCounters(
+        time.counter,
+        upload.counter,
+        download.counter,
+        tuple(held for held in (time.held, upload.held, download.held) if held is not None),
+    )
 
 
 def _session_without_start(
     session: Session,
     tariffs: TariffCache,
-    nas: Row,
+    nas: Row,  # type: ignore[type-arg]
     update: AccountingUpdate,
-    now: datetime,  # type: ignore[type-arg]
+    now: datetime,
+    *,
+    token: str | None,
 ) -> Row:  # type: ignore[type-arg]
-    """An Interim or Stop whose Start (and Accept) we never saw: bill it all the same, from its own counters."""
+    """A packet whose Start (and Accept) we never saw: bill it all the same, from its own counters.
+
+    It began when its Acct-Session-Time says, but no earlier than the hotspot's longest session allows
+    (what it claims beyond that is held by the bound on time).
+    """
     if not update.username:
         raise AccountingRefused("accounting packet without User-Name for an unknown session")
     try:
@@ -157,7 +344,7 @@ def _session_without_start(
     except CardRefused as exc:
         raise AccountingRefused(f"accounting for {update.username!r}: {exc}") from None
     tariff_id = card.tariff_id or _hotspot_tariff(session, nas.hotspot_id)
-    started = now - timedelta(seconds=update.session_time or 0)
+    started = now - timedelta(seconds=min(update.session_time or 0, nas.max_session_seconds))
     session_id = q.insert_session(
         session,
         status="pending",
@@ -169,7 +356,7 @@ def _session_without_start(
         source="radius",
         acct_session_id=update.acct_session_id,
         username=update.username,
-        auth_token=update.token or new_token(),
+        auth_token=token or new_token(),
         framed_ip=update.framed_ip,
         calling_station_id=update.calling_station_id,
         started_at=started,
@@ -190,7 +377,9 @@ def _open(session: Session, row: Row, update: AccountingUpdate, now: datetime) -
     """Accounting-Start (or the first packet we see): the session opens and first use activates the card."""
     card = cards.find_card(session, row.card_number, lock=True)
     account_id = cards.activate(session, card, now)
-    started = now - timedelta(seconds=update.session_time or 0)
+    # it began when its Acct-Session-Time says, but never before the login that let it in (nor before
+    # the first packet of a session opened without one)
+    started = max(now - timedelta(seconds=update.session_time or 0), row.started_at)
     return q.open_session(
         session,
         row.id,
@@ -200,7 +389,7 @@ def _open(session: Session, row: Row, update: AccountingUpdate, now: datetime) -
         username=row.username or update.username,
         framed_ip=update.framed_ip,
         calling_station_id=update.calling_station_id or None,
-        started_at=min(started, row.started_at),
+        started_at=started,
         last_seen_at=now,
     )
 
@@ -238,6 +427,7 @@ def _bill(
     now: datetime,
     durable: bool = True,
     stop: tuple[datetime, str] | None = None,
+    positions: q.CounterPositions | None = None,
 ) -> Billed | None:
     """Advance the session's counters to the given cumulative values and debit the difference.
 
@@ -247,7 +437,7 @@ def _bill(
     write = _meter_write(
         tariffs.get(session, row.tariff_id, now).tariff, row, seconds, input_octets, output_octets, now
     )
-    balance = q.apply_meter(session, row, write, now, durable=durable, stop=stop)
+    balance = q.apply_meter(session, row, write, now, durable=durable, stop=stop, positions=positions)
     return None if balance is None else Billed(write, balance)
 
 

@@ -255,6 +255,23 @@ def radius_db(radius_engine: Engine) -> Iterator[Engine]:
         conn.execute(text(f"TRUNCATE {TABLES_TO_EMPTY} CASCADE"))
 
 
+def login_happened_earlier(engine: Engine, seconds: int) -> None:
+    """Move the logins that await their Start `seconds` into the past.
+
+    Online time is bounded by the wall clock since the login: a test that reports ten minutes of a
+    session does so as a NAS that reports late would, with its packets' Acct-Delay-Time saying when
+    they were sent, after a login that happened that long ago.
+    """
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE sessions SET started_at = started_at - make_interval(secs => :s), "
+                "last_seen_at = last_seen_at - make_interval(secs => :s) WHERE status = 'pending'"
+            ),
+            {"s": seconds},
+        )
+
+
 # -- a billing world for the tests ---------------------------------------------------------------------
 
 NAS_BY_VENDOR = {"mikrotik": "192.0.2.1", "chilli": "192.0.2.2", "wispr": "192.0.2.3", "generic": "192.0.2.4"}

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from rlm_hotspot.pins import PinVault
 from tests.db.helpers import assert_ledger_balanced
-from tests.e2e.radius_harness import NAS_BY_VENDOR, RadiusServer, build_world
+from tests.e2e.radius_harness import NAS_BY_VENDOR, RadiusServer, build_world, login_happened_earlier
 
 pytestmark = pytest.mark.e2e
 MIKROTIK = NAS_BY_VENDOR["mikrotik"]
@@ -28,16 +28,17 @@ def test_full_session_bills_exactly_once(radius_server: RadiusServer, radius_db:
     batch = build_world(radius_db, vault, traffic_price=10)  # 1.20/hour per started minute + 0.10/MB
     number = batch.numbers[0]
     accepted = radius_server.login(number, batch.pins[0], nas_ip=MIKROTIK)
+    login_happened_earlier(radius_db, 601)  # the NAS reports the whole session now, each packet's delay said
     ids = {"User_Name": number, "Acct_Session_Id": "A1", "Class": accepted.one("Class")}
 
     def account(status: str, **counters: object) -> None:
         assert radius_server.account(status, nas_ip=MIKROTIK, **ids, **counters) is not None
 
-    account("start", Acct_Session_Time=0, Framed_IP_Address="10.1.0.5")
+    account("start", Acct_Session_Time=0, Acct_Delay_Time=601, Framed_IP_Address="10.1.0.5")
     assert rows(radius_db, "SELECT status, framed_ip::text FROM sessions") == [("open", "10.1.0.5/32")]
     interim = {"Acct_Session_Time": 300, "Acct_Input_Octets": 100_000, "Acct_Output_Octets": 1_900_000}
-    account("interim", **interim)
-    account("interim", **interim)  # a retransmit
+    account("interim", **interim, Acct_Delay_Time=301)
+    account("interim", **interim, Acct_Delay_Time=302)  # a retransmit
     account(
         "stop",
         Acct_Session_Time=601,
@@ -45,7 +46,8 @@ def test_full_session_bills_exactly_once(radius_server: RadiusServer, radius_db:
         Acct_Output_Octets=2_800_000,
         Acct_Terminate_Cause="User-Request",
     )
-    account("interim", Acct_Session_Time=450, Acct_Input_Octets=150_000, Acct_Output_Octets=2_000_000)  # reordered
+    reordered = {"Acct_Session_Time": 450, "Acct_Input_Octets": 150_000, "Acct_Output_Octets": 2_000_000}
+    account("interim", **reordered, Acct_Delay_Time=151)
     assert rows(radius_db, "SELECT cause, amount FROM ledger ORDER BY id") == [
         ("card_load", 500),
         ("time", -10),  # 5 started minutes at 1.20/hour

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from rlm_hotspot.pins import PinVault
 from tests.e2e.conftest import wait_until
-from tests.e2e.radius_harness import NAS_BY_VENDOR, RadiusServer, build_world
+from tests.e2e.radius_harness import NAS_BY_VENDOR, RadiusServer, build_world, login_happened_earlier
 from tests.e2e.test_radius_accounting import assert_balanced, rows
 
 pytestmark = pytest.mark.e2e
@@ -24,13 +24,14 @@ def test_a_buffered_session_is_billed_exactly_once_and_at_the_nas_time(
     batch = build_world(radius_db, vault, traffic_price=10)
     number = batch.numbers[0]
     accepted = server.login(number, batch.pins[0], nas_ip=MIKROTIK)
+    login_happened_earlier(radius_db, 601)  # the NAS reports the whole session now, each packet's delay said
     ids = {"User_Name": number, "Acct_Session_Id": "B1", "Class": accepted.one("Class")}
     interim = {"Acct_Session_Time": 300, "Acct_Input_Octets": 100_000, "Acct_Output_Octets": 1_900_000}
     started = time.monotonic()
     for status, counters in (
-        ("start", {"Acct_Session_Time": 0}),
-        ("interim", interim),
-        ("interim", interim),  # a retransmit
+        ("start", {"Acct_Session_Time": 0, "Acct_Delay_Time": 601}),
+        ("interim", {**interim, "Acct_Delay_Time": 301}),
+        ("interim", {**interim, "Acct_Delay_Time": 302}),  # a retransmit
         ("stop", {"Acct_Session_Time": 601, "Acct_Input_Octets": 200_000, "Acct_Output_Octets": 2_800_000}),
     ):
         assert server.account(status, nas_ip=MIKROTIK, **ids, **counters) is not None

@@ -21,6 +21,7 @@ from tests.e2e.radius_harness import (
     NAS_BY_VENDOR,
     RadiusServer,
     build_world,
+    login_happened_earlier,
     shared_dir,
     start_radiusd,
     write_settings,
@@ -63,8 +64,9 @@ def test_radiusd_survives_a_database_outage_and_recovers_by_itself(outage: Outag
     batch = build_world(outage.engine, vault, count=3)
     first = server.login(batch.numbers[0], batch.pins[0], nas_ip=MIKROTIK)
     assert first.accepted
+    login_happened_earlier(outage.engine, 120)  # the Start comes late: the Interim-Update is sent 120 s after it
     session = {"User_Name": batch.numbers[0], "Acct_Session_Id": "O1", "Class": first.one("Class")}
-    assert server.account("start", nas_ip=MIKROTIK, Acct_Session_Time=0, **session) is not None
+    assert server.account("start", nas_ip=MIKROTIK, Acct_Session_Time=0, Acct_Delay_Time=120, **session) is not None
     outage.engine.dispose()
 
     outage.cluster.stop(mode="immediate")

@@ -21,7 +21,7 @@ from rlm_hotspot.services.sessions import AccountingUpdate, record_accounting
 from rlm_hotspot.services.tariff_cache import TariffCache
 from tests.conftest import NOW
 from tests.db import factories
-from tests.e2e.radius_harness import RadiusServer
+from tests.e2e.radius_harness import RadiusServer, login_happened_earlier
 from tests.e2e.standin_nas import StandInNas
 
 pytestmark = pytest.mark.e2e
@@ -159,7 +159,9 @@ def test_an_interim_update_that_drains_the_balance_gets_the_session_disconnected
         "Class": accept.one("Class"),
         "Framed_IP_Address": "10.1.0.7",
     }
-    assert radius_server.account("start", nas_ip="127.0.0.1", Acct_Session_Time=0, **ids) is not None
+    login_happened_earlier(radius_db, 600)  # the Start comes late: the Interim-Update is sent 600 s after it
+    start = {"Acct_Session_Time": 0, "Acct_Delay_Time": 600}
+    assert radius_server.account("start", nas_ip="127.0.0.1", **start, **ids) is not None
     assert radius_server.account("interim", nas_ip="127.0.0.1", Acct_Session_Time=600, **ids) is not None
 
     worker_on(radius_db, [datetime.now(UTC)]).run_cycle()
