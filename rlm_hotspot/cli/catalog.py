@@ -10,7 +10,7 @@ from rlm_hotspot.cli.context import App, pass_app
 from rlm_hotspot.cli.output import emit, format_option
 from rlm_hotspot.cli.parsing import parse_amount, parse_band, parse_duration
 from rlm_hotspot.core.money import Currency
-from rlm_hotspot.core.tariff import Meter, bytes_affordable, seconds_affordable
+from rlm_hotspot.core.tariff import Meter, Tariff, bytes_affordable, daily_cycle, seconds_affordable
 from rlm_hotspot.services import catalog as svc
 from rlm_hotspot.services.uam import set_nas_uam
 
@@ -216,8 +216,9 @@ def tariff() -> None:
     "--band",
     "bands",
     multiple=True,
-    help="Time-of-day price from a local time on: HH:MM=TIME_PRICE[/TRAFFIC_PRICE] in the same "
-    "units as the base prices. Repeat for several bands.",
+    help="Time-of-day price from a local time on, until the next band starts (across midnight): "
+    "HH:MM=TIME_PRICE[/TRAFFIC_PRICE] in the same units as the base prices. Repeat for several bands; "
+    "they replace the base prices round the clock.",
 )
 @click.option("--free-net", "free_networks", multiple=True, help="Network whose traffic is free (CIDR).")
 @click.option(
@@ -265,25 +266,64 @@ def tariff_add(
             rate_up_kbps=rate_up,
             rate_down_kbps=rate_down,
         )
+        _refuse_base_prices_never_charged(currency, spec, "--per-hour" if per_hour else "--per-minute")
         tariff_id = svc.add_tariff(session, spec)
-    click.echo(f"tariff {name} added (id {tariff_id})")
+    click.echo(f"tariff {name} added (id {tariff_id}): {_daily_prices(currency, svc.core_tariff(spec))}")
 
 
-def _describe(currency: Currency, spec: svc.TariffSpec) -> dict[str, object]:
-    unit = "hour" if spec.time_unit_seconds == 3600 else f"{spec.time_unit_seconds} s"
-    if spec.time_unit_seconds == 60:
-        unit = "minute"
-    mb = "MiB" if spec.traffic_unit_bytes == 1_048_576 else "MB"
+def _refuse_base_prices_never_charged(currency: Currency, spec: svc.TariffSpec, time_option: str) -> None:
+    """Bands run round the clock, so a base price no band repeats is charged at no time of day: the admin
+    surely meant it for the hours before the first band (the old meaning of `--per-hour 1.20 --band
+    22:00=0.60`), and would silently lose it."""
+    if not spec.bands:
+        return
+    for option, base, band_prices, example in (
+        (time_option, spec.time_price, {b.time_price for b in spec.bands}, "--band 07:00={}"),
+        ("--per-mb", spec.traffic_price, {b.traffic_price for b in spec.bands}, "--band 07:00=TIME_PRICE/{}"),
+    ):
+        if base and base not in band_prices:
+            amount = currency.format(base).removesuffix(f" {currency.code}")
+            raise click.UsageError(
+                f"{option} {amount} would be charged at no time of day: each band runs until the next one "
+                f"starts, across midnight; add a band where that price starts again, e.g. {example.format(amount)}"
+            )
+
+
+def _time_unit(seconds: int) -> str:
+    return {3600: "hour", 60: "minute"}.get(seconds, f"{seconds} s")
+
+
+def _traffic_unit(unit_bytes: int) -> str:
+    return "MiB" if unit_bytes == 1_048_576 else "MB"
+
+
+def _clock(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
+def _daily_prices(currency: Currency, tariff: Tariff) -> str:
+    """The day's prices as an operator reads them, from midnight on:
+    "22:00-07:00 0.60 EUR/hour, 07:00-22:00 1.20 EUR/hour" (a band runs until the next one starts)."""
+    time_unit, traffic_unit = _time_unit(tariff.time_unit_seconds), _traffic_unit(tariff.traffic_unit_bytes)
+    prices_traffic = any(band.traffic_price for band in tariff.cycle)
+    periods = []
+    for start, end, band in daily_cycle(tariff):
+        prices = [f"{currency.format(band.time_price)}/{time_unit}"] if not tariff.time_is_free else []
+        prices += [f"{currency.format(band.traffic_price)}/{traffic_unit}"] if prices_traffic else []
+        when = "all day" if start == end else f"{_clock(start)}-{_clock(end or 24 * 60)}"
+        periods.append(f"{when} {' + '.join(prices)}")
+    return ", ".join(periods)
+
+
+def _describe(currency: Currency, stored: svc.StoredTariff) -> dict[str, object]:
+    spec = stored.spec
     return {
         "name": spec.name,
-        "time_price": f"{currency.format(spec.time_price)}/{unit}",
+        "time_price": f"{currency.format(spec.time_price)}/{_time_unit(spec.time_unit_seconds)}",
         "increment_s": spec.time_increment_seconds,
-        "traffic_price": f"{currency.format(spec.traffic_price)}/{mb} {spec.traffic_direction}",
-        "bands": " ".join(
-            f"{b.start_minute // 60:02d}:{b.start_minute % 60:02d}={currency.format(b.time_price)}"
-            f"/{currency.format(b.traffic_price)}"
-            for b in spec.bands
-        ),
+        "traffic_price": f"{currency.format(spec.traffic_price)}/{_traffic_unit(spec.traffic_unit_bytes)} "
+        f"{spec.traffic_direction}",
+        "daily_prices": _daily_prices(currency, stored.tariff),
         "free_networks": " ".join(spec.free_networks),
         "sim_use": spec.simultaneous_use,
         "rate_up_kbps": spec.rate_up_kbps,
@@ -301,7 +341,7 @@ def tariff_list(app: App, fmt: str) -> None:
     """
     with app.transaction() as session:
         currency = app.currency(session)
-        rows = [{"id": t.id, **_describe(currency, t.spec)} for t in svc.list_tariffs(session)]
+        rows = [{"id": t.id, **_describe(currency, t)} for t in svc.list_tariffs(session)]
     emit(rows, fmt)
 
 
@@ -320,7 +360,7 @@ def tariff_show(app: App, name: str, balance: str | None, timezone: str) -> None
         currency = app.currency(session)
         stored = svc.get_tariff(session, name)
         amount = parse_amount(currency, balance) if balance else 10 * 10**currency.exponent
-    for key, value in _describe(currency, stored.spec).items():
+    for key, value in _describe(currency, stored).items():
         click.echo(f"{key:>15}: {'' if value is None else value}")
     tz = ZoneInfo(timezone)
     seconds = seconds_affordable(stored.tariff, tz, now, Meter(), amount, horizon=366 * 86400)

@@ -4,9 +4,11 @@ Prices
     A ``Tariff`` has a time price (minor units per ``time_unit_seconds``, e.g. per minute or per hour)
     and a traffic price (minor units per ``traffic_unit_bytes``, e.g. per MB = 10**6 or MiB = 2**20),
     counted on one ``TrafficDirection`` (download = bytes sent *to* the guest, upload, or their total).
-    Optional time-of-day ``Band``s override both prices: a band applies from its local minute-of-day
-    ``start_minute`` until the next band's start (the last band runs to midnight); before the first
-    band's start the tariff's base prices apply. "Local" is the hotspot's time zone, passed in as a
+    Optional time-of-day ``Band``s replace both prices and form a daily cycle: a band applies from its
+    local minute-of-day ``start_minute`` until the next band starts, across midnight — the last band of
+    the day runs on until the first one starts the next morning, so one band alone is in force all day.
+    A tariff with bands never charges its base prices; without bands the base prices apply all day
+    (``daily_cycle`` gives both cases as one list). "Local" is the hotspot's time zone, passed in as a
     ``tzinfo``; every instant in and out of this module is timezone-aware UTC.
 
 The meter
@@ -102,7 +104,7 @@ def _micros(delta: timedelta) -> int:
 
 @dataclass(frozen=True)
 class Band:
-    """From local minute-of-day ``start_minute`` until the next band's start, these prices apply."""
+    """From local minute-of-day ``start_minute`` until the next band starts (across midnight), these prices."""
 
     start_minute: int
     time_price: int
@@ -145,9 +147,14 @@ class Tariff:
             previous = band.start_minute
 
     @property
+    def cycle(self) -> tuple[Band, ...]:
+        """The bands in force round the clock: the tariff's bands, or one all-day band of its base prices."""
+        return self.bands or (Band(0, self.time_price, self.traffic_price),)
+
+    @property
     def time_is_free(self) -> bool:
         """No time price anywhere in the day: time never costs money."""
-        return self.time_price == 0 and all(b.time_price == 0 for b in self.bands)
+        return all(b.time_price == 0 for b in self.cycle)
 
 
 @dataclass(frozen=True)
@@ -188,18 +195,29 @@ def band_at(tariff: Tariff, tz: tzinfo, at: datetime) -> Band:
 
 
 def _band_for_minute(tariff: Tariff, minute: int) -> Band:
-    starts = [band.start_minute for band in tariff.bands]
-    index = bisect_right(starts, minute) - 1
-    if index < 0:
-        return Band(0, tariff.time_price, tariff.traffic_price)
-    return tariff.bands[index]
+    cycle = tariff.cycle
+    index = bisect_right([band.start_minute for band in cycle], minute) - 1
+    return cycle[index]  # before the day's first band starts (index -1), yesterday's last band runs on
+
+
+def daily_cycle(tariff: Tariff) -> tuple[tuple[int, int, Band], ...]:
+    """(start_minute, end_minute, band) for each band as an operator reads the day: from the band in force
+    at 00:00 on, each running until the next starts (so ``end_minute`` is smaller than ``start_minute``
+    for the band that runs across midnight, and equal to it when one band runs all day)."""
+    cycle = tariff.cycle
+    following = cycle[1:] + cycle[:1]
+    periods = [(band.start_minute, then.start_minute, band) for band, then in zip(cycle, following, strict=True)]
+    if cycle[0].start_minute > 0:  # the day begins inside the last band, which runs on across midnight
+        periods.insert(0, periods.pop())
+    return tuple(periods)
 
 
 def next_band_change(tariff: Tariff, tz: tzinfo, at: datetime) -> datetime:
     """An instant strictly after ``at`` up to which (exclusive) the band in force cannot change.
 
     Usually the next band boundary; it may be a DST transition or a boundary where the price does not
-    actually change (midnight, equal neighbours) — cutting there is harmless.
+    actually change (midnight, inside the band that wraps across it; equal neighbours) — cutting there is
+    harmless.
     """
     _require_aware(at, "at")
     local = at.astimezone(tz)

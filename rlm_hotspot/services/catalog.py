@@ -65,19 +65,15 @@ class TariffSpec:
 def add_tariff(session: Session, spec: TariffSpec) -> int:
     if not spec.name.strip():
         raise ServiceError("a tariff needs a name")
-    if (
-        spec.time_price == 0
-        and spec.traffic_price == 0
-        and not any(b.time_price or b.traffic_price for b in spec.bands)
-    ):
-        raise ServiceError("a tariff must price time, traffic or both (all prices are zero)")
     if spec.simultaneous_use < 1:
         raise ServiceError("simultaneous use must be at least 1")
     try:
-        core_tariff(spec)  # the core validates units, increments and bands
+        tariff = core_tariff(spec)  # the core validates units, increments and bands
         networks = [str(n) for n in parse_networks(spec.free_networks)]
     except ValueError as exc:
         raise ServiceError(str(exc)) from None
+    if not any(band.time_price or band.traffic_price for band in tariff.cycle):
+        raise ServiceError("a tariff must price time, traffic or both (all prices are zero)")
     values = {
         "name": spec.name.strip(),
         "time_price": spec.time_price,

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,12 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.cli.main import cli
+from rlm_hotspot.pins import PinVault
+from rlm_hotspot.services import catalog
+from rlm_hotspot.services.sessions import heartbeat, open_portal_session
+from rlm_hotspot.services.tariff_cache import TariffCache
 from tests.db.helpers import assert_ledger_balanced
+from tests.db.test_sessions import NAS_IP, POLICY, accounting, login, radius_login
 
 
 @pytest.fixture
@@ -50,6 +56,8 @@ def setup_world(run) -> None:  # type: ignore[no-untyped-def]
         "1m",
         "--band",
         "22:00=0.60",
+        "--band",
+        "07:00=1.20",
         "--per-mb",
         "0.01",
         "--free-net",
@@ -127,6 +135,11 @@ def test_a_whole_admin_day(run, committed: Engine, tmp_path: Path) -> None:  # t
         (("hotspot", "add", "cafe", "--timezone", "UTC", "--tariff", "standard"), "already exists"),
         (("tariff", "add", "free"), "all prices are zero"),
         (("tariff", "add", "b", "--per-hour", "1", "--band", "25:00=1"), "bad band"),
+        (
+            ("tariff", "add", "d", "--per-hour", "1.20", "--band", "22:00=0.60"),
+            "--per-hour 1.20 would be charged at no",
+        ),
+        (("tariff", "add", "t", "--per-mb", "0.02", "--band", "22:00=0/0.01"), "--per-mb 0.02 would be charged at no"),
         (("tariff", "add", "n", "--per-hour", "1", "--free-net", "10.0.0.0/33"), "10.0.0.0/33"),
         (("nas", "add", "n1", "--hotspot", "cafe", "--ip", "300.1.1.1", "--secret", "s"), "bad NAS address"),
         (("cards", "block"), "exactly one"),
@@ -220,3 +233,48 @@ def test_nas_uam_settings(run, committed: Engine) -> None:  # type: ignore[no-un
     refused(run("nas", "uam", "chilli1", "--login-url", "ftp://x", ok=False), "http:// or https://")
     refused(run("nas", "uam", "nope", "--secret", "x", ok=False), "no NAS named 'nope'")
     assert "cleared" in run("nas", "uam", "chilli1").output
+
+
+MOSCOW_2330 = datetime(2026, 11, 25, 20, 30, tzinfo=UTC)  # 23:30 in Moscow (UTC+3)
+README_TARIFF = ("--per-hour", "1.20", "--increment", "1m", "--band", "22:00=0.60", "--band", "07:00=1.20")
+README_DAY = "22:00-07:00 0.60 EUR/hour, 07:00-22:00 1.20 EUR/hour"
+
+
+def cards_of(run, hotspot: str) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    shown = run("cards", "generate", "--count", "2", "--value", "5.00", "--hotspot", hotspot, "--show").output
+    return re.findall(r"^(\d{4} \d{4} \d+)\s+([0-9A-Z]+)$", shown, re.MULTILINE)
+
+
+def test_the_readme_tariff_charges_the_night_price_from_2330_to_0130(  # type: ignore[no-untyped-def]
+    run, committed: Engine, vault: PinVault
+) -> None:
+    assert README_DAY in run("tariff", "add", "standard", *README_TARIFF).output
+    run("hotspot", "add", "cafe", "--timezone", "Europe/Moscow", "--tariff", "standard")
+    run("hotspot", "add", "lounge", "--timezone", "Europe/Moscow", "--tariff", "standard",
+        "--mode", "standalone", "--traffic-meter", "netflow")  # fmt: skip
+    run("nas", "add", "nas1", "--hotspot", "cafe", "--ip", NAS_IP, "--secret", "s")
+    assert f"daily_prices: {README_DAY}" in run("tariff", "show", "standard").output
+    assert json.loads(run("tariff", "list", "--format", "json").output)[0]["daily_prices"] == README_DAY
+    (radius_card, _), (portal_card, portal_pin) = cards_of(run, "cafe")[0], cards_of(run, "lounge")[0]
+
+    with Session(committed) as db:
+        tariffs = TariffCache()
+        # Session-Timeout: 5.00 from 23:30 buys 7.5 h of night (4.50) and 25 min of day (0.50)
+        assert login(db, vault, radius_card, now=MOSCOW_2330).session_timeout == (450 + 25) * 60
+        radius_login(db, vault, radius_card, token="night", now=MOSCOW_2330)
+        ids = {"username": radius_card, "acct_session_id": "N1", "token": "night"}
+        accounting(db, tariffs, "start", MOSCOW_2330, session_time=0, **ids)
+        hour = timedelta(hours=1)
+        interim = accounting(db, tariffs, "interim", MOSCOW_2330 + hour, session_time=3600, **ids)
+        stop = accounting(db, tariffs, "stop", MOSCOW_2330 + 2 * hour, session_time=7200, **ids)
+        assert (interim.debited, stop.debited) == (60, 60)  # 23:30-00:30 and 00:30-01:30 at 0.60/h
+
+        lounge = catalog.get_hotspot(db, "lounge").id
+        status = open_portal_session(
+            db, vault, tariffs, POLICY, card_text=portal_card, pin=portal_pin, hotspot_id=lounge,
+            client_ip="10.77.0.2", client_mac=None, now=MOSCOW_2330,
+        )  # fmt: skip
+        for minutes in (30, 90, 120):
+            status = heartbeat(db, tariffs, status.token, MOSCOW_2330 + timedelta(minutes=minutes))
+        assert status.balance == 500 - 120
+        assert_ledger_balanced(db)

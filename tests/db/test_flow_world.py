@@ -23,8 +23,8 @@ from tests.db.helpers import assert_ledger_balanced
 HOTSPOT = "netcafe"
 TARIFF = "per-mb"
 FREE_NET = "10.99.0.0/24"
-PRICE_PER_MB = 7  # minor units per 10**6 IP-layer bytes, before 22:00 local
-NIGHT_PRICE_PER_MB = 3  # from 22:00 local (Europe/Moscow, UTC+3)
+PRICE_PER_MB = 7  # minor units per 10**6 IP-layer bytes, 07:00-22:00 local
+NIGHT_PRICE_PER_MB = 3  # 22:00-07:00 local (Europe/Moscow, UTC+3)
 MB = 1_000_000
 _tokens = count(1)
 

@@ -93,6 +93,9 @@ def test_the_band_at_the_bin_start_in_local_time_prices_the_bytes(db: Session, v
     night = BIN.replace(hour=19, minute=0)  # 22:00 in Moscow
     run(db, batch("down-night#0:down/1", ("10.1.0.11", 2 * MB), bin_start=night))
     assert traffic_debited(db, guest.account_id) == 2 * NIGHT_PRICE_PER_MB
+    after_midnight = BIN.replace(hour=22, minute=0)  # 01:00 in Moscow: the night band runs on until 07:00
+    run(db, batch("down-late#0:down/1", ("10.1.0.11", MB), bin_start=after_midnight))
+    assert traffic_debited(db, guest.account_id) == 3 * NIGHT_PRICE_PER_MB
 
 
 def test_only_the_tariff_direction_is_billed_but_all_bytes_are_counted(db: Session, vault: PinVault) -> None:

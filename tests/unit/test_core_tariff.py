@@ -21,6 +21,7 @@ from rlm_hotspot.core.tariff import (
     billable_bytes,
     bytes_affordable,
     charged,
+    daily_cycle,
     debit,
     next_band_change,
     seconds_affordable,
@@ -31,7 +32,8 @@ BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
 LORD_HOWE = ZoneInfo("Australia/Lord_Howe")  # 30-minute DST shift: a harder case
 KATHMANDU = ZoneInfo("Asia/Kathmandu")  # +05:45
-ZONES: list[tzinfo] = [UTC, MOSCOW, BERLIN, NEW_YORK, LORD_HOWE, KATHMANDU, timezone(timedelta(hours=-3))]
+SANTIAGO = ZoneInfo("America/Santiago")  # its clocks change at local midnight
+ZONES: list[tzinfo] = [UTC, MOSCOW, BERLIN, NEW_YORK, LORD_HOWE, KATHMANDU, SANTIAGO, timezone(timedelta(hours=-3))]
 
 PER_HOUR = 3600
 MB = 10**6
@@ -56,11 +58,13 @@ def tariff(
 def reference_band(t: Tariff, tz: tzinfo, at: datetime) -> tuple[int, int]:
     local = at.astimezone(tz)
     minute = local.hour * 60 + local.minute
-    prices = (t.time_price, t.traffic_price)
+    if not t.bands:
+        return (t.time_price, t.traffic_price)
+    in_force = t.bands[-1]  # yesterday's last band runs on until today's first one starts
     for band in t.bands:
         if band.start_minute <= minute:
-            prices = (band.time_price, band.traffic_price)
-    return prices
+            in_force = band
+    return (in_force.time_price, in_force.traffic_price)
 
 
 def reference_time_num(t: Tariff, tz: tzinfo, start: datetime, seconds: int) -> int:
@@ -95,9 +99,11 @@ def tariffs(draw: st.DrawFn, increments: st.SearchStrategy[int] | None = None) -
     )
 
 
-# Around DST transitions (Europe 2026-03-29 / 10-25, US 2026-03-08 / 11-01, Lord Howe 2026-04-05 / 10-04)
-# and an ordinary day.
+# Around DST transitions (Europe 2026-03-29 / 10-25, US 2026-03-08 / 11-01, Lord Howe 2026-04-05 / 10-04,
+# Santiago 2026-04-05 / 09-06 at local midnight) and an ordinary day.
 ANCHORS = [
+    datetime(2026, 4, 4, 12, tzinfo=UTC),
+    datetime(2026, 9, 5, 12, tzinfo=UTC),
     datetime(2026, 3, 28, 12, tzinfo=UTC),
     datetime(2026, 10, 24, 12, tzinfo=UTC),
     datetime(2026, 3, 7, 18, tzinfo=UTC),
@@ -162,7 +168,7 @@ def test_started_increment_is_charged_in_full_and_rounding_is_cumulative() -> No
 
 def test_berlin_band_inside_the_skipped_hour_starts_at_the_transition() -> None:
     # 2026-03-29: 02:00 CET jumps to 03:00 CEST at 01:00 UTC; a band starting 02:30 begins right then.
-    t = tariff(60, bands=(Band(150, 600, 0),))
+    t = tariff(60, bands=(Band(0, 60, 0), Band(150, 600, 0)))
     start = datetime(2026, 3, 29, 0, 0, tzinfo=UTC)  # 01:00 CET
     assert next_band_change(t, BERLIN, start) == datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
     assert charged(advance_time(t, BERLIN, start, Meter(), 7200), t) == 60 + 600
@@ -189,6 +195,57 @@ def test_new_york_spring_forward_night_lasts_five_hours() -> None:
     start = datetime(2026, 3, 8, 5, 0, tzinfo=UTC)  # 00:00 EST
     meter = advance_time(t, NEW_YORK, start, Meter(), 6 * 3600)  # until 07:00 EDT
     assert charged(meter, t) == 5 * 30 + 1 * 120
+
+
+# The README's tariff: 1.20/h by day, 0.60/h from 22:00 until 07:00 the next morning.
+NIGHT, DAY = Band(22 * 60, 60, 1), Band(7 * 60, 120, 2)
+README_TARIFF = tariff(120, traffic_price=2, bands=(DAY, NIGHT))
+
+
+def test_a_session_across_midnight_is_priced_at_the_night_band() -> None:
+    start = datetime(2026, 5, 1, 20, 30, tzinfo=UTC)  # 23:30 MSK
+    meter = advance_time(README_TARIFF, MOSCOW, start, Meter(), 2 * 3600)  # until 01:30 MSK
+    assert charged(meter, README_TARIFF) == 120  # two hours at 0.60
+    assert band_at(README_TARIFF, MOSCOW, datetime(2026, 5, 1, 21, 0, tzinfo=UTC)) == NIGHT  # 00:00 MSK
+    assert band_at(README_TARIFF, MOSCOW, datetime(2026, 5, 2, 3, 59, tzinfo=UTC)) == NIGHT  # 06:59 MSK
+    assert band_at(README_TARIFF, MOSCOW, datetime(2026, 5, 2, 4, 0, tzinfo=UTC)) == DAY  # 07:00 MSK
+    night_traffic = advance_traffic(README_TARIFF, MOSCOW, datetime(2026, 5, 1, 23, 0, tzinfo=UTC), Meter(), MB)
+    assert charged(night_traffic, README_TARIFF) == 1  # 02:00 MSK: the night traffic price
+    # 1.20 from 23:30 MSK buys two hours of night (not 30 min of night and 30 min at the day price)
+    assert seconds_affordable(README_TARIFF, MOSCOW, start, Meter(), 120, 10**6) == 2 * 3600
+    # from 23:30 MSK, 5.00 buys 7.5 h of night (4.50) and 25 min of day (0.50)
+    assert seconds_affordable(README_TARIFF, MOSCOW, start, Meter(), 500, 10**6) == (450 + 25) * 60
+
+
+def test_the_night_band_spans_the_dst_nights() -> None:
+    # Berlin 2026-03-29: 22:00 CET (21:00 UTC) to 07:00 CEST (05:00 UTC) is 8 h of night
+    spring = advance_time(README_TARIFF, BERLIN, datetime(2026, 3, 28, 21, tzinfo=UTC), Meter(), 9 * 3600)
+    assert charged(spring, README_TARIFF) == 8 * 60 + 120
+    # Berlin 2026-10-25: 22:00 CEST (20:00 UTC) to 07:00 CET (06:00 UTC) is 10 h of night
+    autumn = advance_time(README_TARIFF, BERLIN, datetime(2026, 10, 24, 20, tzinfo=UTC), Meter(), 11 * 3600)
+    assert charged(autumn, README_TARIFF) == 10 * 60 + 120
+    # Santiago 2026-09-06: midnight jumps to 01:00; 22:00 (01:00 UTC) to 07:00 (10:00 UTC) is 8 h of night
+    skipped = advance_time(README_TARIFF, SANTIAGO, datetime(2026, 9, 6, 1, tzinfo=UTC), Meter(), 9 * 3600)
+    assert charged(skipped, README_TARIFF) == 8 * 60 + 120
+    # Santiago 2026-04-05: midnight falls back to 23:00; 22:00 (01:00 UTC) to 07:00 (11:00 UTC) is 10 h
+    repeated = advance_time(README_TARIFF, SANTIAGO, datetime(2026, 4, 5, 1, tzinfo=UTC), Meter(), 11 * 3600)
+    assert charged(repeated, README_TARIFF) == 10 * 60 + 120
+
+
+def test_one_band_alone_is_in_force_all_day() -> None:
+    only = Band(22 * 60, 60, 3)
+    t = tariff(120, traffic_price=9, bands=(only,))
+    start = datetime(2026, 5, 1, 0, 0, tzinfo=UTC)
+    assert {band_at(t, MOSCOW, start + timedelta(minutes=m)) for m in range(0, 2 * 1440, 7)} == {only}
+    assert charged(advance_time(t, MOSCOW, start, Meter(), 86400), t) == 24 * 60
+    assert bytes_affordable(t, MOSCOW, start, Meter(), 3) == MB
+    assert daily_cycle(t) == ((1320, 1320, only),)
+
+
+def test_daily_cycle_reads_the_day_from_midnight() -> None:
+    assert daily_cycle(README_TARIFF) == ((1320, 420, NIGHT), (420, 1320, DAY))
+    assert daily_cycle(NIGHT_TARIFF) == ((0, 360, NIGHT_TARIFF.bands[0]), (360, 0, NIGHT_TARIFF.bands[1]))
+    assert daily_cycle(tariff(120, traffic_price=5)) == ((0, 0, Band(0, 120, 5)),)
 
 
 def test_traffic_is_priced_at_the_band_in_force_and_by_direction() -> None:
@@ -336,10 +393,56 @@ def test_matches_the_per_increment_reference(t: Tariff, tz: tzinfo, start: datet
 
 
 @settings(max_examples=100, deadline=None)
-@given(t=tariffs(), tz=zones, at=instants())
-def test_next_band_change_is_strictly_later_and_the_band_holds_until_then(
-    t: Tariff, tz: tzinfo, at: datetime
+@given(
+    t=tariffs(),
+    tz=zones,
+    start=instants(),
+    seconds=st.integers(min_value=0, max_value=3 * 86400),
+    base=st.tuples(prices, prices),
+    balance=st.integers(0, 20_000),
+)
+def test_with_bands_the_base_prices_are_never_in_force(
+    t: Tariff, tz: tzinfo, start: datetime, seconds: int, base: tuple[int, int], balance: int
 ) -> None:
+    """Every price lookup wraps round the clock: changing a banded tariff's base prices changes nothing."""
+    assume(t.bands)
+    other = Tariff(
+        base[0],
+        t.time_unit_seconds,
+        t.time_increment_seconds,
+        base[1],
+        t.traffic_unit_bytes,
+        t.traffic_direction,
+        t.bands,
+    )
+    at = start + timedelta(seconds=seconds)
+    assert band_at(other, tz, at) == band_at(t, tz, at)
+    assert advance_time(other, tz, start, Meter(), seconds) == advance_time(t, tz, start, Meter(), seconds)
+    assert advance_traffic(other, tz, at, Meter(), MB) == advance_traffic(t, tz, at, Meter(), MB)
+    assert seconds_affordable(other, tz, start, Meter(), balance, 2 * 86400) == seconds_affordable(
+        t, tz, start, Meter(), balance, 2 * 86400
+    )
+    assert bytes_affordable(other, tz, at, Meter(), balance) == bytes_affordable(t, tz, at, Meter(), balance)
+    assert other.time_is_free == t.time_is_free
+
+
+@settings(max_examples=100, deadline=None)
+@given(t=tariffs())
+def test_daily_cycle_covers_the_day_once_in_band_order(t: Tariff) -> None:
+    periods = daily_cycle(t)
+    assert sum((end - start) % 1440 or 1440 for start, end, _ in periods) == 1440
+    assert [band for _, _, band in periods] == [_band_at_minute(t, start) for start, _, _ in periods]
+    assert periods[0][2] == _band_at_minute(t, 0)  # the day is read from midnight
+    assert all(end == following[0] for (_, end, _), following in zip(periods, periods[1:] + periods[:1], strict=True))
+
+
+def _band_at_minute(t: Tariff, minute: int) -> Band:
+    return band_at(t, UTC, datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=minute))
+
+
+@settings(max_examples=100, deadline=None)
+@given(t=tariffs(), tz=zones, at=instants())
+def test_next_band_change_is_strictly_later_and_the_band_holds_until_then(t: Tariff, tz: tzinfo, at: datetime) -> None:
     change = next_band_change(t, tz, at)
     assert change > at
     assert change - at <= timedelta(days=1, hours=1)
@@ -428,9 +531,7 @@ def test_single_price_overcharge_is_bounded_and_never_under(
     start=instants(),
     seconds=st.integers(0, 4 * 3600),
 )
-def test_banded_bound_against_exact_per_second_price(
-    t: Tariff, tz: tzinfo, start: datetime, seconds: int
-) -> None:
+def test_banded_bound_against_exact_per_second_price(t: Tariff, tz: tzinfo, start: datetime, seconds: int) -> None:
     start = start.replace(second=0, microsecond=0)  # increments that divide a minute never straddle a band
     unit = t.time_unit_seconds
     total = -(-advance_time(t, tz, start, Meter(), seconds).time_cost_num // unit)
