@@ -16,6 +16,7 @@ from rlm_hotspot.cli.database import db
 from rlm_hotspot.cli.flows import flows
 from rlm_hotspot.cli.lockout import lockout
 from rlm_hotspot.cli.portal import portal
+from rlm_hotspot.cli.quarantine import quarantine
 from rlm_hotspot.cli.radius import radius
 from rlm_hotspot.cli.reports import report
 from rlm_hotspot.cli.worker import worker
@@ -66,7 +67,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     ctx.call_on_close(app.close)
 
 
-for group in (db, hotspot, nas, tariff, cards, account, report, lockout, worker, radius, portal, flows):
+for group in (db, hotspot, nas, tariff, cards, account, report, lockout, quarantine, worker, radius, portal, flows):
     cli.add_command(group)
 
 

@@ -3,8 +3,8 @@
 A billing system is trusted only if no packet can move money it should not. Two pure rules:
 
 * **Bounds.** A session's online time cannot run ahead of the wall clock since it started, and its bytes
-  cannot grow faster than the hotspot's line rate since the previous counters. An update is billed up
-  to those bounds; the excess is *held* (quarantined with its reason), never billed silently. The NAS's
+  cannot grow faster than the hotspot's line rate since the previous counters. An increment beyond
+  them is *held* (quarantined with its reason), never billed silently. The NAS's
   own counter position is kept apart from what was billed, so that after a jump the NAS's next honest
   increments are billed from where it now counts, and a jump is held once, not again on every packet.
 * **Belonging.** A packet matched by NAS + Acct-Session-Id alone may be another guest's (an id reused by
@@ -68,31 +68,32 @@ class Advanced:
 
 
 def advance_counter(quantity: Quantity, counter: Counter, reported: int | None, bound: int) -> Advanced:
-    """Move `counter` to the packet's `reported` cumulative value, billing at most up to `bound`.
+    """Move `counter` to the packet's `reported` cumulative value, if that stays within `bound`.
 
     The increment is measured from the NAS's position (so an earlier jump is not counted again) unless
     the counter went back below it (the jump was a glitch, and the NAS counts from its true value
     again). A reported value not above what was billed (a retransmit, a reordered packet) changes
-    nothing. `bound` is the most the billed value may reach now.
+    nothing. An increment that would take the billed value beyond `bound` (the most it can reach now)
+    is held whole: a counter that jumped is no evidence of any usage in particular, so none is billed
+    for it, and the NAS's next plausible counters are billed as usual.
     """
     if reported is None:
         return Advanced(counter, None)
     position = counter.nas_position
     storable = min(reported, MAX_BIGINT)
     target = counter.billed + (storable - position) if storable >= position else storable
-    billed = max(counter.billed, min(target, bound))
     new_position = max(position, storable)
-    held_amount = target - billed + (reported - storable)
-    held = None
-    if held_amount > 0:
-        if reported > MAX_BIGINT:
-            reason = HoldReason.COUNTER_OUT_OF_RANGE
-        elif quantity is Quantity.SECONDS:
-            reason = HoldReason.TIME_BEYOND_CLOCK
-        else:
-            reason = HoldReason.BYTES_BEYOND_LINE_RATE
-        held = Held(quantity, held_amount, reported, reason)
-    return Advanced(Counter(billed, None if new_position == billed else new_position), held)
+    if target <= bound and reported == storable:
+        billed = max(counter.billed, target)
+        return Advanced(Counter(billed, None if new_position == billed else new_position), None)
+    if reported > MAX_BIGINT:
+        reason = HoldReason.COUNTER_OUT_OF_RANGE
+    elif quantity is Quantity.SECONDS:
+        reason = HoldReason.TIME_BEYOND_CLOCK
+    else:
+        reason = HoldReason.BYTES_BEYOND_LINE_RATE
+    held = Held(quantity, target - counter.billed + (reported - storable), reported, reason)
+    return Advanced(Counter(counter.billed, new_position), held)
 
 
 def seconds_bound(seconds_since_start: int) -> int:

@@ -15,13 +15,6 @@ from collections.abc import Iterator
 import pytest
 
 from rlm_hotspot.devprocesses import Processes
-from tests.e2e.radius_harness import (  # noqa: F401 - shared fixtures
-    buffered_radius_server,
-    radius_database,
-    radius_db,
-    radius_engine,
-    radius_server,
-)
 
 
 def require_binaries(*names: str) -> None:

@@ -207,7 +207,7 @@ def start_radiusd(workdir: Path, settings_file: Path, timeout: float = 30.0, *, 
     return server
 
 
-# -- fixtures (re-exported by tests/e2e/conftest.py) ---------------------------------------------------
+# -- fixtures (a plugin of tests/conftest.py) -------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,53 @@
+"""The admin's review of held usage: what no link could have carried is billed only if someone says so.
+
+Held rows come from RADIUS accounting (services.sessions) and the NetFlow import (services.flows). Each
+decision is final and recorded with who made it, when and why; releasing bills the held amount to its
+session through the same rating as any update, so the ledger tells it like every other debit.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from rlm_hotspot.db import quarantine as q
+from rlm_hotspot.services import sessions
+from rlm_hotspot.services.errors import NotFound, ServiceError
+from rlm_hotspot.services.tariff_cache import TariffCache
+
+STATES = ("held", "released", "dismissed")
+SOURCES = ("radius", "netflow")
+
+
+def list_usage(
+    session: Session, *, state: str | None = "held", source: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    """Quarantined usage, newest first (`state` None: every state)."""
+    return q.listing(session, state=state, source=source, limit=limit)
+
+
+def release(session: Session, quarantine_id: int, *, by: str, reason: str, now: datetime) -> int:
+    """Bill held usage to its session after all; the minor units debited."""
+    held = _held(session, quarantine_id)
+    if held.source != "radius":
+        raise ServiceError(f"quarantine {quarantine_id}: {held.source} usage is released by its importer")
+    debited = sessions.release_held(session, TariffCache(), held, now)
+    q.resolve(session, quarantine_id, state="released", by=by, note=reason, at=now)
+    return debited
+
+
+def dismiss(session: Session, quarantine_id: int, *, by: str, reason: str, now: datetime) -> None:
+    """Decide that held usage is not billed, ever."""
+    _held(session, quarantine_id)
+    q.resolve(session, quarantine_id, state="dismissed", by=by, note=reason, at=now)
+
+
+def _held(session: Session, quarantine_id: int) -> Any:
+    row = q.held_usage(session, quarantine_id, lock=True)
+    if row is None:
+        raise NotFound(f"no quarantined usage {quarantine_id}")
+    if row.state != "held":
+        raise ServiceError(f"quarantine {quarantine_id} was {row.state} already ({row.resolved_by}, {row.resolved_at})")
+    return row
