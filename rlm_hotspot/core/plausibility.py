@@ -108,6 +108,25 @@ def bytes_bound(billed: int, seconds_since_counters: int, max_rate_kbps: int) ->
     return min(MAX_BIGINT, billed + elapsed * max_rate_kbps * 1000 // 8)
 
 
+def _tolerance(session_time: int) -> int:
+    return RESTART_TOLERANCE_S + session_time // 100
+
+
+def pick_session(candidates: list[tuple[int, bool]], began: int | None) -> int:
+    """Which of a user's sessions with one NAS session id a packet is meant for.
+
+    `candidates` are (start, live) pairs, newest start first; `began` is when the packet says its session
+    began (receipt - Acct-Session-Time), if it says. The newest session that had started by then is
+    its own: a late packet of an earlier session goes to that session, not to the one a reboot or a
+    glitch opened after it. Without a start to go by (or none that fits): the live one, else the newest.
+    """
+    if began is not None:
+        for index, (start, _) in enumerate(candidates):
+            if start <= began + RESTART_TOLERANCE_S:
+                return index
+    return next((index for index, (_, live) in enumerate(candidates) if live), 0)
+
+
 class Belonging(StrEnum):
     """How an accounting packet relates to the session it was matched to."""
 
@@ -154,8 +173,8 @@ def belonging(matched: MatchedSession, packet: PacketFacts) -> Belonging:
         return Belonging.OTHER
     restarted = False
     if packet.session_time is not None:
-        tolerance = RESTART_TOLERANCE_S + packet.session_time // 100
-        restarted = packet.at - packet.session_time > max(matched.started_at, matched.counters_at) + tolerance
+        began = packet.at - packet.session_time
+        restarted = began > max(matched.started_at, matched.counters_at) + _tolerance(packet.session_time)
     if restarted:
         return Belonging.OTHER
     if not matched.closed:

@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
+from rlm_hotspot.core.plausibility import pick_session
 from rlm_hotspot.db.arrays import array_literal
 from rlm_hotspot.db.engine import Executor
 from rlm_hotspot.db.ledger import POSTED_ENTRIES_MOVE_BALANCES
 from rlm_hotspot.db.prepared import Prepared
+
+CANDIDATES = 4  # sessions of one NAS, id and user an accounting packet is matched against
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def posix_seconds(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(seconds=1)
+
 
 # A session holds a simultaneous-use slot while it is live: the rule is the SQL function
 # session_is_live (sql/005_hot_paths.sql), shared with login_snapshot and radius_login (sql/006, 010).
@@ -249,10 +258,18 @@ _SESSION_FROM = """
 
 
 def find_session_for_update(
-    session: Session, *, nas_id: int | None, acct_session_id: str | None, token: str | None, user: PacketUser
+    session: Session,
+    *,
+    nas_id: int | None,
+    acct_session_id: str | None,
+    token: str | None,
+    user: PacketUser,
+    began: datetime | None,
 ) -> Row | None:  # type: ignore[type-arg]
     """The session an accounting packet belongs to, locked (see `find_session`)."""
-    return find_session(session, nas_id=nas_id, acct_session_id=acct_session_id, token=token, user=user, lock=True)
+    return find_session(
+        session, nas_id=nas_id, acct_session_id=acct_session_id, token=token, user=user, began=began, lock=True
+    )
 
 
 def _lookup(name: str, where: str) -> dict[bool, Prepared]:
@@ -266,13 +283,12 @@ def _lookup_sql(name: str, sql: str) -> dict[bool, Prepared]:
 
 
 _BY_TOKEN = _lookup("hs_session_by_token", "s.auth_token = :token")
-# the packet's user's session of that NAS and id: the live one first, else the latest closed one (whose
-# late duplicate this may be); a session of another card is never a candidate
+# the packet's user's latest sessions of that NAS and id (a session of another card is never a candidate)
 _BY_ACCT_ID = _lookup(
     "hs_session_by_acct_id",
     "s.nas_id IS NOT DISTINCT FROM CAST(:nas_id AS integer) AND s.acct_session_id = :acct_session_id "
     "AND (CAST(:username AS text) IS NULL OR s.username = :username OR c.number = :card_number) "
-    "ORDER BY (s.status <> 'closed') DESC, s.started_at DESC LIMIT 1",
+    f"ORDER BY s.started_at DESC, s.id DESC LIMIT {CANDIDATES}",
 )
 
 
@@ -291,10 +307,12 @@ def find_session(
     acct_session_id: str | None,
     token: str | None,
     user: PacketUser,
+    began: datetime | None,
     lock: bool = False,
 ) -> Row | None:  # type: ignore[type-arg]
-    """The session an accounting packet was meant for: by our Class token, else by the NAS's session id
-    and the packet's user. Whether the packet really belongs to it is the caller's to decide."""
+    """The session an accounting packet was meant for: by our Class token, else the session of the NAS's
+    session id and the packet's user that its own start (`began`) points at. Whether the packet really
+    belongs to it is the caller's to decide."""
     if token:
         row = session_by_token(session, token, lock=lock)
         if row is not None:
@@ -307,7 +325,11 @@ def find_session(
         "username": user.username,
         "card_number": user.card_number,
     }
-    return _BY_ACCT_ID[lock](session, params).first()
+    candidates = _BY_ACCT_ID[lock](session, params).all()
+    if not candidates:
+        return None
+    starts = [(posix_seconds(row.started_at), row.status != "closed") for row in candidates]
+    return candidates[pick_session(starts, None if began is None else posix_seconds(began))]
 
 
 def session_by_token(session: Session, token: str, *, lock: bool = False) -> Row | None:  # type: ignore[type-arg]

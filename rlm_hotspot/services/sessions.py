@@ -10,7 +10,7 @@ level, so a replay of the same update can never post twice.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Row
@@ -54,7 +54,6 @@ from rlm_hotspot.services.errors import CardRefused, NotFound, ServiceError
 from rlm_hotspot.services.tariff_cache import NasCache, TariffCache
 
 ACCOUNTING_STATUSES = ("start", "interim", "stop", "on", "off")
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 STATUS_HORIZON_S = 86400  # how far ahead the status page works out the time left
 
 
@@ -104,7 +103,12 @@ def record_accounting(
         return AccountingResult(None, 0, closed)
     user = packet_user(update)
     row = q.find_session_for_update(
-        session, nas_id=nas.id, acct_session_id=update.acct_session_id, token=update.token, user=user
+        session,
+        nas_id=nas.id,
+        acct_session_id=update.acct_session_id,
+        token=update.token,
+        user=user,
+        began=_began(update, now),
     )
     verdict = Belonging.OTHER if row is None else _belonging(row, user, update, now)
     if verdict is Belonging.DUPLICATE:
@@ -141,13 +145,23 @@ def record_accounting_without_lock(
         return None
     user = packet_user(update)
     row = q.find_session(
-        session, nas_id=nas_row.id, acct_session_id=update.acct_session_id, token=update.token, user=user
+        session,
+        nas_id=nas_row.id,
+        acct_session_id=update.acct_session_id,
+        token=update.token,
+        user=user,
+        began=_began(update, now),
     )
     if row is None or row.status != "open" or row.account_id is None:
         return None
     if _belonging(row, user, update, now) is not Belonging.SAME:
         return None
     return _bill_update(session, tariffs, row, update, now, hold=False)
+
+
+def _began(update: AccountingUpdate, now: datetime) -> datetime | None:
+    """When the packet's session began, by its own Acct-Session-Time."""
+    return None if update.session_time is None else now - timedelta(seconds=update.session_time)
 
 
 def packet_user(update: AccountingUpdate) -> q.PacketUser:
@@ -168,24 +182,20 @@ def _belonging(row: Row, user: q.PacketUser, update: AccountingUpdate, now: date
     matched = MatchedSession(
         closed=row.status == "closed",
         same_user=_same_user(row, user),
-        started_at=_posix(row.started_at),
-        counters_at=_posix(row.counters_at or row.started_at),
+        started_at=q.posix_seconds(row.started_at),
+        counters_at=q.posix_seconds(row.counters_at or row.started_at),
         seconds=max(row.seconds, row.reported_seconds or 0),
         input_octets=max(row.input_octets, row.reported_input_octets or 0),
         output_octets=max(row.output_octets, row.reported_output_octets or 0),
     )
     packet = PacketFacts(
         start=update.status == "start",
-        at=_posix(now),
+        at=q.posix_seconds(now),
         session_time=update.session_time,
         input_octets=update.input_octets,
         output_octets=update.output_octets,
     )
     return belonging(matched, packet)
-
-
-def _posix(moment: datetime) -> int:
-    return _whole_seconds(moment - EPOCH)
 
 
 def _whole_seconds(delta: timedelta) -> int:
