@@ -216,11 +216,21 @@ def record_outcome(
 
 def close_at_last_seen(session: Session, session_id: int, cause: str) -> bool:
     """Close a session at its last billed moment (no further debit); False if it was already closed."""
+    return _close(session, session_id, cause, "last_seen_at", {})
+
+
+def close_at(session: Session, session_id: int, cause: str, at: datetime) -> bool:
+    """Close a session at `at`, when it was cut (never before its last sign of life, whatever the clocks
+    say); no further debit. False if it was already closed."""
+    return _close(session, session_id, cause, "GREATEST(:at, last_seen_at)", {"at": at})
+
+
+def _close(session: Session, session_id: int, cause: str, stopped_at: str, values: dict[str, object]) -> bool:
     row = session.execute(
         text(
-            """UPDATE sessions SET status = 'closed', stopped_at = last_seen_at, terminate_cause = :cause
+            f"""UPDATE sessions SET status = 'closed', stopped_at = {stopped_at}, terminate_cause = :cause
                WHERE id = :id AND status <> 'closed' RETURNING id"""
         ),
-        {"id": session_id, "cause": cause},
+        {"id": session_id, "cause": cause, **values},
     ).first()
     return row is not None

@@ -65,6 +65,8 @@ LOGIN_RESULT = "Hotspot-Login-Result"
 REFUSAL = "Hotspot-Refusal"
 REFUSAL_MESSAGE = "Hotspot-Refusal-Message"
 NOT_CONFIGURED = "This hotspot is not set up for card logins."
+# Reply-Messages are English, like the refusals' (the portal translates what it shows itself)
+UNAVAILABLE = "Service temporarily unavailable. Please try again in a few minutes."
 
 
 class StartupError(RuntimeError):
@@ -117,13 +119,22 @@ class RadiusAdapter:
 
     # -- hooks -------------------------------------------------------------------------------------
     def authorize(self, lists: dict[str, Any]) -> HookResult:
-        return self._guarded("authorize", self._authorize, lists)
+        # FAIL is an Access-Reject: it tells the guest why
+        return self._guarded("authorize", self._authorize, lists, fault_reply=reply_message(UNAVAILABLE))
 
     def accounting(self, lists: dict[str, Any]) -> HookResult:
-        return self._guarded("accounting", self._accounting, lists)
+        # FAIL sends no Accounting-Response: the NAS retransmits, nothing is lost
+        return self._guarded("accounting", self._accounting, lists, fault_reply=None)
 
-    def _guarded(self, hook: str, body: Callable[[dict[str, Any]], HookResult], lists: dict[str, Any]) -> HookResult:
-        """Run a hook body; a database fault or a bug becomes FAIL and one log line, never an exception."""
+    def _guarded(
+        self,
+        hook: str,
+        body: Callable[[dict[str, Any]], HookResult],
+        lists: dict[str, Any],
+        fault_reply: tuple[Item, ...] | None,
+    ) -> HookResult:
+        """Run a hook body; a database fault or a bug becomes FAIL (with `fault_reply`) and one log line,
+        never an exception."""
         try:
             return body(lists)
         except (OperationalError, InterfaceError) as exc:  # down, unreachable, statement timeout
@@ -132,7 +143,7 @@ class RadiusAdapter:
             self.log(self.rad.L_ERR, f"{hook}: database error, answering FAIL: {_first_line(exc)}")
         except Exception:
             self.log(self.rad.L_ERR, f"{hook}: internal error, answering FAIL: {traceback.format_exc()}")
-        return self.rad.RLM_MODULE_FAIL, None, None
+        return self.rad.RLM_MODULE_FAIL, fault_reply, None
 
     def log(self, level: int, message: str) -> None:
         self.rad.radlog(level, f"rlm_hotspot: {message}")
@@ -153,6 +164,9 @@ class RadiusAdapter:
             chap=packet.chap,  # CHAP: checked here against the revealed PIN, before the card's state is told
         )
         result = Attributes.of(lists.get("config")).first(LOGIN_RESULT)
+        if result == "":  # rlm_sql logged why (database down, statement timeout); the call is retried next time
+            self.log(self.rad.L_ERR, "authorize: the login's database call failed, answering FAIL")
+            return self.rad.RLM_MODULE_FAIL, reply_message(UNAVAILABLE), None
         try:
             if result is None:
                 call = radius_login_call(

@@ -28,6 +28,7 @@ INSTANCE = "hotspot"  # the python3 module instance, and the virtual server
 SQL_INSTANCE = "hotspot_sql"  # the rlm_sql instance that makes a login's database call
 DICTIONARY = "dictionary.hotspot"
 POLICY = "policy.d/hotspot"
+READABLE_FILTER = "mods-config/attr_filter/hotspot_readable"  # what the module reads (policy hotspot_readable_text)
 OURS = "rlm_hotspot"  # every file we write says so in its first lines
 RADIUSD = "freeradius"  # Debian's name for radiusd
 # what the virtual server uses besides our module, copied from the system raddb into a private dir
@@ -192,6 +193,7 @@ def write_private_confdir(
     (confdir / "clients.conf").write_text(clients_text(clients))
     (confdir / "dictionary").write_text(_fill(DICTIONARY))
     (confdir / POLICY).write_text(_fill(POLICY))
+    (confdir / READABLE_FILTER).write_text(_fill(READABLE_FILTER))
     for name, text in ((INSTANCE, module_text(settings_file, venv)), (SQL_INSTANCE, sql_module_text(settings_file))):
         (confdir / "mods-available" / name).write_text(text)
         _link(confdir / "mods-enabled" / name, f"../mods-available/{name}")
@@ -316,7 +318,15 @@ def install(
     Returns what changed and the check's output.
     """
     raddb = raddb.resolve()
-    for needed in ("radiusd.conf", "mods-available", "mods-enabled", "sites-available", "sites-enabled", "policy.d"):
+    for needed in (
+        "radiusd.conf",
+        "mods-available",
+        "mods-enabled",
+        "sites-available",
+        "sites-enabled",
+        "policy.d",
+        "mods-config/attr_filter",
+    ):
         if not (raddb / needed).exists():
             raise RadiusConfigError(f"{raddb} is not a FreeRADIUS config dir: {needed} is missing")
     if not settings_file.is_file():
@@ -336,6 +346,7 @@ def install(
             kind, name = relative.split("/")
             change.link(raddb / kind.replace("available", "enabled") / name, f"../{relative}")
     change.write(raddb / POLICY, _fill(POLICY))
+    change.write(raddb / READABLE_FILTER, _fill(READABLE_FILTER))
     change.write(raddb / DICTIONARY, _fill(DICTIONARY))
     local_dictionary = raddb / "dictionary"
     existing = local_dictionary.read_text() if local_dictionary.exists() else ""
@@ -362,7 +373,8 @@ def _refuse_foreign(raddb: Path) -> None:
                 "(a second aborts the server). Disable it first, or merge its hooks into one module."
             )
     mods = raddb / "mods-available"
-    for ours in (mods / INSTANCE, mods / SQL_INSTANCE, raddb / "sites-available" / INSTANCE, raddb / POLICY):
+    ours_too = (raddb / "sites-available" / INSTANCE, raddb / POLICY, raddb / READABLE_FILTER)
+    for ours in (mods / INSTANCE, mods / SQL_INSTANCE, *ours_too):
         if ours.exists() and OURS not in ours.read_text(errors="replace")[:400]:
             raise RadiusConfigError(f"{ours} exists and was not written by {OURS}; rename it first")
 

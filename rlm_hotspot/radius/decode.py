@@ -20,6 +20,7 @@ MAX_TEXT = 253  # an attribute holds at most 253 octets
 MAX_UINT32 = 2**32 - 1
 MAX_ACCT_DELAY_S = 86400  # an older delay is a broken NAS clock, not a retransmit queue
 CHAP_PASSWORD_OCTETS = 17  # the ident, then the MD5 response
+RAW_TEXT_PREFIX = "Hotspot-Raw-"  # freeradius-config/policy.d/hotspot, hotspot_readable_text
 
 ACCT_STATUS = {
     "Start": "start",
@@ -51,8 +52,10 @@ class Attributes:
 
     @classmethod
     def of(cls, pairs: Iterable[tuple[str, ...]] | None) -> Attributes:
-        """From rlm_python3's tuple of (name, value) pairs; `None` is an empty list."""
-        return cls(tuple((str(item[0]), str(item[-1])) for item in pairs or ()))
+        """From rlm_python3's tuple of (name, value) pairs; `None` is an empty list. A text attribute that
+        the virtual server handed over as raw octets (Hotspot-Raw-<name>: the request carried text that is
+        not UTF-8) is read back as <name>, each byte that is not UTF-8 written as "\\xNN"."""
+        return cls(tuple(_readable(str(item[0]), str(item[-1])) for item in pairs or ()))
 
     def values(self, name: str) -> list[str]:
         return [value for key, value in self.pairs if key == name]
@@ -192,6 +195,14 @@ def token_from_classes(classes: list[str]) -> str | None:
         if text.startswith(CLASS_PREFIX) and len(text) > len(CLASS_PREFIX):
             return text[len(CLASS_PREFIX) :]
     return None
+
+
+def _readable(name: str, value: str) -> tuple[str, str]:
+    if not name.startswith(RAW_TEXT_PREFIX):
+        return name, value
+    octets = _hex_octets(value) if value else b""  # the virtual server makes them: never anything else
+    assert octets is not None, f"{name} = {value[:40]!r} is not an octet string"
+    return name.removeprefix(RAW_TEXT_PREFIX), octets.decode("utf-8", "backslashreplace")
 
 
 def _hex_octets(value: str) -> bytes | None:

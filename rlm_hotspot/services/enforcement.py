@@ -23,7 +23,11 @@ and rows whose session no longer needs it are finished. The worker then claims t
   NAS that refuses CoA (NAK, or never answers) keeps the old limits: when they run out it ends the
   session, and the guest's next login gets the new ones — no money is lost, billing follows accounting.
 * Standalone (portal) session: the gate for the client's IP/MAC is closed, then the session is closed
-  at its last heartbeat — the portal bills per heartbeat, so billing has already stopped there.
+  at that moment, whatever the reason: the gate let traffic through until then, so NetFlow records of
+  it that arrive within the import's grace window are still billed to the session. Time is not debited
+  at the close — the portal bills per heartbeat, so time billing stopped at the last one. (A stale
+  RADIUS session, or one its NAS no longer knows, ends at its last counters instead: the NAS's
+  counters are the meter there, and nothing was cut.)
 """
 
 from __future__ import annotations
@@ -146,9 +150,10 @@ def record_no_nas(session: Session, cut: ClaimedCut, now: datetime) -> None:
 
 
 def record_gate_closed(session: Session, cut: ClaimedCut, now: datetime) -> None:
-    """The standalone client's gate is closed: finish the row and close the session at its last heartbeat."""
+    """The standalone client's gate is closed: finish the row and close the session now, when it was cut
+    (its late NetFlow records then fall in the grace window that counts from here)."""
     q.record_outcome(session, cut.disconnect_id, "gate_closed", done_at=now)
-    q.close_at_last_seen(session, cut.session_id, TERMINATE_CAUSES[cut.reason])
+    q.close_at(session, cut.session_id, TERMINATE_CAUSES[cut.reason], now)
 
 
 def next_attempt_delay_s(cut: ClaimedCut) -> int:

@@ -21,18 +21,21 @@ from rlm_hotspot.cli.worker import Worker, run_until_stopped
 from rlm_hotspot.coa import NasAddress, NasAnswer, NoAnswer, SessionIdentity
 from rlm_hotspot.db.ledger import post_entry
 from rlm_hotspot.pins import PinVault
-from rlm_hotspot.services import cards, catalog
+from rlm_hotspot.services import cards, catalog, flows
 from rlm_hotspot.services.access import Policy
 from rlm_hotspot.services.enforcement import CutPlan, plan_cuts
+from rlm_hotspot.services.flows import Direction, FlowBatch, ImportPolicy, TrafficCount
 from rlm_hotspot.services.sessions import AccountingUpdate, heartbeat, open_portal_session, record_accounting
 from rlm_hotspot.services.tariff_cache import TariffCache
 from tests.conftest import NOW
 from tests.db import factories
 from tests.db.helpers import assert_ledger_balanced
+from tests.db.test_flow_world import HOTSPOT, MB, balance, flow_world, open_session, price, traffic_debited
 
 NAS_IP = "192.0.2.10"
 POLICY = Policy(pending_session_ttl_s=120)
 LATER = NOW + timedelta(minutes=10)  # sessions kept alive by an Interim at LATER are not stale
+FLOW_POLICY = ImportPolicy(bin_seconds=60, grace_seconds=180)
 
 
 def radius_world(db: Session, vault: PinVault, count: int = 3, heartbeat_rule: str = "off", **batch: object):
@@ -218,7 +221,7 @@ def worker_at(db: Session, when: list[datetime], gate: FakeGate | None = None, s
     )
 
 
-def test_standalone_cut_closes_the_gate_then_the_session_at_its_last_heartbeat(db: Session, vault: PinVault) -> None:
+def test_standalone_cut_closes_the_gate_then_the_session_when_cut(db: Session, vault: PinVault) -> None:
     hotspots, numbers, pins = portal_world(db, vault, ("on",))
     status = portal_login(db, vault, numbers[0], pins[0], hotspots["on"], "10.77.0.2", "02-00-00-77-00-02")
     heartbeat(db, TariffCache(), status.token, NOW + timedelta(seconds=30))
@@ -242,11 +245,11 @@ def test_standalone_cut_closes_the_gate_then_the_session_at_its_last_heartbeat(d
     closed = session_row(db, status.session_id)
     assert (closed.status, closed.stopped_at, closed.terminate_cause, closed.seconds) == (
         "closed",
-        NOW + timedelta(seconds=30),
+        clock[0],  # the gate let traffic through until then
         "Heartbeat-Timeout",
         30,
     )
-    assert cards.find_card(db, numbers[0]).balance == balance  # billing stopped at the last heartbeat
+    assert cards.find_card(db, numbers[0]).balance == balance  # time billing stopped at the last heartbeat
     assert_ledger_balanced(db)
 
 
@@ -257,6 +260,32 @@ def test_a_stale_standalone_session_gets_its_gate_closed_too(db: Session, vault:
     worker_at(db, [NOW + timedelta(seconds=2 * 300 + 120 + 1)], gate).run_cycle()
     assert gate.calls == [("10.77.0.9", None)]
     assert session_row(db, status.session_id).terminate_cause == "Stale"
+
+
+def test_a_cut_netflow_session_ends_when_cut_and_its_late_flows_are_billed(db: Session, vault: PinVault) -> None:
+    """Heartbeat off, NetFlow meter: nothing moves `last_seen_at` after the login. The cut session still
+    ends at the cut, so the flows of its last minutes, imported after it within the grace window, are its
+    own (the overshoot is billed) and its duration is the time its gate was open."""
+    numbers = flow_world(db, vault)
+    guest = open_session(db, numbers[0], "10.1.0.11", started_at=NOW - timedelta(hours=1))
+    flows.import_batches(db, HOTSPOT, (flow_batch("d-1", NOW - timedelta(minutes=3), 80 * MB),), NOW, FLOW_POLICY)
+    assert balance(db, guest.account_id) == 500 - price(80 * MB) < 0
+    gate = FakeGate()
+    worker_at(db, [NOW], gate).run_cycle()
+    assert gate.calls == [("10.1.0.11", None)]
+    assert session_row(db, guest.session_id)[:3] == ("closed", NOW, "Balance-Exhausted")
+    # the minute before the cut, exported and imported 2 minutes after it (grace: 3 minutes)
+    late = flow_batch("d-2", NOW - timedelta(minutes=1), 2 * MB)
+    outcome = flows.import_batches(db, HOTSPOT, (late,), NOW + timedelta(minutes=2), FLOW_POLICY)
+    assert outcome.unattributed_bytes == 0
+    assert traffic_debited(db, guest.account_id) == price(82 * MB)
+    assert_ledger_balanced(db)
+
+
+def flow_batch(name: str, bin_start: datetime, downloaded: int) -> FlowBatch:
+    """One bin of downloads by the client 10.1.0.11."""
+    count = TrafficCount("10.1.0.11", bin_start, downloaded, False)
+    return FlowBatch(name=f"{name}#0:down/1", direction=Direction.DOWNLOAD, bin_start=bin_start, counts=(count,))
 
 
 def scripted_nas(answers: dict[str, NasAnswer | None], sent: list[SessionIdentity]):  # type: ignore[no-untyped-def]

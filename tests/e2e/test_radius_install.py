@@ -55,6 +55,7 @@ def test_install_wires_the_module_and_leaves_the_rest_alone(raddb: Path, radius_
     after = snapshot(raddb)
     added = {"mods-available/hotspot", "mods-enabled/hotspot", "sites-available/hotspot", "sites-enabled/hotspot"}
     added |= {"mods-available/hotspot_sql", "mods-enabled/hotspot_sql", "policy.d/hotspot", "dictionary.hotspot"}
+    added |= {"mods-config/attr_filter/hotspot_readable"}
     assert set(after) - set(before) == added
     changed = {name for name in before if before[name] != after[name]}
     assert changed == {"dictionary"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rlm_hotspot.pins import ChapAnswer, chap_response
+from rlm_hotspot.radius.config import READABLE_FILTER, TEMPLATE_DIR
 from rlm_hotspot.radius.decode import (
     Attributes,
     MalformedPacket,
@@ -158,6 +160,55 @@ def test_accounting_statuses(status: str, expected: str) -> None:
 def test_malformed_accounting_packets(pairs: tuple[tuple[str, str], ...]) -> None:
     with pytest.raises(MalformedPacket):
         decode_accounting(attrs(*pairs))
+
+
+def test_text_handed_over_as_raw_octets_is_read_back_with_each_stray_byte_escaped() -> None:
+    """The virtual server's Hotspot-Raw-* copies (a request with text that is not UTF-8): valid UTF-8 comes
+    back as it was, a stray byte as \\xNN, so a session id stays the same from Start to Stop."""
+    raw = Attributes.of(
+        (
+            ("Hotspot-Raw-User-Name", "0x" + "José".encode().hex()),
+            ("Hotspot-Raw-Acct-Session-Id", "0x" + b"S\xe9-1".hex()),
+            ("Hotspot-Raw-Calling-Station-Id", ""),
+            ("Acct-Status-Type", "Start"),
+        )
+    )
+    assert raw.pairs == (
+        ("User-Name", "José"),
+        ("Acct-Session-Id", "S\\xe9-1"),
+        ("Calling-Station-Id", ""),
+        ("Acct-Status-Type", "Start"),
+    )
+
+
+class ReadNames(Attributes):
+    """Attributes that note every name the decoders look up."""
+
+    looked_up: set[str] = set()
+
+    def first(self, name: str) -> str | None:
+        self.looked_up.add(name)
+        return super().first(name)
+
+    def values(self, name: str) -> list[str]:
+        self.looked_up.add(name)
+        return super().values(name)
+
+
+def test_the_virtual_servers_whitelist_keeps_every_attribute_the_module_reads() -> None:
+    """freeradius-config/mods-config/attr_filter/hotspot_readable: what survives in a request that had
+    text that is not UTF-8 (text attributes as their Hotspot-Raw-* copies)."""
+    chap = (("CHAP-Password", "0x" + "00" * 17), ("CHAP-Challenge", "0x" + "00" * 16))
+    login = ReadNames((("User-Name", "1"), *chap, ("NAS-IP-Address", "192.0.2.1")))
+    decode_login(login)
+    accounting = ReadNames((("Acct-Status-Type", "Start"), ("NAS-IP-Address", "192.0.2.1")))
+    decode_accounting(accounting)
+    event_time(accounting, datetime.now(UTC))
+    whitelist = (TEMPLATE_DIR / READABLE_FILTER).read_text()
+    kept = set(re.findall(r"^\t([\w-]+) =\* ANY", whitelist, re.MULTILINE))
+    raw = {name.removeprefix("Hotspot-Raw-") for name in kept if name.startswith("Hotspot-Raw-")}
+    assert ReadNames.looked_up - raw <= kept
+    assert raw == {"User-Name", "User-Password", "Acct-Session-Id", "Calling-Station-Id"}
 
 
 def test_event_time_subtracts_the_nas_delay() -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from rlm_hotspot.db.engine import make_engine
 from rlm_hotspot.pins import PinVault, create_key_file
-from rlm_hotspot.radius.adapter import LOGIN_CALL, LOGIN_RESULT, REFUSAL, RadiusAdapter
+from rlm_hotspot.radius.adapter import LOGIN_CALL, LOGIN_RESULT, REFUSAL, UNAVAILABLE, RadiusAdapter
 from rlm_hotspot.settings import load_settings
 
 RCODES = {"RLM_MODULE_REJECT": 0, "RLM_MODULE_FAIL": 1, "RLM_MODULE_OK": 2, "RLM_MODULE_NOOP": 7}
@@ -95,8 +95,12 @@ def test_logins_make_no_query_and_database_faults_become_fail(load_hooks, tmp_pa
     assert (rcode, reply) == (0, (("Reply-Message", "card number '00019116815' has a typo (check digit)"),))
     [(name, op, record)] = control  # recorded by Post-Auth-Type REJECT
     assert (name, json.loads(bytes.fromhex(record))["outcome"]) == (REFUSAL, "bad_card_number")
-    assert hooks.authorize({"request": request, "config": ((LOGIN_RESULT, "{"),)}) == (1, None, None)
+    unavailable = (("Reply-Message", UNAVAILABLE),)
+    assert hooks.authorize({"request": request, "config": ((LOGIN_RESULT, "{"),)}) == (1, unavailable, None)
     assert "authorize: internal error, answering FAIL" in stub.logged[-1][1]
+    # the virtual server's database call failed (rlm_sql says why): one line, no traceback
+    assert hooks.authorize({"request": request, "config": ((LOGIN_RESULT, ""),)}) == (1, unavailable, None)
+    assert stub.logged[-1][1] == "rlm_hotspot: authorize: the login's database call failed, answering FAIL"
     start = {"request": (("Acct-Status-Type", "Start"), ("NAS-IP-Address", "192.0.2.1"), ("User-Name", "1"))}
     assert hooks.accounting(start) == (1, None, None)
     assert "accounting: database unavailable, answering FAIL" in stub.logged[-1][1]
