@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from rlm_hotspot.pins import PinVault
 from tests.db.helpers import assert_ledger_balanced
 from tests.e2e.conftest import wait_until
-from tests.e2e.radius_harness import NAS_BY_VENDOR, RadiusServer, build_world
+from tests.e2e.radius_harness import NAS_BY_VENDOR, RadiusServer, build_world, login_happened_earlier
 
 pytestmark = pytest.mark.e2e
 MIKROTIK = NAS_BY_VENDOR["mikrotik"]
@@ -52,6 +52,7 @@ def test_accounting_with_text_that_is_not_utf8_is_answered_and_billed_or_logged(
 ) -> None:
     batch = build_world(radius_db, vault, count=1)
     accepted = server.login(batch.numbers[0], batch.pins[0], nas_ip=MIKROTIK)
+    login_happened_earlier(radius_db, 180)  # the session is reported at its end, each packet's delay said
     session = {
         "User_Name": batch.numbers[0],
         "Class": accepted.one("Class"),
@@ -61,8 +62,9 @@ def test_accounting_with_text_that_is_not_utf8_is_answered_and_billed_or_logged(
     }
     unknown = {"User_Name": LATIN1_NAME, "Acct_Session_Id": "L1"}
     for status, seconds in (("start", 0), ("interim", 120), ("stop", 180)):
-        assert server.account(status, nas_ip=MIKROTIK, Acct_Session_Time=seconds, **session) is not None
-        assert server.account(status, nas_ip=MIKROTIK, Acct_Session_Time=seconds, **unknown) is not None
+        when = {"Acct_Session_Time": seconds, "Acct_Delay_Time": 180 - seconds}
+        assert server.account(status, nas_ip=MIKROTIK, **when, **session) is not None
+        assert server.account(status, nas_ip=MIKROTIK, **when, **unknown) is not None
     # 3 started minutes at 1.20/hour, under the session id as the NAS sent it, each stray byte as \xNN
     expected = [("S\\xe9-1", "02-00-00-00-00-\\xff", "closed", 180, 6)]
     wait_until(lambda: sessions(radius_db) == expected, what="the session billed")
