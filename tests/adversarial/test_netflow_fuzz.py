@@ -53,7 +53,7 @@ class Truth:
 def good_record(rng: random.Random, direction: str, stamp: str) -> tuple[dict[str, object], str, bool, int]:
     ip = rng.choice([*GUESTS, STRANGER])
     free = rng.random() < 0.2
-    size = rng.choice([rng.randrange(0, 30 * MB), rng.randrange(0, 30 * MB), 10**15, 10**20, 10**25])
+    size = rng.choice([rng.randrange(0, 40 * MB), rng.randrange(BOUND - MB, BOUND + 40 * MB), 10**15, 10**20, 10**25])
     record = {"event_type": "purge", "tag": 1 if free else 2, FIELD[direction]: ip, "stamp_inserted": stamp,
               "stamp_updated": stamp, "packets": 1, "bytes": size}
     return record, ip, free, size
