@@ -8,10 +8,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from flowimport.importer import MAX_TRIES, Importer, ImporterSettings, read_failing
+from rlm_hotspot.cli.main import cli
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import flows as flow_service
 from rlm_hotspot.services.flows import ImportPolicy, line_rate_bound
@@ -103,9 +105,17 @@ def test_a_file_named_for_an_absurd_bin_is_moved_aside_and_the_rest_billed(commi
         "down-21000101-000000.json", "down-99991231-235900.json"]
 
 
+def flows_status(database_url: str, key_file: Path, spool: Path) -> dict[str, object]:
+    env = {"HOTSPOT_DATABASE_URL": database_url, "HOTSPOT_PIN_KEY_FILE": str(key_file), "HOTSPOT_CONFIG": ""}
+    arguments = ["flows", "status", "--hotspot", HOTSPOT, "--spool", str(spool), "--format", "json"]
+    result = CliRunner().invoke(cli, arguments, env=env)
+    assert result.exit_code == 0, result.output
+    return {row["field"]: row["value"] for row in json.loads(result.output)}
+
+
 def test_a_file_that_keeps_failing_is_moved_aside_and_never_stalls_the_others(
     committed: Engine, guests: list[int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, database_url: str, key_file: Path,
 ) -> None:
     """Whatever makes a file fail (here: a fault injected in the import of its batch), later files are
     billed in the same cycle, and after MAX_TRIES cycles the file goes to failed/; `flows status` says so."""
@@ -132,6 +142,11 @@ def test_a_file_that_keeps_failing_is_moved_aside_and_never_stalls_the_others(
             assert (failing.what, failing.tries) == (poison.name, minute)
             assert failing.since == (NOW + timedelta(minutes=5)).isoformat()
             assert "ZeroDivisionError: injected" in failing.reason
+            status = flows_status(database_url, key_file, tmp_path)
+            assert status["failing"] == (f"{poison.name}: {failing.reason} (since {failing.since}, {minute} tries)")
     assert not poison.exists() and (tmp_path / "failed" / poison.name).exists()
     assert read_failing(tmp_path) == []
+    status = flows_status(database_url, key_file, tmp_path)
+    assert status["failing"] == "no"
+    assert status["moved_to_failed"] == f"1 in {tmp_path / 'failed'}, newest {poison.name}"
     assert "moved to" in caplog.text and str(tmp_path / "failed") in caplog.text
