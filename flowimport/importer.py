@@ -243,9 +243,11 @@ class Importer:
             if not force and not spool_file.is_settled(self.clock(), self.settings.settle):
                 return None
             return read_blocks(spool_file)
-        except OSError as exc:  # the environment (permissions, a vanished file), not the file: retried
+        except OSError as exc:  # the environment (permissions, a vanished file), not the file: retried, not moved
             log.error("cannot read %s: %s; retrying next cycle", spool_file.path, exc)
             report.errors += 1
+            if not force:
+                self._note_failure(spool_file.path.name, f"cannot read it: {exc}")
             return None
         except Exception as exc:  # a reader bug the file triggers: the file is the problem, never the loop
             log.exception("cannot parse %s", spool_file.path)
@@ -273,22 +275,26 @@ class Importer:
             if not force and spool_file.is_final(now, self.settings.settle, self._bin_length):
                 self._retire(spool_file, blocks, report)
 
+    def _note_failure(self, what: str, reason: str) -> Failure:
+        """Remember that ``what`` (a file name, or DATABASE) failed, for `flows status`."""
+        failure = self._failing.get(what)
+        if failure is None:
+            failure = self._failing[what] = Failure(what, reason, self.clock().isoformat(), 0)
+        failure.tries += 1
+        failure.reason = reason
+        return failure
+
     def _file_failed(self, spool_file: SpoolFile, reason: str, *, force: bool) -> None:
         """Count a failure of the file on its own (the report counted it already); at MAX_TRIES, move it to
         failed/."""
         if force:
             return
-        name = spool_file.path.name
-        failure = self._failing.get(name)
-        if failure is None:
-            failure = self._failing[name] = Failure(name, reason, self.clock().isoformat(), 0)
-        failure.tries += 1
-        failure.reason = reason
+        failure = self._note_failure(spool_file.path.name, reason)
         if failure.tries < MAX_TRIES:
             log.error("%s failed to import on its own (try %d of %d): %s", spool_file.path, failure.tries, MAX_TRIES,
                       reason)  # fmt: skip
             return
-        del self._failing[name]
+        del self._failing[failure.what]
         self._move_aside(spool_file, f"{MAX_TRIES} imports of it failed, the last one: {reason}")
 
     def _move_aside(self, spool_file: SpoolFile, reason: str) -> None:
@@ -346,7 +352,7 @@ class Importer:
         except ServiceError as exc:
             log.error("%s; nothing imported, retrying next cycle", exc)
             report.errors += 1
-            self._database_failed(str(exc))
+            self._note_failure(DATABASE, str(exc))
             raise _Abort from exc
         except Exception as exc:
             reason = _reason(exc)
@@ -358,7 +364,7 @@ class Importer:
             report.errors += 1
             self.metrics.child(self.metrics.batches, outcome="failed").inc(len(batches))
             if isinstance(exc, OperationalError) and not self._database_answers():
-                self._database_failed(reason)
+                self._note_failure(DATABASE, reason)
                 log.error("the database does not answer: retrying next cycle")
                 raise _Abort from exc
             return reason
@@ -373,14 +379,6 @@ class Importer:
         except DBAPIError:
             return False
         return True
-
-    def _database_failed(self, reason: str) -> None:
-        failure = self._failing.get(DATABASE)
-        if failure is None:
-            self._failing[DATABASE] = Failure(DATABASE, reason, self.clock().isoformat())
-        else:
-            failure.tries += 1
-            failure.reason = reason
 
     def _record(self, outcome: ImportOutcome, batches: list[FlowBatch], report: CycleReport) -> None:
         m = self.metrics

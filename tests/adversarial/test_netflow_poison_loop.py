@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from flowimport.importer import MAX_TRIES, Importer, ImporterSettings, read_failing
+from flowimport.importer import DATABASE, MAX_TRIES, Importer, ImporterSettings, read_failing
 from rlm_hotspot.cli.main import cli
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import flows as flow_service
@@ -150,3 +150,16 @@ def test_a_file_that_keeps_failing_is_moved_aside_and_never_stalls_the_others(
     assert status["failing"] == "no"
     assert status["moved_to_failed"] == f"1 in {tmp_path / 'failed'}, newest {poison.name}"
     assert "moved to" in caplog.text and str(tmp_path / "failed") in caplog.text
+
+
+def test_a_database_outage_never_moves_files_aside_and_status_says_since_when(tmp_path: Path) -> None:
+    path = spool_file(tmp_path, "down", NOW, [("10.1.0.11", MB)])
+    nowhere = create_engine("postgresql+psycopg2://nobody@/nothing?host=/nonexistent", pool_pre_ping=True)
+    loop = importer(nowhere, tmp_path, NOW + timedelta(minutes=5))
+    for _ in range(MAX_TRIES + 1):
+        assert loop.run_cycle().errors == 1
+    assert path.exists() and not (tmp_path / "failed").exists()
+    (failing,) = read_failing(tmp_path)
+    assert (failing.what, failing.tries) == (DATABASE, MAX_TRIES + 1)
+    assert failing.since == (NOW + timedelta(minutes=5)).isoformat()
+    assert "nonexistent" in failing.reason
