@@ -160,7 +160,8 @@ def run_command(app: App, hotspot: str, spool: Path, settle: str, interval: str,
 def _emit_report(report: CycleReport, fmt: str) -> None:
     emit([{"batches": len(o.imported), "first_batch": o.imported[0], "records": o.records, "sessions": o.sessions,
            "billable_bytes": o.billable_bytes, "free_bytes": o.free_bytes,
-           "unattributed_bytes": o.unattributed_bytes, "debited": o.debited}
+           "unattributed_bytes": o.unattributed_bytes, "debited": o.debited,
+           "held_bytes": sum(held.held for held in o.held)}
           for o in report.outcomes if o.imported], fmt)
 
 
