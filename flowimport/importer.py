@@ -439,7 +439,7 @@ class Importer:
 
     @property
     def _bin_length(self) -> timedelta:
-        return timedelta(seconds=self.settings.policy.bin_seconds)
+        return self.settings.policy.bin_length
 
     def _poll_memory(self) -> None:
         now = self.clock()

@@ -332,6 +332,14 @@ def _candidate_sessions(
     )
 
 
+def _claims_by_ip(rows: Sequence[q.IpClaim]) -> dict[str, Sequence[Claim]]:
+    """Each IP's candidate sessions, ordered for the core's ``holder``."""
+    candidates: dict[str, list[Claim]] = {}
+    for row in rows:
+        candidates.setdefault(row.ip, []).append(Claim(row.started_at, row.stopped_at, row.session_id))
+    return {ip: latest_first(found) for ip, found in candidates.items()}
+
+
 def _tally_sessions(
     rows: Sequence[q.IpClaim],
     sizes: dict[datetime, BinSizes],
@@ -346,10 +354,7 @@ def _tally_sessions(
     """
     if not windows:  # batches without counts: an empty purge or memory-table poll
         return {}, {}
-    candidates: dict[str, list[Claim]] = {}
-    for row in rows:
-        candidates.setdefault(row.ip, []).append(Claim(row.started_at, row.stopped_at, row.session_id))
-    claims = {ip: latest_first(found) for ip, found in candidates.items()}
+    claims = _claims_by_ip(rows)
     payable = {
         row.session_id: _SessionTally(row.account_id, row.card_id, row.tariff_id, row.traffic_cost_num)
         for row in rows
@@ -433,10 +438,8 @@ def _held_traffic(
     would have paid for it (the core's attribution rule, as for the billed part)."""
     if not over:
         return ()
-    claims: dict[str, list[Claim]] = {}
-    for row in rows:
-        if row.account_id is not None:
-            claims.setdefault(row.ip, []).append(Claim(row.started_at, row.stopped_at, row.session_id))
+    claims = _claims_by_ip(rows)
+    payable = {row.session_id for row in rows if row.account_id is not None}
     first_batch: dict[CountKey, str] = {}
     for batch in fresh:
         columns = zip(batch.counts.bin_starts, batch.counts.free, batch.counts.ips, strict=True)
@@ -444,10 +447,10 @@ def _held_traffic(
             first_batch.setdefault((start, (batch.direction, free), ip), batch.name)
     held = []
     for (start, (direction, free), ip), reported in over.items():
-        claim = holder(latest_first(claims.get(ip, [])), windows[start])
+        claim = holder(claims.get(ip, ()), windows[start])
         reason = "counter-out-of-range" if reported > BIGINT_MAX else "bytes-beyond-line-rate"
         key = (start, (direction, free), ip)
-        session_id = None if claim is None else claim.session_id
+        session_id = claim.session_id if claim is not None and claim.session_id in payable else None
         held.append(
             HeldTraffic(reason, direction, ip, start, free, reported, reported - bound, first_batch[key], session_id)
         )

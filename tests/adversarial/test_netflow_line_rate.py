@@ -141,3 +141,27 @@ def test_release_refuses_rows_without_a_session_or_beyond_bigint(db: Session, va
     with pytest.raises(ServiceError, match="no quarantine row"):
         flows.release_held_traffic(db, 987654, NOW)
     assert_ledger_balanced(db)
+
+
+def test_an_excess_is_held_for_the_session_the_core_gives_the_bin_or_none(db: Session, vault: PinVault) -> None:
+    """The IP's latest session is a RADIUS login still waiting for its Accounting-Start (no account): the
+    plausible part is unattributed, and the excess names no session — not the earlier holder's."""
+    numbers = flow_world(db, vault, night_band=False)
+    earlier = open_session(db, numbers[0], "10.1.0.11", started_at=NOW - timedelta(hours=1))
+    db.execute(
+        text(
+            """
+            INSERT INTO sessions (status, card_id, hotspot_id, tariff_id, source, auth_token, framed_ip, started_at,
+                                  last_seen_at)
+            SELECT 'pending', c.id, h.id, h.tariff_id, 'radius', 'pending-1', '10.1.0.11', :t, :t
+            FROM cards c, hotspots h WHERE c.number = :number AND h.name = :hotspot
+            """
+        ),
+        {"t": NOW - timedelta(minutes=1), "number": numbers[1], "hotspot": HOTSPOT},
+    )
+    set_line_rate(db, RATE_KBPS)
+    run(db, batch("down#1", ("10.1.0.11", 100 * MB)))
+    assert traffic_debited(db, earlier.account_id) == 0
+    (row,) = held_rows(db)
+    assert (row["session_id"], row["held"]) == (None, 100 * MB - BOUND)
+    assert db.execute(text("SELECT bytes FROM unattributed_traffic")).scalar_one() == BOUND
