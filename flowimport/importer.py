@@ -168,6 +168,8 @@ class Importer:
                 self._poll_memory()
             files = pending_files(self.settings.spool)
             self.metrics.child(self.metrics.pending).set(len(files))
+            present = {spool_file.path.name for spool_file in files} | {DATABASE}
+            self._failing = {what: failure for what, failure in self._failing.items() if what in present}
             self._import_files(files, report, force=False)
             self._failing.pop(DATABASE, None)  # the cycle got through (a database failure raises _Abort)
         except _Abort:
