@@ -27,6 +27,13 @@ class Metrics:
         self.incomplete = counter("hotspot_flows_incomplete_blocks", "Blocks never closed by nfacctd: not imported.")
         self.bytes = counter("hotspot_flows_bytes", "IP-layer bytes imported, by class.", ("class",))
         self.debited = counter("hotspot_flows_debited_minor_units", "Money debited for traffic (minor units).")
+        self.held_records = counter(
+            "hotspot_flows_held_counts", "Counts beyond the line rate: held in the quarantine, by reason.", ("reason",)
+        )
+        self.held_bytes = counter(
+            "hotspot_flows_held_bytes", "Bytes beyond the line rate: held in the quarantine, not billed.", ("reason",)
+        )
+        self.files_failed = counter("hotspot_flows_failed_files", "Spool files moved to failed/: never imported.")
         self.errors = counter("hotspot_flows_errors", "Cycles or batches that failed (and will be retried).")
         self.last_bin_end = gauge("hotspot_flows_last_bin_end_timestamp_seconds", "End of the newest imported bin.")
         self.lag = gauge("hotspot_flows_lag_seconds", "Now minus the end of the newest imported bin.")

@@ -32,6 +32,15 @@ SPOOL_NAME = re.compile(r"^(?P<direction>down|up)-(?P<stamp>\d{8}-\d{6})(?:[-.][
 DIRECTIONS = {"down": Direction.DOWNLOAD, "up": Direction.UPLOAD}
 CLIENT_FIELD = {Direction.DOWNLOAD: "ip_dst", Direction.UPLOAD: "ip_src"}
 DONE = "done"
+#: Where files that could never be imported are moved (kept whole, for an admin; see docs/netflow.md).
+FAILED = "failed"
+#: A record's bin must lie this close to its file's bin: nfacctd (``nfacctd_time_new``, ``print_history``)
+#: stamps every record of a file with the file's bin; a stamp far from it is damage, not traffic.
+RECORD_BIN_TOLERANCE = timedelta(hours=1)
+#: Batch names keep this much of a writer id (its printable characters): the digest already tells blocks
+#: apart, and an absurdly long id would make the name too long for the index that gates replays (the batch
+#: could never be recorded).
+WRITER_ID_KEPT = 64
 #: How many malformed lines per block are logged in full; the rest are only counted.
 LOGGED_MALFORMED_LINES = 5
 
@@ -70,9 +79,10 @@ def pending_files(spool: Path) -> list[SpoolFile]:
     return sorted((f for f in found if f is not None), key=lambda f: (f.bin_start, f.path.name))
 
 
-def move_to_done(spool_file: SpoolFile) -> Path:
-    """Move an imported file out of the way (kept for audit; the batch ledger is the real record)."""
-    done = spool_file.path.parent / DONE
+def move_to_done(spool_file: SpoolFile, subdirectory: str = DONE) -> Path:
+    """Move an imported file out of the way (kept for audit; the batch ledger is the real record), or one
+    that can never be imported into ``failed/``."""
+    done = spool_file.path.parent / subdirectory
     done.mkdir(exist_ok=True)
     target = done / spool_file.path.name
     spool_file.path.replace(target)
@@ -101,10 +111,11 @@ class Block:
 
 
 def _purge_lines(field: str) -> re.Pattern[bytes]:
-    """The exact layout nfacctd 1.7.7 prints for purge records, one per line: parsed without a dict."""
+    """The exact layout nfacctd 1.7.7 prints for purge records, one per line: parsed without a dict. A byte
+    count of more digits than any counter has is left to the line-by-line reader (``int`` refuses 4,300+)."""
     return re.compile(
         rb'^\{"event_type": "purge", "tag": ([12]), "' + field.encode() + rb'": "([0-9A-Fa-f.:]+)", '
-        rb'"stamp_inserted": "(\d+)", "stamp_updated": "\d+", "packets": \d+, "bytes": (\d+)\}$',
+        rb'"stamp_inserted": "(\d+)", "stamp_updated": "\d+", "packets": \d+, "bytes": (\d{1,24})\}$',
         re.MULTILINE,
     )
 
@@ -218,11 +229,13 @@ class _Parser:
         """One line (without its line end), whatever it holds."""
         try:
             record = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, a number of 4,300+ digits, deep nesting
             record = None
         event = record.get("event_type") if isinstance(record, dict) else None
         if event == "purge_init":
-            self.blocks.append(Block(writer_id=str(record.get("writer_id", "?"))))  # type: ignore[union-attr]
+            writer = str(record.get("writer_id", "?"))  # type: ignore[union-attr]
+            writer_id = "".join(filter(str.isprintable, writer))[:WRITER_ID_KEPT]  # PostgreSQL text has no NUL
+            self.blocks.append(Block(writer_id=writer_id))
             self.blocks[-1].digest.update(raw)
             return
         block = self._open_block
@@ -270,21 +283,29 @@ class _Parser:
             return f"tag {tag!r} is neither {FREE_TAG} (free) nor {BILLABLE_TAG} (billable): is the pre_tag_map loaded?"
         start = self._bin_start(stamp)
         if start is None:
-            return "stamp_inserted is not a UNIX time"
+            return "stamp_inserted is not a UNIX time within an hour of the file's bin"
         block.counts.append(TrafficCount(ip, start, size, tag == FREE_TAG))
         return None
 
     def _bin_start(self, stamp: object) -> datetime | None:
-        """The row's bin (epoch seconds as text, as timestamps_since_epoch writes it), else the file's."""
+        """The row's bin (epoch seconds as text, as timestamps_since_epoch writes it), else the file's;
+        None if it is no time, or too far from the file's bin (``RECORD_BIN_TOLERANCE``)."""
         if stamp is None:
             return self.spool_file.bin_start
+        if not isinstance(stamp, str | bytes | int) or isinstance(stamp, bool):  # a list is not even hashable
+            return None
         if stamp not in self._stamps:
-            text = stamp.decode() if isinstance(stamp, bytes) else str(stamp)
-            try:
-                self._stamps[stamp] = datetime.fromtimestamp(int(text), UTC) if text.isdigit() else None
-            except (OverflowError, OSError, ValueError):  # digits, but no representable time
-                self._stamps[stamp] = None
+            self._stamps[stamp] = self._parse_stamp(stamp.decode() if isinstance(stamp, bytes) else str(stamp))
         return self._stamps[stamp]
+
+    def _parse_stamp(self, text: str) -> datetime | None:
+        try:
+            start = datetime.fromtimestamp(int(text), UTC) if text.isdigit() else None
+        except (OverflowError, OSError, ValueError):  # digits, but no representable time
+            return None
+        if start is None or abs(start - self.spool_file.bin_start) > RECORD_BIN_TOLERANCE:
+            return None
+        return start
 
     def _malformed(self, block: Block | None, number: int, raw: bytes, problem: str) -> None:
         if block is not None:

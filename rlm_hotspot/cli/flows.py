@@ -15,8 +15,9 @@ import click
 
 from flowimport.collector import CollectorConfigError, build_spec, memory_pipes, write_collector_files
 from flowimport.health import spool_backlog, udp_drops
-from flowimport.importer import CycleReport, Importer, ImporterSettings
+from flowimport.importer import CycleReport, Importer, ImporterSettings, read_failing
 from flowimport.metrics import Metrics
+from flowimport.spool import FAILED
 from rlm_hotspot.cli.context import App, pass_app
 from rlm_hotspot.cli.output import emit, format_option
 from rlm_hotspot.cli.parsing import parse_duration
@@ -159,7 +160,8 @@ def run_command(app: App, hotspot: str, spool: Path, settle: str, interval: str,
 def _emit_report(report: CycleReport, fmt: str) -> None:
     emit([{"batches": len(o.imported), "first_batch": o.imported[0], "records": o.records, "sessions": o.sessions,
            "billable_bytes": o.billable_bytes, "free_bytes": o.free_bytes,
-           "unattributed_bytes": o.unattributed_bytes, "debited": o.debited}
+           "unattributed_bytes": o.unattributed_bytes, "debited": o.debited,
+           "held_bytes": sum(held.held for held in o.held)}
           for o in report.outcomes if o.imported], fmt)
 
 
@@ -194,7 +196,7 @@ def import_command(app: App, files: tuple[Path, ...], hotspot: str, bin_text: st
 @pass_app
 def status_command(app: App, hotspot: str, spool: Path | None, collector_port: int | None, window: str,
                    fmt: str) -> None:
-    """Last batch, lag, unattributed bytes, malformed records, backlog and collector drops.
+    """Last batch, lag, unattributed bytes, malformed records, backlog, failing imports, collector drops.
 
     Example: hotspotctl flows status --hotspot cafe --spool /var/spool/hotspot-flows/cafe --collector-port 2100
     """
@@ -206,9 +208,16 @@ def status_command(app: App, hotspot: str, spool: Path | None, collector_port: i
     if spool is not None:
         try:
             backlog = spool_backlog(spool)
-        except OSError as exc:
-            raise click.ClickException(f"cannot read the spool {spool}: {exc.strerror or exc}") from None
-        fields |= {"pending_files": backlog.files, "oldest_pending_bin": backlog.oldest_bin_start}
+            failing = read_failing(spool)
+            failed = sorted(path.name for path in (spool / FAILED).glob("*.json"))
+        except (OSError, ValueError, TypeError) as exc:
+            raise click.ClickException(f"cannot read the spool {spool}: {exc}") from None
+        fields |= {
+            "pending_files": backlog.files,
+            "oldest_pending_bin": backlog.oldest_bin_start,
+            "failing": "; ".join(f"{f.what}: {f.reason} (since {f.since}, {f.tries} tries)" for f in failing) or "no",
+            "moved_to_failed": f"{len(failed)} in {spool / FAILED}" + (f", newest {failed[-1]}" if failed else ""),
+        }
     if collector_port is not None:
         drops = udp_drops(collector_port)
         fields["udp_drops"] = "no socket on that port (is nfacctd running?)" if drops is None else drops

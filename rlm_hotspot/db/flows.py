@@ -9,6 +9,7 @@ counters) from arrays, one UPDATE storing the totals.
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,9 +33,10 @@ def begin_import(session: Session, hotspot_id: int) -> None:
 
 
 def hotspot(session: Session, name: str) -> Row | None:  # type: ignore[type-arg]
-    """The hotspot's id, time zone, tariff and traffic meter."""
+    """The hotspot's id, time zone, tariff, traffic meter and line rate."""
     return session.execute(
-        text("SELECT id, name, timezone, tariff_id, traffic_meter FROM hotspots WHERE name = :name"), {"name": name}
+        text("SELECT id, name, timezone, tariff_id, traffic_meter, max_rate_kbps FROM hotspots WHERE name = :name"),
+        {"name": name},
     ).first()
 
 
@@ -212,10 +214,10 @@ class SessionDebits:
     output_octets: Sequence[int]
 
 
-# Ledger rows only for a non-zero debit, keyed by the import's first batch and the session, so a replay
-# moves nothing even past the batch gate. Balances move by the sum of the rows actually inserted; session
-# counters and rating state move relatively (charged = charged + debit), so a concurrent time update of
-# the same session is not overwritten.
+# Ledger rows only for a non-zero debit, keyed by the caller's prefix (the import's first batch, or the
+# quarantine row released) and the session, so a replay moves nothing even past the batch gate. Balances
+# move by the sum of the rows actually inserted; session counters and rating state move relatively
+# (charged = charged + debit), so a concurrent time update of the same session is not overwritten.
 _APPLY = text(
     f"""
     WITH debit AS (
@@ -226,7 +228,7 @@ _APPLY = text(
             AS d(session_id, account_id, card_id, amount, bytes, added_cost_num, input_octets, output_octets)
     ), entry AS (
         INSERT INTO ledger (account_id, amount, cause, idempotency_key, card_id, session_id, bytes, note, created_at)
-        SELECT account_id, -amount, 'traffic', 'flow:' || :debit_batch_id || ':' || session_id, card_id,
+        SELECT account_id, -amount, 'traffic', :key_prefix || session_id, card_id,
                session_id, bytes, :note, :now
         FROM debit WHERE amount > 0
 {POSTED_ENTRIES_MOVE_BALANCES}, counters AS (
@@ -241,13 +243,72 @@ _APPLY = text(
 )
 
 
-def apply_debits(
-    session: Session, debits: SessionDebits, *, debit_batch_id: int, note: str, now: datetime
-) -> list[int]:
-    """Apply one import's debits in one statement; returns the accounts now at or below zero."""
+def apply_debits(session: Session, debits: SessionDebits, *, key_prefix: str, note: str, now: datetime) -> list[int]:
+    """Apply one import's debits in one statement (ledger keys ``<key_prefix><session id>``); returns the
+    accounts now at or below zero."""
     columns = {name: array_literal(values) for name, values in debits.__dict__.items()}
-    params = {**columns, "debit_batch_id": debit_batch_id, "note": note, "now": now}
+    params = {**columns, "key_prefix": key_prefix, "note": note, "now": now}
     return list(session.execute(_APPLY, params).scalars())
+
+
+@dataclass(frozen=True)
+class HeldRow:
+    """One row of the quarantine (sql/012), source 'netflow'."""
+
+    reason: str
+    quantity: str
+    held: int
+    reported: int | None
+    session_id: int | None
+    hotspot_id: int
+    identity: str
+    detail: dict[str, object]
+    idempotency_key: str
+
+
+def hold_traffic(session: Session, rows: Sequence[HeldRow], now: datetime) -> None:
+    """Store excesses in the quarantine; a key stored before (a re-delivered record) is held once."""
+    session.execute(
+        text(
+            """
+            INSERT INTO quarantine (source, reason, quantity, held, reported, session_id, hotspot_id, identity,
+                                    detail, received_at, idempotency_key)
+            VALUES ('netflow', :reason, :quantity, CAST(:held AS numeric), CAST(:reported AS numeric), :session_id,
+                    :hotspot_id, :identity, CAST(:detail AS jsonb), :now, :idempotency_key)
+            ON CONFLICT (idempotency_key) DO NOTHING
+            """
+        ),
+        [
+            {
+                **row.__dict__,
+                "held": str(row.held),
+                "reported": None if row.reported is None else str(row.reported),
+                "detail": json.dumps(row.detail),
+                "now": now,
+            }
+            for row in rows
+        ],
+    )
+
+
+def held_traffic(session: Session, quarantine_id: int) -> Row | None:  # type: ignore[type-arg]
+    """A quarantine row with the session it names and that session's rating state, locked until the
+    transaction ends (two releases of one row wait for each other)."""
+    return session.execute(
+        text(
+            """
+            SELECT qr.id, qr.source, qr.state, qr.quantity, qr.held, qr.detail, qr.session_id,
+                   s.hotspot_id, s.account_id, s.card_id, s.tariff_id, s.traffic_cost_num, s.input_octets,
+                   s.output_octets, h.timezone
+            FROM quarantine qr
+            LEFT JOIN sessions s ON s.id = qr.session_id
+            LEFT JOIN hotspots h ON h.id = s.hotspot_id
+            WHERE qr.id = :id
+            FOR UPDATE OF qr
+            """
+        ),
+        {"id": quarantine_id},
+    ).first()
 
 
 def exhausted_open_sessions(session: Session, hotspot_id: int | None = None) -> list[Row]:  # type: ignore[type-arg]

@@ -11,6 +11,10 @@ Importing it, in the caller's transaction:
    debit is ``charged(new) - charged(old)`` and rounding never accumulates;
 4. applies every debit in one statement (ledger cause 'traffic', key = batch + session).
 
+Before attribution, each (client IP, bin, direction, class) is bounded by what the hotspot's line could
+carry in one bin (``line_rate_bound``): the excess is not billed but held in the ``quarantine`` table,
+and ``release_held_traffic`` bills it later through the same rating path if an admin decides so.
+
 Only hotspots whose ``traffic_meter`` is 'netflow' are billed this way (one meter per quantity).
 Bytes are IP-layer bytes (IP header + payload), as NetFlow counts them.
 """
@@ -21,6 +25,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from fractions import Fraction
 from itertools import chain, compress
 from operator import not_
 from typing import NamedTuple, overload
@@ -136,6 +141,10 @@ class ImportPolicy:
     bin_seconds: int = 60
     grace_seconds: int = 180
 
+    @property
+    def bin_length(self) -> timedelta:
+        return timedelta(seconds=self.bin_seconds)
+
     def __post_init__(self) -> None:
         if self.bin_seconds < 1 or self.grace_seconds < 0:
             raise ServiceError("the bin must be at least 1 s and the grace window not negative")
@@ -154,6 +163,41 @@ class ImportOutcome:
     unattributed_bytes: int = 0
     debited: int = 0
     exhausted_accounts: tuple[int, ...] = ()
+    held: tuple[HeldTraffic, ...] = ()  # excesses over the line-rate bound, quarantined, not billed
+
+
+#: What a NUMERIC(20, 0) column of the quarantine holds at most; the exact figure is kept in ``detail``.
+NUMERIC_20_MAX = 10**20 - 1
+BIGINT_MAX = 2**63 - 1
+#: The line-rate bound allows this share of a bin more: nfacctd writes a bin about a second after it ends
+#: and exporters' flow boundaries jitter by a second or two around the bin's edges (3 s of a 1-minute bin).
+BOUND_SLACK = Fraction(1, 20)
+
+
+def line_rate_bound(max_rate_kbps: int, bin_seconds: int) -> int:
+    """The most IP-layer bytes one guest can move one way in one bin: the hotspot's line rate (kbit/s,
+    10^3 bits) x the bin, plus ``BOUND_SLACK``. IP bytes exclude framing, so the line rate over-states
+    them: the bound is never below what the line really carries in a bin."""
+    return int(max_rate_kbps * 125 * bin_seconds * (1 + BOUND_SLACK))
+
+
+class HeldTraffic(NamedTuple):
+    """Bytes of one (IP, bin, direction, class) beyond the line-rate bound: held, not billed."""
+
+    reason: str  # 'bytes-beyond-line-rate', or 'counter-out-of-range' when the count does not fit BIGINT
+    direction: Direction
+    ip: str
+    bin_start: datetime
+    free: bool
+    reported: int  # the count as the records stated it (summed over the import's batches)
+    held: int  # reported - bound
+    batch: str  # the first batch of the import holding the count
+    session_id: int | None  # the session that held the IP then, if one can pay
+
+    @property
+    def identity(self) -> str:
+        free = " free" if self.free else ""
+        return f"{self.batch} ip {self.ip} bin {self.bin_start.isoformat()}{free}"
 
 
 @dataclass(frozen=True)
@@ -161,6 +205,7 @@ class FlowHotspot:
     id: int
     name: str
     timezone: ZoneInfo
+    max_rate_kbps: int
 
 
 def flow_hotspot(session: Session, name: str) -> FlowHotspot:
@@ -173,7 +218,7 @@ def flow_hotspot(session: Session, name: str) -> FlowHotspot:
             f"hotspot {name!r} meters traffic by {row.traffic_meter}, not netflow: importing its flows would bill "
             "the same bytes twice (set the hotspot's traffic meter to netflow first)"
         )
-    return FlowHotspot(row.id, row.name, ZoneInfo(row.timezone))
+    return FlowHotspot(row.id, row.name, ZoneInfo(row.timezone), row.max_rate_kbps)
 
 
 @dataclass(frozen=True)
@@ -287,6 +332,14 @@ def _candidate_sessions(
     )
 
 
+def _claims_by_ip(rows: Sequence[q.IpClaim]) -> dict[str, Sequence[Claim]]:
+    """Each IP's candidate sessions, ordered for the core's ``holder``."""
+    candidates: dict[str, list[Claim]] = {}
+    for row in rows:
+        candidates.setdefault(row.ip, []).append(Claim(row.started_at, row.stopped_at, row.session_id))
+    return {ip: latest_first(found) for ip, found in candidates.items()}
+
+
 def _tally_sessions(
     rows: Sequence[q.IpClaim],
     sizes: dict[datetime, BinSizes],
@@ -301,10 +354,7 @@ def _tally_sessions(
     """
     if not windows:  # batches without counts: an empty purge or memory-table poll
         return {}, {}
-    candidates: dict[str, list[Claim]] = {}
-    for row in rows:
-        candidates.setdefault(row.ip, []).append(Claim(row.started_at, row.stopped_at, row.session_id))
-    claims = {ip: latest_first(found) for ip, found in candidates.items()}
+    claims = _claims_by_ip(rows)
     payable = {
         row.session_id: _SessionTally(row.account_id, row.card_id, row.tariff_id, row.traffic_cost_num)
         for row in rows
@@ -338,13 +388,73 @@ def _tally_sessions(
     return {session_id: tally for session_id, tally in payable.items() if tally.by_band}, unpaid
 
 
-def _unpaid_counts(batch_id: int, batch: FlowBatch, unpaid: dict[datetime, set[str]]) -> Iterator[q.CountRows]:
-    """The batch's counts of IPs nobody can pay for in their bin, kept as they came (free or not)."""
+CountKey = tuple[datetime, SizeClass, str]  # (bin, (direction, free?), client IP)
+
+
+def _cap_sizes(sizes: dict[datetime, BinSizes], bound: int) -> dict[CountKey, int]:
+    """Cap every summed count at ``bound``, in place; returns what each capped count was.
+
+    The usual import has nothing to cap, and finds it out with one ``max`` in C per bin and class."""
+    over: dict[CountKey, int] = {}
+    for start, classes in sizes.items():
+        for size_class, by_ip in classes.items():
+            if by_ip and max(by_ip.values()) > bound:
+                for ip, size in by_ip.items():
+                    if size > bound:
+                        over[start, size_class, ip] = size
+                        by_ip[ip] = bound
+    return over
+
+
+def _unpaid_counts(
+    batch_id: int, batch: FlowBatch, unpaid: dict[datetime, set[str]], allowance: dict[CountKey, int]
+) -> Iterator[q.CountRows]:
+    """The batch's counts of IPs nobody can pay for in their bin, kept as they came (free or not), except
+    that a capped count's records share its ``allowance`` (the bound, spent in batch order)."""
     for start, counts in batch.counts.by_bin().items():
         ips = unpaid.get(start)
         if ips:
             kept = counts.where([ip in ips for ip in counts.ips])
-            yield q.CountRows(batch_id, kept.ips, kept.bin_starts, kept.free, kept.sizes)
+            sizes = kept.sizes
+            if allowance:
+                sizes = list(sizes)
+                for i, key in enumerate(
+                    (start, (batch.direction, free), ip) for ip, free in zip(kept.ips, kept.free, strict=True)
+                ):
+                    if key in allowance:
+                        sizes[i] = min(sizes[i], allowance[key])
+                        allowance[key] -= sizes[i]
+            yield q.CountRows(batch_id, kept.ips, kept.bin_starts, kept.free, sizes)
+
+
+def _held_traffic(
+    over: dict[CountKey, int],
+    bound: int,
+    fresh: Sequence[FlowBatch],
+    rows: Sequence[q.IpClaim],
+    windows: dict[datetime, BinWindow],
+) -> tuple[HeldTraffic, ...]:
+    """What the capped counts held, each with the import's first batch holding it and the session that
+    would have paid for it (the core's attribution rule, as for the billed part)."""
+    if not over:
+        return ()
+    claims = _claims_by_ip(rows)
+    payable = {row.session_id for row in rows if row.account_id is not None}
+    first_batch: dict[CountKey, str] = {}
+    for batch in fresh:
+        columns = zip(batch.counts.bin_starts, batch.counts.free, batch.counts.ips, strict=True)
+        for start, free, ip in set(columns):
+            first_batch.setdefault((start, (batch.direction, free), ip), batch.name)
+    held = []
+    for (start, (direction, free), ip), reported in over.items():
+        claim = holder(claims.get(ip, ()), windows[start])
+        reason = "counter-out-of-range" if reported > BIGINT_MAX else "bytes-beyond-line-rate"
+        key = (start, (direction, free), ip)
+        session_id = claim.session_id if claim is not None and claim.session_id in payable else None
+        held.append(
+            HeldTraffic(reason, direction, ip, start, free, reported, reported - bound, first_batch[key], session_id)
+        )
+    return tuple(held)
 
 
 def import_batches(
@@ -357,7 +467,7 @@ def import_batches(
     """
     hotspot = flow_hotspot(session, hotspot_name)
     q.begin_import(session, hotspot.id)
-    bin_length = timedelta(seconds=policy.bin_seconds)
+    bin_length = policy.bin_length
     new = q.begin_batches(session, hotspot.id, [_header(batch, bin_length) for batch in batches], now)
     fresh = [batch for batch in batches if batch.name in new]
     replayed = tuple(batch.name for batch in batches if batch.name not in new)
@@ -365,17 +475,25 @@ def import_batches(
         return ImportOutcome(replayed=replayed)
     debit_batch_id = min(new.values())
     sizes = _sizes_by_bin(fresh)
+    bound = line_rate_bound(hotspot.max_rate_kbps, policy.bin_seconds)
+    over = _cap_sizes(sizes, bound)
     grace = timedelta(seconds=policy.grace_seconds)
     windows = {start: BinWindow.of(start, bin_length, grace) for start in sizes}
     rows = _candidate_sessions(session, hotspot.id, sizes, windows)
     tariffs = {tariff_id: get_tariff(session, tariff_id).tariff for tariff_id in {row.tariff_id for row in rows}}
     tallies, unpaid = _tally_sessions(rows, sizes, windows, _PriceBands(tariffs, hotspot.timezone))
     if unpaid:
-        q.store_unattributed(session, (kept for b in fresh for kept in _unpaid_counts(new[b.name], b, unpaid)))
+        allowance = dict.fromkeys(over, bound)
+        q.store_unattributed(
+            session, (kept for b in fresh for kept in _unpaid_counts(new[b.name], b, unpaid, allowance))
+        )
+    held = _held_traffic(over, bound, fresh, rows, windows)
+    if held:
+        q.hold_traffic(session, [_quarantine_row(hotspot, policy, bound, each) for each in held], now)
     debits = rate_sessions(tallies, tariffs, hotspot.timezone)
     note = f"netflow {fresh[0].name}" + (f" and {len(fresh) - 1} more batches" if len(fresh) > 1 else "")
-    exhausted = q.apply_debits(session, debits, debit_batch_id=debit_batch_id, note=note, now=now)
-    total_bytes = sum(sum(batch.counts.sizes) for batch in fresh)
+    exhausted = q.apply_debits(session, debits, key_prefix=f"flow:{debit_batch_id}:", note=note, now=now)
+    total_bytes = sum(sum(by_ip.values()) for classes in sizes.values() for by_ip in classes.values())
     attributed = sum(debits.input_octets) + sum(debits.output_octets)
     billable = sum(sum(band) for tally in tallies.values() for band in tally.by_band.values())
     outcome = ImportOutcome(
@@ -388,6 +506,7 @@ def import_batches(
         unattributed_bytes=total_bytes - attributed,
         debited=sum(debits.amounts),
         exhausted_accounts=tuple(exhausted),
+        held=held,
     )
     totals = {
         name: getattr(outcome, name)
@@ -395,6 +514,33 @@ def import_batches(
     }
     q.record_totals(session, list(new.values()), totals)
     return outcome
+
+
+def _quarantine_row(hotspot: FlowHotspot, policy: ImportPolicy, bound: int, held: HeldTraffic) -> q.HeldRow:
+    """The quarantine row of one held excess; figures beyond NUMERIC(20, 0) are capped there and kept
+    exact (as text) in ``detail``."""
+    detail = {
+        "batch": held.batch,
+        "ip": held.ip,
+        "bin_start": held.bin_start.isoformat(),
+        "bin_seconds": policy.bin_seconds,
+        "direction": held.direction.value,
+        "free": held.free,
+        "bytes": str(held.reported),
+        "billed_up_to": bound,
+        "max_rate_kbps": hotspot.max_rate_kbps,
+    }
+    return q.HeldRow(
+        reason=held.reason,
+        quantity=held.direction.value,
+        held=min(held.held, NUMERIC_20_MAX),
+        reported=held.reported if held.reported <= NUMERIC_20_MAX else None,
+        session_id=held.session_id,
+        hotspot_id=hotspot.id,
+        identity=held.identity,
+        detail=detail,
+        idempotency_key=f"netflow:{hotspot.id}:{held.identity}",
+    )
 
 
 def rate_sessions(tallies: dict[int, _SessionTally], tariffs: dict[int, Tariff], tz: ZoneInfo) -> q.SessionDebits:
@@ -423,6 +569,60 @@ def rate_sessions(tallies: dict[int, _SessionTally], tariffs: dict[int, Tariff],
         columns["input_octets"].append(tally.upload)
         columns["output_octets"].append(tally.download)
     return q.SessionDebits(**columns)
+
+
+def release_held_traffic(session: Session, quarantine_id: int, now: datetime) -> int:
+    """Bill a held NetFlow excess to its session after all, as an import would have: priced at the band
+    in force at its bin start, on the session's meter (ledger cause 'traffic', key
+    'release:<quarantine id>:<session id>'); returns the minor units debited.
+
+    Only bills: the caller marks the row released in the same transaction (a row no longer 'held' is
+    refused, so it is never billed twice)."""
+    row = q.held_traffic(session, quarantine_id)
+    if row is None:
+        raise NotFound(f"no quarantine row {quarantine_id}")
+    if row.source != "netflow":
+        raise ServiceError(f"quarantine row {quarantine_id} holds {row.source} usage, not NetFlow traffic")
+    if row.state != "held":
+        raise ServiceError(f"quarantine row {quarantine_id} is {row.state}, not held: nothing to bill")
+    if row.session_id is None:
+        raise ServiceError(
+            f"quarantine row {quarantine_id} has no session: no session held the IP then, so there is nobody to bill"
+        )
+    if row.account_id is None:
+        raise ServiceError(f"session {row.session_id} of quarantine row {quarantine_id} has no account yet")
+    held = int(row.held)
+    if held > BIGINT_MAX:
+        raise ServiceError(
+            f"quarantine row {quarantine_id} holds {held} bytes, more than any counter can hold "
+            "(beyond BIGINT): it cannot be billed, only dismissed"
+        )
+    q.begin_import(session, row.hotspot_id)  # the session's meter is read and moved as by an import: one at a time
+    row = q.held_traffic(session, quarantine_id)  # its meter as it is now that imports wait
+    tariff = get_tariff(session, row.tariff_id).tariff
+    bin_start = datetime.fromisoformat(row.detail["bin_start"])
+    download = held if row.quantity == Direction.DOWNLOAD.value else 0
+    upload = held - download
+    tally = _SessionTally(
+        row.account_id, row.card_id, row.tariff_id, row.traffic_cost_num, download=download, upload=upload
+    )
+    tally.by_band[bin_start] = [0, 0] if row.detail.get("free") else [download, upload]
+    tz = ZoneInfo(row.timezone)
+    debits = rate_sessions({row.session_id: tally}, {row.tariff_id: tariff}, tz)
+    after = (row.traffic_cost_num + debits.added_cost_num[0], row.input_octets + upload, row.output_octets + download)
+    if max(after) > BIGINT_MAX:
+        raise ServiceError(
+            f"quarantine row {quarantine_id}: {held} bytes would take session {row.session_id}'s "
+            "counters beyond BIGINT: it cannot be billed, only dismissed"
+        )
+    q.apply_debits(
+        session,
+        debits,
+        key_prefix=f"release:{quarantine_id}:",
+        note=f"netflow quarantine {quarantine_id} released",
+        now=now,
+    )
+    return sum(debits.amounts)
 
 
 @dataclass(frozen=True)
