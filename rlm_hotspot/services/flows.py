@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.core.attribution import BinWindow, Claim, holder, latest_first, lone_holder
+from rlm_hotspot.core.plausibility import MAX_BIGINT, HoldReason
 from rlm_hotspot.core.tariff import Meter, Tariff, advance_traffic, band_at, billable_bytes, debit
 from rlm_hotspot.db import flows as q
 from rlm_hotspot.services.catalog import get_tariff
@@ -168,7 +169,6 @@ class ImportOutcome:
 
 #: What a NUMERIC(20, 0) column of the quarantine holds at most; the exact figure is kept in ``detail``.
 NUMERIC_20_MAX = 10**20 - 1
-BIGINT_MAX = 2**63 - 1
 #: The line-rate bound allows this share of a bin more: nfacctd writes a bin about a second after it ends
 #: and exporters' flow boundaries jitter by a second or two around the bin's edges (3 s of a 1-minute bin).
 BOUND_SLACK = Fraction(1, 20)
@@ -448,7 +448,7 @@ def _held_traffic(
     held = []
     for (start, (direction, free), ip), reported in over.items():
         claim = holder(claims.get(ip, ()), windows[start])
-        reason = "counter-out-of-range" if reported > BIGINT_MAX else "bytes-beyond-line-rate"
+        reason = HoldReason.COUNTER_OUT_OF_RANGE if reported > MAX_BIGINT else HoldReason.BYTES_BEYOND_LINE_RATE
         key = (start, (direction, free), ip)
         session_id = claim.session_id if claim is not None and claim.session_id in payable else None
         held.append(
@@ -592,7 +592,7 @@ def release_held_traffic(session: Session, quarantine_id: int, now: datetime) ->
     if row.account_id is None:
         raise ServiceError(f"session {row.session_id} of quarantine row {quarantine_id} has no account yet")
     held = int(row.held)
-    if held > BIGINT_MAX:
+    if held > MAX_BIGINT:
         raise ServiceError(
             f"quarantine row {quarantine_id} holds {held} bytes, more than any counter can hold "
             "(beyond BIGINT): it cannot be billed, only dismissed"
@@ -610,7 +610,7 @@ def release_held_traffic(session: Session, quarantine_id: int, now: datetime) ->
     tz = ZoneInfo(row.timezone)
     debits = rate_sessions({row.session_id: tally}, {row.tariff_id: tariff}, tz)
     after = (row.traffic_cost_num + debits.added_cost_num[0], row.input_octets + upload, row.output_octets + download)
-    if max(after) > BIGINT_MAX:
+    if max(after) > MAX_BIGINT:
         raise ServiceError(
             f"quarantine row {quarantine_id}: {held} bytes would take session {row.session_id}'s "
             "counters beyond BIGINT: it cannot be billed, only dismissed"

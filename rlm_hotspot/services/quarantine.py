@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.db import quarantine as q
-from rlm_hotspot.services import sessions
+from rlm_hotspot.services import flows, sessions
 from rlm_hotspot.services.errors import NotFound, ServiceError
 from rlm_hotspot.services.tariff_cache import TariffCache
 
@@ -31,9 +31,10 @@ def list_usage(
 def release(session: Session, quarantine_id: int, *, by: str, reason: str, now: datetime) -> int:
     """Bill held usage to its session after all; the minor units debited."""
     held = _held(session, quarantine_id)
-    if held.source != "radius":
-        raise ServiceError(f"quarantine {quarantine_id}: {held.source} usage is released by its importer")
-    debited = sessions.release_held(session, TariffCache(), held, now)
+    if held.source == "netflow":
+        debited = flows.release_held_traffic(session, quarantine_id, now)
+    else:
+        debited = sessions.release_held(session, TariffCache(), held, now)
     q.resolve(session, quarantine_id, state="released", by=by, note=reason, at=now)
     return debited
 
