@@ -40,6 +40,7 @@ from tests.e2e.radius_harness import NAS_BY_VENDOR, RadiusServer, build_world
 pytestmark = pytest.mark.e2e
 
 PORTAL = "http://portal.lan/uam/"
+STATUS = "http://portal.lan/status"
 UAM_SECRET = "uam-s3cret"
 CLIENT_MAC, CLIENT_IP = "02-00-00-77-00-02", "10.1.0.2"
 
@@ -52,8 +53,9 @@ class StandInNas:
         radius: RadiusServer,
         nas_ip: str,
         routes: dict[str, Callable[[BaseHTTPRequestHandler, dict[str, str]], None]],
+        portal: str,
     ) -> None:
-        self.radius, self.nas_ip = radius, nas_ip
+        self.radius, self.nas_ip, self.portal = radius, nas_ip, portal
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
@@ -64,7 +66,8 @@ class StandInNas:
                 self._route(dict(parse_qsl(body)))
 
             def _route(self, params: dict[str, str]) -> None:
-                routes[urlsplit(self.path).path](self, params)
+                path = urlsplit(self.path).path
+                routes.get(path, routes["*"])(self, params)  # "*": any page the guest opens
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -85,6 +88,24 @@ class StandInNas:
             request[name.replace("_", "-")] = request.PwCrypt(value.decode()) if name == "User_Password" else value
         return client.SendPacket(request)
 
+    def start_accounting(self, username: str, accept: packet.Packet, acct_session_id: str) -> None:
+        """What a NAS does right after an Access-Accept: the Accounting-Start that opens the session."""
+        started = self.radius.account(
+            "start",
+            nas_ip=self.nas_ip,
+            User_Name=username,
+            Acct_Session_Id=acct_session_id,
+            Class=accept["Class"][0],
+            Acct_Session_Time=0,
+            Framed_IP_Address=CLIENT_IP,
+            Calling_Station_Id=CLIENT_MAC,
+        )
+        assert started is not None, "radiusd did not acknowledge the Accounting-Start"
+
+    def hang_up(self, handler: BaseHTTPRequestHandler) -> None:
+        """No HTTP answer at all: the connection is closed (CoovaChilli 1.9 on a reject)."""
+        handler.close_connection = True
+
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
@@ -98,12 +119,24 @@ def redirect(handler: BaseHTTPRequestHandler, location: str) -> None:
 
 
 class StandInChilli(StandInNas):
-    """CoovaChilli: redirects signed with the uamsecret, /logon with PAP or CHAP; `drops_rejects` = 1.9."""
+    """CoovaChilli: redirects signed with the uamsecret, /logon with PAP or CHAP; `drops_rejects` = 1.9.
 
-    def __init__(self, radius: RadiusServer, *, drops_rejects: bool) -> None:
-        super().__init__(radius, NAS_BY_VENDOR["chilli"], {"/logon": self.logon})
+    Any other page (like /prelogin) redirects to the portal with a challenge; one that has expired
+    (`expire_challenge`, as after `challengetimeout`) fails the next /logon without asking RADIUS, and is
+    replaced."""
+
+    def __init__(self, radius: RadiusServer, *, drops_rejects: bool, portal: str = PORTAL) -> None:
+        super().__init__(radius, NAS_BY_VENDOR["chilli"], {"/logon": self.logon, "*": self.captive}, portal)
         self.challenge = os.urandom(16)
+        self.challenge_expired = False
         self.drops_rejects = drops_rejects
+        self.sessions_started = 0
+
+    def expire_challenge(self) -> None:
+        self.challenge_expired = True
+
+    def captive(self, handler: BaseHTTPRequestHandler, params: dict[str, str]) -> None:
+        redirect(handler, self.portal_redirect())
 
     def portal_redirect(self, result: str = "notyet", **extra: str) -> str:
         query = {
@@ -115,13 +148,27 @@ class StandInChilli(StandInNas):
             "mac": CLIENT_MAC,
             "ip": CLIENT_IP,
             "nasid": "chilli",
-            "sessionid": "5f3a00000001",
+            "sessionid": self.session_id,
             "userurl": "http://example.org/",
             **extra,
         }
-        return sign_chilli_url(f"{PORTAL}?{urlencode(query)}", UAM_SECRET)
+        return sign_chilli_url(f"{self.portal}?{urlencode(query)}", UAM_SECRET)
+
+    @property
+    def session_id(self) -> str:
+        return f"5f3a{self.sessions_started + 1:08d}"
+
+    def refuse(self, handler: BaseHTTPRequestHandler, reason: str) -> None:
+        self.challenge, self.challenge_expired = os.urandom(16), False  # a reject ends the challenge
+        if self.drops_rejects:
+            self.hang_up(handler)
+        else:
+            redirect(handler, self.portal_redirect("failed", reason=reason))
 
     def logon(self, handler: BaseHTTPRequestHandler, params: dict[str, str]) -> None:
+        if self.challenge_expired:
+            self.refuse(handler, "reject")
+            return
         key = chilli_key(self.challenge, UAM_SECRET)
         if "response" in params:
             reply = self.access_request(
@@ -131,20 +178,25 @@ class StandInChilli(StandInNas):
             pin = chilli_pap_decode(params["password"], key)
             reply = self.access_request(params["username"], User_Password=pin.encode())
         if reply.code == packet.AccessAccept:
+            self.start_accounting(params["username"], reply, self.session_id)
             timeout = str(reply["Session-Timeout"][0])
             redirect(handler, self.portal_redirect("success", uid=params["username"], timeleft=timeout))
-        elif self.drops_rejects:
-            handler.close_connection = True  # CoovaChilli 1.9 sends no HTTP answer on a reject
+            self.sessions_started += 1
         else:
-            redirect(handler, self.portal_redirect("failed", reason="reject"))
+            self.refuse(handler, "reject")
 
 
 class StandInMikrotik(StandInNas):
     """MikroTik hotspot with HTTP CHAP: /login takes username + MD5(chap-id + PIN + chap-challenge)."""
 
-    def __init__(self, radius: RadiusServer) -> None:
-        super().__init__(radius, NAS_BY_VENDOR["mikrotik"], {"/login": self.login})
+    def __init__(self, radius: RadiusServer, portal: str = PORTAL) -> None:
+        super().__init__(radius, NAS_BY_VENDOR["mikrotik"], {"/login": self.login, "*": self.captive}, portal)
         self.chap_id, self.challenge = os.urandom(1), os.urandom(16)
+
+    def captive(self, handler: BaseHTTPRequestHandler, params: dict[str, str]) -> None:
+        """Its login page (the one an ISP points at the external portal): a fresh challenge, then the portal."""
+        self.chap_id, self.challenge = os.urandom(1), os.urandom(16)
+        redirect(handler, f"{self.portal}?{urlencode(self.login_page_variables())}")
 
     @property
     def login_url(self) -> str:
@@ -160,6 +212,7 @@ class StandInMikrotik(StandInNas):
             "chap-challenge": octal(self.challenge),
             "mac": CLIENT_MAC.replace("-", ":"),
             "ip": CLIENT_IP,
+            "identity": "mikrotik",
         }
         return {**variables, "error": error} if error else variables
 
@@ -170,9 +223,11 @@ class StandInMikrotik(StandInNas):
             CHAP_Challenge=self.challenge,
         )
         if reply.code == packet.AccessAccept:
-            redirect(handler, params.get("dst") or "http://example.org/")
+            self.start_accounting(params["username"], reply, "mt-00000001")
+            redirect(handler, params["dst"])
         else:  # its login page again, which sends the guest back to the portal with $(error)
-            redirect(handler, f"{PORTAL}?{urlencode(self.login_page_variables(str(reply['Reply-Message'][0])))}")
+            error = str(reply["Reply-Message"][0])
+            redirect(handler, f"{self.portal}?{urlencode(self.login_page_variables(error))}")
 
 
 def browse(step: Handoff) -> str | None:
@@ -218,7 +273,7 @@ def chilli_login(nas: StandInChilli, engine: Engine, number: str, pin: str, *, c
     with Session(engine) as session:
         settings = nas_uam(session, "chilli")
     ctx = parse_chilli_redirect(nas.portal_redirect(), settings.uam_secret)
-    back = browse(handoff(ctx, number, pin, chap=chap))
+    back = browse(handoff(ctx, number, pin, status_url=STATUS, chap=chap))
     if back is None:
         return NAS_DROPPED_CONNECTION
     return login_outcome(parse_chilli_redirect(back, settings.uam_secret))
@@ -241,7 +296,7 @@ def test_coovachilli_success_carries_the_session_timeout(
 ) -> None:
     batch = build_world(radius_db, vault)
     ctx = parse_chilli_redirect(chilli.portal_redirect(), UAM_SECRET)
-    back = browse(handoff(ctx, batch.numbers[0], batch.pins[0]))
+    back = browse(handoff(ctx, batch.numbers[0], batch.pins[0], status_url=STATUS))
     assert back is not None
     result = parse_chilli_redirect(back, UAM_SECRET)
     assert (result.result, result.time_left) == ("success", 250 * 60)  # 5.00 at 1.20/hour
@@ -261,9 +316,9 @@ def test_mikrotik_handoff(mikrotik: StandInMikrotik, radius_db: Engine, vault: P
     with Session(radius_db) as session:
         login_url = nas_uam(session, "mikrotik").uam_login_url or ""
     ctx = parse_mikrotik_login(mikrotik.login_page_variables(), login_url)
-    assert browse(handoff(ctx, batch.numbers[0], batch.pins[0])) == "http://example.org/"
+    assert browse(handoff(ctx, batch.numbers[0], batch.pins[0], status_url=STATUS)) == STATUS
 
-    back = browse(handoff(ctx, batch.numbers[1], "WRONGPIN7"))
+    back = browse(handoff(ctx, batch.numbers[1], "WRONGPIN7", status_url=STATUS))
     assert back is not None and back.startswith(PORTAL)
     refused = login_outcome(parse_mikrotik_login(dict(parse_qsl(urlsplit(back).query)), login_url))
     assert refused == LoginOutcome(False, "Wrong PIN.")
