@@ -12,12 +12,16 @@ import http.client
 import os
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 from pyrad import packet
-from sqlalchemy import Engine
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from portal.uam import (
@@ -35,7 +39,9 @@ from portal.uam import (
 )
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services.uam import nas_uam, set_nas_uam
+from tests.e2e.browser import chromium, needs_chromium, portal_server, wait_for
 from tests.e2e.radius_harness import NAS_BY_VENDOR, RadiusServer, build_world
+from tests.portal.conftest import portal_settings
 
 pytestmark = pytest.mark.e2e
 
@@ -131,11 +137,14 @@ class StandInChilli(StandInNas):
         self.challenge_expired = False
         self.drops_rejects = drops_rejects
         self.sessions_started = 0
+        self.logons_refused_unasked = 0  # without asking RADIUS
 
     def expire_challenge(self) -> None:
         self.challenge_expired = True
 
     def captive(self, handler: BaseHTTPRequestHandler, params: dict[str, str]) -> None:
+        if self.challenge_expired:
+            self.challenge, self.challenge_expired = os.urandom(16), False
         redirect(handler, self.portal_redirect())
 
     def portal_redirect(self, result: str = "notyet", **extra: str) -> str:
@@ -159,14 +168,14 @@ class StandInChilli(StandInNas):
         return f"5f3a{self.sessions_started + 1:08d}"
 
     def refuse(self, handler: BaseHTTPRequestHandler, reason: str) -> None:
-        self.challenge, self.challenge_expired = os.urandom(16), False  # a reject ends the challenge
         if self.drops_rejects:
             self.hang_up(handler)
         else:
             redirect(handler, self.portal_redirect("failed", reason=reason))
 
     def logon(self, handler: BaseHTTPRequestHandler, params: dict[str, str]) -> None:
-        if self.challenge_expired:
+        if self.challenge_expired:  # every /logon fails until a redirect carries a new challenge
+            self.logons_refused_unasked += 1
             self.refuse(handler, "reject")
             return
         key = chilli_key(self.challenge, UAM_SECRET)
@@ -183,6 +192,7 @@ class StandInChilli(StandInNas):
             redirect(handler, self.portal_redirect("success", uid=params["username"], timeleft=timeout))
             self.sessions_started += 1
         else:
+            self.challenge = os.urandom(16)  # 1.9 keeps a challenge until a reject
             self.refuse(handler, "reject")
 
 
@@ -326,3 +336,137 @@ def test_mikrotik_handoff(mikrotik: StandInMikrotik, radius_db: Engine, vault: P
         parse_mikrotik_login(
             {**mikrotik.login_page_variables(), "link-login-only": "http://127.0.0.2/login"}, login_url
         )
+
+
+# -- in a real browser: the portal and the NAS on two origins ------------------------------------------
+
+RADIUS_HOTSPOT = {"mode": "radius", "traffic_meter": "radius"}
+
+
+@pytest.fixture
+def guest_browser(tmp_path: Path) -> Iterator[WebDriver]:
+    driver = chromium(tmp_path)
+    yield driver
+    driver.quit()
+
+
+@contextmanager
+def radius_portal(database_url: str, key_file: Path, *, pin_mode: str = "encrypted") -> Iterator[str]:
+    """The portal of the RADIUS hotspot 'cafe', on radiusd's database, at its own loopback port."""
+    with portal_server(lambda url: portal_settings(database_url, key_file, portal_url=url, pin_mode=pin_mode)) as url:
+        yield url
+
+
+def type_card_and_pin(driver: WebDriver, number: str, pin: str) -> None:
+    """On the login page the NAS sent the guest to: the card number (unless filled in), the PIN, Connect."""
+    wait_for(driver, lambda d: d.find_elements(By.ID, "pin"))
+    card = driver.find_element(By.ID, "card")
+    if not card.get_attribute("value"):
+        card.send_keys(number)
+    driver.find_element(By.ID, "pin").send_keys(pin)
+    driver.find_element(By.CSS_SELECTOR, "form.card-form button[type=submit]").click()
+
+
+def sessions_of(engine: Engine) -> list[tuple[object, ...]]:
+    with engine.connect() as conn:
+        return [
+            tuple(row)
+            for row in conn.execute(
+                text("SELECT c.number, s.acct_session_id, s.status FROM sessions s JOIN cards c ON c.id = s.card_id")
+            )
+        ]
+
+
+def wrong_pins(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT count(*) FROM login_attempts WHERE outcome = 'wrong_pin'")).scalar_one())
+
+
+@needs_chromium
+@pytest.mark.parametrize("chap", [True, False], ids=["chap", "pap"])
+def test_a_guest_logs_in_at_coovachilli_in_a_browser(
+    guest_browser: WebDriver,
+    radius_server: RadiusServer,
+    radius_db: Engine,
+    radius_database: str,
+    key_file: Path,
+    vault: PinVault,
+    chap: bool,
+) -> None:
+    pin_mode = "encrypted" if chap else "hashed"  # hashed PINs can only be checked with PAP
+    batch = build_world(radius_db, vault, hotspot=RADIUS_HOTSPOT, pin_mode=pin_mode)
+    configure_nas(radius_db, "chilli", uam_secret=UAM_SECRET)
+    with radius_portal(radius_database, key_file, pin_mode=pin_mode) as portal:
+        nas = StandInChilli(radius_server, drops_rejects=True, portal=portal)
+        try:
+            guest_browser.get(f"http://127.0.0.1:{nas.port}/any/page")  # the NAS sends the guest to the portal
+            type_card_and_pin(guest_browser, batch.numbers[0], batch.pins[0])
+            wait_for(guest_browser, lambda d: d.current_url == f"{portal}status")
+            assert guest_browser.find_element(By.TAG_NAME, "h1").text == "You are online"
+        finally:
+            nas.close()
+    assert sessions_of(radius_db) == [(batch.numbers[0], "5f3a00000001", "open")]
+
+
+@needs_chromium
+def test_a_guest_logs_in_at_mikrotik_in_a_browser(
+    guest_browser: WebDriver,
+    radius_server: RadiusServer,
+    radius_db: Engine,
+    radius_database: str,
+    key_file: Path,
+    vault: PinVault,
+) -> None:
+    batch = build_world(radius_db, vault, hotspot=RADIUS_HOTSPOT)
+    with radius_portal(radius_database, key_file) as portal:
+        nas = StandInMikrotik(radius_server, portal=portal)
+        try:
+            configure_nas(radius_db, "mikrotik", uam_login_url=nas.login_url)
+            guest_browser.get(f"http://127.0.0.1:{nas.port}/any/page")
+            type_card_and_pin(guest_browser, batch.numbers[0], batch.pins[0])  # then the auto-posted form
+            wait_for(guest_browser, lambda d: d.current_url == f"{portal}status")
+            link = guest_browser.find_element(By.PARTIAL_LINK_TEXT, "example.org")  # where the guest was going
+            assert link.get_attribute("href") == "http://example.org/"
+        finally:
+            nas.close()
+    assert sessions_of(radius_db) == [(batch.numbers[0], "mt-00000001", "open")]
+
+
+@needs_chromium
+@pytest.mark.parametrize("drops_rejects", [False, True], ids=["chilli-1.8", "chilli-1.9"])
+def test_an_expired_challenge_restarts_from_a_fresh_redirect(
+    guest_browser: WebDriver,
+    radius_server: RadiusServer,
+    radius_db: Engine,
+    radius_database: str,
+    key_file: Path,
+    vault: PinVault,
+    drops_rejects: bool,
+) -> None:
+    """The guest waited on the login page until CoovaChilli's challenge expired: 1.8 answers res=failed,
+    1.9 hangs up (the browser shows its own error page until the guest opens any page again). Either way
+    the guest is told, comes back to the login page with a fresh challenge and the card number filled in,
+    and logs in — and no wrong PIN was counted anywhere."""
+    batch = build_world(radius_db, vault, hotspot=RADIUS_HOTSPOT)
+    configure_nas(radius_db, "chilli", uam_secret=UAM_SECRET)
+    with radius_portal(radius_database, key_file) as portal:
+        nas = StandInChilli(radius_server, drops_rejects=drops_rejects, portal=portal)
+        try:
+            guest_browser.get(f"http://127.0.0.1:{nas.port}/any/page")
+            wait_for(guest_browser, lambda d: d.find_elements(By.ID, "pin"))
+            nas.expire_challenge()
+            type_card_and_pin(guest_browser, batch.numbers[0], batch.pins[0])
+            if drops_rejects:
+                wait_for(guest_browser, lambda d: "ERR_EMPTY_RESPONSE" in d.page_source)
+                guest_browser.get(f"http://127.0.0.1:{nas.port}/another/page")
+            notice = wait_for(guest_browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".alert.error"))
+            assert "did not complete your login" in notice[0].text  # type: ignore[index]
+            assert guest_browser.find_element(By.ID, "card").get_attribute("value") == batch.numbers[0]
+            assert sessions_of(radius_db) == []
+            type_card_and_pin(guest_browser, batch.numbers[0], batch.pins[0])
+            wait_for(guest_browser, lambda d: d.current_url == f"{portal}status")
+        finally:
+            nas.close()
+    assert sessions_of(radius_db) == [(batch.numbers[0], "5f3a00000001", "open")]
+    assert wrong_pins(radius_db) == 0
+    assert nas.logons_refused_unasked >= 1  # the failure was the NAS's, not a PIN RADIUS refused
