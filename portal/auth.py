@@ -20,7 +20,7 @@ from portal import forms, guest, nas_login
 from portal.context import portal
 from portal.gates import FasRequest, FasRequestError, GateError, OpenNdsGate
 from portal.i18n import LANGUAGE_COOKIE, LANGUAGES, money, refusal_message
-from portal.security import client_address
+from portal.security import client_address, same_site_path
 from rlm_hotspot.core.decisions import Refusal
 from rlm_hotspot.services import portal as portal_service
 from rlm_hotspot.services import sessions
@@ -259,10 +259,7 @@ def _extend_gate(seconds: int) -> None:
 def choose_language(code: str) -> Response:
     if code not in LANGUAGES:
         abort(404)
-    back = request.args.get("next", "/")
-    if not back.startswith("/") or back.startswith("//") or "\\" in back:
-        back = "/"
-    response = redirect(back, 303)
+    response = redirect(same_site_path(request.args.get("next")), 303)
     response.set_cookie(
         LANGUAGE_COOKIE,
         code,

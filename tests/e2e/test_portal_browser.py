@@ -205,3 +205,9 @@ def test_without_javascript_the_page_refreshes_itself(
         driver.quit()
     with committed.connect() as conn:
         assert conn.execute(text("SELECT terminate_cause FROM sessions")).scalar_one() == "User-Request"
+
+
+def test_the_language_switch_does_not_lead_to_another_site(browser: WebDriver, portal_url: str, shop: World) -> None:
+    browser.get(portal_url + "lang/ru?next=/%09/evil.example/phish")  # Chromium drops the tab: //evil.example
+    assert browser.current_url == portal_url
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Подключение к Интернету"
