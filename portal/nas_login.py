@@ -140,6 +140,7 @@ def hand_over(card_number: str, pin: str, ip: str, public_url: str) -> Any:
     if ctx is None:
         restart = session.get(RESTART)
         if isinstance(restart, str):  # the form again after a handoff (back button): a fresh redirect first
+            session.pop(HANDED_OFF, None)
             _tell_failed(card_number)
             return redirect(restart, 303)
         return None
