@@ -53,7 +53,7 @@ def arrive() -> Any | None:
         return None
     card = session.pop(HANDED_OFF, None)
     session.pop(NAS_REDIRECT, None)
-    if ctx.result in ("success", "already"):
+    if uam.login_outcome(ctx).accepted:
         return redirect(url_for("status.status_page"), 303)
     handoff_failed = isinstance(card, str) and _no_session_for(card)  # e.g. CoovaChilli 1.9 hung up
     if ctx.result == "notyet" and not handoff_failed:

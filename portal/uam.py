@@ -216,11 +216,8 @@ class LoginOutcome:
     message: str | None = None
 
 
-NAS_DROPPED_CONNECTION = LoginOutcome(False, "the hotspot refused the login")  # CoovaChilli 1.9 on a reject
-
-
 def login_outcome(ctx: NasContext) -> LoginOutcome:
     """The result redirect the NAS sent back: CoovaChilli res=success/already is a login; anything else is
-    not (res=failed, or a MikroTik page back with an error). A NAS that dropped the /logon connection
-    without answering (CoovaChilli 1.9 on a reject) is :data:`NAS_DROPPED_CONNECTION`."""
+    not (res=failed, or a MikroTik page back with an error). CoovaChilli 1.9 sends no result on a reject:
+    it drops the /logon connection (portal/nas_login.py says how the portal notices)."""
     return LoginOutcome(ctx.result in ("success", "already"), ctx.message)
