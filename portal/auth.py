@@ -11,25 +11,23 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import parse_qsl, urljoin, urlsplit
+from urllib.parse import urljoin
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext
 
-from portal import forms, guest, uam
+from portal import forms, guest, nas_login
 from portal.context import portal
 from portal.gates import FasRequest, FasRequestError, GateError, OpenNdsGate
 from portal.i18n import LANGUAGE_COOKIE, LANGUAGES, money, refusal_message
-from portal.security import allow_form_target, client_address
+from portal.security import client_address, same_site_path
 from rlm_hotspot.core.decisions import Refusal
 from rlm_hotspot.services import portal as portal_service
 from rlm_hotspot.services import sessions
 from rlm_hotspot.services.errors import CardRefused, NotFound, ServiceError
-from rlm_hotspot.services.uam import nas_uam
 
 bp = Blueprint("auth", __name__)
 log = logging.getLogger(__name__)
-NAS_PARAMETERS_MAX = 2048  # bytes of the NAS's redirect parameters kept for the login POST
 FAS_PARAMETERS = ("fas", "authaction", "tok", "redir")  # openNDS FAS level 1, level 0
 
 
@@ -37,6 +35,9 @@ def _login_page(*, error: str | None = None, card: str = "", status: int = 200) 
     context = portal()
     with context.unit_of_work() as db:
         hotspot = context.hotspot(db)
+    if hotspot.mode != "standalone":
+        nas_login.allow_nas_target()
+        card = card or nas_login.prefilled_card()
     return render_template("login.html", error=error, card=card[: forms.MAX_CARD_TEXT], hotspot=hotspot), status
 
 
@@ -47,7 +48,10 @@ def _reconnect_message() -> str:
 @bp.get("/")
 def login_form() -> Any:
     guest.remember_destination()
-    _remember_nas_parameters()
+    if nas_login.is_nas_redirect():
+        instead = nas_login.arrive()
+        if instead is not None:
+            return instead
     try:
         _remember_fas_request()
     except FasRequestError as exc:
@@ -113,7 +117,11 @@ def login() -> Any:
     if refusal is not None:
         return _login_page(error=refusal_message(refusal, context.policy.lockout_window_s), card=card_text)
     if hotspot.mode != "standalone":
-        return _hand_over_to_nas(credentials, ip)
+        handed_over = nas_login.hand_over(credentials.card_number, credentials.pin, ip, context.public_url(hotspot))
+        if handed_over is None:
+            message = gettext("Please connect to the Wi-Fi network first, then open any web page.")
+            return _login_page(error=message, card=card_text, status=400)
+        return handed_over
     try:
         if fas is not None:
             target = _opennds_auth_url(fas, context.public_url(hotspot))
@@ -138,7 +146,7 @@ def _remember_fas_request() -> None:
         return
     session.pop("fas", None)
     query = {name: request.args[name] for name in FAS_PARAMETERS if name in request.args}
-    if sum(len(value) for value in query.values()) > NAS_PARAMETERS_MAX:
+    if sum(len(value) for value in query.values()) > nas_login.NAS_PARAMETERS_MAX:
         raise FasRequestError("FAS parameters longer than the portal keeps")
     fas = gate.fas_request(query, seen_from=client_address())
     session["fas"] = query
@@ -165,59 +173,6 @@ def _opennds_auth_url(fas: FasRequest, public_url: str) -> str:
     gate = _opennds_gate()
     assert gate is not None
     return gate.auth_redirect(fas, urljoin(public_url, url_for("status.status_page")))
-
-
-def _remember_nas_parameters() -> None:
-    """RADIUS mode: the NAS redirected the guest here; keep its redirect exactly as requested (CoovaChilli
-    signs the URL) for the login POST, where it is checked."""
-    if "res" in request.args or "link-login-only" in request.args:
-        url = request.host_url.rstrip("/") + request.environ.get("RAW_URI", request.full_path)
-        if len(url) <= NAS_PARAMETERS_MAX:
-            session["nas"] = url
-
-
-def _nas_context() -> uam.NasContext | None:
-    """The NAS that redirected the guest, verified with that NAS's own UAM settings (`hotspotctl nas uam`).
-
-    CoovaChilli names itself in `nasid`; a MikroTik login page passes `identity=$(identity)`. A redirect
-    from a NAS the database does not know, or one that fails its checks, is not used.
-    """
-    url = session.get("nas")
-    if not isinstance(url, str):
-        return None
-    params = dict(parse_qsl(urlsplit(url).query))
-    name = params.get("nasid") or params.get("identity")
-    if not name:
-        log.warning("NAS redirect not used: it names no NAS (nasid / identity)")
-        return None
-    context = portal()
-    try:
-        with context.unit_of_work() as db:
-            nas = nas_uam(db, name)
-        if "link-login-only" in params:
-            return uam.parse_mikrotik_login(params, nas.uam_login_url or "")
-        return uam.parse_chilli_redirect(url, nas.uam_secret)
-    except (NotFound, uam.UamError) as exc:
-        log.warning("NAS redirect not used: %s", exc)
-        return None
-
-
-def _hand_over_to_nas(credentials: forms.CardAndPin, ip: str) -> Any:
-    """Send the guest's browser to the NAS's login endpoint with the credentials (CHAP where the PINs
-    are stored encrypted; hashed PINs can only be checked with PAP)."""
-    nas = _nas_context()
-    if nas is None:
-        return _login_page(
-            error=gettext("Please connect to the Wi-Fi network first, then open any web page."), status=400
-        )
-    guest.remember_login(token=None, card_number=credentials.card_number, ip=nas.client_ip or ip)
-    chap = portal().settings.core.pin_mode == "encrypted"
-    handoff = uam.handoff(nas, credentials.card_number, credentials.pin, chap=chap)
-    target = urlsplit(handoff.url)
-    allow_form_target(f"{target.scheme}://{target.netloc}")
-    if handoff.method == "GET":
-        return redirect(handoff.url, 303)
-    return render_template("handoff.html", handoff=handoff, hotspot=None)
 
 
 @bp.post("/logout")
@@ -304,10 +259,7 @@ def _extend_gate(seconds: int) -> None:
 def choose_language(code: str) -> Response:
     if code not in LANGUAGES:
         abort(404)
-    back = request.args.get("next", "/")
-    if not back.startswith("/") or back.startswith("//") or "\\" in back:
-        back = "/"
-    response = redirect(back, 303)
+    response = redirect(same_site_path(request.args.get("next")), 303)
     response.set_cookie(
         LANGUAGE_COOKIE,
         code,

@@ -8,6 +8,7 @@ allows only the portal's own files: no inline script, no framing, no referrer to
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 
 from flask import Flask, Response, abort, g, request, session
@@ -16,6 +17,17 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 _UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# A path on this site as the portal's own links give it (`request.path`): one leading slash, then plain
+# segments. Nothing a browser could read as another host: no `//`, backslash, percent-escape, control
+# character (browsers drop tabs and newlines from URLs, so `/\t/evil` is `//evil`), scheme or non-ASCII.
+_SAME_SITE_PATH = re.compile(r"/(?:[A-Za-z0-9_.~-]+(?:/[A-Za-z0-9_.~-]+)*/?)?", re.ASCII)
+
+
+def same_site_path(text: str | None) -> str:
+    """Where to send the guest back to (`?next=`): `text` if it is a plain path on this site, else `/`."""
+    if text and len(text) <= 256 and _SAME_SITE_PATH.fullmatch(text):
+        return text
+    return "/"
 
 
 def csrf_token() -> str:

@@ -15,7 +15,7 @@ from urllib.parse import urljoin
 from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import Connection
 
-from portal import guest
+from portal import guest, nas_login
 from portal.context import PortalContext, portal
 from portal.i18n import Wording, wording
 from rlm_hotspot.core.money import Currency
@@ -119,6 +119,7 @@ def status_page() -> Any:
         guest.forget_login()
         return redirect(url_for("auth.login_form"), 303)
     view, currency, hotspot = current
+    nas_login.login_completed()
     return render_template(
         "status.html",
         view=view,

@@ -35,6 +35,7 @@ class NasContext:
 
     vendor: str  # 'chilli' or 'mikrotik'
     login_url: str  # where the guest's browser sends the credentials
+    restart_url: str  # where the NAS gives the browser a fresh redirect (a new challenge) to the portal
     challenge: bytes
     client_ip: str | None
     client_mac: str | None
@@ -86,6 +87,7 @@ def parse_chilli_redirect(url: str, uamsecret: str | None) -> NasContext:
     return NasContext(
         vendor="chilli",
         login_url=f"http://{uamip}:{int(uamport)}/logon",
+        restart_url=f"http://{uamip}:{int(uamport)}/prelogin",
         challenge=raw,
         client_ip=params.get("ip") or None,
         client_mac=params.get("mac") or None,
@@ -150,6 +152,7 @@ def parse_mikrotik_login(params: Mapping[str, str], login_url: str) -> NasContex
     return NasContext(
         vendor="mikrotik",
         login_url=target,
+        restart_url=target,  # a GET of the login URL shows its login page, which sends the guest here anew
         challenge=mikrotik_octets(challenge),
         chap_id=_one_octet(mikrotik_octets(chap_id), "chap-id"),
         client_ip=params.get("ip") or None,
@@ -181,14 +184,21 @@ def mikrotik_chap_password(pin: str, chap_id: bytes, challenge: bytes) -> str:
 # -- the handoff --------------------------------------------------------------------------------------
 
 
-def handoff(ctx: NasContext, username: str, pin: str, *, chap: bool = True) -> Handoff:
+def handoff(ctx: NasContext, username: str, pin: str, *, status_url: str, chap: bool = True) -> Handoff:
     """Where to send the guest's browser with the credentials (CHAP unless `chap` is False: PAP only
-    suits PINs stored hashed, which CHAP cannot verify)."""
+    suits PINs stored hashed, which CHAP cannot verify).
+
+    MikroTik sends the guest to `dst` after the login: the portal's status page (`status_url`), whose
+    heartbeats keep the session alive and which links to the page the guest first asked for. CoovaChilli
+    always comes back to the portal (its uamserver), with `userurl`.
+    """
     if ctx.vendor == "mikrotik":
         assert ctx.chap_id is not None
-        fields = {"username": username, "password": mikrotik_chap_password(pin, ctx.chap_id, ctx.challenge)}
-        if ctx.original_url:
-            fields["dst"] = ctx.original_url
+        fields = {
+            "username": username,
+            "password": mikrotik_chap_password(pin, ctx.chap_id, ctx.challenge),
+            "dst": status_url,
+        }
         return Handoff("POST", ctx.login_url, fields)
     query = {"username": username}
     if chap:
@@ -206,11 +216,8 @@ class LoginOutcome:
     message: str | None = None
 
 
-NAS_DROPPED_CONNECTION = LoginOutcome(False, "the hotspot refused the login")  # CoovaChilli 1.9 on a reject
-
-
 def login_outcome(ctx: NasContext) -> LoginOutcome:
     """The result redirect the NAS sent back: CoovaChilli res=success/already is a login; anything else is
-    not (res=failed, or a MikroTik page back with an error). A NAS that dropped the /logon connection
-    without answering (CoovaChilli 1.9 on a reject) is :data:`NAS_DROPPED_CONNECTION`."""
+    not (res=failed, or a MikroTik page back with an error). CoovaChilli 1.9 sends no result on a reject:
+    it drops the /logon connection (portal/nas_login.py says how the portal notices)."""
     return LoginOutcome(ctx.result in ("success", "already"), ctx.message)

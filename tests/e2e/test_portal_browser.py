@@ -9,37 +9,24 @@ in $PORTAL_SCREENSHOTS (default: the test's temporary directory).
 from __future__ import annotations
 
 import os
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
-from werkzeug.serving import make_server
 
-from portal import create_app
 from rlm_hotspot.cli.worker import Worker
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services.access import Policy
+from tests.e2e.browser import chromium, needs_chromium, portal_server, wait_for
 from tests.portal.conftest import World, make_world, portal_settings
 
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-        reason="needs Debian's chromium and chromium-driver (make setup installs them)",
-    ),
-]
-PHONE = (390, 844)
+pytestmark = [pytest.mark.e2e, needs_chromium]
 HEARTBEAT_TIMEOUT_S = 10
 WRITE_DELAY_S = 0.5  # the portal's default heartbeat_write_delay_ms
 
@@ -52,42 +39,10 @@ def shop(committed: Engine, vault: PinVault) -> World:
 
 @pytest.fixture
 def portal_url(database_url: str, key_file: Path, shop: World) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, None, threaded=True)  # type: ignore[arg-type]
-    url = f"http://127.0.0.1:{server.server_port}/"
-    app = create_app(portal_settings(database_url, key_file, heartbeat_interval_s=2, portal_url=url))
-    server.app = app
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield url
-    server.shutdown()
-    app.extensions["hotspot_portal"].close()
-
-
-def chromium(tmp_path: Path, *, javascript: bool = True, language: str = "en") -> WebDriver:
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--window-size={PHONE[0]},{PHONE[1]}",
-        f"--lang={language}",
-        f"--user-data-dir={tmp_path / f'chromium-{language}-{javascript}'}",
-    ):
-        options.add_argument(flag)
-    prefs: dict[str, object] = {"intl.accept_languages": language}
-    if not javascript:
-        prefs["profile.managed_default_content_settings.javascript"] = 2
-    options.add_experimental_option("prefs", prefs)
-    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
-    driver.set_page_load_timeout(20)
-    return driver
+    with portal_server(
+        lambda url: portal_settings(database_url, key_file, heartbeat_interval_s=2, portal_url=url)
+    ) as url:
+        yield url
 
 
 @pytest.fixture
@@ -102,10 +57,6 @@ def screenshots(tmp_path: Path) -> Path:
     folder = Path(os.environ.get("PORTAL_SCREENSHOTS") or tmp_path / "screens")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def wait_for(driver: WebDriver, condition: Callable[[WebDriver], object], seconds: float = 10) -> object:
-    return WebDriverWait(driver, seconds, poll_frequency=0.2).until(condition)
 
 
 def log_in(driver: WebDriver, url: str, number: str, pin: str) -> None:
@@ -254,3 +205,9 @@ def test_without_javascript_the_page_refreshes_itself(
         driver.quit()
     with committed.connect() as conn:
         assert conn.execute(text("SELECT terminate_cause FROM sessions")).scalar_one() == "User-Request"
+
+
+def test_the_language_switch_does_not_lead_to_another_site(browser: WebDriver, portal_url: str, shop: World) -> None:
+    browser.get(portal_url + "lang/ru?next=/%09/evil.example/phish")  # Chromium drops the tab: //evil.example
+    assert browser.current_url == portal_url
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Подключение к Интернету"

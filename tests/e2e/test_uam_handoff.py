@@ -12,16 +12,19 @@ import http.client
 import os
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 from pyrad import packet
-from sqlalchemy import Engine
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from portal.uam import (
-    NAS_DROPPED_CONNECTION,
     Handoff,
     LoginOutcome,
     UamError,
@@ -35,11 +38,14 @@ from portal.uam import (
 )
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services.uam import nas_uam, set_nas_uam
+from tests.e2e.browser import chromium, needs_chromium, portal_server, wait_for
 from tests.e2e.radius_harness import NAS_BY_VENDOR, RadiusServer, build_world
+from tests.portal.conftest import portal_settings
 
 pytestmark = pytest.mark.e2e
 
 PORTAL = "http://portal.lan/uam/"
+STATUS = "http://portal.lan/status"
 UAM_SECRET = "uam-s3cret"
 CLIENT_MAC, CLIENT_IP = "02-00-00-77-00-02", "10.1.0.2"
 
@@ -52,8 +58,9 @@ class StandInNas:
         radius: RadiusServer,
         nas_ip: str,
         routes: dict[str, Callable[[BaseHTTPRequestHandler, dict[str, str]], None]],
+        portal: str,
     ) -> None:
-        self.radius, self.nas_ip = radius, nas_ip
+        self.radius, self.nas_ip, self.portal = radius, nas_ip, portal
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
@@ -64,7 +71,8 @@ class StandInNas:
                 self._route(dict(parse_qsl(body)))
 
             def _route(self, params: dict[str, str]) -> None:
-                routes[urlsplit(self.path).path](self, params)
+                path = urlsplit(self.path).path
+                routes.get(path, routes["*"])(self, params)  # "*": any page the guest opens
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -85,6 +93,24 @@ class StandInNas:
             request[name.replace("_", "-")] = request.PwCrypt(value.decode()) if name == "User_Password" else value
         return client.SendPacket(request)
 
+    def start_accounting(self, username: str, accept: packet.Packet, acct_session_id: str) -> None:
+        """What a NAS does right after an Access-Accept: the Accounting-Start that opens the session."""
+        started = self.radius.account(
+            "start",
+            nas_ip=self.nas_ip,
+            User_Name=username,
+            Acct_Session_Id=acct_session_id,
+            Class=accept["Class"][0],
+            Acct_Session_Time=0,
+            Framed_IP_Address=CLIENT_IP,
+            Calling_Station_Id=CLIENT_MAC,
+        )
+        assert started is not None, "radiusd did not acknowledge the Accounting-Start"
+
+    def hang_up(self, handler: BaseHTTPRequestHandler) -> None:
+        """No HTTP answer at all: the connection is closed (CoovaChilli 1.9 on a reject)."""
+        handler.close_connection = True
+
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
@@ -98,12 +124,27 @@ def redirect(handler: BaseHTTPRequestHandler, location: str) -> None:
 
 
 class StandInChilli(StandInNas):
-    """CoovaChilli: redirects signed with the uamsecret, /logon with PAP or CHAP; `drops_rejects` = 1.9."""
+    """CoovaChilli: redirects signed with the uamsecret, /logon with PAP or CHAP; `drops_rejects` = 1.9.
 
-    def __init__(self, radius: RadiusServer, *, drops_rejects: bool) -> None:
-        super().__init__(radius, NAS_BY_VENDOR["chilli"], {"/logon": self.logon})
+    Any other page (like /prelogin) redirects to the portal with a challenge; one that has expired
+    (`expire_challenge`, as after `challengetimeout`) fails the next /logon without asking RADIUS, and is
+    replaced."""
+
+    def __init__(self, radius: RadiusServer, *, drops_rejects: bool, portal: str = PORTAL) -> None:
+        super().__init__(radius, NAS_BY_VENDOR["chilli"], {"/logon": self.logon, "*": self.captive}, portal)
         self.challenge = os.urandom(16)
+        self.challenge_expired = False
         self.drops_rejects = drops_rejects
+        self.sessions_started = 0
+        self.logons_refused_unasked = 0  # without asking RADIUS
+
+    def expire_challenge(self) -> None:
+        self.challenge_expired = True
+
+    def captive(self, handler: BaseHTTPRequestHandler, params: dict[str, str]) -> None:
+        if self.challenge_expired:
+            self.challenge, self.challenge_expired = os.urandom(16), False
+        redirect(handler, self.portal_redirect())
 
     def portal_redirect(self, result: str = "notyet", **extra: str) -> str:
         query = {
@@ -115,13 +156,27 @@ class StandInChilli(StandInNas):
             "mac": CLIENT_MAC,
             "ip": CLIENT_IP,
             "nasid": "chilli",
-            "sessionid": "5f3a00000001",
+            "sessionid": self.session_id,
             "userurl": "http://example.org/",
             **extra,
         }
-        return sign_chilli_url(f"{PORTAL}?{urlencode(query)}", UAM_SECRET)
+        return sign_chilli_url(f"{self.portal}?{urlencode(query)}", UAM_SECRET)
+
+    @property
+    def session_id(self) -> str:
+        return f"5f3a{self.sessions_started + 1:08d}"
+
+    def refuse(self, handler: BaseHTTPRequestHandler, reason: str) -> None:
+        if self.drops_rejects:
+            self.hang_up(handler)
+        else:
+            redirect(handler, self.portal_redirect("failed", reason=reason))
 
     def logon(self, handler: BaseHTTPRequestHandler, params: dict[str, str]) -> None:
+        if self.challenge_expired:  # every /logon fails until a redirect carries a new challenge
+            self.logons_refused_unasked += 1
+            self.refuse(handler, "reject")
+            return
         key = chilli_key(self.challenge, UAM_SECRET)
         if "response" in params:
             reply = self.access_request(
@@ -131,20 +186,26 @@ class StandInChilli(StandInNas):
             pin = chilli_pap_decode(params["password"], key)
             reply = self.access_request(params["username"], User_Password=pin.encode())
         if reply.code == packet.AccessAccept:
+            self.start_accounting(params["username"], reply, self.session_id)
             timeout = str(reply["Session-Timeout"][0])
             redirect(handler, self.portal_redirect("success", uid=params["username"], timeleft=timeout))
-        elif self.drops_rejects:
-            handler.close_connection = True  # CoovaChilli 1.9 sends no HTTP answer on a reject
+            self.sessions_started += 1
         else:
-            redirect(handler, self.portal_redirect("failed", reason="reject"))
+            self.challenge = os.urandom(16)  # 1.9 keeps a challenge until a reject
+            self.refuse(handler, "reject")
 
 
 class StandInMikrotik(StandInNas):
     """MikroTik hotspot with HTTP CHAP: /login takes username + MD5(chap-id + PIN + chap-challenge)."""
 
-    def __init__(self, radius: RadiusServer) -> None:
-        super().__init__(radius, NAS_BY_VENDOR["mikrotik"], {"/login": self.login})
+    def __init__(self, radius: RadiusServer, portal: str = PORTAL) -> None:
+        super().__init__(radius, NAS_BY_VENDOR["mikrotik"], {"/login": self.login, "*": self.captive}, portal)
         self.chap_id, self.challenge = os.urandom(1), os.urandom(16)
+
+    def captive(self, handler: BaseHTTPRequestHandler, params: dict[str, str]) -> None:
+        """Its login page (the one an ISP points at the external portal): a fresh challenge, then the portal."""
+        self.chap_id, self.challenge = os.urandom(1), os.urandom(16)
+        redirect(handler, f"{self.portal}?{urlencode(self.login_page_variables())}")
 
     @property
     def login_url(self) -> str:
@@ -160,6 +221,7 @@ class StandInMikrotik(StandInNas):
             "chap-challenge": octal(self.challenge),
             "mac": CLIENT_MAC.replace("-", ":"),
             "ip": CLIENT_IP,
+            "identity": "mikrotik",
         }
         return {**variables, "error": error} if error else variables
 
@@ -170,9 +232,11 @@ class StandInMikrotik(StandInNas):
             CHAP_Challenge=self.challenge,
         )
         if reply.code == packet.AccessAccept:
-            redirect(handler, params.get("dst") or "http://example.org/")
+            self.start_accounting(params["username"], reply, "mt-00000001")
+            redirect(handler, params["dst"])
         else:  # its login page again, which sends the guest back to the portal with $(error)
-            redirect(handler, f"{PORTAL}?{urlencode(self.login_page_variables(str(reply['Reply-Message'][0])))}")
+            error = str(reply["Reply-Message"][0])
+            redirect(handler, f"{self.portal}?{urlencode(self.login_page_variables(error))}")
 
 
 def browse(step: Handoff) -> str | None:
@@ -213,14 +277,14 @@ def configure_nas(engine: Engine, name: str, **uam: str | None) -> None:
         set_nas_uam(session, name, uam_secret=uam.get("uam_secret"), uam_login_url=uam.get("uam_login_url"))
 
 
-def chilli_login(nas: StandInChilli, engine: Engine, number: str, pin: str, *, chap: bool) -> LoginOutcome:
-    """The portal's part: find the NAS, check its redirect, hand off, read the result redirect."""
+def chilli_login(nas: StandInChilli, engine: Engine, number: str, pin: str, *, chap: bool) -> LoginOutcome | None:
+    """The portal's part: find the NAS, check its redirect, hand off, read the result (None: it hung up)."""
     with Session(engine) as session:
         settings = nas_uam(session, "chilli")
     ctx = parse_chilli_redirect(nas.portal_redirect(), settings.uam_secret)
-    back = browse(handoff(ctx, number, pin, chap=chap))
+    back = browse(handoff(ctx, number, pin, status_url=STATUS, chap=chap))
     if back is None:
-        return NAS_DROPPED_CONNECTION
+        return None  # CoovaChilli 1.9 hung up: a reject
     return login_outcome(parse_chilli_redirect(back, settings.uam_secret))
 
 
@@ -232,8 +296,7 @@ def test_coovachilli_handoff(chilli: StandInChilli, radius_db: Engine, vault: Pi
     accepted = chilli_login(chilli, radius_db, batch.numbers[0], batch.pins[0], chap=chap)
     assert accepted == LoginOutcome(True, None)
     refused = chilli_login(chilli, radius_db, batch.numbers[1], "WRONGPIN7", chap=chap)
-    assert not refused.accepted
-    assert refused == (NAS_DROPPED_CONNECTION if chilli.drops_rejects else LoginOutcome(False, "reject"))
+    assert refused == (None if chilli.drops_rejects else LoginOutcome(False, "reject"))
 
 
 def test_coovachilli_success_carries_the_session_timeout(
@@ -241,7 +304,7 @@ def test_coovachilli_success_carries_the_session_timeout(
 ) -> None:
     batch = build_world(radius_db, vault)
     ctx = parse_chilli_redirect(chilli.portal_redirect(), UAM_SECRET)
-    back = browse(handoff(ctx, batch.numbers[0], batch.pins[0]))
+    back = browse(handoff(ctx, batch.numbers[0], batch.pins[0], status_url=STATUS))
     assert back is not None
     result = parse_chilli_redirect(back, UAM_SECRET)
     assert (result.result, result.time_left) == ("success", 250 * 60)  # 5.00 at 1.20/hour
@@ -261,9 +324,9 @@ def test_mikrotik_handoff(mikrotik: StandInMikrotik, radius_db: Engine, vault: P
     with Session(radius_db) as session:
         login_url = nas_uam(session, "mikrotik").uam_login_url or ""
     ctx = parse_mikrotik_login(mikrotik.login_page_variables(), login_url)
-    assert browse(handoff(ctx, batch.numbers[0], batch.pins[0])) == "http://example.org/"
+    assert browse(handoff(ctx, batch.numbers[0], batch.pins[0], status_url=STATUS)) == STATUS
 
-    back = browse(handoff(ctx, batch.numbers[1], "WRONGPIN7"))
+    back = browse(handoff(ctx, batch.numbers[1], "WRONGPIN7", status_url=STATUS))
     assert back is not None and back.startswith(PORTAL)
     refused = login_outcome(parse_mikrotik_login(dict(parse_qsl(urlsplit(back).query)), login_url))
     assert refused == LoginOutcome(False, "Wrong PIN.")
@@ -271,3 +334,143 @@ def test_mikrotik_handoff(mikrotik: StandInMikrotik, radius_db: Engine, vault: P
         parse_mikrotik_login(
             {**mikrotik.login_page_variables(), "link-login-only": "http://127.0.0.2/login"}, login_url
         )
+
+
+# -- in a real browser: the portal and the NAS on two origins ------------------------------------------
+
+RADIUS_HOTSPOT = {"mode": "radius", "traffic_meter": "radius"}
+EXPIRED_NOTICE = {"en": "did not complete your login", "ru": "не завершила вход"}
+
+
+@pytest.fixture
+def guest_browser(tmp_path: Path) -> Iterator[WebDriver]:
+    driver = chromium(tmp_path)
+    yield driver
+    driver.quit()
+
+
+@contextmanager
+def radius_portal(database_url: str, key_file: Path, *, pin_mode: str = "encrypted") -> Iterator[str]:
+    """The portal of the RADIUS hotspot 'cafe', on radiusd's database, at its own loopback port."""
+    with portal_server(lambda url: portal_settings(database_url, key_file, portal_url=url, pin_mode=pin_mode)) as url:
+        yield url
+
+
+def type_card_and_pin(driver: WebDriver, number: str, pin: str) -> None:
+    """On the login page the NAS sent the guest to: the card number (unless filled in), the PIN, Connect."""
+    wait_for(driver, lambda d: d.find_elements(By.ID, "pin"))
+    card = driver.find_element(By.ID, "card")
+    if not card.get_attribute("value"):
+        card.send_keys(number)
+    driver.find_element(By.ID, "pin").send_keys(pin)
+    driver.find_element(By.CSS_SELECTOR, "form.card-form button[type=submit]").click()
+
+
+def sessions_of(engine: Engine) -> list[tuple[object, ...]]:
+    with engine.connect() as conn:
+        return [
+            tuple(row)
+            for row in conn.execute(
+                text("SELECT c.number, s.acct_session_id, s.status FROM sessions s JOIN cards c ON c.id = s.card_id")
+            )
+        ]
+
+
+def wrong_pins(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT count(*) FROM login_attempts WHERE outcome = 'wrong_pin'")).scalar_one())
+
+
+@needs_chromium
+@pytest.mark.parametrize("chap", [True, False], ids=["chap", "pap"])
+def test_a_guest_logs_in_at_coovachilli_in_a_browser(
+    guest_browser: WebDriver,
+    radius_server: RadiusServer,
+    radius_db: Engine,
+    radius_database: str,
+    key_file: Path,
+    vault: PinVault,
+    chap: bool,
+) -> None:
+    pin_mode = "encrypted" if chap else "hashed"  # hashed PINs can only be checked with PAP
+    batch = build_world(radius_db, vault, hotspot=RADIUS_HOTSPOT, pin_mode=pin_mode)
+    configure_nas(radius_db, "chilli", uam_secret=UAM_SECRET)
+    with radius_portal(radius_database, key_file, pin_mode=pin_mode) as portal:
+        nas = StandInChilli(radius_server, drops_rejects=True, portal=portal)
+        try:
+            guest_browser.get(f"http://127.0.0.1:{nas.port}/any/page")  # the NAS sends the guest to the portal
+            type_card_and_pin(guest_browser, batch.numbers[0], batch.pins[0])
+            wait_for(guest_browser, lambda d: d.current_url == f"{portal}status")
+            assert guest_browser.find_element(By.TAG_NAME, "h1").text == "You are online"
+        finally:
+            nas.close()
+    assert sessions_of(radius_db) == [(batch.numbers[0], "5f3a00000001", "open")]
+
+
+@needs_chromium
+def test_a_guest_logs_in_at_mikrotik_in_a_browser(
+    guest_browser: WebDriver,
+    radius_server: RadiusServer,
+    radius_db: Engine,
+    radius_database: str,
+    key_file: Path,
+    vault: PinVault,
+) -> None:
+    batch = build_world(radius_db, vault, hotspot=RADIUS_HOTSPOT)
+    with radius_portal(radius_database, key_file) as portal:
+        nas = StandInMikrotik(radius_server, portal=portal)
+        try:
+            configure_nas(radius_db, "mikrotik", uam_login_url=nas.login_url)
+            guest_browser.get(f"http://127.0.0.1:{nas.port}/any/page")
+            type_card_and_pin(guest_browser, batch.numbers[0], batch.pins[0])  # then the auto-posted form
+            wait_for(guest_browser, lambda d: d.current_url == f"{portal}status")
+            link = guest_browser.find_element(By.PARTIAL_LINK_TEXT, "example.org")  # where the guest was going
+            assert link.get_attribute("href") == "http://example.org/"
+        finally:
+            nas.close()
+    assert sessions_of(radius_db) == [(batch.numbers[0], "mt-00000001", "open")]
+
+
+@needs_chromium
+@pytest.mark.parametrize(
+    ("drops_rejects", "language"), [(False, "en"), (True, "ru")], ids=["chilli-1.8-en", "chilli-1.9-ru"]
+)
+def test_an_expired_challenge_restarts_from_a_fresh_redirect(
+    tmp_path: Path,
+    radius_server: RadiusServer,
+    radius_db: Engine,
+    radius_database: str,
+    key_file: Path,
+    vault: PinVault,
+    drops_rejects: bool,
+    language: str,
+) -> None:
+    """The guest waited on the login page until CoovaChilli's challenge expired: 1.8 answers res=failed,
+    1.9 hangs up (the browser shows its own error page until the guest opens any page again). Either way
+    the guest is told, comes back to the login page with a fresh challenge and the card number filled in,
+    and logs in — and no wrong PIN was counted anywhere."""
+    batch = build_world(radius_db, vault, hotspot=RADIUS_HOTSPOT)
+    configure_nas(radius_db, "chilli", uam_secret=UAM_SECRET)
+    guest_browser = chromium(tmp_path, language=language)
+    with radius_portal(radius_database, key_file) as portal:
+        nas = StandInChilli(radius_server, drops_rejects=drops_rejects, portal=portal)
+        try:
+            guest_browser.get(f"http://127.0.0.1:{nas.port}/any/page")
+            wait_for(guest_browser, lambda d: d.find_elements(By.ID, "pin"))
+            nas.expire_challenge()
+            type_card_and_pin(guest_browser, batch.numbers[0], batch.pins[0])
+            if drops_rejects:
+                wait_for(guest_browser, lambda d: "ERR_EMPTY_RESPONSE" in d.page_source)
+                guest_browser.get(f"http://127.0.0.1:{nas.port}/another/page")
+            notice = wait_for(guest_browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".alert.error"))
+            assert EXPIRED_NOTICE[language] in notice[0].text  # type: ignore[index]
+            assert guest_browser.find_element(By.ID, "card").get_attribute("value") == batch.numbers[0]
+            assert sessions_of(radius_db) == []
+            type_card_and_pin(guest_browser, batch.numbers[0], batch.pins[0])
+            wait_for(guest_browser, lambda d: d.current_url == f"{portal}status")
+        finally:
+            nas.close()
+            guest_browser.quit()
+    assert sessions_of(radius_db) == [(batch.numbers[0], "5f3a00000001", "open")]
+    assert wrong_pins(radius_db) == 0
+    assert nas.logons_refused_unasked >= 1  # the failure was the NAS's, not a PIN RADIUS refused

@@ -89,3 +89,43 @@ def test_without_a_nas_redirect_the_guest_is_told_to_connect_first(radius_app: F
         data={"card": radius_world.cards.numbers[3], "pin": radius_world.cards.pins[3], "csrf_token": csrf_of(client)},
     )
     assert response.status_code == 400 and "connect to the Wi-Fi network first" in response.get_data(as_text=True)
+
+
+def chilli_redirect(result: str = "notyet", **extra: str) -> str:
+    query = f"res={result}&uamip=10.1.0.1&uamport=3990&challenge={CHALLENGE}&ip=10.1.0.5&nasid=chilli1"
+    query += "".join(f"&{name}={value}" for name, value in extra.items())
+    return uam.sign_chilli_url(f"http://localhost/?{query}", UAM_SECRET).removeprefix("http://localhost")
+
+
+def test_the_login_page_may_send_its_form_to_the_nas_that_sent_the_guest(radius_app: Flask) -> None:
+    client = radius_app.test_client()
+    assert "form-action 'self';" in client.get("/").headers["Content-Security-Policy"]
+    page = client.get(chilli_redirect())
+    assert "form-action 'self' http://10.1.0.1:3990;" in page.headers["Content-Security-Policy"]
+    forged = chilli_redirect().replace("uamport=3990", "uamport=3991")
+    assert "form-action 'self';" in radius_app.test_client().get(forged).headers["Content-Security-Policy"]
+
+
+def test_a_nas_redirect_is_used_for_one_handoff_only(radius_app: Flask, radius_world: World, committed: Engine) -> None:
+    """The form posted again (the back button after CoovaChilli hung up) restarts from a fresh NAS
+    redirect instead of reusing the spent challenge; the guest is told, and no wrong PIN is counted."""
+    client = radius_app.test_client()
+    number, pin = radius_world.cards.numbers[4], radius_world.cards.pins[4]
+    client.get(chilli_redirect())
+    assert login(client, number, pin).headers["Location"].startswith("http://10.1.0.1:3990/logon?")
+    again = client.post("/login", data={"card": number, "pin": pin, "csrf_token": csrf_of(client)})
+    assert (again.status_code, again.headers["Location"]) == (303, "http://10.1.0.1:3990/prelogin")
+    page = client.get(chilli_redirect()).get_data(as_text=True)  # the NAS's fresh redirect
+    assert "did not complete your login" in page and f'value="{number}"' in page
+    with committed.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM login_attempts WHERE outcome = 'wrong_pin'")).scalar() == 0
+
+
+def test_a_failed_login_at_the_nas_restarts_from_a_fresh_redirect(radius_app: Flask, radius_world: World) -> None:
+    client = radius_app.test_client()
+    client.get(chilli_redirect())
+    login(client, radius_world.cards.numbers[5], radius_world.cards.pins[5])
+    failed = client.get(chilli_redirect("failed", reason="reject"))
+    assert (failed.status_code, failed.headers["Location"]) == (303, "http://10.1.0.1:3990/prelogin")
+    page = client.get(chilli_redirect()).get_data(as_text=True)
+    assert "did not complete your login" in page and f'value="{radius_world.cards.numbers[5]}"' in page

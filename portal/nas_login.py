@@ -1,0 +1,157 @@
+"""RADIUS mode's login, the portal's side of a UAM handoff: the NAS's redirect, the way to the NAS and back.
+
+A guest's login is one form navigation: the login page posts to the portal, which sends the browser to
+the NAS's login endpoint, which sends it back here with the result. A browser checks that whole chain
+against the login page's CSP `form-action`, so that page names the NAS's origin (:func:`allow_nas_target`)
+— the one verified from its redirect, nothing wider.
+
+A NAS redirect is used for one handoff only: its challenge may expire at the NAS. When a handoff fails at
+the NAS (CoovaChilli 1.8 `res=failed`, MikroTik's login page with an error, or CoovaChilli 1.9 dropping
+the connection, which the portal only learns when the guest comes back — a new page, or the back button
+— and no session was opened), the guest is told and sent to the NAS for a fresh redirect, which brings
+them back to the login page with the card number filled in. Such a
+failure is not a wrong PIN: the portal had checked the PIN before the handoff.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import parse_qsl, urljoin, urlsplit
+
+from flask import flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext
+
+from portal import guest, uam
+from portal.context import portal
+from portal.security import allow_form_target
+from rlm_hotspot.services import portal as portal_service
+from rlm_hotspot.services.errors import NotFound
+from rlm_hotspot.services.uam import nas_uam
+
+log = logging.getLogger(__name__)
+NAS_PARAMETERS_MAX = 2048  # bytes of the NAS's redirect kept for the login POST
+NAS_REDIRECT = "nas"  # session: the NAS's redirect, exactly as requested (CoovaChilli signs the URL)
+HANDED_OFF = "handoff"  # session: the card number of a handoff whose result has not come back yet
+RESTART = "nas_restart"  # session: where the NAS gives this guest a fresh redirect
+PREFILL = "prefill_card"  # session: the card number to show again after a failed handoff
+
+
+def is_nas_redirect() -> bool:
+    return "res" in request.args or "link-login-only" in request.args
+
+
+def arrive() -> Any | None:
+    """The NAS sent the guest here (first time, or with a login's result): keep a fresh redirect, or act
+    on the result. Returns the response to send instead of the login page, if any."""
+    url = request.host_url.rstrip("/") + request.environ.get("RAW_URI", request.full_path)
+    if len(url) > NAS_PARAMETERS_MAX:
+        log.warning("NAS redirect not used: longer than %d bytes", NAS_PARAMETERS_MAX)
+        return None
+    ctx = _verified(url)
+    if ctx is None:
+        return None
+    card = session.pop(HANDED_OFF, None)
+    session.pop(NAS_REDIRECT, None)
+    if uam.login_outcome(ctx).accepted:
+        return redirect(url_for("status.status_page"), 303)
+    handoff_failed = isinstance(card, str) and _no_session_for(card)  # e.g. CoovaChilli 1.9 hung up
+    if ctx.result == "notyet" and not handoff_failed:
+        session[NAS_REDIRECT] = url
+        session[RESTART] = ctx.restart_url
+        return None
+    if ctx.result not in ("notyet", "failed"):  # logoff: the NAS ended the session
+        return None
+    log.info("a login at NAS %s failed (%s): restarting from a fresh redirect", ctx.nas_id, ctx.message)
+    _tell_failed(card)
+    return redirect(ctx.restart_url, 303)
+
+
+def _tell_failed(card: object) -> None:
+    flash(
+        gettext(
+            "The hotspot did not complete your login (its login link may have expired). "
+            "Nothing was charged. Please type your PIN again."
+        ),
+        "error",
+    )
+    if isinstance(card, str):
+        session[PREFILL] = card
+
+
+def _no_session_for(card: str) -> bool:
+    context = portal()
+    with context.unit_of_work() as db:
+        return portal_service.live_token_for_card(db, context.hotspot(db), card) is None
+
+
+def login_completed() -> None:
+    """The guest reached the status page with a session: the handoff worked (MikroTik sends them there)."""
+    if HANDED_OFF in session:
+        session.pop(HANDED_OFF)
+
+
+def prefilled_card() -> str:
+    card = session.pop(PREFILL, None)
+    return card if isinstance(card, str) else ""
+
+
+def allow_nas_target() -> None:
+    """Let the login page's form navigation reach the NAS that sent the guest here (and only that NAS)."""
+    ctx = nas_context()
+    if ctx is not None:
+        target = urlsplit(ctx.login_url)
+        allow_form_target(f"{target.scheme}://{target.netloc}")
+
+
+def nas_context() -> uam.NasContext | None:
+    """The NAS redirect kept for this guest's next handoff, verified again (None: there is none)."""
+    url = session.get(NAS_REDIRECT)
+    return _verified(url) if isinstance(url, str) else None
+
+
+def _verified(url: str) -> uam.NasContext | None:
+    """A NAS redirect checked with that NAS's own UAM settings (`hotspotctl nas uam`).
+
+    CoovaChilli names itself in `nasid`; a MikroTik login page passes `identity=$(identity)`. A redirect
+    from a NAS the database does not know, or one that fails its checks, is not used.
+    """
+    params = dict(parse_qsl(urlsplit(url).query))
+    name = params.get("nasid") or params.get("identity")
+    if not name:
+        log.warning("NAS redirect not used: it names no NAS (nasid / identity)")
+        return None
+    context = portal()
+    try:
+        with context.unit_of_work() as db:
+            nas = nas_uam(db, name)
+        if "link-login-only" in params:
+            return uam.parse_mikrotik_login(params, nas.uam_login_url or "")
+        return uam.parse_chilli_redirect(url, nas.uam_secret)
+    except (NotFound, uam.UamError) as exc:
+        log.warning("NAS redirect not used: %s", exc)
+        return None
+
+
+def hand_over(card_number: str, pin: str, ip: str, public_url: str) -> Any:
+    """Send the guest's browser to the NAS's login endpoint with the credentials (CHAP where the PINs
+    are stored encrypted; hashed PINs can only be checked with PAP). The redirect is spent by it."""
+    ctx = nas_context()
+    if ctx is None:
+        restart = session.get(RESTART)
+        if isinstance(restart, str):  # the form again after a handoff (back button): a fresh redirect first
+            session.pop(HANDED_OFF, None)
+            _tell_failed(card_number)
+            return redirect(restart, 303)
+        return None
+    session.pop(NAS_REDIRECT, None)
+    session[HANDED_OFF] = card_number
+    guest.remember_login(token=None, card_number=card_number, ip=ctx.client_ip or ip)
+    chap = portal().settings.core.pin_mode == "encrypted"
+    status_url = urljoin(public_url, url_for("status.status_page"))
+    handoff = uam.handoff(ctx, card_number, pin, status_url=status_url, chap=chap)
+    target = urlsplit(handoff.url)
+    allow_form_target(f"{target.scheme}://{target.netloc}")
+    if handoff.method == "GET":
+        return redirect(handoff.url, 303)
+    return render_template("handoff.html", handoff=handoff, hotspot=None)
