@@ -112,19 +112,21 @@ def _tolerance(session_time: int) -> int:
     return RESTART_TOLERANCE_S + session_time // 100
 
 
-def pick_session(candidates: list[tuple[int, bool]], began: int | None) -> int:
-    """Which of a user's sessions with one NAS session id a packet is meant for.
+def pick_session(candidates: list[tuple[int, bool]], sent: int, began: int | None) -> int | None:
+    """Which of a user's sessions with one NAS session id a packet is meant for, if any.
 
-    `candidates` are (start, live) pairs, newest start first; `began` is when the packet says its session
-    began (receipt - Acct-Session-Time), if it says. The newest session that had started by then is
-    its own: a late packet of an earlier session goes to that session, not to the one a reboot or a
+    `candidates` are (start, live) pairs, newest start first; `sent` is when the NAS sent the packet and
+    `began` when the packet says its session began (sent - Acct-Session-Time), if it says. A session that
+    began after the packet was sent is not its own. Of the others, the newest that had begun by `began`
+    is its own: a late packet of an earlier session goes to that session, not to the one a reboot or a
     glitch opened after it. Without a start to go by (or none that fits): the live one, else the newest.
     """
+    possible = [index for index, (start, _) in enumerate(candidates) if start <= sent + RESTART_TOLERANCE_S]
     if began is not None:
-        for index, (start, _) in enumerate(candidates):
-            if start <= began + RESTART_TOLERANCE_S:
+        for index in possible:
+            if candidates[index][0] <= began + RESTART_TOLERANCE_S:
                 return index
-    return next((index for index, (_, live) in enumerate(candidates) if live), 0)
+    return next((index for index in possible if candidates[index][1]), possible[0] if possible else None)
 
 
 class Belonging(StrEnum):

@@ -264,11 +264,19 @@ def find_session_for_update(
     acct_session_id: str | None,
     token: str | None,
     user: PacketUser,
+    sent: datetime,
     began: datetime | None,
 ) -> Row | None:  # type: ignore[type-arg]
     """The session an accounting packet belongs to, locked (see `find_session`)."""
     return find_session(
-        session, nas_id=nas_id, acct_session_id=acct_session_id, token=token, user=user, began=began, lock=True
+        session,
+        nas_id=nas_id,
+        acct_session_id=acct_session_id,
+        token=token,
+        user=user,
+        sent=sent,
+        began=began,
+        lock=True,
     )
 
 
@@ -307,12 +315,13 @@ def find_session(
     acct_session_id: str | None,
     token: str | None,
     user: PacketUser,
+    sent: datetime,
     began: datetime | None,
     lock: bool = False,
 ) -> Row | None:  # type: ignore[type-arg]
     """The session an accounting packet was meant for: by our Class token, else the session of the NAS's
-    session id and the packet's user that its own start (`began`) points at. Whether the packet really
-    belongs to it is the caller's to decide."""
+    session id and the packet's user that its times (`sent`, and `began` by its Acct-Session-Time) point
+    at. Whether the packet really belongs to it is the caller's to decide."""
     if token:
         row = session_by_token(session, token, lock=lock)
         if row is not None:
@@ -326,10 +335,9 @@ def find_session(
         "card_number": user.card_number,
     }
     candidates = _BY_ACCT_ID[lock](session, params).all()
-    if not candidates:
-        return None
     starts = [(posix_seconds(row.started_at), row.status != "closed") for row in candidates]
-    return candidates[pick_session(starts, None if began is None else posix_seconds(began))]
+    chosen = pick_session(starts, posix_seconds(sent), None if began is None else posix_seconds(began))
+    return None if chosen is None else candidates[chosen]
 
 
 def session_by_token(session: Session, token: str, *, lock: bool = False) -> Row | None:  # type: ignore[type-arg]
@@ -421,7 +429,7 @@ _APPLY_METER = Prepared(
                 CASE WHEN :set_positions THEN :reported_input_octets ELSE s.reported_input_octets END,
             reported_output_octets =
                 CASE WHEN :set_positions THEN :reported_output_octets ELSE s.reported_output_octets END,
-            counters_at = CASE WHEN :set_positions THEN GREATEST(s.counters_at, :now) ELSE s.counters_at END
+            counters_at = CASE WHEN :set_positions THEN GREATEST(s.counters_at, :counters_at) ELSE s.counters_at END
         FROM durability
         WHERE s.id = :session_id AND s.status = :old_status AND s.seconds = :old_seconds
           AND s.input_octets = :old_input_octets AND s.output_octets = :old_output_octets
@@ -456,6 +464,7 @@ class CounterPositions:
     seconds: int | None = None
     input_octets: int | None = None
     output_octets: int | None = None
+    bytes_at: datetime | None = None  # when the billed byte counters stand (None: as they were)
 
 
 @dataclass(frozen=True)
@@ -489,7 +498,7 @@ def apply_meter(
 ) -> int | None:
     """Write a meter update computed from `row`: the account's balance after it, or None when the session
     changed since it was read. With `positions` (an accounting packet's counters), the NAS's counter
-    positions are written too and the byte counters' time (`counters_at`) moves to `now`."""
+    positions and the time of the byte counters (`counters_at`) are written too."""
     moved = positions or CounterPositions()
     result = _APPLY_METER.first_row(
         session,
@@ -512,6 +521,7 @@ def apply_meter(
             "reported_seconds": moved.seconds,
             "reported_input_octets": moved.input_octets,
             "reported_output_octets": moved.output_octets,
+            "counters_at": moved.bytes_at,
             "old_reported_seconds": getattr(row, "reported_seconds", None),
             "old_reported_input_octets": getattr(row, "reported_input_octets", None),
             "old_reported_output_octets": getattr(row, "reported_output_octets", None),
@@ -626,10 +636,26 @@ def _assignments(values: dict[str, object]) -> str:
     return ", ".join(f"{name} = :{name}" for name in values)
 
 
-def live_sessions_of_nas(session: Session, nas_id: int) -> list[int]:
+def live_session_with_acct_id(session: Session, nas_id: int, acct_session_id: str) -> Row | None:  # type: ignore[type-arg]
+    """The live session that holds a NAS session id now (a NAS has one live session per id), locked."""
+    return session.execute(
+        text(
+            "SELECT id, started_at, last_seen_at FROM sessions WHERE nas_id = :nas_id "
+            "AND acct_session_id = :acct_session_id AND status <> 'closed' FOR UPDATE"
+        ),
+        {"nas_id": nas_id, "acct_session_id": acct_session_id},
+    ).first()
+
+
+def live_sessions_of_nas(session: Session, nas_id: int, *, started_before: datetime) -> list[int]:
+    """The NAS's sessions that a reboot at `started_before` ends (not those begun after it: a late copy of
+    its Accounting-On must not end them)."""
     rows = session.execute(
-        text("SELECT id FROM sessions WHERE nas_id = :nas_id AND status <> 'closed' ORDER BY id FOR UPDATE"),
-        {"nas_id": nas_id},
+        text(
+            "SELECT id FROM sessions WHERE nas_id = :nas_id AND status <> 'closed' AND started_at < :before "
+            "ORDER BY id FOR UPDATE"
+        ),
+        {"nas_id": nas_id, "before": started_before},
     )
     return [r.id for r in rows]
 

@@ -97,7 +97,7 @@ def record_accounting(
         raise AccountingRefused(f"accounting from unknown NAS {update.nas_ip}")
     if update.status in ("on", "off"):
         closed = 0
-        for session_id in q.live_sessions_of_nas(session, nas.id):
+        for session_id in q.live_sessions_of_nas(session, nas.id, started_before=now):
             _close(session, session_id, now, "NAS-Reboot" if update.status == "on" else "NAS-Request")
             closed += 1
         return AccountingResult(None, 0, closed)
@@ -108,6 +108,7 @@ def record_accounting(
         acct_session_id=update.acct_session_id,
         token=update.token,
         user=user,
+        sent=now,
         began=_began(update, now),
     )
     verdict = Belonging.OTHER if row is None else _belonging(row, user, update, now)
@@ -150,6 +151,7 @@ def record_accounting_without_lock(
         acct_session_id=update.acct_session_id,
         token=update.token,
         user=user,
+        sent=now,
         began=_began(update, now),
     )
     if row is None or row.status != "open" or row.account_id is None:
@@ -232,7 +234,11 @@ def _bill_update(
         durable=update.status != "interim",
         stop=stop,
         positions=q.CounterPositions(
-            bounded.seconds.position, bounded.input_octets.position, bounded.output_octets.position
+            bounded.seconds.position,
+            bounded.input_octets.position,
+            bounded.output_octets.position,
+            # the next bytes are bounded from when these were billed; held bytes were not
+            bytes_at=None if any(held.quantity is not Quantity.SECONDS for held in bounded.held) else now,
         ),
     )
     if billed is None:
@@ -355,9 +361,12 @@ def _session_without_start(
         raise AccountingRefused(f"accounting for {update.username!r}: {exc}") from None
     tariff_id = card.tariff_id or _hotspot_tariff(session, nas.hotspot_id)
     started = now - timedelta(seconds=min(update.session_time or 0, nas.max_session_seconds))
+    ended = _take_acct_id(session, nas.id, update.acct_session_id, started, now)
     session_id = q.insert_session(
         session,
-        status="pending",
+        status="pending" if ended is None else "closed",
+        stopped_at=ended,
+        terminate_cause=None if ended is None else "Lost-Service",
         account_id=card.account_id,
         card_id=card.id,
         hotspot_id=nas.hotspot_id,
@@ -375,6 +384,26 @@ def _session_without_start(
     row = q.session_by_id(session, session_id, lock=True)
     assert row is not None
     return row
+
+
+def _take_acct_id(
+    session: Session, nas_id: int, acct_session_id: str | None, started: datetime, now: datetime
+) -> datetime | None:
+    """A NAS has one live session per session id: when another holds the id, the older of the two is over.
+
+    The holder, if it began first (the NAS gave its id to this new session: it rebooted, or lost the
+    holder), is closed at its last packet; else the packet's own session is the older one, and it is
+    recorded as ended when the packet was sent (the returned time).
+    """
+    if acct_session_id is None:
+        return None
+    holder = q.live_session_with_acct_id(session, nas_id, acct_session_id)
+    if holder is None:
+        return None
+    if holder.started_at <= started:
+        _close(session, holder.id, holder.last_seen_at, "Lost-Service")
+        return None
+    return now
 
 
 def _hotspot_tariff(session: Session, hotspot_id: int) -> int:

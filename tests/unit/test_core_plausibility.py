@@ -17,6 +17,7 @@ from rlm_hotspot.core.plausibility import (
     advance_counter,
     belonging,
     bytes_bound,
+    pick_session,
     seconds_bound,
 )
 
@@ -118,3 +119,13 @@ def test_a_closed_session_takes_only_its_own_late_packets() -> None:
     assert belonging(closed, packet(1_400, 300, start=True)) is Belonging.DUPLICATE
     assert belonging(closed, packet(1_400, 400, octets=5)) is Belonging.SAME  # its Stop after a stale close
     assert belonging(closed, packet(1_400, None, octets=50)) is Belonging.OTHER  # no Acct-Session-Time: no proof
+
+
+def test_a_packet_goes_to_the_session_its_own_start_points_at() -> None:
+    newest_first = [(2_000, True), (1_000, False)]  # a session the NAS opened with the same id after a reboot
+    assert pick_session(newest_first, sent=2_300, began=2_000) == 0
+    assert pick_session(newest_first, sent=2_300, began=1_000) == 1  # a late packet of the earlier one
+    assert pick_session(newest_first, sent=1_500, began=None) == 1  # sent before the newer one began
+    assert pick_session(newest_first, sent=2_300, began=-(2**32)) == 0  # absurd: the live one, to be bounded
+    assert pick_session(newest_first, sent=500, began=400) is None  # before every one of them
+    assert pick_session([], sent=500, began=400) is None
