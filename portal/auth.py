@@ -21,6 +21,7 @@ from portal.context import portal
 from portal.gates import FasRequest, FasRequestError, GateError, OpenNdsGate
 from portal.i18n import LANGUAGE_COOKIE, LANGUAGES, money, refusal_message
 from portal.security import client_address, same_site_path
+from rlm_hotspot.core.clients import canonical_mac
 from rlm_hotspot.core.decisions import Refusal
 from rlm_hotspot.services import portal as portal_service
 from rlm_hotspot.services import sessions
@@ -97,7 +98,7 @@ def login() -> Any:
                     pin=credentials.pin,
                     hotspot_id=hotspot.id,
                     client_ip=ip,
-                    client_mac=mac,
+                    client_mac=canonical_mac(mac),
                     now=now,
                 )
             else:
@@ -109,7 +110,7 @@ def login() -> Any:
                     hotspot=hotspot,
                     card_text=credentials.card_number,
                     pin=credentials.pin,
-                    client=ip,
+                    client=nas_login.client_identity_for(ip),
                     now=now,
                 )
         except CardRefused as refused:
@@ -220,7 +221,7 @@ def top_up() -> Any:
                 token=token,
                 source_text=credentials.card_number,
                 pin=credentials.pin,
-                client=ip,
+                client_ip=ip,
                 now=now,
             )
         except CardRefused as refused:
