@@ -214,23 +214,27 @@ def record_outcome(
     )
 
 
-def close_at_last_seen(session: Session, session_id: int, cause: str) -> bool:
-    """Close a session at its last billed moment (no further debit); False if it was already closed."""
-    return _close(session, session_id, cause, "last_seen_at", {})
+def close_at_last_seen(session: Session, session_id: int, reason: str) -> bool:
+    """Close a session cut for `reason` at its last billed moment (no further debit); False if it was
+    already closed."""
+    return _close(session, session_id, reason, "last_seen_at", {})
 
 
-def close_at(session: Session, session_id: int, cause: str, at: datetime) -> bool:
-    """Close a session at `at`, when it was cut (never before its last sign of life, whatever the clocks
-    say); no further debit. False if it was already closed."""
-    return _close(session, session_id, cause, "GREATEST(:at, last_seen_at)", {"at": at})
+def close_at(session: Session, session_id: int, reason: str, at: datetime) -> bool:
+    """Close a session cut for `reason` at `at`, when it was cut (never before its last sign of life,
+    whatever the clocks say); no further debit. False if it was already closed."""
+    return _close(session, session_id, reason, "GREATEST(:at, last_seen_at)", {"at": at})
 
 
-def _close(session: Session, session_id: int, cause: str, stopped_at: str, values: dict[str, object]) -> bool:
+def _close(session: Session, session_id: int, reason: str, stopped_at: str, values: dict[str, object]) -> bool:
+    """The terminate cause of a cut is the one sql/017's cut_terminate_cause gives its reason (the same the
+    NAS's Accounting-Stop after a Disconnect is given)."""
     row = session.execute(
         text(
-            f"""UPDATE sessions SET status = 'closed', stopped_at = {stopped_at}, terminate_cause = :cause
+            f"""UPDATE sessions SET status = 'closed', stopped_at = {stopped_at},
+                   terminate_cause = cut_terminate_cause(:reason)
                WHERE id = :id AND status <> 'closed' RETURNING id"""
         ),
-        {"id": session_id, "cause": cause, **values},
+        {"id": session_id, "reason": reason, **values},
     ).first()
     return row is not None
