@@ -61,8 +61,8 @@ def arrive() -> Any | None:
         session[NAS_REDIRECT] = url
         session[RESTART] = ctx.restart_url
         return None
-    if ctx.result not in ("notyet", "failed"):  # logoff: the NAS ended the session
-        return None
+    if ctx.result not in ("notyet", "failed"):  # logoff: the NAS ended the session; the status page says so
+        return redirect(url_for("status.status_page"), 303) if guest.NAS_SESSION in session else None
     log.info("a login at NAS %s failed (%s): restarting from a fresh redirect", ctx.nas_id, ctx.message)
     _tell_failed(card)
     return redirect(ctx.restart_url, 303)
