@@ -453,8 +453,9 @@ def top_up(
 
 def end_at_nas(session: Session, token: str, now: datetime) -> bool:
     """RADIUS mode: the guest logged out on the portal, so `hotspotctl worker` sends the NAS a
-    Disconnect-Request (within its interval); the NAS's Accounting-Stop then closes the session, billed
-    to that moment. False: the session had already ended."""
+    Disconnect-Request at once (the commit wakes it: the portal does no RADIUS I/O itself, and the
+    worker's retries and records apply); the NAS's Accounting-Stop then closes the session, billed to
+    that moment, as `User-Request`. False: the session had already ended."""
     return enforcement_db.queue_logout(session, token, now)
 
 

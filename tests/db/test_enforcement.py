@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from contextlib import nullcontext
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,7 +20,8 @@ from sqlalchemy.orm import Session
 from rlm_hotspot.cli.main import cli
 from rlm_hotspot.cli.worker import Worker, run_until_stopped
 from rlm_hotspot.coa import NasAddress, NasAnswer, NoAnswer, SessionIdentity
-from rlm_hotspot.db.enforcement import queue_logout
+from rlm_hotspot.db.enforcement import WakeListener, queue_logout
+from rlm_hotspot.db.engine import make_engine
 from rlm_hotspot.db.ledger import post_entry
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import cards, catalog, flows
@@ -28,6 +30,7 @@ from rlm_hotspot.services.enforcement import CutPlan, claim_due_cuts, plan_cuts,
 from rlm_hotspot.services.flows import Direction, FlowBatch, ImportPolicy, TrafficCount
 from rlm_hotspot.services.sessions import AccountingUpdate, heartbeat, open_portal_session, record_accounting
 from rlm_hotspot.services.tariff_cache import TariffCache
+from rlm_hotspot.settings import Settings
 from tests.conftest import NOW
 from tests.db import factories
 from tests.db.helpers import assert_ledger_balanced
@@ -410,3 +413,33 @@ def test_a_nas_stop_after_a_disconnect_keeps_the_workers_reason(db: Session, vau
         logged_out: "User-Request",
         uncut: "Admin-Reset",
     }
+
+
+def test_a_logout_wakes_the_worker_at_once(committed: Engine, vault: PinVault, settings: Settings) -> None:
+    """A guest's logout in RADIUS mode is sent at once: its commit wakes the worker's wait (NOTIFY), not
+    the next cycle, here a minute away."""
+    with Session(committed) as db, db.begin():
+        batch = radius_world(db, vault, count=1)
+        started(db, batch.numbers[0], "W1")
+        token = db.execute(text("SELECT auth_token FROM sessions")).scalar_one()
+    stop, cycles = threading.Event(), threading.Semaphore(0)
+
+    class CountingWorker:
+        def run_cycle(self) -> None:
+            cycles.release()
+
+    wake = WakeListener(make_engine(settings, pool_size=1, pre_ping=False))
+    loop = threading.Thread(target=run_until_stopped, args=(CountingWorker(), 60.0, stop, wake))
+    loop.start()
+    try:
+        assert cycles.acquire(timeout=5)  # the first cycle, then a minute's wait
+        time.sleep(0.3)  # the wait is listening
+        with Session(committed) as db, db.begin():
+            assert queue_logout(db, token, LATER)
+        began = time.monotonic()
+        assert cycles.acquire(timeout=5), "the logout did not wake the worker"
+        assert time.monotonic() - began < 2
+    finally:
+        stop.set()
+        loop.join(timeout=5)
+        wake.close()
