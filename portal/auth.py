@@ -21,6 +21,8 @@ from portal.context import portal
 from portal.gates import FasRequest, FasRequestError, GateError, OpenNdsGate
 from portal.i18n import LANGUAGE_COOKIE, LANGUAGES, money, refusal_message
 from portal.security import client_address, same_site_path
+from portal.status import page_is_open, shown_balance
+from rlm_hotspot.core.clients import canonical_mac
 from rlm_hotspot.core.decisions import Refusal
 from rlm_hotspot.services import portal as portal_service
 from rlm_hotspot.services import sessions
@@ -97,7 +99,7 @@ def login() -> Any:
                     pin=credentials.pin,
                     hotspot_id=hotspot.id,
                     client_ip=ip,
-                    client_mac=mac,
+                    client_mac=canonical_mac(mac),
                     now=now,
                 )
             else:
@@ -109,7 +111,7 @@ def login() -> Any:
                     hotspot=hotspot,
                     card_text=credentials.card_number,
                     pin=credentials.pin,
-                    client=ip,
+                    client=nas_login.client_identity_for(ip),
                     now=now,
                 )
         except CardRefused as refused:
@@ -193,8 +195,26 @@ def logout() -> Any:
         context.close_gate(guest.gate_address())
     guest.forget_login()
     if status is not None:
-        flash(gettext("You have logged out. Left on your card: %(balance)s.", balance=money(status.balance, currency)))
+        left = money(shown_balance(status.balance), currency)
+        flash(gettext("You have logged out. Left on your card: %(balance)s.", balance=left))
     return redirect(url_for("auth.login_form"), 303)
+
+
+@bp.get("/topup")
+def top_up_form() -> Any:
+    """The top-up form on a page of its own: the status page refreshes itself without JavaScript, which
+    would wipe a card half typed. Opening it is a sign of life (the guest has a whole heartbeat timeout
+    to type); with JavaScript its heartbeat runs as on the status page."""
+    context = portal()
+    with context.without_transaction() as db:
+        token = guest.current_token(db)
+        current = None if token is None else page_is_open(context, db, token, guest.gate_address(), heartbeat=False)
+    if current is None or not current[0].status.open:
+        return redirect(url_for("status.status_page"), 303)
+    view, _currency, hotspot = current
+    return render_template(
+        "topup.html", view=view, hotspot=hotspot, interval=context.heartbeat_interval(hotspot), card=""
+    )
 
 
 @bp.post("/topup")
@@ -203,7 +223,7 @@ def top_up() -> Any:
         credentials = forms.card_and_pin(request.form)
     except forms.FormError as exc:
         flash(str(exc), "error")
-        return redirect(url_for("status.status_page"), 303)
+        return redirect(url_for("auth.top_up_form"), 303)
     context = portal()
     ip, now = client_address(), context.clock()
     with context.unit_of_work() as db:  # committed also after a refusal: wrong PINs must count
@@ -220,27 +240,23 @@ def top_up() -> Any:
                 token=token,
                 source_text=credentials.card_number,
                 pin=credentials.pin,
-                client=ip,
+                client_ip=ip,
                 now=now,
             )
         except CardRefused as refused:
             flash(refusal_message(refused.refusal, context.policy.lockout_window_s), "error")
-            return redirect(url_for("status.status_page"), 303)
+            return redirect(url_for("auth.top_up_form"), 303)
         except (NotFound, ServiceError):
             flash(gettext("This card cannot top itself up. Please use a second card."), "error")
-            return redirect(url_for("status.status_page"), 303)
+            return redirect(url_for("auth.top_up_form"), 303)
         status = sessions.session_status(db, context.tariffs, token, now)
         currency = context.currency(db)
     guest.remember_money_moved(now)
     if status.open and hotspot.mode == "standalone":
         _extend_gate(status.seconds_remaining)
-    flash(
-        gettext(
-            "Added %(amount)s. Your balance is now %(balance)s.",
-            amount=money(added.amount, currency),
-            balance=money(added.balance, currency),
-        )
-    )
+    # The balance is the status page's own (billed to the moment it is shown): one figure, never two
+    # computed at different moments.
+    flash(gettext("Added %(amount)s to your card.", amount=money(added.amount, currency)))
     return redirect(url_for("status.status_page"), 303)
 
 

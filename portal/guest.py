@@ -18,6 +18,7 @@ MAX_URL_LENGTH = 2048
 # Where the NAS (or an operator's link) puts the page the guest first asked for.
 DESTINATION_PARAMETERS = ("url", "userurl", "link-orig")
 MONEY_MOVED = "moved"
+NAS_SESSION = "nas_session"  # RADIUS mode: the token of the NAS session last found for the guest's card
 
 
 def safe_destination(text: str | None) -> str | None:
@@ -41,8 +42,7 @@ def destination() -> str | None:
 
 
 def remember_login(*, token: str | None, card_number: str | None, ip: str) -> None:
-    session.pop("token", None)
-    session.pop("card", None)
+    forget_login()
     if token:
         session["token"] = token
     if card_number:
@@ -51,7 +51,7 @@ def remember_login(*, token: str | None, card_number: str | None, ip: str) -> No
 
 
 def forget_login() -> None:
-    for key in ("token", "card", "ip"):
+    for key in ("token", "card", "ip", NAS_SESSION):
         session.pop(key, None)
 
 
@@ -76,12 +76,22 @@ def gate_address() -> str | None:
 
 
 def current_token(db: Executor) -> str | None:
-    """This guest's session: the portal's own (standalone), or the one the NAS opened for their card."""
+    """This guest's session: the portal's own (standalone), or the one the NAS opened for their card.
+
+    RADIUS mode: the NAS's live session for the card, remembered once found (`NAS_SESSION`), so that
+    after the NAS ends it (its own limit, a Disconnect, CoovaChilli's logoff) the status page still finds
+    it and says why.
+    """
     token = session.get("token")
     if isinstance(token, str):
         return token
     card = session.get("card")
-    if isinstance(card, str):
-        context = portal()
-        return portal_service.live_token_for_card(db, context.hotspot(db), card)
-    return None
+    if not isinstance(card, str):
+        return None
+    context = portal()
+    live = portal_service.live_token_for_card(db, context.hotspot(db), card)
+    if live is not None:
+        session[NAS_SESSION] = live
+        return live
+    seen = session.get(NAS_SESSION)
+    return seen if isinstance(seen, str) else None

@@ -25,6 +25,7 @@ from flask_babel import gettext
 from portal import guest, uam
 from portal.context import portal
 from portal.security import allow_form_target
+from rlm_hotspot.core.clients import client_identity
 from rlm_hotspot.services import portal as portal_service
 from rlm_hotspot.services.errors import NotFound
 from rlm_hotspot.services.uam import nas_uam
@@ -60,8 +61,8 @@ def arrive() -> Any | None:
         session[NAS_REDIRECT] = url
         session[RESTART] = ctx.restart_url
         return None
-    if ctx.result not in ("notyet", "failed"):  # logoff: the NAS ended the session
-        return None
+    if ctx.result not in ("notyet", "failed"):  # logoff: the NAS ended the session; the status page says so
+        return redirect(url_for("status.status_page"), 303) if guest.NAS_SESSION in session else None
     log.info("a login at NAS %s failed (%s): restarting from a fresh redirect", ctx.nas_id, ctx.message)
     _tell_failed(card)
     return redirect(ctx.restart_url, 303)
@@ -102,6 +103,17 @@ def allow_nas_target() -> None:
     if ctx is not None:
         target = urlsplit(ctx.login_url)
         allow_form_target(f"{target.scheme}://{target.netloc}")
+
+
+def client_identity_for(ip: str) -> str | None:
+    """The lockout's name for this guest, as RADIUS will name them: the MAC the NAS's redirect gave (the
+    Calling-Station-Id it will send), else the address. A MikroTik redirect is not signed: a guest can
+    change its `mac`, which escapes this pre-check's count for the client but not RADIUS's own, nor the
+    card's (docs/billing.md, "Lockout")."""
+    ctx = nas_context()
+    if ctx is None:
+        return client_identity(None, ip)
+    return client_identity(ctx.client_mac, ctx.client_ip or ip)
 
 
 def nas_context() -> uam.NasContext | None:

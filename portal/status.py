@@ -8,7 +8,7 @@ signs of life: they bill online time up to now and push the session's end furthe
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urljoin
 
@@ -20,18 +20,31 @@ from portal.context import PortalContext, portal
 from portal.i18n import Wording, wording
 from rlm_hotspot.core.money import Currency
 from rlm_hotspot.services.errors import NotFound
-from rlm_hotspot.services.portal import HEARTBEAT_TIMEOUT_CAUSE, PortalHotspot, PortalStatus, Signal
+from rlm_hotspot.services.portal import (
+    GATE_FAILED_CAUSE,
+    HEARTBEAT_TIMEOUT_CAUSE,
+    PortalHotspot,
+    PortalStatus,
+    Signal,
+)
+from rlm_hotspot.services.sessions import SessionStatus
 
 bp = Blueprint("status", __name__)
 A_DAY = 86400
 Current = tuple[PortalStatus, Currency, PortalHotspot]  # a guest's session after a sign of life, and its setting
 
 
+def shown_balance(balance: int) -> int:
+    """What a guest is shown as left on the card: never below zero (a session may overshoot zero by up to
+    one accounting interval; the card owes nothing, and the guest needs to know only that it is empty)."""
+    return max(0, balance)
+
+
 def status_fields(view: PortalStatus, currency: Currency, hotspot: PortalHotspot, words: Wording) -> dict[str, str]:
     """Every number the page shows, as text in the guest's language (the page and the JSON share it)."""
     status = view.status
     fields = {
-        "balance": words.money(status.balance, currency),
+        "balance": words.money(shown_balance(status.balance), currency),
         "buys_time": words.gettext("more than a day")
         if status.seconds_remaining >= A_DAY
         else words.duration(status.seconds_remaining),
@@ -44,21 +57,55 @@ def status_fields(view: PortalStatus, currency: Currency, hotspot: PortalHotspot
         "deadline": words.local_time(status.deadline, hotspot.timezone)
         if status.deadline
         else words.gettext("no end date"),
-        "ended": "" if status.open else ended_reason(status.terminate_cause, hotspot, words),
+        "ended": "" if status.open else ended_reason(status, hotspot, words),
     }
     return fields
 
 
-def ended_reason(cause: str | None, hotspot: PortalHotspot, words: Wording) -> str:
+def ended_reason(status: SessionStatus, hotspot: PortalHotspot, words: Wording) -> str:
+    """Why the session ended, and what the guest can do about it: from the cause stored with it (the
+    worker's, the portal's, or the NAS's Acct-Terminate-Cause) and what is left on the card."""
+    cause = status.terminate_cause
+    if cause == "Card-Blocked":
+        return words.gettext("Your session has ended: this card has been blocked. Please ask at the desk.")
+    if cause == "Balance-Exhausted" or status.balance <= 0:
+        return words.gettext(
+            "Your session has ended: the money on this card is used up. To go on, log in with a new card."
+        )
+    if cause == "Card-Expired" or (cause == "Session-Timeout" and _deadline_reached(status)):
+        return words.gettext("Your session has ended: this card has expired. To go on, log in with a new card.")
     if cause == HEARTBEAT_TIMEOUT_CAUSE:
         return words.gettext(
             "Your session has ended: the status page was closed for more than %(seconds)d seconds. "
-            "Billing stopped when the page was closed.",
+            "Billing stopped when the page was closed. You can log in again with the same card.",
             seconds=hotspot.heartbeat_timeout,
         )
     if cause == "User-Request":
         return words.gettext("You have logged out. Billing has stopped.")
-    return words.gettext("Your session has ended. Billing has stopped.")
+    if cause == "Session-Timeout":
+        return words.gettext(
+            "Your session has reached its time limit. Billing has stopped. You can log in again with the same card."
+        )
+    if cause == "Idle-Timeout":
+        return words.gettext(
+            "Your session has ended after a while without any traffic. Billing has stopped. "
+            "You can log in again with the same card."
+        )
+    if cause == GATE_FAILED_CAUSE:
+        return words.gettext("We could not open Internet access. Nothing was charged: please log in again.")
+    return words.gettext(
+        "The hotspot has ended your session (your device may have left the Wi-Fi network). Billing has stopped. "
+        "You can log in again with the same card."
+    )
+
+
+def _deadline_reached(status: SessionStatus) -> bool:
+    """The NAS's time limit was the card's deadline (Session-Timeout is cut to it at login): the session
+    ran up to it (within a minute of accounting's rounding)."""
+    if status.deadline is None:
+        return False
+    ended = status.started_at + timedelta(seconds=status.online_seconds + 60)
+    return status.deadline <= ended
 
 
 def heartbeat_reply(current: Current, interval: int, words: Wording) -> dict[str, Any]:

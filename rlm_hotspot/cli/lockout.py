@@ -11,7 +11,8 @@ from rlm_hotspot.services.access import clear_lockout, list_lockouts
 
 @click.group()
 def lockout() -> None:
-    """Lockouts after too many wrong PINs (per card number and per client; shared by RADIUS and portal)."""
+    """Lockouts after too many wrong PINs per card number, or wrong PINs and unknown card numbers per client
+    (a client is its MAC, else its IP; RADIUS and the portal share the counts)."""
 
 
 @lockout.command("list")
@@ -24,12 +25,12 @@ def lockout_list(app: App, fmt: str) -> None:
     """
     with app.transaction() as session:
         rows = list_lockouts(session, app.policy, app.now())
-    emit(rows, fmt, ["kind", "subject", "wrong_pins", "last_attempt", "first_expiry"])
+    emit(rows, fmt, ["kind", "subject", "failures", "last_attempt", "first_expiry"])
 
 
 @lockout.command("clear")
 @click.argument("card", required=False)
-@click.option("--client", default=None, help="Client MAC (Calling-Station-Id) or IP address.")
+@click.option("--client", default=None, help="Client MAC (any spelling: 02-00-.., 02:00:..) or IP address.")
 @pass_app
 def lockout_clear(app: App, card: str | None, client: str | None) -> None:
     """Lift the lockout of a card number or of a client now.

@@ -34,6 +34,8 @@ from rlm_hotspot.coa import (
     send_coa,
     send_disconnect,
 )
+from rlm_hotspot.db.enforcement import WakeListener
+from rlm_hotspot.db.engine import make_engine
 from rlm_hotspot.radius.encode import accept_reply
 from rlm_hotspot.services.access import Policy
 from rlm_hotspot.services.enforcement import (
@@ -205,10 +207,13 @@ def _log_plan(plan: CutPlan) -> None:
         log.info("session %d: its balance went up before it was cut: its NAS gets the new limits (CoA)", session_id)
 
 
-def run_until_stopped(worker: Worker, interval_s: float, stop: threading.Event) -> None:
+def run_until_stopped(
+    worker: Worker, interval_s: float, stop: threading.Event, wake: WakeListener | None = None
+) -> None:
     """Run cycles every `interval_s` until `stop` is set; never dies of a database outage or a bug.
 
-    While the database is unreachable the wait doubles from `interval_s` up to MAX_OUTAGE_WAIT_S.
+    While the database is unreachable the wait doubles from `interval_s` up to MAX_OUTAGE_WAIT_S. With
+    `wake`, a cut queued for at once (a guest's logout in RADIUS mode) ends the wait.
     """
     outage_wait: float | None = None
     while not stop.is_set():
@@ -225,7 +230,10 @@ def run_until_stopped(worker: Worker, interval_s: float, stop: threading.Event) 
             log.warning("database unavailable (%s); next try in %g s", detail, wait)
         except Exception:
             log.exception("worker cycle failed; next try in %g s", wait)
-        stop.wait(wait)
+        if wake is None:
+            stop.wait(wait)
+        else:
+            wake.wait(wait, stop)
 
 
 @click.command("worker")
@@ -271,7 +279,11 @@ def worker(app: App, interval: float, once: bool, gate: str, gate_options: tuple
     log.info("worker started: a cycle every %g s, gate %r", interval, gate)
     if gate == "none":
         log.info("gate 'none': standalone sessions are closed in the database only, no firewall is touched")
-    run_until_stopped(the_worker, interval, stop)
+    wake = WakeListener(make_engine(app.settings, pool_size=1, pre_ping=False, application_name="hotspotctl wake"))
+    try:
+        run_until_stopped(the_worker, interval, stop, wake)
+    finally:
+        wake.close()
     log.info("worker stopped")
 
 

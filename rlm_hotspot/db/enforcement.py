@@ -11,10 +11,16 @@ their session has ended.
 
 from __future__ import annotations
 
+import select
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import text
+import psycopg2
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.db.sessions import LIVE_SESSION
@@ -163,9 +169,55 @@ def claim_due(session: Session, now: datetime, retry_delays_s: list[int], limit:
     return [ClaimedCut(**r._mapping) for r in rows]
 
 
+WAKE_CHANNEL = "hotspot_cuts"  # NOTIFY on commit: a cut that must not wait for the worker's next cycle
+
+
+def wake_worker(session: Session) -> None:
+    """Have the worker run a cycle as soon as this transaction commits (`WakeListener`)."""
+    session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": WAKE_CHANNEL})
+
+
+class WakeListener:
+    """The worker's wait between cycles, cut short by a NOTIFY on WAKE_CHANNEL (one LISTENing connection
+    of its own, made again after a database outage; meanwhile the wait is a plain one)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._connection: Any = None
+
+    def wait(self, seconds: float, stop: threading.Event) -> None:
+        deadline = time.monotonic() + seconds
+        try:
+            listening = self._listening()
+            while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+                if select.select([listening], [], [], min(left, 0.5))[0]:
+                    listening.poll()
+                    if listening.notifies:
+                        listening.notifies.clear()
+                        return
+        except (SQLAlchemyError, OSError, psycopg2.Error):
+            self.close()
+            stop.wait(max(0.0, deadline - time.monotonic()))
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.invalidate()
+            self._connection = None
+
+    def _listening(self) -> Any:
+        if self._connection is None:
+            self._connection = self._engine.raw_connection()
+            listening = self._connection.driver_connection
+            listening.autocommit = True  # a NOTIFY is delivered between transactions
+            with listening.cursor() as cursor:
+                cursor.execute(f"LISTEN {WAKE_CHANNEL}")
+        return self._connection.driver_connection
+
+
 def queue_logout(session: Session, token: str, now: datetime) -> bool:
-    """Ask the worker to end a NAS session the guest logged out of; a pending request for the session
-    becomes this one (a logout outranks a CoA). False: no open RADIUS session has this token."""
+    """Ask the worker to end a NAS session the guest logged out of, at once (it is woken on commit); a
+    pending request for the session becomes this one (a logout outranks a CoA). False: no open RADIUS
+    session has this token."""
     row = session.execute(
         text(
             """INSERT INTO disconnects (session_id, reason, requested_at)
@@ -178,7 +230,10 @@ def queue_logout(session: Session, token: str, now: datetime) -> bool:
         ),
         {"token": token, "now": now},
     ).first()
-    return row is not None
+    if row is None:
+        return False
+    wake_worker(session)
+    return True
 
 
 _QUEUE_COA = """INSERT INTO disconnects (session_id, reason, requested_at)
@@ -214,23 +269,27 @@ def record_outcome(
     )
 
 
-def close_at_last_seen(session: Session, session_id: int, cause: str) -> bool:
-    """Close a session at its last billed moment (no further debit); False if it was already closed."""
-    return _close(session, session_id, cause, "last_seen_at", {})
+def close_at_last_seen(session: Session, session_id: int, reason: str) -> bool:
+    """Close a session cut for `reason` at its last billed moment (no further debit); False if it was
+    already closed."""
+    return _close(session, session_id, reason, "last_seen_at", {})
 
 
-def close_at(session: Session, session_id: int, cause: str, at: datetime) -> bool:
-    """Close a session at `at`, when it was cut (never before its last sign of life, whatever the clocks
-    say); no further debit. False if it was already closed."""
-    return _close(session, session_id, cause, "GREATEST(:at, last_seen_at)", {"at": at})
+def close_at(session: Session, session_id: int, reason: str, at: datetime) -> bool:
+    """Close a session cut for `reason` at `at`, when it was cut (never before its last sign of life,
+    whatever the clocks say); no further debit. False if it was already closed."""
+    return _close(session, session_id, reason, "GREATEST(:at, last_seen_at)", {"at": at})
 
 
-def _close(session: Session, session_id: int, cause: str, stopped_at: str, values: dict[str, object]) -> bool:
+def _close(session: Session, session_id: int, reason: str, stopped_at: str, values: dict[str, object]) -> bool:
+    """The terminate cause of a cut is the one sql/017's cut_terminate_cause gives its reason (the same the
+    NAS's Accounting-Stop after a Disconnect is given)."""
     row = session.execute(
         text(
-            f"""UPDATE sessions SET status = 'closed', stopped_at = {stopped_at}, terminate_cause = :cause
+            f"""UPDATE sessions SET status = 'closed', stopped_at = {stopped_at},
+                   terminate_cause = cut_terminate_cause(:reason)
                WHERE id = :id AND status <> 'closed' RETURNING id"""
         ),
-        {"id": session_id, "cause": cause, **values},
+        {"id": session_id, "reason": reason, **values},
     ).first()
     return row is not None

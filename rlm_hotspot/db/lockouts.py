@@ -1,4 +1,7 @@
-"""Lockout queries: who is locked out now (too many wrong PINs in the window) and lifting it early."""
+"""Lockout queries: who is locked out now and lifting it early.
+
+A card number is locked by wrong PINs, a client by wrong PINs and unknown card numbers (sql/017), within
+the window. (A card's holder is not locked out by its card's count: login_snapshot decides that per login.)"""
 
 from __future__ import annotations
 
@@ -8,22 +11,24 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 _LOCKED = """
-    SELECT la.{column} AS subject, count(*) AS wrong_pins, max(la.at) AS last_attempt,
+    SELECT la.{column} AS subject, count(*) AS failures, max(la.at) AS last_attempt,
            min(la.at) + make_interval(secs => :window) AS first_expiry
     FROM login_attempts la
     LEFT JOIN lockout_clears lc ON lc.kind = '{kind}' AND lc.subject = la.{column}
-    WHERE la.outcome = 'wrong_pin' AND la.{column} IS NOT NULL
+    WHERE la.outcome IN ({outcomes}) AND la.{column} IS NOT NULL
       AND la.at > GREATEST(:now - make_interval(secs => :window), lc.cleared_at)
     GROUP BY la.{column} HAVING count(*) >= :attempts
 """
 
 
 def locked_out(session: Session, now: datetime, window_s: int, attempts: int) -> list[dict[str, object]]:
-    """Card numbers and clients locked out at `now`, with how many wrong PINs and since when."""
+    """Card numbers and clients locked out at `now`, with how many failures and since when."""
+    cards = _LOCKED.format(column="card_number", kind="card", outcomes="'wrong_pin'")
+    clients = _LOCKED.format(column="client", kind="client", outcomes="'wrong_pin', 'unknown_card'")
     sql = f"""
-        SELECT 'card' AS kind, * FROM ({_LOCKED.format(column="card_number", kind="card")}) cards
+        SELECT 'card' AS kind, * FROM ({cards}) cards
         UNION ALL
-        SELECT 'client' AS kind, * FROM ({_LOCKED.format(column="client", kind="client")}) clients
+        SELECT 'client' AS kind, * FROM ({clients}) clients
         ORDER BY last_attempt DESC
     """
     params = {"now": now, "window": window_s, "attempts": attempts}

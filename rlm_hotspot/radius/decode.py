@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from rlm_hotspot.core.clients import client_identity
 from rlm_hotspot.pins import ChapAnswer
 from rlm_hotspot.radius.encode import CLASS_PREFIX
 from rlm_hotspot.services.sessions import AccountingUpdate
@@ -109,7 +110,7 @@ class LoginPacket:
 
     card_text: str
     nas_ip: str
-    client: str | None  # Calling-Station-Id (MAC) or the client's IP: per-client lockout
+    client: str | None  # the lockout's name for the client (rlm_hotspot.core.clients): its MAC, else its IP
     calling_station_id: str | None
     password: str | None  # PAP: the cleartext the guest typed
     chap: ChapAnswer | None
@@ -131,7 +132,7 @@ def decode_login(attributes: Attributes) -> LoginPacket:
     return LoginPacket(
         card_text=card_text,
         nas_ip=_nas_address(attributes),
-        client=calling_station_id or framed_ip,
+        client=client_identity(calling_station_id, framed_ip),
         calling_station_id=calling_station_id,
         password=None if chap else password,
         chap=chap,

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.core.cardcode import CardNumberError, normalise_card_number
+from rlm_hotspot.core.clients import client_identity
 from rlm_hotspot.core.decisions import Refusal
 from rlm_hotspot.core.tariff import Meter, bytes_affordable, seconds_affordable
 from rlm_hotspot.core.validity import effective_deadline, seconds_left
@@ -44,7 +45,7 @@ class LoginRequest:
     source: str  # 'radius' or 'portal'
     nas_ip: str | None = None  # RADIUS: the NAS decides the hotspot
     hotspot_id: int | None = None  # portal: the hotspot it serves
-    client: str | None = None  # client MAC or IP, for per-client lockout
+    client: str | None = None  # the lockout's name for the client (core.clients.client_identity)
     pin: str | None = None  # PAP and the portal: checked here
     chap: ChapAnswer | None = None  # RADIUS CHAP: checked here against the revealed PIN (chap checks it again)
 
@@ -304,7 +305,8 @@ def _number_or_text(card_text: str) -> str:
 
 
 def list_lockouts(session: Session, policy: Policy, now: datetime) -> list[dict[str, object]]:
-    """Who cannot log in right now because of wrong PINs (card numbers and clients)."""
+    """Who cannot log in right now: card numbers after wrong PINs, clients after wrong PINs and unknown
+    card numbers."""
     return lockouts.locked_out(session, now, policy.lockout_window_s, policy.lockout_attempts)
 
 
@@ -316,5 +318,7 @@ def clear_lockout(session: Session, now: datetime, *, card_text: str | None = No
         subject = _number_or_text(card_text)
         lockouts.clear(session, kind="card", subject=subject, now=now)
         return f"card {subject}"
-    lockouts.clear(session, kind="client", subject=str(client), now=now)
-    return f"client {client}"
+    subject = client_identity(client, None)
+    assert subject is not None
+    lockouts.clear(session, kind="client", subject=subject, now=now)
+    return f"client {subject}"

@@ -50,15 +50,6 @@ ASK_AGAIN_AFTER_S = 600
 CLAIM_LIMIT = 500
 SESSION_CONTEXT_NOT_FOUND = 503  # RFC 5176 Error-Cause
 
-TERMINATE_CAUSES = {
-    "blocked": "Card-Blocked",
-    "expired": "Card-Expired",
-    "exhausted": "Balance-Exhausted",
-    "heartbeat": "Heartbeat-Timeout",
-    "stale": "Stale",
-    "logout": "User-Request",
-    "topup": "Stale",  # only when the NAS answers a CoA with Session-Context-Not-Found
-}
 COA_REASON = "topup"
 
 
@@ -134,7 +125,7 @@ def record_nak(session: Session, cut: ClaimedCut, error_cause: int | None, now: 
     q.record_outcome(session, cut.disconnect_id, "nak", error_cause=error_cause, done_at=now)
     if error_cause != SESSION_CONTEXT_NOT_FOUND:
         return False
-    return q.close_at_last_seen(session, cut.session_id, TERMINATE_CAUSES[cut.reason])
+    return q.close_at_last_seen(session, cut.session_id, cut.reason)
 
 
 def record_no_answer(session: Session, cut: ClaimedCut, now: datetime) -> bool:
@@ -153,7 +144,7 @@ def record_gate_closed(session: Session, cut: ClaimedCut, now: datetime) -> None
     """The standalone client's gate is closed: finish the row and close the session now, when it was cut
     (its late NetFlow records then fall in the grace window that counts from here)."""
     q.record_outcome(session, cut.disconnect_id, "gate_closed", done_at=now)
-    q.close_at(session, cut.session_id, TERMINATE_CAUSES[cut.reason], now)
+    q.close_at(session, cut.session_id, cut.reason, now)
 
 
 def next_attempt_delay_s(cut: ClaimedCut) -> int:

@@ -23,6 +23,7 @@ from enum import StrEnum
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.core.cardcode import CardNumberError, normalise_card_number
+from rlm_hotspot.core.clients import client_identity
 from rlm_hotspot.core.decisions import Refusal
 from rlm_hotspot.db import enforcement as enforcement_db
 from rlm_hotspot.db import portal as q
@@ -404,18 +405,22 @@ def top_up(
     token: str,
     source_text: str,
     pin: str,
-    client: str,
+    client_ip: str,
     now: datetime,
 ) -> cards.TopUp:
     """Move a second card's value onto the logged-in guest's card, under the same lockout as logins.
 
     A top-up form takes a card number and a PIN, so it is a way to guess PINs: every attempt is recorded
-    (wrong PINs count towards the card's and the client's lockout) and a locked-out card or client is
-    refused before its PIN is checked. The caller commits, also after a refusal.
+    (wrong PINs and unknown numbers count towards the client's lockout, wrong PINs towards the card's),
+    against the client of the guest's session (its MAC, else its address; `client_ip` if it has neither),
+    and a locked-out card or client is refused before its PIN is checked. The caller commits, also after
+    a refusal.
     """
     row = sessions_db.session_by_token(session, token)
     if row is None:
         raise NotFound("no such session (it may have ended)")
+    framed_ip = str(row.framed_ip) if row.framed_ip is not None else None
+    client = client_identity(row.calling_station_id, framed_ip or client_ip)
     try:
         number = normalise_card_number(source_text)
     except CardNumberError as exc:
@@ -448,8 +453,9 @@ def top_up(
 
 def end_at_nas(session: Session, token: str, now: datetime) -> bool:
     """RADIUS mode: the guest logged out on the portal, so `hotspotctl worker` sends the NAS a
-    Disconnect-Request (within its interval); the NAS's Accounting-Stop then closes the session, billed
-    to that moment. False: the session had already ended."""
+    Disconnect-Request at once (the commit wakes it: the portal does no RADIUS I/O itself, and the
+    worker's retries and records apply); the NAS's Accounting-Stop then closes the session, billed to
+    that moment, as `User-Request`. False: the session had already ended."""
     return enforcement_db.queue_logout(session, token, now)
 
 
@@ -462,7 +468,7 @@ def check_credentials(
     hotspot: PortalHotspot,
     card_text: str,
     pin: str,
-    client: str,
+    client: str | None,
     now: datetime,
 ) -> Grant:
     """RADIUS mode, before the credentials go to the NAS: refuse here, in the guest's language, what
@@ -484,7 +490,7 @@ def check_credentials(
 
 
 def _record(
-    session: Session, number: str, client: str, hotspot: PortalHotspot, outcome: Refusal | None, now: datetime
+    session: Session, number: str, client: str | None, hotspot: PortalHotspot, outcome: Refusal | None, now: datetime
 ) -> None:
     record_attempt(
         session, card_text=number, client=client, hotspot_id=hotspot.id, source="portal", outcome=outcome, now=now

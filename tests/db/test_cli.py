@@ -213,7 +213,7 @@ def test_lockout_is_visible_and_can_be_cleared(run, committed: Engine) -> None: 
                 {"n": number},
             )
     listed = json.loads(run("lockout", "list", "--format", "json").output)
-    assert {(row["kind"], row["subject"], row["wrong_pins"]) for row in listed} == {
+    assert {(row["kind"], row["subject"], row["failures"]) for row in listed} == {
         ("card", number, 5),
         ("client", "aa-bb", 5),
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from contextlib import nullcontext
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,14 +20,17 @@ from sqlalchemy.orm import Session
 from rlm_hotspot.cli.main import cli
 from rlm_hotspot.cli.worker import Worker, run_until_stopped
 from rlm_hotspot.coa import NasAddress, NasAnswer, NoAnswer, SessionIdentity
+from rlm_hotspot.db.enforcement import WakeListener, queue_logout
+from rlm_hotspot.db.engine import make_engine
 from rlm_hotspot.db.ledger import post_entry
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import cards, catalog, flows
 from rlm_hotspot.services.access import Policy
-from rlm_hotspot.services.enforcement import CutPlan, plan_cuts
+from rlm_hotspot.services.enforcement import CutPlan, claim_due_cuts, plan_cuts, record_ack
 from rlm_hotspot.services.flows import Direction, FlowBatch, ImportPolicy, TrafficCount
 from rlm_hotspot.services.sessions import AccountingUpdate, heartbeat, open_portal_session, record_accounting
 from rlm_hotspot.services.tariff_cache import TariffCache
+from rlm_hotspot.settings import Settings
 from tests.conftest import NOW
 from tests.db import factories
 from tests.db.helpers import assert_ledger_balanced
@@ -376,3 +380,66 @@ def test_hotspotctl_worker_once_and_a_bad_gate_option(committed: Engine, databas
     bad = runner.invoke(cli, ["worker", "--once", "--gate", "nftables", "--gate-option", "colour=blue"], env=env)
     assert bad.exit_code == 2 and "unknown option(s) colour" in bad.output
     assert "Traceback" not in bad.output
+
+
+def test_a_nas_stop_after_a_disconnect_keeps_the_workers_reason(db: Session, vault: PinVault) -> None:
+    """The NAS's Accounting-Stop after a Disconnect says Admin-Reset whatever the reason: the session keeps
+    the worker's cause — also when the Stop comes before the worker has recorded the ACK — and a cause the
+    NAS gives for reasons of its own stands."""
+    batch = radius_world(db, vault, count=5)
+    n = batch.numbers
+    exhausted, blocked, early_stop, logged_out, uncut = (started(db, n[i], f"R{i}") for i in range(5))
+    drain(db, n[0])
+    cards.set_blocked(db, blocked=True, number=n[1])
+    drain(db, n[2])
+    token = db.execute(text("SELECT auth_token FROM sessions WHERE id = :id"), {"id": logged_out}).scalar_one()
+    assert queue_logout(db, token, LATER)
+    plan_cuts(db, POLICY, LATER)
+    claimed = {cut.session_id: cut for cut in claim_due_cuts(db, LATER)}
+    assert set(claimed) == {exhausted, blocked, early_stop, logged_out}
+    stop = {"session_time": 700, "terminate_cause": "Admin-Reset"}
+    account(db, "stop", LATER, n[2], "R2", **stop)  # before its ACK is recorded
+    for session_id in (exhausted, blocked, logged_out):
+        record_ack(db, claimed[session_id], LATER)
+    account(db, "stop", LATER, n[0], "R0", **stop)
+    account(db, "stop", LATER, n[1], "R1", **stop)
+    account(db, "stop", LATER, n[3], "R3", **stop)
+    account(db, "stop", LATER, n[4], "R4", **stop)  # an operator's reset at the NAS: nothing to replace
+    causes = {session_id: session_row(db, session_id).terminate_cause for session_id in claimed | {uncut: None}}
+    assert causes == {
+        exhausted: "Balance-Exhausted",
+        blocked: "Card-Blocked",
+        early_stop: "Balance-Exhausted",
+        logged_out: "User-Request",
+        uncut: "Admin-Reset",
+    }
+
+
+def test_a_logout_wakes_the_worker_at_once(committed: Engine, vault: PinVault, settings: Settings) -> None:
+    """A guest's logout in RADIUS mode is sent at once: its commit wakes the worker's wait (NOTIFY), not
+    the next cycle, here a minute away."""
+    with Session(committed) as db, db.begin():
+        batch = radius_world(db, vault, count=1)
+        started(db, batch.numbers[0], "W1")
+        token = db.execute(text("SELECT auth_token FROM sessions")).scalar_one()
+    stop, cycles = threading.Event(), threading.Semaphore(0)
+
+    class CountingWorker:
+        def run_cycle(self) -> None:
+            cycles.release()
+
+    wake = WakeListener(make_engine(settings, pool_size=1, pre_ping=False))
+    loop = threading.Thread(target=run_until_stopped, args=(CountingWorker(), 60.0, stop, wake))
+    loop.start()
+    try:
+        assert cycles.acquire(timeout=5)  # the first cycle, then a minute's wait
+        time.sleep(0.3)  # the wait is listening
+        with Session(committed) as db, db.begin():
+            assert queue_logout(db, token, LATER)
+        began = time.monotonic()
+        assert cycles.acquire(timeout=5), "the logout did not wake the worker"
+        assert time.monotonic() - began < 2
+    finally:
+        stop.set()
+        loop.join(timeout=5)
+        wake.close()

@@ -155,12 +155,16 @@ def test_top_up_adds_a_second_card_without_logging_out(
     for _ in range(3):
         clock.advance(20)
         heartbeat(client)
-    token = csrf_of(client, "/status")
+    status_page = client.get("/status").get_data(as_text=True)
+    assert 'name="pin"' not in status_page and 'href="/topup"' in status_page  # its no-JS refresh wipes no card
+    token = csrf_of(client, "/topup")
     wrong = client.post("/topup", data={"card": numbers[1], "pin": "NOPE", "csrf_token": token}, follow_redirects=True)
-    assert "Wrong PIN" in wrong.get_data(as_text=True)
+    assert "Wrong PIN" in wrong.get_data(as_text=True) and 'name="pin"' in wrong.get_data(as_text=True)
     done = client.post("/topup", data={"card": numbers[1], "pin": pins[1], "csrf_token": token}, follow_redirects=True)
     page = done.get_data(as_text=True)
-    assert "Added €5.00. Your balance is now €9.40." in page and "You are online" in page
+    # one balance, the page's own (the confirmation names only the amount added)
+    assert "Added €5.00 to your card." in page and "You are online" in page
+    assert '<p class="amount" data-field="balance">€9.40</p>' in page
     again = client.post("/topup", data={"card": numbers[1], "pin": pins[1], "csrf_token": token}, follow_redirects=True)
     assert "already added to another card" in again.get_data(as_text=True)
     outcomes = [

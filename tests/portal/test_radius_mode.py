@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session
 from portal import create_app, uam
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import catalog
+from rlm_hotspot.services.sessions import AccountingUpdate, record_accounting
+from rlm_hotspot.services.tariff_cache import TariffCache
 from rlm_hotspot.services.uam import set_nas_uam
 from tests.portal.conftest import Clock, World, csrf_of, login, make_world, portal_settings
 
@@ -129,3 +131,27 @@ def test_a_failed_login_at_the_nas_restarts_from_a_fresh_redirect(radius_app: Fl
     assert (failed.status_code, failed.headers["Location"]) == (303, "http://10.1.0.1:3990/prelogin")
     page = client.get(chilli_redirect()).get_data(as_text=True)
     assert "did not complete your login" in page and f'value="{radius_world.cards.numbers[5]}"' in page
+
+
+def test_a_session_the_nas_ended_shows_the_ended_page_also_after_chillis_logoff(
+    radius_app: Flask, radius_world: World, committed: Engine, clock: Clock
+) -> None:
+    """The NAS ends the session (here CoovaChilli's logoff: its Accounting-Stop, then `res=logoff` back to
+    the portal): the guest reads why, not a bare login form."""
+    client = radius_app.test_client()
+    number, pin = radius_world.cards.numbers[0], radius_world.cards.pins[0]
+    client.get(chilli_redirect())
+    login(client, number, pin)  # handed over to the NAS
+    ids = {"nas_ip": "10.1.0.1", "username": number, "acct_session_id": "C1"}
+    with Session(committed) as db, db.begin():
+        record_accounting(db, TariffCache(), AccountingUpdate(status="start", session_time=0, **ids), clock())
+    client.get(chilli_redirect("success"))
+    assert "You are online" in client.get("/status").get_data(as_text=True)
+    clock.advance(60)
+    stop = AccountingUpdate(status="stop", session_time=60, terminate_cause="User-Request", **ids)
+    with Session(committed) as db, db.begin():
+        record_accounting(db, TariffCache(), stop, clock())
+    back = client.get(chilli_redirect("logoff"))
+    assert (back.status_code, back.headers["Location"]) == (303, "/status")
+    page = client.get("/status").get_data(as_text=True)
+    assert "You have logged out. Billing has stopped." in page and "Session ended" in page
