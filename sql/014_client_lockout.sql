@@ -1,4 +1,4 @@
--- 017: one client identity for the lockout, unknown card numbers count, a card's holder is not locked
+-- 014: one client identity for the lockout, unknown card numbers count, a card's holder is not locked
 -- out by others' guesses, and a session cut by the worker keeps the worker's reason. Forward-only.
 --
 -- * The client a wrong PIN counts against is named the same way by RADIUS and by the portal: the
