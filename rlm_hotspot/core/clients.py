@@ -4,7 +4,7 @@ Wrong PINs and unknown card numbers count per client, and both sides must count 
 the same name, or a device locked out by one is let in by the other. The name is the device's MAC when
 it is known — RADIUS has it as Calling-Station-Id, the portal from the NAS's redirect (CoovaChilli
 `mac=`, MikroTik `$(mac)`) or from openNDS — in one spelling (`aa:bb:cc:dd:ee:ff`, whatever separators
-the NAS used), else the client's IP address. sql/017 spells a session's client the same way
+the NAS used), else the client's IP address. sql/014 spells a session's client the same way
 (`client_identity`), to recognise the device that holds a card.
 """
 

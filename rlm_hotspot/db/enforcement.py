@@ -282,7 +282,7 @@ def close_at(session: Session, session_id: int, reason: str, at: datetime) -> bo
 
 
 def _close(session: Session, session_id: int, reason: str, stopped_at: str, values: dict[str, object]) -> bool:
-    """The terminate cause of a cut is the one sql/017's cut_terminate_cause gives its reason (the same the
+    """The terminate cause of a cut is the one sql/014's cut_terminate_cause gives its reason (the same the
     NAS's Accounting-Stop after a Disconnect is given)."""
     row = session.execute(
         text(

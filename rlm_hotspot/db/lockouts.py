@@ -1,6 +1,6 @@
 """Lockout queries: who is locked out now and lifting it early.
 
-A card number is locked by wrong PINs, a client by wrong PINs and unknown card numbers (sql/017), within
+A card number is locked by wrong PINs, a client by wrong PINs and unknown card numbers (sql/014), within
 the window. (A card's holder is not locked out by its card's count: login_snapshot decides that per login.)"""
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ def test_login_packets_pap_and_chap() -> None:
         "PIN",
         None,
         "192.0.2.1",
-        "02-00-00-77-00-02",
+        "02:00:00:77:00:02",  # the lockout's client: the MAC in one spelling, as the portal names it
     )
     response = chap_response(7, "PIN", b"challenge")
     chap = decode_login(
