@@ -647,6 +647,29 @@ def live_session_with_acct_id(session: Session, nas_id: int, acct_session_id: st
     ).first()
 
 
+def nas_restarted(session: Session, nas_id: int, at: datetime) -> None:
+    """Record an Accounting-On/Off (a late copy of an older one changes nothing)."""
+    session.execute(
+        text("UPDATE nas SET rebooted_at = GREATEST(rebooted_at, :at) WHERE id = :id"), {"id": nas_id, "at": at}
+    )
+
+
+_PENDING_LOGIN = f"""
+    SELECT {_SESSION_COLUMNS} {_SESSION_FROM}
+    WHERE s.nas_id = :nas_id AND s.status = 'pending' AND s.acct_session_id IS NULL
+      AND (s.username = :username OR c.number = :card_number) AND s.started_at <= :sent
+    ORDER BY s.started_at DESC, s.id DESC LIMIT 1 FOR UPDATE OF s
+"""
+
+
+def pending_login(session: Session, nas_id: int, user: PacketUser, sent: datetime) -> Row | None:  # type: ignore[type-arg]
+    """The user's latest login at this NAS still waiting for its Start, made before `sent`, locked."""
+    return session.execute(
+        text(_PENDING_LOGIN),
+        {"nas_id": nas_id, "username": user.username, "card_number": user.card_number, "sent": sent},
+    ).first()
+
+
 def live_sessions_of_nas(session: Session, nas_id: int, *, started_before: datetime) -> list[int]:
     """The NAS's sessions that a reboot at `started_before` ends (not those begun after it: a late copy of
     its Accounting-On must not end them)."""

@@ -98,6 +98,7 @@ nas = Table(
     Column("created_at", TS, nullable=False),
     Column("uam_secret", Text),  # 004: CoovaChilli uamsecret (signs redirects, keys the password encoding)
     Column("uam_login_url", Text),  # 004: the only URL the portal hands credentials to (MikroTik)
+    Column("rebooted_at", TS),  # 015: the last Accounting-On/Off
 )
 
 card_batches = Table(

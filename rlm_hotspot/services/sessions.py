@@ -20,6 +20,7 @@ from rlm_hotspot.core.cardcode import CardNumberError, normalise_card_number
 from rlm_hotspot.core.decisions import Refusal
 from rlm_hotspot.core.plausibility import (
     MAX_BIGINT,
+    RESTART_TOLERANCE_S,
     Advanced,
     Belonging,
     Counter,
@@ -96,6 +97,7 @@ def record_accounting(
     if nas is None:
         raise AccountingRefused(f"accounting from unknown NAS {update.nas_ip}")
     if update.status in ("on", "off"):
+        q.nas_restarted(session, nas.id, now)
         closed = 0
         for session_id in q.live_sessions_of_nas(session, nas.id, started_before=now):
             _close(session, session_id, now, "NAS-Reboot" if update.status == "on" else "NAS-Request")
@@ -119,7 +121,9 @@ def record_accounting(
             # the NAS counts this card's session from the start again: the one we had is over
             _close(session, row.id, row.last_seen_at, "Lost-Service")
         token_taken = row is not None and row.auth_token == update.token
-        row = _session_without_start(session, tariffs, nas, update, now, token=None if token_taken else update.token)
+        row = _pending_login(session, nas, user, update, now) or _session_without_start(
+            session, tariffs, nas, update, now, token=None if token_taken else update.token
+        )
     if row.status == "pending" or row.account_id is None:
         row = _open(session, row, update, now)
         if not _has_news(row, update):  # a Start: nothing used yet, nothing to write twice
@@ -351,7 +355,7 @@ def _session_without_start(
     """A packet whose Start (and Accept) we never saw: bill it all the same, from its own counters.
 
     It began when its Acct-Session-Time says, but no earlier than the hotspot's longest session allows
-    (what it claims beyond that is held by the bound on time).
+    nor before the NAS last restarted (what it claims beyond that is held by the bound on time).
     """
     if not update.username:
         raise AccountingRefused("accounting packet without User-Name for an unknown session")
@@ -361,6 +365,8 @@ def _session_without_start(
         raise AccountingRefused(f"accounting for {update.username!r}: {exc}") from None
     tariff_id = card.tariff_id or _hotspot_tariff(session, nas.hotspot_id)
     started = now - timedelta(seconds=min(update.session_time or 0, nas.max_session_seconds))
+    if nas.rebooted_at is not None:  # no session the NAS reports began before it last restarted
+        started = max(started, nas.rebooted_at)
     ended = _take_acct_id(session, nas.id, update.acct_session_id, started, now)
     session_id = q.insert_session(
         session,
@@ -383,6 +389,23 @@ def _session_without_start(
     )
     row = q.session_by_id(session, session_id, lock=True)
     assert row is not None
+    return row
+
+
+def _pending_login(
+    session: Session,
+    nas: Row,  # type: ignore[type-arg]
+    user: q.PacketUser,
+    update: AccountingUpdate,
+    now: datetime,
+) -> Row | None:  # type: ignore[type-arg]
+    """The login a packet without our Class (a NAS that does not echo it) starts: the user's latest one at
+    this NAS still waiting for its Start. Its Accept time bounds the session's start."""
+    if user.username is None:
+        return None
+    row = q.pending_login(session, nas.id, user, now + timedelta(seconds=RESTART_TOLERANCE_S))
+    if row is None or _take_acct_id(session, nas.id, update.acct_session_id, row.started_at, now) is not None:
+        return None
     return row
 
 
