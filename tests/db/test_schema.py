@@ -124,7 +124,7 @@ def test_a_tariff_made_before_013_keeps_its_prices(pg_cluster: PrivateCluster, t
         db.commit()
         before = {s.name: [prices_before_013(catalog.core_tariff(s), m) for m in range(1440)] for s in specs}
 
-    assert [m.version for m in migrate.upgrade(engine)] == [13]
+    assert [m.version for m in migrate.upgrade(engine)][:1] == [13]  # then any later ones
 
     with Session(engine) as db:
         stored = {s.name: catalog.get_tariff(db, s.name).tariff for s in specs}
