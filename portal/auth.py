@@ -82,12 +82,26 @@ def login() -> Any:
     ip, mac = (fas.client_ip, fas.client_mac) if fas else (client_address(), None)
     now = context.clock()
     refusal: Refusal | None = None
+    taken_over: str | None = None
     with context.unit_of_work() as db:  # committed also after a refusal: wrong PINs must count
         hotspot = context.hotspot(db)
         if hotspot.terms_of_use and request.form.get("terms") != "yes":
             return _login_page(error=gettext("Please accept the terms of use."), card=card_text)
         try:
-            if hotspot.mode == "standalone":
+            taken_over = portal_service.take_over(
+                db,
+                context.vault,
+                context.tariffs,
+                context.policy,
+                hotspot=hotspot,
+                card_text=credentials.card_number,
+                pin=credentials.pin,
+                client_ip=ip,
+                now=now,
+            )
+            # None: this address holds no open session of this card (else: this device's own session, from
+            # a browser without its cookie, e.g. after the captive-portal window closed)
+            if taken_over is None and hotspot.mode == "standalone":
                 status = sessions.open_portal_session(
                     db,
                     context.vault,
@@ -100,7 +114,7 @@ def login() -> Any:
                     client_mac=mac,
                     now=now,
                 )
-            else:
+            elif taken_over is None:
                 portal_service.check_credentials(
                     db,
                     context.vault,
@@ -116,6 +130,10 @@ def login() -> Any:
             refusal = refused.refusal
     if refusal is not None:
         return _login_page(error=refusal_message(refusal, context.policy.lockout_window_s), card=card_text)
+    if taken_over is not None:
+        session.pop("fas", None)
+        guest.remember_login(token=taken_over, card_number=None, ip=ip)
+        return redirect(url_for("status.status_page"), 303)
     if hotspot.mode != "standalone":
         handed_over = nas_login.hand_over(credentials.card_number, credentials.pin, ip, context.public_url(hotspot))
         if handed_over is None:
