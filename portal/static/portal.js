@@ -55,6 +55,7 @@
     var lost = document.getElementById("connection-lost");
     var timer = null;
     var moving = false;  // this page's own link or form is taking the guest to the next portal page
+    var gone = false;  // pagehide has said what became of the page: a later "hidden" must not undo it
     var tabs = window.BroadcastChannel ? new BroadcastChannel("hotspot-status") : null;
 
     function show(fields) {
@@ -93,16 +94,17 @@
     }
 
     document.addEventListener("visibilitychange", function () {
-      if (document.visibilityState === "hidden") { say("hidden"); return; }
+      if (document.visibilityState === "hidden") { if (!gone) { say("hidden"); } return; }
       ask(stateUrl, new URLSearchParams({ state: "visible" }));  // back: at once, the numbers may be old
     });
     window.addEventListener("pagehide", function (event) {
+      gone = true;
       if (moving) { return; }
       say(event.persisted ? "hidden" : "closed");  // persisted: kept in the back/forward cache, may return
       if (tabs) { tabs.postMessage("closed"); }
     });
     window.addEventListener("pageshow", function (event) {
-      if (event.persisted) { moving = false; ask(stateUrl, new URLSearchParams({ state: "visible" })); }
+      if (event.persisted) { moving = gone = false; ask(stateUrl, new URLSearchParams({ state: "visible" })); }
     });
     document.addEventListener("submit", function (event) { moving = moving || !event.defaultPrevented; });
     document.addEventListener("click", function (event) {
