@@ -6,16 +6,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from portal import create_app
 from rlm_hotspot.cli.worker import Worker
 from rlm_hotspot.core.heartbeat import CLOSED_PAGE_SLACK_S
+from rlm_hotspot.pins import PinVault
+from rlm_hotspot.services import catalog
 from rlm_hotspot.services.access import Policy
-from tests.portal.conftest import Clock, World, csrf_of, login
+from rlm_hotspot.services.sessions import AccountingUpdate, record_accounting
+from rlm_hotspot.services.tariff_cache import TariffCache
+from tests.portal.conftest import Clock, World, csrf_of, login, make_world, portal_settings
 from tests.portal.test_pages import RU, heartbeat, sql
 
 ANOTHER_DEVICE = "192.0.2.77"
@@ -138,3 +144,27 @@ def test_the_page_says_what_keeps_the_session_alive_in_english_and_russian(app: 
     assert "Эта страница держит вас в сети" in page
     assert "в фоне эта страница сохраняет сеанс не меньше 10 мин 00" in page
     assert 'data-page-state="/page"' in page
+
+
+def test_at_a_radius_hotspot_the_device_takes_its_nas_session_over_without_a_new_handoff(
+    committed: Engine, vault: PinVault, database_url: str, key_file: Path, clock: Clock
+) -> None:
+    world = make_world(committed, vault, mode="radius", traffic_meter="radius")
+    number, pin = world.cards.numbers[0], world.cards.pins[0]
+    with Session(committed) as db, db.begin():
+        catalog.add_nas(
+            db, name="chilli1", hotspot="cafe", ip_address="10.1.0.1", secret="s", coa_port=3799, vendor="chilli"
+        )
+        update = AccountingUpdate(
+            status="start", nas_ip="10.1.0.1", username=number, acct_session_id="a1", framed_ip="127.0.0.1"
+        )
+        record_accounting(db, TariffCache(), update, clock.now)  # the NAS let the phone in (its CNA window)
+    app = create_app(portal_settings(database_url, key_file), clock=clock)
+    try:
+        browser = app.test_client()  # the phone's real browser: no cookie, the same address
+        taken = login(browser, number, pin)
+        assert (taken.status_code, taken.headers["Location"]) == (303, "/status")  # no NAS handoff needed
+        assert "You are online" in browser.get("/status").get_data(as_text=True)
+    finally:
+        app.extensions["hotspot_portal"].close()
+    assert [status for _, status, _ in sessions_of(committed)] == ["open"]
