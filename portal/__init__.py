@@ -12,7 +12,7 @@ from datetime import datetime
 
 from flask import Flask
 
-from portal import auth, captive, status
+from portal import auth, captive, heartbeat_lifecycle, status
 from portal.context import PortalContext, utc_now
 from portal.errors import init_errors
 from portal.gates import make_gate
@@ -48,7 +48,7 @@ def create_app(
     )
     # The blueprints first: a request for another host (the firewall sent it here) is redirected to the
     # portal before the CSRF check, which would refuse a form posted to that other site.
-    for blueprint in (auth.bp, status.bp, captive.bp):
+    for blueprint in (auth.bp, status.bp, heartbeat_lifecycle.bp, captive.bp):
         app.register_blueprint(blueprint)
     init_security(app, cookie_secure=settings.cookie_secure)
     init_i18n(app)

@@ -22,7 +22,7 @@ from portal.gates import FasRequest, FasRequestError, GateError, OpenNdsGate
 from portal.i18n import LANGUAGE_COOKIE, LANGUAGES, money, refusal_message
 from portal.security import client_address, same_site_path
 from portal.status import page_is_open, shown_balance
-from rlm_hotspot.core.clients import canonical_mac
+from rlm_hotspot.core.clients import canonical_mac, client_identity
 from rlm_hotspot.core.decisions import Refusal
 from rlm_hotspot.services import portal as portal_service
 from rlm_hotspot.services import sessions
@@ -84,12 +84,27 @@ def login() -> Any:
     ip, mac = (fas.client_ip, fas.client_mac) if fas else (client_address(), None)
     now = context.clock()
     refusal: Refusal | None = None
+    taken_over: str | None = None
     with context.unit_of_work() as db:  # committed also after a refusal: wrong PINs must count
         hotspot = context.hotspot(db)
         if hotspot.terms_of_use and request.form.get("terms") != "yes":
             return _login_page(error=gettext("Please accept the terms of use."), card=card_text)
         try:
-            if hotspot.mode == "standalone":
+            taken_over = portal_service.take_over(
+                db,
+                context.vault,
+                context.tariffs,
+                context.policy,
+                hotspot=hotspot,
+                card_text=credentials.card_number,
+                pin=credentials.pin,
+                client_ip=ip,
+                client=client_identity(mac, ip) if hotspot.mode == "standalone" else nas_login.client_identity_for(ip),
+                now=now,
+            )
+            # None: this address holds no open session of this card (else: this device's own session, from
+            # a browser without its cookie, e.g. after the captive-portal window closed)
+            if taken_over is None and hotspot.mode == "standalone":
                 status = sessions.open_portal_session(
                     db,
                     context.vault,
@@ -102,7 +117,7 @@ def login() -> Any:
                     client_mac=canonical_mac(mac),
                     now=now,
                 )
-            else:
+            elif taken_over is None:
                 portal_service.check_credentials(
                     db,
                     context.vault,
@@ -118,6 +133,10 @@ def login() -> Any:
             refusal = refused.refusal
     if refusal is not None:
         return _login_page(error=refusal_message(refusal, context.policy.lockout_window_s), card=card_text)
+    if taken_over is not None:
+        session.pop("fas", None)
+        guest.remember_login(token=taken_over, card_number=None, ip=ip)
+        return redirect(url_for("status.status_page"), 303)
     if hotspot.mode != "standalone":
         handed_over = nas_login.hand_over(credentials.card_number, credentials.pin, ip, context.public_url(hotspot))
         if handed_over is None:

@@ -21,7 +21,7 @@ from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services.access import Policy
 from rlm_hotspot.services.catalog import currency
 from rlm_hotspot.services.portal import (
-    HEARTBEAT_TIMEOUT_CAUSE,
+    SILENCE_CAUSES,
     PortalHotspot,
     PortalStatus,
     RecentViews,
@@ -151,7 +151,7 @@ class PortalContext:
         if view is None:
             with self.unit_of_work() as locked:
                 view = keep_alive(locked, self.tariffs, hotspot, token, now, signal)
-        if view.status.terminate_cause == HEARTBEAT_TIMEOUT_CAUSE and hotspot.mode == "standalone":
+        if view.status.terminate_cause in SILENCE_CAUSES and hotspot.mode == "standalone":
             self.close_gate(gate_ip)
         return view
 

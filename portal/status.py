@@ -18,11 +18,13 @@ from sqlalchemy import Connection
 from portal import guest, nas_login
 from portal.context import PortalContext, portal
 from portal.i18n import Wording, wording
+from rlm_hotspot.core.heartbeat import Silence
 from rlm_hotspot.core.money import Currency
 from rlm_hotspot.services.errors import NotFound
 from rlm_hotspot.services.portal import (
     GATE_FAILED_CAUSE,
     HEARTBEAT_TIMEOUT_CAUSE,
+    TERMINATE_CAUSES,
     PortalHotspot,
     PortalStatus,
     Signal,
@@ -62,6 +64,11 @@ def status_fields(view: PortalStatus, currency: Currency, hotspot: PortalHotspot
     return fields
 
 
+def hidden_keeps(hotspot: PortalHotspot, words: Wording) -> str:
+    """How long a page in the background keeps its session (the heartbeat rule's hidden grace)."""
+    return words.duration(max(hotspot.heartbeat_timeout, hotspot.hidden_grace))
+
+
 def ended_reason(status: SessionStatus, hotspot: PortalHotspot, words: Wording) -> str:
     """Why the session ended, and what the guest can do about it: from the cause stored with it (the
     worker's, the portal's, or the NAS's Acct-Terminate-Cause) and what is left on the card."""
@@ -76,10 +83,18 @@ def ended_reason(status: SessionStatus, hotspot: PortalHotspot, words: Wording) 
         return words.gettext("Your session has ended: this card has expired. To go on, log in with a new card.")
     if cause == HEARTBEAT_TIMEOUT_CAUSE:
         return words.gettext(
-            "Your session has ended: the status page was closed for more than %(seconds)d seconds. "
-            "Billing stopped when the page was closed. You can log in again with the same card.",
+            "Your session has ended: this page was closed or stopped for more than %(seconds)d seconds. "
+            "Billing stopped when access was cut. You can log in again with the same card.",
             seconds=hotspot.heartbeat_timeout,
         )
+    if cause == TERMINATE_CAUSES[Silence.HIDDEN]:
+        return words.gettext(
+            "Your session has ended: this page stayed in the background for more than %(duration)s. "
+            "Billing stopped when access was cut.",
+            duration=hidden_keeps(hotspot, words),
+        )
+    if cause == TERMINATE_CAUSES[Silence.CLOSED]:
+        return words.gettext("Your session has ended: this page was closed. Billing stopped when access was cut.")
     if cause == "User-Request":
         return words.gettext("You have logged out. Billing has stopped.")
     if cause == "Session-Timeout":
@@ -173,6 +188,7 @@ def status_page() -> Any:
         fields=status_fields(view, currency, hotspot, wording()),
         hotspot=hotspot,
         interval=portal().heartbeat_interval(hotspot),
+        hidden_keeps=hidden_keeps(hotspot, wording()),
         destination=guest.destination(),
         status_url=urljoin(portal().public_url(hotspot), url_for("status.status_page")),
     )

@@ -43,20 +43,33 @@
     box.addEventListener("change", function () { pin.type = box.checked ? "text" : "password"; });
   }
 
+  // The status page is the session's keepalive. It beats every N s, and says what happens to it (Page
+  // Lifecycle): "hidden" when it goes to the background (a phone may freeze it: the hotspot then keeps the
+  // session for its longer hidden grace), "visible" when it is back, "closed" when it is closed (the
+  // session ends a few seconds later, unless a page of it speaks again: a reload, another tab).
   function heartbeat(main) {
     var url = main.getAttribute("data-heartbeat");
+    var stateUrl = main.getAttribute("data-page-state");
     var token = main.getAttribute("data-csrf");
     var interval = parseInt(main.getAttribute("data-interval"), 10) * 1000;
     var lost = document.getElementById("connection-lost");
+    var timer = null;
+    var moving = false;  // this page's own link or form is taking the guest to the next portal page
+    var gone = false;  // pagehide has said what became of the page: a later "hidden" must not undo it
+    var tabs = window.BroadcastChannel ? new BroadcastChannel("hotspot-status") : null;
 
     function show(fields) {
       Object.keys(fields).forEach(function (name) {
         document.querySelectorAll('[data-field="' + name + '"]').forEach(function (el) { el.textContent = fields[name]; });
       });
     }
-    function beat() {
-      fetch(url, {
-        method: "POST", credentials: "same-origin", cache: "no-store",
+    function beatIn(ms) {
+      window.clearTimeout(timer);
+      timer = window.setTimeout(beat, ms);
+    }
+    function ask(target, body) {
+      fetch(target, {
+        method: "POST", credentials: "same-origin", cache: "no-store", body: body,
         headers: { "X-CSRF-Token": token, "Accept": "application/json" }
       }).then(function (response) {
         if (!response.ok) { throw new Error("heartbeat " + response.status); }
@@ -66,13 +79,44 @@
         if (!state.open) { window.location.reload(); return; }  // the server renders the "ended" page
         show(state.fields);
         interval = (state.next_heartbeat_s || interval / 1000) * 1000;
-        window.setTimeout(beat, interval);
+        beatIn(interval);
       }).catch(function () {
         lost.hidden = false;
-        window.setTimeout(beat, Math.min(interval, 5000));
+        beatIn(Math.min(interval, 5000));
       });
     }
-    window.setTimeout(beat, interval);
+    function beat() { ask(url, null); }
+    function say(state) {  // a beacon still leaves a page that is being hidden or closed
+      var body = new URLSearchParams({ state: state, csrf_token: token });
+      if (!(navigator.sendBeacon && navigator.sendBeacon(stateUrl, body))) {
+        fetch(stateUrl, { method: "POST", credentials: "same-origin", body: body, keepalive: true }).catch(function () {});
+      }
+    }
+
+    document.addEventListener("visibilitychange", function () {
+      if (document.visibilityState === "hidden") { if (!gone) { say("hidden"); } return; }
+      ask(stateUrl, new URLSearchParams({ state: "visible" }));  // back: at once, the numbers may be old
+    });
+    window.addEventListener("pagehide", function (event) {
+      gone = true;
+      if (moving) { return; }
+      say(event.persisted ? "hidden" : "closed");  // persisted: kept in the back/forward cache, may return
+      if (tabs) { tabs.postMessage("closed"); }
+    });
+    window.addEventListener("pageshow", function (event) {
+      if (event.persisted) { moving = gone = false; ask(stateUrl, new URLSearchParams({ state: "visible" })); }
+    });
+    document.addEventListener("submit", function (event) { moving = moving || !event.defaultPrevented; });
+    document.addEventListener("click", function (event) {
+      var link = event.target.closest ? event.target.closest("a[href]") : null;
+      if (link && !event.defaultPrevented && link.target !== "_blank" && link.origin === window.location.origin) {
+        moving = true;
+      }
+    });
+    // Another status page of this browser was closed: speak, so that its "closed" does not end the session.
+    if (tabs) { tabs.onmessage = function () { beatIn(1000); }; }
+    // A page that replaced one (a reload) speaks soon: the old page's "closed" arrives after this page's load.
+    beatIn(Math.min(interval, 2000));
   }
 
   // RADIUS mode: the credentials go on to the NAS's login page at once (the button is the no-JS way).

@@ -50,12 +50,18 @@ def hotspot() -> None:
 @click.option(
     "--heartbeat",
     type=click.Choice(["on", "off", "grace"]),
-    default="on",
-    show_default=True,
-    help="Whether the portal page must stay open (heartbeats) for the session to live.",
+    default=None,
+    help="Whether the portal page must stay open (heartbeats) for the session to live "
+    "(default: on for standalone, off for radius: the NAS meters time and ends idle sessions).",
 )
 @click.option(
     "--heartbeat-timeout", default="90s", show_default=True, help="How long without heartbeats before the session ends."
+)
+@click.option(
+    "--hidden-grace",
+    default="10m",
+    show_default=True,
+    help="How long a status page in the background (a phone freezes it) keeps its session; billed, like all open time.",
 )
 @click.option("--portal-url", default=None, help="Portal address printed on cards (QR code).")
 @pass_app
@@ -68,8 +74,9 @@ def hotspot_add(
     traffic_meter: str | None,
     interim_interval: str,
     idle_timeout: str | None,
-    heartbeat: str,
+    heartbeat: str | None,
     heartbeat_timeout: str,
+    hidden_grace: str,
     portal_url: str | None,
 ) -> None:
     """Add a hotspot.
@@ -84,8 +91,9 @@ def hotspot_add(
         traffic_meter=traffic_meter or ("netflow" if mode == "standalone" else "radius"),
         interim_interval=int(parse_duration(interim_interval).total_seconds()),
         idle_timeout=int(parse_duration(idle_timeout).total_seconds()) if idle_timeout else None,
-        heartbeat=heartbeat,
+        heartbeat=heartbeat or ("on" if mode == "standalone" else "off"),
         heartbeat_timeout=int(parse_duration(heartbeat_timeout).total_seconds()),
+        hidden_grace=int(parse_duration(hidden_grace).total_seconds()),
         portal_url=portal_url,
     )
     with app.transaction() as session:
@@ -117,6 +125,7 @@ def hotspot_list(app: App, fmt: str) -> None:
             "idle_timeout",
             "heartbeat",
             "heartbeat_timeout",
+            "hidden_grace",
             "portal_url",
         ],
     )

@@ -43,6 +43,7 @@ from rlm_hotspot.services.enforcement import (
     MAX_NAS_ATTEMPTS,
     ClaimedCut,
     CutPlan,
+    bill_open_gates,
     claim_due_cuts,
     limits_for_nas,
     next_attempt_delay_s,
@@ -90,6 +91,10 @@ class Worker:
     def run_cycle(self) -> None:
         now = self.clock()
         with self.transaction() as session:
+            billed = bill_open_gates(session, self.tariffs, now)
+        if billed:
+            log.debug("billed the open gates of %d silent standalone session(s) up to now", billed)
+        with self.transaction() as session:
             plan = plan_cuts(session, self.policy, now)
         _log_plan(plan)
         with self.transaction() as session:
@@ -117,7 +122,7 @@ class Worker:
             )
             return
         with self.transaction() as session:
-            record_gate_closed(session, cut, self.clock())
+            record_gate_closed(session, self.tariffs, cut, self.clock())
         log.info("session %d (%s): gate closed for %s, session closed", cut.session_id, cut.reason, client)
 
     def _disconnect(self, cuts: list[ClaimedCut]) -> None:

@@ -23,15 +23,28 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from rlm_hotspot.core.heartbeat import CLOSED_PAGE_SLACK_S, PageState, Silence
 from rlm_hotspot.db.sessions import LIVE_SESSION
 
-_HEARTBEAT_STOPPED = """(h.heartbeat IN ('on', 'grace')
-    AND COALESCE(s.last_heartbeat_at, s.started_at) < :now - make_interval(secs => h.heartbeat_timeout))"""
+_LAST_SIGN = "COALESCE(s.last_heartbeat_at, s.started_at)"
+_AFTER = "{at} + make_interval(secs => {seconds}) < :now"
+
+# The heartbeat rule (rlm_hotspot.core.heartbeat.heartbeat_deadline): under 'on' and 'grace', the reason a
+# session silent for too long has ended, else NULL. A page that said it was closed ends CLOSED_PAGE_SLACK_S
+# later unless a sign of life came after it; a hidden page gets the hotspot's hidden_grace; any other
+# page, or none, heartbeat_timeout since the last sign of life (or since login).
+_SILENCE = f"""CASE
+    WHEN h.heartbeat NOT IN ('on', 'grace') THEN NULL
+    WHEN s.page_state = '{PageState.CLOSED}' AND s.page_state_at >= {_LAST_SIGN}
+        THEN CASE WHEN {_AFTER.format(at="s.page_state_at", seconds=CLOSED_PAGE_SLACK_S)} THEN '{Silence.CLOSED}' END
+    WHEN s.page_state = '{PageState.HIDDEN}'
+        THEN CASE WHEN {_AFTER.format(at=_LAST_SIGN, seconds="GREATEST(h.heartbeat_timeout, h.hidden_grace)")}
+                  THEN '{Silence.HIDDEN}' END
+    WHEN {_AFTER.format(at=_LAST_SIGN, seconds="h.heartbeat_timeout")} THEN '{Silence.STOPPED}'
+END"""
 
 # Why an open session must end, first match wins. The deadline is the admin_cards one (card_deadlines
 # view, capped by the batch's hard expiry), which for an activated card is the core's effective deadline.
-# The heartbeat rule is the portal's (rlm_hotspot.services.portal.heartbeat_expired): under 'on' and
-# 'grace' a session silent (no heartbeat since login) for longer than heartbeat_timeout has ended.
 # A standalone session that went stale has no NAS to say it ended, so it is cut like any other (its gate
 # must close); stale RADIUS sessions are closed by close_stale_sessions instead.
 _MUST_CUT = f"""
@@ -39,7 +52,7 @@ _MUST_CUT = f"""
            CASE WHEN c.blocked THEN 'blocked'
                 WHEN LEAST(d.deadline, b.expires_at) <= :now THEN 'expired'
                 WHEN a.balance <= 0 THEN 'exhausted'
-                WHEN {_HEARTBEAT_STOPPED} THEN 'heartbeat'
+                WHEN silence.reason IS NOT NULL THEN silence.reason
                 ELSE 'stale'
            END AS reason
     FROM sessions s
@@ -48,11 +61,12 @@ _MUST_CUT = f"""
     JOIN card_deadlines d ON d.card_id = c.id
     JOIN hotspots h ON h.id = s.hotspot_id
     LEFT JOIN accounts a ON a.id = s.account_id
+    CROSS JOIN LATERAL (SELECT {_SILENCE} AS reason) silence
     WHERE s.status = 'open'
       AND (c.blocked
            OR LEAST(d.deadline, b.expires_at) <= :now
            OR a.balance <= 0
-           OR {_HEARTBEAT_STOPPED}
+           OR silence.reason IS NOT NULL
            OR (s.source = 'portal' AND NOT ({LIVE_SESSION})))
 """
 
@@ -102,6 +116,23 @@ def enqueue_cuts(session: Session, now: datetime, pending_ttl_s: int, ask_again_
         {"now": now, "pending_ttl": pending_ttl_s, "ask_again_after": ask_again_after_s},
     )
     return [QueuedCut(r.session_id, r.reason) for r in rows]
+
+
+def gates_billed_long_ago(session: Session, now: datetime, limit: int) -> list[str]:
+    """Tokens of open standalone sessions of hotspots that require heartbeats whose online time was last
+    billed more than half the heartbeat timeout ago (`seconds` is the online time billed so far, counted
+    from `started_at`). Not under heartbeat 'off': there a session nobody hears of goes stale
+    (`last_seen_at`, which billing moves), and is billed when it is cut."""
+    rows = session.execute(
+        text(
+            """SELECT s.auth_token FROM sessions s JOIN hotspots h ON h.id = s.hotspot_id
+               WHERE s.status = 'open' AND s.source = 'portal' AND h.heartbeat IN ('on', 'grace')
+                 AND s.started_at + make_interval(secs => s.seconds + h.heartbeat_timeout / 2.0) < :now
+               ORDER BY s.id LIMIT :limit"""
+        ),
+        {"now": now, "limit": limit},
+    )
+    return [r.auth_token for r in rows]
 
 
 @dataclass(frozen=True)

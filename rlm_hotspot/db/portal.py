@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from rlm_hotspot.db.engine import Executor
 
-_HOTSPOT_COLUMNS = "id, name, timezone, mode, heartbeat, heartbeat_timeout, portal_url, terms_of_use"
+_HOTSPOT_COLUMNS = "id, name, timezone, mode, heartbeat, heartbeat_timeout, hidden_grace, portal_url, terms_of_use"
 
 
 def hotspot_by_name(session: Session, name: str) -> Row | None:  # type: ignore[type-arg]

@@ -80,6 +80,7 @@ hotspots = Table(
     Column("heartbeat_timeout", Integer, nullable=False),
     Column("max_session_seconds", Integer, nullable=False),
     Column("max_rate_kbps", Integer, nullable=False),
+    Column("hidden_grace", Integer, nullable=False),
     Column("portal_url", Text),
     Column("terms_of_use", Text),
     Column("created_at", TS, nullable=False),
@@ -176,6 +177,8 @@ sessions = Table(
     Column("reported_input_octets", BigInteger),
     Column("reported_output_octets", BigInteger),
     Column("counters_at", TS),
+    Column("page_state", Text),
+    Column("page_state_at", TS),
 )
 
 disconnects = Table(

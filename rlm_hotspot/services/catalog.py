@@ -151,6 +151,7 @@ class HotspotSpec:
     idle_timeout: int | None = None
     heartbeat: str = "on"
     heartbeat_timeout: int = 90
+    hidden_grace: int = 600
     portal_url: str | None = None
 
 
@@ -171,6 +172,10 @@ def add_hotspot(session: Session, spec: HotspotSpec) -> int:
         raise ServiceError("the interim interval must be at least 60 s (RFC 2869)")
     if spec.heartbeat not in ("on", "off", "grace"):
         raise ServiceError("heartbeat must be on, off or grace")
+    if spec.heartbeat_timeout < 10:
+        raise ServiceError("the heartbeat timeout must be at least 10 s")
+    if spec.hidden_grace < 0:
+        raise ServiceError("the hidden grace cannot be negative")
     tariff = get_tariff(session, spec.tariff)
     try:
         return q.insert_hotspot(
@@ -184,6 +189,7 @@ def add_hotspot(session: Session, spec: HotspotSpec) -> int:
             idle_timeout=spec.idle_timeout,
             heartbeat=spec.heartbeat,
             heartbeat_timeout=spec.heartbeat_timeout,
+            hidden_grace=spec.hidden_grace,
             portal_url=spec.portal_url,
         )
     except q.DuplicateError as exc:

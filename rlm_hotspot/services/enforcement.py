@@ -23,11 +23,14 @@ and rows whose session no longer needs it are finished. The worker then claims t
   NAS that refuses CoA (NAK, or never answers) keeps the old limits: when they run out it ends the
   session, and the guest's next login gets the new ones — no money is lost, billing follows accounting.
 * Standalone (portal) session: the gate for the client's IP/MAC is closed, then the session is closed
-  at that moment, whatever the reason: the gate let traffic through until then, so NetFlow records of
-  it that arrive within the import's grace window are still billed to the session. Time is not debited
-  at the close — the portal bills per heartbeat, so time billing stopped at the last one. (A stale
-  RADIUS session, or one its NAS no longer knows, ends at its last counters instead: the NAS's
-  counters are the meter there, and nothing was cut.)
+  and its online time billed up to that moment, whatever the reason: the gate let traffic through until
+  then (so NetFlow records of it that arrive within the import's grace window are still billed to the
+  session too). (A stale RADIUS session, or one its NAS no longer knows, ends at its last counters
+  instead: the NAS's counters are the meter there, and nothing was cut.)
+
+Before all that, a standalone session whose gate is open while no heartbeat bills it (its page is hidden,
+frozen or closed) has its online time billed up to now (`bill_open_gates`), so its balance — and the
+`exhausted` rule — follow the time its gate is open.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from rlm_hotspot.db import enforcement as q
 from rlm_hotspot.db.enforcement import ClaimedCut, QueuedCut
 from rlm_hotspot.services.access import Grant, Policy
 from rlm_hotspot.services.errors import NotFound
+from rlm_hotspot.services.gate_time import bill_open_time
 from rlm_hotspot.services.sessions import close_stale_sessions, session_view, status_of
 from rlm_hotspot.services.tariff_cache import TariffCache
 
@@ -76,6 +80,19 @@ def plan_cuts(session: Session, policy: Policy, now: datetime) -> CutPlan:
     new_limits = q.queue_coas(session, refilled, now) if refilled else []
     queued = q.enqueue_cuts(session, now, policy.pending_session_ttl_s, ASK_AGAIN_AFTER_S)
     return CutPlan(stale, queued, cancelled, new_limits)
+
+
+def bill_open_gates(session: Session, tariffs: TariffCache, now: datetime, limit: int = CLAIM_LIMIT) -> int:
+    """Bill up to now the online time of standalone sessions that no heartbeat billed for more than half
+    the heartbeat timeout (a page beats every third of it): their gate is open, so the time is due, and a
+    balance that reaches zero gets them cut. Returns how many were billed."""
+    billed = 0
+    for token in q.gates_billed_long_ago(session, now, limit):
+        view = session_view(session, token, lock=True)
+        if view.status == "open":
+            bill_open_time(session, tariffs, view, now)
+            billed += 1
+    return billed
 
 
 def claim_due_cuts(session: Session, now: datetime, limit: int = CLAIM_LIMIT) -> list[ClaimedCut]:
@@ -140,10 +157,14 @@ def record_no_nas(session: Session, cut: ClaimedCut, now: datetime) -> None:
     q.record_outcome(session, cut.disconnect_id, "no_nas", done_at=now)
 
 
-def record_gate_closed(session: Session, cut: ClaimedCut, now: datetime) -> None:
-    """The standalone client's gate is closed: finish the row and close the session now, when it was cut
-    (its late NetFlow records then fall in the grace window that counts from here)."""
+def record_gate_closed(session: Session, tariffs: TariffCache, cut: ClaimedCut, now: datetime) -> None:
+    """The standalone client's gate is closed: finish the row, bill the session's online time up to now
+    and close it now, when it was cut (its late NetFlow records then fall in the grace window that
+    counts from here)."""
     q.record_outcome(session, cut.disconnect_id, "gate_closed", done_at=now)
+    view = session_view(session, cut.token, lock=True)
+    if view.status == "open":
+        bill_open_time(session, tariffs, view, now)
     q.close_at(session, cut.session_id, cut.reason, now)
 
 

@@ -7,9 +7,10 @@ The heartbeat rule ("the session lives while its status page is open") in one pl
   too, so a phone whose captive-portal window closed itself stays online while it keeps asking;
 * ``off``: no heartbeat is required (logout, money or the card's deadline end the session).
 
-A session silent for longer than the hotspot's ``heartbeat_timeout`` has ended at its last heartbeat:
-the worker closes it (and its gate, or sends a Disconnect), and a portal that sees such a session first
-closes it the same way, so a late heartbeat can never bill the silent minutes.
+A session silent for longer than the hotspot's ``heartbeat_timeout`` has ended (a hidden page gets
+``hidden_grace``, a closed page a few seconds: ``rlm_hotspot.core.heartbeat``): the worker cuts it (its
+gate, or a Disconnect), and a portal that sees such a standalone session first closes it and its gate.
+Either way its online time is billed up to the cut, because the gate was open until then.
 """
 
 from __future__ import annotations
@@ -25,7 +26,16 @@ from sqlalchemy.orm import Session
 from rlm_hotspot.core.cardcode import CardNumberError, normalise_card_number
 from rlm_hotspot.core.clients import client_identity
 from rlm_hotspot.core.decisions import Refusal
+from rlm_hotspot.core.heartbeat import (
+    TERMINATE_CAUSES,
+    Deadline,
+    HeartbeatRule,
+    PageState,
+    Silence,
+    heartbeat_deadline,
+)
 from rlm_hotspot.db import enforcement as enforcement_db
+from rlm_hotspot.db import page_state as page_state_db
 from rlm_hotspot.db import portal as q
 from rlm_hotspot.db import sessions as sessions_db
 from rlm_hotspot.db.engine import Executor
@@ -34,10 +44,12 @@ from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import cards, sessions
 from rlm_hotspot.services.access import Grant, LoginRequest, Policy, decide_login, record_attempt
 from rlm_hotspot.services.errors import CardRefused, NotFound, ServiceError
+from rlm_hotspot.services.gate_time import bill_open_time
 from rlm_hotspot.services.sessions import SessionStatus
 from rlm_hotspot.services.tariff_cache import TariffCache
 
-HEARTBEAT_TIMEOUT_CAUSE = "Heartbeat-Timeout"
+HEARTBEAT_TIMEOUT_CAUSE = TERMINATE_CAUSES[Silence.STOPPED]
+SILENCE_CAUSES = frozenset(TERMINATE_CAUSES.values())  # the session ended under the heartbeat rule
 GATE_FAILED_CAUSE = "Gate-Failed"
 HEARTBEAT_WRITE_ROUNDS = 3  # a held heartbeat whose session changes under this many writes is given up
 
@@ -59,12 +71,17 @@ class PortalHotspot:
     mode: str  # standalone | radius
     heartbeat: str  # on | off | grace
     heartbeat_timeout: int
+    hidden_grace: int  # seconds a page in the background keeps its session (sql/016)
     portal_url: str | None
     terms_of_use: str | None
 
     @property
     def heartbeat_required(self) -> bool:
         return self.heartbeat != "off"
+
+    @property
+    def rule(self) -> HeartbeatRule:
+        return HeartbeatRule(self.heartbeat, self.heartbeat_timeout, self.hidden_grace)
 
     def counts_as_heartbeat(self, signal: Signal) -> bool:
         return signal is Signal.PAGE or self.heartbeat != "on"
@@ -96,8 +113,18 @@ def last_sign_of_life(view: SessionView) -> datetime:
 
 
 def heartbeat_expired(hotspot: PortalHotspot, view: SessionView, now: datetime) -> bool:
-    """The close-the-page rule: a live session silent for longer than the hotspot's timeout has ended."""
+    """Whether the session may have ended under the heartbeat rule: silent for longer than the timeout.
+
+    The cheap test of the hot path (no page state read). A page in the background may still be within its
+    hidden grace: `keep_alive` decides, under the row lock, with what the page last said.
+    """
     return view.status != "closed" and _silent_too_long(hotspot, last_sign_of_life(view), now)
+
+
+def silence_deadline(session: Executor, hotspot: PortalHotspot, view: SessionView) -> Deadline | None:
+    """The session's deadline under the heartbeat rule, with what its page last said (one read)."""
+    state, state_at = page_state_db.page_state(session, view.id)
+    return heartbeat_deadline(hotspot.rule, last_sign_of_life(view), state, state_at)
 
 
 def keep_alive(
@@ -105,24 +132,28 @@ def keep_alive(
 ) -> PortalStatus:
     """A sign of life from the guest: extend and bill the session when the hotspot's rule says it counts.
 
-    In a transaction, under the session's row lock. A standalone session already past its timeout is
-    closed at its last heartbeat instead (the worker would have done it), so billing stops where the
-    guest left. RADIUS sessions are the NAS's to end: the worker sends the Disconnect-Request, the portal
-    only reports.
+    In a transaction, under the session's row lock. A standalone session already past its deadline is
+    closed instead (the worker would have done it), billed up to now: its gate was open until now.
+    RADIUS sessions are the NAS's to end: the worker sends the Disconnect-Request, the portal only reports.
     """
     view = sessions.session_view(session, token, lock=True)
-    if view.source == "portal" and heartbeat_expired(hotspot, view, now):
-        sessions_db.update_session(
-            session,
-            view.id,
-            status="closed",
-            stopped_at=last_sign_of_life(view),
-            terminate_cause=HEARTBEAT_TIMEOUT_CAUSE,
-        )
-        return PortalStatus(sessions.session_status(session, tariffs, token, now), None)
+    if view.source == "portal" and view.status == "open":
+        deadline = silence_deadline(session, hotspot, view)
+        if deadline is not None and now > deadline.at:
+            bill_open_time(session, tariffs, view, now)
+            sessions_db.update_session(
+                session, view.id, status="closed", stopped_at=now, terminate_cause=TERMINATE_CAUSES[deadline.silence]
+            )
+            return PortalStatus(sessions.session_status(session, tariffs, token, now), None)
     status = _sign_of_life(session, tariffs, hotspot, view, now, signal)
     assert status is not None, "the row is locked: nothing can have changed it"
     return status
+
+
+def note_page(session: Executor, token: str, state: PageState | None, now: datetime) -> bool:
+    """What the guest's status page says about itself (Page Lifecycle), after its sign of life: hidden,
+    closed, or visible again (None). False when the session has ended."""
+    return page_state_db.note_page_state(session, token, state, now)
 
 
 @dataclass(frozen=True)
@@ -487,6 +518,50 @@ def check_credentials(
             now=now,
         )
         raise
+
+
+def take_over(
+    session: Session,
+    vault: PinVault,
+    tariffs: TariffCache,
+    policy: Policy,
+    *,
+    hotspot: PortalHotspot,
+    card_text: str,
+    pin: str,
+    client_ip: str,
+    client: str | None,
+    now: datetime,
+) -> str | None:
+    """The token of the open session this client address holds with this card, once its PIN is checked
+    (`client`: the guest as the lockout names them).
+
+    A guest whose captive-portal window closed opens the status page in the real browser, which has no
+    cookie: a login there would be refused as "in use on another device", although it is the same device
+    (the gate, or the NAS, knows it by this address — the RFC 8908 API maps it the same way). So the
+    address that owns the card's open session takes that session over, with the card's PIN, under the
+    same rules and lockout as a login. None: this address holds no open session of this card (log in as
+    usual). CardRefused: the PIN or the card's state refuses it (recorded; the caller commits).
+    """
+    token = live_token_for_client(session, hotspot, client_ip)
+    if token is None:
+        return None
+    try:
+        number = normalise_card_number(card_text)
+    except CardNumberError:
+        return None
+    view = sessions.session_view(session, token)
+    if view.card_number != number:
+        return None
+    request = LoginRequest(card_text=number, source="portal", hotspot_id=hotspot.id, client=client, pin=pin)
+    try:
+        decide_login(session, vault, tariffs, policy, request, now)
+    except CardRefused as refused:
+        if refused.refusal is not Refusal.TOO_MANY_SESSIONS:  # that is this very session: every other rule passed
+            _record(session, number, client, hotspot, refused.refusal, now)
+            raise
+    _record(session, number, client, hotspot, None, now)
+    return token
 
 
 def _record(

@@ -17,6 +17,7 @@ from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.core.cardcode import CardNumberError, normalise_card_number
+from rlm_hotspot.core.clients import client_identity
 from rlm_hotspot.core.decisions import Refusal
 from rlm_hotspot.core.plausibility import (
     MAX_BIGINT,
@@ -607,7 +608,7 @@ def open_portal_session(
     A refusal raises CardRefused after recording the attempt (the caller must still commit, so wrong
     PINs count towards the lockout).
     """
-    client = client_mac or client_ip
+    client = client_identity(client_mac, client_ip)
     request = LoginRequest(card_text=card_text, source="portal", hotspot_id=hotspot_id, client=client, pin=pin)
     try:
         grant = decide_login(session, vault, tariffs, policy, request, now)

@@ -278,3 +278,20 @@ def test_the_readme_tariff_charges_the_night_price_from_2330_to_0130(  # type: i
             status = heartbeat(db, tariffs, status.token, MOSCOW_2330 + timedelta(minutes=minutes))
         assert status.balance == 500 - 120
         assert_ledger_balanced(db)
+
+
+def test_hotspot_heartbeat_defaults_follow_the_mode_and_the_hidden_grace_is_set(run) -> None:  # type: ignore[no-untyped-def]
+    setup_world(run)  # cafe: --mode radius by default
+    run("hotspot", "add", "lobby", "--timezone", "UTC", "--tariff", "standard", "--mode", "standalone")
+    run("hotspot", "add", "hall", "--timezone", "UTC", "--tariff", "standard", "--mode", "standalone",
+        "--hidden-grace", "20m")  # fmt: skip
+    listed = run("hotspot", "list", "--format", "csv").output.splitlines()
+    rows = {line.split(",")[1]: line for line in listed[1:]}
+    # a NAS meters time and ends idle sessions: no page needs to stay open there; the portal's gate needs one
+    assert ",radius,radius,300,,off,90,600," in rows["cafe"]
+    assert ",standalone,netflow,300,,on,90,600," in rows["lobby"]
+    assert ",on,90,1200," in rows["hall"]
+    refused(
+        run("hotspot", "add", "x", "--timezone", "UTC", "--tariff", "standard", "--heartbeat-timeout", "5s", ok=False),
+        "at least 10 s",
+    )

@@ -225,7 +225,7 @@ def worker_at(db: Session, when: list[datetime], gate: FakeGate | None = None, s
     )
 
 
-def test_standalone_cut_closes_the_gate_then_the_session_when_cut(db: Session, vault: PinVault) -> None:
+def test_standalone_cut_closes_the_gate_then_the_session_billed_to_the_cut(db: Session, vault: PinVault) -> None:
     hotspots, numbers, pins = portal_world(db, vault, ("on",))
     status = portal_login(db, vault, numbers[0], pins[0], hotspots["on"], "10.77.0.2", "02-00-00-77-00-02")
     heartbeat(db, TariffCache(), status.token, NOW + timedelta(seconds=30))
@@ -247,13 +247,14 @@ def test_standalone_cut_closes_the_gate_then_the_session_when_cut(db: Session, v
     assert len(gate.calls) == 2
     assert disconnect_rows(db, status.session_id) == [("heartbeat", 2, "gate_closed", None, True)]
     closed = session_row(db, status.session_id)
+    online = int((clock[0] - NOW).total_seconds())  # 136 s: the gate let traffic through until then
     assert (closed.status, closed.stopped_at, closed.terminate_cause, closed.seconds) == (
         "closed",
-        clock[0],  # the gate let traffic through until then
+        clock[0],
         "Heartbeat-Timeout",
-        30,
+        online,
     )
-    assert cards.find_card(db, numbers[0]).balance == balance  # time billing stopped at the last heartbeat
+    assert cards.find_card(db, numbers[0]).balance == 500 - online  # billed to the cut, not the last heartbeat
     assert_ledger_balanced(db)
 
 

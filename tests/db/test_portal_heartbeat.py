@@ -12,6 +12,7 @@ import psycopg2.extensions
 import pytest
 from sqlalchemy.orm import Session
 
+from rlm_hotspot.core.heartbeat import CLOSED_PAGE_SLACK_S, PageState
 from rlm_hotspot.db import sessions as sessions_db
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import sessions
@@ -22,6 +23,7 @@ from rlm_hotspot.services.portal import (
     Signal,
     keep_alive,
     keep_alive_without_lock,
+    note_page,
     portal_hotspot,
 )
 from rlm_hotspot.services.tariff_cache import TariffCache
@@ -143,7 +145,7 @@ def test_a_page_polled_by_the_os_only_reports_when_the_hotspot_wants_the_page(db
     assert view is not None and view.status.balance == 500 and view.cut_at == NOW + timedelta(seconds=60)
 
 
-def test_a_session_silent_too_long_goes_the_locked_way_and_ends_at_its_last_heartbeat(
+def test_a_session_silent_too_long_goes_the_locked_way_and_is_billed_until_the_portal_cuts_it(
     db: Session, vault: PinVault
 ) -> None:
     tariffs = TariffCache()
@@ -151,8 +153,30 @@ def test_a_session_silent_too_long_goes_the_locked_way_and_ends_at_its_last_hear
     much_later = NOW + timedelta(seconds=90)
     assert keep_alive_without_lock(db, tariffs, hotspot, token, much_later, Signal.PAGE) is None
     view = keep_alive(db, tariffs, hotspot, token, much_later, Signal.PAGE)
-    assert (view.status.open, view.status.balance, view.cut_at) == (False, 500, None)
+    # its gate was open until now (the portal closes it now): the 90 s are billed, not the 0 s heard of
+    assert (view.status.open, view.status.balance, view.status.online_seconds, view.cut_at) == (False, 410, 90, None)
     assert view.status.terminate_cause == HEARTBEAT_TIMEOUT_CAUSE
+    assert_ledger_balanced(db)
+
+
+def test_a_hidden_page_keeps_its_session_for_the_hidden_grace_and_a_closed_one_ends_soon(
+    db: Session, vault: PinVault
+) -> None:
+    tariffs = TariffCache()
+    hotspot, token = logged_in(db, vault, tariffs)
+    assert hotspot.hidden_grace == 600  # the default (sql/016)
+    assert note_page(db, token, PageState.HIDDEN, NOW)
+    back = NOW + timedelta(seconds=300)  # frozen in the background, far past the 60 s timeout
+    assert keep_alive_without_lock(db, tariffs, hotspot, token, back, Signal.PAGE) is None  # the locked way decides
+    view = keep_alive(db, tariffs, hotspot, token, back, Signal.PAGE)
+    assert (view.status.open, view.status.online_seconds, view.status.balance) == (True, 300, 200)
+    assert note_page(db, token, PageState.CLOSED, back)
+    view = keep_alive(db, tariffs, hotspot, token, back + timedelta(seconds=CLOSED_PAGE_SLACK_S), Signal.CAPTIVE_API)
+    assert view.status.open  # a reload's sign of life may still come
+    cut = back + timedelta(seconds=CLOSED_PAGE_SLACK_S + 1)
+    view = keep_alive(db, tariffs, hotspot, token, cut, Signal.CAPTIVE_API)
+    assert (view.status.open, view.status.terminate_cause, view.status.balance) == (False, "Page-Closed", 189)
+    assert_ledger_balanced(db)
 
 
 def test_the_batched_heartbeat_write_refuses_a_write_that_moves_traffic(db: Session, vault: PinVault) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -52,7 +53,10 @@ def chromium(tmp_path: Path, *, javascript: bool = True, language: str = "en") -
 
 
 def wait_for(driver: WebDriver, condition: Callable[[WebDriver], object], seconds: float = 10) -> object:
-    return WebDriverWait(driver, seconds, poll_frequency=0.2).until(condition)
+    """Wait until `condition` holds; an element that a reload replaced while it was read is looked up again."""
+    return WebDriverWait(
+        driver, seconds, poll_frequency=0.2, ignored_exceptions=[StaleElementReferenceException]
+    ).until(condition)
 
 
 @contextmanager

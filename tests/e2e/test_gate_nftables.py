@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from portal.gates import make_gate
 from portal.gates.nftables import NftablesGate
@@ -117,6 +117,9 @@ def test_login_opens_the_gate_and_stopped_heartbeats_close_it(lab, gate, card, g
 
     assert not gate.is_open(CLIENT_IP, None)
     assert only_session(committed)[:2] == ("closed", "Heartbeat-Timeout")
+    with committed.connect() as conn:
+        billed, gate_open = conn.execute(text("SELECT seconds, stopped_at - started_at FROM sessions")).one()
+    assert billed == int(gate_open.total_seconds()) > HEARTBEAT_TIMEOUT_S  # to the cut, not to the last page view
     assert_redirected_to_portal(guest)
     assert "Your session has ended" in guest.get(f"{PORTAL_URL}status").body  # the portal knows it too
 

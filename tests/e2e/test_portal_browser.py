@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.cli.worker import Worker
+from rlm_hotspot.core.heartbeat import CLOSED_PAGE_SLACK_S
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services.access import Policy
 from tests.e2e.browser import chromium, needs_chromium, portal_server, wait_for
@@ -149,7 +151,28 @@ def test_russian_guest(tmp_path: Path, portal_url: str, shop: World, screenshots
         driver.quit()
 
 
-def test_closing_the_tab_ends_the_session_and_billing(
+def worker_at(engine: Engine, at: float | None = None) -> tuple[Worker, list[str]]:
+    """`hotspotctl worker` on the test database (its clock `at` seconds from now, else the real one),
+    and the client addresses whose gate it closes."""
+
+    @contextmanager
+    def transaction() -> Iterator[Session]:
+        with Session(engine) as session, session.begin():
+            yield session
+
+    closed_gates: list[str] = []
+    clock = (lambda: datetime.now(UTC) + timedelta(seconds=at)) if at is not None else (lambda: datetime.now(UTC))
+    worker = Worker(transaction, Policy(), lambda ip, mac: closed_gates.append(ip), clock=clock)
+    return worker, closed_gates
+
+
+def session_in_db(engine: Engine) -> tuple[str, str | None, str | None, int]:
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT status, terminate_cause, page_state, seconds FROM sessions")).one()
+    return row.status, row.terminate_cause, row.page_state, row.seconds
+
+
+def test_closing_the_tab_ends_the_session_within_seconds_billed_to_the_cut(
     browser: WebDriver, portal_url: str, shop: World, committed: Engine
 ) -> None:
     number = shop.cards.numbers[4]
@@ -159,30 +182,91 @@ def test_closing_the_tab_ends_the_session_and_billing(
     wait_for(browser, lambda d: d.current_url.endswith("/status"))
     first = balance_text(browser)
     wait_for(browser, lambda d: balance_text(d) != first)
-    browser.close()  # the guest closes the tab (the other tab keeps the browser alive)
+    browser.close()  # the guest closes the tab (the other tab keeps the browser alive): pagehide, a beacon
     browser.switch_to.window(next(h for h in browser.window_handles if h != guest_tab))
-    time.sleep(WRITE_DELAY_S + 0.5)  # the last heartbeat, billed in memory, is written within the delay
-    left_at_close = balance_in_db(committed, number)
-    time.sleep(HEARTBEAT_TIMEOUT_S + 2)
-    assert balance_in_db(committed, number) == left_at_close  # billing stopped with the last heartbeat
+    deadline = time.monotonic() + 5
+    while session_in_db(committed)[2] != "closed" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert session_in_db(committed)[:3] == ("open", None, "closed")  # the page said it was closed
 
-    @contextmanager
-    def transaction() -> Iterator[Session]:
-        with Session(committed) as session, session.begin():
-            yield session
-
-    closed_gates: list[str] = []
-    worker = Worker(
-        transaction=transaction,
-        policy=Policy(),
-        close_gate=lambda ip, mac: closed_gates.append(ip),
-    )
+    worker, closed_gates = worker_at(committed)
     worker.run_cycle()
+    assert session_in_db(committed)[0] == "open" and closed_gates == []  # a reload could still speak
+    worker, closed_gates = worker_at(committed, at=CLOSED_PAGE_SLACK_S + 1)  # the next cycles
+    worker.run_cycle()
+    status, cause, _, seconds = session_in_db(committed)
+    assert (status, cause, closed_gates) == ("closed", "Page-Closed", ["127.0.0.1"])
     with committed.connect() as conn:
-        status, cause = conn.execute(text("SELECT status, terminate_cause FROM sessions")).one()
-    assert (status, cause, closed_gates) == ("closed", "Heartbeat-Timeout", ["127.0.0.1"])
-    time.sleep(2)
-    assert balance_in_db(committed, number) == left_at_close
+        opened = conn.execute(text("SELECT stopped_at - started_at FROM sessions")).scalar_one()
+    assert seconds == int(opened.total_seconds())  # billed to the cut: the gate was open until then
+    assert balance_in_db(committed, number) == 500 - 10 * seconds
+
+
+def test_a_page_in_the_background_keeps_its_session_for_the_hidden_grace(
+    browser: WebDriver, portal_url: str, shop: World, committed: Engine, screenshots: Path
+) -> None:
+    with committed.begin() as conn:
+        conn.execute(text("UPDATE hotspots SET hidden_grace = 15"))  # the card buys 50 s
+    number = shop.cards.numbers[6]
+    log_in(browser, portal_url, number, shop.cards.pins[6])
+    wait_for(browser, lambda d: d.current_url.endswith("/status"))
+    note = browser.find_element(By.ID, "what-keeps-you-online").text
+    assert "in the background this page keeps your session for at least 15 s" in note
+    browser.save_screenshot(str(screenshots / "status-lifecycle-en.png"))
+    first = balance_text(browser)
+    wait_for(browser, lambda d: balance_text(d) != first)
+
+    browser.execute_cdp_cmd("Page.setWebLifecycleState", {"state": "frozen"})  # what a phone does to it
+    wait_for(browser, lambda d: session_in_db(committed)[2] == "hidden")
+    time.sleep(HEARTBEAT_TIMEOUT_S + 1)  # its heartbeats stopped: past the 10 s timeout, within the grace
+    worker, closed_gates = worker_at(committed)
+    worker.run_cycle()
+    assert session_in_db(committed)[:2] == ("open", None) and closed_gates == []
+    browser.execute_cdp_cmd("Page.setWebLifecycleState", {"state": "active"})
+    browser.minimize_window()
+    browser.maximize_window()  # the guest comes back to it: visible again
+    wait_for(browser, lambda d: session_in_db(committed)[2] is None)
+    back = balance_text(browser)
+    wait_for(browser, lambda d: balance_text(d) != back)  # beating again
+    assert browser.find_element(By.TAG_NAME, "h1").text == "You are online"
+
+    browser.execute_cdp_cmd("Page.setWebLifecycleState", {"state": "frozen"})
+    wait_for(browser, lambda d: session_in_db(committed)[2] == "hidden")
+    worker, closed_gates = worker_at(committed, at=15 + 1)  # the grace has run out
+    worker.run_cycle()
+    status, cause, _, seconds = session_in_db(committed)
+    assert (status, cause, closed_gates) == ("closed", "Page-Hidden", ["127.0.0.1"])
+    assert balance_in_db(committed, number) == 500 - 10 * seconds  # the grace was billed: the gate was open
+    browser.execute_cdp_cmd("Page.setWebLifecycleState", {"state": "active"})
+    browser.minimize_window()
+    browser.maximize_window()
+    wait_for(browser, lambda d: d.find_element(By.TAG_NAME, "h1").text == "Session ended")
+    assert "stayed in the background for more than 15 s" in browser.find_element(By.ID, "ended").text
+
+
+def test_the_same_phone_in_its_real_browser_takes_the_session_over_with_the_pin(
+    browser: WebDriver, tmp_path: Path, portal_url: str, shop: World, committed: Engine
+) -> None:
+    number, pin = shop.cards.numbers[7], shop.cards.pins[7]
+    log_in(browser, portal_url, number, pin)  # the captive-portal window
+    wait_for(browser, lambda d: d.current_url.endswith("/status"))
+    status_url = browser.find_element(By.CSS_SELECTOR, "#what-keeps-you-online a").get_attribute("href")
+    real = chromium(tmp_path, language="ru")  # the phone's own browser: no cookie of the portal
+    try:
+        real.get(status_url)
+        wait_for(real, lambda d: d.find_elements(By.ID, "card"))  # sent to the login page
+        log_in(real, portal_url, number, "WRONGPIN")
+        error = wait_for(real, lambda d: d.find_elements(By.ID, "login-error"))
+        assert error[0].text.startswith("Неверный PIN-код")  # type: ignore[index]
+        log_in(real, portal_url, number, pin)
+        wait_for(real, lambda d: d.current_url.endswith("/status"))
+        assert real.find_element(By.TAG_NAME, "h1").text == "Вы в сети"
+        first = balance_text(real)
+        wait_for(real, lambda d: balance_text(d) != first)
+    finally:
+        real.quit()
+    with committed.connect() as conn:
+        assert conn.execute(text("SELECT count(*), min(status) FROM sessions")).one() == (1, "open")
 
 
 def test_without_javascript_the_page_refreshes_itself(

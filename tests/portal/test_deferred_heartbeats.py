@@ -140,13 +140,15 @@ def test_a_session_closed_elsewhere_drops_its_held_heartbeat_and_the_next_one_sa
     assert beat(client).get_json()["open"] is False
 
 
-def test_a_silent_page_ends_at_its_last_heartbeat_even_if_that_one_was_held(
+def test_a_held_heartbeat_counts_for_the_timeout_and_a_silent_page_is_billed_until_cut(
     client: FlaskClient, world: World, clock: Clock, held: PortalContext
 ) -> None:
     online_with_beats(client, world, clock, 10, 10)  # held: the last sign of life, at 20 s
+    clock.advance(25)  # 35 s after the written heartbeat, 25 s after the held one
+    assert "You are online" in client.get("/status").get_data(as_text=True)
     clock.advance(31)  # past the 30 s timeout
     page = client.get("/status").get_data(as_text=True)
-    assert "closed for more than 30 seconds" in page and "€4.80" in page  # billed to 20 s, not 10 s
+    assert "closed or stopped for more than 30 seconds" in page and "€4.24" in page  # 76 s: cut now
 
 
 def test_login_top_up_and_logout_see_every_held_debit(

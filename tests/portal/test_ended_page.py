@@ -9,14 +9,18 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.db.ledger import post_entry
+from rlm_hotspot.pins import PinVault
 from tests.conftest import NOW
+from tests.db import factories
 from tests.portal.conftest import World, login
 
 ENDED = {  # terminate cause -> what the page says (en, ru)
     "Card-Blocked": ("this card has been blocked. Please ask at the desk.", "карта заблокирована"),
     "Balance-Exhausted": ("log in with a new card", "деньги на карте закончились"),
     "Card-Expired": ("this card has expired", "срок действия карты истёк"),
-    "Heartbeat-Timeout": ("the status page was closed", "страница состояния была закрыта"),
+    "Heartbeat-Timeout": ("this page was closed or stopped", "эта страница была закрыта или остановлена"),
+    "Page-Hidden": ("this page stayed in the background", "в фоне"),
+    "Page-Closed": ("this page was closed.", "эта страница была закрыта."),
     "User-Request": ("You have logged out.", "Вы вышли."),
     "Lost-Carrier": ("The hotspot has ended your session", "Точка доступа завершила сеанс"),
 }
@@ -33,10 +37,12 @@ def end_session(engine: Engine, cause: str) -> None:
         )
 
 
-def test_each_cause_is_told_in_english_and_russian(app: Flask, world: World, committed: Engine) -> None:
+def test_each_cause_is_told_in_english_and_russian(app: Flask, committed: Engine, vault: PinVault) -> None:
+    with Session(committed) as db, db.begin():
+        cards = factories.batch(db, vault, count=len(ENDED), hotspot="cafe")
     for i, (cause, (english, russian)) in enumerate(ENDED.items()):
         client = app.test_client()
-        login(client, world.cards.numbers[i], world.cards.pins[i])
+        login(client, cards.numbers[i], cards.pins[i])
         end_session(committed, cause)
         page = client.get("/status").get_data(as_text=True)
         assert english in page, cause

@@ -79,7 +79,7 @@ def test_everything_but_a_heartbeat_with_its_csrf_token_goes_to_flask(
     assert flask_calls == ["/heartbeat"]
     clock.advance(31)  # past the 30 s heartbeat timeout: the session ends, and the reply says why
     ended = beat(client).get_json()
-    assert ended["open"] is False and "the status page was closed" in ended["fields"]["ended"]
+    assert ended["open"] is False and "this page was closed or stopped" in ended["fields"]["ended"]
     assert ended == beat(client).get_json()  # shown again as often as the page asks
 
 
