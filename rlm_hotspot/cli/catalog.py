@@ -63,6 +63,15 @@ def hotspot() -> None:
     show_default=True,
     help="How long a status page in the background (a phone freezes it) keeps its session; billed, like all open time.",
 )
+@click.option(
+    "--max-rate",
+    "max_rate_kbps",
+    type=click.IntRange(1),
+    default=1_000_000,
+    show_default=True,
+    help="The most one guest's link carries each way, kbit/s: bytes a NAS or NetFlow reports beyond it are "
+    "held in the quarantine, not billed.",
+)
 @click.option("--portal-url", default=None, help="Portal address printed on cards (QR code).")
 @pass_app
 def hotspot_add(
@@ -77,6 +86,7 @@ def hotspot_add(
     heartbeat: str | None,
     heartbeat_timeout: str,
     hidden_grace: str,
+    max_rate_kbps: int,
     portal_url: str | None,
 ) -> None:
     """Add a hotspot.
@@ -94,6 +104,7 @@ def hotspot_add(
         heartbeat=heartbeat or ("on" if mode == "standalone" else "off"),
         heartbeat_timeout=int(parse_duration(heartbeat_timeout).total_seconds()),
         hidden_grace=int(parse_duration(hidden_grace).total_seconds()),
+        max_rate_kbps=max_rate_kbps,
         portal_url=portal_url,
     )
     with app.transaction() as session:
@@ -126,6 +137,7 @@ def hotspot_list(app: App, fmt: str) -> None:
             "heartbeat",
             "heartbeat_timeout",
             "hidden_grace",
+            "max_rate_kbps",
             "portal_url",
         ],
     )

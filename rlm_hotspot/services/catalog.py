@@ -152,6 +152,7 @@ class HotspotSpec:
     heartbeat: str = "on"
     heartbeat_timeout: int = 90
     hidden_grace: int = 600
+    max_rate_kbps: int = 1_000_000  # the most one guest can move each way: the bound on bytes (billing.md)
     portal_url: str | None = None
 
 
@@ -176,6 +177,8 @@ def add_hotspot(session: Session, spec: HotspotSpec) -> int:
         raise ServiceError("the heartbeat timeout must be at least 10 s")
     if spec.hidden_grace < 0:
         raise ServiceError("the hidden grace cannot be negative")
+    if spec.max_rate_kbps < 1:
+        raise ServiceError("the line rate must be at least 1 kbit/s")
     tariff = get_tariff(session, spec.tariff)
     try:
         return q.insert_hotspot(
@@ -190,6 +193,7 @@ def add_hotspot(session: Session, spec: HotspotSpec) -> int:
             heartbeat=spec.heartbeat,
             heartbeat_timeout=spec.heartbeat_timeout,
             hidden_grace=spec.hidden_grace,
+            max_rate_kbps=spec.max_rate_kbps,
             portal_url=spec.portal_url,
         )
     except q.DuplicateError as exc:
