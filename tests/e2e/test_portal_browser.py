@@ -98,9 +98,11 @@ def test_log_in_watch_the_balance_fall_top_up_and_log_out(
     assert browser.find_element(By.PARTIAL_LINK_TEXT, "example.com").get_attribute("rel") == "noopener noreferrer"
     browser.save_screenshot(str(screenshots / "status-en.png"))
 
+    browser.find_element(By.LINK_TEXT, "Add another card").click()  # the top-up has a page of its own
+    wait_for(browser, lambda d: d.current_url.endswith("/topup"))
     browser.find_element(By.ID, "topup-card").send_keys(numbers[1])
     browser.find_element(By.ID, "topup-pin").send_keys(pins[1])
-    browser.find_element(By.CSS_SELECTOR, ".topup button[type=submit]").click()
+    browser.find_element(By.CSS_SELECTOR, "form[action='/topup'] button[type=submit]").click()
     added = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".alert.success"))
     assert "Added €5.00" in added[0].text  # type: ignore[index]
     assert browser.find_element(By.TAG_NAME, "h1").text == "You are online"
