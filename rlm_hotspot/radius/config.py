@@ -1,8 +1,8 @@
 """FreeRADIUS configuration for rlm_hotspot: written into an ISP's raddb, or into a private config dir.
 
-The texts live in `freeradius-config/` (module instance, virtual server, dictionary, private radiusd.conf)
-with @PLACEHOLDERS@; this module fills them in. `hotspotctl radius install|run` and the test suite all
-go through here, so there is one way to produce a configuration.
+The texts live in `freeradius-config/` (module instance, virtual server, dictionary, private radiusd.conf),
+package data of rlm_hotspot.radius, with @PLACEHOLDERS@; this module fills them in. `hotspotctl radius
+install|run` and the test suite all go through here, so there is one way to produce a configuration.
 """
 
 from __future__ import annotations
@@ -13,16 +13,22 @@ import pwd
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from rlm_hotspot.radius.bootstrap import SITE_PACKAGES
 from rlm_hotspot.settings import SettingsError, load_settings
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
-TEMPLATE_DIR = PROJECT_DIR / "freeradius-config"
+# radiusd's python_path: the directory holding the rlm_hotspot package (the checkout, or site-packages)
+CODE_DIR = Path(__file__).resolve().parents[2]
+# package data (in a checkout, a link to freeradius-config/)
+TEMPLATE_DIR = Path(str(resources.files(__package__) / "freeradius-config"))
+STAGED_PYTHON = "python"  # in a private config dir: the code and venv, copied where radiusd's user reaches them
 SYSTEM_RADDB = Path("/etc/freeradius/3.0")
 INSTANCE = "hotspot"  # the python3 module instance, and the virtual server
 SQL_INSTANCE = "hotspot_sql"  # the rlm_sql instance that makes a login's database call
@@ -63,14 +69,20 @@ class Listen:
 # -- texts -------------------------------------------------------------------------------------------
 
 
-def module_text(settings_file: Path, venv: Path | None = None) -> str:
-    """The `python3 hotspot { }` instance, pointing at this checkout, its venv and one settings file."""
+def module_text(settings_file: Path, venv: Path | None = None, code_dir: Path = CODE_DIR) -> str:
+    """The `python3 hotspot { }` instance, pointing at the code, a venv (by default the one hotspotctl runs in)
+    and one settings file."""
     return _fill(
         "mods-available/hotspot",
-        PROJECT_DIR=str(PROJECT_DIR),
+        CODE_DIR=str(code_dir),
         SETTINGS_FILE=str(settings_file.resolve()),
-        VENV=str((venv or PROJECT_DIR / ".venv").resolve()),
+        VENV=str(default_venv(venv)),
     )
+
+
+def default_venv(venv: Path | None = None) -> Path:
+    """The venv radiusd loads: the one given, else the one running us (a checkout's .venv, the package's)."""
+    return (venv or Path(sys.prefix)).resolve()
 
 
 def sql_module_text(settings_file: Path) -> str:
@@ -148,7 +160,7 @@ def _fill(template: str, **values: str) -> str:
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise RadiusConfigError(f"{path} is missing: run from a complete rlm_hotspot checkout") from None
+        raise RadiusConfigError(f"{path} is missing: the rlm_hotspot package is incomplete") from None
     for key, value in values.items():
         text = text.replace(f"@{key}@", value)
     return text
@@ -177,11 +189,13 @@ def write_private_confdir(
     """A complete, self-contained config dir for a private radiusd; rewritten on every call.
 
     `owner` is the user radiusd will run as: the log and run dirs become theirs, and everything else
-    readable by all (Debian's raddb files are 0640 freerad).
+    readable by all (Debian's raddb files are 0640 freerad). When `owner` cannot read the code or the venv
+    (a checkout in root's 0700 home), both are staged into the config dir (`stage_python`).
     """
     confdir = confdir.resolve()
-    for managed in ("mods-available", "mods-enabled", "sites-available", "sites-enabled", "policy.d", "mods-config"):
-        shutil.rmtree(confdir / managed, ignore_errors=True)
+    managed = ("mods-available", "mods-enabled", "sites-available", "sites-enabled", "policy.d", "mods-config")
+    for sub in (*managed, STAGED_PYTHON):
+        shutil.rmtree(confdir / sub, ignore_errors=True)
     for sub in ("mods-available", "mods-enabled", "sites-available", "sites-enabled", "policy.d", "log", "run"):
         (confdir / sub).mkdir(parents=True, exist_ok=True)
     for module in STOCK_MODULES:
@@ -194,7 +208,11 @@ def write_private_confdir(
     (confdir / "dictionary").write_text(_fill(DICTIONARY))
     (confdir / POLICY).write_text(_fill(POLICY))
     (confdir / READABLE_FILTER).write_text(_fill(READABLE_FILTER))
-    for name, text in ((INSTANCE, module_text(settings_file, venv)), (SQL_INSTANCE, sql_module_text(settings_file))):
+    code_dir, venv = CODE_DIR, default_venv(venv)
+    if owner is not None and unreadable_by(owner, [code_dir / "rlm_hotspot" / "__init__.py", venv / SITE_PACKAGES]):
+        code_dir, venv = stage_python(confdir / STAGED_PYTHON, venv)
+    module = module_text(settings_file, venv, code_dir)
+    for name, text in ((INSTANCE, module), (SQL_INSTANCE, sql_module_text(settings_file))):
         (confdir / "mods-available" / name).write_text(text)
         _link(confdir / "mods-enabled" / name, f"../mods-available/{name}")
     (confdir / "sites-available" / INSTANCE).write_text(site_text(listen, buffered=buffered))
@@ -211,6 +229,31 @@ def write_private_confdir(
         for writable in (confdir, confdir / "log", confdir / "run", *(confdir / "log").glob("radacct/**")):
             os.chown(writable, account.pw_uid, account.pw_gid)
     return confdir
+
+
+def stage_python(target: Path, venv: Path) -> tuple[Path, Path]:
+    """Copy the venv's site-packages and the rlm_hotspot package into `target`, laid out as an installed venv.
+
+    For an unprivileged radiusd that cannot reach them where they are (a checkout under a 0700 directory).
+    Files readable by all are hard-linked when they can be (same file system), others are copied and made
+    readable. Returns radiusd's python_path and venv.
+    """
+    site_packages = target / SITE_PACKAGES
+    skip = shutil.ignore_patterns("__pycache__", "__editable__*")  # editable finders point back at the checkout
+    shutil.copytree(venv / SITE_PACKAGES, site_packages, ignore=skip, copy_function=_link_or_copy)
+    shutil.copytree(CODE_DIR / "rlm_hotspot", site_packages / "rlm_hotspot", ignore=skip, copy_function=_link_or_copy)
+    return site_packages, target
+
+
+def _link_or_copy(source: str, destination: str) -> None:
+    """A hard link when the file is readable by all already (`_make_readable` then leaves it as it is)."""
+    if os.stat(source).st_mode & 0o644 == 0o644:
+        try:
+            os.link(source, destination)
+            return
+        except OSError:  # another file system, or links not allowed here
+            pass
+    shutil.copyfile(source, destination)
 
 
 def _copy_stock(system_raddb: Path, confdir: Path, relative: str) -> None:
