@@ -238,9 +238,13 @@ def stage_python(target: Path, venv: Path) -> tuple[Path, Path]:
     Files readable by all are hard-linked when they can be (same file system), others are copied and made
     readable. Returns radiusd's python_path and venv.
     """
-    site_packages = target / SITE_PACKAGES
+    source, site_packages = venv / SITE_PACKAGES, target / SITE_PACKAGES
     skip = shutil.ignore_patterns("__pycache__", "__editable__*")  # editable finders point back at the checkout
-    shutil.copytree(venv / SITE_PACKAGES, site_packages, ignore=skip, copy_function=_link_or_copy)
+
+    def skip_in_venv(directory: str, names: list[str]) -> set[str]:  # an installed rlm_hotspot: this code wins
+        return skip(directory, names) | ({"rlm_hotspot"} if Path(directory) == source else set())
+
+    shutil.copytree(source, site_packages, ignore=skip_in_venv, copy_function=_link_or_copy)
     shutil.copytree(CODE_DIR / "rlm_hotspot", site_packages / "rlm_hotspot", ignore=skip, copy_function=_link_or_copy)
     return site_packages, target
 
