@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
 from rlm_hotspot.cli.main import cli
-from rlm_hotspot.radius import config as radconf
-from tests.e2e.radius_harness import shared_dir, write_settings
+from tests.e2e.radius_harness import write_settings
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def raddb() -> Iterator[Path]:
-    """A copy of the system's FreeRADIUS config, pointing at itself."""
-    if not radconf.SYSTEM_RADDB.is_dir() or shutil.which(radconf.RADIUSD) is None:
-        pytest.skip("Debian's freeradius is not installed")
-    workdir = shared_dir("hotspot-raddb-")
-    copy = workdir / "raddb"
-    subprocess.run(["cp", "-a", str(radconf.SYSTEM_RADDB), str(copy)], check=True)  # keeps 0640 freerad
-    conf = copy / "radiusd.conf"
-    conf.write_text(conf.read_text().replace(f"raddbdir = {radconf.SYSTEM_RADDB}", f"raddbdir = {copy}"))
-    yield copy
-    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def snapshot(root: Path) -> dict[str, str]:
