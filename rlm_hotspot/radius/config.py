@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 from rlm_hotspot.radius.bootstrap import SITE_PACKAGES
 from rlm_hotspot.settings import SettingsError, load_settings
 
-# radiusd's python_path: the directory holding the rlm_hotspot package (the checkout, or site-packages)
+# the directory holding this rlm_hotspot package: the checkout, or site-packages when installed
 CODE_DIR = Path(__file__).resolve().parents[2]
 # package data (in a checkout, a link to freeradius-config/)
 TEMPLATE_DIR = Path(str(resources.files(__package__) / "freeradius-config"))
@@ -41,6 +41,7 @@ RADIUSD = "freeradius"  # Debian's name for radiusd
 STOCK_MODULES = ("pap", "chap", "expr", "attr_filter")
 STOCK_CONFIG = ("mods-config/attr_filter", "policy.d/accounting")
 PYTHON3_INSTANCE = re.compile(r"^\s*python3(\s+[\w.-]+)?\s*\{", re.MULTILINE)
+RADIUSD_USER = re.compile(r"^\s*user\s*=\s*(\w[\w.-]*)", re.MULTILINE)  # security { user = freerad }
 READY_LINE = "Ready to process requests"
 
 
@@ -69,20 +70,28 @@ class Listen:
 # -- texts -------------------------------------------------------------------------------------------
 
 
-def module_text(settings_file: Path, venv: Path | None = None, code_dir: Path = CODE_DIR) -> str:
-    """The `python3 hotspot { }` instance, pointing at the code, a venv (by default the one hotspotctl runs in)
-    and one settings file."""
+def module_text(settings_file: Path, venv: Path | None = None) -> str:
+    """The `python3 hotspot { }` instance, pointing at a venv (by default the one hotspotctl runs in), the
+    code radiusd imports with it, and one settings file."""
+    venv = default_venv(venv)
     return _fill(
         "mods-available/hotspot",
-        CODE_DIR=str(code_dir),
+        PYTHON_PATH=str(python_path(venv)),
         SETTINGS_FILE=str(settings_file.resolve()),
-        VENV=str(default_venv(venv)),
+        VENV=str(venv),
     )
 
 
 def default_venv(venv: Path | None = None) -> Path:
     """The venv radiusd loads: the one given, else the one running us (a checkout's .venv, the package's)."""
     return (venv or Path(sys.prefix)).resolve()
+
+
+def python_path(venv: Path) -> Path:
+    """Where radiusd imports rlm_hotspot from: the venv's own copy when it has one installed (a wheel, the
+    Debian package, a staged copy), else this code (a checkout's editable install)."""
+    site_packages = venv / SITE_PACKAGES
+    return site_packages if (site_packages / "rlm_hotspot" / "__init__.py").is_file() else CODE_DIR
 
 
 def sql_module_text(settings_file: Path) -> str:
@@ -208,10 +217,10 @@ def write_private_confdir(
     (confdir / "dictionary").write_text(_fill(DICTIONARY))
     (confdir / POLICY).write_text(_fill(POLICY))
     (confdir / READABLE_FILTER).write_text(_fill(READABLE_FILTER))
-    code_dir, venv = CODE_DIR, default_venv(venv)
-    if owner is not None and unreadable_by(owner, [code_dir / "rlm_hotspot" / "__init__.py", venv / SITE_PACKAGES]):
-        code_dir, venv = stage_python(confdir / STAGED_PYTHON, venv)
-    module = module_text(settings_file, venv, code_dir)
+    venv = default_venv(venv)
+    if owner is not None and unreadable_by(owner, loaded_files(venv)):
+        venv = stage_python(confdir / STAGED_PYTHON, venv)
+    module = module_text(settings_file, venv)
     for name, text in ((INSTANCE, module), (SQL_INSTANCE, sql_module_text(settings_file))):
         (confdir / "mods-available" / name).write_text(text)
         _link(confdir / "mods-enabled" / name, f"../mods-available/{name}")
@@ -231,12 +240,18 @@ def write_private_confdir(
     return confdir
 
 
-def stage_python(target: Path, venv: Path) -> tuple[Path, Path]:
-    """Copy the venv's site-packages and the rlm_hotspot package into `target`, laid out as an installed venv.
+def loaded_files(venv: Path) -> list[Path]:
+    """What radiusd's user must be able to read: the code it imports and the venv's packages."""
+    return [python_path(venv) / "rlm_hotspot" / "__init__.py", venv / SITE_PACKAGES]
+
+
+def stage_python(target: Path, venv: Path) -> Path:
+    """Copy the venv's site-packages and this rlm_hotspot package into `target`, laid out as an installed venv,
+    and return it.
 
     For an unprivileged radiusd that cannot reach them where they are (a checkout under a 0700 directory).
     Files readable by all are hard-linked when they can be (same file system), others are copied and made
-    readable. Returns radiusd's python_path and venv.
+    readable.
     """
     source, site_packages = venv / SITE_PACKAGES, target / SITE_PACKAGES
     skip = shutil.ignore_patterns("__pycache__", "__editable__*")  # editable finders point back at the checkout
@@ -246,7 +261,7 @@ def stage_python(target: Path, venv: Path) -> tuple[Path, Path]:
 
     shutil.copytree(source, site_packages, ignore=skip_in_venv, copy_function=_link_or_copy)
     shutil.copytree(CODE_DIR / "rlm_hotspot", site_packages / "rlm_hotspot", ignore=skip, copy_function=_link_or_copy)
-    return site_packages, target
+    return target
 
 
 def _link_or_copy(source: str, destination: str) -> None:
@@ -379,6 +394,7 @@ def install(
     if not settings_file.is_file():
         raise RadiusConfigError(f"settings file {settings_file} not found")
     _refuse_foreign(raddb)
+    _refuse_unreadable(raddb, default_venv(venv))
     change = Installation(raddb)
     change.write(raddb / "mods-available" / INSTANCE, module_text(settings_file, venv))
     change.link(raddb / "mods-enabled" / INSTANCE, f"../mods-available/{INSTANCE}")
@@ -424,6 +440,22 @@ def _refuse_foreign(raddb: Path) -> None:
     for ours in (mods / INSTANCE, mods / SQL_INSTANCE, *ours_too):
         if ours.exists() and OURS not in ours.read_text(errors="replace")[:400]:
             raise RadiusConfigError(f"{ours} exists and was not written by {OURS}; rename it first")
+
+
+def _refuse_unreadable(raddb: Path, venv: Path) -> None:
+    """Say who cannot read what before `-C` fails on an import (a checkout under root's 0700 home)."""
+    match = RADIUSD_USER.search((raddb / "radiusd.conf").read_text(errors="replace"))
+    if match is None or os.geteuid() != 0:
+        return
+    try:
+        unreadable = unreadable_by(match.group(1), loaded_files(venv))
+    except KeyError:  # no such user: -C says so
+        return
+    if unreadable:
+        raise RadiusConfigError(
+            f"radiusd runs as {match.group(1)}, who cannot read {', '.join(map(str, unreadable))}: install the "
+            "rlm-hotspot package, or give --venv with a venv it can read (a wheel installed there)"
+        )
 
 
 def check(raddb: Path) -> tuple[bool, str]:

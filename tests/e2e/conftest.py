@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,6 +59,15 @@ def wait_until(condition, timeout: float = 10.0, what: str = "condition") -> Non
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def readable_venv() -> Iterator[Path]:
+    """The test run's packages, staged where Debian's radiusd user (freerad) can read them: `radius install`
+    writes a module that loads them, and the checkout may be under a 0700 directory (root's home)."""
+    workdir = shared_dir("hotspot-venv-")
+    yield radconf.stage_python(workdir / "venv", Path(sys.prefix))
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture
