@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -24,7 +25,7 @@ from rlm_hotspot.core.money import Currency
 
 LANGUAGES = {"en": "English", "ru": "Русский"}
 LANGUAGE_COOKIE = "lang"
-TRANSLATIONS = Path(__file__).parent / "translations"
+TRANSLATIONS = Path(str(resources.files(__package__) / "translations"))  # package data, like templates/ and static/
 
 # Each refusal in words a guest can act on (the core's English sentences go to RADIUS Reply-Messages).
 REFUSAL_MESSAGES: dict[Refusal, LazyString] = {

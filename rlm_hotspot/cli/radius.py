@@ -26,7 +26,7 @@ venv_option = click.option(
     "--venv",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="The project's venv (default: .venv of this checkout).",
+    help="The venv radiusd loads the packages from (default: the one hotspotctl runs in).",
 )
 buffered_option = click.option(
     "--buffered-accounting",
@@ -138,7 +138,7 @@ def run(
     run_as = user if os.geteuid() == 0 else None
     if run_as is not None:
         key_file = load_settings(settings_file, environ={}).pin_key_file
-        unreadable = radconf.unreadable_by(run_as, [settings_file, key_file, Path(radconf.__file__)])
+        unreadable = radconf.unreadable_by(run_as, [settings_file, key_file])
         if unreadable:
             raise click.ClickException(
                 f"radiusd runs as {run_as}, who cannot read {', '.join(map(str, unreadable))} "

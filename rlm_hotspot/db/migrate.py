@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-import sys
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, text
@@ -31,14 +31,11 @@ class Migration:
 
 
 def sql_dir() -> Path:
-    """The migrations: beside the package in a checkout, or under share/ when installed."""
-    for candidate in (
-        Path(__file__).resolve().parents[2] / "sql",
-        Path(sys.prefix) / "share" / "rlm-hotspot" / "sql",
-    ):
-        if candidate.is_dir():
-            return candidate
-    raise MigrationError("migration directory sql/ not found")
+    """The migrations: package data of rlm_hotspot.db (in a checkout, rlm_hotspot/db/sql links to sql/)."""
+    directory = resources.files(__package__) / "sql"
+    if not directory.is_dir():
+        raise MigrationError(f"migration directory {directory} not found: the rlm_hotspot package is incomplete")
+    return Path(str(directory))
 
 
 def available(directory: Path | None = None) -> list[Migration]:

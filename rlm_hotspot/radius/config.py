@@ -1,8 +1,8 @@
 """FreeRADIUS configuration for rlm_hotspot: written into an ISP's raddb, or into a private config dir.
 
-The texts live in `freeradius-config/` (module instance, virtual server, dictionary, private radiusd.conf)
-with @PLACEHOLDERS@; this module fills them in. `hotspotctl radius install|run` and the test suite all
-go through here, so there is one way to produce a configuration.
+The texts live in `freeradius-config/` (module instance, virtual server, dictionary, private radiusd.conf),
+package data of rlm_hotspot.radius, with @PLACEHOLDERS@; this module fills them in. `hotspotctl radius
+install|run` and the test suite all go through here, so there is one way to produce a configuration.
 """
 
 from __future__ import annotations
@@ -13,16 +13,22 @@ import pwd
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from rlm_hotspot.radius.bootstrap import SITE_PACKAGES
 from rlm_hotspot.settings import SettingsError, load_settings
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
-TEMPLATE_DIR = PROJECT_DIR / "freeradius-config"
+# the directory holding this rlm_hotspot package: the checkout, or site-packages when installed
+CODE_DIR = Path(__file__).resolve().parents[2]
+# package data (in a checkout, a link to freeradius-config/)
+TEMPLATE_DIR = Path(str(resources.files(__package__) / "freeradius-config"))
+STAGED_PYTHON = "python"  # in a private config dir: the code and venv, copied where radiusd's user reaches them
 SYSTEM_RADDB = Path("/etc/freeradius/3.0")
 INSTANCE = "hotspot"  # the python3 module instance, and the virtual server
 SQL_INSTANCE = "hotspot_sql"  # the rlm_sql instance that makes a login's database call
@@ -35,6 +41,7 @@ RADIUSD = "freeradius"  # Debian's name for radiusd
 STOCK_MODULES = ("pap", "chap", "expr", "attr_filter")
 STOCK_CONFIG = ("mods-config/attr_filter", "policy.d/accounting")
 PYTHON3_INSTANCE = re.compile(r"^\s*python3(\s+[\w.-]+)?\s*\{", re.MULTILINE)
+RADIUSD_USER = re.compile(r"^\s*user\s*=\s*(\w[\w.-]*)", re.MULTILINE)  # security { user = freerad }
 READY_LINE = "Ready to process requests"
 
 
@@ -64,13 +71,27 @@ class Listen:
 
 
 def module_text(settings_file: Path, venv: Path | None = None) -> str:
-    """The `python3 hotspot { }` instance, pointing at this checkout, its venv and one settings file."""
+    """The `python3 hotspot { }` instance, pointing at a venv (by default the one hotspotctl runs in), the
+    code radiusd imports with it, and one settings file."""
+    venv = default_venv(venv)
     return _fill(
         "mods-available/hotspot",
-        PROJECT_DIR=str(PROJECT_DIR),
+        PYTHON_PATH=str(python_path(venv)),
         SETTINGS_FILE=str(settings_file.resolve()),
-        VENV=str((venv or PROJECT_DIR / ".venv").resolve()),
+        VENV=str(venv),
     )
+
+
+def default_venv(venv: Path | None = None) -> Path:
+    """The venv radiusd loads: the one given, else the one running us (a checkout's .venv, the package's)."""
+    return (venv or Path(sys.prefix)).resolve()
+
+
+def python_path(venv: Path) -> Path:
+    """Where radiusd imports rlm_hotspot from: the venv's own copy when it has one installed (a wheel, the
+    Debian package, a staged copy), else this code (a checkout's editable install)."""
+    site_packages = venv / SITE_PACKAGES
+    return site_packages if (site_packages / "rlm_hotspot" / "__init__.py").is_file() else CODE_DIR
 
 
 def sql_module_text(settings_file: Path) -> str:
@@ -148,7 +169,7 @@ def _fill(template: str, **values: str) -> str:
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise RadiusConfigError(f"{path} is missing: run from a complete rlm_hotspot checkout") from None
+        raise RadiusConfigError(f"{path} is missing: the rlm_hotspot package is incomplete") from None
     for key, value in values.items():
         text = text.replace(f"@{key}@", value)
     return text
@@ -177,11 +198,13 @@ def write_private_confdir(
     """A complete, self-contained config dir for a private radiusd; rewritten on every call.
 
     `owner` is the user radiusd will run as: the log and run dirs become theirs, and everything else
-    readable by all (Debian's raddb files are 0640 freerad).
+    readable by all (Debian's raddb files are 0640 freerad). When `owner` cannot read the code or the venv
+    (a checkout in root's 0700 home), both are staged into the config dir (`stage_python`).
     """
     confdir = confdir.resolve()
-    for managed in ("mods-available", "mods-enabled", "sites-available", "sites-enabled", "policy.d", "mods-config"):
-        shutil.rmtree(confdir / managed, ignore_errors=True)
+    managed = ("mods-available", "mods-enabled", "sites-available", "sites-enabled", "policy.d", "mods-config")
+    for sub in (*managed, STAGED_PYTHON):
+        shutil.rmtree(confdir / sub, ignore_errors=True)
     for sub in ("mods-available", "mods-enabled", "sites-available", "sites-enabled", "policy.d", "log", "run"):
         (confdir / sub).mkdir(parents=True, exist_ok=True)
     for module in STOCK_MODULES:
@@ -194,7 +217,11 @@ def write_private_confdir(
     (confdir / "dictionary").write_text(_fill(DICTIONARY))
     (confdir / POLICY).write_text(_fill(POLICY))
     (confdir / READABLE_FILTER).write_text(_fill(READABLE_FILTER))
-    for name, text in ((INSTANCE, module_text(settings_file, venv)), (SQL_INSTANCE, sql_module_text(settings_file))):
+    venv = default_venv(venv)
+    if owner is not None and unreadable_by(owner, loaded_files(venv)):
+        venv = stage_python(confdir / STAGED_PYTHON, venv)
+    module = module_text(settings_file, venv)
+    for name, text in ((INSTANCE, module), (SQL_INSTANCE, sql_module_text(settings_file))):
         (confdir / "mods-available" / name).write_text(text)
         _link(confdir / "mods-enabled" / name, f"../mods-available/{name}")
     (confdir / "sites-available" / INSTANCE).write_text(site_text(listen, buffered=buffered))
@@ -211,6 +238,41 @@ def write_private_confdir(
         for writable in (confdir, confdir / "log", confdir / "run", *(confdir / "log").glob("radacct/**")):
             os.chown(writable, account.pw_uid, account.pw_gid)
     return confdir
+
+
+def loaded_files(venv: Path) -> list[Path]:
+    """What radiusd's user must be able to read: the code it imports and the venv's packages."""
+    return [python_path(venv) / "rlm_hotspot" / "__init__.py", venv / SITE_PACKAGES]
+
+
+def stage_python(target: Path, venv: Path) -> Path:
+    """Copy the venv's site-packages and this rlm_hotspot package into `target`, laid out as an installed venv,
+    and return it.
+
+    For an unprivileged radiusd that cannot reach them where they are (a checkout under a 0700 directory).
+    Files readable by all are hard-linked when they can be (same file system), others are copied and made
+    readable.
+    """
+    source, site_packages = venv / SITE_PACKAGES, target / SITE_PACKAGES
+    skip = shutil.ignore_patterns("__pycache__", "__editable__*")  # editable finders point back at the checkout
+
+    def skip_in_venv(directory: str, names: list[str]) -> set[str]:  # an installed rlm_hotspot: this code wins
+        return skip(directory, names) | ({"rlm_hotspot"} if Path(directory) == source else set())
+
+    shutil.copytree(source, site_packages, ignore=skip_in_venv, copy_function=_link_or_copy)
+    shutil.copytree(CODE_DIR / "rlm_hotspot", site_packages / "rlm_hotspot", ignore=skip, copy_function=_link_or_copy)
+    return target
+
+
+def _link_or_copy(source: str, destination: str) -> None:
+    """A hard link when the file is readable by all already (`_make_readable` then leaves it as it is)."""
+    if os.stat(source).st_mode & 0o644 == 0o644:
+        try:
+            os.link(source, destination)
+            return
+        except OSError:  # another file system, or links not allowed here
+            pass
+    shutil.copyfile(source, destination)
 
 
 def _copy_stock(system_raddb: Path, confdir: Path, relative: str) -> None:
@@ -332,6 +394,7 @@ def install(
     if not settings_file.is_file():
         raise RadiusConfigError(f"settings file {settings_file} not found")
     _refuse_foreign(raddb)
+    _refuse_unreadable(raddb, default_venv(venv))
     change = Installation(raddb)
     change.write(raddb / "mods-available" / INSTANCE, module_text(settings_file, venv))
     change.link(raddb / "mods-enabled" / INSTANCE, f"../mods-available/{INSTANCE}")
@@ -377,6 +440,22 @@ def _refuse_foreign(raddb: Path) -> None:
     for ours in (mods / INSTANCE, mods / SQL_INSTANCE, *ours_too):
         if ours.exists() and OURS not in ours.read_text(errors="replace")[:400]:
             raise RadiusConfigError(f"{ours} exists and was not written by {OURS}; rename it first")
+
+
+def _refuse_unreadable(raddb: Path, venv: Path) -> None:
+    """Say who cannot read what before `-C` fails on an import (a checkout under root's 0700 home)."""
+    match = RADIUSD_USER.search((raddb / "radiusd.conf").read_text(errors="replace"))
+    if match is None or os.geteuid() != 0:
+        return
+    try:
+        unreadable = unreadable_by(match.group(1), loaded_files(venv))
+    except KeyError:  # no such user: -C says so
+        return
+    if unreadable:
+        raise RadiusConfigError(
+            f"radiusd runs as {match.group(1)}, who cannot read {', '.join(map(str, unreadable))}: install the "
+            "rlm-hotspot package, or give --venv with a venv it can read (a wheel installed there)"
+        )
 
 
 def check(raddb: Path) -> tuple[bool, str]:

@@ -9,12 +9,16 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from rlm_hotspot.devprocesses import Processes
+from rlm_hotspot.radius import config as radconf
+from tests.e2e.radius_harness import shared_dir
 
 
 def require_binaries(*names: str) -> None:
@@ -55,3 +59,26 @@ def wait_until(condition, timeout: float = 10.0, what: str = "condition") -> Non
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def readable_venv() -> Iterator[Path]:
+    """The test run's packages, staged where Debian's radiusd user (freerad) can read them: `radius install`
+    writes a module that loads them, and the checkout may be under a 0700 directory (root's home)."""
+    workdir = shared_dir("hotspot-venv-")
+    yield radconf.stage_python(workdir / "venv", Path(sys.prefix))
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def raddb() -> Iterator[Path]:
+    """A copy of the system's FreeRADIUS config, pointing at itself."""
+    if not radconf.SYSTEM_RADDB.is_dir() or shutil.which(radconf.RADIUSD) is None:
+        pytest.skip("Debian's freeradius is not installed")
+    workdir = shared_dir("hotspot-raddb-")
+    copy = workdir / "raddb"
+    subprocess.run(["cp", "-a", str(radconf.SYSTEM_RADDB), str(copy)], check=True)  # keeps 0640 freerad
+    conf = copy / "radiusd.conf"
+    conf.write_text(conf.read_text().replace(f"raddbdir = {radconf.SYSTEM_RADDB}", f"raddbdir = {copy}"))
+    yield copy
+    shutil.rmtree(workdir, ignore_errors=True)

@@ -178,8 +178,11 @@ def _decoded(reply: packet.Packet) -> Reply:
     return Reply(reply.code, {str(name): list(reply[name]) for name in reply.keys()})  # noqa: SIM118 - pyrad API
 
 
-def start_radiusd(workdir: Path, settings_file: Path, timeout: float = 30.0, *, buffered: bool = False) -> RadiusServer:
-    """Write a private config dir under `workdir` and start radiusd as nobody; wait until it serves."""
+def start_radiusd(
+    workdir: Path, settings_file: Path, timeout: float = 30.0, *, buffered: bool = False, venv: Path | None = None
+) -> RadiusServer:
+    """Write a private config dir under `workdir` and start radiusd as nobody (with the packages of `venv`,
+    by default the test run's); wait until it serves."""
     auth_port, acct_port = free_udp_ports(2)
     confdir = radconf.write_private_confdir(
         workdir / "radius",
@@ -187,6 +190,7 @@ def start_radiusd(workdir: Path, settings_file: Path, timeout: float = 30.0, *, 
         listen=radconf.Listen(auth_port, acct_port, "127.0.0.1"),
         clients=[radconf.Client("test-nas", "127.0.0.1", SECRET)],
         owner=RUN_AS,
+        venv=venv,
         buffered=buffered,
     )
     log = workdir / "radiusd.out"

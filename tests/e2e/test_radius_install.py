@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
 from rlm_hotspot.cli.main import cli
-from rlm_hotspot.radius import config as radconf
-from tests.e2e.radius_harness import shared_dir, write_settings
+from tests.e2e.radius_harness import write_settings
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def raddb() -> Iterator[Path]:
-    """A copy of the system's FreeRADIUS config, pointing at itself."""
-    if not radconf.SYSTEM_RADDB.is_dir() or shutil.which(radconf.RADIUSD) is None:
-        pytest.skip("Debian's freeradius is not installed")
-    workdir = shared_dir("hotspot-raddb-")
-    copy = workdir / "raddb"
-    subprocess.run(["cp", "-a", str(radconf.SYSTEM_RADDB), str(copy)], check=True)  # keeps 0640 freerad
-    conf = copy / "radiusd.conf"
-    conf.write_text(conf.read_text().replace(f"raddbdir = {radconf.SYSTEM_RADDB}", f"raddbdir = {copy}"))
-    yield copy
-    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -40,18 +22,21 @@ def snapshot(root: Path) -> dict[str, str]:
     }
 
 
-def install(raddb: Path, settings: Path, ok: bool = True) -> Result:
-    result = CliRunner().invoke(cli, ["--config", str(settings), "radius", "install", "--raddb", str(raddb)])
+def install(raddb: Path, settings: Path, venv: Path, ok: bool = True) -> Result:
+    command = ["--config", str(settings), "radius", "install", "--raddb", str(raddb), "--venv", str(venv)]
+    result = CliRunner().invoke(cli, command)
     assert (result.exit_code == 0) is ok, result.output
     return result
 
 
-def test_install_wires_the_module_and_leaves_the_rest_alone(raddb: Path, radius_database: str, key_file: Path) -> None:
+def test_install_wires_the_module_and_leaves_the_rest_alone(
+    raddb: Path, readable_venv: Path, radius_database: str, key_file: Path
+) -> None:
     settings = write_settings(raddb.parent, radius_database, key_file)
     before = snapshot(raddb)
-    result = install(raddb, settings)
+    result = install(raddb, settings, readable_venv)
     assert "passed" in result.output
-    install(raddb, settings)  # again: same result
+    install(raddb, settings, readable_venv)  # again: same result
     after = snapshot(raddb)
     added = {"mods-available/hotspot", "mods-enabled/hotspot", "sites-available/hotspot", "sites-enabled/hotspot"}
     added |= {"mods-available/hotspot_sql", "mods-enabled/hotspot_sql", "policy.d/hotspot", "dictionary.hotspot"}
@@ -68,18 +53,20 @@ def test_install_wires_the_module_and_leaves_the_rest_alone(raddb: Path, radius_
     assert sql_module.st_gid == (raddb / "mods-available").stat().st_gid
 
 
-def test_a_failing_check_rolls_everything_back(raddb: Path, key_file: Path) -> None:
+def test_a_failing_check_rolls_everything_back(raddb: Path, readable_venv: Path, key_file: Path) -> None:
     settings = write_settings(raddb.parent, "postgresql+psycopg2://postgres@/nowhere?host=/nonexistent", key_file)
     before = snapshot(raddb)
-    result = install(raddb, settings, ok=False)
+    result = install(raddb, settings, readable_venv, ok=False)
     assert "failed, nothing was changed" in result.output
     assert "rlm_hotspot: cannot start: cannot use the database" in result.output
     assert snapshot(raddb) == before
 
 
-def test_a_second_python3_instance_is_refused(raddb: Path, radius_database: str, key_file: Path) -> None:
+def test_a_second_python3_instance_is_refused(
+    raddb: Path, readable_venv: Path, radius_database: str, key_file: Path
+) -> None:
     (raddb / "mods-enabled" / "python3").symlink_to("../mods-available/python3")
     before = snapshot(raddb)
-    result = install(raddb, write_settings(raddb.parent, radius_database, key_file), ok=False)
+    result = install(raddb, write_settings(raddb.parent, radius_database, key_file), readable_venv, ok=False)
     assert "already enables a python3 module" in result.output
     assert snapshot(raddb) == before
