@@ -235,7 +235,8 @@ _APPLY = text(
         UPDATE sessions s SET input_octets = s.input_octets + d.input_octets,
                               output_octets = s.output_octets + d.output_octets,
                               traffic_cost_num = s.traffic_cost_num + d.added_cost_num,
-                              charged = s.charged + d.amount
+                              charged = s.charged + d.amount,
+                              netflow_billable_bytes = s.netflow_billable_bytes + d.bytes
         FROM debit d WHERE s.id = d.session_id
     )
     SELECT id FROM moved_balance WHERE balance <= 0 ORDER BY id

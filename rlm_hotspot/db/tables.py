@@ -179,6 +179,7 @@ sessions = Table(
     Column("counters_at", TS),
     Column("page_state", Text),
     Column("page_state_at", TS),
+    Column("netflow_billable_bytes", BigInteger, nullable=False),
 )
 
 disconnects = Table(

@@ -148,3 +148,12 @@ def test_random_spool_files_bill_exactly_the_plausible_bytes(committed: Engine, 
         assert report.errors == 0, seed
         assert list(spool.glob("*.json")) == [], seed  # every file imported and moved: nothing stalls
         check(committed, truth, accounts, sessions, seed)
+    with Session(committed) as session, session.begin():  # the sessions end: their statements add up
+        session.execute(text("UPDATE sessions SET status = 'closed', stopped_at = :at"), {"at": clock})
+    with Session(committed) as session:
+        for ip in GUESTS:
+            carried = session.execute(
+                text("SELECT coalesce(sum(bytes), 0) FROM ledger WHERE session_id = :s AND cause = 'traffic'"),
+                {"s": sessions[ip]},
+            ).scalar_one()
+            assert carried == truth.billable[ip], (seed, ip)

@@ -8,7 +8,8 @@ Gigawords, 2^64 - 1 octets, an hour ahead of the clock, a counter that reset for
 says in Acct-Delay-Time when it was sent, as a retransmit queue does.
 
 After each history: every card is charged exactly the price of what a correct NAS reported of its
-sessions, every held amount comes from an absurd packet, and every account's balance is its ledger.
+sessions, every held amount comes from an absurd packet, every closed session's ledger rows add up to its
+seconds and billable bytes, and every account's balance is its ledger.
 """
 
 from __future__ import annotations
@@ -174,5 +175,12 @@ def test_a_random_bad_day_bills_every_card_what_a_correct_nas_reported(
         (quantity, int(reported)) for quantity, reported in rows(radius_db, "SELECT quantity, reported FROM quarantine")
     }  # type: ignore[call-overload]
     assert held <= absurd.reported, f"seed {seed}: held what a correct NAS reported"
+    unsettled = rows(
+        radius_db,
+        "SELECT s.id FROM sessions s LEFT JOIN ledger l ON l.session_id = s.id WHERE s.status = 'closed' "
+        "GROUP BY s.id HAVING s.seconds <> coalesce(sum(l.seconds), 0) "
+        "OR session_billable_bytes(s) <> coalesce(sum(l.bytes), 0)",
+    )
+    assert unsettled == [], f"seed {seed}: a closed session's statement does not add up to its counters"
     with Session(radius_db) as session:
         assert_ledger_balanced(session)

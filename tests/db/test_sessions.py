@@ -342,3 +342,32 @@ def test_portal_session_bills_per_second_until_logout(db: Session, vault: PinVau
     outcomes = db.execute(text("SELECT outcome FROM login_attempts ORDER BY id")).scalars().all()
     assert outcomes == ["ok", "wrong_pin"]
     assert_ledger_balanced(db)
+
+
+def test_a_closed_sessions_statement_adds_up_to_its_counters(db: Session, vault: PinVault) -> None:
+    """Updates that move no minor unit post no row; the close settles their seconds and bytes (amount 0)."""
+    batch = radius_world(db, vault, traffic=True)  # 0.02 per started minute, 0.10 per MB rounded up
+    tariffs = TariffCache()
+    ids = {"username": batch.numbers[0], "acct_session_id": "S1"}
+    accounting(db, tariffs, "start", NOW, session_time=0, **ids)
+    for seconds, octets in ((10, 150_000), (50, 190_000), (70, 210_000)):  # within the first minute and MB...
+        accounting(db, tariffs, "interim", NOW + timedelta(seconds=seconds), session_time=seconds,
+                   output_octets=octets, **ids)  # fmt: skip
+    accounting(db, tariffs, "stop", NOW + timedelta(seconds=75), session_time=75, output_octets=260_000, **ids)
+    rows = db.execute(
+        text("SELECT cause, amount, seconds, bytes FROM ledger WHERE session_id IS NOT NULL ORDER BY id")
+    ).all()
+    assert [tuple(row) for row in rows] == [
+        ("time", -2, 10, None),  # each row carries its update's increment
+        ("traffic", -2, None, 150_000),
+        ("time", -2, 20, None),  # the 2nd minute began by 70 s; the update at 50 s moved no minor unit
+        ("traffic", -1, None, 20_000),
+        ("time", 0, 45, None),  # settled at the close: paid by the rounding up of the rows before
+        ("traffic", 0, None, 90_000),
+    ]
+    stop = NOW + timedelta(seconds=80)  # a late Stop after the close still adds up
+    accounting(db, tariffs, "stop", stop, session_time=80, output_octets=270_000, **ids)
+    assert db.execute(
+        text("SELECT sum(seconds), sum(bytes) FROM ledger WHERE session_id IS NOT NULL")
+    ).one() == (80, 270_000)
+    assert_ledger_balanced(db)
