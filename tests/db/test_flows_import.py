@@ -138,6 +138,13 @@ def test_batches_imported_together_cost_the_same_and_replay_per_batch(db: Sessio
     keys = db.execute(text("SELECT idempotency_key FROM ledger WHERE cause = 'traffic' ORDER BY id")).scalars().all()
     assert len(keys) == 2 and all(key.startswith("flow:") for key in keys)
     assert not run(db, night_up, night_down).imported
+    imports = db.execute(
+        text("SELECT batches, batch_count, billable_bytes, debited FROM admin_flow_imports ORDER BY import_id")
+    ).all()  # one row per transaction, with its batches and the money that belongs to it
+    assert [tuple(row) for row in imports] == [
+        ([day.name], 1, 3 * MB + 1, exact),
+        ([night_up.name, night_down.name], 2, 3 * MB, traffic_debited(db, guest.account_id) - exact),
+    ]
     assert_ledger_balanced(db)
 
 
