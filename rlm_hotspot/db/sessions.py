@@ -257,29 +257,6 @@ _SESSION_FROM = """
 """
 
 
-def find_session_for_update(
-    session: Session,
-    *,
-    nas_id: int | None,
-    acct_session_id: str | None,
-    token: str | None,
-    user: PacketUser,
-    sent: datetime,
-    began: datetime | None,
-) -> Row | None:  # type: ignore[type-arg]
-    """The session an accounting packet belongs to, locked (see `find_session`)."""
-    return find_session(
-        session,
-        nas_id=nas_id,
-        acct_session_id=acct_session_id,
-        token=token,
-        user=user,
-        sent=sent,
-        began=began,
-        lock=True,
-    )
-
-
 def _lookup(name: str, where: str) -> dict[bool, Prepared]:
     """A session lookup, prepared with and without the row lock."""
     return _lookup_sql(name, f"SELECT {_SESSION_COLUMNS} {_SESSION_FROM} WHERE {where}")

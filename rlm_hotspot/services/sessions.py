@@ -105,15 +105,7 @@ def record_accounting(
             closed += 1
         return AccountingResult(None, 0, closed)
     user = packet_user(update)
-    row = q.find_session_for_update(
-        session,
-        nas_id=nas.id,
-        acct_session_id=update.acct_session_id,
-        token=update.token,
-        user=user,
-        sent=now,
-        began=_began(update, now),
-    )
+    row = _matched_session(session, nas.id, user, update, now, lock=True)
     verdict = Belonging.OTHER if row is None else _belonging(row, user, update, now)
     if verdict is Belonging.DUPLICATE:
         return AccountingResult(row.id, 0)
@@ -150,15 +142,7 @@ def record_accounting_without_lock(
     if nas_row is None:
         return None
     user = packet_user(update)
-    row = q.find_session(
-        session,
-        nas_id=nas_row.id,
-        acct_session_id=update.acct_session_id,
-        token=update.token,
-        user=user,
-        sent=now,
-        began=_began(update, now),
-    )
+    row = _matched_session(session, nas_row.id, user, update, now, lock=False)
     if row is None or row.status != "open" or row.account_id is None:
         return None
     if _belonging(row, user, update, now) is not Belonging.SAME:
@@ -166,9 +150,21 @@ def record_accounting_without_lock(
     return _bill_update(session, tariffs, row, update, now, hold=False)
 
 
-def _began(update: AccountingUpdate, now: datetime) -> datetime | None:
-    """When the packet's session began, by its own Acct-Session-Time."""
-    return None if update.session_time is None else now - timedelta(seconds=update.session_time)
+def _matched_session(
+    session: Session, nas_id: int, user: q.PacketUser, update: AccountingUpdate, now: datetime, *, lock: bool
+) -> Row | None:  # type: ignore[type-arg]
+    """The session the packet was meant for (whether it belongs to it is `_belonging`'s to say)."""
+    began = None if update.session_time is None else now - timedelta(seconds=update.session_time)
+    return q.find_session(
+        session,
+        nas_id=nas_id,
+        acct_session_id=update.acct_session_id,
+        token=update.token,
+        user=user,
+        sent=now,
+        began=began,
+        lock=lock,
+    )
 
 
 def packet_user(update: AccountingUpdate) -> q.PacketUser:
