@@ -1,7 +1,7 @@
 """No stack trace ever reaches a guest: every failure becomes a short page (or JSON) in their language.
 
-A database that cannot be reached is a 503 "try again in a moment"; anything unexpected is logged with
-its traceback for the operator and shown to the guest as a plain apology.
+A database that cannot be reached is a 503 "try again in a moment" and one log line; anything unexpected
+is logged with its traceback for the operator and shown to the guest as a plain apology.
 """
 
 from __future__ import annotations
@@ -41,7 +41,9 @@ def _http_error(exc: HTTPException) -> Response:
 
 
 def _database_down(exc: Exception) -> Response:
-    log.error("database unavailable: %s", exc.__class__.__name__, exc_info=exc)
+    # one line per request while the database is away: an outage is an expected fault, not a bug
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    log.error("database unavailable: %s: %s", exc.__class__.__name__, detail[0] if detail else "")
     response = _page(503, gettext("The service is busy for a moment. Please try again in a few seconds."))
     response.headers["Retry-After"] = "10"
     return response

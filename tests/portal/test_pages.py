@@ -4,6 +4,7 @@ heartbeat, top-up, logout, the close-the-page rule, RFC 8908, CSRF, headers and 
 from __future__ import annotations
 
 import json
+import logging
 from datetime import timedelta
 from pathlib import Path
 
@@ -327,11 +328,13 @@ def test_in_grace_mode_captive_api_polls_keep_the_session_alive(
     app.extensions["hotspot_portal"].close()
 
 
-def test_a_database_outage_is_a_friendly_503(database_url, key_file, clock, world: World) -> None:
-
+def test_a_database_outage_is_a_friendly_503(database_url, key_file, clock, world: World, caplog) -> None:
     broken = database_url.replace("hotspot_test", "no_such_database")
     app = create_app(portal_settings(broken, key_file), clock=clock)
-    response = app.test_client().get("/")
+    with caplog.at_level(logging.ERROR, logger="portal.errors"):
+        response = app.test_client().get("/")
+    (line,) = [record for record in caplog.records if record.name == "portal.errors"]  # one line, no traceback
+    assert line.exc_info is None and "no_such_database" in line.getMessage()
     assert response.status_code == 503 and response.headers["Retry-After"] == "10"
     page = response.get_data(as_text=True)
     assert "try again in a few seconds" in page and "Traceback" not in page and "psycopg2" not in page
