@@ -1,0 +1,171 @@
+"""The desk's everyday pages: the place at a glance, who is online, and helping a guest with a card."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext
+from werkzeug.wrappers import Response
+
+from console.auth import record, requires
+from console.chart import bar_chart
+from console.context import console
+from console.i18n import money
+from rlm_hotspot.core.cardcode import display_card_number
+from rlm_hotspot.core.money import MoneyError
+from rlm_hotspot.services import access, cards, desk, reports
+from rlm_hotspot.services.errors import CardRefused, ServiceError
+
+bp = Blueprint("desk", __name__)
+CHART_DAYS = 14
+DESK_ZONE = "UTC"  # the day boundaries of the place overview; each hotspot's own zone is shown in its rows
+
+
+@bp.get("/")
+@requires("cashier")
+def home() -> str:
+    ctx = console()
+    now = ctx.clock()
+    day_start, day_end = desk.local_day(now, DESK_ZONE)
+    with ctx.transaction() as db:
+        currency = ctx.currency(db)
+        online = desk.online(db)
+        sold_today = desk.sales_between(db, day_start, day_end)
+        since = day_start - timedelta(days=CHART_DAYS - 1)
+        revenue = reports.report(db, "revenue", "day", since, day_end)
+        takings = dict(desk.takings_per_day(db, since, day_end, DESK_ZONE))
+    by_day = {str(row["day"]): int(row["total"] or 0) for row in revenue}  # type: ignore[call-overload]
+    days = [(since + timedelta(days=i)).strftime("%Y-%m-%d") for i in range(CHART_DAYS)]
+    chart = bar_chart(
+        [(day[5:], by_day.get(day, 0), takings.get(day, 0)) for day in days],
+        label=lambda amount: money(amount, currency),
+    )
+    return render_template(
+        "home.html",
+        online=online,
+        sold_today=sold_today,
+        takings_today=sum(int(row["takings"]) for row in sold_today),  # type: ignore[call-overload]
+        cards_today=sum(int(row["cards"]) for row in sold_today),  # type: ignore[call-overload]
+        chart=chart,
+        currency=currency,
+    )
+
+
+@bp.get("/online")
+@requires("cashier")
+def online() -> str:
+    """Who is online now, per hotspot; `?part=1` is the table alone, for the page's live refresh."""
+    ctx = console()
+    with ctx.transaction() as db:
+        currency, grouped = ctx.currency(db), desk.online(db)
+    template = "online_part.html" if request.args.get("part") else "online.html"
+    return render_template(template, online=grouped, currency=currency)
+
+
+@bp.get("/card")
+@requires("cashier")
+def find() -> Response | str | tuple[str, int]:
+    """Find a card by the number the guest reads out (a typo is caught by the check digit)."""
+    text = request.args.get("number", "").strip()[:40]
+    if not text:
+        return render_template("find.html")
+    ctx = console()
+    try:
+        with ctx.transaction() as db:
+            overview = desk.card_overview(db, ctx.policy, text, ctx.clock())
+            currency = ctx.currency(db)
+            record(db, "card.view", overview.card.number)
+    except CardRefused as exc:
+        return render_template("find.html", error=_refusal_text(exc), number=text), 404
+    return render_template("card.html", o=overview, currency=currency, shown=display_card_number(overview.card.number))
+
+
+def _refusal_text(exc: CardRefused) -> str:
+    if exc.refusal.name == "BAD_CARD_NUMBER":
+        return gettext("This number has a typo (its check digit does not match). Please check every digit.")
+    return gettext("There is no card with this number.")
+
+
+def _back_to(number: str) -> Response:
+    return redirect(url_for("desk.find", number=number))
+
+
+@bp.post("/card/<number>/block")
+@requires("cashier")
+def block(number: str) -> Response:
+    """A lost or stolen card: blocked at once; its live sessions are cut by the worker."""
+    blocked = request.form.get("blocked") == "1"
+    ctx = console()
+    with ctx.transaction() as db:
+        changed = cards.set_blocked(db, blocked=blocked, number=number)
+        record(db, "card.block" if blocked else "card.unblock", number, changed=changed)
+    flash(gettext("The card is blocked.") if blocked else gettext("The card is unblocked."), "success")
+    return _back_to(number)
+
+
+@bp.post("/card/<number>/lockout")
+@requires("cashier")
+def clear_card_lockout(number: str) -> Response:
+    ctx = console()
+    with ctx.transaction() as db:
+        cleared = access.clear_lockout(db, ctx.clock(), card_text=number)
+        record(db, "lockout.clear", cleared)
+    flash(gettext("The wrong PINs typed before now no longer count."), "success")
+    return _back_to(number)
+
+
+@bp.post("/session/<int:session_id>/end")
+@requires("cashier")
+def end_session(session_id: int) -> Response:
+    number = request.form.get("number", "")
+    ctx = console()
+    try:
+        with ctx.transaction() as db:
+            desk.end_session(db, session_id, ctx.clock())
+            record(db, "session.end", str(session_id), card=number)
+        flash(gettext("The session will end in a few seconds."), "success")
+    except ServiceError:
+        flash(gettext("This session has ended already."), "error")
+    return _back_to(number) if number else redirect(url_for("desk.online"))
+
+
+@bp.post("/card/<number>/adjust")
+@requires("manager")
+def adjust(number: str) -> Response:
+    """A manager's correction of a balance, with a reason, through the ledger."""
+    ctx = console()
+    try:
+        with ctx.transaction() as db:
+            amount = ctx.currency(db).parse(request.form.get("amount", "").strip())
+            reason = request.form.get("reason", "").strip()[:200]
+            audit_id = record(db, "balance.adjust", number, amount=amount, reason=reason)
+            desk.adjust(db, number, amount, reason, staff_id=g.staff.id, audit_id=audit_id, now=ctx.clock())
+        flash(gettext("The balance is adjusted."), "success")
+    except (ServiceError, MoneyError) as exc:
+        flash(str(exc), "error")
+    return _back_to(number)
+
+
+@bp.get("/lockouts")
+@requires("cashier")
+def lockouts() -> str:
+    ctx = console()
+    with ctx.transaction() as db:
+        rows = access.list_lockouts(db, ctx.policy, ctx.clock())
+    return render_template("lockouts.html", rows=rows)
+
+
+@bp.post("/lockouts/clear")
+@requires("cashier")
+def clear_lockout() -> Response:
+    kind, subject = request.form.get("kind"), request.form.get("subject", "")[:64]
+    ctx = console()
+    with ctx.transaction() as db:
+        if kind == "card":
+            cleared = access.clear_lockout(db, ctx.clock(), card_text=subject)
+        else:
+            cleared = access.clear_lockout(db, ctx.clock(), client=subject)
+        record(db, "lockout.clear", cleared)
+    flash(gettext("The lockout is lifted."), "success")
+    return redirect(url_for("desk.lockouts"))

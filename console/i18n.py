@@ -1,0 +1,60 @@
+"""The staff member's language (the link they chose, else the browser's) and how numbers, money and
+times are shown in it; times in the hotspot's local time zone, with its name."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime
+from babel.numbers import format_currency, format_decimal
+from flask import Flask, request
+from flask_babel import Babel, get_locale, gettext
+from werkzeug.datastructures import LanguageAccept
+from werkzeug.http import parse_accept_header
+
+from rlm_hotspot.core.money import Currency
+
+LANGUAGES = {"en": "English", "ru": "Русский"}
+LANGUAGE_COOKIE = "lang"
+
+
+def select_locale() -> str:
+    chosen = request.cookies.get(LANGUAGE_COOKIE)
+    if chosen in LANGUAGES:
+        return chosen
+    return parse_accept_header(request.headers.get("Accept-Language"), LanguageAccept).best_match(LANGUAGES) or "en"
+
+
+def money(amount: int | None, currency: Currency) -> str:
+    if amount is None:
+        return ""
+    return format_currency(Decimal(amount).scaleb(-currency.exponent), currency.code, locale=get_locale())
+
+
+def local_time(moment: datetime | None, timezone: str = "UTC") -> str:
+    if moment is None:
+        return ""
+    zone = ZoneInfo(timezone)
+    return f"{format_datetime(moment.astimezone(zone), 'short', tzinfo=zone, locale=get_locale())} ({timezone})"
+
+
+def duration(seconds: int | None) -> str:
+    hours, rest = divmod(max(0, int(seconds or 0)), 3600)
+    return gettext("%(hours)d h %(minutes)02d min", hours=hours, minutes=rest // 60)
+
+
+def data_size(octets: int | None) -> str:
+    value = int(octets or 0)
+    for unit, size in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if value >= size:
+            return f"{format_decimal(Decimal(value) / size, format='#,##0.0', locale=get_locale())} {unit}"
+    return f"{value} B"
+
+
+def init_i18n(app: Flask) -> None:
+    app.config.setdefault("BABEL_DEFAULT_LOCALE", "en")
+    Babel(app, locale_selector=select_locale)
+    app.jinja_env.globals.update(languages=LANGUAGES, current_language=lambda: str(get_locale()), money=money)
+    app.jinja_env.filters.update(local_time=local_time, duration=duration, data_size=data_size)
