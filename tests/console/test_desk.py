@@ -98,7 +98,10 @@ def test_a_sheet_is_the_clis_pdf_with_the_pins_and_a_qr_code_without_them(
         assert by_number[number] in words
     subprocess.run(["pdftoppm", "-r", "150", "-png", str(pdf), str(tmp_path / "page")], check=True)
     scanned = subprocess.run(
-        ["zbarimg", "--quiet", "--raw", *map(str, sorted(tmp_path.glob("page*.png")))], capture_output=True, text=True
+        ["zbarimg", "--quiet", "--raw", *map(str, sorted(tmp_path.glob("page*.png")))],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     assert sorted(scanned) == sorted(f"http://portal.example/?card={number}" for number, _, _ in sold)
 
@@ -201,7 +204,8 @@ def test_a_manager_adjusts_a_balance_through_the_ledger_with_operator_and_reason
     with committed.connect() as conn:
         row = conn.execute(
             text(
-                "SELECT l.amount, l.cause, s.name, o.reason FROM ledger l JOIN ledger_operators o ON o.ledger_id = l.id "
+                "SELECT l.amount, l.cause, s.name, o.reason FROM ledger l "
+                "JOIN ledger_operators o ON o.ledger_id = l.id "
                 "JOIN staff s ON s.id = o.staff_id"
             )
         ).one()
