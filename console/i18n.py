@@ -58,3 +58,15 @@ def init_i18n(app: Flask) -> None:
     Babel(app, locale_selector=select_locale)
     app.jinja_env.globals.update(languages=LANGUAGES, current_language=lambda: str(get_locale()), money=money)
     app.jinja_env.filters.update(local_time=local_time, duration=duration, data_size=data_size)
+
+
+def N_(message: str) -> str:
+    """Marks a message for the catalogue; it is translated where it is shown."""
+    return message
+
+
+# Shown by name in the templates (`_(role)`): roles, report kinds and groupings.
+NAMED_WORDS = (
+    N_("cashier"), N_("manager"), N_("admin"), N_("sales"), N_("usage"), N_("revenue"),
+    N_("day"), N_("hotspot"), N_("batch"),
+)  # fmt: skip
