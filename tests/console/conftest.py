@@ -24,14 +24,18 @@ PASSWORDS = {"cashier": "cashier-password-1", "manager": "manager-password-1", "
 CONSOLE_TABLES = "ledger_operators, card_sales, audit_trail, staff_sessions, staff"
 
 
-@pytest.fixture
-def people(committed: Engine) -> Iterator[dict[str, int]]:
+def staff_accounts(engine: Engine) -> Iterator[dict[str, int]]:
     """One account per role, named after it; every console table is emptied afterwards."""
-    with Session(committed) as db, db.begin():
+    with Session(engine) as db, db.begin():
         ids = {role: staff.add_staff(db, role, role, password, NOW) for role, password in PASSWORDS.items()}
     yield ids
-    with committed.begin() as conn:
+    with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {CONSOLE_TABLES} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def people(committed: Engine) -> Iterator[dict[str, int]]:
+    yield from staff_accounts(committed)
 
 
 @pytest.fixture
