@@ -11,7 +11,7 @@ from werkzeug.wrappers import Response
 from console.auth import record, requires
 from console.chart import bar_chart
 from console.context import console
-from console.i18n import money
+from console.i18n import deadline_text, money
 from rlm_hotspot.core.cardcode import display_card_number
 from rlm_hotspot.core.money import MoneyError
 from rlm_hotspot.services import access, cards, desk, reports
@@ -145,6 +145,39 @@ def adjust(number: str) -> Response:
     except (ServiceError, MoneyError) as exc:
         flash(str(exc), "error")
     return _back_to(number)
+
+
+@bp.post("/card/<number>/topup")
+@requires("cashier")
+def top_up(number: str) -> Response:
+    """The guest hands over a second card: its value moves onto this one (its PIN typed at the desk)."""
+    ctx = console()
+    source = request.form.get("source", "").strip()[:40]
+    pin = "".join(request.form.get("pin", "").split()).upper()[:32]
+    try:
+        with ctx.transaction() as db:
+            done = desk.top_up_at_desk(db, ctx.vault, number, source, pin, staff_id=g.staff.id, now=ctx.clock())
+            record(db, "card.topup", number, source=done.source_number, amount=done.amount)
+            amount = money(done.amount, ctx.currency(db))
+        flash(gettext("%(amount)s moved onto this card.", amount=amount), "success")
+    except ServiceError as exc:
+        with ctx.transaction() as db:
+            record(db, "card.topup.refused", number, source=source, reason=str(exc))
+        flash(str(exc), "error")
+    return _back_to(number)
+
+
+@bp.post("/card/<number>/reprint")
+@requires("manager")
+def reprint(number: str) -> str:
+    """The slip of a card whose printout was lost, PIN included: a manager's explicit, audited act."""
+    ctx = console()
+    with ctx.transaction() as db:
+        sale = desk.reprint(db, ctx.vault, number)
+        record(db, "card.reprint", number)
+        currency = ctx.currency(db)
+    return render_template("receipt.html", sale=sale, currency=currency, width="80", deadline=deadline_text(sale),
+                           display=display_card_number, now=ctx.clock())  # fmt: skip
 
 
 @bp.get("/lockouts")

@@ -15,6 +15,7 @@ from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
 from rlm_hotspot.core.money import Currency
+from rlm_hotspot.services.desk import Sale
 
 LANGUAGES = {"en": "English", "ru": "Русский"}
 LANGUAGE_COOKIE = "lang"
@@ -51,6 +52,22 @@ def data_size(octets: int | None) -> str:
         if value >= size:
             return f"{format_decimal(Decimal(value) / size, format='#,##0.0', locale=get_locale())} {unit}"
     return f"{value} B"
+
+
+def deadline_text(sale: Sale) -> str | None:
+    """What the card's face says about its dates, in the hotspot's local time."""
+    parts = []
+    if sale.use_before:
+        parts.append(gettext("use before %(when)s", when=local_time(sale.use_before, sale.timezone)))
+    if sale.validity_seconds:
+        parts.append(
+            gettext("valid %(days)s days after first use", days=sale.validity_seconds // 86400)
+            if sale.validity_seconds % 86400 == 0
+            else gettext("valid %(hours)s h after first use", hours=sale.validity_seconds // 3600)
+        )
+    if sale.expires_at:
+        parts.append(gettext("expires %(when)s", when=local_time(sale.expires_at, sale.timezone)))
+    return "; ".join(parts) or None
 
 
 def init_i18n(app: Flask) -> None:

@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from console.auth import record, requires
 from console.context import console
-from console.i18n import local_time, money
+from console.i18n import deadline_text, money
 from rlm_hotspot.cli.printsheet import PrintableCard, render_scratch_sheet
 from rlm_hotspot.core.cardcode import display_card_number
 from rlm_hotspot.core.money import Currency, MoneyError
@@ -65,7 +65,7 @@ def sell() -> BaseResponse | str:
         sale=sale,
         currency=currency,
         width=fmt.split("-")[1],
-        deadline=_deadline_text(sale),
+        deadline=deadline_text(sale),
         display=display_card_number,
         now=ctx.clock(),
     )
@@ -76,26 +76,11 @@ def _price(currency: Currency, text: str) -> int | None:
     return currency.parse(text.strip()) if text.strip() else None
 
 
-def _deadline_text(sale: desk.Sale) -> str | None:
-    parts = []
-    if sale.use_before:
-        parts.append(gettext("use before %(when)s", when=local_time(sale.use_before, sale.timezone)))
-    if sale.validity_seconds:
-        parts.append(
-            gettext("valid %(days)s days after first use", days=sale.validity_seconds // 86400)
-            if sale.validity_seconds % 86400 == 0
-            else gettext("valid %(hours)s h after first use", hours=sale.validity_seconds // 3600)
-        )
-    if sale.expires_at:
-        parts.append(gettext("expires %(when)s", when=local_time(sale.expires_at, sale.timezone)))
-    return "; ".join(parts) or None
-
-
 def _pdf(sale: desk.Sale, currency: Currency) -> Response:
     """The A4 scratch-card sheet of `hotspotctl cards export`, for the cards just sold."""
     ctx = console()
     face = currency.format(sale.face_value)
-    deadline = _deadline_text(sale)
+    deadline = deadline_text(sale)
     printable = [
         PrintableCard(number=c.number, pin=c.pin, face_value=face, deadline=deadline, hotspot=sale.hotspot)
         for c in sale.cards

@@ -33,17 +33,18 @@ def stock(session: Session, now: datetime) -> list[dict[str, object]]:
     return [dict(r._mapping) for r in rows]
 
 
-def claim_for_sale(session: Session, batch_id: int, count: int, now: datetime) -> list[int]:
-    """Lock up to `count` cards in stock of a batch; two desks selling at once never get the same card."""
+def claim_for_sale(session: Session, batch_id: int, count: int, now: datetime) -> dict[int, str]:
+    """Lock up to `count` cards in stock of a batch (id: number); two desks selling at once never get the
+    same card."""
     rows = session.execute(
         text(
-            f"""SELECT c.id FROM cards c JOIN card_batches b ON b.id = c.batch_id
+            f"""SELECT c.id, c.number FROM cards c JOIN card_batches b ON b.id = c.batch_id
                 WHERE c.batch_id = :batch_id AND {_IN_STOCK}
                 ORDER BY c.id LIMIT :count FOR UPDATE OF c SKIP LOCKED"""
         ),
         {"batch_id": batch_id, "count": count, "now": now},
     )
-    return [int(r.id) for r in rows]
+    return {int(r.id): str(r.number) for r in rows}
 
 
 def insert_sales(session: Session, card_ids: list[int], *, staff_id: int, price: int, now: datetime) -> int:

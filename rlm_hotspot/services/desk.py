@@ -10,17 +10,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.core.decisions import Refusal
 from rlm_hotspot.db import cards as cards_q
 from rlm_hotspot.db import sales as q
 from rlm_hotspot.db.catalog import hotspot_by_id
+from rlm_hotspot.db.enforcement import queue_coas
 from rlm_hotspot.db.ledger import post_entry
 from rlm_hotspot.db.lockouts import locked_out
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services.access import Policy
-from rlm_hotspot.services.cards import deadline_of, find_card, reveal_pins, usable_refusal
+from rlm_hotspot.services.cards import TopUp, deadline_of, find_card, reveal_pins, top_up, usable_refusal
 from rlm_hotspot.services.errors import NotFound, ServiceError
 from rlm_hotspot.services.reports import statement
 
@@ -41,7 +43,7 @@ class Sale:
     series: int
     batch_name: str | None
     face_value: int
-    price_each: int
+    price_each: int | None  # None: a reprint
     hotspot: str | None
     timezone: str
     portal_url: str | None
@@ -80,20 +82,29 @@ def sell(
     price = batch.face_value if price_each is None else price_each
     if price < 0:
         raise ServiceError("the price cannot be negative")
-    card_ids = q.claim_for_sale(session, batch_id, count, now)
-    if len(card_ids) < count:
-        raise ServiceError(f"only {len(card_ids)} card(s) of this batch left to sell")
-    q.insert_sales(session, card_ids, staff_id=staff_id, price=price, now=now)
-    chosen = set(card_ids)
-    records = [c for c in cards_q.cards_of_batch(session, batch_id) if c.id in chosen]
-    pins = reveal_pins(vault, records)
+    claimed = q.claim_for_sale(session, batch_id, count, now)
+    if len(claimed) < count:
+        raise ServiceError(f"only {len(claimed)} card(s) of this batch left to sell")
+    q.insert_sales(session, list(claimed), staff_id=staff_id, price=price, now=now)
+    locked = cards_q.lock_cards(session, list(claimed.values()))
+    records = [locked[number] for number in claimed.values()]
+    return _printout(session, batch, records, reveal_pins(vault, records), price)
+
+
+def _printout(
+    session: Session,
+    batch: Row,  # type: ignore[type-arg]
+    records: list[cards_q.CardRecord],
+    pins: list[str | None],
+    price_each: int | None,
+) -> Sale:
     hotspot = hotspot_by_id(session, batch.hotspot_id) if batch.hotspot_id is not None else None
     return Sale(
-        batch_id=batch_id,
+        batch_id=batch.id,
         series=batch.series,
         batch_name=batch.name,
         face_value=batch.face_value,
-        price_each=price,
+        price_each=price_each,
         hotspot=hotspot.name if hotspot else None,
         timezone=hotspot.timezone if hotspot else "UTC",
         portal_url=hotspot.portal_url if hotspot else None,
@@ -192,6 +203,38 @@ def adjust(
     )
     q.record_operator(session, key, staff_id, reason)
     return int(balance if balance is not None else card.balance or 0)
+
+
+def top_up_at_desk(
+    session: Session, vault: PinVault, target: str, source: str, source_pin: str, *, staff_id: int, now: datetime
+) -> TopUp:
+    """Move a second card's value onto a guest's card at the desk (the guest hands both over).
+
+    The card service does the moving (both rows locked, the source's PIN checked, ledger keys unique per
+    source card); the staff member is recorded behind both ledger rows, and the NAS of a live RADIUS
+    session of the target is told the new limits (CoA), as after a top-up on the portal.
+    """
+    with session.begin_nested():  # a refusal leaves nothing half-done in the caller's transaction
+        result = top_up(session, vault, target, source, source_pin, now)
+    source_card = find_card(session, result.source_number)
+    for key in (f"topup_in:{source_card.id}", f"topup_out:{source_card.id}"):
+        q.record_operator(session, key, staff_id, f"top-up at the desk from card {source_card.number}")
+    target_card = find_card(session, result.target_number)
+    live = [int(str(s["id"])) for s in q.sessions_of_card(session, target_card.id) if s["status"] != "closed"]
+    queue_coas(session, live, now)
+    return result
+
+
+def reprint(session: Session, vault: PinVault, card_text: str) -> Sale:
+    """A card's slip once more, PIN included, for a slip lost before the card was used up (the caller
+    audits it); `price_each` None marks it a reprint."""
+    card = find_card(session, card_text)
+    if card.status == "redeemed" or card.blocked:
+        raise ServiceError("this card is blocked or its value was moved: there is nothing to reprint")
+    pins = reveal_pins(vault, [card])
+    if pins[0] is None:
+        raise ServiceError("this card's PIN is hashed: it cannot be shown again")
+    return _printout(session, cards_q.batch_by_id(session, card.batch_id), [card], pins, None)
 
 
 def online(session: Session) -> dict[str, list[dict[str, object]]]:

@@ -267,3 +267,39 @@ def test_an_admin_creates_a_staff_account_and_blocks_a_batch(client: FlaskClient
         assert conn.execute(text("SELECT bool_and(blocked) FROM cards")).scalar_one()
     actions = [(a, s) for _, a, s in audit_actions(committed)]
     assert ("staff.add", "boris") in actions and ("batch.block", "1") in actions
+
+
+def test_a_top_up_at_the_desk_moves_a_second_cards_value_with_the_operator(
+    client: FlaskClient, committed: Engine, vault: PinVault, world: World, clock: Clock
+) -> None:
+    target, source = world.cards.numbers[0], world.cards.numbers[3]
+    log_in_guest(committed, vault, world, clock)
+    sign_in(client, "cashier")
+    post(client, f"/card/{target}/topup", source=source, pin="WRONG")
+    assert "Wrong PIN" in client.get(f"/card?number={target}").get_data(as_text=True)
+    post(client, f"/card/{target}/topup", source=display_card_number(source), pin=world.cards.pins[3].lower())
+    page = client.get(f"/card?number={target}").get_data(as_text=True)
+    assert "€10.00" in page and "top-up from card" in page
+    with committed.connect() as conn:
+        operators = conn.execute(
+            text("SELECT l.idempotency_key, s.name FROM ledger_operators o JOIN ledger l ON l.id = o.ledger_id "
+                 "JOIN staff s ON s.id = o.staff_id ORDER BY l.id")
+        ).all()  # fmt: skip
+    assert [tuple(r) for r in operators] == [(f"topup_in:{4}", "cashier")]  # a new card has no outgoing row
+    with Session(committed) as db:
+        assert_ledger_balanced(db)
+    actions = [(a, s) for _, a, s in audit_actions(committed)]
+    assert ("card.topup.refused", target) in actions and ("card.topup", target) in actions
+    with committed.connect() as conn:
+        trail = conn.execute(text("SELECT string_agg(detail::text, ' ') FROM audit_trail")).scalar_one()
+    assert world.cards.pins[3] not in trail and "WRONG" not in trail
+
+
+def test_a_reprint_is_a_managers_audited_act(client: FlaskClient, committed: Engine, world: World) -> None:
+    number = world.cards.numbers[5]
+    sign_in(client, "cashier")
+    assert post(client, f"/card/{number}/reprint").status_code == 403
+    sign_in(client, "manager")
+    slip = post(client, f"/card/{number}/reprint").get_data(as_text=True)
+    assert PIN_FIELD.findall(slip) == [world.cards.pins[5]] and "Reprinted" in slip
+    assert ("manager", "card.reprint", number) in audit_actions(committed)
