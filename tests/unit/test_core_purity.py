@@ -53,7 +53,9 @@ def test_imports_are_stdlib_or_core(path: Path) -> None:
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
 def test_no_float_no_true_division_no_clock(path: Path) -> None:
     for node in ast.walk(_tree(path)):
-        assert not (isinstance(node, ast.Constant) and isinstance(node.value, float)), f"{path.name}: float literal"
+        assert not (isinstance(node, ast.Constant) and isinstance(node.value, float)), (
+            f"{path.name}: float literal"
+        )
         assert not isinstance(node, ast.Div), f"{path.name}: true division (/) has no place in billing"
         if isinstance(node, ast.Name) and node.id == "float":
             assert path.name == "cardcode.py", f"{path.name}: uses float"

@@ -44,7 +44,9 @@ def test_activated_card_deadline_is_the_earlier_of_validity_and_expiry() -> None
 
 
 def test_unused_card_deadline_is_as_if_activated_now() -> None:
-    v = validity(use_before=NOW + timedelta(hours=1), validity_seconds=DAY, expires_at=NOW + timedelta(days=30))
+    v = validity(
+        use_before=NOW + timedelta(hours=1), validity_seconds=DAY, expires_at=NOW + timedelta(days=30)
+    )
     # the activation deadline does not shorten the session that starts now
     assert effective_deadline(v, None, NOW) == NOW + timedelta(days=1)
     assert validity_refusal(v, None, NOW) is None

@@ -69,8 +69,7 @@ def test_memory_source_sizes_the_table(tmp_path: Path) -> None:
         ({"bin_minutes": 0}, "whole number of minutes"),
     ],
 )
-def test_bad_settings_are_refused_with_a_clear_message(
-    tmp_path: Path, overrides: dict[str, object], message: str
-) -> None:
+def test_bad_settings_are_refused_with_a_clear_message(tmp_path: Path, overrides: dict[str, object],
+                                                       message: str) -> None:
     with pytest.raises(CollectorConfigError, match=message):
         spec(tmp_path, **overrides)

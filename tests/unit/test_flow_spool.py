@@ -17,32 +17,16 @@ STAMP = str(int(BIN.timestamp()))
 
 
 def purge(ip: str, size: int, tag: int = 2, field: str = "ip_dst") -> dict[str, object]:
-    return {
-        "event_type": "purge",
-        "tag": tag,
-        field: ip,
-        "stamp_inserted": STAMP,
-        "stamp_updated": STAMP,
-        "packets": 1,
-        "bytes": size,
-    }
+    return {"event_type": "purge", "tag": tag, field: ip, "stamp_inserted": STAMP, "stamp_updated": STAMP,
+            "packets": 1, "bytes": size}
 
 
 def block(writer: str, *records: dict[str, object], close: bool = True) -> list[str]:
     lines = [json.dumps({"event_type": "purge_init", "writer_id": writer})]
     lines += [json.dumps(record) for record in records]
     if close:
-        lines.append(
-            json.dumps(
-                {
-                    "event_type": "purge_close",
-                    "writer_id": writer,
-                    "purged_entries": len(records),
-                    "total_entries": len(records),
-                    "duration": 0,
-                }
-            )
-        )
+        lines.append(json.dumps({"event_type": "purge_close", "writer_id": writer, "purged_entries": len(records),
+                                 "total_entries": len(records), "duration": 0}))
     return lines
 
 
@@ -56,8 +40,7 @@ def spool_file(tmp_path: Path, lines: list[str], name: str = "down-20261125-1200
 
 def test_each_closed_block_is_one_batch_with_a_stable_name(tmp_path: Path) -> None:
     lines = block("down/17033", purge("10.1.0.11", 28920), purge("10.1.0.12", 5, tag=1)) + block(
-        "down/17099", purge("10.1.0.11", 7)
-    )
+        "down/17099", purge("10.1.0.11", 7))
     first = spool_file(tmp_path, lines)
     batches = list(complete_batches(first))
     assert [len(b.counts) for b in batches] == [2, 1]
@@ -124,29 +107,17 @@ def test_settled_and_final_rules(tmp_path: Path) -> None:
 
 
 def test_pending_files_are_spool_names_only_oldest_bin_first(tmp_path: Path) -> None:
-    for name in (
-        "up-20261125-120100.json",
-        "down-20261125-120000.json",
-        "down-20261125-120000-memory.json",
-        "notes.txt",
-        ".down-1.tmp",
-        "down-2026.json",
-    ):
+    for name in ("up-20261125-120100.json", "down-20261125-120000.json", "down-20261125-120000-memory.json",
+                 "notes.txt", ".down-1.tmp", "down-2026.json"):
         (tmp_path / name).write_text("")
     (tmp_path / "done").mkdir()
     assert [f.path.name for f in pending_files(tmp_path)] == [
-        "down-20261125-120000-memory.json",
-        "down-20261125-120000.json",
-        "up-20261125-120100.json",
-    ]
+        "down-20261125-120000-memory.json", "down-20261125-120000.json", "up-20261125-120100.json"]
 
 
 def test_lines_that_used_to_crash_the_reader_are_malformed(tmp_path: Path) -> None:
-    records = [
-        purge("10.1.0.11", 100),
-        {**purge("10.1.0.12", 1), "stamp_inserted": "9" * 30},
-        purge("10.1.0.13\u0000", 1),
-    ]
+    records = [purge("10.1.0.11", 100), {**purge("10.1.0.12", 1), "stamp_inserted": "9" * 30},
+               purge("10.1.0.13\u0000", 1)]
     (batch,) = complete_batches(spool_file(tmp_path, block("down/1", *records)))
     assert [(c.ip, c.bytes) for c in batch.counts] == [("10.1.0.11", 100)] and batch.malformed == 2
 

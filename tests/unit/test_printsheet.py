@@ -110,7 +110,9 @@ def test_text_has_numbers_pins_and_labels(sheet: bytes, cards: list[PrintableCar
             assert card.deadline in text
 
 
-def test_qr_codes_decode_to_payloads_without_pins(sheet: bytes, cards: list[PrintableCard], tmp_path: Path) -> None:
+def test_qr_codes_decode_to_payloads_without_pins(
+    sheet: bytes, cards: list[PrintableCard], tmp_path: Path
+) -> None:
     _need("pdftoppm", "poppler-utils")
     _need("zbarimg", "zbar-tools")
     src = tmp_path / "sheet.pdf"
@@ -119,7 +121,9 @@ def test_qr_codes_decode_to_payloads_without_pins(sheet: bytes, cards: list[Prin
     pngs = sorted(str(p) for p in tmp_path.glob("page*.png"))
     assert len(pngs) == 3
     # zbarimg exits 4 when a page has no symbol; stderr may carry unrelated dbus noise
-    out = subprocess.run(["zbarimg", "--raw", "-q", *pngs], check=False, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["zbarimg", "--raw", "-q", *pngs], check=False, capture_output=True, text=True
+    ).stdout
     decoded = [line for line in out.splitlines() if line]
     assert len(decoded) == len(cards)
     assert set(decoded) == {qr_payload(PORTAL, card.number) for card in cards}
