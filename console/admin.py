@@ -49,7 +49,13 @@ def staff_change(name: str) -> Response:
     try:
         with ctx.transaction() as db:
             staff.change_staff(db, name, ctx.clock(), role=role, active=active, password=password)
-            record(db, "staff.change", name, role=role, active=active, new_password=password is not None)
+            clear_totp = request.form.get("clear_totp") == "1"
+            if clear_totp:
+                staff.clear_totp(db, name)
+            record(
+                db, "staff.change", name, role=role, active=active, new_password=password is not None,
+                totp_cleared=clear_totp,
+            )  # fmt: skip
         flash(gettext("Account %(name)s changed.", name=name), "success")
     except ServiceError as exc:
         flash(str(exc), "error")

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import TypeVar
 
-from flask import Blueprint, abort, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
@@ -18,8 +18,10 @@ from werkzeug.wrappers import Response
 from console.context import console
 from console.i18n import LANGUAGE_COOKIE, LANGUAGES
 from console.security import client_address
+from rlm_hotspot import totp
 from rlm_hotspot.db.staff import StaffRecord
 from rlm_hotspot.services import audit, staff
+from rlm_hotspot.services.errors import ServiceError
 from rlm_hotspot.services.staff import SignInRefused
 
 bp = Blueprint("auth", __name__)
@@ -78,7 +80,8 @@ def login() -> Response | str:
     now, client = ctx.clock(), client_address()
     try:
         with ctx.transaction() as db:
-            signed_in = staff.sign_in(db, name, request.form.get("password", ""), client, now)
+            password, code = request.form.get("password", ""), request.form.get("code", "")[:16]
+            signed_in = staff.sign_in(db, ctx.vault, name, password, code, client, now)
             audit.record(db, audit.Actor(signed_in.staff.id, signed_in.staff.name, client), "login", now)
     except SignInRefused as exc:
         with ctx.transaction() as db:
@@ -92,6 +95,10 @@ def login() -> Response | str:
 def _sign_in_message(reason: str) -> str:
     if reason.startswith("too many"):
         return gettext("Too many failed sign-ins. Wait 15 minutes or ask an administrator.")
+    if "code" in reason:
+        return gettext("Wrong code: type the code your authenticator app shows now.")
+    if "second factor" in reason:
+        return gettext("Your second factor cannot be read. Ask an administrator to turn it off.")
     return gettext("Wrong name or password.")
 
 
@@ -103,6 +110,34 @@ def logout() -> Response:
         record(db, "logout")
     session.clear()
     return redirect(url_for("auth.login"))
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@requires("cashier")
+def account() -> Response | str:
+    """One's own second factor: set up an authenticator app (a code proves it works), or see it is on."""
+    ctx = console()
+    if request.method == "POST":
+        secret = session.get("totp_setup")
+        if not isinstance(secret, str):
+            return redirect(url_for("auth.account"))
+        try:
+            with ctx.transaction() as db:
+                staff.enable_totp(db, ctx.vault, g.staff, secret, request.form.get("code", "")[:16], ctx.clock())
+                record(db, "staff.totp_on", g.staff.name)
+        except ServiceError as exc:
+            return render_template("account.html", secret=secret, uri=_uri(secret), error=str(exc)), 400
+        session.pop("totp_setup", None)
+        flash(gettext("The second factor is on: sign-ins now ask for a code."), "success")
+        return redirect(url_for("auth.account"))
+    if g.staff.has_totp:
+        return render_template("account.html")
+    secret = session["totp_setup"] = staff.new_totp_secret()
+    return render_template("account.html", secret=secret, uri=_uri(secret))
+
+
+def _uri(secret: str) -> str:
+    return totp.provisioning_uri(secret, g.staff.name, "Hotspot console")
 
 
 @bp.get("/language/<code>")

@@ -109,7 +109,19 @@ def user_list(app: App, fmt: str) -> None:
     """Staff accounts (never their password hashes)."""
     with app.transaction() as session:
         people = staff_service.list_staff(session)
-    emit([{"name": p.name, "role": p.role, "active": p.active, "created_at": p.created_at} for p in people], fmt)
+    emit(
+        [
+            {
+                "name": p.name,
+                "role": p.role,
+                "active": p.active,
+                "second_factor": p.has_totp,
+                "created_at": p.created_at,
+            }
+            for p in people
+        ],
+        fmt,
+    )
 
 
 @user.command("set")
@@ -117,8 +129,11 @@ def user_list(app: App, fmt: str) -> None:
 @click.option("--role", type=click.Choice(staff_service.ROLES), default=None, help="A new role.")
 @click.option("--disable/--enable", "disabled", default=None, help="Refuse or allow this account's sign-in.")
 @click.option("--password", "new_password", is_flag=True, help="Set a new password (asked twice).")
+@click.option("--clear-totp", is_flag=True, help="Turn the second factor off (a lost phone).")
 @pass_app
-def user_set(app: App, name: str, role: str | None, disabled: bool | None, new_password: bool) -> None:
+def user_set(
+    app: App, name: str, role: str | None, disabled: bool | None, new_password: bool, clear_totp: bool
+) -> None:
     """Change a staff account; disabling it or a new password ends its console sessions.
 
     Example: hotspotctl console user set boris --disable
@@ -127,16 +142,12 @@ def user_set(app: App, name: str, role: str | None, disabled: bool | None, new_p
     active = None if disabled is None else not disabled
     with app.transaction() as session:
         changed = staff_service.change_staff(session, name, app.now(), role=role, active=active, password=password)
+        if clear_totp:
+            staff_service.clear_totp(session, name)
         audit_service.record(
-            session,
-            _cli_actor(),
-            "staff.change",
-            app.now(),
-            name,
-            role=role,
-            active=active,
-            new_password=password is not None,
-        )
+            session, _cli_actor(), "staff.change", app.now(), name, role=role, active=active,
+            new_password=password is not None, totp_cleared=clear_totp,
+        )  # fmt: skip
     click.echo(f"staff account {changed.name}: {changed.role}, {'active' if changed.active else 'disabled'}")
 
 

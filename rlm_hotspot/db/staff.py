@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import text
+from sqlalchemy import Row, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -20,9 +20,24 @@ class StaffRecord:
     password_hash: str
     active: bool
     created_at: datetime
+    totp_secret: bytes | None  # sealed (sql/018_staff_totp.sql)
+    totp_key_id: int | None
+    totp_last_step: int | None
+
+    @property
+    def has_totp(self) -> bool:
+        return self.totp_secret is not None
 
 
-_COLUMNS = "id, name, role, password_hash, active, created_at"
+_COLUMNS = "id, name, role, password_hash, active, created_at, totp_secret, totp_key_id, totp_last_step"
+
+
+def _record(row: Row) -> StaffRecord:  # type: ignore[type-arg]
+    """A row as a record; bytea arrives as a memoryview, which the PIN vault does not take."""
+    values = dict(row._mapping)
+    if values["totp_secret"] is not None:
+        values["totp_secret"] = bytes(values["totp_secret"])
+    return StaffRecord(**values)
 
 
 def insert_staff(session: Session, *, name: str, role: str, password_hash: str, now: datetime) -> int:
@@ -43,11 +58,11 @@ def insert_staff(session: Session, *, name: str, role: str, password_hash: str, 
 
 def staff_by_name(session: Session, name: str) -> StaffRecord | None:
     row = session.execute(text(f"SELECT {_COLUMNS} FROM staff WHERE name = :name"), {"name": name}).first()
-    return None if row is None else StaffRecord(**row._mapping)
+    return None if row is None else _record(row)
 
 
 def staff_list(session: Session) -> list[StaffRecord]:
-    return [StaffRecord(**r._mapping) for r in session.execute(text(f"SELECT {_COLUMNS} FROM staff ORDER BY name"))]
+    return [_record(r) for r in session.execute(text(f"SELECT {_COLUMNS} FROM staff ORDER BY name"))]
 
 
 def update_staff(session: Session, staff_id: int, *, now: datetime, **values: object) -> None:
@@ -58,6 +73,25 @@ def update_staff(session: Session, staff_id: int, *, now: datetime, **values: ob
     if "password_hash" in values:
         assignments += ", password_changed_at = :now"
     session.execute(text(f"UPDATE staff SET {assignments} WHERE id = :id"), {"id": staff_id, "now": now, **values})
+
+
+def set_totp(session: Session, staff_id: int, sealed: bytes | None, key_id: int | None) -> None:
+    session.execute(
+        text("UPDATE staff SET totp_secret = :sealed, totp_key_id = :key_id, totp_last_step = NULL WHERE id = :id"),
+        {"id": staff_id, "sealed": sealed, "key_id": key_id},
+    )
+
+
+def use_totp_step(session: Session, staff_id: int, step: int) -> bool:
+    """Take a time step for a sign-in; False if it (or a later one) was used already: one code, one use."""
+    row = session.execute(
+        text(
+            "UPDATE staff SET totp_last_step = :step WHERE id = :id "
+            "AND (totp_last_step IS NULL OR totp_last_step < :step) RETURNING id"
+        ),
+        {"id": staff_id, "step": step},
+    ).first()
+    return row is not None
 
 
 def end_sessions_of(session: Session, staff_id: int, now: datetime) -> None:
@@ -89,7 +123,7 @@ def touch_session(session: Session, token_hash: bytes, now: datetime, idle_s: in
         ),
         {"hash": token_hash, "now": now, "idle": idle_s},
     ).first()
-    return None if row is None else StaffRecord(**row._mapping)
+    return None if row is None else _record(row)
 
 
 def end_session(session: Session, token_hash: bytes, now: datetime) -> None:

@@ -14,10 +14,12 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from rlm_hotspot import totp
 from rlm_hotspot.db import audit as audit_q
 from rlm_hotspot.db import staff as q
 from rlm_hotspot.db.catalog import DuplicateError
 from rlm_hotspot.db.staff import StaffRecord
+from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services.errors import NotFound, ServiceError
 
 ROLES = ("cashier", "manager", "admin")
@@ -136,8 +138,11 @@ def token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def sign_in(session: Session, name: str, password: str, client: str, now: datetime) -> SignedIn:
-    """Check name and password (throttled per name and per client) and open a console session.
+def sign_in(
+    session: Session, vault: PinVault, name: str, password: str, code: str, client: str, now: datetime
+) -> SignedIn:
+    """Check name, password and (when set up) the TOTP code, throttled per name and per client, and open a
+    console session.
 
     The caller records the outcome in the audit trail (a failure too: the throttle counts those rows).
     """
@@ -150,9 +155,44 @@ def sign_in(session: Session, name: str, password: str, client: str, now: dateti
         password = ""
     if not verify_password(password, staff.password_hash if staff else _NOBODY) or staff is None or not staff.active:
         raise SignInRefused("wrong name or password")
+    if staff.has_totp:
+        step = totp.matching_step(_totp_secret(vault, staff), code, int(now.timestamp()))
+        if step is None or not q.use_totp_step(session, staff.id, step):
+            raise SignInRefused("wrong or used code")
     token = secrets.token_urlsafe(32)
     q.insert_session(session, token_hash=token_hash(token), staff_id=staff.id, client=client, now=now)
     return SignedIn(staff, token)
+
+
+def _seal_name(staff: StaffRecord) -> str:
+    """The associated data of a sealed TOTP secret: a secret copied onto another account does not open."""
+    return f"staff:{staff.name}"
+
+
+def _totp_secret(vault: PinVault, staff: StaffRecord) -> str:
+    secret = vault.reveal(_seal_name(staff), staff.totp_key_id or 0, staff.totp_secret or b"")
+    if secret is None:
+        raise SignInRefused("the second factor cannot be read: ask an admin to set it up again")
+    return secret
+
+
+def new_totp_secret() -> str:
+    return totp.new_secret(secrets.token_bytes(totp.SECRET_BYTES))
+
+
+def enable_totp(session: Session, vault: PinVault, staff: StaffRecord, secret: str, code: str, now: datetime) -> None:
+    """Turn the second factor on once the authenticator app shows a code for `secret` (proof it is set up)."""
+    step = totp.matching_step(secret, code, int(now.timestamp()))
+    if step is None:
+        raise ServiceError("that code does not match: check the app's clock and the secret, and try again")
+    sealed = next(vault.seal_many([_seal_name(staff)], [secret], "encrypted"))
+    q.set_totp(session, staff.id, sealed, vault.current_key_id)
+    q.use_totp_step(session, staff.id, step)
+
+
+def clear_totp(session: Session, name: str) -> None:
+    """Turn the second factor off (a lost phone): the account signs in with its password alone."""
+    q.set_totp(session, get_staff(session, name).id, None, None)
 
 
 def current_staff(session: Session, token: str, now: datetime, idle_timeout_s: int) -> StaffRecord | None:

@@ -80,9 +80,10 @@ def csrf_of(client: FlaskClient, path: str = "/login") -> str:
     return match.group(1)
 
 
-def sign_in(client: FlaskClient, name: str, password: str | None = None):  # type: ignore[no-untyped-def]
+def sign_in(client: FlaskClient, name: str, password: str | None = None, code: str = ""):  # type: ignore[no-untyped-def]
     password = PASSWORDS[name] if password is None else password
-    return client.post("/login", data={"name": name, "password": password, "csrf_token": csrf_of(client)})
+    form = {"name": name, "password": password, "code": code, "csrf_token": csrf_of(client)}
+    return client.post("/login", data=form)
 
 
 def post(client: FlaskClient, path: str, **form: str):  # type: ignore[no-untyped-def]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 
 from rlm_hotspot.services.staff import FAILED_LOGINS_PER_NAME, hash_password, verify_password
+from rlm_hotspot.totp import code_at
 from tests.console.conftest import audit_actions, csrf_of, post, sign_in
 from tests.portal.conftest import Clock
 
@@ -129,3 +132,34 @@ def test_the_console_speaks_russian(client: FlaskClient) -> None:
     client.get("/language/ru")
     sign_in(client, "cashier")
     assert "Продать" in client.get("/").get_data(as_text=True)
+
+
+def test_a_second_factor_is_set_up_with_a_code_then_asked_at_every_sign_in(
+    client: FlaskClient, committed: Engine, clock: Clock
+) -> None:
+    sign_in(client, "manager")
+    page = client.get("/account").get_data(as_text=True)
+    secret = re.search(r'data-field="totp-secret">([A-Z2-7]+)<', page).group(1)  # type: ignore[union-attr]
+    step = int(clock().timestamp()) // 30
+    wrong = "000000" if code_at(secret, step) != "000000" else "111111"
+    assert post(client, "/account", code=wrong).status_code == 400
+    assert post(client, "/account", code=code_at(secret, step)).status_code == 302
+    assert "every sign-in asks for the code" in client.get("/account").get_data(as_text=True)
+    with committed.connect() as conn:
+        stored = conn.execute(text("SELECT totp_secret FROM staff WHERE name = 'manager'")).scalar_one()
+    assert secret.encode() not in bytes(stored)  # sealed under the key file, not in the clear
+
+    other = client.application.test_client()
+    assert sign_in(other, "manager").status_code == 401  # the password alone no longer does
+    clock.advance(30)
+    code = code_at(secret, step + 1)
+    assert sign_in(other, "manager", code=code).status_code == 302
+    assert sign_in(client.application.test_client(), "manager", code=code).status_code == 401  # used once
+    assert "Wrong code" in sign_in(client.application.test_client(), "manager", code="12345").get_data(as_text=True)
+
+    admin = client.application.test_client()
+    sign_in(admin, "admin")
+    post(admin, "/admin/staff/manager", role="manager", active="1", clear_totp="1")
+    assert sign_in(client.application.test_client(), "manager").status_code == 302
+    actions = [a for _, a, _ in audit_actions(committed)]
+    assert "staff.totp_on" in actions and actions.count("login.failed") == 3

@@ -67,7 +67,7 @@ def test_user_set_and_list(run: Callable[..., Result]) -> None:
     result = run("console", "user", "set", "anna", "--role", "manager", "--disable")
     assert result.exit_code == 0 and "anna: manager, disabled" in result.output
     listed = run("console", "user", "list", "--format", "csv").output
-    assert "anna,manager,False" in listed and "scrypt" not in listed
+    assert "anna,manager,False,False" in listed and "scrypt" not in listed
     assert run("console", "user", "set", "nobody", "--enable").exit_code == 1
 
 
