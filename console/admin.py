@@ -1,7 +1,10 @@
 """Admin pages: staff accounts, and the configuration as it stands (tariffs, hotspots, NAS, batches) with
-blocking and unblocking whole batches. Creating tariffs, hotspots, NAS and batches stays with hotspotctl."""
+making batches and blocking or unblocking whole ones. Creating tariffs, hotspots and NAS stays with
+hotspotctl."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
@@ -9,10 +12,12 @@ from werkzeug.wrappers import Response
 
 from console.auth import record, requires
 from console.context import console
+from rlm_hotspot.core.money import MoneyError
 from rlm_hotspot.services import cards, catalog, desk, staff
 from rlm_hotspot.services.errors import ServiceError
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+MAX_BATCH_IN_CONSOLE = 10_000  # a request, not a job: larger batches with hotspotctl
 
 
 @bp.get("/staff")
@@ -74,6 +79,35 @@ def setup() -> str:
             batches=desk.batches(db),
             currency=catalog.currency(db),
         )
+
+
+@bp.post("/batch")
+@requires("admin")
+def batch_generate() -> Response:
+    """New cards for the desk to sell. Their PINs are not shown here: each is printed when its card is sold."""
+    ctx = console()
+    form = request.form
+    try:
+        if ctx.settings.core.pin_mode != "encrypted":
+            raise ServiceError("hashed PINs are only shown when cards are made: generate them with hotspotctl")
+        count = int(form.get("count", ""))
+        validity_days = int(form.get("validity_days") or 0)
+        with ctx.transaction() as db:
+            spec = cards.BatchSpec(
+                count=count,
+                face_value=catalog.currency(db).parse(form.get("face_value", "").strip()),
+                name=form.get("name", "").strip()[:100] or None,
+                hotspot=form.get("hotspot") or None,
+                validity=timedelta(days=validity_days) if validity_days else None,
+            )
+            if count > MAX_BATCH_IN_CONSOLE:
+                raise ServiceError(f"the console makes up to {MAX_BATCH_IN_CONSOLE} cards at a time")
+            made = cards.generate_batch(db, ctx.vault, spec, ctx.clock(), "encrypted")
+            record(db, "batch.generate", str(made.batch_id), count=count, face_value=spec.face_value)
+        flash(gettext("%(count)d cards made (series %(series)04d).", count=count, series=made.series), "success")
+    except ValueError as exc:  # ServiceError, MoneyError, a count that is not a number
+        flash(str(exc) if isinstance(exc, ServiceError | MoneyError) else gettext("Type a number of cards."), "error")
+    return redirect(url_for("admin.setup"))
 
 
 @bp.post("/batch/<int:batch_id>/block")

@@ -303,3 +303,24 @@ def test_a_reprint_is_a_managers_audited_act(client: FlaskClient, committed: Eng
     slip = post(client, f"/card/{number}/reprint").get_data(as_text=True)
     assert PIN_FIELD.findall(slip) == [world.cards.pins[5]] and "Reprinted" in slip
     assert ("manager", "card.reprint", number) in audit_actions(committed)
+
+
+def test_an_admin_makes_a_batch_whose_pins_are_shown_only_when_sold(
+    client: FlaskClient, committed: Engine, world: World
+) -> None:
+    sign_in(client, "admin")
+    post(client, "/admin/batch", count="abc", face_value="2.00")
+    assert "Type a number of cards." in client.get("/admin/setup").get_data(as_text=True)
+    response = post(
+        client, "/admin/batch", count="4", face_value="2.00", name="lobby", hotspot="cafe", validity_days="7"
+    )
+    assert "PIN" not in response.get_data(as_text=True)
+    page = client.get("/admin/setup").get_data(as_text=True)
+    assert "4 cards made" in page and "lobby" in page
+    with committed.connect() as conn:
+        batch = conn.execute(
+            text("SELECT card_count, face_value, pin_mode, validity_seconds FROM card_batches WHERE name = 'lobby'")
+        ).one()
+    assert tuple(batch) == (4, 200, "encrypted", 7 * 86400)
+    assert "4 in stock" in client.get("/sell").get_data(as_text=True)
+    assert ("admin", "batch.generate", "2") in audit_actions(committed)
