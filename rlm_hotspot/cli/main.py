@@ -68,23 +68,8 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     ctx.call_on_close(app.close)
 
 
-for group in (
-    db,
-    hotspot,
-    nas,
-    tariff,
-    cards,
-    account,
-    report,
-    lockout,
-    quarantine,
-    worker,
-    radius,
-    portal,
-    flows,
-    console,
-    audit,
-):
+for group in (db, hotspot, nas, tariff, cards, account, report, lockout, quarantine, worker, radius, portal, flows,
+              console, audit):  # fmt: skip
     cli.add_command(group)
 
 
