@@ -19,22 +19,21 @@ from rlm_hotspot.services.errors import CardRefused, ServiceError
 
 bp = Blueprint("desk", __name__)
 CHART_DAYS = 14
-DESK_ZONE = "UTC"  # the day boundaries of the place overview; each hotspot's own zone is shown in its rows
 
 
 @bp.get("/")
 @requires("cashier")
 def home() -> str:
     ctx = console()
-    now = ctx.clock()
-    day_start, day_end = desk.local_day(now, DESK_ZONE)
+    now, zone = ctx.clock(), ctx.settings.timezone  # the desk's day; each row shows its hotspot's own time
+    day_start, day_end = desk.local_day(now, zone)
     with ctx.transaction() as db:
         currency = ctx.currency(db)
         online = desk.online(db)
         sold_today = desk.sales_between(db, day_start, day_end)
         since = day_start - timedelta(days=CHART_DAYS - 1)
         revenue = reports.report(db, "revenue", "day", since, day_end)
-        takings = dict(desk.takings_per_day(db, since, day_end, DESK_ZONE))
+        takings = dict(desk.takings_per_day(db, since, day_end, zone))
     by_day = {str(row["day"]): int(row["total"] or 0) for row in revenue}  # type: ignore[call-overload]
     days = [(since + timedelta(days=i)).strftime("%Y-%m-%d") for i in range(CHART_DAYS)]
     chart = bar_chart(

@@ -14,6 +14,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rlm_hotspot.settings import DEFAULT_CONFIG_PATH, Settings, SettingsError, load_settings
 
@@ -22,6 +23,7 @@ _ENV = {
     "HOTSPOT_CONSOLE_SECRET_KEY": "secret_key",
     "HOTSPOT_CONSOLE_IDLE_TIMEOUT": "idle_timeout_s",
     "HOTSPOT_CONSOLE_COOKIE_SECURE": "cookie_secure",
+    "HOTSPOT_CONSOLE_TIMEZONE": "timezone",
 }
 
 
@@ -32,8 +34,15 @@ class ConsoleSettings:
     idle_timeout_s: int = 900
     cookie_secure: bool = True
     proxy_hops: int = 0
+    timezone: str = "UTC"
 
     def __post_init__(self) -> None:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(
+                f"console.timezone: {self.timezone!r} is not a time zone (e.g. Europe/Moscow)"
+            ) from None
         if len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
             raise SettingsError(f"console secret key: at least {MIN_SECRET_KEY_LENGTH} characters are needed")
         if not 60 <= self.idle_timeout_s <= 86_400:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 
+from console import ConsoleSettings
 from rlm_hotspot.services.staff import FAILED_LOGINS_PER_NAME, hash_password, verify_password
+from rlm_hotspot.settings import SettingsError
 from rlm_hotspot.totp import code_at
-from tests.console.conftest import audit_actions, csrf_of, post, sign_in
+from tests.console.conftest import audit_actions, console_settings, csrf_of, post, sign_in
 from tests.portal.conftest import Clock
 
 ADMIN_PAGES = ("/admin/staff", "/admin/setup")
@@ -163,3 +166,14 @@ def test_a_second_factor_is_set_up_with_a_code_then_asked_at_every_sign_in(
     assert sign_in(client.application.test_client(), "manager").status_code == 302
     actions = [a for _, a, _ in audit_actions(committed)]
     assert "staff.totp_on" in actions and actions.count("login.failed") == 3
+
+
+def test_settings_refuse_what_cannot_work(database_url: str, key_file) -> None:  # type: ignore[no-untyped-def]
+    for bad, message in (
+        ({"secret_key": "short"}, "at least 32 characters"),
+        ({"idle_timeout_s": 10}, "idle_timeout_s"),
+        ({"timezone": "Mars/Olympus"}, "not a time zone"),
+        ({"colour": "blue"}, "unknown console setting"),
+    ):
+        with pytest.raises(SettingsError, match=message):
+            ConsoleSettings.from_mapping({**console_settings(database_url, key_file), **bad})

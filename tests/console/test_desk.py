@@ -16,9 +16,12 @@ from sqlalchemy.orm import Session
 from rlm_hotspot.core.cardcode import display_card_number
 from rlm_hotspot.core.decisions import Refusal
 from rlm_hotspot.pins import PinVault
+from rlm_hotspot.services import desk
 from rlm_hotspot.services.access import Policy, record_attempt
+from rlm_hotspot.services.errors import ServiceError
 from rlm_hotspot.services.sessions import open_portal_session
 from rlm_hotspot.services.tariff_cache import TariffCache
+from tests.conftest import NOW
 from tests.console.conftest import audit_actions, post, sign_in
 from tests.db import factories
 from tests.db.helpers import assert_ledger_balanced
@@ -324,3 +327,17 @@ def test_an_admin_makes_a_batch_whose_pins_are_shown_only_when_sold(
     assert tuple(batch) == (4, 200, "encrypted", 7 * 86400)
     assert "4 in stock" in client.get("/sell").get_data(as_text=True)
     assert ("admin", "batch.generate", "2") in audit_actions(committed)
+
+
+def test_two_desks_selling_at_once_never_get_the_same_card(
+    committed: Engine, vault: PinVault, world: World, people: dict[str, int]
+) -> None:
+    with Session(committed) as first, first.begin():
+        one = desk.sell(first, vault, staff_id=people["cashier"], batch_id=1, count=3, price_each=None, now=NOW)
+        with Session(committed) as second, second.begin():  # while the first desk's transaction is open
+            other = desk.sell(second, vault, staff_id=people["manager"], batch_id=1, count=3, price_each=None, now=NOW)
+            with pytest.raises(ServiceError, match="only 0 card"):
+                desk.sell(second, vault, staff_id=people["manager"], batch_id=1, count=1, price_each=None, now=NOW)
+    numbers = [c.number for c in one.cards] + [c.number for c in other.cards]
+    assert sorted(numbers) == sorted(world.cards.numbers[:6])
+    assert len(sold_cards(committed)) == 6
