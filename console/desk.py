@@ -13,7 +13,7 @@ from console.chart import bar_chart
 from console.context import console
 from console.i18n import deadline_text, money
 from rlm_hotspot.core.cardcode import display_card_number
-from rlm_hotspot.core.money import MoneyError
+from rlm_hotspot.core.money import Currency, MoneyError
 from rlm_hotspot.services import access, cards, desk, reports
 from rlm_hotspot.services.errors import CardRefused, ServiceError
 
@@ -136,7 +136,7 @@ def adjust(number: str) -> Response:
     ctx = console()
     try:
         with ctx.transaction() as db:
-            amount = ctx.currency(db).parse(request.form.get("amount", "").strip())
+            amount = _signed_amount(ctx.currency(db), request.form.get("amount", ""))
             reason = request.form.get("reason", "").strip()[:200]
             audit_id = record(db, "balance.adjust", number, amount=amount, reason=reason)
             desk.adjust(db, number, amount, reason, staff_id=g.staff.id, audit_id=audit_id, now=ctx.clock())
@@ -144,6 +144,14 @@ def adjust(number: str) -> Response:
     except (ServiceError, MoneyError) as exc:
         flash(str(exc), "error")
     return _back_to(number)
+
+
+def _signed_amount(currency: Currency, text: str) -> int:
+    """An adjustment as typed: "1.50" adds, "-1.50" (hyphen or U+2212 minus sign) takes away."""
+    cleaned = text.strip().replace("\u2212", "-")
+    if cleaned.startswith("-"):
+        return -currency.parse(cleaned[1:])
+    return currency.parse(cleaned)
 
 
 @bp.post("/card/<number>/topup")

@@ -219,6 +219,12 @@ def test_a_manager_adjusts_a_balance_through_the_ledger_with_operator_and_reason
         assert_ledger_balanced(db)
     post(client, f"/card/{number}/adjust", amount="1.50", reason=" ")
     assert "say why" in client.get(f"/card?number={number}").get_data(as_text=True)
+    post(client, f"/card/{number}/adjust", amount="-0.50", reason="a goodwill credit too many")
+    post(client, f"/card/{number}/adjust", amount="--0.50", reason="a typo")
+    assert "bad amount" in client.get(f"/card?number={number}").get_data(as_text=True)
+    with committed.connect() as conn:
+        balance = conn.execute(text("SELECT balance FROM admin_cards WHERE number = :n"), {"n": number}).scalar_one()
+    assert balance == 600
 
 
 @pytest.mark.parametrize("part", ["", "?part=1"])

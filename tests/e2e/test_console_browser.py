@@ -186,6 +186,54 @@ def test_a_receptionists_day(
     assert all(name == "cashier" for name, _, _ in trail)
 
 
+def sign_in_as(driver: WebDriver, url: str, name: str, password: str) -> None:
+    driver.delete_all_cookies()
+    driver.get(f"{url}/login")
+    driver.find_element(By.ID, "name").send_keys(name)
+    driver.find_element(By.ID, "password").send_keys(password)
+    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "[data-field=staff]"))
+
+
+@needs_chromium
+def test_online_now_refreshes_itself_under_the_strict_csp(
+    console_url: str, browser: WebDriver, committed: Engine, vault: PinVault, shop: World
+) -> None:
+    sign_in_as(browser, console_url, "cashier", PASSWORDS["cashier"])
+    browser.get(f"{console_url}/online")
+    assert "Nobody is online." in text_of(browser, "#online")
+    guest_login(committed, vault, shop, shop.cards.numbers[0], shop.cards.pins[0])
+    wait_for(browser, lambda d: shop.cards.numbers[0] in text_of(d, "#online"), seconds=15)  # no reload
+
+
+@needs_chromium
+def test_an_admin_adds_a_cashier_and_a_manager_corrects_a_balance_and_reads_the_trail(
+    console_url: str, browser: WebDriver, committed: Engine, vault: PinVault, shop: World, screenshots: Path
+) -> None:
+    url, driver = console_url, browser
+    sign_in_as(driver, url, "admin", PASSWORDS["admin"])
+    driver.get(f"{url}/admin/staff")
+    driver.find_element(By.ID, "new-name").send_keys("vera")
+    driver.find_element(By.ID, "new-password").send_keys("vera-password-1")
+    driver.find_element(By.CSS_SELECTOR, "form[action$='/admin/staff'] button[type=submit]").click()
+    wait_for(driver, lambda d: "Account vera created." in text_of(d, ".alert.success"))
+    sign_in_as(driver, url, "vera", "vera-password-1")
+    assert "vera (cashier)" in text_of(driver, "[data-field=staff]")
+
+    number = shop.cards.numbers[0]
+    guest_login(committed, vault, shop, number, shop.cards.pins[0])
+    sign_in_as(driver, url, "manager", PASSWORDS["manager"])
+    find_card(driver, url, number)
+    driver.find_element(By.ID, "amount").send_keys("-1.25")
+    driver.find_element(By.ID, "reason").send_keys("charged twice for the same hour")
+    driver.find_element(By.CSS_SELECTOR, "form[action$='/adjust'] button[type=submit]").click()
+    wait_for(driver, lambda d: "€3.75" in text_of(d, "[data-field=balance]"))
+    driver.get(f"{url}/audit")
+    trail = text_of(driver, "#audit")
+    assert "balance.adjust" in trail and "staff.add" in trail and "charged twice" in trail
+    driver.save_screenshot(str(screenshots / "console-audit.png"))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
