@@ -14,11 +14,17 @@ from flask_babel import Babel, get_locale, gettext
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
+from rlm_hotspot.core.decisions import Refusal
 from rlm_hotspot.core.money import Currency
 from rlm_hotspot.services.desk import Sale
 
 LANGUAGES = {"en": "English", "ru": "Русский"}
 LANGUAGE_COOKIE = "lang"
+
+
+def N_(message: str) -> str:
+    """Marks a message for the catalogue; it is translated where it is shown."""
+    return message
 
 
 def select_locale() -> str:
@@ -70,16 +76,27 @@ def deadline_text(sale: Sale) -> str | None:
     return "; ".join(parts) or None
 
 
+# Why a card cannot be used now, as the desk reads it (usable_refusal gives only these).
+REFUSAL_WORDS = {
+    Refusal.BLOCKED: N_("the card is blocked"),
+    Refusal.NOT_YET_VALID: N_("the card is not valid yet"),
+    Refusal.EXPIRED: N_("the card has expired"),
+    Refusal.EXHAUSTED: N_("no money left on the card"),
+    Refusal.REDEEMED: N_("its value was moved to another card"),
+}
+
+
+def refusal_text(refusal: Refusal) -> str:
+    return gettext(REFUSAL_WORDS[refusal]) if refusal in REFUSAL_WORDS else refusal.message
+
+
 def init_i18n(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", "en")
     Babel(app, locale_selector=select_locale)
     app.jinja_env.globals.update(languages=LANGUAGES, current_language=lambda: str(get_locale()), money=money)
-    app.jinja_env.filters.update(local_time=local_time, duration=duration, data_size=data_size)
-
-
-def N_(message: str) -> str:
-    """Marks a message for the catalogue; it is translated where it is shown."""
-    return message
+    app.jinja_env.filters.update(
+        local_time=local_time, duration=duration, data_size=data_size, refusal_text=refusal_text
+    )
 
 
 # Shown by name in the templates (`_(role)`): roles, report kinds and groupings.

@@ -170,6 +170,9 @@ def test_a_lost_card_is_blocked_and_unblocked(client: FlaskClient, committed: En
     assert "blocked" in client.get(f"/card?number={number}").get_data(as_text=True)
     with committed.connect() as conn:
         assert conn.execute(text("SELECT blocked FROM cards WHERE number = :n"), {"n": number}).scalar_one()
+    assert "no: the card is blocked" in client.get(f"/card?number={number}").get_data(as_text=True)
+    client.get("/language/ru")
+    assert "нет: карта заблокирована" in client.get(f"/card?number={number}").get_data(as_text=True)
     post(client, f"/card/{number}/block", blocked="0")
     actions = [(a, s) for _, a, s in audit_actions(committed)]
     assert ("card.block", number) in actions and ("card.unblock", number) in actions
