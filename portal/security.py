@@ -7,12 +7,13 @@ allows only the portal's own files: no inline script, no framing, no referrer to
 
 from __future__ import annotations
 
-import hmac
 import re
 import secrets
 
 from flask import Flask, Response, abort, g, request, session
 from werkzeug.middleware.proxy_fix import ProxyFix
+
+from rlm_hotspot.web import csrf_matches, security_headers
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -39,11 +40,6 @@ def csrf_token() -> str:
     return token
 
 
-def csrf_matches(expected: object, sent: str) -> bool:
-    """The token the form or header sent is the one in this browser's signed cookie."""
-    return isinstance(expected, str) and hmac.compare_digest(expected.encode(), sent.encode())
-
-
 def _check_csrf() -> None:
     if request.method not in _UNSAFE_METHODS:
         return
@@ -54,21 +50,6 @@ def _check_csrf() -> None:
 def allow_form_target(origin: str) -> None:
     """Let this response's form post to another origin (RADIUS mode: the NAS's login page)."""
     g.form_action_extra = origin
-
-
-def security_headers(form_action_extra: str | None = None) -> dict[str, str]:
-    """The headers every response carries (the page's own files only, no framing, no referrer)."""
-    form_action = " ".join(filter(None, ("'self'", form_action_extra)))
-    return {
-        "Content-Security-Policy": (
-            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
-            f"form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
-        ),
-        "X-Frame-Options": "DENY",
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
-        "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
-    }
 
 
 def _headers(response: Response) -> Response:

@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
 from rlm_hotspot.cli.cards import account, cards
 from rlm_hotspot.cli.catalog import hotspot, nas, tariff
+from rlm_hotspot.cli.console import audit, console
 from rlm_hotspot.cli.context import App
 from rlm_hotspot.cli.database import db
 from rlm_hotspot.cli.flows import flows
@@ -67,7 +68,8 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     ctx.call_on_close(app.close)
 
 
-for group in (db, hotspot, nas, tariff, cards, account, report, lockout, quarantine, worker, radius, portal, flows):
+for group in (db, hotspot, nas, tariff, cards, account, report, lockout, quarantine, worker, radius, portal, flows,
+              console, audit):  # fmt: skip
     cli.add_command(group)
 
 

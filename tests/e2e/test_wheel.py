@@ -70,6 +70,11 @@ def test_the_wheel_carries_every_resource(installed: Path) -> None:
     assert (Path(translations) / "ru" / "LC_MESSAGES" / "messages.mo").is_file()
     for name in ("templates/login.html", "static/portal.css", "static/portal.js"):
         assert (site_packages / "portal" / name).is_file(), name
+    for name in (
+        "templates/login.html", "templates/receipt.html", "static/console.css", "static/console.js",
+        "static/receipt-58.css", "static/receipt-80.css", "translations/ru/LC_MESSAGES/messages.mo",
+    ):  # fmt: skip
+        assert (site_packages / "console" / name).is_file(), name
     assert "--raddb" in run(installed, "radius", "install", "--help").stdout
 
 

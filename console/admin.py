@@ -1,0 +1,125 @@
+"""Admin pages: staff accounts, and the configuration as it stands (tariffs, hotspots, NAS, batches) with
+making batches and blocking or unblocking whole ones. Creating tariffs, hotspots and NAS stays with
+hotspotctl."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext
+from werkzeug.wrappers import Response
+
+from console.auth import record, requires
+from console.context import console
+from rlm_hotspot.core.money import MoneyError
+from rlm_hotspot.services import cards, catalog, desk, staff
+from rlm_hotspot.services.errors import ServiceError
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+MAX_BATCH_IN_CONSOLE = 10_000  # a request, not a job: larger batches with hotspotctl
+
+
+@bp.get("/staff")
+@requires("admin")
+def staff_list() -> str:
+    with console().transaction() as db:
+        people = staff.list_staff(db)
+    return render_template("staff.html", people=people, roles=staff.ROLES)
+
+
+@bp.post("/staff")
+@requires("admin")
+def staff_add() -> Response:
+    ctx = console()
+    name, role = request.form.get("name", "").strip(), request.form.get("role", "")
+    try:
+        with ctx.transaction() as db:
+            staff.add_staff(db, name, role, request.form.get("password", ""), ctx.clock())
+            record(db, "staff.add", name, role=role)
+        flash(gettext("Account %(name)s created.", name=name), "success")
+    except ServiceError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("admin.staff_list"))
+
+
+@bp.post("/staff/<name>")
+@requires("admin")
+def staff_change(name: str) -> Response:
+    """Change a role, disable or enable an account, or set a new password (its sessions end)."""
+    ctx = console()
+    role = request.form.get("role") or None
+    active = {"1": True, "0": False}.get(request.form.get("active", ""))
+    password = request.form.get("password") or None
+    try:
+        with ctx.transaction() as db:
+            staff.change_staff(db, name, ctx.clock(), role=role, active=active, password=password)
+            clear_totp = request.form.get("clear_totp") == "1"
+            if clear_totp:
+                staff.clear_totp(db, name)
+            record(
+                db, "staff.change", name, role=role, active=active, new_password=password is not None,
+                totp_cleared=clear_totp,
+            )  # fmt: skip
+        flash(gettext("Account %(name)s changed.", name=name), "success")
+    except ServiceError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("admin.staff_list"))
+
+
+@bp.get("/setup")
+@requires("admin")
+def setup() -> str:
+    with console().transaction() as db:
+        return render_template(
+            "setup.html",
+            tariffs=catalog.list_tariffs(db),
+            hotspots=catalog.list_hotspots(db),
+            nas=catalog.list_nas(db),
+            batches=desk.batches(db),
+            currency=catalog.currency(db),
+        )
+
+
+@bp.post("/batch")
+@requires("admin")
+def batch_generate() -> Response:
+    """New cards for the desk to sell. Their PINs are not shown here: each is printed when its card is sold."""
+    ctx = console()
+    form = request.form
+    try:
+        if ctx.settings.core.pin_mode != "encrypted":
+            raise ServiceError("hashed PINs are only shown when cards are made: generate them with hotspotctl")
+        count = int(form.get("count", ""))
+        validity_days = int(form.get("validity_days") or 0)
+        with ctx.transaction() as db:
+            spec = cards.BatchSpec(
+                count=count,
+                face_value=catalog.currency(db).parse(form.get("face_value", "").strip()),
+                name=form.get("name", "").strip()[:100] or None,
+                hotspot=form.get("hotspot") or None,
+                validity=timedelta(days=validity_days) if validity_days else None,
+            )
+            if count > MAX_BATCH_IN_CONSOLE:
+                raise ServiceError(f"the console makes up to {MAX_BATCH_IN_CONSOLE} cards at a time")
+            made = cards.generate_batch(db, ctx.vault, spec, ctx.clock(), "encrypted")
+            record(db, "batch.generate", str(made.batch_id), count=count, face_value=spec.face_value)
+        flash(gettext("%(count)d cards made (series %(series)04d).", count=count, series=made.series), "success")
+    except ValueError as exc:  # ServiceError, MoneyError, a count that is not a number
+        flash(str(exc) if isinstance(exc, ServiceError | MoneyError) else gettext("Type a number of cards."), "error")
+    return redirect(url_for("admin.setup"))
+
+
+@bp.post("/batch/<int:batch_id>/block")
+@requires("admin")
+def batch_block(batch_id: int) -> Response:
+    blocked = request.form.get("blocked") == "1"
+    ctx = console()
+    try:
+        with ctx.transaction() as db:
+            changed = cards.set_blocked(db, blocked=blocked, batch_id=batch_id)
+            record(db, "batch.block" if blocked else "batch.unblock", str(batch_id), changed=changed)
+        flash(gettext("%(count)d card(s) changed.", count=changed), "success")
+    except ServiceError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("admin.setup"))

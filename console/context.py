@@ -1,0 +1,51 @@
+"""What every request of one console process shares: settings, engine, PIN keys, policy and the clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from flask import current_app
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from console.settings import ConsoleSettings
+from rlm_hotspot.core.money import Currency
+from rlm_hotspot.pins import PinVault
+from rlm_hotspot.services.access import Policy
+from rlm_hotspot.services.catalog import currency
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class ConsoleContext:
+    settings: ConsoleSettings
+    engine: Engine
+    vault: PinVault
+    clock: Callable[[], datetime] = utc_now
+
+    @property
+    def policy(self) -> Policy:
+        core = self.settings.core
+        return Policy(core.lockout_attempts, core.lockout_window_s, core.pending_session_ttl_s)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work: commits when the block ends normally, rolls back on any error."""
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    def currency(self, session: Session) -> Currency:
+        return currency(session)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def console() -> ConsoleContext:
+    return current_app.extensions["hotspot_console"]  # type: ignore[no-any-return]

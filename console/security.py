@@ -1,0 +1,59 @@
+"""CSRF on every form, the portal's strict headers (rlm_hotspot.web), no caching, trusted client address.
+
+The CSRF token lives in the signed session cookie (HttpOnly, SameSite=Strict, Secure unless configured
+off) and must come back with every POST as a form field (or a header, for the page's own script).
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from flask import Flask, Response, abort, request, session
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from rlm_hotspot.web import csrf_matches, security_headers
+
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+_UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def csrf_token() -> str:
+    token = session.get("csrf")
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        session["csrf"] = token
+    return token
+
+
+def _check_csrf() -> None:
+    if request.method in _UNSAFE_METHODS and not csrf_matches(
+        session.get("csrf"), request.form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER) or ""
+    ):
+        abort(400, description="csrf")
+
+
+def _headers(response: Response) -> Response:
+    response.headers.update(security_headers())
+    if request.endpoint != "static":
+        response.headers["Cache-Control"] = "no-store"  # PINs and balances stay out of every cache
+    return response
+
+
+def init_security(app: Flask, *, cookie_secure: bool, proxy_hops: int) -> None:
+    app.config.update(
+        SESSION_COOKIE_NAME="hotspot_console",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SECURE=cookie_secure,
+        SESSION_COOKIE_SAMESITE="Strict",
+        MAX_CONTENT_LENGTH=64 * 1024,
+    )
+    app.before_request(_check_csrf)
+    app.after_request(_headers)
+    app.jinja_env.globals.update(csrf_token=csrf_token, csrf_field=CSRF_FIELD)
+    if proxy_hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxy_hops, x_proto=proxy_hops, x_host=proxy_hops)  # type: ignore[method-assign]
+
+
+def client_address() -> str:
+    return request.remote_addr or "unknown"

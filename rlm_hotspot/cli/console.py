@@ -1,0 +1,174 @@
+"""hotspotctl console | audit: run the front-desk web console, manage its staff accounts, read the trail."""
+
+from __future__ import annotations
+
+import getpass
+import secrets
+from datetime import UTC
+
+import click
+from gunicorn.app.base import BaseApplication
+
+from console import ConsoleSettings, create_app
+from console.settings import load_console_settings
+from rlm_hotspot.cli.context import App, pass_app
+from rlm_hotspot.cli.output import emit, format_option
+from rlm_hotspot.cli.parsing import parse_when
+from rlm_hotspot.services import audit as audit_service
+from rlm_hotspot.services import staff as staff_service
+
+
+@click.group()
+def console() -> None:
+    """The front-desk web console: sell cards, help guests, see the place (docs/console.md)."""
+
+
+class ConsoleServer(BaseApplication):  # type: ignore[misc]
+    """gunicorn with the console built in each worker (an engine per process, never shared by a fork)."""
+
+    def __init__(self, settings: ConsoleSettings, options: dict[str, object]) -> None:
+        self.settings = settings
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self):  # type: ignore[no-untyped-def]
+        return create_app(self.settings)
+
+
+@console.command("run")
+@click.option(
+    "--bind",
+    default="127.0.0.1:8090",
+    show_default=True,
+    help="Address and port: loopback by default, never the guests' network (put TLS in front for other hosts).",
+)
+@click.option("--workers", type=click.IntRange(1, 16), default=2, show_default=True, help="Worker processes.")
+@click.option("--plain-http", is_flag=True, help="Cookies without the Secure flag (served over plain HTTP).")
+@pass_app
+def run(app: App, bind: str, workers: int, plain_http: bool) -> None:
+    """Serve the console with gunicorn until stopped (SIGTERM finishes the requests in flight).
+
+    Example: hotspotctl console run --bind 127.0.0.1:8090
+    """
+    settings = load_console_settings(
+        app.config_path,
+        overrides={"cookie_secure": False} if plain_http else {},
+        default_secret_key=secrets.token_urlsafe(32),
+    )
+    with app.transaction() as session:  # fail here, with one clear line, not in every worker
+        if not staff_service.list_staff(session):
+            click.echo("warning: no staff account yet: create one with `hotspotctl console user add NAME --role admin`")
+    click.echo(f"console on http://{bind}/")
+    options: dict[str, object] = {
+        "bind": bind,
+        "workers": workers,
+        "threads": 2,
+        "worker_class": "gthread",
+        "proc_name": "hotspot-console",
+        "errorlog": "-",
+        "accesslog": None,  # paths carry card numbers at most, never a PIN; still, no log of staff clicks
+        "graceful_timeout": 10,
+        "control_socket_disable": True,
+    }
+    ConsoleServer(settings, options).run()
+
+
+@console.group("user")
+def user() -> None:
+    """Staff accounts: cashier (sell, help, see), manager (+ reports, adjustments), admin (+ setup, staff)."""
+
+
+def _ask_password() -> str:
+    return click.prompt("Password", hide_input=True, confirmation_prompt="Repeat the password")  # type: ignore[no-any-return]
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(staff_service.ROLES), required=True, help="What the account may do.")
+@pass_app
+def user_add(app: App, name: str, role: str) -> None:
+    """Create a staff account; the password is asked twice, never echoed.
+
+    Example: hotspotctl console user add anna --role admin
+    """
+    password = _ask_password()
+    with app.transaction() as session:
+        staff_service.add_staff(session, name, role, password, app.now())
+        audit_service.record(session, _cli_actor(), "staff.add", app.now(), name, role=role)
+    click.echo(f"staff account {name} ({role}) created")
+
+
+@user.command("list")
+@format_option
+@pass_app
+def user_list(app: App, fmt: str) -> None:
+    """Staff accounts (never their password hashes)."""
+    with app.transaction() as session:
+        people = staff_service.list_staff(session)
+    emit(
+        [
+            {
+                "name": p.name,
+                "role": p.role,
+                "active": p.active,
+                "second_factor": p.has_totp,
+                "created_at": p.created_at,
+            }
+            for p in people
+        ],
+        fmt,
+    )
+
+
+@user.command("set")
+@click.argument("name")
+@click.option("--role", type=click.Choice(staff_service.ROLES), default=None, help="A new role.")
+@click.option("--disable/--enable", "disabled", default=None, help="Refuse or allow this account's sign-in.")
+@click.option("--password", "new_password", is_flag=True, help="Set a new password (asked twice).")
+@click.option("--clear-totp", is_flag=True, help="Turn the second factor off (a lost phone).")
+@pass_app
+def user_set(
+    app: App, name: str, role: str | None, disabled: bool | None, new_password: bool, clear_totp: bool
+) -> None:
+    """Change a staff account; disabling it or a new password ends its console sessions.
+
+    Example: hotspotctl console user set boris --disable
+    """
+    password = _ask_password() if new_password else None
+    active = None if disabled is None else not disabled
+    with app.transaction() as session:
+        changed = staff_service.change_staff(session, name, app.now(), role=role, active=active, password=password)
+        if clear_totp:
+            staff_service.clear_totp(session, name)
+        audit_service.record(
+            session, _cli_actor(), "staff.change", app.now(), name, role=role, active=active,
+            new_password=password is not None, totp_cleared=clear_totp,
+        )  # fmt: skip
+    click.echo(f"staff account {changed.name}: {changed.role}, {'active' if changed.active else 'disabled'}")
+
+
+def _cli_actor() -> audit_service.Actor:
+    """Changes made at the command line are in the trail too, under the system user who made them."""
+    return audit_service.Actor(None, f"hotspotctl:{getpass.getuser()}", "cli")
+
+
+@click.command("audit")
+@click.option("--since", default=None, help="From this date or time (UTC), e.g. 2026-12-01 or '2026-12-01 08:00'.")
+@click.option("--who", default=None, help="Only this staff name.")
+@click.option("--action", default=None, help="Only this action and its sub-actions, e.g. card or card.sell.")
+@click.option("--limit", default=200, show_default=True, type=click.IntRange(1, 1_000_000))
+@format_option
+@pass_app
+def audit(app: App, since: str | None, who: str | None, action: str | None, limit: int, fmt: str) -> None:
+    """The audit trail of the console (and of staff changes made here): who, what, when, from where.
+
+    Example: hotspotctl audit --since 2026-12-01 --format csv
+    """
+    start = parse_when(since, UTC) if since else None
+    with app.transaction() as session:
+        rows = audit_service.trail(session, since=start, staff_name=who, action=action, limit=limit)
+    emit(rows, fmt, ["at", "staff_name", "action", "subject", "client", "detail"])

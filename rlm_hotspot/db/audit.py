@@ -1,0 +1,78 @@
+"""The audit trail (sql/017_console.sql): append-only rows of who did what, when and from where."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+
+def insert(
+    session: Session,
+    *,
+    at: datetime,
+    staff_id: int | None,
+    staff_name: str,
+    action: str,
+    subject: str | None,
+    detail: dict[str, object],
+    client: str,
+) -> int:
+    return int(
+        session.execute(
+            text(
+                "INSERT INTO audit_trail (at, staff_id, staff_name, action, subject, detail, client) "
+                "VALUES (:at, :staff_id, :staff_name, :action, :subject, CAST(:detail AS jsonb), :client) RETURNING id"
+            ),
+            {
+                "at": at,
+                "staff_id": staff_id,
+                "staff_name": staff_name,
+                "action": action,
+                "subject": subject,
+                "detail": json.dumps(detail, default=str),
+                "client": client,
+            },
+        ).scalar_one()
+    )
+
+
+def rows(
+    session: Session, *, since: datetime | None, staff_name: str | None, action: str | None, limit: int
+) -> list[dict[str, object]]:
+    """Newest first."""
+    clauses, params = [], {"limit": limit}  # type: ignore[var-annotated]
+    if since is not None:
+        clauses.append("at >= :since")
+        params["since"] = since
+    if staff_name is not None:
+        clauses.append("staff_name = :staff_name")
+        params["staff_name"] = staff_name
+    if action is not None:
+        clauses.append("(action = :action OR action LIKE :action || '.%')")
+        params["action"] = action
+    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+    result = session.execute(
+        text(
+            f"SELECT id, at, staff_name, action, subject, detail, client FROM audit_trail {where} "
+            "ORDER BY id DESC LIMIT :limit"
+        ),
+        params,
+    )
+    return [dict(r._mapping) for r in result]
+
+
+def failed_logins(session: Session, *, name: str, client: str, since: datetime) -> tuple[int, int]:
+    """Failed sign-ins since `since` for this account name, and from this client."""
+    row = session.execute(
+        text(
+            """SELECT (SELECT count(*) FROM audit_trail WHERE action = 'login.failed' AND staff_name = :name
+                         AND at >= :since) AS by_name,
+                      (SELECT count(*) FROM audit_trail WHERE action = 'login.failed' AND client = :client
+                         AND at >= :since) AS by_client"""
+        ),
+        {"name": name, "client": client, "since": since},
+    ).one()
+    return int(row.by_name), int(row.by_client)

@@ -1,0 +1,173 @@
+"""Queries of the front desk: cards in stock and sold, who is online, sales per day, a card's sessions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from rlm_hotspot.db.enforcement import wake_worker
+
+# A card in stock: never used, not blocked, not sold yet, and its batch not past its hard expiry or its
+# activation deadline.
+_IN_STOCK = """c.status = 'new' AND NOT c.blocked
+               AND NOT EXISTS (SELECT 1 FROM card_sales cs WHERE cs.card_id = c.id)
+               AND (b.expires_at IS NULL OR b.expires_at > :now)
+               AND (b.use_before IS NULL OR b.use_before > :now)"""
+
+
+def stock(session: Session, now: datetime) -> list[dict[str, object]]:
+    """Batches with cards left to sell, cheapest face value first."""
+    rows = session.execute(
+        text(
+            f"""SELECT b.id AS batch_id, b.series, b.name, b.face_value, b.pin_mode, h.name AS hotspot,
+                       count(*) AS in_stock
+                FROM cards c JOIN card_batches b ON b.id = c.batch_id
+                LEFT JOIN hotspots h ON h.id = b.hotspot_id
+                WHERE {_IN_STOCK}
+                GROUP BY b.id, h.name ORDER BY b.face_value, b.series"""
+        ),
+        {"now": now},
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def claim_for_sale(session: Session, batch_id: int, count: int, now: datetime) -> dict[int, str]:
+    """Lock up to `count` cards in stock of a batch (id: number); two desks selling at once never get the
+    same card."""
+    rows = session.execute(
+        text(
+            f"""SELECT c.id, c.number FROM cards c JOIN card_batches b ON b.id = c.batch_id
+                WHERE c.batch_id = :batch_id AND {_IN_STOCK}
+                ORDER BY c.id LIMIT :count FOR UPDATE OF c SKIP LOCKED"""
+        ),
+        {"batch_id": batch_id, "count": count, "now": now},
+    )
+    return {int(r.id): str(r.number) for r in rows}
+
+
+def insert_sales(session: Session, card_ids: list[int], *, staff_id: int, price: int, now: datetime) -> int:
+    """Record the sale of these cards; a card sold already is left as it was. Returns how many were new."""
+    return session.execute(
+        text(
+            """INSERT INTO card_sales (card_id, staff_id, sold_at, price)
+               SELECT unnest(CAST(:ids AS bigint[])), :staff_id, :now, :price
+               ON CONFLICT (card_id) DO NOTHING"""
+        ),
+        {"ids": card_ids, "staff_id": staff_id, "now": now, "price": price},
+    ).rowcount
+
+
+def sale_of(session: Session, card_id: int) -> dict[str, object] | None:
+    row = session.execute(
+        text(
+            """SELECT cs.sold_at, cs.price, s.name AS sold_by FROM card_sales cs JOIN staff s ON s.id = cs.staff_id
+               WHERE cs.card_id = :id"""
+        ),
+        {"id": card_id},
+    ).first()
+    return None if row is None else dict(row._mapping)
+
+
+def sessions_of_card(session: Session, card_id: int, limit: int = 20) -> list[dict[str, object]]:
+    rows = session.execute(
+        text(
+            """SELECT s.id, s.status, h.name AS hotspot, h.timezone, s.source, s.framed_ip::text AS ip,
+                      s.calling_station_id AS mac, s.started_at, s.stopped_at, s.terminate_cause, s.seconds,
+                      s.input_octets, s.output_octets, s.charged,
+                      EXISTS (SELECT 1 FROM disconnects d WHERE d.session_id = s.id AND d.done_at IS NULL)
+                          AS end_requested
+               FROM sessions s JOIN hotspots h ON h.id = s.hotspot_id
+               WHERE s.card_id = :card_id ORDER BY s.started_at DESC LIMIT :limit"""
+        ),
+        {"card_id": card_id, "limit": limit},
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def online(session: Session) -> list[dict[str, object]]:
+    """Every session not closed, per hotspot, longest online first."""
+    rows = session.execute(
+        text(
+            """SELECT s.id, h.name AS hotspot, h.timezone, c.number AS card_number, s.status, s.source,
+                      s.framed_ip::text AS ip, s.calling_station_id AS mac, s.started_at, s.seconds,
+                      s.input_octets, s.output_octets, s.charged, a.balance
+               FROM sessions s JOIN hotspots h ON h.id = s.hotspot_id JOIN cards c ON c.id = s.card_id
+               LEFT JOIN accounts a ON a.id = s.account_id
+               WHERE s.status <> 'closed' ORDER BY h.name, s.started_at"""
+        )
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def queue_end(session: Session, session_id: int, now: datetime) -> bool:
+    """Ask the worker to end a session at once (RADIUS: Disconnect-Request; standalone: close its gate),
+    the way a guest's logout does; False if the session is closed already."""
+    row = session.execute(
+        text(
+            """INSERT INTO disconnects (session_id, reason, requested_at)
+               SELECT id, 'logout', :now FROM sessions WHERE id = :id AND status <> 'closed'
+               ON CONFLICT (session_id) WHERE done_at IS NULL
+               DO UPDATE SET reason = 'logout', requested_at = EXCLUDED.requested_at, attempts = 0,
+                             last_attempt_at = NULL, outcome = NULL
+               RETURNING id"""
+        ),
+        {"id": session_id, "now": now},
+    ).first()
+    if row is None:
+        return False
+    wake_worker(session)
+    return True
+
+
+def sales_between(session: Session, since: datetime, until: datetime) -> list[dict[str, object]]:
+    """Cards sold at the desk in a period, per seller and face value."""
+    rows = session.execute(
+        text(
+            """SELECT st.name AS sold_by, b.face_value, count(*) AS cards, sum(cs.price)::bigint AS takings
+               FROM card_sales cs JOIN staff st ON st.id = cs.staff_id JOIN cards c ON c.id = cs.card_id
+               JOIN card_batches b ON b.id = c.batch_id
+               WHERE cs.sold_at >= :since AND cs.sold_at < :until
+               GROUP BY st.name, b.face_value ORDER BY st.name, b.face_value"""
+        ),
+        {"since": since, "until": until},
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def takings_per_day(session: Session, since: datetime, until: datetime, timezone: str) -> list[tuple[str, int]]:
+    """(local day, takings) for each day of the period that had sales."""
+    rows = session.execute(
+        text(
+            """SELECT to_char(sold_at AT TIME ZONE :tz, 'YYYY-MM-DD') AS day, sum(price)::bigint AS takings
+               FROM card_sales WHERE sold_at >= :since AND sold_at < :until GROUP BY 1 ORDER BY 1"""
+        ),
+        {"since": since, "until": until, "tz": timezone},
+    )
+    return [(r.day, int(r.takings)) for r in rows]
+
+
+def record_operator(session: Session, ledger_key: str, staff_id: int, reason: str) -> None:
+    """Name the person behind the ledger row posted with this idempotency key."""
+    session.execute(
+        text(
+            """INSERT INTO ledger_operators (ledger_id, staff_id, reason)
+               SELECT id, :staff_id, :reason FROM ledger WHERE idempotency_key = :key"""
+        ),
+        {"key": ledger_key, "staff_id": staff_id, "reason": reason},
+    )
+
+
+def batches(session: Session) -> list[dict[str, object]]:
+    """Every batch with its use (the admin_sales view) and how many of its cards the desk sold."""
+    rows = session.execute(
+        text(
+            """SELECT s.*, b.pin_mode, h.name AS hotspot,
+                      (SELECT count(*) FROM card_sales cs JOIN cards c ON c.id = cs.card_id
+                        WHERE c.batch_id = s.batch_id) AS cards_sold
+               FROM admin_sales s JOIN card_batches b ON b.id = s.batch_id
+               LEFT JOIN hotspots h ON h.id = b.hotspot_id ORDER BY s.batch_id DESC"""
+        )
+    )
+    return [dict(r._mapping) for r in rows]

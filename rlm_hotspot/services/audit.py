@@ -1,0 +1,47 @@
+"""The audit trail: every console action, with who, what, when and from where (never a PIN or password)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from rlm_hotspot.db import audit as q
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts, and from where: a signed-in staff member (id) or a name typed at sign-in (id None)."""
+
+    staff_id: int | None
+    name: str
+    client: str
+
+
+def record(
+    session: Session, actor: Actor, action: str, now: datetime, subject: str | None = None, **detail: object
+) -> int:
+    """Append one row in the caller's transaction: it commits (or rolls back) with the action itself."""
+    return q.insert(
+        session,
+        at=now,
+        staff_id=actor.staff_id,
+        staff_name=actor.name,
+        action=action,
+        subject=subject,
+        detail=detail,
+        client=actor.client,
+    )
+
+
+def trail(
+    session: Session,
+    *,
+    since: datetime | None = None,
+    staff_name: str | None = None,
+    action: str | None = None,
+    limit: int = 200,
+) -> list[dict[str, object]]:
+    """Newest first; `action` matches itself and its sub-actions ('card' matches 'card.sell')."""
+    return q.rows(session, since=since, staff_name=staff_name, action=action, limit=limit)

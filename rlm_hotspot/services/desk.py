@@ -1,0 +1,264 @@
+"""The front desk's use cases: sell cards, help a guest with a card, see who is online and today's sales.
+
+Selling reveals PINs exactly once: the cards are taken from stock and marked sold in the same
+transaction that decrypts their PINs for the printout, so no later request can list them again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Row
+from sqlalchemy.orm import Session
+
+from rlm_hotspot.core.decisions import Refusal
+from rlm_hotspot.db import cards as cards_q
+from rlm_hotspot.db import sales as q
+from rlm_hotspot.db.catalog import hotspot_by_id
+from rlm_hotspot.db.enforcement import queue_coas
+from rlm_hotspot.db.ledger import post_entry
+from rlm_hotspot.db.lockouts import locked_out
+from rlm_hotspot.pins import PinVault
+from rlm_hotspot.services.access import Policy
+from rlm_hotspot.services.cards import TopUp, deadline_of, find_card, reveal_pins, top_up, usable_refusal
+from rlm_hotspot.services.errors import NotFound, ServiceError
+from rlm_hotspot.services.reports import statement
+
+MAX_CARDS_PER_SALE = 100
+
+
+@dataclass(frozen=True)
+class SoldCard:
+    number: str
+    pin: str
+
+
+@dataclass(frozen=True)
+class Sale:
+    """Cards just sold, with their PINs (for this one printout) and what their face shows."""
+
+    batch_id: int
+    series: int
+    batch_name: str | None
+    face_value: int
+    price_each: int | None  # None: a reprint
+    hotspot: str | None
+    timezone: str
+    portal_url: str | None
+    use_before: datetime | None
+    validity_seconds: int | None
+    expires_at: datetime | None
+    cards: list[SoldCard]
+
+
+def stock(session: Session, now: datetime) -> list[dict[str, object]]:
+    return q.stock(session, now)
+
+
+def sell(
+    session: Session,
+    vault: PinVault,
+    *,
+    staff_id: int,
+    batch_id: int,
+    count: int,
+    price_each: int | None,
+    now: datetime,
+) -> Sale:
+    """Take `count` cards of a batch from stock, mark them sold and decrypt their PINs for printing.
+
+    `price_each` None: the face value. Refused for batches with hashed PINs (nothing to print: those
+    were printed when generated, and are sold with `mark_sold`).
+    """
+    if not 1 <= count <= MAX_CARDS_PER_SALE:
+        raise ServiceError(f"sell 1 to {MAX_CARDS_PER_SALE} cards at a time")
+    batch = cards_q.batch_by_id(session, batch_id)
+    if batch is None:
+        raise NotFound(f"no batch {batch_id}")
+    if batch.pin_mode != "encrypted":
+        raise ServiceError("this batch's PINs were printed when it was made: sell its cards by number")
+    price = batch.face_value if price_each is None else price_each
+    if price < 0:
+        raise ServiceError("the price cannot be negative")
+    claimed = q.claim_for_sale(session, batch_id, count, now)
+    if len(claimed) < count:
+        raise ServiceError(f"only {len(claimed)} card(s) of this batch left to sell")
+    q.insert_sales(session, list(claimed), staff_id=staff_id, price=price, now=now)
+    locked = cards_q.lock_cards(session, list(claimed.values()))
+    records = [locked[number] for number in claimed.values()]
+    return _printout(session, batch, records, reveal_pins(vault, records), price)
+
+
+def _printout(
+    session: Session,
+    batch: Row,  # type: ignore[type-arg]
+    records: list[cards_q.CardRecord],
+    pins: list[str | None],
+    price_each: int | None,
+) -> Sale:
+    hotspot = hotspot_by_id(session, batch.hotspot_id) if batch.hotspot_id is not None else None
+    return Sale(
+        batch_id=batch.id,
+        series=batch.series,
+        batch_name=batch.name,
+        face_value=batch.face_value,
+        price_each=price_each,
+        hotspot=hotspot.name if hotspot else None,
+        timezone=hotspot.timezone if hotspot else "UTC",
+        portal_url=hotspot.portal_url if hotspot else None,
+        use_before=batch.use_before,
+        validity_seconds=batch.validity_seconds,
+        expires_at=batch.expires_at,
+        cards=[SoldCard(c.number, pin or "") for c, pin in zip(records, pins, strict=True)],
+    )
+
+
+def mark_sold(
+    session: Session, card_text: str, *, staff_id: int, price: int | None, now: datetime
+) -> cards_q.CardRecord:
+    """Record the sale of a card printed beforehand (typed or scanned at the desk)."""
+    card = find_card(session, card_text, lock=True)
+    if card.status != "new" or card.blocked:
+        raise ServiceError("this card was used or is blocked: it cannot be sold")
+    if q.sale_of(session, card.id) is not None:
+        raise ServiceError("this card was sold already")
+    amount = card.face_value if price is None else price
+    if amount < 0:
+        raise ServiceError("the price cannot be negative")
+    q.insert_sales(session, [card.id], staff_id=staff_id, price=amount, now=now)
+    return card
+
+
+@dataclass(frozen=True)
+class CardOverview:
+    """What the desk sees of a card when a guest asks for help (never its PIN)."""
+
+    card: cards_q.CardRecord
+    refusal: Refusal | None  # why it cannot be used now, None if it can
+    deadline: datetime | None
+    timezone: str
+    sale: dict[str, object] | None
+    sessions: list[dict[str, object]]
+    statement: list[dict[str, object]]
+    locked_out: bool
+
+
+def card_overview(session: Session, policy: Policy, card_text: str, now: datetime) -> CardOverview:
+    """Look a card up by number (a typo is caught by the check digit) with everything a guest may ask."""
+    card = find_card(session, card_text)
+    sessions = q.sessions_of_card(session, card.id)
+    if card.hotspot_id is not None:
+        timezone = hotspot_by_id(session, card.hotspot_id).timezone  # type: ignore[union-attr]
+    else:
+        timezone = str(sessions[0]["timezone"]) if sessions else "UTC"
+    locked = any(
+        row["kind"] == "card" and row["subject"] == card.number
+        for row in locked_out(session, now, policy.lockout_window_s, policy.lockout_attempts)
+    )
+    return CardOverview(
+        card=card,
+        refusal=usable_refusal(card, now),
+        deadline=deadline_of(card, now),
+        timezone=timezone,
+        sale=q.sale_of(session, card.id),
+        sessions=sessions,
+        statement=statement(session, card.number).rows,
+        locked_out=locked,
+    )
+
+
+def end_session(session: Session, session_id: int, now: datetime) -> None:
+    """Queue the session's end for the worker (Disconnect-Request, or closing a standalone gate)."""
+    if not q.queue_end(session, session_id, now):
+        raise ServiceError(f"session {session_id} has ended already")
+
+
+def adjust(
+    session: Session, card_text: str, amount: int, reason: str, *, staff_id: int, audit_id: int, now: datetime
+) -> int:
+    """A manager's correction of an activated card's balance, through the ledger, with who and why.
+
+    Keyed by the audit row that records it, so a retried request posts once. Returns the new balance.
+    """
+    reason = reason.strip()
+    if not reason:
+        raise ServiceError("say why the balance is adjusted")
+    if amount == 0:
+        raise ServiceError("the adjustment is zero")
+    card = find_card(session, card_text, lock=True)
+    if card.account_id is None:
+        raise ServiceError("this card was never used: it has no balance to adjust yet")
+    key = f"adjustment:console:{audit_id}"
+    balance = post_entry(
+        session,
+        account_id=card.account_id,
+        amount=amount,
+        cause="adjustment",
+        key=key,
+        now=now,
+        card_id=card.id,
+        note=reason[:200],
+    )
+    q.record_operator(session, key, staff_id, reason)
+    return int(balance if balance is not None else card.balance or 0)
+
+
+def top_up_at_desk(
+    session: Session, vault: PinVault, target: str, source: str, source_pin: str, *, staff_id: int, now: datetime
+) -> TopUp:
+    """Move a second card's value onto a guest's card at the desk (the guest hands both over).
+
+    The card service does the moving (both rows locked, the source's PIN checked, ledger keys unique per
+    source card); the staff member is recorded behind both ledger rows, and the NAS of a live RADIUS
+    session of the target is told the new limits (CoA), as after a top-up on the portal.
+    """
+    with session.begin_nested():  # a refusal leaves nothing half-done in the caller's transaction
+        result = top_up(session, vault, target, source, source_pin, now)
+    source_card = find_card(session, result.source_number)
+    for key in (f"topup_in:{source_card.id}", f"topup_out:{source_card.id}"):
+        q.record_operator(session, key, staff_id, f"top-up at the desk from card {source_card.number}")
+    target_card = find_card(session, result.target_number)
+    live = [int(str(s["id"])) for s in q.sessions_of_card(session, target_card.id) if s["status"] != "closed"]
+    queue_coas(session, live, now)
+    return result
+
+
+def reprint(session: Session, vault: PinVault, card_text: str) -> Sale:
+    """A card's slip once more, PIN included, for a slip lost before the card was used up (the caller
+    audits it); `price_each` None marks it a reprint."""
+    card = find_card(session, card_text)
+    if card.status == "redeemed" or card.blocked:
+        raise ServiceError("this card is blocked or its value was moved: there is nothing to reprint")
+    pins = reveal_pins(vault, [card])
+    if pins[0] is None:
+        raise ServiceError("this card's PIN is hashed: it cannot be shown again")
+    return _printout(session, cards_q.batch_by_id(session, card.batch_id), [card], pins, None)
+
+
+def online(session: Session) -> dict[str, list[dict[str, object]]]:
+    """Sessions not closed, grouped by hotspot."""
+    grouped: dict[str, list[dict[str, object]]] = {}
+    for row in q.online(session):
+        grouped.setdefault(str(row["hotspot"]), []).append(row)
+    return grouped
+
+
+def local_day(now: datetime, timezone: str) -> tuple[datetime, datetime]:
+    """The local calendar day around `now` in `timezone`, as UTC bounds."""
+    zone = ZoneInfo(timezone)
+    start = now.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    return start, (start + timedelta(days=1)).replace(tzinfo=zone)
+
+
+def sales_between(session: Session, since: datetime, until: datetime) -> list[dict[str, object]]:
+    return q.sales_between(session, since, until)
+
+
+def takings_per_day(session: Session, since: datetime, until: datetime, timezone: str) -> list[tuple[str, int]]:
+    return q.takings_per_day(session, since, until, timezone)
+
+
+def batches(session: Session) -> list[dict[str, object]]:
+    return q.batches(session)

@@ -1,0 +1,26 @@
+"""What every web adapter (the portal, the console) answers with: the same strict headers and the same
+CSRF token comparison."""
+
+from __future__ import annotations
+
+import hmac
+
+
+def csrf_matches(expected: object, sent: str) -> bool:
+    """The token the form or header sent is the one in this browser's signed cookie."""
+    return isinstance(expected, str) and hmac.compare_digest(expected.encode(), sent.encode())
+
+
+def security_headers(form_action_extra: str | None = None) -> dict[str, str]:
+    """The headers every response carries (the page's own files only, no framing, no referrer)."""
+    form_action = " ".join(filter(None, ("'self'", form_action_extra)))
+    return {
+        "Content-Security-Policy": (
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+            f"form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+        ),
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+    }

@@ -1,0 +1,97 @@
+"""A console app on the private test database, a clock the tests move, three staff accounts (one per
+role) and a world to sell from: a hotspot 'cafe' and a batch of 5.00 cards with encrypted PINs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from console import create_app
+from rlm_hotspot.pins import PinVault
+from rlm_hotspot.services import staff
+from tests.conftest import NOW
+from tests.portal.conftest import Clock, World, make_world
+
+SECRET = "console-test-secret-key-of-32-characters-at-least"
+PASSWORDS = {"cashier": "cashier-password-1", "manager": "manager-password-1", "admin": "admin-password-12"}
+CONSOLE_TABLES = "ledger_operators, card_sales, audit_trail, staff_sessions, staff"
+
+
+def staff_accounts(engine: Engine) -> Iterator[dict[str, int]]:
+    """One account per role, named after it; every console table is emptied afterwards."""
+    with Session(engine) as db, db.begin():
+        ids = {role: staff.add_staff(db, role, role, password, NOW) for role, password in PASSWORDS.items()}
+    yield ids
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {CONSOLE_TABLES} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def people(committed: Engine) -> Iterator[dict[str, int]]:
+    yield from staff_accounts(committed)
+
+
+@pytest.fixture
+def world(committed: Engine, vault: PinVault, people: dict[str, int]) -> World:
+    return make_world(committed, vault)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def console_settings(database_url: str, key_file: Path, **overrides: object) -> dict[str, object]:
+    return {
+        "database_url": database_url,
+        "pin_key_file": key_file,
+        "secret_key": SECRET,
+        "cookie_secure": False,
+        "portal_url": "http://portal.example/",
+        **overrides,
+    }
+
+
+@pytest.fixture
+def app(database_url: str, key_file: Path, clock: Clock, world: World) -> Iterator[Flask]:
+    app = create_app(console_settings(database_url, key_file), clock=clock)
+    yield app
+    app.extensions["hotspot_console"].close()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_of(client: FlaskClient, path: str = "/login") -> str:
+    match = _CSRF.search(client.get(path).get_data(as_text=True))
+    assert match, f"no CSRF field on {path}"
+    return match.group(1)
+
+
+def sign_in(client: FlaskClient, name: str, password: str | None = None, code: str = ""):  # type: ignore[no-untyped-def]
+    password = PASSWORDS[name] if password is None else password
+    form = {"name": name, "password": password, "code": code, "csrf_token": csrf_of(client)}
+    return client.post("/login", data=form)
+
+
+def post(client: FlaskClient, path: str, **form: str):  # type: ignore[no-untyped-def]
+    """A form posted the way the page's own form does (with the browser's CSRF token)."""
+    return client.post(path, data={"csrf_token": csrf_of(client, "/"), **form})
+
+
+def audit_actions(engine: Engine) -> list[tuple[str, str, str | None]]:
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT staff_name, action, subject FROM audit_trail ORDER BY id"))
+        return [(r.staff_name, r.action, r.subject) for r in rows]

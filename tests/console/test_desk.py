@@ -1,0 +1,352 @@
+"""The desk's work through the real PostgreSQL: sell and print, help a guest, see the place, and the
+audit row each action leaves."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from rlm_hotspot.core.cardcode import display_card_number
+from rlm_hotspot.core.decisions import Refusal
+from rlm_hotspot.pins import PinVault
+from rlm_hotspot.services import desk
+from rlm_hotspot.services.access import Policy, record_attempt
+from rlm_hotspot.services.errors import ServiceError
+from rlm_hotspot.services.sessions import open_portal_session
+from rlm_hotspot.services.tariff_cache import TariffCache
+from tests.conftest import NOW
+from tests.console.conftest import audit_actions, post, sign_in
+from tests.db import factories
+from tests.db.helpers import assert_ledger_balanced
+from tests.portal.conftest import Clock, World
+
+PIN_FIELD = re.compile(r'data-field="pin">([^<]+)<')
+
+
+def log_in_guest(engine: Engine, vault: PinVault, world: World, clock: Clock, index: int = 0) -> None:
+    with Session(engine) as db, db.begin():
+        open_portal_session(
+            db,
+            vault,
+            TariffCache(),
+            Policy(),
+            card_text=world.cards.numbers[index],
+            pin=world.cards.pins[index],
+            hotspot_id=world.hotspot_id,
+            client_ip="10.0.0.5",
+            client_mac="02:00:00:00:00:05",
+            now=clock(),
+        )
+
+
+def sold_cards(engine: Engine) -> list[tuple[str, str, int]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT c.number, s.name, cs.price FROM card_sales cs JOIN cards c ON c.id = cs.card_id "
+                "JOIN staff s ON s.id = cs.staff_id ORDER BY c.id"
+            )
+        )
+        return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def test_selling_on_a_receipt_shows_each_pin_once_and_records_the_sale(
+    client: FlaskClient, committed: Engine, world: World
+) -> None:
+    sign_in(client, "cashier")
+    assert "6 in stock" in client.get("/sell").get_data(as_text=True)
+    response = post(client, "/sell", batch="1", count="2", format="receipt-58")
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+    page = response.get_data(as_text=True)
+    pins = PIN_FIELD.findall(page)
+    by_number = dict(zip(world.cards.numbers, world.cards.pins, strict=True))
+    sold = sold_cards(committed)
+    assert [(number, name) for number, name, _ in sold] == [(n, "cashier") for n, _, _ in sold] and len(sold) == 2
+    assert pins == [by_number[number] for number, _, _ in sold]
+    assert all(display_card_number(number) in page for number, _, _ in sold)
+    assert [price for _, _, price in sold] == [500, 500]
+    assert "receipt-58.css" in page
+    # never again: not on the stock page, not on the card's page, not in the audit trail
+    assert "4 in stock" in client.get("/sell").get_data(as_text=True)
+    sign_in(client, "admin")
+    later = client.get(f"/card?number={sold[0][0]}").get_data(as_text=True) + client.get("/audit").get_data(
+        as_text=True
+    )
+    assert all(pin not in later for pin in pins)
+    with committed.connect() as conn:
+        trail = conn.execute(text("SELECT detail::text FROM audit_trail WHERE action = 'card.sell'")).scalar_one()
+    assert all(number in trail for number, _, _ in sold) and all(pin not in trail for pin in pins)
+
+
+def test_a_sheet_is_the_clis_pdf_with_the_pins_and_a_qr_code_without_them(
+    client: FlaskClient, committed: Engine, world: World, tmp_path: Path
+) -> None:
+    sign_in(client, "cashier")
+    response = post(client, "/sell", batch="1", count="3", format="pdf", price="4.50")
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    pdf = tmp_path / "sheet.pdf"
+    pdf.write_bytes(response.data)
+    words = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    sold = sold_cards(committed)
+    assert [price for _, _, price in sold] == [450] * 3
+    by_number = dict(zip(world.cards.numbers, world.cards.pins, strict=True))
+    for number, _, _ in sold:
+        assert by_number[number] in words
+    subprocess.run(["pdftoppm", "-r", "150", "-png", str(pdf), str(tmp_path / "page")], check=True)
+    scanned = subprocess.run(
+        ["zbarimg", "--quiet", "--raw", *map(str, sorted(tmp_path.glob("page*.png")))],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert sorted(scanned) == sorted(f"http://portal.example/?card={number}" for number, _, _ in sold)
+
+
+def test_selling_more_than_the_stock_sells_nothing(client: FlaskClient, committed: Engine, world: World) -> None:
+    sign_in(client, "cashier")
+    response = post(client, "/sell", batch="1", count="7", format="receipt-80")
+    assert response.status_code == 302
+    assert "only 6 card(s) of this batch left" in client.get("/sell").get_data(as_text=True)
+    assert sold_cards(committed) == []
+
+
+def test_a_batch_with_hashed_pins_is_sold_by_number(
+    client: FlaskClient, committed: Engine, vault: PinVault, world: World
+) -> None:
+    with Session(committed) as db, db.begin():
+        hashed = factories.batch(db, vault, count=2, face_value=1000, pin_mode="hashed")
+    sign_in(client, "cashier")
+    post(client, "/sell", batch="2", count="1", format="receipt-80")
+    assert "sell its cards by number" in client.get("/sell").get_data(as_text=True)
+    number = hashed.numbers[0]
+    post(client, "/sell/mark", number=display_card_number(number), price="")
+    assert sold_cards(committed) == [(number, "cashier", 1000)]
+    post(client, "/sell/mark", number=number, price="")
+    assert "this card was sold already" in client.get("/sell").get_data(as_text=True)
+    assert [a for _, a, _ in audit_actions(committed)].count("card.mark_sold") == 1
+
+
+def test_finding_a_card_catches_a_typo_and_shows_state_balance_deadline_sessions_statement(
+    client: FlaskClient, committed: Engine, vault: PinVault, world: World, clock: Clock
+) -> None:
+    number = world.cards.numbers[0]
+    log_in_guest(committed, vault, world, clock)
+    sign_in(client, "cashier")
+    typo = number[:-1] + str((int(number[-1]) + 1) % 10)
+    refused = client.get(f"/card?number={typo}")
+    assert refused.status_code == 404 and "typo" in refused.get_data(as_text=True)
+    page = client.get(f"/card?number={display_card_number(number)}").get_data(as_text=True)
+    assert "in use" in page and "€5.00" in page
+    assert "15:00" in page and "(Europe/Moscow)" in page  # 12:00 UTC in the hotspot's local time
+    assert 'data-session="1"' in page and "card_load" in page
+    assert ("cashier", "card.view", number) in audit_actions(committed)
+
+
+def test_ending_a_session_queues_it_for_the_worker(
+    client: FlaskClient, committed: Engine, vault: PinVault, world: World, clock: Clock
+) -> None:
+    log_in_guest(committed, vault, world, clock)
+    sign_in(client, "cashier")
+    number = world.cards.numbers[0]
+    assert post(client, "/session/1/end", number=number).status_code == 302
+    with committed.connect() as conn:
+        queued = conn.execute(text("SELECT session_id, reason, done_at FROM disconnects")).one()
+    assert tuple(queued) == (1, "logout", None)
+    assert "ending…" in client.get(f"/card?number={number}").get_data(as_text=True)
+    assert ("cashier", "session.end", "1") in audit_actions(committed)
+
+
+def test_a_lost_card_is_blocked_and_unblocked(client: FlaskClient, committed: Engine, world: World) -> None:
+    number = world.cards.numbers[1]
+    sign_in(client, "cashier")
+    post(client, f"/card/{number}/block", blocked="1")
+    assert "blocked" in client.get(f"/card?number={number}").get_data(as_text=True)
+    with committed.connect() as conn:
+        assert conn.execute(text("SELECT blocked FROM cards WHERE number = :n"), {"n": number}).scalar_one()
+    assert "no: the card is blocked" in client.get(f"/card?number={number}").get_data(as_text=True)
+    client.get("/language/ru")
+    assert "нет: карта заблокирована" in client.get(f"/card?number={number}").get_data(as_text=True)
+    post(client, f"/card/{number}/block", blocked="0")
+    actions = [(a, s) for _, a, s in audit_actions(committed)]
+    assert ("card.block", number) in actions and ("card.unblock", number) in actions
+
+
+def test_a_lockout_is_lifted_at_the_desk(client: FlaskClient, committed: Engine, world: World, clock: Clock) -> None:
+    number = world.cards.numbers[2]
+    with Session(committed) as db, db.begin():
+        for _ in range(Policy().lockout_attempts):
+            record_attempt(
+                db,
+                card_text=number,
+                client="10.0.0.9",
+                hotspot_id=world.hotspot_id,
+                source="portal",
+                outcome=Refusal.WRONG_PIN,
+                now=clock() - timedelta(minutes=1),
+            )
+    sign_in(client, "cashier")
+    assert "locked out after too many wrong PINs" in client.get(f"/card?number={number}").get_data(as_text=True)
+    post(client, f"/card/{number}/lockout")
+    assert "locked out" not in client.get(f"/card?number={number}").get_data(as_text=True)
+    assert ("cashier", "lockout.clear", f"card {number}") in audit_actions(committed)
+
+
+def test_a_manager_adjusts_a_balance_through_the_ledger_with_operator_and_reason(
+    client: FlaskClient, committed: Engine, vault: PinVault, world: World, clock: Clock
+) -> None:
+    number = world.cards.numbers[0]
+    log_in_guest(committed, vault, world, clock)
+    sign_in(client, "cashier")
+    assert post(client, f"/card/{number}/adjust", amount="1.00", reason="outage").status_code == 403
+    sign_in(client, "manager")
+    post(client, f"/card/{number}/adjust", amount="1.50", reason="Wi-Fi was down for an hour")
+    with committed.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT l.amount, l.cause, s.name, o.reason FROM ledger l "
+                "JOIN ledger_operators o ON o.ledger_id = l.id "
+                "JOIN staff s ON s.id = o.staff_id"
+            )
+        ).one()
+        balance = conn.execute(text("SELECT balance FROM admin_cards WHERE number = :n"), {"n": number}).scalar_one()
+    assert tuple(row) == (150, "adjustment", "manager", "Wi-Fi was down for an hour")
+    assert balance == 650
+    with Session(committed) as db:
+        assert_ledger_balanced(db)
+    post(client, f"/card/{number}/adjust", amount="1.50", reason=" ")
+    assert "say why" in client.get(f"/card?number={number}").get_data(as_text=True)
+    post(client, f"/card/{number}/adjust", amount="-0.50", reason="a goodwill credit too many")
+    post(client, f"/card/{number}/adjust", amount="--0.50", reason="a typo")
+    assert "bad amount" in client.get(f"/card?number={number}").get_data(as_text=True)
+    with committed.connect() as conn:
+        balance = conn.execute(text("SELECT balance FROM admin_cards WHERE number = :n"), {"n": number}).scalar_one()
+    assert balance == 600
+
+
+@pytest.mark.parametrize("part", ["", "?part=1"])
+def test_who_is_online_per_hotspot(
+    client: FlaskClient, committed: Engine, vault: PinVault, world: World, clock: Clock, part: str
+) -> None:
+    log_in_guest(committed, vault, world, clock)
+    sign_in(client, "cashier")
+    page = client.get(f"/online{part}").get_data(as_text=True)
+    assert "cafe" in page and world.cards.numbers[0] in page and "10.0.0.5" in page
+    assert ("<html" in page) == (part == "")
+
+
+def test_the_overview_counts_todays_sales_and_draws_the_chart(
+    client: FlaskClient, committed: Engine, world: World
+) -> None:
+    sign_in(client, "cashier")
+    post(client, "/sell", batch="1", count="2", format="receipt-80", price="6.00")
+    page = client.get("/").get_data(as_text=True)
+    assert re.search(r'data-field="cards-today">2<', page)
+    assert re.search(r'data-field="takings-today">€12.00<', page)
+    assert page.count('class="bar-sold"') == 14 and "<svg" in page
+
+
+def test_reports_as_pages_and_csv(
+    client: FlaskClient, committed: Engine, vault: PinVault, world: World, clock: Clock
+) -> None:
+    log_in_guest(committed, vault, world, clock)
+    sign_in(client, "manager")
+    page = client.get("/reports/sales?by=hotspot").get_data(as_text=True)
+    assert "cafe" in page and "€5.00" in page
+    csv = client.get("/reports/sales?by=hotspot&format=csv")
+    assert csv.mimetype == "text/csv"
+    assert csv.get_data(as_text=True).splitlines() == [
+        "hotspot,cards_activated,topups,value_loaded",
+        "cafe,1,0,5.00 EUR",
+    ]
+    assert ("manager", "report.csv", "sales") in audit_actions(committed)
+
+
+def test_an_admin_creates_a_staff_account_and_blocks_a_batch(client: FlaskClient, committed: Engine) -> None:
+    sign_in(client, "admin")
+    post(client, "/admin/staff", name="boris", role="cashier", password="short")
+    assert "at least 10 characters" in client.get("/admin/staff").get_data(as_text=True)
+    post(client, "/admin/staff", name="boris", role="cashier", password="boris-password-1")
+    assert sign_in(client.application.test_client(), "boris", "boris-password-1").status_code == 302
+    post(client, "/admin/batch/1/block", blocked="1")
+    with committed.connect() as conn:
+        assert conn.execute(text("SELECT bool_and(blocked) FROM cards")).scalar_one()
+    actions = [(a, s) for _, a, s in audit_actions(committed)]
+    assert ("staff.add", "boris") in actions and ("batch.block", "1") in actions
+
+
+def test_a_top_up_at_the_desk_moves_a_second_cards_value_with_the_operator(
+    client: FlaskClient, committed: Engine, vault: PinVault, world: World, clock: Clock
+) -> None:
+    target, source = world.cards.numbers[0], world.cards.numbers[3]
+    log_in_guest(committed, vault, world, clock)
+    sign_in(client, "cashier")
+    post(client, f"/card/{target}/topup", source=source, pin="WRONG")
+    assert "Wrong PIN" in client.get(f"/card?number={target}").get_data(as_text=True)
+    post(client, f"/card/{target}/topup", source=display_card_number(source), pin=world.cards.pins[3].lower())
+    page = client.get(f"/card?number={target}").get_data(as_text=True)
+    assert "€10.00" in page and "top-up from card" in page
+    with committed.connect() as conn:
+        operators = conn.execute(
+            text("SELECT l.idempotency_key, s.name FROM ledger_operators o JOIN ledger l ON l.id = o.ledger_id "
+                 "JOIN staff s ON s.id = o.staff_id ORDER BY l.id")
+        ).all()  # fmt: skip
+    assert [tuple(r) for r in operators] == [(f"topup_in:{4}", "cashier")]  # a new card has no outgoing row
+    with Session(committed) as db:
+        assert_ledger_balanced(db)
+    actions = [(a, s) for _, a, s in audit_actions(committed)]
+    assert ("card.topup.refused", target) in actions and ("card.topup", target) in actions
+    with committed.connect() as conn:
+        trail = conn.execute(text("SELECT string_agg(detail::text, ' ') FROM audit_trail")).scalar_one()
+    assert world.cards.pins[3] not in trail and "WRONG" not in trail
+
+
+def test_a_reprint_is_a_managers_audited_act(client: FlaskClient, committed: Engine, world: World) -> None:
+    number = world.cards.numbers[5]
+    sign_in(client, "cashier")
+    assert post(client, f"/card/{number}/reprint").status_code == 403
+    sign_in(client, "manager")
+    slip = post(client, f"/card/{number}/reprint").get_data(as_text=True)
+    assert PIN_FIELD.findall(slip) == [world.cards.pins[5]] and "Reprinted" in slip
+    assert ("manager", "card.reprint", number) in audit_actions(committed)
+
+
+def test_an_admin_makes_a_batch_whose_pins_are_shown_only_when_sold(
+    client: FlaskClient, committed: Engine, world: World
+) -> None:
+    sign_in(client, "admin")
+    post(client, "/admin/batch", count="abc", face_value="2.00")
+    assert "Type a number of cards." in client.get("/admin/setup").get_data(as_text=True)
+    response = post(
+        client, "/admin/batch", count="4", face_value="2.00", name="lobby", hotspot="cafe", validity_days="7"
+    )
+    assert "PIN" not in response.get_data(as_text=True)
+    page = client.get("/admin/setup").get_data(as_text=True)
+    assert "4 cards made" in page and "lobby" in page
+    with committed.connect() as conn:
+        batch = conn.execute(
+            text("SELECT card_count, face_value, pin_mode, validity_seconds FROM card_batches WHERE name = 'lobby'")
+        ).one()
+    assert tuple(batch) == (4, 200, "encrypted", 7 * 86400)
+    assert "4 in stock" in client.get("/sell").get_data(as_text=True)
+    assert ("admin", "batch.generate", "2") in audit_actions(committed)
+
+
+def test_two_desks_selling_at_once_never_get_the_same_card(
+    committed: Engine, vault: PinVault, world: World, people: dict[str, int]
+) -> None:
+    with Session(committed) as first, first.begin():
+        one = desk.sell(first, vault, staff_id=people["cashier"], batch_id=1, count=3, price_each=None, now=NOW)
+        with Session(committed) as second, second.begin():  # while the first desk's transaction is open
+            other = desk.sell(second, vault, staff_id=people["manager"], batch_id=1, count=3, price_each=None, now=NOW)
+            with pytest.raises(ServiceError, match="only 0 card"):
+                desk.sell(second, vault, staff_id=people["manager"], batch_id=1, count=1, price_each=None, now=NOW)
+    numbers = [c.number for c in one.cards] + [c.number for c in other.cards]
+    assert sorted(numbers) == sorted(world.cards.numbers[:6])
+    assert len(sold_cards(committed)) == 6
