@@ -1,4 +1,4 @@
-"""The audit trail (sql/017_console.sql): append-only rows of who did what, when and from where."""
+"""The audit trail (sql/019_console.sql): append-only rows of who did what, when and from where."""
 
 from __future__ import annotations
 

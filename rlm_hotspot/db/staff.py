@@ -1,4 +1,4 @@
-"""Queries about staff accounts and their console sessions (sql/017_console.sql)."""
+"""Queries about staff accounts and their console sessions (sql/019_console.sql)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class StaffRecord:
     password_hash: str
     active: bool
     created_at: datetime
-    totp_secret: bytes | None  # sealed (sql/018_staff_totp.sql)
+    totp_secret: bytes | None  # sealed (sql/020_staff_totp.sql)
     totp_key_id: int | None
     totp_last_step: int | None
 

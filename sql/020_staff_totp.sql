@@ -1,4 +1,4 @@
--- 018: an optional TOTP second factor (RFC 6238) for console staff. Forward-only. See docs/console.md.
+-- 020: an optional TOTP second factor (RFC 6238) for console staff. Forward-only. See docs/console.md.
 -- The shared secret is sealed like an encrypted PIN (AES-256-GCM under the PIN key file, "staff:<name>" as
 -- associated data), so a database dump alone does not reveal it. last_step: the newest time step used,
 -- so one code signs in once.

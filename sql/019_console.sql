@@ -1,4 +1,4 @@
--- 017: the front desk's web console: staff accounts, their console sessions, the audit trail, card sales
+-- 019: the front desk's web console: staff accounts, their console sessions, the audit trail, card sales
 -- and the operator of each ledger row a person caused. Forward-only. See docs/console.md.
 
 -- People who sell cards and help guests. cashier: sell, help, see; manager: + reports, adjustments;
