@@ -2,8 +2,8 @@
 
 Every node is a real process on a loopback high port, started as the single-node tests start one
 (tests/e2e/radius_harness.py, the portal and nfacctd helpers), all against one database of the test
-cluster. `node_url` is the address the nodes connect to: the cluster itself, or (tests/multinode/
-test_pgbouncer.py) a pgbouncer in transaction pooling in front of it.
+cluster. `node_url` turns a database's URL into the address the nodes connect to it by: the cluster
+itself, or (tests/multinode/test_pgbouncer.py) a pgbouncer in transaction pooling in front of it.
 """
 
 from __future__ import annotations
@@ -15,25 +15,28 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from rlm_hotspot.radius import config as radconf
+from tests.e2e.conftest import free_udp_port  # noqa: F401 - a fixture of the e2e tier, reused
 from tests.e2e.radius_harness import RadiusServer, shared_dir, start_radiusd, write_settings
 
 HOTSPOTCTL = str(Path(sys.executable).with_name("hotspotctl"))
 
 
 @pytest.fixture(scope="module")
-def node_url(radius_database: str) -> str:
-    """The database URL every node of this module is configured with (overridden for pgbouncer)."""
-    return radius_database
+def node_url() -> Callable[[str], str]:
+    """How the nodes of this module reach a database of the test cluster: directly (overridden for pgbouncer)."""
+    return lambda url: url
 
 
 @pytest.fixture(scope="module")
-def radius_pair(node_url: str, key_file: Path) -> Iterator[tuple[RadiusServer, RadiusServer]]:
+def radius_pair(
+    node_url: Callable[[str], str], radius_database: str, key_file: Path
+) -> Iterator[tuple[RadiusServer, RadiusServer]]:
     """Two radiusd with rlm_hotspot, a NAS's primary and secondary, on one database."""
     if shutil.which(radconf.RADIUSD) is None:
         pytest.skip("freeradius is not installed (apt-get install freeradius freeradius-python3)")
@@ -43,7 +46,7 @@ def radius_pair(node_url: str, key_file: Path) -> Iterator[tuple[RadiusServer, R
         for name in ("a", "b"):
             workdir = shared_dir(f"hotspot-node-{name}-")
             workdirs.append(workdir)
-            servers.append(start_radiusd(workdir, write_settings(workdir, node_url, key_file)))
+            servers.append(start_radiusd(workdir, write_settings(workdir, node_url(radius_database), key_file)))
         yield servers[0], servers[1]
     finally:
         for server in servers:

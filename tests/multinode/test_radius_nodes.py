@@ -57,9 +57,7 @@ def test_accounting_delivered_to_both_nodes_bills_once(
 
     def to_both(status: str, **counters: object) -> None:
         with ThreadPoolExecutor(2) as pool:
-            replies = list(
-                pool.map(lambda node: node.account(status, nas_ip=MIKROTIK, **ids, **counters), radius_pair)
-            )
+            replies = list(pool.map(lambda node: node.account(status, nas_ip=MIKROTIK, **ids, **counters), radius_pair))
         assert all(reply is not None for reply in replies), f"{status}: a node did not acknowledge"
 
     to_both("start", Acct_Session_Time=0, Acct_Delay_Time=601, Framed_IP_Address="10.1.0.5")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -75,14 +75,24 @@ def finished(engine: Engine) -> bool:
 
 
 def test_two_workers_send_each_disconnect_once_and_close_each_stale_session_once(
-    node_url: str, radius_db: Engine, vault: PinVault, key_file: Path, nas: StandInNas, tmp_path: Path
+    node_url: Callable[[str], str],
+    radius_database: str,
+    radius_db: Engine,
+    vault: PinVault,
+    key_file: Path,
+    nas: StandInNas,
+    tmp_path: Path,
 ) -> None:
     world(radius_db, nas.port)
     processes = Processes()
     logs = [tmp_path / f"worker-{name}.log" for name in ("a", "b")]
     try:
         for log in logs:
-            processes.start([HOTSPOTCTL, "worker", "--interval", "0.5"], log, env=node_environment(node_url, key_file))
+            processes.start(
+                [HOTSPOTCTL, "worker", "--interval", "0.5"],
+                log,
+                env=node_environment(node_url(radius_database), key_file),
+            )
         for wave in range(WAVES):  # while both run: each wave is for whichever cycles first, or both at once
             sessions_to_end(radius_db, vault, wave)
             time.sleep(0.35)
