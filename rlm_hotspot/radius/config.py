@@ -109,7 +109,8 @@ def sql_module_text(settings_file: Path) -> str:
         "user": url.username,
         "password": url.password,
         "connect_timeout": settings.connect_timeout_s,
-        "options": f"-cstatement_timeout={settings.statement_timeout_ms}",
+        # a transaction pooler refuses startup options: the role's own statement_timeout applies there
+        "options": None if settings.transaction_pooling else f"-cstatement_timeout={settings.statement_timeout_ms}",
         "application_name": "rlm_hotspot_sql",
     }
     conninfo = " ".join(f"{name}={_conninfo_value(str(value))}" for name, value in parameters.items() if value)

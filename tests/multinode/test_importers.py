@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from tests.e2e.test_flows_e2e import (  # noqa: F401 - `guests` is a fixture
     replay,
     start_nfacctd,
 )
-from tests.multinode.conftest import HOTSPOTCTL, node_environment
+from tests.multinode.conftest import HOTSPOTCTL, Route, node_environment
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +30,7 @@ def imported_batches(engine: Engine) -> tuple[int, int]:
 
 
 def test_two_importers_on_one_spool_bill_each_file_once(
-    node_url: Callable[[str], str], database_url: str, key_file: Path, committed: Engine,
+    route: Route, database_url: str, key_file: Path, committed: Engine,
     guests: dict[str, tuple[int, int]], free_udp_port: int, tmp_path: Path,  # noqa: F811 - the fixture
 ) -> None:  # fmt: skip
     """Both scan the spool every second while nfacctd writes into it: they meet the same files at once."""
@@ -44,7 +43,7 @@ def test_two_importers_on_one_spool_bill_each_file_once(
     logs = [tmp_path / f"importer-{name}.log" for name in ("a", "b")]
     try:
         for log in logs:
-            processes.start(command, log, stop_signal=2, env=node_environment(node_url(database_url), key_file))
+            processes.start(command, log, stop_signal=2, env=node_environment(route, database_url, key_file))
         wait_until(lambda: all("importer started" in log.read_text() for log in logs), 30, "both importers")
         nfacctd = start_nfacctd(processes, spec, free_udp_port, tmp_path)
         replay(tmp_path / "clients.pcap", free_udp_port, 9)

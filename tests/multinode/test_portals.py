@@ -6,7 +6,6 @@ import http.client
 import json
 import subprocess
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from sqlalchemy.orm import Session
 from rlm_hotspot.pins import PinVault
 from tests.db.helpers import assert_ledger_balanced
 from tests.e2e.test_portal_gunicorn import logged_in_cookie
-from tests.multinode.conftest import HOTSPOTCTL, free_tcp_port, node_environment, stop, wait_for_tcp
+from tests.multinode.conftest import HOTSPOTCTL, Route, free_tcp_port, node_environment, stop, wait_for_tcp
 from tests.portal.conftest import SECRET, make_world
 
 pytestmark = pytest.mark.e2e
@@ -25,9 +24,9 @@ BEATS = 12
 WRITE_DELAY_MS = 300  # each portal holds a heartbeat this long in memory before writing it
 
 
-def start_portal(database_url: str, key_file: Path, log: Path) -> tuple[subprocess.Popen[bytes], int]:
+def start_portal(route: Route, database_url: str, key_file: Path, log: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_tcp_port()
-    env = node_environment(database_url, key_file, HOTSPOT_PORTAL_SECRET_KEY=SECRET,
+    env = node_environment(route, database_url, key_file, HOTSPOT_PORTAL_SECRET_KEY=SECRET,
                            HOTSPOT_PORTAL_URL=f"http://127.0.0.1:{port}/",
                            HOTSPOT_PORTAL_HEARTBEAT_WRITE_DELAY_MS=str(WRITE_DELAY_MS))  # fmt: skip
     command = [HOTSPOTCTL, "portal", "run", "--hotspot", "cafe", "--bind", f"127.0.0.1:{port}", "--plain-http",
@@ -39,11 +38,11 @@ def start_portal(database_url: str, key_file: Path, log: Path) -> tuple[subproce
 
 
 def test_heartbeats_alternating_between_two_portals_bill_once(
-    node_url: Callable[[str], str], database_url: str, key_file: Path, committed: Engine, vault: PinVault,
+    route: Route, database_url: str, key_file: Path, committed: Engine, vault: PinVault,
     tmp_path: Path,
 ) -> None:  # fmt: skip
     world = make_world(committed, vault, count=2, heartbeat_timeout=300)  # 1 minor unit a second
-    portals = [start_portal(node_url(database_url), key_file, tmp_path / f"portal-{n}.log") for n in "ab"]
+    portals = [start_portal(route, database_url, key_file, tmp_path / f"portal-{n}.log") for n in "ab"]
     try:
         token, cookie = logged_in_cookie(committed, vault, world)
         headers = {"Cookie": f"hotspot_portal={cookie}", "X-CSRF-Token": "csrf-1", "Content-Length": "0"}

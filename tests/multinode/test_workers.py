@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from rlm_hotspot.services.tariff_cache import TariffCache
 from tests.db import factories
 from tests.db.helpers import assert_ledger_balanced
 from tests.e2e.standin_nas import StandInNas
-from tests.multinode.conftest import HOTSPOTCTL, node_environment
+from tests.multinode.conftest import HOTSPOTCTL, Route, node_environment
 
 pytestmark = pytest.mark.e2e
 
@@ -75,7 +75,7 @@ def finished(engine: Engine) -> bool:
 
 
 def test_two_workers_send_each_disconnect_once_and_close_each_stale_session_once(
-    node_url: Callable[[str], str],
+    route: Route,
     radius_database: str,
     radius_db: Engine,
     vault: PinVault,
@@ -91,7 +91,7 @@ def test_two_workers_send_each_disconnect_once_and_close_each_stale_session_once
             processes.start(
                 [HOTSPOTCTL, "worker", "--interval", "0.5"],
                 log,
-                env=node_environment(node_url(radius_database), key_file),
+                env=node_environment(route, radius_database, key_file),
             )
         for wave in range(WAVES):  # while both run: each wave is for whichever cycles first, or both at once
             sessions_to_end(radius_db, vault, wave)
