@@ -13,20 +13,20 @@ ever signalled, by PID or by the process group of the session each was started i
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import pwd
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sqlalchemy import create_engine, text
 
 from rlm_hotspot.devcluster import _postgres_bindir
 from rlm_hotspot.devprocesses import Processes
@@ -73,25 +73,31 @@ class Node:
 
     def rest(self, path: str, body: dict[str, object] | None = None, timeout: float = 2.0) -> tuple[int, object]:
         """Patroni's REST API: (status, decoded JSON or text); (0, error) when it does not answer."""
-        request = urllib.request.Request(f"http://127.0.0.1:{self.rest_port}{path}", method="GET")
-        if body is not None:
-            request = urllib.request.Request(
-                request.full_url, data=json.dumps(body).encode(), method="POST",
-                headers={"Content-Type": "application/json"},
-            )  # fmt: skip
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return response.status, _decoded(response.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, _decoded(exc.read())
-        except OSError as exc:
-            return 0, str(exc)
+        return http_request(self.rest_port, path, body, timeout)
 
     def postmaster_pid(self) -> int | None:
         try:
             return int((self.data_dir / "postmaster.pid").read_text().split()[0])
         except (OSError, ValueError, IndexError):
             return None
+
+
+def http_request(
+    port: int, path: str, body: dict[str, object] | None = None, timeout: float = 2.0
+) -> tuple[int, object]:
+    """GET (or POST `body` as JSON) http://127.0.0.1:`port``path`: (status, decoded body); (0, error) if unreachable."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        if body is None:
+            connection.request("GET", path)
+        else:
+            connection.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        return response.status, _decoded(response.read())
+    except OSError as exc:
+        return 0, str(exc)
+    finally:
+        connection.close()
 
 
 def _decoded(raw: bytes) -> object:
@@ -121,6 +127,16 @@ class HaLab:
         """The SQLAlchemy URL every component uses: every node, the one that takes writes is chosen."""
         hosts = "&".join(f"host=127.0.0.1:{node.pg_port}" for node in self.nodes)
         return f"postgresql+psycopg2://{user}@/{database}?{hosts}&target_session_attrs=read-write"
+
+    def create_database(self, name: str) -> str:
+        """Create an empty database on the primary (replicated like everything else); its URL."""
+        admin = create_engine(self.url("postgres"), isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+        finally:
+            admin.dispose()
+        return self.url(name)
 
     def node(self, name: str) -> Node:
         return next(node for node in self.nodes if node.name == name)
@@ -199,11 +215,7 @@ class HaLab:
 
         def answers() -> bool:
             assert etcd.poll() is None, (self.root / "etcd.log").read_text()
-            try:
-                with urllib.request.urlopen(f"{client}/health", timeout=1) as response:
-                    return response.status == 200
-            except OSError:
-                return False
+            return http_request(self.etcd_port, "/health", timeout=1.0)[0] == 200
 
         self.wait_for(answers, 30, "etcd")
 
@@ -269,19 +281,24 @@ def _as_postgres() -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m rlm_hotspot.devha`: start the lab, print its address, run until Ctrl-C."""
+    """`python -m rlm_hotspot.devha`: start the lab, say where it is, run until SIGINT/SIGTERM, then stop it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, help="directory for the lab's state (default: a new temporary one)")
+    parser.add_argument("--database", default="hotspot", help="the database to create (default: hotspot)")
+    parser.add_argument("--url-file", type=Path, help="write the database URL here once the lab is up")
     args = parser.parse_args(argv)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # stop the lab, not us
     lab = HaLab.create(args.root)
     try:
         lab.start()
+        lab.create_database(args.database)
         print(f"leader {lab.leader()}, synchronous standby {lab.sync_standby()}")
-        print(f"database URL: {lab.url()}")
         for node in lab.nodes:
-            print(f"  {node.name}: postgres 127.0.0.1:{node.pg_port}, Patroni REST http://127.0.0.1:{node.rest_port}/")
-        sys.stdout.flush()
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+            print(f"  {node.name}: postgres 127.0.0.1:{node.pg_port}, Patroni REST http://127.0.0.1:{node.rest_port}/,"
+                  f" config {node.config}")  # fmt: skip
+        print(f"database URL: {lab.url(args.database)}", flush=True)
+        if args.url_file:
+            args.url_file.write_text(lab.url(args.database) + "\n")
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
     finally:
         lab.stop()
