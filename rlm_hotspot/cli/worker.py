@@ -265,7 +265,8 @@ def worker(app: App, interval: float, once: bool, gate: str, gate_options: tuple
     """Close stale sessions and cut those that must end (exhausted, blocked, expired, heartbeat stopped).
 
     RADIUS sessions get an RFC 5176 Disconnect-Request to their NAS (the NAS must list this host as a
-    CoA client); standalone sessions get their gate closed. Run one worker per database.
+    CoA client); standalone sessions get their gate closed. One worker per database is enough; a
+    second (another node) is safe: each cut is claimed by one of them (docs/ha.md).
 
     Example: hotspotctl worker --gate nftables --gate-option bind_mac=yes
     """
