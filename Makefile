@@ -4,9 +4,10 @@ SHELL := /bin/bash
 VENV := .venv
 APT_PACKAGES := postgresql freeradius freeradius-python3 freeradius-postgresql freeradius-utils pmacct softflowd \
                 poppler-utils zbar-tools fonts-dejavu-core chromium chromium-driver \
-                nftables iptables opennds dnsmasq-base busybox curl iproute2
+                nftables iptables opennds dnsmasq-base busybox curl iproute2 \
+                patroni etcd-server pgbouncer
 
-.PHONY: setup demo demo-stop test lint bench
+.PHONY: setup demo demo-stop ha-lab ha-lab-stop test lint bench
 
 setup:
 	@scripts/ensure-system $(APT_PACKAGES)
@@ -17,6 +18,12 @@ demo: setup
 
 demo-stop:
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/demo-stop
+
+ha-lab: setup
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/ha-lab
+
+ha-lab-stop:
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/ha-lab-stop
 
 lint: setup
 	$(VENV)/bin/ruff check .

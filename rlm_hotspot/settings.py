@@ -2,8 +2,8 @@
 
 The file is named by ``--config``, else ``$HOTSPOT_CONFIG``, else ``/etc/rlm-hotspot/hotspot.toml``
 when present; every value can be overridden by an environment variable (``HOTSPOT_DATABASE_URL``,
-``HOTSPOT_PIN_KEY_FILE``, ``HOTSPOT_PIN_MODE``, ``HOTSPOT_STATEMENT_TIMEOUT_MS``), so that tests, the
-demo and systemd units need no file edits.
+``HOTSPOT_PIN_KEY_FILE``, ``HOTSPOT_PIN_MODE``, ``HOTSPOT_STATEMENT_TIMEOUT_MS``,
+``HOTSPOT_DATABASE_TRANSACTION_POOLING``), so that tests, the demo and systemd units need no file edits.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ class Settings:
     pin_mode: str = "encrypted"
     statement_timeout_ms: int = 3000
     connect_timeout_s: int = 3
+    # the database URL is a pooler in transaction mode (pgbouncer pool_mode = transaction): no startup
+    # options, no server-side PREPARE, no LISTEN (docs/ha.md, "pgbouncer")
+    transaction_pooling: bool = False
     portal_url: str = "http://portal.hotspot.local/"
     lockout_attempts: int = 5  # wrong PINs per card number, or per client, within the window
     lockout_window_s: int = 900  # ... lock that card number / client for this long
@@ -44,12 +47,23 @@ class Settings:
             )
 
 
+def _flag(text: str) -> bool:
+    """A yes/no environment value."""
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{text!r} is not a yes/no value (true, false, 1, 0, yes, no, on, off)")
+
+
 _ENV = {
     "HOTSPOT_DATABASE_URL": ("database_url", str),
     "HOTSPOT_PIN_KEY_FILE": ("pin_key_file", Path),
     "HOTSPOT_PIN_MODE": ("pin_mode", str),
     "HOTSPOT_STATEMENT_TIMEOUT_MS": ("statement_timeout_ms", int),
     "HOTSPOT_PORTAL_URL": ("portal_url", str),
+    "HOTSPOT_DATABASE_TRANSACTION_POOLING": ("transaction_pooling", _flag),
 }
 
 
@@ -91,6 +105,7 @@ def _read_file(path: Path) -> dict[str, object]:
         (database, "url", "database_url", str),
         (database, "statement_timeout_ms", "statement_timeout_ms", int),
         (database, "connect_timeout_s", "connect_timeout_s", int),
+        (database, "transaction_pooling", "transaction_pooling", bool),
         (pins, "key_file", "pin_key_file", Path),
         (pins, "mode", "pin_mode", str),
         (portal, "url", "portal_url", str),
@@ -102,6 +117,8 @@ def _read_file(path: Path) -> dict[str, object]:
             value = section[key]
             if kind is int and not isinstance(value, int):
                 raise SettingsError(f"{path}: {key} must be an integer")
+            if kind is bool and not isinstance(value, bool):
+                raise SettingsError(f"{path}: {key} must be true or false")
             data[field] = kind(value)
     if "pin_key_file" in data and not Path(str(data["pin_key_file"])).is_absolute():
         data["pin_key_file"] = (path.parent / str(data["pin_key_file"])).resolve()

@@ -265,7 +265,8 @@ def worker(app: App, interval: float, once: bool, gate: str, gate_options: tuple
     """Close stale sessions and cut those that must end (exhausted, blocked, expired, heartbeat stopped).
 
     RADIUS sessions get an RFC 5176 Disconnect-Request to their NAS (the NAS must list this host as a
-    CoA client); standalone sessions get their gate closed. Run one worker per database.
+    CoA client); standalone sessions get their gate closed. One worker per database is enough; a
+    second (another node) is safe: each cut is claimed by one of them (docs/ha.md).
 
     Example: hotspotctl worker --gate nftables --gate-option bind_mac=yes
     """
@@ -284,11 +285,16 @@ def worker(app: App, interval: float, once: bool, gate: str, gate_options: tuple
     log.info("worker started: a cycle every %g s, gate %r", interval, gate)
     if gate == "none":
         log.info("gate 'none': standalone sessions are closed in the database only, no firewall is touched")
-    wake = WakeListener(make_engine(app.settings, pool_size=1, pre_ping=False, application_name="hotspotctl wake"))
+    wake = None
+    if app.settings.transaction_pooling:  # a LISTEN would stay on a server connection other clients get
+        log.info("transaction pooling: no LISTEN, a guest's logout waits for the next cycle (at most %g s)", interval)
+    else:
+        wake = WakeListener(make_engine(app.settings, pool_size=1, pre_ping=False, application_name="hotspotctl wake"))
     try:
         run_until_stopped(the_worker, interval, stop, wake)
     finally:
-        wake.close()
+        if wake is not None:
+            wake.close()
     log.info("worker stopped")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
@@ -10,6 +11,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from rlm_hotspot.settings import Settings
+
+log = logging.getLogger("rlm_hotspot.db")
+
+# An execution option of the engines `make_engine` makes behind a transaction pooler: `Prepared` runs its
+# statement as plain text there (a PREPAREd name lives on one server connection, the next transaction
+# may get another).
+SERVER_SIDE_PREPARE = "hotspot_server_side_prepare"
 
 # What runs statements: an ORM Session, or on the hot paths (RADIUS hooks, portal heartbeats) a plain
 # Connection in autocommit, whose per-statement cost is about half a Session's.
@@ -33,7 +41,13 @@ def make_engine(
     `autocommit`: an engine whose connections stay in autocommit mode (no BEGIN/COMMIT round trips), for
     hot paths made of single statements; cheaper than `execution_options(isolation_level="AUTOCOMMIT")`,
     which switches a pooled connection on every checkout and back on every checkin.
+
+    Behind a transaction pooler (`settings.transaction_pooling`) a connection is not the server's own:
+    nothing session-wide can be set on it, so the statement timeout and UTC come from the role's settings
+    (`ALTER ROLE ... SET`, checked on the first connection) and nothing is PREPAREd.
     """
+    pooled = settings.transaction_pooling
+    session_options = f"-c statement_timeout={settings.statement_timeout_ms} -c timezone=UTC"
     engine = create_engine(
         make_url(settings.database_url),
         pool_size=pool_size,
@@ -44,11 +58,28 @@ def make_engine(
         connect_args={
             "connect_timeout": settings.connect_timeout_s,
             "application_name": application_name,
-            "options": f"-c statement_timeout={settings.statement_timeout_ms} -c timezone=UTC",
+            **({} if pooled else {"options": session_options}),
         },
     )
     event.listen(engine, "reset", _end_an_open_transaction)
-    return engine
+    if not pooled:
+        return engine
+    event.listen(engine, "first_connect", _check_role_settings)
+    return engine.execution_options(**{SERVER_SIDE_PREPARE: False})
+
+
+def _check_role_settings(dbapi_connection: Any, _record: object) -> None:
+    """Say once, at the first connection through a transaction pooler, what the server's defaults lack:
+    a statement timeout (a RADIUS hook must not wait on a lock forever) and UTC."""
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SELECT current_user, current_setting('statement_timeout'), current_setting('TimeZone')")
+        role, timeout, zone = cursor.fetchone()
+    if timeout == "0" or zone not in ("UTC", "Etc/UTC"):
+        log.warning(
+            "transaction pooling: role %s has statement_timeout=%s, TimeZone=%s; set them on the server, as the "
+            "connection cannot: ALTER ROLE %s SET statement_timeout = '3s'; ALTER ROLE %s SET timezone = 'UTC'",
+            role, timeout, zone, role, role,
+        )  # fmt: skip
 
 
 def _end_an_open_transaction(dbapi_connection: Any, _record: object, _state: object) -> None:

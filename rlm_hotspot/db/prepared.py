@@ -5,7 +5,8 @@ login snapshot or the guarded meter write that planning costs several times the 
 `Prepared` statement is PREPAREd once per database connection (the pool keeps connections, so once
 per process in practice) and then run with EXECUTE, which reuses the plan. Parameters keep their
 SQLAlchemy `:name` form; PostgreSQL infers their types from the statement (write a CAST where it
-cannot).
+cannot). Behind a transaction pooler (engine option SERVER_SIDE_PREPARE off) the statement is sent as
+plain text every time instead: the same result, planned on every call.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlalchemy import Connection, Result, TextClause, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from rlm_hotspot.db.engine import Executor
+from rlm_hotspot.db.engine import SERVER_SIDE_PREPARE, Executor
 
 _PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
@@ -34,12 +35,16 @@ class Prepared:
         self._execute: TextClause = text(f"EXECUTE {name}({arguments})" if self.parameters else f"EXECUTE {name}")
         pyformat = ", ".join(f"%({parameter})s" for parameter in self.parameters)
         self._execute_pyformat = f"EXECUTE {name}({pyformat})" if self.parameters else f"EXECUTE {name}"
+        self._plain: TextClause = text(sql)
+        self._plain_pyformat = _PARAMETER.sub(lambda m: f"%({m.group(1)})s", sql.replace("%", "%%"))
 
     def __call__(self, session: Executor, parameters: dict[str, object]) -> Result:  # type: ignore[type-arg]
         """Run on an ORM session's connection, or on a Connection (the RADIUS hot path, lighter still)."""
         connection = session.connection() if isinstance(session, Session) else session
-        self._prepare_on(connection)
-        return connection.execute(self._execute, {name: parameters[name] for name in self.parameters})
+        arguments = {name: parameters[name] for name in self.parameters}
+        if not self._prepare_on(connection):
+            return connection.execute(self._plain, arguments)
+        return connection.execute(self._execute, arguments)
 
     def first_row(self, executor: Executor, parameters: dict[str, object]) -> dict[str, Any] | None:
         """The first row as a dict, straight from the driver's cursor.
@@ -50,13 +55,13 @@ class Prepared:
         pool), exactly as `__call__` would raise them.
         """
         connection = executor.connection() if isinstance(executor, Session) else executor
-        self._prepare_on(connection)
+        statement = self._execute_pyformat if self._prepare_on(connection) else self._plain_pyformat
         arguments = {name: parameters[name] for name in self.parameters}
         driver = connection.connection.dbapi_connection
         dialect = connection.dialect
         cursor = driver.cursor()  # type: ignore[union-attr]
         try:
-            cursor.execute(self._execute_pyformat, arguments)
+            cursor.execute(statement, arguments)
             row = cursor.fetchone()
             return None if row is None else dict(zip([column[0] for column in cursor.description], row, strict=True))
         except dialect.loaded_dbapi.Error as exc:
@@ -64,7 +69,7 @@ class Prepared:
             if lost:
                 connection.invalidate(exc)
             raise DBAPIError.instance(
-                self._execute_pyformat,
+                statement,
                 arguments,
                 exc,
                 dialect.loaded_dbapi.Error,
@@ -74,7 +79,10 @@ class Prepared:
         finally:
             cursor.close()
 
-    def _prepare_on(self, connection: Connection) -> None:
+    def _prepare_on(self, connection: Connection) -> bool:
+        """PREPARE the statement on this connection unless it is there already; False: never on this engine."""
+        if not connection.get_execution_options().get(SERVER_SIDE_PREPARE, True):
+            return False
         prepared: set[str] = connection.info.setdefault("prepared_statements", set())
         if self.name not in prepared:
             cursor = connection.connection.driver_connection.cursor()
@@ -83,3 +91,4 @@ class Prepared:
             finally:
                 cursor.close()
             prepared.add(self.name)
+        return True

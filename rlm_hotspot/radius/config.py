@@ -101,15 +101,14 @@ def sql_module_text(settings_file: Path) -> str:
     except SettingsError as exc:
         raise RadiusConfigError(f"settings file {settings_file}: {exc}") from None
     url = make_url(settings.database_url)
-    query = {name: value if isinstance(value, str) else value[-1] for name, value in url.query.items()}
+    # the libpq parameters psycopg2 gets from the same URL: several hosts (`?host=a:1&host=b:2`) become
+    # host=a,b port=1,2, and target_session_attrs=read-write goes along, so rlm_sql follows the primary too
+    _, libpq = url.get_dialect()().create_connect_args(url)
     parameters = {
-        "host": url.host or query.get("host"),
-        "port": url.port or query.get("port"),
-        "dbname": url.database,
-        "user": url.username,
-        "password": url.password,
+        **libpq,
         "connect_timeout": settings.connect_timeout_s,
-        "options": f"-cstatement_timeout={settings.statement_timeout_ms}",
+        # a transaction pooler refuses startup options: the role's own statement_timeout applies there
+        "options": None if settings.transaction_pooling else f"-cstatement_timeout={settings.statement_timeout_ms}",
         "application_name": "rlm_hotspot_sql",
     }
     conninfo = " ".join(f"{name}={_conninfo_value(str(value))}" for name, value in parameters.items() if value)
