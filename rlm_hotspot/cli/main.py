@@ -19,6 +19,7 @@ from rlm_hotspot.cli.portal import portal
 from rlm_hotspot.cli.quarantine import quarantine
 from rlm_hotspot.cli.radius import radius
 from rlm_hotspot.cli.reports import report
+from rlm_hotspot.cli.sessions import sessions
 from rlm_hotspot.cli.worker import worker
 from rlm_hotspot.core.cardcode import CardNumberError
 from rlm_hotspot.core.money import MoneyError
@@ -67,7 +68,22 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     ctx.call_on_close(app.close)
 
 
-for group in (db, hotspot, nas, tariff, cards, account, report, lockout, quarantine, worker, radius, portal, flows):
+for group in (
+    db,
+    hotspot,
+    nas,
+    tariff,
+    cards,
+    account,
+    sessions,
+    report,
+    lockout,
+    quarantine,
+    worker,
+    radius,
+    portal,
+    flows,
+):
     cli.add_command(group)
 
 
