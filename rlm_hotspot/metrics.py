@@ -1,5 +1,6 @@
 """Prometheus metrics of the long-running processes (the worker, the portal; the NetFlow importer has its
-own in flowimport.metrics): counters kept in memory, served as text on a port of their own.
+own in flowimport.metrics): counters kept in memory, served as text on a port of their own. The portal's
+gunicorn workers count in files and the master serves their sum (`count_in_files`, `serve_workers`).
 
 Every process gets its own registry (tests run several in one interpreter). The quarantine's held rows
 (`hotspot_quarantine_held`, by source and reason) are read from the database by the worker each cycle:
@@ -8,16 +9,40 @@ one process reports them for the whole installation.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
+from pathlib import Path
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess, start_http_server, values
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def serve(registry: CollectorRegistry, port: int, address: str = "127.0.0.1") -> WSGIServer:
     """Expose /metrics on ``address:port`` from a background thread; `shutdown()` stops it."""
     server, _thread = start_http_server(port, addr=address, registry=registry)
     return server
+
+
+def count_in_files(directory: Path) -> None:
+    """From now on, metrics made in this process and its children (gunicorn's workers, forked later) keep
+    their values in files under `directory`, so that one process can serve the sum (`serve_workers`).
+    prometheus_client reads the variable when it is imported, which the CLI has done already."""
+    os.environ[MULTIPROC_ENV] = str(directory)
+    values.ValueClass = values.get_value_class()
+
+
+def serve_workers(directory: Path, port: int, address: str = "127.0.0.1") -> WSGIServer:
+    """Expose the sum over the processes that count in `directory` (`count_in_files`)."""
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(directory))
+    return serve(registry, port, address)
+
+
+def worker_exited(directory: Path, pid: int) -> None:
+    """A gunicorn worker ended: its live gauges no longer count (its counters do)."""
+    multiprocess.mark_process_dead(pid, str(directory))
 
 
 class WorkerMetrics:
