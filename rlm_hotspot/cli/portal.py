@@ -75,6 +75,8 @@ class PortalServer(BaseApplication):  # type: ignore[misc]
         return OneSegmentResponses(create_app(self.settings))
 
 
+log = logging.getLogger("rlm_hotspot.portal")
+
 REQUEST_TIMEOUT_S = 2  # a request, once begun, must arrive within this (a lost segment is resent in < 2 s)
 YOUNG_OBJECTS_BEFORE_COLLECTION = 10_000  # Python's default is 700
 
@@ -262,12 +264,20 @@ def run(
         return
     counts = Path(tempfile.mkdtemp(prefix=f"hotspot-portal-{found.name}-metrics-"))
     count_in_files(counts)
-    options["when_ready"] = lambda _arbiter: serve_workers(counts, metrics_port, metrics_address)
+    options["when_ready"] = lambda _arbiter: _serve_metrics(counts, metrics_port, metrics_address)
     options["child_exit"] = lambda _arbiter, child: worker_exited(counts, child.pid)
     try:
         PortalServer(settings, options).run()
     finally:
         shutil.rmtree(counts, ignore_errors=True)
+
+
+def _serve_metrics(counts: Path, port: int, address: str) -> None:
+    """In gunicorn's master once it is ready: a taken port costs the metrics, never the portal."""
+    try:
+        serve_workers(counts, port, address)
+    except OSError as exc:
+        log.error("metrics not served on %s:%d: %s", address, port, exc.strerror or exc)
 
 
 @portal.command("terms")
