@@ -170,3 +170,44 @@ def test_sessions_list_and_end_through_the_worker(  # type: ignore[no-untyped-de
     refused(run("sessions", "end", "999999", ok=False), "no session 999999")
     offline = json.loads(run("sessions", "list", "--format", "json").output)
     assert next(r for r in offline if r["id"] == portal_id)["cause"] == "Admin-Reset"
+
+
+def test_a_redeemed_card_shows_its_own_state_not_the_balance_it_went_into(run) -> None:  # type: ignore[no-untyped-def]
+    setup_world(run)
+    (target, _), (source, source_pin), *_ = generate(run)
+    run("cards", "topup", target, source, "--pin", source_pin)
+
+    shown = run("cards", "show", source).output
+
+    assert "status:     redeemed" in shown and f"its value added to {target}" in shown
+    assert "balance:" not in shown
+    assert "balance:    10.00 EUR" in run("cards", "show", target).output
+    listed = {row["number"]: row for row in json.loads(run("cards", "list", "--format", "json").output)}
+    assert listed[source.replace(" ", "")]["state"] == "redeemed"
+    assert listed[source.replace(" ", "")]["balance"] == ""
+    assert listed[target.replace(" ", "")]["balance"] == "10.00 EUR"
+
+
+def test_lockout_list_in_local_time_and_clear_says_when_there_is_nothing(  # type: ignore[no-untyped-def]
+    run, committed: Engine
+) -> None:
+    setup_world(run)
+    (locked, _), (fine, _), *_ = generate(run)
+    with committed.begin() as conn:
+        for _ in range(5):
+            conn.execute(
+                text(
+                    "INSERT INTO login_attempts (at, card_number, client, source, outcome) "
+                    "VALUES (now(), :n, 'cc-dd', 'portal', 'wrong_pin')"
+                ),
+                {"n": locked.replace(" ", "")},
+            )
+
+    listed = json.loads(run("lockout", "list", "--timezone", "Europe/Moscow", "--format", "json").output)
+
+    assert {row["last_attempt"][-6:] for row in listed} == {"+03:00"}
+    assert "nothing to clear: card" in run("lockout", "clear", fine).output
+    assert "nothing to clear: client ee-ff" in run("lockout", "clear", "--client", "ee-ff").output
+    assert scalar(committed, "SELECT count(*) FROM lockout_clears") == 0
+    assert "lockout lifted for card" in run("lockout", "clear", locked).output
+    refused(run("lockout", "list", "--timezone", "Mars/Olympus", ok=False), "unknown time zone")
