@@ -13,15 +13,19 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from rlm_hotspot.devcluster import PrivateCluster
 from rlm_hotspot.radius import config as radconf
+from tests.e2e.radius_harness import RadiusServer, free_udp_ports
 
 pytestmark = [
     pytest.mark.e2e,
@@ -129,6 +133,61 @@ def test_radius_install_from_the_package_passes_freeradius_check(
     assert f'python_path = "{VENV / radconf.SITE_PACKAGES}"' in module  # not this checkout's venv
     checked = run(radconf.RADIUSD, "-C", "-d", raddb)
     assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-3000:]
+
+
+def test_debians_freeradius_as_freerad_logs_a_card_in_through_the_package(
+    installed: Path, pg_cluster: PrivateCluster, raddb: Path
+) -> None:
+    """The ISP's path: settings and key where the package put them (read by freerad through the hotspot
+    group), the module installed into Debian's configuration, radiusd started as Debian starts it."""
+    pg_cluster.create_database("hotspot_deb_login")
+    settings = raddb.parent / "hotspot.toml"
+    settings.write_text(
+        f'[database]\nurl = "{pg_cluster.url("hotspot_deb_login")}"\n[pins]\nkey_file = "{ETC / "pin.keys"}"\n'
+    )
+    settings.chmod(0o644)
+    ctl = partial(run, HOTSPOTCTL, "--config", settings)
+    for command in (
+        ("db", "init", "--currency", "EUR"),
+        ("tariff", "add", "standard", "--per-hour", "1.20"),
+        ("hotspot", "add", "cafe", "--timezone", "UTC", "--tariff", "standard"),
+        ("nas", "add", "lobby", "--hotspot", "cafe", "--ip", "127.0.0.1", "--secret", "testing123"),
+    ):
+        done = ctl(*command)
+        assert done.returncode == 0, done.stdout + done.stderr
+    generated = ctl("cards", "generate", "--count", "1", "--value", "5.00", "--hotspot", "cafe", "--show").stdout
+    number, pin = re.findall(r"^(\d{4} \d{4} \d+)\s+([0-9A-Z]+)$", generated, re.MULTILINE)[0]
+    auth_port, acct_port = free_udp_ports(2)
+    wired = ctl("radius", "install", "--raddb", raddb, "--auth-port", str(auth_port), "--acct-port", str(acct_port))
+    assert wired.returncode == 0, wired.stdout + wired.stderr
+    # Debian's own servers would take 1812 and 18120 (a `make demo` may hold those): only ours listens (and
+    # EAP, which needs them, goes too)
+    for enabled in ("sites-enabled/default", "sites-enabled/inner-tunnel", "mods-enabled/eap"):
+        (raddb / enabled).unlink()
+    run_dir = raddb.parent / "run"
+    run_dir.mkdir()
+    shutil.chown(run_dir, "freerad", "freerad")
+    conf = raddb / "radiusd.conf"
+    conf.write_text(re.sub(r"(?m)^run_dir = .*$", f"run_dir = {run_dir}", conf.read_text()))
+
+    log = raddb.parent / "radiusd.out"
+    with log.open("wb") as output:  # as root: radiusd.conf's user/group (freerad) and their groups take over
+        process = subprocess.Popen(
+            [radconf.RADIUSD, "-f", "-xx", "-l", "stdout", "-d", str(raddb)], stdout=output, stderr=subprocess.STDOUT
+        )
+    server = RadiusServer(process, raddb, log, auth_port, acct_port, secret="testing123")
+    try:
+        deadline = time.monotonic() + 30
+        while radconf.READY_LINE not in server.log_text():
+            assert process.poll() is None and time.monotonic() < deadline, server.log_text()[-3000:]
+            time.sleep(0.1)
+        accepted = server.login(number.replace(" ", ""), pin, nas_ip="127.0.0.1")
+        refused = server.login(number.replace(" ", ""), "WRONG", nas_ip="127.0.0.1")
+    finally:
+        server.stop()
+    assert accepted.accepted, server.log_text()[-3000:]
+    assert 0 < accepted.one("Session-Timeout") <= 5 * 3600  # 5.00 at 1.20 per hour
+    assert not refused.accepted
 
 
 def test_reinstall_keeps_the_key_remove_keeps_settings_purge_keeps_only_the_key(installed: Path) -> None:
