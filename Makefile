@@ -7,7 +7,7 @@ APT_PACKAGES := postgresql freeradius freeradius-python3 freeradius-postgresql f
                 nftables iptables opennds dnsmasq-base busybox curl iproute2 \
                 patroni etcd-server pgbouncer
 
-.PHONY: setup demo demo-stop ha-lab ha-lab-stop test lint bench
+.PHONY: setup demo demo-stop ha-lab ha-lab-stop test lint bench deb
 
 setup:
 	@scripts/ensure-system $(APT_PACKAGES)
@@ -34,3 +34,11 @@ test: lint
 
 bench: setup
 	$(VENV)/bin/python bench/cards_generate.py
+
+# The Debian package, built with debhelper + dh-virtualenv from a clean copy of the tracked files (so that
+# nothing of the checkout's .venv or var/ gets in): dist/rlm-hotspot_<version>_<arch>.deb. docs/operations.md.
+DEB_OUT ?= dist
+DEB_BUILD_PACKAGES := debhelper dh-virtualenv python3-dev python3-venv python3-psycopg2 dpkg-dev fakeroot
+deb:
+	@scripts/ensure-system $(DEB_BUILD_PACKAGES)
+	@scripts/build-deb $(DEB_OUT)

@@ -18,6 +18,7 @@ from portal.errors import init_errors
 from portal.gates import make_gate
 from portal.heartbeat_shortcut import HeartbeatShortcut
 from portal.i18n import init_i18n
+from portal.metrics import init_metrics
 from portal.security import init_security, trust_proxies
 from portal.settings import PortalSettings, load_portal_settings
 from rlm_hotspot.db.engine import make_engine
@@ -55,4 +56,5 @@ def create_app(
     init_errors(app)
     app.wsgi_app = HeartbeatShortcut(app)  # type: ignore[method-assign]
     trust_proxies(app, settings.proxy_hops)
+    init_metrics(app)
     return app

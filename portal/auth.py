@@ -20,6 +20,7 @@ from portal import forms, guest, nas_login
 from portal.context import portal
 from portal.gates import FasRequest, FasRequestError, GateError, OpenNdsGate
 from portal.i18n import LANGUAGE_COOKIE, LANGUAGES, money, refusal_message
+from portal.metrics import count_login
 from portal.security import client_address, same_site_path
 from portal.status import page_is_open, shown_balance
 from rlm_hotspot.core.clients import canonical_mac, client_identity
@@ -131,6 +132,7 @@ def login() -> Any:
                 )
         except CardRefused as refused:
             refusal = refused.refusal
+    count_login(refusal)
     if refusal is not None:
         return _login_page(error=refusal_message(refusal, context.policy.lockout_window_s), card=card_text)
     if taken_over is not None:

@@ -14,6 +14,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
+from portal.metrics import count_error
+
 log = logging.getLogger(__name__)
 JSON_PATHS = ("/heartbeat", "/api/")
 
@@ -42,6 +44,7 @@ def _http_error(exc: HTTPException) -> Response:
 
 def _database_down(exc: Exception) -> Response:
     # one line per request while the database is away: an outage is an expected fault, not a bug
+    count_error("database_unavailable")
     detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     log.error("database unavailable: %s: %s", exc.__class__.__name__, detail[0] if detail else "")
     response = _page(503, gettext("The service is busy for a moment. Please try again in a few seconds."))
@@ -50,6 +53,7 @@ def _database_down(exc: Exception) -> Response:
 
 
 def _unexpected(exc: Exception) -> Response:
+    count_error("unexpected")
     log.error("unexpected error on %s %s", request.method, request.path, exc_info=exc)
     return _page(500, gettext("Something went wrong on our side. Please try again."))
 

@@ -248,12 +248,16 @@ def cards_show(app: App, card: str) -> None:
         record = svc.find_card(session, card)
         refusal = svc.usable_refusal(record, now)
         deadline = svc.deadline_of(record, now)
+        target = svc.redeemed_into(session, record)
     click.echo(f"card:       {display_card_number(record.number)}")
     click.echo(f"batch:      {record.batch_id} (series {record.series:04d})")
     click.echo(f"status:     {record.status}{' (blocked)' if record.blocked else ''}")
     click.echo(f"usable:     {'yes' if refusal is None else 'no - ' + refusal.message}")
     click.echo(f"face value: {currency.format(record.face_value)}")
-    if record.balance is not None:
+    if record.status == "redeemed":
+        into = display_card_number(target) if target else "another card"
+        click.echo(f"redeemed:   {record.redeemed_at:%Y-%m-%d %H:%M:%S %Z}, its value added to {into}")
+    elif record.balance is not None:
         click.echo(f"balance:    {currency.format(record.balance)}")
     if record.activated_at:
         click.echo(f"activated:  {record.activated_at:%Y-%m-%d %H:%M:%S %Z}")

@@ -143,6 +143,79 @@ def hotspot_list(app: App, fmt: str) -> None:
     )
 
 
+def _seconds(text: str | None) -> int | None:
+    return None if text is None else int(parse_duration(text).total_seconds())
+
+
+@hotspot.command("set")
+@click.argument("name")
+@click.option("--timezone", default=None, help="IANA time zone of the place.")
+@click.option("--tariff", default=None, help="Tariff for sessions that start from now on (open ones keep theirs).")
+@click.option("--traffic-meter", type=click.Choice(["radius", "netflow"]), default=None)
+@click.option("--interim", "interim_interval", default=None, help="Acct-Interim-Interval (at least 60 s).")
+@click.option("--idle-timeout", default=None, help="Idle-Timeout sent to the NAS, e.g. 10m; 'off' for none.")
+@click.option("--heartbeat", type=click.Choice(["on", "off", "grace"]), default=None)
+@click.option("--heartbeat-timeout", default=None, help="How long without heartbeats before the session ends.")
+@click.option("--hidden-grace", default=None, help="How long a status page in the background keeps its session.")
+@click.option("--max-rate", "max_rate_kbps", type=click.IntRange(1), default=None, help="Line rate bound, kbit/s.")
+@click.option("--portal-url", default=None, help="Portal address printed on cards; 'none' for the settings' one.")
+@pass_app
+def hotspot_set(
+    app: App,
+    name: str,
+    timezone: str | None,
+    tariff: str | None,
+    traffic_meter: str | None,
+    interim_interval: str | None,
+    idle_timeout: str | None,
+    heartbeat: str | None,
+    heartbeat_timeout: str | None,
+    hidden_grace: str | None,
+    max_rate_kbps: int | None,
+    portal_url: str | None,
+) -> None:
+    """Change settings of a hotspot (only those given). Its mode cannot change: add another hotspot.
+
+    Example: hotspotctl hotspot set airport --tariff winter --max-rate 50000 --heartbeat grace
+    """
+    changes: dict[str, object] = {
+        "timezone": timezone,
+        "tariff": tariff,
+        "traffic_meter": traffic_meter,
+        "interim_interval": _seconds(interim_interval),
+        "heartbeat": heartbeat,
+        "heartbeat_timeout": _seconds(heartbeat_timeout),
+        "hidden_grace": _seconds(hidden_grace),
+        "max_rate_kbps": max_rate_kbps,
+    }
+    changes = {setting: value for setting, value in changes.items() if value is not None}
+    if idle_timeout is not None:
+        changes["idle_timeout"] = None if idle_timeout.strip().lower() == "off" else _seconds(idle_timeout)
+    if portal_url is not None:
+        changes["portal_url"] = None if portal_url.strip().lower() == "none" else portal_url
+    if not changes:
+        raise click.UsageError("nothing to change: give at least one option (see --help)")
+    with app.transaction() as session:
+        changed = svc.set_hotspot(session, name, **changes)
+    if not changed:
+        click.echo(f"hotspot {name}: nothing changed (it already had those settings)")
+    for setting, (old, new) in changed.items():
+        click.echo(f"hotspot {name}: {setting} {old} -> {new}")
+
+
+@hotspot.command("remove")
+@click.argument("name")
+@pass_app
+def hotspot_remove(app: App, name: str) -> None:
+    """Remove a hotspot nothing refers to (refused once it has NAS, cards or sessions: history stays).
+
+    Example: hotspotctl hotspot remove typo-hotspot
+    """
+    with app.transaction() as session:
+        svc.remove_hotspot(session, name)
+    click.echo(f"hotspot {name} removed")
+
+
 @click.group()
 def nas() -> None:
     """NAS: the routers/gateways that ask RADIUS and accept Disconnect-Requests."""
@@ -185,6 +258,52 @@ def nas_list(app: App, fmt: str) -> None:
     with app.transaction() as session:
         rows = [dict(r._mapping) for r in svc.list_nas(session)]
     emit(rows, fmt, ["id", "name", "hotspot", "ip_address", "coa_port", "vendor"])
+
+
+@nas.command("set")
+@click.argument("name")
+@click.option("--hotspot", default=None, help="Hotspot the NAS serves.")
+@click.option("--ip", "ip_address", default=None, help="NAS-IP-Address / source address of its packets.")
+@click.option("--secret", default=None, help="RADIUS shared secret (also used for CoA/Disconnect).")
+@click.option("--coa-port", type=int, default=None, help="UDP port for RFC 5176 requests.")
+@click.option("--vendor", type=click.Choice(svc.NAS_VENDORS), default=None)
+@pass_app
+def nas_set(
+    app: App,
+    name: str,
+    hotspot: str | None,
+    ip_address: str | None,
+    secret: str | None,
+    coa_port: int | None,
+    vendor: str | None,
+) -> None:
+    """Change settings of a NAS (only those given). FreeRADIUS learns a new address or secret from
+    `hotspotctl radius clients` and a restart.
+
+    Example: hotspotctl nas set lobby-router --ip 10.0.0.2 --secret n3w-s3cret
+    """
+    given = {"hotspot": hotspot, "ip_address": ip_address, "secret": secret, "coa_port": coa_port, "vendor": vendor}
+    changes = {setting: value for setting, value in given.items() if value is not None}
+    if not changes:
+        raise click.UsageError("nothing to change: give at least one option (see --help)")
+    with app.transaction() as session:
+        changed = svc.set_nas(session, name, **changes)
+    click.echo(f"NAS {name}: " + (f"changed {', '.join(changed)}" if changed else "nothing changed"))
+    if {"ip_address", "secret"} & set(changed):
+        click.echo("FreeRADIUS still has the old client: run `hotspotctl radius clients` and restart it")
+
+
+@nas.command("remove")
+@click.argument("name")
+@pass_app
+def nas_remove(app: App, name: str) -> None:
+    """Remove a NAS nothing refers to (refused once a session went through it: history stays).
+
+    Example: hotspotctl nas remove old-router
+    """
+    with app.transaction() as session:
+        svc.remove_nas(session, name)
+    click.echo(f"NAS {name} removed")
 
 
 @nas.command("uam")
@@ -290,6 +409,63 @@ def tariff_add(
         _refuse_base_prices_never_charged(currency, spec, "--per-hour" if per_hour else "--per-minute")
         tariff_id = svc.add_tariff(session, spec)
     click.echo(f"tariff {name} added (id {tariff_id}): {_daily_prices(currency, svc.core_tariff(spec))}")
+
+
+PRICE_OPTIONS = ("--per-minute", "--per-hour", "--per-mb", "--increment", "--band", "--direction", "--free-net")
+
+
+@tariff.command("set", context_settings={"ignore_unknown_options": True})
+@click.argument("name")
+@click.option("--sim-use", "simultaneous_use", type=int, default=None, help="Sessions one card may have at once.")
+@click.option("--rate-up", type=int, default=None, help="Upload limit, kbit/s (0: none).")
+@click.option("--rate-down", type=int, default=None, help="Download limit, kbit/s (0: none).")
+@click.argument("others", nargs=-1, type=click.UNPROCESSED)
+@pass_app
+def tariff_set(
+    app: App,
+    name: str,
+    simultaneous_use: int | None,
+    rate_up: int | None,
+    rate_down: int | None,
+    others: tuple[str, ...],
+) -> None:
+    """Change what a tariff allows (simultaneous use, rate limits), never what it charges.
+
+    Sessions are billed from their cumulative counters at their tariff's prices: a price changed in place
+    would re-price usage already billed. For new prices add a new tariff and move the hotspots to it
+    (`hotspot set NAME --tariff NEW`): open sessions keep the tariff they started with.
+
+    Example: hotspotctl tariff set standard --sim-use 2 --rate-down 20000
+    """
+    if others:
+        asked = next((o for o in others if o.split("=")[0] in PRICE_OPTIONS), None)
+        if asked is None:
+            raise click.UsageError(f"unknown option or argument: {' '.join(others)}")
+        raise click.UsageError(
+            f"{asked.split('=')[0]}: a tariff's prices cannot change in place (usage already billed would be "
+            f"priced again): add a new tariff (`hotspotctl tariff add {name}-2 ...`) and move the hotspots to "
+            f"it (`hotspotctl hotspot set HOTSPOT --tariff {name}-2`); open sessions keep their tariff"
+        )
+    if simultaneous_use is None and rate_up is None and rate_down is None:
+        raise click.UsageError("nothing to change: give --sim-use, --rate-up or --rate-down")
+    with app.transaction() as session:
+        changed = svc.set_tariff(
+            session, name, simultaneous_use=simultaneous_use, rate_up_kbps=rate_up, rate_down_kbps=rate_down
+        )
+    click.echo(f"tariff {name}: " + (f"changed {', '.join(changed)}" if changed else "nothing changed"))
+
+
+@tariff.command("remove")
+@click.argument("name")
+@pass_app
+def tariff_remove(app: App, name: str) -> None:
+    """Remove a tariff nothing refers to (no hotspot, card batch or session uses it).
+
+    Example: hotspotctl tariff remove draft
+    """
+    with app.transaction() as session:
+        svc.remove_tariff(session, name)
+    click.echo(f"tariff {name} removed")
 
 
 def _refuse_base_prices_never_charged(currency: Currency, spec: svc.TariffSpec, time_option: str) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 import click
 
 from rlm_hotspot.cli.context import App, pass_app
@@ -16,15 +19,24 @@ def lockout() -> None:
 
 
 @lockout.command("list")
+@click.option("--timezone", default=None, help="IANA zone for the times (default: this machine's local time).")
 @format_option
 @pass_app
-def lockout_list(app: App, fmt: str) -> None:
+def lockout_list(app: App, timezone: str | None, fmt: str) -> None:
     """Card numbers and clients locked out now; they unlock by themselves when the window passes.
 
-    Example: hotspotctl lockout list
+    Example: hotspotctl lockout list --timezone Europe/Moscow
     """
+    try:
+        zone = ZoneInfo(timezone) if timezone else None
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(f"unknown time zone {timezone!r}", param_hint="--timezone") from None
     with app.transaction() as session:
         rows = list_lockouts(session, app.policy, app.now())
+    for row in rows:
+        for column in ("last_attempt", "first_expiry"):
+            if isinstance(row[column], datetime):
+                row[column] = row[column].astimezone(zone)  # None: the local zone
     emit(rows, fmt, ["kind", "subject", "failures", "last_attempt", "first_expiry"])
 
 
@@ -38,5 +50,8 @@ def lockout_clear(app: App, card: str | None, client: str | None) -> None:
     Example: hotspotctl lockout clear 0003123456789   |   hotspotctl lockout clear --client 02-00-00-77-00-02
     """
     with app.transaction() as session:
-        cleared = clear_lockout(session, app.now(), card_text=card, client=client)
+        cleared = clear_lockout(session, app.now(), card_text=card, client=client, policy=app.policy)
+    if cleared is None:
+        click.echo(f"nothing to clear: {'card ' + card if card else 'client ' + str(client)} is not locked out")
+        return
     click.echo(f"lockout lifted for {cleared}")

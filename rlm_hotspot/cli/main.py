@@ -20,6 +20,7 @@ from rlm_hotspot.cli.portal import portal
 from rlm_hotspot.cli.quarantine import quarantine
 from rlm_hotspot.cli.radius import radius
 from rlm_hotspot.cli.reports import report
+from rlm_hotspot.cli.sessions import sessions
 from rlm_hotspot.cli.worker import worker
 from rlm_hotspot.core.cardcode import CardNumberError
 from rlm_hotspot.core.money import MoneyError
@@ -68,8 +69,8 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     ctx.call_on_close(app.close)
 
 
-for group in (db, hotspot, nas, tariff, cards, account, report, lockout, quarantine, worker, radius, portal, flows,
-              console, audit):  # fmt: skip
+for group in (db, hotspot, nas, tariff, cards, account, sessions, report, lockout, quarantine, worker, radius,
+              portal, flows, console, audit):  # fmt: skip
     cli.add_command(group)
 
 

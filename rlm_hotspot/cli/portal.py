@@ -8,8 +8,10 @@ import logging
 import multiprocessing
 import resource
 import secrets
+import shutil
 import socket
 import struct
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +24,7 @@ from portal import PortalSettings, create_app
 from portal.gates import DRIVERS
 from portal.settings import load_portal_settings
 from rlm_hotspot.cli.context import App, pass_app
+from rlm_hotspot.metrics import count_in_files, serve_workers, worker_exited
 from rlm_hotspot.services import portal as portal_service
 
 if TYPE_CHECKING:
@@ -71,6 +74,8 @@ class PortalServer(BaseApplication):  # type: ignore[misc]
     def load(self) -> WSGIApplication:
         return OneSegmentResponses(create_app(self.settings))
 
+
+log = logging.getLogger("rlm_hotspot.portal")
 
 REQUEST_TIMEOUT_S = 2  # a request, once begun, must arrive within this (a lost segment is resent in < 2 s)
 YOUNG_OBJECTS_BEFORE_COLLECTION = 10_000  # Python's default is 700
@@ -205,6 +210,8 @@ def _cork(sock: socket.socket, on: bool) -> None:
 @click.option("--gate", type=click.Choice(sorted(DRIVERS)), help="Firewall gate (standalone hotspots).")
 @click.option("--plain-http", is_flag=True, help="Cookies without the Secure flag (portal served over plain HTTP).")
 @click.option("--access-log", is_flag=True, help="Log every request (paths only: PINs are never in a URL).")
+@click.option("--metrics-port", type=click.IntRange(1, 65535), help="Serve Prometheus /metrics (all workers) here.")
+@click.option("--metrics-address", default="127.0.0.1", show_default=True)
 @pass_app
 def run(
     app: App,
@@ -215,6 +222,8 @@ def run(
     gate: str | None,
     plain_http: bool,
     access_log: bool,
+    metrics_port: int | None,
+    metrics_address: str,
 ) -> None:
     """Serve the portal with gunicorn until stopped (SIGTERM finishes the requests in flight)."""
     overrides: dict[str, object] = {"hotspot": hotspot, "gate": gate, "cookie_secure": False if plain_http else None}
@@ -250,7 +259,25 @@ def run(
         # (another hotspot, the tests beside `make demo`) would take it over. Nothing here uses it.
         "control_socket_disable": True,
     }
-    PortalServer(settings, options).run()
+    if metrics_port is None:
+        PortalServer(settings, options).run()
+        return
+    counts = Path(tempfile.mkdtemp(prefix=f"hotspot-portal-{found.name}-metrics-"))
+    count_in_files(counts)
+    options["when_ready"] = lambda _arbiter: _serve_metrics(counts, metrics_port, metrics_address)
+    options["child_exit"] = lambda _arbiter, child: worker_exited(counts, child.pid)
+    try:
+        PortalServer(settings, options).run()
+    finally:
+        shutil.rmtree(counts, ignore_errors=True)
+
+
+def _serve_metrics(counts: Path, port: int, address: str) -> None:
+    """In gunicorn's master once it is ready: a taken port costs the metrics, never the portal."""
+    try:
+        serve_workers(counts, port, address)
+    except OSError as exc:
+        log.error("metrics not served on %s:%d: %s", address, port, exc.strerror or exc)
 
 
 @portal.command("terms")

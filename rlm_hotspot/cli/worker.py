@@ -36,6 +36,7 @@ from rlm_hotspot.coa import (
 )
 from rlm_hotspot.db.enforcement import WakeListener
 from rlm_hotspot.db.engine import make_engine
+from rlm_hotspot.metrics import WorkerMetrics, serve
 from rlm_hotspot.radius.encode import accept_reply
 from rlm_hotspot.services.access import Policy
 from rlm_hotspot.services.enforcement import (
@@ -54,6 +55,7 @@ from rlm_hotspot.services.enforcement import (
     record_no_answer,
     record_no_nas,
 )
+from rlm_hotspot.services.quarantine import held_counts
 from rlm_hotspot.services.tariff_cache import TariffCache
 
 log = logging.getLogger("rlm_hotspot.worker")
@@ -87,8 +89,22 @@ class Worker:
     clock: Callable[[], datetime] = utc_now
     send_coa: CoaSender = send_coa
     tariffs: TariffCache = field(default_factory=TariffCache)
+    metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
 
     def run_cycle(self) -> None:
+        try:
+            with self.metrics.cycle_seconds.time():
+                self._cycle()
+        except SQLAlchemyError:
+            self.metrics.cycles.labels(outcome="db_error").inc()
+            raise
+        except Exception:
+            self.metrics.cycles.labels(outcome="error").inc()
+            raise
+        self.metrics.cycles.labels(outcome="ok").inc()
+        self.metrics.last_cycle.set_to_current_time()
+
+    def _cycle(self) -> None:
         now = self.clock()
         with self.transaction() as session:
             billed = bill_open_gates(session, self.tariffs, now)
@@ -96,9 +112,14 @@ class Worker:
             log.debug("billed the open gates of %d silent standalone session(s) up to now", billed)
         with self.transaction() as session:
             plan = plan_cuts(session, self.policy, now)
+            self.metrics.set_held(held_counts(session))
         _log_plan(plan)
+        self.metrics.stale_closed.inc(plan.stale_closed)
         with self.transaction() as session:
             cuts = claim_due_cuts(session, now)
+        for cut in cuts:
+            if cut.attempt == 1:
+                self.metrics.cuts.labels(reason=cut.reason).inc()
         for cut in cuts:
             if cut.source == "portal":
                 self._close_gate(cut)
@@ -111,6 +132,7 @@ class Worker:
                 raise ValueError("the session has no client address")
             self.close_gate(cut.framed_ip, cut.calling_station_id)
         except Exception as exc:  # any driver failure: keep going, the row is retried after its back-off
+            self.metrics.gates.labels(outcome="failed").inc()
             log.error(
                 "session %d (%s): closing the gate for %s failed (attempt %d): %s; next try in %d s",
                 cut.session_id,
@@ -123,6 +145,7 @@ class Worker:
             return
         with self.transaction() as session:
             record_gate_closed(session, self.tariffs, cut, self.clock())
+        self.metrics.gates.labels(outcome="closed").inc()
         log.info("session %d (%s): gate closed for %s, session closed", cut.session_id, cut.reason, client)
 
     def _disconnect(self, cuts: list[ClaimedCut]) -> None:
@@ -131,6 +154,7 @@ class Worker:
             if cut.nas_ip is None:
                 with self.transaction() as session:
                     record_no_nas(session, cut, self.clock())
+                self.metrics.nas_answers.labels(request=_request(cut), outcome="no_nas").inc()
                 log.warning("session %d (%s): no NAS known, cannot send a Disconnect", cut.session_id, cut.reason)
             else:
                 addressable.append(cut)
@@ -165,6 +189,7 @@ class Worker:
         try:
             answer = future.result()
         except Exception as exc:  # NoAnswer, or the network refused: both count as an unanswered attempt
+            self.metrics.nas_answers.labels(request=_request(cut), outcome="timeout").inc()
             with self.transaction() as session:
                 final = record_no_answer(session, cut, self.clock())
             log.warning(
@@ -185,6 +210,7 @@ class Worker:
                 closed = False
             else:
                 closed = record_nak(session, cut, answer.error_cause, self.clock())
+        self.metrics.nas_answers.labels(request=_request(cut), outcome="ack" if answer.acked else "nak").inc()
         if answer.acked:
             log.info("session %d (%s): %s-ACK from %s", cut.session_id, cut.reason, request, where)
         else:
@@ -197,6 +223,10 @@ class Worker:
                 error_cause_name(answer.error_cause),
                 "; the NAS has no such session: closed at its last counters" if closed else "",
             )
+
+
+def _request(cut: ClaimedCut) -> str:
+    return "coa" if cut.reason == COA_REASON else "disconnect"
 
 
 def _log_plan(plan: CutPlan) -> None:
@@ -260,8 +290,18 @@ def run_until_stopped(
     metavar="KEY=VALUE",
     help="A gate driver option, as in the portal's [portal.gate_options]; repeatable.",
 )
+@click.option("--metrics-port", type=click.IntRange(1, 65535), help="Serve Prometheus /metrics on this port.")
+@click.option("--metrics-address", default="127.0.0.1", show_default=True)
 @pass_app
-def worker(app: App, interval: float, once: bool, gate: str, gate_options: tuple[str, ...]) -> None:
+def worker(
+    app: App,
+    interval: float,
+    once: bool,
+    gate: str,
+    gate_options: tuple[str, ...],
+    metrics_port: int | None,
+    metrics_address: str,
+) -> None:
     """Close stale sessions and cut those that must end (exhausted, blocked, expired, heartbeat stopped).
 
     RADIUS sessions get an RFC 5176 Disconnect-Request to their NAS (the NAS must list this host as a
@@ -276,6 +316,8 @@ def worker(app: App, interval: float, once: bool, gate: str, gate_options: tuple
     except GateError as exc:
         raise click.UsageError(str(exc)) from None
     the_worker = Worker(transaction=app.transaction, policy=app.policy, close_gate=closer)
+    if metrics_port is not None:
+        serve(the_worker.metrics.registry, metrics_port, metrics_address)
     if once:
         the_worker.run_cycle()
         return

@@ -182,3 +182,13 @@ def admin_cards(
     where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
     rows = session.execute(text(f"SELECT * FROM admin_cards {where} ORDER BY id LIMIT :limit"), params)
     return [dict(row._mapping) for row in rows]
+
+
+def card_now_holding(session: Session, account_id: int, other_than: int) -> str | None:
+    """The number of the card whose account this one's value went into (a top-up redeemed it)."""
+    return session.execute(
+        select(t.cards.c.number)
+        .where(t.cards.c.account_id == account_id, t.cards.c.id != other_than, t.cards.c.status != "redeemed")
+        .order_by(t.cards.c.activated_at)
+        .limit(1)
+    ).scalar()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Row, insert, select
+from sqlalchemy import Row, Table, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -114,3 +114,47 @@ def insert_nas(session: Session, **values: object) -> int:
 def nas_list(session: Session) -> list[Row]:  # type: ignore[type-arg]
     query = select(t.nas, t.hotspots.c.name.label("hotspot")).join(t.hotspots, t.hotspots.c.id == t.nas.c.hotspot_id)
     return list(session.execute(query.order_by(t.nas.c.id)))
+
+
+def nas_by_name(session: Session, name: str) -> Row | None:  # type: ignore[type-arg]
+    return session.execute(select(t.nas).where(t.nas.c.name == name)).first()
+
+
+def update_row(session: Session, table: Table, row_id: int, what: str, label: str, **values: object) -> None:
+    """Change some columns of one row inside a savepoint, so that a duplicate name or address becomes a
+    clear error and leaves the transaction usable."""
+    try:
+        with session.begin_nested():
+            session.execute(update(table).where(table.c.id == row_id).values(**values))
+    except IntegrityError as exc:
+        if "unique" in str(exc.orig).lower() or "duplicate" in str(exc.orig).lower():
+            raise DuplicateError(f"another {what} already has that name or address ({label!r} unchanged)") from None
+        raise
+
+
+# Every foreign key that points at a table and does not cascade: the rows that keep one of its rows alive.
+# Read from PostgreSQL's catalog, so that tables added by later migrations count without a change here.
+_REFERRERS = """
+    SELECT format('%I', c.conrelid::regclass) AS referrer, format('%I', a.attname) AS column_name
+    FROM pg_constraint c
+    JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+    WHERE c.contype = 'f' AND c.confrelid = CAST(:target AS regclass) AND c.confdeltype <> 'c'
+    ORDER BY 1, 2"""
+
+
+def referrers(session: Session, table: Table, row_id: int) -> dict[str, int]:
+    """How many rows of each other table refer to this row (only those that do). The row is locked first
+    (FOR UPDATE): no new reference to it can appear before the transaction ends."""
+    session.execute(select(table.c.id).where(table.c.id == row_id).with_for_update())
+    counts: dict[str, int] = {}
+    for ref in session.execute(text(_REFERRERS), {"target": table.name}):
+        found = session.execute(
+            text(f"SELECT count(*) FROM {ref.referrer} WHERE {ref.column_name} = :id"), {"id": row_id}
+        ).scalar_one()
+        if found:
+            counts[ref.referrer] = counts.get(ref.referrer, 0) + int(found)
+    return counts
+
+
+def delete_row(session: Session, table: Table, row_id: int) -> None:
+    session.execute(delete(table).where(table.c.id == row_id))

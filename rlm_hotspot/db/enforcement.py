@@ -5,7 +5,8 @@ session no longer needs cutting, one enqueues the rest (the unique partial index
 per session, so enqueueing twice does nothing), one claims the rows whose next attempt is due.
 
 The guest's own requests sit in the same queue: `logout` (a Disconnect-Request) and `topup` (a
-CoA-Request with the new limits). No rule produces them, so they are finished only once sent or once
+CoA-Request with the new limits), and so do an administrator's (`admin`: `hotspotctl sessions end`). No
+rule produces them, so they are finished only once sent or once
 their session has ended.
 """
 
@@ -71,8 +72,11 @@ _MUST_CUT = f"""
 """
 
 
-GUEST_REQUESTS = ("logout", "topup")
-_NEEDLESS = f"""CASE WHEN d.reason IN {GUEST_REQUESTS}
+ADMIN_REASON = "admin"
+# Requests no rule produces (the guest's, an administrator's): finished only once sent or once their
+# session has ended.
+REQUESTED = ("logout", "topup", ADMIN_REASON)
+_NEEDLESS = f"""CASE WHEN d.reason IN {REQUESTED}
                      THEN EXISTS (SELECT 1 FROM sessions s WHERE s.id = d.session_id AND s.status = 'closed')
                      ELSE d.session_id NOT IN (SELECT session_id FROM ({_MUST_CUT}) m) END"""
 
@@ -245,21 +249,35 @@ class WakeListener:
         return self._connection.driver_connection
 
 
+# A request that outranks whatever is pending for the session (a Disconnect outranks a CoA): it takes the
+# pending row's place and starts its attempts afresh.
+_QUEUE_END = """INSERT INTO disconnects (session_id, reason, requested_at)
+                SELECT id, :reason, :now FROM sessions WHERE {which} AND status <> 'closed'
+                ON CONFLICT (session_id) WHERE done_at IS NULL
+                DO UPDATE SET reason = EXCLUDED.reason, requested_at = EXCLUDED.requested_at, attempts = 0,
+                              last_attempt_at = NULL, outcome = NULL
+                RETURNING id"""
+
+
 def queue_logout(session: Session, token: str, now: datetime) -> bool:
     """Ask the worker to end a NAS session the guest logged out of, at once (it is woken on commit); a
     pending request for the session becomes this one (a logout outranks a CoA). False: no open RADIUS
     session has this token."""
     row = session.execute(
-        text(
-            """INSERT INTO disconnects (session_id, reason, requested_at)
-               SELECT id, 'logout', :now FROM sessions
-               WHERE auth_token = :token AND source = 'radius' AND status <> 'closed'
-               ON CONFLICT (session_id) WHERE done_at IS NULL
-               DO UPDATE SET reason = 'logout', requested_at = EXCLUDED.requested_at, attempts = 0,
-                             last_attempt_at = NULL, outcome = NULL
-               RETURNING id"""
-        ),
-        {"token": token, "now": now},
+        text(_QUEUE_END.format(which="auth_token = :token AND source = 'radius'")),
+        {"token": token, "now": now, "reason": "logout"},
+    ).first()
+    if row is None:
+        return False
+    wake_worker(session)
+    return True
+
+
+def queue_admin_end(session: Session, session_id: int, now: datetime) -> bool:
+    """Ask the worker to end a session an administrator ended, at once: a Disconnect-Request to its NAS,
+    or its gate closed (reason `admin`: Acct-Terminate-Cause Admin-Reset). False: it is not live."""
+    row = session.execute(
+        text(_QUEUE_END.format(which="id = :id")), {"id": session_id, "now": now, "reason": ADMIN_REASON}
     ).first()
     if row is None:
         return False

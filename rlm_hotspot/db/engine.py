@@ -5,7 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from psycopg2.extensions import TRANSACTION_STATUS_IDLE
+try:
+    from psycopg2.extensions import TRANSACTION_STATUS_IDLE
+except ModuleNotFoundError as missing:  # the driver is the installer's choice (setup.cfg, extra `binary`)
+    raise ModuleNotFoundError(
+        "rlm_hotspot needs the psycopg2 driver: apt install python3-psycopg2 (and a venv with "
+        "--system-site-packages), or pip install 'rlm-hotspot[binary]'"
+    ) from missing
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker

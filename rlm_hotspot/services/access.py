@@ -310,15 +310,26 @@ def list_lockouts(session: Session, policy: Policy, now: datetime) -> list[dict[
     return lockouts.locked_out(session, now, policy.lockout_window_s, policy.lockout_attempts)
 
 
-def clear_lockout(session: Session, now: datetime, *, card_text: str | None = None, client: str | None = None) -> str:
-    """Lift a lockout before its time; returns what was cleared (for the admin's confirmation)."""
+def clear_lockout(
+    session: Session,
+    now: datetime,
+    *,
+    card_text: str | None = None,
+    client: str | None = None,
+    policy: Policy | None = None,
+) -> str | None:
+    """Lift a lockout before its time; returns what was cleared (for the admin's confirmation). With
+    `policy`: None, and nothing written, when that card number or client is not locked out now."""
     if (card_text is None) == (client is None):
         raise ServiceError("name exactly one card number or one client")
     if card_text is not None:
-        subject = _number_or_text(card_text)
-        lockouts.clear(session, kind="card", subject=subject, now=now)
-        return f"card {subject}"
-    subject = client_identity(client, None)
-    assert subject is not None
-    lockouts.clear(session, kind="client", subject=subject, now=now)
-    return f"client {subject}"
+        kind, subject = "card", _number_or_text(card_text)
+    else:
+        kind, subject = "client", client_identity(client, None)
+        assert subject is not None
+    if policy is not None:
+        locked = {(row["kind"], row["subject"]) for row in list_lockouts(session, policy, now)}
+        if (kind, subject) not in locked:
+            return None
+    lockouts.clear(session, kind=kind, subject=subject, now=now)
+    return f"{kind} {subject}"

@@ -345,7 +345,20 @@ def export_batch(session: Session, vault: PinVault, batch_id: int) -> BatchExpor
 
 
 def list_cards(session: Session, *, batch_id: int | None, state: str | None, limit: int) -> list[dict[str, object]]:
-    return q.admin_cards(session, batch_id=batch_id, state=state, limit=limit)
+    """Cards with their state; a redeemed card has no balance of its own (its account is now the card's
+    it was added to, whose balance it would otherwise show)."""
+    rows = q.admin_cards(session, batch_id=batch_id, state=state, limit=limit)
+    for row in rows:
+        if row["state"] == "redeemed":
+            row["balance"] = None
+    return rows
+
+
+def redeemed_into(session: Session, card: q.CardRecord) -> str | None:
+    """For a redeemed card, the number of the card its value was added to."""
+    if card.status != "redeemed" or card.account_id is None:
+        return None
+    return q.card_now_holding(session, card.account_id, card.id)
 
 
 def needs_stronger_pin(bits: float) -> bool:

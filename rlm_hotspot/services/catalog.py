@@ -6,12 +6,14 @@ import ipaddress
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.core.money import Currency
 from rlm_hotspot.core.networks import parse_networks
 from rlm_hotspot.core.tariff import Band, Tariff, TrafficDirection
 from rlm_hotspot.db import catalog as q
+from rlm_hotspot.db import tables as t
 from rlm_hotspot.db.engine import Executor
 from rlm_hotspot.services.errors import NotFound, ServiceError
 
@@ -140,6 +142,41 @@ def list_tariffs(session: Session) -> list[StoredTariff]:
     return [get_tariff(session, row.id) for row in q.tariffs(session)]
 
 
+def set_tariff(
+    session: Session,
+    name: str,
+    *,
+    simultaneous_use: int | None = None,
+    rate_up_kbps: int | None = None,
+    rate_down_kbps: int | None = None,
+) -> list[str]:
+    """Change what a tariff allows, never what it charges: sessions are billed from their cumulative
+    counters at their tariff's prices, so a price changed in place would re-price usage already billed.
+    A rate of 0 removes the limit. Returns the names of the settings that changed."""
+    stored = get_tariff(session, name)
+    values: dict[str, object] = {}
+    if simultaneous_use is not None:
+        if simultaneous_use < 1:
+            raise ServiceError("simultaneous use must be at least 1")
+        values["simultaneous_use"] = simultaneous_use
+    for setting, rate in (("rate_up_kbps", rate_up_kbps), ("rate_down_kbps", rate_down_kbps)):
+        if rate is not None:
+            if rate < 0:
+                raise ServiceError("a rate limit is a number of kbit/s, or 0 for none")
+            values[setting] = rate or None
+    values = {setting: value for setting, value in values.items() if getattr(stored.spec, setting) != value}
+    if values:
+        _update(session, t.tariffs, stored.id, "tariff", stored.spec.name, values)
+    return sorted(values)
+
+
+def remove_tariff(session: Session, name: str) -> None:
+    """Remove a tariff nothing refers to (no hotspot, card batch or session uses it)."""
+    stored = get_tariff(session, name)
+    _refuse_while_referred(session, t.tariffs, stored.id, f"tariff {stored.spec.name!r}")
+    q.delete_row(session, t.tariffs, stored.id)
+
+
 @dataclass(frozen=True)
 class HotspotSpec:
     name: str
@@ -157,6 +194,30 @@ class HotspotSpec:
 
 
 def add_hotspot(session: Session, spec: HotspotSpec) -> int:
+    _check_hotspot(spec)
+    tariff = get_tariff(session, spec.tariff)
+    try:
+        return q.insert_hotspot(
+            session,
+            name=spec.name.strip(),
+            timezone=spec.timezone,
+            tariff_id=tariff.id,
+            mode=spec.mode,
+            traffic_meter=spec.traffic_meter,
+            interim_interval=spec.interim_interval,
+            idle_timeout=spec.idle_timeout,
+            heartbeat=spec.heartbeat,
+            heartbeat_timeout=spec.heartbeat_timeout,
+            hidden_grace=spec.hidden_grace,
+            max_rate_kbps=spec.max_rate_kbps,
+            portal_url=spec.portal_url,
+        )
+    except q.DuplicateError as exc:
+        raise ServiceError(str(exc)) from None
+
+
+def _check_hotspot(spec: HotspotSpec) -> None:
+    """The rules a hotspot's settings obey, for a new one and for a change alike."""
     if not spec.name.strip():
         raise ServiceError("a hotspot needs a name")
     try:
@@ -179,25 +240,64 @@ def add_hotspot(session: Session, spec: HotspotSpec) -> int:
         raise ServiceError("the hidden grace cannot be negative")
     if spec.max_rate_kbps < 1:
         raise ServiceError("the line rate must be at least 1 kbit/s")
-    tariff = get_tariff(session, spec.tariff)
+
+
+# What `hotspot set` may change. The mode is not among them: the sessions open at a hotspot were opened by
+# its NAS or by its portal, and would be ended by the other's rules.
+HOTSPOT_SETTINGS = (
+    "timezone",
+    "tariff",
+    "traffic_meter",
+    "interim_interval",
+    "idle_timeout",
+    "heartbeat",
+    "heartbeat_timeout",
+    "hidden_grace",
+    "max_rate_kbps",
+    "portal_url",
+)
+
+
+def set_hotspot(session: Session, name: str, **changes: object) -> dict[str, tuple[object, object]]:
+    """Change some settings of a hotspot; returns each changed setting's old and new value. A new tariff
+    applies to sessions that start from now on: an open session keeps the tariff it was opened with, so
+    nothing already used is priced again."""
+    unknown = set(changes) - set(HOTSPOT_SETTINGS)
+    if unknown:
+        raise ServiceError(f"a hotspot has no setting {', '.join(sorted(unknown))}")
+    row = get_hotspot(session, name)
+    current = {setting: getattr(row, setting) for setting in HOTSPOT_SETTINGS if setting != "tariff"}
+    current["tariff"] = get_tariff(session, row.tariff_id).spec.name
+    spec = HotspotSpec(name=row.name, mode=row.mode, **{**current, **changes})  # type: ignore[arg-type]
+    _check_hotspot(spec)
+    changed = {setting: (current[setting], value) for setting, value in changes.items() if current[setting] != value}
+    values = {setting: new for setting, (_old, new) in changed.items() if setting != "tariff"}
+    if "tariff" in changed:
+        values["tariff_id"] = get_tariff(session, spec.tariff).id
+    if values:
+        _update(session, t.hotspots, row.id, "hotspot", row.name, values)
+    return changed
+
+
+def remove_hotspot(session: Session, name: str) -> None:
+    """Remove a hotspot nothing refers to (no NAS, card batch, session, login attempt, ...)."""
+    row = get_hotspot(session, name)
+    _refuse_while_referred(session, t.hotspots, row.id, f"hotspot {row.name!r}")
+    q.delete_row(session, t.hotspots, row.id)
+
+
+def _update(session: Session, table: Table, row_id: int, what: str, label: str, values: dict[str, object]) -> None:
     try:
-        return q.insert_hotspot(
-            session,
-            name=spec.name.strip(),
-            timezone=spec.timezone,
-            tariff_id=tariff.id,
-            mode=spec.mode,
-            traffic_meter=spec.traffic_meter,
-            interim_interval=spec.interim_interval,
-            idle_timeout=spec.idle_timeout,
-            heartbeat=spec.heartbeat,
-            heartbeat_timeout=spec.heartbeat_timeout,
-            hidden_grace=spec.hidden_grace,
-            max_rate_kbps=spec.max_rate_kbps,
-            portal_url=spec.portal_url,
-        )
+        q.update_row(session, table, row_id, what, label, **values)
     except q.DuplicateError as exc:
         raise ServiceError(str(exc)) from None
+
+
+def _refuse_while_referred(session: Session, table: Table, row_id: int, what: str) -> None:
+    found = q.referrers(session, table, row_id)
+    if found:
+        uses = ", ".join(f"{count} row(s) of {referrer}" for referrer, count in found.items())
+        raise ServiceError(f"{what} is still referred to by {uses}: nothing removed (history is kept, not deleted)")
 
 
 def get_hotspot(session: Session, name: str):  # type: ignore[no-untyped-def]
@@ -214,6 +314,24 @@ def list_hotspots(session: Session):  # type: ignore[no-untyped-def]
 def add_nas(
     session: Session, *, name: str, hotspot: str, ip_address: str, secret: str, coa_port: int, vendor: str
 ) -> int:
+    address = _check_nas(ip_address=ip_address, secret=secret, coa_port=coa_port, vendor=vendor)
+    hotspot_row = get_hotspot(session, hotspot)
+    try:
+        return q.insert_nas(
+            session,
+            name=name,
+            hotspot_id=hotspot_row.id,
+            ip_address=address,
+            secret=secret,
+            coa_port=coa_port,
+            vendor=vendor,
+        )
+    except q.DuplicateError as exc:
+        raise ServiceError(str(exc)) from None
+
+
+def _check_nas(*, ip_address: str, secret: str, coa_port: int, vendor: str) -> str:
+    """The rules a NAS's settings obey; returns its address as PostgreSQL's inet spells it."""
     try:
         address = ipaddress.ip_address(ip_address)
     except ValueError:
@@ -224,19 +342,45 @@ def add_nas(
         raise ServiceError("a NAS needs a RADIUS secret")
     if not 1 <= coa_port <= 65535:
         raise ServiceError("the CoA port must be between 1 and 65535")
-    hotspot_row = get_hotspot(session, hotspot)
-    try:
-        return q.insert_nas(
-            session,
-            name=name,
-            hotspot_id=hotspot_row.id,
-            ip_address=str(address),
-            secret=secret,
-            coa_port=coa_port,
-            vendor=vendor,
-        )
-    except q.DuplicateError as exc:
-        raise ServiceError(str(exc)) from None
+    return str(address)
+
+
+def get_nas(session: Session, name: str):  # type: ignore[no-untyped-def]
+    row = q.nas_by_name(session, name)
+    if row is None:
+        raise NotFound(f"no NAS named {name!r}")
+    return row
+
+
+NAS_SETTINGS = ("hotspot", "ip_address", "secret", "coa_port", "vendor")
+
+
+def set_nas(session: Session, name: str, **changes: object) -> list[str]:
+    """Change some settings of a NAS; returns the names of those that changed (never a secret's value).
+    FreeRADIUS reads its clients from clients.conf: `hotspotctl radius clients` rewrites it."""
+    unknown = set(changes) - set(NAS_SETTINGS)
+    if unknown:
+        raise ServiceError(f"a NAS has no setting {', '.join(sorted(unknown))}")
+    row = get_nas(session, name)
+    current: dict[str, object] = {setting: getattr(row, setting) for setting in NAS_SETTINGS if setting != "hotspot"}
+    current["ip_address"] = str(row.ip_address)
+    merged = {**current, **{k: v for k, v in changes.items() if k != "hotspot"}}
+    merged["ip_address"] = _check_nas(**merged)  # type: ignore[arg-type]
+    values = {setting: value for setting, value in merged.items() if current[setting] != value}
+    if "hotspot" in changes:
+        hotspot_id = get_hotspot(session, str(changes["hotspot"])).id
+        if hotspot_id != row.hotspot_id:
+            values["hotspot_id"] = hotspot_id
+    if values:
+        _update(session, t.nas, row.id, "NAS", row.name, values)
+    return sorted(setting.removesuffix("_id") for setting in values)
+
+
+def remove_nas(session: Session, name: str) -> None:
+    """Remove a NAS nothing refers to (no session was ever opened through it, nothing held from it)."""
+    row = get_nas(session, name)
+    _refuse_while_referred(session, t.nas, row.id, f"NAS {row.name!r}")
+    q.delete_row(session, t.nas, row.id)
 
 
 def list_nas(session: Session):  # type: ignore[no-untyped-def]

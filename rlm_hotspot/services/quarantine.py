@@ -21,6 +21,11 @@ STATES = ("held", "released", "dismissed")
 SOURCES = ("radius", "netflow")
 
 
+def held_counts(session: Session) -> list[tuple[str, str, int]]:
+    """(source, reason, rows) of what is held now, for the metrics."""
+    return q.held_counts(session)
+
+
 def list_usage(
     session: Session, *, state: str | None = "held", source: str | None = None, limit: int = 100
 ) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.request import urlopen
 
 import pytest
 from flask import Flask
@@ -69,8 +70,20 @@ def threads() -> list[str]:
 
 
 @pytest.fixture
+def metrics_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
 def portal(
-    database_url: str, key_file: Path, shop: World, home: Path, open_files: str, workers: int, threads: list[str]
+    database_url: str,
+    key_file: Path,
+    shop: World,
+    home: Path,
+    open_files: str,
+    workers: int,
+    threads: list[str],
+    metrics_port: int,
 ) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     port = free_port()
     env = {
@@ -85,7 +98,8 @@ def portal(
         "HOTSPOT_PORTAL_HEARTBEAT_WRITE_DELAY_MS": str(WRITE_DELAY_MS),
     }
     command = [str(Path(sys.executable).with_name("hotspotctl")), "portal", "run", "--hotspot", "cafe"]
-    options = ["--bind", f"127.0.0.1:{port}", "--plain-http", "--workers", str(workers), *threads]
+    options = ["--bind", f"127.0.0.1:{port}", "--plain-http", "--workers", str(workers), *threads,
+               "--metrics-port", str(metrics_port)]  # fmt: skip
     server = subprocess.Popen(
         ["prlimit", f"--nofile={open_files}", *command, *options],
         env=env,
@@ -152,6 +166,27 @@ def test_heartbeats_under_gunicorn_are_written_by_the_writer_and_at_sigterm(
     assert server.wait(timeout=30) == 0
     assert last_heartbeat(committed, token) > written, "the held heartbeat was lost at shutdown"
     browser.close()
+
+
+def test_the_metrics_port_sums_the_requests_of_every_worker(
+    portal: tuple[subprocess.Popen[bytes], int], metrics_port: int, committed: Engine, vault: PinVault, shop: World
+) -> None:
+    _, port = portal
+    _token, cookie = logged_in_cookie(committed, vault, shop)
+    headers = {"Cookie": f"hotspot_portal={cookie}", "X-CSRF-Token": "csrf-1", "Content-Length": "0"}
+    for _ in range(6):  # new connections: the kernel spreads them over both workers (reuse_port)
+        browser = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        for method, path, status in (("POST", "/heartbeat", 200), ("GET", "/no-such-page", 404)):
+            browser.request(method, path, headers=headers if method == "POST" else {})
+            answer = browser.getresponse()
+            answer.read()
+            assert answer.status == status
+        browser.close()
+
+    scraped = urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode().splitlines()
+
+    assert 'hotspot_portal_requests_total{kind="heartbeat",status="200"} 6.0' in scraped
+    assert 'hotspot_portal_requests_total{kind="page",status="404"} 6.0' in scraped
 
 
 def test_portal_run_leaves_no_per_user_control_socket(portal: tuple[subprocess.Popen[bytes], int], home: Path) -> None:

@@ -38,7 +38,10 @@ def installed() -> Iterator[Path]:
     (wheel,) = (workdir / "dist").glob("rlm_hotspot-*.whl")
     venv = workdir / "venv"
     subprocess.run(["/usr/bin/python3", "-m", "venv", str(venv)], check=True)
-    pip = subprocess.run([venv / "bin" / "pip", "install", "-q", wheel], capture_output=True, text=True, check=False)
+    # `binary`: the driver a pip install brings (the Debian package uses Debian's python3-psycopg2 instead)
+    pip = subprocess.run(
+        [venv / "bin" / "pip", "install", "-q", f"{wheel}[binary]"], capture_output=True, text=True, check=False
+    )
     assert pip.returncode == 0, pip.stderr[-3000:]
     yield venv
     shutil.rmtree(workdir, ignore_errors=True)

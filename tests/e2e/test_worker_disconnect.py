@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from urllib.request import urlopen
 
 import pytest
 from sqlalchemy import Engine, text
@@ -14,6 +16,7 @@ from sqlalchemy.orm import Session
 from rlm_hotspot.cli.worker import Worker
 from rlm_hotspot.coa import send_disconnect
 from rlm_hotspot.db.ledger import post_entry
+from rlm_hotspot.metrics import serve
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import cards, catalog
 from rlm_hotspot.services.access import Policy
@@ -124,6 +127,41 @@ def test_disconnect_ack_nak_and_silence_over_udp(committed: Engine, vault: PinVa
     assert len(nas.requests_for("MUTE")) == 9
     assert outcome(committed, ids["MUTE"]) == (3, "timeout", None, True, "open")
     assert len(nas.requests_for("ACK1")) == 1
+
+
+def test_the_worker_metrics_port_counts_cuts_nas_answers_and_held_usage(
+    committed: Engine, vault: PinVault, nas: StandInNas
+) -> None:
+    exhausted_sessions(committed, vault, nas.port, SECRET)
+    with unit_of_work(committed) as db:
+        db.execute(
+            text(
+                "INSERT INTO quarantine (source, reason, quantity, held, identity, received_at, idempotency_key) "
+                "VALUES ('radius', 'bytes-beyond-line-rate', 'download', 5000, 'p1', :at, 'q1')"
+            ),
+            {"at": LATER},
+        )
+    worker = worker_on(committed, [LATER])
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = serve(worker.metrics.registry, port)
+    try:
+        worker.run_cycle()
+        scraped = urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    finally:
+        server.shutdown()
+
+    for line in (
+        'hotspot_worker_cuts_total{reason="exhausted"} 3.0',
+        'hotspot_worker_nas_requests_total{outcome="ack",request="disconnect"} 1.0',
+        'hotspot_worker_nas_requests_total{outcome="nak",request="disconnect"} 1.0',
+        'hotspot_worker_nas_requests_total{outcome="timeout",request="disconnect"} 1.0',
+        'hotspot_quarantine_held{reason="bytes-beyond-line-rate",source="radius"} 1.0',
+        "hotspot_worker_cycle_seconds_count 1.0",
+        'hotspot_worker_cycles_total{outcome="ok"} 1.0',
+    ):
+        assert line in scraped.splitlines(), line
 
 
 def test_a_nas_with_another_secret_drops_the_request(committed: Engine, vault: PinVault, nas: StandInNas) -> None:

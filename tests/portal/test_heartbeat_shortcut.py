@@ -14,6 +14,7 @@ from sqlalchemy import create_engine
 
 from portal import create_app
 from portal.heartbeat_shortcut import HeartbeatShortcut
+from portal.metrics import CountedRequests
 from tests.portal.conftest import Clock, World, login, portal_settings
 from tests.portal.test_pages import RU
 
@@ -39,10 +40,10 @@ def beat(client: FlaskClient, **headers: str):  # type: ignore[no-untyped-def]
 
 
 def flask_only(app: Flask) -> Flask:
-    """The same app with the shortcut taken out (the view answers every heartbeat)."""
-    shortcut = app.wsgi_app
-    assert isinstance(shortcut, HeartbeatShortcut)
-    app.wsgi_app = shortcut.flask  # type: ignore[method-assign]
+    """The same app with the shortcut taken out (the view answers every heartbeat); requests still counted."""
+    counted = app.wsgi_app
+    assert isinstance(counted, CountedRequests) and isinstance(counted.app, HeartbeatShortcut)
+    counted.app = counted.app.flask
     return app
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from portal import create_app
 from portal.gates import GateError
 from portal.i18n import REFUSAL_MESSAGES
+from portal.metrics import EXTENSION
 from rlm_hotspot.core.decisions import Refusal
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import cards
@@ -121,6 +122,9 @@ def test_wrong_pins_are_committed_and_lock_the_card_out(client: FlaskClient, wor
     assert sql(committed, "SELECT count(*) FROM login_attempts WHERE outcome = 'wrong_pin'")[0][0] == 5
     page = login(client, number, pin).get_data(as_text=True)  # even the right PIN now
     assert "Too many wrong PINs. Please try again in 15 minutes." in page
+    logins = client.application.extensions[EXTENSION].logins
+    assert logins.labels(outcome="wrong_pin")._value.get() == 5
+    assert logins.labels(outcome="locked_out")._value.get() == 1
 
 
 def test_in_use_exhausted_and_redeemed_cards_are_refused(app, world: World, committed: Engine, clock: Clock) -> None:
