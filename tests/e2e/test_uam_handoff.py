@@ -38,7 +38,7 @@ from portal.uam import (
 )
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services.uam import nas_uam, set_nas_uam
-from tests.e2e.browser import chromium, needs_chromium, portal_server, wait_for
+from tests.e2e.browser import assert_fits_the_phone, chromium, needs_chromium, portal_server, wait_for
 from tests.e2e.radius_harness import NAS_BY_VENDOR, RadiusServer, build_world
 from tests.portal.conftest import portal_settings
 
@@ -340,11 +340,13 @@ def test_mikrotik_handoff(mikrotik: StandInMikrotik, radius_db: Engine, vault: P
 
 RADIUS_HOTSPOT = {"mode": "radius", "traffic_meter": "radius"}
 EXPIRED_NOTICE = {"en": "did not complete your login", "ru": "не завершила вход"}
+ONLINE = {"en": "You are online", "ru": "Вы в сети"}
 
 
 @pytest.fixture
-def guest_browser(tmp_path: Path) -> Iterator[WebDriver]:
-    driver = chromium(tmp_path)
+def guest_browser(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[WebDriver]:
+    """A phone's browser in the language the test is parametrized with (`language`, else English)."""
+    driver = chromium(tmp_path, language=request.node.callspec.params.get("language", "en"))
     yield driver
     driver.quit()
 
@@ -357,8 +359,10 @@ def radius_portal(database_url: str, key_file: Path, *, pin_mode: str = "encrypt
 
 
 def type_card_and_pin(driver: WebDriver, number: str, pin: str) -> None:
-    """On the login page the NAS sent the guest to: the card number (unless filled in), the PIN, Connect."""
+    """On the login page the NAS sent the guest to (it fits the phone): the card number (unless filled in),
+    the PIN, Connect."""
     wait_for(driver, lambda d: d.find_elements(By.ID, "pin"))
+    assert_fits_the_phone(driver)
     card = driver.find_element(By.ID, "card")
     if not card.get_attribute("value"):
         card.send_keys(number)
@@ -382,7 +386,7 @@ def wrong_pins(engine: Engine) -> int:
 
 
 @needs_chromium
-@pytest.mark.parametrize("chap", [True, False], ids=["chap", "pap"])
+@pytest.mark.parametrize(("chap", "language"), [(True, "en"), (False, "ru")], ids=["chap-en", "pap-ru"])
 def test_a_guest_logs_in_at_coovachilli_in_a_browser(
     guest_browser: WebDriver,
     radius_server: RadiusServer,
@@ -391,6 +395,7 @@ def test_a_guest_logs_in_at_coovachilli_in_a_browser(
     key_file: Path,
     vault: PinVault,
     chap: bool,
+    language: str,
 ) -> None:
     pin_mode = "encrypted" if chap else "hashed"  # hashed PINs can only be checked with PAP
     batch = build_world(radius_db, vault, hotspot=RADIUS_HOTSPOT, pin_mode=pin_mode)
@@ -401,13 +406,15 @@ def test_a_guest_logs_in_at_coovachilli_in_a_browser(
             guest_browser.get(f"http://127.0.0.1:{nas.port}/any/page")  # the NAS sends the guest to the portal
             type_card_and_pin(guest_browser, batch.numbers[0], batch.pins[0])
             wait_for(guest_browser, lambda d: d.current_url == f"{portal}status")
-            assert guest_browser.find_element(By.TAG_NAME, "h1").text == "You are online"
+            assert guest_browser.find_element(By.TAG_NAME, "h1").text == ONLINE[language]
+            assert_fits_the_phone(guest_browser)
         finally:
             nas.close()
     assert sessions_of(radius_db) == [(batch.numbers[0], "5f3a00000001", "open")]
 
 
 @needs_chromium
+@pytest.mark.parametrize("language", ["en", "ru"])
 def test_a_guest_logs_in_at_mikrotik_in_a_browser(
     guest_browser: WebDriver,
     radius_server: RadiusServer,
@@ -415,6 +422,7 @@ def test_a_guest_logs_in_at_mikrotik_in_a_browser(
     radius_database: str,
     key_file: Path,
     vault: PinVault,
+    language: str,
 ) -> None:
     batch = build_world(radius_db, vault, hotspot=RADIUS_HOTSPOT)
     with radius_portal(radius_database, key_file) as portal:
@@ -424,8 +432,10 @@ def test_a_guest_logs_in_at_mikrotik_in_a_browser(
             guest_browser.get(f"http://127.0.0.1:{nas.port}/any/page")
             type_card_and_pin(guest_browser, batch.numbers[0], batch.pins[0])  # then the auto-posted form
             wait_for(guest_browser, lambda d: d.current_url == f"{portal}status")
+            assert guest_browser.find_element(By.TAG_NAME, "h1").text == ONLINE[language]
             link = guest_browser.find_element(By.PARTIAL_LINK_TEXT, "example.org")  # where the guest was going
             assert link.get_attribute("href") == "http://example.org/"
+            assert_fits_the_phone(guest_browser)
         finally:
             nas.close()
     assert sessions_of(radius_db) == [(batch.numbers[0], "mt-00000001", "open")]
@@ -464,6 +474,7 @@ def test_an_expired_challenge_restarts_from_a_fresh_redirect(
                 guest_browser.get(f"http://127.0.0.1:{nas.port}/another/page")
             notice = wait_for(guest_browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".alert.error"))
             assert EXPIRED_NOTICE[language] in notice[0].text  # type: ignore[index]
+            assert_fits_the_phone(guest_browser)
             assert guest_browser.find_element(By.ID, "card").get_attribute("value") == batch.numbers[0]
             assert sessions_of(radius_db) == []
             type_card_and_pin(guest_browser, batch.numbers[0], batch.pins[0])
