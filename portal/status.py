@@ -178,6 +178,9 @@ def status_page() -> Any:
     # like one; a page the guest opens (after login or a top-up) writes at once and shows the fresh balance.
     current = _current(heartbeat=request.args.get("refresh") == "1")
     if current is None:
+        waited = nas_login.waiting_for_start()
+        if waited is not None:
+            return nas_login.confirming_page(waited)
         guest.forget_login()
         return redirect(url_for("auth.login_form"), 303)
     view, currency, hotspot = current
