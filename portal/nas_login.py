@@ -15,8 +15,9 @@ failure is not a wrong PIN: the portal had checked the PIN before the handoff, a
 taken on another device meanwhile, ...), the NAS passes its Reply-Message on (CoovaChilli `reply=`,
 MikroTik `error=`): the guest reads that reason, in their language when it is one of ours.
 
-The NAS may send the guest back on success before its Accounting-Start has opened the session here; the
-status page then waits for it a few seconds (:func:`waiting_for_start`) instead of showing the login page.
+The NAS may send the guest back on success before its Accounting-Start has opened the session here (the
+Access-Accept left it pending): the status page then waits for it a few seconds
+(:func:`waiting_for_start`), then says plainly that the login is not confirmed.
 """
 
 from __future__ import annotations
@@ -114,17 +115,22 @@ def _note_accepted() -> None:
 
 
 def waiting_for_start() -> float | None:
-    """Seconds since the NAS let this guest in, while the status page finds no session for the card yet
-    (the NAS sent the browser back before its Accounting-Start reached radiusd); None: no login waits.
+    """Seconds since the NAS let this guest in, while its Accounting-Start has not opened the card's
+    session here (radiusd's Access-Accept left it pending, or nothing is found yet); None: no login waits.
 
     CoovaChilli says so with res=success; MikroTik sends the browser to `dst` (the status page) only after
     an Access-Accept, so a handoff that arrives there counts as accepted."""
     if session.pop(HANDED_OFF, None) is not None:
         _note_accepted()
-    accepted_at = session.get(ACCEPTED)
-    if not isinstance(accepted_at, int | float) or isinstance(accepted_at, bool):
+    accepted_at, card = session.get(ACCEPTED), session.get("card")
+    if not isinstance(accepted_at, int | float) or isinstance(accepted_at, bool) or not isinstance(card, str):
         return None
-    return max(0.0, portal().clock().timestamp() - accepted_at)
+    context = portal()
+    with context.unit_of_work() as db:
+        if portal_service.nas_has_started(db, context.hotspot(db), card):
+            session.pop(ACCEPTED)
+            return None
+    return max(0.0, context.clock().timestamp() - accepted_at)
 
 
 def confirming_page(waited: float) -> Any:
@@ -143,12 +149,6 @@ def _no_session_for(card: str) -> bool:
     context = portal()
     with context.unit_of_work() as db:
         return portal_service.live_token_for_card(db, context.hotspot(db), card) is None
-
-
-def login_completed() -> None:
-    """The guest reached the status page with a session: the handoff worked (MikroTik sends them there)."""
-    session.pop(HANDED_OFF, None)
-    session.pop(ACCEPTED, None)
 
 
 def prefilled_card() -> str:

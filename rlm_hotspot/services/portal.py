@@ -578,3 +578,9 @@ def live_token_for_client(session: Executor, hotspot: PortalHotspot, ip: str) ->
 
 def live_token_for_card(session: Executor, hotspot: PortalHotspot, card_number: str) -> str | None:
     return q.live_token_for_card(session, hotspot.id, card_number)
+
+
+def nas_has_started(session: Executor, hotspot: PortalHotspot, card_number: str) -> bool:
+    """Whether the NAS's Accounting-Start has opened the card's live session: radiusd's Access-Accept
+    alone leaves it pending, and the NAS may send the guest back before its Start arrives."""
+    return q.live_status_for_card(session, hotspot.id, card_number) == "open"
