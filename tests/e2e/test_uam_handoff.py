@@ -192,13 +192,13 @@ class StandInChilli(StandInNas):
         return f"5f3a{self.sessions_started + 1:08d}"
 
     def refuse(self, handler: BaseHTTPRequestHandler, reply_message: str | None = None) -> None:
-        """1.8: back to the portal with res=failed (and RADIUS's Reply-Message, if it asked); 1.9 hangs up."""
+        """1.8: back to the portal with res=failed&reason=reject, and RADIUS's Reply-Message in `reply`
+        when it asked RADIUS and got one; 1.9 hangs up."""
         if self.drops_rejects:
             self.hang_up(handler)
-        elif reply_message:
-            redirect(handler, self.portal_redirect("failed", reply=reply_message))
         else:
-            redirect(handler, self.portal_redirect("failed"))
+            reply = {"reply": reply_message} if reply_message else {}
+            redirect(handler, self.portal_redirect("failed", reason="reject", **reply))
 
     def logon(self, handler: BaseHTTPRequestHandler, params: dict[str, str]) -> None:
         if self.challenge_expired:  # every /logon fails until a redirect carries a new challenge

@@ -127,7 +127,7 @@ def test_a_failed_login_at_the_nas_restarts_from_a_fresh_redirect(radius_app: Fl
     client = radius_app.test_client()
     client.get(chilli_redirect())
     login(client, radius_world.cards.numbers[5], radius_world.cards.pins[5])
-    failed = client.get(chilli_redirect("failed"))  # e.g. its challenge expired: RADIUS was not asked
+    failed = client.get(chilli_redirect("failed", reason="reject"))  # its challenge expired: no RADIUS reply
     assert (failed.status_code, failed.headers["Location"]) == (303, "http://10.1.0.1:3990/prelogin")
     page = client.get(chilli_redirect()).get_data(as_text=True)
     assert "did not complete your login" in page and f'value="{radius_world.cards.numbers[5]}"' in page
@@ -180,7 +180,8 @@ def test_radius_refusal_passed_on_by_the_nas_is_told_in_the_guests_language(
     number, pin = radius_world.cards.numbers[6], radius_world.cards.pins[6]
     client.get(chilli_redirect())
     login(client, number, pin)
-    failed = client.get(chilli_redirect("failed", reply=quote("This card is already in use on another device.")))
+    reply = quote("This card is already in use on another device.")
+    failed = client.get(chilli_redirect("failed", reason="reject", reply=reply))
     assert (failed.status_code, failed.headers["Location"]) == (303, "http://10.1.0.1:3990/prelogin")
     page = client.get(chilli_redirect()).get_data(as_text=True)
     assert told in page and f'value="{number}"' in page
@@ -192,7 +193,7 @@ def test_a_nas_reason_of_its_own_is_shown_escaped_and_short(radius_app: Flask, r
     client.get(chilli_redirect())
     login(client, radius_world.cards.numbers[7], radius_world.cards.pins[7])
     reply = "<script>alert(1)</script>\r\nAsk   the desk " + "x" * 300
-    client.get(chilli_redirect("failed", reply=quote(reply)))
+    client.get(chilli_redirect("failed", reason="reject", reply=quote(reply)))
     page = client.get(chilli_redirect()).get_data(as_text=True)
     assert "refused the login: &lt;script&gt;alert(1)&lt;/script&gt; Ask the desk xxx" in page
     assert "<script>alert" not in page and "x" * (nas_login.NAS_MESSAGE_MAX - 40) + "…" in page
