@@ -223,17 +223,51 @@ class StandInChilli(StandInNas):
             self.refuse(handler, str(reply["Reply-Message"][0]) if "Reply-Message" in reply else None)
 
 
-class StandInMikrotik(StandInNas):
-    """MikroTik hotspot with HTTP CHAP: /login takes username + MD5(chap-id + PIN + chap-challenge)."""
+def documented_login_html() -> str:
+    """The login.html docs/portal-gates.md tells an ISP to install on its MikroTik hotspot."""
+    doc = (Path(__file__).parents[2] / "docs" / "portal-gates.md").read_text()
+    section = doc.split("## Wiring a MikroTik hotspot", 1)[1]
+    return section.split("```html\n", 1)[1].split("```", 1)[0]
 
-    def __init__(self, radius: RadiusServer, portal: str = PORTAL) -> None:
-        super().__init__(radius, NAS_BY_VENDOR["mikrotik"], {"/login": self.login, "*": self.captive}, portal)
+
+class StandInMikrotik(StandInNas):
+    """MikroTik hotspot with HTTP CHAP: /login takes username + MD5(chap-id + PIN + chap-challenge).
+
+    Its login page sends the guest to the portal with its variables: the documented login.html when
+    given (`login_html`, what RouterOS serves with the $(...) filled in), else a plain redirect."""
+
+    def __init__(self, radius: RadiusServer, portal: str = PORTAL, login_html: str | None = None) -> None:
+        routes = {"/login": self.login, "/favicon.ico": self.no_icon, "*": self.captive}
+        super().__init__(radius, NAS_BY_VENDOR["mikrotik"], routes, portal)
         self.chap_id, self.challenge = os.urandom(1), os.urandom(16)
+        self.login_html = login_html
+
+    def no_icon(self, handler: BaseHTTPRequestHandler, params: dict[str, str]) -> None:
+        """What a browser showing its login page also asks for: not a page, so no new challenge."""
+        handler.send_response(404)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
 
     def captive(self, handler: BaseHTTPRequestHandler, params: dict[str, str]) -> None:
-        """Its login page (the one an ISP points at the external portal): a fresh challenge, then the portal."""
+        """Its login page (the one an ISP points at the external portal), with a fresh challenge."""
         self.chap_id, self.challenge = os.urandom(1), os.urandom(16)
-        redirect(handler, f"{self.portal}?{urlencode(self.login_page_variables())}")
+        self.show_login_page(handler)
+
+    def show_login_page(self, handler: BaseHTTPRequestHandler, error: str | None = None) -> None:
+        variables = self.login_page_variables(error)
+        if self.login_html is None:
+            redirect(handler, f"{self.portal}?{urlencode(variables)}")
+            return
+        page = self.login_html.replace("http://portal.example/", self.portal)
+        for name, value in {**variables, "error": error or ""}.items():
+            page = page.replace(f"$({name})", value)
+        assert "$(" not in page, "a variable of the documented login.html that RouterOS would fill in"
+        body = page.encode()
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/html; charset=utf-8")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
 
     @property
     def login_url(self) -> str:
@@ -265,8 +299,7 @@ class StandInMikrotik(StandInNas):
         if reply.code == packet.AccessAccept:
             self.log_in(handler, params["dst"], params["username"], reply, "mt-00000001")
         else:  # its login page again, which sends the guest back to the portal with $(error)
-            error = str(reply["Reply-Message"][0])
-            redirect(handler, f"{self.portal}?{urlencode(self.login_page_variables(error))}")
+            self.show_login_page(handler, str(reply["Reply-Message"][0]))
 
 
 def browse(step: Handoff) -> str | None:
@@ -456,7 +489,7 @@ def test_a_guest_logs_in_at_mikrotik_in_a_browser(
 ) -> None:
     batch = build_world(radius_db, vault, hotspot=RADIUS_HOTSPOT)
     with radius_portal(radius_database, key_file) as portal:
-        nas = StandInMikrotik(radius_server, portal=portal)
+        nas = StandInMikrotik(radius_server, portal=portal, login_html=documented_login_html())
         try:
             configure_nas(radius_db, "mikrotik", uam_login_url=nas.login_url)
             guest_browser.get(f"http://127.0.0.1:{nas.port}/any/page")
@@ -525,7 +558,7 @@ def stand_in(vendor: str, radius: RadiusServer, engine: Engine, portal: str) -> 
     if vendor == "chilli":
         configure_nas(engine, "chilli", uam_secret=UAM_SECRET)
         return StandInChilli(radius, drops_rejects=False, portal=portal)
-    mikrotik = StandInMikrotik(radius, portal=portal)
+    mikrotik = StandInMikrotik(radius, portal=portal, login_html=documented_login_html())
     configure_nas(engine, "mikrotik", uam_login_url=mikrotik.login_url)
     return mikrotik
 
@@ -558,6 +591,8 @@ def test_a_login_back_before_its_accounting_start_waits_for_it(
         nas.start_delay_s = 3
         try:
             driver.get(f"http://127.0.0.1:{nas.port}/any/page")
+            if not javascript and vendor == "mikrotik":  # its login.html does not post itself either
+                driver.find_element(By.CSS_SELECTOR, "noscript button, button").click()
             type_card_and_pin(driver, batch.numbers[0], batch.pins[0])
             if not javascript and vendor == "mikrotik":  # the handoff form does not post itself
                 continue_button = wait_for(
