@@ -598,6 +598,7 @@ def test_a_login_back_before_its_accounting_start_waits_for_it(
                 continue_button = wait_for(
                     driver, lambda d: d.find_elements(By.CSS_SELECTOR, "form[data-autosubmit] button")
                 )
+                assert_fits_the_phone(driver)  # the portal's "Connecting…" page
                 continue_button[0].click()  # type: ignore[index]
             wait_for(driver, lambda d: d.find_element(By.TAG_NAME, "h1").text == CONFIRMING[language])
             assert sessions_of(radius_db) == [(batch.numbers[0], None, "pending")]  # the Accept's, no Start yet
