@@ -2,8 +2,11 @@
 points it here). The OS sends no cookie, so the client is known by its address.
 
 ``seconds-remaining`` is when the session ends unless something changes: what the balance buys, and —
-where heartbeats are required — the heartbeat deadline, so the OS can tell the guest to reopen the page
-in time. Whether a poll counts as a heartbeat is the hotspot's rule (``grace``: yes; ``on``: no).
+where heartbeats are required — when the worker will cut it under the heartbeat rule (docs/billing.md),
+with what the page last said: the timeout after the last sign of life, a page in the background its
+hidden grace, a closed page a few seconds; so the OS can tell the guest to reopen the page in time.
+Whether a poll counts as a heartbeat is the hotspot's rule (``grace``: yes, and then a closed page's
+"closed" no longer stands; ``on``: no).
 
 The firewall also sends here every page a guest not yet let through asks for (port 80 redirected,
 deploy/nftables): such a request names another host, and is redirected to the portal's own URL.
@@ -12,6 +15,7 @@ deploy/nftables): such a request names another host, and is redirected to the po
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from flask import Blueprint, Response, redirect, request, url_for
@@ -41,7 +45,9 @@ def send_other_hosts_to_the_portal() -> Response | None:
     return redirect(base, 302)
 
 
-def captive_state(hotspot: PortalHotspot, view: PortalStatus | None, now_ts: float) -> dict[str, object]:
+def captive_state(
+    hotspot: PortalHotspot, view: PortalStatus | None, cut_at: datetime | None, now_ts: float
+) -> dict[str, object]:
     context = portal()
     base = context.public_url(hotspot)
     state: dict[str, object] = {"captive": True, "user-portal-url": base}
@@ -50,8 +56,8 @@ def captive_state(hotspot: PortalHotspot, view: PortalStatus | None, now_ts: flo
     if view is None or not view.status.open:
         return state
     remaining = view.status.seconds_remaining
-    if view.cut_at is not None:
-        remaining = min(remaining, max(0, int(view.cut_at.timestamp() - now_ts)))
+    if cut_at is not None:
+        remaining = min(remaining, max(0, int(cut_at.timestamp() - now_ts)))
     state.update(
         {
             "captive": False,
@@ -69,7 +75,7 @@ def captive_state(hotspot: PortalHotspot, view: PortalStatus | None, now_ts: flo
 def captive_api() -> Response:
     context = portal()
     now = context.clock()
-    view = None
+    view, cut_at = None, None
     ip = client_address()
     with context.without_transaction() as db:
         hotspot = context.hotspot(db)
@@ -77,7 +83,8 @@ def captive_api() -> Response:
         if token is not None:
             try:
                 view = context.sign_of_life(db, token, Signal.CAPTIVE_API, guest.gate_address() or ip)
+                cut_at = portal_service.heartbeat_cut_at(db, hotspot, view)
             except NotFound:
                 view = None
-    body = json.dumps(captive_state(hotspot, view, now.timestamp()))
+    body = json.dumps(captive_state(hotspot, view, cut_at, now.timestamp()))
     return Response(body, content_type=CAPTIVE_JSON, headers={"Cache-Control": "private, no-store"})

@@ -176,12 +176,14 @@ def _current(*, heartbeat: bool) -> Current | None:
 def status_page() -> Any:
     # The page's own refresh without JavaScript (`?refresh=1`) is that guest's heartbeat, and is billed
     # like one; a page the guest opens (after login or a top-up) writes at once and shows the fresh balance.
+    waited = nas_login.waiting_for_start()
+    if waited is not None:
+        return nas_login.confirming_page(waited)
     current = _current(heartbeat=request.args.get("refresh") == "1")
     if current is None:
         guest.forget_login()
         return redirect(url_for("auth.login_form"), 303)
     view, currency, hotspot = current
-    nas_login.login_completed()
     return render_template(
         "status.html",
         view=view,

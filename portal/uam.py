@@ -95,7 +95,7 @@ def parse_chilli_redirect(url: str, uamsecret: str | None) -> NasContext:
         nas_id=params.get("nasid") or None,
         session_id=params.get("sessionid") or None,
         result=result,
-        message=params.get("reply") or params.get("reason") or None,
+        message=params.get("reply") or None,  # RADIUS's Reply-Message (reason=reject says only that)
         time_left=int(time_left) if time_left.isdigit() else None,
         key=chilli_key(raw, uamsecret),
     )

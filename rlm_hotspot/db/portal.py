@@ -33,6 +33,19 @@ def live_token_for_client(session: Executor, hotspot_id: int, ip: str) -> str | 
     ).scalar_one_or_none()
 
 
+def live_status_for_card(session: Executor, hotspot_id: int, card_number: str) -> str | None:
+    """The status of the card's newest not-closed session at this hotspot ('pending': an Access-Accept
+    whose Accounting-Start has not come; 'open'), None when it has none."""
+    return session.execute(
+        text(
+            """SELECT s.status FROM sessions s JOIN cards c ON c.id = s.card_id
+               WHERE c.number = :number AND s.hotspot_id = :hotspot_id AND s.status <> 'closed'
+               ORDER BY s.started_at DESC LIMIT 1"""
+        ),
+        {"number": card_number, "hotspot_id": hotspot_id},
+    ).scalar_one_or_none()
+
+
 def live_token_for_card(session: Executor, hotspot_id: int, card_number: str) -> str | None:
     """The newest not-closed session of a card at this hotspot (RADIUS mode: the NAS opened it)."""
     return session.execute(

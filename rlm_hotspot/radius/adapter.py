@@ -65,6 +65,14 @@ LOGIN_RESULT = "Hotspot-Login-Result"
 REFUSAL = "Hotspot-Refusal"
 REFUSAL_MESSAGE = "Hotspot-Refusal-Message"
 NOT_CONFIGURED = "This hotspot is not set up for card logins."
+# What the log says of a login from a NAS the database lacks. Registering the address as it came would
+# be wrong for a NAS that names its guest-side address: Disconnect and CoA are sent to the registered one.
+UNKNOWN_NAS_ADVICE = (
+    "register the NAS by the address it uses towards this server, with `hotspotctl nas add NAME --ip ADDRESS` "
+    "(Disconnect and CoA requests are sent there); if the address above is the NAS's LAN side (CoovaChilli "
+    "without `nasip`: its uamlisten address), set the NAS to name its RADIUS side instead (chilli.conf "
+    "`nasip` and `radiuslisten`)"
+)
 # Reply-Messages are English, like the refusals' (the portal translates what it shows itself)
 UNAVAILABLE = "Service temporarily unavailable. Please try again in a few minutes."
 
@@ -183,7 +191,7 @@ class RadiusAdapter:
         except RadiusRefused as refused:
             return self.rad.RLM_MODULE_REJECT, reply_message(str(refused)), ((REFUSAL, ":=", refused.record),)
         except UnknownPlace as exc:
-            self.log(self.rad.L_ERR, f"authorize: {exc}: add it with `hotspotctl nas add`")
+            self.log(self.rad.L_ERR, f"authorize: {exc}: {UNKNOWN_NAS_ADVICE}")
             return self.rad.RLM_MODULE_REJECT, reply_message(NOT_CONFIGURED), None
         pin = packet.password if packet.password is not None else login.grant.pin
         assert pin is not None  # decide_radius_login refuses a CHAP login whose PIN it cannot reveal

@@ -127,6 +127,19 @@ def silence_deadline(session: Executor, hotspot: PortalHotspot, view: SessionVie
     return heartbeat_deadline(hotspot.rule, last_sign_of_life(view), state, state_at)
 
 
+def heartbeat_cut_at(session: Executor, hotspot: PortalHotspot, view: PortalStatus) -> datetime | None:
+    """When the worker will cut the session unless another sign of life comes: `view.cut_at` counts the
+    timeout from the last sign of life, but a page that said it went to the background gets the hidden
+    grace and one that said it was closed ends soon after — the full rule, with what the page said (one
+    read). None: no heartbeat rule, or the session has ended."""
+    if view.cut_at is None:
+        return None
+    last = view.cut_at - timedelta(seconds=hotspot.heartbeat_timeout)  # what cut_at was counted from
+    state, state_at = page_state_db.page_state(session, view.status.session_id)
+    deadline = heartbeat_deadline(hotspot.rule, last, state, state_at)
+    return None if deadline is None else deadline.at
+
+
 def keep_alive(
     session: Session, tariffs: TariffCache, hotspot: PortalHotspot, token: str, now: datetime, signal: Signal
 ) -> PortalStatus:
@@ -578,3 +591,9 @@ def live_token_for_client(session: Executor, hotspot: PortalHotspot, ip: str) ->
 
 def live_token_for_card(session: Executor, hotspot: PortalHotspot, card_number: str) -> str | None:
     return q.live_token_for_card(session, hotspot.id, card_number)
+
+
+def nas_has_started(session: Executor, hotspot: PortalHotspot, card_number: str) -> bool:
+    """Whether the NAS's Accounting-Start has opened the card's live session: radiusd's Access-Accept
+    alone leaves it pending, and the NAS may send the guest back before its Start arrives."""
+    return q.live_status_for_card(session, hotspot.id, card_number) == "open"

@@ -1,4 +1,8 @@
-"""Headless Debian Chromium at phone size for the browser tests (Selenium with Debian's chromedriver)."""
+"""Headless Debian Chromium as a phone for the browser tests (Selenium with Debian's chromedriver).
+
+Every guest test runs as a phone: 390x844 CSS pixels at 3x, a touch screen and a phone's user agent
+(chromedriver's device emulation), since that is what reaches a captive portal.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,10 @@ from portal import create_app
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 PHONE = (390, 844)
+PHONE_USER_AGENT = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Mobile Safari/537.36"
+)
 needs_chromium = pytest.mark.skipif(
     not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
     reason="needs Debian's chromium and chromium-driver (make setup installs them)",
@@ -43,6 +51,14 @@ def chromium(tmp_path: Path, *, javascript: bool = True, language: str = "en") -
         f"--user-data-dir={tmp_path / f'chromium-{language}-{javascript}'}",
     ):
         options.add_argument(flag)
+    options.add_experimental_option(
+        "mobileEmulation",
+        {
+            # a touch screen only with JavaScript: chromedriver's emulated tap never returns without it
+            "deviceMetrics": {"width": PHONE[0], "height": PHONE[1], "pixelRatio": 3.0, "touch": javascript},
+            "userAgent": PHONE_USER_AGENT,
+        },
+    )
     prefs: dict[str, object] = {"intl.accept_languages": language}
     if not javascript:
         prefs["profile.managed_default_content_settings.javascript"] = 2
@@ -50,6 +66,20 @@ def chromium(tmp_path: Path, *, javascript: bool = True, language: str = "en") -
     driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
     driver.set_page_load_timeout(20)
     return driver
+
+
+def assert_fits_the_phone(driver: WebDriver) -> None:
+    """The page is a phone's: its viewport is the phone's, nothing makes it scroll sideways, and every
+    button and field lies within the screen's width."""
+    width = driver.execute_script("return window.innerWidth")
+    assert width == PHONE[0], f"not at phone size: {width} CSS px wide"
+    overflow = driver.execute_script(
+        "return [document.documentElement.scrollWidth].concat("
+        "Array.from(document.querySelectorAll('button, input, a.button, h1, .alert'))"
+        ".filter(e => e.offsetParent !== null && e.type !== 'hidden')"
+        ".map(e => Math.ceil(e.getBoundingClientRect().right)))"
+    )
+    assert max(overflow) <= width, f"wider than the phone ({width} px): {overflow}"
 
 
 def wait_for(driver: WebDriver, condition: Callable[[WebDriver], object], seconds: float = 10) -> object:

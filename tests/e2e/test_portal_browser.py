@@ -1,4 +1,5 @@
-"""The captive portal in real headless Chromium at phone size, as a guest would use it.
+"""The captive portal in real headless Chromium as a phone (tests/e2e/browser.py), as a guest would use it:
+every page it shows is checked to fit the phone's screen, in English and in Russian.
 
 The app runs in a werkzeug server thread on 127.0.0.1 against the private test PostgreSQL, with a 2 s
 heartbeat, a 10 s heartbeat timeout (the schema's minimum) and a time tariff of 0.10 per second, so
@@ -23,9 +24,10 @@ from sqlalchemy.orm import Session
 
 from rlm_hotspot.cli.worker import Worker
 from rlm_hotspot.core.heartbeat import CLOSED_PAGE_SLACK_S
+from rlm_hotspot.db.ledger import post_entry
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services.access import Policy
-from tests.e2e.browser import chromium, needs_chromium, portal_server, wait_for
+from tests.e2e.browser import assert_fits_the_phone, chromium, needs_chromium, portal_server, wait_for
 from tests.portal.conftest import World, make_world, portal_settings
 
 pytestmark = [pytest.mark.e2e, needs_chromium]
@@ -90,16 +92,19 @@ def test_log_in_watch_the_balance_fall_top_up_and_log_out(
     numbers, pins = shop.cards.numbers, shop.cards.pins
     browser.get(portal_url)
     assert browser.find_element(By.TAG_NAME, "h1").text == "Connect to the Internet"
+    assert_fits_the_phone(browser)
     browser.save_screenshot(str(screenshots / "login-en.png"))
     log_in(browser, portal_url + "?url=http://example.com/", numbers[0], pins[0])
     wait_for(browser, lambda d: d.current_url.endswith("/status"))
     first = balance_text(browser)
     wait_for(browser, lambda d: balance_text(d) != first)  # the heartbeat (every 2 s) billed time
     assert browser.find_element(By.PARTIAL_LINK_TEXT, "example.com").get_attribute("rel") == "noopener noreferrer"
+    assert_fits_the_phone(browser)
     browser.save_screenshot(str(screenshots / "status-en.png"))
 
     browser.find_element(By.LINK_TEXT, "Add another card").click()  # the top-up has a page of its own
     wait_for(browser, lambda d: d.current_url.endswith("/topup"))
+    assert_fits_the_phone(browser)
     browser.find_element(By.ID, "topup-card").send_keys(numbers[1])
     browser.find_element(By.ID, "topup-pin").send_keys(pins[1])
     browser.find_element(By.CSS_SELECTOR, "form[action='/topup'] button[type=submit]").click()
@@ -128,6 +133,7 @@ def test_typos_wrong_pins_and_lockout(browser: WebDriver, portal_url: str, shop:
     log_in(browser, portal_url, number, pin)
     error = wait_for(browser, lambda d: d.find_elements(By.ID, "login-error"))
     assert "Too many wrong PINs" in error[0].text  # type: ignore[index]
+    assert_fits_the_phone(browser)
     with committed.connect() as conn:
         outcomes = conn.execute(text("SELECT outcome, count(*) FROM login_attempts GROUP BY outcome")).all()
     assert dict(outcomes) == {"wrong_pin": 5, "locked_out": 1}  # the typo never reached the database
@@ -138,6 +144,7 @@ def test_russian_guest(tmp_path: Path, portal_url: str, shop: World, screenshots
     try:
         driver.get(portal_url)
         assert driver.find_element(By.TAG_NAME, "h1").text == "Подключение к Интернету"
+        assert_fits_the_phone(driver)
         driver.save_screenshot(str(screenshots / "login-ru.png"))
         log_in(driver, portal_url, shop.cards.numbers[3], "WRONGPIN")
         error = wait_for(driver, lambda d: d.find_elements(By.ID, "login-error"))
@@ -146,9 +153,47 @@ def test_russian_guest(tmp_path: Path, portal_url: str, shop: World, screenshots
         wait_for(driver, lambda d: d.current_url.endswith("/status"))
         assert driver.find_element(By.TAG_NAME, "h1").text == "Вы в сети"
         assert "€" in balance_text(driver) and "," in balance_text(driver)
+        assert_fits_the_phone(driver)
         driver.save_screenshot(str(screenshots / "status-ru.png"))
         driver.find_element(By.LINK_TEXT, "English").click()
         wait_for(driver, lambda d: d.find_element(By.TAG_NAME, "h1").text == "You are online")
+    finally:
+        driver.quit()
+
+
+ENDED_PAGE = {  # language: (how the guest's card ended, the page's title, what it says)
+    "en": ("Card-Blocked", "Session ended", "this card has been blocked. Please ask at the desk."),
+    "ru": ("Balance-Exhausted", "Сеанс завершён", "деньги на карте закончились"),
+}
+
+
+@pytest.mark.parametrize("language", ["en", "ru"])
+def test_the_ended_page_says_why_and_shows_no_debt(
+    tmp_path: Path, portal_url: str, shop: World, committed: Engine, screenshots: Path, language: str
+) -> None:
+    """The session ends elsewhere (the desk blocks the card; the worker finds it overshot zero): the open
+    status page learns it from its next heartbeat and shows why, with an empty card as zero, on the phone."""
+    cause, title, told = ENDED_PAGE[language]
+    driver = chromium(tmp_path, language=language)
+    try:
+        number = shop.cards.numbers[0 if language == "en" else 1]
+        log_in(driver, portal_url, number, shop.cards.pins[0 if language == "en" else 1])
+        wait_for(driver, lambda d: d.current_url.endswith("/status"))
+        with Session(committed) as db, db.begin():
+            account_id = db.execute(text("SELECT account_id FROM cards WHERE number = :n"), {"n": number}).scalar_one()
+            post_entry(
+                db, account_id=account_id, amount=-502, cause="time", key=f"overshoot-{language}", now=datetime.now(UTC)
+            )
+            db.execute(
+                text("UPDATE sessions SET status = 'closed', stopped_at = now(), terminate_cause = :cause"),
+                {"cause": cause},
+            )
+        wait_for(driver, lambda d: d.find_element(By.TAG_NAME, "h1").text == title)
+        assert told in driver.find_element(By.ID, "ended").text
+        assert balance_in_db(committed, number) < 0
+        assert balance_text(driver).replace("\u00a0", " ") in ("€0.00", "0,00 €")  # never a debt
+        assert_fits_the_phone(driver)
+        driver.save_screenshot(str(screenshots / f"ended-{language}.png"))
     finally:
         driver.quit()
 
@@ -244,6 +289,7 @@ def test_a_page_in_the_background_keeps_its_session_for_the_hidden_grace(
     browser.maximize_window()
     wait_for(browser, lambda d: d.find_element(By.TAG_NAME, "h1").text == "Session ended")
     assert "stayed in the background for more than 15 s" in browser.find_element(By.ID, "ended").text
+    assert_fits_the_phone(browser)
 
 
 def test_the_same_phone_in_its_real_browser_takes_the_session_over_with_the_pin(
@@ -263,6 +309,7 @@ def test_the_same_phone_in_its_real_browser_takes_the_session_over_with_the_pin(
         log_in(real, portal_url, number, pin)
         wait_for(real, lambda d: d.current_url.endswith("/status"))
         assert real.find_element(By.TAG_NAME, "h1").text == "Вы в сети"
+        assert_fits_the_phone(real)
         first = balance_text(real)
         wait_for(real, lambda d: balance_text(d) != first)
     finally:
@@ -284,6 +331,7 @@ def test_without_javascript_the_page_refreshes_itself(
         wait_for(driver, lambda d: d.current_url.endswith("/status"))
         first = balance_text(driver)
         wait_for(driver, lambda d: balance_text(d) != first)  # meta-refresh every 2 s is the heartbeat
+        assert_fits_the_phone(driver)
         driver.save_screenshot(str(screenshots / "status-nojs.png"))
         driver.find_element(By.CSS_SELECTOR, "form[action='/logout'] button").click()
         wait_for(driver, lambda d: "You have logged out" in d.page_source)

@@ -13,7 +13,7 @@ from rlm_hotspot.core.cardcode import damm_digit
 from rlm_hotspot.core.decisions import Refusal
 from rlm_hotspot.db.ledger import post_entry
 from rlm_hotspot.pins import PinVault
-from rlm_hotspot.radius.adapter import NOT_CONFIGURED
+from rlm_hotspot.radius.adapter import NOT_CONFIGURED, UNKNOWN_NAS_ADVICE
 from rlm_hotspot.services import cards
 from tests.db import factories
 from tests.e2e.radius_harness import NAS_BY_VENDOR, RadiusServer, Reply, build_world
@@ -90,6 +90,7 @@ def test_every_refusal_has_its_own_message(radius_server: RadiusServer, radius_d
     assert radius_server.login(n[5], pins[5], nas_ip=MIKROTIK).accepted
     refused(n[5], pins[5], Refusal.TOO_MANY_SESSIONS)
     assert_refused(radius_server.login(n[0], pins[0], nas_ip="198.51.100.9"), NOT_CONFIGURED)
+    assert f"no NAS with address 198.51.100.9 in the database: {UNKNOWN_NAS_ADVICE}" in radius_server.log_text()
     assert attempts(radius_db) == [
         "bad_card_number",
         "unknown_card",

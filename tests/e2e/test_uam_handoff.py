@@ -2,8 +2,11 @@
 
 The stand-ins speak the NAS side of each protocol as ../shared/notes/gateway-lab.md describes it:
 CoovaChilli's /logon decodes the PAP password (or takes the CHAP response, sending CHAP-Challenge = key)
-and redirects back to the portal signed with md — or, like CoovaChilli 1.9, drops the connection on a
-reject; MikroTik's /login takes the CHAP-MD5 password built from chap-id and chap-challenge.
+and redirects back to the portal signed with md, with RADIUS's Reply-Message in `reply=` on a reject —
+or, like CoovaChilli 1.9, drops the connection on a reject; MikroTik's /login takes the CHAP-MD5 password
+built from chap-id and chap-challenge, and its login page passes a reject's Reply-Message on as `error=`.
+A stand-in may send the guest back before its Accounting-Start (`start_delay_s`), and something may
+happen between the portal's check and the NAS's Access-Request (`before_radius`).
 """
 
 from __future__ import annotations
@@ -37,8 +40,9 @@ from portal.uam import (
     sign_chilli_url,
 )
 from rlm_hotspot.pins import PinVault
+from rlm_hotspot.services.cards import set_blocked
 from rlm_hotspot.services.uam import nas_uam, set_nas_uam
-from tests.e2e.browser import chromium, needs_chromium, portal_server, wait_for
+from tests.e2e.browser import assert_fits_the_phone, chromium, needs_chromium, portal_server, wait_for
 from tests.e2e.radius_harness import NAS_BY_VENDOR, RadiusServer, build_world
 from tests.portal.conftest import portal_settings
 
@@ -61,6 +65,9 @@ class StandInNas:
         portal: str,
     ) -> None:
         self.radius, self.nas_ip, self.portal = radius, nas_ip, portal
+        self.before_radius: Callable[[], None] | None = None  # what happens after the portal's check
+        self.start_delay_s = 0.0  # > 0: the guest is sent back first, the Accounting-Start follows
+        self.late_starts: list[threading.Thread] = []
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
@@ -83,6 +90,8 @@ class StandInNas:
         self.thread.start()
 
     def access_request(self, username: str, **credentials: bytes) -> packet.Packet:
+        if self.before_radius is not None:
+            self.before_radius()
         client = self.radius.client()
         request = client.CreateAuthPacket(code=packet.AccessRequest, User_Name=username, NAS_IP_Address=self.nas_ip)
         request["Service-Type"] = 1  # Login-User
@@ -107,11 +116,27 @@ class StandInNas:
         )
         assert started is not None, "radiusd did not acknowledge the Accounting-Start"
 
+    def log_in(
+        self, handler: BaseHTTPRequestHandler, back: str, username: str, accept: packet.Packet, acct_id: str
+    ) -> None:
+        """After an Access-Accept: the Accounting-Start, and the guest sent `back` — in this order, or (with
+        `start_delay_s`) the other way round, as a NAS whose Start reaches radiusd late."""
+        if not self.start_delay_s:
+            self.start_accounting(username, accept, acct_id)
+            redirect(handler, back)
+            return
+        redirect(handler, back)
+        late = threading.Timer(self.start_delay_s, self.start_accounting, (username, accept, acct_id))
+        late.start()
+        self.late_starts.append(late)
+
     def hang_up(self, handler: BaseHTTPRequestHandler) -> None:
         """No HTTP answer at all: the connection is closed (CoovaChilli 1.9 on a reject)."""
         handler.close_connection = True
 
     def close(self) -> None:
+        for late in self.late_starts:
+            late.join()
         self.server.shutdown()
         self.server.server_close()
 
@@ -166,16 +191,19 @@ class StandInChilli(StandInNas):
     def session_id(self) -> str:
         return f"5f3a{self.sessions_started + 1:08d}"
 
-    def refuse(self, handler: BaseHTTPRequestHandler, reason: str) -> None:
+    def refuse(self, handler: BaseHTTPRequestHandler, reply_message: str | None = None) -> None:
+        """1.8: back to the portal with res=failed&reason=reject, and RADIUS's Reply-Message in `reply`
+        when it asked RADIUS and got one; 1.9 hangs up."""
         if self.drops_rejects:
             self.hang_up(handler)
         else:
-            redirect(handler, self.portal_redirect("failed", reason=reason))
+            reply = {"reply": reply_message} if reply_message else {}
+            redirect(handler, self.portal_redirect("failed", reason="reject", **reply))
 
     def logon(self, handler: BaseHTTPRequestHandler, params: dict[str, str]) -> None:
         if self.challenge_expired:  # every /logon fails until a redirect carries a new challenge
             self.logons_refused_unasked += 1
-            self.refuse(handler, "reject")
+            self.refuse(handler)
             return
         key = chilli_key(self.challenge, UAM_SECRET)
         if "response" in params:
@@ -186,26 +214,60 @@ class StandInChilli(StandInNas):
             pin = chilli_pap_decode(params["password"], key)
             reply = self.access_request(params["username"], User_Password=pin.encode())
         if reply.code == packet.AccessAccept:
-            self.start_accounting(params["username"], reply, self.session_id)
             timeout = str(reply["Session-Timeout"][0])
-            redirect(handler, self.portal_redirect("success", uid=params["username"], timeleft=timeout))
+            back = self.portal_redirect("success", uid=params["username"], timeleft=timeout)
+            self.log_in(handler, back, params["username"], reply, self.session_id)
             self.sessions_started += 1
         else:
             self.challenge = os.urandom(16)  # 1.9 keeps a challenge until a reject
-            self.refuse(handler, "reject")
+            self.refuse(handler, str(reply["Reply-Message"][0]) if "Reply-Message" in reply else None)
+
+
+def documented_login_html() -> str:
+    """The login.html docs/portal-gates.md tells an ISP to install on its MikroTik hotspot."""
+    doc = (Path(__file__).parents[2] / "docs" / "portal-gates.md").read_text()
+    section = doc.split("## Wiring a MikroTik hotspot", 1)[1]
+    return section.split("```html\n", 1)[1].split("```", 1)[0]
 
 
 class StandInMikrotik(StandInNas):
-    """MikroTik hotspot with HTTP CHAP: /login takes username + MD5(chap-id + PIN + chap-challenge)."""
+    """MikroTik hotspot with HTTP CHAP: /login takes username + MD5(chap-id + PIN + chap-challenge).
 
-    def __init__(self, radius: RadiusServer, portal: str = PORTAL) -> None:
-        super().__init__(radius, NAS_BY_VENDOR["mikrotik"], {"/login": self.login, "*": self.captive}, portal)
+    Its login page sends the guest to the portal with its variables: the documented login.html when
+    given (`login_html`, what RouterOS serves with the $(...) filled in), else a plain redirect."""
+
+    def __init__(self, radius: RadiusServer, portal: str = PORTAL, login_html: str | None = None) -> None:
+        routes = {"/login": self.login, "/favicon.ico": self.no_icon, "*": self.captive}
+        super().__init__(radius, NAS_BY_VENDOR["mikrotik"], routes, portal)
         self.chap_id, self.challenge = os.urandom(1), os.urandom(16)
+        self.login_html = login_html
+
+    def no_icon(self, handler: BaseHTTPRequestHandler, params: dict[str, str]) -> None:
+        """What a browser showing its login page also asks for: not a page, so no new challenge."""
+        handler.send_response(404)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
 
     def captive(self, handler: BaseHTTPRequestHandler, params: dict[str, str]) -> None:
-        """Its login page (the one an ISP points at the external portal): a fresh challenge, then the portal."""
+        """Its login page (the one an ISP points at the external portal), with a fresh challenge."""
         self.chap_id, self.challenge = os.urandom(1), os.urandom(16)
-        redirect(handler, f"{self.portal}?{urlencode(self.login_page_variables())}")
+        self.show_login_page(handler)
+
+    def show_login_page(self, handler: BaseHTTPRequestHandler, error: str | None = None) -> None:
+        variables = self.login_page_variables(error)
+        if self.login_html is None:
+            redirect(handler, f"{self.portal}?{urlencode(variables)}")
+            return
+        page = self.login_html.replace("http://portal.example/", self.portal)
+        for name, value in {**variables, "error": error or ""}.items():
+            page = page.replace(f"$({name})", value)
+        assert "$(" not in page, "a variable of the documented login.html that RouterOS would fill in"
+        body = page.encode()
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/html; charset=utf-8")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
 
     @property
     def login_url(self) -> str:
@@ -226,17 +288,18 @@ class StandInMikrotik(StandInNas):
         return {**variables, "error": error} if error else variables
 
     def login(self, handler: BaseHTTPRequestHandler, params: dict[str, str]) -> None:
+        if "username" not in params:  # a GET of its login URL: its login page
+            self.captive(handler, params)
+            return
         reply = self.access_request(
             params["username"],
             CHAP_Password=self.chap_id + bytes.fromhex(params["password"]),
             CHAP_Challenge=self.challenge,
         )
         if reply.code == packet.AccessAccept:
-            self.start_accounting(params["username"], reply, "mt-00000001")
-            redirect(handler, params["dst"])
+            self.log_in(handler, params["dst"], params["username"], reply, "mt-00000001")
         else:  # its login page again, which sends the guest back to the portal with $(error)
-            error = str(reply["Reply-Message"][0])
-            redirect(handler, f"{self.portal}?{urlencode(self.login_page_variables(error))}")
+            self.show_login_page(handler, str(reply["Reply-Message"][0]))
 
 
 def browse(step: Handoff) -> str | None:
@@ -296,7 +359,7 @@ def test_coovachilli_handoff(chilli: StandInChilli, radius_db: Engine, vault: Pi
     accepted = chilli_login(chilli, radius_db, batch.numbers[0], batch.pins[0], chap=chap)
     assert accepted == LoginOutcome(True, None)
     refused = chilli_login(chilli, radius_db, batch.numbers[1], "WRONGPIN7", chap=chap)
-    assert refused == (None if chilli.drops_rejects else LoginOutcome(False, "reject"))
+    assert refused == (None if chilli.drops_rejects else LoginOutcome(False, "Wrong PIN."))
 
 
 def test_coovachilli_success_carries_the_session_timeout(
@@ -340,11 +403,13 @@ def test_mikrotik_handoff(mikrotik: StandInMikrotik, radius_db: Engine, vault: P
 
 RADIUS_HOTSPOT = {"mode": "radius", "traffic_meter": "radius"}
 EXPIRED_NOTICE = {"en": "did not complete your login", "ru": "не завершила вход"}
+ONLINE = {"en": "You are online", "ru": "Вы в сети"}
 
 
 @pytest.fixture
-def guest_browser(tmp_path: Path) -> Iterator[WebDriver]:
-    driver = chromium(tmp_path)
+def guest_browser(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[WebDriver]:
+    """A phone's browser in the language the test is parametrized with (`language`, else English)."""
+    driver = chromium(tmp_path, language=request.node.callspec.params.get("language", "en"))
     yield driver
     driver.quit()
 
@@ -357,8 +422,10 @@ def radius_portal(database_url: str, key_file: Path, *, pin_mode: str = "encrypt
 
 
 def type_card_and_pin(driver: WebDriver, number: str, pin: str) -> None:
-    """On the login page the NAS sent the guest to: the card number (unless filled in), the PIN, Connect."""
+    """On the login page the NAS sent the guest to (it fits the phone): the card number (unless filled in),
+    the PIN, Connect."""
     wait_for(driver, lambda d: d.find_elements(By.ID, "pin"))
+    assert_fits_the_phone(driver)
     card = driver.find_element(By.ID, "card")
     if not card.get_attribute("value"):
         card.send_keys(number)
@@ -382,7 +449,7 @@ def wrong_pins(engine: Engine) -> int:
 
 
 @needs_chromium
-@pytest.mark.parametrize("chap", [True, False], ids=["chap", "pap"])
+@pytest.mark.parametrize(("chap", "language"), [(True, "en"), (False, "ru")], ids=["chap-en", "pap-ru"])
 def test_a_guest_logs_in_at_coovachilli_in_a_browser(
     guest_browser: WebDriver,
     radius_server: RadiusServer,
@@ -391,6 +458,7 @@ def test_a_guest_logs_in_at_coovachilli_in_a_browser(
     key_file: Path,
     vault: PinVault,
     chap: bool,
+    language: str,
 ) -> None:
     pin_mode = "encrypted" if chap else "hashed"  # hashed PINs can only be checked with PAP
     batch = build_world(radius_db, vault, hotspot=RADIUS_HOTSPOT, pin_mode=pin_mode)
@@ -401,13 +469,15 @@ def test_a_guest_logs_in_at_coovachilli_in_a_browser(
             guest_browser.get(f"http://127.0.0.1:{nas.port}/any/page")  # the NAS sends the guest to the portal
             type_card_and_pin(guest_browser, batch.numbers[0], batch.pins[0])
             wait_for(guest_browser, lambda d: d.current_url == f"{portal}status")
-            assert guest_browser.find_element(By.TAG_NAME, "h1").text == "You are online"
+            assert guest_browser.find_element(By.TAG_NAME, "h1").text == ONLINE[language]
+            assert_fits_the_phone(guest_browser)
         finally:
             nas.close()
     assert sessions_of(radius_db) == [(batch.numbers[0], "5f3a00000001", "open")]
 
 
 @needs_chromium
+@pytest.mark.parametrize("language", ["en", "ru"])
 def test_a_guest_logs_in_at_mikrotik_in_a_browser(
     guest_browser: WebDriver,
     radius_server: RadiusServer,
@@ -415,17 +485,20 @@ def test_a_guest_logs_in_at_mikrotik_in_a_browser(
     radius_database: str,
     key_file: Path,
     vault: PinVault,
+    language: str,
 ) -> None:
     batch = build_world(radius_db, vault, hotspot=RADIUS_HOTSPOT)
     with radius_portal(radius_database, key_file) as portal:
-        nas = StandInMikrotik(radius_server, portal=portal)
+        nas = StandInMikrotik(radius_server, portal=portal, login_html=documented_login_html())
         try:
             configure_nas(radius_db, "mikrotik", uam_login_url=nas.login_url)
             guest_browser.get(f"http://127.0.0.1:{nas.port}/any/page")
             type_card_and_pin(guest_browser, batch.numbers[0], batch.pins[0])  # then the auto-posted form
             wait_for(guest_browser, lambda d: d.current_url == f"{portal}status")
+            assert guest_browser.find_element(By.TAG_NAME, "h1").text == ONLINE[language]
             link = guest_browser.find_element(By.PARTIAL_LINK_TEXT, "example.org")  # where the guest was going
             assert link.get_attribute("href") == "http://example.org/"
+            assert_fits_the_phone(guest_browser)
         finally:
             nas.close()
     assert sessions_of(radius_db) == [(batch.numbers[0], "mt-00000001", "open")]
@@ -464,6 +537,7 @@ def test_an_expired_challenge_restarts_from_a_fresh_redirect(
                 guest_browser.get(f"http://127.0.0.1:{nas.port}/another/page")
             notice = wait_for(guest_browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".alert.error"))
             assert EXPIRED_NOTICE[language] in notice[0].text  # type: ignore[index]
+            assert_fits_the_phone(guest_browser)
             assert guest_browser.find_element(By.ID, "card").get_attribute("value") == batch.numbers[0]
             assert sessions_of(radius_db) == []
             type_card_and_pin(guest_browser, batch.numbers[0], batch.pins[0])
@@ -474,3 +548,115 @@ def test_an_expired_challenge_restarts_from_a_fresh_redirect(
     assert sessions_of(radius_db) == [(batch.numbers[0], "5f3a00000001", "open")]
     assert wrong_pins(radius_db) == 0
     assert nas.logons_refused_unasked >= 1  # the failure was the NAS's, not a PIN RADIUS refused
+
+
+CONFIRMING = {"en": "Confirming your login…", "ru": "Подтверждаем вход…"}
+
+
+def stand_in(vendor: str, radius: RadiusServer, engine: Engine, portal: str) -> StandInNas:
+    """A CoovaChilli 1.8 or a MikroTik sending guests to `portal`, configured in the database."""
+    if vendor == "chilli":
+        configure_nas(engine, "chilli", uam_secret=UAM_SECRET)
+        return StandInChilli(radius, drops_rejects=False, portal=portal)
+    mikrotik = StandInMikrotik(radius, portal=portal, login_html=documented_login_html())
+    configure_nas(engine, "mikrotik", uam_login_url=mikrotik.login_url)
+    return mikrotik
+
+
+@needs_chromium
+@pytest.mark.parametrize(
+    ("vendor", "language", "javascript"),
+    [("chilli", "en", True), ("mikrotik", "ru", False)],
+    ids=["chilli-en", "mikrotik-ru-nojs"],
+)
+def test_a_login_back_before_its_accounting_start_waits_for_it(
+    tmp_path: Path,
+    radius_server: RadiusServer,
+    radius_db: Engine,
+    radius_database: str,
+    key_file: Path,
+    vault: PinVault,
+    vendor: str,
+    language: str,
+    javascript: bool,
+) -> None:
+    """The NAS sends the guest back on success (CoovaChilli res=success, MikroTik's dst) 3 s before its
+    Accounting-Start reaches radiusd (the Access-Accept left the session pending): the guest reads that the
+    login is being confirmed, and the page turns into the status page by itself once the NAS's Start has
+    opened the session — with or without JavaScript."""
+    batch = build_world(radius_db, vault, hotspot=RADIUS_HOTSPOT)
+    driver = chromium(tmp_path, language=language, javascript=javascript)
+    with radius_portal(radius_database, key_file) as portal:
+        nas = stand_in(vendor, radius_server, radius_db, portal)
+        nas.start_delay_s = 3
+        try:
+            driver.get(f"http://127.0.0.1:{nas.port}/any/page")
+            if not javascript and vendor == "mikrotik":  # its login.html does not post itself either
+                driver.find_element(By.CSS_SELECTOR, "noscript button, button").click()
+            type_card_and_pin(driver, batch.numbers[0], batch.pins[0])
+            if not javascript and vendor == "mikrotik":  # the handoff form does not post itself
+                continue_button = wait_for(
+                    driver, lambda d: d.find_elements(By.CSS_SELECTOR, "form[data-autosubmit] button")
+                )
+                assert_fits_the_phone(driver)  # the portal's "Connecting…" page
+                continue_button[0].click()  # type: ignore[index]
+            wait_for(driver, lambda d: d.find_element(By.TAG_NAME, "h1").text == CONFIRMING[language])
+            assert sessions_of(radius_db) == [(batch.numbers[0], None, "pending")]  # the Accept's, no Start yet
+            assert_fits_the_phone(driver)
+            wait_for(driver, lambda d: d.find_element(By.TAG_NAME, "h1").text == ONLINE[language])
+            assert driver.current_url == f"{portal}status"
+        finally:
+            nas.close()
+            driver.quit()
+    assert [(row[0], row[2]) for row in sessions_of(radius_db)] == [(batch.numbers[0], "open")]
+
+
+REFUSED = {
+    "en": "The hotspot refused the login: This card is blocked. Please ask the staff. Nothing was charged.",
+    "ru": "Точка доступа отказала во входе: Карта заблокирована. Обратитесь к персоналу. Деньги не списаны.",
+}
+
+
+@needs_chromium
+@pytest.mark.parametrize(
+    ("vendor", "language"), [("chilli", "en"), ("mikrotik", "ru")], ids=["chilli-1.8-en", "mikrotik-ru"]
+)
+def test_a_radius_refusal_during_the_handoff_is_told(
+    tmp_path: Path,
+    radius_server: RadiusServer,
+    radius_db: Engine,
+    radius_database: str,
+    key_file: Path,
+    vault: PinVault,
+    vendor: str,
+    language: str,
+) -> None:
+    """The desk blocks the card between the portal's check and the NAS's Access-Request: radiusd rejects
+    it with its Reply-Message, which the NAS passes back (CoovaChilli reply=, MikroTik error=). The guest
+    reads that reason in their language on the login page (a fresh redirect, the card number kept), not
+    "did not complete your login" — and it is not counted as a wrong PIN."""
+    batch = build_world(radius_db, vault, hotspot=RADIUS_HOTSPOT)
+    driver = chromium(tmp_path, language=language)
+    with radius_portal(radius_database, key_file) as portal:
+        nas = stand_in(vendor, radius_server, radius_db, portal)
+
+        def the_desk_blocks_the_card() -> None:
+            with Session(radius_db) as db, db.begin():
+                set_blocked(db, blocked=True, number=batch.numbers[0])
+
+        nas.before_radius = the_desk_blocks_the_card
+        try:
+            driver.get(f"http://127.0.0.1:{nas.port}/any/page")
+            type_card_and_pin(driver, batch.numbers[0], batch.pins[0])
+            notice = wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, ".alert.error"))
+            assert notice[0].text == REFUSED[language]  # type: ignore[index]
+            assert driver.find_element(By.ID, "card").get_attribute("value") == batch.numbers[0]
+            assert_fits_the_phone(driver)
+        finally:
+            nas.close()
+            driver.quit()
+    assert sessions_of(radius_db) == []
+    assert wrong_pins(radius_db) == 0
+    with radius_db.connect() as conn:
+        outcomes = conn.execute(text("SELECT outcome FROM login_attempts")).scalars().all()
+    assert "blocked" in outcomes  # RADIUS recorded its refusal as what it was

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from portal.uam import (
+    LoginOutcome,
     UamError,
     chilli_chap_response,
     chilli_key,
@@ -101,7 +102,9 @@ def test_chilli_results() -> None:
     assert (ctx.result, ctx.time_left) == ("success", 3000)
     assert login_outcome(ctx).accepted and login_outcome(ctx).message == "Welcome"
     failed = REDIRECT.replace("res=notyet", "res=failed") + "&reason=reject"
-    assert not login_outcome(parse_chilli_redirect(sign_chilli_url(failed, SECRET), SECRET)).accepted
+    assert login_outcome(parse_chilli_redirect(sign_chilli_url(failed, SECRET), SECRET)) == LoginOutcome(False)
+    rejected = parse_chilli_redirect(sign_chilli_url(failed + "&reply=Wrong+PIN.", SECRET), SECRET)
+    assert login_outcome(rejected) == LoginOutcome(False, "Wrong PIN.")  # RADIUS's Reply-Message, not reason=
 
 
 MIKROTIK = {

@@ -4,13 +4,15 @@ closed) give a hidden page its grace and end a closed one, billed up to the cut;
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from portal import create_app
@@ -168,3 +170,48 @@ def test_at_a_radius_hotspot_the_device_takes_its_nas_session_over_without_a_new
     finally:
         app.extensions["hotspot_portal"].close()
     assert [status for _, status, _ in sessions_of(committed)] == ["open"]
+
+
+@pytest.mark.parametrize(
+    ("heartbeat", "state", "remaining"),
+    [
+        ("on", "hidden", 120 - 3),  # the hidden grace, from the page's last word
+        ("grace", "hidden", 120),  # the OS's poll is a sign of life: the grace counts from it
+        ("on", "closed", CLOSED_PAGE_SLACK_S - 3),  # a closed page ends soon after it said so
+        ("grace", "closed", 30),  # the poll spoke after "closed": the timeout rules again
+    ],
+)
+def test_the_captive_api_says_when_the_worker_will_cut(
+    committed: Engine,
+    vault: PinVault,
+    database_url: str,
+    key_file: Path,
+    clock: Clock,
+    heartbeat: str,
+    state: str,
+    remaining: int,
+) -> None:
+    """RFC 8908 `seconds-remaining` under the heartbeat rule (30 s timeout, 120 s hidden grace) is the
+    moment the worker's cycle ends the session: not cut at it, cut one second after."""
+    world = make_world(committed, vault, heartbeat=heartbeat, face_value=50_000)
+    with committed.begin() as conn:
+        conn.execute(text("UPDATE hotspots SET hidden_grace = 120"))
+    app = create_app(portal_settings(database_url, key_file), clock=clock)
+    try:
+        page = app.test_client()
+        login(page, world.cards.numbers[0], world.cards.pins[0])
+        clock.advance(5)
+        say(page, state)
+        clock.advance(3)
+        os_poll = json.loads(app.test_client().get("/api/captive").get_data())  # no cookie: the same address
+        assert os_poll["seconds-remaining"] == remaining
+        app.extensions["hotspot_portal"].write_deferred_heartbeats()
+        gate: list[str] = []
+        clock.advance(remaining)
+        worker_cycle(committed, clock, gate)
+        assert gate == [] and sessions_of(committed)[0][1] == "open"
+        clock.advance(1)
+        worker_cycle(committed, clock, gate)
+        assert gate == ["127.0.0.1"] and sessions_of(committed)[0][1] == "closed"
+    finally:
+        app.extensions["hotspot_portal"].close()

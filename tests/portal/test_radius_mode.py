@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 from flask import Flask
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from portal import create_app, uam
+from portal import create_app, nas_login, uam
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import catalog
 from rlm_hotspot.services.sessions import AccountingUpdate, record_accounting
@@ -27,7 +27,7 @@ CHALLENGE = "00112233445566778899aabbccddeeff"
 
 @pytest.fixture
 def radius_world(committed: Engine, vault: PinVault) -> World:
-    world = make_world(committed, vault, mode="radius", traffic_meter="radius")
+    world = make_world(committed, vault, count=10, mode="radius", traffic_meter="radius")
     with Session(committed) as db, db.begin():
         for name, vendor, address in (("mt1", "mikrotik", "10.5.50.1"), ("chilli1", "chilli", "10.1.0.1")):
             catalog.add_nas(db, name=name, hotspot="cafe", ip_address=address, secret="s", coa_port=3799, vendor=vendor)
@@ -127,7 +127,7 @@ def test_a_failed_login_at_the_nas_restarts_from_a_fresh_redirect(radius_app: Fl
     client = radius_app.test_client()
     client.get(chilli_redirect())
     login(client, radius_world.cards.numbers[5], radius_world.cards.pins[5])
-    failed = client.get(chilli_redirect("failed", reason="reject"))
+    failed = client.get(chilli_redirect("failed", reason="reject"))  # its challenge expired: no RADIUS reply
     assert (failed.status_code, failed.headers["Location"]) == (303, "http://10.1.0.1:3990/prelogin")
     page = client.get(chilli_redirect()).get_data(as_text=True)
     assert "did not complete your login" in page and f'value="{radius_world.cards.numbers[5]}"' in page
@@ -155,3 +155,77 @@ def test_a_session_the_nas_ended_shows_the_ended_page_also_after_chillis_logoff(
     assert (back.status_code, back.headers["Location"]) == (303, "/status")
     page = client.get("/status").get_data(as_text=True)
     assert "You have logged out. Billing has stopped." in page and "Session ended" in page
+
+
+def wrong_pins(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT count(*) FROM login_attempts WHERE outcome = 'wrong_pin'")).scalar_one())
+
+
+@pytest.mark.parametrize(
+    ("language", "told"),
+    [
+        ("en", "The hotspot refused the login: This card is already in use on another device. Log out there first"),
+        ("ru", "Точка доступа отказала во входе: Эта карта уже используется на другом устройстве."),
+    ],
+)
+def test_radius_refusal_passed_on_by_the_nas_is_told_in_the_guests_language(
+    radius_app: Flask, radius_world: World, committed: Engine, language: str, told: str
+) -> None:
+    """RADIUS refused the login after the portal's check passed (the card was taken on another device
+    meanwhile): CoovaChilli passes its Reply-Message on in `reply=`, and the guest reads it instead of a
+    vague failure. The portal counts nothing for it."""
+    client = radius_app.test_client()
+    client.set_cookie("lang", language)
+    number, pin = radius_world.cards.numbers[6], radius_world.cards.pins[6]
+    client.get(chilli_redirect())
+    login(client, number, pin)
+    reply = quote("This card is already in use on another device.")
+    failed = client.get(chilli_redirect("failed", reason="reject", reply=reply))
+    assert (failed.status_code, failed.headers["Location"]) == (303, "http://10.1.0.1:3990/prelogin")
+    page = client.get(chilli_redirect()).get_data(as_text=True)
+    assert told in page and f'value="{number}"' in page
+    assert wrong_pins(committed) == 0
+
+
+def test_a_nas_reason_of_its_own_is_shown_escaped_and_short(radius_app: Flask, radius_world: World) -> None:
+    client = radius_app.test_client()
+    client.get(chilli_redirect())
+    login(client, radius_world.cards.numbers[7], radius_world.cards.pins[7])
+    reply = "<script>alert(1)</script>\r\nAsk   the desk " + "x" * 300
+    client.get(chilli_redirect("failed", reason="reject", reply=quote(reply)))
+    page = client.get(chilli_redirect()).get_data(as_text=True)
+    assert "refused the login: &lt;script&gt;alert(1)&lt;/script&gt; Ask the desk xxx" in page
+    assert "<script>alert" not in page and "x" * (nas_login.NAS_MESSAGE_MAX - 40) + "…" in page
+    assert "x" * nas_login.NAS_MESSAGE_MAX not in page
+
+
+def test_a_success_before_the_accounting_start_waits_for_it(
+    radius_app: Flask, radius_world: World, committed: Engine, clock: Clock
+) -> None:
+    """CoovaChilli sends the guest back with res=success before radiusd has its Accounting-Start: the
+    status page looks again every second for a while, then says plainly that the login is unconfirmed;
+    the session shows as soon as the Start is in."""
+    client = radius_app.test_client()
+    number, pin = radius_world.cards.numbers[8], radius_world.cards.pins[8]
+    client.get(chilli_redirect())
+    login(client, number, pin)
+    assert client.get(chilli_redirect("success")).headers["Location"] == "/status"
+    waiting = client.get("/status")
+    assert waiting.status_code == 200
+    page = waiting.get_data(as_text=True)
+    assert "Confirming your login" in page and '<meta http-equiv="refresh" content="1;url=/status">' in page
+    clock.advance(nas_login.START_WAIT_S + 1)
+    page = client.get("/status").get_data(as_text=True)
+    assert "Your login is not confirmed" in page and "http-equiv" not in page
+    assert 'href="http://10.1.0.1:3990/prelogin"' in page  # log in again: a fresh redirect from the NAS
+    ids = {"nas_ip": "10.1.0.1", "username": number, "acct_session_id": "C9"}
+    with Session(committed) as db, db.begin():
+        record_accounting(db, TariffCache(), AccountingUpdate(status="start", session_time=0, **ids), clock())
+    assert "You are online" in client.get("/status").get_data(as_text=True)
+    assert client.get("/status").status_code == 200
+
+
+def test_without_a_login_waiting_the_status_page_sends_the_guest_to_log_in(radius_app: Flask) -> None:
+    response = radius_app.test_client().get("/status")
+    assert (response.status_code, response.headers["Location"]) == (303, "/")
