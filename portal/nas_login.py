@@ -34,7 +34,7 @@ from portal.context import portal
 from portal.i18n import refusal_message
 from portal.security import allow_form_target
 from rlm_hotspot.core.clients import client_identity
-from rlm_hotspot.core.decisions import Refusal
+from rlm_hotspot.core.decisions import SERVICE_UNAVAILABLE, Refusal
 from rlm_hotspot.services import portal as portal_service
 from rlm_hotspot.services.errors import NotFound
 from rlm_hotspot.services.uam import nas_uam
@@ -107,6 +107,8 @@ def nas_reason(message: str | None) -> str | None:
     ours = next((refusal for refusal in Refusal if refusal.message == text), None)
     if ours is not None:
         return refusal_message(ours, portal().policy.lockout_window_s)
+    if text == SERVICE_UNAVAILABLE:
+        return gettext("The service is temporarily unavailable. Please try again in a few minutes.")
     return text if len(text) <= NAS_MESSAGE_MAX else text[: NAS_MESSAGE_MAX - 1] + "…"
 
 

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+# The Reply-Message of a login refused for a fault of ours (the database away), not for the card: RADIUS
+# replies cannot know the guest's language, so the portal translates this sentence where it shows it.
+SERVICE_UNAVAILABLE = "Service temporarily unavailable. Please try again in a few minutes."
+
 
 class Refusal(StrEnum):
     """A domain reason to refuse a login or to end a session (never an infrastructure fault)."""

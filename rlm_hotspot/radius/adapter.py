@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from rlm_hotspot.core.decisions import Refusal
+from rlm_hotspot.core.decisions import SERVICE_UNAVAILABLE, Refusal
 from rlm_hotspot.db import migrate
 from rlm_hotspot.db.engine import make_engine
 from rlm_hotspot.pins import PinVault
@@ -74,7 +74,6 @@ UNKNOWN_NAS_ADVICE = (
     "`nasip` and `radiuslisten`)"
 )
 # Reply-Messages are English, like the refusals' (the portal translates what it shows itself)
-UNAVAILABLE = "Service temporarily unavailable. Please try again in a few minutes."
 
 
 class StartupError(RuntimeError):
@@ -128,7 +127,7 @@ class RadiusAdapter:
     # -- hooks -------------------------------------------------------------------------------------
     def authorize(self, lists: dict[str, Any]) -> HookResult:
         # FAIL is an Access-Reject: it tells the guest why
-        return self._guarded("authorize", self._authorize, lists, fault_reply=reply_message(UNAVAILABLE))
+        return self._guarded("authorize", self._authorize, lists, fault_reply=reply_message(SERVICE_UNAVAILABLE))
 
     def accounting(self, lists: dict[str, Any]) -> HookResult:
         # FAIL sends no Accounting-Response: the NAS retransmits, nothing is lost
@@ -174,7 +173,7 @@ class RadiusAdapter:
         result = Attributes.of(lists.get("config")).first(LOGIN_RESULT)
         if result == "":  # rlm_sql logged why (database down, statement timeout); the call is retried next time
             self.log(self.rad.L_ERR, "authorize: the login's database call failed, answering FAIL")
-            return self.rad.RLM_MODULE_FAIL, reply_message(UNAVAILABLE), None
+            return self.rad.RLM_MODULE_FAIL, reply_message(SERVICE_UNAVAILABLE), None
         try:
             if result is None:
                 call = radius_login_call(

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine
 
+from rlm_hotspot.core.decisions import SERVICE_UNAVAILABLE as UNAVAILABLE
 from rlm_hotspot.devcluster import PrivateCluster
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.radius import config as radconf
-from rlm_hotspot.radius.adapter import UNAVAILABLE
 from tests.conftest import prepare_database
 from tests.e2e.radius_harness import (
     NAS_BY_VENDOR,

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from portal import create_app, nas_login, uam
+from rlm_hotspot.core.decisions import SERVICE_UNAVAILABLE
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import catalog
 from rlm_hotspot.services.sessions import AccountingUpdate, record_accounting
@@ -185,6 +186,21 @@ def test_radius_refusal_passed_on_by_the_nas_is_told_in_the_guests_language(
     assert (failed.status_code, failed.headers["Location"]) == (303, "http://10.1.0.1:3990/prelogin")
     page = client.get(chilli_redirect()).get_data(as_text=True)
     assert told in page and f'value="{number}"' in page
+    assert wrong_pins(committed) == 0
+
+
+def test_radius_unavailable_passed_on_by_the_nas_is_told_in_russian_too(
+    radius_app: Flask, radius_world: World, committed: Engine
+) -> None:
+    """The database was away when RADIUS was asked: its English Reply-Message reaches the guest in their
+    language, and counts as nothing."""
+    client = radius_app.test_client()
+    client.set_cookie("lang", "ru")
+    client.get(chilli_redirect())
+    login(client, radius_world.cards.numbers[5], radius_world.cards.pins[5])
+    client.get(chilli_redirect("failed", reason="reject", reply=quote(SERVICE_UNAVAILABLE)))
+    page = client.get(chilli_redirect()).get_data(as_text=True)
+    assert "Сервис временно недоступен" in page and SERVICE_UNAVAILABLE not in page
     assert wrong_pins(committed) == 0
 
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from rlm_hotspot.core.decisions import SERVICE_UNAVAILABLE as UNAVAILABLE
 from rlm_hotspot.db.engine import make_engine
 from rlm_hotspot.pins import PinVault, create_key_file
-from rlm_hotspot.radius.adapter import LOGIN_CALL, LOGIN_RESULT, REFUSAL, UNAVAILABLE, RadiusAdapter
+from rlm_hotspot.radius.adapter import LOGIN_CALL, LOGIN_RESULT, REFUSAL, RadiusAdapter
 from rlm_hotspot.settings import load_settings
 
 RCODES = {"RLM_MODULE_REJECT": 0, "RLM_MODULE_FAIL": 1, "RLM_MODULE_OK": 2, "RLM_MODULE_NOOP": 7}
