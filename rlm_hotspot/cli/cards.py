@@ -182,7 +182,7 @@ def cards_export(app: App, batch_id: int, output: str) -> None:
     path = Path(output)
     if path.suffix.lower() not in (".csv", ".pdf"):
         raise click.BadParameter("the output file must end in .csv or .pdf", param_hint="--output")
-    with app.transaction() as session:
+    with app.transaction(audit=True) as session:  # PINs shown: on the record, though nothing changed
         currency = app.currency(session)
         export = svc.export_batch(session, app.vault, batch_id)
     tz = ZoneInfo(export.timezone)

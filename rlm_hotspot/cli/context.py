@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -13,6 +15,7 @@ from sqlalchemy.orm import Session
 from rlm_hotspot.core.money import Currency
 from rlm_hotspot.db.engine import make_engine
 from rlm_hotspot.pins import PinVault
+from rlm_hotspot.services import audit as audit_service
 from rlm_hotspot.services.access import Policy
 from rlm_hotspot.services.catalog import currency
 from rlm_hotspot.settings import Settings, load_settings
@@ -21,8 +24,9 @@ from rlm_hotspot.settings import Settings, load_settings
 class App:
     """The context object: settings, engine and PIN keys, each made on first use."""
 
-    def __init__(self, config_path: str | None) -> None:
+    def __init__(self, config_path: str | None, operator: str | None = None) -> None:
         self.config_path = config_path
+        self.operator = operator or getpass.getuser()
         self._settings: Settings | None = None
         self._engine: Engine | None = None
         self._vault: PinVault | None = None
@@ -54,10 +58,28 @@ class App:
         )
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """One unit of work: commits when the command succeeds, rolls back on any error."""
+    def transaction(self, *, audit: bool = False) -> Iterator[Session]:
+        """One unit of work: commits when the command succeeds, rolls back on any error.
+
+        A unit of work that changed anything (or that showed secrets: `audit`) is written to the audit
+        trail with the command, its options (never a PIN, secret, password or key) and the operator, in
+        the same transaction: the change and its record commit together or not at all.
+        """
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
             yield session
+            if audit or audit_service.changed_anything(session):
+                self._audit(session)
+
+    def _audit(self, session: Session) -> None:
+        context = click.get_current_context(silent=True)
+        if context is None or context.command_path.split()[1:2] == ["console"]:  # the console audits its own
+            return
+        arguments = [p.name for p in context.command.params if isinstance(p, click.Argument)]
+        subject = next((str(context.params[name]) for name in arguments if context.params.get(name)), None)
+        detail = {name: value for name, value in context.params.items() if not _secret(name)}
+        actor = audit_service.Actor(None, self.operator, f"hotspotctl@{socket.gethostname()}")
+        command = " ".join(context.command_path.split()[1:])
+        audit_service.record(session, actor, f"cli.{command.replace(' ', '.')}", self.now(), subject, **detail)
 
     def currency(self, session: Session) -> Currency:
         return currency(session)
@@ -72,3 +94,8 @@ class App:
 
 
 pass_app = click.make_pass_decorator(App)
+
+
+def _secret(option: str) -> bool:
+    """Options whose values the audit trail never keeps."""
+    return any(word in option for word in ("pin", "secret", "password", "key"))

@@ -61,10 +61,15 @@ class FriendlyGroup(click.Group):
     type=click.Path(dir_okay=False),
     help="Settings file (TOML). Default: $HOTSPOT_CONFIG or /etc/rlm-hotspot/hotspot.toml.",
 )
+@click.option(
+    "--operator",
+    envvar="HOTSPOT_OPERATOR",
+    help="Who runs the command, for the audit trail. Default: the login name.",
+)
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None) -> None:
+def cli(ctx: click.Context, config_path: str | None, operator: str | None) -> None:
     """Prepaid hotspot billing: cards, tariffs, hotspots, NAS and reports."""
-    app = App(config_path)
+    app = App(config_path, operator)
     ctx.obj = app
     ctx.call_on_close(app.close)
 

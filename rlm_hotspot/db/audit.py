@@ -39,6 +39,11 @@ def insert(
     )
 
 
+def transaction_wrote(session: Session) -> bool:
+    """PostgreSQL gives a transaction an id at its first write: none yet, nothing written."""
+    return bool(session.execute(text("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")).scalar_one())
+
+
 def rows(
     session: Session, *, since: datetime | None, staff_name: str | None, action: str | None, limit: int
 ) -> list[dict[str, object]]:

@@ -35,6 +35,11 @@ def record(
     )
 
 
+def changed_anything(session: Session) -> bool:
+    """Whether the caller's transaction wrote anything yet (an admin command worth a line in the trail)."""
+    return q.transaction_wrote(session)
+
+
 def trail(
     session: Session,
     *,

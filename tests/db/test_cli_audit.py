@@ -1,0 +1,39 @@
+"""Every change an admin makes with hotspotctl is on the audit trail, with who made it and never a secret."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import Engine, text
+
+from tests.db import test_cli
+from tests.db.test_cli import generate, setup_world
+from tests.db.test_sessions import NAS_IP
+
+run = test_cli.run  # the fixture: hotspotctl through CliRunner on the test database
+
+
+def trail(engine: Engine) -> list[tuple[str, str, str | None, dict[str, object]]]:
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT staff_name, action, subject, detail FROM audit_trail ORDER BY id"))
+        return [(r.staff_name, r.action, r.subject, r.detail) for r in rows]
+
+
+def test_changes_and_pins_shown_are_recorded_with_the_operator_and_nothing_secret(run, committed: Engine) -> None:  # type: ignore[no-untyped-def]
+    setup_world(run)
+    run("--operator", "alice", "nas", "add", "nas1", "--hotspot", "cafe", "--ip", NAS_IP, "--secret", "s3cret!")
+    run("--operator", "alice", "hotspot", "set", "cafe", "--max-rate", "50000")
+    generate(run)
+    before = len(trail(committed))
+    run("hotspot", "list")  # reads nothing but settings: not on the trail
+    run("--operator", "bob", "quarantine", "list")
+    assert len(trail(committed)) == before
+    run("--operator", "bob", "cards", "export", "--batch", "1", "--output", "/tmp/audit-export.csv")
+
+    entries = trail(committed)
+    nas_add = next(entry for entry in entries if entry[1] == "cli.nas.add")
+    assert nas_add[:3] == ("alice", "cli.nas.add", "nas1") and nas_add[3]["ip_address"] == NAS_IP
+    assert "s3cret!" not in json.dumps(entries) and "secret" not in nas_add[3]
+    assert ("alice", "cli.hotspot.set", "cafe") in [entry[:3] for entry in entries]
+    assert entries[-1][:2] == ("bob", "cli.cards.export")  # PINs shown: recorded although nothing changed
+    assert "bob" in run("audit", "--who", "bob").output
