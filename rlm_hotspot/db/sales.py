@@ -148,6 +148,20 @@ def takings_per_day(session: Session, since: datetime, until: datetime, timezone
     return [(r.day, int(r.takings)) for r in rows]
 
 
+def refunds_between(session: Session, since: datetime, until: datetime) -> list[dict[str, object]]:
+    """Refunds paid at the desk in a period, per staff member: how many and how much."""
+    rows = session.execute(
+        text(
+            """SELECT st.name AS refunded_by, count(*) AS refunds, -sum(l.amount)::bigint AS paid_out
+               FROM ledger l JOIN ledger_operators o ON o.ledger_id = l.id JOIN staff st ON st.id = o.staff_id
+               WHERE l.cause = 'refund' AND l.created_at >= :since AND l.created_at < :until
+               GROUP BY st.name ORDER BY st.name"""
+        ),
+        {"since": since, "until": until},
+    )
+    return [dict(r._mapping) for r in rows]
+
+
 def record_operator(session: Session, ledger_key: str, staff_id: int, reason: str) -> None:
     """Name the person behind the ledger row posted with this idempotency key."""
     session.execute(

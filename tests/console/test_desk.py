@@ -350,3 +350,62 @@ def test_two_desks_selling_at_once_never_get_the_same_card(
     numbers = [c.number for c in one.cards] + [c.number for c in other.cards]
     assert sorted(numbers) == sorted(world.cards.numbers[:6])
     assert len(sold_cards(committed)) == 6
+
+
+def test_a_refund_is_a_managers_ledger_row_with_operator_and_reason_and_leaves_the_till(
+    client: FlaskClient, committed: Engine, vault: PinVault, world: World, clock: Clock
+) -> None:
+    used, unused = world.cards.numbers[0], world.cards.numbers[5]
+    log_in_guest(committed, vault, world, clock)
+    sign_in(client, "cashier")
+    assert post(client, f"/card/{used}/refund", amount="1.00", reason="outage").status_code == 403
+    sign_in(client, "manager")
+    post(client, f"/card/{used}/refund", amount="5.01", reason="leaving early")
+    assert "cannot exceed the card" in client.get(f"/card?number={used}").get_data(as_text=True)
+    post(client, f"/card/{used}/refund", amount="2.00", reason=" ")
+    assert "say why" in client.get(f"/card?number={used}").get_data(as_text=True)
+    post(client, f"/card/{used}/refund", amount="2.00", reason="leaving early")
+    post(client, f"/card/{unused}/refund", amount="5.00", reason="bought by mistake")  # never used: activated first
+    with committed.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT c.number, l.amount, s.name, o.reason FROM ledger l JOIN cards c ON c.id = l.card_id "
+                "JOIN ledger_operators o ON o.ledger_id = l.id JOIN staff s ON s.id = o.staff_id "
+                "WHERE l.cause = 'refund' ORDER BY l.id"
+            )
+        ).all()
+        balances = dict(conn.execute(text("SELECT number, balance FROM admin_cards WHERE number IN :n"),
+                                     {"n": (used, unused)}).all())  # fmt: skip
+    assert [tuple(r) for r in rows] == [
+        (used, -200, "manager", "leaving early"),
+        (unused, -500, "manager", "bought by mistake"),
+    ]
+    assert balances == {used: 300, unused: 0}
+    with Session(committed) as db:
+        assert_ledger_balanced(db)
+    assert re.search(r'data-field="refunded-today">€7.00<', client.get("/").get_data(as_text=True))
+    refunds = [(n, s) for n, a, s in audit_actions(committed) if a == "card.refund"]
+    assert refunds == [("manager", used), ("manager", unused)]  # a refused refund leaves no trace
+
+
+def test_wrong_pins_at_the_desks_top_up_lock_the_second_card_out(
+    client: FlaskClient, committed: Engine, vault: PinVault, world: World, clock: Clock
+) -> None:
+    target, source = world.cards.numbers[0], world.cards.numbers[3]
+    sign_in(client, "cashier")
+    for _ in range(Policy().lockout_attempts):
+        post(client, f"/card/{target}/topup", source=source, pin="WRONG")
+    post(client, f"/card/{target}/topup", source=source, pin=world.cards.pins[3])  # the right PIN, too late
+    assert "locked out" in client.get(f"/card?number={target}").get_data(as_text=True)
+    assert "locked out" in client.get(f"/card?number={source}").get_data(as_text=True)
+    with committed.connect() as conn:
+        attempts = conn.execute(
+            text("SELECT source, outcome, count(*) FROM login_attempts WHERE card_number = :n GROUP BY 1, 2"),
+            {"n": source},
+        ).all()
+        moved = conn.execute(text("SELECT count(*) FROM ledger WHERE cause = 'topup'")).scalar_one()
+    assert sorted(tuple(r) for r in attempts) == [("desk", "locked_out", 1), ("desk", "wrong_pin", 5)]
+    assert moved == 0
+    post(client, f"/card/{source}/lockout")  # lifted at the desk, the right PIN works again
+    post(client, f"/card/{target}/topup", source=source, pin=world.cards.pins[3])
+    assert "€10.00" in client.get(f"/card?number={target}").get_data(as_text=True)
