@@ -77,6 +77,7 @@ def setup() -> str:
             hotspots=catalog.list_hotspots(db),
             nas=catalog.list_nas(db),
             batches=desk.batches(db),
+            presets=desk.presets(db, console().clock()),
             currency=catalog.currency(db),
         )
 
@@ -121,5 +122,22 @@ def batch_block(batch_id: int) -> Response:
             record(db, "batch.block" if blocked else "batch.unblock", str(batch_id), changed=changed)
         flash(gettext("%(count)d card(s) changed.", count=changed), "success")
     except ServiceError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("admin.setup"))
+
+
+@bp.post("/presets")
+@requires("admin")
+def preset_change() -> Response:
+    """Add a face value to a hotspot's presets for the desk, or take one away (`offered=0`)."""
+    ctx = console()
+    hotspot, offered = request.form.get("hotspot", ""), request.form.get("offered") != "0"
+    try:
+        with ctx.transaction() as db:
+            face_value = catalog.currency(db).parse(request.form.get("face_value", "").strip())
+            changed = desk.set_preset(db, hotspot, face_value, offered=offered)
+            record(db, "preset.add" if offered else "preset.remove", hotspot, face_value=face_value, changed=changed)
+        flash(gettext("The face values sold at the desk are saved."), "success")
+    except (ServiceError, MoneyError) as exc:
         flash(str(exc), "error")
     return redirect(url_for("admin.setup"))

@@ -33,6 +33,58 @@ def stock(session: Session, now: datetime) -> list[dict[str, object]]:
     return [dict(r._mapping) for r in rows]
 
 
+def presets_in_stock(session: Session, now: datetime) -> list[dict[str, object]]:
+    """Each hotspot's face-value presets with the cards in stock that sell under them (encrypted PINs, a
+    batch of that face value valid at the hotspot: its own or one for any hotspot)."""
+    rows = session.execute(
+        text(
+            f"""SELECT p.hotspot_id, h.name AS hotspot, p.face_value, count(c.id) AS in_stock
+                FROM face_value_presets p JOIN hotspots h ON h.id = p.hotspot_id
+                LEFT JOIN (card_batches b JOIN cards c ON c.batch_id = b.id AND b.pin_mode = 'encrypted'
+                           AND {_IN_STOCK})
+                       ON b.face_value = p.face_value AND (b.hotspot_id IS NULL OR b.hotspot_id = p.hotspot_id)
+                GROUP BY p.hotspot_id, h.name, p.face_value ORDER BY h.name, p.face_value"""
+        ),
+        {"now": now},
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def batch_for_preset(session: Session, hotspot_id: int, face_value: int, count: int, now: datetime) -> int | None:
+    """The batch to sell `count` cards of a preset from: one with enough in stock, the soonest to lapse first
+    (then the oldest), the hotspot's own before one for any hotspot."""
+    return session.execute(
+        text(
+            f"""SELECT b.id FROM cards c JOIN card_batches b ON b.id = c.batch_id
+                WHERE b.face_value = :face_value AND b.pin_mode = 'encrypted'
+                  AND (b.hotspot_id IS NULL OR b.hotspot_id = :hotspot_id) AND {_IN_STOCK}
+                GROUP BY b.id HAVING count(*) >= :count
+                ORDER BY least(b.use_before, b.expires_at) NULLS LAST, b.hotspot_id NULLS LAST, b.id LIMIT 1"""
+        ),
+        {"face_value": face_value, "hotspot_id": hotspot_id, "count": count, "now": now},
+    ).scalar_one_or_none()
+
+
+def add_preset(session: Session, hotspot_id: int, face_value: int) -> bool:
+    """False: the hotspot had this preset already."""
+    return bool(
+        session.execute(
+            text("INSERT INTO face_value_presets (hotspot_id, face_value) VALUES (:h, :v) ON CONFLICT DO NOTHING"),
+            {"h": hotspot_id, "v": face_value},
+        ).rowcount
+    )
+
+
+def remove_preset(session: Session, hotspot_id: int, face_value: int) -> bool:
+    """False: there was no such preset."""
+    return bool(
+        session.execute(
+            text("DELETE FROM face_value_presets WHERE hotspot_id = :h AND face_value = :v"),
+            {"h": hotspot_id, "v": face_value},
+        ).rowcount
+    )
+
+
 def claim_for_sale(session: Session, batch_id: int, count: int, now: datetime) -> dict[int, str]:
     """Lock up to `count` cards in stock of a batch (id: number); two desks selling at once never get the
     same card."""

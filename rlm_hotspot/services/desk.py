@@ -17,7 +17,7 @@ from rlm_hotspot.core.cardcode import CardNumberError, normalise_card_number
 from rlm_hotspot.core.decisions import Refusal
 from rlm_hotspot.db import cards as cards_q
 from rlm_hotspot.db import sales as q
-from rlm_hotspot.db.catalog import hotspot_by_id
+from rlm_hotspot.db.catalog import hotspot_by_id, hotspot_by_name
 from rlm_hotspot.db.enforcement import queue_coas
 from rlm_hotspot.db.ledger import post_entry
 from rlm_hotspot.db.lockouts import card_failures, locked_out
@@ -90,6 +90,43 @@ def sell(
     locked = cards_q.lock_cards(session, list(claimed.values()))
     records = [locked[number] for number in claimed.values()]
     return _printout(session, batch, records, reveal_pins(vault, records), price)
+
+
+def presets(session: Session, now: datetime) -> list[dict[str, object]]:
+    """The face values each hotspot's desk offers, with how many cards sell under each now."""
+    return q.presets_in_stock(session, now)
+
+
+def sell_preset(
+    session: Session,
+    vault: PinVault,
+    *,
+    staff_id: int,
+    hotspot_id: int,
+    face_value: int,
+    count: int,
+    price_each: int | None,
+    now: datetime,
+) -> Sale:
+    """Sell cards of a hotspot's preset face value: the desk names the value, this picks the batch."""
+    if not 1 <= count <= MAX_CARDS_PER_SALE:
+        raise ServiceError(f"sell 1 to {MAX_CARDS_PER_SALE} cards at a time")
+    batch_id = q.batch_for_preset(session, hotspot_id, face_value, count, now)
+    if batch_id is None:
+        raise ServiceError(f"no batch of this face value has {count} card(s) left to sell at this hotspot")
+    return sell(session, vault, staff_id=staff_id, batch_id=batch_id, count=count, price_each=price_each, now=now)
+
+
+def set_preset(session: Session, hotspot: str, face_value: int, *, offered: bool) -> bool:
+    """An admin adds (`offered`) or removes a face value from a hotspot's presets; False: nothing changed."""
+    if face_value <= 0:
+        raise ServiceError("a face value is above zero")
+    row = hotspot_by_name(session, hotspot)
+    if row is None:
+        raise NotFound(f"no hotspot {hotspot!r}")
+    if offered:
+        return q.add_preset(session, row.id, face_value)
+    return q.remove_preset(session, row.id, face_value)
 
 
 def _printout(

@@ -409,3 +409,33 @@ def test_wrong_pins_at_the_desks_top_up_lock_the_second_card_out(
     post(client, f"/card/{source}/lockout")  # lifted at the desk, the right PIN works again
     post(client, f"/card/{target}/topup", source=source, pin=world.cards.pins[3])
     assert "€10.00" in client.get(f"/card?number={target}").get_data(as_text=True)
+
+
+def test_an_admins_face_value_presets_sell_from_a_batch_valid_at_the_hotspot(
+    client: FlaskClient, committed: Engine, vault: PinVault, world: World
+) -> None:
+    with Session(committed) as db, db.begin():  # 10.00 cards for any hotspot, and some for another hotspot
+        factories.hotspot(db, name="bar")
+        anywhere = factories.batch(db, vault, count=2, face_value=1000)
+        factories.batch(db, vault, count=5, face_value=1000, hotspot="bar", use_before=NOW + timedelta(days=1))
+    sign_in(client, "cashier")
+    assert post(client, "/admin/presets", hotspot="cafe", face_value="10").status_code == 403
+    sign_in(client, "admin")
+    post(client, "/admin/presets", hotspot="cafe", face_value="10.00")
+    post(client, "/admin/presets", hotspot="cafe", face_value="5")
+    post(client, "/admin/presets", hotspot="cafe", face_value="0")
+    assert "above zero" in client.get("/admin/setup").get_data(as_text=True)
+    post(client, "/admin/presets", hotspot="nowhere", face_value="5")
+    assert "no hotspot" in client.get("/admin/setup").get_data(as_text=True)
+    sign_in(client, "cashier")
+    page = client.get("/sell").get_data(as_text=True)
+    assert 'value="preset:1:500" checked' in page and 'value="preset:1:1000"' in page
+    slip = post(client, "/sell", batch="preset:1:1000", count="2", format="receipt-80").get_data(as_text=True)
+    assert PIN_FIELD.findall(slip) == anywhere.pins  # not the other hotspot's, though it lapses sooner
+    post(client, "/sell", batch="preset:1:1000", count="1", format="receipt-80")
+    assert "no batch of this face value has 1 card(s) left" in client.get("/sell").get_data(as_text=True)
+    sign_in(client, "admin")
+    post(client, "/admin/presets", hotspot="cafe", face_value="10.00 EUR", offered="0")
+    assert 'value="preset:1:1000"' not in client.get("/sell").get_data(as_text=True)
+    actions = [(a, s) for _, a, s in audit_actions(committed) if a.startswith("preset")]
+    assert actions == [("preset.add", "cafe"), ("preset.add", "cafe"), ("preset.remove", "cafe")]
