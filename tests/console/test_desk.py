@@ -439,3 +439,51 @@ def test_an_admins_face_value_presets_sell_from_a_batch_valid_at_the_hotspot(
     assert 'value="preset:1:1000"' not in client.get("/sell").get_data(as_text=True)
     actions = [(a, s) for _, a, s in audit_actions(committed) if a.startswith("preset")]
     assert actions == [("preset.add", "cafe"), ("preset.add", "cafe"), ("preset.remove", "cafe")]
+
+
+def test_an_admin_makes_and_changes_tariffs_hotspots_and_nas_under_the_clis_rules(
+    client: FlaskClient, committed: Engine, world: World
+) -> None:
+    sign_in(client, "manager")
+    assert post(client, "/admin/tariff", name="day", time_price="1").status_code == 403
+    sign_in(client, "admin")
+    post(client, "/admin/tariff", name="day", time_unit_seconds="3600")
+    assert "all prices are zero" in client.get("/admin/setup").get_data(as_text=True)
+    post(client, "/admin/tariff", name="day", time_price="2.00", time_unit_seconds="3600", simultaneous_use="2")
+    post(client, "/admin/tariff/change", name="day", traffic_price="0.10", traffic_unit_bytes="1048576")
+    post(client, "/admin/tariff/change", name="day", time_unit_seconds="0")
+    assert "time_unit_seconds must be at least 1" in client.get("/admin/setup").get_data(as_text=True)
+    post(client, "/admin/hotspot", name="lobby", timezone="Mars/Olympus", tariff="day")
+    assert "unknown time zone" in client.get("/admin/setup").get_data(as_text=True)
+    post(client, "/admin/hotspot", name="lobby", timezone="Europe/Moscow", tariff="day", mode="radius",
+         traffic_meter="radius")  # fmt: skip
+    post(client, "/admin/hotspot/change", name="cafe", tariff="day", portal_url="https://cafe.example/")
+    post(client, "/admin/nas", name="ap1", hotspot="lobby", ip_address="10.9.0.1", secret="s3cret", vendor="mikrotik")
+    post(client, "/admin/nas", name="ap2", hotspot="lobby", ip_address="10.9.0.1", secret="s3cret")
+    assert "already exists" in client.get("/admin/setup").get_data(as_text=True)
+    post(client, "/admin/nas", name="ap2", hotspot="lobby", ip_address="10.9.0.2", secret="other-secret")
+    post(client, "/admin/nas/change", name="ap2", ip_address="10.9.0.1")
+    assert "has this name or address already" in client.get("/admin/setup").get_data(as_text=True)
+    post(client, "/admin/nas/change", name="ap2", hotspot="cafe", secret="new-secret", coa_port="1700")
+    with committed.connect() as conn:
+        tariff = conn.execute(text("SELECT time_price, time_unit_seconds, traffic_price, traffic_unit_bytes, "
+                                   "simultaneous_use FROM tariffs WHERE name = 'day'")).one()  # fmt: skip
+        cafe = conn.execute(text("SELECT t.name, h.portal_url FROM hotspots h JOIN tariffs t ON t.id = h.tariff_id "
+                                 "WHERE h.name = 'cafe'")).one()  # fmt: skip
+        lobby = conn.execute(text("SELECT timezone FROM hotspots WHERE name = 'lobby'")).scalar_one()
+        nas = conn.execute(text("SELECT n.name, host(n.ip_address), h.name, n.secret, n.coa_port, n.vendor "
+                                "FROM nas n JOIN hotspots h ON h.id = n.hotspot_id ORDER BY n.id")).all()  # fmt: skip
+        trail = conn.execute(text("SELECT string_agg(detail::text, ' ') FROM audit_trail")).scalar_one()
+    assert tuple(tariff) == (200, 3600, 10, 1048576, 2)
+    assert tuple(cafe) == ("day", "https://cafe.example/")
+    assert lobby == "Europe/Moscow"
+    assert [tuple(r) for r in nas] == [
+        ("ap1", "10.9.0.1", "lobby", "s3cret", 3799, "mikrotik"),
+        ("ap2", "10.9.0.2", "cafe", "new-secret", 1700, "generic"),
+    ]
+    assert "s3cret" not in trail and "new-secret" not in trail
+    actions = [(a, s) for _, a, s in audit_actions(committed) if a.split(".")[0] in ("tariff", "hotspot", "nas")]
+    assert actions == [
+        ("tariff.add", "day"), ("tariff.change", "day"), ("hotspot.add", "lobby"), ("hotspot.change", "cafe"),
+        ("nas.add", "ap1"), ("nas.add", "ap2"), ("nas.change", "ap2"),
+    ]  # fmt: skip
