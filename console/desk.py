@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext
@@ -52,6 +53,30 @@ def home() -> str:
         chart=chart,
         currency=currency,
     )
+
+
+@bp.get("/hours")
+@requires("cashier")
+def hours() -> str:
+    """Usage and money per hour of one day of the desk (`?day=YYYY-MM-DD`, else today)."""
+    ctx = console()
+    today = ctx.clock().astimezone(ZoneInfo(ctx.settings.timezone)).date()
+    try:
+        day = date.fromisoformat(request.args.get("day", "")[:10]) if request.args.get("day") else today
+    except ValueError:
+        flash(gettext("Give the day as YYYY-MM-DD."), "error")
+        day = today
+    with ctx.transaction() as db:
+        currency = ctx.currency(db)
+        rows = desk.per_hour(db, day, ctx.settings.timezone)
+    chart = bar_chart(
+        [(f"{row['hour']:02d}", int(row["used"]), int(row["takings"])) for row in rows],  # type: ignore[call-overload]
+        label=lambda amount: money(amount, currency),
+    )
+    return render_template(
+        "hours.html", rows=rows, chart=chart, currency=currency, day=day,
+        previous=day - timedelta(days=1), next=day + timedelta(days=1), today=today,
+    )  # fmt: skip
 
 
 @bp.get("/online")

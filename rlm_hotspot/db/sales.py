@@ -214,6 +214,35 @@ def refunds_between(session: Session, since: datetime, until: datetime) -> list[
     return [dict(r._mapping) for r in rows]
 
 
+def per_hour(session: Session, since: datetime, until: datetime, timezone: str) -> list[dict[str, object]]:
+    """The 24 local hours of a day: money used by guests (time, traffic, expiry), takings at the desk, and
+    the sessions started in each hour with their online time and bytes."""
+    rows = session.execute(
+        text(
+            """WITH used AS (
+                   SELECT extract(hour FROM created_at AT TIME ZONE :tz)::int AS hour, -sum(amount)::bigint AS used
+                   FROM ledger WHERE cause IN ('time', 'traffic', 'expiry')
+                     AND created_at >= :since AND created_at < :until GROUP BY 1
+               ), sold AS (
+                   SELECT extract(hour FROM sold_at AT TIME ZONE :tz)::int AS hour, sum(price)::bigint AS takings
+                   FROM card_sales WHERE sold_at >= :since AND sold_at < :until GROUP BY 1
+               ), online AS (
+                   SELECT extract(hour FROM started_at AT TIME ZONE :tz)::int AS hour, count(*) AS sessions,
+                          sum(seconds)::bigint AS seconds, sum(input_octets + output_octets)::bigint AS bytes
+                   FROM sessions WHERE started_at >= :since AND started_at < :until GROUP BY 1
+               )
+               SELECT h.hour, coalesce(u.used, 0) AS used, coalesce(s.takings, 0) AS takings,
+                      coalesce(o.sessions, 0) AS sessions, coalesce(o.seconds, 0) AS seconds,
+                      coalesce(o.bytes, 0) AS bytes
+               FROM generate_series(0, 23) AS h(hour)
+               LEFT JOIN used u USING (hour) LEFT JOIN sold s USING (hour) LEFT JOIN online o USING (hour)
+               ORDER BY h.hour"""
+        ),
+        {"since": since, "until": until, "tz": timezone},
+    )
+    return [dict(r._mapping) for r in rows]
+
+
 def record_operator(session: Session, ledger_key: str, staff_id: int, reason: str) -> None:
     """Name the person behind the ledger row posted with this idempotency key."""
     session.execute(

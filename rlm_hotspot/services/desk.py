@@ -7,7 +7,7 @@ transaction that decrypts their PINs for the printout, so no later request can l
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Row
@@ -368,6 +368,12 @@ def sales_between(session: Session, since: datetime, until: datetime) -> list[di
 
 def takings_per_day(session: Session, since: datetime, until: datetime, timezone: str) -> list[tuple[str, int]]:
     return q.takings_per_day(session, since, until, timezone)
+
+
+def per_hour(session: Session, day: date, timezone: str) -> list[dict[str, object]]:
+    """Usage and money per local hour of `day` in `timezone` (the desk's day)."""
+    start = datetime.combine(day, time(), ZoneInfo(timezone))
+    return q.per_hour(session, start, datetime.combine(day + timedelta(days=1), time(), ZoneInfo(timezone)), timezone)
 
 
 def batches(session: Session) -> list[dict[str, object]]:

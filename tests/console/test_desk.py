@@ -384,6 +384,8 @@ def test_a_refund_is_a_managers_ledger_row_with_operator_and_reason_and_leaves_t
     with Session(committed) as db:
         assert_ledger_balanced(db)
     assert re.search(r'data-field="refunded-today">€7.00<', client.get("/").get_data(as_text=True))
+    revenue = client.get("/reports/revenue?by=hotspot&format=csv").get_data(as_text=True).splitlines()
+    assert len(revenue) == 1  # money paid back is not money the guests used
     refunds = [(n, s) for n, a, s in audit_actions(committed) if a == "card.refund"]
     assert refunds == [("manager", used), ("manager", unused)]  # a refused refund leaves no trace
 
@@ -487,3 +489,19 @@ def test_an_admin_makes_and_changes_tariffs_hotspots_and_nas_under_the_clis_rule
         ("tariff.add", "day"), ("tariff.change", "day"), ("hotspot.add", "lobby"), ("hotspot.change", "cafe"),
         ("nas.add", "ap1"), ("nas.add", "ap2"), ("nas.change", "ap2"),
     ]  # fmt: skip
+
+
+def test_usage_and_money_per_hour_of_the_desks_day(
+    client: FlaskClient, committed: Engine, vault: PinVault, world: World, clock: Clock
+) -> None:
+    log_in_guest(committed, vault, world, clock)  # 12:00 UTC
+    sign_in(client, "cashier")
+    post(client, "/sell", batch="1", count="2", format="receipt-80", price="6.00")
+    assert 'id="per-hour"' in client.get("/").get_data(as_text=True)
+    page = client.get("/hours").get_data(as_text=True)
+    assert page.count('class="bar-sold"') == 24 and "2026-11-25" in page
+    noon = re.search(r'<tr data-hour="12">(.*?)</tr>', page)
+    assert noon and "<td>1</td>" in noon.group(1) and "€12.00" in noon.group(1)
+    assert "€12.00" not in re.search(r'<tr data-hour="11">(.*?)</tr>', page).group(1)  # type: ignore[union-attr]
+    assert "€12.00" not in client.get("/hours?day=2026-11-24").get_data(as_text=True)
+    assert "YYYY-MM-DD" in client.get("/hours?day=yesterday", follow_redirects=True).get_data(as_text=True)
