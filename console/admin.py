@@ -1,19 +1,21 @@
-"""Admin pages: staff accounts, and the configuration as it stands (tariffs, hotspots, NAS, batches) with
-making batches and blocking or unblocking whole ones. Creating tariffs, hotspots and NAS stays with
-hotspotctl."""
+"""Admin pages: staff accounts, and the configuration (tariffs, hotspots, NAS, batches, the desk's face
+values): tariffs, hotspots and NAS are made by the catalog service the CLI uses and changed by
+services/setup_changes.py under the same rules; batches are made and blocked or unblocked whole."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from console.auth import record, requires
 from console.context import console
-from rlm_hotspot.core.money import MoneyError
-from rlm_hotspot.services import cards, catalog, desk, staff
+from rlm_hotspot.core.money import Currency, MoneyError
+from rlm_hotspot.services import cards, catalog, desk, setup_changes, staff
 from rlm_hotspot.services.errors import ServiceError
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -77,7 +79,11 @@ def setup() -> str:
             hotspots=catalog.list_hotspots(db),
             nas=catalog.list_nas(db),
             batches=desk.batches(db),
+            presets=desk.presets(db, console().clock()),
             currency=catalog.currency(db),
+            modes=("radius", "standalone"),
+            meters=("radius", "netflow"),
+            vendors=catalog.NAS_VENDORS,
         )
 
 
@@ -123,3 +129,157 @@ def batch_block(batch_id: int) -> Response:
     except ServiceError as exc:
         flash(str(exc), "error")
     return redirect(url_for("admin.setup"))
+
+
+@bp.post("/presets")
+@requires("admin")
+def preset_change() -> Response:
+    """Add a face value to a hotspot's presets for the desk, or take one away (`offered=0`)."""
+    ctx = console()
+    hotspot, offered = request.form.get("hotspot", ""), request.form.get("offered") != "0"
+    try:
+        with ctx.transaction() as db:
+            face_value = catalog.currency(db).parse(request.form.get("face_value", "").strip())
+            changed = desk.set_preset(db, hotspot, face_value, offered=offered)
+            record(db, "preset.add" if offered else "preset.remove", hotspot, face_value=face_value, changed=changed)
+        flash(gettext("The face values sold at the desk are saved."), "success")
+    except (ServiceError, MoneyError) as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("admin.setup"))
+
+
+def _configure(action: str, change: Callable[[Session, Currency], dict[str, object]]) -> Response:
+    """One Setup form: the change and its audit row in one transaction, a clear message if it is refused."""
+    ctx = console()
+    name = request.form.get("name", "").strip()[:64]
+    try:
+        with ctx.transaction() as db:
+            detail = change(db, catalog.currency(db))
+            record(db, action, name, **detail)
+        flash(gettext("%(name)s is saved.", name=name), "success")
+    except (ServiceError, MoneyError) as exc:
+        flash(str(exc), "error")
+    except ValueError:
+        flash(gettext("Type whole numbers for seconds, ports and counts."), "error")
+    return redirect(url_for("admin.setup"))
+
+
+def _text(field: str) -> str | None:
+    """A form field as typed, None if left empty (a change leaves it as it is)."""
+    value = request.form.get(field, "").strip()
+    return value or None
+
+
+def _number(field: str) -> int | None:
+    value = _text(field)
+    return None if value is None else int(value)
+
+
+def _amount(currency: Currency, field: str) -> int | None:
+    value = _text(field)
+    return None if value is None else currency.parse(value)
+
+
+@bp.post("/tariff")
+@requires("admin")
+def tariff_add() -> Response:
+    def add(db: Session, currency: Currency) -> dict[str, object]:
+        spec = catalog.TariffSpec(
+            name=request.form.get("name", "").strip(),
+            time_price=_amount(currency, "time_price") or 0,
+            time_unit_seconds=_number("time_unit_seconds") or 60,
+            traffic_price=_amount(currency, "traffic_price") or 0,
+            traffic_unit_bytes=_number("traffic_unit_bytes") or 1_000_000,
+            simultaneous_use=_number("simultaneous_use") or 1,
+        )
+        catalog.add_tariff(db, spec)
+        return {"time_price": spec.time_price, "time_unit_seconds": spec.time_unit_seconds,
+                "traffic_price": spec.traffic_price, "traffic_unit_bytes": spec.traffic_unit_bytes}  # fmt: skip
+
+    return _configure("tariff.add", add)
+
+
+@bp.post("/tariff/change")
+@requires("admin")
+def tariff_change() -> Response:
+    def change(db: Session, currency: Currency) -> dict[str, object]:
+        return setup_changes.set_tariff_prices(
+            db,
+            request.form.get("name", ""),
+            time_price=_amount(currency, "time_price"),
+            time_unit_seconds=_number("time_unit_seconds"),
+            traffic_price=_amount(currency, "traffic_price"),
+            traffic_unit_bytes=_number("traffic_unit_bytes"),
+            simultaneous_use=_number("simultaneous_use"),
+        )
+
+    return _configure("tariff.change", change)
+
+
+@bp.post("/hotspot")
+@requires("admin")
+def hotspot_add() -> Response:
+    def add(db: Session, currency: Currency) -> dict[str, object]:
+        spec = catalog.HotspotSpec(
+            name=request.form.get("name", "").strip(),
+            timezone=request.form.get("timezone", "").strip(),
+            tariff=request.form.get("tariff", ""),
+            mode=request.form.get("mode", "radius"),
+            traffic_meter=request.form.get("traffic_meter", "radius"),
+            portal_url=_text("portal_url"),
+        )
+        catalog.add_hotspot(db, spec)
+        return {"timezone": spec.timezone, "tariff": spec.tariff, "mode": spec.mode, "meter": spec.traffic_meter}
+
+    return _configure("hotspot.add", add)
+
+
+@bp.post("/hotspot/change")
+@requires("admin")
+def hotspot_change() -> Response:
+    def change(db: Session, currency: Currency) -> dict[str, object]:
+        return setup_changes.set_hotspot(
+            db,
+            request.form.get("name", ""),
+            tariff=_text("tariff"),
+            timezone=_text("timezone"),
+            portal_url=_text("portal_url"),
+        )
+
+    return _configure("hotspot.change", change)
+
+
+@bp.post("/nas")
+@requires("admin")
+def nas_add() -> Response:
+    def add(db: Session, currency: Currency) -> dict[str, object]:
+        address = request.form.get("ip_address", "").strip()
+        catalog.add_nas(
+            db,
+            name=request.form.get("name", "").strip(),
+            hotspot=request.form.get("hotspot", ""),
+            ip_address=address,
+            secret=request.form.get("secret", ""),
+            coa_port=_number("coa_port") or 3799,
+            vendor=request.form.get("vendor", "generic"),
+        )
+        return {"hotspot": request.form.get("hotspot", ""), "ip_address": address}  # never the secret
+
+    return _configure("nas.add", add)
+
+
+@bp.post("/nas/change")
+@requires("admin")
+def nas_change() -> Response:
+    def change(db: Session, currency: Currency) -> dict[str, object]:
+        return setup_changes.set_nas(
+            db,
+            request.form.get("name", ""),
+            hotspot=_text("hotspot"),
+            ip_address=_text("ip_address"),
+            secret=request.form.get("secret") or None,
+            coa_port=_number("coa_port"),
+            vendor=_text("vendor"),
+        )
+
+    return _configure("nas.change", change)

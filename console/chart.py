@@ -19,7 +19,7 @@ class Bar:
 
 @dataclass(frozen=True)
 class Chart:
-    """Two bars per day (consumed, sold), with the day under them; the template draws it."""
+    """Two bars per day or hour (consumed, sold), with its label under them; the template draws it."""
 
     width: int
     height: int
@@ -30,7 +30,7 @@ class Chart:
 
 
 def bar_chart(days: Sequence[tuple[str, int, int]], label: Callable[[int], str]) -> Chart:
-    """`days`: (label, money consumed, money taken at the desk) per day, oldest first."""
+    """`days`: (label, money consumed, money taken at the desk) per day or hour, oldest first."""
     top = max([1, *(max(consumed, sold) for _, consumed, sold in days)])
     slot = WIDTH / max(1, len(days))
     bar_w = slot * 0.38

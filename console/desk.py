@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext
@@ -31,6 +32,7 @@ def home() -> str:
         currency = ctx.currency(db)
         online = desk.online(db)
         sold_today = desk.sales_between(db, day_start, day_end)
+        refunds_today = desk.refunds_between(db, day_start, day_end)
         since = day_start - timedelta(days=CHART_DAYS - 1)
         revenue = reports.report(db, "revenue", "day", since, day_end)
         takings = dict(desk.takings_per_day(db, since, day_end, zone))
@@ -46,9 +48,35 @@ def home() -> str:
         sold_today=sold_today,
         takings_today=sum(int(row["takings"]) for row in sold_today),  # type: ignore[call-overload]
         cards_today=sum(int(row["cards"]) for row in sold_today),  # type: ignore[call-overload]
+        refunds_today=refunds_today,
+        refunded_today=sum(int(row["paid_out"]) for row in refunds_today),  # type: ignore[call-overload]
         chart=chart,
         currency=currency,
     )
+
+
+@bp.get("/hours")
+@requires("cashier")
+def hours() -> str:
+    """Usage and money per hour of one day of the desk (`?day=YYYY-MM-DD`, else today)."""
+    ctx = console()
+    today = ctx.clock().astimezone(ZoneInfo(ctx.settings.timezone)).date()
+    try:
+        day = date.fromisoformat(request.args.get("day", "")[:10]) if request.args.get("day") else today
+    except ValueError:
+        flash(gettext("Give the day as YYYY-MM-DD."), "error")
+        day = today
+    with ctx.transaction() as db:
+        currency = ctx.currency(db)
+        rows = desk.per_hour(db, day, ctx.settings.timezone)
+    chart = bar_chart(
+        [(f"{row['hour']:02d}", int(row["used"]), int(row["takings"])) for row in rows],  # type: ignore[call-overload]
+        label=lambda amount: money(amount, currency),
+    )
+    return render_template(
+        "hours.html", rows=rows, chart=chart, currency=currency, day=day,
+        previous=day - timedelta(days=1), next=day + timedelta(days=1), today=today,
+    )  # fmt: skip
 
 
 @bp.get("/online")
@@ -161,15 +189,35 @@ def top_up(number: str) -> Response:
     ctx = console()
     source = request.form.get("source", "").strip()[:40]
     pin = "".join(request.form.get("pin", "").split()).upper()[:32]
-    try:
-        with ctx.transaction() as db:
-            done = desk.top_up_at_desk(db, ctx.vault, number, source, pin, staff_id=g.staff.id, now=ctx.clock())
+    with ctx.transaction() as db:  # a refusal commits too: its wrong PIN counts towards the card's lockout
+        try:
+            done = desk.top_up_at_desk(
+                db, ctx.vault, ctx.policy, number, source, pin, staff_id=g.staff.id, now=ctx.clock()
+            )
+        except ServiceError as exc:
+            record(db, "card.topup.refused", number, source=source, reason=str(exc))
+            flash(str(exc), "error")
+        else:
             record(db, "card.topup", number, source=done.source_number, amount=done.amount)
             amount = money(done.amount, ctx.currency(db))
-        flash(gettext("%(amount)s moved onto this card.", amount=amount), "success")
-    except ServiceError as exc:
+            flash(gettext("%(amount)s moved onto this card.", amount=amount), "success")
+    return _back_to(number)
+
+
+@bp.post("/card/<number>/refund")
+@requires("manager")
+def refund(number: str) -> Response:
+    """A manager pays money back over the counter: the card's balance goes down (ledger cause `refund`)."""
+    ctx = console()
+    try:
         with ctx.transaction() as db:
-            record(db, "card.topup.refused", number, source=source, reason=str(exc))
+            currency = ctx.currency(db)
+            amount = currency.parse(request.form.get("amount", ""))
+            reason = request.form.get("reason", "").strip()[:200]
+            audit_id = record(db, "card.refund", number, amount=amount, reason=reason)
+            desk.refund(db, number, amount, reason, staff_id=g.staff.id, audit_id=audit_id, now=ctx.clock())
+        flash(gettext("%(amount)s refunded: pay it to the guest.", amount=money(amount, currency)), "success")
+    except (ServiceError, MoneyError) as exc:
         flash(str(exc), "error")
     return _back_to(number)
 

@@ -19,6 +19,7 @@ from rlm_hotspot.services.errors import ServiceError
 
 bp = Blueprint("sell", __name__)
 FORMATS = ("receipt-58", "receipt-80", "pdf")
+PRESET = "preset:"
 
 
 @bp.get("/sell")
@@ -26,8 +27,8 @@ FORMATS = ("receipt-58", "receipt-80", "pdf")
 def stock() -> str:
     ctx = console()
     with ctx.transaction() as db:
-        rows, currency = desk.stock(db, ctx.clock()), ctx.currency(db)
-    return render_template("sell.html", stock=rows, currency=currency, formats=FORMATS)
+        rows, presets, currency = desk.stock(db, ctx.clock()), desk.presets(db, ctx.clock()), ctx.currency(db)
+    return render_template("sell.html", stock=rows, presets=presets, currency=currency, formats=FORMATS)
 
 
 @bp.post("/sell")
@@ -35,20 +36,24 @@ def stock() -> str:
 def sell() -> BaseResponse | str:
     ctx = console()
     fmt = request.form.get("format", "receipt-80")
+    choice = request.form.get("batch", "")
     try:
-        batch_id, count = int(request.form.get("batch", "")), int(request.form.get("count", "1"))
+        count = int(request.form.get("count", "1"))
         if fmt not in FORMATS:
             raise ServiceError("choose a print format")
         with ctx.transaction() as db:
             currency = ctx.currency(db)
             price = _price(currency, request.form.get("price", ""))
-            sale = desk.sell(
-                db, ctx.vault, staff_id=g.staff.id, batch_id=batch_id, count=count, price_each=price, now=ctx.clock()
-            )
+            sold_as = {"staff_id": g.staff.id, "count": count, "price_each": price, "now": ctx.clock()}
+            if choice.startswith(PRESET):  # "preset:<hotspot id>:<face value>": the console picks the batch
+                hotspot_id, face_value = (int(part) for part in choice.removeprefix(PRESET).split(":"))
+                sale = desk.sell_preset(db, ctx.vault, hotspot_id=hotspot_id, face_value=face_value, **sold_as)
+            else:
+                sale = desk.sell(db, ctx.vault, batch_id=int(choice), **sold_as)
             record(
                 db,
                 "card.sell",
-                f"batch {batch_id}",
+                f"batch {sale.batch_id}",
                 cards=[c.number for c in sale.cards],
                 price_each=sale.price_each,
                 format=fmt,

@@ -44,3 +44,19 @@ def clear(session: Session, *, kind: str, subject: str, now: datetime) -> None:
         ),
         {"kind": kind, "subject": subject, "now": now},
     )
+
+
+def card_failures(session: Session, number: str, now: datetime, window_s: int) -> int:
+    """Wrong PINs typed for this card number within the window and since its lockout was last lifted."""
+    return int(
+        session.execute(
+            text(
+                """SELECT count(*) FROM login_attempts la
+                   WHERE la.card_number = :number AND la.outcome = 'wrong_pin'
+                     AND la.at > GREATEST(:now - make_interval(secs => :window),
+                                          (SELECT lc.cleared_at FROM lockout_clears lc
+                                            WHERE lc.kind = 'card' AND lc.subject = :number))"""
+            ),
+            {"number": number, "now": now, "window": window_s},
+        ).scalar_one()
+    )

@@ -52,7 +52,7 @@ def revenue(session: Session, by: str, since: datetime, until: datetime) -> list
                (-coalesce(sum(l.amount) FILTER (WHERE l.cause = 'expiry'), 0))::bigint AS expired_value,
                (-sum(l.amount))::bigint AS total
         {_LEDGER_JOINS}
-        WHERE l.cause IN ('time', 'traffic', 'expiry', 'refund')
+        WHERE l.cause IN ('time', 'traffic', 'expiry')
           AND l.created_at >= :since AND l.created_at < :until
         GROUP BY 1 ORDER BY 1
     """

@@ -33,6 +33,58 @@ def stock(session: Session, now: datetime) -> list[dict[str, object]]:
     return [dict(r._mapping) for r in rows]
 
 
+def presets_in_stock(session: Session, now: datetime) -> list[dict[str, object]]:
+    """Each hotspot's face-value presets with the cards in stock that sell under them (encrypted PINs, a
+    batch of that face value valid at the hotspot: its own or one for any hotspot)."""
+    rows = session.execute(
+        text(
+            f"""SELECT p.hotspot_id, h.name AS hotspot, p.face_value, count(c.id) AS in_stock
+                FROM face_value_presets p JOIN hotspots h ON h.id = p.hotspot_id
+                LEFT JOIN (card_batches b JOIN cards c ON c.batch_id = b.id AND b.pin_mode = 'encrypted'
+                           AND {_IN_STOCK})
+                       ON b.face_value = p.face_value AND (b.hotspot_id IS NULL OR b.hotspot_id = p.hotspot_id)
+                GROUP BY p.hotspot_id, h.name, p.face_value ORDER BY h.name, p.face_value"""
+        ),
+        {"now": now},
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def batch_for_preset(session: Session, hotspot_id: int, face_value: int, count: int, now: datetime) -> int | None:
+    """The batch to sell `count` cards of a preset from: one with enough in stock, the soonest to lapse first
+    (then the oldest), the hotspot's own before one for any hotspot."""
+    return session.execute(
+        text(
+            f"""SELECT b.id FROM cards c JOIN card_batches b ON b.id = c.batch_id
+                WHERE b.face_value = :face_value AND b.pin_mode = 'encrypted'
+                  AND (b.hotspot_id IS NULL OR b.hotspot_id = :hotspot_id) AND {_IN_STOCK}
+                GROUP BY b.id HAVING count(*) >= :count
+                ORDER BY least(b.use_before, b.expires_at) NULLS LAST, b.hotspot_id NULLS LAST, b.id LIMIT 1"""
+        ),
+        {"face_value": face_value, "hotspot_id": hotspot_id, "count": count, "now": now},
+    ).scalar_one_or_none()
+
+
+def add_preset(session: Session, hotspot_id: int, face_value: int) -> bool:
+    """False: the hotspot had this preset already."""
+    return bool(
+        session.execute(
+            text("INSERT INTO face_value_presets (hotspot_id, face_value) VALUES (:h, :v) ON CONFLICT DO NOTHING"),
+            {"h": hotspot_id, "v": face_value},
+        ).rowcount
+    )
+
+
+def remove_preset(session: Session, hotspot_id: int, face_value: int) -> bool:
+    """False: there was no such preset."""
+    return bool(
+        session.execute(
+            text("DELETE FROM face_value_presets WHERE hotspot_id = :h AND face_value = :v"),
+            {"h": hotspot_id, "v": face_value},
+        ).rowcount
+    )
+
+
 def claim_for_sale(session: Session, batch_id: int, count: int, now: datetime) -> dict[int, str]:
     """Lock up to `count` cards in stock of a batch (id: number); two desks selling at once never get the
     same card."""
@@ -146,6 +198,49 @@ def takings_per_day(session: Session, since: datetime, until: datetime, timezone
         {"since": since, "until": until, "tz": timezone},
     )
     return [(r.day, int(r.takings)) for r in rows]
+
+
+def refunds_between(session: Session, since: datetime, until: datetime) -> list[dict[str, object]]:
+    """Refunds paid at the desk in a period, per staff member: how many and how much."""
+    rows = session.execute(
+        text(
+            """SELECT st.name AS refunded_by, count(*) AS refunds, -sum(l.amount)::bigint AS paid_out
+               FROM ledger l JOIN ledger_operators o ON o.ledger_id = l.id JOIN staff st ON st.id = o.staff_id
+               WHERE l.cause = 'refund' AND l.created_at >= :since AND l.created_at < :until
+               GROUP BY st.name ORDER BY st.name"""
+        ),
+        {"since": since, "until": until},
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def per_hour(session: Session, since: datetime, until: datetime, timezone: str) -> list[dict[str, object]]:
+    """The 24 local hours of a day: money used by guests (time, traffic, expiry), takings at the desk, and
+    the sessions started in each hour with their online time and bytes."""
+    rows = session.execute(
+        text(
+            """WITH used AS (
+                   SELECT extract(hour FROM created_at AT TIME ZONE :tz)::int AS hour, -sum(amount)::bigint AS used
+                   FROM ledger WHERE cause IN ('time', 'traffic', 'expiry')
+                     AND created_at >= :since AND created_at < :until GROUP BY 1
+               ), sold AS (
+                   SELECT extract(hour FROM sold_at AT TIME ZONE :tz)::int AS hour, sum(price)::bigint AS takings
+                   FROM card_sales WHERE sold_at >= :since AND sold_at < :until GROUP BY 1
+               ), online AS (
+                   SELECT extract(hour FROM started_at AT TIME ZONE :tz)::int AS hour, count(*) AS sessions,
+                          sum(seconds)::bigint AS seconds, sum(input_octets + output_octets)::bigint AS bytes
+                   FROM sessions WHERE started_at >= :since AND started_at < :until GROUP BY 1
+               )
+               SELECT h.hour, coalesce(u.used, 0) AS used, coalesce(s.takings, 0) AS takings,
+                      coalesce(o.sessions, 0) AS sessions, coalesce(o.seconds, 0) AS seconds,
+                      coalesce(o.bytes, 0) AS bytes
+               FROM generate_series(0, 23) AS h(hour)
+               LEFT JOIN used u USING (hour) LEFT JOIN sold s USING (hour) LEFT JOIN online o USING (hour)
+               ORDER BY h.hour"""
+        ),
+        {"since": since, "until": until, "tz": timezone},
+    )
+    return [dict(r._mapping) for r in rows]
 
 
 def record_operator(session: Session, ledger_key: str, staff_id: int, reason: str) -> None:

@@ -7,23 +7,24 @@ transaction that decrypts their PINs for the printout, so no later request can l
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
+from rlm_hotspot.core.cardcode import CardNumberError, normalise_card_number
 from rlm_hotspot.core.decisions import Refusal
 from rlm_hotspot.db import cards as cards_q
 from rlm_hotspot.db import sales as q
-from rlm_hotspot.db.catalog import hotspot_by_id
+from rlm_hotspot.db.catalog import hotspot_by_id, hotspot_by_name
 from rlm_hotspot.db.enforcement import queue_coas
 from rlm_hotspot.db.ledger import post_entry
-from rlm_hotspot.db.lockouts import locked_out
+from rlm_hotspot.db.lockouts import card_failures, locked_out
 from rlm_hotspot.pins import PinVault
-from rlm_hotspot.services.access import Policy
-from rlm_hotspot.services.cards import TopUp, deadline_of, find_card, reveal_pins, top_up, usable_refusal
-from rlm_hotspot.services.errors import NotFound, ServiceError
+from rlm_hotspot.services.access import Policy, record_attempt
+from rlm_hotspot.services.cards import TopUp, activate, deadline_of, find_card, reveal_pins, top_up, usable_refusal
+from rlm_hotspot.services.errors import CardRefused, NotFound, ServiceError
 from rlm_hotspot.services.reports import statement
 
 MAX_CARDS_PER_SALE = 100
@@ -89,6 +90,43 @@ def sell(
     locked = cards_q.lock_cards(session, list(claimed.values()))
     records = [locked[number] for number in claimed.values()]
     return _printout(session, batch, records, reveal_pins(vault, records), price)
+
+
+def presets(session: Session, now: datetime) -> list[dict[str, object]]:
+    """The face values each hotspot's desk offers, with how many cards sell under each now."""
+    return q.presets_in_stock(session, now)
+
+
+def sell_preset(
+    session: Session,
+    vault: PinVault,
+    *,
+    staff_id: int,
+    hotspot_id: int,
+    face_value: int,
+    count: int,
+    price_each: int | None,
+    now: datetime,
+) -> Sale:
+    """Sell cards of a hotspot's preset face value: the desk names the value, this picks the batch."""
+    if not 1 <= count <= MAX_CARDS_PER_SALE:
+        raise ServiceError(f"sell 1 to {MAX_CARDS_PER_SALE} cards at a time")
+    batch_id = q.batch_for_preset(session, hotspot_id, face_value, count, now)
+    if batch_id is None:
+        raise ServiceError(f"no batch of this face value has {count} card(s) left to sell at this hotspot")
+    return sell(session, vault, staff_id=staff_id, batch_id=batch_id, count=count, price_each=price_each, now=now)
+
+
+def set_preset(session: Session, hotspot: str, face_value: int, *, offered: bool) -> bool:
+    """An admin adds (`offered`) or removes a face value from a hotspot's presets; False: nothing changed."""
+    if face_value <= 0:
+        raise ServiceError("a face value is above zero")
+    row = hotspot_by_name(session, hotspot)
+    if row is None:
+        raise NotFound(f"no hotspot {hotspot!r}")
+    if offered:
+        return q.add_preset(session, row.id, face_value)
+    return q.remove_preset(session, row.id, face_value)
 
 
 def _printout(
@@ -205,17 +243,81 @@ def adjust(
     return int(balance if balance is not None else card.balance or 0)
 
 
+def refund(
+    session: Session, card_text: str, amount: int, reason: str, *, staff_id: int, audit_id: int, now: datetime
+) -> int:
+    """Money paid back to a guest over the counter: the card's balance goes down by `amount` (ledger cause
+    `refund`), with the manager and the reason behind the row, so the till can account for the cash.
+
+    A card never used is activated first (its value reaches an account only through the ledger). Keyed by
+    the audit row that records it, so a retried request pays out once. Returns the new balance.
+    """
+    reason = reason.strip()
+    if not reason:
+        raise ServiceError("say why the money is refunded")
+    if amount <= 0:
+        raise ServiceError("a refund is an amount above zero")
+    card = find_card(session, card_text, lock=True)
+    if card.status == "redeemed":
+        raise ServiceError("this card's value was moved to another card: refund that card")
+    available = card.face_value if card.status == "new" else card.balance or 0
+    if amount > available:
+        raise ServiceError("a refund cannot exceed the card's balance")
+    account_id = activate(session, card, now)
+    key = f"refund:console:{audit_id}"
+    balance = post_entry(
+        session,
+        account_id=account_id,
+        amount=-amount,
+        cause="refund",
+        key=key,
+        now=now,
+        card_id=card.id,
+        note=reason[:200],
+    )
+    q.record_operator(session, key, staff_id, reason)
+    return int(balance if balance is not None else available - amount)
+
+
+def refunds_between(session: Session, since: datetime, until: datetime) -> list[dict[str, object]]:
+    """Money paid back at the desk in a period, per manager (the till's other side)."""
+    return q.refunds_between(session, since, until)
+
+
 def top_up_at_desk(
-    session: Session, vault: PinVault, target: str, source: str, source_pin: str, *, staff_id: int, now: datetime
+    session: Session,
+    vault: PinVault,
+    policy: Policy,
+    target: str,
+    source: str,
+    source_pin: str,
+    *,
+    staff_id: int,
+    now: datetime,
 ) -> TopUp:
     """Move a second card's value onto a guest's card at the desk (the guest hands both over).
 
     The card service does the moving (both rows locked, the source's PIN checked, ledger keys unique per
     source card); the staff member is recorded behind both ledger rows, and the NAS of a live RADIUS
     session of the target is told the new limits (CoA), as after a top-up on the portal.
+
+    The form takes a card number and a PIN, so like the portal's it is a way to guess PINs: each attempt is
+    recorded against the second card's number (source 'desk'), wrong PINs count towards its lockout, and a
+    locked-out card is refused before its PIN is checked. The caller commits, also after a refusal.
     """
-    with session.begin_nested():  # a refusal leaves nothing half-done in the caller's transaction
-        result = top_up(session, vault, target, source, source_pin, now)
+    try:
+        source_number = normalise_card_number(source)
+    except CardNumberError as exc:
+        raise CardRefused(Refusal.BAD_CARD_NUMBER, f"Top-up card: {exc}") from None
+    try:
+        if card_failures(session, source_number, now, policy.lockout_window_s) >= policy.lockout_attempts:
+            raise CardRefused(Refusal.LOCKED_OUT, "The top-up card is locked out after too many wrong PINs.")
+        with session.begin_nested():  # a refusal leaves nothing half-done in the caller's transaction
+            result = top_up(session, vault, target, source, source_pin, now)
+    except CardRefused as refused:
+        _record_desk_attempt(session, source_number, refused.refusal, now)
+        raise
+    _record_desk_attempt(session, source_number, None, now)
     source_card = find_card(session, result.source_number)
     for key in (f"topup_in:{source_card.id}", f"topup_out:{source_card.id}"):
         q.record_operator(session, key, staff_id, f"top-up at the desk from card {source_card.number}")
@@ -223,6 +325,14 @@ def top_up_at_desk(
     live = [int(str(s["id"])) for s in q.sessions_of_card(session, target_card.id) if s["status"] != "closed"]
     queue_coas(session, live, now)
     return result
+
+
+def _record_desk_attempt(session: Session, number: str, outcome: Refusal | None, now: datetime) -> None:
+    card = cards_q.card_by_number(session, number)
+    hotspot_id = card.hotspot_id if card is not None else None
+    record_attempt(
+        session, card_text=number, client=None, hotspot_id=hotspot_id, source="desk", outcome=outcome, now=now
+    )
 
 
 def reprint(session: Session, vault: PinVault, card_text: str) -> Sale:
@@ -258,6 +368,12 @@ def sales_between(session: Session, since: datetime, until: datetime) -> list[di
 
 def takings_per_day(session: Session, since: datetime, until: datetime, timezone: str) -> list[tuple[str, int]]:
     return q.takings_per_day(session, since, until, timezone)
+
+
+def per_hour(session: Session, day: date, timezone: str) -> list[dict[str, object]]:
+    """Usage and money per local hour of `day` in `timezone` (the desk's day)."""
+    start = datetime.combine(day, time(), ZoneInfo(timezone))
+    return q.per_hour(session, start, datetime.combine(day + timedelta(days=1), time(), ZoneInfo(timezone)), timezone)
 
 
 def batches(session: Session) -> list[dict[str, object]]:

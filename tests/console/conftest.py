@@ -21,7 +21,7 @@ from tests.portal.conftest import Clock, World, make_world
 
 SECRET = "console-test-secret-key-of-32-characters-at-least"
 PASSWORDS = {"cashier": "cashier-password-1", "manager": "manager-password-1", "admin": "admin-password-12"}
-CONSOLE_TABLES = "ledger_operators, card_sales, audit_trail, staff_sessions, staff"
+CONSOLE_TABLES = "face_value_presets, ledger_operators, card_sales, audit_trail, staff_sessions, staff"
 
 
 def staff_accounts(engine: Engine) -> Iterator[dict[str, int]]:

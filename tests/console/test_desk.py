@@ -350,3 +350,158 @@ def test_two_desks_selling_at_once_never_get_the_same_card(
     numbers = [c.number for c in one.cards] + [c.number for c in other.cards]
     assert sorted(numbers) == sorted(world.cards.numbers[:6])
     assert len(sold_cards(committed)) == 6
+
+
+def test_a_refund_is_a_managers_ledger_row_with_operator_and_reason_and_leaves_the_till(
+    client: FlaskClient, committed: Engine, vault: PinVault, world: World, clock: Clock
+) -> None:
+    used, unused = world.cards.numbers[0], world.cards.numbers[5]
+    log_in_guest(committed, vault, world, clock)
+    sign_in(client, "cashier")
+    assert post(client, f"/card/{used}/refund", amount="1.00", reason="outage").status_code == 403
+    sign_in(client, "manager")
+    post(client, f"/card/{used}/refund", amount="5.01", reason="leaving early")
+    assert "cannot exceed the card" in client.get(f"/card?number={used}").get_data(as_text=True)
+    post(client, f"/card/{used}/refund", amount="2.00", reason=" ")
+    assert "say why" in client.get(f"/card?number={used}").get_data(as_text=True)
+    post(client, f"/card/{used}/refund", amount="2.00", reason="leaving early")
+    post(client, f"/card/{unused}/refund", amount="5.00", reason="bought by mistake")  # never used: activated first
+    with committed.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT c.number, l.amount, s.name, o.reason FROM ledger l JOIN cards c ON c.id = l.card_id "
+                "JOIN ledger_operators o ON o.ledger_id = l.id JOIN staff s ON s.id = o.staff_id "
+                "WHERE l.cause = 'refund' ORDER BY l.id"
+            )
+        ).all()
+        balances = dict(conn.execute(text("SELECT number, balance FROM admin_cards WHERE number IN :n"),
+                                     {"n": (used, unused)}).all())  # fmt: skip
+    assert [tuple(r) for r in rows] == [
+        (used, -200, "manager", "leaving early"),
+        (unused, -500, "manager", "bought by mistake"),
+    ]
+    assert balances == {used: 300, unused: 0}
+    with Session(committed) as db:
+        assert_ledger_balanced(db)
+    assert re.search(r'data-field="refunded-today">€7.00<', client.get("/").get_data(as_text=True))
+    revenue = client.get("/reports/revenue?by=hotspot&format=csv").get_data(as_text=True).splitlines()
+    assert len(revenue) == 1  # money paid back is not money the guests used
+    refunds = [(n, s) for n, a, s in audit_actions(committed) if a == "card.refund"]
+    assert refunds == [("manager", used), ("manager", unused)]  # a refused refund leaves no trace
+
+
+def test_wrong_pins_at_the_desks_top_up_lock_the_second_card_out(
+    client: FlaskClient, committed: Engine, vault: PinVault, world: World, clock: Clock
+) -> None:
+    target, source = world.cards.numbers[0], world.cards.numbers[3]
+    sign_in(client, "cashier")
+    for _ in range(Policy().lockout_attempts):
+        post(client, f"/card/{target}/topup", source=source, pin="WRONG")
+    post(client, f"/card/{target}/topup", source=source, pin=world.cards.pins[3])  # the right PIN, too late
+    assert "locked out" in client.get(f"/card?number={target}").get_data(as_text=True)
+    assert "locked out" in client.get(f"/card?number={source}").get_data(as_text=True)
+    with committed.connect() as conn:
+        attempts = conn.execute(
+            text("SELECT source, outcome, count(*) FROM login_attempts WHERE card_number = :n GROUP BY 1, 2"),
+            {"n": source},
+        ).all()
+        moved = conn.execute(text("SELECT count(*) FROM ledger WHERE cause = 'topup'")).scalar_one()
+    assert sorted(tuple(r) for r in attempts) == [("desk", "locked_out", 1), ("desk", "wrong_pin", 5)]
+    assert moved == 0
+    post(client, f"/card/{source}/lockout")  # lifted at the desk, the right PIN works again
+    post(client, f"/card/{target}/topup", source=source, pin=world.cards.pins[3])
+    assert "€10.00" in client.get(f"/card?number={target}").get_data(as_text=True)
+
+
+def test_an_admins_face_value_presets_sell_from_a_batch_valid_at_the_hotspot(
+    client: FlaskClient, committed: Engine, vault: PinVault, world: World
+) -> None:
+    with Session(committed) as db, db.begin():  # 10.00 cards for any hotspot, and some for another hotspot
+        factories.hotspot(db, name="bar")
+        anywhere = factories.batch(db, vault, count=2, face_value=1000)
+        factories.batch(db, vault, count=5, face_value=1000, hotspot="bar", use_before=NOW + timedelta(days=1))
+    sign_in(client, "cashier")
+    assert post(client, "/admin/presets", hotspot="cafe", face_value="10").status_code == 403
+    sign_in(client, "admin")
+    post(client, "/admin/presets", hotspot="cafe", face_value="10.00")
+    post(client, "/admin/presets", hotspot="cafe", face_value="5")
+    post(client, "/admin/presets", hotspot="cafe", face_value="0")
+    assert "above zero" in client.get("/admin/setup").get_data(as_text=True)
+    post(client, "/admin/presets", hotspot="nowhere", face_value="5")
+    assert "no hotspot" in client.get("/admin/setup").get_data(as_text=True)
+    sign_in(client, "cashier")
+    page = client.get("/sell").get_data(as_text=True)
+    assert 'value="preset:1:500" checked' in page and 'value="preset:1:1000"' in page
+    slip = post(client, "/sell", batch="preset:1:1000", count="2", format="receipt-80").get_data(as_text=True)
+    assert PIN_FIELD.findall(slip) == anywhere.pins  # not the other hotspot's, though it lapses sooner
+    post(client, "/sell", batch="preset:1:1000", count="1", format="receipt-80")
+    assert "no batch of this face value has 1 card(s) left" in client.get("/sell").get_data(as_text=True)
+    sign_in(client, "admin")
+    post(client, "/admin/presets", hotspot="cafe", face_value="10.00 EUR", offered="0")
+    assert 'value="preset:1:1000"' not in client.get("/sell").get_data(as_text=True)
+    actions = [(a, s) for _, a, s in audit_actions(committed) if a.startswith("preset")]
+    assert actions == [("preset.add", "cafe"), ("preset.add", "cafe"), ("preset.remove", "cafe")]
+
+
+def test_an_admin_makes_and_changes_tariffs_hotspots_and_nas_under_the_clis_rules(
+    client: FlaskClient, committed: Engine, world: World
+) -> None:
+    sign_in(client, "manager")
+    assert post(client, "/admin/tariff", name="day", time_price="1").status_code == 403
+    sign_in(client, "admin")
+    post(client, "/admin/tariff", name="day", time_unit_seconds="3600")
+    assert "all prices are zero" in client.get("/admin/setup").get_data(as_text=True)
+    post(client, "/admin/tariff", name="day", time_price="2.00", time_unit_seconds="3600", simultaneous_use="2")
+    post(client, "/admin/tariff/change", name="day", traffic_price="0.10", traffic_unit_bytes="1048576")
+    post(client, "/admin/tariff/change", name="day", time_unit_seconds="0")
+    assert "time_unit_seconds must be at least 1" in client.get("/admin/setup").get_data(as_text=True)
+    post(client, "/admin/hotspot", name="lobby", timezone="Mars/Olympus", tariff="day")
+    assert "unknown time zone" in client.get("/admin/setup").get_data(as_text=True)
+    post(client, "/admin/hotspot", name="lobby", timezone="Europe/Moscow", tariff="day", mode="radius",
+         traffic_meter="radius")  # fmt: skip
+    post(client, "/admin/hotspot/change", name="cafe", tariff="day", portal_url="https://cafe.example/")
+    post(client, "/admin/nas", name="ap1", hotspot="lobby", ip_address="10.9.0.1", secret="s3cret", vendor="mikrotik")
+    post(client, "/admin/nas", name="ap2", hotspot="lobby", ip_address="10.9.0.1", secret="s3cret")
+    assert "already exists" in client.get("/admin/setup").get_data(as_text=True)
+    post(client, "/admin/nas", name="ap2", hotspot="lobby", ip_address="10.9.0.2", secret="other-secret")
+    post(client, "/admin/nas/change", name="ap2", ip_address="10.9.0.1")
+    assert "has this name or address already" in client.get("/admin/setup").get_data(as_text=True)
+    post(client, "/admin/nas/change", name="ap2", hotspot="cafe", secret="new-secret", coa_port="1700")
+    with committed.connect() as conn:
+        tariff = conn.execute(text("SELECT time_price, time_unit_seconds, traffic_price, traffic_unit_bytes, "
+                                   "simultaneous_use FROM tariffs WHERE name = 'day'")).one()  # fmt: skip
+        cafe = conn.execute(text("SELECT t.name, h.portal_url FROM hotspots h JOIN tariffs t ON t.id = h.tariff_id "
+                                 "WHERE h.name = 'cafe'")).one()  # fmt: skip
+        lobby = conn.execute(text("SELECT timezone FROM hotspots WHERE name = 'lobby'")).scalar_one()
+        nas = conn.execute(text("SELECT n.name, host(n.ip_address), h.name, n.secret, n.coa_port, n.vendor "
+                                "FROM nas n JOIN hotspots h ON h.id = n.hotspot_id ORDER BY n.id")).all()  # fmt: skip
+        trail = conn.execute(text("SELECT string_agg(detail::text, ' ') FROM audit_trail")).scalar_one()
+    assert tuple(tariff) == (200, 3600, 10, 1048576, 2)
+    assert tuple(cafe) == ("day", "https://cafe.example/")
+    assert lobby == "Europe/Moscow"
+    assert [tuple(r) for r in nas] == [
+        ("ap1", "10.9.0.1", "lobby", "s3cret", 3799, "mikrotik"),
+        ("ap2", "10.9.0.2", "cafe", "new-secret", 1700, "generic"),
+    ]
+    assert "s3cret" not in trail and "new-secret" not in trail
+    actions = [(a, s) for _, a, s in audit_actions(committed) if a.split(".")[0] in ("tariff", "hotspot", "nas")]
+    assert actions == [
+        ("tariff.add", "day"), ("tariff.change", "day"), ("hotspot.add", "lobby"), ("hotspot.change", "cafe"),
+        ("nas.add", "ap1"), ("nas.add", "ap2"), ("nas.change", "ap2"),
+    ]  # fmt: skip
+
+
+def test_usage_and_money_per_hour_of_the_desks_day(
+    client: FlaskClient, committed: Engine, vault: PinVault, world: World, clock: Clock
+) -> None:
+    log_in_guest(committed, vault, world, clock)  # 12:00 UTC
+    sign_in(client, "cashier")
+    post(client, "/sell", batch="1", count="2", format="receipt-80", price="6.00")
+    assert 'id="per-hour"' in client.get("/").get_data(as_text=True)
+    page = client.get("/hours").get_data(as_text=True)
+    assert page.count('class="bar-sold"') == 24 and "2026-11-25" in page
+    noon = re.search(r'<tr data-hour="12">(.*?)</tr>', page)
+    assert noon and "<td>1</td>" in noon.group(1) and "€12.00" in noon.group(1)
+    assert "€12.00" not in re.search(r'<tr data-hour="11">(.*?)</tr>', page).group(1)  # type: ignore[union-attr]
+    assert "€12.00" not in client.get("/hours?day=2026-11-24").get_data(as_text=True)
+    assert "YYYY-MM-DD" in client.get("/hours?day=yesterday", follow_redirects=True).get_data(as_text=True)

@@ -1,6 +1,7 @@
 """A receptionist's day in real headless Chromium: sign in, sell five cards on a receipt, help a guest
 whose card "doesn't work" (locked out after wrong PINs), end a session, read today's sales — and be
-refused an admin page; every action leaves its audit row. Then `hotspotctl console run` under gunicorn.
+refused an admin page; every action leaves its audit row. The printing path (a receipt as Chromium prints
+it, the A4 sheet as a download) and the second factor. Then `hotspotctl console run` under gunicorn.
 
 The console runs in a werkzeug server thread on 127.0.0.1 against the private test PostgreSQL.
 Screenshots go to $CONSOLE_SCREENSHOTS (default: the test's temporary directory).
@@ -8,6 +9,7 @@ Screenshots go to $CONSOLE_SCREENSHOTS (default: the test's temporary directory)
 
 from __future__ import annotations
 
+import base64
 import http.client
 import os
 import signal
@@ -34,6 +36,7 @@ from rlm_hotspot.services.access import Policy
 from rlm_hotspot.services.errors import CardRefused
 from rlm_hotspot.services.sessions import open_portal_session
 from rlm_hotspot.services.tariff_cache import TariffCache
+from rlm_hotspot.totp import code_at
 from tests.console.conftest import PASSWORDS, SECRET, console_settings, staff_accounts
 from tests.e2e.browser import chromium, needs_chromium, wait_for
 from tests.portal.conftest import World, make_world
@@ -284,3 +287,93 @@ def test_console_run_serves_under_gunicorn_on_loopback(
         out, err = server.communicate(timeout=30)
     assert server.returncode == 0, err.decode()
     assert f"console on http://127.0.0.1:{port}/" in out.decode()
+
+
+def sell_in_browser(driver: WebDriver, url: str, count: int, print_format: str) -> None:
+    driver.get(f"{url}/sell")
+    field = driver.find_element(By.ID, "count")
+    field.clear()
+    field.send_keys(str(count))
+    driver.find_element(By.CSS_SELECTOR, f"input[name=format][value={print_format}]").click()
+    driver.find_element(By.ID, "sell").click()
+
+
+def pdf_facts(pdf: Path) -> tuple[str, str]:
+    """(the text, pdfinfo's report) of a PDF, through poppler as a person's viewer would read it."""
+    words = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True)
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True)
+    return words.stdout, info.stdout
+
+
+@needs_chromium
+def test_a_58_mm_receipt_prints_one_slip_per_card_and_the_a4_sheet_downloads_as_a_pdf(
+    console_url: str, browser: WebDriver, shop: World, tmp_path: Path, screenshots: Path
+) -> None:
+    url, driver = console_url, browser
+    by_number = dict(zip(shop.cards.numbers, shop.cards.pins, strict=True))
+    sign_in_as(driver, url, "cashier", PASSWORDS["cashier"])
+
+    # the receipt: its Print button (bound by console.js under the strict CSP) calls the browser's print
+    sell_in_browser(driver, url, 2, "receipt-58")
+    wait_for(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "[data-field=pin]")) == 2)
+    driver.execute_script("window.printed = 0; window.print = function () { window.printed += 1; };")
+    driver.find_element(By.CSS_SELECTOR, "[data-print]").click()
+    assert driver.execute_script("return window.printed") == 1
+    # and what the printer gets: Chromium's own print of the page, at the receipt's paper size
+    printed = driver.execute_cdp_cmd("Page.printToPDF", {"preferCSSPageSize": True, "printBackground": False})
+    receipt = tmp_path / "receipt.pdf"
+    receipt.write_bytes(base64.b64decode(printed["data"]))
+    words, info = pdf_facts(receipt)
+    sold = shop.cards.numbers[:2]
+    for number in sold:
+        assert display_card_number(number) in words and by_number[number] in words
+    assert "Print" not in words  # the button is not on the paper
+    width_pt = float(info.split("Page size:")[1].split()[0])
+    assert abs(width_pt - 58 / 25.4 * 72) < 1.5, info  # 58 mm wide
+    assert "Pages:           2" in info  # one slip per card
+    driver.save_screenshot(str(screenshots / "console-receipt-58.png"))
+
+    # the A4 scratch-card sheet: a download, the CLI's layout with each card's PIN
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    sell_in_browser(driver, url, 3, "pdf")
+    wait_for(driver, lambda d: [p for p in downloads.glob("*.pdf")], seconds=15)
+    sheet = next(downloads.glob("*.pdf"))
+    words, info = pdf_facts(sheet)
+    assert sheet.name == "cards-0001.pdf" and "A4" in info
+    for number in shop.cards.numbers[2:5]:
+        assert by_number[number] in words
+
+
+@needs_chromium
+def test_a_manager_sets_up_a_second_factor_and_signs_in_with_it(
+    console_url: str, browser: WebDriver, committed: Engine
+) -> None:
+    url, driver = console_url, browser
+    sign_in_as(driver, url, "manager", PASSWORDS["manager"])
+    driver.get(f"{url}/account")
+    secret = text_of(driver, "[data-field=totp-secret]")
+    step = int(time.time()) // 30
+    driver.find_element(By.ID, "code").send_keys(code_at(secret, step))
+    driver.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+    wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "[data-field=totp]"))
+
+    def sign_in_with(code: str) -> None:
+        driver.delete_all_cookies()
+        driver.get(f"{url}/login")
+        driver.find_element(By.ID, "name").send_keys("manager")
+        driver.find_element(By.ID, "password").send_keys(PASSWORDS["manager"])
+        driver.find_element(By.ID, "code").send_keys(code)
+        driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+
+    sign_in_with("")  # the password alone no longer does
+    assert not driver.find_elements(By.CSS_SELECTOR, "[data-field=staff]")
+    next_code = code_at(secret, step + 1)  # the next step: within the allowed drift, and not used yet
+    sign_in_with(next_code)
+    wait_for(driver, lambda d: "manager" in text_of(d, "[data-field=staff]"))
+    sign_in_with(next_code)  # a code signs in once
+    assert not driver.find_elements(By.CSS_SELECTOR, "[data-field=staff]")
+    with committed.connect() as conn:
+        actions = [r.action for r in conn.execute(text("SELECT action FROM audit_trail ORDER BY id"))]
+    assert actions == ["login", "staff.totp_on", "login.failed", "login", "login.failed"]
