@@ -1,6 +1,6 @@
 """Admin pages: staff accounts, and the configuration (tariffs, hotspots, NAS, batches, the desk's face
-values): tariffs, hotspots and NAS are made by the catalog service the CLI uses and changed by
-services/setup_changes.py under the same rules; batches are made and blocked or unblocked whole."""
+values): tariffs, hotspots and NAS are made and changed by the catalog service the CLI uses, under its
+rules (a tariff's prices never change in place); batches are made and blocked or unblocked whole."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response
 from console.auth import record, requires
 from console.context import console
 from rlm_hotspot.core.money import Currency, MoneyError
-from rlm_hotspot.services import cards, catalog, desk, setup_changes, staff
+from rlm_hotspot.services import cards, catalog, desk, staff
 from rlm_hotspot.services.errors import ServiceError
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -203,15 +203,16 @@ def tariff_add() -> Response:
 @requires("admin")
 def tariff_change() -> Response:
     def change(db: Session, currency: Currency) -> dict[str, object]:
-        return setup_changes.set_tariff_prices(
+        # what a tariff allows, never what it charges (catalog.set_tariff): prices changed in place would
+        # re-price usage already billed; a new price is a new tariff the hotspot moves to
+        changed = catalog.set_tariff(
             db,
             request.form.get("name", ""),
-            time_price=_amount(currency, "time_price"),
-            time_unit_seconds=_number("time_unit_seconds"),
-            traffic_price=_amount(currency, "traffic_price"),
-            traffic_unit_bytes=_number("traffic_unit_bytes"),
             simultaneous_use=_number("simultaneous_use"),
+            rate_up_kbps=_number("rate_up_kbps"),
+            rate_down_kbps=_number("rate_down_kbps"),
         )
+        return {"changed": changed}
 
     return _configure("tariff.change", change)
 
@@ -238,13 +239,11 @@ def hotspot_add() -> Response:
 @requires("admin")
 def hotspot_change() -> Response:
     def change(db: Session, currency: Currency) -> dict[str, object]:
-        return setup_changes.set_hotspot(
-            db,
-            request.form.get("name", ""),
-            tariff=_text("tariff"),
-            timezone=_text("timezone"),
-            portal_url=_text("portal_url"),
+        given = {field: _text(field) for field in ("tariff", "timezone", "portal_url")}
+        changed = catalog.set_hotspot(
+            db, request.form.get("name", ""), **{field: value for field, value in given.items() if value is not None}
         )
+        return {setting: new for setting, (_old, new) in changed.items()}
 
     return _configure("hotspot.change", change)
 
@@ -272,14 +271,16 @@ def nas_add() -> Response:
 @requires("admin")
 def nas_change() -> Response:
     def change(db: Session, currency: Currency) -> dict[str, object]:
-        return setup_changes.set_nas(
-            db,
-            request.form.get("name", ""),
-            hotspot=_text("hotspot"),
-            ip_address=_text("ip_address"),
-            secret=request.form.get("secret") or None,
-            coa_port=_number("coa_port"),
-            vendor=_text("vendor"),
+        given = {
+            "hotspot": _text("hotspot"),
+            "ip_address": _text("ip_address"),
+            "secret": request.form.get("secret") or None,
+            "coa_port": _number("coa_port"),
+            "vendor": _text("vendor"),
+        }
+        changed = catalog.set_nas(
+            db, request.form.get("name", ""), **{field: value for field, value in given.items() if value is not None}
         )
+        return {"changed": changed}  # names only: never a secret
 
     return _configure("nas.change", change)

@@ -452,9 +452,9 @@ def test_an_admin_makes_and_changes_tariffs_hotspots_and_nas_under_the_clis_rule
     post(client, "/admin/tariff", name="day", time_unit_seconds="3600")
     assert "all prices are zero" in client.get("/admin/setup").get_data(as_text=True)
     post(client, "/admin/tariff", name="day", time_price="2.00", time_unit_seconds="3600", simultaneous_use="2")
-    post(client, "/admin/tariff/change", name="day", traffic_price="0.10", traffic_unit_bytes="1048576")
-    post(client, "/admin/tariff/change", name="day", time_unit_seconds="0")
-    assert "time_unit_seconds must be at least 1" in client.get("/admin/setup").get_data(as_text=True)
+    post(client, "/admin/tariff/change", name="day", simultaneous_use="3", traffic_price="0.10")  # never a price
+    post(client, "/admin/tariff/change", name="day", simultaneous_use="0")
+    assert "simultaneous use must be at least 1" in client.get("/admin/setup").get_data(as_text=True)
     post(client, "/admin/hotspot", name="lobby", timezone="Mars/Olympus", tariff="day")
     assert "unknown time zone" in client.get("/admin/setup").get_data(as_text=True)
     post(client, "/admin/hotspot", name="lobby", timezone="Europe/Moscow", tariff="day", mode="radius",
@@ -465,7 +465,7 @@ def test_an_admin_makes_and_changes_tariffs_hotspots_and_nas_under_the_clis_rule
     assert "already exists" in client.get("/admin/setup").get_data(as_text=True)
     post(client, "/admin/nas", name="ap2", hotspot="lobby", ip_address="10.9.0.2", secret="other-secret")
     post(client, "/admin/nas/change", name="ap2", ip_address="10.9.0.1")
-    assert "has this name or address already" in client.get("/admin/setup").get_data(as_text=True)
+    assert "already has that name or address" in client.get("/admin/setup").get_data(as_text=True)
     post(client, "/admin/nas/change", name="ap2", hotspot="cafe", secret="new-secret", coa_port="1700")
     with committed.connect() as conn:
         tariff = conn.execute(text("SELECT time_price, time_unit_seconds, traffic_price, traffic_unit_bytes, "
@@ -476,7 +476,7 @@ def test_an_admin_makes_and_changes_tariffs_hotspots_and_nas_under_the_clis_rule
         nas = conn.execute(text("SELECT n.name, host(n.ip_address), h.name, n.secret, n.coa_port, n.vendor "
                                 "FROM nas n JOIN hotspots h ON h.id = n.hotspot_id ORDER BY n.id")).all()  # fmt: skip
         trail = conn.execute(text("SELECT string_agg(detail::text, ' ') FROM audit_trail")).scalar_one()
-    assert tuple(tariff) == (200, 3600, 10, 1048576, 2)
+    assert tuple(tariff) == (200, 3600, 0, 1_000_000, 3)
     assert tuple(cafe) == ("day", "https://cafe.example/")
     assert lobby == "Europe/Moscow"
     assert [tuple(r) for r in nas] == [

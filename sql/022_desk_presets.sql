@@ -1,4 +1,4 @@
--- 021: the front desk's wrong PINs count towards a card's lockout, and the face values a hotspot's desk
+-- 022: the front desk's wrong PINs count towards a card's lockout, and the face values a hotspot's desk
 -- sells. Forward-only. See docs/console.md.
 
 -- A top-up at the desk takes a second card's number and PIN: a way to guess PINs like the portal's, so its
