@@ -15,12 +15,13 @@ portal session's with its acknowledged heartbeats, each flow guest's with the by
 from __future__ import annotations
 
 import http.client
+import itertools
 import math
 import shutil
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -83,25 +84,6 @@ def lab() -> Iterator[HaLab]:
         yield lab
     finally:
         lab.stop()
-
-
-@pytest.fixture(scope="module")
-def ha_engine(lab: HaLab) -> Iterator[Engine]:
-    engine = create_engine(lab.create_database("hotspot"), pool_pre_ping=True)
-    migrate.upgrade(engine)
-    with engine.begin() as conn:
-        conn.execute(text("INSERT INTO installation (currency_code, currency_exponent) VALUES ('EUR', 2)"))
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def ha_radiusd(lab: HaLab, ha_engine: Engine, key_file: Path) -> Iterator[RadiusServer]:
-    workdir = shared_dir("hotspot-ha-radius-")
-    server = start_radiusd(workdir, write_settings(workdir, lab.url("hotspot"), key_file))
-    yield server
-    server.stop()
-    shutil.rmtree(workdir, ignore_errors=True)
 
 
 @dataclass
@@ -372,95 +354,79 @@ def start_portal_and_importer(processes: Processes, url: str, key_file: Path, sp
     return port
 
 
-def test_the_primary_dies_twice_and_switches_over_and_nothing_billed_is_lost(
-    lab: HaLab, ha_engine: Engine, ha_radiusd: RadiusServer, vault: PinVault, key_file: Path, tmp_path: Path
-) -> None:
-    batch = build_world(ha_engine, vault, count=OPEN_SESSIONS + LOGINS, face_value=100_000)
-    cards = list(zip(batch.numbers, batch.pins, strict=True))
-    sessions = open_sessions(ha_radiusd, ha_engine, cards[:OPEN_SESSIONS])
-    lounge = portal_world(ha_engine, vault)
-    guests = [PortalGuest(*logged_in_cookie(ha_engine, vault, lounge, card)) for card in range(PORTAL_GUESTS)]
-    flow_accounts = flow_guests(ha_engine, vault)
-    spool = tmp_path / "spool"
-    spool.mkdir()
-    first_bin = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=4)
-    nodes = Processes()
-    switches: list[Switch] = []
-    rejoin_s: list[float] = []
-    try:
-        port = start_portal_and_importer(nodes, lab.url("hotspot"), key_file, spool, tmp_path)
-        load = Load(ha_radiusd, cards[OPEN_SESSIONS:], sessions, port, guests, spool, first_bin)
-        threads = load.start()
+@dataclass
+class Stack:
+    """One test's database on the cluster, with its radiusd, portal and importer, and the load on them."""
+
+    engine: Engine
+    radiusd: RadiusServer
+    load: Load
+    flow_accounts: dict[str, int]
+    nodes: Processes
+    logs: Path
+
+    def run(self, events: Callable[[], None]) -> None:
+        """The load for 3 s, then `events` under it, 2 s more; then the portal and importer are stopped (the
+        portal's writer writes what it holds at SIGTERM)."""
+        threads = self.load.start()
         try:
             time.sleep(3)
-            for what in ("failover", "failover back"):
-                old = lab.leader()
-                assert old is not None
-                mark = Mark.now(ha_engine)
-                at = time.monotonic()
-                lab.kill_postmaster(old)
-                switches.append(measure(load, lab, ha_engine, what, at, old, mark))
-                lab.wait_for(lambda old=old: rejoined(lab, old), 90, f"{old} to rejoin as the synchronous standby")
-                rejoin_s.append(time.monotonic() - at)
-                how = [line for line in lab.node(old).log.read_text().splitlines() if "rewind" in line.lower()]
-                print(f"{old} rejoined:", *how[-3:], sep="\n  ")
-                time.sleep(2)
-            old, candidate = lab.leader(), lab.sync_standby()
-            assert old is not None and candidate is not None
-            mark = Mark.now(ha_engine)
-            at = time.monotonic()
-            status, body = lab.switchover(old, candidate)
-            assert status == 200, body
-            switches.append(measure(load, lab, ha_engine, "switchover", at, old, mark))
+            events()
             time.sleep(2)
         finally:
-            load.stop.set()
+            self.load.stop.set()
             for thread in threads:
                 thread.join(timeout=10)
-        time.sleep(3)  # the importer's last scans; the portal's writer writes the rest at its SIGTERM
+        time.sleep(3)  # the importer's last scans
+        self.nodes.stop_all()
+
+    def log(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text(errors="replace")
+
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture
+def stack(lab: HaLab, vault: PinVault, key_file: Path, tmp_path: Path) -> Iterator[Stack]:
+    lab.wait_for(lambda: lab.leader() is not None and lab.sync_standby() is not None, 90, "a synchronous standby")
+    url = lab.create_database(f"hotspot{next(_databases)}")
+    engine = create_engine(url, pool_pre_ping=True)
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO installation (currency_code, currency_exponent) VALUES ('EUR', 2)"))
+    radius_dir = shared_dir("hotspot-ha-radius-")
+    radiusd = start_radiusd(radius_dir, write_settings(radius_dir, url, key_file))
+    nodes = Processes()
+    try:
+        batch = build_world(engine, vault, count=OPEN_SESSIONS + LOGINS, face_value=100_000)
+        cards = list(zip(batch.numbers, batch.pins, strict=True))
+        sessions = open_sessions(radiusd, engine, cards[:OPEN_SESSIONS])
+        lounge = portal_world(engine, vault)
+        guests = [PortalGuest(*logged_in_cookie(engine, vault, lounge, card)) for card in range(PORTAL_GUESTS)]
+        flow_accounts = flow_guests(engine, vault)
+        spool = tmp_path / "spool"
+        spool.mkdir()
+        first_bin = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=4)
+        port = start_portal_and_importer(nodes, url, key_file, spool, tmp_path)
+        load = Load(radiusd, cards[OPEN_SESSIONS:], sessions, port, guests, spool, first_bin)
+        yield Stack(engine, radiusd, load, flow_accounts, nodes, tmp_path)
     finally:
         nodes.stop_all()
-    logs = {name: (tmp_path / f"{name}.log").read_text() for name in ("portal", "importer")}
+        radiusd.stop()
+        shutil.rmtree(radius_dir, ignore_errors=True)
+        engine.dispose()
 
-    for switch in switches:
-        print(
-            f"{switch.what}: new leader named after {switch.promoted_s:.2f} s, first login accepted "
-            f"{switch.back_s:.2f} s after it, logins refused for at most {switch.refused_s:.2f} s, heartbeats "
-            f"written again after {switch.beats_written_s:.2f} s, spool files imported again after "
-            f"{switch.flows_imported_s:.2f} s"
-        )
-    print(f"old primary back as the synchronous standby {', '.join(f'{s:.1f}' for s in rejoin_s)} s after the kill")
-    print(
-        f"{len(load.logins)} logins ({sum(a.accepted for a in load.logins)} accepted), {len(load.interims)} "
-        f"interim transmissions ({sum(a.accepted for a in load.interims)} acknowledged), {len(load.beats)} "
-        f"heartbeats (slowest answer {max(a.latency or 0 for a in load.beats):.2f} s), {load.files} spool files"
-    )
-    began = load.logins[0].sent
-    print("logins refused at (s into the load):", [round(a.sent - began, 1) for a in load.logins if not a.accepted])
-    print("events at:", [(s.what, round(s.at - began, 1)) for s in switches])
-    unanswered = [a for a in load.logins if a.latency is None or a.latency > ANSWER_WITHIN_S]
-    assert unanswered == [], f"{len(unanswered)} logins not answered within {ANSWER_WITHIN_S} s"
-    slow_acks = [a for a in load.interims if a.accepted and a.latency is not None and a.latency > ANSWER_WITHIN_S]
-    assert slow_acks == []
-    refused_beats = [(round(a.sent - began, 1), a.status, round(a.latency or -1, 2)) for a in load.beats
-                     if not a.accepted]  # fmt: skip
-    print("heartbeats refused at (s into the load, status, answered after):", refused_beats)
-    for answer in load.beats:  # a 503 at once while there is no primary; the page beats again
-        assert answer.latency is not None and answer.latency <= ANSWER_WITHIN_S, answer
-        if not answer.accepted:
-            assert answer.status == 503, answer
-            assert any(s.at <= answer.sent <= s.at + s.beats_written_s + 1 for s in switches), answer
-    for switch in switches:
-        assert switch.back_s <= BACK_WITHIN_S, switch
-        assert max(switch.beats_written_s, switch.flows_imported_s) <= BACK_WITHIN_S, switch
-    failovers = [s.refused_s for s in switches if s.what != "switchover"]
-    assert switches[-1].refused_s <= max(failovers) + LOGIN_EVERY_S, switches
 
-    for session in sessions:  # the NAS stops each session, retransmitting until acknowledged
+def assert_billed_as_reported(stack: Stack) -> None:
+    """Stop every RADIUS session; then each charge is what the load reported, each spool file was imported
+    once, and every balance is its ledger."""
+    load, engine = stack.load, stack.engine
+    for session in load.sessions:  # the NAS stops each session, retransmitting until acknowledged
         deadline = time.monotonic() + 10
-        while interim(ha_radiusd, session, session.seconds, status="stop") is None:
+        while interim(stack.radiusd, session, session.seconds, status="stop") is None:
             assert time.monotonic() < deadline, f"the Stop of {session.acct_session_id} was never acknowledged"
-    with ha_engine.connect() as conn:
+    with engine.connect() as conn:
         billed = {
             row.acct_session_id: (row.status, row.seconds, row.charged, row.balance)
             for row in conn.execute(
@@ -482,24 +448,141 @@ def test_the_primary_dies_twice_and_switches_over_and_nothing_billed_is_lost(
         }
         batches = conn.execute(text("SELECT count(*), count(DISTINCT name) FROM flow_batches")).one()
     expected = {}
-    for session in sessions:
+    for session in load.sessions:
         charge = 2 * math.ceil(session.seconds / 60)  # 1.20/hour per started minute
         expected[session.acct_session_id] = ("closed", session.seconds, charge, 100_000 - charge)
     assert billed == expected
 
-    assert sorted(portal_billed) == sorted(guest.token for guest in guests)
-    for guest in guests:  # billed by the second, once, up to its last acknowledged heartbeat
+    assert sorted(portal_billed) == sorted(guest.token for guest in load.guests)
+    for guest in load.guests:  # billed by the second, once, up to its last acknowledged heartbeat
         row = portal_billed[guest.token]
         assert guest.acknowledged is not None
         assert abs(row.seconds - (guest.acknowledged - row.started_at).total_seconds()) <= 1.5, (row, guest)
         assert row.charged == row.seconds == row.debited, row
 
+    importer_log = stack.log("importer")
     assert tuple(batches) == (load.files, load.files), "a spool file was skipped or imported twice"
-    assert len(list((spool / "done").iterdir())) == load.files, logs["importer"][-3000:]
-    assert list(spool.glob("*.json")) == [], "a spool file was left behind"
-    assert not (spool / "failed").exists(), logs["importer"][-3000:]
-    with Session(ha_engine) as db:
-        for ip, account in flow_accounts.items():
+    assert len(list((load.spool / "done").iterdir())) == load.files, importer_log[-3000:]
+    assert list(load.spool.glob("*.json")) == [], "a spool file was left behind"
+    assert not (load.spool / "failed").exists(), importer_log[-3000:]
+    assert "Traceback" not in importer_log, importer_log
+    with Session(engine) as db:
+        for ip, account in stack.flow_accounts.items():
             assert traffic_debited(db, account) == price(load.files * FLOW_BYTES[ip]), ip
         assert_ledger_balanced(db)
-    assert "Traceback" not in logs["importer"], logs["importer"]
+
+
+def print_load(load: Load) -> None:
+    print(
+        f"{len(load.logins)} logins ({sum(a.accepted for a in load.logins)} accepted), {len(load.interims)} "
+        f"interim transmissions ({sum(a.accepted for a in load.interims)} acknowledged), {len(load.beats)} "
+        f"heartbeats (slowest answer {max(a.latency or 0 for a in load.beats):.2f} s), {load.files} spool files"
+    )
+    began = load.logins[0].sent
+    print("logins refused at (s into the load):", [round(a.sent - began, 1) for a in load.logins if not a.accepted])
+    refused_beats = [(round(a.sent - began, 1), a.status, round(a.latency or -1, 2)) for a in load.beats
+                     if not a.accepted]  # fmt: skip
+    print("heartbeats refused at (s into the load, status, answered after):", refused_beats)
+
+
+def test_the_primary_dies_twice_and_switches_over_and_nothing_billed_is_lost(lab: HaLab, stack: Stack) -> None:
+    load, engine = stack.load, stack.engine
+    switches: list[Switch] = []
+    rejoin_s: list[float] = []
+
+    def events() -> None:
+        for what in ("failover", "failover back"):
+            old = lab.leader()
+            assert old is not None
+            mark = Mark.now(engine)
+            at = time.monotonic()
+            lab.kill_postmaster(old)
+            switches.append(measure(load, lab, engine, what, at, old, mark))
+            lab.wait_for(lambda old=old: rejoined(lab, old), 90, f"{old} to rejoin as the synchronous standby")
+            rejoin_s.append(time.monotonic() - at)
+            how = [line for line in lab.node(old).log.read_text().splitlines() if "rewind" in line.lower()]
+            print(f"{old} rejoined:", *how[-3:], sep="\n  ")
+            time.sleep(2)
+        old, candidate = lab.leader(), lab.sync_standby()
+        assert old is not None and candidate is not None
+        mark = Mark.now(engine)
+        at = time.monotonic()
+        status, body = lab.switchover(old, candidate)
+        assert status == 200, body
+        switches.append(measure(load, lab, engine, "switchover", at, old, mark))
+
+    stack.run(events)
+    for switch in switches:
+        print(
+            f"{switch.what}: new leader named after {switch.promoted_s:.2f} s, first login accepted "
+            f"{switch.back_s:.2f} s after it, logins refused for at most {switch.refused_s:.2f} s, heartbeats "
+            f"written again after {switch.beats_written_s:.2f} s, spool files imported again after "
+            f"{switch.flows_imported_s:.2f} s"
+        )
+    print(f"old primary back as the synchronous standby {', '.join(f'{s:.1f}' for s in rejoin_s)} s after the kill")
+    print_load(load)
+    print("events at:", [(s.what, round(s.at - load.logins[0].sent, 1)) for s in switches])
+    unanswered = [a for a in load.logins if a.latency is None or a.latency > ANSWER_WITHIN_S]
+    assert unanswered == [], f"{len(unanswered)} logins not answered within {ANSWER_WITHIN_S} s"
+    slow_acks = [a for a in load.interims if a.accepted and a.latency is not None and a.latency > ANSWER_WITHIN_S]
+    assert slow_acks == []
+    for answer in load.beats:  # a 503 at once while there is no primary; the page beats again
+        assert answer.latency is not None and answer.latency <= ANSWER_WITHIN_S, answer
+        if not answer.accepted:
+            assert answer.status == 503, answer
+            assert any(s.at <= answer.sent <= s.at + s.beats_written_s + 1 for s in switches), answer
+    for switch in switches:
+        assert switch.back_s <= BACK_WITHIN_S, switch
+        assert max(switch.beats_written_s, switch.flows_imported_s) <= BACK_WITHIN_S, switch
+    failovers = [s.refused_s for s in switches if s.what != "switchover"]
+    assert switches[-1].refused_s <= max(failovers) + LOGIN_EVERY_S, switches
+    assert_billed_as_reported(stack)
+
+
+def synchronous_standby_names(engine: Engine) -> str | None:
+    """The primary's setting (None while it cannot be read): whom a commit waits for."""
+    try:
+        with engine.connect() as conn:
+            return str(conn.execute(text("SHOW synchronous_standby_names")).scalar_one())
+    except OperationalError:
+        return None
+
+
+def test_the_standby_host_is_lost_and_service_goes_on(lab: HaLab, stack: Stack) -> None:
+    """synchronous_mode without synchronous_mode_strict: when the synchronous standby is gone, the leader's
+    Patroni empties synchronous_standby_names and commits go on unreplicated, instead of waiting forever;
+    the standby that comes back is made synchronous again."""
+    load = stack.load
+    leader, standby = lab.leader(), lab.sync_standby()
+    assert leader is not None and standby is not None
+    timings: dict[str, float] = {}
+
+    def events() -> None:
+        at = time.monotonic()
+        lab.lose_host(standby)
+        lab.wait_for(lambda: synchronous_standby_names(stack.engine) == "", BACK_WITHIN_S, "asynchronous commits")
+        timings["asynchronous"] = time.monotonic() - at
+        timings["lost at"] = at
+        time.sleep(5)  # service on the primary alone
+        back = time.monotonic()
+        lab.restore_host(standby)
+        lab.wait_for(lambda: rejoined(lab, standby), 90, f"{standby} to rejoin as the synchronous standby")
+        timings["rejoined"] = time.monotonic() - back
+
+    stack.run(events)
+    lost = timings["lost at"]
+    around = [a for a in load.logins if lost - 1 <= a.sent]
+    slowest = max(a.latency if a.latency is not None else math.inf for a in around)
+    print(
+        f"standby host lost: the primary's synchronous_standby_names was empty after "
+        f"{timings['asynchronous']:.2f} s; slowest login answer after the loss {slowest:.2f} s; the host back "
+        f"as the synchronous standby {timings['rejoined']:.1f} s after it restarted"
+    )
+    print_load(load)
+    print("lost at (s into the load):", round(lost - load.logins[0].sent, 1))
+    assert lab.leader() == leader, "losing the standby must not move the primary"
+    unanswered = [a for a in load.logins if a.latency is None or a.latency > ANSWER_WITHIN_S]
+    assert unanswered == [], f"{len(unanswered)} logins not answered within {ANSWER_WITHIN_S} s"
+    assert all(a.accepted for a in load.logins), "a login was refused while the primary was up"
+    assert all(a.accepted for a in load.beats), "a heartbeat was refused while the primary was up"
+    assert_billed_as_reported(stack)
