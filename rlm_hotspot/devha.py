@@ -20,6 +20,7 @@ import pwd
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from rlm_hotspot.devcluster import _postgres_bindir
 from rlm_hotspot.devprocesses import Processes
@@ -114,6 +116,7 @@ class HaLab:
     etcd_peer_port: int
     nodes: list[Node]
     processes: Processes = field(default_factory=Processes)
+    patroni: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)  # node name -> its Patroni
 
     @classmethod
     def create(cls, root: Path | None = None) -> HaLab:
@@ -129,13 +132,23 @@ class HaLab:
         return f"postgresql+psycopg2://{user}@/{database}?{hosts}&target_session_attrs=read-write"
 
     def create_database(self, name: str) -> str:
-        """Create an empty database on the primary (replicated like everything else); its URL."""
+        """Create an empty database on the primary; its URL once every running standby has replayed it.
+
+        Not before: a standby listed first that has not replayed the CREATE DATABASE yet refuses the
+        connection with "database ... does not exist", and libpq gives up there instead of trying the next
+        host (seen in tests/ha when a database was created right after a switchover).
+        """
         admin = create_engine(self.url("postgres"), isolation_level="AUTOCOMMIT")
         try:
             with admin.connect() as conn:
                 conn.execute(text(f'CREATE DATABASE "{name}"'))
         finally:
             admin.dispose()
+        running = [
+            self.node(member) for member, m in self.members().items() if m.get("state") in ("running", "streaming")
+        ]
+        for node in running:
+            self.wait_for(lambda node=node: _accepts(node, name), 30, f"{node.name} to have database {name}")
         return self.url(name)
 
     def node(self, name: str) -> Node:
@@ -167,7 +180,7 @@ class HaLab:
             (node.root / node.name).mkdir(parents=True, exist_ok=True)
             node.config.write_text(self._patroni_config(node))
             self._own(node.root / node.name)
-            self.processes.start([*_as_postgres(), "patroni", str(node.config)], node.log, signal.SIGTERM)
+            self._start_patroni(node)
             if node is self.nodes[0]:  # the first bootstraps the cluster alone: no race for initdb
                 self.wait_for(lambda: self.leader() == self.nodes[0].name, timeout, "the first node to lead")
         self.wait_for(lambda: self.sync_standby() is not None, timeout, "a synchronous standby")
@@ -189,6 +202,23 @@ class HaLab:
             raise RuntimeError(f"{name} has no postmaster running")
         os.kill(pid, signal.SIGKILL)
         return pid
+
+    def lose_host(self, name: str) -> None:
+        """The node's host dies: SIGKILL its Patroni (and the session it was started in), then its postmaster
+        (Patroni runs PostgreSQL in a session of its own, so that it outlives Patroni). Nothing restarts it."""
+        patroni = self.patroni.pop(name)
+        os.killpg(patroni.pid, signal.SIGKILL)
+        patroni.wait()
+        self.kill_postmaster(name)
+
+    def restore_host(self, name: str) -> None:
+        """The lost host comes back: its Patroni starts again on its data directory (it rejoins as a replica)."""
+        self._start_patroni(self.node(name))
+
+    def _start_patroni(self, node: Node) -> None:
+        self.patroni[node.name] = self.processes.start(
+            [*_as_postgres(), "patroni", str(node.config)], node.log, signal.SIGTERM
+        )
 
     def switchover(self, leader: str, candidate: str) -> tuple[int, object]:
         """A planned switchover through Patroni's REST API (what `patronictl switchover` does)."""
@@ -274,6 +304,18 @@ class HaLab:
             owner = pwd.getpwnam("postgres")
             for each in [path, *path.rglob("*")]:
                 os.chown(each, owner.pw_uid, owner.pw_gid)
+
+
+def _accepts(node: Node, database: str) -> bool:
+    """Whether the node's PostgreSQL accepts a connection to `database` (read-only will do)."""
+    engine = create_engine(f"postgresql+psycopg2://postgres@127.0.0.1:{node.pg_port}/{database}")
+    try:
+        with engine.connect():
+            return True
+    except OperationalError:
+        return False
+    finally:
+        engine.dispose()
 
 
 def _as_postgres() -> list[str]:

@@ -121,12 +121,13 @@ def portal(
         server.wait(timeout=30)
 
 
-def logged_in_cookie(committed: Engine, vault: PinVault, shop: World) -> tuple[str, str]:
-    """A guest's session opened as a login opens it, and the signed cookie the browser holds after it."""
+def logged_in_cookie(committed: Engine, vault: PinVault, shop: World, card: int = 0) -> tuple[str, str]:
+    """A guest's session opened as a login opens it (with the shop's `card`-th card, from an address of
+    its own), and the signed cookie the browser holds after it."""
     with Session(committed) as db, db.begin():
         status = open_portal_session(
-            db, vault, TariffCache(), Policy(), card_text=shop.cards.numbers[0], pin=shop.cards.pins[0],
-            hotspot_id=shop.hotspot_id, client_ip="10.0.0.9", client_mac=None, now=datetime.now(UTC),
+            db, vault, TariffCache(), Policy(), card_text=shop.cards.numbers[card], pin=shop.cards.pins[card],
+            hotspot_id=shop.hotspot_id, client_ip=f"10.0.0.{9 + card}", client_mac=None, now=datetime.now(UTC),
         )  # fmt: skip
     signer = Flask("test")
     signer.secret_key = SECRET
