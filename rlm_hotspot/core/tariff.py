@@ -17,7 +17,10 @@ The meter
     numerator **up** to a whole minor unit. The debit for an accounting update is always
     ``charged(new) - charged(old)``; because the meter is cumulative and rounding happens only on the
     cumulative value, the total debited is the same however the updates split the usage (replays,
-    interim updates, a lost update followed by a bigger one), never negative, and exact.
+    interim updates, a lost update followed by a bigger one), never negative, and exact. ``rate`` is the
+    one way every meter moves — RADIUS accounting, portal heartbeats and NetFlow imports alike: it takes
+    the ``Usage`` (new cumulative seconds, bytes priced at given moments) and returns the new meter, the
+    charge so far per quantity and the debit per quantity (``Rated``).
 
 Time
     Online time is cut into increments of ``time_increment_seconds`` counted from the session start:
@@ -62,6 +65,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
+from typing import NamedTuple
 
 MINUTES_PER_DAY = 24 * 60
 _MICROSECOND = timedelta(microseconds=1)
@@ -273,13 +277,19 @@ def advance_time(tariff: Tariff, tz: tzinfo, session_start: datetime, meter: Met
     _require_int(seconds, "seconds", 0)
     if seconds <= meter.seconds:
         return meter
+    added = _time_cost_added(tariff, tz, session_start, meter.seconds, seconds)
+    return Meter(seconds, meter.time_cost_num + added, meter.traffic_cost_num)
+
+
+def _time_cost_added(tariff: Tariff, tz: tzinfo, session_start: datetime, rated: int, seconds: int) -> int:
+    """The time cost numerator of online seconds ``rated`` to ``seconds`` (the increments they start)."""
     increment = tariff.time_increment_seconds
-    first = _ceil_div(meter.seconds, increment)
+    first = _ceil_div(rated, increment)
     end = _ceil_div(seconds, increment)
     added = 0
     for k_from, k_to, price in _time_price_runs(tariff, tz, session_start, first, end):
         added += (k_to - k_from) * increment * price
-    return Meter(seconds, meter.time_cost_num + added, meter.traffic_cost_num)
+    return added
 
 
 def billable_bytes(tariff: Tariff, download: int, upload: int) -> int:
@@ -298,6 +308,84 @@ def advance_traffic(tariff: Tariff, tz: tzinfo, at: datetime, meter: Meter, bill
     _require_int(billable_bytes, "billable_bytes", 0)
     price = band_at(tariff, tz, at).traffic_price
     return Meter(meter.seconds, meter.time_cost_num, meter.traffic_cost_num + billable_bytes * price)
+
+
+class BytesAt(NamedTuple):
+    """Bytes used each way, priced at the band in force at ``at`` (a RADIUS packet's time, a NetFlow
+    bin's start); the tariff's direction says which of them are billable."""
+
+    at: datetime
+    download: int
+    upload: int
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What a session used beyond its meter: online time up to ``seconds`` cumulative seconds of the
+    session started at ``session_start`` (needed only when the seconds move the meter on), and bytes,
+    each part priced at the band of its own moment (so one import may span several bins and bands)."""
+
+    session_start: datetime | None = None
+    seconds: int = 0
+    traffic: tuple[BytesAt, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Rated:
+    """A meter moved on by some usage: the new meter, what it has cost so far per quantity, and what the
+    move debits per quantity (``charged(new) - charged(old)`` split into its time and traffic parts)."""
+
+    meter: Meter
+    time_charged: int
+    traffic_charged: int
+    time_debit: int
+    traffic_debit: int
+    debit_seconds: int  # online seconds the meter moved on by
+    billable_bytes: int  # bytes priced
+
+    @property
+    def charged(self) -> int:
+        """Minor units the session has cost so far (``charged(meter)``)."""
+        return self.time_charged + self.traffic_charged
+
+    @property
+    def debited(self) -> int:
+        """Minor units this usage costs."""
+        return self.time_debit + self.traffic_debit
+
+
+def rate(tariff: Tariff, tz: tzinfo, old: Meter, usage: Usage) -> Rated:
+    """The one meter: ``old`` moved on by ``usage``, for RADIUS accounting, portal heartbeats and NetFlow.
+
+    Time as ``advance_time``, traffic as ``advance_traffic`` part by part; each quantity's charge is
+    rounded up on its own cumulative numerator, so rating usage in steps debits, in total, exactly what
+    rating it in one step does, and never a negative amount.
+    """
+    _require_int(usage.seconds, "seconds", 0)
+    seconds, time_num = old.seconds, old.time_cost_num
+    if usage.seconds > seconds:
+        if usage.session_start is None:
+            raise ValueError("online seconds are rated from the session start: usage has none")
+        _require_aware(usage.session_start, "session_start")
+        time_num += _time_cost_added(tariff, tz, usage.session_start, seconds, usage.seconds)
+        seconds = usage.seconds
+    traffic_num, billed = old.traffic_cost_num, 0
+    for part in usage.traffic:
+        billable = billable_bytes(tariff, part.download, part.upload)
+        if billable:
+            traffic_num += billable * band_at(tariff, tz, part.at).traffic_price
+            billed += billable
+    time_charged = _ceil_div(time_num, tariff.time_unit_seconds)
+    traffic_charged = _ceil_div(traffic_num, tariff.traffic_unit_bytes)
+    return Rated(
+        meter=Meter(seconds, time_num, traffic_num),
+        time_charged=time_charged,
+        traffic_charged=traffic_charged,
+        time_debit=time_charged - _ceil_div(old.time_cost_num, tariff.time_unit_seconds),
+        traffic_debit=traffic_charged - _ceil_div(old.traffic_cost_num, tariff.traffic_unit_bytes),
+        debit_seconds=seconds - old.seconds,
+        billable_bytes=billed,
+    )
 
 
 def _budget_numerator(numerator: int, unit: int, balance: int) -> int:

@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from rlm_hotspot.core.attribution import BinWindow, Claim, holder, latest_first, lone_holder
 from rlm_hotspot.core.plausibility import MAX_BIGINT, HoldReason
-from rlm_hotspot.core.tariff import Meter, Tariff, advance_traffic, band_at, billable_bytes, debit
+from rlm_hotspot.core.tariff import BytesAt, Meter, Tariff, Usage, band_at, rate
 from rlm_hotspot.db import flows as q
 from rlm_hotspot.services.catalog import get_tariff
 from rlm_hotspot.services.errors import NotFound, ServiceError
@@ -544,27 +544,22 @@ def _quarantine_row(hotspot: FlowHotspot, policy: ImportPolicy, bound: int, held
 
 
 def rate_sessions(tallies: dict[int, _SessionTally], tariffs: dict[int, Tariff], tz: ZoneInfo) -> q.SessionDebits:
-    """Price each session's bytes with the core, band by band: one debit per session.
+    """Price each session's bytes with the core's ``rate``, band by band: one debit per session.
 
-    The meter carries only the traffic numerator: ``charged`` is a time part plus a traffic part, each
-    rounded on its own, so the traffic debit ``charged(new) - charged(old)`` does not depend on the
-    session's time state.
+    The meter carries only the traffic numerator: ``rate`` rounds the time and the traffic charge each on
+    its own, so the traffic debit does not depend on the session's time state.
     """
     columns: dict[str, list[int]] = {name: [] for name in q.SessionDebits.__dataclass_fields__}
     for session_id, tally in sorted(tallies.items()):  # in key order: the updates touch pages in order
-        tariff = tariffs[tally.tariff_id]
-        old = meter = Meter(traffic_cost_num=tally.traffic_cost_num)
-        billed = 0
-        for band_start, (download, upload) in tally.by_band.items():
-            billable = billable_bytes(tariff, download, upload)
-            meter = advance_traffic(tariff, tz, band_start, meter, billable)
-            billed += billable
+        traffic = tuple(BytesAt(start, download, upload) for start, (download, upload) in tally.by_band.items())
+        old = Meter(traffic_cost_num=tally.traffic_cost_num)
+        rated = rate(tariffs[tally.tariff_id], tz, old, Usage(traffic=traffic))
         columns["session_ids"].append(session_id)
         columns["account_ids"].append(tally.account_id)
         columns["card_ids"].append(tally.card_id)
-        columns["amounts"].append(debit(old, meter, tariff))
-        columns["billable_bytes"].append(billed)
-        columns["added_cost_num"].append(meter.traffic_cost_num - old.traffic_cost_num)
+        columns["amounts"].append(rated.traffic_debit)
+        columns["billable_bytes"].append(rated.billable_bytes)
+        columns["added_cost_num"].append(rated.meter.traffic_cost_num - old.traffic_cost_num)
         # The NAS's point of view: input = from the client (upload), output = to the client (download).
         columns["input_octets"].append(tally.upload)
         columns["output_octets"].append(tally.download)

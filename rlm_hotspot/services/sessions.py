@@ -34,16 +34,7 @@ from rlm_hotspot.core.plausibility import (
     bytes_bound,
     seconds_bound,
 )
-from rlm_hotspot.core.tariff import (
-    Meter,
-    Tariff,
-    advance_time,
-    advance_traffic,
-    billable_bytes,
-    bytes_affordable,
-    charged,
-    seconds_affordable,
-)
+from rlm_hotspot.core.tariff import BytesAt, Meter, Tariff, Usage, bytes_affordable, rate, seconds_affordable
 from rlm_hotspot.core.validity import seconds_left
 from rlm_hotspot.db import quarantine as held_usage
 from rlm_hotspot.db import sessions as q
@@ -509,40 +500,28 @@ def _meter_write(
     now: datetime,
 ) -> q.MeterWrite:
     """The session's meter advanced to new cumulative counters, rated by the core."""
-    tz = ZoneInfo(row.timezone)
-    old = Meter(row.seconds, row.time_cost_num, row.traffic_cost_num)
-    new_seconds = max(row.seconds, seconds)
-    meter = advance_time(tariff, tz, row.started_at, old, new_seconds)
-    billable = 0
+    traffic: tuple[BytesAt, ...] = ()
     new_in, new_out = row.input_octets, row.output_octets
     if row.traffic_meter == "radius" and row.source == "radius":
         # one meter per quantity: only a RADIUS-metered hotspot takes bytes from the NAS's counters
         new_in, new_out = max(row.input_octets, input_octets), max(row.output_octets, output_octets)
-        billable = billable_bytes(tariff, download=new_out - row.output_octets, upload=new_in - row.input_octets)
-        meter = advance_traffic(tariff, tz, now, meter, billable)
-    time_total, traffic_total = _time_charged(meter, tariff), _traffic_charged(meter, tariff)
+        traffic = (BytesAt(now, download=new_out - row.output_octets, upload=new_in - row.input_octets),)
+    old = Meter(row.seconds, row.time_cost_num, row.traffic_cost_num)
+    rated = rate(tariff, ZoneInfo(row.timezone), old, Usage(row.started_at, seconds, traffic))
     return q.MeterWrite(
-        seconds=new_seconds,
+        seconds=rated.meter.seconds,
         input_octets=new_in,
         output_octets=new_out,
-        time_cost_num=meter.time_cost_num,
-        traffic_cost_num=meter.traffic_cost_num,
-        charged=charged(meter, tariff),
-        time_debit=time_total - _time_charged(old, tariff),
-        time_key=f"time:{row.id}:{time_total}",
-        debit_seconds=new_seconds - row.seconds,
-        traffic_debit=traffic_total - _traffic_charged(old, tariff),
-        traffic_key=f"traffic:{row.id}:{traffic_total}",
-        debit_bytes=billable,
+        time_cost_num=rated.meter.time_cost_num,
+        traffic_cost_num=rated.meter.traffic_cost_num,
+        charged=rated.charged,
+        time_debit=rated.time_debit,
+        time_key=f"time:{row.id}:{rated.time_charged}",
+        debit_seconds=rated.debit_seconds,
+        traffic_debit=rated.traffic_debit,
+        traffic_key=f"traffic:{row.id}:{rated.traffic_charged}",
+        debit_bytes=rated.billable_bytes,
     )
-
-
-def _time_charged(meter: Meter, tariff: Tariff) -> int:
-    return charged(Meter(time_cost_num=meter.time_cost_num), tariff)
-
-
-def _traffic_charged(meter: Meter, tariff: Tariff) -> int:
-    return charged(Meter(traffic_cost_num=meter.traffic_cost_num), tariff)
 
 
 def _close(session: Session, session_id: int, at: datetime, cause: str) -> None:
