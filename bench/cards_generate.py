@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from rlm_hotspot.devcluster import temporary_cluster
+from devtools.cluster import temporary_cluster
 
 
 def main() -> int:

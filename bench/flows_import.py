@@ -25,10 +25,10 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from devtools.cluster import temporary_cluster
 from flowimport.importer import Importer, ImporterSettings
 from rlm_hotspot.db import migrate
 from rlm_hotspot.db.ledger import accounts_out_of_balance
-from rlm_hotspot.devcluster import temporary_cluster
 from rlm_hotspot.pins import PinVault, create_key_file
 from rlm_hotspot.services import cards, catalog
 from rlm_hotspot.services.flows import ImportPolicy

@@ -36,11 +36,11 @@ from scapy.all import IP, TCP, Ether, Raw, wrpcap
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
 
+from devtools.cluster import temporary_cluster
+from devtools.processes import Processes
 from flowimport.health import udp_drops
 from rlm_hotspot.cli.flows import run_command
 from rlm_hotspot.cli.parsing import parse_duration
-from rlm_hotspot.devcluster import temporary_cluster
-from rlm_hotspot.devprocesses import Processes
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services.access import Policy
 from rlm_hotspot.services.catalog import get_hotspot

@@ -34,7 +34,7 @@ from flask import Flask
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from rlm_hotspot.devcluster import PrivateCluster, temporary_cluster
+from devtools.cluster import PrivateCluster, temporary_cluster
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services.access import Policy
 from rlm_hotspot.services.catalog import get_hotspot

@@ -39,8 +39,8 @@ from radload import (
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
+from devtools.cluster import PrivateCluster, temporary_cluster
 from rlm_hotspot.db import migrate
-from rlm_hotspot.devcluster import PrivateCluster, temporary_cluster
 from rlm_hotspot.pins import PinVault, create_key_file
 from rlm_hotspot.radius import config as radius_config
 from rlm_hotspot.services import cards, catalog

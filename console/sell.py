@@ -11,9 +11,9 @@ from werkzeug.wrappers import Response as BaseResponse
 from console.auth import record, requires
 from console.context import console
 from console.i18n import deadline_text, money
-from rlm_hotspot.cli.printsheet import PrintableCard, render_scratch_sheet
 from rlm_hotspot.core.cardcode import display_card_number
 from rlm_hotspot.core.money import Currency, MoneyError
+from rlm_hotspot.printsheet import PrintableCard, render_scratch_sheet
 from rlm_hotspot.services import desk
 from rlm_hotspot.services.errors import ServiceError
 

@@ -18,13 +18,13 @@ from flask_babel import gettext
 
 from portal import forms, guest, nas_login
 from portal.context import portal
-from portal.gates import FasRequest, FasRequestError, GateError, OpenNdsGate
 from portal.i18n import LANGUAGE_COOKIE, LANGUAGES, money, refusal_message
 from portal.metrics import count_login
 from portal.security import client_address, same_site_path
 from portal.status import page_is_open, shown_balance
 from rlm_hotspot.core.clients import canonical_mac, client_identity
 from rlm_hotspot.core.decisions import Refusal
+from rlm_hotspot.nas.gates import FasRequest, FasRequestError, GateError, OpenNdsGate
 from rlm_hotspot.services import portal as portal_service
 from rlm_hotspot.services import sessions
 from rlm_hotspot.services.errors import CardRefused, NotFound, ServiceError

@@ -12,11 +12,11 @@ from flask import current_app
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from portal.gates import Gate, GateError
 from portal.heartbeat_writer import HeartbeatWriter
 from portal.settings import PortalSettings
 from rlm_hotspot.core.money import Currency
 from rlm_hotspot.db.engine import session_factory
+from rlm_hotspot.nas.gates import Gate, GateError
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services.access import Policy
 from rlm_hotspot.services.catalog import currency

@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
 
+from devtools.cluster import PrivateCluster, temporary_cluster
 from rlm_hotspot.db import migrate
-from rlm_hotspot.devcluster import PrivateCluster, temporary_cluster
 from rlm_hotspot.pins import PinVault, create_key_file
 from rlm_hotspot.settings import Settings
 

@@ -13,8 +13,8 @@ import click
 from rlm_hotspot.cli.context import App, pass_app
 from rlm_hotspot.cli.output import emit, format_option
 from rlm_hotspot.cli.parsing import parse_amount, parse_duration, parse_when
-from rlm_hotspot.cli.printsheet import PrintableCard, render_scratch_sheet
 from rlm_hotspot.core.cardcode import display_card_number
+from rlm_hotspot.printsheet import PrintableCard, render_scratch_sheet
 from rlm_hotspot.services import cards as svc
 from rlm_hotspot.services.catalog import get_hotspot
 from rlm_hotspot.services.reports import statement

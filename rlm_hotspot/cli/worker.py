@@ -1,274 +1,12 @@
-"""hotspotctl worker: the long-running process that ends the sessions which must end.
-
-Every cycle (one transaction per step): close stale sessions and queue the cuts (see
-rlm_hotspot.services.enforcement), claim the due ones, then act outside any transaction — an RFC 5176
-Disconnect-Request to the NAS of a RADIUS session (sent in parallel, each retransmitted 3 x 1 s), or
-closing the firewall gate of a standalone session — and record each outcome in its own transaction.
-A database outage is logged and waited out; SIGTERM ends the loop after the current cycle.
-"""
+"""hotspotctl worker: the options of the process that ends the sessions which must end (rlm_hotspot.worker)."""
 
 from __future__ import annotations
 
-import logging
-import signal
-import threading
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Protocol
-
 import click
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
-from portal.gates import DRIVERS, GateError, make_gate
 from rlm_hotspot.cli.context import App, pass_app
-from rlm_hotspot.coa import (
-    NasAddress,
-    NasAnswer,
-    NoAnswer,
-    SessionIdentity,
-    error_cause_name,
-    send_coa,
-    send_disconnect,
-)
-from rlm_hotspot.db.enforcement import WakeListener
-from rlm_hotspot.db.engine import make_engine
-from rlm_hotspot.metrics import WorkerMetrics, serve
-from rlm_hotspot.radius.encode import accept_reply
-from rlm_hotspot.services.access import Policy
-from rlm_hotspot.services.enforcement import (
-    COA_REASON,
-    MAX_NAS_ATTEMPTS,
-    ClaimedCut,
-    CutPlan,
-    bill_open_gates,
-    claim_due_cuts,
-    limits_for_nas,
-    next_attempt_delay_s,
-    plan_cuts,
-    record_ack,
-    record_gate_closed,
-    record_nak,
-    record_no_answer,
-    record_no_nas,
-)
-from rlm_hotspot.services.quarantine import held_counts
-from rlm_hotspot.services.tariff_cache import TariffCache
-
-log = logging.getLogger("rlm_hotspot.worker")
-
-MAX_OUTAGE_WAIT_S = 60
-PARALLEL_SENDS = 16
-
-
-class GateCloser(Protocol):
-    """Closes the firewall gate of a standalone client (a portal gate driver's `close`); raises on failure."""
-
-    def __call__(self, ip: str, mac: str | None) -> None: ...
-
-
-DisconnectSender = Callable[[NasAddress, SessionIdentity, datetime], NasAnswer]
-CoaSender = Callable[[NasAddress, SessionIdentity, list[tuple[str, str]], datetime], NasAnswer]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass
-class Worker:
-    """One enforcement cycle at a time; everything external is injected (tests, the CLI)."""
-
-    transaction: Callable[[], AbstractContextManager[Session]]
-    policy: Policy
-    close_gate: GateCloser
-    send: DisconnectSender = send_disconnect
-    clock: Callable[[], datetime] = utc_now
-    send_coa: CoaSender = send_coa
-    tariffs: TariffCache = field(default_factory=TariffCache)
-    metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
-
-    def run_cycle(self) -> None:
-        try:
-            with self.metrics.cycle_seconds.time():
-                self._cycle()
-        except SQLAlchemyError:
-            self.metrics.cycles.labels(outcome="db_error").inc()
-            raise
-        except Exception:
-            self.metrics.cycles.labels(outcome="error").inc()
-            raise
-        self.metrics.cycles.labels(outcome="ok").inc()
-        self.metrics.last_cycle.set_to_current_time()
-
-    def _cycle(self) -> None:
-        now = self.clock()
-        with self.transaction() as session:
-            billed = bill_open_gates(session, self.tariffs, now)
-        if billed:
-            log.debug("billed the open gates of %d silent standalone session(s) up to now", billed)
-        with self.transaction() as session:
-            plan = plan_cuts(session, self.policy, now)
-            self.metrics.set_held(held_counts(session))
-        _log_plan(plan)
-        self.metrics.stale_closed.inc(plan.stale_closed)
-        with self.transaction() as session:
-            cuts = claim_due_cuts(session, now)
-        for cut in cuts:
-            if cut.attempt == 1:
-                self.metrics.cuts.labels(reason=cut.reason).inc()
-        for cut in cuts:
-            if cut.source == "portal":
-                self._close_gate(cut)
-        self._disconnect([cut for cut in cuts if cut.source != "portal"])
-
-    def _close_gate(self, cut: ClaimedCut) -> None:
-        client = f"{cut.framed_ip or '-'} / {cut.calling_station_id or '-'}"
-        try:
-            if cut.framed_ip is None:
-                raise ValueError("the session has no client address")
-            self.close_gate(cut.framed_ip, cut.calling_station_id)
-        except Exception as exc:  # any driver failure: keep going, the row is retried after its back-off
-            self.metrics.gates.labels(outcome="failed").inc()
-            log.error(
-                "session %d (%s): closing the gate for %s failed (attempt %d): %s; next try in %d s",
-                cut.session_id,
-                cut.reason,
-                client,
-                cut.attempt,
-                exc,
-                next_attempt_delay_s(cut),
-            )
-            return
-        with self.transaction() as session:
-            record_gate_closed(session, self.tariffs, cut, self.clock())
-        self.metrics.gates.labels(outcome="closed").inc()
-        log.info("session %d (%s): gate closed for %s, session closed", cut.session_id, cut.reason, client)
-
-    def _disconnect(self, cuts: list[ClaimedCut]) -> None:
-        addressable = []
-        for cut in cuts:
-            if cut.nas_ip is None:
-                with self.transaction() as session:
-                    record_no_nas(session, cut, self.clock())
-                self.metrics.nas_answers.labels(request=_request(cut), outcome="no_nas").inc()
-                log.warning("session %d (%s): no NAS known, cannot send a Disconnect", cut.session_id, cut.reason)
-            else:
-                addressable.append(cut)
-        if not addressable:
-            return
-        with ThreadPoolExecutor(max_workers=min(PARALLEL_SENDS, len(addressable))) as pool:
-            futures = {pool.submit(self._ask_nas, cut): cut for cut in addressable}
-            for future in as_completed(futures):
-                self._record_answer(futures[future], future)
-
-    def _ask_nas(self, cut: ClaimedCut) -> NasAnswer:
-        assert cut.nas_ip is not None and cut.nas_coa_port is not None and cut.nas_secret is not None
-        nas = NasAddress(cut.nas_ip, cut.nas_coa_port, cut.nas_secret)
-        identity = SessionIdentity(
-            user_name=cut.user_name,
-            acct_session_id=cut.acct_session_id,
-            nas_ip=cut.nas_ip,
-            framed_ip=cut.framed_ip,
-        )
-        if cut.reason != COA_REASON:
-            return self.send(nas, identity, self.clock())
-        with self.transaction() as session:
-            limits = limits_for_nas(session, self.tariffs, cut, self.clock())
-        if limits is None:
-            raise NoAnswer("the session ended before its CoA was sent")
-        attributes = [item[:2] for item in accept_reply(limits, cut.token) if item[0] != "Class"]
-        return self.send_coa(nas, identity, attributes, self.clock())
-
-    def _record_answer(self, cut: ClaimedCut, future: Future[NasAnswer]) -> None:
-        where = f"NAS {cut.nas_name} ({cut.nas_ip}:{cut.nas_coa_port})"
-        request = "CoA" if cut.reason == COA_REASON else "Disconnect"
-        try:
-            answer = future.result()
-        except Exception as exc:  # NoAnswer, or the network refused: both count as an unanswered attempt
-            self.metrics.nas_answers.labels(request=_request(cut), outcome="timeout").inc()
-            with self.transaction() as session:
-                final = record_no_answer(session, cut, self.clock())
-            log.warning(
-                "session %d (%s): %s to %s failed, attempt %d/%d: %s; %s",
-                cut.session_id,
-                cut.reason,
-                request,
-                where,
-                cut.attempt,
-                MAX_NAS_ATTEMPTS,
-                exc,
-                "giving up (timeout)" if final else f"next try in {next_attempt_delay_s(cut)} s",
-            )
-            return
-        with self.transaction() as session:
-            if answer.acked:
-                record_ack(session, cut, self.clock())
-                closed = False
-            else:
-                closed = record_nak(session, cut, answer.error_cause, self.clock())
-        self.metrics.nas_answers.labels(request=_request(cut), outcome="ack" if answer.acked else "nak").inc()
-        if answer.acked:
-            log.info("session %d (%s): %s-ACK from %s", cut.session_id, cut.reason, request, where)
-        else:
-            log.warning(
-                "session %d (%s): %s-NAK from %s: %s%s",
-                cut.session_id,
-                cut.reason,
-                request,
-                where,
-                error_cause_name(answer.error_cause),
-                "; the NAS has no such session: closed at its last counters" if closed else "",
-            )
-
-
-def _request(cut: ClaimedCut) -> str:
-    return "coa" if cut.reason == COA_REASON else "disconnect"
-
-
-def _log_plan(plan: CutPlan) -> None:
-    if plan.stale_closed:
-        log.info("closed %d stale session(s) at their last counters", plan.stale_closed)
-    for cut in plan.queued:
-        log.info("session %d must be cut: %s", cut.session_id, cut.reason)
-    for cut in plan.cancelled:
-        log.info(
-            "session %d no longer needs cutting (%s): it ended or its card is usable again", cut.session_id, cut.reason
-        )
-    for session_id in plan.new_limits:
-        log.info("session %d: its balance went up before it was cut: its NAS gets the new limits (CoA)", session_id)
-
-
-def run_until_stopped(
-    worker: Worker, interval_s: float, stop: threading.Event, wake: WakeListener | None = None
-) -> None:
-    """Run cycles every `interval_s` until `stop` is set; never dies of a database outage or a bug.
-
-    While the database is unreachable the wait doubles from `interval_s` up to MAX_OUTAGE_WAIT_S. With
-    `wake`, a cut queued for at once (a guest's logout in RADIUS mode) ends the wait.
-    """
-    outage_wait: float | None = None
-    while not stop.is_set():
-        wait = interval_s
-        try:
-            worker.run_cycle()
-            if outage_wait is not None:
-                log.info("database reachable again")
-            outage_wait = None
-        except SQLAlchemyError as exc:
-            outage_wait = interval_s if outage_wait is None else min(outage_wait * 2, MAX_OUTAGE_WAIT_S)
-            wait = outage_wait
-            detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-            log.warning("database unavailable (%s); next try in %g s", detail, wait)
-        except Exception:
-            log.exception("worker cycle failed; next try in %g s", wait)
-        if wake is None:
-            stop.wait(wait)
-        else:
-            wake.wait(wait, stop)
+from rlm_hotspot.nas.gates import DRIVERS, GateError
+from rlm_hotspot.worker.loop import run
 
 
 @click.command("worker")
@@ -310,34 +48,20 @@ def worker(
 
     Example: hotspotctl worker --gate nftables --gate-option bind_mac=yes
     """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
-        closer = make_gate(gate, dict(_key_value(option) for option in gate_options)).close
+        run(
+            app.settings,
+            app.transaction,
+            app.policy,
+            interval_s=interval,
+            once=once,
+            gate=gate,
+            gate_options=dict(_key_value(option) for option in gate_options),
+            metrics_port=metrics_port,
+            metrics_address=metrics_address,
+        )
     except GateError as exc:
         raise click.UsageError(str(exc)) from None
-    the_worker = Worker(transaction=app.transaction, policy=app.policy, close_gate=closer)
-    if metrics_port is not None:
-        serve(the_worker.metrics.registry, metrics_port, metrics_address)
-    if once:
-        the_worker.run_cycle()
-        return
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    log.info("worker started: a cycle every %g s, gate %r", interval, gate)
-    if gate == "none":
-        log.info("gate 'none': standalone sessions are closed in the database only, no firewall is touched")
-    wake = None
-    if app.settings.transaction_pooling:  # a LISTEN would stay on a server connection other clients get
-        log.info("transaction pooling: no LISTEN, a guest's logout waits for the next cycle (at most %g s)", interval)
-    else:
-        wake = WakeListener(make_engine(app.settings, pool_size=1, pre_ping=False, application_name="hotspotctl wake"))
-    try:
-        run_until_stopped(the_worker, interval, stop, wake)
-    finally:
-        if wake is not None:
-            wake.close()
-    log.info("worker stopped")
 
 
 def _key_value(option: str) -> tuple[str, str]:

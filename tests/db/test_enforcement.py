@@ -18,11 +18,10 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.cli.main import cli
-from rlm_hotspot.cli.worker import Worker, run_until_stopped
-from rlm_hotspot.coa import NasAddress, NasAnswer, NoAnswer, SessionIdentity
 from rlm_hotspot.db.enforcement import WakeListener, queue_logout
 from rlm_hotspot.db.engine import make_engine
 from rlm_hotspot.db.ledger import post_entry
+from rlm_hotspot.nas.coa import NasAddress, NasAnswer, NoAnswer, SessionIdentity
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import cards, catalog, flows
 from rlm_hotspot.services.access import Policy
@@ -31,6 +30,8 @@ from rlm_hotspot.services.flows import Direction, FlowBatch, ImportPolicy, Traff
 from rlm_hotspot.services.sessions import AccountingUpdate, heartbeat, open_portal_session, record_accounting
 from rlm_hotspot.services.tariff_cache import TariffCache
 from rlm_hotspot.settings import Settings
+from rlm_hotspot.worker.cycle import Worker
+from rlm_hotspot.worker.loop import run_until_stopped
 from tests.conftest import NOW
 from tests.db import factories
 from tests.db.helpers import assert_ledger_balanced

@@ -14,10 +14,10 @@ from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from devtools.cluster import PrivateCluster
 from rlm_hotspot.core.tariff import Band, Meter, Tariff, advance_time, band_at, charged
 from rlm_hotspot.db import migrate
 from rlm_hotspot.db.tables import metadata
-from rlm_hotspot.devcluster import PrivateCluster
 from rlm_hotspot.pins import create_key_file
 from rlm_hotspot.radius.adapter import RadiusAdapter, StartupError
 from rlm_hotspot.services import catalog

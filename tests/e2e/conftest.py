@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from rlm_hotspot.devprocesses import Processes
+from devtools.processes import Processes
 from rlm_hotspot.radius import config as radconf
 from tests.e2e.radius_harness import shared_dir
 

@@ -29,7 +29,7 @@ from pyrad.dictionary import Dictionary
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
 
-from rlm_hotspot.devcluster import PrivateCluster
+from devtools.cluster import PrivateCluster
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.radius import config as radconf
 from rlm_hotspot.services import catalog

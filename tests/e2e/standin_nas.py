@@ -12,7 +12,7 @@ import threading
 
 from pyrad import packet
 
-from rlm_hotspot.coa import dictionary
+from rlm_hotspot.nas.coa import dictionary
 
 
 class StandInNas:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from rlm_hotspot.devcluster import PrivateCluster
+from devtools.cluster import PrivateCluster
 from rlm_hotspot.radius import config as radconf
 from tests.e2e.radius_harness import RadiusServer, free_udp_ports
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from portal.gates import make_gate
-from portal.gates.nftables import NftablesGate
+from rlm_hotspot.nas.gates import make_gate
+from rlm_hotspot.nas.gates.nftables import NftablesGate
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import sessions
 from rlm_hotspot.services.tariff_cache import TariffCache

@@ -19,8 +19,8 @@ from typing import NamedTuple
 import pytest
 from sqlalchemy import Engine, text
 
-from portal.gates import make_gate
-from portal.gates.opennds import OpenNdsGate
+from rlm_hotspot.nas.gates import make_gate
+from rlm_hotspot.nas.gates.opennds import OpenNdsGate
 from rlm_hotspot.pins import PinVault
 from tests.gates.labdb import HEARTBEAT_TIMEOUT_S, LabCard, only_session, run_worker_cycle, standalone_card
 from tests.gates.labportal import Guest, start_portal

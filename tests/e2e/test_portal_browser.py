@@ -22,11 +22,11 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from rlm_hotspot.cli.worker import Worker
 from rlm_hotspot.core.heartbeat import CLOSED_PAGE_SLACK_S
 from rlm_hotspot.db.ledger import post_entry
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services.access import Policy
+from rlm_hotspot.worker.cycle import Worker
 from tests.e2e.browser import assert_fits_the_phone, chromium, needs_chromium, portal_server, wait_for
 from tests.portal.conftest import World, make_world, portal_settings
 

@@ -22,7 +22,7 @@ from flask import Flask
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from rlm_hotspot.cli.portal import REQUEST_TIMEOUT_S
+from portal.server import REQUEST_TIMEOUT_S
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services.access import Policy
 from rlm_hotspot.services.sessions import open_portal_session

@@ -18,14 +18,14 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from portal import create_app, uam
-from rlm_hotspot.cli.worker import Worker
-from rlm_hotspot.coa import send_disconnect
+from rlm_hotspot.nas.coa import send_disconnect
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import catalog
 from rlm_hotspot.services.access import Policy
 from rlm_hotspot.services.sessions import AccountingUpdate, record_accounting
 from rlm_hotspot.services.tariff_cache import TariffCache
 from rlm_hotspot.services.uam import set_nas_uam
+from rlm_hotspot.worker.cycle import Worker
 from tests.e2e.standin_nas import StandInNas
 from tests.gates.labdb import transaction
 from tests.portal.conftest import Clock, World, csrf_of, login, make_world, portal_settings

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine
 
+from devtools.cluster import PrivateCluster
 from rlm_hotspot.core.decisions import SERVICE_UNAVAILABLE as UNAVAILABLE
-from rlm_hotspot.devcluster import PrivateCluster
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.radius import config as radconf
 from tests.conftest import prepare_database

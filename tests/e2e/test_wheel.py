@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from rlm_hotspot.devcluster import PrivateCluster
+from devtools.cluster import PrivateCluster
 from rlm_hotspot.radius import config as radconf
 from tests.e2e.radius_harness import shared_dir, write_settings
 
@@ -78,6 +78,8 @@ def test_the_wheel_carries_every_resource(installed: Path) -> None:
         "static/receipt-58.css", "static/receipt-80.css", "translations/ru/LC_MESSAGES/messages.mo",
     ):  # fmt: skip
         assert (site_packages / "console" / name).is_file(), name
+    assert (site_packages / "rlm_hotspot" / "nas" / "coa" / "dictionary").is_file()  # the worker's RFC 5176 client
+    assert not (site_packages / "devtools").exists(), "the development tools are not shipped"
     assert "--raddb" in run(installed, "radius", "install", "--help").stdout
 
 

@@ -13,15 +13,15 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from rlm_hotspot.cli.worker import Worker
-from rlm_hotspot.coa import send_disconnect
 from rlm_hotspot.db.ledger import post_entry
 from rlm_hotspot.metrics import serve
+from rlm_hotspot.nas.coa import send_disconnect
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import cards, catalog
 from rlm_hotspot.services.access import Policy
 from rlm_hotspot.services.sessions import AccountingUpdate, record_accounting
 from rlm_hotspot.services.tariff_cache import TariffCache
+from rlm_hotspot.worker.cycle import Worker
 from tests.conftest import NOW
 from tests.db import factories
 from tests.e2e.radius_harness import RadiusServer, login_happened_earlier

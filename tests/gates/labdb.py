@@ -10,10 +10,10 @@ from typing import NamedTuple
 from sqlalchemy import Engine, Row, text
 from sqlalchemy.orm import Session
 
-from portal.gates import Gate
-from rlm_hotspot.cli.worker import Worker
+from rlm_hotspot.nas.gates import Gate
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services.access import Policy
+from rlm_hotspot.worker.cycle import Worker
 from tests.db import factories
 
 HEARTBEAT_TIMEOUT_S = 30

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from portal.gates import GateError, make_gate
-from portal.gates.opennds import FasRequestError
+from rlm_hotspot.nas.gates import GateError, make_gate
+from rlm_hotspot.nas.gates.opennds import FasRequestError
 
 RECORDER = """#!{python}
 import json, sys

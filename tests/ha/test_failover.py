@@ -1,7 +1,7 @@
 """The primary dies under load (tests/ha): Patroni promotes the synchronous standby, every node follows it
 by its multi-host address, and nothing acknowledged is lost or billed twice.
 
-A real etcd and two Patroni-managed PostgreSQL 15 nodes (rlm_hotspot/devha.py); a real radiusd with
+A real etcd and two Patroni-managed PostgreSQL 15 nodes (devtools/ha.py); a real radiusd with
 rlm_hotspot, a portal (`hotspotctl portal run`, gunicorn) and a flow importer (`hotspotctl flows run`),
 each with a database URL that lists both nodes with target_session_attrs=read-write. The test is the
 NAS, the guests' browsers and the collector: it logs fresh cards in at a steady rate, sends Interim-Updates
@@ -32,9 +32,9 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from devtools.ha import HaLab
+from devtools.processes import Processes
 from rlm_hotspot.db import migrate
-from rlm_hotspot.devha import HaLab
-from rlm_hotspot.devprocesses import Processes
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.radius import config as radconf
 from tests.adversarial.test_netflow_poison_loop import spool_file

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from rlm_hotspot.devcluster import PrivateCluster
+from devtools.cluster import PrivateCluster
 from rlm_hotspot.radius import config as radconf
 from tests.e2e.conftest import free_udp_port  # noqa: F401 - a fixture of the e2e tier, reused
 from tests.e2e.radius_harness import RadiusServer, shared_dir, start_radiusd, write_settings

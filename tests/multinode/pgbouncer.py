@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from rlm_hotspot.devcluster import PrivateCluster
+from devtools.cluster import PrivateCluster
 
 PGBOUNCER = "/usr/sbin/pgbouncer"
 POOL_SIZE = 10  # server connections per database: fewer than the clients of the tests, so they are shared

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from rlm_hotspot.devprocesses import Processes
+from devtools.processes import Processes
 from tests.db.test_flow_world import HOTSPOT
 from tests.e2e.conftest import require_binaries, wait_until
 from tests.e2e.test_flows_e2e import (  # noqa: F401 - `guests` is a fixture

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from devtools.processes import Processes
 from rlm_hotspot.db.ledger import post_entry
-from rlm_hotspot.devprocesses import Processes
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import cards, catalog
 from rlm_hotspot.services.sessions import AccountingUpdate, record_accounting

@@ -16,13 +16,13 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from portal import create_app
-from rlm_hotspot.cli.worker import Worker
 from rlm_hotspot.core.heartbeat import CLOSED_PAGE_SLACK_S
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import catalog
 from rlm_hotspot.services.access import Policy
 from rlm_hotspot.services.sessions import AccountingUpdate, record_accounting
 from rlm_hotspot.services.tariff_cache import TariffCache
+from rlm_hotspot.worker.cycle import Worker
 from tests.portal.conftest import Clock, World, csrf_of, login, make_world, portal_settings
 from tests.portal.test_pages import RU, heartbeat, sql
 

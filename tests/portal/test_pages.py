@@ -16,10 +16,10 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from portal import create_app
-from portal.gates import GateError
 from portal.i18n import REFUSAL_MESSAGES
 from portal.metrics import EXTENSION
 from rlm_hotspot.core.decisions import Refusal
+from rlm_hotspot.nas.gates import GateError
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import cards
 from rlm_hotspot.services import portal as portal_service

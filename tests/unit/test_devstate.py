@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rlm_hotspot.devstate import SERVICE_USERS, StateDirError, relocated_name, state_dir, unreadable_by_any
+from devtools.state import SERVICE_USERS, StateDirError, relocated_name, state_dir, unreadable_by_any
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="as anyone but root, the demo runs everything as them")
 

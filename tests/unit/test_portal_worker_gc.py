@@ -11,7 +11,7 @@ CHECK = textwrap.dedent(
     """
     import gc
     from portal import create_app  # the worker's libraries, loaded as a worker loads them
-    from rlm_hotspot.cli.portal import YOUNG_OBJECTS_BEFORE_COLLECTION, spare_startup_objects_from_gc
+    from portal.server import YOUNG_OBJECTS_BEFORE_COLLECTION, spare_startup_objects_from_gc
 
     def full_collection_visits() -> int:
         return sum(len(gc.get_objects(generation)) for generation in range(3))

@@ -1,4 +1,4 @@
-"""Tests for the printable scratch-card sheet (rlm_hotspot.cli.printsheet).
+"""Tests for the printable scratch-card sheet (rlm_hotspot.printsheet).
 
 The text and QR checks need poppler-utils (pdftotext, pdftoppm, pdfinfo) and
 zbar-tools (zbarimg); they are skipped with a reason when those are missing.
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from rlm_hotspot.cli import printsheet
-from rlm_hotspot.cli.printsheet import INSTRUCTION, PrintableCard, qr_payload, render_scratch_sheet
+from rlm_hotspot import printsheet
+from rlm_hotspot.printsheet import INSTRUCTION, PrintableCard, qr_payload, render_scratch_sheet
 
 PORTAL = "https://hotspot.example.net/login?lang=en"
 TITLE = "Wi-Fi Internet Card"

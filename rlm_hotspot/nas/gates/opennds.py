@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
-from portal.gates.base import GateError, Options, client_ip, client_mac, positive_seconds, run_command
+from rlm_hotspot.nas.gates.base import GateError, Options, client_ip, client_mac, positive_seconds, run_command
 
 
 class FasRequestError(GateError):

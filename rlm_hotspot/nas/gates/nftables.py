@@ -15,7 +15,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Mapping
 
-from portal.gates.base import GateError, Options, client_ip, client_mac, positive_seconds, run_command
+from rlm_hotspot.nas.gates.base import GateError, Options, client_ip, client_mac, positive_seconds, run_command
 
 _MISSING = "No such file or directory"  # nft's words for "no such element"
 

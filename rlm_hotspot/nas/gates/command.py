@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from portal.gates.base import GateError, Options, client_ip, client_mac, positive_seconds, run_command
+from rlm_hotspot.nas.gates.base import GateError, Options, client_ip, client_mac, positive_seconds, run_command
 
 _PLACEHOLDERS = {"ip": "192.0.2.1", "mac": "02:00:00:00:00:01", "seconds": "60"}
 

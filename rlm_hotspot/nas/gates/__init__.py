@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from portal.gates.base import Gate, GateError
-from portal.gates.command import CommandGate
-from portal.gates.nftables import NftablesGate
-from portal.gates.none import NoGate
-from portal.gates.opennds import FasRequest, FasRequestError, OpenNdsGate
+from rlm_hotspot.nas.gates.base import Gate, GateError
+from rlm_hotspot.nas.gates.command import CommandGate
+from rlm_hotspot.nas.gates.nftables import NftablesGate
+from rlm_hotspot.nas.gates.none import NoGate
+from rlm_hotspot.nas.gates.opennds import FasRequest, FasRequestError, OpenNdsGate
 
 DRIVERS: dict[str, Callable[[Mapping[str, str]], Gate]] = {
     "nftables": NftablesGate,

@@ -30,8 +30,8 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from rlm_hotspot.devcluster import _postgres_bindir
-from rlm_hotspot.devprocesses import Processes
+from devtools.cluster import _postgres_bindir
+from devtools.processes import Processes
 
 SCOPE = "hotspot-lab"
 NODES = ("pg1", "pg2")
@@ -323,7 +323,7 @@ def _as_postgres() -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m rlm_hotspot.devha`: start the lab, say where it is, run until SIGINT/SIGTERM, then stop it."""
+    """`python -m devtools.ha`: start the lab, say where it is, run until SIGINT/SIGTERM, then stop it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, help="directory for the lab's state (default: a new temporary one)")
     parser.add_argument("--database", default="hotspot", help="the database to create (default: hotspot)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from portal.gates.base import Options
+from rlm_hotspot.nas.gates.base import Options
 
 
 class NoGate:
