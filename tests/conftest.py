@@ -104,8 +104,8 @@ def db(engine: Engine) -> Iterator[Session]:
 
 
 TABLES_TO_EMPTY = (
-    "lockout_clears, login_attempts, ledger, disconnects, sessions, cards, accounts, card_batches, nas, hotspots, "
-    "tariff_free_networks, tariff_bands, tariffs"
+    "audit_trail, lockout_clears, login_attempts, ledger, disconnects, sessions, cards, accounts, card_batches, "
+    "nas, hotspots, tariff_free_networks, tariff_bands, tariffs"
 )
 
 
