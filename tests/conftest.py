@@ -25,6 +25,21 @@ pytest_plugins = ("tests.e2e.radius_harness",)
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
+TESTS = Path(__file__).parent
+# Every test here drives real external programs (radiusd, nfacctd, gunicorn, chromium, pgbouncer, patroni).
+E2E_DIRECTORIES = frozenset({"e2e", "multinode", "ha"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by these marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tiers, so that `pytest -m "not db and not e2e"` runs with no PostgreSQL at all: `db` on every test whose
+    fixtures reach the session's cluster (however indirectly), `e2e` on every test of the end-to-end directories."""
+    for item in items:
+        if "pg_cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.db)
+        if item.path.relative_to(TESTS).parts[0] in E2E_DIRECTORIES:
+            item.add_marker(pytest.mark.e2e)
+
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PrivateCluster]:
@@ -89,8 +104,8 @@ def db(engine: Engine) -> Iterator[Session]:
 
 
 TABLES_TO_EMPTY = (
-    "lockout_clears, login_attempts, ledger, disconnects, sessions, cards, accounts, card_batches, nas, hotspots, "
-    "tariff_free_networks, tariff_bands, tariffs"
+    "audit_trail, lockout_clears, login_attempts, ledger, disconnects, sessions, cards, accounts, card_batches, "
+    "nas, hotspots, tariff_free_networks, tariff_bands, tariffs"
 )
 
 

@@ -1,5 +1,6 @@
 """The migrations and the Python table mirror agree; upgrading twice is a no-op; the ledger is append-only;
-the RADIUS module does not start on a database behind the code; a tariff keeps its prices across sql/013."""
+the RADIUS module does not start on a database behind the code; a tariff keeps its prices across sql/013;
+the admin views show what a small world holds."""
 
 from __future__ import annotations
 
@@ -18,10 +19,13 @@ from devtools.cluster import PrivateCluster
 from rlm_hotspot.core.tariff import Band, Meter, Tariff, advance_time, band_at, charged
 from rlm_hotspot.db import migrate
 from rlm_hotspot.db.tables import metadata
-from rlm_hotspot.pins import create_key_file
+from rlm_hotspot.pins import PinVault, create_key_file
 from rlm_hotspot.radius.adapter import RadiusAdapter, StartupError
-from rlm_hotspot.services import catalog
+from rlm_hotspot.services import cards, catalog, flows
+from rlm_hotspot.services.flows import Direction, FlowBatch, ImportPolicy, TrafficCount, line_rate_bound
 from rlm_hotspot.settings import Settings
+from tests.conftest import NOW
+from tests.db.test_flow_world import HOTSPOT, MB, flow_world, open_session, price
 
 
 def test_every_declared_column_exists_in_the_migrated_schema(engine: Engine) -> None:
@@ -86,9 +90,60 @@ def test_ledger_rows_cannot_be_updated_or_deleted(db: Session) -> None:
             db.execute(text(statement))
 
 
-def test_admin_views_answer(db: Session) -> None:
-    for view in ("admin_cards", "admin_sessions", "admin_ledger", "admin_sales"):
-        db.execute(text(f"SELECT * FROM {view} LIMIT 1")).all()
+def view_rows(db: Session, view: str, columns: str, order: str = "id") -> list[tuple[object, ...]]:
+    return [tuple(row) for row in db.execute(text(f"SELECT {columns} FROM {view} ORDER BY {order}"))]
+
+
+def test_the_admin_views_show_a_small_world(db: Session, vault: PinVault) -> None:
+    """The views an operator queries with psql (docs/netflow.md, docs/billing.md): one guest on a NetFlow
+    hotspot whose line carries 63 MB a minute is reported 1 GB, a stranger's 5 MB has no session, one card
+    is blocked."""
+    numbers = flow_world(db, vault, night_band=False)
+    guest = open_session(db, numbers[0], "10.1.0.11")
+    cards.set_blocked(db, blocked=True, number=numbers[1])
+    db.execute(text("UPDATE hotspots SET max_rate_kbps = 8000 WHERE name = :name"), {"name": HOTSPOT})
+    counts = [TrafficCount("10.1.0.11", NOW, 10**9, False), TrafficCount("10.9.9.9", NOW, 5 * MB, False)]
+    batch = FlowBatch("down#1", Direction.DOWNLOAD, NOW, counts)
+    flows.import_batches(db, HOTSPOT, [batch], NOW + timedelta(minutes=2), ImportPolicy(60, 180))
+    bound = line_rate_bound(8000, 60)
+    billed = price(bound)
+
+    views = {name for (name,) in db.execute(text("SELECT table_name FROM information_schema.views"))}
+    assert {view for view in views if view.startswith("admin_")} == {
+        "admin_cards", "admin_sessions", "admin_ledger", "admin_sales",
+        "admin_flow_batches", "admin_flow_imports", "admin_unattributed_traffic", "admin_quarantine",
+    }  # a new view gets its assertion below
+    remaining = 500 - billed
+    assert {number: rest for number, *rest in view_rows(db, "admin_cards", "number, hotspot, state, balance")} == {
+        numbers[0]: [HOTSPOT, "active", remaining],
+        numbers[1]: [HOTSPOT, "blocked", None],
+        **{number: [HOTSPOT, "new", None] for number in numbers[2:]},
+    }
+    session_columns = "status, card_number, hotspot, nas, source, framed_ip, charged, account_id"
+    assert view_rows(db, "admin_sessions", session_columns) == [
+        ("open", numbers[0], HOTSPOT, None, "portal", "10.1.0.11", billed, guest.account_id)
+    ]
+    ledger_columns = "account_id, account_card, card_number, cause, amount, bytes, balance_after"
+    assert view_rows(db, "admin_ledger", ledger_columns) == [
+        (guest.account_id, numbers[0], numbers[0], "card_load", 500, None, 500),
+        (guest.account_id, numbers[0], numbers[0], "traffic", -billed, bound, remaining),
+    ]
+    assert view_rows(db, "admin_sales", "card_count, face_value, cards_used, cards_redeemed, cards_blocked, value_sold",
+                     "batch_id") == [(6, 500, 1, 0, 1, 500)]
+    batch_figures = "hotspot, records, sessions, billable_bytes, unattributed_bytes, debited"
+    assert view_rows(db, "admin_flow_batches", f"name, direction, {batch_figures}") == [
+        ("down#1", "download", HOTSPOT, 2, 1, bound, 5 * MB, billed)
+    ]
+    assert view_rows(db, "admin_flow_imports", f"batches, batch_count, {batch_figures}", "import_id") == [
+        (["down#1"], 1, HOTSPOT, 2, 1, bound, 5 * MB, billed)
+    ]
+    unattributed_columns = "hotspot, ip, bin_start, direction, free, bytes, batch"
+    assert view_rows(db, "admin_unattributed_traffic", unattributed_columns, "ip") == [
+        (HOTSPOT, "10.9.9.9", NOW, "download", False, 5 * MB, "down#1")
+    ]
+    assert view_rows(db, "admin_quarantine", "source, reason, held, reported, hotspot, card_number, state") == [
+        ("netflow", "bytes-beyond-line-rate", 10**9 - bound, 10**9, HOTSPOT, numbers[0], "held")
+    ]
 
 
 def prices_before_013(tariff: Tariff, minute: int) -> tuple[int, int]:

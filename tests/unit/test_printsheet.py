@@ -10,7 +10,6 @@ import random
 import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -189,12 +188,3 @@ def test_rejects_bad_cards(card: PrintableCard, message: str) -> None:
 def test_rejects_empty_batch() -> None:
     with pytest.raises(ValueError, match="no cards"):
         render_scratch_sheet([], title=TITLE, portal_url=PORTAL)
-
-
-def test_many_cards_render_fast(tmp_path: Path) -> None:
-    cards = _make_cards(2000, seed=11)
-    start = time.perf_counter()
-    pdf = render_scratch_sheet(cards, title=TITLE, portal_url=PORTAL)
-    elapsed = time.perf_counter() - start
-    assert _page_count(pdf, tmp_path) == 200
-    assert elapsed < 10, f"2000 cards took {elapsed:.1f}s"  # ~0.6 s expected; generous for slow CI
