@@ -17,9 +17,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from rlm_hotspot.printsheet import PrintableCard, render_scratch_sheet
 from rlm_hotspot.core.cardcode import SAFE_ALPHABET, generate_pins, random_serials
 from rlm_hotspot.core.tariff import Band, Meter, Tariff, TrafficDirection, advance_time
+from rlm_hotspot.printsheet import PrintableCard, render_scratch_sheet
 
 MILLION = 1_000_000
 SHEET_CARDS = 2000
