@@ -106,6 +106,7 @@ def enqueue_cuts(session: Session, now: datetime, pending_ttl_s: int, ask_again_
     A session whose last request was tried and finished less than `ask_again_after_s` ago is left
     alone: a NAS that timed out or refused is asked again later, not every cycle.
     """
+    _one_at_a_time(session)
     rows = session.execute(
         text(
             f"""INSERT INTO disconnects (session_id, reason, requested_at)
@@ -306,10 +307,24 @@ def queue_coas(session: Session, session_ids: list[int], now: datetime) -> list[
     return [r.session_id for r in rows]
 
 
+_CUTS_LOCK = 0x68637574  # "hcut": queueing cuts and finishing attempts, one worker at a time
+
+
+def _one_at_a_time(session: Session) -> None:
+    """Serialize queueing cuts with finishing attempts (until the transaction ends), across workers.
+
+    Without it, a worker queueing a cut while another finishes the session's last attempt reads that row
+    as still pending, then the finished row no longer holds the one-pending index, and the session gets
+    a second Disconnect at once. Taken before the statement, the queueing reads the finished row.
+    """
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CUTS_LOCK})
+
+
 def record_outcome(
     session: Session, disconnect_id: int, outcome: str, *, error_cause: int | None = None, done_at: datetime | None
 ) -> None:
     """Store what the last attempt gave; `done_at` None keeps the row pending for another attempt."""
+    _one_at_a_time(session)
     session.execute(
         text(
             "UPDATE disconnects SET outcome = :outcome, error_cause = :error_cause, done_at = :done_at WHERE id = :id"
