@@ -33,7 +33,12 @@ needs_chromium = pytest.mark.skipif(
 )
 
 
-def chromium(tmp_path: Path, *, javascript: bool = True, language: str = "en") -> WebDriver:
+TABLET = (1024, 768)  # the front desk's console (a window of this size, no phone emulation)
+
+
+def chromium(tmp_path: Path, *, javascript: bool = True, language: str = "en", phone: bool = True) -> WebDriver:
+    """Headless Debian Chromium: a phone (guests), or with `phone` False a desk's tablet-sized window."""
+    size = PHONE if phone else TABLET
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in (
@@ -46,19 +51,20 @@ def chromium(tmp_path: Path, *, javascript: bool = True, language: str = "en") -
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
-        f"--window-size={PHONE[0]},{PHONE[1]}",
+        f"--window-size={size[0]},{size[1]}",
         f"--lang={language}",
         f"--user-data-dir={tmp_path / f'chromium-{language}-{javascript}'}",
     ):
         options.add_argument(flag)
-    options.add_experimental_option(
-        "mobileEmulation",
-        {
-            # a touch screen only with JavaScript: chromedriver's emulated tap never returns without it
-            "deviceMetrics": {"width": PHONE[0], "height": PHONE[1], "pixelRatio": 3.0, "touch": javascript},
-            "userAgent": PHONE_USER_AGENT,
-        },
-    )
+    if phone:
+        options.add_experimental_option(
+            "mobileEmulation",
+            {
+                # a touch screen only with JavaScript: chromedriver's emulated tap never returns without it
+                "deviceMetrics": {"width": PHONE[0], "height": PHONE[1], "pixelRatio": 3.0, "touch": javascript},
+                "userAgent": PHONE_USER_AGENT,
+            },
+        )
     prefs: dict[str, object] = {"intl.accept_languages": language}
     if not javascript:
         prefs["profile.managed_default_content_settings.javascript"] = 2

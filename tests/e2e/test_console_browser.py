@@ -68,8 +68,7 @@ def console_url(database_url: str, key_file: Path, shop: World) -> Iterator[str]
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[WebDriver]:
-    driver = chromium(tmp_path)
-    driver.set_window_size(1024, 768)  # a tablet at the desk
+    driver = chromium(tmp_path, phone=False)  # a tablet-sized window at the desk
     yield driver
     driver.quit()
 
