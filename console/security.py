@@ -6,31 +6,10 @@ off) and must come back with every POST as a form field (or a header, for the pa
 
 from __future__ import annotations
 
-import secrets
-
-from flask import Flask, Response, abort, request, session
+from flask import Flask, Response, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from rlm_hotspot.web import csrf_matches, security_headers
-
-CSRF_FIELD = "csrf_token"
-CSRF_HEADER = "X-CSRF-Token"
-_UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-
-def csrf_token() -> str:
-    token = session.get("csrf")
-    if not isinstance(token, str):
-        token = secrets.token_urlsafe(32)
-        session["csrf"] = token
-    return token
-
-
-def _check_csrf() -> None:
-    if request.method in _UNSAFE_METHODS and not csrf_matches(
-        session.get("csrf"), request.form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER) or ""
-    ):
-        abort(400, description="csrf")
+from rlm_hotspot.web import CSRF_FIELD, check_csrf, csrf_token, security_headers
 
 
 def _headers(response: Response) -> Response:
@@ -48,7 +27,7 @@ def init_security(app: Flask, *, cookie_secure: bool, proxy_hops: int) -> None:
         SESSION_COOKIE_SAMESITE="Strict",
         MAX_CONTENT_LENGTH=64 * 1024,
     )
-    app.before_request(_check_csrf)
+    app.before_request(check_csrf)
     app.after_request(_headers)
     app.jinja_env.globals.update(csrf_token=csrf_token, csrf_field=CSRF_FIELD)
     if proxy_hops:

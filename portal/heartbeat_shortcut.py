@@ -28,8 +28,8 @@ from werkzeug.http import parse_cookie
 from portal.context import PortalContext
 from portal.guest import money_moved_at
 from portal.i18n import LANGUAGE_COOKIE, WORDINGS, choose_language
-from portal.security import csrf_matches, security_headers
 from portal.status import heartbeat_reply, page_is_open
+from rlm_hotspot.web import csrf_matches, security_headers
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment

@@ -8,16 +8,12 @@ allows only the portal's own files: no inline script, no framing, no referrer to
 from __future__ import annotations
 
 import re
-import secrets
 
-from flask import Flask, Response, abort, g, request, session
+from flask import Flask, Response, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from rlm_hotspot.web import csrf_matches, security_headers
+from rlm_hotspot.web import CSRF_FIELD, check_csrf, csrf_token, security_headers
 
-CSRF_FIELD = "csrf_token"
-CSRF_HEADER = "X-CSRF-Token"
-_UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # A path on this site as the portal's own links give it (`request.path`): one leading slash, then plain
 # segments. Nothing a browser could read as another host: no `//`, backslash, percent-escape, control
 # character (browsers drop tabs and newlines from URLs, so `/\t/evil` is `//evil`), scheme or non-ASCII.
@@ -31,20 +27,6 @@ def same_site_path(text: str | None) -> str:
     return "/"
 
 
-def csrf_token() -> str:
-    """This browser's token, made on first use (templates put it in every form)."""
-    token = session.get("csrf")
-    if not isinstance(token, str):
-        token = secrets.token_urlsafe(32)
-        session["csrf"] = token
-    return token
-
-
-def _check_csrf() -> None:
-    if request.method not in _UNSAFE_METHODS:
-        return
-    if not csrf_matches(session.get("csrf"), request.form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER) or ""):
-        abort(400, description="csrf")
 
 
 def allow_form_target(origin: str) -> None:
@@ -67,7 +49,7 @@ def init_security(app: Flask, *, cookie_secure: bool) -> None:
         SESSION_COOKIE_SAMESITE="Lax",
         MAX_CONTENT_LENGTH=16 * 1024,
     )
-    app.before_request(_check_csrf)
+    app.before_request(check_csrf)
     app.after_request(_headers)
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.globals["csrf_field"] = CSRF_FIELD

@@ -4,6 +4,30 @@ CSRF token comparison."""
 from __future__ import annotations
 
 import hmac
+import secrets
+
+from flask import abort, request, session
+
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+_UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def csrf_token() -> str:
+    """This browser's token, made on first use (templates put it in every form)."""
+    token = session.get("csrf")
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        session["csrf"] = token
+    return token
+
+
+def check_csrf() -> None:
+    """Before every request: a request that changes something carries this browser's token (form or header)."""
+    if request.method in _UNSAFE_METHODS and not csrf_matches(
+        session.get("csrf"), request.form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER) or ""
+    ):
+        abort(400, description="csrf")
 
 
 def csrf_matches(expected: object, sent: str) -> bool:
