@@ -234,8 +234,19 @@ def wait_until_billed(cluster: PrivateCluster, tag: str, users: int) -> float:
         time.sleep(0.2)
 
 
-def drive(server: Server, credentials: list[tuple[str, str]], window: int, tag: str) -> dict[str, Outcome]:
-    """Access-Request for every user, then Start, Interim and Stop for every session."""
+SESSION_S = 420  # how long each benchmark session lasts: reported at once, each packet's delay said
+
+
+def drive(
+    server: Server, credentials: list[tuple[str, str]], window: int, tag: str, cluster: PrivateCluster
+) -> dict[str, Outcome]:
+    """Access-Request for every user, then Start, Interim and Stop for every session.
+
+    The sessions are reported as a NAS that reports late would: the logins are moved SESSION_S into the
+    past and every accounting packet says in Acct-Delay-Time when it was sent, so online time stays
+    within the wall clock (rlm_hotspot holds what runs ahead of it: docs/billing.md) and what is measured
+    is billing, not the quarantine.
+    """
     results: dict[str, Outcome] = {}
     auth_requests = []
     for user, pin in credentials:
@@ -243,7 +254,13 @@ def drive(server: Server, credentials: list[tuple[str, str]], window: int, tag: 
         auth_requests.append((ACCESS_REQUEST, attrs, authenticator))
     results["access"] = asyncio.run(run_load("127.0.0.1", server.auth_port, SECRET, auth_requests, window))
     classes = [reply_attributes(r, CLASS) if r else [] for r in results["access"].replies]
-    for status, seconds in (("start", 0), ("interim", 300), ("stop", 420)):
+    if server.name == "rlm_hotspot":
+        cluster.psql(
+            "hotspot",
+            f"UPDATE sessions SET started_at = started_at - interval '{SESSION_S} seconds', "
+            f"last_seen_at = last_seen_at - interval '{SESSION_S} seconds' WHERE status = 'pending'",
+        )
+    for status, seconds in (("start", 0), ("interim", 300), ("stop", SESSION_S)):
         requests = [
             (
                 ACCOUNTING_REQUEST,
@@ -255,6 +272,7 @@ def drive(server: Server, credentials: list[tuple[str, str]], window: int, tag: 
                     octets_in=seconds * 1000,
                     octets_out=seconds * 10_000,
                     classes=classes[i],
+                    delay=SESSION_S - seconds,
                 ),
                 None,
             )
@@ -295,7 +313,7 @@ def main() -> int:
                 for server in servers:
                     tag = f"{label[:5]}-{server.name}"
                     started = time.perf_counter()
-                    figures[server.name] = drive(server, credentials, args.window, tag)
+                    figures[server.name] = drive(server, credentials, args.window, tag, cluster)
                     for phase, outcome in figures[server.name].items():
                         print(f"{server.name:12} {phase:8} {outcome.summary()}")
                     if server.name == "rlm_hotspot" and args.buffered:
@@ -310,6 +328,8 @@ def main() -> int:
                 for phase in ("access", "start", "interim", "stop"):
                     ours, theirs = figures["rlm_hotspot"][phase].rate, figures["rlm_sql"][phase].rate
                     print(f"ratio {phase:8} rlm_hotspot / rlm_sql = {ours / theirs:5.2f}")
+                held = cluster.psql("hotspot", "SELECT count(*) FROM quarantine").strip()
+                print(f"rlm_hotspot  held     {held} quarantine rows (0: every packet was plausible and billed)")
                 # the next round starts from a clean slate of live sessions
                 cluster.psql(
                     "hotspot", "UPDATE sessions SET status = 'closed', stopped_at = now() WHERE status <> 'closed'"

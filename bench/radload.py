@@ -20,6 +20,7 @@ ACCESS_REQUEST, ACCESS_ACCEPT, ACCESS_REJECT = 1, 2, 3
 ACCOUNTING_REQUEST, ACCOUNTING_RESPONSE = 4, 5
 USER_NAME, USER_PASSWORD, NAS_IP_ADDRESS, CLASS = 1, 2, 4, 25
 ACCT_STATUS_TYPE, ACCT_INPUT_OCTETS, ACCT_OUTPUT_OCTETS, ACCT_SESSION_ID, ACCT_SESSION_TIME = 40, 42, 43, 44, 46
+ACCT_DELAY_TIME = 41
 STATUS = {"start": 1, "stop": 2, "interim": 3}
 
 
@@ -58,8 +59,10 @@ def accounting_request(
     octets_out: int = 0,
     classes: Sequence[bytes] = (),
     nas_ip: str = "127.0.0.1",
+    delay: int = 0,
 ) -> bytes:
-    """Attributes of an Accounting-Request (the authenticator is computed when sent)."""
+    """Attributes of an Accounting-Request (the authenticator is computed when sent); `delay`: how long
+    ago the NAS says the event happened (Acct-Delay-Time)."""
     return (
         _attr(ACCT_STATUS_TYPE, struct.pack("!I", STATUS[status]))
         + _attr(USER_NAME, user.encode())
@@ -68,6 +71,7 @@ def accounting_request(
         + _attr(ACCT_SESSION_TIME, struct.pack("!I", seconds))
         + _attr(ACCT_INPUT_OCTETS, struct.pack("!I", octets_in & 0xFFFFFFFF))
         + _attr(ACCT_OUTPUT_OCTETS, struct.pack("!I", octets_out & 0xFFFFFFFF))
+        + _attr(ACCT_DELAY_TIME, struct.pack("!I", delay))
         + b"".join(_attr(CLASS, c) for c in classes)
     )
 
