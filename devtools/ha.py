@@ -190,7 +190,7 @@ class HaLab:
         began = time.monotonic()
         while not condition():
             if time.monotonic() - began > timeout:
-                logs = "\n".join(f"--- {n.name}\n{n.log.read_text(errors='replace')[-3000:]}" for n in self.nodes)
+                logs = "\n".join(f"--- {n.name}\n{_tail(n.log)}" for n in self.nodes)
                 raise TimeoutError(f"{what}: not within {timeout:g} s; members {self.members()}\n{logs}")
             time.sleep(0.05)
         return time.monotonic() - began
@@ -217,7 +217,7 @@ class HaLab:
 
     def _start_patroni(self, node: Node) -> None:
         self.patroni[node.name] = self.processes.start(
-            [*_as_postgres(), "patroni", str(node.config)], node.log, signal.SIGTERM
+            [*_as_postgres(), "patroni", str(node.config)], node.log, signal.SIGTERM, cwd=self.root
         )
 
     def switchover(self, leader: str, candidate: str) -> tuple[int, object]:
@@ -240,7 +240,7 @@ class HaLab:
              "--listen-client-urls", client, "--advertise-client-urls", client,
              "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
              "--initial-cluster", f"etcd1={peer}", "--initial-cluster-state", "new"],
-            self.root / "etcd.log", signal.SIGTERM,
+            self.root / "etcd.log", signal.SIGTERM, cwd=self.root,
         )  # fmt: skip
 
         def answers() -> bool:
@@ -349,3 +349,8 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _tail(log: Path) -> str:
+    """The end of a node's log, for an error message (a node not started yet has none)."""
+    return log.read_text(errors="replace")[-3000:] if log.exists() else "(not started)"

@@ -22,12 +22,18 @@ class Processes:
         self.started: list[tuple[subprocess.Popen[bytes], int]] = []
 
     def start(
-        self, args: Sequence[str], log: Path, stop_signal: int = signal.SIGINT, env: dict[str, str] | None = None
+        self,
+        args: Sequence[str],
+        log: Path,
+        stop_signal: int = signal.SIGINT,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> subprocess.Popen[bytes]:
-        """Start `args` with its output in `log`."""
+        """Start `args` with its output in `log` (in `cwd`: a program run as another user needs a working
+        directory it can reach; initdb refuses to start in one it cannot)."""
         with log.open("wb") as output:
             process = subprocess.Popen(
-                list(args), stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                list(args), stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=cwd
             )
         self.started.append((process, stop_signal))
         return process
