@@ -366,13 +366,18 @@ def test_a_manager_sets_up_a_second_factor_and_signs_in_with_it(
         driver.find_element(By.ID, "code").send_keys(code)
         driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
 
+    def refused() -> None:
+        """Wait for the refusal page: the click submits asynchronously, the audit row comes with the answer."""
+        wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "p.alert.error"))
+        assert not driver.find_elements(By.CSS_SELECTOR, "[data-field=staff]")
+
     sign_in_with("")  # the password alone no longer does
-    assert not driver.find_elements(By.CSS_SELECTOR, "[data-field=staff]")
+    refused()
     next_code = code_at(secret, step + 1)  # the next step: within the allowed drift, and not used yet
     sign_in_with(next_code)
     wait_for(driver, lambda d: "manager" in text_of(d, "[data-field=staff]"))
     sign_in_with(next_code)  # a code signs in once
-    assert not driver.find_elements(By.CSS_SELECTOR, "[data-field=staff]")
+    refused()
     with committed.connect() as conn:
         actions = [r.action for r in conn.execute(text("SELECT action FROM audit_trail ORDER BY id"))]
     assert actions == ["login", "staff.totp_on", "login.failed", "login", "login.failed"]
