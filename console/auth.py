@@ -11,6 +11,7 @@ from functools import wraps
 from typing import TypeVar
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
@@ -72,7 +73,7 @@ def load_staff() -> Response | None:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login() -> Response | str:
+def login() -> ResponseReturnValue:
     if request.method == "GET":
         return render_template("login.html")
     ctx = console()
@@ -114,7 +115,7 @@ def logout() -> Response:
 
 @bp.route("/account", methods=["GET", "POST"])
 @requires("cashier")
-def account() -> Response | str:
+def account() -> ResponseReturnValue:
     """One's own second factor: set up an authenticator app (a code proves it works), or see it is on."""
     ctx = console()
     if request.method == "POST":

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server, write_to_textfile
+
+Metric = TypeVar("Metric", Counter, Gauge)
 
 
 class Metrics:
@@ -40,7 +43,7 @@ class Metrics:
         self.pending = gauge("hotspot_flows_pending_files", "Spool files waiting to be imported.")
         self.udp_drops = gauge("hotspot_flows_udp_drops", "Datagrams the kernel dropped on the collector socket.")
 
-    def child(self, metric: Counter | Gauge, **labels: str) -> Counter | Gauge:
+    def child(self, metric: Metric, **labels: str) -> Metric:
         return metric.labels(hotspot=self.hotspot, **labels)
 
     def serve(self, port: int, address: str = "127.0.0.1") -> None:

@@ -206,8 +206,9 @@ class _Parser:
         tags, raw_ips, raw_stamps, sizes = zip(*records, strict=True)
         if not _learn_addresses(raw_ips):
             return False
-        stamps = {raw: self._bin_start(raw) for raw in set(raw_stamps)}
-        if None in stamps.values():
+        starts = {raw: self._bin_start(raw) for raw in set(raw_stamps)}
+        stamps = {raw: start for raw, start in starts.items() if start is not None}
+        if len(stamps) < len(starts):
             return False
         one_bin = len(stamps) == 1  # as a rule: a file holds one bin
         block.counts.extend(
@@ -233,7 +234,7 @@ class _Parser:
             record = None
         event = record.get("event_type") if isinstance(record, dict) else None
         if event == "purge_init":
-            writer = str(record.get("writer_id", "?"))  # type: ignore[union-attr]
+            writer = str(record.get("writer_id", "?"))
             writer_id = "".join(filter(str.isprintable, writer))[:WRITER_ID_KEPT]  # PostgreSQL text has no NUL
             self.blocks.append(Block(writer_id=writer_id))
             self.blocks[-1].digest.update(raw)
@@ -244,7 +245,7 @@ class _Parser:
             return
         block.digest.update(raw)
         if event == "purge_close":
-            self._close(block, record, number)  # type: ignore[arg-type]
+            self._close(block, record, number)
             return
         block.lines += 1
         if event != "purge":

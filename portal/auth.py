@@ -13,8 +13,9 @@ import logging
 from typing import Any
 from urllib.parse import urljoin
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext
+from werkzeug.wrappers import Response
 
 from portal import forms, guest, nas_login
 from portal.context import portal

@@ -19,6 +19,7 @@ from datetime import datetime
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from flask import Blueprint, Response, redirect, request, url_for
+from flask.typing import ResponseReturnValue
 
 from portal import guest
 from portal.context import portal
@@ -32,7 +33,7 @@ CAPTIVE_JSON = "application/captive+json"
 
 
 @bp.before_app_request
-def send_other_hosts_to_the_portal() -> Response | None:
+def send_other_hosts_to_the_portal() -> ResponseReturnValue | None:
     """A request for another site (the firewall redirected it here) goes to the portal's URL, which
     remembers the page the guest wanted (``?url=``) so the status page can link back to it."""
     context = portal()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication
-from gunicorn.workers.gthread import _DEFER, ThreadWorker
+from gunicorn.workers.gthread import _DEFER, ThreadWorker  # type: ignore[attr-defined]  # private: not in the stub
 
 from portal import PortalSettings, create_app
 from rlm_hotspot.metrics import count_in_files, serve_workers, worker_exited
@@ -50,7 +50,7 @@ def _room_for_connections(workers: int) -> int:
     return room
 
 
-class PortalServer(BaseApplication):  # type: ignore[misc]
+class PortalServer(BaseApplication):
     """gunicorn with the portal built in each worker (an engine per process, never shared by a fork)."""
 
     def __init__(self, settings: PortalSettings, options: dict[str, object]) -> None:
@@ -62,7 +62,8 @@ class PortalServer(BaseApplication):  # type: ignore[misc]
         for key, value in self.options.items():
             self.cfg.set(key, value)
 
-    def load(self) -> WSGIApplication:
+    # gunicorn's stub types the environ as a MutableMapping, typeshed's WSGI types as the dict gunicorn passes
+    def load(self) -> WSGIApplication:  # type: ignore[override]
         return OneSegmentResponses(create_app(self.settings))
 
 
@@ -86,7 +87,7 @@ def spare_startup_objects_from_gc() -> None:
     gc.set_threshold(YOUNG_OBJECTS_BEFORE_COLLECTION, *gc.get_threshold()[1:])
 
 
-class PortalWorker(ThreadWorker):  # type: ignore[misc]
+class PortalWorker(ThreadWorker):
     """gunicorn's gthread worker, never left waiting on one guest (gunicorn 27's internals: pinned).
 
     gthread waits in a request thread: up to 5 s for the first bytes of each new connection (a browser's

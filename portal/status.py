@@ -18,13 +18,12 @@ from sqlalchemy import Connection
 from portal import guest, nas_login
 from portal.context import PortalContext, portal
 from portal.i18n import Wording, wording
-from rlm_hotspot.core.heartbeat import Silence
+from rlm_hotspot.core.heartbeat import TERMINATE_CAUSES, Silence
 from rlm_hotspot.core.money import Currency
 from rlm_hotspot.services.errors import NotFound
 from rlm_hotspot.services.portal import (
     GATE_FAILED_CAUSE,
     HEARTBEAT_TIMEOUT_CAUSE,
-    TERMINATE_CAUSES,
     PortalHotspot,
     PortalStatus,
     Signal,

@@ -84,7 +84,7 @@ class WorkerMetrics:
 
     def set_held(self, counts: Iterable[tuple[str, str, int]]) -> None:
         """Replace the held counts (a reason no longer held goes back to 0 rather than vanish)."""
-        for sample in self.held.collect()[0].samples:
+        for sample in next(iter(self.held.collect())).samples:
             self.held.labels(**sample.labels).set(0)
         for source, reason, rows in counts:
             self.held.labels(source=source, reason=reason).set(rows)

@@ -223,7 +223,7 @@ class _QrEncoder:
 
 def _encode(payload: str) -> tuple[int, int]:
     """Encode with QrCodeWidget's encoder (level M, fixed mask) into (size, bits)."""
-    qr = QrCodeWidget(payload, barLevel="M").qr
+    qr = QrCodeWidget(payload, barLevel="M").qr  # type: ignore[attr-defined]  # set in __init__; the stub omits it
     qr.getBestMaskPattern = lambda: QR_MASK  # instance override: make() encodes once
     qr.make()
     return qr.getModuleCount(), int("".join("1" if m else "0" for row in qr.modules for m in row), 2)

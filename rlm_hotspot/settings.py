@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -57,7 +58,7 @@ def _flag(text: str) -> bool:
     raise ValueError(f"{text!r} is not a yes/no value (true, false, 1, 0, yes, no, on, off)")
 
 
-_ENV = {
+_ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "HOTSPOT_DATABASE_URL": ("database_url", str),
     "HOTSPOT_PIN_KEY_FILE": ("pin_key_file", Path),
     "HOTSPOT_PIN_MODE": ("pin_mode", str),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import sys
+from collections.abc import Sequence
 from datetime import UTC, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -149,7 +150,7 @@ def _days(seconds: float) -> str:
 
 def _write_cards(
     path: Path,
-    rows: list[tuple[str, str | None]],
+    rows: Sequence[tuple[str, str | None]],
     face_value: str,
     title: str,
     hotspot: str | None,
@@ -340,15 +341,15 @@ def account_statement(app: App, card: str, fmt: str) -> None:
         )
     rows = [
         {
-            "time": row["local_time"].strftime("%Y-%m-%d %H:%M:%S %Z"),  # type: ignore[union-attr]
-            "cause": row["cause"],
-            "amount": currency.format(row["amount"]),  # type: ignore[arg-type]
-            "balance": currency.format(row["balance_after"]),  # type: ignore[arg-type]
-            "seconds": row["seconds"],
-            "bytes": row["bytes"],
-            "session": row["session_id"],
-            "card": row["card_number"],
-            "note": row["note"],
+            "time": row.local_time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "cause": row.cause,
+            "amount": currency.format(row.amount),
+            "balance": currency.format(row.balance_after),
+            "seconds": row.seconds,
+            "bytes": row.bytes,
+            "session": row.session_id,
+            "card": row.card_number,
+            "note": row.note,
         }
         for row in result.rows
     ]

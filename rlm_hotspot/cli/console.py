@@ -23,7 +23,7 @@ def console() -> None:
     """The front-desk web console: sell cards, help guests, see the place (docs/console.md)."""
 
 
-class ConsoleServer(BaseApplication):  # type: ignore[misc]
+class ConsoleServer(BaseApplication):
     """gunicorn with the console built in each worker (an engine per process, never shared by a fork)."""
 
     def __init__(self, settings: ConsoleSettings, options: dict[str, object]) -> None:
@@ -83,7 +83,7 @@ def user() -> None:
 
 
 def _ask_password() -> str:
-    return click.prompt("Password", hide_input=True, confirmation_prompt="Repeat the password")  # type: ignore[no-any-return]
+    return click.prompt("Password", hide_input=True, confirmation_prompt="Repeat the password")
 
 
 @user.command("add")

@@ -35,8 +35,9 @@ def lockout_list(app: App, timezone: str | None, fmt: str) -> None:
         rows = list_lockouts(session, app.policy, app.now())
     for row in rows:
         for column in ("last_attempt", "first_expiry"):
-            if isinstance(row[column], datetime):
-                row[column] = row[column].astimezone(zone)  # None: the local zone
+            moment = row[column]
+            if isinstance(moment, datetime):
+                row[column] = moment.astimezone(zone)  # None: the local zone
     emit(rows, fmt, ["kind", "subject", "failures", "last_attempt", "first_expiry"])
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import Any, TypeVar
 
 import click
 
@@ -21,7 +22,7 @@ def _text(value: object) -> str:
     return str(value)
 
 
-def emit(rows: Sequence[dict[str, object]], fmt: str, columns: Sequence[str] | None = None) -> None:
+def emit(rows: Sequence[Mapping[str, object]], fmt: str, columns: Sequence[str] | None = None) -> None:
     """Print rows; `columns` fixes their order (default: the first row's keys)."""
     cols = list(columns or (rows[0].keys() if rows else []))
     if fmt == "json":
@@ -45,8 +46,10 @@ def emit(rows: Sequence[dict[str, object]], fmt: str, columns: Sequence[str] | N
     for r in cells:
         click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
 
+Decorated = TypeVar("Decorated", bound=Callable[..., Any])
 
-def format_option(function):  # type: ignore[no-untyped-def]
+
+def format_option(function: Decorated) -> Decorated:
     """The shared ``--format`` option of every tabular command."""
     return click.option(
         "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Output format."

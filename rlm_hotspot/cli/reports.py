@@ -14,7 +14,7 @@ from rlm_hotspot.services.reports import report as run_report
 MONEY_COLUMNS = {"value_loaded", "time_revenue", "traffic_revenue", "expired_value", "total", "charged"}
 
 
-def _report_command(kind: str, summary: str):  # type: ignore[no-untyped-def]
+def _report_command(kind: str, summary: str) -> click.Command:
     @click.option(
         "--by",
         type=click.Choice(["day", "hotspot", "batch"]),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Literal
 
 SAFE_ALPHABET = "346789ACDEFGHJKLMNPQRTUVWXY"
 DIGITS = "0123456789"
@@ -122,7 +123,7 @@ def random_serials(count: int, width: int, randbytes: Callable[[int], bytes]) ->
     if count > space // 2:
         raise ValueError(f"{count} serials of {width} digits is too dense (at most {space // 2}); use a wider serial")
     # Whole machine words, reduced modulo the space below the largest multiple of it (no modulo bias).
-    word = "I" if space <= 2**32 else "Q"
+    word: Literal["I", "Q"] = "I" if space <= 2**32 else "Q"
     word_size = memoryview(b"").cast("B").cast(word).itemsize
     limit = space * ((1 << (8 * word_size)) // space)
     # Insertion-ordered: the first `count` distinct draws of a uniform stream are a uniform sample.

@@ -48,7 +48,8 @@ def rows(
     session: Session, *, since: datetime | None, staff_name: str | None, action: str | None, limit: int
 ) -> list[dict[str, object]]:
     """Newest first."""
-    clauses, params = [], {"limit": limit}  # type: ignore[var-annotated]
+    clauses: list[str] = []
+    params: dict[str, object] = {"limit": limit}
     if since is not None:
         clauses.append("at >= :since")
         params["since"] = since

@@ -6,11 +6,14 @@ import io
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Row, insert, select, text, update
+from sqlalchemy import Row, Select, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.db import tables as t
+from rlm_hotspot.db.engine import driver_cursor, rows_changed
+from rlm_hotspot.db.rows import one
 
 COPY_CHUNK = 50_000
 
@@ -43,7 +46,7 @@ def copy_cards(
     progress: Callable[[int], None] | None = None,
 ) -> None:
     """Bulk-insert new cards with COPY, in chunks (progress reported per chunk)."""
-    cursor = session.connection().connection.driver_connection.cursor()
+    cursor = driver_cursor(session.connection())
     secret_iter = iter(secrets)
     for start in range(0, len(numbers), COPY_CHUNK):
         chunk = numbers[start : start + COPY_CHUNK]
@@ -104,7 +107,7 @@ _CARD_COLUMNS = (
 )
 
 
-def _card_query():  # type: ignore[no-untyped-def]
+def _card_query() -> Select[Any]:
     return select(*_CARD_COLUMNS).select_from(
         t.cards.join(t.card_batches, t.card_batches.c.id == t.cards.c.batch_id).outerjoin(
             t.accounts, t.accounts.c.id == t.cards.c.account_id
@@ -157,11 +160,37 @@ def set_blocked(session: Session, *, blocked: bool, number: str | None = None, b
         stmt = stmt.where(t.cards.c.number == number)
     if batch_id is not None:
         stmt = stmt.where(t.cards.c.batch_id == batch_id)
-    return session.execute(stmt).rowcount
+    return rows_changed(session.execute(stmt))
 
 
-def batch_by_id(session: Session, batch_id: int) -> Row | None:  # type: ignore[type-arg]
-    return session.execute(select(t.card_batches).where(t.card_batches.c.id == batch_id)).first()
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A batch of cards (table card_batches)."""
+
+    id: int
+    series: int
+    name: str | None
+    card_count: int
+    face_value: int
+    tariff_id: int | None
+    hotspot_id: int | None
+    valid_from: datetime | None
+    use_before: datetime | None
+    validity_seconds: int | None
+    expires_at: datetime | None
+    pin_mode: str
+    pin_alphabet: str
+    pin_length: int
+    created_at: datetime
+
+
+def batch_by_id(session: Session, batch_id: int) -> Batch | None:
+    return one(Batch, session.execute(select(t.card_batches).where(t.card_batches.c.id == batch_id)).first())
+
+
+def batch_of(session: Session, card: CardRecord) -> Batch:
+    """The card's batch (there is one: the card refers to it)."""
+    return Batch(**session.execute(select(t.card_batches).where(t.card_batches.c.id == card.batch_id)).one()._mapping)
 
 
 def batch_exists(session: Session, batch_id: int) -> bool:
@@ -172,7 +201,8 @@ def admin_cards(
     session: Session, *, batch_id: int | None = None, state: str | None = None, limit: int = 100
 ) -> list[dict[str, object]]:
     """Rows of the admin_cards view (state and balance derived there)."""
-    clauses, params = [], {"limit": limit}
+    clauses: list[str] = []
+    params: dict[str, object] = {"limit": limit}
     if batch_id is not None:
         clauses.append("batch_id = :batch_id")
         params["batch_id"] = batch_id

@@ -6,13 +6,13 @@ import logging
 from typing import Any
 
 try:
-    from psycopg2.extensions import TRANSACTION_STATUS_IDLE
+    from psycopg2.extensions import TRANSACTION_STATUS_IDLE, cursor
 except ModuleNotFoundError as missing:  # the driver is the installer's choice (setup.cfg, extra `binary`)
     raise ModuleNotFoundError(
         "rlm_hotspot needs the psycopg2 driver: apt install python3-psycopg2 (and a venv with "
         "--system-site-packages), or pip install 'rlm-hotspot[binary]'"
     ) from missing
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -108,3 +108,19 @@ def _end_an_open_transaction(dbapi_connection: Any, _record: object, _state: obj
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions for units of work; the entry point commits (services never do)."""
     return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
+
+
+def driver_cursor(connection: Connection) -> cursor:
+    """A psycopg2 cursor on the connection's own driver connection, for what SQLAlchemy does not do
+    (COPY, a whole migration file as one simple query, the hot paths' lighter fetch)."""
+    driver = connection.connection.driver_connection
+    if driver is None:
+        raise RuntimeError("the database connection was closed")
+    opened: cursor = driver.cursor()
+    return opened
+
+
+def rows_changed(result: Result[Any]) -> int:
+    """How many rows an INSERT, UPDATE or DELETE changed (SQLAlchemy types `execute` as a plain Result)."""
+    assert isinstance(result, CursorResult), "only a DML statement's result has a row count"
+    return result.rowcount

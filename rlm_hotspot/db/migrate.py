@@ -11,6 +11,8 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, text
 
+from rlm_hotspot.db.engine import driver_cursor
+
 _NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 _LOCK_ID = 0x686F7473  # advisory lock: one upgrader at a time
 
@@ -103,7 +105,7 @@ def upgrade(engine: Engine, directory: Path | None = None) -> list[Migration]:
             if migration.version in applied(conn):
                 continue
             # the raw cursor runs the whole file as one simple query (functions with $$ bodies included)
-            conn.connection.driver_connection.cursor().execute(migration.path.read_text())
+            driver_cursor(conn).execute(migration.path.read_text())
             conn.execute(
                 text("INSERT INTO schema_migrations (version, name, checksum) VALUES (:v, :n, :c)"),
                 {"v": migration.version, "n": migration.name, "c": migration.checksum},

@@ -10,7 +10,7 @@ from rlm_hotspot.db.engine import Executor
 _HOTSPOT_COLUMNS = "id, name, timezone, mode, heartbeat, heartbeat_timeout, hidden_grace, portal_url, terms_of_use"
 
 
-def hotspot_by_name(session: Session, name: str) -> Row | None:  # type: ignore[type-arg]
+def hotspot_by_name(session: Executor, name: str) -> Row | None:  # type: ignore[type-arg]
     return session.execute(text(f"SELECT {_HOTSPOT_COLUMNS} FROM hotspots WHERE name = :name"), {"name": name}).first()
 
 

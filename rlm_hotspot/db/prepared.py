@@ -12,13 +12,14 @@ plain text every time instead: the same result, planned on every call.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Connection, Result, TextClause, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from rlm_hotspot.db.engine import SERVER_SIDE_PREPARE, Executor
+from rlm_hotspot.db.engine import SERVER_SIDE_PREPARE, Executor, driver_cursor
 
 _PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
@@ -38,7 +39,7 @@ class Prepared:
         self._plain: TextClause = text(sql)
         self._plain_pyformat = _PARAMETER.sub(lambda m: f"%({m.group(1)})s", sql.replace("%", "%%"))
 
-    def __call__(self, session: Executor, parameters: dict[str, object]) -> Result:  # type: ignore[type-arg]
+    def __call__(self, session: Executor, parameters: Mapping[str, object]) -> Result[Any]:
         """Run on an ORM session's connection, or on a Connection (the RADIUS hot path, lighter still)."""
         connection = session.connection() if isinstance(session, Session) else session
         arguments = {name: parameters[name] for name in self.parameters}
@@ -46,7 +47,7 @@ class Prepared:
             return connection.execute(self._plain, arguments)
         return connection.execute(self._execute, arguments)
 
-    def first_row(self, executor: Executor, parameters: dict[str, object]) -> dict[str, Any] | None:
+    def first_row(self, executor: Executor, parameters: Mapping[str, object]) -> dict[str, Any] | None:
         """The first row as a dict, straight from the driver's cursor.
 
         For the hot paths (RADIUS hooks run one at a time; the portal heartbeat): SQLAlchemy's result
@@ -59,13 +60,16 @@ class Prepared:
         arguments = {name: parameters[name] for name in self.parameters}
         driver = connection.connection.dbapi_connection
         dialect = connection.dialect
-        cursor = driver.cursor()  # type: ignore[union-attr]
+        cursor = driver_cursor(connection)
         try:
             cursor.execute(statement, arguments)
             row = cursor.fetchone()
-            return None if row is None else dict(zip([column[0] for column in cursor.description], row, strict=True))
+            if row is None or cursor.description is None:
+                return None
+            return dict(zip([column[0] for column in cursor.description], row, strict=True))
         except dialect.loaded_dbapi.Error as exc:
-            lost = dialect.is_disconnect(exc, driver, cursor)
+            # psycopg2's stub cursor lacks the DB-API protocol's catch-all __getattr__
+            lost = dialect.is_disconnect(exc, driver, cursor)  # type: ignore[arg-type]
             if lost:
                 connection.invalidate(exc)
             raise DBAPIError.instance(
@@ -85,7 +89,7 @@ class Prepared:
             return False
         prepared: set[str] = connection.info.setdefault("prepared_statements", set())
         if self.name not in prepared:
-            cursor = connection.connection.driver_connection.cursor()
+            cursor = driver_cursor(connection)
             try:
                 cursor.execute(self._prepare)  # no parameters: the text goes to the server as it is
             finally:

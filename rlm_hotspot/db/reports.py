@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -76,8 +78,29 @@ def usage(session: Session, by: str, since: datetime, until: datetime) -> list[d
     return _rows(session, sql, since, until)
 
 
-def statement(session: Session, account_id: int) -> list[dict[str, object]]:
-    """Every ledger row of an account, oldest first, with the running balance and the local time zone."""
+@dataclass(frozen=True, slots=True)
+class StatementLine:
+    """One ledger row of an account, with the running balance and the time zone of the hotspot concerned."""
+
+    id: int
+    created_at: datetime
+    timezone: str
+    cause: str
+    amount: int
+    balance_after: int
+    seconds: int | None
+    bytes: int | None
+    session_id: int | None
+    card_number: str | None
+    note: str | None
+
+    @property
+    def local_time(self) -> datetime:
+        return self.created_at.astimezone(ZoneInfo(self.timezone))
+
+
+def statement(session: Session, account_id: int) -> list[StatementLine]:
+    """Every ledger row of an account, oldest first."""
     sql = f"""
         SELECT l.id, l.created_at, coalesce(h.timezone, 'UTC') AS timezone, l.cause, l.amount,
                (sum(l.amount) OVER (ORDER BY l.id))::bigint AS balance_after, l.seconds, l.bytes,
@@ -86,7 +109,7 @@ def statement(session: Session, account_id: int) -> list[dict[str, object]]:
         WHERE l.account_id = :account_id
         ORDER BY l.id
     """
-    return [dict(r._mapping) for r in session.execute(text(sql), {"account_id": account_id})]
+    return [StatementLine(**r._mapping) for r in session.execute(text(sql), {"account_id": account_id})]
 
 
 def _rows(session: Session, sql: str, since: datetime, until: datetime) -> list[dict[str, object]]:

@@ -8,6 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.db.enforcement import wake_worker
+from rlm_hotspot.db.engine import rows_changed
 
 # A card in stock: never used, not blocked, not sold yet, and its batch not past its hard expiry or its
 # activation deadline.
@@ -67,22 +68,20 @@ def batch_for_preset(session: Session, hotspot_id: int, face_value: int, count: 
 
 def add_preset(session: Session, hotspot_id: int, face_value: int) -> bool:
     """False: the hotspot had this preset already."""
-    return bool(
-        session.execute(
-            text("INSERT INTO face_value_presets (hotspot_id, face_value) VALUES (:h, :v) ON CONFLICT DO NOTHING"),
-            {"h": hotspot_id, "v": face_value},
-        ).rowcount
+    added = session.execute(
+        text("INSERT INTO face_value_presets (hotspot_id, face_value) VALUES (:h, :v) ON CONFLICT DO NOTHING"),
+        {"h": hotspot_id, "v": face_value},
     )
+    return rows_changed(added) > 0
 
 
 def remove_preset(session: Session, hotspot_id: int, face_value: int) -> bool:
     """False: there was no such preset."""
-    return bool(
-        session.execute(
-            text("DELETE FROM face_value_presets WHERE hotspot_id = :h AND face_value = :v"),
-            {"h": hotspot_id, "v": face_value},
-        ).rowcount
+    removed = session.execute(
+        text("DELETE FROM face_value_presets WHERE hotspot_id = :h AND face_value = :v"),
+        {"h": hotspot_id, "v": face_value},
     )
+    return rows_changed(removed) > 0
 
 
 def claim_for_sale(session: Session, batch_id: int, count: int, now: datetime) -> dict[int, str]:
@@ -101,14 +100,15 @@ def claim_for_sale(session: Session, batch_id: int, count: int, now: datetime) -
 
 def insert_sales(session: Session, card_ids: list[int], *, staff_id: int, price: int, now: datetime) -> int:
     """Record the sale of these cards; a card sold already is left as it was. Returns how many were new."""
-    return session.execute(
+    inserted = session.execute(
         text(
             """INSERT INTO card_sales (card_id, staff_id, sold_at, price)
                SELECT unnest(CAST(:ids AS bigint[])), :staff_id, :now, :price
                ON CONFLICT (card_id) DO NOTHING"""
         ),
         {"ids": card_ids, "staff_id": staff_id, "now": now, "price": price},
-    ).rowcount
+    )
+    return rows_changed(inserted)
 
 
 def sale_of(session: Session, card_id: int) -> dict[str, object] | None:

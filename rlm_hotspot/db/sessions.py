@@ -660,7 +660,7 @@ def live_sessions_of_nas(session: Session, nas_id: int, *, started_before: datet
     return [r.id for r in rows]
 
 
-def nas_by_ip(session: Session, ip: str) -> Row | None:  # type: ignore[type-arg]
+def nas_by_ip(session: Executor, ip: str) -> Row | None:  # type: ignore[type-arg]
     return session.execute(
         text(
             "SELECT n.*, h.timezone, h.max_session_seconds FROM nas n JOIN hotspots h ON h.id = n.hotspot_id "

@@ -6,6 +6,7 @@ from sqlalchemy import Row, select, update
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.db import tables as t
+from rlm_hotspot.db.engine import rows_changed
 
 
 def nas_uam(session: Session, name: str) -> Row | None:  # type: ignore[type-arg]
@@ -18,4 +19,4 @@ def set_nas_uam(session: Session, name: str, uam_secret: str | None, uam_login_u
     done = session.execute(
         update(t.nas).where(t.nas.c.name == name).values(uam_secret=uam_secret, uam_login_url=uam_login_url)
     )
-    return bool(done.rowcount)  # type: ignore[attr-defined]
+    return rows_changed(done) > 0

@@ -325,7 +325,7 @@ def clear_lockout(
     if card_text is not None:
         kind, subject = "card", _number_or_text(card_text)
     else:
-        kind, subject = "client", client_identity(client, None)
+        kind, subject = "client", client_identity(client, None)  # type: ignore[assignment]  # not None: asserted next
         assert subject is not None
     if policy is not None:
         locked = {(row["kind"], row["subject"]) for row in list_lockouts(session, policy, now)}

@@ -141,14 +141,22 @@ def _check_batch_spec(spec: BatchSpec) -> None:
 class CardState(Protocol):
     """What the usability rules read of a card: a CardRecord, or a login snapshot of one."""
 
-    status: str | None
-    blocked: bool | None
-    balance: int | None
-    activated_at: datetime | None
-    valid_from: datetime | None
-    use_before: datetime | None
-    validity_seconds: int | None
-    expires_at: datetime | None
+    @property
+    def status(self) -> str | None: ...
+    @property
+    def blocked(self) -> bool | None: ...
+    @property
+    def balance(self) -> int | None: ...
+    @property
+    def activated_at(self) -> datetime | None: ...
+    @property
+    def valid_from(self) -> datetime | None: ...
+    @property
+    def use_before(self) -> datetime | None: ...
+    @property
+    def validity_seconds(self) -> int | None: ...
+    @property
+    def expires_at(self) -> datetime | None: ...
 
 
 def validity_of(card: CardState) -> CardValidity:
@@ -327,7 +335,7 @@ def export_batch(session: Session, vault: PinVault, batch_id: int) -> BatchExpor
     if any(pin is None for pin in pins):
         raise ServiceError(f"batch {batch_id} has hashed PINs: they could only be saved when it was generated")
     first = batch_cards[0]
-    batch = q.batch_by_id(session, batch_id)
+    batch = q.batch_of(session, first)
     hotspot = hotspot_by_id(session, first.hotspot_id) if first.hotspot_id is not None else None
     return BatchExport(
         batch_id=batch_id,

@@ -268,7 +268,7 @@ def set_hotspot(session: Session, name: str, **changes: object) -> dict[str, tup
     row = get_hotspot(session, name)
     current = {setting: getattr(row, setting) for setting in HOTSPOT_SETTINGS if setting != "tariff"}
     current["tariff"] = get_tariff(session, row.tariff_id).spec.name
-    spec = HotspotSpec(name=row.name, mode=row.mode, **{**current, **changes})  # type: ignore[arg-type]
+    spec = HotspotSpec(name=row.name, mode=row.mode, **{**current, **changes})
     _check_hotspot(spec)
     changed = {setting: (current[setting], value) for setting, value in changes.items() if current[setting] != value}
     values = {setting: new for setting, (_old, new) in changed.items() if setting != "tariff"}

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.core.cardcode import CardNumberError, normalise_card_number
@@ -21,6 +20,7 @@ from rlm_hotspot.db.catalog import hotspot_by_id, hotspot_by_name
 from rlm_hotspot.db.enforcement import queue_coas
 from rlm_hotspot.db.ledger import post_entry
 from rlm_hotspot.db.lockouts import card_failures, locked_out
+from rlm_hotspot.db.reports import StatementLine
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services.access import Policy, record_attempt
 from rlm_hotspot.services.cards import TopUp, activate, deadline_of, find_card, reveal_pins, top_up, usable_refusal
@@ -131,7 +131,7 @@ def set_preset(session: Session, hotspot: str, face_value: int, *, offered: bool
 
 def _printout(
     session: Session,
-    batch: Row,  # type: ignore[type-arg]
+    batch: cards_q.Batch,
     records: list[cards_q.CardRecord],
     pins: list[str | None],
     price_each: int | None,
@@ -179,7 +179,7 @@ class CardOverview:
     timezone: str
     sale: dict[str, object] | None
     sessions: list[dict[str, object]]
-    statement: list[dict[str, object]]
+    statement: list[StatementLine]
     locked_out: bool
 
 
@@ -344,7 +344,7 @@ def reprint(session: Session, vault: PinVault, card_text: str) -> Sale:
     pins = reveal_pins(vault, [card])
     if pins[0] is None:
         raise ServiceError("this card's PIN is hashed: it cannot be shown again")
-    return _printout(session, cards_q.batch_by_id(session, card.batch_id), [card], pins, None)
+    return _printout(session, cards_q.batch_of(session, card), [card], pins, None)
 
 
 def online(session: Session) -> dict[str, list[dict[str, object]]]:

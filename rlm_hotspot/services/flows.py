@@ -95,8 +95,12 @@ class TrafficCounts(Sequence[TrafficCount]):
 
     def where(self, keep: Sequence[bool]) -> TrafficCounts:
         """The counts whose ``keep`` flag is set."""
-        columns = (self.ips, self.bin_starts, self.sizes, self.free)
-        return TrafficCounts(*(list(compress(column, keep)) for column in columns))
+        return TrafficCounts(
+            list(compress(self.ips, keep)),
+            list(compress(self.bin_starts, keep)),
+            list(compress(self.sizes, keep)),
+            list(compress(self.free, keep)),
+        )
 
     def by_bin(self) -> dict[datetime, TrafficCounts]:
         """The counts of each bin (a spool file holds one bin: then they are these counts, not a copy)."""
@@ -594,6 +598,7 @@ def release_held_traffic(session: Session, quarantine_id: int, now: datetime) ->
         )
     q.begin_import(session, row.hotspot_id)  # the session's meter is read and moved as by an import: one at a time
     row = q.held_traffic(session, quarantine_id)  # its meter as it is now that imports wait
+    assert row is not None, "read above in this transaction, and quarantine rows are never deleted"
     tariff = get_tariff(session, row.tariff_id).tariff
     bin_start = datetime.fromisoformat(row.detail["bin_start"])
     download = held if row.quantity == Direction.DOWNLOAD.value else 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
@@ -31,14 +30,11 @@ class Statement:
     status: str
     account_id: int | None
     balance: int | None
-    rows: list[dict[str, object]]
+    rows: list[q.StatementLine]
 
 
 def statement(session: Session, card_text: str) -> Statement:
     """Every ledger row of the card's account, times in the local time of the hotspot concerned."""
     card = find_card(session, card_text)
     rows = q.statement(session, card.account_id) if card.account_id is not None else []
-    for row in rows:
-        created: datetime = row["created_at"]  # type: ignore[assignment]
-        row["local_time"] = created.astimezone(ZoneInfo(str(row.pop("timezone"))))
     return Statement(card.number, card.status, card.account_id, card.balance, rows)

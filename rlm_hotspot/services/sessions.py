@@ -98,9 +98,7 @@ def record_accounting(
     user = packet_user(update)
     row = _matched_session(session, nas.id, user, update, now, lock=True)
     verdict = Belonging.OTHER if row is None else _belonging(row, user, update, now)
-    if verdict is Belonging.DUPLICATE:
-        return AccountingResult(row.id, 0)
-    if verdict is Belonging.OTHER:
+    if row is None or verdict is Belonging.OTHER:
         if row is not None and row.status != "closed" and _same_user(row, user):
             # the NAS counts this card's session from the start again: the one we had is over
             _close(session, row.id, row.last_seen_at, "Lost-Service")
@@ -108,6 +106,8 @@ def record_accounting(
         row = _pending_login(session, nas, user, update, now) or _session_without_start(
             session, tariffs, nas, update, now, token=None if token_taken else update.token
         )
+    elif verdict is Belonging.DUPLICATE:
+        return AccountingResult(row.id, 0)
     if row.status == "pending" or row.account_id is None:
         row = _open(session, row, update, now)
         if not _has_news(row, update):  # a Start: nothing used yet, nothing to write twice

@@ -17,6 +17,7 @@ from typing import Protocol
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from rlm_hotspot.db.enforcement import ClaimedCut
 from rlm_hotspot.metrics import WorkerMetrics
 from rlm_hotspot.nas.coa import (
     NasAddress,
@@ -32,7 +33,6 @@ from rlm_hotspot.services.access import Policy
 from rlm_hotspot.services.enforcement import (
     COA_REASON,
     MAX_NAS_ATTEMPTS,
-    ClaimedCut,
     CutPlan,
     bill_open_gates,
     claim_due_cuts,

@@ -77,7 +77,7 @@ class OpenNdsGate:
     def is_open(self, ip: str, mac: str | None) -> bool:
         done = run_command([*self._ndsctl, "json", self._client(ip, mac)], timeout=self._timeout)
         try:
-            state = json.loads(done.stdout or "{}").get("state")
+            state: object = json.loads(done.stdout or "{}").get("state")
         except (ValueError, AttributeError):
             raise GateError(f"opennds gate: ndsctl json gave no JSON: {done.stdout.strip()[:200]}") from None
         return state == "Authenticated"

@@ -1,0 +1,13 @@
+# What the portal and the console use of Flask-Babel 4, which ships no type information (no py.typed).
+from collections.abc import Callable
+
+from babel import Locale
+from flask import Flask
+from flask_babel.speaklater import LazyString
+
+class Babel:
+    def __init__(self, app: Flask | None = ..., *, locale_selector: Callable[[], str | None] | None = ...) -> None: ...
+
+def get_locale() -> Locale | None: ...
+def gettext(string: str, **variables: object) -> str: ...
+def lazy_gettext(string: str, **variables: object) -> LazyString: ...
