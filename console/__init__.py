@@ -13,11 +13,12 @@ from datetime import datetime
 from flask import Flask, g
 
 from console import admin, auth, desk, manager, sell
-from console.context import ConsoleContext, utc_now
+from console.context import ConsoleContext
 from console.errors import init_errors
 from console.i18n import init_i18n
 from console.security import init_security
 from console.settings import ConsoleSettings, load_console_settings
+from rlm_hotspot.clock import utc_now
 from rlm_hotspot.db.engine import make_engine
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services.staff import role_allows

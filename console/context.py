@@ -5,21 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from flask import current_app
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from console.settings import ConsoleSettings
+from rlm_hotspot.clock import utc_now
 from rlm_hotspot.core.money import Currency
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services.access import Policy
 from rlm_hotspot.services.catalog import currency
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+from rlm_hotspot.services.policy import login_policy
 
 
 @dataclass
@@ -31,8 +29,7 @@ class ConsoleContext:
 
     @property
     def policy(self) -> Policy:
-        core = self.settings.core
-        return Policy(core.lockout_attempts, core.lockout_window_s, core.pending_session_ttl_s)
+        return login_policy(self.settings.core)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

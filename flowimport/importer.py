@@ -39,6 +39,8 @@ from flowimport.spool import (
     pending_files,
     read_blocks,
 )
+from rlm_hotspot.clock import utc_now
+from rlm_hotspot.db.engine import database_error_line
 from rlm_hotspot.services.errors import ServiceError
 from rlm_hotspot.services.flows import FlowBatch, HeldTraffic, ImportOutcome, ImportPolicy, import_batches
 
@@ -76,10 +78,6 @@ def read_failing(spool: Path) -> list[Failure]:
         return []
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass(frozen=True)
 class ImporterSettings:
     hotspot: str
@@ -115,7 +113,7 @@ DATABASE = "(database or hotspot)"
 def _reason(exc: BaseException) -> str:
     """One line saying why an import failed."""
     if isinstance(exc, DBAPIError):
-        return str(exc.orig or exc).strip().splitlines()[0]
+        return database_error_line(exc)
     return f"{type(exc).__name__}: {exc}"
 
 

@@ -13,13 +13,14 @@ from datetime import datetime
 from flask import Flask
 
 from portal import auth, captive, heartbeat_lifecycle, status
-from portal.context import PortalContext, utc_now
+from portal.context import PortalContext
 from portal.errors import init_errors
 from portal.heartbeat_shortcut import HeartbeatShortcut
 from portal.i18n import init_i18n
 from portal.metrics import init_metrics
 from portal.security import init_security, trust_proxies
 from portal.settings import PortalSettings, load_portal_settings
+from rlm_hotspot.clock import utc_now
 from rlm_hotspot.db.engine import make_engine
 from rlm_hotspot.nas.gates import make_gate
 from rlm_hotspot.pins import PinVault

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import Connection, Engine
@@ -14,12 +14,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from portal.heartbeat_writer import HeartbeatWriter
 from portal.settings import PortalSettings
+from rlm_hotspot.clock import utc_now
 from rlm_hotspot.core.money import Currency
 from rlm_hotspot.db.engine import session_factory
 from rlm_hotspot.nas.gates import Gate, GateError
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services.access import Policy
 from rlm_hotspot.services.catalog import currency
+from rlm_hotspot.services.policy import login_policy
 from rlm_hotspot.services.portal import (
     SILENCE_CAUSES,
     PortalHotspot,
@@ -35,10 +37,6 @@ from rlm_hotspot.services.tariff_cache import TariffCache
 
 HOTSPOT_TTL = timedelta(seconds=30)
 log = logging.getLogger(__name__)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -79,12 +77,7 @@ class PortalContext:
 
     @property
     def policy(self) -> Policy:
-        core = self.settings.core
-        return Policy(
-            lockout_attempts=core.lockout_attempts,
-            lockout_window_s=core.lockout_window_s,
-            pending_session_ttl_s=core.pending_session_ttl_s,
-        )
+        return login_policy(self.settings.core)
 
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:

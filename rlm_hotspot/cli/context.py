@@ -6,18 +6,20 @@ import getpass
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 
 import click
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from rlm_hotspot.clock import utc_now
 from rlm_hotspot.core.money import Currency
 from rlm_hotspot.db.engine import make_engine
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import audit as audit_service
 from rlm_hotspot.services.access import Policy
 from rlm_hotspot.services.catalog import currency
+from rlm_hotspot.services.policy import login_policy
 from rlm_hotspot.settings import Settings, load_settings
 
 
@@ -51,11 +53,7 @@ class App:
 
     @property
     def policy(self) -> Policy:
-        return Policy(
-            lockout_attempts=self.settings.lockout_attempts,
-            lockout_window_s=self.settings.lockout_window_s,
-            pending_session_ttl_s=self.settings.pending_session_ttl_s,
-        )
+        return login_policy(self.settings)
 
     @contextmanager
     def transaction(self, *, audit: bool = False) -> Iterator[Session]:
@@ -86,7 +84,7 @@ class App:
 
     @staticmethod
     def now() -> datetime:
-        return datetime.now(UTC)
+        return utc_now()
 
     def close(self) -> None:
         if self._engine is not None:

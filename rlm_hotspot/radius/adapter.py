@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable
-from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
 
@@ -23,9 +22,10 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from rlm_hotspot.clock import utc_now
 from rlm_hotspot.core.decisions import SERVICE_UNAVAILABLE, Refusal
 from rlm_hotspot.db import migrate
-from rlm_hotspot.db.engine import make_engine
+from rlm_hotspot.db.engine import database_error_line, make_engine
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.radius.decode import (
     Attributes,
@@ -37,7 +37,6 @@ from rlm_hotspot.radius.decode import (
 from rlm_hotspot.radius.encode import Item, accept_reply, reply_message
 from rlm_hotspot.services.access import (
     LoginRequest,
-    Policy,
     RadiusRefused,
     UnknownPlace,
     decide_radius_login,
@@ -46,6 +45,7 @@ from rlm_hotspot.services.access import (
 )
 from rlm_hotspot.services.catalog import currency
 from rlm_hotspot.services.errors import ServiceError
+from rlm_hotspot.services.policy import login_policy
 from rlm_hotspot.services.sessions import (
     AccountingRefused,
     packet_identity,
@@ -94,11 +94,7 @@ class RadiusAdapter:
         self.vault = vault
         self.tariffs = TariffCache()
         self.nas = NasCache()
-        self.policy = Policy(
-            lockout_attempts=settings.lockout_attempts,
-            lockout_window_s=settings.lockout_window_s,
-            pending_session_ttl_s=settings.pending_session_ttl_s,
-        )
+        self.policy = login_policy(settings)
 
     @classmethod
     def start(cls, radiusd: ModuleType, settings: Settings) -> RadiusAdapter:
@@ -114,7 +110,7 @@ class RadiusAdapter:
             raise StartupError(str(exc)) from None
         except SQLAlchemyError as exc:
             engine.dispose()
-            raise StartupError(f"cannot use the database: {_first_line(exc)}") from None
+            raise StartupError(f"cannot use the database: {database_error_line(exc)}") from None
         if todo:
             engine.dispose()
             raise StartupError(f"the database lacks {todo[0].path.name}: run `hotspotctl db upgrade`")
@@ -145,9 +141,9 @@ class RadiusAdapter:
         try:
             return body(lists)
         except (OperationalError, InterfaceError) as exc:  # down, unreachable, statement timeout
-            self.log(self.rad.L_ERR, f"{hook}: database unavailable, answering FAIL: {_first_line(exc)}")
+            self.log(self.rad.L_ERR, f"{hook}: database unavailable, answering FAIL: {database_error_line(exc)}")
         except SQLAlchemyError as exc:
-            self.log(self.rad.L_ERR, f"{hook}: database error, answering FAIL: {_first_line(exc)}")
+            self.log(self.rad.L_ERR, f"{hook}: database error, answering FAIL: {database_error_line(exc)}")
         except Exception:
             self.log(self.rad.L_ERR, f"{hook}: internal error, answering FAIL: {traceback.format_exc()}")
         return self.rad.RLM_MODULE_FAIL, fault_reply, None
@@ -182,7 +178,7 @@ class RadiusAdapter:
                     token=new_token(),
                     username=packet.card_text,
                     calling_station_id=packet.calling_station_id,
-                    now=_now(),
+                    now=utc_now(),
                 )
                 return self.rad.RLM_MODULE_UPDATED, None, ((LOGIN_CALL, ":=", call),)
             with Session(self.engine) as session:  # connects only to reload a stale tariff
@@ -201,7 +197,7 @@ class RadiusAdapter:
 
     # -- accounting: OK only after the commit -------------------------------------------------------
     def _accounting(self, lists: dict[str, Any]) -> HookResult:
-        received_at = _now()
+        received_at = utc_now()
         attributes = Attributes.of(lists.get("request"))
         try:
             update = decode_accounting(attributes)
@@ -227,10 +223,3 @@ class RadiusAdapter:
         return self.rad.RLM_MODULE_OK, None, None
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _first_line(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None)
-    return (str(orig or exc).strip().splitlines() or [type(exc).__name__])[0]

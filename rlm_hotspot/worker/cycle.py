@@ -11,12 +11,13 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from rlm_hotspot.clock import utc_now
 from rlm_hotspot.db.enforcement import ClaimedCut
 from rlm_hotspot.metrics import WorkerMetrics
 from rlm_hotspot.nas.coa import (
@@ -61,10 +62,6 @@ class GateCloser(Protocol):
 
 DisconnectSender = Callable[[NasAddress, SessionIdentity, datetime], NasAnswer]
 CoaSender = Callable[[NasAddress, SessionIdentity, list[tuple[str, str]], datetime], NasAnswer]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.db.enforcement import WakeListener
-from rlm_hotspot.db.engine import make_engine
+from rlm_hotspot.db.engine import database_error_line, make_engine
 from rlm_hotspot.metrics import serve
 from rlm_hotspot.nas.gates import make_gate
 from rlm_hotspot.services.access import Policy
@@ -43,8 +43,7 @@ def run_until_stopped(
         except SQLAlchemyError as exc:
             outage_wait = interval_s if outage_wait is None else min(outage_wait * 2, MAX_OUTAGE_WAIT_S)
             wait = outage_wait
-            detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-            log.warning("database unavailable (%s); next try in %g s", detail, wait)
+            log.warning("database unavailable (%s); next try in %g s", database_error_line(exc), wait)
         except Exception:
             log.exception("worker cycle failed; next try in %g s", wait)
         if wake is None:
