@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from zoneinfo import ZoneInfo
 
 import click
@@ -121,7 +122,7 @@ def hotspot_list(app: App, fmt: str) -> None:
     Example: hotspotctl hotspot list --format csv
     """
     with app.transaction() as session:
-        rows = [dict(r._mapping) for r in svc.list_hotspots(session)]
+        rows = [asdict(r) for r in svc.list_hotspots(session)]
     emit(
         rows,
         fmt,
@@ -256,7 +257,7 @@ def nas_list(app: App, fmt: str) -> None:
     Example: hotspotctl nas list
     """
     with app.transaction() as session:
-        rows = [dict(r._mapping) for r in svc.list_nas(session)]
+        rows = [asdict(r) for r in svc.list_nas(session)]
     emit(rows, fmt, ["id", "name", "hotspot", "ip_address", "coa_port", "vendor"])
 
 

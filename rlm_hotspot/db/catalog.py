@@ -3,21 +3,94 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import Row, Table, delete, insert, select, text, update
+from sqlalchemy import Table, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.db import tables as t
 from rlm_hotspot.db.engine import Executor
+from rlm_hotspot.db.rows import every, one
 
 
 class DuplicateError(ValueError):
     """A row with the same unique name/address already exists."""
 
 
-def installation(session: Executor) -> Row | None:  # type: ignore[type-arg]
-    return session.execute(select(t.installation)).first()
+@dataclass(frozen=True, slots=True)
+class InstallationRecord:
+    singleton: bool
+    currency_code: str
+    currency_exponent: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TariffRecord:
+    id: int
+    name: str
+    time_price: int
+    time_unit_seconds: int
+    time_increment_seconds: int
+    traffic_price: int
+    traffic_unit_bytes: int
+    traffic_direction: str
+    simultaneous_use: int
+    rate_up_kbps: int | None
+    rate_down_kbps: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HotspotRecord:
+    id: int
+    name: str
+    timezone: str
+    tariff_id: int
+    mode: str
+    traffic_meter: str
+    interim_interval: int
+    idle_timeout: int | None
+    stale_grace: int
+    heartbeat: str
+    heartbeat_timeout: int
+    max_session_seconds: int
+    max_rate_kbps: int
+    hidden_grace: int
+    portal_url: str | None
+    terms_of_use: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ListedHotspot(HotspotRecord):
+    tariff: str  # the tariff's name
+
+
+@dataclass(frozen=True, slots=True)
+class NasRecord:
+    id: int
+    hotspot_id: int
+    name: str
+    ip_address: str
+    secret: str
+    coa_port: int
+    vendor: str
+    created_at: datetime
+    uam_secret: str | None
+    uam_login_url: str | None
+    rebooted_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ListedNas(NasRecord):
+    hotspot: str  # the hotspot's name
+
+
+def installation(session: Executor) -> InstallationRecord | None:
+    return one(InstallationRecord, session.execute(select(t.installation)).first())
 
 
 def insert_installation(session: Session, currency_code: str, exponent: int) -> None:
@@ -26,7 +99,7 @@ def insert_installation(session: Session, currency_code: str, exponent: int) -> 
     )
 
 
-def _insert_unique(session: Session, table, what: str, label: str, **values: object) -> int:  # type: ignore[no-untyped-def]
+def _insert_unique(session: Session, table: Table, what: str, label: str, **values: object) -> int:
     """Insert inside a savepoint so a duplicate becomes a clear error and leaves the transaction usable."""
     try:
         with session.begin_nested():
@@ -55,16 +128,16 @@ def insert_tariff(
     return tariff_id
 
 
-def tariff_by_name(session: Executor, name: str) -> Row | None:  # type: ignore[type-arg]
-    return session.execute(select(t.tariffs).where(t.tariffs.c.name == name)).first()
+def tariff_by_name(session: Executor, name: str) -> TariffRecord | None:
+    return one(TariffRecord, session.execute(select(t.tariffs).where(t.tariffs.c.name == name)).first())
 
 
-def tariff_by_id(session: Executor, tariff_id: int) -> Row | None:  # type: ignore[type-arg]
-    return session.execute(select(t.tariffs).where(t.tariffs.c.id == tariff_id)).first()
+def tariff_by_id(session: Executor, tariff_id: int) -> TariffRecord | None:
+    return one(TariffRecord, session.execute(select(t.tariffs).where(t.tariffs.c.id == tariff_id)).first())
 
 
-def tariffs(session: Session) -> list[Row]:  # type: ignore[type-arg]
-    return list(session.execute(select(t.tariffs).order_by(t.tariffs.c.id)))
+def tariffs(session: Session) -> list[TariffRecord]:
+    return every(TariffRecord, session.execute(select(t.tariffs).order_by(t.tariffs.c.id)))
 
 
 def tariff_bands(session: Executor, tariff_id: int) -> list[tuple[int, int, int]]:
@@ -87,19 +160,19 @@ def insert_hotspot(session: Session, **values: object) -> int:
     return _insert_unique(session, t.hotspots, "hotspot", str(values["name"]), **values)
 
 
-def hotspot_by_name(session: Executor, name: str) -> Row | None:  # type: ignore[type-arg]
-    return session.execute(select(t.hotspots).where(t.hotspots.c.name == name)).first()
+def hotspot_by_name(session: Executor, name: str) -> HotspotRecord | None:
+    return one(HotspotRecord, session.execute(select(t.hotspots).where(t.hotspots.c.name == name)).first())
 
 
-def hotspot_by_id(session: Session, hotspot_id: int) -> Row | None:  # type: ignore[type-arg]
-    return session.execute(select(t.hotspots).where(t.hotspots.c.id == hotspot_id)).first()
+def hotspot_by_id(session: Session, hotspot_id: int) -> HotspotRecord | None:
+    return one(HotspotRecord, session.execute(select(t.hotspots).where(t.hotspots.c.id == hotspot_id)).first())
 
 
-def hotspots(session: Session) -> list[Row]:  # type: ignore[type-arg]
+def hotspots(session: Session) -> list[ListedHotspot]:
     query = select(t.hotspots, t.tariffs.c.name.label("tariff")).join(
         t.tariffs, t.tariffs.c.id == t.hotspots.c.tariff_id
     )
-    return list(session.execute(query.order_by(t.hotspots.c.id)))
+    return every(ListedHotspot, session.execute(query.order_by(t.hotspots.c.id)))
 
 
 def insert_nas(session: Session, **values: object) -> int:
@@ -111,13 +184,13 @@ def insert_nas(session: Session, **values: object) -> int:
         ) from None
 
 
-def nas_list(session: Session) -> list[Row]:  # type: ignore[type-arg]
+def nas_list(session: Session) -> list[ListedNas]:
     query = select(t.nas, t.hotspots.c.name.label("hotspot")).join(t.hotspots, t.hotspots.c.id == t.nas.c.hotspot_id)
-    return list(session.execute(query.order_by(t.nas.c.id)))
+    return every(ListedNas, session.execute(query.order_by(t.nas.c.id)))
 
 
-def nas_by_name(session: Session, name: str) -> Row | None:  # type: ignore[type-arg]
-    return session.execute(select(t.nas).where(t.nas.c.name == name)).first()
+def nas_by_name(session: Session, name: str) -> NasRecord | None:
+    return one(NasRecord, session.execute(select(t.nas).where(t.nas.c.name == name)).first())
 
 
 def update_row(session: Session, table: Table, row_id: int, what: str, label: str, **values: object) -> None:

@@ -300,14 +300,14 @@ def _refuse_while_referred(session: Session, table: Table, row_id: int, what: st
         raise ServiceError(f"{what} is still referred to by {uses}: nothing removed (history is kept, not deleted)")
 
 
-def get_hotspot(session: Session, name: str):  # type: ignore[no-untyped-def]
+def get_hotspot(session: Session, name: str) -> q.HotspotRecord:
     row = q.hotspot_by_name(session, name)
     if row is None:
         raise NotFound(f"no hotspot {name!r}")
     return row
 
 
-def list_hotspots(session: Session):  # type: ignore[no-untyped-def]
+def list_hotspots(session: Session) -> list[q.ListedHotspot]:
     return q.hotspots(session)
 
 
@@ -345,7 +345,7 @@ def _check_nas(*, ip_address: str, secret: str, coa_port: int, vendor: str) -> s
     return str(address)
 
 
-def get_nas(session: Session, name: str):  # type: ignore[no-untyped-def]
+def get_nas(session: Session, name: str) -> q.NasRecord:
     row = q.nas_by_name(session, name)
     if row is None:
         raise NotFound(f"no NAS named {name!r}")
@@ -383,5 +383,5 @@ def remove_nas(session: Session, name: str) -> None:
     q.delete_row(session, t.nas, row.id)
 
 
-def list_nas(session: Session):  # type: ignore[no-untyped-def]
+def list_nas(session: Session) -> list[q.ListedNas]:
     return q.nas_list(session)
