@@ -13,14 +13,16 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from itertools import repeat
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from sqlalchemy import Row, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.db.arrays import array_literal
 from rlm_hotspot.db.ledger import POSTED_ENTRIES_MOVE_BALANCES
+from rlm_hotspot.db.rows import every, one
 
 _IMPORT_LOCK = 0x666C6F77  # 'flow': with the hotspot id, one importer per hotspot at a time
 
@@ -32,12 +34,28 @@ def begin_import(session: Session, hotspot_id: int) -> None:
     session.execute(text("SET LOCAL work_mem = '64MB'"))
 
 
-def hotspot(session: Session, name: str) -> Row | None:  # type: ignore[type-arg]
-    """The hotspot's id, time zone, tariff, traffic meter and line rate."""
-    return session.execute(
-        text("SELECT id, name, timezone, tariff_id, traffic_meter, max_rate_kbps FROM hotspots WHERE name = :name"),
-        {"name": name},
-    ).first()
+@dataclass(frozen=True, slots=True)
+class FlowHotspotRecord:
+    """What the NetFlow import needs of a hotspot."""
+
+    id: int
+    name: str
+    timezone: str
+    tariff_id: int
+    traffic_meter: str
+    max_rate_kbps: int
+
+
+def hotspot(session: Session, name: str) -> FlowHotspotRecord | None:
+    return one(
+        FlowHotspotRecord,
+        session.execute(
+            text(
+                "SELECT id, name, timezone, tariff_id, traffic_meter, max_rate_kbps FROM hotspots WHERE name = :name"
+            ),
+            {"name": name},
+        ).first(),
+    )
 
 
 @dataclass(frozen=True)
@@ -292,29 +310,74 @@ def hold_traffic(session: Session, rows: Sequence[HeldRow], now: datetime) -> No
     )
 
 
-def held_traffic(session: Session, quarantine_id: int) -> Row | None:  # type: ignore[type-arg]
-    """A quarantine row with the session it names and that session's rating state, locked until the
-    transaction ends (two releases of one row wait for each other)."""
-    return session.execute(
-        text(
-            """
-            SELECT qr.id, qr.source, qr.state, qr.quantity, qr.held, qr.detail, qr.session_id,
-                   s.hotspot_id, s.account_id, s.card_id, s.tariff_id, s.traffic_cost_num, s.input_octets,
-                   s.output_octets, h.timezone
-            FROM quarantine qr
-            LEFT JOIN sessions s ON s.id = qr.session_id
-            LEFT JOIN hotspots h ON h.id = s.hotspot_id
-            WHERE qr.id = :id
-            FOR UPDATE OF qr
-            """
-        ),
+@dataclass(frozen=True, slots=True)
+class SessionMeter:
+    """A session's traffic rating state."""
+
+    session_id: int
+    hotspot_id: int
+    account_id: int | None
+    card_id: int
+    tariff_id: int
+    traffic_cost_num: int
+    input_octets: int
+    output_octets: int
+    timezone: str
+
+
+@dataclass(frozen=True, slots=True)
+class HeldTraffic:
+    """A quarantine row, with the meter of the session it names (None: it names none)."""
+
+    id: int
+    source: str
+    state: str
+    quantity: str
+    held: Decimal
+    detail: dict[str, Any]
+    meter: SessionMeter | None
+
+
+_SESSION_METER = """
+    SELECT s.id AS session_id, s.hotspot_id, s.account_id, s.card_id, s.tariff_id, s.traffic_cost_num,
+           s.input_octets, s.output_octets, h.timezone
+    FROM sessions s JOIN hotspots h ON h.id = s.hotspot_id
+    WHERE s.id = :id"""
+
+
+def held_traffic(session: Session, quarantine_id: int) -> HeldTraffic | None:
+    """Locked until the transaction ends (two releases of one row wait for each other)."""
+    row = session.execute(
+        text("SELECT id, source, state, quantity, held, detail, session_id FROM quarantine WHERE id = :id FOR UPDATE"),
         {"id": quarantine_id},
     ).first()
+    if row is None:
+        return None
+    meter = None if row.session_id is None else session_meter(session, row.session_id)
+    return HeldTraffic(row.id, row.source, row.state, row.quantity, row.held, row.detail, meter)
 
 
-def exhausted_open_sessions(session: Session, hotspot_id: int | None = None) -> list[Row]:  # type: ignore[type-arg]
+def session_meter(session: Session, session_id: int) -> SessionMeter:
+    """The session's meter as it is now (it exists: a quarantine row or a caller names it)."""
+    return SessionMeter(**session.execute(text(_SESSION_METER), {"id": session_id}).one()._mapping)
+
+
+@dataclass(frozen=True, slots=True)
+class ExhaustedSession:
+    session_id: int
+    account_id: int
+    balance: int
+    hotspot_id: int
+    nas_id: int | None
+    source: str
+    framed_ip: str | None
+    acct_session_id: str | None
+
+
+def exhausted_open_sessions(session: Session, hotspot_id: int | None = None) -> list[ExhaustedSession]:
     """Open sessions whose account balance is at or below zero: to be cut by the worker."""
-    return list(
+    return every(
+        ExhaustedSession,
         session.execute(
             text(
                 """
@@ -327,13 +390,29 @@ def exhausted_open_sessions(session: Session, hotspot_id: int | None = None) -> 
                 """
             ),
             {"hotspot_id": hotspot_id},
-        )
+        ),
     )
 
 
-def import_status(session: Session, hotspot_id: int, since: datetime) -> Row:  # type: ignore[type-arg]
+@dataclass(frozen=True, slots=True)
+class ImportTotals:
+    """The latest batch of a hotspot and its totals over a window (sums of bigint come as numeric)."""
+
+    last_batch: str | None
+    last_bin_end: datetime | None
+    last_imported_at: datetime | None
+    batches: int
+    records: int
+    malformed: int
+    billable_bytes: Decimal
+    free_bytes: Decimal
+    unattributed_bytes: Decimal
+    debited: Decimal
+
+
+def import_status(session: Session, hotspot_id: int, since: datetime) -> ImportTotals:
     """The latest batch and the totals since ``since`` for one hotspot."""
-    return session.execute(
+    row = session.execute(
         text(
             """
             SELECT last.name AS last_batch, last.bin_end AS last_bin_end, last.imported_at AS last_imported_at,
@@ -352,3 +431,4 @@ def import_status(session: Session, hotspot_id: int, since: datetime) -> Row:  #
         ),
         {"hotspot_id": hotspot_id, "since": since},
     ).one()
+    return ImportTotals(**row._mapping)

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Row, select, update
+from dataclasses import dataclass, field
+
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.db import tables as t
 from rlm_hotspot.db.engine import rows_changed
+from rlm_hotspot.db.rows import one
 
 
-def nas_uam(session: Session, name: str) -> Row | None:  # type: ignore[type-arg]
+@dataclass(frozen=True, slots=True)
+class NasUam:
+    name: str
+    vendor: str  # mikrotik | chilli | wispr | generic
+    hotspot_id: int
+    uam_secret: str | None = field(repr=False)
+    uam_login_url: str | None
+
+
+def nas_uam(session: Session, name: str) -> NasUam | None:
     nas = t.nas.c
     query = select(nas.name, nas.vendor, nas.hotspot_id, nas.uam_secret, nas.uam_login_url).where(nas.name == name)
-    return session.execute(query).first()
+    return one(NasUam, session.execute(query).first())
 
 
 def set_nas_uam(session: Session, name: str, uam_secret: str | None, uam_login_url: str | None) -> bool:

@@ -69,7 +69,7 @@ def end_session(session: Session, session_id: int, now: datetime) -> EndQueued:
     row = q.session_for_end(session, session_id)
     if row is None:
         raise NotFound(f"no session {session_id}")
-    if row.status == "closed":
+    if row.stopped_at is not None:  # closed (a CHECK ties the two)
         raise ServiceError(
             f"session {session_id} has already ended ({row.terminate_cause or 'no cause'}, at "
             f"{row.stopped_at.isoformat(sep=' ', timespec='seconds')}): nothing to do"

@@ -584,35 +584,39 @@ def release_held_traffic(session: Session, quarantine_id: int, now: datetime) ->
         raise ServiceError(f"quarantine row {quarantine_id} holds {row.source} usage, not NetFlow traffic")
     if row.state != "held":
         raise ServiceError(f"quarantine row {quarantine_id} is {row.state}, not held: nothing to bill")
-    if row.session_id is None:
+    if row.meter is None:
         raise ServiceError(
             f"quarantine row {quarantine_id} has no session: no session held the IP then, so there is nobody to bill"
         )
-    if row.account_id is None:
-        raise ServiceError(f"session {row.session_id} of quarantine row {quarantine_id} has no account yet")
+    if row.meter.account_id is None:
+        raise ServiceError(f"session {row.meter.session_id} of quarantine row {quarantine_id} has no account yet")
     held = int(row.held)
     if held > MAX_BIGINT:
         raise ServiceError(
             f"quarantine row {quarantine_id} holds {held} bytes, more than any counter can hold "
             "(beyond BIGINT): it cannot be billed, only dismissed"
         )
-    q.begin_import(session, row.hotspot_id)  # the session's meter is read and moved as by an import: one at a time
-    row = q.held_traffic(session, quarantine_id)  # its meter as it is now that imports wait
-    assert row is not None, "read above in this transaction, and quarantine rows are never deleted"
-    tariff = get_tariff(session, row.tariff_id).tariff
+    q.begin_import(session, row.meter.hotspot_id)  # the meter is read and moved as by an import: one at a time
+    meter = q.session_meter(session, row.meter.session_id)  # as it is now that imports wait
+    assert meter.account_id is not None, "a session's account, once set, stays"
+    tariff = get_tariff(session, meter.tariff_id).tariff
     bin_start = datetime.fromisoformat(row.detail["bin_start"])
     download = held if row.quantity == Direction.DOWNLOAD.value else 0
     upload = held - download
     tally = _SessionTally(
-        row.account_id, row.card_id, row.tariff_id, row.traffic_cost_num, download=download, upload=upload
+        meter.account_id, meter.card_id, meter.tariff_id, meter.traffic_cost_num, download=download, upload=upload
     )
     tally.by_band[bin_start] = [0, 0] if row.detail.get("free") else [download, upload]
-    tz = ZoneInfo(row.timezone)
-    debits = rate_sessions({row.session_id: tally}, {row.tariff_id: tariff}, tz)
-    after = (row.traffic_cost_num + debits.added_cost_num[0], row.input_octets + upload, row.output_octets + download)
+    tz = ZoneInfo(meter.timezone)
+    debits = rate_sessions({meter.session_id: tally}, {meter.tariff_id: tariff}, tz)
+    after = (
+        meter.traffic_cost_num + debits.added_cost_num[0],
+        meter.input_octets + upload,
+        meter.output_octets + download,
+    )
     if max(after) > MAX_BIGINT:
         raise ServiceError(
-            f"quarantine row {quarantine_id}: {held} bytes would take session {row.session_id}'s "
+            f"quarantine row {quarantine_id}: {held} bytes would take session {meter.session_id}'s "
             "counters beyond BIGINT: it cannot be billed, only dismissed"
         )
     q.apply_debits(
@@ -625,39 +629,15 @@ def release_held_traffic(session: Session, quarantine_id: int, now: datetime) ->
     return sum(debits.amounts)
 
 
-@dataclass(frozen=True)
-class ExhaustedSession:
-    """An open session whose account is at or below zero: the worker must cut it."""
-
-    session_id: int
-    account_id: int
-    balance: int
-    hotspot_id: int
-    nas_id: int | None
-    source: str
-    framed_ip: str | None
-    acct_session_id: str | None
-
-
-def accounts_exhausted_with_open_sessions(session: Session, hotspot_id: int | None = None) -> list[ExhaustedSession]:
+def accounts_exhausted_with_open_sessions(
+    session: Session, hotspot_id: int | None = None
+) -> list[q.ExhaustedSession]:
     """Open sessions of exhausted accounts (optionally of one hotspot), for the enforcement worker.
 
     With NetFlow metering a guest can overshoot zero by at most the traffic of one export interval (the
     exporter's active timeout plus one bin) plus one import cycle before this lists the session.
     """
-    return [
-        ExhaustedSession(
-            session_id=row.session_id,
-            account_id=row.account_id,
-            balance=row.balance,
-            hotspot_id=row.hotspot_id,
-            nas_id=row.nas_id,
-            source=row.source,
-            framed_ip=None if row.framed_ip is None else str(row.framed_ip),
-            acct_session_id=row.acct_session_id,
-        )
-        for row in q.exhausted_open_sessions(session, hotspot_id)
-    ]
+    return q.exhausted_open_sessions(session, hotspot_id)
 
 
 @dataclass(frozen=True)

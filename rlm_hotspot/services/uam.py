@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.db import uam as q
 from rlm_hotspot.services.errors import NotFound, ServiceError
 
 
-@dataclass(frozen=True)
-class NasUam:
-    name: str
-    vendor: str  # mikrotik | chilli | wispr | generic
-    hotspot_id: int
-    uam_secret: str | None = field(repr=False)
-    uam_login_url: str | None
-
-
-def nas_uam(session: Session, nas_name: str) -> NasUam:
+def nas_uam(session: Session, nas_name: str) -> q.NasUam:
     """The NAS named in a redirect (CoovaChilli nasid, MikroTik identity); NotFound for a stranger."""
     row = q.nas_uam(session, nas_name)
     if row is None:
         raise NotFound(f"no NAS named {nas_name!r}")
-    return NasUam(row.name, row.vendor, row.hotspot_id, row.uam_secret, row.uam_login_url)
+    return row
 
 
 def set_nas_uam(session: Session, nas_name: str, *, uam_secret: str | None, uam_login_url: str | None) -> None:
