@@ -347,8 +347,8 @@ class Importer:
         """The batches in one transaction; the reason if it failed (rolled back whole). Raises _Abort when
         nothing else can be imported this cycle either (the database is down, the hotspot refused)."""
         try:
-            with no_cycle_collection(), self.sessions.begin() as session:
-                outcome = import_batches(session, self.settings.hotspot, batches, self.clock(), self.settings.policy)
+            with no_cycle_collection(), self.sessions.begin() as db:
+                outcome = import_batches(db, self.settings.hotspot, batches, self.clock(), self.settings.policy)
         except ServiceError as exc:
             log.error("%s; nothing imported, retrying next cycle", exc)
             report.errors += 1
@@ -374,8 +374,8 @@ class Importer:
     def _database_answers(self) -> bool:
         """Whether a failed import failed for the database's sake (down, restarting) or for its data's."""
         try:
-            with self.sessions() as session:
-                session.execute(text("SELECT 1"))
+            with self.sessions() as db:
+                db.execute(text("SELECT 1"))
         except DBAPIError:
             return False
         return True

@@ -29,8 +29,8 @@ def cards() -> None:
 def _hotspot_zone(app: App, hotspot: str | None) -> tzinfo:
     if not hotspot:
         return UTC
-    with app.transaction() as session:
-        return ZoneInfo(get_hotspot(session, hotspot).timezone)
+    with app.transaction() as db:
+        return ZoneInfo(get_hotspot(db, hotspot).timezone)
 
 
 @cards.command("generate")
@@ -92,8 +92,8 @@ def cards_generate(
         raise click.BadParameter("the output file must end in .csv or .pdf", param_hint="--output")
     tz = _hotspot_zone(app, hotspot)
     now = app.now()
-    with app.transaction() as session:
-        currency = app.currency(session)
+    with app.transaction() as db:
+        currency = app.currency(db)
         spec = svc.BatchSpec(
             count=count,
             face_value=parse_amount(currency, face_value),
@@ -109,7 +109,7 @@ def cards_generate(
             pin_alphabet=pin_alphabet,
         )
         with click.progressbar(length=count, label="generating", file=sys.stderr) as bar:
-            batch = svc.generate_batch(session, app.vault, spec, now, app.settings.pin_mode, bar.update)
+            batch = svc.generate_batch(db, app.vault, spec, now, app.settings.pin_mode, bar.update)
         if output:
             rows = [(number, pin) for number, pin in zip(batch.numbers, batch.pins, strict=True)]
             _write_cards(
@@ -183,9 +183,9 @@ def cards_export(app: App, batch_id: int, output: str) -> None:
     path = Path(output)
     if path.suffix.lower() not in (".csv", ".pdf"):
         raise click.BadParameter("the output file must end in .csv or .pdf", param_hint="--output")
-    with app.transaction(audit=True) as session:  # PINs shown: on the record, though nothing changed
-        currency = app.currency(session)
-        export = svc.export_batch(session, app.vault, batch_id)
+    with app.transaction(audit=True) as db:  # PINs shown: on the record, though nothing changed
+        currency = app.currency(db)
+        export = svc.export_batch(db, app.vault, batch_id)
     tz = ZoneInfo(export.timezone)
     spec = svc.BatchSpec(
         count=len(export.cards),
@@ -222,9 +222,9 @@ def cards_list(app: App, batch_id: int | None, state: str | None, limit: int, fm
 
     Example: hotspotctl cards list --batch 3 --state active --format csv
     """
-    with app.transaction() as session:
-        currency = app.currency(session)
-        rows = svc.list_cards(session, batch_id=batch_id, state=state, limit=limit)
+    with app.transaction() as db:
+        currency = app.currency(db)
+        rows = svc.list_cards(db, batch_id=batch_id, state=state, limit=limit)
     for row in rows:
         row["balance"] = currency.format(row["balance"]) if row["balance"] is not None else ""  # type: ignore[arg-type]
         row["face_value"] = currency.format(row["face_value"])  # type: ignore[arg-type]
@@ -244,12 +244,12 @@ def cards_show(app: App, card: str) -> None:
     Example: hotspotctl cards show "0042 1234 5678 9"
     """
     now = app.now()
-    with app.transaction() as session:
-        currency = app.currency(session)
-        record = svc.find_card(session, card)
+    with app.transaction() as db:
+        currency = app.currency(db)
+        record = svc.find_card(db, card)
         refusal = svc.usable_refusal(record, now)
         deadline = svc.deadline_of(record, now)
-        target = svc.redeemed_into(session, record)
+        target = svc.redeemed_into(db, record)
     click.echo(f"card:       {display_card_number(record.number)}")
     click.echo(f"batch:      {record.batch_id} (series {record.series:04d})")
     click.echo(f"status:     {record.status}{' (blocked)' if record.blocked else ''}")
@@ -269,8 +269,8 @@ def cards_show(app: App, card: str) -> None:
 
 
 def _block(app: App, blocked: bool, card: str | None, batch_id: int | None) -> None:
-    with app.transaction() as session:
-        changed = svc.set_blocked(session, blocked=blocked, number=card, batch_id=batch_id)
+    with app.transaction() as db:
+        changed = svc.set_blocked(db, blocked=blocked, number=card, batch_id=batch_id)
     click.echo(f"{'blocked' if blocked else 'unblocked'} {changed} card{'s' if changed != 1 else ''}")
 
 
@@ -308,9 +308,9 @@ def cards_topup(app: App, target: str, source: str, pin: str) -> None:
 
     Example: hotspotctl cards topup 004212345678 004298765432
     """
-    with app.transaction() as session:
-        currency = app.currency(session)
-        result = svc.top_up(session, app.vault, target, source, pin, app.now())
+    with app.transaction() as db:
+        currency = app.currency(db)
+        result = svc.top_up(db, app.vault, target, source, pin, app.now())
     click.echo(
         f"moved {currency.format(result.amount)} from {display_card_number(result.source_number)} to "
         f"{display_card_number(result.target_number)}; balance now {currency.format(result.balance)}"
@@ -331,9 +331,9 @@ def account_statement(app: App, card: str, fmt: str) -> None:
 
     Example: hotspotctl account statement 004212345678 --format csv
     """
-    with app.transaction() as session:
-        currency = app.currency(session)
-        result = statement(session, card)
+    with app.transaction() as db:
+        currency = app.currency(db)
+        result = statement(db, card)
     if fmt == "table":
         click.echo(
             f"card {display_card_number(result.card_number)}: {result.status}, balance "

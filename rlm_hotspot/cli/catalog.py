@@ -108,8 +108,8 @@ def hotspot_add(
         max_rate_kbps=max_rate_kbps,
         portal_url=portal_url,
     )
-    with app.transaction() as session:
-        hotspot_id = svc.add_hotspot(session, spec)
+    with app.transaction() as db:
+        hotspot_id = svc.add_hotspot(db, spec)
     click.echo(f"hotspot {name} added (id {hotspot_id})")
 
 
@@ -121,8 +121,8 @@ def hotspot_list(app: App, fmt: str) -> None:
 
     Example: hotspotctl hotspot list --format csv
     """
-    with app.transaction() as session:
-        rows = [asdict(r) for r in svc.list_hotspots(session)]
+    with app.transaction() as db:
+        rows = [asdict(r) for r in svc.list_hotspots(db)]
     emit(
         rows,
         fmt,
@@ -196,8 +196,8 @@ def hotspot_set(
         changes["portal_url"] = None if portal_url.strip().lower() == "none" else portal_url
     if not changes:
         raise click.UsageError("nothing to change: give at least one option (see --help)")
-    with app.transaction() as session:
-        changed = svc.set_hotspot(session, name, **changes)
+    with app.transaction() as db:
+        changed = svc.set_hotspot(db, name, **changes)
     if not changed:
         click.echo(f"hotspot {name}: nothing changed (it already had those settings)")
     for setting, (old, new) in changed.items():
@@ -212,8 +212,8 @@ def hotspot_remove(app: App, name: str) -> None:
 
     Example: hotspotctl hotspot remove typo-hotspot
     """
-    with app.transaction() as session:
-        svc.remove_hotspot(session, name)
+    with app.transaction() as db:
+        svc.remove_hotspot(db, name)
     click.echo(f"hotspot {name} removed")
 
 
@@ -241,9 +241,9 @@ def nas_add(app: App, name: str, hotspot: str, ip_address: str, secret: str, coa
 
     Example: hotspotctl nas add lobby-router --hotspot airport --ip 10.0.0.1 --secret s3cret --vendor mikrotik
     """
-    with app.transaction() as session:
+    with app.transaction() as db:
         nas_id = svc.add_nas(
-            session, name=name, hotspot=hotspot, ip_address=ip_address, secret=secret, coa_port=coa_port, vendor=vendor
+            db, name=name, hotspot=hotspot, ip_address=ip_address, secret=secret, coa_port=coa_port, vendor=vendor
         )
     click.echo(f"NAS {name} added (id {nas_id})")
 
@@ -256,8 +256,8 @@ def nas_list(app: App, fmt: str) -> None:
 
     Example: hotspotctl nas list
     """
-    with app.transaction() as session:
-        rows = [asdict(r) for r in svc.list_nas(session)]
+    with app.transaction() as db:
+        rows = [asdict(r) for r in svc.list_nas(db)]
     emit(rows, fmt, ["id", "name", "hotspot", "ip_address", "coa_port", "vendor"])
 
 
@@ -287,8 +287,8 @@ def nas_set(
     changes = {setting: value for setting, value in given.items() if value is not None}
     if not changes:
         raise click.UsageError("nothing to change: give at least one option (see --help)")
-    with app.transaction() as session:
-        changed = svc.set_nas(session, name, **changes)
+    with app.transaction() as db:
+        changed = svc.set_nas(db, name, **changes)
     click.echo(f"NAS {name}: " + (f"changed {', '.join(changed)}" if changed else "nothing changed"))
     if {"ip_address", "secret"} & set(changed):
         click.echo("FreeRADIUS still has the old client: run `hotspotctl radius clients` and restart it")
@@ -302,8 +302,8 @@ def nas_remove(app: App, name: str) -> None:
 
     Example: hotspotctl nas remove old-router
     """
-    with app.transaction() as session:
-        svc.remove_nas(session, name)
+    with app.transaction() as db:
+        svc.remove_nas(db, name)
     click.echo(f"NAS {name} removed")
 
 
@@ -317,8 +317,8 @@ def nas_uam(app: App, name: str, uam_secret: str | None, login_url: str | None) 
 
     Example: hotspotctl nas uam lobby-chilli --secret "uam-s3cret"
     """
-    with app.transaction() as session:
-        set_nas_uam(session, name, uam_secret=uam_secret, uam_login_url=login_url)
+    with app.transaction() as db:
+        set_nas_uam(db, name, uam_secret=uam_secret, uam_login_url=login_url)
     click.echo(f"NAS {name}: UAM " + ("settings cleared" if not (uam_secret or login_url) else "settings saved"))
 
 
@@ -389,8 +389,8 @@ def tariff_add(
     """
     if per_minute and per_hour:
         raise click.UsageError("give --per-minute or --per-hour, not both")
-    with app.transaction() as session:
-        currency = app.currency(session)
+    with app.transaction() as db:
+        currency = app.currency(db)
         time_price = parse_amount(currency, per_minute or per_hour or "0")
         traffic_price = parse_amount(currency, per_mb or "0")
         spec = svc.TariffSpec(
@@ -408,7 +408,7 @@ def tariff_add(
             rate_down_kbps=rate_down,
         )
         _refuse_base_prices_never_charged(currency, spec, "--per-hour" if per_hour else "--per-minute")
-        tariff_id = svc.add_tariff(session, spec)
+        tariff_id = svc.add_tariff(db, spec)
     click.echo(f"tariff {name} added (id {tariff_id}): {_daily_prices(currency, svc.core_tariff(spec))}")
 
 
@@ -449,9 +449,9 @@ def tariff_set(
         )
     if simultaneous_use is None and rate_up is None and rate_down is None:
         raise click.UsageError("nothing to change: give --sim-use, --rate-up or --rate-down")
-    with app.transaction() as session:
+    with app.transaction() as db:
         changed = svc.set_tariff(
-            session, name, simultaneous_use=simultaneous_use, rate_up_kbps=rate_up, rate_down_kbps=rate_down
+            db, name, simultaneous_use=simultaneous_use, rate_up_kbps=rate_up, rate_down_kbps=rate_down
         )
     click.echo(f"tariff {name}: " + (f"changed {', '.join(changed)}" if changed else "nothing changed"))
 
@@ -464,8 +464,8 @@ def tariff_remove(app: App, name: str) -> None:
 
     Example: hotspotctl tariff remove draft
     """
-    with app.transaction() as session:
-        svc.remove_tariff(session, name)
+    with app.transaction() as db:
+        svc.remove_tariff(db, name)
     click.echo(f"tariff {name} removed")
 
 
@@ -537,9 +537,9 @@ def tariff_list(app: App, fmt: str) -> None:
 
     Example: hotspotctl tariff list
     """
-    with app.transaction() as session:
-        currency = app.currency(session)
-        rows = [{"id": t.id, **_describe(currency, t)} for t in svc.list_tariffs(session)]
+    with app.transaction() as db:
+        currency = app.currency(db)
+        rows = [{"id": t.id, **_describe(currency, t)} for t in svc.list_tariffs(db)]
     emit(rows, fmt)
 
 
@@ -554,9 +554,9 @@ def tariff_show(app: App, name: str, balance: str | None, timezone: str) -> None
     Example: hotspotctl tariff show standard --balance 5.00 --timezone Europe/Moscow
     """
     now = app.now()
-    with app.transaction() as session:
-        currency = app.currency(session)
-        stored = svc.get_tariff(session, name)
+    with app.transaction() as db:
+        currency = app.currency(db)
+        stored = svc.get_tariff(db, name)
         amount = parse_amount(currency, balance) if balance else 10 * 10**currency.exponent
     for key, value in _describe(currency, stored).items():
         click.echo(f"{key:>15}: {'' if value is None else value}")

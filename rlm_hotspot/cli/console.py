@@ -59,8 +59,8 @@ def run(app: App, bind: str, workers: int, plain_http: bool) -> None:
         overrides={"cookie_secure": False} if plain_http else {},
         default_secret_key=secrets.token_urlsafe(32),
     )
-    with app.transaction() as session:  # fail here, with one clear line, not in every worker
-        if not staff_service.list_staff(session):
+    with app.transaction() as db:  # fail here, with one clear line, not in every worker
+        if not staff_service.list_staff(db):
             click.echo("warning: no staff account yet: create one with `hotspotctl console user add NAME --role admin`")
     click.echo(f"console on http://{bind}/")
     options: dict[str, object] = {
@@ -96,9 +96,9 @@ def user_add(app: App, name: str, role: str) -> None:
     Example: hotspotctl console user add anna --role admin
     """
     password = _ask_password()
-    with app.transaction() as session:
-        staff_service.add_staff(session, name, role, password, app.now())
-        audit_service.record(session, _cli_actor(), "staff.add", app.now(), name, role=role)
+    with app.transaction() as db:
+        staff_service.add_staff(db, name, role, password, app.now())
+        audit_service.record(db, _cli_actor(), "staff.add", app.now(), name, role=role)
     click.echo(f"staff account {name} ({role}) created")
 
 
@@ -107,8 +107,8 @@ def user_add(app: App, name: str, role: str) -> None:
 @pass_app
 def user_list(app: App, fmt: str) -> None:
     """Staff accounts (never their password hashes)."""
-    with app.transaction() as session:
-        people = staff_service.list_staff(session)
+    with app.transaction() as db:
+        people = staff_service.list_staff(db)
     emit(
         [
             {
@@ -140,12 +140,12 @@ def user_set(
     """
     password = _ask_password() if new_password else None
     active = None if disabled is None else not disabled
-    with app.transaction() as session:
-        changed = staff_service.change_staff(session, name, app.now(), role=role, active=active, password=password)
+    with app.transaction() as db:
+        changed = staff_service.change_staff(db, name, app.now(), role=role, active=active, password=password)
         if clear_totp:
-            staff_service.clear_totp(session, name)
+            staff_service.clear_totp(db, name)
         audit_service.record(
-            session, _cli_actor(), "staff.change", app.now(), name, role=role, active=active,
+            db, _cli_actor(), "staff.change", app.now(), name, role=role, active=active,
             new_password=password is not None, totp_cleared=clear_totp,
         )  # fmt: skip
     click.echo(f"staff account {changed.name}: {changed.role}, {'active' if changed.active else 'disabled'}")
@@ -169,6 +169,6 @@ def audit(app: App, since: str | None, who: str | None, action: str | None, limi
     Example: hotspotctl audit --since 2026-12-01 --format csv
     """
     start = parse_when(since, UTC) if since else None
-    with app.transaction() as session:
-        rows = audit_service.trail(session, since=start, staff_name=who, action=action, limit=limit)
+    with app.transaction() as db:
+        rows = audit_service.trail(db, since=start, staff_name=who, action=action, limit=limit)
     emit(rows, fmt, ["at", "staff_name", "action", "subject", "client", "detail"])

@@ -63,12 +63,12 @@ class App:
         trail with the command, its options (never a PIN, secret, password or key) and the operator, in
         the same transaction: the change and its record commit together or not at all.
         """
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            yield session
-            if audit or audit_service.changed_anything(session):
-                self._audit(session)
+        with Session(self.engine, expire_on_commit=False) as db, db.begin():
+            yield db
+            if audit or audit_service.changed_anything(db):
+                self._audit(db)
 
-    def _audit(self, session: Session) -> None:
+    def _audit(self, db: Session) -> None:
         context = click.get_current_context(silent=True)
         if context is None or context.command_path.split()[1:2] == ["console"]:  # the console audits its own
             return
@@ -77,10 +77,10 @@ class App:
         detail = {name: value for name, value in context.params.items() if not _secret(name)}
         actor = audit_service.Actor(None, self.operator, f"hotspotctl@{socket.gethostname()}")
         command = " ".join(context.command_path.split()[1:])
-        audit_service.record(session, actor, f"cli.{command.replace(' ', '.')}", self.now(), subject, **detail)
+        audit_service.record(db, actor, f"cli.{command.replace(' ', '.')}", self.now(), subject, **detail)
 
-    def currency(self, session: Session) -> Currency:
-        return currency(session)
+    def currency(self, db: Session) -> Currency:
+        return currency(db)
 
     @staticmethod
     def now() -> datetime:

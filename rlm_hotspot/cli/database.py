@@ -27,8 +27,8 @@ def db_init(app: App, currency_code: str, decimals: int) -> None:
     if create_key_file(app.settings.pin_key_file):
         click.echo(f"created PIN key file {app.settings.pin_key_file} (keep it out of database backups)")
     _upgrade(app)
-    with app.transaction() as session:
-        currency = init_installation(session, currency_code, decimals)
+    with app.transaction() as db:
+        currency = init_installation(db, currency_code, decimals)
     click.echo(f"installation currency: {currency.code} ({currency.exponent} decimals)")
 
 

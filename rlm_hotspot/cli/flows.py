@@ -71,8 +71,8 @@ def config_command(app: App, hotspot: str, client_nets: tuple[str, ...], free_ne
     seconds = _seconds(bin_text, "the bin", 60)
     if seconds % 60:
         raise click.BadParameter(f"the bin must be whole minutes (pmacct ignores {bin_text!r})")
-    with app.transaction() as session:
-        inputs = service.collector_inputs(session, hotspot)
+    with app.transaction() as db:
+        inputs = service.collector_inputs(db, hotspot)
     if inputs.traffic_meter != "netflow":
         click.echo(f"warning: hotspot {hotspot!r} meters traffic by {inputs.traffic_meter}: the importer will refuse "
                    "it until its traffic meter is netflow", err=True)
@@ -201,9 +201,9 @@ def status_command(app: App, hotspot: str, spool: Path | None, collector_port: i
     Example: hotspotctl flows status --hotspot cafe --spool /var/spool/hotspot-flows/cafe --collector-port 2100
     """
     now = app.now()
-    with app.transaction() as session:
-        status = service.import_status(session, hotspot, now, parse_duration(window))
-        currency = app.currency(session)
+    with app.transaction() as db:
+        status = service.import_status(db, hotspot, now, parse_duration(window))
+        currency = app.currency(db)
     fields: dict[str, object] = {**status.__dict__, "debited": currency.format(status.debited), "window": window}
     if spool is not None:
         try:
@@ -230,8 +230,8 @@ def status_command(app: App, hotspot: str, spool: Path | None, collector_port: i
 @pass_app
 def exhausted_command(app: App, hotspot: str | None, fmt: str) -> None:
     """Open sessions whose account is at or below zero: what the enforcement worker must cut."""
-    with app.transaction() as session:
-        hotspot_id = get_hotspot(session, hotspot).id if hotspot else None
-        rows = service.accounts_exhausted_with_open_sessions(session, hotspot_id)
+    with app.transaction() as db:
+        hotspot_id = get_hotspot(db, hotspot).id if hotspot else None
+        rows = service.accounts_exhausted_with_open_sessions(db, hotspot_id)
     emit([row.__dict__ for row in rows], fmt)
 

@@ -31,8 +31,8 @@ def lockout_list(app: App, timezone: str | None, fmt: str) -> None:
         zone = ZoneInfo(timezone) if timezone else None
     except (ZoneInfoNotFoundError, ValueError):
         raise click.BadParameter(f"unknown time zone {timezone!r}", param_hint="--timezone") from None
-    with app.transaction() as session:
-        rows = list_lockouts(session, app.policy, app.now())
+    with app.transaction() as db:
+        rows = list_lockouts(db, app.policy, app.now())
     for row in rows:
         for column in ("last_attempt", "first_expiry"):
             moment = row[column]
@@ -50,8 +50,8 @@ def lockout_clear(app: App, card: str | None, client: str | None) -> None:
 
     Example: hotspotctl lockout clear 0003123456789   |   hotspotctl lockout clear --client 02-00-00-77-00-02
     """
-    with app.transaction() as session:
-        cleared = clear_lockout(session, app.now(), card_text=card, client=client, policy=app.policy)
+    with app.transaction() as db:
+        cleared = clear_lockout(db, app.now(), card_text=card, client=client, policy=app.policy)
     if cleared is None:
         click.echo(f"nothing to clear: {'card ' + card if card else 'client ' + str(client)} is not locked out")
         return

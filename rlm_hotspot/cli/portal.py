@@ -62,8 +62,8 @@ def run(
         overrides={k: v for k, v in overrides.items() if v is not None},
         default_secret_key=secrets.token_urlsafe(32),
     )
-    with app.transaction() as session:  # fail here, with one clear line, not in every worker
-        found = portal_service.portal_hotspot(session, settings.hotspot)
+    with app.transaction() as db:  # fail here, with one clear line, not in every worker
+        found = portal_service.portal_hotspot(db, settings.hotspot)
     click.echo(f"portal for hotspot {found.name!r} ({found.mode}, heartbeat {found.heartbeat}) on http://{bind}/")
     serve(
         settings,
@@ -86,6 +86,6 @@ def terms(app: App, hotspot: str, terms_file: Path | None, clear: bool) -> None:
     """Make guests of HOTSPOT accept the terms of use in FILE (plain text) before they log in."""
     if (terms_file is None) == (not clear):
         raise click.UsageError("give either --file FILE or --clear")
-    with app.transaction() as session:
-        portal_service.set_terms_of_use(session, hotspot, None if clear else terms_file.read_text())  # type: ignore[union-attr]
+    with app.transaction() as db:
+        portal_service.set_terms_of_use(db, hotspot, None if clear else terms_file.read_text())  # type: ignore[union-attr]
     click.echo(f"hotspot {hotspot}: {'no terms of use' if clear else 'guests must accept the terms of use'}")

@@ -31,8 +31,8 @@ def quarantine_list(app: App, state: str, source: str | None, limit: int, fmt: s
     Held amounts are seconds (quantity `seconds`) or bytes (`upload`: from the guest, `download`: to the
     guest). Example: hotspotctl quarantine list --source radius --format csv
     """
-    with app.transaction() as session:
-        rows = service.list_usage(session, state=None if state == "all" else state, source=source, limit=limit)
+    with app.transaction() as db:
+        rows = service.list_usage(db, state=None if state == "all" else state, source=source, limit=limit)
     emit(rows, fmt, COLUMNS)
 
 
@@ -45,9 +45,9 @@ def quarantine_release(app: App, quarantine_id: int, reason: str) -> None:
 
     Example: hotspotctl quarantine release 12 --reason "NAS clock was reset; usage confirmed with the site"
     """
-    with app.transaction() as session:
-        debited = service.release(session, quarantine_id, by=getpass.getuser(), reason=reason, now=app.now())
-        currency = app.currency(session)
+    with app.transaction() as db:
+        debited = service.release(db, quarantine_id, by=getpass.getuser(), reason=reason, now=app.now())
+        currency = app.currency(db)
     click.echo(f"quarantine {quarantine_id} released: {currency.format(debited)} debited")
 
 
@@ -60,6 +60,6 @@ def quarantine_dismiss(app: App, quarantine_id: int, reason: str) -> None:
 
     Example: hotspotctl quarantine dismiss 12 --reason "counter glitch after the NAS firmware update"
     """
-    with app.transaction() as session:
-        service.dismiss(session, quarantine_id, by=getpass.getuser(), reason=reason, now=app.now())
+    with app.transaction() as db:
+        service.dismiss(db, quarantine_id, by=getpass.getuser(), reason=reason, now=app.now())
     click.echo(f"quarantine {quarantine_id} dismissed")

@@ -30,9 +30,9 @@ def _report_command(kind: str, summary: str) -> click.Command:
         now = app.now()
         end = parse_when(until, UTC, end_of_day=True) if until else now
         start = parse_when(since, UTC) if since else end - timedelta(days=30)
-        with app.transaction() as session:
-            currency = app.currency(session)
-            rows = run_report(session, kind, by, start, end)
+        with app.transaction() as db:
+            currency = app.currency(db)
+            rows = run_report(db, kind, by, start, end)
         for row in rows:
             for column in MONEY_COLUMNS & row.keys():
                 row[column] = currency.format(int(row[column] or 0))  # type: ignore[call-overload]

@@ -28,8 +28,8 @@ def sessions_list(app: App, hotspot: str | None, online: bool, limit: int, fmt: 
 
     Example: hotspotctl sessions list --hotspot airport --online
     """
-    with app.transaction() as session:
-        rows = list_sessions(session, app.currency(session), hotspot=hotspot, online=online, limit=limit)
+    with app.transaction() as db:
+        rows = list_sessions(db, app.currency(db), hotspot=hotspot, online=online, limit=limit)
     emit(rows, fmt, COLUMNS)
 
 
@@ -42,6 +42,6 @@ def sessions_end(app: App, session_id: int) -> None:
 
     Example: hotspotctl sessions end 4711
     """
-    with app.transaction() as session:
-        queued = end_session(session, session_id, app.now())
+    with app.transaction() as db:
+        queued = end_session(db, session_id, app.now())
     click.echo(f"session {queued.session_id}: end queued; {queued.how}")

@@ -56,16 +56,16 @@ class SessionToEnd:
     nas: str | None  # the NAS's name
 
 
-def sessions(session: Session, *, hotspot_id: int | None, online: bool, limit: int) -> list[ListedSession]:
+def sessions(db: Session, *, hotspot_id: int | None, online: bool, limit: int) -> list[ListedSession]:
     """The latest sessions first, of one hotspot or all, only the open ones if `online`."""
     return every(
-        ListedSession, session.execute(text(_LIST), {"hotspot_id": hotspot_id, "online": online, "limit": limit})
+        ListedSession, db.execute(text(_LIST), {"hotspot_id": hotspot_id, "online": online, "limit": limit})
     )
 
 
-def session_for_end(session: Session, session_id: int) -> SessionToEnd | None:
+def session_for_end(db: Session, session_id: int) -> SessionToEnd | None:
     """What `sessions end` tells about a session before queueing its end (locked: one end at a time)."""
-    row = session.execute(
+    row = db.execute(
         text(
             """SELECT s.id, s.status, s.source, s.stopped_at, s.terminate_cause, n.name AS nas
                FROM sessions s LEFT JOIN nas n ON n.id = s.nas_id WHERE s.id = :id FOR UPDATE OF s"""

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 
 def insert(
-    session: Session,
+    db: Session,
     *,
     at: datetime,
     staff_id: int | None,
@@ -21,7 +21,7 @@ def insert(
     client: str,
 ) -> int:
     return int(
-        session.execute(
+        db.execute(
             text(
                 "INSERT INTO audit_trail (at, staff_id, staff_name, action, subject, detail, client) "
                 "VALUES (:at, :staff_id, :staff_name, :action, :subject, CAST(:detail AS jsonb), :client) RETURNING id"
@@ -39,13 +39,13 @@ def insert(
     )
 
 
-def transaction_wrote(session: Session) -> bool:
+def transaction_wrote(db: Session) -> bool:
     """PostgreSQL gives a transaction an id at its first write: none yet, nothing written."""
-    return bool(session.execute(text("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")).scalar_one())
+    return bool(db.execute(text("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")).scalar_one())
 
 
 def rows(
-    session: Session, *, since: datetime | None, staff_name: str | None, action: str | None, limit: int
+    db: Session, *, since: datetime | None, staff_name: str | None, action: str | None, limit: int
 ) -> list[dict[str, object]]:
     """Newest first."""
     clauses: list[str] = []
@@ -60,7 +60,7 @@ def rows(
         clauses.append("(action = :action OR action LIKE :action || '.%')")
         params["action"] = action
     where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-    result = session.execute(
+    result = db.execute(
         text(
             f"SELECT id, at, staff_name, action, subject, detail, client FROM audit_trail {where} "
             "ORDER BY id DESC LIMIT :limit"
@@ -70,9 +70,9 @@ def rows(
     return [dict(r._mapping) for r in result]
 
 
-def failed_logins(session: Session, *, name: str, client: str, since: datetime) -> tuple[int, int]:
+def failed_logins(db: Session, *, name: str, client: str, since: datetime) -> tuple[int, int]:
     """Failed sign-ins since `since` for this account name, and from this client."""
-    row = session.execute(
+    row = db.execute(
         text(
             """SELECT (SELECT count(*) FROM audit_trail WHERE action = 'login.failed' AND staff_name = :name
                          AND at >= :since) AS by_name,

@@ -18,13 +18,13 @@ from rlm_hotspot.db.rows import one
 COPY_CHUNK = 50_000
 
 
-def series_in_use(session: Session, series: int) -> bool:
-    return session.execute(select(t.card_batches.c.id).where(t.card_batches.c.series == series)).first() is not None
+def series_in_use(db: Session, series: int) -> bool:
+    return db.execute(select(t.card_batches.c.id).where(t.card_batches.c.series == series)).first() is not None
 
 
-def next_free_series(session: Session) -> int | None:
+def next_free_series(db: Session) -> int | None:
     """The smallest series (1..9999) no batch uses yet."""
-    row = session.execute(
+    row = db.execute(
         text(
             "SELECT s FROM generate_series(1, 9999) s "
             "WHERE NOT EXISTS (SELECT 1 FROM card_batches WHERE series = s) ORDER BY s LIMIT 1"
@@ -33,12 +33,12 @@ def next_free_series(session: Session) -> int | None:
     return None if row is None else int(row.s)
 
 
-def insert_batch(session: Session, **values: object) -> int:
-    return int(session.execute(insert(t.card_batches).values(**values).returning(t.card_batches.c.id)).scalar_one())
+def insert_batch(db: Session, **values: object) -> int:
+    return int(db.execute(insert(t.card_batches).values(**values).returning(t.card_batches.c.id)).scalar_one())
 
 
 def copy_cards(
-    session: Session,
+    db: Session,
     batch_id: int,
     key_id: int,
     numbers: Sequence[str],
@@ -46,7 +46,7 @@ def copy_cards(
     progress: Callable[[int], None] | None = None,
 ) -> None:
     """Bulk-insert new cards with COPY, in chunks (progress reported per chunk)."""
-    cursor = driver_cursor(session.connection())
+    cursor = driver_cursor(db.connection())
     secret_iter = iter(secrets)
     for start in range(0, len(numbers), COPY_CHUNK):
         chunk = numbers[start : start + COPY_CHUNK]
@@ -119,48 +119,48 @@ def _record(row: Row | None) -> CardRecord | None:  # type: ignore[type-arg]
     return None if row is None else CardRecord(**row._mapping)
 
 
-def card_by_number(session: Session, number: str, *, lock: bool = False) -> CardRecord | None:
+def card_by_number(db: Session, number: str, *, lock: bool = False) -> CardRecord | None:
     query = _card_query().where(t.cards.c.number == number)
     if lock:
         query = query.with_for_update(of=t.cards)
-    return _record(session.execute(query).first())
+    return _record(db.execute(query).first())
 
 
-def lock_cards(session: Session, numbers: Sequence[str]) -> dict[str, CardRecord]:
+def lock_cards(db: Session, numbers: Sequence[str]) -> dict[str, CardRecord]:
     """Lock several cards in a fixed order (no deadlock between two top-ups of the same pair)."""
-    rows = session.execute(
+    rows = db.execute(
         _card_query().where(t.cards.c.number.in_(numbers)).order_by(t.cards.c.id).with_for_update(of=t.cards)
     )
     return {row.number: CardRecord(**row._mapping) for row in rows}
 
 
-def cards_of_batch(session: Session, batch_id: int) -> list[CardRecord]:
-    rows = session.execute(_card_query().where(t.cards.c.batch_id == batch_id).order_by(t.cards.c.number))
+def cards_of_batch(db: Session, batch_id: int) -> list[CardRecord]:
+    rows = db.execute(_card_query().where(t.cards.c.batch_id == batch_id).order_by(t.cards.c.number))
     return [CardRecord(**row._mapping) for row in rows]
 
 
-def set_active(session: Session, card_id: int, account_id: int, now: datetime) -> None:
-    session.execute(
+def set_active(db: Session, card_id: int, account_id: int, now: datetime) -> None:
+    db.execute(
         update(t.cards).where(t.cards.c.id == card_id).values(status="active", account_id=account_id, activated_at=now)
     )
 
 
-def set_redeemed(session: Session, card_id: int, into_account_id: int, now: datetime) -> None:
-    session.execute(
+def set_redeemed(db: Session, card_id: int, into_account_id: int, now: datetime) -> None:
+    db.execute(
         update(t.cards)
         .where(t.cards.c.id == card_id)
         .values(status="redeemed", account_id=into_account_id, redeemed_at=now)
     )
 
 
-def set_blocked(session: Session, *, blocked: bool, number: str | None = None, batch_id: int | None = None) -> int:
+def set_blocked(db: Session, *, blocked: bool, number: str | None = None, batch_id: int | None = None) -> int:
     """Block or unblock one card or a whole batch; returns how many cards changed."""
     stmt = update(t.cards).where(t.cards.c.blocked.is_not(blocked)).values(blocked=blocked)
     if number is not None:
         stmt = stmt.where(t.cards.c.number == number)
     if batch_id is not None:
         stmt = stmt.where(t.cards.c.batch_id == batch_id)
-    return rows_changed(session.execute(stmt))
+    return rows_changed(db.execute(stmt))
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,21 +184,21 @@ class Batch:
     created_at: datetime
 
 
-def batch_by_id(session: Session, batch_id: int) -> Batch | None:
-    return one(Batch, session.execute(select(t.card_batches).where(t.card_batches.c.id == batch_id)).first())
+def batch_by_id(db: Session, batch_id: int) -> Batch | None:
+    return one(Batch, db.execute(select(t.card_batches).where(t.card_batches.c.id == batch_id)).first())
 
 
-def batch_of(session: Session, card: CardRecord) -> Batch:
+def batch_of(db: Session, card: CardRecord) -> Batch:
     """The card's batch (there is one: the card refers to it)."""
-    return Batch(**session.execute(select(t.card_batches).where(t.card_batches.c.id == card.batch_id)).one()._mapping)
+    return Batch(**db.execute(select(t.card_batches).where(t.card_batches.c.id == card.batch_id)).one()._mapping)
 
 
-def batch_exists(session: Session, batch_id: int) -> bool:
-    return session.execute(select(t.card_batches.c.id).where(t.card_batches.c.id == batch_id)).first() is not None
+def batch_exists(db: Session, batch_id: int) -> bool:
+    return db.execute(select(t.card_batches.c.id).where(t.card_batches.c.id == batch_id)).first() is not None
 
 
 def admin_cards(
-    session: Session, *, batch_id: int | None = None, state: str | None = None, limit: int = 100
+    db: Session, *, batch_id: int | None = None, state: str | None = None, limit: int = 100
 ) -> list[dict[str, object]]:
     """Rows of the admin_cards view (state and balance derived there)."""
     clauses: list[str] = []
@@ -210,13 +210,13 @@ def admin_cards(
         clauses.append("state = :state")
         params["state"] = state
     where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-    rows = session.execute(text(f"SELECT * FROM admin_cards {where} ORDER BY id LIMIT :limit"), params)
+    rows = db.execute(text(f"SELECT * FROM admin_cards {where} ORDER BY id LIMIT :limit"), params)
     return [dict(row._mapping) for row in rows]
 
 
-def card_now_holding(session: Session, account_id: int, other_than: int) -> str | None:
+def card_now_holding(db: Session, account_id: int, other_than: int) -> str | None:
     """The number of the card whose account this one's value went into (a top-up redeemed it)."""
-    return session.execute(
+    return db.execute(
         select(t.cards.c.number)
         .where(t.cards.c.account_id == account_id, t.cards.c.id != other_than, t.cards.c.status != "redeemed")
         .order_by(t.cards.c.activated_at)

@@ -89,21 +89,21 @@ class ListedNas(NasRecord):
     hotspot: str  # the hotspot's name
 
 
-def installation(session: Executor) -> InstallationRecord | None:
-    return one(InstallationRecord, session.execute(select(t.installation)).first())
+def installation(db: Executor) -> InstallationRecord | None:
+    return one(InstallationRecord, db.execute(select(t.installation)).first())
 
 
-def insert_installation(session: Session, currency_code: str, exponent: int) -> None:
-    session.execute(
+def insert_installation(db: Session, currency_code: str, exponent: int) -> None:
+    db.execute(
         insert(t.installation).values(singleton=True, currency_code=currency_code, currency_exponent=exponent)
     )
 
 
-def _insert_unique(session: Session, table: Table, what: str, label: str, **values: object) -> int:
+def _insert_unique(db: Session, table: Table, what: str, label: str, **values: object) -> int:
     """Insert inside a savepoint so a duplicate becomes a clear error and leaves the transaction usable."""
     try:
-        with session.begin_nested():
-            return int(session.execute(insert(table).values(**values).returning(table.c.id)).scalar_one())
+        with db.begin_nested():
+            return int(db.execute(insert(table).values(**values).returning(table.c.id)).scalar_one())
     except IntegrityError as exc:
         if "unique" in str(exc.orig).lower() or "duplicate" in str(exc.orig).lower():
             raise DuplicateError(f"{what} {label!r} already exists") from None
@@ -111,37 +111,37 @@ def _insert_unique(session: Session, table: Table, what: str, label: str, **valu
 
 
 def insert_tariff(
-    session: Session,
+    db: Session,
     values: dict[str, object],
     bands: Sequence[tuple[int, int, int]],
     free_networks: Sequence[str],
 ) -> int:
-    tariff_id = _insert_unique(session, t.tariffs, "tariff", str(values["name"]), **values)
+    tariff_id = _insert_unique(db, t.tariffs, "tariff", str(values["name"]), **values)
     for start_minute, time_price, traffic_price in bands:
-        session.execute(
+        db.execute(
             insert(t.tariff_bands).values(
                 tariff_id=tariff_id, start_minute=start_minute, time_price=time_price, traffic_price=traffic_price
             )
         )
     for network in free_networks:
-        session.execute(insert(t.tariff_free_networks).values(tariff_id=tariff_id, network=network))
+        db.execute(insert(t.tariff_free_networks).values(tariff_id=tariff_id, network=network))
     return tariff_id
 
 
-def tariff_by_name(session: Executor, name: str) -> TariffRecord | None:
-    return one(TariffRecord, session.execute(select(t.tariffs).where(t.tariffs.c.name == name)).first())
+def tariff_by_name(db: Executor, name: str) -> TariffRecord | None:
+    return one(TariffRecord, db.execute(select(t.tariffs).where(t.tariffs.c.name == name)).first())
 
 
-def tariff_by_id(session: Executor, tariff_id: int) -> TariffRecord | None:
-    return one(TariffRecord, session.execute(select(t.tariffs).where(t.tariffs.c.id == tariff_id)).first())
+def tariff_by_id(db: Executor, tariff_id: int) -> TariffRecord | None:
+    return one(TariffRecord, db.execute(select(t.tariffs).where(t.tariffs.c.id == tariff_id)).first())
 
 
-def tariffs(session: Session) -> list[TariffRecord]:
-    return every(TariffRecord, session.execute(select(t.tariffs).order_by(t.tariffs.c.id)))
+def tariffs(db: Session) -> list[TariffRecord]:
+    return every(TariffRecord, db.execute(select(t.tariffs).order_by(t.tariffs.c.id)))
 
 
-def tariff_bands(session: Executor, tariff_id: int) -> list[tuple[int, int, int]]:
-    rows = session.execute(
+def tariff_bands(db: Executor, tariff_id: int) -> list[tuple[int, int, int]]:
+    rows = db.execute(
         select(t.tariff_bands.c.start_minute, t.tariff_bands.c.time_price, t.tariff_bands.c.traffic_price)
         .where(t.tariff_bands.c.tariff_id == tariff_id)
         .order_by(t.tariff_bands.c.start_minute)
@@ -149,56 +149,56 @@ def tariff_bands(session: Executor, tariff_id: int) -> list[tuple[int, int, int]
     return [(r.start_minute, r.time_price, r.traffic_price) for r in rows]
 
 
-def tariff_free_networks(session: Executor, tariff_id: int) -> list[str]:
-    rows = session.execute(
+def tariff_free_networks(db: Executor, tariff_id: int) -> list[str]:
+    rows = db.execute(
         select(t.tariff_free_networks.c.network).where(t.tariff_free_networks.c.tariff_id == tariff_id)
     )
     return sorted(str(r.network) for r in rows)
 
 
-def insert_hotspot(session: Session, **values: object) -> int:
-    return _insert_unique(session, t.hotspots, "hotspot", str(values["name"]), **values)
+def insert_hotspot(db: Session, **values: object) -> int:
+    return _insert_unique(db, t.hotspots, "hotspot", str(values["name"]), **values)
 
 
-def hotspot_by_name(session: Executor, name: str) -> HotspotRecord | None:
-    return one(HotspotRecord, session.execute(select(t.hotspots).where(t.hotspots.c.name == name)).first())
+def hotspot_by_name(db: Executor, name: str) -> HotspotRecord | None:
+    return one(HotspotRecord, db.execute(select(t.hotspots).where(t.hotspots.c.name == name)).first())
 
 
-def hotspot_by_id(session: Session, hotspot_id: int) -> HotspotRecord | None:
-    return one(HotspotRecord, session.execute(select(t.hotspots).where(t.hotspots.c.id == hotspot_id)).first())
+def hotspot_by_id(db: Session, hotspot_id: int) -> HotspotRecord | None:
+    return one(HotspotRecord, db.execute(select(t.hotspots).where(t.hotspots.c.id == hotspot_id)).first())
 
 
-def hotspots(session: Session) -> list[ListedHotspot]:
+def hotspots(db: Session) -> list[ListedHotspot]:
     query = select(t.hotspots, t.tariffs.c.name.label("tariff")).join(
         t.tariffs, t.tariffs.c.id == t.hotspots.c.tariff_id
     )
-    return every(ListedHotspot, session.execute(query.order_by(t.hotspots.c.id)))
+    return every(ListedHotspot, db.execute(query.order_by(t.hotspots.c.id)))
 
 
-def insert_nas(session: Session, **values: object) -> int:
+def insert_nas(db: Session, **values: object) -> int:
     try:
-        return _insert_unique(session, t.nas, "NAS", str(values["name"]), **values)
+        return _insert_unique(db, t.nas, "NAS", str(values["name"]), **values)
     except DuplicateError:
         raise DuplicateError(
             f"a NAS named {values['name']!r} or with address {values['ip_address']} already exists"
         ) from None
 
 
-def nas_list(session: Session) -> list[ListedNas]:
+def nas_list(db: Session) -> list[ListedNas]:
     query = select(t.nas, t.hotspots.c.name.label("hotspot")).join(t.hotspots, t.hotspots.c.id == t.nas.c.hotspot_id)
-    return every(ListedNas, session.execute(query.order_by(t.nas.c.id)))
+    return every(ListedNas, db.execute(query.order_by(t.nas.c.id)))
 
 
-def nas_by_name(session: Session, name: str) -> NasRecord | None:
-    return one(NasRecord, session.execute(select(t.nas).where(t.nas.c.name == name)).first())
+def nas_by_name(db: Session, name: str) -> NasRecord | None:
+    return one(NasRecord, db.execute(select(t.nas).where(t.nas.c.name == name)).first())
 
 
-def update_row(session: Session, table: Table, row_id: int, what: str, label: str, **values: object) -> None:
+def update_row(db: Session, table: Table, row_id: int, what: str, label: str, **values: object) -> None:
     """Change some columns of one row inside a savepoint, so that a duplicate name or address becomes a
     clear error and leaves the transaction usable."""
     try:
-        with session.begin_nested():
-            session.execute(update(table).where(table.c.id == row_id).values(**values))
+        with db.begin_nested():
+            db.execute(update(table).where(table.c.id == row_id).values(**values))
     except IntegrityError as exc:
         if "unique" in str(exc.orig).lower() or "duplicate" in str(exc.orig).lower():
             raise DuplicateError(f"another {what} already has that name or address ({label!r} unchanged)") from None
@@ -215,13 +215,13 @@ _REFERRERS = """
     ORDER BY 1, 2"""
 
 
-def referrers(session: Session, table: Table, row_id: int) -> dict[str, int]:
+def referrers(db: Session, table: Table, row_id: int) -> dict[str, int]:
     """How many rows of each other table refer to this row (only those that do). The row is locked first
     (FOR UPDATE): no new reference to it can appear before the transaction ends."""
-    session.execute(select(table.c.id).where(table.c.id == row_id).with_for_update())
+    db.execute(select(table.c.id).where(table.c.id == row_id).with_for_update())
     counts: dict[str, int] = {}
-    for ref in session.execute(text(_REFERRERS), {"target": table.name}):
-        found = session.execute(
+    for ref in db.execute(text(_REFERRERS), {"target": table.name}):
+        found = db.execute(
             text(f"SELECT count(*) FROM {ref.referrer} WHERE {ref.column_name} = :id"), {"id": row_id}
         ).scalar_one()
         if found:
@@ -229,5 +229,5 @@ def referrers(session: Session, table: Table, row_id: int) -> dict[str, int]:
     return counts
 
 
-def delete_row(session: Session, table: Table, row_id: int) -> None:
-    session.execute(delete(table).where(table.c.id == row_id))
+def delete_row(db: Session, table: Table, row_id: int) -> None:
+    db.execute(delete(table).where(table.c.id == row_id))

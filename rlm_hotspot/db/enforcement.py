@@ -87,9 +87,9 @@ class QueuedCut:
     reason: str
 
 
-def cancel_needless(session: Session, now: datetime, pending_ttl_s: int) -> list[QueuedCut]:
+def cancel_needless(db: Session, now: datetime, pending_ttl_s: int) -> list[QueuedCut]:
     """Finish pending rows whose session ended by itself or no longer must be cut (e.g. topped up)."""
-    rows = session.execute(
+    rows = db.execute(
         text(
             f"""UPDATE disconnects d SET done_at = :now
                 WHERE d.done_at IS NULL AND {_NEEDLESS}
@@ -100,14 +100,14 @@ def cancel_needless(session: Session, now: datetime, pending_ttl_s: int) -> list
     return [QueuedCut(r.session_id, r.reason) for r in rows]
 
 
-def enqueue_cuts(session: Session, now: datetime, pending_ttl_s: int, ask_again_after_s: int) -> list[QueuedCut]:
+def enqueue_cuts(db: Session, now: datetime, pending_ttl_s: int, ask_again_after_s: int) -> list[QueuedCut]:
     """Queue a Disconnect (or gate closing) for every session that must be cut and has none pending.
 
     A session whose last request was tried and finished less than `ask_again_after_s` ago is left
     alone: a NAS that timed out or refused is asked again later, not every cycle.
     """
-    _one_at_a_time(session)
-    rows = session.execute(
+    _one_at_a_time(db)
+    rows = db.execute(
         text(
             f"""INSERT INTO disconnects (session_id, reason, requested_at)
                 SELECT m.session_id, m.reason, :now FROM ({_MUST_CUT}) m
@@ -123,12 +123,12 @@ def enqueue_cuts(session: Session, now: datetime, pending_ttl_s: int, ask_again_
     return [QueuedCut(r.session_id, r.reason) for r in rows]
 
 
-def gates_billed_long_ago(session: Session, now: datetime, limit: int) -> list[str]:
+def gates_billed_long_ago(db: Session, now: datetime, limit: int) -> list[str]:
     """Tokens of open standalone sessions of hotspots that require heartbeats whose online time was last
     billed more than half the heartbeat timeout ago (`seconds` is the online time billed so far, counted
     from `started_at`). Not under heartbeat 'off': there a session nobody hears of goes stale
     (`last_seen_at`, which billing moves), and is billed when it is cut."""
-    rows = session.execute(
+    rows = db.execute(
         text(
             """SELECT s.auth_token FROM sessions s JOIN hotspots h ON h.id = s.hotspot_id
                WHERE s.status = 'open' AND s.source = 'portal' AND h.heartbeat IN ('on', 'grace')
@@ -166,14 +166,14 @@ class ClaimedCut:
     idle_timeout: int | None
 
 
-def claim_due(session: Session, now: datetime, retry_delays_s: list[int], limit: int) -> list[ClaimedCut]:
+def claim_due(db: Session, now: datetime, retry_delays_s: list[int], limit: int) -> list[ClaimedCut]:
     """Count one more attempt on every pending row whose turn has come, and return them.
 
     The claim is committed before anything is sent, so a second worker (or a crash mid-send) can never
     make a row be tried more often than the back-off allows. After attempt n the next one waits
     retry_delays_s[n-1] seconds (the last delay repeats).
     """
-    rows = session.execute(
+    rows = db.execute(
         text(
             """WITH due AS (
                    SELECT id FROM disconnects
@@ -208,9 +208,9 @@ def claim_due(session: Session, now: datetime, retry_delays_s: list[int], limit:
 WAKE_CHANNEL = "hotspot_cuts"  # NOTIFY on commit: a cut that must not wait for the worker's next cycle
 
 
-def wake_worker(session: Session) -> None:
+def wake_worker(db: Session) -> None:
     """Have the worker run a cycle as soon as this transaction commits (`WakeListener`)."""
-    session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": WAKE_CHANNEL})
+    db.execute(text("SELECT pg_notify(:channel, '')"), {"channel": WAKE_CHANNEL})
 
 
 class WakeListener:
@@ -260,29 +260,29 @@ _QUEUE_END = """INSERT INTO disconnects (session_id, reason, requested_at)
                 RETURNING id"""
 
 
-def queue_logout(session: Session, token: str, now: datetime) -> bool:
+def queue_logout(db: Session, token: str, now: datetime) -> bool:
     """Ask the worker to end a NAS session the guest logged out of, at once (it is woken on commit); a
     pending request for the session becomes this one (a logout outranks a CoA). False: no open RADIUS
     session has this token."""
-    row = session.execute(
+    row = db.execute(
         text(_QUEUE_END.format(which="auth_token = :token AND source = 'radius'")),
         {"token": token, "now": now, "reason": "logout"},
     ).first()
     if row is None:
         return False
-    wake_worker(session)
+    wake_worker(db)
     return True
 
 
-def queue_admin_end(session: Session, session_id: int, now: datetime) -> bool:
+def queue_admin_end(db: Session, session_id: int, now: datetime) -> bool:
     """Ask the worker to end a session an administrator ended, at once: a Disconnect-Request to its NAS,
     or its gate closed (reason `admin`: Acct-Terminate-Cause Admin-Reset). False: it is not live."""
-    row = session.execute(
+    row = db.execute(
         text(_QUEUE_END.format(which="id = :id")), {"id": session_id, "now": now, "reason": ADMIN_REASON}
     ).first()
     if row is None:
         return False
-    wake_worker(session)
+    wake_worker(db)
     return True
 
 
@@ -293,39 +293,39 @@ _QUEUE_COA = """INSERT INTO disconnects (session_id, reason, requested_at)
                  RETURNING session_id"""
 
 
-def queue_coa(session: Session, token: str, now: datetime) -> bool:
+def queue_coa(db: Session, token: str, now: datetime) -> bool:
     """Ask the worker to tell a NAS session its new limits (after a top-up); a request already pending
     for the session stands (a Disconnect outranks it — and if the top-up makes it needless, cancelling it
     queues this CoA: `queue_coas`; a pending CoA will read the new balance anyway)."""
-    row = session.execute(text(_QUEUE_COA.format(which="auth_token = :token")), {"token": token, "now": now}).first()
+    row = db.execute(text(_QUEUE_COA.format(which="auth_token = :token")), {"token": token, "now": now}).first()
     return row is not None
 
 
-def queue_coas(session: Session, session_ids: list[int], now: datetime) -> list[int]:
+def queue_coas(db: Session, session_ids: list[int], now: datetime) -> list[int]:
     """A CoA for each of these sessions still live at a NAS (none where a request is pending already)."""
-    rows = session.execute(text(_QUEUE_COA.format(which="id = ANY (:ids)")), {"ids": session_ids, "now": now})
+    rows = db.execute(text(_QUEUE_COA.format(which="id = ANY (:ids)")), {"ids": session_ids, "now": now})
     return [r.session_id for r in rows]
 
 
 _CUTS_LOCK = 0x68637574  # "hcut": queueing cuts and finishing attempts, one worker at a time
 
 
-def _one_at_a_time(session: Session) -> None:
+def _one_at_a_time(db: Session) -> None:
     """Serialize queueing cuts with finishing attempts (until the transaction ends), across workers.
 
     Without it, a worker queueing a cut while another finishes the session's last attempt reads that row
     as still pending, then the finished row no longer holds the one-pending index, and the session gets
     a second Disconnect at once. Taken before the statement, the queueing reads the finished row.
     """
-    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CUTS_LOCK})
+    db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CUTS_LOCK})
 
 
 def record_outcome(
-    session: Session, disconnect_id: int, outcome: str, *, error_cause: int | None = None, done_at: datetime | None
+    db: Session, disconnect_id: int, outcome: str, *, error_cause: int | None = None, done_at: datetime | None
 ) -> None:
     """Store what the last attempt gave; `done_at` None keeps the row pending for another attempt."""
-    _one_at_a_time(session)
-    session.execute(
+    _one_at_a_time(db)
+    db.execute(
         text(
             "UPDATE disconnects SET outcome = :outcome, error_cause = :error_cause, done_at = :done_at WHERE id = :id"
         ),
@@ -333,22 +333,22 @@ def record_outcome(
     )
 
 
-def close_at_last_seen(session: Session, session_id: int, reason: str) -> bool:
+def close_at_last_seen(db: Session, session_id: int, reason: str) -> bool:
     """Close a session cut for `reason` at its last billed moment (no further debit); False if it was
     already closed."""
-    return _close(session, session_id, reason, "last_seen_at", {})
+    return _close(db, session_id, reason, "last_seen_at", {})
 
 
-def close_at(session: Session, session_id: int, reason: str, at: datetime) -> bool:
+def close_at(db: Session, session_id: int, reason: str, at: datetime) -> bool:
     """Close a session cut for `reason` at `at`, when it was cut (never before its last sign of life,
     whatever the clocks say); no further debit. False if it was already closed."""
-    return _close(session, session_id, reason, "GREATEST(:at, last_seen_at)", {"at": at})
+    return _close(db, session_id, reason, "GREATEST(:at, last_seen_at)", {"at": at})
 
 
-def _close(session: Session, session_id: int, reason: str, stopped_at: str, values: dict[str, object]) -> bool:
+def _close(db: Session, session_id: int, reason: str, stopped_at: str, values: dict[str, object]) -> bool:
     """The terminate cause of a cut is the one sql/014's cut_terminate_cause gives its reason (the same the
     NAS's Accounting-Stop after a Disconnect is given)."""
-    row = session.execute(
+    row = db.execute(
         text(
             f"""UPDATE sessions SET status = 'closed', stopped_at = {stopped_at},
                    terminate_cause = cut_terminate_cause(:reason)

@@ -27,11 +27,11 @@ from rlm_hotspot.db.rows import every, one
 _IMPORT_LOCK = 0x666C6F77  # 'flow': with the hotspot id, one importer per hotspot at a time
 
 
-def begin_import(session: Session, hotspot_id: int) -> None:
+def begin_import(db: Session, hotspot_id: int) -> None:
     """Serialize importers of one hotspot until the transaction ends (they update the same counters), and
     give the debit statement's hash joins and aggregates room for the sessions of a large backlog."""
-    session.execute(text("SELECT pg_advisory_xact_lock(:lock, :id)"), {"lock": _IMPORT_LOCK, "id": hotspot_id})
-    session.execute(text("SET LOCAL work_mem = '64MB'"))
+    db.execute(text("SELECT pg_advisory_xact_lock(:lock, :id)"), {"lock": _IMPORT_LOCK, "id": hotspot_id})
+    db.execute(text("SET LOCAL work_mem = '64MB'"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +46,10 @@ class FlowHotspotRecord:
     max_rate_kbps: int
 
 
-def hotspot(session: Session, name: str) -> FlowHotspotRecord | None:
+def hotspot(db: Session, name: str) -> FlowHotspotRecord | None:
     return one(
         FlowHotspotRecord,
-        session.execute(
+        db.execute(
             text(
                 "SELECT id, name, timezone, tariff_id, traffic_meter, max_rate_kbps FROM hotspots WHERE name = :name"
             ),
@@ -68,9 +68,9 @@ class BatchHeader:
     malformed: int
 
 
-def begin_batches(session: Session, hotspot_id: int, headers: Sequence[BatchHeader], now: datetime) -> dict[str, int]:
+def begin_batches(db: Session, hotspot_id: int, headers: Sequence[BatchHeader], now: datetime) -> dict[str, int]:
     """Record the batches; returns name → id of those not imported before (the exactly-once gate)."""
-    rows = session.execute(
+    rows = db.execute(
         text(
             """
             INSERT INTO flow_batches (hotspot_id, name, direction, bin_start, bin_end, records, malformed,
@@ -139,7 +139,7 @@ class IpClaim(NamedTuple):
 
 
 def ip_claims(
-    session: Session, *, hotspot_id: int, ips: Iterable[str], started_before: datetime, stopped_since: datetime
+    db: Session, *, hotspot_id: int, ips: Iterable[str], started_before: datetime, stopped_since: datetime
 ) -> list[IpClaim]:
     """The sessions of the hotspot that may hold one of ``ips`` at some time in [stopped_since, started_before)."""
     params = {
@@ -148,7 +148,7 @@ def ip_claims(
         "started_before": started_before,
         "stopped_since": stopped_since,
     }
-    return list(map(IpClaim._make, session.execute(_IP_CLAIMS, params)))
+    return list(map(IpClaim._make, db.execute(_IP_CLAIMS, params)))
 
 
 @dataclass(frozen=True)
@@ -188,9 +188,9 @@ def _copy_text(batches: Iterable[CountRows]) -> io.StringIO:
     return buffer
 
 
-def store_unattributed(session: Session, batches: Iterable[CountRows]) -> None:
+def store_unattributed(db: Session, batches: Iterable[CountRows]) -> None:
     """Keep counts no session held (never billed, never dropped) for the report."""
-    cursor = session.connection().connection.cursor()
+    cursor = db.connection().connection.cursor()
     try:
         cursor.copy_expert(
             "COPY unattributed_traffic (batch_id, ip, bin_start, free, bytes) FROM STDIN", _copy_text(batches)
@@ -199,9 +199,9 @@ def store_unattributed(session: Session, batches: Iterable[CountRows]) -> None:
         cursor.close()
 
 
-def record_totals(session: Session, batch_ids: Sequence[int], totals: dict[str, int]) -> None:
+def record_totals(db: Session, batch_ids: Sequence[int], totals: dict[str, int]) -> None:
     """Link the transaction's batches to its first one, which stores the transaction's totals."""
-    session.execute(
+    db.execute(
         text(
             """
             UPDATE flow_batches
@@ -262,12 +262,12 @@ _APPLY = text(
 )
 
 
-def apply_debits(session: Session, debits: SessionDebits, *, key_prefix: str, note: str, now: datetime) -> list[int]:
+def apply_debits(db: Session, debits: SessionDebits, *, key_prefix: str, note: str, now: datetime) -> list[int]:
     """Apply one import's debits in one statement (ledger keys ``<key_prefix><session id>``); returns the
     accounts now at or below zero."""
     columns = {name: array_literal(values) for name, values in debits.__dict__.items()}
     params = {**columns, "key_prefix": key_prefix, "note": note, "now": now}
-    return list(session.execute(_APPLY, params).scalars())
+    return list(db.execute(_APPLY, params).scalars())
 
 
 @dataclass(frozen=True)
@@ -285,9 +285,9 @@ class HeldRow:
     idempotency_key: str
 
 
-def hold_traffic(session: Session, rows: Sequence[HeldRow], now: datetime) -> None:
+def hold_traffic(db: Session, rows: Sequence[HeldRow], now: datetime) -> None:
     """Store excesses in the quarantine; a key stored before (a re-delivered record) is held once."""
-    session.execute(
+    db.execute(
         text(
             """
             INSERT INTO quarantine (source, reason, quantity, held, reported, session_id, hotspot_id, identity,
@@ -345,21 +345,21 @@ _SESSION_METER = """
     WHERE s.id = :id"""
 
 
-def held_traffic(session: Session, quarantine_id: int) -> HeldTraffic | None:
+def held_traffic(db: Session, quarantine_id: int) -> HeldTraffic | None:
     """Locked until the transaction ends (two releases of one row wait for each other)."""
-    row = session.execute(
+    row = db.execute(
         text("SELECT id, source, state, quantity, held, detail, session_id FROM quarantine WHERE id = :id FOR UPDATE"),
         {"id": quarantine_id},
     ).first()
     if row is None:
         return None
-    meter = None if row.session_id is None else session_meter(session, row.session_id)
+    meter = None if row.session_id is None else session_meter(db, row.session_id)
     return HeldTraffic(row.id, row.source, row.state, row.quantity, row.held, row.detail, meter)
 
 
-def session_meter(session: Session, session_id: int) -> SessionMeter:
+def session_meter(db: Session, session_id: int) -> SessionMeter:
     """The session's meter as it is now (it exists: a quarantine row or a caller names it)."""
-    return SessionMeter(**session.execute(text(_SESSION_METER), {"id": session_id}).one()._mapping)
+    return SessionMeter(**db.execute(text(_SESSION_METER), {"id": session_id}).one()._mapping)
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,11 +374,11 @@ class ExhaustedSession:
     acct_session_id: str | None
 
 
-def exhausted_open_sessions(session: Session, hotspot_id: int | None = None) -> list[ExhaustedSession]:
+def exhausted_open_sessions(db: Session, hotspot_id: int | None = None) -> list[ExhaustedSession]:
     """Open sessions whose account balance is at or below zero: to be cut by the worker."""
     return every(
         ExhaustedSession,
-        session.execute(
+        db.execute(
             text(
                 """
                 SELECT s.id AS session_id, s.account_id, a.balance, s.hotspot_id, s.nas_id, s.source,
@@ -410,9 +410,9 @@ class ImportTotals:
     debited: Decimal
 
 
-def import_status(session: Session, hotspot_id: int, since: datetime) -> ImportTotals:
+def import_status(db: Session, hotspot_id: int, since: datetime) -> ImportTotals:
     """The latest batch and the totals since ``since`` for one hotspot."""
-    row = session.execute(
+    row = db.execute(
         text(
             """
             SELECT last.name AS last_batch, last.bin_end AS last_bin_end, last.imported_at AS last_imported_at,

@@ -40,7 +40,7 @@ _POST = text(
 
 
 def post_entry(
-    session: Session,
+    db: Session,
     *,
     account_id: int,
     amount: int,
@@ -54,7 +54,7 @@ def post_entry(
     note: str | None = None,
 ) -> int | None:
     """Append one ledger row and update the balance; returns the new balance, or None for a replay."""
-    row = session.execute(
+    row = db.execute(
         _POST,
         {
             "account_id": account_id,
@@ -72,19 +72,19 @@ def post_entry(
     return None if row is None else int(row.balance)
 
 
-def create_account(session: Session, now: datetime) -> int:
+def create_account(db: Session, now: datetime) -> int:
     """A new, empty account; money only ever arrives through `post_entry`."""
     return int(
-        session.execute(
+        db.execute(
             text("INSERT INTO accounts (balance, created_at, updated_at) VALUES (0, :now, :now) RETURNING id"),
             {"now": now},
         ).scalar_one()
     )
 
 
-def accounts_out_of_balance(session: Session) -> list[tuple[int, int, int]]:
+def accounts_out_of_balance(db: Session) -> list[tuple[int, int, int]]:
     """(account, cached balance, ledger sum) for every account where they differ: must be empty."""
-    rows = session.execute(
+    rows = db.execute(
         text(
             """
             SELECT a.id, a.balance, coalesce(l.total, 0) AS total

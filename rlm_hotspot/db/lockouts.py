@@ -21,7 +21,7 @@ _LOCKED = """
 """
 
 
-def locked_out(session: Session, now: datetime, window_s: int, attempts: int) -> list[dict[str, object]]:
+def locked_out(db: Session, now: datetime, window_s: int, attempts: int) -> list[dict[str, object]]:
     """Card numbers and clients locked out at `now`, with how many failures and since when."""
     cards = _LOCKED.format(column="card_number", kind="card", outcomes="'wrong_pin'")
     clients = _LOCKED.format(column="client", kind="client", outcomes="'wrong_pin', 'unknown_card'")
@@ -32,12 +32,12 @@ def locked_out(session: Session, now: datetime, window_s: int, attempts: int) ->
         ORDER BY last_attempt DESC
     """
     params = {"now": now, "window": window_s, "attempts": attempts}
-    return [dict(r._mapping) for r in session.execute(text(sql), params)]
+    return [dict(r._mapping) for r in db.execute(text(sql), params)]
 
 
-def clear(session: Session, *, kind: str, subject: str, now: datetime) -> None:
+def clear(db: Session, *, kind: str, subject: str, now: datetime) -> None:
     """Wrong PINs of this card number or client before `now` stop counting (they stay on record)."""
-    session.execute(
+    db.execute(
         text(
             "INSERT INTO lockout_clears (kind, subject, cleared_at) VALUES (:kind, :subject, :now) "
             "ON CONFLICT (kind, subject) DO UPDATE SET cleared_at = excluded.cleared_at"
@@ -46,10 +46,10 @@ def clear(session: Session, *, kind: str, subject: str, now: datetime) -> None:
     )
 
 
-def card_failures(session: Session, number: str, now: datetime, window_s: int) -> int:
+def card_failures(db: Session, number: str, now: datetime, window_s: int) -> int:
     """Wrong PINs typed for this card number within the window and since its lockout was last lifted."""
     return int(
-        session.execute(
+        db.execute(
             text(
                 """SELECT count(*) FROM login_attempts la
                    WHERE la.card_number = :number AND la.outcome = 'wrong_pin'

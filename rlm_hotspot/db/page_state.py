@@ -13,9 +13,9 @@ from sqlalchemy import text
 from rlm_hotspot.db.engine import Executor
 
 
-def note_page_state(session: Executor, token: str, state: str | None, at: datetime) -> bool:
+def note_page_state(db: Executor, token: str, state: str | None, at: datetime) -> bool:
     """Record what the page said at `at` (None: visible again); False when the session has closed."""
-    row = session.execute(
+    row = db.execute(
         text(
             """UPDATE sessions SET page_state = :state, page_state_at = :at
                WHERE auth_token = :token AND status <> 'closed' RETURNING id"""
@@ -25,9 +25,9 @@ def note_page_state(session: Executor, token: str, state: str | None, at: dateti
     return row is not None
 
 
-def page_state(session: Executor, session_id: int) -> tuple[str | None, datetime | None]:
+def page_state(db: Executor, session_id: int) -> tuple[str | None, datetime | None]:
     """The page's last word and when it said it ((None, None): nothing, or visible)."""
-    row = session.execute(
+    row = db.execute(
         text("SELECT page_state, page_state_at FROM sessions WHERE id = :id"), {"id": session_id}
     ).first()
     return (None, None) if row is None else (row.page_state, row.page_state_at)

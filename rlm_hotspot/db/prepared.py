@@ -39,15 +39,15 @@ class Prepared:
         self._plain: TextClause = text(sql)
         self._plain_pyformat = _PARAMETER.sub(lambda m: f"%({m.group(1)})s", sql.replace("%", "%%"))
 
-    def __call__(self, session: Executor, parameters: Mapping[str, object]) -> Result[Any]:
+    def __call__(self, db: Executor, parameters: Mapping[str, object]) -> Result[Any]:
         """Run on an ORM session's connection, or on a Connection (the RADIUS hot path, lighter still)."""
-        connection = session.connection() if isinstance(session, Session) else session
+        connection = db.connection() if isinstance(db, Session) else db
         arguments = {name: parameters[name] for name in self.parameters}
         if not self._prepare_on(connection):
             return connection.execute(self._plain, arguments)
         return connection.execute(self._execute, arguments)
 
-    def first_row(self, executor: Executor, parameters: Mapping[str, object]) -> dict[str, Any] | None:
+    def first_row(self, db: Executor, parameters: Mapping[str, object]) -> dict[str, Any] | None:
         """The first row as a dict, straight from the driver's cursor.
 
         For the hot paths (RADIUS hooks run one at a time; the portal heartbeat): SQLAlchemy's result
@@ -55,7 +55,7 @@ class Prepared:
         SQLAlchemy's (OperationalError for a lost server, which also drops the connection from the
         pool), exactly as `__call__` would raise them.
         """
-        connection = executor.connection() if isinstance(executor, Session) else executor
+        connection = db.connection() if isinstance(db, Session) else db
         statement = self._execute_pyformat if self._prepare_on(connection) else self._plain_pyformat
         arguments = {name: parameters[name] for name in self.parameters}
         driver = connection.connection.dbapi_connection

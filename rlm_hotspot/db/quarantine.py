@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 
 def hold(
-    session: Session,
+    db: Session,
     *,
     source: str,
     reason: str,
@@ -27,7 +27,7 @@ def hold(
     detail: dict[str, Any] | None = None,
 ) -> int | None:
     """Hold usage; the id of the new row, or None when `key` was held before (a retransmit)."""
-    return session.execute(
+    return db.execute(
         text(
             """INSERT INTO quarantine (source, reason, quantity, held, reported, session_id, hotspot_id, nas_id,
                                        identity, detail, received_at, idempotency_key)
@@ -52,15 +52,15 @@ def hold(
     ).scalar_one_or_none()
 
 
-def held_usage(session: Session, quarantine_id: int, *, lock: bool = False) -> Row | None:  # type: ignore[type-arg]
-    return session.execute(
+def held_usage(db: Session, quarantine_id: int, *, lock: bool = False) -> Row | None:  # type: ignore[type-arg]
+    return db.execute(
         text(f"SELECT * FROM quarantine WHERE id = :id{' FOR UPDATE' if lock else ''}"), {"id": quarantine_id}
     ).first()
 
 
-def listing(session: Session, *, state: str | None, source: str | None, limit: int) -> list[dict[str, Any]]:
+def listing(db: Session, *, state: str | None, source: str | None, limit: int) -> list[dict[str, Any]]:
     """The admin view's rows, newest first."""
-    rows = session.execute(
+    rows = db.execute(
         text(
             """SELECT id, source, reason, quantity, held, reported, hotspot, nas, card_number, session_id,
                       identity, received_at, state, resolved_at, resolved_by, resolution_note
@@ -74,8 +74,8 @@ def listing(session: Session, *, state: str | None, source: str | None, limit: i
     return [dict(row._mapping) for row in rows]
 
 
-def resolve(session: Session, quarantine_id: int, *, state: str, by: str, note: str | None, at: datetime) -> None:
-    session.execute(
+def resolve(db: Session, quarantine_id: int, *, state: str, by: str, note: str | None, at: datetime) -> None:
+    db.execute(
         text(
             """UPDATE quarantine SET state = :state, resolved_at = :at, resolved_by = :by, resolution_note = :note
                WHERE id = :id AND state = 'held'"""
@@ -84,9 +84,9 @@ def resolve(session: Session, quarantine_id: int, *, state: str, by: str, note: 
     )
 
 
-def held_counts(session: Session) -> list[tuple[str, str, int]]:
+def held_counts(db: Session) -> list[tuple[str, str, int]]:
     """(source, reason, rows) of what is held now: for metrics and status lines."""
-    rows = session.execute(
+    rows = db.execute(
         text("SELECT source, reason, count(*) AS n FROM quarantine WHERE state = 'held' GROUP BY 1, 2 ORDER BY 1, 2")
     )
     return [(r.source, r.reason, int(r.n)) for r in rows]

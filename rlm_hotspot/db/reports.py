@@ -28,7 +28,7 @@ def group_keys() -> tuple[str, ...]:
     return tuple(_GROUP_KEYS)
 
 
-def sales(session: Session, by: str, since: datetime, until: datetime) -> list[dict[str, object]]:
+def sales(db: Session, by: str, since: datetime, until: datetime) -> list[dict[str, object]]:
     """Money loaded onto accounts (first use of a card, top-ups) per group."""
     key = _GROUP_KEYS[by].format(ts="l.created_at")
     sql = f"""
@@ -41,10 +41,10 @@ def sales(session: Session, by: str, since: datetime, until: datetime) -> list[d
           AND l.created_at >= :since AND l.created_at < :until
         GROUP BY 1 ORDER BY 1
     """
-    return _rows(session, sql, since, until)
+    return _rows(db, sql, since, until)
 
 
-def revenue(session: Session, by: str, since: datetime, until: datetime) -> list[dict[str, object]]:
+def revenue(db: Session, by: str, since: datetime, until: datetime) -> list[dict[str, object]]:
     """Money consumed (time, traffic, expiry write-offs) per group."""
     key = _GROUP_KEYS[by].format(ts="l.created_at")
     sql = f"""
@@ -58,10 +58,10 @@ def revenue(session: Session, by: str, since: datetime, until: datetime) -> list
           AND l.created_at >= :since AND l.created_at < :until
         GROUP BY 1 ORDER BY 1
     """
-    return _rows(session, sql, since, until)
+    return _rows(db, sql, since, until)
 
 
-def usage(session: Session, by: str, since: datetime, until: datetime) -> list[dict[str, object]]:
+def usage(db: Session, by: str, since: datetime, until: datetime) -> list[dict[str, object]]:
     """Sessions, online time and bytes per group (sessions started in the period)."""
     key = _GROUP_KEYS[by].format(ts="s.started_at")
     sql = f"""
@@ -75,7 +75,7 @@ def usage(session: Session, by: str, since: datetime, until: datetime) -> list[d
         WHERE s.started_at >= :since AND s.started_at < :until
         GROUP BY 1 ORDER BY 1
     """
-    return _rows(session, sql, since, until)
+    return _rows(db, sql, since, until)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +99,7 @@ class StatementLine:
         return self.created_at.astimezone(ZoneInfo(self.timezone))
 
 
-def statement(session: Session, account_id: int) -> list[StatementLine]:
+def statement(db: Session, account_id: int) -> list[StatementLine]:
     """Every ledger row of an account, oldest first."""
     sql = f"""
         SELECT l.id, l.created_at, coalesce(h.timezone, 'UTC') AS timezone, l.cause, l.amount,
@@ -109,8 +109,8 @@ def statement(session: Session, account_id: int) -> list[StatementLine]:
         WHERE l.account_id = :account_id
         ORDER BY l.id
     """
-    return [StatementLine(**r._mapping) for r in session.execute(text(sql), {"account_id": account_id})]
+    return [StatementLine(**r._mapping) for r in db.execute(text(sql), {"account_id": account_id})]
 
 
-def _rows(session: Session, sql: str, since: datetime, until: datetime) -> list[dict[str, object]]:
-    return [dict(r._mapping) for r in session.execute(text(sql), {"since": since, "until": until})]
+def _rows(db: Session, sql: str, since: datetime, until: datetime) -> list[dict[str, object]]:
+    return [dict(r._mapping) for r in db.execute(text(sql), {"since": since, "until": until})]

@@ -18,9 +18,9 @@ _IN_STOCK = """c.status = 'new' AND NOT c.blocked
                AND (b.use_before IS NULL OR b.use_before > :now)"""
 
 
-def stock(session: Session, now: datetime) -> list[dict[str, object]]:
+def stock(db: Session, now: datetime) -> list[dict[str, object]]:
     """Batches with cards left to sell, cheapest face value first."""
-    rows = session.execute(
+    rows = db.execute(
         text(
             f"""SELECT b.id AS batch_id, b.series, b.name, b.face_value, b.pin_mode, h.name AS hotspot,
                        count(*) AS in_stock
@@ -34,10 +34,10 @@ def stock(session: Session, now: datetime) -> list[dict[str, object]]:
     return [dict(r._mapping) for r in rows]
 
 
-def presets_in_stock(session: Session, now: datetime) -> list[dict[str, object]]:
+def presets_in_stock(db: Session, now: datetime) -> list[dict[str, object]]:
     """Each hotspot's face-value presets with the cards in stock that sell under them (encrypted PINs, a
     batch of that face value valid at the hotspot: its own or one for any hotspot)."""
-    rows = session.execute(
+    rows = db.execute(
         text(
             f"""SELECT p.hotspot_id, h.name AS hotspot, p.face_value, count(c.id) AS in_stock
                 FROM face_value_presets p JOIN hotspots h ON h.id = p.hotspot_id
@@ -51,10 +51,10 @@ def presets_in_stock(session: Session, now: datetime) -> list[dict[str, object]]
     return [dict(r._mapping) for r in rows]
 
 
-def batch_for_preset(session: Session, hotspot_id: int, face_value: int, count: int, now: datetime) -> int | None:
+def batch_for_preset(db: Session, hotspot_id: int, face_value: int, count: int, now: datetime) -> int | None:
     """The batch to sell `count` cards of a preset from: one with enough in stock, the soonest to lapse first
     (then the oldest), the hotspot's own before one for any hotspot."""
-    return session.execute(
+    return db.execute(
         text(
             f"""SELECT b.id FROM cards c JOIN card_batches b ON b.id = c.batch_id
                 WHERE b.face_value = :face_value AND b.pin_mode = 'encrypted'
@@ -66,28 +66,28 @@ def batch_for_preset(session: Session, hotspot_id: int, face_value: int, count: 
     ).scalar_one_or_none()
 
 
-def add_preset(session: Session, hotspot_id: int, face_value: int) -> bool:
+def add_preset(db: Session, hotspot_id: int, face_value: int) -> bool:
     """False: the hotspot had this preset already."""
-    added = session.execute(
+    added = db.execute(
         text("INSERT INTO face_value_presets (hotspot_id, face_value) VALUES (:h, :v) ON CONFLICT DO NOTHING"),
         {"h": hotspot_id, "v": face_value},
     )
     return rows_changed(added) > 0
 
 
-def remove_preset(session: Session, hotspot_id: int, face_value: int) -> bool:
+def remove_preset(db: Session, hotspot_id: int, face_value: int) -> bool:
     """False: there was no such preset."""
-    removed = session.execute(
+    removed = db.execute(
         text("DELETE FROM face_value_presets WHERE hotspot_id = :h AND face_value = :v"),
         {"h": hotspot_id, "v": face_value},
     )
     return rows_changed(removed) > 0
 
 
-def claim_for_sale(session: Session, batch_id: int, count: int, now: datetime) -> dict[int, str]:
+def claim_for_sale(db: Session, batch_id: int, count: int, now: datetime) -> dict[int, str]:
     """Lock up to `count` cards in stock of a batch (id: number); two desks selling at once never get the
     same card."""
-    rows = session.execute(
+    rows = db.execute(
         text(
             f"""SELECT c.id, c.number FROM cards c JOIN card_batches b ON b.id = c.batch_id
                 WHERE c.batch_id = :batch_id AND {_IN_STOCK}
@@ -98,9 +98,9 @@ def claim_for_sale(session: Session, batch_id: int, count: int, now: datetime) -
     return {int(r.id): str(r.number) for r in rows}
 
 
-def insert_sales(session: Session, card_ids: list[int], *, staff_id: int, price: int, now: datetime) -> int:
+def insert_sales(db: Session, card_ids: list[int], *, staff_id: int, price: int, now: datetime) -> int:
     """Record the sale of these cards; a card sold already is left as it was. Returns how many were new."""
-    inserted = session.execute(
+    inserted = db.execute(
         text(
             """INSERT INTO card_sales (card_id, staff_id, sold_at, price)
                SELECT unnest(CAST(:ids AS bigint[])), :staff_id, :now, :price
@@ -111,8 +111,8 @@ def insert_sales(session: Session, card_ids: list[int], *, staff_id: int, price:
     return rows_changed(inserted)
 
 
-def sale_of(session: Session, card_id: int) -> dict[str, object] | None:
-    row = session.execute(
+def sale_of(db: Session, card_id: int) -> dict[str, object] | None:
+    row = db.execute(
         text(
             """SELECT cs.sold_at, cs.price, s.name AS sold_by FROM card_sales cs JOIN staff s ON s.id = cs.staff_id
                WHERE cs.card_id = :id"""
@@ -122,8 +122,8 @@ def sale_of(session: Session, card_id: int) -> dict[str, object] | None:
     return None if row is None else dict(row._mapping)
 
 
-def sessions_of_card(session: Session, card_id: int, limit: int = 20) -> list[dict[str, object]]:
-    rows = session.execute(
+def sessions_of_card(db: Session, card_id: int, limit: int = 20) -> list[dict[str, object]]:
+    rows = db.execute(
         text(
             """SELECT s.id, s.status, h.name AS hotspot, h.timezone, s.source, s.framed_ip::text AS ip,
                       s.calling_station_id AS mac, s.started_at, s.stopped_at, s.terminate_cause, s.seconds,
@@ -138,9 +138,9 @@ def sessions_of_card(session: Session, card_id: int, limit: int = 20) -> list[di
     return [dict(r._mapping) for r in rows]
 
 
-def online(session: Session) -> list[dict[str, object]]:
+def online(db: Session) -> list[dict[str, object]]:
     """Every session not closed, per hotspot, longest online first."""
-    rows = session.execute(
+    rows = db.execute(
         text(
             """SELECT s.id, h.name AS hotspot, h.timezone, c.number AS card_number, s.status, s.source,
                       s.framed_ip::text AS ip, s.calling_station_id AS mac, s.started_at, s.seconds,
@@ -153,10 +153,10 @@ def online(session: Session) -> list[dict[str, object]]:
     return [dict(r._mapping) for r in rows]
 
 
-def queue_end(session: Session, session_id: int, now: datetime) -> bool:
+def queue_end(db: Session, session_id: int, now: datetime) -> bool:
     """Ask the worker to end a session at once (RADIUS: Disconnect-Request; standalone: close its gate),
     the way a guest's logout does; False if the session is closed already."""
-    row = session.execute(
+    row = db.execute(
         text(
             """INSERT INTO disconnects (session_id, reason, requested_at)
                SELECT id, 'logout', :now FROM sessions WHERE id = :id AND status <> 'closed'
@@ -169,13 +169,13 @@ def queue_end(session: Session, session_id: int, now: datetime) -> bool:
     ).first()
     if row is None:
         return False
-    wake_worker(session)
+    wake_worker(db)
     return True
 
 
-def sales_between(session: Session, since: datetime, until: datetime) -> list[dict[str, object]]:
+def sales_between(db: Session, since: datetime, until: datetime) -> list[dict[str, object]]:
     """Cards sold at the desk in a period, per seller and face value."""
-    rows = session.execute(
+    rows = db.execute(
         text(
             """SELECT st.name AS sold_by, b.face_value, count(*) AS cards, sum(cs.price)::bigint AS takings
                FROM card_sales cs JOIN staff st ON st.id = cs.staff_id JOIN cards c ON c.id = cs.card_id
@@ -188,9 +188,9 @@ def sales_between(session: Session, since: datetime, until: datetime) -> list[di
     return [dict(r._mapping) for r in rows]
 
 
-def takings_per_day(session: Session, since: datetime, until: datetime, timezone: str) -> list[tuple[str, int]]:
+def takings_per_day(db: Session, since: datetime, until: datetime, timezone: str) -> list[tuple[str, int]]:
     """(local day, takings) for each day of the period that had sales."""
-    rows = session.execute(
+    rows = db.execute(
         text(
             """SELECT to_char(sold_at AT TIME ZONE :tz, 'YYYY-MM-DD') AS day, sum(price)::bigint AS takings
                FROM card_sales WHERE sold_at >= :since AND sold_at < :until GROUP BY 1 ORDER BY 1"""
@@ -200,9 +200,9 @@ def takings_per_day(session: Session, since: datetime, until: datetime, timezone
     return [(r.day, int(r.takings)) for r in rows]
 
 
-def refunds_between(session: Session, since: datetime, until: datetime) -> list[dict[str, object]]:
+def refunds_between(db: Session, since: datetime, until: datetime) -> list[dict[str, object]]:
     """Refunds paid at the desk in a period, per staff member: how many and how much."""
-    rows = session.execute(
+    rows = db.execute(
         text(
             """SELECT st.name AS refunded_by, count(*) AS refunds, -sum(l.amount)::bigint AS paid_out
                FROM ledger l JOIN ledger_operators o ON o.ledger_id = l.id JOIN staff st ON st.id = o.staff_id
@@ -214,10 +214,10 @@ def refunds_between(session: Session, since: datetime, until: datetime) -> list[
     return [dict(r._mapping) for r in rows]
 
 
-def per_hour(session: Session, since: datetime, until: datetime, timezone: str) -> list[dict[str, object]]:
+def per_hour(db: Session, since: datetime, until: datetime, timezone: str) -> list[dict[str, object]]:
     """The 24 local hours of a day: money used by guests (time, traffic, expiry), takings at the desk, and
     the sessions started in each hour with their online time and bytes."""
-    rows = session.execute(
+    rows = db.execute(
         text(
             """WITH used AS (
                    SELECT extract(hour FROM created_at AT TIME ZONE :tz)::int AS hour, -sum(amount)::bigint AS used
@@ -243,9 +243,9 @@ def per_hour(session: Session, since: datetime, until: datetime, timezone: str) 
     return [dict(r._mapping) for r in rows]
 
 
-def record_operator(session: Session, ledger_key: str, staff_id: int, reason: str) -> None:
+def record_operator(db: Session, ledger_key: str, staff_id: int, reason: str) -> None:
     """Name the person behind the ledger row posted with this idempotency key."""
-    session.execute(
+    db.execute(
         text(
             """INSERT INTO ledger_operators (ledger_id, staff_id, reason)
                SELECT id, :staff_id, :reason FROM ledger WHERE idempotency_key = :key"""
@@ -254,9 +254,9 @@ def record_operator(session: Session, ledger_key: str, staff_id: int, reason: st
     )
 
 
-def batches(session: Session) -> list[dict[str, object]]:
+def batches(db: Session) -> list[dict[str, object]]:
     """Every batch with its use (the admin_sales view) and how many of its cards the desk sold."""
-    rows = session.execute(
+    rows = db.execute(
         text(
             """SELECT s.*, b.pin_mode, h.name AS hotspot,
                       (SELECT count(*) FROM card_sales cs JOIN cards c ON c.id = cs.card_id

@@ -75,7 +75,7 @@ _SNAPSHOT = Prepared(
 
 
 def login_snapshot(
-    session: Executor,
+    db: Executor,
     *,
     number: str,
     nas_ip: str | None,
@@ -86,7 +86,7 @@ def login_snapshot(
     pending_ttl_s: int,
 ) -> LoginSnapshot:
     row = _SNAPSHOT(
-        session,
+        db,
         {
             "number": number,
             "nas_ip": nas_ip,
@@ -106,11 +106,11 @@ def _snapshot(values: dict[str, Any]) -> LoginSnapshot:
     return LoginSnapshot(**values)
 
 
-def lock_card_and_count_live(session: Session, card_id: int, now: datetime, pending_ttl_s: int) -> int:
+def lock_card_and_count_live(db: Session, card_id: int, now: datetime, pending_ttl_s: int) -> int:
     """Lock the card row (serialising logins of one card) and count its live sessions."""
-    session.execute(text("SELECT id FROM cards WHERE id = :id FOR UPDATE"), {"id": card_id})
+    db.execute(text("SELECT id FROM cards WHERE id = :id FOR UPDATE"), {"id": card_id})
     return int(
-        session.execute(
+        db.execute(
             text(
                 f"""SELECT count(*) FROM sessions s JOIN hotspots h ON h.id = s.hotspot_id
                     WHERE s.card_id = :id AND s.status <> 'closed' AND ({LIVE_SESSION})"""
@@ -207,16 +207,16 @@ def _hex_json(values: dict[str, object]) -> str:
     return json.dumps(values, separators=(",", ":")).encode().hex()
 
 
-def insert_session(session: Session, **values: object) -> int:
+def insert_session(db: Session, **values: object) -> int:
     columns = ", ".join(values)
     params = ", ".join(f":{name}" for name in values)
     return int(
-        session.execute(text(f"INSERT INTO sessions ({columns}) VALUES ({params}) RETURNING id"), values).scalar_one()
+        db.execute(text(f"INSERT INTO sessions ({columns}) VALUES ({params}) RETURNING id"), values).scalar_one()
     )
 
 
 def record_attempt(
-    session: Session,
+    db: Session,
     *,
     card_number: str,
     client: str | None,
@@ -225,7 +225,7 @@ def record_attempt(
     outcome: str,
     now: datetime,
 ) -> None:
-    session.execute(
+    db.execute(
         text(
             "INSERT INTO login_attempts (at, card_number, client, hotspot_id, source, outcome) "
             "VALUES (:now, :number, :client, :hotspot_id, :source, :outcome)"
@@ -286,7 +286,7 @@ class PacketUser:
 
 
 def find_session(
-    session: Session,
+    db: Session,
     *,
     nas_id: int | None,
     acct_session_id: str | None,
@@ -300,7 +300,7 @@ def find_session(
     session id and the packet's user that its times (`sent`, and `began` by its Acct-Session-Time) point
     at. Whether the packet really belongs to it is the caller's to decide."""
     if token:
-        row = session_by_token(session, token, lock=lock)
+        row = session_by_token(db, token, lock=lock)
         if row is not None:
             return row
     if acct_session_id is None:
@@ -311,14 +311,14 @@ def find_session(
         "username": user.username,
         "card_number": user.card_number,
     }
-    candidates = _BY_ACCT_ID[lock](session, params).all()
+    candidates = _BY_ACCT_ID[lock](db, params).all()
     starts = [(posix_seconds(row.started_at), row.status != "closed") for row in candidates]
     chosen = pick_session(starts, posix_seconds(sent), None if began is None else posix_seconds(began))
     return None if chosen is None else candidates[chosen]
 
 
-def session_by_token(session: Session, token: str, *, lock: bool = False) -> Row | None:  # type: ignore[type-arg]
-    return _BY_TOKEN[lock](session, {"token": token}).first()
+def session_by_token(db: Session, token: str, *, lock: bool = False) -> Row | None:  # type: ignore[type-arg]
+    return _BY_TOKEN[lock](db, {"token": token}).first()
 
 
 @dataclass(frozen=True)
@@ -364,20 +364,20 @@ _VIEW_BY_TOKEN = _lookup_sql("hs_session_view_by_token", f"{_VIEW} WHERE s.auth_
 _VIEWS_BY_TOKENS = Prepared("hs_session_views_by_tokens", f"{_VIEW} WHERE s.auth_token = ANY (CAST(:tokens AS text[]))")
 
 
-def session_view_by_token(session: Executor, token: str, *, lock: bool = False) -> SessionView | None:
+def session_view_by_token(db: Executor, token: str, *, lock: bool = False) -> SessionView | None:
     """The portal's status and heartbeat read: the session and its card and balance, in one query."""
-    row = _VIEW_BY_TOKEN[lock].first_row(session, {"token": token})
+    row = _VIEW_BY_TOKEN[lock].first_row(db, {"token": token})
     return None if row is None else SessionView(**row)
 
 
-def session_views_by_tokens(session: Executor, tokens: list[str]) -> dict[str, SessionView]:
+def session_views_by_tokens(db: Executor, tokens: list[str]) -> dict[str, SessionView]:
     """`session_view_by_token` for many sessions in one query, by token (a token not found is left out)."""
-    rows = _VIEWS_BY_TOKENS(session, {"tokens": tokens}).mappings()
+    rows = _VIEWS_BY_TOKENS(db, {"tokens": tokens}).mappings()
     return {row["token"]: SessionView(**row) for row in rows}
 
 
-def session_by_id(session: Session, session_id: int, *, lock: bool = False) -> Row | None:  # type: ignore[type-arg]
-    return session.execute(
+def session_by_id(db: Session, session_id: int, *, lock: bool = False) -> Row | None:  # type: ignore[type-arg]
+    return db.execute(
         text(f"SELECT {_SESSION_COLUMNS} {_SESSION_FROM} WHERE s.id = :id{' FOR UPDATE OF s' if lock else ''}"),
         {"id": session_id},
     ).first()
@@ -463,7 +463,7 @@ class MeterWrite:
 
 
 def apply_meter(
-    session: Executor,
+    db: Executor,
     row: Row | SessionView,  # type: ignore[type-arg]
     write: MeterWrite,
     now: datetime,
@@ -478,7 +478,7 @@ def apply_meter(
     positions and the time of the byte counters (`counters_at`) are written too."""
     moved = positions or CounterPositions()
     result = _APPLY_METER.first_row(
-        session,
+        db,
         {
             **write.__dict__,
             "session_id": row.id,
@@ -561,7 +561,7 @@ class HeartbeatWrite:
     heartbeat_at: datetime
 
 
-def apply_heartbeats(session: Executor, beats: list[HeartbeatWrite], now: datetime) -> dict[int, int]:
+def apply_heartbeats(db: Executor, beats: list[HeartbeatWrite], now: datetime) -> dict[int, int]:
     """Write many heartbeats' time meters and debits in one statement (and one commit, not waited for).
 
     Each row is guarded like `apply_meter`'s; returns the balance after it for each session written (a
@@ -583,7 +583,7 @@ def apply_heartbeats(session: Executor, beats: list[HeartbeatWrite], now: dateti
     arrays = {name: array_literal(column) for name, column in zip(_HEARTBEAT_COLUMNS, columns, strict=True)}
     account_of: dict[int, int] = {}
     balances: dict[str, dict[int, int]] = {"debited": {}, "as_was": {}}
-    for kind, session_id, account_id, balance in _APPLY_HEARTBEATS(session, {**arrays, "now": now}):
+    for kind, session_id, account_id, balance in _APPLY_HEARTBEATS(db, {**arrays, "now": now}):
         if kind == "session":
             account_of[session_id] = account_id
         else:
@@ -592,15 +592,15 @@ def apply_heartbeats(session: Executor, beats: list[HeartbeatWrite], now: dateti
     return {sid: debited.get(account, as_was[account]) for sid, account in account_of.items()}
 
 
-def update_session(session: Session, session_id: int, **values: object) -> None:
-    session.execute(
+def update_session(db: Session, session_id: int, **values: object) -> None:
+    db.execute(
         text(f"UPDATE sessions SET {_assignments(values)} WHERE id = :session_id"), {**values, "session_id": session_id}
     )
 
 
-def open_session(session: Session, session_id: int, **values: object) -> Row:  # type: ignore[type-arg]
+def open_session(db: Session, session_id: int, **values: object) -> Row:  # type: ignore[type-arg]
     """Set a session's columns and return it as `find_session` reads it, in one statement."""
-    return session.execute(
+    return db.execute(
         text(
             f"UPDATE sessions s SET {_assignments(values)} FROM hotspots h, cards c "
             f"WHERE s.id = :session_id AND h.id = s.hotspot_id AND c.id = s.card_id RETURNING {_SESSION_COLUMNS}"
@@ -613,9 +613,9 @@ def _assignments(values: dict[str, object]) -> str:
     return ", ".join(f"{name} = :{name}" for name in values)
 
 
-def live_session_with_acct_id(session: Session, nas_id: int, acct_session_id: str) -> Row | None:  # type: ignore[type-arg]
+def live_session_with_acct_id(db: Session, nas_id: int, acct_session_id: str) -> Row | None:  # type: ignore[type-arg]
     """The live session that holds a NAS session id now (a NAS has one live session per id), locked."""
-    return session.execute(
+    return db.execute(
         text(
             "SELECT id, started_at, last_seen_at FROM sessions WHERE nas_id = :nas_id "
             "AND acct_session_id = :acct_session_id AND status <> 'closed' FOR UPDATE"
@@ -624,9 +624,9 @@ def live_session_with_acct_id(session: Session, nas_id: int, acct_session_id: st
     ).first()
 
 
-def nas_restarted(session: Session, nas_id: int, at: datetime) -> None:
+def nas_restarted(db: Session, nas_id: int, at: datetime) -> None:
     """Record an Accounting-On/Off (a late copy of an older one changes nothing)."""
-    session.execute(
+    db.execute(
         text("UPDATE nas SET rebooted_at = GREATEST(rebooted_at, :at) WHERE id = :id"), {"id": nas_id, "at": at}
     )
 
@@ -639,18 +639,18 @@ _PENDING_LOGIN = f"""
 """
 
 
-def pending_login(session: Session, nas_id: int, user: PacketUser, sent: datetime) -> Row | None:  # type: ignore[type-arg]
+def pending_login(db: Session, nas_id: int, user: PacketUser, sent: datetime) -> Row | None:  # type: ignore[type-arg]
     """The user's latest login at this NAS still waiting for its Start, made before `sent`, locked."""
-    return session.execute(
+    return db.execute(
         text(_PENDING_LOGIN),
         {"nas_id": nas_id, "username": user.username, "card_number": user.card_number, "sent": sent},
     ).first()
 
 
-def live_sessions_of_nas(session: Session, nas_id: int, *, started_before: datetime) -> list[int]:
+def live_sessions_of_nas(db: Session, nas_id: int, *, started_before: datetime) -> list[int]:
     """The NAS's sessions that a reboot at `started_before` ends (not those begun after it: a late copy of
     its Accounting-On must not end them)."""
-    rows = session.execute(
+    rows = db.execute(
         text(
             "SELECT id FROM sessions WHERE nas_id = :nas_id AND status <> 'closed' AND started_at < :before "
             "ORDER BY id FOR UPDATE"
@@ -660,8 +660,8 @@ def live_sessions_of_nas(session: Session, nas_id: int, *, started_before: datet
     return [r.id for r in rows]
 
 
-def nas_by_ip(session: Executor, ip: str) -> Row | None:  # type: ignore[type-arg]
-    return session.execute(
+def nas_by_ip(db: Executor, ip: str) -> Row | None:  # type: ignore[type-arg]
+    return db.execute(
         text(
             "SELECT n.*, h.timezone, h.max_session_seconds FROM nas n JOIN hotspots h ON h.id = n.hotspot_id "
             "WHERE n.ip_address = CAST(:ip AS inet)"
@@ -670,12 +670,12 @@ def nas_by_ip(session: Executor, ip: str) -> Row | None:  # type: ignore[type-ar
     ).first()
 
 
-def stale_sessions(session: Session, now: datetime, pending_ttl_s: int, limit: int = 1000) -> list[int]:
+def stale_sessions(db: Session, now: datetime, pending_ttl_s: int, limit: int = 1000) -> list[int]:
     """RADIUS sessions that no longer count as live: to be closed at their last counters.
 
     Stale standalone (portal) sessions are left to the worker's enforcement, which closes their gate too.
     """
-    rows = session.execute(
+    rows = db.execute(
         text(
             f"""SELECT s.id FROM sessions s JOIN hotspots h ON h.id = s.hotspot_id
                 WHERE s.status <> 'closed' AND s.source = 'radius' AND NOT ({LIVE_SESSION})

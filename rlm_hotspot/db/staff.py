@@ -40,11 +40,11 @@ def _record(row: Row) -> StaffRecord:  # type: ignore[type-arg]
     return StaffRecord(**values)
 
 
-def insert_staff(session: Session, *, name: str, role: str, password_hash: str, now: datetime) -> int:
+def insert_staff(db: Session, *, name: str, role: str, password_hash: str, now: datetime) -> int:
     try:
-        with session.begin_nested():
+        with db.begin_nested():
             return int(
-                session.execute(
+                db.execute(
                     text(
                         "INSERT INTO staff (name, role, password_hash, created_at, password_changed_at) "
                         "VALUES (:name, :role, :hash, :now, :now) RETURNING id"
@@ -56,35 +56,35 @@ def insert_staff(session: Session, *, name: str, role: str, password_hash: str, 
         raise DuplicateError(f"staff account {name!r} already exists") from None
 
 
-def staff_by_name(session: Session, name: str) -> StaffRecord | None:
-    row = session.execute(text(f"SELECT {_COLUMNS} FROM staff WHERE name = :name"), {"name": name}).first()
+def staff_by_name(db: Session, name: str) -> StaffRecord | None:
+    row = db.execute(text(f"SELECT {_COLUMNS} FROM staff WHERE name = :name"), {"name": name}).first()
     return None if row is None else _record(row)
 
 
-def staff_list(session: Session) -> list[StaffRecord]:
-    return [_record(r) for r in session.execute(text(f"SELECT {_COLUMNS} FROM staff ORDER BY name"))]
+def staff_list(db: Session) -> list[StaffRecord]:
+    return [_record(r) for r in db.execute(text(f"SELECT {_COLUMNS} FROM staff ORDER BY name"))]
 
 
-def update_staff(session: Session, staff_id: int, *, now: datetime, **values: object) -> None:
+def update_staff(db: Session, staff_id: int, *, now: datetime, **values: object) -> None:
     """Change role, active or password_hash (a new password also dates password_changed_at)."""
     allowed = {"role", "active", "password_hash"}
     assert set(values) <= allowed, values
     assignments = ", ".join(f"{name} = :{name}" for name in values)
     if "password_hash" in values:
         assignments += ", password_changed_at = :now"
-    session.execute(text(f"UPDATE staff SET {assignments} WHERE id = :id"), {"id": staff_id, "now": now, **values})
+    db.execute(text(f"UPDATE staff SET {assignments} WHERE id = :id"), {"id": staff_id, "now": now, **values})
 
 
-def set_totp(session: Session, staff_id: int, sealed: bytes | None, key_id: int | None) -> None:
-    session.execute(
+def set_totp(db: Session, staff_id: int, sealed: bytes | None, key_id: int | None) -> None:
+    db.execute(
         text("UPDATE staff SET totp_secret = :sealed, totp_key_id = :key_id, totp_last_step = NULL WHERE id = :id"),
         {"id": staff_id, "sealed": sealed, "key_id": key_id},
     )
 
 
-def use_totp_step(session: Session, staff_id: int, step: int) -> bool:
+def use_totp_step(db: Session, staff_id: int, step: int) -> bool:
     """Take a time step for a sign-in; False if it (or a later one) was used already: one code, one use."""
-    row = session.execute(
+    row = db.execute(
         text(
             "UPDATE staff SET totp_last_step = :step WHERE id = :id "
             "AND (totp_last_step IS NULL OR totp_last_step < :step) RETURNING id"
@@ -94,15 +94,15 @@ def use_totp_step(session: Session, staff_id: int, step: int) -> bool:
     return row is not None
 
 
-def end_sessions_of(session: Session, staff_id: int, now: datetime) -> None:
-    session.execute(
+def end_sessions_of(db: Session, staff_id: int, now: datetime) -> None:
+    db.execute(
         text("UPDATE staff_sessions SET ended_at = :now WHERE staff_id = :id AND ended_at IS NULL"),
         {"id": staff_id, "now": now},
     )
 
 
-def insert_session(session: Session, *, token_hash: bytes, staff_id: int, client: str, now: datetime) -> None:
-    session.execute(
+def insert_session(db: Session, *, token_hash: bytes, staff_id: int, client: str, now: datetime) -> None:
+    db.execute(
         text(
             "INSERT INTO staff_sessions (token_hash, staff_id, created_at, last_seen_at, client) "
             "VALUES (:hash, :staff_id, :now, :now, :client)"
@@ -111,9 +111,9 @@ def insert_session(session: Session, *, token_hash: bytes, staff_id: int, client
     )
 
 
-def touch_session(session: Session, token_hash: bytes, now: datetime, idle_s: int) -> StaffRecord | None:
+def touch_session(db: Session, token_hash: bytes, now: datetime, idle_s: int) -> StaffRecord | None:
     """The active account of a session not ended and not idle for `idle_s`; moves its last_seen_at."""
-    row = session.execute(
+    row = db.execute(
         text(
             f"""UPDATE staff_sessions ss SET last_seen_at = :now
                 FROM staff s
@@ -126,8 +126,8 @@ def touch_session(session: Session, token_hash: bytes, now: datetime, idle_s: in
     return None if row is None else _record(row)
 
 
-def end_session(session: Session, token_hash: bytes, now: datetime) -> None:
-    session.execute(
+def end_session(db: Session, token_hash: bytes, now: datetime) -> None:
+    db.execute(
         text("UPDATE staff_sessions SET ended_at = :now WHERE token_hash = :hash AND ended_at IS NULL"),
         {"hash": token_hash, "now": now},
     )

@@ -21,14 +21,14 @@ class NasUam:
     uam_login_url: str | None
 
 
-def nas_uam(session: Session, name: str) -> NasUam | None:
+def nas_uam(db: Session, name: str) -> NasUam | None:
     nas = t.nas.c
     query = select(nas.name, nas.vendor, nas.hotspot_id, nas.uam_secret, nas.uam_login_url).where(nas.name == name)
-    return one(NasUam, session.execute(query).first())
+    return one(NasUam, db.execute(query).first())
 
 
-def set_nas_uam(session: Session, name: str, uam_secret: str | None, uam_login_url: str | None) -> bool:
-    done = session.execute(
+def set_nas_uam(db: Session, name: str, uam_secret: str | None, uam_login_url: str | None) -> bool:
+    done = db.execute(
         update(t.nas).where(t.nas.c.name == name).values(uam_secret=uam_secret, uam_login_url=uam_login_url)
     )
     return rows_changed(done) > 0

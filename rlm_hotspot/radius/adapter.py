@@ -102,9 +102,9 @@ class RadiusAdapter:
         vault = PinVault.from_file(settings.pin_key_file)
         engine = make_engine(settings, pool_size=1, application_name="rlm_hotspot", pre_ping=False)
         try:
-            with Session(engine) as session:
-                currency(session)
-                todo = migrate.pending(session.connection())  # the virtual server calls functions of sql/
+            with Session(engine) as db:
+                currency(db)
+                todo = migrate.pending(db.connection())  # the virtual server calls functions of sql/
         except (ServiceError, migrate.MigrationError) as exc:
             engine.dispose()
             raise StartupError(str(exc)) from None
@@ -181,8 +181,8 @@ class RadiusAdapter:
                     now=utc_now(),
                 )
                 return self.rad.RLM_MODULE_UPDATED, None, ((LOGIN_CALL, ":=", call),)
-            with Session(self.engine) as session:  # connects only to reload a stale tariff
-                login = decide_radius_login(session, self.vault, self.tariffs, self.policy, request, result)
+            with Session(self.engine) as db:  # connects only to reload a stale tariff
+                login = decide_radius_login(db, self.vault, self.tariffs, self.policy, request, result)
         except RadiusRefused as refused:
             return self.rad.RLM_MODULE_REJECT, reply_message(str(refused)), ((REFUSAL, ":=", refused.record),)
         except UnknownPlace as exc:
@@ -206,11 +206,11 @@ class RadiusAdapter:
             return self.rad.RLM_MODULE_OK, None, None
         now = event_time(attributes, received_at)
         try:
-            with Session(self.autocommit) as session:  # the common case: one read, one guarded write
-                done = record_accounting_without_lock(session, self.tariffs, self.nas, update, now)
+            with Session(self.autocommit) as db:  # the common case: one read, one guarded write
+                done = record_accounting_without_lock(db, self.tariffs, self.nas, update, now)
             if done is None:  # Start, On/Off, a session not opened yet, usage to hold, a concurrent change
-                with Session(self.engine) as session, session.begin():
-                    done = record_accounting(session, self.tariffs, update, now)
+                with Session(self.engine) as db, db.begin():
+                    done = record_accounting(db, self.tariffs, update, now)
         except AccountingRefused as exc:
             self.log(self.rad.L_WARN, f"accounting: packet acknowledged but not billed: {exc}")
             return self.rad.RLM_MODULE_OK, None, None

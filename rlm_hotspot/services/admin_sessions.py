@@ -21,14 +21,14 @@ from rlm_hotspot.services.errors import NotFound, ServiceError
 
 
 def list_sessions(
-    session: Session, currency: Currency, *, hotspot: str | None, online: bool, limit: int
+    db: Session, currency: Currency, *, hotspot: str | None, online: bool, limit: int
 ) -> list[dict[str, object]]:
     """The latest sessions first, their times in their hotspot's local time, money formatted."""
     if limit < 1:
         raise ServiceError("--limit must be at least 1")
-    hotspot_id = get_hotspot(session, hotspot).id if hotspot else None
+    hotspot_id = get_hotspot(db, hotspot).id if hotspot else None
     rows = []
-    for row in q.sessions(session, hotspot_id=hotspot_id, online=online, limit=limit):
+    for row in q.sessions(db, hotspot_id=hotspot_id, online=online, limit=limit):
         local = ZoneInfo(row.timezone)
         rows.append(
             {
@@ -64,9 +64,9 @@ class EndQueued:
     how: str  # what the worker will do, for the admin
 
 
-def end_session(session: Session, session_id: int, now: datetime) -> EndQueued:
+def end_session(db: Session, session_id: int, now: datetime) -> EndQueued:
     """Queue the end of a live session (the worker is woken on commit)."""
-    row = q.session_for_end(session, session_id)
+    row = q.session_for_end(db, session_id)
     if row is None:
         raise NotFound(f"no session {session_id}")
     if row.stopped_at is not None:  # closed (a CHECK ties the two)
@@ -74,7 +74,7 @@ def end_session(session: Session, session_id: int, now: datetime) -> EndQueued:
             f"session {session_id} has already ended ({row.terminate_cause or 'no cause'}, at "
             f"{row.stopped_at.isoformat(sep=' ', timespec='seconds')}): nothing to do"
         )
-    if not queue_admin_end(session, session_id, now):
+    if not queue_admin_end(db, session_id, now):
         raise ServiceError(f"session {session_id} ended meanwhile: nothing to do")
     if row.source == "portal":
         how = "its gate will be closed"

@@ -20,11 +20,11 @@ class Actor:
 
 
 def record(
-    session: Session, actor: Actor, action: str, now: datetime, subject: str | None = None, **detail: object
+    db: Session, actor: Actor, action: str, now: datetime, subject: str | None = None, **detail: object
 ) -> int:
     """Append one row in the caller's transaction: it commits (or rolls back) with the action itself."""
     return q.insert(
-        session,
+        db,
         at=now,
         staff_id=actor.staff_id,
         staff_name=actor.name,
@@ -35,13 +35,13 @@ def record(
     )
 
 
-def changed_anything(session: Session) -> bool:
+def changed_anything(db: Session) -> bool:
     """Whether the caller's transaction wrote anything yet (an admin command worth a line in the trail)."""
-    return q.transaction_wrote(session)
+    return q.transaction_wrote(db)
 
 
 def trail(
-    session: Session,
+    db: Session,
     *,
     since: datetime | None = None,
     staff_name: str | None = None,
@@ -49,4 +49,4 @@ def trail(
     limit: int = 200,
 ) -> list[dict[str, object]]:
     """Newest first; `action` matches itself and its sub-actions ('card' matches 'card.sell')."""
-    return q.rows(session, since=since, staff_name=staff_name, action=action, limit=limit)
+    return q.rows(db, since=since, staff_name=staff_name, action=action, limit=limit)

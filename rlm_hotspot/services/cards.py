@@ -68,7 +68,7 @@ def pin_strength(alphabet_name: str, length: int) -> float:
 
 
 def generate_batch(
-    session: Session,
+    db: Session,
     vault: PinVault,
     spec: BatchSpec,
     now: datetime,
@@ -77,12 +77,12 @@ def generate_batch(
 ) -> GeneratedBatch:
     """Create a batch of cards in the caller's transaction: all of them or (on any error) none."""
     _check_batch_spec(spec)
-    tariff_id = get_tariff(session, spec.tariff).id if spec.tariff else None
-    hotspot_id = get_hotspot(session, spec.hotspot).id if spec.hotspot else None
-    series = spec.series if spec.series is not None else q.next_free_series(session)
+    tariff_id = get_tariff(db, spec.tariff).id if spec.tariff else None
+    hotspot_id = get_hotspot(db, spec.hotspot).id if spec.hotspot else None
+    series = spec.series if spec.series is not None else q.next_free_series(db)
     if series is None:
         raise ServiceError("every card series 0001-9999 is taken")
-    if q.series_in_use(session, series):
+    if q.series_in_use(db, series):
         raise ServiceError(f"series {series:04d} is already used by another batch")
     width = spec.serial_width or max(6, len(str(spec.count)) + 2)
     if spec.count > 10**width // 100:
@@ -92,7 +92,7 @@ def generate_batch(
         )
     alphabet = PIN_ALPHABETS[spec.pin_alphabet]
     batch_id = q.insert_batch(
-        session,
+        db,
         series=series,
         name=spec.name,
         card_count=spec.count,
@@ -111,7 +111,7 @@ def generate_batch(
     serials = random_serials(spec.count, width, secrets.token_bytes)
     numbers = [make_card_number(series, serial, width) for serial in serials]
     pins = generate_pins(spec.count, spec.pin_length, alphabet, secrets.token_bytes)
-    q.copy_cards(session, batch_id, vault.current_key_id, numbers, vault.seal_many(numbers, pins, pin_mode), progress)
+    q.copy_cards(db, batch_id, vault.current_key_id, numbers, vault.seal_many(numbers, pins, pin_mode), progress)
     return GeneratedBatch(batch_id, series, numbers, pins, pin_entropy_bits(alphabet, spec.pin_length))
 
 
@@ -172,13 +172,13 @@ def deadline_of(card: q.CardRecord, now: datetime) -> datetime | None:
     return effective_deadline(validity_of(card), card.activated_at, now)
 
 
-def find_card(session: Session, text: str, *, lock: bool = False) -> q.CardRecord:
+def find_card(db: Session, text: str, *, lock: bool = False) -> q.CardRecord:
     """Look a card up by what a person typed; a typo is caught by the check digit before any query."""
     try:
         number = normalise_card_number(text)
     except CardNumberError as exc:
         raise CardRefused(Refusal.BAD_CARD_NUMBER, str(exc)) from None
-    card = q.card_by_number(session, number, lock=lock)
+    card = q.card_by_number(db, number, lock=lock)
     if card is None:
         raise CardRefused(Refusal.UNKNOWN_CARD)
     return card
@@ -198,7 +198,7 @@ def usable_refusal(card: CardState, now: datetime) -> Refusal | None:
     return None
 
 
-def activate(session: Session, card: q.CardRecord, now: datetime) -> int:
+def activate(db: Session, card: q.CardRecord, now: datetime) -> int:
     """First use: open the card's account and load its face value through the ledger.
 
     The caller holds the card row lock (`find_card(lock=True)`), so two first logins cannot both
@@ -208,9 +208,9 @@ def activate(session: Session, card: q.CardRecord, now: datetime) -> int:
         return card.account_id
     if card.status != "new":
         raise CardRefused(Refusal.REDEEMED)
-    account_id = create_account(session, now)
+    account_id = create_account(db, now)
     post_entry(
-        session,
+        db,
         account_id=account_id,
         amount=card.face_value,
         cause="card_load",
@@ -219,7 +219,7 @@ def activate(session: Session, card: q.CardRecord, now: datetime) -> int:
         card_id=card.id,
         note=f"card {card.number} activated",
     )
-    q.set_active(session, card.id, account_id, now)
+    q.set_active(db, card.id, account_id, now)
     return account_id
 
 
@@ -231,7 +231,7 @@ class TopUp:
     balance: int
 
 
-def top_up(session: Session, vault: PinVault, target: str, source: str, source_pin: str, now: datetime) -> TopUp:
+def top_up(db: Session, vault: PinVault, target: str, source: str, source_pin: str, now: datetime) -> TopUp:
     """Move the value of card `source` onto the account of card `target`; `source` becomes redeemed.
 
     Both card rows are locked in id order, the source's state is checked under the lock and the ledger
@@ -240,7 +240,7 @@ def top_up(session: Session, vault: PinVault, target: str, source: str, source_p
     target_number, source_number = _normalised(target), _normalised(source)
     if target_number == source_number:
         raise ServiceError("a card cannot top itself up")
-    locked = q.lock_cards(session, [target_number, source_number])
+    locked = q.lock_cards(db, [target_number, source_number])
     target_card, source_card = locked.get(target_number), locked.get(source_number)
     if target_card is None or source_card is None:
         raise CardRefused(Refusal.UNKNOWN_CARD)
@@ -254,13 +254,13 @@ def top_up(session: Session, vault: PinVault, target: str, source: str, source_p
         raise CardRefused(target_refusal)
     if source_card.hotspot_id is not None and target_card.hotspot_id != source_card.hotspot_id:
         raise CardRefused(Refusal.WRONG_HOTSPOT, "The top-up card belongs to another hotspot.")
-    account_id = activate(session, target_card, now)
+    account_id = activate(db, target_card, now)
     if source_card.status == "new":
         amount = source_card.face_value
     else:
         amount = source_card.balance or 0
         post_entry(
-            session,
+            db,
             account_id=source_card.account_id,  # type: ignore[arg-type]
             amount=-amount,
             cause="topup",
@@ -270,7 +270,7 @@ def top_up(session: Session, vault: PinVault, target: str, source: str, source_p
             note=f"value moved to card {target_card.number}",
         )
     balance = post_entry(
-        session,
+        db,
         account_id=account_id,
         amount=amount,
         cause="topup",
@@ -281,7 +281,7 @@ def top_up(session: Session, vault: PinVault, target: str, source: str, source_p
     )
     if balance is None:
         raise CardRefused(Refusal.REDEEMED)
-    q.set_redeemed(session, source_card.id, account_id, now)
+    q.set_redeemed(db, source_card.id, account_id, now)
     return TopUp(target_card.number, source_card.number, amount, balance)
 
 
@@ -292,16 +292,16 @@ def _normalised(text: str) -> str:
         raise CardRefused(Refusal.BAD_CARD_NUMBER, str(exc)) from None
 
 
-def set_blocked(session: Session, *, blocked: bool, number: str | None = None, batch_id: int | None = None) -> int:
+def set_blocked(db: Session, *, blocked: bool, number: str | None = None, batch_id: int | None = None) -> int:
     """Block or unblock one card or a whole batch (one statement, any size); returns cards changed."""
     if (number is None) == (batch_id is None):
         raise ServiceError("name exactly one card number or one batch")
     if number is not None:
-        card = find_card(session, number)
-        return q.set_blocked(session, blocked=blocked, number=card.number)
-    if not q.batch_exists(session, batch_id):  # type: ignore[arg-type]
+        card = find_card(db, number)
+        return q.set_blocked(db, blocked=blocked, number=card.number)
+    if not q.batch_exists(db, batch_id):  # type: ignore[arg-type]
         raise NotFound(f"no batch {batch_id}")
-    return q.set_blocked(session, blocked=blocked, batch_id=batch_id)
+    return q.set_blocked(db, blocked=blocked, batch_id=batch_id)
 
 
 def reveal_pins(vault: PinVault, cards: list[q.CardRecord]) -> list[str | None]:
@@ -326,17 +326,17 @@ class BatchExport:
     cards: list[tuple[str, str | None]]
 
 
-def export_batch(session: Session, vault: PinVault, batch_id: int) -> BatchExport:
+def export_batch(db: Session, vault: PinVault, batch_id: int) -> BatchExport:
     """Decrypt a batch's PINs for printing; refused for hashed batches (their PINs are gone)."""
-    batch_cards = q.cards_of_batch(session, batch_id)
+    batch_cards = q.cards_of_batch(db, batch_id)
     if not batch_cards:
         raise NotFound(f"no batch {batch_id}")
     pins = reveal_pins(vault, batch_cards)
     if any(pin is None for pin in pins):
         raise ServiceError(f"batch {batch_id} has hashed PINs: they could only be saved when it was generated")
     first = batch_cards[0]
-    batch = q.batch_of(session, first)
-    hotspot = hotspot_by_id(session, first.hotspot_id) if first.hotspot_id is not None else None
+    batch = q.batch_of(db, first)
+    hotspot = hotspot_by_id(db, first.hotspot_id) if first.hotspot_id is not None else None
     return BatchExport(
         batch_id=batch_id,
         series=first.series,
@@ -352,21 +352,21 @@ def export_batch(session: Session, vault: PinVault, batch_id: int) -> BatchExpor
     )
 
 
-def list_cards(session: Session, *, batch_id: int | None, state: str | None, limit: int) -> list[dict[str, object]]:
+def list_cards(db: Session, *, batch_id: int | None, state: str | None, limit: int) -> list[dict[str, object]]:
     """Cards with their state; a redeemed card has no balance of its own (its account is now the card's
     it was added to, whose balance it would otherwise show)."""
-    rows = q.admin_cards(session, batch_id=batch_id, state=state, limit=limit)
+    rows = q.admin_cards(db, batch_id=batch_id, state=state, limit=limit)
     for row in rows:
         if row["state"] == "redeemed":
             row["balance"] = None
     return rows
 
 
-def redeemed_into(session: Session, card: q.CardRecord) -> str | None:
+def redeemed_into(db: Session, card: q.CardRecord) -> str | None:
     """For a redeemed card, the number of the card its value was added to."""
     if card.status != "redeemed" or card.account_id is None:
         return None
-    return q.card_now_holding(session, card.account_id, card.id)
+    return q.card_now_holding(db, card.account_id, card.id)
 
 
 def needs_stronger_pin(bits: float) -> bool:

@@ -20,16 +20,16 @@ from rlm_hotspot.services.errors import NotFound, ServiceError
 NAS_VENDORS = ("mikrotik", "chilli", "wispr", "generic")
 
 
-def init_installation(session: Session, currency_code: str, exponent: int) -> Currency:
+def init_installation(db: Session, currency_code: str, exponent: int) -> Currency:
     """Fix the installation's currency once; a second call with another currency is refused."""
     code = currency_code.strip().upper()
     if len(code) != 3 or not code.isalpha():
         raise ServiceError(f"bad currency code {currency_code!r}: use three letters, e.g. EUR")
     if not 0 <= exponent <= 4:
         raise ServiceError("currency decimals must be between 0 and 4")
-    existing = q.installation(session)
+    existing = q.installation(db)
     if existing is None:
-        q.insert_installation(session, code, exponent)
+        q.insert_installation(db, code, exponent)
         return Currency(code, exponent)
     if (existing.currency_code, existing.currency_exponent) != (code, exponent):
         raise ServiceError(
@@ -39,8 +39,8 @@ def init_installation(session: Session, currency_code: str, exponent: int) -> Cu
     return Currency(code, exponent)
 
 
-def currency(session: Executor) -> Currency:
-    row = q.installation(session)
+def currency(db: Executor) -> Currency:
+    row = q.installation(db)
     if row is None:
         raise ServiceError("the database is not initialised: run `hotspotctl db init` first")
     return Currency(row.currency_code, row.currency_exponent)
@@ -64,7 +64,7 @@ class TariffSpec:
     rate_down_kbps: int | None = None
 
 
-def add_tariff(session: Session, spec: TariffSpec) -> int:
+def add_tariff(db: Session, spec: TariffSpec) -> int:
     if not spec.name.strip():
         raise ServiceError("a tariff needs a name")
     if spec.simultaneous_use < 1:
@@ -90,7 +90,7 @@ def add_tariff(session: Session, spec: TariffSpec) -> int:
     }
     bands = [(b.start_minute, b.time_price, b.traffic_price) for b in spec.bands]
     try:
-        return q.insert_tariff(session, values, bands, networks)
+        return q.insert_tariff(db, values, bands, networks)
     except q.DuplicateError as exc:
         raise ServiceError(str(exc)) from None
 
@@ -117,8 +117,8 @@ class StoredTariff:
     tariff: Tariff = field(repr=False)
 
 
-def get_tariff(session: Executor, name_or_id: str | int) -> StoredTariff:
-    row = q.tariff_by_id(session, name_or_id) if isinstance(name_or_id, int) else q.tariff_by_name(session, name_or_id)
+def get_tariff(db: Executor, name_or_id: str | int) -> StoredTariff:
+    row = q.tariff_by_id(db, name_or_id) if isinstance(name_or_id, int) else q.tariff_by_name(db, name_or_id)
     if row is None:
         raise NotFound(f"no tariff {name_or_id!r}")
     spec = TariffSpec(
@@ -129,8 +129,8 @@ def get_tariff(session: Executor, name_or_id: str | int) -> StoredTariff:
         traffic_price=row.traffic_price,
         traffic_unit_bytes=row.traffic_unit_bytes,
         traffic_direction=row.traffic_direction,
-        bands=tuple(Band(*b) for b in q.tariff_bands(session, row.id)),
-        free_networks=tuple(q.tariff_free_networks(session, row.id)),
+        bands=tuple(Band(*b) for b in q.tariff_bands(db, row.id)),
+        free_networks=tuple(q.tariff_free_networks(db, row.id)),
         simultaneous_use=row.simultaneous_use,
         rate_up_kbps=row.rate_up_kbps,
         rate_down_kbps=row.rate_down_kbps,
@@ -138,12 +138,12 @@ def get_tariff(session: Executor, name_or_id: str | int) -> StoredTariff:
     return StoredTariff(row.id, spec, core_tariff(spec))
 
 
-def list_tariffs(session: Session) -> list[StoredTariff]:
-    return [get_tariff(session, row.id) for row in q.tariffs(session)]
+def list_tariffs(db: Session) -> list[StoredTariff]:
+    return [get_tariff(db, row.id) for row in q.tariffs(db)]
 
 
 def set_tariff(
-    session: Session,
+    db: Session,
     name: str,
     *,
     simultaneous_use: int | None = None,
@@ -153,7 +153,7 @@ def set_tariff(
     """Change what a tariff allows, never what it charges: sessions are billed from their cumulative
     counters at their tariff's prices, so a price changed in place would re-price usage already billed.
     A rate of 0 removes the limit. Returns the names of the settings that changed."""
-    stored = get_tariff(session, name)
+    stored = get_tariff(db, name)
     values: dict[str, object] = {}
     if simultaneous_use is not None:
         if simultaneous_use < 1:
@@ -166,15 +166,15 @@ def set_tariff(
             values[setting] = rate or None
     values = {setting: value for setting, value in values.items() if getattr(stored.spec, setting) != value}
     if values:
-        _update(session, t.tariffs, stored.id, "tariff", stored.spec.name, values)
+        _update(db, t.tariffs, stored.id, "tariff", stored.spec.name, values)
     return sorted(values)
 
 
-def remove_tariff(session: Session, name: str) -> None:
+def remove_tariff(db: Session, name: str) -> None:
     """Remove a tariff nothing refers to (no hotspot, card batch or session uses it)."""
-    stored = get_tariff(session, name)
-    _refuse_while_referred(session, t.tariffs, stored.id, f"tariff {stored.spec.name!r}")
-    q.delete_row(session, t.tariffs, stored.id)
+    stored = get_tariff(db, name)
+    _refuse_while_referred(db, t.tariffs, stored.id, f"tariff {stored.spec.name!r}")
+    q.delete_row(db, t.tariffs, stored.id)
 
 
 @dataclass(frozen=True)
@@ -193,12 +193,12 @@ class HotspotSpec:
     portal_url: str | None = None
 
 
-def add_hotspot(session: Session, spec: HotspotSpec) -> int:
+def add_hotspot(db: Session, spec: HotspotSpec) -> int:
     _check_hotspot(spec)
-    tariff = get_tariff(session, spec.tariff)
+    tariff = get_tariff(db, spec.tariff)
     try:
         return q.insert_hotspot(
-            session,
+            db,
             name=spec.name.strip(),
             timezone=spec.timezone,
             tariff_id=tariff.id,
@@ -258,67 +258,67 @@ HOTSPOT_SETTINGS = (
 )
 
 
-def set_hotspot(session: Session, name: str, **changes: object) -> dict[str, tuple[object, object]]:
+def set_hotspot(db: Session, name: str, **changes: object) -> dict[str, tuple[object, object]]:
     """Change some settings of a hotspot; returns each changed setting's old and new value. A new tariff
     applies to sessions that start from now on: an open session keeps the tariff it was opened with, so
     nothing already used is priced again."""
     unknown = set(changes) - set(HOTSPOT_SETTINGS)
     if unknown:
         raise ServiceError(f"a hotspot has no setting {', '.join(sorted(unknown))}")
-    row = get_hotspot(session, name)
+    row = get_hotspot(db, name)
     current = {setting: getattr(row, setting) for setting in HOTSPOT_SETTINGS if setting != "tariff"}
-    current["tariff"] = get_tariff(session, row.tariff_id).spec.name
+    current["tariff"] = get_tariff(db, row.tariff_id).spec.name
     spec = HotspotSpec(name=row.name, mode=row.mode, **{**current, **changes})
     _check_hotspot(spec)
     changed = {setting: (current[setting], value) for setting, value in changes.items() if current[setting] != value}
     values = {setting: new for setting, (_old, new) in changed.items() if setting != "tariff"}
     if "tariff" in changed:
-        values["tariff_id"] = get_tariff(session, spec.tariff).id
+        values["tariff_id"] = get_tariff(db, spec.tariff).id
     if values:
-        _update(session, t.hotspots, row.id, "hotspot", row.name, values)
+        _update(db, t.hotspots, row.id, "hotspot", row.name, values)
     return changed
 
 
-def remove_hotspot(session: Session, name: str) -> None:
+def remove_hotspot(db: Session, name: str) -> None:
     """Remove a hotspot nothing refers to (no NAS, card batch, session, login attempt, ...)."""
-    row = get_hotspot(session, name)
-    _refuse_while_referred(session, t.hotspots, row.id, f"hotspot {row.name!r}")
-    q.delete_row(session, t.hotspots, row.id)
+    row = get_hotspot(db, name)
+    _refuse_while_referred(db, t.hotspots, row.id, f"hotspot {row.name!r}")
+    q.delete_row(db, t.hotspots, row.id)
 
 
-def _update(session: Session, table: Table, row_id: int, what: str, label: str, values: dict[str, object]) -> None:
+def _update(db: Session, table: Table, row_id: int, what: str, label: str, values: dict[str, object]) -> None:
     try:
-        q.update_row(session, table, row_id, what, label, **values)
+        q.update_row(db, table, row_id, what, label, **values)
     except q.DuplicateError as exc:
         raise ServiceError(str(exc)) from None
 
 
-def _refuse_while_referred(session: Session, table: Table, row_id: int, what: str) -> None:
-    found = q.referrers(session, table, row_id)
+def _refuse_while_referred(db: Session, table: Table, row_id: int, what: str) -> None:
+    found = q.referrers(db, table, row_id)
     if found:
         uses = ", ".join(f"{count} row(s) of {referrer}" for referrer, count in found.items())
         raise ServiceError(f"{what} is still referred to by {uses}: nothing removed (history is kept, not deleted)")
 
 
-def get_hotspot(session: Session, name: str) -> q.HotspotRecord:
-    row = q.hotspot_by_name(session, name)
+def get_hotspot(db: Session, name: str) -> q.HotspotRecord:
+    row = q.hotspot_by_name(db, name)
     if row is None:
         raise NotFound(f"no hotspot {name!r}")
     return row
 
 
-def list_hotspots(session: Session) -> list[q.ListedHotspot]:
-    return q.hotspots(session)
+def list_hotspots(db: Session) -> list[q.ListedHotspot]:
+    return q.hotspots(db)
 
 
 def add_nas(
-    session: Session, *, name: str, hotspot: str, ip_address: str, secret: str, coa_port: int, vendor: str
+    db: Session, *, name: str, hotspot: str, ip_address: str, secret: str, coa_port: int, vendor: str
 ) -> int:
     address = _check_nas(ip_address=ip_address, secret=secret, coa_port=coa_port, vendor=vendor)
-    hotspot_row = get_hotspot(session, hotspot)
+    hotspot_row = get_hotspot(db, hotspot)
     try:
         return q.insert_nas(
-            session,
+            db,
             name=name,
             hotspot_id=hotspot_row.id,
             ip_address=address,
@@ -345,8 +345,8 @@ def _check_nas(*, ip_address: str, secret: str, coa_port: int, vendor: str) -> s
     return str(address)
 
 
-def get_nas(session: Session, name: str) -> q.NasRecord:
-    row = q.nas_by_name(session, name)
+def get_nas(db: Session, name: str) -> q.NasRecord:
+    row = q.nas_by_name(db, name)
     if row is None:
         raise NotFound(f"no NAS named {name!r}")
     return row
@@ -355,33 +355,33 @@ def get_nas(session: Session, name: str) -> q.NasRecord:
 NAS_SETTINGS = ("hotspot", "ip_address", "secret", "coa_port", "vendor")
 
 
-def set_nas(session: Session, name: str, **changes: object) -> list[str]:
+def set_nas(db: Session, name: str, **changes: object) -> list[str]:
     """Change some settings of a NAS; returns the names of those that changed (never a secret's value).
     FreeRADIUS reads its clients from clients.conf: `hotspotctl radius clients` rewrites it."""
     unknown = set(changes) - set(NAS_SETTINGS)
     if unknown:
         raise ServiceError(f"a NAS has no setting {', '.join(sorted(unknown))}")
-    row = get_nas(session, name)
+    row = get_nas(db, name)
     current: dict[str, object] = {setting: getattr(row, setting) for setting in NAS_SETTINGS if setting != "hotspot"}
     current["ip_address"] = str(row.ip_address)
     merged = {**current, **{k: v for k, v in changes.items() if k != "hotspot"}}
     merged["ip_address"] = _check_nas(**merged)  # type: ignore[arg-type]
     values = {setting: value for setting, value in merged.items() if current[setting] != value}
     if "hotspot" in changes:
-        hotspot_id = get_hotspot(session, str(changes["hotspot"])).id
+        hotspot_id = get_hotspot(db, str(changes["hotspot"])).id
         if hotspot_id != row.hotspot_id:
             values["hotspot_id"] = hotspot_id
     if values:
-        _update(session, t.nas, row.id, "NAS", row.name, values)
+        _update(db, t.nas, row.id, "NAS", row.name, values)
     return sorted(setting.removesuffix("_id") for setting in values)
 
 
-def remove_nas(session: Session, name: str) -> None:
+def remove_nas(db: Session, name: str) -> None:
     """Remove a NAS nothing refers to (no session was ever opened through it, nothing held from it)."""
-    row = get_nas(session, name)
-    _refuse_while_referred(session, t.nas, row.id, f"NAS {row.name!r}")
-    q.delete_row(session, t.nas, row.id)
+    row = get_nas(db, name)
+    _refuse_while_referred(db, t.nas, row.id, f"NAS {row.name!r}")
+    q.delete_row(db, t.nas, row.id)
 
 
-def list_nas(session: Session) -> list[q.ListedNas]:
-    return q.nas_list(session)
+def list_nas(db: Session) -> list[q.ListedNas]:
+    return q.nas_list(db)

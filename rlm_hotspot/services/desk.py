@@ -54,12 +54,12 @@ class Sale:
     cards: list[SoldCard]
 
 
-def stock(session: Session, now: datetime) -> list[dict[str, object]]:
-    return q.stock(session, now)
+def stock(db: Session, now: datetime) -> list[dict[str, object]]:
+    return q.stock(db, now)
 
 
 def sell(
-    session: Session,
+    db: Session,
     vault: PinVault,
     *,
     staff_id: int,
@@ -75,7 +75,7 @@ def sell(
     """
     if not 1 <= count <= MAX_CARDS_PER_SALE:
         raise ServiceError(f"sell 1 to {MAX_CARDS_PER_SALE} cards at a time")
-    batch = cards_q.batch_by_id(session, batch_id)
+    batch = cards_q.batch_by_id(db, batch_id)
     if batch is None:
         raise NotFound(f"no batch {batch_id}")
     if batch.pin_mode != "encrypted":
@@ -83,22 +83,22 @@ def sell(
     price = batch.face_value if price_each is None else price_each
     if price < 0:
         raise ServiceError("the price cannot be negative")
-    claimed = q.claim_for_sale(session, batch_id, count, now)
+    claimed = q.claim_for_sale(db, batch_id, count, now)
     if len(claimed) < count:
         raise ServiceError(f"only {len(claimed)} card(s) of this batch left to sell")
-    q.insert_sales(session, list(claimed), staff_id=staff_id, price=price, now=now)
-    locked = cards_q.lock_cards(session, list(claimed.values()))
+    q.insert_sales(db, list(claimed), staff_id=staff_id, price=price, now=now)
+    locked = cards_q.lock_cards(db, list(claimed.values()))
     records = [locked[number] for number in claimed.values()]
-    return _printout(session, batch, records, reveal_pins(vault, records), price)
+    return _printout(db, batch, records, reveal_pins(vault, records), price)
 
 
-def presets(session: Session, now: datetime) -> list[dict[str, object]]:
+def presets(db: Session, now: datetime) -> list[dict[str, object]]:
     """The face values each hotspot's desk offers, with how many cards sell under each now."""
-    return q.presets_in_stock(session, now)
+    return q.presets_in_stock(db, now)
 
 
 def sell_preset(
-    session: Session,
+    db: Session,
     vault: PinVault,
     *,
     staff_id: int,
@@ -111,32 +111,32 @@ def sell_preset(
     """Sell cards of a hotspot's preset face value: the desk names the value, this picks the batch."""
     if not 1 <= count <= MAX_CARDS_PER_SALE:
         raise ServiceError(f"sell 1 to {MAX_CARDS_PER_SALE} cards at a time")
-    batch_id = q.batch_for_preset(session, hotspot_id, face_value, count, now)
+    batch_id = q.batch_for_preset(db, hotspot_id, face_value, count, now)
     if batch_id is None:
         raise ServiceError(f"no batch of this face value has {count} card(s) left to sell at this hotspot")
-    return sell(session, vault, staff_id=staff_id, batch_id=batch_id, count=count, price_each=price_each, now=now)
+    return sell(db, vault, staff_id=staff_id, batch_id=batch_id, count=count, price_each=price_each, now=now)
 
 
-def set_preset(session: Session, hotspot: str, face_value: int, *, offered: bool) -> bool:
+def set_preset(db: Session, hotspot: str, face_value: int, *, offered: bool) -> bool:
     """An admin adds (`offered`) or removes a face value from a hotspot's presets; False: nothing changed."""
     if face_value <= 0:
         raise ServiceError("a face value is above zero")
-    row = hotspot_by_name(session, hotspot)
+    row = hotspot_by_name(db, hotspot)
     if row is None:
         raise NotFound(f"no hotspot {hotspot!r}")
     if offered:
-        return q.add_preset(session, row.id, face_value)
-    return q.remove_preset(session, row.id, face_value)
+        return q.add_preset(db, row.id, face_value)
+    return q.remove_preset(db, row.id, face_value)
 
 
 def _printout(
-    session: Session,
+    db: Session,
     batch: cards_q.Batch,
     records: list[cards_q.CardRecord],
     pins: list[str | None],
     price_each: int | None,
 ) -> Sale:
-    hotspot = hotspot_by_id(session, batch.hotspot_id) if batch.hotspot_id is not None else None
+    hotspot = hotspot_by_id(db, batch.hotspot_id) if batch.hotspot_id is not None else None
     return Sale(
         batch_id=batch.id,
         series=batch.series,
@@ -154,18 +154,18 @@ def _printout(
 
 
 def mark_sold(
-    session: Session, card_text: str, *, staff_id: int, price: int | None, now: datetime
+    db: Session, card_text: str, *, staff_id: int, price: int | None, now: datetime
 ) -> cards_q.CardRecord:
     """Record the sale of a card printed beforehand (typed or scanned at the desk)."""
-    card = find_card(session, card_text, lock=True)
+    card = find_card(db, card_text, lock=True)
     if card.status != "new" or card.blocked:
         raise ServiceError("this card was used or is blocked: it cannot be sold")
-    if q.sale_of(session, card.id) is not None:
+    if q.sale_of(db, card.id) is not None:
         raise ServiceError("this card was sold already")
     amount = card.face_value if price is None else price
     if amount < 0:
         raise ServiceError("the price cannot be negative")
-    q.insert_sales(session, [card.id], staff_id=staff_id, price=amount, now=now)
+    q.insert_sales(db, [card.id], staff_id=staff_id, price=amount, now=now)
     return card
 
 
@@ -183,38 +183,38 @@ class CardOverview:
     locked_out: bool
 
 
-def card_overview(session: Session, policy: Policy, card_text: str, now: datetime) -> CardOverview:
+def card_overview(db: Session, policy: Policy, card_text: str, now: datetime) -> CardOverview:
     """Look a card up by number (a typo is caught by the check digit) with everything a guest may ask."""
-    card = find_card(session, card_text)
-    sessions = q.sessions_of_card(session, card.id)
+    card = find_card(db, card_text)
+    sessions = q.sessions_of_card(db, card.id)
     if card.hotspot_id is not None:
-        timezone = hotspot_by_id(session, card.hotspot_id).timezone  # type: ignore[union-attr]
+        timezone = hotspot_by_id(db, card.hotspot_id).timezone  # type: ignore[union-attr]
     else:
         timezone = str(sessions[0]["timezone"]) if sessions else "UTC"
     locked = any(
         row["kind"] == "card" and row["subject"] == card.number
-        for row in locked_out(session, now, policy.lockout_window_s, policy.lockout_attempts)
+        for row in locked_out(db, now, policy.lockout_window_s, policy.lockout_attempts)
     )
     return CardOverview(
         card=card,
         refusal=usable_refusal(card, now),
         deadline=deadline_of(card, now),
         timezone=timezone,
-        sale=q.sale_of(session, card.id),
+        sale=q.sale_of(db, card.id),
         sessions=sessions,
-        statement=statement(session, card.number).rows,
+        statement=statement(db, card.number).rows,
         locked_out=locked,
     )
 
 
-def end_session(session: Session, session_id: int, now: datetime) -> None:
+def end_session(db: Session, session_id: int, now: datetime) -> None:
     """Queue the session's end for the worker (Disconnect-Request, or closing a standalone gate)."""
-    if not q.queue_end(session, session_id, now):
+    if not q.queue_end(db, session_id, now):
         raise ServiceError(f"session {session_id} has ended already")
 
 
 def adjust(
-    session: Session, card_text: str, amount: int, reason: str, *, staff_id: int, audit_id: int, now: datetime
+    db: Session, card_text: str, amount: int, reason: str, *, staff_id: int, audit_id: int, now: datetime
 ) -> int:
     """A manager's correction of an activated card's balance, through the ledger, with who and why.
 
@@ -225,12 +225,12 @@ def adjust(
         raise ServiceError("say why the balance is adjusted")
     if amount == 0:
         raise ServiceError("the adjustment is zero")
-    card = find_card(session, card_text, lock=True)
+    card = find_card(db, card_text, lock=True)
     if card.account_id is None:
         raise ServiceError("this card was never used: it has no balance to adjust yet")
     key = f"adjustment:console:{audit_id}"
     balance = post_entry(
-        session,
+        db,
         account_id=card.account_id,
         amount=amount,
         cause="adjustment",
@@ -239,12 +239,12 @@ def adjust(
         card_id=card.id,
         note=reason[:200],
     )
-    q.record_operator(session, key, staff_id, reason)
+    q.record_operator(db, key, staff_id, reason)
     return int(balance if balance is not None else card.balance or 0)
 
 
 def refund(
-    session: Session, card_text: str, amount: int, reason: str, *, staff_id: int, audit_id: int, now: datetime
+    db: Session, card_text: str, amount: int, reason: str, *, staff_id: int, audit_id: int, now: datetime
 ) -> int:
     """Money paid back to a guest over the counter: the card's balance goes down by `amount` (ledger cause
     `refund`), with the manager and the reason behind the row, so the till can account for the cash.
@@ -257,16 +257,16 @@ def refund(
         raise ServiceError("say why the money is refunded")
     if amount <= 0:
         raise ServiceError("a refund is an amount above zero")
-    card = find_card(session, card_text, lock=True)
+    card = find_card(db, card_text, lock=True)
     if card.status == "redeemed":
         raise ServiceError("this card's value was moved to another card: refund that card")
     available = card.face_value if card.status == "new" else card.balance or 0
     if amount > available:
         raise ServiceError("a refund cannot exceed the card's balance")
-    account_id = activate(session, card, now)
+    account_id = activate(db, card, now)
     key = f"refund:console:{audit_id}"
     balance = post_entry(
-        session,
+        db,
         account_id=account_id,
         amount=-amount,
         cause="refund",
@@ -275,17 +275,17 @@ def refund(
         card_id=card.id,
         note=reason[:200],
     )
-    q.record_operator(session, key, staff_id, reason)
+    q.record_operator(db, key, staff_id, reason)
     return int(balance if balance is not None else available - amount)
 
 
-def refunds_between(session: Session, since: datetime, until: datetime) -> list[dict[str, object]]:
+def refunds_between(db: Session, since: datetime, until: datetime) -> list[dict[str, object]]:
     """Money paid back at the desk in a period, per manager (the till's other side)."""
-    return q.refunds_between(session, since, until)
+    return q.refunds_between(db, since, until)
 
 
 def top_up_at_desk(
-    session: Session,
+    db: Session,
     vault: PinVault,
     policy: Policy,
     target: str,
@@ -310,47 +310,47 @@ def top_up_at_desk(
     except CardNumberError as exc:
         raise CardRefused(Refusal.BAD_CARD_NUMBER, f"Top-up card: {exc}") from None
     try:
-        if card_failures(session, source_number, now, policy.lockout_window_s) >= policy.lockout_attempts:
+        if card_failures(db, source_number, now, policy.lockout_window_s) >= policy.lockout_attempts:
             raise CardRefused(Refusal.LOCKED_OUT, "The top-up card is locked out after too many wrong PINs.")
-        with session.begin_nested():  # a refusal leaves nothing half-done in the caller's transaction
-            result = top_up(session, vault, target, source, source_pin, now)
+        with db.begin_nested():  # a refusal leaves nothing half-done in the caller's transaction
+            result = top_up(db, vault, target, source, source_pin, now)
     except CardRefused as refused:
-        _record_desk_attempt(session, source_number, refused.refusal, now)
+        _record_desk_attempt(db, source_number, refused.refusal, now)
         raise
-    _record_desk_attempt(session, source_number, None, now)
-    source_card = find_card(session, result.source_number)
+    _record_desk_attempt(db, source_number, None, now)
+    source_card = find_card(db, result.source_number)
     for key in (f"topup_in:{source_card.id}", f"topup_out:{source_card.id}"):
-        q.record_operator(session, key, staff_id, f"top-up at the desk from card {source_card.number}")
-    target_card = find_card(session, result.target_number)
-    live = [int(str(s["id"])) for s in q.sessions_of_card(session, target_card.id) if s["status"] != "closed"]
-    queue_coas(session, live, now)
+        q.record_operator(db, key, staff_id, f"top-up at the desk from card {source_card.number}")
+    target_card = find_card(db, result.target_number)
+    live = [int(str(s["id"])) for s in q.sessions_of_card(db, target_card.id) if s["status"] != "closed"]
+    queue_coas(db, live, now)
     return result
 
 
-def _record_desk_attempt(session: Session, number: str, outcome: Refusal | None, now: datetime) -> None:
-    card = cards_q.card_by_number(session, number)
+def _record_desk_attempt(db: Session, number: str, outcome: Refusal | None, now: datetime) -> None:
+    card = cards_q.card_by_number(db, number)
     hotspot_id = card.hotspot_id if card is not None else None
     record_attempt(
-        session, card_text=number, client=None, hotspot_id=hotspot_id, source="desk", outcome=outcome, now=now
+        db, card_text=number, client=None, hotspot_id=hotspot_id, source="desk", outcome=outcome, now=now
     )
 
 
-def reprint(session: Session, vault: PinVault, card_text: str) -> Sale:
+def reprint(db: Session, vault: PinVault, card_text: str) -> Sale:
     """A card's slip once more, PIN included, for a slip lost before the card was used up (the caller
     audits it); `price_each` None marks it a reprint."""
-    card = find_card(session, card_text)
+    card = find_card(db, card_text)
     if card.status == "redeemed" or card.blocked:
         raise ServiceError("this card is blocked or its value was moved: there is nothing to reprint")
     pins = reveal_pins(vault, [card])
     if pins[0] is None:
         raise ServiceError("this card's PIN is hashed: it cannot be shown again")
-    return _printout(session, cards_q.batch_of(session, card), [card], pins, None)
+    return _printout(db, cards_q.batch_of(db, card), [card], pins, None)
 
 
-def online(session: Session) -> dict[str, list[dict[str, object]]]:
+def online(db: Session) -> dict[str, list[dict[str, object]]]:
     """Sessions not closed, grouped by hotspot."""
     grouped: dict[str, list[dict[str, object]]] = {}
-    for row in q.online(session):
+    for row in q.online(db):
         grouped.setdefault(str(row["hotspot"]), []).append(row)
     return grouped
 
@@ -362,19 +362,19 @@ def local_day(now: datetime, timezone: str) -> tuple[datetime, datetime]:
     return start, (start + timedelta(days=1)).replace(tzinfo=zone)
 
 
-def sales_between(session: Session, since: datetime, until: datetime) -> list[dict[str, object]]:
-    return q.sales_between(session, since, until)
+def sales_between(db: Session, since: datetime, until: datetime) -> list[dict[str, object]]:
+    return q.sales_between(db, since, until)
 
 
-def takings_per_day(session: Session, since: datetime, until: datetime, timezone: str) -> list[tuple[str, int]]:
-    return q.takings_per_day(session, since, until, timezone)
+def takings_per_day(db: Session, since: datetime, until: datetime, timezone: str) -> list[tuple[str, int]]:
+    return q.takings_per_day(db, since, until, timezone)
 
 
-def per_hour(session: Session, day: date, timezone: str) -> list[dict[str, object]]:
+def per_hour(db: Session, day: date, timezone: str) -> list[dict[str, object]]:
     """Usage and money per local hour of `day` in `timezone` (the desk's day)."""
     start = datetime.combine(day, time(), ZoneInfo(timezone))
-    return q.per_hour(session, start, datetime.combine(day + timedelta(days=1), time(), ZoneInfo(timezone)), timezone)
+    return q.per_hour(db, start, datetime.combine(day + timedelta(days=1), time(), ZoneInfo(timezone)), timezone)
 
 
-def batches(session: Session) -> list[dict[str, object]]:
-    return q.batches(session)
+def batches(db: Session) -> list[dict[str, object]]:
+    return q.batches(db)

@@ -67,51 +67,51 @@ class CutPlan:
     new_limits: list[int]  # sessions whose cut for exhaustion was cancelled: a CoA tells their NAS
 
 
-def plan_cuts(session: Session, policy: Policy, now: datetime) -> CutPlan:
+def plan_cuts(db: Session, policy: Policy, now: datetime) -> CutPlan:
     """Close stale sessions, then bring the queue in line with the sessions that must be cut now.
 
     A session whose Disconnect for exhaustion is cancelled (a top-up while its NAS had not yet
     acknowledged it) gets a CoA with its new limits in its place: its NAS still counts down limits
     computed from the old balance.
     """
-    stale = close_stale_sessions(session, policy, now)
-    cancelled = q.cancel_needless(session, now, policy.pending_session_ttl_s)
+    stale = close_stale_sessions(db, policy, now)
+    cancelled = q.cancel_needless(db, now, policy.pending_session_ttl_s)
     refilled = [cut.session_id for cut in cancelled if cut.reason == "exhausted"]
-    new_limits = q.queue_coas(session, refilled, now) if refilled else []
-    queued = q.enqueue_cuts(session, now, policy.pending_session_ttl_s, ASK_AGAIN_AFTER_S)
+    new_limits = q.queue_coas(db, refilled, now) if refilled else []
+    queued = q.enqueue_cuts(db, now, policy.pending_session_ttl_s, ASK_AGAIN_AFTER_S)
     return CutPlan(stale, queued, cancelled, new_limits)
 
 
-def bill_open_gates(session: Session, tariffs: TariffCache, now: datetime, limit: int = CLAIM_LIMIT) -> int:
+def bill_open_gates(db: Session, tariffs: TariffCache, now: datetime, limit: int = CLAIM_LIMIT) -> int:
     """Bill up to now the online time of standalone sessions that no heartbeat billed for more than half
     the heartbeat timeout (a page beats every third of it): their gate is open, so the time is due, and a
     balance that reaches zero gets them cut. Returns how many were billed."""
     billed = 0
-    for token in q.gates_billed_long_ago(session, now, limit):
-        view = session_view(session, token, lock=True)
+    for token in q.gates_billed_long_ago(db, now, limit):
+        view = session_view(db, token, lock=True)
         if view.status == "open":
-            bill_open_time(session, tariffs, view, now)
+            bill_open_time(db, tariffs, view, now)
             billed += 1
     return billed
 
 
-def claim_due_cuts(session: Session, now: datetime, limit: int = CLAIM_LIMIT) -> list[ClaimedCut]:
+def claim_due_cuts(db: Session, now: datetime, limit: int = CLAIM_LIMIT) -> list[ClaimedCut]:
     """The queue rows to act on now, each with its attempt counted (commit before acting)."""
-    return q.claim_due(session, now, RETRY_DELAYS_S, limit)
+    return q.claim_due(db, now, RETRY_DELAYS_S, limit)
 
 
-def limits_for_nas(session: Session, tariffs: TariffCache, cut: ClaimedCut, now: datetime) -> Grant | None:
+def limits_for_nas(db: Session, tariffs: TariffCache, cut: ClaimedCut, now: datetime) -> Grant | None:
     """What the NAS must enforce now that the balance changed: an Access-Accept's limits, but counted
     from the session's start as the NAS counts them (time and bytes used so far plus what the balance
     buys now). None: the session has ended."""
     try:
-        view = session_view(session, cut.token)
+        view = session_view(db, cut.token)
     except NotFound:
         return None
-    status = status_of(session, tariffs, view, now)
+    status = status_of(db, tariffs, view, now)
     if not status.open:
         return None
-    spec = tariffs.get(session, view.tariff_id, now).spec
+    spec = tariffs.get(db, view.tariff_id, now).spec
     capped = view.traffic_meter == "radius" and status.bytes_remaining is not None
     return Grant(
         card_id=cut.card_id,
@@ -133,39 +133,39 @@ def limits_for_nas(session: Session, tariffs: TariffCache, cut: ClaimedCut, now:
     )
 
 
-def record_ack(session: Session, cut: ClaimedCut, now: datetime) -> None:
-    q.record_outcome(session, cut.disconnect_id, "ack", done_at=now)
+def record_ack(db: Session, cut: ClaimedCut, now: datetime) -> None:
+    q.record_outcome(db, cut.disconnect_id, "ack", done_at=now)
 
 
-def record_nak(session: Session, cut: ClaimedCut, error_cause: int | None, now: datetime) -> bool:
+def record_nak(db: Session, cut: ClaimedCut, error_cause: int | None, now: datetime) -> bool:
     """Record a NAK; returns True when the session was closed because the NAS does not know it."""
-    q.record_outcome(session, cut.disconnect_id, "nak", error_cause=error_cause, done_at=now)
+    q.record_outcome(db, cut.disconnect_id, "nak", error_cause=error_cause, done_at=now)
     if error_cause != SESSION_CONTEXT_NOT_FOUND:
         return False
-    return q.close_at_last_seen(session, cut.session_id, cut.reason)
+    return q.close_at_last_seen(db, cut.session_id, cut.reason)
 
 
-def record_no_answer(session: Session, cut: ClaimedCut, now: datetime) -> bool:
+def record_no_answer(db: Session, cut: ClaimedCut, now: datetime) -> bool:
     """Record an unanswered attempt; returns True when it was the last one (outcome `timeout`)."""
     final = cut.attempt >= MAX_NAS_ATTEMPTS
-    q.record_outcome(session, cut.disconnect_id, "timeout", done_at=now if final else None)
+    q.record_outcome(db, cut.disconnect_id, "timeout", done_at=now if final else None)
     return final
 
 
-def record_no_nas(session: Session, cut: ClaimedCut, now: datetime) -> None:
+def record_no_nas(db: Session, cut: ClaimedCut, now: datetime) -> None:
     """A RADIUS session without a known NAS cannot be disconnected; it ends by timeout or as stale."""
-    q.record_outcome(session, cut.disconnect_id, "no_nas", done_at=now)
+    q.record_outcome(db, cut.disconnect_id, "no_nas", done_at=now)
 
 
-def record_gate_closed(session: Session, tariffs: TariffCache, cut: ClaimedCut, now: datetime) -> None:
+def record_gate_closed(db: Session, tariffs: TariffCache, cut: ClaimedCut, now: datetime) -> None:
     """The standalone client's gate is closed: finish the row, bill the session's online time up to now
     and close it now, when it was cut (its late NetFlow records then fall in the grace window that
     counts from here)."""
-    q.record_outcome(session, cut.disconnect_id, "gate_closed", done_at=now)
-    view = session_view(session, cut.token, lock=True)
+    q.record_outcome(db, cut.disconnect_id, "gate_closed", done_at=now)
+    view = session_view(db, cut.token, lock=True)
     if view.status == "open":
-        bill_open_time(session, tariffs, view, now)
-    q.close_at(session, cut.session_id, cut.reason, now)
+        bill_open_time(db, tariffs, view, now)
+    q.close_at(db, cut.session_id, cut.reason, now)
 
 
 def next_attempt_delay_s(cut: ClaimedCut) -> int:

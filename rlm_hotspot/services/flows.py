@@ -212,9 +212,9 @@ class FlowHotspot:
     max_rate_kbps: int
 
 
-def flow_hotspot(session: Session, name: str) -> FlowHotspot:
+def flow_hotspot(db: Session, name: str) -> FlowHotspot:
     """The hotspot, refused unless its traffic is metered by NetFlow (never bill bytes twice)."""
-    row = q.hotspot(session, name)
+    row = q.hotspot(db, name)
     if row is None:
         raise NotFound(f"no hotspot {name!r}")
     if row.traffic_meter != "netflow":
@@ -233,12 +233,12 @@ class CollectorInputs:
     traffic_meter: str
 
 
-def collector_inputs(session: Session, hotspot_name: str) -> CollectorInputs:
+def collector_inputs(db: Session, hotspot_name: str) -> CollectorInputs:
     """The free networks of the hotspot's tariff (tagged free by the pre_tag_map) and its traffic meter."""
-    row = q.hotspot(session, hotspot_name)
+    row = q.hotspot(db, hotspot_name)
     if row is None:
         raise NotFound(f"no hotspot {hotspot_name!r}")
-    return CollectorInputs(get_tariff(session, row.tariff_id).spec.free_networks, row.traffic_meter)
+    return CollectorInputs(get_tariff(db, row.tariff_id).spec.free_networks, row.traffic_meter)
 
 
 def _header(batch: FlowBatch, bin_length: timedelta) -> q.BatchHeader:
@@ -321,14 +321,14 @@ class _SessionTally:
 
 
 def _candidate_sessions(
-    session: Session, hotspot_id: int, sizes: dict[datetime, BinSizes], windows: dict[datetime, BinWindow]
+    db: Session, hotspot_id: int, sizes: dict[datetime, BinSizes], windows: dict[datetime, BinWindow]
 ) -> list[q.IpClaim]:
     """The sessions of the hotspot that may hold one of the IPs at one of the bins, in one query."""
     if not windows:
         return []
     span = BinWindow.any_of(windows.values())
     return q.ip_claims(
-        session,
+        db,
         hotspot_id=hotspot_id,
         ips=set().union(*(by_ip.keys() for classes in sizes.values() for by_ip in classes.values())),
         started_before=span.bin_end,
@@ -462,17 +462,17 @@ def _held_traffic(
 
 
 def import_batches(
-    session: Session, hotspot_name: str, batches: Sequence[FlowBatch], now: datetime, policy: ImportPolicy
+    db: Session, hotspot_name: str, batches: Sequence[FlowBatch], now: datetime, policy: ImportPolicy
 ) -> ImportOutcome:
     """Attribute, rate and debit batches (see the module docstring) in the caller's transaction.
 
     Several batches (both directions of a bin, or a backlog) cost the same few statements as one, and
     each session gets one debit for all of them: that is what makes a backlog fast to catch up.
     """
-    hotspot = flow_hotspot(session, hotspot_name)
-    q.begin_import(session, hotspot.id)
+    hotspot = flow_hotspot(db, hotspot_name)
+    q.begin_import(db, hotspot.id)
     bin_length = policy.bin_length
-    new = q.begin_batches(session, hotspot.id, [_header(batch, bin_length) for batch in batches], now)
+    new = q.begin_batches(db, hotspot.id, [_header(batch, bin_length) for batch in batches], now)
     fresh = [batch for batch in batches if batch.name in new]
     replayed = tuple(batch.name for batch in batches if batch.name not in new)
     if not fresh:
@@ -483,20 +483,20 @@ def import_batches(
     over = _cap_sizes(sizes, bound)
     grace = timedelta(seconds=policy.grace_seconds)
     windows = {start: BinWindow.of(start, bin_length, grace) for start in sizes}
-    rows = _candidate_sessions(session, hotspot.id, sizes, windows)
-    tariffs = {tariff_id: get_tariff(session, tariff_id).tariff for tariff_id in {row.tariff_id for row in rows}}
+    rows = _candidate_sessions(db, hotspot.id, sizes, windows)
+    tariffs = {tariff_id: get_tariff(db, tariff_id).tariff for tariff_id in {row.tariff_id for row in rows}}
     tallies, unpaid = _tally_sessions(rows, sizes, windows, _PriceBands(tariffs, hotspot.timezone))
     if unpaid:
         allowance = dict.fromkeys(over, bound)
         q.store_unattributed(
-            session, (kept for b in fresh for kept in _unpaid_counts(new[b.name], b, unpaid, allowance))
+            db, (kept for b in fresh for kept in _unpaid_counts(new[b.name], b, unpaid, allowance))
         )
     held = _held_traffic(over, bound, fresh, rows, windows)
     if held:
-        q.hold_traffic(session, [_quarantine_row(hotspot, policy, bound, each) for each in held], now)
+        q.hold_traffic(db, [_quarantine_row(hotspot, policy, bound, each) for each in held], now)
     debits = rate_sessions(tallies, tariffs, hotspot.timezone)
     note = f"netflow {fresh[0].name}" + (f" and {len(fresh) - 1} more batches" if len(fresh) > 1 else "")
-    exhausted = q.apply_debits(session, debits, key_prefix=f"flow:{debit_batch_id}:", note=note, now=now)
+    exhausted = q.apply_debits(db, debits, key_prefix=f"flow:{debit_batch_id}:", note=note, now=now)
     total_bytes = sum(sum(by_ip.values()) for classes in sizes.values() for by_ip in classes.values())
     attributed = sum(debits.input_octets) + sum(debits.output_octets)
     billable = sum(sum(band) for tally in tallies.values() for band in tally.by_band.values())
@@ -516,7 +516,7 @@ def import_batches(
         name: getattr(outcome, name)
         for name in ("sessions", "billable_bytes", "free_bytes", "unattributed_bytes", "debited")
     }
-    q.record_totals(session, list(new.values()), totals)
+    q.record_totals(db, list(new.values()), totals)
     return outcome
 
 
@@ -570,14 +570,14 @@ def rate_sessions(tallies: dict[int, _SessionTally], tariffs: dict[int, Tariff],
     return q.SessionDebits(**columns)
 
 
-def release_held_traffic(session: Session, quarantine_id: int, now: datetime) -> int:
+def release_held_traffic(db: Session, quarantine_id: int, now: datetime) -> int:
     """Bill a held NetFlow excess to its session after all, as an import would have: priced at the band
     in force at its bin start, on the session's meter (ledger cause 'traffic', key
     'release:<quarantine id>:<session id>'); returns the minor units debited.
 
     Only bills: the caller marks the row released in the same transaction (a row no longer 'held' is
     refused, so it is never billed twice)."""
-    row = q.held_traffic(session, quarantine_id)
+    row = q.held_traffic(db, quarantine_id)
     if row is None:
         raise NotFound(f"no quarantine row {quarantine_id}")
     if row.source != "netflow":
@@ -596,10 +596,10 @@ def release_held_traffic(session: Session, quarantine_id: int, now: datetime) ->
             f"quarantine row {quarantine_id} holds {held} bytes, more than any counter can hold "
             "(beyond BIGINT): it cannot be billed, only dismissed"
         )
-    q.begin_import(session, row.meter.hotspot_id)  # the meter is read and moved as by an import: one at a time
-    meter = q.session_meter(session, row.meter.session_id)  # as it is now that imports wait
+    q.begin_import(db, row.meter.hotspot_id)  # the meter is read and moved as by an import: one at a time
+    meter = q.session_meter(db, row.meter.session_id)  # as it is now that imports wait
     assert meter.account_id is not None, "a session's account, once set, stays"
-    tariff = get_tariff(session, meter.tariff_id).tariff
+    tariff = get_tariff(db, meter.tariff_id).tariff
     bin_start = datetime.fromisoformat(row.detail["bin_start"])
     download = held if row.quantity == Direction.DOWNLOAD.value else 0
     upload = held - download
@@ -620,7 +620,7 @@ def release_held_traffic(session: Session, quarantine_id: int, now: datetime) ->
             "counters beyond BIGINT: it cannot be billed, only dismissed"
         )
     q.apply_debits(
-        session,
+        db,
         debits,
         key_prefix=f"release:{quarantine_id}:",
         note=f"netflow quarantine {quarantine_id} released",
@@ -630,14 +630,14 @@ def release_held_traffic(session: Session, quarantine_id: int, now: datetime) ->
 
 
 def accounts_exhausted_with_open_sessions(
-    session: Session, hotspot_id: int | None = None
+    db: Session, hotspot_id: int | None = None
 ) -> list[q.ExhaustedSession]:
     """Open sessions of exhausted accounts (optionally of one hotspot), for the enforcement worker.
 
     With NetFlow metering a guest can overshoot zero by at most the traffic of one export interval (the
     exporter's active timeout plus one bin) plus one import cycle before this lists the session.
     """
-    return q.exhausted_open_sessions(session, hotspot_id)
+    return q.exhausted_open_sessions(db, hotspot_id)
 
 
 @dataclass(frozen=True)
@@ -656,10 +656,10 @@ class ImportStatus:
     debited: int
 
 
-def import_status(session: Session, hotspot_name: str, now: datetime, window: timedelta) -> ImportStatus:
+def import_status(db: Session, hotspot_name: str, now: datetime, window: timedelta) -> ImportStatus:
     """Progress of the import for one hotspot: the newest batch, the lag, and totals over ``window``."""
-    hotspot = flow_hotspot(session, hotspot_name)
-    row = q.import_status(session, hotspot.id, now - window)
+    hotspot = flow_hotspot(db, hotspot_name)
+    row = q.import_status(db, hotspot.id, now - window)
     lag = None if row.last_bin_end is None else int((now - row.last_bin_end).total_seconds())
     return ImportStatus(
         hotspot=hotspot.name,

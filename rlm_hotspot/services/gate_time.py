@@ -17,10 +17,10 @@ from rlm_hotspot.services.sessions import heartbeat_write
 from rlm_hotspot.services.tariff_cache import TariffCache
 
 
-def bill_open_time(session: Executor, tariffs: TariffCache, view: SessionView, now: datetime) -> int:
+def bill_open_time(db: Executor, tariffs: TariffCache, view: SessionView, now: datetime) -> int:
     """Bill the online time of the standalone session `view` (read under its row lock) up to `now`,
     without counting it as a sign of life; returns the balance after it."""
-    write = heartbeat_write(session, tariffs, view, now)
-    balance = sessions_db.apply_meter(session, view, write, now)
+    write = heartbeat_write(db, tariffs, view, now)
+    balance = sessions_db.apply_meter(db, view, write, now)
     assert balance is not None, "the row is locked: nothing can have changed it"
     return balance

@@ -21,37 +21,37 @@ STATES = ("held", "released", "dismissed")
 SOURCES = ("radius", "netflow")
 
 
-def held_counts(session: Session) -> list[tuple[str, str, int]]:
+def held_counts(db: Session) -> list[tuple[str, str, int]]:
     """(source, reason, rows) of what is held now, for the metrics."""
-    return q.held_counts(session)
+    return q.held_counts(db)
 
 
 def list_usage(
-    session: Session, *, state: str | None = "held", source: str | None = None, limit: int = 100
+    db: Session, *, state: str | None = "held", source: str | None = None, limit: int = 100
 ) -> list[dict[str, Any]]:
     """Quarantined usage, newest first (`state` None: every state)."""
-    return q.listing(session, state=state, source=source, limit=limit)
+    return q.listing(db, state=state, source=source, limit=limit)
 
 
-def release(session: Session, quarantine_id: int, *, by: str, reason: str, now: datetime) -> int:
+def release(db: Session, quarantine_id: int, *, by: str, reason: str, now: datetime) -> int:
     """Bill held usage to its session after all; the minor units debited."""
-    held = _held(session, quarantine_id)
+    held = _held(db, quarantine_id)
     if held.source == "netflow":
-        debited = flows.release_held_traffic(session, quarantine_id, now)
+        debited = flows.release_held_traffic(db, quarantine_id, now)
     else:
-        debited = sessions.release_held(session, TariffCache(), held, now)
-    q.resolve(session, quarantine_id, state="released", by=by, note=reason, at=now)
+        debited = sessions.release_held(db, TariffCache(), held, now)
+    q.resolve(db, quarantine_id, state="released", by=by, note=reason, at=now)
     return debited
 
 
-def dismiss(session: Session, quarantine_id: int, *, by: str, reason: str, now: datetime) -> None:
+def dismiss(db: Session, quarantine_id: int, *, by: str, reason: str, now: datetime) -> None:
     """Decide that held usage is not billed, ever."""
-    _held(session, quarantine_id)
-    q.resolve(session, quarantine_id, state="dismissed", by=by, note=reason, at=now)
+    _held(db, quarantine_id)
+    q.resolve(db, quarantine_id, state="dismissed", by=by, note=reason, at=now)
 
 
-def _held(session: Session, quarantine_id: int) -> Any:
-    row = q.held_usage(session, quarantine_id, lock=True)
+def _held(db: Session, quarantine_id: int) -> Any:
+    row = q.held_usage(db, quarantine_id, lock=True)
     if row is None:
         raise NotFound(f"no quarantined usage {quarantine_id}")
     if row.state != "held":

@@ -14,14 +14,14 @@ from rlm_hotspot.services.errors import ServiceError
 REPORTS = {"sales": q.sales, "usage": q.usage, "revenue": q.revenue}
 
 
-def report(session: Session, kind: str, by: str, since: datetime, until: datetime) -> list[dict[str, object]]:
+def report(db: Session, kind: str, by: str, since: datetime, until: datetime) -> list[dict[str, object]]:
     if kind not in REPORTS:
         raise ServiceError(f"unknown report {kind!r}: choose {', '.join(REPORTS)}")
     if by not in q.group_keys():
         raise ServiceError(f"reports group by {', '.join(q.group_keys())}")
     if since >= until:
         raise ServiceError("the report period is empty: --from must come before --to")
-    return REPORTS[kind](session, by, since, until)
+    return REPORTS[kind](db, by, since, until)
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,8 @@ class Statement:
     rows: list[q.StatementLine]
 
 
-def statement(session: Session, card_text: str) -> Statement:
+def statement(db: Session, card_text: str) -> Statement:
     """Every ledger row of the card's account, times in the local time of the hotspot concerned."""
-    card = find_card(session, card_text)
-    rows = q.statement(session, card.account_id) if card.account_id is not None else []
+    card = find_card(db, card_text)
+    rows = q.statement(db, card.account_id) if card.account_id is not None else []
     return Statement(card.number, card.status, card.account_id, card.balance, rows)

@@ -80,45 +80,45 @@ class AccountingRefused(ValueError):
 
 
 def record_accounting(
-    session: Session, tariffs: TariffCache, update: AccountingUpdate, now: datetime
+    db: Session, tariffs: TariffCache, update: AccountingUpdate, now: datetime
 ) -> AccountingResult:
     """Apply one accounting packet in the caller's transaction (the adapter commits, then replies OK)."""
     if update.status not in ACCOUNTING_STATUSES:
         raise AccountingRefused(f"unknown Acct-Status-Type {update.status!r}")
-    nas = q.nas_by_ip(session, update.nas_ip)  # not the cache: this is the path that must see a changed NAS
+    nas = q.nas_by_ip(db, update.nas_ip)  # not the cache: this is the path that must see a changed NAS
     if nas is None:
         raise AccountingRefused(f"accounting from unknown NAS {update.nas_ip}")
     if update.status in ("on", "off"):
-        q.nas_restarted(session, nas.id, now)
+        q.nas_restarted(db, nas.id, now)
         closed = 0
-        for session_id in q.live_sessions_of_nas(session, nas.id, started_before=now):
-            _close(session, session_id, now, "NAS-Reboot" if update.status == "on" else "NAS-Request")
+        for session_id in q.live_sessions_of_nas(db, nas.id, started_before=now):
+            _close(db, session_id, now, "NAS-Reboot" if update.status == "on" else "NAS-Request")
             closed += 1
         return AccountingResult(None, 0, closed)
     user = packet_user(update)
-    row = _matched_session(session, nas.id, user, update, now, lock=True)
+    row = _matched_session(db, nas.id, user, update, now, lock=True)
     verdict = Belonging.OTHER if row is None else _belonging(row, user, update, now)
     if row is None or verdict is Belonging.OTHER:
         if row is not None and row.status != "closed" and _same_user(row, user):
             # the NAS counts this card's session from the start again: the one we had is over
-            _close(session, row.id, row.last_seen_at, "Lost-Service")
+            _close(db, row.id, row.last_seen_at, "Lost-Service")
         token_taken = row is not None and row.auth_token == update.token
-        row = _pending_login(session, nas, user, update, now) or _session_without_start(
-            session, tariffs, nas, update, now, token=None if token_taken else update.token
+        row = _pending_login(db, nas, user, update, now) or _session_without_start(
+            db, tariffs, nas, update, now, token=None if token_taken else update.token
         )
     elif verdict is Belonging.DUPLICATE:
         return AccountingResult(row.id, 0)
     if row.status == "pending" or row.account_id is None:
-        row = _open(session, row, update, now)
+        row = _open(db, row, update, now)
         if not _has_news(row, update):  # a Start: nothing used yet, nothing to write twice
             return AccountingResult(row.id, 0)
-    billed = _bill_update(session, tariffs, row, update, now)
+    billed = _bill_update(db, tariffs, row, update, now)
     assert billed is not None, "the row is locked: nothing can have changed it"
     return billed
 
 
 def record_accounting_without_lock(
-    session: Session, tariffs: TariffCache, nas: NasCache, update: AccountingUpdate, now: datetime
+    db: Session, tariffs: TariffCache, nas: NasCache, update: AccountingUpdate, now: datetime
 ) -> AccountingResult | None:
     """The common case, an Interim-Update or Stop of an open session: one read and one guarded write.
 
@@ -129,25 +129,25 @@ def record_accounting_without_lock(
     """
     if update.status not in ("interim", "stop"):
         return None
-    nas_row = nas.get(session, update.nas_ip, now)
+    nas_row = nas.get(db, update.nas_ip, now)
     if nas_row is None:
         return None
     user = packet_user(update)
-    row = _matched_session(session, nas_row.id, user, update, now, lock=False)
+    row = _matched_session(db, nas_row.id, user, update, now, lock=False)
     if row is None or row.status != "open" or row.account_id is None:
         return None
     if _belonging(row, user, update, now) is not Belonging.SAME:
         return None
-    return _bill_update(session, tariffs, row, update, now, hold=False)
+    return _bill_update(db, tariffs, row, update, now, hold=False)
 
 
 def _matched_session(
-    session: Session, nas_id: int, user: q.PacketUser, update: AccountingUpdate, now: datetime, *, lock: bool
+    db: Session, nas_id: int, user: q.PacketUser, update: AccountingUpdate, now: datetime, *, lock: bool
 ) -> Row | None:  # type: ignore[type-arg]
     """The session the packet was meant for (whether it belongs to it is `_belonging`'s to say)."""
     began = None if update.session_time is None else now - timedelta(seconds=update.session_time)
     return q.find_session(
-        session,
+        db,
         nas_id=nas_id,
         acct_session_id=update.acct_session_id,
         token=update.token,
@@ -197,7 +197,7 @@ def _whole_seconds(delta: timedelta) -> int:
 
 
 def _bill_update(
-    session: Session,
+    db: Session,
     tariffs: TariffCache,
     row: Row,  # type: ignore[type-arg]
     update: AccountingUpdate,
@@ -216,7 +216,7 @@ def _bill_update(
         return None
     stop = (now, update.terminate_cause or "Stop") if update.status == "stop" and row.status != "closed" else None
     billed = _bill(
-        session,
+        db,
         tariffs,
         row,
         seconds=bounded.seconds.billed,
@@ -236,14 +236,14 @@ def _bill_update(
     if billed is None:
         return None
     for held in bounded.held:
-        _hold(session, row, update, held, now)
+        _hold(db, row, update, held, now)
     return AccountingResult(row.id, billed.debited, held=bounded.held)
 
 
-def _hold(session: Session, row: Row, update: AccountingUpdate, held: Held, now: datetime) -> None:  # type: ignore[type-arg]
+def _hold(db: Session, row: Row, update: AccountingUpdate, held: Held, now: datetime) -> None:  # type: ignore[type-arg]
     """Quarantine what a packet reported beyond the bounds, once per reported value (retransmits)."""
     held_usage.hold(
-        session,
+        db,
         source="radius",
         reason=held.reason,
         quantity=held.quantity,
@@ -267,13 +267,13 @@ def packet_identity(update: AccountingUpdate) -> str:
     )
 
 
-def release_held(session: Session, tariffs: TariffCache, held: Row, now: datetime) -> int:  # type: ignore[type-arg]
+def release_held(db: Session, tariffs: TariffCache, held: Row, now: datetime) -> int:  # type: ignore[type-arg]
     """Bill usage an admin released from the quarantine to its session; the minor units debited.
 
     The session's counter moves on by the held amount (whatever it stands at now), rated by its tariff
     like any update.
     """
-    row = q.session_by_id(session, held.session_id, lock=True)
+    row = q.session_by_id(db, held.session_id, lock=True)
     if row is None:
         raise NotFound(f"quarantine {held.id} names no session")
     if row.account_id is None:
@@ -283,7 +283,7 @@ def release_held(session: Session, tariffs: TariffCache, held: Row, now: datetim
     counters[column] += int(held.held)
     if counters[column] > MAX_BIGINT:
         raise ServiceError(f"quarantine {held.id}: {held.held} {held.quantity} is more than a counter can hold")
-    billed = _bill(session, tariffs, row, now=now, **counters)
+    billed = _bill(db, tariffs, row, now=now, **counters)
     assert billed is not None, "the row is locked: nothing can have changed it"
     return billed.debited
 
@@ -332,7 +332,7 @@ def _bounded_counters(row: Row, update: AccountingUpdate, now: datetime) -> Boun
 
 
 def _session_without_start(
-    session: Session,
+    db: Session,
     tariffs: TariffCache,
     nas: Row,  # type: ignore[type-arg]
     update: AccountingUpdate,
@@ -348,23 +348,23 @@ def _session_without_start(
     if not update.username:
         raise AccountingRefused("accounting packet without User-Name for an unknown session")
     try:
-        card = cards.find_card(session, update.username, lock=True)
+        card = cards.find_card(db, update.username, lock=True)
     except CardRefused as exc:
         raise AccountingRefused(f"accounting for {update.username!r}: {exc}") from None
-    tariff_id = card.tariff_id or _hotspot_tariff(session, nas.hotspot_id)
+    tariff_id = card.tariff_id or _hotspot_tariff(db, nas.hotspot_id)
     started = now - timedelta(seconds=min(update.session_time or 0, nas.max_session_seconds))
     if nas.rebooted_at is not None:  # no session the NAS reports began before it last restarted
         started = max(started, nas.rebooted_at)
-    ended = _take_acct_id(session, nas.id, update.acct_session_id, started, now)
+    ended = _take_acct_id(db, nas.id, update.acct_session_id, started, now)
     session_id = q.insert_session(
-        session,
+        db,
         status="pending" if ended is None else "closed",
         stopped_at=ended,
         terminate_cause=None if ended is None else "Lost-Service",
         account_id=card.account_id,
         card_id=card.id,
         hotspot_id=nas.hotspot_id,
-        tariff_id=tariffs.get(session, tariff_id, now).id,
+        tariff_id=tariffs.get(db, tariff_id, now).id,
         nas_id=nas.id,
         source="radius",
         acct_session_id=update.acct_session_id,
@@ -375,13 +375,13 @@ def _session_without_start(
         started_at=started,
         last_seen_at=now,
     )
-    row = q.session_by_id(session, session_id, lock=True)
+    row = q.session_by_id(db, session_id, lock=True)
     assert row is not None
     return row
 
 
 def _pending_login(
-    session: Session,
+    db: Session,
     nas: Row,  # type: ignore[type-arg]
     user: q.PacketUser,
     update: AccountingUpdate,
@@ -391,14 +391,14 @@ def _pending_login(
     this NAS still waiting for its Start. Its Accept time bounds the session's start."""
     if user.username is None:
         return None
-    row = q.pending_login(session, nas.id, user, now + timedelta(seconds=RESTART_TOLERANCE_S))
-    if row is None or _take_acct_id(session, nas.id, update.acct_session_id, row.started_at, now) is not None:
+    row = q.pending_login(db, nas.id, user, now + timedelta(seconds=RESTART_TOLERANCE_S))
+    if row is None or _take_acct_id(db, nas.id, update.acct_session_id, row.started_at, now) is not None:
         return None
     return row
 
 
 def _take_acct_id(
-    session: Session, nas_id: int, acct_session_id: str | None, started: datetime, now: datetime
+    db: Session, nas_id: int, acct_session_id: str | None, started: datetime, now: datetime
 ) -> datetime | None:
     """A NAS has one live session per session id: when another holds the id, the older of the two is over.
 
@@ -408,30 +408,30 @@ def _take_acct_id(
     """
     if acct_session_id is None:
         return None
-    holder = q.live_session_with_acct_id(session, nas_id, acct_session_id)
+    holder = q.live_session_with_acct_id(db, nas_id, acct_session_id)
     if holder is None:
         return None
     if holder.started_at <= started:
-        _close(session, holder.id, holder.last_seen_at, "Lost-Service")
+        _close(db, holder.id, holder.last_seen_at, "Lost-Service")
         return None
     return now
 
 
-def _hotspot_tariff(session: Session, hotspot_id: int) -> int:
-    row = hotspot_by_id(session, hotspot_id)
+def _hotspot_tariff(db: Session, hotspot_id: int) -> int:
+    row = hotspot_by_id(db, hotspot_id)
     assert row is not None
     return int(row.tariff_id)
 
 
-def _open(session: Session, row: Row, update: AccountingUpdate, now: datetime) -> Row:  # type: ignore[type-arg]
+def _open(db: Session, row: Row, update: AccountingUpdate, now: datetime) -> Row:  # type: ignore[type-arg]
     """Accounting-Start (or the first packet we see): the session opens and first use activates the card."""
-    card = cards.find_card(session, row.card_number, lock=True)
-    account_id = cards.activate(session, card, now)
+    card = cards.find_card(db, row.card_number, lock=True)
+    account_id = cards.activate(db, card, now)
     # it began when its Acct-Session-Time says, but never before the login that let it in (nor before
     # the first packet of a session opened without one)
     started = max(now - timedelta(seconds=update.session_time or 0), row.started_at)
     return q.open_session(
-        session,
+        db,
         row.id,
         status="open" if row.status != "closed" else "closed",
         account_id=account_id,
@@ -467,7 +467,7 @@ class Billed:
 
 
 def _bill(
-    session: Executor,
+    db: Executor,
     tariffs: TariffCache,
     row: Row,  # type: ignore[type-arg]
     *,
@@ -485,9 +485,9 @@ def _bill(
     then takes the lock and tries again).
     """
     write = _meter_write(
-        tariffs.get(session, row.tariff_id, now).tariff, row, seconds, input_octets, output_octets, now
+        tariffs.get(db, row.tariff_id, now).tariff, row, seconds, input_octets, output_octets, now
     )
-    balance = q.apply_meter(session, row, write, now, durable=durable, stop=stop, positions=positions)
+    balance = q.apply_meter(db, row, write, now, durable=durable, stop=stop, positions=positions)
     return None if balance is None else Billed(write, balance)
 
 
@@ -524,20 +524,20 @@ def _meter_write(
     )
 
 
-def _close(session: Session, session_id: int, at: datetime, cause: str) -> None:
-    q.update_session(session, session_id, status="closed", stopped_at=at, terminate_cause=cause)
+def _close(db: Session, session_id: int, at: datetime, cause: str) -> None:
+    q.update_session(db, session_id, status="closed", stopped_at=at, terminate_cause=cause)
 
 
-def close_stale_sessions(session: Session, policy: Policy, now: datetime) -> int:
+def close_stale_sessions(db: Session, policy: Policy, now: datetime) -> int:
     """Close sessions whose NAS went silent (or whose Accept never got a Start), at their last counters.
 
     Nothing more is billed: what was reported is billed, and the guest is not charged for the silence.
     """
     closed = 0
-    for session_id in q.stale_sessions(session, now, policy.pending_session_ttl_s):
-        row = q.session_by_id(session, session_id)
+    for session_id in q.stale_sessions(db, now, policy.pending_session_ttl_s):
+        row = q.session_by_id(db, session_id)
         assert row is not None
-        _close(session, session_id, row.last_seen_at, "Stale" if row.status == "open" else "No-Start")
+        _close(db, session_id, row.last_seen_at, "Stale" if row.status == "open" else "No-Start")
         closed += 1
     return closed
 
@@ -566,7 +566,7 @@ class SessionStatus:
 
 
 def open_portal_session(
-    session: Session,
+    db: Session,
     vault: PinVault,
     tariffs: TariffCache,
     policy: Policy,
@@ -586,13 +586,13 @@ def open_portal_session(
     client = client_identity(client_mac, client_ip)
     request = LoginRequest(card_text=card_text, source="portal", hotspot_id=hotspot_id, client=client, pin=pin)
     try:
-        grant = decide_login(session, vault, tariffs, policy, request, now)
-        live = q.lock_card_and_count_live(session, grant.card_id, now, policy.pending_session_ttl_s)
-        if live >= tariffs.get(session, grant.tariff_id, now).spec.simultaneous_use:
+        grant = decide_login(db, vault, tariffs, policy, request, now)
+        live = q.lock_card_and_count_live(db, grant.card_id, now, policy.pending_session_ttl_s)
+        if live >= tariffs.get(db, grant.tariff_id, now).spec.simultaneous_use:
             raise CardRefused(Refusal.TOO_MANY_SESSIONS)
     except CardRefused as refused:
         record_attempt(
-            session,
+            db,
             card_text=card_text,
             client=client,
             hotspot_id=hotspot_id,
@@ -601,11 +601,11 @@ def open_portal_session(
             now=now,
         )
         raise
-    card = cards.find_card(session, grant.card_number, lock=True)
-    account_id = cards.activate(session, card, now)
+    card = cards.find_card(db, grant.card_number, lock=True)
+    account_id = cards.activate(db, card, now)
     token = new_token()
     q.insert_session(
-        session,
+        db,
         status="open",
         account_id=account_id,
         card_id=grant.card_id,
@@ -620,48 +620,48 @@ def open_portal_session(
         last_heartbeat_at=now,
     )
     record_attempt(
-        session, card_text=card_text, client=client, hotspot_id=hotspot_id, source="portal", outcome=None, now=now
+        db, card_text=card_text, client=client, hotspot_id=hotspot_id, source="portal", outcome=None, now=now
     )
-    return session_status(session, tariffs, token, now)
+    return session_status(db, tariffs, token, now)
 
 
-def heartbeat(session: Session, tariffs: TariffCache, token: str, now: datetime) -> SessionStatus:
+def heartbeat(db: Session, tariffs: TariffCache, token: str, now: datetime) -> SessionStatus:
     """The status page is open: keep the session alive and (standalone) bill online time up to now."""
-    status = bill_heartbeat(session, tariffs, session_view(session, token, lock=True), now)
+    status = bill_heartbeat(db, tariffs, session_view(db, token, lock=True), now)
     assert status is not None, "the row is locked: nothing can have changed it"
     return status
 
 
-def bill_heartbeat(session: Executor, tariffs: TariffCache, view: q.SessionView, now: datetime) -> SessionStatus | None:
+def bill_heartbeat(db: Executor, tariffs: TariffCache, view: q.SessionView, now: datetime) -> SessionStatus | None:
     """Bill a heartbeat of the session `view` shows and return its status, from what was read and written.
 
     One guarded write, no re-read. None when the session changed since `view` was read (only possible
     without the row lock: the caller then takes the lock and tries again). The write's commit need not
     wait for the disk: the next heartbeat restates the cumulative online time, so losing one loses no money.
     """
-    billed = billed_heartbeat_view(session, tariffs, view, now)
-    return None if billed is None else status_of(session, tariffs, billed, now)
+    billed = billed_heartbeat_view(db, tariffs, view, now)
+    return None if billed is None else status_of(db, tariffs, billed, now)
 
 
 def billed_heartbeat_view(
-    session: Executor, tariffs: TariffCache, view: q.SessionView, now: datetime
+    db: Executor, tariffs: TariffCache, view: q.SessionView, now: datetime
 ) -> q.SessionView | None:
     """`bill_heartbeat`'s write; returns the session as it is after it (`view` itself when not open)."""
     if view.status != "open":
         return view
-    write = heartbeat_write(session, tariffs, view, now)
-    balance = q.apply_meter(session, view, write, now, durable=False, heartbeat_at=now)
+    write = heartbeat_write(db, tariffs, view, now)
+    balance = q.apply_meter(db, view, write, now, durable=False, heartbeat_at=now)
     return None if balance is None else view_after_heartbeat(view, write, now, balance)
 
 
-def heartbeat_write(session: Executor, tariffs: TariffCache, view: q.SessionView, now: datetime) -> q.MeterWrite:
+def heartbeat_write(db: Executor, tariffs: TariffCache, view: q.SessionView, now: datetime) -> q.MeterWrite:
     """The meter write a heartbeat at `now` makes on an open session read as `view` (rated, not written).
 
     Standalone: the heartbeats are the time meter; RADIUS: accounting bills, the heartbeat only counts.
     """
     online = max(0, int((now - view.started_at) // timedelta(seconds=1)))
     seconds = online if view.source == "portal" else view.seconds
-    tariff = tariffs.get(session, view.tariff_id, now).tariff
+    tariff = tariffs.get(db, view.tariff_id, now).tariff
     return _meter_write(tariff, view, seconds, view.input_octets, view.output_octets, now)
 
 
@@ -680,31 +680,31 @@ def view_after_heartbeat(view: q.SessionView, write: q.MeterWrite, now: datetime
     )
 
 
-def logout(session: Session, tariffs: TariffCache, token: str, now: datetime) -> SessionStatus:
+def logout(db: Session, tariffs: TariffCache, token: str, now: datetime) -> SessionStatus:
     """The guest ends the session: bill to now (standalone) and close it."""
-    view = session_view(session, token, lock=True)
+    view = session_view(db, token, lock=True)
     if view.status != "closed":
         if view.source == "portal":
-            heartbeat(session, tariffs, token, now)
-        _close(session, view.id, now, "User-Request")
-    return session_status(session, tariffs, token, now)
+            heartbeat(db, tariffs, token, now)
+        _close(db, view.id, now, "User-Request")
+    return session_status(db, tariffs, token, now)
 
 
-def session_status(session: Session, tariffs: TariffCache, token: str, now: datetime) -> SessionStatus:
-    return status_of(session, tariffs, session_view(session, token), now)
+def session_status(db: Session, tariffs: TariffCache, token: str, now: datetime) -> SessionStatus:
+    return status_of(db, tariffs, session_view(db, token), now)
 
 
-def session_view(session: Executor, token: str, *, lock: bool = False) -> q.SessionView:
+def session_view(db: Executor, token: str, *, lock: bool = False) -> q.SessionView:
     """The session with the given token, its card and its balance (NotFound: no such session)."""
-    view = q.session_view_by_token(session, token, lock=lock)
+    view = q.session_view_by_token(db, token, lock=lock)
     if view is None:
         raise NotFound("no such session (it may have ended)")
     return view
 
 
-def status_of(session: Executor, tariffs: TariffCache, view: q.SessionView, now: datetime) -> SessionStatus:
+def status_of(db: Executor, tariffs: TariffCache, view: q.SessionView, now: datetime) -> SessionStatus:
     """What the status page shows, computed from one read of the session (no query but a tariff reload)."""
-    tariff = tariffs.get(session, view.tariff_id, now).tariff
+    tariff = tariffs.get(db, view.tariff_id, now).tariff
     tz = ZoneInfo(view.timezone)
     deadline = cards.deadline_of(view, now)  # type: ignore[arg-type]  # the view has the card's validity
     horizon = seconds_left(deadline, now, STATUS_HORIZON_S)

@@ -76,7 +76,7 @@ def check_password_rules(password: str) -> None:
         raise ServiceError("the password is too long")
 
 
-def add_staff(session: Session, name: str, role: str, password: str, now: datetime) -> int:
+def add_staff(db: Session, name: str, role: str, password: str, now: datetime) -> int:
     if role not in ROLES:
         raise ServiceError(f"the role is one of {', '.join(ROLES)}")
     name = name.strip()
@@ -84,24 +84,24 @@ def add_staff(session: Session, name: str, role: str, password: str, now: dateti
         raise ServiceError("a staff name is 1-64 letters, digits, '.', '_', '@' or '-'")
     check_password_rules(password)
     try:
-        return q.insert_staff(session, name=name, role=role, password_hash=hash_password(password), now=now)
+        return q.insert_staff(db, name=name, role=role, password_hash=hash_password(password), now=now)
     except DuplicateError as exc:
         raise ServiceError(str(exc)) from None
 
 
-def list_staff(session: Session) -> list[StaffRecord]:
-    return q.staff_list(session)
+def list_staff(db: Session) -> list[StaffRecord]:
+    return q.staff_list(db)
 
 
-def get_staff(session: Session, name: str) -> StaffRecord:
-    found = q.staff_by_name(session, name)
+def get_staff(db: Session, name: str) -> StaffRecord:
+    found = q.staff_by_name(db, name)
     if found is None:
         raise NotFound(f"no staff account {name!r}")
     return found
 
 
 def change_staff(
-    session: Session,
+    db: Session,
     name: str,
     now: datetime,
     *,
@@ -110,7 +110,7 @@ def change_staff(
     password: str | None = None,
 ) -> StaffRecord:
     """Change an account; a disabled account or a new password ends the account's console sessions."""
-    staff = get_staff(session, name)
+    staff = get_staff(db, name)
     values: dict[str, object] = {}
     if role is not None:
         if role not in ROLES:
@@ -122,10 +122,10 @@ def change_staff(
         check_password_rules(password)
         values["password_hash"] = hash_password(password)
     if values:
-        q.update_staff(session, staff.id, now=now, **values)
+        q.update_staff(db, staff.id, now=now, **values)
     if active is False or password is not None:
-        q.end_sessions_of(session, staff.id, now)
-    return get_staff(session, name)
+        q.end_sessions_of(db, staff.id, now)
+    return get_staff(db, name)
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ def token_hash(token: str) -> bytes:
 
 
 def sign_in(
-    session: Session, vault: PinVault, name: str, password: str, code: str, client: str, now: datetime
+    db: Session, vault: PinVault, name: str, password: str, code: str, client: str, now: datetime
 ) -> SignedIn:
     """Check name, password and (when set up) the TOTP code, throttled per name and per client, and open a
     console session.
@@ -147,20 +147,20 @@ def sign_in(
     The caller records the outcome in the audit trail (a failure too: the throttle counts those rows).
     """
     name = name.strip()[:64]
-    by_name, by_client = audit_q.failed_logins(session, name=name, client=client, since=now - FAILED_LOGIN_WINDOW)
+    by_name, by_client = audit_q.failed_logins(db, name=name, client=client, since=now - FAILED_LOGIN_WINDOW)
     if by_name >= FAILED_LOGINS_PER_NAME or by_client >= FAILED_LOGINS_PER_CLIENT:
         raise SignInRefused("too many failed sign-ins: wait 15 minutes or ask an admin")
-    staff = q.staff_by_name(session, name)
+    staff = q.staff_by_name(db, name)
     if len(password) > MAX_PASSWORD_LENGTH:
         password = ""
     if not verify_password(password, staff.password_hash if staff else _NOBODY) or staff is None or not staff.active:
         raise SignInRefused("wrong name or password")
     if staff.has_totp:
         step = totp.matching_step(_totp_secret(vault, staff), code, int(now.timestamp()))
-        if step is None or not q.use_totp_step(session, staff.id, step):
+        if step is None or not q.use_totp_step(db, staff.id, step):
             raise SignInRefused("wrong or used code")
     token = secrets.token_urlsafe(32)
-    q.insert_session(session, token_hash=token_hash(token), staff_id=staff.id, client=client, now=now)
+    q.insert_session(db, token_hash=token_hash(token), staff_id=staff.id, client=client, now=now)
     return SignedIn(staff, token)
 
 
@@ -180,25 +180,25 @@ def new_totp_secret() -> str:
     return totp.new_secret(secrets.token_bytes(totp.SECRET_BYTES))
 
 
-def enable_totp(session: Session, vault: PinVault, staff: StaffRecord, secret: str, code: str, now: datetime) -> None:
+def enable_totp(db: Session, vault: PinVault, staff: StaffRecord, secret: str, code: str, now: datetime) -> None:
     """Turn the second factor on once the authenticator app shows a code for `secret` (proof it is set up)."""
     step = totp.matching_step(secret, code, int(now.timestamp()))
     if step is None:
         raise ServiceError("that code does not match: check the app's clock and the secret, and try again")
     sealed = next(vault.seal_many([_seal_name(staff)], [secret], "encrypted"))
-    q.set_totp(session, staff.id, sealed, vault.current_key_id)
-    q.use_totp_step(session, staff.id, step)
+    q.set_totp(db, staff.id, sealed, vault.current_key_id)
+    q.use_totp_step(db, staff.id, step)
 
 
-def clear_totp(session: Session, name: str) -> None:
+def clear_totp(db: Session, name: str) -> None:
     """Turn the second factor off (a lost phone): the account signs in with its password alone."""
-    q.set_totp(session, get_staff(session, name).id, None, None)
+    q.set_totp(db, get_staff(db, name).id, None, None)
 
 
-def current_staff(session: Session, token: str, now: datetime, idle_timeout_s: int) -> StaffRecord | None:
+def current_staff(db: Session, token: str, now: datetime, idle_timeout_s: int) -> StaffRecord | None:
     """The account behind a console session that is still open (and keeps it open), else None."""
-    return q.touch_session(session, token_hash(token), now, idle_timeout_s)
+    return q.touch_session(db, token_hash(token), now, idle_timeout_s)
 
 
-def sign_out(session: Session, token: str, now: datetime) -> None:
-    q.end_session(session, token_hash(token), now)
+def sign_out(db: Session, token: str, now: datetime) -> None:
+    q.end_session(db, token_hash(token), now)

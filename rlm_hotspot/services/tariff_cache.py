@@ -20,11 +20,11 @@ class TariffCache:
     ttl: timedelta = timedelta(seconds=30)
     _entries: dict[int, tuple[datetime, StoredTariff]] = field(default_factory=dict)
 
-    def get(self, session: Executor, tariff_id: int, now: datetime) -> StoredTariff:
+    def get(self, db: Executor, tariff_id: int, now: datetime) -> StoredTariff:
         cached = self._entries.get(tariff_id)
         if cached is not None and now - cached[0] < self.ttl:
             return cached[1]
-        tariff = get_tariff(session, tariff_id)
+        tariff = get_tariff(db, tariff_id)
         self._entries[tariff_id] = (now, tariff)
         return tariff
 
@@ -39,11 +39,11 @@ class NasCache:
     ttl: timedelta = timedelta(seconds=30)
     _entries: dict[str, tuple[datetime, Row]] = field(default_factory=dict)  # type: ignore[type-arg]
 
-    def get(self, session: Executor, address: str, now: datetime) -> Row | None:  # type: ignore[type-arg]
+    def get(self, db: Executor, address: str, now: datetime) -> Row | None:  # type: ignore[type-arg]
         cached = self._entries.get(address)
         if cached is not None and now - cached[0] < self.ttl:
             return cached[1]
-        row = nas_by_ip(session, address)
+        row = nas_by_ip(db, address)
         if row is not None:
             self._entries[address] = (now, row)
         return row

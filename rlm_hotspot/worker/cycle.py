@@ -92,17 +92,17 @@ class Worker:
 
     def _cycle(self) -> None:
         now = self.clock()
-        with self.transaction() as session:
-            billed = bill_open_gates(session, self.tariffs, now)
+        with self.transaction() as db:
+            billed = bill_open_gates(db, self.tariffs, now)
         if billed:
             log.debug("billed the open gates of %d silent standalone session(s) up to now", billed)
-        with self.transaction() as session:
-            plan = plan_cuts(session, self.policy, now)
-            self.metrics.set_held(held_counts(session))
+        with self.transaction() as db:
+            plan = plan_cuts(db, self.policy, now)
+            self.metrics.set_held(held_counts(db))
         _log_plan(plan)
         self.metrics.stale_closed.inc(plan.stale_closed)
-        with self.transaction() as session:
-            cuts = claim_due_cuts(session, now)
+        with self.transaction() as db:
+            cuts = claim_due_cuts(db, now)
         for cut in cuts:
             if cut.attempt == 1:
                 self.metrics.cuts.labels(reason=cut.reason).inc()
@@ -129,8 +129,8 @@ class Worker:
                 next_attempt_delay_s(cut),
             )
             return
-        with self.transaction() as session:
-            record_gate_closed(session, self.tariffs, cut, self.clock())
+        with self.transaction() as db:
+            record_gate_closed(db, self.tariffs, cut, self.clock())
         self.metrics.gates.labels(outcome="closed").inc()
         log.info("session %d (%s): gate closed for %s, session closed", cut.session_id, cut.reason, client)
 
@@ -138,8 +138,8 @@ class Worker:
         addressable = []
         for cut in cuts:
             if cut.nas_ip is None:
-                with self.transaction() as session:
-                    record_no_nas(session, cut, self.clock())
+                with self.transaction() as db:
+                    record_no_nas(db, cut, self.clock())
                 self.metrics.nas_answers.labels(request=_request(cut), outcome="no_nas").inc()
                 log.warning("session %d (%s): no NAS known, cannot send a Disconnect", cut.session_id, cut.reason)
             else:
@@ -162,8 +162,8 @@ class Worker:
         )
         if cut.reason != COA_REASON:
             return self.send(nas, identity, self.clock())
-        with self.transaction() as session:
-            limits = limits_for_nas(session, self.tariffs, cut, self.clock())
+        with self.transaction() as db:
+            limits = limits_for_nas(db, self.tariffs, cut, self.clock())
         if limits is None:
             raise NoAnswer("the session ended before its CoA was sent")
         attributes = [item[:2] for item in accept_reply(limits, cut.token) if item[0] != "Class"]
@@ -176,8 +176,8 @@ class Worker:
             answer = future.result()
         except Exception as exc:  # NoAnswer, or the network refused: both count as an unanswered attempt
             self.metrics.nas_answers.labels(request=_request(cut), outcome="timeout").inc()
-            with self.transaction() as session:
-                final = record_no_answer(session, cut, self.clock())
+            with self.transaction() as db:
+                final = record_no_answer(db, cut, self.clock())
             log.warning(
                 "session %d (%s): %s to %s failed, attempt %d/%d: %s; %s",
                 cut.session_id,
@@ -190,12 +190,12 @@ class Worker:
                 "giving up (timeout)" if final else f"next try in {next_attempt_delay_s(cut)} s",
             )
             return
-        with self.transaction() as session:
+        with self.transaction() as db:
             if answer.acked:
-                record_ack(session, cut, self.clock())
+                record_ack(db, cut, self.clock())
                 closed = False
             else:
-                closed = record_nak(session, cut, answer.error_cause, self.clock())
+                closed = record_nak(db, cut, answer.error_cause, self.clock())
         self.metrics.nas_answers.labels(request=_request(cut), outcome="ack" if answer.acked else "nak").inc()
         if answer.acked:
             log.info("session %d (%s): %s-ACK from %s", cut.session_id, cut.reason, request, where)
