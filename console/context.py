@@ -34,11 +34,11 @@ class ConsoleContext:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One unit of work: commits when the block ends normally, rolls back on any error."""
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            yield session
+        with Session(self.engine, expire_on_commit=False) as db, db.begin():
+            yield db
 
-    def currency(self, session: Session) -> Currency:
-        return currency(session)
+    def currency(self, db: Session) -> Currency:
+        return currency(db)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -52,13 +52,13 @@ class PortalContext:
     recent: RecentViews = field(default_factory=RecentViews)  # sessions this process last billed
     _hotspot: tuple[datetime, PortalHotspot] | None = None
     _currency: Currency | None = None
-    sessions: sessionmaker[Session] = field(init=False)
+    units_of_work: sessionmaker[Session] = field(init=False)
     writer: HeartbeatWriter | None = field(init=False)  # None: every heartbeat is written at once
 
     def __post_init__(self) -> None:
         # The engine's connections stay in autocommit (the heartbeat is the hot path); a unit of work
         # switches its connection to transactions for the time it holds it.
-        self.sessions = session_factory(self.engine.execution_options(isolation_level="READ COMMITTED"))
+        self.units_of_work = session_factory(self.engine.execution_options(isolation_level="READ COMMITTED"))
         delay_ms = self.settings.heartbeat_write_delay_ms
         self.writer = HeartbeatWriter(self.write_deferred_heartbeats, delay_ms / 1000) if delay_ms else None
 
@@ -86,8 +86,8 @@ class PortalContext:
         billed in memory are written first, so a login, top-up or logout sees every debit."""
         if self.writer is not None:
             self.writer.write_now()
-        with self.sessions() as session, session.begin():
-            yield session
+        with self.units_of_work() as db, db.begin():
+            yield db
 
     @contextmanager
     def without_transaction(self) -> Iterator[Connection]:
