@@ -52,7 +52,7 @@ def requires(role: str) -> Callable[[F], F]:
                 abort(403)
             return view(*args, **kwargs)
 
-        return guarded  # type: ignore[return-value]
+        return guarded  # type: ignore[return-value]  # wraps() keeps the view's signature
 
     return decorate
 

@@ -45,4 +45,5 @@ class ConsoleContext:
 
 
 def console() -> ConsoleContext:
-    return current_app.extensions["hotspot_console"]  # type: ignore[no-any-return]
+    context: ConsoleContext = current_app.extensions["hotspot_console"]  # Flask keeps extensions untyped
+    return context

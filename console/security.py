@@ -31,7 +31,7 @@ def init_security(app: Flask, *, cookie_secure: bool, proxy_hops: int) -> None:
     app.after_request(_headers)
     app.jinja_env.globals.update(csrf_token=csrf_token, csrf_field=CSRF_FIELD)
     if proxy_hops:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxy_hops, x_proto=proxy_hops, x_host=proxy_hops)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxy_hops, x_proto=proxy_hops, x_host=proxy_hops)  # type: ignore[method-assign]  # Flask's way to add WSGI middleware
 
 
 def client_address() -> str:

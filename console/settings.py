@@ -60,7 +60,7 @@ class ConsoleSettings:
             raise SettingsError(f"unknown console setting(s): {', '.join(sorted(unknown))}")
         core = {k: v for k, v in values.items() if k in core_names}
         core["pin_key_file"] = Path(str(core["pin_key_file"]))
-        return cls(core=Settings(**core), **{k: v for k, v in values.items() if k in own_names})  # type: ignore[arg-type]
+        return cls(core=Settings(**core), **{k: v for k, v in values.items() if k in own_names})  # type: ignore[arg-type]  # values by field name; __post_init__ checks them
 
 
 def load_console_settings(
@@ -100,7 +100,7 @@ def load_console_settings(
             except ValueError:
                 raise SettingsError(f"console.{whole}: {values[whole]!r} is not a whole number") from None
     try:
-        return ConsoleSettings(core=core, **values)  # type: ignore[arg-type]
+        return ConsoleSettings(core=core, **values)  # type: ignore[arg-type]  # values by field name; __post_init__ checks them
     except TypeError as exc:
         raise SettingsError(f"[console]: {exc}") from None
 

@@ -44,6 +44,7 @@ class CollectorSpec:
         return tuple(
             free
             for free in self.free_networks
+            # subnet_of takes a network of its own version only, as the test before it checks
             if any(free.version == pool.version and free.subnet_of(pool) for pool in self.client_networks)  # type: ignore[arg-type]
         )
 

@@ -55,7 +55,7 @@ def create_app(
     init_security(app, cookie_secure=settings.cookie_secure)
     init_i18n(app)
     init_errors(app)
-    app.wsgi_app = HeartbeatShortcut(app)  # type: ignore[method-assign]
+    app.wsgi_app = HeartbeatShortcut(app)  # type: ignore[method-assign]  # Flask's way to add WSGI middleware
     trust_proxies(app, settings.proxy_hops)
     init_metrics(app)
     return app

@@ -166,4 +166,5 @@ class PortalContext:
 
 
 def portal() -> PortalContext:
-    return current_app.extensions["hotspot_portal"]  # type: ignore[no-any-return]
+    context: PortalContext = current_app.extensions["hotspot_portal"]  # Flask keeps extensions untyped
+    return context

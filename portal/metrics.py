@@ -7,7 +7,7 @@ multiprocess mode before the workers start, and gunicorn's master serves the sum
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from flask import Flask, current_app
@@ -17,6 +17,7 @@ from portal.heartbeat_shortcut import PATH as HEARTBEAT_PATH
 from rlm_hotspot.core.decisions import Refusal
 
 if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 EXTENSION = "hotspot_portal_metrics"
@@ -50,7 +51,9 @@ class CountedRequests:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         kind = "heartbeat" if environ.get("PATH_INFO") == HEARTBEAT_PATH else "page"
 
-        def counted(status: str, headers: list[tuple[str, str]], exc_info=None):  # type: ignore[no-untyped-def]
+        def counted(
+            status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
+        ) -> Callable[[bytes], object]:
             self._requests.labels(kind=kind, status=status[:3]).inc()
             return start_response(status, headers, exc_info)
 
@@ -60,7 +63,7 @@ class CountedRequests:
 def init_metrics(app: Flask) -> None:
     metrics = PortalMetrics()
     app.extensions[EXTENSION] = metrics
-    app.wsgi_app = CountedRequests(app.wsgi_app, metrics)  # type: ignore[method-assign]
+    app.wsgi_app = CountedRequests(app.wsgi_app, metrics)  # type: ignore[method-assign]  # Flask's way to add WSGI middleware
 
 
 def count_login(refusal: Refusal | None) -> None:
@@ -72,4 +75,5 @@ def count_error(kind: str) -> None:
 
 
 def _metrics() -> PortalMetrics:
-    return current_app.extensions[EXTENSION]  # type: ignore[no-any-return]
+    metrics: PortalMetrics = current_app.extensions[EXTENSION]  # Flask keeps extensions untyped
+    return metrics

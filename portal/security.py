@@ -59,7 +59,7 @@ def trust_proxies(app: Flask, hops: int) -> None:
     """Take the client's address, scheme and host from the `hops` reverse proxies in front (outermost
     layer: everything inside, the heartbeat shortcut included, sees what the guest sent)."""
     if hops:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]  # Flask's way to add WSGI middleware
 
 
 def client_address() -> str:

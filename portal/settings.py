@@ -91,7 +91,7 @@ class PortalSettings:
         if "pin_key_file" in core:
             core["pin_key_file"] = Path(str(core["pin_key_file"]))
         own = {k: v for k, v in values.items() if k in portal_names}
-        return cls(core=Settings(**core), **own)  # type: ignore[arg-type]
+        return cls(core=Settings(**core), **own)  # type: ignore[arg-type]  # values by field name; __post_init__ checks them
 
 
 def load_portal_settings(
@@ -132,7 +132,7 @@ def load_portal_settings(
     if "secret_key" not in values:
         raise SettingsError("no cookie secret: set portal.secret_key_file or HOTSPOT_PORTAL_SECRET_KEY")
     try:
-        return PortalSettings(core=core, **values)  # type: ignore[arg-type]
+        return PortalSettings(core=core, **values)  # type: ignore[arg-type]  # values by field name; __post_init__ checks them
     except TypeError as exc:
         raise SettingsError(f"[portal]: {exc}") from None
 

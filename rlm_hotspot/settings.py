@@ -87,7 +87,7 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
         raise SettingsError("no database configured: set database.url in the settings file or HOTSPOT_DATABASE_URL")
     if "pin_key_file" not in data:
         raise SettingsError("no PIN key file configured: set pins.key_file or HOTSPOT_PIN_KEY_FILE")
-    return Settings(**data)  # type: ignore[arg-type]
+    return Settings(**data)  # type: ignore[arg-type]  # values by field name; __post_init__ checks them
 
 
 def _read_file(path: Path) -> dict[str, object]:
@@ -128,4 +128,4 @@ def _read_file(path: Path) -> dict[str, object]:
 
 def with_overrides(settings: Settings, **changes: object) -> Settings:
     """A copy with some values replaced (tests, the demo)."""
-    return replace(settings, **changes)  # type: ignore[arg-type]
+    return replace(settings, **changes)  # type: ignore[arg-type]  # the caller names fields; __post_init__ checks values

@@ -7,6 +7,7 @@ import secrets
 from datetime import UTC
 
 import click
+from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from console import ConsoleSettings, create_app
@@ -35,7 +36,8 @@ class ConsoleServer(BaseApplication):
         for key, value in self.options.items():
             self.cfg.set(key, value)
 
-    def load(self):  # type: ignore[no-untyped-def]
+    # gunicorn's stub types the environ as a MutableMapping, Flask as the dict gunicorn passes
+    def load(self) -> Flask:  # type: ignore[override]
         return create_app(self.settings)
 
 

@@ -87,5 +87,5 @@ def terms(app: App, hotspot: str, terms_file: Path | None, clear: bool) -> None:
     if (terms_file is None) == (not clear):
         raise click.UsageError("give either --file FILE or --clear")
     with app.transaction() as db:
-        portal_service.set_terms_of_use(db, hotspot, None if clear else terms_file.read_text())  # type: ignore[union-attr]
+        portal_service.set_terms_of_use(db, hotspot, None if clear else terms_file.read_text())  # type: ignore[union-attr]  # a file unless --clear
     click.echo(f"hotspot {hotspot}: {'no terms of use' if clear else 'guests must accept the terms of use'}")

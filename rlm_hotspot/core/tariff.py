@@ -65,7 +65,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
-from typing import NamedTuple
+from typing import NamedTuple, TypeGuard
 
 MINUTES_PER_DAY = 24 * 60
 _MICROSECOND = timedelta(microseconds=1)
@@ -80,14 +80,14 @@ class TrafficDirection(StrEnum):
     TOTAL = "total"
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _require_int(value: object, name: str, minimum: int) -> None:
     if not _is_int(value):
         raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:  # type: ignore[operator]
+    if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value}")
 
 

@@ -259,9 +259,10 @@ def top_up(db: Session, vault: PinVault, target: str, source: str, source_pin: s
         amount = source_card.face_value
     else:
         amount = source_card.balance or 0
+        assert source_card.account_id is not None, "a card in use has its account"
         post_entry(
             db,
-            account_id=source_card.account_id,  # type: ignore[arg-type]
+            account_id=source_card.account_id,
             amount=-amount,
             cause="topup",
             key=f"topup_out:{source_card.id}",
@@ -299,7 +300,8 @@ def set_blocked(db: Session, *, blocked: bool, number: str | None = None, batch_
     if number is not None:
         card = find_card(db, number)
         return q.set_blocked(db, blocked=blocked, number=card.number)
-    if not q.batch_exists(db, batch_id):  # type: ignore[arg-type]
+    assert batch_id is not None, "exactly one was named"
+    if not q.batch_exists(db, batch_id):
         raise NotFound(f"no batch {batch_id}")
     return q.set_blocked(db, blocked=blocked, batch_id=batch_id)
 

@@ -188,7 +188,7 @@ def card_overview(db: Session, policy: Policy, card_text: str, now: datetime) ->
     card = find_card(db, card_text)
     sessions = q.sessions_of_card(db, card.id)
     if card.hotspot_id is not None:
-        timezone = hotspot_by_id(db, card.hotspot_id).timezone  # type: ignore[union-attr]
+        timezone = hotspot_by_id(db, card.hotspot_id).timezone  # type: ignore[union-attr]  # the batch refers to it
     else:
         timezone = str(sessions[0]["timezone"]) if sessions else "UTC"
     locked = any(
