@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, insert, select, text, update
+from sqlalchemy import Select, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.db import tables as t
@@ -115,15 +115,11 @@ def _card_query() -> Select[Any]:
     )
 
 
-def _record(row: Row | None) -> CardRecord | None:  # type: ignore[type-arg]
-    return None if row is None else CardRecord(**row._mapping)
-
-
 def card_by_number(db: Session, number: str, *, lock: bool = False) -> CardRecord | None:
     query = _card_query().where(t.cards.c.number == number)
     if lock:
         query = query.with_for_update(of=t.cards)
-    return _record(db.execute(query).first())
+    return one(CardRecord, db.execute(query).first())
 
 
 def lock_cards(db: Session, numbers: Sequence[str]) -> dict[str, CardRecord]:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, fields
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
+
+from rlm_hotspot.db.rows import one
 
 
 def hold(
@@ -52,10 +56,38 @@ def hold(
     ).scalar_one_or_none()
 
 
-def held_usage(db: Session, quarantine_id: int, *, lock: bool = False) -> Row | None:  # type: ignore[type-arg]
-    return db.execute(
-        text(f"SELECT * FROM quarantine WHERE id = :id{' FOR UPDATE' if lock else ''}"), {"id": quarantine_id}
+@dataclass(frozen=True, slots=True)
+class HeldUsage:
+    """A quarantine row: usage held back from billing until an admin decides."""
+
+    id: int
+    source: str  # radius | netflow
+    reason: str
+    quantity: str  # seconds | upload | download
+    held: Decimal
+    reported: Decimal | None
+    session_id: int | None
+    hotspot_id: int | None
+    nas_id: int | None
+    identity: str
+    detail: dict[str, Any]
+    received_at: datetime
+    state: str  # held | released | dismissed
+    resolved_at: datetime | None
+    resolved_by: str | None
+    resolution_note: str | None
+    idempotency_key: str
+
+
+_HELD_USAGE_COLUMNS = ", ".join(field.name for field in fields(HeldUsage))
+
+
+def held_usage(db: Session, quarantine_id: int, *, lock: bool = False) -> HeldUsage | None:
+    row = db.execute(
+        text(f"SELECT {_HELD_USAGE_COLUMNS} FROM quarantine WHERE id = :id{' FOR UPDATE' if lock else ''}"),
+        {"id": quarantine_id},
     ).first()
+    return one(HeldUsage, row)
 
 
 def listing(db: Session, *, state: str | None, source: str | None, limit: int) -> list[dict[str, Any]]:

@@ -7,14 +7,16 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.core.plausibility import pick_session
 from rlm_hotspot.db.arrays import array_literal
+from rlm_hotspot.db.catalog import NasRecord
 from rlm_hotspot.db.engine import Executor
 from rlm_hotspot.db.ledger import POSTED_ENTRIES_MOVE_BALANCES
 from rlm_hotspot.db.prepared import Prepared
+from rlm_hotspot.db.rows import one
 
 CANDIDATES = 4  # sessions of one NAS, id and user an accounting packet is matched against
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -257,6 +259,46 @@ _SESSION_FROM = """
 """
 
 
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    """A session as accounting reads it (_SESSION_COLUMNS): its meter, its hotspot's rules, its card."""
+
+    id: int
+    status: str
+    account_id: int | None
+    card_id: int
+    hotspot_id: int
+    tariff_id: int
+    nas_id: int | None
+    source: str
+    acct_session_id: str | None
+    username: str | None
+    auth_token: str
+    started_at: datetime
+    last_seen_at: datetime
+    last_heartbeat_at: datetime | None
+    stopped_at: datetime | None
+    terminate_cause: str | None
+    framed_ip: str | None
+    calling_station_id: str | None
+    seconds: int
+    input_octets: int
+    output_octets: int
+    time_cost_num: int
+    traffic_cost_num: int
+    charged: int
+    reported_seconds: int | None
+    reported_input_octets: int | None
+    reported_output_octets: int | None
+    counters_at: datetime | None
+    timezone: str
+    traffic_meter: str
+    max_rate_kbps: int
+    max_session_seconds: int
+    card_number: str
+    card_status: str
+
+
 def _lookup(name: str, where: str) -> dict[bool, Prepared]:
     """A session lookup, prepared with and without the row lock."""
     return _lookup_sql(name, f"SELECT {_SESSION_COLUMNS} {_SESSION_FROM} WHERE {where}")
@@ -295,7 +337,7 @@ def find_session(
     sent: datetime,
     began: datetime | None,
     lock: bool = False,
-) -> Row | None:  # type: ignore[type-arg]
+) -> SessionRow | None:
     """The session an accounting packet was meant for: by our Class token, else the session of the NAS's
     session id and the packet's user that its times (`sent`, and `began` by its Acct-Session-Time) point
     at. Whether the packet really belongs to it is the caller's to decide."""
@@ -314,11 +356,11 @@ def find_session(
     candidates = _BY_ACCT_ID[lock](db, params).all()
     starts = [(posix_seconds(row.started_at), row.status != "closed") for row in candidates]
     chosen = pick_session(starts, posix_seconds(sent), None if began is None else posix_seconds(began))
-    return None if chosen is None else candidates[chosen]
+    return None if chosen is None else SessionRow(**candidates[chosen]._mapping)
 
 
-def session_by_token(db: Session, token: str, *, lock: bool = False) -> Row | None:  # type: ignore[type-arg]
-    return _BY_TOKEN[lock](db, {"token": token}).first()
+def session_by_token(db: Session, token: str, *, lock: bool = False) -> SessionRow | None:
+    return one(SessionRow, _BY_TOKEN[lock](db, {"token": token}).first())
 
 
 @dataclass(frozen=True)
@@ -376,11 +418,14 @@ def session_views_by_tokens(db: Executor, tokens: list[str]) -> dict[str, Sessio
     return {row["token"]: SessionView(**row) for row in rows}
 
 
-def session_by_id(db: Session, session_id: int, *, lock: bool = False) -> Row | None:  # type: ignore[type-arg]
-    return db.execute(
-        text(f"SELECT {_SESSION_COLUMNS} {_SESSION_FROM} WHERE s.id = :id{' FOR UPDATE OF s' if lock else ''}"),
-        {"id": session_id},
-    ).first()
+def session_by_id(db: Session, session_id: int, *, lock: bool = False) -> SessionRow | None:
+    return one(
+        SessionRow,
+        db.execute(
+            text(f"SELECT {_SESSION_COLUMNS} {_SESSION_FROM} WHERE s.id = :id{' FOR UPDATE OF s' if lock else ''}"),
+            {"id": session_id},
+        ).first(),
+    )
 
 
 # The meter write of an accounting update or heartbeat, in one statement: the session's new counters, the
@@ -464,7 +509,7 @@ class MeterWrite:
 
 def apply_meter(
     db: Executor,
-    row: Row | SessionView,  # type: ignore[type-arg]
+    row: SessionRow | SessionView,
     write: MeterWrite,
     now: datetime,
     *,
@@ -598,30 +643,39 @@ def update_session(db: Session, session_id: int, **values: object) -> None:
     )
 
 
-def open_session(db: Session, session_id: int, **values: object) -> Row:  # type: ignore[type-arg]
+def open_session(db: Session, session_id: int, **values: object) -> SessionRow:
     """Set a session's columns and return it as `find_session` reads it, in one statement."""
-    return db.execute(
+    row = db.execute(
         text(
             f"UPDATE sessions s SET {_assignments(values)} FROM hotspots h, cards c "
             f"WHERE s.id = :session_id AND h.id = s.hotspot_id AND c.id = s.card_id RETURNING {_SESSION_COLUMNS}"
         ),
         {**values, "session_id": session_id},
     ).one()
+    return SessionRow(**row._mapping)
 
 
 def _assignments(values: dict[str, object]) -> str:
     return ", ".join(f"{name} = :{name}" for name in values)
 
 
-def live_session_with_acct_id(db: Session, nas_id: int, acct_session_id: str) -> Row | None:  # type: ignore[type-arg]
+@dataclass(frozen=True, slots=True)
+class AcctIdHolder:
+    id: int
+    started_at: datetime
+    last_seen_at: datetime
+
+
+def live_session_with_acct_id(db: Session, nas_id: int, acct_session_id: str) -> AcctIdHolder | None:
     """The live session that holds a NAS session id now (a NAS has one live session per id), locked."""
-    return db.execute(
+    row = db.execute(
         text(
             "SELECT id, started_at, last_seen_at FROM sessions WHERE nas_id = :nas_id "
             "AND acct_session_id = :acct_session_id AND status <> 'closed' FOR UPDATE"
         ),
         {"nas_id": nas_id, "acct_session_id": acct_session_id},
     ).first()
+    return one(AcctIdHolder, row)
 
 
 def nas_restarted(db: Session, nas_id: int, at: datetime) -> None:
@@ -639,12 +693,13 @@ _PENDING_LOGIN = f"""
 """
 
 
-def pending_login(db: Session, nas_id: int, user: PacketUser, sent: datetime) -> Row | None:  # type: ignore[type-arg]
+def pending_login(db: Session, nas_id: int, user: PacketUser, sent: datetime) -> SessionRow | None:
     """The user's latest login at this NAS still waiting for its Start, made before `sent`, locked."""
-    return db.execute(
+    row = db.execute(
         text(_PENDING_LOGIN),
         {"nas_id": nas_id, "username": user.username, "card_number": user.card_number, "sent": sent},
     ).first()
+    return one(SessionRow, row)
 
 
 def live_sessions_of_nas(db: Session, nas_id: int, *, started_before: datetime) -> list[int]:
@@ -660,14 +715,26 @@ def live_sessions_of_nas(db: Session, nas_id: int, *, started_before: datetime) 
     return [r.id for r in rows]
 
 
-def nas_by_ip(db: Executor, ip: str) -> Row | None:  # type: ignore[type-arg]
-    return db.execute(
+@dataclass(frozen=True, slots=True)
+class PacketNas(NasRecord):
+    """A NAS that sends accounting, with what its hotspot bounds a session by."""
+
+    timezone: str
+    max_session_seconds: int
+
+
+_NAS_COLUMNS = ", ".join(f"n.{field.name}" for field in fields(NasRecord))
+
+
+def nas_by_ip(db: Executor, ip: str) -> PacketNas | None:
+    row = db.execute(
         text(
-            "SELECT n.*, h.timezone, h.max_session_seconds FROM nas n JOIN hotspots h ON h.id = n.hotspot_id "
-            "WHERE n.ip_address = CAST(:ip AS inet)"
+            f"SELECT {_NAS_COLUMNS}, h.timezone, h.max_session_seconds FROM nas n "
+            "JOIN hotspots h ON h.id = n.hotspot_id WHERE n.ip_address = CAST(:ip AS inet)"
         ),
         {"ip": ip},
     ).first()
+    return one(PacketNas, row)
 
 
 def stale_sessions(db: Session, now: datetime, pending_ttl_s: int, limit: int = 1000) -> list[int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Row, text
 from sqlalchemy.exc import IntegrityError
@@ -32,7 +33,7 @@ class StaffRecord:
 _COLUMNS = "id, name, role, password_hash, active, created_at, totp_secret, totp_key_id, totp_last_step"
 
 
-def _record(row: Row) -> StaffRecord:  # type: ignore[type-arg]
+def _record(row: Row[Any]) -> StaffRecord:
     """A row as a record; bytea arrives as a memoryview, which the PIN vault does not take."""
     values = dict(row._mapping)
     if values["totp_secret"] is not None:

@@ -50,7 +50,7 @@ def dismiss(db: Session, quarantine_id: int, *, by: str, reason: str, now: datet
     q.resolve(db, quarantine_id, state="dismissed", by=by, note=reason, at=now)
 
 
-def _held(db: Session, quarantine_id: int) -> Any:
+def _held(db: Session, quarantine_id: int) -> q.HeldUsage:
     row = q.held_usage(db, quarantine_id, lock=True)
     if row is None:
         raise NotFound(f"no quarantined usage {quarantine_id}")

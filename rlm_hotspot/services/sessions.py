@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.core.cardcode import CardNumberError, normalise_card_number
@@ -143,7 +142,7 @@ def record_accounting_without_lock(
 
 def _matched_session(
     db: Session, nas_id: int, user: q.PacketUser, update: AccountingUpdate, now: datetime, *, lock: bool
-) -> Row | None:  # type: ignore[type-arg]
+) -> q.SessionRow | None:
     """The session the packet was meant for (whether it belongs to it is `_belonging`'s to say)."""
     began = None if update.session_time is None else now - timedelta(seconds=update.session_time)
     return q.find_session(
@@ -168,11 +167,11 @@ def packet_user(update: AccountingUpdate) -> q.PacketUser:
         return q.PacketUser(update.username)
 
 
-def _same_user(row: Row, user: q.PacketUser) -> bool:  # type: ignore[type-arg]
+def _same_user(row: q.SessionRow, user: q.PacketUser) -> bool:
     return user.username is None or user.username == row.username or user.card_number == row.card_number
 
 
-def _belonging(row: Row, user: q.PacketUser, update: AccountingUpdate, now: datetime) -> Belonging:  # type: ignore[type-arg]
+def _belonging(row: q.SessionRow, user: q.PacketUser, update: AccountingUpdate, now: datetime) -> Belonging:
     matched = MatchedSession(
         closed=row.status == "closed",
         same_user=_same_user(row, user),
@@ -199,7 +198,7 @@ def _whole_seconds(delta: timedelta) -> int:
 def _bill_update(
     db: Session,
     tariffs: TariffCache,
-    row: Row,  # type: ignore[type-arg]
+    row: q.SessionRow,
     update: AccountingUpdate,
     now: datetime,
     *,
@@ -240,7 +239,7 @@ def _bill_update(
     return AccountingResult(row.id, billed.debited, held=bounded.held)
 
 
-def _hold(db: Session, row: Row, update: AccountingUpdate, held: Held, now: datetime) -> None:  # type: ignore[type-arg]
+def _hold(db: Session, row: q.SessionRow, update: AccountingUpdate, held: Held, now: datetime) -> None:
     """Quarantine what a packet reported beyond the bounds, once per reported value (retransmits)."""
     held_usage.hold(
         db,
@@ -267,13 +266,13 @@ def packet_identity(update: AccountingUpdate) -> str:
     )
 
 
-def release_held(db: Session, tariffs: TariffCache, held: Row, now: datetime) -> int:  # type: ignore[type-arg]
+def release_held(db: Session, tariffs: TariffCache, held: held_usage.HeldUsage, now: datetime) -> int:
     """Bill usage an admin released from the quarantine to its session; the minor units debited.
 
     The session's counter moves on by the held amount (whatever it stands at now), rated by its tariff
     like any update.
     """
-    row = q.session_by_id(db, held.session_id, lock=True)
+    row = None if held.session_id is None else q.session_by_id(db, held.session_id, lock=True)
     if row is None:
         raise NotFound(f"quarantine {held.id} names no session")
     if row.account_id is None:
@@ -283,7 +282,15 @@ def release_held(db: Session, tariffs: TariffCache, held: Row, now: datetime) ->
     counters[column] += int(held.held)
     if counters[column] > MAX_BIGINT:
         raise ServiceError(f"quarantine {held.id}: {held.held} {held.quantity} is more than a counter can hold")
-    billed = _bill(db, tariffs, row, now=now, **counters)
+    billed = _bill(
+        db,
+        tariffs,
+        row,
+        now=now,
+        seconds=counters["seconds"],
+        input_octets=counters["input_octets"],
+        output_octets=counters["output_octets"],
+    )
     assert billed is not None, "the row is locked: nothing can have changed it"
     return billed.debited
 
@@ -298,7 +305,7 @@ class BoundedCounters:
     held: tuple[Held, ...]
 
 
-def _bounded_counters(row: Row, update: AccountingUpdate, now: datetime) -> BoundedCounters:  # type: ignore[type-arg]
+def _bounded_counters(row: q.SessionRow, update: AccountingUpdate, now: datetime) -> BoundedCounters:
     """The packet's counters bounded by the wall clock since the session started (time) and the
     hotspot's line rate since the previous counters (bytes, where the NAS meters them)."""
     since_start = _whole_seconds(now - row.started_at)
@@ -334,12 +341,12 @@ def _bounded_counters(row: Row, update: AccountingUpdate, now: datetime) -> Boun
 def _session_without_start(
     db: Session,
     tariffs: TariffCache,
-    nas: Row,  # type: ignore[type-arg]
+    nas: q.PacketNas,
     update: AccountingUpdate,
     now: datetime,
     *,
     token: str | None,
-) -> Row:  # type: ignore[type-arg]
+) -> q.SessionRow:
     """A packet whose Start (and Accept) we never saw: bill it all the same, from its own counters.
 
     It began when its Acct-Session-Time says, but no earlier than the hotspot's longest session allows
@@ -382,11 +389,11 @@ def _session_without_start(
 
 def _pending_login(
     db: Session,
-    nas: Row,  # type: ignore[type-arg]
+    nas: q.PacketNas,
     user: q.PacketUser,
     update: AccountingUpdate,
     now: datetime,
-) -> Row | None:  # type: ignore[type-arg]
+) -> q.SessionRow | None:
     """The login a packet without our Class (a NAS that does not echo it) starts: the user's latest one at
     this NAS still waiting for its Start. Its Accept time bounds the session's start."""
     if user.username is None:
@@ -423,7 +430,7 @@ def _hotspot_tariff(db: Session, hotspot_id: int) -> int:
     return int(row.tariff_id)
 
 
-def _open(db: Session, row: Row, update: AccountingUpdate, now: datetime) -> Row:  # type: ignore[type-arg]
+def _open(db: Session, row: q.SessionRow, update: AccountingUpdate, now: datetime) -> q.SessionRow:
     """Accounting-Start (or the first packet we see): the session opens and first use activates the card."""
     card = cards.find_card(db, row.card_number, lock=True)
     account_id = cards.activate(db, card, now)
@@ -444,7 +451,7 @@ def _open(db: Session, row: Row, update: AccountingUpdate, now: datetime) -> Row
     )
 
 
-def _has_news(row: Row, update: AccountingUpdate) -> bool:  # type: ignore[type-arg]
+def _has_news(row: q.SessionRow, update: AccountingUpdate) -> bool:
     """Whether a packet would move a session's meter (or end it) beyond what the row holds."""
     return (
         update.status == "stop"
@@ -469,7 +476,7 @@ class Billed:
 def _bill(
     db: Executor,
     tariffs: TariffCache,
-    row: Row,  # type: ignore[type-arg]
+    row: q.SessionRow,
     *,
     seconds: int,
     input_octets: int,
@@ -493,7 +500,7 @@ def _bill(
 
 def _meter_write(
     tariff: Tariff,
-    row: Row | q.SessionView,  # type: ignore[type-arg]
+    row: q.SessionRow | q.SessionView,
     seconds: int,
     input_octets: int,
     output_octets: int,

@@ -6,10 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Row
-
 from rlm_hotspot.db.engine import Executor
-from rlm_hotspot.db.sessions import nas_by_ip
+from rlm_hotspot.db.sessions import PacketNas, nas_by_ip
 from rlm_hotspot.services.catalog import StoredTariff, get_tariff
 
 
@@ -37,9 +35,9 @@ class NasCache:
     """NAS rows by address, each reloaded after `ttl`; an unknown address is not cached (it may be added)."""
 
     ttl: timedelta = timedelta(seconds=30)
-    _entries: dict[str, tuple[datetime, Row]] = field(default_factory=dict)  # type: ignore[type-arg]
+    _entries: dict[str, tuple[datetime, PacketNas]] = field(default_factory=dict)
 
-    def get(self, db: Executor, address: str, now: datetime) -> Row | None:  # type: ignore[type-arg]
+    def get(self, db: Executor, address: str, now: datetime) -> PacketNas | None:
         cached = self._entries.get(address)
         if cached is not None and now - cached[0] < self.ttl:
             return cached[1]
