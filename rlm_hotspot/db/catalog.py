@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from sqlalchemy import Table, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
@@ -193,9 +194,15 @@ def nas_by_name(db: Session, name: str) -> NasRecord | None:
     return one(NasRecord, db.execute(select(t.nas).where(t.nas.c.name == name)).first())
 
 
-def update_row(db: Session, table: Table, row_id: int, what: str, label: str, **values: object) -> None:
+# The catalog's tables a service changes or removes rows of, by name (the services know no Table).
+CatalogTable = Literal["tariffs", "hotspots", "nas"]
+_CATALOG_TABLES: dict[CatalogTable, Table] = {"tariffs": t.tariffs, "hotspots": t.hotspots, "nas": t.nas}
+
+
+def update_row(db: Session, name: CatalogTable, row_id: int, what: str, label: str, **values: object) -> None:
     """Change some columns of one row inside a savepoint, so that a duplicate name or address becomes a
     clear error and leaves the transaction usable."""
+    table = _CATALOG_TABLES[name]
     try:
         with db.begin_nested():
             db.execute(update(table).where(table.c.id == row_id).values(**values))
@@ -215,9 +222,10 @@ _REFERRERS = """
     ORDER BY 1, 2"""
 
 
-def referrers(db: Session, table: Table, row_id: int) -> dict[str, int]:
+def referrers(db: Session, name: CatalogTable, row_id: int) -> dict[str, int]:
     """How many rows of each other table refer to this row (only those that do). The row is locked first
     (FOR UPDATE): no new reference to it can appear before the transaction ends."""
+    table = _CATALOG_TABLES[name]
     db.execute(select(table.c.id).where(table.c.id == row_id).with_for_update())
     counts: dict[str, int] = {}
     for ref in db.execute(text(_REFERRERS), {"target": table.name}):
@@ -229,5 +237,6 @@ def referrers(db: Session, table: Table, row_id: int) -> dict[str, int]:
     return counts
 
 
-def delete_row(db: Session, table: Table, row_id: int) -> None:
+def delete_row(db: Session, name: CatalogTable, row_id: int) -> None:
+    table = _CATALOG_TABLES[name]
     db.execute(delete(table).where(table.c.id == row_id))

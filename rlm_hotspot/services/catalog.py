@@ -6,14 +6,12 @@ import ipaddress
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.core.money import Currency
 from rlm_hotspot.core.networks import parse_networks
 from rlm_hotspot.core.tariff import Band, Tariff, TrafficDirection
 from rlm_hotspot.db import catalog as q
-from rlm_hotspot.db import tables as t
 from rlm_hotspot.db.engine import Executor
 from rlm_hotspot.services.errors import NotFound, ServiceError
 
@@ -166,15 +164,15 @@ def set_tariff(
             values[setting] = rate or None
     values = {setting: value for setting, value in values.items() if getattr(stored.spec, setting) != value}
     if values:
-        _update(db, t.tariffs, stored.id, "tariff", stored.spec.name, values)
+        _update(db, "tariffs", stored.id, "tariff", stored.spec.name, values)
     return sorted(values)
 
 
 def remove_tariff(db: Session, name: str) -> None:
     """Remove a tariff nothing refers to (no hotspot, card batch or session uses it)."""
     stored = get_tariff(db, name)
-    _refuse_while_referred(db, t.tariffs, stored.id, f"tariff {stored.spec.name!r}")
-    q.delete_row(db, t.tariffs, stored.id)
+    _refuse_while_referred(db, "tariffs", stored.id, f"tariff {stored.spec.name!r}")
+    q.delete_row(db, "tariffs", stored.id)
 
 
 @dataclass(frozen=True)
@@ -275,25 +273,25 @@ def set_hotspot(db: Session, name: str, **changes: object) -> dict[str, tuple[ob
     if "tariff" in changed:
         values["tariff_id"] = get_tariff(db, spec.tariff).id
     if values:
-        _update(db, t.hotspots, row.id, "hotspot", row.name, values)
+        _update(db, "hotspots", row.id, "hotspot", row.name, values)
     return changed
 
 
 def remove_hotspot(db: Session, name: str) -> None:
     """Remove a hotspot nothing refers to (no NAS, card batch, session, login attempt, ...)."""
     row = get_hotspot(db, name)
-    _refuse_while_referred(db, t.hotspots, row.id, f"hotspot {row.name!r}")
-    q.delete_row(db, t.hotspots, row.id)
+    _refuse_while_referred(db, "hotspots", row.id, f"hotspot {row.name!r}")
+    q.delete_row(db, "hotspots", row.id)
 
 
-def _update(db: Session, table: Table, row_id: int, what: str, label: str, values: dict[str, object]) -> None:
+def _update(db: Session, table: q.CatalogTable, row_id: int, what: str, label: str, values: dict[str, object]) -> None:
     try:
         q.update_row(db, table, row_id, what, label, **values)
     except q.DuplicateError as exc:
         raise ServiceError(str(exc)) from None
 
 
-def _refuse_while_referred(db: Session, table: Table, row_id: int, what: str) -> None:
+def _refuse_while_referred(db: Session, table: q.CatalogTable, row_id: int, what: str) -> None:
     found = q.referrers(db, table, row_id)
     if found:
         uses = ", ".join(f"{count} row(s) of {referrer}" for referrer, count in found.items())
@@ -372,15 +370,15 @@ def set_nas(db: Session, name: str, **changes: object) -> list[str]:
         if hotspot_id != row.hotspot_id:
             values["hotspot_id"] = hotspot_id
     if values:
-        _update(db, t.nas, row.id, "NAS", row.name, values)
+        _update(db, "nas", row.id, "NAS", row.name, values)
     return sorted(setting.removesuffix("_id") for setting in values)
 
 
 def remove_nas(db: Session, name: str) -> None:
     """Remove a NAS nothing refers to (no session was ever opened through it, nothing held from it)."""
     row = get_nas(db, name)
-    _refuse_while_referred(db, t.nas, row.id, f"NAS {row.name!r}")
-    q.delete_row(db, t.nas, row.id)
+    _refuse_while_referred(db, "nas", row.id, f"NAS {row.name!r}")
+    q.delete_row(db, "nas", row.id)
 
 
 def list_nas(db: Session) -> list[q.ListedNas]:
