@@ -46,10 +46,10 @@ def home() -> str:
         "home.html",
         online=online,
         sold_today=sold_today,
-        takings_today=sum(int(row["takings"]) for row in sold_today),  # type: ignore[call-overload]
-        cards_today=sum(int(row["cards"]) for row in sold_today),  # type: ignore[call-overload]
+        takings_today=sum(row.takings for row in sold_today),
+        cards_today=sum(row.cards for row in sold_today),
         refunds_today=refunds_today,
-        refunded_today=sum(int(row["paid_out"]) for row in refunds_today),  # type: ignore[call-overload]
+        refunded_today=sum(row.paid_out for row in refunds_today),
         chart=chart,
         currency=currency,
     )
@@ -70,7 +70,7 @@ def hours() -> str:
         currency = ctx.currency(db)
         rows = desk.per_hour(db, day, ctx.settings.timezone)
     chart = bar_chart(
-        [(f"{row['hour']:02d}", int(row["used"]), int(row["takings"])) for row in rows],  # type: ignore[call-overload]
+        [(f"{row.hour:02d}", row.used, row.takings) for row in rows],
         label=lambda amount: money(amount, currency),
     )
     return render_template(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import text
@@ -9,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from rlm_hotspot.db.enforcement import wake_worker
 from rlm_hotspot.db.engine import rows_changed
+from rlm_hotspot.db.rows import every
 
 # A card in stock: never used, not blocked, not sold yet, and its batch not past its hard expiry or its
 # activation deadline.
@@ -173,7 +175,15 @@ def queue_end(db: Session, session_id: int, now: datetime) -> bool:
     return True
 
 
-def sales_between(db: Session, since: datetime, until: datetime) -> list[dict[str, object]]:
+@dataclass(frozen=True, slots=True)
+class SalesLine:
+    sold_by: str
+    face_value: int
+    cards: int
+    takings: int
+
+
+def sales_between(db: Session, since: datetime, until: datetime) -> list[SalesLine]:
     """Cards sold at the desk in a period, per seller and face value."""
     rows = db.execute(
         text(
@@ -185,7 +195,7 @@ def sales_between(db: Session, since: datetime, until: datetime) -> list[dict[st
         ),
         {"since": since, "until": until},
     )
-    return [dict(r._mapping) for r in rows]
+    return every(SalesLine, rows)
 
 
 def takings_per_day(db: Session, since: datetime, until: datetime, timezone: str) -> list[tuple[str, int]]:
@@ -200,7 +210,14 @@ def takings_per_day(db: Session, since: datetime, until: datetime, timezone: str
     return [(r.day, int(r.takings)) for r in rows]
 
 
-def refunds_between(db: Session, since: datetime, until: datetime) -> list[dict[str, object]]:
+@dataclass(frozen=True, slots=True)
+class RefundsLine:
+    refunded_by: str
+    refunds: int
+    paid_out: int
+
+
+def refunds_between(db: Session, since: datetime, until: datetime) -> list[RefundsLine]:
     """Refunds paid at the desk in a period, per staff member: how many and how much."""
     rows = db.execute(
         text(
@@ -211,10 +228,20 @@ def refunds_between(db: Session, since: datetime, until: datetime) -> list[dict[
         ),
         {"since": since, "until": until},
     )
-    return [dict(r._mapping) for r in rows]
+    return every(RefundsLine, rows)
 
 
-def per_hour(db: Session, since: datetime, until: datetime, timezone: str) -> list[dict[str, object]]:
+@dataclass(frozen=True, slots=True)
+class HourLine:
+    hour: int
+    used: int
+    takings: int
+    sessions: int
+    seconds: int
+    bytes: int
+
+
+def per_hour(db: Session, since: datetime, until: datetime, timezone: str) -> list[HourLine]:
     """The 24 local hours of a day: money used by guests (time, traffic, expiry), takings at the desk, and
     the sessions started in each hour with their online time and bytes."""
     rows = db.execute(
@@ -240,7 +267,7 @@ def per_hour(db: Session, since: datetime, until: datetime, timezone: str) -> li
         ),
         {"since": since, "until": until, "tz": timezone},
     )
-    return [dict(r._mapping) for r in rows]
+    return every(HourLine, rows)
 
 
 def record_operator(db: Session, ledger_key: str, staff_id: int, reason: str) -> None:

@@ -279,7 +279,7 @@ def refund(
     return int(balance if balance is not None else available - amount)
 
 
-def refunds_between(db: Session, since: datetime, until: datetime) -> list[dict[str, object]]:
+def refunds_between(db: Session, since: datetime, until: datetime) -> list[q.RefundsLine]:
     """Money paid back at the desk in a period, per manager (the till's other side)."""
     return q.refunds_between(db, since, until)
 
@@ -362,7 +362,7 @@ def local_day(now: datetime, timezone: str) -> tuple[datetime, datetime]:
     return start, (start + timedelta(days=1)).replace(tzinfo=zone)
 
 
-def sales_between(db: Session, since: datetime, until: datetime) -> list[dict[str, object]]:
+def sales_between(db: Session, since: datetime, until: datetime) -> list[q.SalesLine]:
     return q.sales_between(db, since, until)
 
 
@@ -370,7 +370,7 @@ def takings_per_day(db: Session, since: datetime, until: datetime, timezone: str
     return q.takings_per_day(db, since, until, timezone)
 
 
-def per_hour(db: Session, day: date, timezone: str) -> list[dict[str, object]]:
+def per_hour(db: Session, day: date, timezone: str) -> list[q.HourLine]:
     """Usage and money per local hour of `day` in `timezone` (the desk's day)."""
     start = datetime.combine(day, time(), ZoneInfo(timezone))
     return q.per_hour(db, start, datetime.combine(day + timedelta(days=1), time(), ZoneInfo(timezone)), timezone)
