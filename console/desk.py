@@ -36,6 +36,7 @@ def home() -> str:
         since = day_start - timedelta(days=CHART_DAYS - 1)
         revenue = reports.report(db, "revenue", "day", since, day_end)
         takings = dict(desk.takings_per_day(db, since, day_end, zone))
+    # a report's columns depend on its grouping, so its rows stay dicts; "total" is a bigint
     by_day = {str(row["day"]): int(row["total"] or 0) for row in revenue}  # type: ignore[call-overload]
     days = [(since + timedelta(days=i)).strftime("%Y-%m-%d") for i in range(CHART_DAYS)]
     chart = bar_chart(

@@ -51,6 +51,7 @@ def report(kind: str) -> Response | str:
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(columns)
         for row in rows:
+            # a report's columns depend on its grouping, so its rows stay dicts; money columns are bigint
             writer.writerow([currency.format(int(row[c] or 0)) if c in MONEY_COLUMNS else row[c] for c in columns])  # type: ignore[call-overload]
         response = Response(buffer.getvalue(), mimetype="text/csv")
         response.headers["Content-Disposition"] = f'attachment; filename="{kind}-by-{by}-{first}-{last}.csv"'

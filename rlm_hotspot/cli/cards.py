@@ -225,7 +225,7 @@ def cards_list(app: App, batch_id: int | None, state: str | None, limit: int, fm
     with app.transaction() as db:
         currency = app.currency(db)
         rows = svc.list_cards(db, batch_id=batch_id, state=state, limit=limit)
-    for row in rows:
+    for row in rows:  # rows of the admin_cards view, whose money columns are bigint
         row["balance"] = currency.format(row["balance"]) if row["balance"] is not None else ""  # type: ignore[arg-type]
         row["face_value"] = currency.format(row["face_value"])  # type: ignore[arg-type]
     emit(

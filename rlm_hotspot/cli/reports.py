@@ -35,6 +35,7 @@ def _report_command(kind: str, summary: str) -> click.Command:
             rows = run_report(db, kind, by, start, end)
         for row in rows:
             for column in MONEY_COLUMNS & row.keys():
+                # a report's columns depend on its grouping, so its rows stay dicts; money columns are bigint
                 row[column] = currency.format(int(row[column] or 0))  # type: ignore[call-overload]
         emit(rows, fmt)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
@@ -10,7 +12,8 @@ from rlm_hotspot.db.engine import Executor
 _HOTSPOT_COLUMNS = "id, name, timezone, mode, heartbeat, heartbeat_timeout, hidden_grace, portal_url, terms_of_use"
 
 
-def hotspot_by_name(db: Executor, name: str) -> Row | None:  # type: ignore[type-arg]
+def hotspot_by_name(db: Executor, name: str) -> Row[Any] | None:
+    """A Row still: services/portal.py (moving in another branch) builds its PortalHotspot from it."""
     return db.execute(text(f"SELECT {_HOTSPOT_COLUMNS} FROM hotspots WHERE name = :name"), {"name": name}).first()
 
 

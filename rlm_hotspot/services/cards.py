@@ -138,15 +138,9 @@ def _check_batch_spec(spec: BatchSpec) -> None:
             raise ServiceError(f"{label} must come before the use-before and expiry dates")
 
 
-class CardState(Protocol):
-    """What the usability rules read of a card: a CardRecord, or a login snapshot of one."""
+class CardDates(Protocol):
+    """What the validity rules read of a card: a CardRecord, a login snapshot or a session view."""
 
-    @property
-    def status(self) -> str | None: ...
-    @property
-    def blocked(self) -> bool | None: ...
-    @property
-    def balance(self) -> int | None: ...
     @property
     def activated_at(self) -> datetime | None: ...
     @property
@@ -159,7 +153,18 @@ class CardState(Protocol):
     def expires_at(self) -> datetime | None: ...
 
 
-def validity_of(card: CardState) -> CardValidity:
+class CardState(CardDates, Protocol):
+    """What the usability rules read of a card: a CardRecord, or a login snapshot of one."""
+
+    @property
+    def status(self) -> str | None: ...
+    @property
+    def blocked(self) -> bool | None: ...
+    @property
+    def balance(self) -> int | None: ...
+
+
+def validity_of(card: CardDates) -> CardValidity:
     return CardValidity(
         valid_from=card.valid_from,
         use_before=card.use_before,
@@ -168,7 +173,7 @@ def validity_of(card: CardState) -> CardValidity:
     )
 
 
-def deadline_of(card: q.CardRecord, now: datetime) -> datetime | None:
+def deadline_of(card: CardDates, now: datetime) -> datetime | None:
     return effective_deadline(validity_of(card), card.activated_at, now)
 
 

@@ -363,6 +363,7 @@ def set_nas(db: Session, name: str, **changes: object) -> list[str]:
     current: dict[str, object] = {setting: getattr(row, setting) for setting in NAS_SETTINGS if setting != "hotspot"}
     current["ip_address"] = str(row.ip_address)
     merged = {**current, **{k: v for k, v in changes.items() if k != "hotspot"}}
+    # the stored settings, and the CLI's typed options by setting name
     merged["ip_address"] = _check_nas(**merged)  # type: ignore[arg-type]
     values = {setting: value for setting, value in merged.items() if current[setting] != value}
     if "hotspot" in changes:

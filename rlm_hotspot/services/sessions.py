@@ -713,7 +713,7 @@ def status_of(db: Executor, tariffs: TariffCache, view: q.SessionView, now: date
     """What the status page shows, computed from one read of the session (no query but a tariff reload)."""
     tariff = tariffs.get(db, view.tariff_id, now).tariff
     tz = ZoneInfo(view.timezone)
-    deadline = cards.deadline_of(view, now)  # type: ignore[arg-type]  # the view has the card's validity
+    deadline = cards.deadline_of(view, now)
     horizon = seconds_left(deadline, now, STATUS_HORIZON_S)
     meter = Meter(view.seconds, view.time_cost_num, view.traffic_cost_num)
     is_open = view.status != "closed"
