@@ -12,7 +12,8 @@ plain text every time instead: the same result, planned on every call.
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Result, TextClause, text
 from sqlalchemy.exc import DBAPIError
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 from rlm_hotspot.db.engine import SERVER_SIDE_PREPARE, Executor
 
 _PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+T = TypeVar("T")
 
 
 class Prepared:
@@ -57,27 +59,13 @@ class Prepared:
         connection = executor.connection() if isinstance(executor, Session) else executor
         statement = self._execute_pyformat if self._prepare_on(connection) else self._plain_pyformat
         arguments = {name: parameters[name] for name in self.parameters}
-        driver = connection.connection.dbapi_connection
-        dialect = connection.dialect
-        cursor = driver.cursor()  # type: ignore[union-attr]
-        try:
+
+        def fetch(cursor: Any) -> dict[str, Any] | None:
             cursor.execute(statement, arguments)
             row = cursor.fetchone()
             return None if row is None else dict(zip([column[0] for column in cursor.description], row, strict=True))
-        except dialect.loaded_dbapi.Error as exc:
-            lost = dialect.is_disconnect(exc, driver, cursor)
-            if lost:
-                connection.invalidate(exc)
-            raise DBAPIError.instance(
-                statement,
-                arguments,
-                exc,
-                dialect.loaded_dbapi.Error,
-                connection_invalidated=lost,
-                dialect=dialect,
-            ) from exc
-        finally:
-            cursor.close()
+
+        return _on_driver_cursor(connection, statement, arguments, fetch)
 
     def _prepare_on(self, connection: Connection) -> bool:
         """PREPARE the statement on this connection unless it is there already; False: never on this engine."""
@@ -85,10 +73,34 @@ class Prepared:
             return False
         prepared: set[str] = connection.info.setdefault("prepared_statements", set())
         if self.name not in prepared:
-            cursor = connection.connection.driver_connection.cursor()
-            try:
-                cursor.execute(self._prepare)  # no parameters: the text goes to the server as it is
-            finally:
-                cursor.close()
+            # no parameters: the text goes to the server as it is
+            _on_driver_cursor(connection, self._prepare, None, lambda cursor: cursor.execute(self._prepare))
             prepared.add(self.name)
         return True
+
+
+def _on_driver_cursor(
+    connection: Connection, statement: str, arguments: dict[str, Any] | None, work: Callable[[Any], T]
+) -> T:
+    """Run `work` on a cursor of the driver's own connection. Its errors are raised as SQLAlchemy's, as
+    `connection.execute` would raise them: OperationalError for a lost server or a statement timeout (a
+    PREPARE waits for the table locks too), and a lost connection leaves the pool."""
+    driver = connection.connection.dbapi_connection
+    dialect = connection.dialect
+    cursor = driver.cursor()  # type: ignore[union-attr]
+    try:
+        return work(cursor)
+    except dialect.loaded_dbapi.Error as exc:
+        lost = dialect.is_disconnect(exc, driver, cursor)
+        if lost:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(
+            statement,
+            arguments,
+            exc,
+            dialect.loaded_dbapi.Error,
+            connection_invalidated=lost,
+            dialect=dialect,
+        ) from exc
+    finally:
+        cursor.close()
