@@ -15,9 +15,11 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -224,10 +226,48 @@ def start_radiusd(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = RadiusServer(process, confdir, log, auth_port, acct_port, metrics_port=metrics_port)
+    return _serving(RadiusServer(process, confdir, log, auth_port, acct_port, metrics_port=metrics_port), timeout)
+
+
+@contextmanager
+def radius_run(database_url: str, key_file: Path, timeout: float = 30.0) -> Iterator[RadiusServer]:
+    """`hotspotctl radius run` itself, threaded, in a directory of its own (removed afterwards): its
+    clients.conf comes from the NAS table (plus 127.0.0.1 with SECRET when no NAS has that address)."""
+    if shutil.which(radconf.RADIUSD) is None:
+        pytest.skip("freeradius is not installed (apt-get install freeradius freeradius-python3)")
+    workdir = shared_dir("hotspot-radius-run-")
+    try:
+        server = _start_radius_run(workdir, write_settings(workdir, database_url, key_file), timeout)
+        try:
+            yield server
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _start_radius_run(workdir: Path, settings_file: Path, timeout: float) -> RadiusServer:
+    auth_port, acct_port = free_udp_ports(2)
+    command = [
+        str(Path(sys.executable).with_name("hotspotctl")),
+        "--config", str(settings_file),
+        "radius", "run", "--threaded",
+        "--confdir", str(workdir / "radius"),
+        "--auth-port", str(auth_port), "--acct-port", str(acct_port),
+        "--local-secret", SECRET,
+    ]  # fmt: skip
+    log = workdir / "run.out"
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+                                   env={**os.environ, "HOTSPOT_CONFIG": ""})  # fmt: skip
+    return _serving(RadiusServer(process, workdir / "radius", log, auth_port, acct_port), timeout)
+
+
+def _serving(server: RadiusServer, timeout: float) -> RadiusServer:
+    """Wait until radiusd says it is ready; stop it and fail the test with its log if it dies or dawdles."""
     deadline = time.monotonic() + timeout
     while radconf.READY_LINE not in server.log_text():
-        if process.poll() is not None or time.monotonic() > deadline:
+        if server.process.poll() is not None or time.monotonic() > deadline:
             server.stop()
             pytest.fail(f"radiusd did not start:\n{server.log_text()[-3000:]}")
         time.sleep(0.05)
