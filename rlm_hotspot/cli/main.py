@@ -16,6 +16,7 @@ from rlm_hotspot.cli.context import App
 from rlm_hotspot.cli.database import db
 from rlm_hotspot.cli.flows import flows
 from rlm_hotspot.cli.lockout import lockout
+from rlm_hotspot.cli.pins import pins
 from rlm_hotspot.cli.portal import portal
 from rlm_hotspot.cli.quarantine import quarantine
 from rlm_hotspot.cli.radius import radius
@@ -75,7 +76,7 @@ def cli(ctx: click.Context, config_path: str | None, operator: str | None) -> No
 
 
 for group in (db, hotspot, nas, tariff, cards, account, sessions, report, lockout, quarantine, worker, radius,
-              portal, flows, console, audit):  # fmt: skip
+              portal, flows, console, audit, pins):  # fmt: skip
     cli.add_command(group)
 
 
