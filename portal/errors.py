@@ -15,6 +15,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from portal.metrics import count_error
+from rlm_hotspot.logs import first_line
 
 log = logging.getLogger(__name__)
 JSON_PATHS = ("/heartbeat", "/api/")
@@ -45,8 +46,7 @@ def _http_error(exc: HTTPException) -> Response:
 def _database_down(exc: Exception) -> Response:
     # one line per request while the database is away: an outage is an expected fault, not a bug
     count_error("database_unavailable")
-    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    log.error("database unavailable: %s: %s", exc.__class__.__name__, detail[0] if detail else "")
+    log.error("database unavailable: %s: %s", exc.__class__.__name__, first_line(exc))
     response = _page(503, gettext("The service is busy for a moment. Please try again in a few seconds."))
     response.headers["Retry-After"] = "10"
     return response

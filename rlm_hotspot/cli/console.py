@@ -12,7 +12,7 @@ from gunicorn.app.base import BaseApplication
 from console import ConsoleSettings, create_app
 from console.settings import load_console_settings
 from rlm_hotspot.cli.context import App, pass_app
-from rlm_hotspot.cli.output import emit, format_option
+from rlm_hotspot.cli.output import emit, format_option, log_format_option
 from rlm_hotspot.cli.parsing import parse_when
 from rlm_hotspot.services import audit as audit_service
 from rlm_hotspot.services import staff as staff_service
@@ -48,6 +48,7 @@ class ConsoleServer(BaseApplication):  # type: ignore[misc]
 )
 @click.option("--workers", type=click.IntRange(1, 16), default=2, show_default=True, help="Worker processes.")
 @click.option("--plain-http", is_flag=True, help="Cookies without the Secure flag (served over plain HTTP).")
+@log_format_option
 @pass_app
 def run(app: App, bind: str, workers: int, plain_http: bool) -> None:
     """Serve the console with gunicorn until stopped (SIGTERM finishes the requests in flight).
@@ -70,6 +71,7 @@ def run(app: App, bind: str, workers: int, plain_http: bool) -> None:
         "worker_class": "gthread",
         "proc_name": "hotspot-console",
         "errorlog": "-",
+        "logger_class": "rlm_hotspot.logs.GunicornLogs",  # its lines in the process's --log-format
         "accesslog": None,  # paths carry card numbers at most, never a PIN; still, no log of staff clicks
         "graceful_timeout": 10,
         "control_socket_disable": True,

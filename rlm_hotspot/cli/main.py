@@ -26,13 +26,14 @@ from rlm_hotspot.cli.worker import worker
 from rlm_hotspot.core.cardcode import CardNumberError
 from rlm_hotspot.core.money import MoneyError
 from rlm_hotspot.db.migrate import MigrationError
+from rlm_hotspot.logs import first_line
 from rlm_hotspot.pins import PinKeyError
 from rlm_hotspot.services.errors import ServiceError
 from rlm_hotspot.settings import SettingsError
 
 
 def _database_message(exc: DBAPIError) -> str:
-    detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    detail = first_line(exc)
     if isinstance(exc, OperationalError):
         return f"cannot reach the database: {detail}"
     if isinstance(exc, ProgrammingError) and "does not exist" in detail:

@@ -11,6 +11,7 @@ import click
 from portal.server import serve
 from portal.settings import load_portal_settings
 from rlm_hotspot.cli.context import App, pass_app
+from rlm_hotspot.cli.output import log_format_option
 from rlm_hotspot.nas.gates import DRIVERS
 from rlm_hotspot.services import portal as portal_service
 
@@ -42,6 +43,7 @@ def portal() -> None:
 @click.option("--access-log", is_flag=True, help="Log every request (paths only: PINs are never in a URL).")
 @click.option("--metrics-port", type=click.IntRange(1, 65535), help="Serve Prometheus /metrics (all workers) here.")
 @click.option("--metrics-address", default="127.0.0.1", show_default=True)
+@log_format_option
 @pass_app
 def run(
     app: App,
