@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from portal.metrics import count_error
 from rlm_hotspot.logs import first_line
+from rlm_hotspot.pins import PinKeyError
 
 log = logging.getLogger(__name__)
 JSON_PATHS = ("/heartbeat", "/api/")
@@ -52,6 +53,14 @@ def _database_down(exc: Exception) -> Response:
     return response
 
 
+def _key_fault(exc: PinKeyError) -> Response:
+    # the key file does not open the cards' PINs (not the cards' own): the operator's fault, one line; the
+    # guest's try is not counted as a wrong PIN
+    count_error("unexpected")
+    log.error("PIN key fault: %s", exc)
+    return _page(500, gettext("Something went wrong on our side. Please try again."))
+
+
 def _unexpected(exc: Exception) -> Response:
     count_error("unexpected")
     log.error("unexpected error on %s %s", request.method, request.path, exc_info=exc)
@@ -62,4 +71,5 @@ def init_errors(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(DBAPIError, _database_down)
     app.register_error_handler(PoolTimeout, _database_down)
+    app.register_error_handler(PinKeyError, _key_fault)
     app.register_error_handler(Exception, _unexpected)

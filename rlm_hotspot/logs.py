@@ -21,8 +21,6 @@ import sys
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from gunicorn import glogging
-
 FORMATS = ("plain", "json")
 # syslog priorities (RFC 5424) that journald reads from a "<N>" line prefix
 _PRIORITIES = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
@@ -93,14 +91,3 @@ def first_line(exc: BaseException) -> str:
     """What the database driver (or any error) said, in one line: for an expected fault, logged without a traceback."""
     lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
-
-
-class GunicornLogs(glogging.Logger):  # type: ignore[misc]
-    """gunicorn's own lines (start, workers, access log) go through `setup`'s handler: one format for the process."""
-
-    def setup(self, cfg: Any) -> None:
-        super().setup(cfg)
-        for log in (self.error_log, self.access_log):
-            for handler in list(log.handlers):
-                log.removeHandler(handler)
-            log.propagate = True

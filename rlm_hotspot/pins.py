@@ -87,14 +87,22 @@ class PinVault:
             yield AES_GCM + nonce + cipher.encrypt(nonce, pin.encode(), number.encode())
 
     def reveal(self, number: str, key_id: int, secret: bytes) -> str | None:
-        """The cleartext PIN of an encrypted card, or None for a hashed one (or a broken secret)."""
+        """The cleartext PIN of an encrypted card, or None for a hashed one.
+
+        Raises PinKeyError when the secret does not open with the file's key `key_id`: the key file is not
+        the one the card was made with (a restored database beside a fresh key file), or the secret was
+        tampered with. Either way no guest's PIN is wrong, and nothing must count as a failed login.
+        """
         if secret[:1] != AES_GCM:
             return None
         nonce, sealed = secret[1 : 1 + NONCE_BYTES], secret[1 + NONCE_BYTES :]
         try:
             return AESGCM(self._key(key_id)).decrypt(nonce, sealed, number.encode()).decode()
         except (InvalidTag, ValueError):
-            return None
+            raise PinKeyError(
+                f"the secret of {number} does not open with PIN key {key_id}: is this the key file it was made "
+                "with? (`hotspotctl pins status`)"
+            ) from None
 
     def verify(self, number: str, pin: str, key_id: int, secret: bytes) -> bool:
         """Constant-time check of a PIN typed by a guest, in either mode."""

@@ -14,6 +14,7 @@ from console.settings import load_console_settings
 from rlm_hotspot.cli.context import App, pass_app
 from rlm_hotspot.cli.output import emit, format_option, log_format_option
 from rlm_hotspot.cli.parsing import parse_when
+from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import audit as audit_service
 from rlm_hotspot.services import staff as staff_service
 
@@ -60,7 +61,8 @@ def run(app: App, bind: str, workers: int, plain_http: bool) -> None:
         overrides={"cookie_secure": False} if plain_http else {},
         default_secret_key=secrets.token_urlsafe(32),
     )
-    with app.transaction() as session:  # fail here, with one clear line, not in every worker
+    PinVault.from_file(settings.core.pin_key_file)  # fail here, with one clear line, not in every worker
+    with app.transaction() as session:
         if not staff_service.list_staff(session):
             click.echo("warning: no staff account yet: create one with `hotspotctl console user add NAME --role admin`")
     click.echo(f"console on http://{bind}/")
@@ -71,7 +73,7 @@ def run(app: App, bind: str, workers: int, plain_http: bool) -> None:
         "worker_class": "gthread",
         "proc_name": "hotspot-console",
         "errorlog": "-",
-        "logger_class": "rlm_hotspot.logs.GunicornLogs",  # its lines in the process's --log-format
+        "logger_class": "rlm_hotspot.web.GunicornLogs",  # its lines in the process's --log-format
         "accesslog": None,  # paths carry card numbers at most, never a PIN; still, no log of staff clicks
         "graceful_timeout": 10,
         "control_socket_disable": True,

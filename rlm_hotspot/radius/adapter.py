@@ -26,7 +26,8 @@ from sqlalchemy.orm import Session
 from rlm_hotspot.core.decisions import SERVICE_UNAVAILABLE, Refusal
 from rlm_hotspot.db import migrate
 from rlm_hotspot.db.engine import make_engine
-from rlm_hotspot.pins import PinVault
+from rlm_hotspot.logs import first_line
+from rlm_hotspot.pins import PinKeyError, PinVault
 from rlm_hotspot.radius.decode import (
     Attributes,
     MalformedPacket,
@@ -114,7 +115,7 @@ class RadiusAdapter:
             raise StartupError(str(exc)) from None
         except SQLAlchemyError as exc:
             engine.dispose()
-            raise StartupError(f"cannot use the database: {_first_line(exc)}") from None
+            raise StartupError(f"cannot use the database: {first_line(exc)}") from None
         if todo:
             engine.dispose()
             raise StartupError(f"the database lacks {todo[0].path.name}: run `hotspotctl db upgrade`")
@@ -145,9 +146,11 @@ class RadiusAdapter:
         try:
             return body(lists)
         except (OperationalError, InterfaceError) as exc:  # down, unreachable, statement timeout
-            self.log(self.rad.L_ERR, f"{hook}: database unavailable, answering FAIL: {_first_line(exc)}")
+            self.log(self.rad.L_ERR, f"{hook}: database unavailable, answering FAIL: {first_line(exc)}")
         except SQLAlchemyError as exc:
-            self.log(self.rad.L_ERR, f"{hook}: database error, answering FAIL: {_first_line(exc)}")
+            self.log(self.rad.L_ERR, f"{hook}: database error, answering FAIL: {first_line(exc)}")
+        except PinKeyError as exc:  # the key file is not the cards' own: no guest's PIN is wrong
+            self.log(self.rad.L_ERR, f"{hook}: PIN key fault, answering FAIL: {exc}")
         except Exception:
             self.log(self.rad.L_ERR, f"{hook}: internal error, answering FAIL: {traceback.format_exc()}")
         return self.rad.RLM_MODULE_FAIL, fault_reply, None
@@ -229,8 +232,3 @@ class RadiusAdapter:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _first_line(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None)
-    return (str(orig or exc).strip().splitlines() or [type(exc).__name__])[0]

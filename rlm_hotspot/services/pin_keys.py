@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from rlm_hotspot.db import pin_keys as q
 from rlm_hotspot.db.pin_keys import KeyUse
-from rlm_hotspot.pins import PinVault
+from rlm_hotspot.pins import PinKeyError, PinVault
 from rlm_hotspot.services.errors import ServiceError
 from rlm_hotspot.services.staff import totp_seal_name
 
@@ -55,13 +55,21 @@ def reseal_totp_secrets(session: Session, vault: PinVault) -> ResealStep:
 
 
 def _reseal(session: Session, vault: PinVault, kind: str, batch: list[tuple[q.Sealed, str]]) -> tuple[int, list[str]]:
-    opened = [(sealed, name, vault.reveal(name, sealed.key_id, sealed.secret)) for sealed, name in batch]
+    opened = [(sealed, name, _opened(vault, sealed, name)) for sealed, name in batch]
     readable = [(sealed, name, clear) for sealed, name, clear in opened if clear is not None]
     secrets = vault.seal_many([name for _, name, _ in readable], [clear for _, _, clear in readable], "encrypted")
     changed = q.reseal(
         session, kind, vault.current_key_id, [(s, new) for (s, _, _), new in zip(readable, secrets, strict=True)]
     )
-    return changed, [sealed.name for sealed, _, clear in opened if clear is None]
+    return changed, [name for _, name, clear in opened if clear is None]
+
+
+def _opened(vault: PinVault, sealed: q.Sealed, name: str) -> str | None:
+    """The cleartext of an encrypted secret, or None when the key file's key does not open it."""
+    try:
+        return vault.reveal(name, sealed.key_id, sealed.secret)
+    except PinKeyError:
+        return None
 
 
 def key_status(session: Session, vault: PinVault) -> list[KeyStatus]:
@@ -71,7 +79,7 @@ def key_status(session: Session, vault: PinVault) -> list[KeyStatus]:
     for key_id in sorted(used.keys() | vault.keys.keys()):
         use = used.get(key_id, KeyUse(key_id, 0, 0, 0))
         sample = q.one_encrypted_card_under(session, key_id) if use.encrypted_cards and key_id in vault.keys else None
-        opens = None if sample is None else vault.reveal(sample.name, key_id, sample.secret) is not None
+        opens = None if sample is None else _opened(vault, sample, sample.name) is not None
         statuses.append(KeyStatus(use, key_id in vault.keys, key_id == vault.current_key_id, opens))
     return statuses
 

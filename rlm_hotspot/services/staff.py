@@ -19,7 +19,7 @@ from rlm_hotspot.db import audit as audit_q
 from rlm_hotspot.db import staff as q
 from rlm_hotspot.db.catalog import DuplicateError
 from rlm_hotspot.db.staff import StaffRecord
-from rlm_hotspot.pins import PinVault
+from rlm_hotspot.pins import PinKeyError, PinVault
 from rlm_hotspot.services.errors import NotFound, ServiceError
 
 ROLES = ("cashier", "manager", "admin")
@@ -170,7 +170,10 @@ def totp_seal_name(staff_name: str) -> str:
 
 
 def _totp_secret(vault: PinVault, staff: StaffRecord) -> str:
-    secret = vault.reveal(totp_seal_name(staff.name), staff.totp_key_id or 0, staff.totp_secret or b"")
+    try:
+        secret = vault.reveal(totp_seal_name(staff.name), staff.totp_key_id or 0, staff.totp_secret or b"")
+    except PinKeyError:
+        secret = None
     if secret is None:
         raise SignInRefused("the second factor cannot be read: ask an admin to set it up again")
     return secret
