@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import text
+from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
 # The first byte of a stored secret (rlm_hotspot.pins): 1 encrypted, 2 hashed.
@@ -35,6 +35,13 @@ class Sealed:
     secret: bytes
 
 
+_SEALED_CARDS = "SELECT id, number AS name, pin_key_id AS key_id, pin_secret AS secret FROM cards "
+
+
+def _sealed(row: Row) -> Sealed:  # type: ignore[type-arg]
+    return Sealed(row.id, row.name, row.key_id, bytes(row.secret))  # bytea arrives as a memoryview
+
+
 def key_use(session: Session) -> list[KeyUse]:
     """Every key id something is sealed under, in id order."""
     rows = session.execute(
@@ -55,25 +62,21 @@ def encrypted_cards_not_under(session: Session, key_id: int, *, after_id: int, l
     """The next `limit` encrypted cards (by id, after `after_id`) sealed under another key than `key_id`."""
     rows = session.execute(
         text(
-            "SELECT id, number AS name, pin_key_id AS key_id, pin_secret AS secret FROM cards "
-            "WHERE pin_key_id <> :key_id AND get_byte(pin_secret, 0) = :encrypted AND id > :after_id "
+            _SEALED_CARDS + "WHERE pin_key_id <> :key_id AND get_byte(pin_secret, 0) = :encrypted AND id > :after_id "
             "ORDER BY id LIMIT :limit"
         ),
         {"key_id": key_id, "encrypted": _ENCRYPTED, "after_id": after_id, "limit": limit},
     )
-    return [Sealed(row.id, row.name, row.key_id, bytes(row.secret)) for row in rows]
+    return [_sealed(row) for row in rows]
 
 
 def one_encrypted_card_under(session: Session, key_id: int) -> Sealed | None:
     """Any encrypted card sealed under `key_id` (to check that the key file's key opens it)."""
     row = session.execute(
-        text(
-            "SELECT id, number AS name, pin_key_id AS key_id, pin_secret AS secret FROM cards "
-            "WHERE pin_key_id = :key_id AND get_byte(pin_secret, 0) = :encrypted LIMIT 1"
-        ),
+        text(_SEALED_CARDS + "WHERE pin_key_id = :key_id AND get_byte(pin_secret, 0) = :encrypted LIMIT 1"),
         {"key_id": key_id, "encrypted": _ENCRYPTED},
     ).first()
-    return None if row is None else Sealed(row.id, row.name, row.key_id, bytes(row.secret))
+    return None if row is None else _sealed(row)
 
 
 def totp_secrets_not_under(session: Session, key_id: int) -> list[Sealed]:
@@ -85,7 +88,7 @@ def totp_secrets_not_under(session: Session, key_id: int) -> list[Sealed]:
         ),
         {"key_id": key_id},
     )
-    return [Sealed(row.id, row.name, row.key_id, bytes(row.secret)) for row in rows]
+    return [_sealed(row) for row in rows]
 
 
 # Where each kind of sealed secret lives: table, secret column, key id column.
