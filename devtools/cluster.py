@@ -170,6 +170,21 @@ class PrivateCluster:
         )
         return result.stdout
 
+    def _client(self, program: str, *args: str) -> None:
+        """Run a PostgreSQL client program (pg_dump, pg_restore) against this cluster as its superuser."""
+        connection = ["-h", str(self.socket_dir), "-p", str(self.port), "-U", "postgres"]
+        command = [str(_postgres_bindir() / program), *connection, *args]
+        subprocess.run(command, check=True, capture_output=True, text=True)
+
+    def dump(self, database: str, path: Path) -> None:
+        """`pg_dump -Fc` of `database` into `path` (what docs/operations.md tells an operator to back up)."""
+        self._client("pg_dump", "-Fc", "-f", str(path), database)
+
+    def restore(self, database: str, path: Path) -> None:
+        """`pg_restore` of a `dump` into `database`, created empty here."""
+        self.create_database(database)
+        self._client("pg_restore", "--exit-on-error", "--no-owner", "-d", database, str(path))
+
     def destroy(self) -> None:
         self.stop(mode="immediate")
         shutil.rmtree(self.datadir, ignore_errors=True)

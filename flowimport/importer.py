@@ -39,6 +39,7 @@ from flowimport.spool import (
     pending_files,
     read_blocks,
 )
+from rlm_hotspot.logs import first_line
 from rlm_hotspot.services.errors import ServiceError
 from rlm_hotspot.services.flows import FlowBatch, HeldTraffic, ImportOutcome, ImportPolicy, import_batches
 
@@ -115,7 +116,7 @@ DATABASE = "(database or hotspot)"
 def _reason(exc: BaseException) -> str:
     """One line saying why an import failed."""
     if isinstance(exc, DBAPIError):
-        return str(exc.orig or exc).strip().splitlines()[0]
+        return first_line(exc)
     return f"{type(exc).__name__}: {exc}"
 
 

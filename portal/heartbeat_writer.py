@@ -18,6 +18,10 @@ import os
 import threading
 from collections.abc import Callable
 
+from sqlalchemy.exc import DBAPIError
+
+from rlm_hotspot.logs import first_line
+
 log = logging.getLogger(__name__)
 
 
@@ -48,7 +52,10 @@ class HeartbeatWriter:
         with self._writing:
             try:
                 return self._write()
-            except Exception:  # the database may be away: keep the heartbeats, try again
+            except DBAPIError as exc:  # the database is away: an expected fault, one line
+                log.error("could not write the heartbeats billed in memory (kept; trying again): %s", first_line(exc))
+                return 0
+            except Exception:  # a bug: its traceback says where
                 log.exception("could not write the heartbeats billed in memory (kept; trying again)")
                 return 0
 

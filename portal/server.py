@@ -206,6 +206,7 @@ def serve(
         "proc_name": f"hotspot-portal-{hotspot.name}",
         "errorlog": "-",
         "accesslog": "-" if access_log else None,
+        "logger_class": "rlm_hotspot.web.GunicornLogs",  # its lines in the process's --log-format
         "graceful_timeout": 10,
         # A status page keeps its connection between heartbeats (gunicorn's default keep-alive, 2 s, made
         # every heartbeat a new connection: at 1,000 heartbeats/s p99 232-271 ms instead of 28-40 ms), so

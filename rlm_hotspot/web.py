@@ -1,12 +1,14 @@
 """What every web adapter (the portal, the console) answers with: the same strict headers and the same
-CSRF token comparison."""
+CSRF token comparison; and how their gunicorn logs."""
 
 from __future__ import annotations
 
 import hmac
 import secrets
+from typing import Any
 
 from flask import abort, request, session
+from gunicorn import glogging
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -48,3 +50,14 @@ def security_headers(form_action_extra: str | None = None) -> dict[str, str]:
         "Referrer-Policy": "no-referrer",
         "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
     }
+
+
+class GunicornLogs(glogging.Logger):  # type: ignore[misc]
+    """gunicorn's own lines (start, workers, access log) through `rlm_hotspot.logs.setup`'s handler: one format."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            for handler in list(log.handlers):
+                log.removeHandler(handler)
+            log.propagate = True

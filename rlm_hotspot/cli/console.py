@@ -12,8 +12,9 @@ from gunicorn.app.base import BaseApplication
 from console import ConsoleSettings, create_app
 from console.settings import load_console_settings
 from rlm_hotspot.cli.context import App, pass_app
-from rlm_hotspot.cli.output import emit, format_option
+from rlm_hotspot.cli.output import emit, format_option, log_format_option
 from rlm_hotspot.cli.parsing import parse_when
+from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import audit as audit_service
 from rlm_hotspot.services import staff as staff_service
 
@@ -48,6 +49,7 @@ class ConsoleServer(BaseApplication):  # type: ignore[misc]
 )
 @click.option("--workers", type=click.IntRange(1, 16), default=2, show_default=True, help="Worker processes.")
 @click.option("--plain-http", is_flag=True, help="Cookies without the Secure flag (served over plain HTTP).")
+@log_format_option
 @pass_app
 def run(app: App, bind: str, workers: int, plain_http: bool) -> None:
     """Serve the console with gunicorn until stopped (SIGTERM finishes the requests in flight).
@@ -59,7 +61,8 @@ def run(app: App, bind: str, workers: int, plain_http: bool) -> None:
         overrides={"cookie_secure": False} if plain_http else {},
         default_secret_key=secrets.token_urlsafe(32),
     )
-    with app.transaction() as session:  # fail here, with one clear line, not in every worker
+    PinVault.from_file(settings.core.pin_key_file)  # fail here, with one clear line, not in every worker
+    with app.transaction() as session:
         if not staff_service.list_staff(session):
             click.echo("warning: no staff account yet: create one with `hotspotctl console user add NAME --role admin`")
     click.echo(f"console on http://{bind}/")
@@ -70,6 +73,7 @@ def run(app: App, bind: str, workers: int, plain_http: bool) -> None:
         "worker_class": "gthread",
         "proc_name": "hotspot-console",
         "errorlog": "-",
+        "logger_class": "rlm_hotspot.web.GunicornLogs",  # its lines in the process's --log-format
         "accesslog": None,  # paths carry card numbers at most, never a PIN; still, no log of staff clicks
         "graceful_timeout": 10,
         "control_socket_disable": True,

@@ -5,9 +5,7 @@ The command group is ``flows``; the importer itself lives in the ``flowimport`` 
 
 from __future__ import annotations
 
-import logging
 import signal
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,8 +16,9 @@ from flowimport.health import spool_backlog, udp_drops
 from flowimport.importer import CycleReport, Importer, ImporterSettings, read_failing
 from flowimport.metrics import Metrics
 from flowimport.spool import FAILED
+from rlm_hotspot import logs
 from rlm_hotspot.cli.context import App, pass_app
-from rlm_hotspot.cli.output import emit, format_option
+from rlm_hotspot.cli.output import emit, format_option, log_format_option
 from rlm_hotspot.cli.parsing import parse_duration
 from rlm_hotspot.db.engine import make_engine, session_factory
 from rlm_hotspot.services import flows as service
@@ -103,10 +102,6 @@ def _importer(app: App, settings: ImporterSettings) -> Importer:
     return Importer(settings, session_factory(engine), Metrics(settings.hotspot))
 
 
-def _log_to_stderr() -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
-
-
 @flows.command("run")
 @click.option("--hotspot", required=True)
 @click.option("--spool", type=click.Path(file_okay=False, path_type=Path), required=True)
@@ -124,6 +119,7 @@ def _log_to_stderr() -> None:
 @click.option("--metrics-address", default="127.0.0.1", show_default=True)
 @click.option("--metrics-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Or write a node_exporter textfile (*.prom) after every cycle.")
+@log_format_option
 @pass_app
 def run_command(app: App, hotspot: str, spool: Path, settle: str, interval: str, bin_text: str, grace_text: str,
                 once: bool, source: str, config_dir: Path | None, collector_port: int | None,
@@ -146,7 +142,6 @@ def run_command(app: App, hotspot: str, spool: Path, settle: str, interval: str,
         collector_port=collector_port,
         metrics_file=metrics_file,
     )
-    _log_to_stderr()
     importer = _importer(app, settings)
     if metrics_port is not None:
         importer.metrics.serve(metrics_port, metrics_address)
@@ -177,7 +172,7 @@ def import_command(app: App, files: tuple[Path, ...], hotspot: str, bin_text: st
 
     Example: hotspotctl flows import --hotspot cafe /var/spool/hotspot-flows/cafe/done/down-20261125-120000.json
     """
-    _log_to_stderr()
+    logs.setup()
     settings = ImporterSettings(hotspot=hotspot, spool=files[0].parent, policy=_policy(bin_text, grace_text))
     report = _importer(app, settings).import_files(list(files))
     _emit_report(report, fmt)

@@ -29,8 +29,9 @@ from sqlalchemy.orm import Session
 from rlm_hotspot.core.decisions import SERVICE_UNAVAILABLE, Refusal
 from rlm_hotspot.db import migrate
 from rlm_hotspot.db.engine import make_engine
+from rlm_hotspot.logs import first_line
 from rlm_hotspot.metrics import serve
-from rlm_hotspot.pins import PinVault
+from rlm_hotspot.pins import PinKeyError, PinVault
 from rlm_hotspot.radius.decode import (
     Attributes,
     MalformedPacket,
@@ -130,7 +131,7 @@ class RadiusAdapter:
             raise StartupError(str(exc)) from None
         except SQLAlchemyError as exc:
             engine.dispose()
-            raise StartupError(f"cannot use the database: {_first_line(exc)}") from None
+            raise StartupError(f"cannot use the database: {first_line(exc)}") from None
         if todo:
             engine.dispose()
             raise StartupError(f"the database lacks {todo[0].path.name}: run `hotspotctl db upgrade`")
@@ -177,11 +178,13 @@ class RadiusAdapter:
         try:
             result = body(lists)
         except (OperationalError, InterfaceError) as exc:  # down, unreachable, statement timeout
-            why = f"database unavailable, answering FAIL: {_first_line(exc)}"
+            why = f"database unavailable, answering FAIL: {first_line(exc)}"
             result = self._fault(hook, "database_unavailable", why, fault_reply)
         except SQLAlchemyError as exc:
-            why = f"database error, answering FAIL: {_first_line(exc)}"
+            why = f"database error, answering FAIL: {first_line(exc)}"
             result = self._fault(hook, "database_error", why, fault_reply)
+        except PinKeyError as exc:  # the key file is not the cards' own: no guest's PIN is wrong
+            result = self._fault(hook, "pin_key", f"PIN key fault, answering FAIL: {exc}", fault_reply)
         except Exception:
             why = f"internal error, answering FAIL: {traceback.format_exc()}"
             result = self._fault(hook, "unexpected", why, fault_reply)
@@ -292,8 +295,3 @@ class RadiusAdapter:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _first_line(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None)
-    return (str(orig or exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -48,7 +48,7 @@ class RadiusMetrics:
         )  # fmt: skip
         self.errors = Counter(
             "hotspot_radius_errors", "Hook calls answered FAIL, by hook and kind (database_unavailable, "
-            "database_error, login_call_failed, unexpected).", ["hook", "kind"], registry=self.registry,
+            "database_error, login_call_failed, pin_key, unexpected).", ["hook", "kind"], registry=self.registry,
         )  # fmt: skip
         self.hook_seconds = Histogram(
             "hotspot_radius_hook_seconds", "Time in one hook call (radiusd runs them one at a time).", ["hook"],
