@@ -508,8 +508,8 @@ def apply_meter(
     return int(result["balance"]) if result["written"] else None
 
 
-_APPLY_HEARTBEATS = Prepared(
-    "hs_apply_heartbeats",
+_POST_HEARTBEATS = Prepared(
+    "hs_post_heartbeats",
     f"""
     WITH durability AS (SELECT set_config('synchronous_commit', 'off', true) AS mode),
     beat AS (
@@ -545,15 +545,15 @@ _APPLY_HEARTBEATS = Prepared(
 )  # (three lists joined by the caller: a join of CTEs here is planned as a nested loop, quadratic)
 
 
-_HEARTBEAT_COLUMNS = (  # the statement's array parameters, in the order apply_heartbeats lists a row's values
+_HEARTBEAT_COLUMNS = (  # the statement's array parameters, in the order post_heartbeats lists a row's values
     "session_id", "old_status", "old_seconds", "old_input_octets", "old_output_octets", "old_traffic_cost_num",
     "old_charged", "seconds", "time_cost_num", "charged", "time_debit", "time_key", "debit_seconds", "heartbeat_at",
 )  # fmt: skip
-assert set(_HEARTBEAT_COLUMNS) == set(_APPLY_HEARTBEATS.parameters) - {"now"}
+assert set(_HEARTBEAT_COLUMNS) == set(_POST_HEARTBEATS.parameters) - {"now"}
 
 
 @dataclass(frozen=True)
-class HeartbeatWrite:
+class HeartbeatPost:
     """A standalone session's time meter advanced to a heartbeat, guarded by the state it was computed from."""
 
     row: SessionView
@@ -561,8 +561,8 @@ class HeartbeatWrite:
     heartbeat_at: datetime
 
 
-def apply_heartbeats(session: Executor, beats: list[HeartbeatWrite], now: datetime) -> dict[int, int]:
-    """Write many heartbeats' time meters and debits in one statement (and one commit, not waited for).
+def post_heartbeats(session: Executor, beats: list[HeartbeatPost], now: datetime) -> dict[int, int]:
+    """Post many heartbeats' time meters and debits in one statement (and one commit, not waited for).
 
     Each row is guarded like `apply_meter`'s; returns the balance after it for each session written (a
     session missing from the result had changed since its view was read: nothing was written for it).
@@ -583,7 +583,7 @@ def apply_heartbeats(session: Executor, beats: list[HeartbeatWrite], now: dateti
     arrays = {name: array_literal(column) for name, column in zip(_HEARTBEAT_COLUMNS, columns, strict=True)}
     account_of: dict[int, int] = {}
     balances: dict[str, dict[int, int]] = {"debited": {}, "as_was": {}}
-    for kind, session_id, account_id, balance in _APPLY_HEARTBEATS(session, {**arrays, "now": now}):
+    for kind, session_id, account_id, balance in _POST_HEARTBEATS(session, {**arrays, "now": now}):
         if kind == "session":
             account_of[session_id] = account_id
         else:

@@ -130,7 +130,7 @@ def test_balance_running_out_closes_the_gate(lab, gate, card, guest, committed) 
 
     later = datetime.now(UTC) + timedelta(hours=2)  # 1.00 at 1.20/h lasts 50 minutes
     with transaction(committed) as session:
-        status = sessions.heartbeat(session, TariffCache(), only_session(committed).auth_token, later)
+        status = sessions.post_heartbeat(session, TariffCache(), only_session(committed).auth_token, later)
     assert status.balance <= 0 and status.seconds_remaining == 0
     run_worker_cycle(committed, gate, later)
 
