@@ -31,7 +31,7 @@ LIVE_SESSION = "session_is_live(s.status, s.last_seen_at, h.interim_interval, h.
 
 @dataclass(frozen=True)
 class LoginSnapshot:
-    """Everything a login decision needs, read in one query."""
+    """Everything a login decision needs, read in one query: SQL's login_facts, field by field in its order."""
 
     # the card (None fields when the number is unknown)
     card_id: int | None
@@ -134,7 +134,7 @@ class RadiusReservation:
 
 @dataclass(frozen=True)
 class RadiusLoginCall:
-    """The arguments of radius_login_json (sql/010): what the first hook call hands the database call."""
+    """The arguments of radius_login_json (sql/024): what the first hook call hands the database call."""
 
     number: str
     nas_ip: str
@@ -142,7 +142,6 @@ class RadiusLoginCall:
     at: datetime
     window: int
     pending_ttl: int
-    max_failures: int
     token: str
     username: str
     calling_station_id: str | None

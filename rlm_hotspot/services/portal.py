@@ -45,7 +45,7 @@ from rlm_hotspot.db.engine import Executor
 from rlm_hotspot.db.sessions import SessionView
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import cards, sessions
-from rlm_hotspot.services.access import Grant, LoginRequest, Policy, decide_login, record_attempt
+from rlm_hotspot.services.access import Grant, LoginRequest, Policy, decide_login, record_attempt, refuse_locked_out
 from rlm_hotspot.services.errors import CardRefused, NotFound, ServiceError
 from rlm_hotspot.services.gate_time import bill_open_time
 from rlm_hotspot.services.sessions import SessionStatus
@@ -257,8 +257,7 @@ def top_up(
             lockout_window_s=policy.lockout_window_s,
             pending_ttl_s=policy.pending_session_ttl_s,
         )
-        if max(snapshot.card_failures, snapshot.client_failures) >= policy.lockout_attempts:
-            raise CardRefused(Refusal.LOCKED_OUT)
+        refuse_locked_out(snapshot, policy)
         with db.begin_nested():
             result = cards.top_up(db, vault, row.card_number, number, pin, now)
     except CardRefused as refused:
