@@ -32,12 +32,10 @@ from portal.uam import (
     LoginOutcome,
     UamError,
     chilli_key,
-    chilli_pap_decode,
     handoff,
     login_outcome,
     parse_chilli_redirect,
     parse_mikrotik_login,
-    sign_chilli_url,
 )
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services.cards import set_blocked
@@ -45,6 +43,7 @@ from rlm_hotspot.services.uam import nas_uam, set_nas_uam
 from tests.e2e.browser import assert_fits_the_phone, chromium, needs_chromium, portal_server, wait_for
 from tests.e2e.radius_harness import NAS_BY_VENDOR, RadiusServer, build_world
 from tests.portal.conftest import portal_settings
+from tests.uam_nas import chilli_pap_decode, sign_chilli_url
 
 pytestmark = pytest.mark.e2e
 
