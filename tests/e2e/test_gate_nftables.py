@@ -25,8 +25,6 @@ from tests.gates.labdb import HEARTBEAT_TIMEOUT_S, LabCard, only_session, run_wo
 from tests.gates.labportal import Guest, start_portal
 from tests.gates.netlab import CLIENT_IP, GATEWAY_LAN, NET_IP, NetLab, require_lab
 
-pytestmark = [pytest.mark.e2e, pytest.mark.db]
-
 RULESET_LOADER = Path(__file__).resolve().parents[2] / "deploy" / "nftables" / "load-captive"
 PORTAL_URL = f"http://{GATEWAY_LAN}:8080/"
 BIG_FILE_BYTES = 64 * 2**20

@@ -19,7 +19,6 @@ from tests.portal.conftest import csrf_of, portal_settings
 from tests.portal.test_radius_mode import CHALLENGE
 from tests.uam_nas import sign_chilli_url
 
-pytestmark = pytest.mark.e2e
 CHILLI = NAS_BY_VENDOR["chilli"]
 
 

@@ -31,8 +31,6 @@ from tests.gates.labdb import transaction
 from tests.portal.conftest import Clock, World, csrf_of, login, make_world, portal_settings
 from tests.uam_nas import sign_chilli_url
 
-pytestmark = pytest.mark.e2e
-
 NAS_SECRET = "coa-secret"
 UAM_SECRET = "uam-s3cret"
 CHALLENGE = "00112233445566778899aabbccddeeff"

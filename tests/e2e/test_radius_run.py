@@ -24,8 +24,6 @@ from tests.e2e.radius_harness import (
     write_settings,
 )
 
-pytestmark = pytest.mark.e2e
-
 
 def test_hotspotctl_radius_run_serves_logins(
     radius_db: Engine, radius_database: str, key_file: Path, vault: PinVault

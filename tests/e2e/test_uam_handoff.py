@@ -45,8 +45,6 @@ from tests.e2e.radius_harness import NAS_BY_VENDOR, RadiusServer, build_world
 from tests.portal.conftest import portal_settings
 from tests.uam_nas import chilli_pap_decode, sign_chilli_url
 
-pytestmark = pytest.mark.e2e
-
 PORTAL = "http://portal.lan/uam/"
 STATUS = "http://portal.lan/status"
 UAM_SECRET = "uam-s3cret"
