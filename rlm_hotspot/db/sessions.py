@@ -20,8 +20,13 @@ CANDIDATES = 4  # sessions of one NAS, id and user an accounting packet is match
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def whole_seconds(delta: timedelta) -> int:
+    """A duration in whole seconds, rounded down (what the session rows and the plausibility bounds count)."""
+    return delta // timedelta(seconds=1)
+
+
 def posix_seconds(moment: datetime) -> int:
-    return (moment - _EPOCH) // timedelta(seconds=1)
+    return whole_seconds(moment - _EPOCH)
 
 
 # A session holds a simultaneous-use slot while it is live: the rule is the SQL function

@@ -192,10 +192,6 @@ def _belonging(row: Row, user: q.PacketUser, update: AccountingUpdate, now: date
     return belonging(matched, packet)
 
 
-def _whole_seconds(delta: timedelta) -> int:
-    return delta // timedelta(seconds=1)
-
-
 def _bill_update(
     session: Session,
     tariffs: TariffCache,
@@ -301,14 +297,14 @@ class BoundedCounters:
 def _bounded_counters(row: Row, update: AccountingUpdate, now: datetime) -> BoundedCounters:  # type: ignore[type-arg]
     """The packet's counters bounded by the wall clock since the session started (time) and the
     hotspot's line rate since the previous counters (bytes, where the NAS meters them)."""
-    since_start = _whole_seconds(now - row.started_at)
+    since_start = q.whole_seconds(now - row.started_at)
     time = advance_counter(
         Quantity.SECONDS,
         Counter(row.seconds, row.reported_seconds),
         update.session_time,
         max(row.seconds, seconds_bound(since_start)),
     )
-    since_counters = _whole_seconds(now - (row.counters_at or row.started_at))
+    since_counters = q.whole_seconds(now - (row.counters_at or row.started_at))
     metered = row.traffic_meter == "radius" and row.source == "radius"
     advanced = []
     for quantity, billed, position, reported in (
@@ -654,7 +650,7 @@ def rate_online_time(session: Executor, tariffs: TariffCache, view: q.SessionVie
     (rated, not posted). Standalone: the heartbeats are the time meter; RADIUS: accounting bills, the
     heartbeat only counts.
     """
-    online = max(0, int((now - view.started_at) // timedelta(seconds=1)))
+    online = max(0, q.whole_seconds(now - view.started_at))
     seconds = online if view.source == "portal" else view.seconds
     tariff = tariffs.get(session, view.tariff_id, now).tariff
     return _meter_write(tariff, view, seconds, view.input_octets, view.output_octets, now)
