@@ -3,27 +3,8 @@ engine per process, never shared by a fork)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from gunicorn.app.base import BaseApplication
-
 from console import ConsoleSettings, create_app
-
-
-class ConsoleServer(BaseApplication):  # type: ignore[misc]
-    """gunicorn with the console built in each worker."""
-
-    def __init__(self, settings: ConsoleSettings, options: dict[str, object]) -> None:
-        self.settings = settings
-        self.options = options
-        super().__init__()
-
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            self.cfg.set(key, value)
-
-    def load(self) -> Any:
-        return create_app(self.settings)
+from rlm_hotspot.web import GunicornServer
 
 
 def serve(settings: ConsoleSettings, *, bind: str, workers: int) -> None:
@@ -39,4 +20,4 @@ def serve(settings: ConsoleSettings, *, bind: str, workers: int) -> None:
         "graceful_timeout": 10,
         "control_socket_disable": True,
     }
-    ConsoleServer(settings, options).run()
+    GunicornServer(lambda: create_app(settings), options).run()

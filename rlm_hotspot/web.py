@@ -1,12 +1,18 @@
 """What every web adapter (the portal, the console) answers with: the same strict headers and the same
-CSRF token comparison."""
+CSRF token comparison; and how each is served, under gunicorn."""
 
 from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from flask import abort, request, session
+from gunicorn.app.base import BaseApplication
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -48,3 +54,20 @@ def security_headers(form_action_extra: str | None = None) -> dict[str, str]:
         "Referrer-Policy": "no-referrer",
         "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
     }
+
+
+class GunicornServer(BaseApplication):  # type: ignore[misc]
+    """gunicorn with `build_app`'s application built in each worker (an engine per process, never shared
+    by a fork), configured by `options` (gunicorn's setting names)."""
+
+    def __init__(self, build_app: Callable[[], WSGIApplication], options: dict[str, object]) -> None:
+        self.build_app = build_app
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> WSGIApplication:
+        return self.build_app()
