@@ -211,7 +211,7 @@ def temporary_cluster(prefix: str, *databases: str, keep: bool = False) -> Itera
 
 def main(argv: list[str] | None = None) -> int:
     """Command line for the Makefile: start|stop|status|url a cluster in a data directory."""
-    parser = argparse.ArgumentParser(prog="devcluster", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devtools.cluster", description=__doc__)
     parser.add_argument("action", choices=["start", "stop", "status", "url"])
     parser.add_argument("--datadir", default="var/pg", type=Path)
     parser.add_argument("--port", default=DEFAULT_PORT, type=int)
@@ -231,10 +231,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(cluster.url(args.database))
     except subprocess.CalledProcessError as exc:
-        print(f"devcluster {args.action} failed: {exc.stderr.strip() or exc}", file=sys.stderr)
+        print(f"{parser.prog} {args.action} failed: {exc.stderr.strip() or exc}", file=sys.stderr)
         return 1
     except RuntimeError as exc:
-        print(f"devcluster {args.action} failed: {exc}", file=sys.stderr)
+        print(f"{parser.prog} {args.action} failed: {exc}", file=sys.stderr)
         return 1
     return 0
 

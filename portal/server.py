@@ -16,12 +16,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import _DEFER, ThreadWorker
 
 from portal import PortalSettings, create_app
 from rlm_hotspot.metrics import count_in_files, serve_workers, worker_exited
 from rlm_hotspot.services.portal import PortalHotspot
+from rlm_hotspot.web import GunicornServer
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -48,22 +48,6 @@ def _room_for_connections(workers: int) -> int:
         file=sys.stderr,
     )
     return room
-
-
-class PortalServer(BaseApplication):  # type: ignore[misc]
-    """gunicorn with the portal built in each worker (an engine per process, never shared by a fork)."""
-
-    def __init__(self, settings: PortalSettings, options: dict[str, object]) -> None:
-        self.settings = settings
-        self.options = options
-        super().__init__()
-
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            self.cfg.set(key, value)
-
-    def load(self) -> WSGIApplication:
-        return OneSegmentResponses(create_app(self.settings))
 
 
 log = logging.getLogger("rlm_hotspot.portal")
@@ -219,14 +203,14 @@ def serve(
         "control_socket_disable": True,
     }
     if metrics_port is None:
-        PortalServer(settings, options).run()
+        GunicornServer(lambda: OneSegmentResponses(create_app(settings)), options).run()
         return
     counts = Path(tempfile.mkdtemp(prefix=f"hotspot-portal-{hotspot.name}-metrics-"))
     count_in_files(counts)
     options["when_ready"] = lambda _arbiter: _serve_metrics(counts, metrics_port, metrics_address)
     options["child_exit"] = lambda _arbiter, child: worker_exited(counts, child.pid)
     try:
-        PortalServer(settings, options).run()
+        GunicornServer(lambda: OneSegmentResponses(create_app(settings)), options).run()
     finally:
         shutil.rmtree(counts, ignore_errors=True)
 

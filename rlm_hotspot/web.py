@@ -1,14 +1,19 @@
 """What every web adapter (the portal, the console) answers with: the same strict headers and the same
-CSRF token comparison; and how their gunicorn logs."""
+CSRF token comparison; how each is served, under gunicorn, and how gunicorn logs."""
 
 from __future__ import annotations
 
 import hmac
 import secrets
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from flask import abort, request, session
 from gunicorn import glogging
+from gunicorn.app.base import BaseApplication
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -61,3 +66,20 @@ class GunicornLogs(glogging.Logger):  # type: ignore[misc]
             for handler in list(log.handlers):
                 log.removeHandler(handler)
             log.propagate = True
+
+
+class GunicornServer(BaseApplication):  # type: ignore[misc]
+    """gunicorn with `build_app`'s application built in each worker (an engine per process, never shared
+    by a fork), configured by `options` (gunicorn's setting names)."""
+
+    def __init__(self, build_app: Callable[[], WSGIApplication], options: dict[str, object]) -> None:
+        self.build_app = build_app
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> WSGIApplication:
+        return self.build_app()

@@ -7,9 +7,8 @@ import secrets
 from datetime import UTC
 
 import click
-from gunicorn.app.base import BaseApplication
 
-from console import ConsoleSettings, create_app
+from console.server import serve
 from console.settings import load_console_settings
 from rlm_hotspot.cli.context import App, pass_app
 from rlm_hotspot.cli.output import emit, format_option, log_format_option
@@ -22,22 +21,6 @@ from rlm_hotspot.services import staff as staff_service
 @click.group()
 def console() -> None:
     """The front-desk web console: sell cards, help guests, see the place (docs/console.md)."""
-
-
-class ConsoleServer(BaseApplication):  # type: ignore[misc]
-    """gunicorn with the console built in each worker (an engine per process, never shared by a fork)."""
-
-    def __init__(self, settings: ConsoleSettings, options: dict[str, object]) -> None:
-        self.settings = settings
-        self.options = options
-        super().__init__()
-
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            self.cfg.set(key, value)
-
-    def load(self):  # type: ignore[no-untyped-def]
-        return create_app(self.settings)
 
 
 @console.command("run")
@@ -66,19 +49,7 @@ def run(app: App, bind: str, workers: int, plain_http: bool) -> None:
         if not staff_service.list_staff(session):
             click.echo("warning: no staff account yet: create one with `hotspotctl console user add NAME --role admin`")
     click.echo(f"console on http://{bind}/")
-    options: dict[str, object] = {
-        "bind": bind,
-        "workers": workers,
-        "threads": 2,
-        "worker_class": "gthread",
-        "proc_name": "hotspot-console",
-        "errorlog": "-",
-        "logger_class": "rlm_hotspot.web.GunicornLogs",  # its lines in the process's --log-format
-        "accesslog": None,  # paths carry card numbers at most, never a PIN; still, no log of staff clicks
-        "graceful_timeout": 10,
-        "control_socket_disable": True,
-    }
-    ConsoleServer(settings, options).run()
+    serve(settings, bind=bind, workers=workers)
 
 
 @console.group("user")

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine
 
 from rlm_hotspot.pins import PinVault
 from tests.e2e.radius_harness import NAS_BY_VENDOR, build_world, radius_run
-
-pytestmark = pytest.mark.e2e
 
 
 def test_hotspotctl_radius_run_serves_logins(
