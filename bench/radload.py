@@ -1,7 +1,8 @@
 """A small RADIUS load generator for the benchmarks: a window of outstanding requests over UDP.
 
-Packets are encoded here (RFC 2865/2866; PAP password hiding, accounting authenticators) so the client
-costs little CPU next to the servers it measures. Every request gets its own latency; the caller gets
+Packets are encoded here (RFC 2865/2866; PAP password hiding, accounting authenticators, the
+Message-Authenticator a NAS must send: docs/radius.md, BlastRADIUS) so the client costs little CPU next
+to the servers it measures. Every request gets its own latency; the caller gets
 requests/s, p50 and p99 and the replies (for echoing Class into accounting).
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import os
 import socket
 import struct
@@ -21,6 +23,7 @@ ACCOUNTING_REQUEST, ACCOUNTING_RESPONSE = 4, 5
 USER_NAME, USER_PASSWORD, NAS_IP_ADDRESS, CLASS = 1, 2, 4, 25
 ACCT_STATUS_TYPE, ACCT_INPUT_OCTETS, ACCT_OUTPUT_OCTETS, ACCT_SESSION_ID, ACCT_SESSION_TIME = 40, 42, 43, 44, 46
 ACCT_DELAY_TIME = 41
+MESSAGE_AUTHENTICATOR = 80
 STATUS = {"start": 1, "stop": 2, "interim": 3}
 
 
@@ -39,10 +42,12 @@ def _hide_password(password: bytes, secret: bytes, authenticator: bytes) -> byte
 
 
 def access_request(user: str, password: str, secret: bytes, nas_ip: str = "127.0.0.1") -> tuple[bytes, bytes]:
-    """(authenticator, attributes) of a PAP Access-Request; the id is filled in when sent."""
+    """(authenticator, attributes) of a PAP Access-Request; the id, and the Message-Authenticator placed
+    first (it covers the id), are filled in when sent."""
     authenticator = os.urandom(16)
     attrs = (
-        _attr(USER_NAME, user.encode())
+        _attr(MESSAGE_AUTHENTICATOR, bytes(16))
+        + _attr(USER_NAME, user.encode())
         + _attr(USER_PASSWORD, _hide_password(password.encode(), secret, authenticator))
         + _attr(NAS_IP_ADDRESS, socket.inet_aton(nas_ip))
     )
@@ -74,6 +79,14 @@ def accounting_request(
         + _attr(ACCT_DELAY_TIME, struct.pack("!I", delay))
         + b"".join(_attr(CLASS, c) for c in classes)
     )
+
+
+def _signed(packet: bytes, secret: bytes) -> bytes:
+    """The packet with its first attribute, a zeroed Message-Authenticator, filled in (RFC 3579 3.2:
+    HMAC-MD5 over the whole packet with that attribute zeroed)."""
+    if packet[20:22] != bytes((MESSAGE_AUTHENTICATOR, 18)):
+        return packet
+    return packet[:22] + hmac.new(secret, packet, hashlib.md5).digest() + packet[38:]
 
 
 def reply_attributes(packet: bytes, kind: int) -> list[bytes]:
@@ -155,7 +168,7 @@ async def run_load(
             header = struct.pack("!BBH", code, ident, length)
             # accounting: the authenticator is MD5(code+id+length+zeros+attrs+secret)
             authenticator = request_authenticator or hashlib.md5(header + b"\x00" * 16 + attrs + secret).digest()
-            packet = header + authenticator + attrs
+            packet = _signed(header + authenticator + attrs, secret)
             future: asyncio.Future[bytes] = loop.create_future()
             channel.waiting[ident] = future
             started = time.perf_counter()

@@ -9,6 +9,7 @@ from flask_babel import gettext
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
+from rlm_hotspot.logs import first_line
 from rlm_hotspot.services.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ def _refused(exc: ServiceError) -> tuple[str, int]:
 
 
 def _database_down(exc: DBAPIError) -> tuple[str, int]:
-    log.error("database unavailable: %s", exc.__class__.__name__, exc_info=exc)
+    log.error("database unavailable: %s: %s", exc.__class__.__name__, first_line(exc))  # expected: no traceback
     return _page(503, gettext("The database cannot be reached. Please try again in a moment."))
 
 

@@ -170,6 +170,21 @@ class PrivateCluster:
         )
         return result.stdout
 
+    def _client(self, program: str, *args: str) -> None:
+        """Run a PostgreSQL client program (pg_dump, pg_restore) against this cluster as its superuser."""
+        connection = ["-h", str(self.socket_dir), "-p", str(self.port), "-U", "postgres"]
+        command = [str(_postgres_bindir() / program), *connection, *args]
+        subprocess.run(command, check=True, capture_output=True, text=True)
+
+    def dump(self, database: str, path: Path) -> None:
+        """`pg_dump -Fc` of `database` into `path` (what docs/operations.md tells an operator to back up)."""
+        self._client("pg_dump", "-Fc", "-f", str(path), database)
+
+    def restore(self, database: str, path: Path) -> None:
+        """`pg_restore` of a `dump` into `database`, created empty here."""
+        self.create_database(database)
+        self._client("pg_restore", "--exit-on-error", "--no-owner", "-d", database, str(path))
+
     def destroy(self) -> None:
         self.stop(mode="immediate")
         shutil.rmtree(self.datadir, ignore_errors=True)
@@ -196,7 +211,7 @@ def temporary_cluster(prefix: str, *databases: str, keep: bool = False) -> Itera
 
 def main(argv: list[str] | None = None) -> int:
     """Command line for the Makefile: start|stop|status|url a cluster in a data directory."""
-    parser = argparse.ArgumentParser(prog="devcluster", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devtools.cluster", description=__doc__)
     parser.add_argument("action", choices=["start", "stop", "status", "url"])
     parser.add_argument("--datadir", default="var/pg", type=Path)
     parser.add_argument("--port", default=DEFAULT_PORT, type=int)
@@ -216,10 +231,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(cluster.url(args.database))
     except subprocess.CalledProcessError as exc:
-        print(f"devcluster {args.action} failed: {exc.stderr.strip() or exc}", file=sys.stderr)
+        print(f"{parser.prog} {args.action} failed: {exc.stderr.strip() or exc}", file=sys.stderr)
         return 1
     except RuntimeError as exc:
-        print(f"devcluster {args.action} failed: {exc}", file=sys.stderr)
+        print(f"{parser.prog} {args.action} failed: {exc}", file=sys.stderr)
         return 1
     return 0
 

@@ -324,7 +324,7 @@ def _as_postgres() -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m devtools.ha`: start the lab, say where it is, run until SIGINT/SIGTERM, then stop it."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m devtools.ha", description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, help="directory for the lab's state (default: a new temporary one)")
     parser.add_argument("--database", default="hotspot", help="the database to create (default: hotspot)")
     parser.add_argument("--url-file", type=Path, help="write the database URL here once the lab is up")

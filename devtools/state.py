@@ -68,13 +68,13 @@ def relocated_name(checkout: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """For scripts/demo: print the state directory of a checkout."""
-    parser = argparse.ArgumentParser(prog="devstate", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devtools.state", description=__doc__)
     parser.add_argument("--checkout", type=Path, default=Path())
     args = parser.parse_args(argv)
     try:
         print(state_dir(args.checkout))
     except (StateDirError, OSError) as exc:
-        print(f"devstate: {exc}", file=sys.stderr)
+        print(f"{parser.prog}: {exc}", file=sys.stderr)
         return 1
     return 0
 

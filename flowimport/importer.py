@@ -40,7 +40,7 @@ from flowimport.spool import (
     read_blocks,
 )
 from rlm_hotspot.clock import utc_now
-from rlm_hotspot.db.engine import database_error_line
+from rlm_hotspot.logs import first_line
 from rlm_hotspot.services.errors import ServiceError
 from rlm_hotspot.services.flows import FlowBatch, HeldTraffic, ImportOutcome, ImportPolicy, import_batches
 
@@ -113,7 +113,7 @@ DATABASE = "(database or hotspot)"
 def _reason(exc: BaseException) -> str:
     """One line saying why an import failed."""
     if isinstance(exc, DBAPIError):
-        return database_error_line(exc)
+        return first_line(exc)
     return f"{type(exc).__name__}: {exc}"
 
 

@@ -336,10 +336,3 @@ def read_blocks(spool_file: SpoolFile) -> list[Block]:
     with no_cycle_collection():
         parser.feed_file(data)
     return parser.blocks
-
-
-def complete_batches(spool_file: SpoolFile) -> Iterator[FlowBatch]:
-    """The batches of the file's complete blocks."""
-    for block in read_blocks(spool_file):
-        if block.complete:
-            yield block.batch(spool_file)

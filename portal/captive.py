@@ -83,7 +83,7 @@ def captive_api() -> Response:
         token = guest.current_token(db) or portal_service.live_token_for_client(db, hotspot, ip)
         if token is not None:
             try:
-                view = context.sign_of_life(db, token, Signal.CAPTIVE_API, guest.gate_address() or ip)
+                view = context.mark_sign_of_life(db, token, Signal.CAPTIVE_API, guest.gate_address() or ip)
                 cut_at = portal_service.heartbeat_cut_at(db, hotspot, view)
             except NotFound:
                 view = None

@@ -12,7 +12,7 @@ from flask import current_app
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from portal.heartbeat_writer import HeartbeatWriter
+from portal.heartbeats import HeartbeatPoster, RecentViews, mark_sign_of_life_without_lock, post_rated_heartbeats
 from portal.settings import PortalSettings
 from rlm_hotspot.clock import utc_now
 from rlm_hotspot.core.money import Currency
@@ -26,12 +26,9 @@ from rlm_hotspot.services.portal import (
     SILENCE_CAUSES,
     PortalHotspot,
     PortalStatus,
-    RecentViews,
     Signal,
-    keep_alive,
-    keep_alive_without_lock,
+    mark_sign_of_life,
     portal_hotspot,
-    write_deferred_heartbeats,
 )
 from rlm_hotspot.services.tariff_cache import TariffCache
 
@@ -49,31 +46,31 @@ class PortalContext:
     gate: Gate
     clock: Callable[[], datetime] = utc_now
     tariffs: TariffCache = field(default_factory=TariffCache)
-    recent: RecentViews = field(default_factory=RecentViews)  # sessions this process last billed
+    recent: RecentViews = field(default_factory=RecentViews)  # sessions this process last read or posted
     _hotspot: tuple[datetime, PortalHotspot] | None = None
     _currency: Currency | None = None
-    units_of_work: sessionmaker[Session] = field(init=False)
-    writer: HeartbeatWriter | None = field(init=False)  # None: every heartbeat is written at once
+    open_db: sessionmaker[Session] = field(init=False)
+    poster: HeartbeatPoster | None = field(init=False)  # None: every heartbeat is posted at once
 
     def __post_init__(self) -> None:
         # The engine's connections stay in autocommit (the heartbeat is the hot path); a unit of work
         # switches its connection to transactions for the time it holds it.
-        self.units_of_work = session_factory(self.engine.execution_options(isolation_level="READ COMMITTED"))
+        self.open_db = session_factory(self.engine.execution_options(isolation_level="READ COMMITTED"))
         delay_ms = self.settings.heartbeat_write_delay_ms
-        self.writer = HeartbeatWriter(self.write_deferred_heartbeats, delay_ms / 1000) if delay_ms else None
+        self.poster = HeartbeatPoster(self.post_rated_heartbeats, delay_ms / 1000) if delay_ms else None
 
     def close(self) -> None:
-        """Write what is held in memory and let go of the database (tests; gunicorn exits instead)."""
-        if self.writer is not None:
-            self.writer.stop()
+        """Post what is rated in memory and let go of the database (tests; gunicorn exits instead)."""
+        if self.poster is not None:
+            self.poster.stop()
         self.engine.dispose()
 
-    def write_deferred_heartbeats(self) -> int:
-        """Write the heartbeats this process billed in memory (see `portal.heartbeat_writer`)."""
-        if not self.recent.has_held():
+    def post_rated_heartbeats(self) -> int:
+        """Post the heartbeats this process rated in memory (see `portal.heartbeats`)."""
+        if not self.recent.has_unposted():
             return 0
         with self.without_transaction() as db:
-            return write_deferred_heartbeats(db, self.tariffs, self.recent, self.clock())
+            return post_rated_heartbeats(db, self.tariffs, self.recent, self.clock())
 
     @property
     def policy(self) -> Policy:
@@ -83,10 +80,10 @@ class PortalContext:
     def unit_of_work(self) -> Iterator[Session]:
         """One transaction per request: committed when the block ends, also after a refused login (so
         the wrong PIN counts); rolled back only on an unexpected error. The heartbeats this process
-        billed in memory are written first, so a login, top-up or logout sees every debit."""
-        if self.writer is not None:
-            self.writer.write_now()
-        with self.units_of_work() as db, db.begin():
+        rated in memory are posted first, so a login, top-up or logout sees every debit."""
+        if self.poster is not None:
+            self.poster.post_now()
+        with self.open_db() as db, db.begin():
             yield db
 
     @contextmanager
@@ -113,37 +110,46 @@ class PortalContext:
             self._currency = currency(db)
         return self._currency
 
-    def sign_of_life(
+    def mark_sign_of_life(
         self,
         db: Connection,
         token: str,
         signal: Signal,
         gate_ip: str | None,
         *,
-        may_defer: bool = False,
+        may_post_later: bool = False,
         seen_since: datetime | None = None,
     ) -> PortalStatus:
-        """Keep the guest's session alive (or learn that it ended: then its gate is closed, idempotently).
+        """Mark a sign of life on the guest's session (or learn that it ended: then its gate is closed,
+        idempotently).
 
-        `db` is a connection `without_transaction`: the common case is one guarded write (after a
-        heartbeat this process billed) or one read and one guarded write; a session to close for its
+        `db` is a connection `without_transaction`: the common case is one guarded post (after a
+        heartbeat this process posted) or one read and one guarded post; a session to close for its
         silence, or one that changed meanwhile, goes the locked way in a transaction of its own.
-        `may_defer` (the page's heartbeat: its JavaScript's, or its no-JS refresh): with a writer, a
-        heartbeat on a session this process knows is billed in memory and written by the writer soon
-        after; a page the guest opens always writes (and so learns at once of a session ended elsewhere).
+        `may_post_later` (the page's heartbeat: its JavaScript's, or its no-JS refresh): with a poster, a
+        heartbeat on a session this process knows is rated in memory and posted by the poster soon
+        after; a page the guest opens always posts (and so learns at once of a session ended elsewhere).
         A view this process kept from before `seen_since` (the guest's top-up) is read again.
         """
         hotspot = self.hotspot(db)
         now = self.clock()
-        writer = self.writer if may_defer else None
-        view = keep_alive_without_lock(
-            db, self.tariffs, hotspot, token, now, signal, self.recent, defer=writer is not None, seen_since=seen_since
+        poster = self.poster if may_post_later else None
+        view = mark_sign_of_life_without_lock(
+            db,
+            self.tariffs,
+            hotspot,
+            token,
+            now,
+            signal,
+            self.recent,
+            post_later=poster is not None,
+            seen_since=seen_since,
         )
-        if writer is not None:
-            writer.ensure_running()
+        if poster is not None:
+            poster.ensure_running()
         if view is None:
             with self.unit_of_work() as locked:
-                view = keep_alive(locked, self.tariffs, hotspot, token, now, signal)
+                view = mark_sign_of_life(locked, self.tariffs, hotspot, token, now, signal)
         if view.status.terminate_cause in SILENCE_CAUSES and hotspot.mode == "standalone":
             self.close_gate(gate_ip)
         return view

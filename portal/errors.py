@@ -15,7 +15,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from portal.metrics import count_error
-from rlm_hotspot.db.engine import database_error_line
+from rlm_hotspot.logs import first_line
+from rlm_hotspot.pins import PinKeyError
 
 log = logging.getLogger(__name__)
 JSON_PATHS = ("/heartbeat", "/api/")
@@ -46,10 +47,18 @@ def _http_error(exc: HTTPException) -> Response:
 def _database_down(exc: Exception) -> Response:
     # one line per request while the database is away: an outage is an expected fault, not a bug
     count_error("database_unavailable")
-    log.error("database unavailable: %s: %s", exc.__class__.__name__, database_error_line(exc))
+    log.error("database unavailable: %s: %s", exc.__class__.__name__, first_line(exc))
     response = _page(503, gettext("The service is busy for a moment. Please try again in a few seconds."))
     response.headers["Retry-After"] = "10"
     return response
+
+
+def _key_fault(exc: PinKeyError) -> Response:
+    # the key file does not open the cards' PINs (not the cards' own): the operator's fault, one line; the
+    # guest's try is not counted as a wrong PIN
+    count_error("unexpected")
+    log.error("PIN key fault: %s", exc)
+    return _page(500, gettext("Something went wrong on our side. Please try again."))
 
 
 def _unexpected(exc: Exception) -> Response:
@@ -62,4 +71,5 @@ def init_errors(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(DBAPIError, _database_down)
     app.register_error_handler(PoolTimeout, _database_down)
+    app.register_error_handler(PinKeyError, _key_fault)
     app.register_error_handler(Exception, _unexpected)

@@ -16,12 +16,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import _DEFER, ThreadWorker  # type: ignore[attr-defined]  # private: not in the stub
 
 from portal import PortalSettings, create_app
 from rlm_hotspot.metrics import count_in_files, serve_workers, worker_exited
 from rlm_hotspot.services.portal import PortalHotspot
+from rlm_hotspot.web import GunicornServer
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -48,23 +48,6 @@ def _room_for_connections(workers: int) -> int:
         file=sys.stderr,
     )
     return room
-
-
-class PortalServer(BaseApplication):
-    """gunicorn with the portal built in each worker (an engine per process, never shared by a fork)."""
-
-    def __init__(self, settings: PortalSettings, options: dict[str, object]) -> None:
-        self.settings = settings
-        self.options = options
-        super().__init__()
-
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            self.cfg.set(key, value)
-
-    # gunicorn's stub types the environ as a MutableMapping, typeshed's WSGI types as the dict gunicorn passes
-    def load(self) -> WSGIApplication:  # type: ignore[override]
-        return OneSegmentResponses(create_app(self.settings))
 
 
 log = logging.getLogger("rlm_hotspot.portal")
@@ -207,6 +190,7 @@ def serve(
         "proc_name": f"hotspot-portal-{hotspot.name}",
         "errorlog": "-",
         "accesslog": "-" if access_log else None,
+        "logger_class": "rlm_hotspot.web.GunicornLogs",  # its lines in the process's --log-format
         "graceful_timeout": 10,
         # A status page keeps its connection between heartbeats (gunicorn's default keep-alive, 2 s, made
         # every heartbeat a new connection: at 1,000 heartbeats/s p99 232-271 ms instead of 28-40 ms), so
@@ -219,14 +203,14 @@ def serve(
         "control_socket_disable": True,
     }
     if metrics_port is None:
-        PortalServer(settings, options).run()
+        GunicornServer(lambda: OneSegmentResponses(create_app(settings)), options).run()
         return
     counts = Path(tempfile.mkdtemp(prefix=f"hotspot-portal-{hotspot.name}-metrics-"))
     count_in_files(counts)
     options["when_ready"] = lambda _arbiter: _serve_metrics(counts, metrics_port, metrics_address)
     options["child_exit"] = lambda _arbiter, child: worker_exited(counts, child.pid)
     try:
-        PortalServer(settings, options).run()
+        GunicornServer(lambda: OneSegmentResponses(create_app(settings)), options).run()
     finally:
         shutil.rmtree(counts, ignore_errors=True)
 

@@ -52,8 +52,8 @@ class PortalSettings:
     heartbeat_interval_s: int | None = None  # None: a third of the hotspot's heartbeat timeout
     venue_info_url: str | None = None
     proxy_hops: int = 0
-    # Heartbeats on a session this process already knows are billed in memory and written together at
-    # most this late (one statement for hundreds instead of one each); 0 writes each one at once.
+    # Heartbeats on a session this process already knows are rated in memory and posted together at
+    # most this late (one statement for hundreds instead of one each); 0 posts each one at once.
     heartbeat_write_delay_ms: int = 500
 
     def __post_init__(self) -> None:

@@ -154,7 +154,9 @@ def page_is_open(
     load): the session after it, or None when the session is gone. `money_moved_at`: the guest's last
     top-up, which another worker may have made."""
     try:
-        view = context.sign_of_life(db, token, Signal.PAGE, gate_ip, may_defer=heartbeat, seen_since=money_moved_at)
+        view = context.mark_sign_of_life(
+            db, token, Signal.PAGE, gate_ip, may_post_later=heartbeat, seen_since=money_moved_at
+        )
     except NotFound:
         return None
     return view, context.currency(db), context.hotspot(db)

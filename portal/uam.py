@@ -101,11 +101,6 @@ def parse_chilli_redirect(url: str, uamsecret: str | None) -> NasContext:
     )
 
 
-def sign_chilli_url(url: str, uamsecret: str) -> str:
-    """The NAS side of the md check: what CoovaChilli appends to every redirect to the portal."""
-    return f"{url}&md={_chilli_md(url, uamsecret)}"
-
-
 def _chilli_md(url: str, uamsecret: str) -> str:
     return hashlib.md5((url + uamsecret).encode(), usedforsecurity=False).hexdigest().upper()
 
@@ -120,11 +115,6 @@ def chilli_key(challenge: bytes, uamsecret: str | None) -> bytes:
 def chilli_pap_password(pin: str, key: bytes) -> str:
     """PAP for /logon: each PIN byte XOR the key (cycled), in hex — as long as the PIN, no RFC 2865 chaining."""
     return bytes(byte ^ key[i % len(key)] for i, byte in enumerate(pin.encode())).hex()
-
-
-def chilli_pap_decode(password_hex: str, key: bytes) -> str:
-    """The NAS side of :func:`chilli_pap_password` (XOR is its own inverse)."""
-    return bytes(byte ^ key[i % len(key)] for i, byte in enumerate(bytes.fromhex(password_hex))).decode()
 
 
 def chilli_chap_response(pin: str, key: bytes) -> str:

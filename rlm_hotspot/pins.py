@@ -8,8 +8,9 @@ Two modes, chosen per card batch:
 * ``hashed`` — HMAC-SHA256 keyed with the same key file, for PAP-only installs that never want a
   reversible PIN. The key makes an offline guess from a dump impossible without the file as well.
 
-The key file holds one ``<id>:<64 hex digits>`` line per key; the last line encrypts, every line
-decrypts, so keys can be rotated without re-encrypting old cards.
+The key file holds one ``<id>:<64 hex digits>`` line per key; the highest id encrypts, every key
+decrypts, so a new key can be added first and the old cards re-sealed under it afterwards
+(`hotspotctl pins`, docs/operations.md).
 """
 
 from __future__ import annotations
@@ -86,14 +87,22 @@ class PinVault:
             yield AES_GCM + nonce + cipher.encrypt(nonce, pin.encode(), number.encode())
 
     def reveal(self, number: str, key_id: int, secret: bytes) -> str | None:
-        """The cleartext PIN of an encrypted card, or None for a hashed one (or a broken secret)."""
+        """The cleartext PIN of an encrypted card, or None for a hashed one.
+
+        Raises PinKeyError when the secret does not open with the file's key `key_id`: the key file is not
+        the one the card was made with (a restored database beside a fresh key file), or the secret was
+        tampered with. Either way no guest's PIN is wrong, and nothing must count as a failed login.
+        """
         if secret[:1] != AES_GCM:
             return None
         nonce, sealed = secret[1 : 1 + NONCE_BYTES], secret[1 + NONCE_BYTES :]
         try:
             return AESGCM(self._key(key_id)).decrypt(nonce, sealed, number.encode()).decode()
         except (InvalidTag, ValueError):
-            return None
+            raise PinKeyError(
+                f"the secret of {number} does not open with PIN key {key_id}: is this the key file it was made "
+                "with? (`hotspotctl pins status`)"
+            ) from None
 
     def verify(self, number: str, pin: str, key_id: int, secret: bytes) -> bool:
         """Constant-time check of a PIN typed by a guest, in either mode."""
@@ -113,16 +122,59 @@ def _mac(key: bytes, number: str, pin: str) -> bytes:
     return hmac.new(key, f"{number}:{pin}".encode(), hashlib.sha256).digest()
 
 
+KEY_FILE_MODE = stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP  # 0640: root writes, the hotspot group reads
+
+
 def create_key_file(path: Path) -> bool:
     """Create a key file with one fresh key (mode 0640); False when it already exists."""
     if path.exists():
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, KEY_FILE_MODE)
     with os.fdopen(fd, "w") as out:
         out.write("# rlm_hotspot PIN keys: keep outside the database and its backups; never edit a line\n")
         out.write(f"1:{secrets.token_hex(32)}\n")
     return True
+
+
+def add_key(path: Path) -> int:
+    """Append a fresh key with the next id (it becomes the current key); returns its id.
+
+    Appending keeps the file's owner and mode, and a reader sees the file with or without the new line.
+    """
+    key_id = PinVault.from_file(path).current_key_id + 1
+    if key_id >= 32768:
+        raise PinKeyError(f"PIN key file {path} has used every key id (1..32767)")
+    with path.open("a") as out:
+        out.write(f"{key_id}:{secrets.token_hex(32)}\n")
+    return key_id
+
+
+def remove_key(path: Path, key_id: int) -> None:
+    """Rewrite the key file without key `key_id`, atomically, with the same owner and mode.
+
+    The caller checks first that nothing is sealed under it any more (`hotspotctl pins retire-key`).
+    """
+    vault = PinVault.from_file(path)
+    if key_id not in vault.keys:
+        raise PinKeyError(f"PIN key {key_id} is not in {path}")
+    if len(vault.keys) == 1:
+        raise PinKeyError(f"PIN key {key_id} is the only key in {path}")
+    kept = [line for line in path.read_text().splitlines(keepends=True) if line.split(":", 1)[0].strip() != str(key_id)]
+    status = path.stat()
+    replacement = path.with_name(f".{path.name}.new")
+    fd = os.open(replacement, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IMODE(status.st_mode))
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.writelines(kept)
+            out.flush()
+            os.fsync(out.fileno())
+        if os.geteuid() == 0:
+            os.chown(replacement, status.st_uid, status.st_gid)
+        os.replace(replacement, path)
+    except BaseException:
+        replacement.unlink(missing_ok=True)
+        raise
 
 
 # -- CHAP (RFC 2865 5.3, RFC 1994): a NAS proves the PIN it got with MD5(ident + PIN + challenge) ---------

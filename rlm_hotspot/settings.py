@@ -36,6 +36,9 @@ class Settings:
     lockout_attempts: int = 5  # wrong PINs per card number, or per client, within the window
     lockout_window_s: int = 900  # ... lock that card number / client for this long
     pending_session_ttl_s: int = 120  # an Access-Accept with no Accounting-Start stops counting after this
+    # where the FreeRADIUS module serves its Prometheus metrics (from inside radiusd); port 0: not served
+    radius_metrics_address: str = "127.0.0.1"
+    radius_metrics_port: int = 9479
 
     def __post_init__(self) -> None:
         if self.pin_mode not in PIN_MODES:
@@ -46,6 +49,8 @@ class Settings:
             raise SettingsError(
                 "security.lockout_attempts, lockout_window_s and pending_session_ttl_s must be positive"
             )
+        if not 0 <= self.radius_metrics_port <= 65535:
+            raise SettingsError("radius.metrics_port must be a TCP port (0 to 65535; 0: no metrics)")
 
 
 def _flag(text: str) -> bool:
@@ -101,6 +106,7 @@ def _read_file(path: Path) -> dict[str, object]:
     pins = raw.get("pins", {})
     portal = raw.get("portal", {})
     security = raw.get("security", {})
+    radius = raw.get("radius", {})
     data: dict[str, object] = {}
     for section, key, field, kind in (
         (database, "url", "database_url", str),
@@ -113,6 +119,8 @@ def _read_file(path: Path) -> dict[str, object]:
         (security, "lockout_attempts", "lockout_attempts", int),
         (security, "lockout_window_s", "lockout_window_s", int),
         (security, "pending_session_ttl_s", "pending_session_ttl_s", int),
+        (radius, "metrics_address", "radius_metrics_address", str),
+        (radius, "metrics_port", "radius_metrics_port", int),
     ):
         if key in section:
             value = section[key]

@@ -1,12 +1,19 @@
 """What every web adapter (the portal, the console) answers with: the same strict headers and the same
-CSRF token comparison."""
+CSRF token comparison; how each is served, under gunicorn, and how gunicorn logs."""
 
 from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from flask import abort, request, session
+from gunicorn import glogging
+from gunicorn.app.base import BaseApplication
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -48,3 +55,32 @@ def security_headers(form_action_extra: str | None = None) -> dict[str, str]:
         "Referrer-Policy": "no-referrer",
         "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
     }
+
+
+class GunicornLogs(glogging.Logger):
+    """gunicorn's own lines (start, workers, access log) through `rlm_hotspot.logs.setup`'s handler: one format."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            for handler in list(log.handlers):
+                log.removeHandler(handler)
+            log.propagate = True
+
+
+class GunicornServer(BaseApplication):
+    """gunicorn with `build_app`'s application built in each worker (an engine per process, never shared
+    by a fork), configured by `options` (gunicorn's setting names)."""
+
+    def __init__(self, build_app: Callable[[], WSGIApplication], options: dict[str, object]) -> None:
+        self.build_app = build_app
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    # gunicorn's stub types the environ as a MutableMapping, typeshed's WSGI types as the dict gunicorn passes
+    def load(self) -> WSGIApplication:  # type: ignore[override]
+        return self.build_app()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from zoneinfo import ZoneInfo
 
 import click
 
 from rlm_hotspot.cli.context import App, pass_app
-from rlm_hotspot.cli.output import emit, format_option
+from rlm_hotspot.cli.output import Decorated, emit, format_option
 from rlm_hotspot.cli.parsing import parse_amount, parse_band, parse_duration
 from rlm_hotspot.core.money import Currency
 from rlm_hotspot.core.tariff import Meter, Tariff, bytes_affordable, daily_cycle, seconds_affordable
@@ -222,6 +223,24 @@ def nas() -> None:
     """NAS: the routers/gateways that ask RADIUS and accept Disconnect-Requests."""
 
 
+def message_authenticator_option(default: bool | None) -> Callable[[Decorated], Decorated]:
+    """--require-message-authenticator/--no-...: one spelling for `nas add` (default on) and `nas set`."""
+    return click.option(
+        "--require-message-authenticator/--no-require-message-authenticator",
+        "require_message_authenticator",
+        default=default,
+        show_default=default is not None,
+        help="FreeRADIUS drops this NAS's Access-Requests that lack Message-Authenticator (BlastRADIUS, "
+        "CVE-2024-3596). Turn it off only for a NAS that cannot send it (docs/radius.md).",
+    )
+
+
+NO_MESSAGE_AUTHENTICATOR_WARNING = (
+    "warning: FreeRADIUS will accept Access-Requests from NAS {name} without Message-Authenticator, so "
+    "a forged answer to it cannot be ruled out (BlastRADIUS, docs/radius.md): use only for a NAS that cannot send it"
+)
+
+
 @nas.command("add")
 @click.argument("name")
 @click.option("--hotspot", required=True, help="Hotspot the NAS serves.")
@@ -235,17 +254,36 @@ def nas() -> None:
     show_default=True,
     help="Which quota/bandwidth attributes the NAS understands.",
 )
+@message_authenticator_option(default=True)
 @pass_app
-def nas_add(app: App, name: str, hotspot: str, ip_address: str, secret: str, coa_port: int, vendor: str) -> None:
-    """Register a NAS.
+def nas_add(
+    app: App,
+    name: str,
+    hotspot: str,
+    ip_address: str,
+    secret: str,
+    coa_port: int,
+    vendor: str,
+    require_message_authenticator: bool,
+) -> None:
+    """Register a NAS. FreeRADIUS learns of it from `hotspotctl radius clients` and a restart.
 
     Example: hotspotctl nas add lobby-router --hotspot airport --ip 10.0.0.1 --secret s3cret --vendor mikrotik
     """
     with app.transaction() as db:
         nas_id = svc.add_nas(
-            db, name=name, hotspot=hotspot, ip_address=ip_address, secret=secret, coa_port=coa_port, vendor=vendor
+            db,
+            name=name,
+            hotspot=hotspot,
+            ip_address=ip_address,
+            secret=secret,
+            coa_port=coa_port,
+            vendor=vendor,
+            require_message_authenticator=require_message_authenticator,
         )
     click.echo(f"NAS {name} added (id {nas_id})")
+    if not require_message_authenticator:
+        click.echo(NO_MESSAGE_AUTHENTICATOR_WARNING.format(name=name), err=True)
 
 
 @nas.command("list")
@@ -258,7 +296,7 @@ def nas_list(app: App, fmt: str) -> None:
     """
     with app.transaction() as db:
         rows = [asdict(r) for r in svc.list_nas(db)]
-    emit(rows, fmt, ["id", "name", "hotspot", "ip_address", "coa_port", "vendor"])
+    emit(rows, fmt, ["id", "name", "hotspot", "ip_address", "coa_port", "vendor", "require_message_authenticator"])
 
 
 @nas.command("set")
@@ -268,6 +306,7 @@ def nas_list(app: App, fmt: str) -> None:
 @click.option("--secret", default=None, help="RADIUS shared secret (also used for CoA/Disconnect).")
 @click.option("--coa-port", type=int, default=None, help="UDP port for RFC 5176 requests.")
 @click.option("--vendor", type=click.Choice(svc.NAS_VENDORS), default=None)
+@message_authenticator_option(default=None)
 @pass_app
 def nas_set(
     app: App,
@@ -277,20 +316,30 @@ def nas_set(
     secret: str | None,
     coa_port: int | None,
     vendor: str | None,
+    require_message_authenticator: bool | None,
 ) -> None:
-    """Change settings of a NAS (only those given). FreeRADIUS learns a new address or secret from
-    `hotspotctl radius clients` and a restart.
+    """Change settings of a NAS (only those given). FreeRADIUS learns a new address, secret or
+    Message-Authenticator requirement from `hotspotctl radius clients` and a restart.
 
     Example: hotspotctl nas set lobby-router --ip 10.0.0.2 --secret n3w-s3cret
     """
-    given = {"hotspot": hotspot, "ip_address": ip_address, "secret": secret, "coa_port": coa_port, "vendor": vendor}
+    given = {
+        "hotspot": hotspot,
+        "ip_address": ip_address,
+        "secret": secret,
+        "coa_port": coa_port,
+        "vendor": vendor,
+        "require_message_authenticator": require_message_authenticator,
+    }
     changes = {setting: value for setting, value in given.items() if value is not None}
     if not changes:
         raise click.UsageError("nothing to change: give at least one option (see --help)")
     with app.transaction() as db:
         changed = svc.set_nas(db, name, **changes)
     click.echo(f"NAS {name}: " + (f"changed {', '.join(changed)}" if changed else "nothing changed"))
-    if {"ip_address", "secret"} & set(changed):
+    if require_message_authenticator is False:
+        click.echo(NO_MESSAGE_AUTHENTICATOR_WARNING.format(name=name), err=True)
+    if set(svc.NAS_CLIENT_SETTINGS) & set(changed):
         click.echo("FreeRADIUS still has the old client: run `hotspotctl radius clients` and restart it")
 
 

@@ -7,14 +7,13 @@ import secrets
 from datetime import UTC
 
 import click
-from flask import Flask
-from gunicorn.app.base import BaseApplication
 
-from console import ConsoleSettings, create_app
+from console.server import serve
 from console.settings import load_console_settings
 from rlm_hotspot.cli.context import App, pass_app
-from rlm_hotspot.cli.output import emit, format_option
+from rlm_hotspot.cli.output import emit, format_option, log_format_option
 from rlm_hotspot.cli.parsing import parse_when
+from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import audit as audit_service
 from rlm_hotspot.services import staff as staff_service
 
@@ -22,23 +21,6 @@ from rlm_hotspot.services import staff as staff_service
 @click.group()
 def console() -> None:
     """The front-desk web console: sell cards, help guests, see the place (docs/console.md)."""
-
-
-class ConsoleServer(BaseApplication):
-    """gunicorn with the console built in each worker (an engine per process, never shared by a fork)."""
-
-    def __init__(self, settings: ConsoleSettings, options: dict[str, object]) -> None:
-        self.settings = settings
-        self.options = options
-        super().__init__()
-
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            self.cfg.set(key, value)
-
-    # gunicorn's stub types the environ as a MutableMapping, Flask as the dict gunicorn passes
-    def load(self) -> Flask:  # type: ignore[override]
-        return create_app(self.settings)
 
 
 @console.command("run")
@@ -50,6 +32,7 @@ class ConsoleServer(BaseApplication):
 )
 @click.option("--workers", type=click.IntRange(1, 16), default=2, show_default=True, help="Worker processes.")
 @click.option("--plain-http", is_flag=True, help="Cookies without the Secure flag (served over plain HTTP).")
+@log_format_option
 @pass_app
 def run(app: App, bind: str, workers: int, plain_http: bool) -> None:
     """Serve the console with gunicorn until stopped (SIGTERM finishes the requests in flight).
@@ -61,22 +44,12 @@ def run(app: App, bind: str, workers: int, plain_http: bool) -> None:
         overrides={"cookie_secure": False} if plain_http else {},
         default_secret_key=secrets.token_urlsafe(32),
     )
-    with app.transaction() as db:  # fail here, with one clear line, not in every worker
+    PinVault.from_file(settings.core.pin_key_file)  # fail here, with one clear line, not in every worker
+    with app.transaction() as db:
         if not staff_service.list_staff(db):
             click.echo("warning: no staff account yet: create one with `hotspotctl console user add NAME --role admin`")
     click.echo(f"console on http://{bind}/")
-    options: dict[str, object] = {
-        "bind": bind,
-        "workers": workers,
-        "threads": 2,
-        "worker_class": "gthread",
-        "proc_name": "hotspot-console",
-        "errorlog": "-",
-        "accesslog": None,  # paths carry card numbers at most, never a PIN; still, no log of staff clicks
-        "graceful_timeout": 10,
-        "control_socket_disable": True,
-    }
-    ConsoleServer(settings, options).run()
+    serve(settings, bind=bind, workers=workers)
 
 
 @console.group("user")

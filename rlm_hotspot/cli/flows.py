@@ -5,29 +5,18 @@ The command group is ``flows``; the importer itself lives in the ``flowimport`` 
 
 from __future__ import annotations
 
-import logging
-import signal
-import sys
 from datetime import timedelta
 from pathlib import Path
 
 import click
 
 from flowimport.collector import CollectorConfigError, build_spec, memory_pipes, write_collector_files
-from flowimport.health import spool_backlog, udp_drops
-from flowimport.importer import CycleReport, Importer, ImporterSettings, read_failing
-from flowimport.metrics import Metrics
-from flowimport.spool import FAILED
+from flowimport.runner import CycleReport, ImporterSettings, import_files, run, spool_state, udp_drops
 from rlm_hotspot.cli.context import App, pass_app
-from rlm_hotspot.cli.output import emit, format_option
+from rlm_hotspot.cli.output import emit, format_option, log_format_option
 from rlm_hotspot.cli.parsing import parse_duration
-from rlm_hotspot.db.engine import make_engine, session_factory
 from rlm_hotspot.services import flows as service
 from rlm_hotspot.services.catalog import get_hotspot
-from rlm_hotspot.settings import with_overrides
-
-#: A batch of 20 000 sessions is one big statement: the interactive 3 s bound is too tight for it.
-IMPORT_STATEMENT_TIMEOUT_MS = 60_000
 
 
 def _seconds(text: str, what: str, minimum: int = 0) -> int:
@@ -92,21 +81,6 @@ def config_command(app: App, hotspot: str, client_nets: tuple[str, ...], free_ne
     click.echo(f"start the importer:  {run}")
 
 
-def _importer(app: App, settings: ImporterSettings) -> Importer:
-    engine = make_engine(
-        with_overrides(app.settings, statement_timeout_ms=max(app.settings.statement_timeout_ms,
-                                                               IMPORT_STATEMENT_TIMEOUT_MS)),
-        pool_size=1,
-        application_name="hotspot-flows",
-    )
-    click.get_current_context().call_on_close(engine.dispose)
-    return Importer(settings, session_factory(engine), Metrics(settings.hotspot))
-
-
-def _log_to_stderr() -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
-
-
 @flows.command("run")
 @click.option("--hotspot", required=True)
 @click.option("--spool", type=click.Path(file_okay=False, path_type=Path), required=True)
@@ -124,6 +98,7 @@ def _log_to_stderr() -> None:
 @click.option("--metrics-address", default="127.0.0.1", show_default=True)
 @click.option("--metrics-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Or write a node_exporter textfile (*.prom) after every cycle.")
+@log_format_option
 @pass_app
 def run_command(app: App, hotspot: str, spool: Path, settle: str, interval: str, bin_text: str, grace_text: str,
                 once: bool, source: str, config_dir: Path | None, collector_port: int | None,
@@ -146,13 +121,7 @@ def run_command(app: App, hotspot: str, spool: Path, settle: str, interval: str,
         collector_port=collector_port,
         metrics_file=metrics_file,
     )
-    _log_to_stderr()
-    importer = _importer(app, settings)
-    if metrics_port is not None:
-        importer.metrics.serve(metrics_port, metrics_address)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: importer.stopping.set())
-    report = importer.run(once=once)
+    report = run(app.settings, settings, once=once, metrics_port=metrics_port, metrics_address=metrics_address)
     if once and report.errors:
         raise click.ClickException(f"{report.errors} error(s) during the import: see the log above")
 
@@ -177,9 +146,8 @@ def import_command(app: App, files: tuple[Path, ...], hotspot: str, bin_text: st
 
     Example: hotspotctl flows import --hotspot cafe /var/spool/hotspot-flows/cafe/done/down-20261125-120000.json
     """
-    _log_to_stderr()
     settings = ImporterSettings(hotspot=hotspot, spool=files[0].parent, policy=_policy(bin_text, grace_text))
-    report = _importer(app, settings).import_files(list(files))
+    report = import_files(app.settings, settings, list(files))
     _emit_report(report, fmt)
     if report.replayed:
         click.echo(f"{report.replayed} batch(es) had been imported before: skipped", err=True)
@@ -207,16 +175,15 @@ def status_command(app: App, hotspot: str, spool: Path | None, collector_port: i
     fields: dict[str, object] = {**status.__dict__, "debited": currency.format(status.debited), "window": window}
     if spool is not None:
         try:
-            backlog = spool_backlog(spool)
-            failing = read_failing(spool)
-            failed = sorted(path.name for path in (spool / FAILED).glob("*.json"))
+            state = spool_state(spool)
         except (OSError, ValueError, TypeError) as exc:
             raise click.ClickException(f"cannot read the spool {spool}: {exc}") from None
+        failing, failed = state.failing, state.failed_files
         fields |= {
-            "pending_files": backlog.files,
-            "oldest_pending_bin": backlog.oldest_bin_start,
+            "pending_files": state.backlog.files,
+            "oldest_pending_bin": state.backlog.oldest_bin_start,
             "failing": "; ".join(f"{f.what}: {f.reason} (since {f.since}, {f.tries} tries)" for f in failing) or "no",
-            "moved_to_failed": f"{len(failed)} in {spool / FAILED}" + (f", newest {failed[-1]}" if failed else ""),
+            "moved_to_failed": f"{len(failed)} in {state.failed_dir}" + (f", newest {failed[-1]}" if failed else ""),
         }
     if collector_port is not None:
         drops = udp_drops(collector_port)

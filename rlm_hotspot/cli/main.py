@@ -16,6 +16,7 @@ from rlm_hotspot.cli.context import App
 from rlm_hotspot.cli.database import db
 from rlm_hotspot.cli.flows import flows
 from rlm_hotspot.cli.lockout import lockout
+from rlm_hotspot.cli.pins import pins
 from rlm_hotspot.cli.portal import portal
 from rlm_hotspot.cli.quarantine import quarantine
 from rlm_hotspot.cli.radius import radius
@@ -24,15 +25,15 @@ from rlm_hotspot.cli.sessions import sessions
 from rlm_hotspot.cli.worker import worker
 from rlm_hotspot.core.cardcode import CardNumberError
 from rlm_hotspot.core.money import MoneyError
-from rlm_hotspot.db.engine import database_error_line
 from rlm_hotspot.db.migrate import MigrationError
+from rlm_hotspot.logs import first_line
 from rlm_hotspot.pins import PinKeyError
 from rlm_hotspot.services.errors import ServiceError
 from rlm_hotspot.settings import SettingsError
 
 
 def _database_message(exc: DBAPIError) -> str:
-    detail = database_error_line(exc)
+    detail = first_line(exc)
     if isinstance(exc, OperationalError):
         return f"cannot reach the database: {detail}"
     if isinstance(exc, ProgrammingError) and "does not exist" in detail:
@@ -76,7 +77,7 @@ def cli(ctx: click.Context, config_path: str | None, operator: str | None) -> No
 
 
 for group in (db, hotspot, nas, tariff, cards, account, sessions, report, lockout, quarantine, worker, radius,
-              portal, flows, console, audit):  # fmt: skip
+              portal, flows, console, audit, pins):  # fmt: skip
     cli.add_command(group)
 
 

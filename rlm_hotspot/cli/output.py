@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 
 import click
 
+from rlm_hotspot import logs
+
 FORMATS = ("table", "csv", "json")
 
 
@@ -53,4 +55,18 @@ def format_option(function: Decorated) -> Decorated:
     """The shared ``--format`` option of every tabular command."""
     return click.option(
         "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Output format."
+    )(function)
+
+
+def log_format_option(function: Decorated) -> Decorated:
+    """The shared ``--log-format`` option of the long-running commands: it sets up logging as it is read."""
+    return click.option(
+        "--log-format",
+        type=click.Choice(logs.FORMATS),
+        default="plain",
+        show_default=True,
+        envvar="HOTSPOT_LOG_FORMAT",
+        expose_value=False,
+        callback=lambda _ctx, _param, value: logs.setup(value),
+        help="One line per event on stderr: plain text (journald-aware) or one JSON object per line.",
     )(function)

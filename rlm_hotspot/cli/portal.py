@@ -11,7 +11,9 @@ import click
 from portal.server import serve
 from portal.settings import load_portal_settings
 from rlm_hotspot.cli.context import App, pass_app
+from rlm_hotspot.cli.output import log_format_option
 from rlm_hotspot.nas.gates import DRIVERS
+from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import portal as portal_service
 
 
@@ -42,6 +44,7 @@ def portal() -> None:
 @click.option("--access-log", is_flag=True, help="Log every request (paths only: PINs are never in a URL).")
 @click.option("--metrics-port", type=click.IntRange(1, 65535), help="Serve Prometheus /metrics (all workers) here.")
 @click.option("--metrics-address", default="127.0.0.1", show_default=True)
+@log_format_option
 @pass_app
 def run(
     app: App,
@@ -62,7 +65,8 @@ def run(
         overrides={k: v for k, v in overrides.items() if v is not None},
         default_secret_key=secrets.token_urlsafe(32),
     )
-    with app.transaction() as db:  # fail here, with one clear line, not in every worker
+    PinVault.from_file(settings.core.pin_key_file)  # fail here, with one clear line, not in every worker
+    with app.transaction() as db:
         found = portal_service.portal_hotspot(db, settings.hotspot)
     click.echo(f"portal for hotspot {found.name!r} ({found.mode}, heartbeat {found.heartbeat}) on http://{bind}/")
     serve(

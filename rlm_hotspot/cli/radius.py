@@ -178,7 +178,10 @@ def _settings_file(app: App, given: Path | None) -> Path:
 
 def _clients(app: App, local_secret: str | None) -> list[radconf.Client]:
     with app.transaction() as db:
-        known = [radconf.Client(row.name, str(row.ip_address), row.secret) for row in list_nas(db)]
+        known = [
+            radconf.Client(row.name, str(row.ip_address), row.secret, row.require_message_authenticator)
+            for row in list_nas(db)
+        ]
     if local_secret and all(c.address != "127.0.0.1" for c in known):
         known.append(radconf.Client("localhost", "127.0.0.1", local_secret))
     return known

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from rlm_hotspot.cli.context import App, pass_app
+from rlm_hotspot.cli.output import log_format_option
 from rlm_hotspot.nas.gates import DRIVERS, GateError
 from rlm_hotspot.worker.loop import run
 
@@ -30,6 +31,7 @@ from rlm_hotspot.worker.loop import run
 )
 @click.option("--metrics-port", type=click.IntRange(1, 65535), help="Serve Prometheus /metrics on this port.")
 @click.option("--metrics-address", default="127.0.0.1", show_default=True)
+@log_format_option
 @pass_app
 def worker(
     app: App,

@@ -27,14 +27,3 @@ def parse_networks(items: Iterable[str]) -> tuple[IPNetwork, ...]:
             raise ValueError(f"bad network {text!r}: {exc}") from exc
     return tuple(networks)
 
-
-def is_free(ip: str, networks: Iterable[IPNetwork]) -> bool:
-    """True when ``ip`` lies in one of ``networks`` (an IPv4-mapped IPv6 address counts as its IPv4)."""
-    try:
-        address = ipaddress.ip_address(ip.strip())
-    except (ValueError, AttributeError) as exc:
-        raise ValueError(f"bad IP address {ip!r}") from exc
-    candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [address]
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        candidates.append(address.ipv4_mapped)
-    return any(candidate in network for network in networks for candidate in candidates)

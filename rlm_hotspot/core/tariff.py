@@ -32,8 +32,8 @@ Time
     band change, not one per second.
 
 Traffic
-    ``advance_traffic`` prices a batch of billable bytes at the band in force at the instant given
-    (the end of the interval the bytes were counted in, typically).
+    ``rate`` prices each part of billable bytes at the band in force at the instant given with it
+    (a RADIUS packet's time, a NetFlow bin's start).
 
 Rounding statement
     Whole started increments are charged, rounded up to the minor unit at the cumulative level. So,
@@ -186,11 +186,6 @@ def charged(meter: Meter, tariff: Tariff) -> int:
     )
 
 
-def debit(old: Meter, new: Meter, tariff: Tariff) -> int:
-    """What an update costs: ``charged(new) - charged(old)`` (never negative for a meter moved forward)."""
-    return charged(new, tariff) - charged(old, tariff)
-
-
 def band_at(tariff: Tariff, tz: tzinfo, at: datetime) -> Band:
     """The prices in force at instant ``at`` (local minute-of-day in ``tz``), as a Band."""
     _require_aware(at, "at")
@@ -303,13 +298,6 @@ def billable_bytes(tariff: Tariff, download: int, upload: int) -> int:
     return download + upload
 
 
-def advance_traffic(tariff: Tariff, tz: tzinfo, at: datetime, meter: Meter, billable_bytes: int) -> Meter:
-    """The meter after ``billable_bytes`` more bytes, priced at the band in force at ``at``."""
-    _require_int(billable_bytes, "billable_bytes", 0)
-    price = band_at(tariff, tz, at).traffic_price
-    return Meter(meter.seconds, meter.time_cost_num, meter.traffic_cost_num + billable_bytes * price)
-
-
 class BytesAt(NamedTuple):
     """Bytes used each way, priced at the band in force at ``at`` (a RADIUS packet's time, a NetFlow
     bin's start); the tariff's direction says which of them are billable."""
@@ -357,7 +345,7 @@ class Rated:
 def rate(tariff: Tariff, tz: tzinfo, old: Meter, usage: Usage) -> Rated:
     """The one meter: ``old`` moved on by ``usage``, for RADIUS accounting, portal heartbeats and NetFlow.
 
-    Time as ``advance_time``, traffic as ``advance_traffic`` part by part; each quantity's charge is
+    Time as ``advance_time``, traffic part by part at the band of its moment; each quantity's charge is
     rounded up on its own cumulative numerator, so rating usage in steps debits, in total, exactly what
     rating it in one step does, and never a negative amount.
     """

@@ -83,6 +83,7 @@ class NasRecord:
     uam_secret: str | None
     uam_login_url: str | None
     rebooted_at: datetime | None
+    require_message_authenticator: bool
 
 
 @dataclass(frozen=True, slots=True)

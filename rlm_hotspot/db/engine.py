@@ -124,10 +124,3 @@ def rows_changed(result: Result[Any]) -> int:
     """How many rows an INSERT, UPDATE or DELETE changed (SQLAlchemy types `execute` as a plain Result)."""
     assert isinstance(result, CursorResult), "only a DML statement's result has a row count"
     return result.rowcount
-
-
-def database_error_line(exc: BaseException) -> str:
-    """The first line of a database error, for a log line or a message: the driver's own text (the lines
-    after it repeat the SQL and its parameters), else the error's, else the error's type."""
-    orig = getattr(exc, "orig", None)
-    return (str(orig or exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from rlm_hotspot.db.engine import Executor
 
 
-def note_page_state(db: Executor, token: str, state: str | None, at: datetime) -> bool:
+def mark_page_state(db: Executor, token: str, state: str | None, at: datetime) -> bool:
     """Record what the page said at `at` (None: visible again); False when the session has closed."""
     row = db.execute(
         text(

@@ -12,8 +12,8 @@ plain text every time instead: the same result, planned on every call.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Result, TextClause, text
 from sqlalchemy.exc import DBAPIError
@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from rlm_hotspot.db.engine import SERVER_SIDE_PREPARE, Executor, driver_cursor
 
 _PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+T = TypeVar("T")
 
 
 class Prepared:
@@ -58,30 +59,13 @@ class Prepared:
         connection = db.connection() if isinstance(db, Session) else db
         statement = self._execute_pyformat if self._prepare_on(connection) else self._plain_pyformat
         arguments = {name: parameters[name] for name in self.parameters}
-        driver = connection.connection.dbapi_connection
-        dialect = connection.dialect
-        cursor = driver_cursor(connection)
-        try:
+
+        def fetch(cursor: Any) -> dict[str, Any] | None:
             cursor.execute(statement, arguments)
             row = cursor.fetchone()
-            if row is None or cursor.description is None:
-                return None
-            return dict(zip([column[0] for column in cursor.description], row, strict=True))
-        except dialect.loaded_dbapi.Error as exc:
-            # psycopg2's stub cursor lacks the DB-API protocol's catch-all __getattr__
-            lost = dialect.is_disconnect(exc, driver, cursor)  # type: ignore[arg-type]
-            if lost:
-                connection.invalidate(exc)
-            raise DBAPIError.instance(
-                statement,
-                arguments,
-                exc,
-                dialect.loaded_dbapi.Error,
-                connection_invalidated=lost,
-                dialect=dialect,
-            ) from exc
-        finally:
-            cursor.close()
+            return None if row is None else dict(zip([column[0] for column in cursor.description], row, strict=True))
+
+        return _on_driver_cursor(connection, statement, arguments, fetch)
 
     def _prepare_on(self, connection: Connection) -> bool:
         """PREPARE the statement on this connection unless it is there already; False: never on this engine."""
@@ -89,10 +73,35 @@ class Prepared:
             return False
         prepared: set[str] = connection.info.setdefault("prepared_statements", set())
         if self.name not in prepared:
-            cursor = driver_cursor(connection)
-            try:
-                cursor.execute(self._prepare)  # no parameters: the text goes to the server as it is
-            finally:
-                cursor.close()
+            # no parameters: the text goes to the server as it is
+            _on_driver_cursor(connection, self._prepare, None, lambda cursor: cursor.execute(self._prepare))
             prepared.add(self.name)
         return True
+
+
+def _on_driver_cursor(
+    connection: Connection, statement: str, arguments: dict[str, Any] | None, work: Callable[[Any], T]
+) -> T:
+    """Run `work` on a cursor of the driver's own connection. Its errors are raised as SQLAlchemy's, as
+    `connection.execute` would raise them: OperationalError for a lost server or a statement timeout (a
+    PREPARE waits for the table locks too), and a lost connection leaves the pool."""
+    driver = connection.connection.dbapi_connection
+    dialect = connection.dialect
+    cursor = driver_cursor(connection)
+    try:
+        return work(cursor)
+    except dialect.loaded_dbapi.Error as exc:
+        # psycopg2's stub cursor lacks the DB-API protocol's catch-all __getattr__
+        lost = dialect.is_disconnect(exc, driver, cursor)  # type: ignore[arg-type]
+        if lost:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(
+            statement,
+            arguments,
+            exc,
+            dialect.loaded_dbapi.Error,
+            connection_invalidated=lost,
+            dialect=dialect,
+        ) from exc
+    finally:
+        cursor.close()

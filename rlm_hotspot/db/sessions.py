@@ -22,8 +22,13 @@ CANDIDATES = 4  # sessions of one NAS, id and user an accounting packet is match
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def whole_seconds(delta: timedelta) -> int:
+    """A duration in whole seconds, rounded down (what the session rows and the plausibility bounds count)."""
+    return delta // timedelta(seconds=1)
+
+
 def posix_seconds(moment: datetime) -> int:
-    return (moment - _EPOCH) // timedelta(seconds=1)
+    return whole_seconds(moment - _EPOCH)
 
 
 # A session holds a simultaneous-use slot while it is live: the rule is the SQL function
@@ -33,7 +38,7 @@ LIVE_SESSION = "session_is_live(s.status, s.last_seen_at, h.interim_interval, h.
 
 @dataclass(frozen=True)
 class LoginSnapshot:
-    """Everything a login decision needs, read in one query."""
+    """Everything a login decision needs, read in one query: SQL's login_facts, field by field in its order."""
 
     # the card (None fields when the number is unknown)
     card_id: int | None
@@ -136,7 +141,7 @@ class RadiusReservation:
 
 @dataclass(frozen=True)
 class RadiusLoginCall:
-    """The arguments of radius_login_json (sql/010): what the first hook call hands the database call."""
+    """The arguments of radius_login_json (sql/024): what the first hook call hands the database call."""
 
     number: str
     nas_ip: str
@@ -144,7 +149,6 @@ class RadiusLoginCall:
     at: datetime
     window: int
     pending_ttl: int
-    max_failures: int
     token: str
     username: str
     calling_station_id: str | None
@@ -553,8 +557,8 @@ def apply_meter(
     return int(result["balance"]) if result["written"] else None
 
 
-_APPLY_HEARTBEATS = Prepared(
-    "hs_apply_heartbeats",
+_POST_HEARTBEATS = Prepared(
+    "hs_post_heartbeats",
     f"""
     WITH durability AS (SELECT set_config('synchronous_commit', 'off', true) AS mode),
     beat AS (
@@ -590,15 +594,15 @@ _APPLY_HEARTBEATS = Prepared(
 )  # (three lists joined by the caller: a join of CTEs here is planned as a nested loop, quadratic)
 
 
-_HEARTBEAT_COLUMNS = (  # the statement's array parameters, in the order apply_heartbeats lists a row's values
+_HEARTBEAT_COLUMNS = (  # the statement's array parameters, in the order post_heartbeats lists a row's values
     "session_id", "old_status", "old_seconds", "old_input_octets", "old_output_octets", "old_traffic_cost_num",
     "old_charged", "seconds", "time_cost_num", "charged", "time_debit", "time_key", "debit_seconds", "heartbeat_at",
 )  # fmt: skip
-assert set(_HEARTBEAT_COLUMNS) == set(_APPLY_HEARTBEATS.parameters) - {"now"}
+assert set(_HEARTBEAT_COLUMNS) == set(_POST_HEARTBEATS.parameters) - {"now"}
 
 
 @dataclass(frozen=True)
-class HeartbeatWrite:
+class HeartbeatPost:
     """A standalone session's time meter advanced to a heartbeat, guarded by the state it was computed from."""
 
     row: SessionView
@@ -606,8 +610,8 @@ class HeartbeatWrite:
     heartbeat_at: datetime
 
 
-def apply_heartbeats(db: Executor, beats: list[HeartbeatWrite], now: datetime) -> dict[int, int]:
-    """Write many heartbeats' time meters and debits in one statement (and one commit, not waited for).
+def post_heartbeats(db: Executor, beats: list[HeartbeatPost], now: datetime) -> dict[int, int]:
+    """Post many heartbeats' time meters and debits in one statement (and one commit, not waited for).
 
     Each row is guarded like `apply_meter`'s; returns the balance after it for each session written (a
     session missing from the result had changed since its view was read: nothing was written for it).
@@ -628,7 +632,7 @@ def apply_heartbeats(db: Executor, beats: list[HeartbeatWrite], now: datetime) -
     arrays = {name: array_literal(column) for name, column in zip(_HEARTBEAT_COLUMNS, columns, strict=True)}
     account_of: dict[int, int] = {}
     balances: dict[str, dict[int, int]] = {"debited": {}, "as_was": {}}
-    for kind, session_id, account_id, balance in _APPLY_HEARTBEATS(db, {**arrays, "now": now}):
+    for kind, session_id, account_id, balance in _POST_HEARTBEATS(db, {**arrays, "now": now}):
         if kind == "session":
             account_of[session_id] = account_id
         else:

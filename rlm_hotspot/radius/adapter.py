@@ -13,10 +13,13 @@ thread pool (freeradius-config/sites-available/hotspot). Both calls are pure wor
 
 from __future__ import annotations
 
+import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
@@ -25,8 +28,10 @@ from sqlalchemy.orm import Session
 from rlm_hotspot.clock import utc_now
 from rlm_hotspot.core.decisions import SERVICE_UNAVAILABLE, Refusal
 from rlm_hotspot.db import migrate
-from rlm_hotspot.db.engine import database_error_line, make_engine
-from rlm_hotspot.pins import PinVault
+from rlm_hotspot.db.engine import make_engine
+from rlm_hotspot.logs import first_line
+from rlm_hotspot.metrics import serve
+from rlm_hotspot.pins import PinKeyError, PinVault
 from rlm_hotspot.radius.decode import (
     Attributes,
     MalformedPacket,
@@ -35,6 +40,7 @@ from rlm_hotspot.radius.decode import (
     event_time,
 )
 from rlm_hotspot.radius.encode import Item, accept_reply, reply_message
+from rlm_hotspot.radius.metrics import RadiusMetrics
 from rlm_hotspot.services.access import (
     LoginRequest,
     RadiusRefused,
@@ -83,7 +89,14 @@ class StartupError(RuntimeError):
 class RadiusAdapter:
     """The hook bodies, bound to the settings, engine and PIN keys made once at start-up."""
 
-    def __init__(self, radiusd: ModuleType, settings: Settings, engine: Engine, vault: PinVault) -> None:
+    def __init__(
+        self,
+        radiusd: ModuleType,
+        settings: Settings,
+        engine: Engine,
+        vault: PinVault,
+        metrics: RadiusMetrics | None = None,
+    ) -> None:
         self.rad = radiusd
         self.engine = engine
         # Single-statement work (the guarded accounting write) runs on a connection of its own in
@@ -95,10 +108,14 @@ class RadiusAdapter:
         self.tariffs = TariffCache()
         self.nas = NasCache()
         self.policy = login_policy(settings)
+        self.metrics = metrics or RadiusMetrics()
+        self.metrics_server: WSGIServer | None = None
 
     @classmethod
-    def start(cls, radiusd: ModuleType, settings: Settings) -> RadiusAdapter:
-        """Open the PIN keys and check the database once; side-effect free (also runs under `radiusd -C`)."""
+    def start(cls, radiusd: ModuleType, settings: Settings, buffer_file: Path | None = None) -> RadiusAdapter:
+        """Open the PIN keys and check the database once; side-effect free (also runs under `radiusd -C`).
+
+        `buffer_file`: the buffered accounting's detail file, whose backlog the metrics report."""
         vault = PinVault.from_file(settings.pin_key_file)
         engine = make_engine(settings, pool_size=1, application_name="rlm_hotspot", pre_ping=False)
         try:
@@ -110,13 +127,28 @@ class RadiusAdapter:
             raise StartupError(str(exc)) from None
         except SQLAlchemyError as exc:
             engine.dispose()
-            raise StartupError(f"cannot use the database: {database_error_line(exc)}") from None
+            raise StartupError(f"cannot use the database: {first_line(exc)}") from None
         if todo:
             engine.dispose()
             raise StartupError(f"the database lacks {todo[0].path.name}: run `hotspotctl db upgrade`")
-        return cls(radiusd, settings, engine, vault)
+        return cls(radiusd, settings, engine, vault, RadiusMetrics(buffer_file))
+
+    def serve_metrics(self, address: str, port: int) -> None:
+        """Serve /metrics on a daemon thread (port 0: not at all). A port already taken is one error line:
+        RADIUS goes on serving without metrics."""
+        if port == 0:
+            return
+        try:
+            self.metrics_server = serve(self.metrics.registry, port, address)
+        except OSError as exc:
+            self.log(self.rad.L_ERR, f"metrics not served: cannot listen on {address}:{port}: {exc.strerror or exc}")
+            return
+        self.log(self.rad.L_INFO, f"metrics on http://{address}:{port}/metrics")
 
     def close(self) -> None:
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+            self.metrics_server.server_close()
         self.engine.dispose()
         self.autocommit.dispose()
 
@@ -136,17 +168,43 @@ class RadiusAdapter:
         lists: dict[str, Any],
         fault_reply: tuple[Item, ...] | None,
     ) -> HookResult:
-        """Run a hook body; a database fault or a bug becomes FAIL (with `fault_reply`) and one log line,
-        never an exception."""
+        """Run a hook body, timed and counted; a database fault or a bug becomes FAIL (with `fault_reply`) and
+        one log line, never an exception."""
+        started = time.perf_counter()
         try:
-            return body(lists)
+            result = body(lists)
         except (OperationalError, InterfaceError) as exc:  # down, unreachable, statement timeout
-            self.log(self.rad.L_ERR, f"{hook}: database unavailable, answering FAIL: {database_error_line(exc)}")
+            why = f"database unavailable, answering FAIL: {first_line(exc)}"
+            result = self._fault(hook, "database_unavailable", why, fault_reply)
         except SQLAlchemyError as exc:
-            self.log(self.rad.L_ERR, f"{hook}: database error, answering FAIL: {database_error_line(exc)}")
+            why = f"database error, answering FAIL: {first_line(exc)}"
+            result = self._fault(hook, "database_error", why, fault_reply)
+        except PinKeyError as exc:  # the key file is not the cards' own: no guest's PIN is wrong
+            result = self._fault(hook, "pin_key", f"PIN key fault, answering FAIL: {exc}", fault_reply)
         except Exception:
-            self.log(self.rad.L_ERR, f"{hook}: internal error, answering FAIL: {traceback.format_exc()}")
+            why = f"internal error, answering FAIL: {traceback.format_exc()}"
+            result = self._fault(hook, "unexpected", why, fault_reply)
+        self.metrics.hook_seconds.labels(hook).observe(time.perf_counter() - started)
+        self.metrics.requests.labels(hook, self._outcome(result)).inc()
+        return result
+
+    def _fault(self, hook: str, kind: str, why: str, fault_reply: tuple[Item, ...] | None) -> HookResult:
+        """FAIL, logged (`why`) and counted (`kind` labels hotspot_radius_errors)."""
+        self.log(self.rad.L_ERR, f"{hook}: {why}")
+        self.metrics.errors.labels(hook, kind).inc()
         return self.rad.RLM_MODULE_FAIL, fault_reply, None
+
+    def _outcome(self, result: HookResult) -> str:
+        """How the metrics name a hook's answer: authorize's first call `checked` the request (the login's
+        database call comes next), its second call `accept`s or `reject`s; accounting is `ok` or `fail`."""
+        rcode, reply, _ = result
+        if rcode == self.rad.RLM_MODULE_FAIL:
+            return "fail"
+        if rcode == self.rad.RLM_MODULE_REJECT:
+            return "reject"
+        if rcode == self.rad.RLM_MODULE_UPDATED:
+            return "accept" if reply else "checked"
+        return "ok"
 
     def log(self, level: int, message: str) -> None:
         self.rad.radlog(level, f"rlm_hotspot: {message}")
@@ -157,6 +215,7 @@ class RadiusAdapter:
             packet = decode_login(Attributes.of(lists.get("request")))
         except MalformedPacket as exc:
             self.log(self.rad.L_ERR, f"authorize: malformed Access-Request rejected: {exc}")
+            self.metrics.refusals.labels("malformed_request").inc()
             return self.rad.RLM_MODULE_REJECT, reply_message("Invalid login request."), None
         request = LoginRequest(
             card_text=packet.card_text,
@@ -168,8 +227,10 @@ class RadiusAdapter:
         )
         result = Attributes.of(lists.get("config")).first(LOGIN_RESULT)
         if result == "":  # rlm_sql logged why (database down, statement timeout); the call is retried next time
-            self.log(self.rad.L_ERR, "authorize: the login's database call failed, answering FAIL")
-            return self.rad.RLM_MODULE_FAIL, reply_message(SERVICE_UNAVAILABLE), None
+            return self._fault(
+                "authorize", "login_call_failed", "the login's database call failed, answering FAIL",
+                reply_message(SERVICE_UNAVAILABLE),
+            )  # fmt: skip
         try:
             if result is None:
                 call = radius_login_call(
@@ -184,9 +245,11 @@ class RadiusAdapter:
             with Session(self.engine) as db:  # connects only to reload a stale tariff
                 login = decide_radius_login(db, self.vault, self.tariffs, self.policy, request, result)
         except RadiusRefused as refused:
+            self.metrics.refusals.labels(str(refused.refusal)).inc()
             return self.rad.RLM_MODULE_REJECT, reply_message(str(refused)), ((REFUSAL, ":=", refused.record),)
         except UnknownPlace as exc:
             self.log(self.rad.L_ERR, f"authorize: {exc}: {UNKNOWN_NAS_ADVICE}")
+            self.metrics.refusals.labels("unknown_nas").inc()
             return self.rad.RLM_MODULE_REJECT, reply_message(NOT_CONFIGURED), None
         pin = packet.password if packet.password is not None else login.grant.pin
         assert pin is not None  # decide_radius_login refuses a CHAP login whose PIN it cannot reveal
@@ -203,6 +266,7 @@ class RadiusAdapter:
             update = decode_accounting(attributes)
         except MalformedPacket as exc:  # a retransmit would be just as wrong: acknowledge, bill nothing
             self.log(self.rad.L_ERR, f"accounting: packet acknowledged but not billed: {exc}")
+            self.metrics.unbilled.labels("malformed").inc()
             return self.rad.RLM_MODULE_OK, None, None
         now = event_time(attributes, received_at)
         try:
@@ -213,8 +277,10 @@ class RadiusAdapter:
                     done = record_accounting(db, self.tariffs, update, now)
         except AccountingRefused as exc:
             self.log(self.rad.L_WARN, f"accounting: packet acknowledged but not billed: {exc}")
+            self.metrics.unbilled.labels("refused").inc()
             return self.rad.RLM_MODULE_OK, None, None
         for held in done.held:
+            self.metrics.held.labels(str(held.quantity), str(held.reason)).inc()
             self.log(
                 self.rad.L_WARN,
                 f"accounting: {held.amount} {held.quantity} not billed ({held.reason}, reported {held.reported}) "

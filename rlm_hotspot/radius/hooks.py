@@ -2,13 +2,15 @@
 
 Importing this module loads nothing but the standard library and `radiusd`: `instantiate` first puts the
 project's venv in front of Debian's packages (see bootstrap), then loads the adapter. The module's
-`config { }` block names the settings file (`settings = /etc/rlm-hotspot/hotspot.toml`) and, optionally,
-the venv (`venv = /opt/rlm-hotspot/.venv`). Hooks receive the dict of lists (`pass_all_vps_dict = yes`).
+`config { }` block names the settings file (`settings = /etc/rlm-hotspot/hotspot.toml`), the buffered
+accounting's detail file whose backlog the metrics report (`buffer = ...`) and, optionally, the venv
+(`venv = /opt/rlm-hotspot/.venv`). Hooks receive the dict of lists (`pass_all_vps_dict = yes`).
 """
 
 from __future__ import annotations
 
 import traceback
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import radiusd
@@ -29,6 +31,7 @@ def instantiate(_: object) -> int:
         bootstrap.activate(bootstrap.venv_site_packages(config.get("venv")))
         from rlm_hotspot.pins import PinKeyError  # noqa: PLC0415
         from rlm_hotspot.radius.adapter import RadiusAdapter, StartupError  # noqa: PLC0415 - after the venv
+        from rlm_hotspot.radius.metrics import checking_config, process_argv  # noqa: PLC0415
         from rlm_hotspot.settings import SettingsError, load_settings  # noqa: PLC0415
     except Exception as exc:
         radiusd.radlog(radiusd.L_ERR, f"rlm_hotspot: cannot load the project's Python packages: {exc}")
@@ -36,14 +39,18 @@ def instantiate(_: object) -> int:
     if not config.get("settings"):
         radiusd.radlog(radiusd.L_ERR, "rlm_hotspot: the module's config { } block has no `settings = <file>`")
         return -1
+    buffer_file = Path(config["buffer"]) if config.get("buffer") else None
     try:
-        _adapter = RadiusAdapter.start(radiusd, load_settings(config["settings"], environ={}))
+        settings = load_settings(config["settings"], environ={})
+        _adapter = RadiusAdapter.start(radiusd, settings, buffer_file)
     except (SettingsError, PinKeyError, StartupError) as exc:
         radiusd.radlog(radiusd.L_ERR, f"rlm_hotspot: cannot start: {exc}")
         return -1
     except Exception:
         radiusd.radlog(radiusd.L_ERR, f"rlm_hotspot: cannot start: {traceback.format_exc()}")
         return -1
+    if not checking_config(process_argv()):  # `radiusd -C` runs next to the live server: leave it the port
+        _adapter.serve_metrics(settings.radius_metrics_address, settings.radius_metrics_port)
     radiusd.radlog(radiusd.L_INFO, f"rlm_hotspot: ready (settings {config['settings']})")
     return 0
 

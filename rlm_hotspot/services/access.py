@@ -1,7 +1,9 @@
 """Logins: the one decision shared by the RADIUS hooks and the portal.
 
 A login is decided from one snapshot query (card, batch, account, hotspot, NAS, live sessions, recent
-wrong PINs). Every refusal has its own reason. What an accepted login may use — Session-Timeout and data
+wrong PINs). Every refusal has its own reason, and every rule is decided here, once, for RADIUS and the
+portal alike: the database decides only what must be decided under the card lock, whether a RADIUS login
+gets a simultaneous-use slot (sql/024). What an accepted login may use — Session-Timeout and data
 cap — is computed from the *remaining* balance with the hotspot's tariff, walking the time-of-day bands,
 and bounded by the card's effective deadline.
 """
@@ -77,11 +79,11 @@ class UnknownPlace(RuntimeError):
 
 
 def decide_login(
-    session: Session, vault: PinVault, tariffs: TariffCache, policy: Policy, request: LoginRequest, now: datetime
+    db: Session, vault: PinVault, tariffs: TariffCache, policy: Policy, request: LoginRequest, now: datetime
 ) -> Grant:
     """Accept or refuse (CardRefused) a login; read-only, one query (plus a cached tariff)."""
     snap = q.login_snapshot(
-        session,
+        db,
         number=_card_number(request.card_text),
         nas_ip=request.nas_ip,
         hotspot_id=request.hotspot_id,
@@ -90,7 +92,7 @@ def decide_login(
         lockout_window_s=policy.lockout_window_s,
         pending_ttl_s=policy.pending_session_ttl_s,
     )
-    return _grant(session, snap, vault, tariffs, policy, request, now)
+    return _grant(db, snap, vault, tariffs, policy, request, now)
 
 
 # A RADIUS login takes two hook calls with radiusd's own database call between them (the virtual server
@@ -128,7 +130,7 @@ def radius_login_call(
     calling_station_id: str | None,
     now: datetime,
 ) -> str:
-    """The first hook call (no I/O): the arguments of the login's database call (radius_login_json, sql/010).
+    """The first hook call (no I/O): the arguments of the login's database call (radius_login_json, sql/024).
 
     The check digit refuses a typo here, before any query (RadiusRefused).
     """
@@ -145,7 +147,6 @@ def radius_login_call(
         at=now,
         window=policy.lockout_window_s,
         pending_ttl=policy.pending_session_ttl_s,
-        max_failures=policy.lockout_attempts,
         token=token,
         username=username,
         calling_station_id=calling_station_id,
@@ -153,7 +154,7 @@ def radius_login_call(
 
 
 def decide_radius_login(
-    session: Session,
+    db: Session,
     vault: PinVault,
     tariffs: TariffCache,
     policy: Policy,
@@ -162,17 +163,17 @@ def decide_radius_login(
 ) -> RadiusLogin:
     """The second hook call: decide on what the database call returned (`result`).
 
-    The database locked the card, read the snapshot and reserved the slot when the card looked usable
-    (sql/006: two Access-Requests for one card at the same instant, on any number of radiusd servers,
-    serialise on the card row, so exactly `simultaneous_use` of them get a slot). The rules below decide;
-    a refusal raises RadiusRefused, and radiusd records it (giving the slot back). `session` is used only
+    The database locked the card, read the snapshot and reserved a slot when the card had one left
+    (sql/024: two Access-Requests for one card at the same instant, on any number of radiusd servers,
+    serialise on the card row, so exactly `simultaneous_use` of them get a slot). The rules below decide
+    everything else; a refusal raises RadiusRefused, and radiusd records it (giving the slot back). `db` is used only
     when a tariff's cache entry is stale. A CHAP response is checked here, against the revealed PIN, before
     the card's state is told; radiusd's chap checks it again (`refused_by_chap`).
     """
     login = q.parse_radius_login(result)
     snap, reservation = login.snapshot, login.reservation
     try:
-        grant = _grant(session, snap, vault, tariffs, policy, request, login.at)
+        grant = _grant(db, snap, vault, tariffs, policy, request, login.at)
         if reservation is None:  # every rule passed, yet no slot: taken by a concurrent login
             raise CardRefused(Refusal.TOO_MANY_SESSIONS)
     except CardRefused as refused:
@@ -196,7 +197,7 @@ def _card_number(card_text: str) -> str:
 
 
 def _grant(
-    session: Session,
+    db: Session,
     snap: q.LoginSnapshot,
     vault: PinVault,
     tariffs: TariffCache,
@@ -211,8 +212,7 @@ def _grant(
             if request.nas_ip
             else f"no hotspot with id {request.hotspot_id}"
         )
-    if snap.card_failures >= policy.lockout_attempts or snap.client_failures >= policy.lockout_attempts:
-        raise CardRefused(Refusal.LOCKED_OUT)
+    refuse_locked_out(snap, policy)
     if snap.card_id is None:
         raise CardRefused(Refusal.UNKNOWN_CARD)
     assert snap.pin_secret is not None and snap.pin_key_id is not None and snap.number is not None
@@ -230,7 +230,7 @@ def _grant(
     refusal = _card_refusal(snap, now)
     if refusal is not None:
         raise CardRefused(refusal)
-    tariff = tariffs.get(session, snap.batch_tariff_id or snap.hotspot_tariff_id, now)  # type: ignore[arg-type]
+    tariff = tariffs.get(db, snap.batch_tariff_id or snap.hotspot_tariff_id, now)  # type: ignore[arg-type]
     if snap.live_sessions >= tariff.spec.simultaneous_use:
         raise CardRefused(Refusal.TOO_MANY_SESSIONS)
     balance = snap.face_value if snap.status == "new" else (snap.balance or 0)
@@ -263,6 +263,13 @@ def _grant(
     )
 
 
+def refuse_locked_out(snap: q.LoginSnapshot, policy: Policy) -> None:
+    """The lockout, before anything else is told: too many wrong PINs for the card number, or too many
+    guesses (wrong PINs, unknown numbers) from the client, within the window (CardRefused)."""
+    if max(snap.card_failures, snap.client_failures) >= policy.lockout_attempts:
+        raise CardRefused(Refusal.LOCKED_OUT)
+
+
 def _card_refusal(snap: q.LoginSnapshot, now: datetime) -> Refusal | None:
     refusal = usable_refusal(snap, now)
     if refusal is None and snap.batch_hotspot_id is not None and snap.batch_hotspot_id != snap.hotspot_id:
@@ -276,7 +283,7 @@ def new_token() -> str:
 
 
 def record_attempt(
-    session: Session,
+    db: Session,
     *,
     card_text: str,
     client: str | None,
@@ -287,7 +294,7 @@ def record_attempt(
 ) -> None:
     """Remember a login's outcome: wrong PINs drive the lockout, all of it is visible to admins."""
     q.record_attempt(
-        session,
+        db,
         card_number=_number_or_text(card_text),
         client=client,
         hotspot_id=hotspot_id,
@@ -304,14 +311,14 @@ def _number_or_text(card_text: str) -> str:
         return card_text.strip()[:40]
 
 
-def list_lockouts(session: Session, policy: Policy, now: datetime) -> list[dict[str, object]]:
+def list_lockouts(db: Session, policy: Policy, now: datetime) -> list[dict[str, object]]:
     """Who cannot log in right now: card numbers after wrong PINs, clients after wrong PINs and unknown
     card numbers."""
-    return lockouts.locked_out(session, now, policy.lockout_window_s, policy.lockout_attempts)
+    return lockouts.locked_out(db, now, policy.lockout_window_s, policy.lockout_attempts)
 
 
 def clear_lockout(
-    session: Session,
+    db: Session,
     now: datetime,
     *,
     card_text: str | None = None,
@@ -328,8 +335,8 @@ def clear_lockout(
         kind, subject = "client", client_identity(client, None)  # type: ignore[assignment]  # not None: asserted next
         assert subject is not None
     if policy is not None:
-        locked = {(row["kind"], row["subject"]) for row in list_lockouts(session, policy, now)}
+        locked = {(row["kind"], row["subject"]) for row in list_lockouts(db, policy, now)}
         if (kind, subject) not in locked:
             return None
-    lockouts.clear(session, kind=kind, subject=subject, now=now)
+    lockouts.clear(db, kind=kind, subject=subject, now=now)
     return f"{kind} {subject}"

@@ -13,14 +13,14 @@ from datetime import datetime
 from rlm_hotspot.db import sessions as sessions_db
 from rlm_hotspot.db.engine import Executor
 from rlm_hotspot.db.sessions import SessionView
-from rlm_hotspot.services.sessions import heartbeat_write
+from rlm_hotspot.services.sessions import rate_online_time
 from rlm_hotspot.services.tariff_cache import TariffCache
 
 
 def bill_open_time(db: Executor, tariffs: TariffCache, view: SessionView, now: datetime) -> int:
     """Bill the online time of the standalone session `view` (read under its row lock) up to `now`,
     without counting it as a sign of life; returns the balance after it."""
-    write = heartbeat_write(db, tariffs, view, now)
+    write = rate_online_time(db, tariffs, view, now)
     balance = sessions_db.apply_meter(db, view, write, now)
     assert balance is not None, "the row is locked: nothing can have changed it"
     return balance

@@ -191,10 +191,6 @@ def _belonging(row: q.SessionRow, user: q.PacketUser, update: AccountingUpdate, 
     return belonging(matched, packet)
 
 
-def _whole_seconds(delta: timedelta) -> int:
-    return delta // timedelta(seconds=1)
-
-
 def _bill_update(
     db: Session,
     tariffs: TariffCache,
@@ -308,14 +304,14 @@ class BoundedCounters:
 def _bounded_counters(row: q.SessionRow, update: AccountingUpdate, now: datetime) -> BoundedCounters:
     """The packet's counters bounded by the wall clock since the session started (time) and the
     hotspot's line rate since the previous counters (bytes, where the NAS meters them)."""
-    since_start = _whole_seconds(now - row.started_at)
+    since_start = q.whole_seconds(now - row.started_at)
     time = advance_counter(
         Quantity.SECONDS,
         Counter(row.seconds, row.reported_seconds),
         update.session_time,
         max(row.seconds, seconds_bound(since_start)),
     )
-    since_counters = _whole_seconds(now - (row.counters_at or row.started_at))
+    since_counters = q.whole_seconds(now - (row.counters_at or row.started_at))
     metered = row.traffic_meter == "radius" and row.source == "radius"
     advanced = []
     for quantity, billed, position, reported in (
@@ -632,47 +628,42 @@ def open_portal_session(
     return session_status(db, tariffs, token, now)
 
 
-def heartbeat(db: Session, tariffs: TariffCache, token: str, now: datetime) -> SessionStatus:
-    """The status page is open: keep the session alive and (standalone) bill online time up to now."""
-    status = bill_heartbeat(db, tariffs, session_view(db, token, lock=True), now)
-    assert status is not None, "the row is locked: nothing can have changed it"
-    return status
+def post_heartbeat(db: Session, tariffs: TariffCache, token: str, now: datetime) -> SessionStatus:
+    """Rate and post a heartbeat under the session's row lock: (standalone) bill online time up to now."""
+    posted = post_heartbeat_on(db, tariffs, session_view(db, token, lock=True), now)
+    assert posted is not None, "the row is locked: nothing can have changed it"
+    return status_of(db, tariffs, posted, now)
 
 
-def bill_heartbeat(db: Executor, tariffs: TariffCache, view: q.SessionView, now: datetime) -> SessionStatus | None:
-    """Bill a heartbeat of the session `view` shows and return its status, from what was read and written.
+def post_heartbeat_on(
+    db: Executor, tariffs: TariffCache, view: q.SessionView, now: datetime
+) -> q.SessionView | None:
+    """Rate and post a heartbeat of the session `view` shows; returns the session as it is after it (`view`
+    itself when not open), from what was read and posted.
 
     One guarded write, no re-read. None when the session changed since `view` was read (only possible
     without the row lock: the caller then takes the lock and tries again). The write's commit need not
     wait for the disk: the next heartbeat restates the cumulative online time, so losing one loses no money.
     """
-    billed = billed_heartbeat_view(db, tariffs, view, now)
-    return None if billed is None else status_of(db, tariffs, billed, now)
-
-
-def billed_heartbeat_view(
-    db: Executor, tariffs: TariffCache, view: q.SessionView, now: datetime
-) -> q.SessionView | None:
-    """`bill_heartbeat`'s write; returns the session as it is after it (`view` itself when not open)."""
     if view.status != "open":
         return view
-    write = heartbeat_write(db, tariffs, view, now)
+    write = rate_online_time(db, tariffs, view, now)
     balance = q.apply_meter(db, view, write, now, durable=False, heartbeat_at=now)
-    return None if balance is None else view_after_heartbeat(view, write, now, balance)
+    return None if balance is None else view_after_post(view, write, now, balance)
 
 
-def heartbeat_write(db: Executor, tariffs: TariffCache, view: q.SessionView, now: datetime) -> q.MeterWrite:
-    """The meter write a heartbeat at `now` makes on an open session read as `view` (rated, not written).
-
-    Standalone: the heartbeats are the time meter; RADIUS: accounting bills, the heartbeat only counts.
+def rate_online_time(db: Executor, tariffs: TariffCache, view: q.SessionView, now: datetime) -> q.MeterWrite:
+    """The meter write a heartbeat (or a gate's open time) at `now` makes on an open session read as `view`
+    (rated, not posted). Standalone: the heartbeats are the time meter; RADIUS: accounting bills, the
+    heartbeat only counts.
     """
-    online = max(0, int((now - view.started_at) // timedelta(seconds=1)))
+    online = max(0, q.whole_seconds(now - view.started_at))
     seconds = online if view.source == "portal" else view.seconds
     tariff = tariffs.get(db, view.tariff_id, now).tariff
     return _meter_write(tariff, view, seconds, view.input_octets, view.output_octets, now)
 
 
-def view_after_heartbeat(view: q.SessionView, write: q.MeterWrite, now: datetime, balance: int) -> q.SessionView:
+def view_after_post(view: q.SessionView, write: q.MeterWrite, now: datetime, balance: int) -> q.SessionView:
     """The session as `write` leaves it, with the account's `balance` after it."""
     return replace(
         view,
@@ -692,7 +683,7 @@ def logout(db: Session, tariffs: TariffCache, token: str, now: datetime) -> Sess
     view = session_view(db, token, lock=True)
     if view.status != "closed":
         if view.source == "portal":
-            heartbeat(db, tariffs, token, now)
+            post_heartbeat(db, tariffs, token, now)
         _close(db, view.id, now, "User-Request")
     return session_status(db, tariffs, token, now)
 

@@ -19,7 +19,7 @@ from rlm_hotspot.db import audit as audit_q
 from rlm_hotspot.db import staff as q
 from rlm_hotspot.db.catalog import DuplicateError
 from rlm_hotspot.db.staff import StaffRecord
-from rlm_hotspot.pins import PinVault
+from rlm_hotspot.pins import PinKeyError, PinVault
 from rlm_hotspot.services.errors import NotFound, ServiceError
 
 ROLES = ("cashier", "manager", "admin")
@@ -164,13 +164,16 @@ def sign_in(
     return SignedIn(staff, token)
 
 
-def _seal_name(staff: StaffRecord) -> str:
+def totp_seal_name(staff_name: str) -> str:
     """The associated data of a sealed TOTP secret: a secret copied onto another account does not open."""
-    return f"staff:{staff.name}"
+    return f"staff:{staff_name}"
 
 
 def _totp_secret(vault: PinVault, staff: StaffRecord) -> str:
-    secret = vault.reveal(_seal_name(staff), staff.totp_key_id or 0, staff.totp_secret or b"")
+    try:
+        secret = vault.reveal(totp_seal_name(staff.name), staff.totp_key_id or 0, staff.totp_secret or b"")
+    except PinKeyError:
+        secret = None
     if secret is None:
         raise SignInRefused("the second factor cannot be read: ask an admin to set it up again")
     return secret
@@ -185,7 +188,7 @@ def enable_totp(db: Session, vault: PinVault, staff: StaffRecord, secret: str, c
     step = totp.matching_step(secret, code, int(now.timestamp()))
     if step is None:
         raise ServiceError("that code does not match: check the app's clock and the secret, and try again")
-    sealed = next(vault.seal_many([_seal_name(staff)], [secret], "encrypted"))
+    sealed = next(vault.seal_many([totp_seal_name(staff.name)], [secret], "encrypted"))
     q.set_totp(db, staff.id, sealed, vault.current_key_id)
     q.use_totp_step(db, staff.id, step)
 

@@ -12,7 +12,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.db.enforcement import WakeListener
-from rlm_hotspot.db.engine import database_error_line, make_engine
+from rlm_hotspot.db.engine import make_engine
+from rlm_hotspot.logs import first_line
 from rlm_hotspot.metrics import serve
 from rlm_hotspot.nas.gates import make_gate
 from rlm_hotspot.services.access import Policy
@@ -43,7 +44,7 @@ def run_until_stopped(
         except SQLAlchemyError as exc:
             outage_wait = interval_s if outage_wait is None else min(outage_wait * 2, MAX_OUTAGE_WAIT_S)
             wait = outage_wait
-            log.warning("database unavailable (%s); next try in %g s", database_error_line(exc), wait)
+            log.error("database unavailable (%s); next try in %g s", first_line(exc), wait)
         except Exception:
             log.exception("worker cycle failed; next try in %g s", wait)
         if wake is None:
@@ -68,7 +69,6 @@ def run(
 
     Raises GateError, before anything has run, when the gate driver or its options are wrong.
     """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     closer = make_gate(gate, gate_options).close
     the_worker = Worker(transaction=transaction, policy=policy, close_gate=closer)
     if metrics_port is not None:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from flowimport.spool import SpoolFile, complete_batches, read_blocks
+from flowimport.spool import SpoolFile, read_blocks
+from tests.unit.test_flow_spool import complete_batches
 
 BIN = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 STAMP = str(int(BIN.timestamp()))

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from rlm_hotspot.core.cardcode import has_valid_check_digit
 from rlm_hotspot.core.decisions import Refusal
 from rlm_hotspot.db.ledger import post_entry
-from rlm_hotspot.pins import PinVault
+from rlm_hotspot.pins import PinKeyError, PinVault
 from rlm_hotspot.services import cards
 from rlm_hotspot.services.errors import CardRefused, NotFound, ServiceError
 from tests.conftest import NOW
@@ -47,9 +47,11 @@ def test_hashed_mode_verifies_but_never_reveals(db: Session, vault: PinVault) ->
 
 
 def test_a_pin_sealed_for_one_card_does_not_open_another(db: Session, vault: PinVault) -> None:
+    """Not a wrong PIN (a guest's failed try) but a fault: the secret was copied, or the key file is not its own."""
     batch = factories.world(db, vault)
     first = cards.find_card(db, batch.numbers[0])
-    assert not vault.verify(batch.numbers[1], batch.pins[0], first.pin_key_id, first.pin_secret)
+    with pytest.raises(PinKeyError, match=f"secret of {batch.numbers[1]} does not open with PIN key"):
+        vault.verify(batch.numbers[1], batch.pins[0], first.pin_key_id, first.pin_secret)
 
 
 def test_series_cannot_be_reused_and_a_failed_generation_leaves_nothing(db: Session, vault: PinVault) -> None:

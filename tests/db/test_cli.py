@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from rlm_hotspot.cli.main import cli
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import catalog
-from rlm_hotspot.services.sessions import heartbeat, open_portal_session
+from rlm_hotspot.services.sessions import open_portal_session, post_heartbeat
 from rlm_hotspot.services.tariff_cache import TariffCache
 from tests.db.helpers import assert_ledger_balanced
 from tests.db.test_sessions import NAS_IP, POLICY, accounting, login, radius_login
@@ -275,7 +275,7 @@ def test_the_readme_tariff_charges_the_night_price_from_2330_to_0130(  # type: i
             client_ip="10.77.0.2", client_mac=None, now=MOSCOW_2330,
         )  # fmt: skip
         for minutes in (30, 90, 120):
-            status = heartbeat(db, tariffs, status.token, MOSCOW_2330 + timedelta(minutes=minutes))
+            status = post_heartbeat(db, tariffs, status.token, MOSCOW_2330 + timedelta(minutes=minutes))
         assert status.balance == 500 - 120
         assert_ledger_balanced(db)
 

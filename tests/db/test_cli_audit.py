@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from sqlalchemy import Engine, text
 
@@ -19,7 +20,9 @@ def trail(engine: Engine) -> list[tuple[str, str, str | None, dict[str, object]]
         return [(r.staff_name, r.action, r.subject, r.detail) for r in rows]
 
 
-def test_changes_and_pins_shown_are_recorded_with_the_operator_and_nothing_secret(run, committed: Engine) -> None:  # type: ignore[no-untyped-def]
+def test_changes_and_pins_shown_are_recorded_with_the_operator_and_nothing_secret(  # type: ignore[no-untyped-def]
+    run, committed: Engine, tmp_path: Path
+) -> None:
     setup_world(run)
     run("--operator", "alice", "nas", "add", "nas1", "--hotspot", "cafe", "--ip", NAS_IP, "--secret", "s3cret!")
     run("--operator", "alice", "hotspot", "set", "cafe", "--max-rate", "50000")
@@ -28,7 +31,9 @@ def test_changes_and_pins_shown_are_recorded_with_the_operator_and_nothing_secre
     run("hotspot", "list")  # reads nothing but settings: not on the trail
     run("--operator", "bob", "quarantine", "list")
     assert len(trail(committed)) == before
-    run("--operator", "bob", "cards", "export", "--batch", "1", "--output", "/tmp/audit-export.csv")
+    with committed.connect() as conn:  # ids are not reset between tests: ask which batch it was
+        batch = conn.execute(text("SELECT max(id) FROM card_batches")).scalar_one()
+    run("--operator", "bob", "cards", "export", "--batch", str(batch), "--output", str(tmp_path / "export.csv"))
 
     entries = trail(committed)
     nas_add = next(entry for entry in entries if entry[1] == "cli.nas.add")

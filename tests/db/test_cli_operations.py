@@ -107,6 +107,39 @@ def test_nas_set_and_a_nas_with_history_stays(run, committed: Engine, vault: Pin
     refused(run("nas", "remove", "nas1", ok=False), r"NAS 'nas1' is still referred to by 1 row\(s\) of sessions")
 
 
+def test_message_authenticator_is_required_unless_an_admin_turns_it_off_for_one_nas(  # type: ignore[no-untyped-def]
+    run, committed: Engine
+) -> None:
+    """BlastRADIUS (docs/radius.md): on by default, off only by hand, with a warning; the client blocks
+    FreeRADIUS reads say which, and the change is on the audit trail."""
+    setup_world(run)
+    run("nas", "add", "modern", "--hotspot", "cafe", "--ip", "192.0.2.1", "--secret", "s")
+    added = run("nas", "add", "legacy", "--hotspot", "cafe", "--ip", "192.0.2.2", "--secret", "s",
+                "--no-require-message-authenticator")  # fmt: skip
+    assert "NAS legacy added" in added.output and "warning: FreeRADIUS will accept" in added.output
+
+    listed = {row["name"]: row for row in json.loads(run("nas", "list", "--format", "json").output)}
+    assert listed["modern"]["require_message_authenticator"] is True
+    assert listed["legacy"]["require_message_authenticator"] is False
+    assert "require_message_authenticator" in run("nas", "list").output.splitlines()[0]
+    blocks = run("radius", "clients").output
+    assert "client modern {\n\tipaddr = 192.0.2.1\n\tsecret = \"s\"\n\trequire_message_authenticator = yes\n" in blocks
+    assert "client legacy {\n\tipaddr = 192.0.2.2\n\tsecret = \"s\"\n\trequire_message_authenticator = no\n" in blocks
+
+    changed = run("--operator", "alice", "nas", "set", "legacy", "--require-message-authenticator").output
+    assert "changed require_message_authenticator" in changed and "radius clients" in changed
+    assert "warning" not in changed
+    assert "nothing changed" in run("nas", "set", "legacy", "--require-message-authenticator").output
+    assert "warning: FreeRADIUS will accept" in run("nas", "set", "modern", "--no-require-message-authenticator").output
+    assert scalar(committed, "SELECT require_message_authenticator FROM nas WHERE name = 'legacy'") is True
+    assert scalar(committed, "SELECT require_message_authenticator FROM nas WHERE name = 'modern'") is False
+    audited = scalar(
+        committed,
+        "SELECT detail FROM audit_trail WHERE action = 'cli.nas.set' AND staff_name = 'alice' AND subject = 'legacy'",
+    )
+    assert audited["require_message_authenticator"] is True  # type: ignore[index]
+
+
 def test_tariff_set_changes_limits_and_refuses_prices(run, committed: Engine) -> None:  # type: ignore[no-untyped-def]
     setup_world(run)
 

@@ -27,7 +27,7 @@ from rlm_hotspot.services import cards, catalog, flows
 from rlm_hotspot.services.access import Policy
 from rlm_hotspot.services.enforcement import CutPlan, claim_due_cuts, plan_cuts, record_ack
 from rlm_hotspot.services.flows import Direction, FlowBatch, ImportPolicy, TrafficCount
-from rlm_hotspot.services.sessions import AccountingUpdate, heartbeat, open_portal_session, record_accounting
+from rlm_hotspot.services.sessions import AccountingUpdate, open_portal_session, post_heartbeat, record_accounting
 from rlm_hotspot.services.tariff_cache import TariffCache
 from rlm_hotspot.settings import Settings
 from rlm_hotspot.worker.cycle import Worker
@@ -195,7 +195,7 @@ def test_heartbeat_rule_on_and_grace_cut_after_the_timeout_off_never(db: Session
 def test_a_heartbeat_restarts_the_timeout(db: Session, vault: PinVault) -> None:
     hotspots, numbers, pins = portal_world(db, vault, ("on",))
     status = portal_login(db, vault, numbers[0], pins[0], hotspots["on"], "10.77.0.2", None)
-    heartbeat(db, TariffCache(), status.token, NOW + timedelta(seconds=60))
+    post_heartbeat(db, TariffCache(), status.token, NOW + timedelta(seconds=60))
     assert queued(plan_cuts(db, POLICY, NOW + timedelta(seconds=150))) == {}
     assert queued(plan_cuts(db, POLICY, NOW + timedelta(seconds=151))) == {status.session_id: "heartbeat"}
 
@@ -229,7 +229,7 @@ def worker_at(db: Session, when: list[datetime], gate: FakeGate | None = None, s
 def test_standalone_cut_closes_the_gate_then_the_session_billed_to_the_cut(db: Session, vault: PinVault) -> None:
     hotspots, numbers, pins = portal_world(db, vault, ("on",))
     status = portal_login(db, vault, numbers[0], pins[0], hotspots["on"], "10.77.0.2", "02-00-00-77-00-02")
-    heartbeat(db, TariffCache(), status.token, NOW + timedelta(seconds=30))
+    post_heartbeat(db, TariffCache(), status.token, NOW + timedelta(seconds=30))
     balance = cards.find_card(db, numbers[0]).balance
     assert balance == 500 - 30
     gate = FakeGate(failures=1)

@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 from rlm_hotspot.core.heartbeat import CLOSED_PAGE_SLACK_S, PageState
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import cards
-from rlm_hotspot.services.portal import note_page
-from rlm_hotspot.services.sessions import heartbeat, open_portal_session
+from rlm_hotspot.services.portal import mark_page_state
+from rlm_hotspot.services.sessions import open_portal_session, post_heartbeat
 from rlm_hotspot.services.tariff_cache import TariffCache
 from tests.conftest import NOW
 from tests.db import factories
@@ -79,7 +79,7 @@ def test_while_a_page_is_silent_the_worker_bills_its_open_gate_so_an_empty_card_
     hotspots, _, _ = portal_world(db, vault, ("on",))
     small = factories.batch(db, vault, count=1, face_value=60)  # 0.60: a minute online
     status = login_at(db, vault, small.numbers[0], small.pins[0], hotspots["on"], NOW)
-    note_page(db, status.token, PageState.HIDDEN, NOW)  # hidden: 600 s of grace, far more than the card buys
+    mark_page_state(db, status.token, PageState.HIDDEN, NOW)  # hidden: 600 s of grace, far more than the card buys
     clock = [NOW + timedelta(seconds=TIMEOUT_S // 2)]
     worker = worker_at(db, clock, FakeGate())
     worker.run_cycle()  # within half the timeout of the last billing: nothing to bill yet
@@ -102,10 +102,10 @@ def test_a_hidden_page_gets_its_grace_and_a_closed_page_ends_within_the_slack(db
     reloaded = login_at(db, vault, third.numbers[0], third.pins[0], hotspots["grace"], NOW)
     db.execute(text("UPDATE hotspots SET hidden_grace = 300"))  # the hotspot's setting (default 600 s)
     tariffs = TariffCache()
-    note_page(db, hidden.token, PageState.HIDDEN, NOW)
-    note_page(db, closed.token, PageState.CLOSED, NOW)
-    note_page(db, reloaded.token, PageState.CLOSED, NOW)
-    heartbeat(db, tariffs, reloaded.token, NOW + timedelta(seconds=2))  # a reload: the new page's sign of life
+    mark_page_state(db, hidden.token, PageState.HIDDEN, NOW)
+    mark_page_state(db, closed.token, PageState.CLOSED, NOW)
+    mark_page_state(db, reloaded.token, PageState.CLOSED, NOW)
+    post_heartbeat(db, tariffs, reloaded.token, NOW + timedelta(seconds=2))  # a reload: the new page's sign of life
     clock = [NOW + timedelta(seconds=CLOSED_PAGE_SLACK_S)]
     worker = worker_at(db, clock, FakeGate())
     worker.run_cycle()

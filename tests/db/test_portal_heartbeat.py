@@ -12,6 +12,7 @@ import psycopg2.extensions
 import pytest
 from sqlalchemy.orm import Session
 
+from portal.heartbeats import RecentViews, mark_sign_of_life_without_lock
 from rlm_hotspot.core.heartbeat import CLOSED_PAGE_SLACK_S, PageState
 from rlm_hotspot.db import sessions as sessions_db
 from rlm_hotspot.pins import PinVault
@@ -19,11 +20,9 @@ from rlm_hotspot.services import sessions
 from rlm_hotspot.services.portal import (
     HEARTBEAT_TIMEOUT_CAUSE,
     PortalHotspot,
-    RecentViews,
     Signal,
-    keep_alive,
-    keep_alive_without_lock,
-    note_page,
+    mark_page_state,
+    mark_sign_of_life,
     portal_hotspot,
 )
 from rlm_hotspot.services.tariff_cache import TariffCache
@@ -82,7 +81,7 @@ def test_a_heartbeat_is_one_read_and_one_write_and_reports_what_a_fresh_read_sho
     hotspot, token = logged_in(db, vault, tariffs)
     later = NOW + timedelta(seconds=20)  # the tariff is still cached
     with counted_statements(db) as statements:
-        view = keep_alive_without_lock(db, tariffs, hotspot, token, later, Signal.PAGE)
+        view = mark_sign_of_life_without_lock(db, tariffs, hotspot, token, later, Signal.PAGE)
     assert [s.split("(")[0] for s in statements] == ["EXECUTE hs_session_view_by_token", "EXECUTE hs_apply_meter"]
     assert view is not None and view.cut_at == later + timedelta(seconds=60)
     assert (view.status.balance, view.status.online_seconds, view.status.seconds_remaining) == (480, 20, 480)
@@ -93,10 +92,12 @@ def test_a_heartbeat_is_one_read_and_one_write_and_reports_what_a_fresh_read_sho
 def test_the_next_heartbeat_billed_by_the_same_process_is_one_write(db: Session, vault: PinVault) -> None:
     tariffs, recent = TariffCache(), RecentViews()
     hotspot, token = logged_in(db, vault, tariffs)
-    first = keep_alive_without_lock(db, tariffs, hotspot, token, NOW + timedelta(seconds=10), Signal.PAGE, recent)
+    first = mark_sign_of_life_without_lock(
+        db, tariffs, hotspot, token, NOW + timedelta(seconds=10), Signal.PAGE, recent
+    )
     later = NOW + timedelta(seconds=25)  # the tariff is still cached
     with counted_statements(db) as statements:
-        view = keep_alive_without_lock(db, tariffs, hotspot, token, later, Signal.PAGE, recent)
+        view = mark_sign_of_life_without_lock(db, tariffs, hotspot, token, later, Signal.PAGE, recent)
     assert [s.split("(")[0] for s in statements] == ["EXECUTE hs_apply_meter"]
     assert first is not None and view is not None
     assert (view.status.balance, view.status.online_seconds, view.cut_at) == (475, 25, later + timedelta(seconds=60))
@@ -109,11 +110,11 @@ def test_a_kept_view_the_session_moved_away_from_is_read_again_and_nothing_is_bi
 ) -> None:
     tariffs, recent = TariffCache(), RecentViews()
     hotspot, token = logged_in(db, vault, tariffs)
-    keep_alive_without_lock(db, tariffs, hotspot, token, NOW + timedelta(seconds=10), Signal.PAGE, recent)
-    sessions.heartbeat(db, tariffs, token, NOW + timedelta(seconds=15))  # another process's heartbeat
+    mark_sign_of_life_without_lock(db, tariffs, hotspot, token, NOW + timedelta(seconds=10), Signal.PAGE, recent)
+    sessions.post_heartbeat(db, tariffs, token, NOW + timedelta(seconds=15))  # another process's heartbeat
     later = NOW + timedelta(seconds=25)
     with counted_statements(db) as statements:
-        view = keep_alive_without_lock(db, tariffs, hotspot, token, later, Signal.PAGE, recent)
+        view = mark_sign_of_life_without_lock(db, tariffs, hotspot, token, later, Signal.PAGE, recent)
     assert [s.split("(")[0] for s in statements] == [
         "EXECUTE hs_apply_meter",  # refused: the counters moved since the kept view
         "EXECUTE hs_session_view_by_token",
@@ -122,7 +123,9 @@ def test_a_kept_view_the_session_moved_away_from_is_read_again_and_nothing_is_bi
     assert view is not None and view.status == sessions.session_status(db, tariffs, token, later)
     assert view.status.balance == 475  # 25 s in all, each second billed once
     sessions.logout(db, tariffs, token, later)
-    ended = keep_alive_without_lock(db, tariffs, hotspot, token, NOW + timedelta(seconds=28), Signal.PAGE, recent)
+    ended = mark_sign_of_life_without_lock(
+        db, tariffs, hotspot, token, NOW + timedelta(seconds=28), Signal.PAGE, recent
+    )
     assert ended is not None and not ended.status.open and ended.status.balance == 475
     assert_ledger_balanced(db)
 
@@ -131,17 +134,17 @@ def test_a_session_changed_between_read_and_write_is_not_billed_twice(db: Sessio
     tariffs = TariffCache()
     _, token = logged_in(db, vault, tariffs)
     stale = sessions.session_view(db, token)
-    sessions.heartbeat(db, tariffs, token, NOW + timedelta(seconds=20))  # another request got there first
-    assert sessions.bill_heartbeat(db, tariffs, stale, NOW + timedelta(seconds=30)) is None
+    sessions.post_heartbeat(db, tariffs, token, NOW + timedelta(seconds=20))  # another request got there first
+    assert sessions.post_heartbeat_on(db, tariffs, stale, NOW + timedelta(seconds=30)) is None
     assert sessions.session_status(db, tariffs, token, NOW + timedelta(seconds=30)).balance == 480
-    assert sessions.heartbeat(db, tariffs, token, NOW + timedelta(seconds=30)).balance == 470
+    assert sessions.post_heartbeat(db, tariffs, token, NOW + timedelta(seconds=30)).balance == 470
     assert_ledger_balanced(db)
 
 
 def test_a_page_polled_by_the_os_only_reports_when_the_hotspot_wants_the_page(db: Session, vault: PinVault) -> None:
     tariffs = TariffCache()
     hotspot, token = logged_in(db, vault, tariffs)
-    view = keep_alive_without_lock(db, tariffs, hotspot, token, NOW + timedelta(seconds=30), Signal.CAPTIVE_API)
+    view = mark_sign_of_life_without_lock(db, tariffs, hotspot, token, NOW + timedelta(seconds=30), Signal.CAPTIVE_API)
     assert view is not None and view.status.balance == 500 and view.cut_at == NOW + timedelta(seconds=60)
 
 
@@ -151,8 +154,8 @@ def test_a_session_silent_too_long_goes_the_locked_way_and_is_billed_until_the_p
     tariffs = TariffCache()
     hotspot, token = logged_in(db, vault, tariffs)
     much_later = NOW + timedelta(seconds=90)
-    assert keep_alive_without_lock(db, tariffs, hotspot, token, much_later, Signal.PAGE) is None
-    view = keep_alive(db, tariffs, hotspot, token, much_later, Signal.PAGE)
+    assert mark_sign_of_life_without_lock(db, tariffs, hotspot, token, much_later, Signal.PAGE) is None
+    view = mark_sign_of_life(db, tariffs, hotspot, token, much_later, Signal.PAGE)
     # its gate was open until now (the portal closes it now): the 90 s are billed, not the 0 s heard of
     assert (view.status.open, view.status.balance, view.status.online_seconds, view.cut_at) == (False, 410, 90, None)
     assert view.status.terminate_cause == HEARTBEAT_TIMEOUT_CAUSE
@@ -165,16 +168,20 @@ def test_a_hidden_page_keeps_its_session_for_the_hidden_grace_and_a_closed_one_e
     tariffs = TariffCache()
     hotspot, token = logged_in(db, vault, tariffs)
     assert hotspot.hidden_grace == 600  # the default (sql/016)
-    assert note_page(db, token, PageState.HIDDEN, NOW)
+    assert mark_page_state(db, token, PageState.HIDDEN, NOW)
     back = NOW + timedelta(seconds=300)  # frozen in the background, far past the 60 s timeout
-    assert keep_alive_without_lock(db, tariffs, hotspot, token, back, Signal.PAGE) is None  # the locked way decides
-    view = keep_alive(db, tariffs, hotspot, token, back, Signal.PAGE)
+    assert (
+        mark_sign_of_life_without_lock(db, tariffs, hotspot, token, back, Signal.PAGE) is None
+    )  # the locked way decides
+    view = mark_sign_of_life(db, tariffs, hotspot, token, back, Signal.PAGE)
     assert (view.status.open, view.status.online_seconds, view.status.balance) == (True, 300, 200)
-    assert note_page(db, token, PageState.CLOSED, back)
-    view = keep_alive(db, tariffs, hotspot, token, back + timedelta(seconds=CLOSED_PAGE_SLACK_S), Signal.CAPTIVE_API)
+    assert mark_page_state(db, token, PageState.CLOSED, back)
+    view = mark_sign_of_life(
+        db, tariffs, hotspot, token, back + timedelta(seconds=CLOSED_PAGE_SLACK_S), Signal.CAPTIVE_API
+    )
     assert view.status.open  # a reload's sign of life may still come
     cut = back + timedelta(seconds=CLOSED_PAGE_SLACK_S + 1)
-    view = keep_alive(db, tariffs, hotspot, token, cut, Signal.CAPTIVE_API)
+    view = mark_sign_of_life(db, tariffs, hotspot, token, cut, Signal.CAPTIVE_API)
     assert (view.status.open, view.status.terminate_cause, view.status.balance) == (False, "Page-Closed", 189)
     assert_ledger_balanced(db)
 
@@ -185,7 +192,7 @@ def test_the_batched_heartbeat_write_refuses_a_write_that_moves_traffic(db: Sess
     _, token = logged_in(db, vault, tariffs)
     view = sessions.session_view(db, token)
     later = NOW + timedelta(seconds=20)
-    write = replace(sessions.heartbeat_write(db, tariffs, view, later), traffic_debit=3, traffic_cost_num=3)
+    write = replace(sessions.rate_online_time(db, tariffs, view, later), traffic_debit=3, traffic_cost_num=3)
     with pytest.raises(ValueError, match="moves no traffic"):
-        sessions_db.apply_heartbeats(db, [sessions_db.HeartbeatWrite(view, write, later)], later)
+        sessions_db.post_heartbeats(db, [sessions_db.HeartbeatPost(view, write, later)], later)
     assert sessions.session_view(db, token) == view

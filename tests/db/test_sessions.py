@@ -29,9 +29,9 @@ from rlm_hotspot.services.sessions import (
     AccountingRefused,
     AccountingUpdate,
     close_stale_sessions,
-    heartbeat,
     logout,
     open_portal_session,
+    post_heartbeat,
     record_accounting,
 )
 from rlm_hotspot.services.tariff_cache import TariffCache
@@ -320,11 +320,11 @@ def test_portal_session_bills_per_second_until_logout(db: Session, vault: PinVau
         now=NOW,
     )
     assert status.open and status.balance == 500 and status.seconds_remaining == 500
-    status = heartbeat(db, tariffs, status.token, NOW + timedelta(seconds=30))
+    status = post_heartbeat(db, tariffs, status.token, NOW + timedelta(seconds=30))
     assert (status.balance, status.online_seconds, status.seconds_remaining) == (470, 30, 470)
     status = logout(db, tariffs, status.token, NOW + timedelta(seconds=45))
     assert (status.open, status.balance, status.terminate_cause) == (False, 455, "User-Request")
-    assert heartbeat(db, tariffs, status.token, NOW + timedelta(seconds=90)).balance == 455  # closed stays closed
+    assert post_heartbeat(db, tariffs, status.token, NOW + timedelta(seconds=90)).balance == 455  # closed stays closed
     with pytest.raises(CardRefused) as wrong:
         open_portal_session(
             db,

@@ -15,14 +15,18 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.request import urlopen
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from pyrad import packet
 from pyrad.client import Client, Timeout
 from pyrad.dictionary import Dictionary
@@ -30,6 +34,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
 
 from devtools.cluster import PrivateCluster
+from devtools.ha import free_tcp_ports
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.radius import config as radconf
 from rlm_hotspot.services import catalog
@@ -67,8 +72,9 @@ def shared_dir(prefix: str) -> Path:
     return path
 
 
-def write_settings(workdir: Path, database_url: str, key_file: Path, **security: int) -> Path:
-    """The settings file radiusd's module reads, with a copy of the PIN keys it can read."""
+def write_settings(workdir: Path, database_url: str, key_file: Path, *, metrics_port: int = 0, **security: int) -> Path:
+    """The settings file radiusd's module reads, with a copy of the PIN keys it can read; the module serves
+    metrics only when given a `metrics_port` (never the production default, which tests must not take)."""
     keys = workdir / "pin.keys"
     shutil.copyfile(key_file, keys)
     keys.chmod(0o644)
@@ -81,6 +87,8 @@ def write_settings(workdir: Path, database_url: str, key_file: Path, **security:
         f'key_file = "{keys}"',
         "[security]",
         *(f"{name} = {value}" for name, value in security.items()),
+        "[radius]",
+        f"metrics_port = {metrics_port}",
     ]
     settings = workdir / "hotspot.toml"
     settings.write_text("\n".join(lines) + "\n")
@@ -115,6 +123,7 @@ class RadiusServer:
     auth_port: int
     acct_port: int
     secret: str = SECRET
+    metrics_port: int = 0  # where the module serves its metrics (0: not served)
 
     def client(self, timeout: float = 2.0, retries: int = 1) -> Client:
         client = Client(
@@ -160,6 +169,16 @@ class RadiusServer:
         except Timeout:
             return None
 
+    def metrics(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        """One scrape of the module's metrics: (sample name, labels) -> value."""
+        with urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+        return {
+            (sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
 
@@ -179,10 +198,16 @@ def _decoded(reply: packet.Packet) -> Reply:
 
 
 def start_radiusd(
-    workdir: Path, settings_file: Path, timeout: float = 30.0, *, buffered: bool = False, venv: Path | None = None
+    workdir: Path,
+    settings_file: Path,
+    timeout: float = 30.0,
+    *,
+    buffered: bool = False,
+    venv: Path | None = None,
+    metrics_port: int = 0,
 ) -> RadiusServer:
     """Write a private config dir under `workdir` and start radiusd as nobody (with the packages of `venv`,
-    by default the test run's); wait until it serves."""
+    by default the test run's); wait until it serves (`metrics_port`: the one the settings file names)."""
     auth_port, acct_port = free_udp_ports(2)
     confdir = radconf.write_private_confdir(
         workdir / "radius",
@@ -201,10 +226,48 @@ def start_radiusd(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = RadiusServer(process, confdir, log, auth_port, acct_port)
+    return _serving(RadiusServer(process, confdir, log, auth_port, acct_port, metrics_port=metrics_port), timeout)
+
+
+@contextmanager
+def radius_run(database_url: str, key_file: Path, timeout: float = 30.0) -> Iterator[RadiusServer]:
+    """`hotspotctl radius run` itself, threaded, in a directory of its own (removed afterwards): its
+    clients.conf comes from the NAS table (plus 127.0.0.1 with SECRET when no NAS has that address)."""
+    if shutil.which(radconf.RADIUSD) is None:
+        pytest.skip("freeradius is not installed (apt-get install freeradius freeradius-python3)")
+    workdir = shared_dir("hotspot-radius-run-")
+    try:
+        server = _start_radius_run(workdir, write_settings(workdir, database_url, key_file), timeout)
+        try:
+            yield server
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _start_radius_run(workdir: Path, settings_file: Path, timeout: float) -> RadiusServer:
+    auth_port, acct_port = free_udp_ports(2)
+    command = [
+        str(Path(sys.executable).with_name("hotspotctl")),
+        "--config", str(settings_file),
+        "radius", "run", "--threaded",
+        "--confdir", str(workdir / "radius"),
+        "--auth-port", str(auth_port), "--acct-port", str(acct_port),
+        "--local-secret", SECRET,
+    ]  # fmt: skip
+    log = workdir / "run.out"
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+                                   env={**os.environ, "HOTSPOT_CONFIG": ""})  # fmt: skip
+    return _serving(RadiusServer(process, workdir / "radius", log, auth_port, acct_port), timeout)
+
+
+def _serving(server: RadiusServer, timeout: float) -> RadiusServer:
+    """Wait until radiusd says it is ready; stop it and fail the test with its log if it dies or dawdles."""
     deadline = time.monotonic() + timeout
     while radconf.READY_LINE not in server.log_text():
-        if process.poll() is not None or time.monotonic() > deadline:
+        if server.process.poll() is not None or time.monotonic() > deadline:
             server.stop()
             pytest.fail(f"radiusd did not start:\n{server.log_text()[-3000:]}")
         time.sleep(0.05)
@@ -233,7 +296,9 @@ def radius_server(radius_database: str, key_file: Path) -> Iterator[RadiusServer
     if shutil.which(radconf.RADIUSD) is None:
         pytest.skip("freeradius is not installed (apt-get install freeradius freeradius-python3)")
     workdir = shared_dir("hotspot-radius-")
-    server = start_radiusd(workdir, write_settings(workdir, radius_database, key_file, lockout_attempts=3))
+    [metrics_port] = free_tcp_ports(1)
+    settings = write_settings(workdir, radius_database, key_file, metrics_port=metrics_port, lockout_attempts=3)
+    server = start_radiusd(workdir, settings, metrics_port=metrics_port)
     yield server
     server.stop()
     shutil.rmtree(workdir, ignore_errors=True)
@@ -245,7 +310,9 @@ def buffered_radius_server(radius_database: str, key_file: Path) -> Iterator[Rad
     if shutil.which(radconf.RADIUSD) is None:
         pytest.skip("freeradius is not installed (apt-get install freeradius freeradius-python3)")
     workdir = shared_dir("hotspot-radius-buffered-")
-    server = start_radiusd(workdir, write_settings(workdir, radius_database, key_file), buffered=True)
+    [metrics_port] = free_tcp_ports(1)
+    settings = write_settings(workdir, radius_database, key_file, metrics_port=metrics_port)
+    server = start_radiusd(workdir, settings, buffered=True, metrics_port=metrics_port)
     yield server
     server.stop()
     shutil.rmtree(workdir, ignore_errors=True)

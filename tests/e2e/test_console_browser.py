@@ -41,8 +41,6 @@ from tests.console.conftest import PASSWORDS, SECRET, console_settings, staff_ac
 from tests.e2e.browser import chromium, needs_chromium, wait_for
 from tests.portal.conftest import World, make_world
 
-pytestmark = [pytest.mark.e2e]
-
 
 @pytest.fixture
 def people(committed: Engine) -> Iterator[dict[str, int]]:

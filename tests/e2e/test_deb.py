@@ -28,7 +28,6 @@ from rlm_hotspot.radius import config as radconf
 from tests.e2e.radius_harness import RadiusServer, free_udp_ports
 
 pytestmark = [
-    pytest.mark.e2e,
     pytest.mark.skipif(
         os.environ.get("RLM_HOTSPOT_DEB_TEST") != "1",
         reason="installs a package on this machine and builds for minutes: set RLM_HOTSPOT_DEB_TEST=1",

@@ -28,8 +28,6 @@ from tests.db.helpers import assert_ledger_balanced
 from tests.db.test_flow_world import FREE_NET, HOTSPOT, flow_world, open_session, price, traffic_debited
 from tests.e2e.conftest import Processes, require_binaries, udp_port_in_use, wait_until
 
-pytestmark = pytest.mark.e2e
-
 SERVER = "93.184.216.34"
 PORTAL = "10.1.0.1"  # the gateway/portal: inside the pool, free, never a guest
 WALLED_GARDEN = "10.99.0.5"  # inside the tariff's free network

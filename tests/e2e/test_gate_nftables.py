@@ -25,8 +25,6 @@ from tests.gates.labdb import HEARTBEAT_TIMEOUT_S, LabCard, only_session, run_wo
 from tests.gates.labportal import Guest, start_portal
 from tests.gates.netlab import CLIENT_IP, GATEWAY_LAN, NET_IP, NetLab, require_lab
 
-pytestmark = [pytest.mark.e2e, pytest.mark.db]
-
 RULESET_LOADER = Path(__file__).resolve().parents[2] / "deploy" / "nftables" / "load-captive"
 PORTAL_URL = f"http://{GATEWAY_LAN}:8080/"
 BIG_FILE_BYTES = 64 * 2**20
@@ -130,7 +128,7 @@ def test_balance_running_out_closes_the_gate(lab, gate, card, guest, committed) 
 
     later = datetime.now(UTC) + timedelta(hours=2)  # 1.00 at 1.20/h lasts 50 minutes
     with transaction(committed) as session:
-        status = sessions.heartbeat(session, TariffCache(), only_session(committed).auth_token, later)
+        status = sessions.post_heartbeat(session, TariffCache(), only_session(committed).auth_token, later)
     assert status.balance <= 0 and status.seconds_remaining == 0
     run_worker_cycle(committed, gate, later)
 

@@ -26,8 +26,6 @@ from tests.gates.labdb import HEARTBEAT_TIMEOUT_S, LabCard, only_session, run_wo
 from tests.gates.labportal import Guest, start_portal
 from tests.gates.netlab import GATEWAY_LAN, NET_IP, NetLab, require_lab
 
-pytestmark = [pytest.mark.e2e, pytest.mark.db]
-
 PORTAL_URL = f"http://{NET_IP}:5000/"
 GATEWAY_ADDRESS = f"{GATEWAY_LAN}:2050"
 HELLO = "hello from the internet\n"

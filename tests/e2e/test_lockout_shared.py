@@ -10,15 +10,15 @@ import pytest
 from flask import Flask
 from sqlalchemy import Engine
 
-from portal import create_app, uam
+from portal import create_app
 from rlm_hotspot.core.decisions import Refusal
 from rlm_hotspot.pins import PinVault
 from tests.e2e.radius_harness import NAS_BY_VENDOR, RadiusServer, build_world
 from tests.e2e.test_uam_handoff import RADIUS_HOTSPOT, UAM_SECRET, configure_nas
 from tests.portal.conftest import csrf_of, portal_settings
 from tests.portal.test_radius_mode import CHALLENGE
+from tests.uam_nas import sign_chilli_url
 
-pytestmark = pytest.mark.e2e
 CHILLI = NAS_BY_VENDOR["chilli"]
 
 
@@ -33,7 +33,7 @@ def redirected(app: Flask, mac: str):  # type: ignore[no-untyped-def]
     """A guest's browser, sent to the portal by CoovaChilli (signed redirect naming the device's MAC)."""
     client = app.test_client()
     query = f"res=notyet&uamip=10.1.0.1&uamport=3990&challenge={CHALLENGE}&ip=10.1.0.5&mac={mac}&nasid=chilli"
-    client.get(uam.sign_chilli_url(f"http://localhost/?{query}", UAM_SECRET).removeprefix("http://localhost"))
+    client.get(sign_chilli_url(f"http://localhost/?{query}", UAM_SECRET).removeprefix("http://localhost"))
     return client
 
 

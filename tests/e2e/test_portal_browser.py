@@ -30,7 +30,7 @@ from rlm_hotspot.worker.cycle import Worker
 from tests.e2e.browser import assert_fits_the_phone, chromium, needs_chromium, portal_server, wait_for
 from tests.portal.conftest import World, make_world, portal_settings
 
-pytestmark = [pytest.mark.e2e, needs_chromium]
+pytestmark = needs_chromium
 HEARTBEAT_TIMEOUT_S = 10
 WRITE_DELAY_S = 0.5  # the portal's default heartbeat_write_delay_ms
 

@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from portal import create_app, uam
+from portal import create_app
 from rlm_hotspot.nas.coa import send_disconnect
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import catalog
@@ -29,8 +29,7 @@ from rlm_hotspot.worker.cycle import Worker
 from tests.e2e.standin_nas import StandInNas
 from tests.gates.labdb import transaction
 from tests.portal.conftest import Clock, World, csrf_of, login, make_world, portal_settings
-
-pytestmark = pytest.mark.e2e
+from tests.uam_nas import sign_chilli_url
 
 NAS_SECRET = "coa-secret"
 UAM_SECRET = "uam-s3cret"
@@ -73,7 +72,7 @@ def app(database_url: str, key_file: Path, clock: Clock, world: World) -> Iterat
 def logged_in_guest(app: Flask, world: World, committed: Engine, clock: Clock) -> FlaskClient:
     """Through the CoovaChilli handoff; the NAS then opens the session with its Accounting-Start."""
     client = app.test_client()
-    redirect = uam.sign_chilli_url(
+    redirect = sign_chilli_url(
         f"http://localhost/?res=notyet&uamip=10.1.0.1&uamport=3990&challenge={CHALLENGE}&ip={CLIENT_IP}&nasid=chilli1",
         UAM_SECRET,
     )

@@ -18,7 +18,6 @@ from rlm_hotspot.services import cards
 from tests.db import factories
 from tests.e2e.radius_harness import NAS_BY_VENDOR, RadiusServer, Reply, build_world
 
-pytestmark = pytest.mark.e2e
 MIKROTIK = NAS_BY_VENDOR["mikrotik"]
 REJECT_MAY_CARRY = {"Reply-Message", "Message-Authenticator"}
 GB = 1_000_000_000

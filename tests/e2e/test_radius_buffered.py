@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from sqlalchemy import Engine
 
 from rlm_hotspot.pins import PinVault
@@ -13,7 +12,6 @@ from tests.e2e.conftest import wait_until
 from tests.e2e.radius_harness import NAS_BY_VENDOR, RadiusServer, build_world, login_happened_earlier
 from tests.e2e.test_radius_accounting import assert_balanced, rows
 
-pytestmark = pytest.mark.e2e
 MIKROTIK = NAS_BY_VENDOR["mikrotik"]
 
 

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner, Result
 
 from rlm_hotspot.cli.main import cli
 from tests.e2e.radius_harness import write_settings
-
-pytestmark = pytest.mark.e2e
 
 
 def snapshot(root: Path) -> dict[str, str]:

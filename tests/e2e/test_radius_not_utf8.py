@@ -12,7 +12,6 @@ from tests.db.helpers import assert_ledger_balanced
 from tests.e2e.conftest import wait_until
 from tests.e2e.radius_harness import NAS_BY_VENDOR, RadiusServer, build_world, login_happened_earlier
 
-pytestmark = pytest.mark.e2e
 MIKROTIK = NAS_BY_VENDOR["mikrotik"]
 LATIN1_NAME = "José".encode("latin-1")
 NOT_BILLED = "accounting: packet acknowledged but not billed: accounting for 'Jos\\\\xe9'"

@@ -28,7 +28,6 @@ from tests.e2e.radius_harness import (
     write_settings,
 )
 
-pytestmark = pytest.mark.e2e
 MIKROTIK = NAS_BY_VENDOR["mikrotik"]
 
 

@@ -20,8 +20,6 @@ from rlm_hotspot.pins import PinVault
 from rlm_hotspot.radius import config as radconf
 from tests.e2e.radius_harness import NAS_BY_VENDOR, RUN_AS, build_world, shared_dir, start_radiusd, write_settings
 
-pytestmark = pytest.mark.e2e
-
 
 @pytest.fixture
 def private_venv() -> Iterator[Path]:

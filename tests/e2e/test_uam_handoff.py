@@ -32,12 +32,10 @@ from portal.uam import (
     LoginOutcome,
     UamError,
     chilli_key,
-    chilli_pap_decode,
     handoff,
     login_outcome,
     parse_chilli_redirect,
     parse_mikrotik_login,
-    sign_chilli_url,
 )
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services.cards import set_blocked
@@ -45,8 +43,7 @@ from rlm_hotspot.services.uam import nas_uam, set_nas_uam
 from tests.e2e.browser import assert_fits_the_phone, chromium, needs_chromium, portal_server, wait_for
 from tests.e2e.radius_harness import NAS_BY_VENDOR, RadiusServer, build_world
 from tests.portal.conftest import portal_settings
-
-pytestmark = pytest.mark.e2e
+from tests.uam_nas import chilli_pap_decode, sign_chilli_url
 
 PORTAL = "http://portal.lan/uam/"
 STATUS = "http://portal.lan/status"
@@ -421,6 +418,42 @@ def radius_portal(database_url: str, key_file: Path, *, pin_mode: str = "encrypt
         yield url
 
 
+@contextmanager
+def nas_sending_to_portal(
+    vendor: str,
+    radius: RadiusServer,
+    engine: Engine,
+    database_url: str,
+    key_file: Path,
+    *,
+    drops_rejects: bool = False,
+    pin_mode: str = "encrypted",
+) -> Iterator[tuple[StandInNas, str]]:
+    """The RADIUS hotspot's portal at its own port, and a CoovaChilli (1.9 with `drops_rejects`, else 1.8)
+    or a MikroTik sending guests to it, configured in the database; the NAS and its portal's URL."""
+    with radius_portal(database_url, key_file, pin_mode=pin_mode) as portal:
+        nas: StandInNas
+        if vendor == "chilli":
+            configure_nas(engine, "chilli", uam_secret=UAM_SECRET)
+            nas = StandInChilli(radius, drops_rejects=drops_rejects, portal=portal)
+        else:
+            nas = StandInMikrotik(radius, portal=portal, login_html=documented_login_html())
+            configure_nas(engine, "mikrotik", uam_login_url=nas.login_url)
+        try:
+            yield nas, portal
+        finally:
+            nas.close()
+
+
+def open_any_page(driver: WebDriver, nas: StandInNas, path: str = "/any/page") -> None:
+    """The guest opens a page behind the NAS, which sends them to the portal's login page."""
+    driver.get(f"http://127.0.0.1:{nas.port}{path}")
+
+
+def wait_for_status_page(driver: WebDriver, portal: str) -> None:
+    wait_for(driver, lambda d: d.current_url == f"{portal}status")
+
+
 def type_card_and_pin(driver: WebDriver, number: str, pin: str) -> None:
     """On the login page the NAS sent the guest to (it fits the phone): the card number (unless filled in),
     the PIN, Connect."""
@@ -462,17 +495,14 @@ def test_a_guest_logs_in_at_coovachilli_in_a_browser(
 ) -> None:
     pin_mode = "encrypted" if chap else "hashed"  # hashed PINs can only be checked with PAP
     batch = build_world(radius_db, vault, hotspot=RADIUS_HOTSPOT, pin_mode=pin_mode)
-    configure_nas(radius_db, "chilli", uam_secret=UAM_SECRET)
-    with radius_portal(radius_database, key_file, pin_mode=pin_mode) as portal:
-        nas = StandInChilli(radius_server, drops_rejects=True, portal=portal)
-        try:
-            guest_browser.get(f"http://127.0.0.1:{nas.port}/any/page")  # the NAS sends the guest to the portal
-            type_card_and_pin(guest_browser, batch.numbers[0], batch.pins[0])
-            wait_for(guest_browser, lambda d: d.current_url == f"{portal}status")
-            assert guest_browser.find_element(By.TAG_NAME, "h1").text == ONLINE[language]
-            assert_fits_the_phone(guest_browser)
-        finally:
-            nas.close()
+    with nas_sending_to_portal(
+        "chilli", radius_server, radius_db, radius_database, key_file, drops_rejects=True, pin_mode=pin_mode
+    ) as (nas, portal):
+        open_any_page(guest_browser, nas)
+        type_card_and_pin(guest_browser, batch.numbers[0], batch.pins[0])
+        wait_for_status_page(guest_browser, portal)
+        assert guest_browser.find_element(By.TAG_NAME, "h1").text == ONLINE[language]
+        assert_fits_the_phone(guest_browser)
     assert sessions_of(radius_db) == [(batch.numbers[0], "5f3a00000001", "open")]
 
 
@@ -488,19 +518,14 @@ def test_a_guest_logs_in_at_mikrotik_in_a_browser(
     language: str,
 ) -> None:
     batch = build_world(radius_db, vault, hotspot=RADIUS_HOTSPOT)
-    with radius_portal(radius_database, key_file) as portal:
-        nas = StandInMikrotik(radius_server, portal=portal, login_html=documented_login_html())
-        try:
-            configure_nas(radius_db, "mikrotik", uam_login_url=nas.login_url)
-            guest_browser.get(f"http://127.0.0.1:{nas.port}/any/page")
-            type_card_and_pin(guest_browser, batch.numbers[0], batch.pins[0])  # then the auto-posted form
-            wait_for(guest_browser, lambda d: d.current_url == f"{portal}status")
-            assert guest_browser.find_element(By.TAG_NAME, "h1").text == ONLINE[language]
-            link = guest_browser.find_element(By.PARTIAL_LINK_TEXT, "example.org")  # where the guest was going
-            assert link.get_attribute("href") == "http://example.org/"
-            assert_fits_the_phone(guest_browser)
-        finally:
-            nas.close()
+    with nas_sending_to_portal("mikrotik", radius_server, radius_db, radius_database, key_file) as (nas, portal):
+        open_any_page(guest_browser, nas)
+        type_card_and_pin(guest_browser, batch.numbers[0], batch.pins[0])  # then the auto-posted form
+        wait_for_status_page(guest_browser, portal)
+        assert guest_browser.find_element(By.TAG_NAME, "h1").text == ONLINE[language]
+        link = guest_browser.find_element(By.PARTIAL_LINK_TEXT, "example.org")  # where the guest was going
+        assert link.get_attribute("href") == "http://example.org/"
+        assert_fits_the_phone(guest_browser)
     assert sessions_of(radius_db) == [(batch.numbers[0], "mt-00000001", "open")]
 
 
@@ -523,44 +548,34 @@ def test_an_expired_challenge_restarts_from_a_fresh_redirect(
     the guest is told, comes back to the login page with a fresh challenge and the card number filled in,
     and logs in — and no wrong PIN was counted anywhere."""
     batch = build_world(radius_db, vault, hotspot=RADIUS_HOTSPOT)
-    configure_nas(radius_db, "chilli", uam_secret=UAM_SECRET)
     guest_browser = chromium(tmp_path, language=language)
-    with radius_portal(radius_database, key_file) as portal:
-        nas = StandInChilli(radius_server, drops_rejects=drops_rejects, portal=portal)
-        try:
-            guest_browser.get(f"http://127.0.0.1:{nas.port}/any/page")
+    try:
+        with nas_sending_to_portal(
+            "chilli", radius_server, radius_db, radius_database, key_file, drops_rejects=drops_rejects
+        ) as (nas, portal):
+            assert isinstance(nas, StandInChilli)
+            open_any_page(guest_browser, nas)
             wait_for(guest_browser, lambda d: d.find_elements(By.ID, "pin"))
             nas.expire_challenge()
             type_card_and_pin(guest_browser, batch.numbers[0], batch.pins[0])
             if drops_rejects:
                 wait_for(guest_browser, lambda d: "ERR_EMPTY_RESPONSE" in d.page_source)
-                guest_browser.get(f"http://127.0.0.1:{nas.port}/another/page")
+                open_any_page(guest_browser, nas, "/another/page")
             notice = wait_for(guest_browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".alert.error"))
             assert EXPIRED_NOTICE[language] in notice[0].text  # type: ignore[index]
             assert_fits_the_phone(guest_browser)
             assert guest_browser.find_element(By.ID, "card").get_attribute("value") == batch.numbers[0]
             assert sessions_of(radius_db) == []
             type_card_and_pin(guest_browser, batch.numbers[0], batch.pins[0])
-            wait_for(guest_browser, lambda d: d.current_url == f"{portal}status")
-        finally:
-            nas.close()
-            guest_browser.quit()
+            wait_for_status_page(guest_browser, portal)
+    finally:
+        guest_browser.quit()
     assert sessions_of(radius_db) == [(batch.numbers[0], "5f3a00000001", "open")]
     assert wrong_pins(radius_db) == 0
     assert nas.logons_refused_unasked >= 1  # the failure was the NAS's, not a PIN RADIUS refused
 
 
 CONFIRMING = {"en": "Confirming your login…", "ru": "Подтверждаем вход…"}
-
-
-def stand_in(vendor: str, radius: RadiusServer, engine: Engine, portal: str) -> StandInNas:
-    """A CoovaChilli 1.8 or a MikroTik sending guests to `portal`, configured in the database."""
-    if vendor == "chilli":
-        configure_nas(engine, "chilli", uam_secret=UAM_SECRET)
-        return StandInChilli(radius, drops_rejects=False, portal=portal)
-    mikrotik = StandInMikrotik(radius, portal=portal, login_html=documented_login_html())
-    configure_nas(engine, "mikrotik", uam_login_url=mikrotik.login_url)
-    return mikrotik
 
 
 @needs_chromium
@@ -586,11 +601,10 @@ def test_a_login_back_before_its_accounting_start_waits_for_it(
     opened the session — with or without JavaScript."""
     batch = build_world(radius_db, vault, hotspot=RADIUS_HOTSPOT)
     driver = chromium(tmp_path, language=language, javascript=javascript)
-    with radius_portal(radius_database, key_file) as portal:
-        nas = stand_in(vendor, radius_server, radius_db, portal)
-        nas.start_delay_s = 3
-        try:
-            driver.get(f"http://127.0.0.1:{nas.port}/any/page")
+    try:
+        with nas_sending_to_portal(vendor, radius_server, radius_db, radius_database, key_file) as (nas, portal):
+            nas.start_delay_s = 3
+            open_any_page(driver, nas)
             if not javascript and vendor == "mikrotik":  # its login.html does not post itself either
                 driver.find_element(By.CSS_SELECTOR, "noscript button, button").click()
             type_card_and_pin(driver, batch.numbers[0], batch.pins[0])
@@ -605,9 +619,8 @@ def test_a_login_back_before_its_accounting_start_waits_for_it(
             assert_fits_the_phone(driver)
             wait_for(driver, lambda d: d.find_element(By.TAG_NAME, "h1").text == ONLINE[language])
             assert driver.current_url == f"{portal}status"
-        finally:
-            nas.close()
-            driver.quit()
+    finally:
+        driver.quit()
     assert [(row[0], row[2]) for row in sessions_of(radius_db)] == [(batch.numbers[0], "open")]
 
 
@@ -637,24 +650,22 @@ def test_a_radius_refusal_during_the_handoff_is_told(
     "did not complete your login" — and it is not counted as a wrong PIN."""
     batch = build_world(radius_db, vault, hotspot=RADIUS_HOTSPOT)
     driver = chromium(tmp_path, language=language)
-    with radius_portal(radius_database, key_file) as portal:
-        nas = stand_in(vendor, radius_server, radius_db, portal)
 
-        def the_desk_blocks_the_card() -> None:
-            with Session(radius_db) as db, db.begin():
-                set_blocked(db, blocked=True, number=batch.numbers[0])
+    def the_desk_blocks_the_card() -> None:
+        with Session(radius_db) as db, db.begin():
+            set_blocked(db, blocked=True, number=batch.numbers[0])
 
-        nas.before_radius = the_desk_blocks_the_card
-        try:
-            driver.get(f"http://127.0.0.1:{nas.port}/any/page")
+    try:
+        with nas_sending_to_portal(vendor, radius_server, radius_db, radius_database, key_file) as (nas, _):
+            nas.before_radius = the_desk_blocks_the_card
+            open_any_page(driver, nas)
             type_card_and_pin(driver, batch.numbers[0], batch.pins[0])
             notice = wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, ".alert.error"))
             assert notice[0].text == REFUSED[language]  # type: ignore[index]
             assert driver.find_element(By.ID, "card").get_attribute("value") == batch.numbers[0]
             assert_fits_the_phone(driver)
-        finally:
-            nas.close()
-            driver.quit()
+    finally:
+        driver.quit()
     assert sessions_of(radius_db) == []
     assert wrong_pins(radius_db) == 0
     with radius_db.connect() as conn:

@@ -18,8 +18,6 @@ from devtools.cluster import PrivateCluster
 from rlm_hotspot.radius import config as radconf
 from tests.e2e.radius_harness import shared_dir, write_settings
 
-pytestmark = pytest.mark.e2e
-
 CHECKOUT = Path(__file__).resolve().parents[2]
 
 

@@ -27,8 +27,6 @@ from tests.db import factories
 from tests.e2e.radius_harness import RadiusServer, login_happened_earlier
 from tests.e2e.standin_nas import StandInNas
 
-pytestmark = pytest.mark.e2e
-
 SECRET = "coa-secret"
 LATER = NOW + timedelta(minutes=5)
 

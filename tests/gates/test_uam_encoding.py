@@ -9,7 +9,6 @@ from portal.uam import (
     UamError,
     chilli_chap_response,
     chilli_key,
-    chilli_pap_decode,
     chilli_pap_password,
     handoff,
     login_outcome,
@@ -17,8 +16,8 @@ from portal.uam import (
     mikrotik_octets,
     parse_chilli_redirect,
     parse_mikrotik_login,
-    sign_chilli_url,
 )
+from tests.uam_nas import chilli_pap_decode, sign_chilli_url
 
 CHALLENGE = bytes.fromhex("00112233445566778899aabbccddeeff")
 SECRET = "s3cret"

@@ -55,7 +55,6 @@ from tests.e2e.test_portal_gunicorn import logged_in_cookie
 from tests.multinode.conftest import HOTSPOTCTL, Route, free_tcp_port, node_environment, wait_for_tcp
 from tests.portal.conftest import SECRET, World
 
-pytestmark = pytest.mark.e2e
 MIKROTIK = NAS_BY_VENDOR["mikrotik"]
 OPEN_SESSIONS = 20  # each gets an Interim-Update in turn, STEP_S more each time
 STEP_S = 10

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine, text
 
 from devtools.processes import Processes
@@ -20,8 +19,6 @@ from tests.e2e.test_flows_e2e import (  # noqa: F401 - `guests` is a fixture
     start_nfacctd,
 )
 from tests.multinode.conftest import HOTSPOTCTL, Route, node_environment
-
-pytestmark = pytest.mark.e2e
 
 
 def imported_batches(engine: Engine) -> tuple[int, int]:

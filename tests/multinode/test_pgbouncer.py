@@ -14,7 +14,7 @@ from rlm_hotspot.db.prepared import Prepared
 from rlm_hotspot.settings import Settings
 from tests.multinode.conftest import Route
 
-pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("route", ["pgbouncer"], indirect=True)]
+pytestmark = pytest.mark.parametrize("route", ["pgbouncer"], indirect=True)
 
 ECHO = Prepared("hs_test_echo", "SELECT CAST(:value AS int) + 1 AS next, current_setting('statement_timeout') AS t")
 

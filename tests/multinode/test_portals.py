@@ -9,7 +9,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
@@ -19,7 +18,6 @@ from tests.e2e.test_portal_gunicorn import logged_in_cookie
 from tests.multinode.conftest import HOTSPOTCTL, Route, free_tcp_port, node_environment, stop, wait_for_tcp
 from tests.portal.conftest import SECRET, make_world
 
-pytestmark = pytest.mark.e2e
 BEATS = 12
 WRITE_DELAY_MS = 300  # each portal holds a heartbeat this long in memory before writing it
 

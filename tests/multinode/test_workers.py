@@ -24,8 +24,6 @@ from tests.db.helpers import assert_ledger_balanced
 from tests.e2e.standin_nas import StandInNas
 from tests.multinode.conftest import HOTSPOTCTL, Route, node_environment
 
-pytestmark = pytest.mark.e2e
-
 SECRET = "coa-secret"
 TO_CUT = 20
 STALE = 5

@@ -105,7 +105,7 @@ def test_a_closed_page_ends_its_session_after_the_slack_unless_a_page_speaks_aga
     say(closed, "closed")
     clock.advance(2)
     assert heartbeat(reloaded)["open"] is True  # the reloaded page's first heartbeat
-    app.extensions["hotspot_portal"].write_deferred_heartbeats()  # as the writer does within 0.5 s
+    app.extensions["hotspot_portal"].post_rated_heartbeats()  # as the poster does within 0.5 s
     clock.advance(CLOSED_PAGE_SLACK_S - 2)
     gate: list[str] = []
     worker_cycle(committed, clock, gate)
@@ -205,7 +205,7 @@ def test_the_captive_api_says_when_the_worker_will_cut(
         clock.advance(3)
         os_poll = json.loads(app.test_client().get("/api/captive").get_data())  # no cookie: the same address
         assert os_poll["seconds-remaining"] == remaining
-        app.extensions["hotspot_portal"].write_deferred_heartbeats()
+        app.extensions["hotspot_portal"].post_rated_heartbeats()
         gate: list[str] = []
         clock.advance(remaining)
         worker_cycle(committed, clock, gate)

@@ -20,6 +20,7 @@ from rlm_hotspot.services.sessions import AccountingUpdate, record_accounting
 from rlm_hotspot.services.tariff_cache import TariffCache
 from rlm_hotspot.services.uam import set_nas_uam
 from tests.portal.conftest import Clock, World, csrf_of, login, make_world, portal_settings
+from tests.uam_nas import sign_chilli_url
 
 MIKROTIK_LOGIN = "http://10.5.50.1/login"
 UAM_SECRET = "uam-s3cret"
@@ -63,7 +64,7 @@ def test_mikrotik_gets_the_chap_hash_in_an_auto_submitted_form(radius_app: Flask
 def test_coovachilli_gets_a_redirect_to_its_logon(radius_app: Flask, radius_world: World) -> None:
     client = radius_app.test_client()
     number, pin = radius_world.cards.numbers[1], radius_world.cards.pins[1]
-    redirect = uam.sign_chilli_url(
+    redirect = sign_chilli_url(
         f"http://localhost/?res=notyet&uamip=10.1.0.1&uamport=3990&challenge={CHALLENGE}&ip=10.1.0.5&nasid=chilli1",
         UAM_SECRET,
     )
@@ -97,7 +98,7 @@ def test_without_a_nas_redirect_the_guest_is_told_to_connect_first(radius_app: F
 def chilli_redirect(result: str = "notyet", **extra: str) -> str:
     query = f"res={result}&uamip=10.1.0.1&uamport=3990&challenge={CHALLENGE}&ip=10.1.0.5&nasid=chilli1"
     query += "".join(f"&{name}={value}" for name, value in extra.items())
-    return uam.sign_chilli_url(f"http://localhost/?{query}", UAM_SECRET).removeprefix("http://localhost")
+    return sign_chilli_url(f"http://localhost/?{query}", UAM_SECRET).removeprefix("http://localhost")
 
 
 def test_the_login_page_may_send_its_form_to_the_nas_that_sent_the_guest(radius_app: Flask) -> None:

@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 
 from rlm_hotspot.core.decisions import Refusal
-from rlm_hotspot.core.networks import is_free, parse_networks
+from rlm_hotspot.core.networks import parse_networks
 
 
 def test_every_refusal_has_a_lower_case_value_and_a_guest_sentence() -> None:
@@ -39,15 +39,3 @@ def test_parse_networks_names_the_bad_entry(bad: str) -> None:
     with pytest.raises(ValueError, match=f"bad network '{bad}'"):
         parse_networks(["10.0.0.0/8", bad])
 
-
-def test_is_free() -> None:
-    networks = parse_networks(["10.0.0.0/8", "2001:db8::/32", "192.0.2.7"])
-    assert is_free("10.1.2.3", networks)
-    assert is_free("192.0.2.7", networks)
-    assert not is_free("192.0.2.8", networks)
-    assert is_free("2001:db8::1", networks)
-    assert not is_free("2001:db9::1", networks)
-    assert is_free("::ffff:10.9.9.9", networks)  # IPv4-mapped
-    assert not is_free("10.1.2.3", ())
-    with pytest.raises(ValueError, match="bad IP address"):
-        is_free("10.1.2", networks)

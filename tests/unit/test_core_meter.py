@@ -1,8 +1,8 @@
 """The one meter, ``rate``: what RADIUS accounting, portal heartbeats and NetFlow imports all debit.
 
-Checked against the building blocks the services strung together before (``advance_time``,
-``advance_traffic``, ``charged`` split per quantity, ``debit``), for additivity over any split of the
-usage, and for never debiting a negative amount.
+Checked against the building blocks the services strung together before (``advance_time``, bytes
+priced at the band of their moment, ``charged`` split per quantity), for additivity over any split of
+the usage, and for never debiting a negative amount.
 """
 
 from __future__ import annotations
@@ -23,13 +23,12 @@ from rlm_hotspot.core.tariff import (
     TrafficDirection,
     Usage,
     advance_time,
-    advance_traffic,
+    band_at,
     billable_bytes,
     charged,
-    debit,
     rate,
 )
-from tests.unit.test_core_tariff import MB, instants, tariffs, zones
+from tests.unit.test_core_tariff import MB, instants, tariffs, with_bytes, zones
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 # 1.20/h and 2.00/MB by day (06:00-22:00), 0.60/h and 0.50/MB by night; per-minute increments
@@ -37,15 +36,16 @@ DAY_NIGHT = Tariff(120, 3600, 60, 200, MB, TrafficDirection.TOTAL, (Band(360, 12
 
 
 def reference(t: Tariff, tz: tzinfo, old: Meter, usage: Usage) -> Rated:
-    """What the services computed before ``rate``: time by ``advance_time``, bytes by ``advance_traffic``
-    part by part, and each quantity's charge rounded on its own."""
+    """What the services computed before ``rate``: time by ``advance_time``, bytes part by part at the
+    band of their moment, and each quantity's charge rounded on its own."""
     meter = old
     if usage.session_start is not None:
         meter = advance_time(t, tz, usage.session_start, meter, usage.seconds)
     billed = 0
     for part in usage.traffic:
         billable = billable_bytes(t, part.download, part.upload)
-        meter = advance_traffic(t, tz, part.at, meter, billable)
+        price = band_at(t, tz, part.at).traffic_price
+        meter = Meter(meter.seconds, meter.time_cost_num, meter.traffic_cost_num + billable * price)
         billed += billable
 
     def time_charged(m: Meter) -> int:
@@ -81,7 +81,7 @@ def traffic(draw: st.DrawFn, start: datetime) -> tuple[BytesAt, ...]:
 def meters(draw: st.DrawFn, t: Tariff, tz: tzinfo, start: datetime) -> Meter:
     """A meter some usage has moved on already (possibly with a rounded-up charge still being used up)."""
     meter = advance_time(t, tz, start, Meter(), draw(st.integers(0, 86400)))
-    return advance_traffic(t, tz, start, meter, draw(byte_counts))
+    return with_bytes(t, tz, start, meter, draw(byte_counts))
 
 
 @st.composite
@@ -148,7 +148,7 @@ def test_rate_equals_the_building_blocks(
     rated = rate(t, tz, old, usage)
     assert rated == reference(t, tz, old, usage)
     assert rated.charged == charged(rated.meter, t)
-    assert rated.debited == debit(old, rated.meter, t)
+    assert rated.debited == charged(rated.meter, t) - charged(old, t)
 
 
 @settings(max_examples=150, deadline=None)

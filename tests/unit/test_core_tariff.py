@@ -11,20 +11,33 @@ from hypothesis import strategies as st
 
 from rlm_hotspot.core.tariff import (
     Band,
+    BytesAt,
     Meter,
+    Rated,
     Tariff,
     TrafficDirection,
+    Usage,
     advance_time,
-    advance_traffic,
     band_at,
     billable_bytes,
     bytes_affordable,
     charged,
     daily_cycle,
-    debit,
     next_band_change,
+    rate,
     seconds_affordable,
 )
+
+
+def rate_bytes(t: Tariff, tz: tzinfo, at: datetime, meter: Meter, billable: int) -> Rated:
+    """`meter` moved on by `billable` bytes used at `at`, through `rate` (the bytes on the side it bills)."""
+    part = BytesAt(at, 0, billable) if t.traffic_direction is TrafficDirection.UPLOAD else BytesAt(at, billable, 0)
+    return rate(t, tz, meter, Usage(traffic=(part,)))
+
+
+def with_bytes(t: Tariff, tz: tzinfo, at: datetime, meter: Meter, billable: int) -> Meter:
+    return rate_bytes(t, tz, at, meter, billable).meter
+
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -159,9 +172,9 @@ def test_started_increment_is_charged_in_full_and_rounding_is_cumulative() -> No
     m = Meter()
     total = 0
     for s in range(1, 3601):
-        new = advance_time(per_second, UTC, start, m, s)
-        total += debit(m, new, per_second)
-        m = new
+        rated = rate(per_second, UTC, m, Usage(start, s))
+        total += rated.debited
+        m = rated.meter
     assert total == charged(m, per_second) == 100
 
 
@@ -208,7 +221,7 @@ def test_a_session_across_midnight_is_priced_at_the_night_band() -> None:
     assert band_at(README_TARIFF, MOSCOW, datetime(2026, 5, 1, 21, 0, tzinfo=UTC)) == NIGHT  # 00:00 MSK
     assert band_at(README_TARIFF, MOSCOW, datetime(2026, 5, 2, 3, 59, tzinfo=UTC)) == NIGHT  # 06:59 MSK
     assert band_at(README_TARIFF, MOSCOW, datetime(2026, 5, 2, 4, 0, tzinfo=UTC)) == DAY  # 07:00 MSK
-    night_traffic = advance_traffic(README_TARIFF, MOSCOW, datetime(2026, 5, 1, 23, 0, tzinfo=UTC), Meter(), MB)
+    night_traffic = with_bytes(README_TARIFF, MOSCOW, datetime(2026, 5, 1, 23, 0, tzinfo=UTC), Meter(), MB)
     assert charged(night_traffic, README_TARIFF) == 1  # 02:00 MSK: the night traffic price
     # 1.20 from 23:30 MSK buys two hours of night (not 30 min of night and 30 min at the day price)
     assert seconds_affordable(README_TARIFF, MOSCOW, start, Meter(), 120, 10**6) == 2 * 3600
@@ -252,9 +265,9 @@ def test_traffic_is_priced_at_the_band_in_force_and_by_direction() -> None:
     night = datetime(2026, 5, 1, 22, 0, tzinfo=UTC)  # 01:00 MSK
     day = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)  # 12:00 MSK
     assert billable_bytes(t, 3 * MB, 1 * MB) == 4 * MB
-    m = advance_traffic(t, MOSCOW, night, Meter(), 4 * MB)
+    m = with_bytes(t, MOSCOW, night, Meter(), 4 * MB)
     assert charged(m, t) == 20
-    m = advance_traffic(t, MOSCOW, day, m, 1)  # one byte more: rounds up to one cent
+    m = with_bytes(t, MOSCOW, day, m, 1)  # one byte more: rounds up to one cent
     assert charged(m, t) == 21
     assert m.seconds == 0 and m.time_cost_num == 0
     down = tariff(traffic_price=1, direction=TrafficDirection.DOWNLOAD)
@@ -312,7 +325,7 @@ def test_bytes_affordable_exact_figures() -> None:
     per_byte = tariff(traffic_price=1, traffic_unit=1)
     assert bytes_affordable(per_byte, UTC, at, Meter(), 10) == 10
     assert bytes_affordable(per_byte, UTC, at, Meter(), 0) == 0
-    used = advance_traffic(t, UTC, at, Meter(), 1)  # charged 1 cent, paid for 20000 bytes
+    used = with_bytes(t, UTC, at, Meter(), 1)  # charged 1 cent, paid for 20000 bytes
     assert bytes_affordable(t, UTC, at, used, 0) == 20_000 - 1
 
 
@@ -351,7 +364,7 @@ def test_naive_datetimes_are_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         advance_time(NIGHT_TARIFF, MOSCOW, naive, Meter(), 10)
     with pytest.raises(ValueError, match="timezone-aware"):
-        advance_traffic(NIGHT_TARIFF, MOSCOW, naive, Meter(), 10)
+        with_bytes(NIGHT_TARIFF, MOSCOW, naive, Meter(), 10)
     with pytest.raises(ValueError, match="timezone-aware"):
         seconds_affordable(NIGHT_TARIFF, MOSCOW, naive, Meter(), 10, 10)
     with pytest.raises(ValueError, match="timezone-aware"):
@@ -363,7 +376,7 @@ def test_negative_quantities_are_refused() -> None:
     with pytest.raises(ValueError):
         advance_time(NIGHT_TARIFF, UTC, start, Meter(), -1)
     with pytest.raises(ValueError):
-        advance_traffic(NIGHT_TARIFF, UTC, start, Meter(), -1)
+        with_bytes(NIGHT_TARIFF, UTC, start, Meter(), -1)
     with pytest.raises(ValueError):
         billable_bytes(NIGHT_TARIFF, -1, 0)
     with pytest.raises(ValueError):
@@ -414,7 +427,7 @@ def test_with_bands_the_base_prices_are_never_in_force(
     at = start + timedelta(seconds=seconds)
     assert band_at(other, tz, at) == band_at(t, tz, at)
     assert advance_time(other, tz, start, Meter(), seconds) == advance_time(t, tz, start, Meter(), seconds)
-    assert advance_traffic(other, tz, at, Meter(), MB) == advance_traffic(t, tz, at, Meter(), MB)
+    assert with_bytes(other, tz, at, Meter(), MB) == with_bytes(t, tz, at, Meter(), MB)
     assert seconds_affordable(other, tz, start, Meter(), balance, 2 * 86400) == seconds_affordable(
         t, tz, start, Meter(), balance, 2 * 86400
     )
@@ -469,20 +482,19 @@ def test_additive_over_any_split(
     meter = Meter()
     debited = 0
     for seconds in path:
-        new = advance_time(t, tz, start, meter, seconds)
-        step = debit(meter, new, t)
-        assert step >= 0
-        debited += step
-        meter = new
+        rated = rate(t, tz, meter, Usage(start, seconds))
+        assert rated.debited >= 0
+        debited += rated.debited
+        meter = rated.meter
     assert meter == one_step
     assert debited == charged(one_step, t)
     # traffic batches: order of arrival and splitting do not change the cumulative charge
     at = start + timedelta(seconds=final)
-    whole = advance_traffic(t, tz, at, one_step, sum(traffic))
+    whole = with_bytes(t, tz, at, one_step, sum(traffic))
     for amount in traffic:
-        new = advance_traffic(t, tz, at, meter, amount)
-        debited += debit(meter, new, t)
-        meter = new
+        rated = rate_bytes(t, tz, at, meter, amount)
+        debited += rated.debited
+        meter = rated.meter
     assert meter == whole
     assert debited == charged(whole, t)
 
@@ -495,9 +507,7 @@ def test_monotone_and_never_backwards(t: Tariff, tz: tzinfo, start: datetime, a:
     m_high = advance_time(t, tz, start, Meter(), high)
     assert charged(m_low, t) <= charged(m_high, t)
     assert advance_time(t, tz, start, m_high, low) == m_high  # a stale counter changes nothing
-    assert charged(advance_traffic(t, tz, start, m_low, a), t) <= charged(
-        advance_traffic(t, tz, start, m_low, a + b), t
-    )
+    assert charged(with_bytes(t, tz, start, m_low, a), t) <= charged(with_bytes(t, tz, start, m_low, a + b), t)
 
 
 @settings(max_examples=150, deadline=None)
@@ -550,17 +560,15 @@ def test_banded_bound_against_exact_per_second_price(t: Tariff, tz: tzinfo, star
 def test_seconds_affordable_is_exactly_what_the_balance_buys(
     t: Tariff, tz: tzinfo, start: datetime, used: int, traffic: int, balance: int, horizon: int
 ) -> None:
-    meter = advance_traffic(t, tz, start, advance_time(t, tz, start, Meter(), used), traffic)
+    meter = with_bytes(t, tz, start, advance_time(t, tz, start, Meter(), used), traffic)
     affordable = seconds_affordable(t, tz, start, meter, balance, horizon)
     assert 0 <= affordable <= horizon
     if balance < 0:
         assert affordable == 0
         return
-    after = advance_time(t, tz, start, meter, meter.seconds + affordable)
-    assert debit(meter, after, t) <= balance
+    assert rate(t, tz, meter, Usage(start, meter.seconds + affordable)).debited <= balance
     if affordable < horizon:
-        one_more = advance_time(t, tz, start, meter, meter.seconds + affordable + 1)
-        assert debit(meter, one_more, t) > balance
+        assert rate(t, tz, meter, Usage(start, meter.seconds + affordable + 1)).debited > balance
 
 
 @settings(max_examples=150, deadline=None)
@@ -568,14 +576,14 @@ def test_seconds_affordable_is_exactly_what_the_balance_buys(
 def test_bytes_affordable_is_exactly_what_the_balance_buys(
     t: Tariff, tz: tzinfo, at: datetime, traffic: int, balance: int
 ) -> None:
-    meter = advance_traffic(t, tz, at, Meter(), traffic)
+    meter = with_bytes(t, tz, at, Meter(), traffic)
     affordable = bytes_affordable(t, tz, at, meter, balance)
     if affordable is None:
         assert band_at(t, tz, at).traffic_price == 0
-        assert debit(meter, advance_traffic(t, tz, at, meter, 10**12), t) == 0
+        assert rate_bytes(t, tz, at, meter, 10**12).debited == 0
         return
     if balance < 0:
         assert affordable == 0
         return
-    assert debit(meter, advance_traffic(t, tz, at, meter, affordable), t) <= balance
-    assert debit(meter, advance_traffic(t, tz, at, meter, affordable + 1), t) > balance
+    assert rate_bytes(t, tz, at, meter, affordable).debited <= balance
+    assert rate_bytes(t, tz, at, meter, affordable + 1).debited > balance

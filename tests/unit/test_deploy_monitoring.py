@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from flowimport.metrics import Metrics as FlowMetrics
 from portal.metrics import PortalMetrics
 from rlm_hotspot.metrics import WorkerMetrics
+from rlm_hotspot.radius.metrics import RadiusMetrics
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 SUFFIXES = ("_total", "_bucket", "_count", "_sum", "_created")
@@ -20,6 +21,7 @@ SUFFIXES = ("_total", "_bucket", "_count", "_sum", "_created")
 def exported() -> set[str]:
     registries: list[CollectorRegistry] = [
         WorkerMetrics().registry, PortalMetrics().registry, FlowMetrics("cafe").registry,
+        RadiusMetrics(Path("/nonexistent/buffer.detail")).registry,
     ]  # fmt: skip
     names = set()
     for registry in registries:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from flowimport.spool import SpoolFile, complete_batches, pending_files, read_blocks
-from rlm_hotspot.services.flows import Direction
+from flowimport.spool import SpoolFile, pending_files, read_blocks
+from rlm_hotspot.services.flows import Direction, FlowBatch
 
 BIN = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 STAMP = str(int(BIN.timestamp()))
@@ -28,6 +28,11 @@ def block(writer: str, *records: dict[str, object], close: bool = True) -> list[
         lines.append(json.dumps({"event_type": "purge_close", "writer_id": writer, "purged_entries": len(records),
                                  "total_entries": len(records), "duration": 0}))
     return lines
+
+
+def complete_batches(spool_file: SpoolFile) -> list[FlowBatch]:
+    """The batches of the file's complete blocks, as the importer takes them."""
+    return [block.batch(spool_file) for block in read_blocks(spool_file) if block.complete]
 
 
 def spool_file(tmp_path: Path, lines: list[str], name: str = "down-20261125-120000.json") -> SpoolFile:
@@ -52,7 +57,7 @@ def test_each_closed_block_is_one_batch_with_a_stable_name(tmp_path: Path) -> No
     assert again == [b.name for b in batches]
     # Same writer id, different content (a re-created file after a restart): a different batch.
     other = spool_file(tmp_path, block("down/17033", purge("10.1.0.11", 1)))
-    assert next(complete_batches(other)).name != batches[0].name
+    assert complete_batches(other)[0].name != batches[0].name
 
 
 def test_an_unclosed_block_is_never_used(tmp_path: Path) -> None:

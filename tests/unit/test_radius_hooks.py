@@ -108,3 +108,13 @@ def test_logins_make_no_query_and_database_faults_become_fail(load_hooks, tmp_pa
     rcode, reply, control = hooks.authorize({"request": (("User-Name", "1"),)})
     assert (rcode, reply, control) == (0, (("Reply-Message", "Invalid login request."),), None)
     assert hooks.accounting({"request": (("Acct-Status-Type", "Bogus"),)}) == (2, None, None)  # acknowledged
+    counted = hooks._adapter.metrics.registry.get_sample_value
+    for kind in ("database_unavailable", "unexpected", "login_call_failed"):
+        hook = "accounting" if kind == "database_unavailable" else "authorize"
+        assert counted("hotspot_radius_errors_total", {"hook": hook, "kind": kind}) == 1, kind
+    for reason in ("bad_card_number", "malformed_request"):
+        assert counted("hotspot_radius_refusals_total", {"reason": reason}) == 1, reason
+    assert counted("hotspot_radius_requests_total", {"hook": "authorize", "outcome": "fail"}) == 2
+    assert counted("hotspot_radius_requests_total", {"hook": "accounting", "outcome": "ok"}) == 1
+    assert counted("hotspot_radius_accounting_unbilled_total", {"reason": "malformed"}) == 1
+    assert counted("hotspot_radius_hook_seconds_count", {"hook": "authorize"}) == 5

@@ -19,9 +19,11 @@ def test_file_values_relative_key_path_and_environment_overrides(tmp_path: Path)
     config = write(
         tmp_path / "hotspot.toml",
         '[database]\nurl = "postgresql://a@/b"\nstatement_timeout_ms = 1500\n'
-        '[pins]\nkey_file = "keys/pin.keys"\nmode = "hashed"\n[security]\nlockout_attempts = 3\n',
+        '[pins]\nkey_file = "keys/pin.keys"\nmode = "hashed"\n[security]\nlockout_attempts = 3\n'
+        '[radius]\nmetrics_address = "0.0.0.0"\nmetrics_port = 0\n',
     )
     settings = load_settings(config, environ={})
+    assert (settings.radius_metrics_address, settings.radius_metrics_port) == ("0.0.0.0", 0)
     assert settings.database_url == "postgresql://a@/b"
     assert settings.statement_timeout_ms == 1500
     assert settings.pin_key_file == tmp_path / "keys" / "pin.keys"
@@ -40,6 +42,7 @@ def test_file_values_relative_key_path_and_environment_overrides(tmp_path: Path)
         ('[database]\nurl = "u"\n', "no PIN key file"),
         ('[database]\nurl = "u"\nstatement_timeout_ms = "fast"\n[pins]\nkey_file = "k"\n', "must be an integer"),
         ('[database]\nurl = "u"\n[pins]\nkey_file = "k"\nmode = "plain"\n', "pins.mode must be one of"),
+        ('[database]\nurl = "u"\n[pins]\nkey_file = "k"\n[radius]\nmetrics_port = 70000\n', "must be a TCP port"),
     ],
 )
 def test_bad_settings_are_one_clear_message(tmp_path: Path, text: str, message: str) -> None:
