@@ -359,6 +359,11 @@ class Installation:
             os.chown(path, 0, path.parent.stat().st_gid)
         path.chmod(0o640 if private else 0o644)
 
+    def edit(self, path: Path, text: str) -> None:
+        """Change the text of someone else's file; its owner and mode stay (Debian's are 0640 freerad)."""
+        self._remember(path)
+        path.write_text(text)
+
     def link(self, link: Path, target: str) -> None:
         self._remember(link)
         _link(link, target)
@@ -369,10 +374,10 @@ class Installation:
 
     def roll_back(self) -> None:
         for path, content in self.previous.items():
-            if path.is_symlink() or path.exists():
+            if path.is_symlink() or (path.exists() and content is None):
                 path.unlink()
             if content is not None:
-                path.write_bytes(content)
+                path.write_bytes(content)  # in place: an edited file keeps its owner and mode
 
     @property
     def changed(self) -> list[Path]:
@@ -423,7 +428,7 @@ def install(
     existing = local_dictionary.read_text() if local_dictionary.exists() else ""
     include = f"$INCLUDE {DICTIONARY}"
     if include not in existing.splitlines():
-        change.write(
+        change.edit(
             local_dictionary, existing + ("" if existing.endswith("\n") or not existing else "\n") + include + "\n"
         )
     ok, output = check(raddb)

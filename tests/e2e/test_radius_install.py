@@ -57,7 +57,7 @@ def test_uninstall_puts_the_raddb_back_as_it_was(
     raddb: Path, readable_venv: Path, radius_database: str, key_file: Path
 ) -> None:
     settings = write_settings(raddb.parent, radius_database, key_file)
-    before = snapshot(raddb)
+    before, dictionary_mode = snapshot(raddb), (raddb / "dictionary").stat().st_mode  # Debian's: 0640 freerad
     install(raddb, settings, readable_venv, "--buffered-accounting")  # every file install may write
 
     removed = CliRunner().invoke(cli, ["radius", "uninstall", "--raddb", str(raddb)])
@@ -65,6 +65,7 @@ def test_uninstall_puts_the_raddb_back_as_it_was(
     assert removed.exit_code == 0, removed.output
     assert "restored" in removed.output and "passed" in removed.output
     assert snapshot(raddb) == before
+    assert (raddb / "dictionary").stat().st_mode == dictionary_mode
     again = CliRunner().invoke(cli, ["radius", "uninstall", "--raddb", str(raddb)])
     assert again.exit_code == 0 and "nothing to remove" in again.output, again.output
 
