@@ -1,6 +1,6 @@
 """The Debian package as an ISP installs it: `make deb`, `apt install ./….deb` on this machine,
-`hotspotctl radius install` into Debian's own /etc/freeradius/3.0, Debian's `freeradius` started on that
-configuration (it becomes freerad) logs a card in through radclient; removing the package puts FreeRADIUS's
+`hotspotctl radius install` into Debian's own /etc/freeradius/3.0, Debian's `freeradius` run on that
+configuration as its unit runs it (as freerad) logs a card in through radclient; removing the package puts FreeRADIUS's
 configuration back byte for byte, and remove and purge keep the PIN key.
 
 It changes this machine (its package database, /etc/freeradius/3.0 for a minute) and so runs only when
@@ -168,7 +168,7 @@ def test_debians_freeradius_as_freerad_logs_a_card_in_with_radclient(
     machine: Machine, pg_cluster: PrivateCluster, tmp_path: Path
 ) -> None:
     """The ISP's path: the database URL edited into the package's settings file (read by freerad through the
-    hotspot group), `radius install` into /etc/freeradius/3.0, radiusd started as Debian starts it."""
+    hotspot group), `radius install` into /etc/freeradius/3.0, radiusd started as Debian's unit starts it."""
     pg_cluster.create_database("hotspot_deb")
     settings = ETC / "hotspot.toml"
     settings.write_text(
@@ -202,16 +202,17 @@ def test_debians_freeradius_as_freerad_logs_a_card_in_with_radclient(
 
 
 class Radiusd:
-    """Debian's freeradius on /etc/freeradius/3.0, in the foreground as systemd runs it, started as root (it
-    switches to radiusd.conf's freerad) in a network namespace of its own, where radclient joins it."""
+    """Debian's freeradius on /etc/freeradius/3.0 as its systemd unit runs it (`-f`, User=freerad with its
+    groups), in a network namespace of its own, where radclient joins it."""
 
     def __init__(self, log: Path) -> None:
         self.log_file = log
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Radiusd:
-        start = f"ip link set lo up && exec {radconf.RADIUSD} -f -xx -l stdout -d {RADDB}"
-        with self.log_file.open("wb") as output:  # unshare and sh exec: the PID is radiusd's
+        as_freerad = "setpriv --reuid=freerad --regid=freerad --init-groups"
+        start = f"ip link set lo up && exec {as_freerad} {radconf.RADIUSD} -f -xx -l stdout -d {RADDB}"
+        with self.log_file.open("wb") as output:  # unshare, sh and setpriv exec: the PID is radiusd's
             self.process = subprocess.Popen(
                 ["unshare", "--net", "--", "sh", "-c", start], stdout=output, stderr=subprocess.STDOUT
             )
