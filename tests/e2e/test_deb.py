@@ -191,6 +191,9 @@ def test_debians_freeradius_as_freerad_logs_a_card_in_with_radclient(
     module = (RADDB / "mods-available" / radconf.INSTANCE).read_text()
     assert f'python_path = "{VENV / radconf.SITE_PACKAGES}"' in module  # the package's venv, not a checkout's
 
+    probe = run("unshare", "--net", "true")  # the raddb stays wired: the removal test still has work to do
+    if probe.returncode != 0:  # a container without CAP_SYS_ADMIN, as the gate lab's tests
+        pytest.skip(f"no network namespace for Debian's freeradius: {probe.stderr.strip()}")
     with Radiusd(tmp_path / "radiusd.out") as server:
         assert server.user() == "freerad"
         accepted = server.radclient(auth_port, number.replace(" ", ""), pin)
@@ -217,9 +220,13 @@ class Radiusd:
                 ["unshare", "--net", "--", "sh", "-c", start], stdout=output, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + 30
-        while radconf.READY_LINE not in self.log():
-            assert self.process.poll() is None and time.monotonic() < deadline, self.log()[-3000:]
-            time.sleep(0.1)
+        try:
+            while radconf.READY_LINE not in self.log():
+                assert self.process.poll() is None and time.monotonic() < deadline, self.log()[-3000:]
+                time.sleep(0.1)
+        except BaseException:  # `with` calls __exit__ only after __enter__ returned
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
