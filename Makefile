@@ -30,8 +30,11 @@ lint: setup
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 
+# DEB=1 (the default, and CI's): the suite also builds the Debian package (in the background while the other
+# tests run) and installs it on this machine (tests/e2e/test_deb.py). `make test DEB=0` leaves that out.
+DEB ?= 1
 test: lint
-	$(VENV)/bin/python -m pytest
+	RLM_HOTSPOT_DEB_TEST=$(DEB) $(VENV)/bin/python -m pytest
 
 bench: setup
 	$(VENV)/bin/python bench/cards_generate.py

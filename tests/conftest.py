@@ -20,8 +20,8 @@ from rlm_hotspot.pins import PinVault, create_key_file
 from rlm_hotspot.settings import Settings
 
 # radiusd with rlm_hotspot, for every directory of tests that drives it (e2e, adversarial): one server and
-# one database per test run
-pytest_plugins = ("tests.e2e.radius_harness",)
+# one database per test run; the Debian package, built in the background from the start of the run
+pytest_plugins = ("tests.e2e.radius_harness", "tests.e2e.deb_build")
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

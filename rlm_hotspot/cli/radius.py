@@ -89,6 +89,36 @@ def install(
 
 
 @radius.command()
+@click.option(
+    "--raddb",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=radconf.SYSTEM_RADDB,
+    show_default=True,
+    help="The FreeRADIUS config dir to take the module and virtual server out of.",
+)
+def uninstall(raddb: Path) -> None:
+    """Undo `radius install`: remove the files it wrote (and only those) and its dictionary line, then check
+    FreeRADIUS with -C.
+
+    The package's removal runs it: FreeRADIUS would not start with a module whose code is gone.
+    """
+    with _config_errors():
+        removed = radconf.uninstall(raddb)
+        if not removed:
+            click.echo(f"{raddb} has nothing of rlm_hotspot: nothing to remove.")
+            return
+        for path in removed:
+            click.echo(f"removed {path}" if not path.exists() else f"restored {path}")
+        ok, output = radconf.check(raddb)
+    if not ok:
+        raise click.ClickException(
+            f"`{radconf.RADIUSD} -C -d {raddb}` fails now (a client {{ }} block with "
+            f"`virtual_server = {radconf.INSTANCE}`?):\n{radconf.tail(output)}"
+        )
+    click.echo(f"`{radconf.RADIUSD} -C -d {raddb}` passed. Restart FreeRADIUS.")
+
+
+@radius.command()
 @click.option("--local-secret", default=None, help="Also accept 127.0.0.1 with this secret (tests, radtest).")
 @pass_app
 def clients(app: App, local_secret: str | None) -> None:

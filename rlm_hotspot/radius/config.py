@@ -128,6 +128,17 @@ def _conninfo_value(value: str) -> str:
 
 BUFFER_MODULE = "hotspot_buffer"  # detail writer of buffered accounting
 BUFFER_SITE = "hotspot-buffer"  # the virtual server that reads the buffer back and bills it
+# every file `install` may write into a raddb (the *-available ones also get a link in *-enabled)
+OUR_FILES = (
+    f"mods-available/{INSTANCE}",
+    f"mods-available/{SQL_INSTANCE}",
+    f"mods-available/{BUFFER_MODULE}",
+    f"sites-available/{INSTANCE}",
+    f"sites-available/{BUFFER_SITE}",
+    POLICY,
+    READABLE_FILTER,
+    DICTIONARY,
+)
 
 
 def site_text(listen: Listen | None = None, *, buffered: bool = False) -> str:
@@ -232,8 +243,7 @@ def write_private_confdir(
     if buffered:
         for relative, text in buffer_files().items():
             (confdir / relative).write_text(text)
-            kind, name = relative.split("/")
-            _link(confdir / kind.replace("available", "enabled") / name, f"../{relative}")
+            _link(confdir / _enabled(relative), f"../{relative}")
         (confdir / "log" / "radacct" / "hotspot").mkdir(parents=True, exist_ok=True)
     _make_readable(confdir)
     if owner is not None and os.geteuid() == 0:
@@ -353,6 +363,11 @@ class Installation:
             os.chown(path, 0, path.parent.stat().st_gid)
         path.chmod(0o640 if private else 0o644)
 
+    def edit(self, path: Path, text: str) -> None:
+        """Change the text of someone else's file; its owner and mode stay (Debian's are 0640 freerad)."""
+        self._remember(path)
+        path.write_text(text)
+
     def link(self, link: Path, target: str) -> None:
         self._remember(link)
         _link(link, target)
@@ -363,10 +378,10 @@ class Installation:
 
     def roll_back(self) -> None:
         for path, content in self.previous.items():
-            if path.is_symlink() or path.exists():
+            if path.is_symlink() or (path.exists() and content is None):
                 path.unlink()
             if content is not None:
-                path.write_bytes(content)
+                path.write_bytes(content)  # in place: an edited file keeps its owner and mode
 
     @property
     def changed(self) -> list[Path]:
@@ -409,8 +424,7 @@ def install(
     if buffered:  # the buffer directory is made by radiusd (detail writer) under Debian's radacctdir
         for relative, text in buffer_files().items():
             change.write(raddb / relative, text)
-            kind, name = relative.split("/")
-            change.link(raddb / kind.replace("available", "enabled") / name, f"../{relative}")
+            change.link(raddb / _enabled(relative), f"../{relative}")
     change.write(raddb / POLICY, _fill(POLICY))
     change.write(raddb / READABLE_FILTER, _fill(READABLE_FILTER))
     change.write(raddb / DICTIONARY, _fill(DICTIONARY))
@@ -418,14 +432,47 @@ def install(
     existing = local_dictionary.read_text() if local_dictionary.exists() else ""
     include = f"$INCLUDE {DICTIONARY}"
     if include not in existing.splitlines():
-        change.write(
+        change.edit(
             local_dictionary, existing + ("" if existing.endswith("\n") or not existing else "\n") + include + "\n"
         )
     ok, output = check(raddb)
     if not ok:
         change.roll_back()
-        raise RadiusConfigError(f"`{RADIUSD} -C -d {raddb}` failed, nothing was changed:\n{_tail(output)}")
+        raise RadiusConfigError(f"`{RADIUSD} -C -d {raddb}` failed, nothing was changed:\n{tail(output)}")
     return change, output
+
+
+def uninstall(raddb: Path) -> list[Path]:
+    """Take out everything `install` may have written (and only that): our files, the links enabling them,
+    and the `$INCLUDE dictionary.hotspot` line, so that the raddb is as it was before. Returns what changed.
+
+    For the package's removal: the module loads its code from the package's venv, so a FreeRADIUS left with
+    it enabled would not start again.
+    """
+    raddb = raddb.resolve()
+    changed = []
+    for relative in OUR_FILES:
+        path, enabled = raddb / relative, raddb / _enabled(relative)
+        if not path.is_file() or path.is_symlink() or OURS not in path.read_text(errors="replace")[:400]:
+            continue
+        if enabled != path and enabled.is_symlink() and enabled.resolve() == path.resolve():
+            enabled.unlink()
+            changed.append(enabled)
+        path.unlink()
+        changed.append(path)
+    local_dictionary = raddb / "dictionary"
+    if local_dictionary.is_file():
+        lines = local_dictionary.read_text().splitlines(keepends=True)
+        kept = [line for line in lines if line.rstrip("\n") != f"$INCLUDE {DICTIONARY}"]
+        if kept != lines:
+            local_dictionary.write_text("".join(kept))
+            changed.append(local_dictionary)
+    return changed
+
+
+def _enabled(relative: str) -> str:
+    """mods-available/x -> mods-enabled/x (other paths are never enabled, and map to themselves)."""
+    return relative.replace("-available/", "-enabled/", 1)
 
 
 def _refuse_foreign(raddb: Path) -> None:
@@ -438,9 +485,7 @@ def _refuse_foreign(raddb: Path) -> None:
                 f"{enabled} already enables a python3 module; FreeRADIUS 3.2.1 runs only one python3 instance "
                 "(a second aborts the server). Disable it first, or merge its hooks into one module."
             )
-    mods = raddb / "mods-available"
-    ours_too = (raddb / "sites-available" / INSTANCE, raddb / POLICY, raddb / READABLE_FILTER)
-    for ours in (mods / INSTANCE, mods / SQL_INSTANCE, *ours_too):
+    for ours in (raddb / relative for relative in OUR_FILES):
         if ours.exists() and OURS not in ours.read_text(errors="replace")[:400]:
             raise RadiusConfigError(f"{ours} exists and was not written by {OURS}; rename it first")
 
@@ -472,7 +517,7 @@ def check(raddb: Path) -> tuple[bool, str]:
     return result.returncode == 0, result.stdout + result.stderr
 
 
-def _tail(output: str, lines: int = 15) -> str:
+def tail(output: str, lines: int = 15) -> str:
     """The end of radiusd's output, where the reason is (our own log lines first, if any)."""
     ours = [line for line in output.splitlines() if OURS in line or "rror" in line]
     return "\n".join((ours or output.splitlines())[-lines:])

@@ -19,8 +19,8 @@ def snapshot(root: Path) -> dict[str, str]:
     }
 
 
-def install(raddb: Path, settings: Path, venv: Path, ok: bool = True) -> Result:
-    command = ["--config", str(settings), "radius", "install", "--raddb", str(raddb), "--venv", str(venv)]
+def install(raddb: Path, settings: Path, venv: Path, *options: str, ok: bool = True) -> Result:
+    command = ["--config", str(settings), "radius", "install", "--raddb", str(raddb), "--venv", str(venv), *options]
     result = CliRunner().invoke(cli, command)
     assert (result.exit_code == 0) is ok, result.output
     return result
@@ -48,6 +48,33 @@ def test_install_wires_the_module_and_leaves_the_rest_alone(
     sql_module = (raddb / "mods-available" / "hotspot_sql").stat()  # may hold the database password
     assert sql_module.st_mode & 0o777 == 0o640
     assert sql_module.st_gid == (raddb / "mods-available").stat().st_gid
+
+
+def test_uninstall_puts_the_raddb_back_as_it_was(
+    raddb: Path, readable_venv: Path, radius_database: str, key_file: Path
+) -> None:
+    settings = write_settings(raddb.parent, radius_database, key_file)
+    before, dictionary_mode = snapshot(raddb), (raddb / "dictionary").stat().st_mode  # Debian's: 0640 freerad
+    install(raddb, settings, readable_venv, "--buffered-accounting")  # every file install may write
+
+    removed = CliRunner().invoke(cli, ["radius", "uninstall", "--raddb", str(raddb)])
+
+    assert removed.exit_code == 0, removed.output
+    assert "restored" in removed.output and "passed" in removed.output
+    assert snapshot(raddb) == before
+    assert (raddb / "dictionary").stat().st_mode == dictionary_mode
+    again = CliRunner().invoke(cli, ["radius", "uninstall", "--raddb", str(raddb)])
+    assert again.exit_code == 0 and "nothing to remove" in again.output, again.output
+
+
+def test_uninstall_leaves_a_file_of_the_same_name_that_is_not_ours(raddb: Path) -> None:
+    foreign = raddb / "policy.d" / "hotspot"
+    foreign.write_text("# the admin's own policy\n")
+
+    removed = CliRunner().invoke(cli, ["radius", "uninstall", "--raddb", str(raddb)])
+
+    assert removed.exit_code == 0 and "nothing to remove" in removed.output, removed.output
+    assert foreign.read_text() == "# the admin's own policy\n"
 
 
 def test_a_failing_check_rolls_everything_back(raddb: Path, readable_venv: Path, key_file: Path) -> None:
