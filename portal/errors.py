@@ -6,18 +6,21 @@ is logged with its traceback for the operator and shown to the guest as a plain 
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask, Response, jsonify, render_template, request
-from flask_babel import gettext
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
-from werkzeug.exceptions import HTTPException
+from flask_babel import lazy_gettext
 
 from portal.metrics import count_error
+from rlm_hotspot.web import init_error_pages
 
-log = logging.getLogger(__name__)
 JSON_PATHS = ("/heartbeat", "/api/")
+WORDS = {
+    "csrf": lazy_gettext("This page was open too long or was opened elsewhere. Please try again."),
+    404: lazy_gettext("There is no such page."),
+    413: lazy_gettext("That was too much text."),
+    "other": lazy_gettext("The request could not be handled. Please try again."),
+    "database": lazy_gettext("The service is busy for a moment. Please try again in a few seconds."),
+    "unexpected": lazy_gettext("Something went wrong on our side. Please try again."),
+}
 
 
 def _page(status: int, message: str) -> Response:
@@ -29,37 +32,5 @@ def _page(status: int, message: str) -> Response:
     return response
 
 
-def _http_error(exc: HTTPException) -> Response:
-    status = exc.code or 500
-    if status == 400 and exc.description == "csrf":
-        message = gettext("This page was open too long or was opened elsewhere. Please try again.")
-    elif status == 404:
-        message = gettext("There is no such page.")
-    elif status == 413:
-        message = gettext("That was too much text.")
-    else:
-        message = gettext("The request could not be handled. Please try again.")
-    return _page(status, message)
-
-
-def _database_down(exc: Exception) -> Response:
-    # one line per request while the database is away: an outage is an expected fault, not a bug
-    count_error("database_unavailable")
-    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    log.error("database unavailable: %s: %s", exc.__class__.__name__, detail[0] if detail else "")
-    response = _page(503, gettext("The service is busy for a moment. Please try again in a few seconds."))
-    response.headers["Retry-After"] = "10"
-    return response
-
-
-def _unexpected(exc: Exception) -> Response:
-    count_error("unexpected")
-    log.error("unexpected error on %s %s", request.method, request.path, exc_info=exc)
-    return _page(500, gettext("Something went wrong on our side. Please try again."))
-
-
 def init_errors(app: Flask) -> None:
-    app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(DBAPIError, _database_down)
-    app.register_error_handler(PoolTimeout, _database_down)
-    app.register_error_handler(Exception, _unexpected)
+    init_error_pages(app, _page, WORDS, count_error)

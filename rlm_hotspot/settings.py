@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 DEFAULT_CONFIG_PATH = Path("/etc/rlm-hotspot/hotspot.toml")
@@ -70,10 +71,8 @@ _ENV = {
 def load_settings(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Settings:
     """Read the settings file (if any) and apply environment overrides."""
     env = os.environ if environ is None else environ
-    chosen = Path(path) if path else (Path(env["HOTSPOT_CONFIG"]) if env.get("HOTSPOT_CONFIG") else None)
+    chosen = settings_file(path, env)
     data: dict[str, object] = {}
-    if chosen is None and DEFAULT_CONFIG_PATH.exists():
-        chosen = DEFAULT_CONFIG_PATH
     if chosen is not None:
         data = _read_file(chosen)
     for var, (field, kind) in _ENV.items():
@@ -87,6 +86,82 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
     if "pin_key_file" not in data:
         raise SettingsError("no PIN key file configured: set pins.key_file or HOTSPOT_PIN_KEY_FILE")
     return Settings(**data)  # type: ignore[arg-type]
+
+
+def settings_file(path: str | Path | None, env: Mapping[str, str]) -> Path | None:
+    """The file named by ``--config``, else ``$HOTSPOT_CONFIG``, else the default one when present."""
+    if path:
+        return Path(path)
+    if env.get("HOTSPOT_CONFIG"):
+        return Path(env["HOTSPOT_CONFIG"])
+    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None
+
+
+def split_flat_settings(
+    values: Mapping[str, object], own_names: set[str], section: str
+) -> tuple[Settings, dict[str, object]]:
+    """One flat mapping (tests, the CLI) of the shared settings' names and one web app's own: the shared
+    settings, and the app's values."""
+    core_names = {f.name for f in fields(Settings)}
+    unknown = set(values) - core_names - own_names
+    if unknown:
+        raise SettingsError(f"unknown {section} setting(s): {', '.join(sorted(unknown))}")
+    core = {k: v for k, v in values.items() if k in core_names}
+    if "pin_key_file" in core:
+        core["pin_key_file"] = Path(str(core["pin_key_file"]))
+    return Settings(**core), {k: v for k, v in values.items() if k in own_names}  # type: ignore[arg-type]
+
+
+def load_web_settings(
+    section: str,
+    path: str | Path | None,
+    environ: Mapping[str, str] | None,
+    *,
+    env_names: Mapping[str, str],
+    whole_numbers: tuple[str, ...],
+    overrides: Mapping[str, object] | None,
+    default_secret_key: str | None,
+) -> tuple[Settings, dict[str, object]]:
+    """The shared settings and one web app's ``[section]`` (the portal's, the console's): its
+    ``secret_key_file`` read (a relative path is beside the settings file), then the environment
+    (`env_names`: variable -> setting), then the caller's `overrides` (command-line options);
+    `default_secret_key` only when none is configured. Text from the environment becomes the flag
+    ``cookie_secure`` or a whole number; a missing cookie secret is refused."""
+    env = dict(os.environ if environ is None else environ)
+    core = load_settings(path, env)
+    chosen = settings_file(path, env)
+    table = _section(chosen, section) if chosen else {}
+    values: dict[str, object] = {k: v for k, v in table.items() if k != "secret_key_file"}
+    if "secret_key_file" in table and chosen is not None:
+        key_path = Path(str(table["secret_key_file"]))
+        key_path = key_path if key_path.is_absolute() else chosen.parent / key_path
+        try:
+            values["secret_key"] = key_path.read_text().strip()
+        except OSError as exc:
+            raise SettingsError(f"{section} secret key file {key_path}: {exc.strerror}") from None
+    values.update({name: env[var] for var, name in env_names.items() if env.get(var)})
+    values.update(overrides or {})
+    if default_secret_key and "secret_key" not in values:
+        values["secret_key"] = default_secret_key
+    if "secret_key" not in values:
+        variable = next(var for var, name in env_names.items() if name == "secret_key")
+        raise SettingsError(f"no cookie secret: set {section}.secret_key_file or {variable}")
+    if isinstance(values.get("cookie_secure"), str):
+        values["cookie_secure"] = str(values["cookie_secure"]).lower() not in ("0", "false", "no", "off")
+    for whole in whole_numbers:
+        if isinstance(values.get(whole), str):
+            try:
+                values[whole] = int(str(values[whole]))
+            except ValueError:
+                raise SettingsError(f"{section}.{whole}: {values[whole]!r} is not a whole number") from None
+    return core, values
+
+
+def _section(path: Path, name: str) -> dict[str, object]:
+    try:
+        return dict(tomllib.loads(path.read_text()).get(name, {}))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"settings file {path}: {exc}") from exc
 
 
 def _read_file(path: Path) -> dict[str, object]:

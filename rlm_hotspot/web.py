@@ -1,12 +1,19 @@
-"""What every web adapter (the portal, the console) answers with: the same strict headers and the same
-CSRF token comparison."""
+"""What every web adapter (the portal, the console) answers with: the same strict headers, the same
+CSRF token comparison and the same error pages (each app with its own words and page)."""
 
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
+from collections.abc import Callable, Mapping
 
-from flask import abort, request, session
+from flask import Flask, abort, make_response, request, session
+from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -48,3 +55,43 @@ def security_headers(form_action_extra: str | None = None) -> dict[str, str]:
         "Referrer-Policy": "no-referrer",
         "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
     }
+
+
+ErrorPage = Callable[[int, str], ResponseReturnValue]
+
+
+def init_error_pages(
+    app: Flask, page: ErrorPage, words: Mapping[int | str, object], count: Callable[[str], None] | None = None
+) -> None:
+    """No stack trace reaches a visitor: every failure is `page(status, message)` in their language.
+
+    `words` holds the app's (lazily translated) sentences: by HTTP status, "csrf" (a form open too long),
+    "other", "database" (503: one log line, an expected fault) and "unexpected" (500: logged with its
+    traceback for the operator). `count` counts the last two by kind (the portal's metrics). The log
+    lines are the app's (`portal.errors`, `console.errors`)."""
+    log = logging.getLogger(f"{app.import_name}.errors")
+
+    def http_error(exc: HTTPException) -> ResponseReturnValue:
+        status = exc.code or 500
+        key: int | str = "csrf" if status == 400 and exc.description == "csrf" else status
+        return page(status, str(words.get(key, words["other"])))
+
+    def database_down(exc: Exception) -> Response:
+        if count:
+            count("database_unavailable")
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        log.error("database unavailable: %s: %s", exc.__class__.__name__, detail[0] if detail else "")
+        response = make_response(page(503, str(words["database"])))
+        response.headers["Retry-After"] = "10"
+        return response
+
+    def unexpected(exc: Exception) -> ResponseReturnValue:
+        if count:
+            count("unexpected")
+        log.error("unexpected error on %s %s", request.method, request.path, exc_info=exc)
+        return page(500, str(words["unexpected"]))
+
+    app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(DBAPIError, database_down)
+    app.register_error_handler(PoolTimeout, database_down)
+    app.register_error_handler(Exception, unexpected)
