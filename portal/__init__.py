@@ -23,6 +23,7 @@ from portal.settings import PortalSettings, load_portal_settings
 from rlm_hotspot.db.engine import make_engine
 from rlm_hotspot.nas.gates import make_gate
 from rlm_hotspot.pins import PinVault
+from rlm_hotspot.web import share_templates
 
 __all__ = ["PortalSettings", "create_app"]
 
@@ -54,6 +55,7 @@ def create_app(
     init_security(app, cookie_secure=settings.cookie_secure)
     init_i18n(app)
     init_errors(app)
+    share_templates(app)
     app.wsgi_app = HeartbeatShortcut(app)  # type: ignore[method-assign]
     trust_proxies(app, settings.proxy_hops)
     init_metrics(app)

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 
 from flask import Flask, abort, make_response, request, session
 from flask.typing import ResponseReturnValue
+from jinja2 import BaseLoader, ChoiceLoader, PackageLoader
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
@@ -95,3 +96,10 @@ def init_error_pages(
     app.register_error_handler(DBAPIError, database_down)
     app.register_error_handler(PoolTimeout, database_down)
     app.register_error_handler(Exception, unexpected)
+
+
+def share_templates(app: Flask) -> None:
+    """The app's own templates first, then the shared ones (rlm_hotspot/web_templates: the page skeleton
+    its base.html extends)."""
+    own: list[BaseLoader] = [app.jinja_loader] if app.jinja_loader is not None else []
+    app.jinja_loader = ChoiceLoader([*own, PackageLoader("rlm_hotspot", "web_templates")])  # type: ignore[assignment]
