@@ -58,6 +58,51 @@ def stock(session: Session, now: datetime) -> list[dict[str, object]]:
     return q.stock(session, now)
 
 
+@dataclass(frozen=True)
+class SaleLine:
+    """One line of a sale: `count` cards of a batch, or of a hotspot's preset face value (the console
+    picks the batches)."""
+
+    count: int
+    batch_id: int | None = None
+    preset: tuple[int, int] | None = None  # (hotspot id, face value)
+
+
+def sell_lines(
+    session: Session,
+    vault: PinVault,
+    *,
+    staff_id: int,
+    lines: list[SaleLine],
+    price_each: int | None,
+    now: datetime,
+) -> list[Sale]:
+    """One sale of several lines (face values, batches): all its cards or none. Returns one `Sale` per
+    batch the cards came from, in the order of the lines. `price_each` (None: each card's face value) is
+    for a sale of one line only: one price for cards of different values would be a mistake at the till."""
+    wanted = [line for line in lines if line.count]
+    if not wanted or any(line.count < 0 for line in wanted):
+        raise ServiceError("choose how many cards of which face value to sell")
+    if sum(line.count for line in wanted) > MAX_CARDS_PER_SALE:
+        raise ServiceError(f"sell 1 to {MAX_CARDS_PER_SALE} cards at a time")
+    if price_each is not None and len(wanted) > 1:
+        raise ServiceError("type a price only when selling cards of one face value; leave it empty for face values")
+    sales: list[Sale] = []
+    for line in wanted:
+        if line.preset is not None:
+            hotspot_id, face_value = line.preset
+            sales += sell_preset(
+                session, vault, staff_id=staff_id, hotspot_id=hotspot_id, face_value=face_value, count=line.count,
+                price_each=price_each, now=now,
+            )  # fmt: skip
+        else:
+            sales.append(
+                sell(session, vault, staff_id=staff_id, batch_id=line.batch_id or 0, count=line.count,
+                     price_each=price_each, now=now)
+            )  # fmt: skip
+    return sales
+
+
 def sell(
     session: Session,
     vault: PinVault,
@@ -75,21 +120,11 @@ def sell(
     """
     if not 1 <= count <= MAX_CARDS_PER_SALE:
         raise ServiceError(f"sell 1 to {MAX_CARDS_PER_SALE} cards at a time")
-    batch = cards_q.batch_by_id(session, batch_id)
-    if batch is None:
-        raise NotFound(f"no batch {batch_id}")
-    if batch.pin_mode != "encrypted":
-        raise ServiceError("this batch's PINs were printed when it was made: sell its cards by number")
-    price = batch.face_value if price_each is None else price_each
-    if price < 0:
-        raise ServiceError("the price cannot be negative")
+    batch = _printable_batch(session, batch_id)
     claimed = q.claim_for_sale(session, batch_id, count, now)
     if len(claimed) < count:
         raise ServiceError(f"only {len(claimed)} card(s) of this batch left to sell")
-    q.insert_sales(session, list(claimed), staff_id=staff_id, price=price, now=now)
-    locked = cards_q.lock_cards(session, list(claimed.values()))
-    records = [locked[number] for number in claimed.values()]
-    return _printout(session, batch, records, reveal_pins(vault, records), price)
+    return _deliver(session, vault, batch, claimed, staff_id=staff_id, price_each=price_each, now=now)
 
 
 def presets(session: Session, now: datetime) -> list[dict[str, object]]:
@@ -107,14 +142,54 @@ def sell_preset(
     count: int,
     price_each: int | None,
     now: datetime,
-) -> Sale:
-    """Sell cards of a hotspot's preset face value: the desk names the value, this picks the batch."""
+) -> list[Sale]:
+    """Sell cards of a hotspot's preset face value: the desk names the value, this takes the cards from the
+    batches of that value valid at the hotspot, the soonest to lapse first, as many batches as it needs."""
     if not 1 <= count <= MAX_CARDS_PER_SALE:
         raise ServiceError(f"sell 1 to {MAX_CARDS_PER_SALE} cards at a time")
-    batch_id = q.batch_for_preset(session, hotspot_id, face_value, count, now)
-    if batch_id is None:
-        raise ServiceError(f"no batch of this face value has {count} card(s) left to sell at this hotspot")
-    return sell(session, vault, staff_id=staff_id, batch_id=batch_id, count=count, price_each=price_each, now=now)
+    taken: list[tuple[int, dict[int, str]]] = []
+    for batch_id in q.batches_for_preset(session, hotspot_id, face_value, now):
+        claimed = q.claim_for_sale(session, batch_id, count - sum(len(c) for _, c in taken), now)
+        taken += [(batch_id, claimed)] if claimed else []
+        if sum(len(c) for _, c in taken) == count:
+            break
+    else:
+        left = sum(len(c) for _, c in taken)
+        raise ServiceError(f"only {left} card(s) of this face value left to sell at this hotspot")
+    return [
+        _deliver(session, vault, _printable_batch(session, batch_id), claimed, staff_id=staff_id,
+                 price_each=price_each, now=now)
+        for batch_id, claimed in taken
+    ]  # fmt: skip
+
+
+def _printable_batch(session: Session, batch_id: int) -> Row:  # type: ignore[type-arg]
+    batch = cards_q.batch_by_id(session, batch_id)
+    if batch is None:
+        raise NotFound(f"no batch {batch_id}")
+    if batch.pin_mode != "encrypted":
+        raise ServiceError("this batch's PINs were printed when it was made: sell its cards by number")
+    return batch
+
+
+def _deliver(
+    session: Session,
+    vault: PinVault,
+    batch: Row,  # type: ignore[type-arg]
+    claimed: dict[int, str],
+    *,
+    staff_id: int,
+    price_each: int | None,
+    now: datetime,
+) -> Sale:
+    """The cards claimed from a batch are sold: the sale recorded, their PINs decrypted for the printout."""
+    price = batch.face_value if price_each is None else price_each
+    if price < 0:
+        raise ServiceError("the price cannot be negative")
+    q.insert_sales(session, list(claimed), staff_id=staff_id, price=price, now=now)
+    locked = cards_q.lock_cards(session, list(claimed.values()))
+    records = [locked[number] for number in claimed.values()]
+    return _printout(session, batch, records, reveal_pins(vault, records), price)
 
 
 def set_preset(session: Session, hotspot: str, face_value: int, *, offered: bool) -> bool:

@@ -63,8 +63,9 @@ def sign_in(client: FlaskClient, name: str, password: str | None = None, code: s
     return client.post("/login", data=form)
 
 
-def post(client: FlaskClient, path: str, **form: str):  # type: ignore[no-untyped-def]
-    """A form posted the way the page's own form does (with the browser's CSRF token)."""
+def post(client: FlaskClient, path: str, **form: str | list[str]):  # type: ignore[no-untyped-def]
+    """A form posted the way the page's own form does (with the browser's CSRF token); a list is a field
+    the form repeats (a sale's lines)."""
     return client.post(path, data={"csrf_token": csrf_of(client, "/"), **form})
 
 

@@ -431,16 +431,54 @@ def test_an_admins_face_value_presets_sell_from_a_batch_valid_at_the_hotspot(
     assert "no hotspot" in client.get("/admin/setup").get_data(as_text=True)
     sign_in(client, "cashier")
     page = client.get("/sell").get_data(as_text=True)
-    assert 'value="preset:1:500" checked' in page and 'value="preset:1:1000"' in page
+    assert 'id="count-preset-1-500" name="count" type="number" min="0" max="100" value="1"' in page  # the first line
+    assert 'value="preset:1:1000"' in page
     slip = post(client, "/sell", batch="preset:1:1000", count="2", format="receipt-80").get_data(as_text=True)
     assert PIN_FIELD.findall(slip) == anywhere.pins  # not the other hotspot's, though it lapses sooner
     post(client, "/sell", batch="preset:1:1000", count="1", format="receipt-80")
-    assert "no batch of this face value has 1 card(s) left" in client.get("/sell").get_data(as_text=True)
+    refusal = "only 0 card(s) of this face value left to sell at this hotspot"
+    assert refusal in client.get("/sell").get_data(as_text=True)
     sign_in(client, "admin")
     post(client, "/admin/presets", hotspot="cafe", face_value="10.00 EUR", offered="0")
     assert 'value="preset:1:1000"' not in client.get("/sell").get_data(as_text=True)
     actions = [(a, s) for _, a, s in audit_actions(committed) if a.startswith("preset")]
     assert actions == [("preset.add", "cafe"), ("preset.add", "cafe"), ("preset.remove", "cafe")]
+
+
+def test_one_sale_holds_several_face_values_from_several_batches_on_one_receipt_and_the_overview(
+    client: FlaskClient, committed: Engine, vault: PinVault, world: World
+) -> None:
+    with Session(committed) as db, db.begin():  # the 10.00 cards are split over two batches
+        lapsing = factories.batch(db, vault, count=2, face_value=1000, use_before=NOW + timedelta(days=2))
+        later = factories.batch(db, vault, count=3, face_value=1000, hotspot="cafe")
+        desk.set_preset(db, "cafe", 1000, offered=True)
+    sign_in(client, "cashier")
+    ten, five = "preset:1:1000", str(world.cards.batch_id)
+    post(client, "/sell", batch=[ten, five], count=["6", "1"], format="receipt-80")
+    assert "only 5 card(s) of this face value left" in client.get("/sell").get_data(as_text=True)
+    post(client, "/sell", batch=[ten, five], count=["1", "1"], price="4.00", format="receipt-80")
+    assert "type a price only when selling cards of one face value" in client.get("/sell").get_data(as_text=True)
+    assert sold_cards(committed) == []  # nothing of a refused sale is sold
+
+    slip = post(client, "/sell", batch=[ten, five], count=["3", "1"], format="receipt-80").get_data(as_text=True)
+    assert PIN_FIELD.findall(slip) == [*lapsing.pins, later.pins[0], world.cards.pins[0]]  # soonest to lapse first
+    assert re.findall(r'data-field="face-value">([^<]+)<', slip) == ["€10.00"] * 3 + ["€5.00"]
+    assert 'data-field="total">€35.00<' in slip
+    with committed.connect() as conn:
+        (detail,) = conn.execute(text("SELECT detail FROM audit_trail WHERE action = 'card.sell'")).scalars()
+    assert [(line["batch"], len(line["cards"]), line["price_each"]) for line in detail["lines"]] == [
+        (lapsing.batch_id, 2, 1000), (later.batch_id, 1, 1000), (world.cards.batch_id, 1, 500),
+    ]  # fmt: skip
+    assert detail["total"] == 3500
+    assert not any(pin in str(detail) for pin in PIN_FIELD.findall(slip))
+    overview = client.get("/").get_data(as_text=True)
+    assert 'data-field="cards-today">4<' in overview and 'data-field="takings-today">€35.00<' in overview
+    sales_today = re.sub(r"\s+", " ", overview.split('id="sales-today"')[1].split("</table>")[0])
+    assert "<td>€5.00</td><td>1</td><td>€5.00</td>" in sales_today
+    assert "<td>€10.00</td><td>3</td><td>€30.00</td>" in sales_today
+    sheet = post(client, "/sell", batch=[ten, five], count=["2", "1"], format="pdf")
+    assert sheet.mimetype == "application/pdf"
+    assert f"cards-{later.series:04d}-{world.cards.series:04d}.pdf" in sheet.headers["Content-Disposition"]
 
 
 def test_an_admin_makes_and_changes_tariffs_hotspots_and_nas_under_the_clis_rules(

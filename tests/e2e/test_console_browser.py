@@ -127,7 +127,7 @@ def test_a_receptionists_day(
 
     # sell five cards on an 80 mm receipt: the PINs are on the printout
     driver.get(f"{url}/sell")
-    count = driver.find_element(By.ID, "count")
+    count = driver.find_element(By.ID, "count-1")  # the first batch's line
     count.clear()
     count.send_keys("5")
     driver.find_element(By.CSS_SELECTOR, "input[name=format][value=receipt-80]").click()
@@ -239,7 +239,7 @@ def test_an_admin_adds_a_cashier_and_a_manager_corrects_a_balance_and_reads_the_
 # The desk's key pages and, on each, the actions that must be on screen without scrolling sideways.
 TABLET_PAGES = {
     "/": [".main-nav a", "[data-field=staff]", "button.link"],
-    "/sell": ["#sell", "input[name=format]", "#count"],
+    "/sell": ["#sell", "input[name=format]", "input[name=count]"],
     "/card?number={number}": ["#block", "#sessions button", "#topup button", "#reprint", "#refund button"],
     "/online": ["#online"],
     "/lockouts": ["main h1"],
@@ -252,7 +252,7 @@ TABLET_PAGES = {
 # what the first screen shows, without scrolling down: where the work starts
 FIRST_SCREEN = {
     "/": ".main-nav a:last-child",
-    "/sell": "#sell-form input[name=batch]",
+    "/sell": "#sell-form input[name=count]",
     "/card?number={number}": "#block",
 }
 
@@ -334,7 +334,7 @@ def test_console_run_serves_under_gunicorn_on_loopback(
 
 def sell_in_browser(driver: WebDriver, url: str, count: int, print_format: str) -> None:
     driver.get(f"{url}/sell")
-    field = driver.find_element(By.ID, "count")
+    field = driver.find_element(By.ID, "count-1")  # the first batch's line
     field.clear()
     field.send_keys(str(count))
     driver.find_element(By.CSS_SELECTOR, f"input[name=format][value={print_format}]").click()

@@ -4,6 +4,7 @@ behave alike in both."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,7 @@ def test_each_apps_section_its_key_file_beside_the_settings_and_the_environment_
     ],
 )  # fmt: skip
 def test_what_cannot_work_is_refused_with_the_setting_to_fix(
-    tmp_path: Path, load, sections: str, environ: dict[str, str], message: str  # type: ignore[no-untyped-def]
+    tmp_path: Path, load: Callable[[Path, dict[str, str]], object], sections: str, environ: dict[str, str], message: str
 ) -> None:
     with pytest.raises(SettingsError, match=message):
         load(settings_file(tmp_path, sections), environ)
