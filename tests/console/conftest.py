@@ -45,7 +45,7 @@ def world(committed: Engine, vault: PinVault, people: dict[str, int]) -> World:
 
 
 def console_settings(database_url: str, key_file: Path, **overrides: object) -> dict[str, object]:
-    return web_settings(database_url, key_file, SECRET, portal_url="http://portal.example/", **overrides)
+    return web_settings(database_url, key_file, SECRET, **{"portal_url": "http://portal.example/", **overrides})
 
 
 @pytest.fixture

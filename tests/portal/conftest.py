@@ -48,7 +48,9 @@ def world(committed: Engine, vault: PinVault) -> World:
 
 def portal_settings(database_url: str, key_file: Path, **overrides: object) -> dict[str, object]:
     # the portal's address is the test client's host: other hosts are sent here
-    return web_settings(database_url, key_file, SECRET, hotspot="cafe", portal_url="http://localhost/", **overrides)
+    return web_settings(
+        database_url, key_file, SECRET, **{"hotspot": "cafe", "portal_url": "http://localhost/", **overrides}
+    )
 
 
 @pytest.fixture
