@@ -14,15 +14,19 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from rlm_hotspot.settings import Settings, SettingsError, load_web_settings, split_flat_settings
+from rlm_hotspot.settings import Settings, SettingsError, WebSection, load_web_settings, split_flat_settings
 
 MIN_SECRET_KEY_LENGTH = 32
-_ENV = {
-    "HOTSPOT_CONSOLE_SECRET_KEY": "secret_key",
-    "HOTSPOT_CONSOLE_IDLE_TIMEOUT": "idle_timeout_s",
-    "HOTSPOT_CONSOLE_COOKIE_SECURE": "cookie_secure",
-    "HOTSPOT_CONSOLE_TIMEZONE": "timezone",
-}
+_SECTION = WebSection(
+    "console",
+    env_names={
+        "HOTSPOT_CONSOLE_SECRET_KEY": "secret_key",
+        "HOTSPOT_CONSOLE_IDLE_TIMEOUT": "idle_timeout_s",
+        "HOTSPOT_CONSOLE_COOKIE_SECURE": "cookie_secure",
+        "HOTSPOT_CONSOLE_TIMEZONE": "timezone",
+    },
+    whole_numbers=("idle_timeout_s", "proxy_hops"),
+)
 
 
 @dataclass(frozen=True)
@@ -63,16 +67,6 @@ def load_console_settings(
     default_secret_key: str | None = None,
 ) -> ConsoleSettings:
     """The settings file's shared part and ``[console]`` section, then the environment, then `overrides`."""
-    core, values = load_web_settings(
-        "console",
-        path,
-        environ,
-        env_names=_ENV,
-        whole_numbers=("idle_timeout_s", "proxy_hops"),
-        overrides=overrides,
-        default_secret_key=default_secret_key,
+    return load_web_settings(
+        ConsoleSettings, _SECTION, path, environ, overrides=overrides, default_secret_key=default_secret_key
     )
-    try:
-        return ConsoleSettings(core=core, **values)  # type: ignore[arg-type]
-    except TypeError as exc:
-        raise SettingsError(f"[console]: {exc}") from None

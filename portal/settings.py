@@ -24,18 +24,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from rlm_hotspot.settings import Settings, SettingsError, load_web_settings, split_flat_settings
+from rlm_hotspot.settings import Settings, SettingsError, WebSection, load_web_settings, split_flat_settings
 
 MIN_SECRET_KEY_LENGTH = 32
 
-_ENV = {
-    "HOTSPOT_PORTAL_HOTSPOT": "hotspot",
-    "HOTSPOT_PORTAL_SECRET_KEY": "secret_key",
-    "HOTSPOT_PORTAL_GATE": "gate",
-    "HOTSPOT_PORTAL_COOKIE_SECURE": "cookie_secure",
-    "HOTSPOT_PORTAL_HEARTBEAT_INTERVAL": "heartbeat_interval_s",
-    "HOTSPOT_PORTAL_HEARTBEAT_WRITE_DELAY_MS": "heartbeat_write_delay_ms",
-}
 MAX_HEARTBEAT_WRITE_DELAY_MS = 5000
 
 
@@ -93,21 +85,31 @@ def load_portal_settings(
 ) -> PortalSettings:
     """The settings file's shared part and ``[portal]`` section, the environment's overrides, then the
     caller's (command-line options); `default_secret_key` is used only when none is configured."""
-    core, values = load_web_settings(
-        "portal",
-        path,
-        environ,
-        env_names=_ENV,
-        whole_numbers=("heartbeat_interval_s", "heartbeat_write_delay_ms"),
-        overrides=overrides,
-        default_secret_key=default_secret_key,
+    return load_web_settings(
+        PortalSettings, _SECTION, path, environ, overrides=overrides, default_secret_key=default_secret_key
     )
-    values.pop("url", None)  # the shared settings' portal_url
+
+
+def _portal_values(values: dict[str, object]) -> None:
+    """The portal's own checks: `url` is the shared settings' portal_url, the gate's options are text,
+    and one hotspot is named."""
+    values.pop("url", None)
     if isinstance(values.get("gate_options"), Mapping):
         values["gate_options"] = {str(k): str(v) for k, v in values["gate_options"].items()}  # type: ignore[union-attr]
     if "hotspot" not in values:
         raise SettingsError("no hotspot named: set portal.hotspot or HOTSPOT_PORTAL_HOTSPOT (--hotspot)")
-    try:
-        return PortalSettings(core=core, **values)  # type: ignore[arg-type]
-    except TypeError as exc:
-        raise SettingsError(f"[portal]: {exc}") from None
+
+
+_SECTION = WebSection(
+    "portal",
+    env_names={
+        "HOTSPOT_PORTAL_HOTSPOT": "hotspot",
+        "HOTSPOT_PORTAL_SECRET_KEY": "secret_key",
+        "HOTSPOT_PORTAL_GATE": "gate",
+        "HOTSPOT_PORTAL_COOKIE_SECURE": "cookie_secure",
+        "HOTSPOT_PORTAL_HEARTBEAT_INTERVAL": "heartbeat_interval_s",
+        "HOTSPOT_PORTAL_HEARTBEAT_WRITE_DELAY_MS": "heartbeat_write_delay_ms",
+    },
+    whole_numbers=("heartbeat_interval_s", "heartbeat_write_delay_ms"),
+    prepare=_portal_values,
+)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import TypeVar
 
 DEFAULT_CONFIG_PATH = Path("/etc/rlm-hotspot/hotspot.toml")
+AppSettings = TypeVar("AppSettings")
 PIN_MODES = ("encrypted", "hashed")
 
 
@@ -112,25 +114,37 @@ def split_flat_settings(
     return Settings(**core), {k: v for k, v in values.items() if k in own_names}  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True)
+class WebSection:
+    """How one web app's ``[name]`` section is read: the environment variables over it (variable ->
+    setting), the settings that text from the environment turns into whole numbers, and what the app
+    fixes or checks in the values before its settings are built."""
+
+    name: str
+    env_names: Mapping[str, str]
+    whole_numbers: tuple[str, ...] = ()
+    prepare: Callable[[dict[str, object]], None] | None = None
+
+
 def load_web_settings(
-    section: str,
+    build: Callable[..., AppSettings],
+    section: WebSection,
     path: str | Path | None,
     environ: Mapping[str, str] | None,
     *,
-    env_names: Mapping[str, str],
-    whole_numbers: tuple[str, ...],
     overrides: Mapping[str, object] | None,
     default_secret_key: str | None,
-) -> tuple[Settings, dict[str, object]]:
-    """The shared settings and one web app's ``[section]`` (the portal's, the console's): its
-    ``secret_key_file`` read (a relative path is beside the settings file), then the environment
-    (`env_names`: variable -> setting), then the caller's `overrides` (command-line options);
-    `default_secret_key` only when none is configured. Text from the environment becomes the flag
-    ``cookie_secure`` or a whole number; a missing cookie secret is refused."""
+) -> AppSettings:
+    """A web app's settings (the portal's, the console's): the shared ones as `core`, then its section's
+    values: its ``secret_key_file`` read (a relative path is beside the settings file), then the
+    environment, then the caller's `overrides` (command-line options); `default_secret_key` only when none
+    is configured. Text from the environment becomes the flag ``cookie_secure`` or a whole number; a
+    missing cookie secret or an unknown setting is refused with the setting to fix."""
     env = dict(os.environ if environ is None else environ)
     core = load_settings(path, env)
     chosen = settings_file(path, env)
-    table = _section(chosen, section) if chosen else {}
+    name = section.name
+    table = _section(chosen, name) if chosen else {}
     values: dict[str, object] = {k: v for k, v in table.items() if k != "secret_key_file"}
     if "secret_key_file" in table and chosen is not None:
         key_path = Path(str(table["secret_key_file"]))
@@ -138,23 +152,28 @@ def load_web_settings(
         try:
             values["secret_key"] = key_path.read_text().strip()
         except OSError as exc:
-            raise SettingsError(f"{section} secret key file {key_path}: {exc.strerror}") from None
-    values.update({name: env[var] for var, name in env_names.items() if env.get(var)})
+            raise SettingsError(f"{name} secret key file {key_path}: {exc.strerror}") from None
+    values.update({setting: env[var] for var, setting in section.env_names.items() if env.get(var)})
     values.update(overrides or {})
     if default_secret_key and "secret_key" not in values:
         values["secret_key"] = default_secret_key
     if "secret_key" not in values:
-        variable = next(var for var, name in env_names.items() if name == "secret_key")
-        raise SettingsError(f"no cookie secret: set {section}.secret_key_file or {variable}")
+        variable = next(var for var, setting in section.env_names.items() if setting == "secret_key")
+        raise SettingsError(f"no cookie secret: set {name}.secret_key_file or {variable}")
     if isinstance(values.get("cookie_secure"), str):
         values["cookie_secure"] = str(values["cookie_secure"]).lower() not in ("0", "false", "no", "off")
-    for whole in whole_numbers:
+    for whole in section.whole_numbers:
         if isinstance(values.get(whole), str):
             try:
                 values[whole] = int(str(values[whole]))
             except ValueError:
-                raise SettingsError(f"{section}.{whole}: {values[whole]!r} is not a whole number") from None
-    return core, values
+                raise SettingsError(f"{name}.{whole}: {values[whole]!r} is not a whole number") from None
+    if section.prepare:
+        section.prepare(values)
+    try:
+        return build(core=core, **values)
+    except TypeError as exc:
+        raise SettingsError(f"[{name}]: {exc}") from None
 
 
 def _section(path: Path, name: str) -> dict[str, object]:
