@@ -196,17 +196,19 @@ def _lines(field: str) -> list[str]:
 
 def _refuse_base_prices_never_charged(currency: Currency, spec: catalog.TariffSpec) -> None:
     """The console's words for hotspotctl's check: a base price no band repeats would never be charged."""
-    for unused in base_prices_never_charged(spec.time_price, spec.traffic_price, spec.bands):
-        price = money(spec.time_price if unused == "time" else spec.traffic_price, currency)
-        raise ServiceError(
-            gettext(
-                "The base %(what)s price %(price)s would be charged at no time of day: each band runs until the "
-                "next one starts, across midnight. Add a band where that price starts again (%(format)s).",
-                what=gettext("time") if unused == "time" else gettext("traffic"),
-                price=price,
-                format=BAND_FORMAT,
-            )
+    unused = base_prices_never_charged(spec.time_price, spec.traffic_price, spec.bands)
+    if not unused:
+        return
+    is_time = unused[0] == "time"
+    raise ServiceError(
+        gettext(
+            "The base %(what)s price %(price)s would be charged at no time of day: each band runs until the "
+            "next one starts, across midnight. Add a band where that price starts again (%(format)s).",
+            what=gettext("time") if is_time else gettext("traffic"),
+            price=money(spec.time_price if is_time else spec.traffic_price, currency),
+            format=BAND_FORMAT,
         )
+    )
 
 
 _HOTSPOT_TIMINGS = ("interim_interval", "heartbeat_timeout", "hidden_grace")

@@ -471,17 +471,19 @@ def tariff_remove(app: App, name: str) -> None:
 
 def _refuse_base_prices_never_charged(currency: Currency, spec: svc.TariffSpec, time_option: str) -> None:
     """A base price no band repeats is charged at no time of day (core.admin_input): say how to keep it."""
-    for unused in base_prices_never_charged(spec.time_price, spec.traffic_price, spec.bands):
-        option, base, example = (
-            (time_option, spec.time_price, "--band 07:00={}")
-            if unused == "time"
-            else ("--per-mb", spec.traffic_price, "--band 07:00=TIME_PRICE/{}")
-        )
-        amount = currency.format(base).removesuffix(f" {currency.code}")
-        raise click.UsageError(
-            f"{option} {amount} would be charged at no time of day: each band runs until the next one "
-            f"starts, across midnight; add a band where that price starts again, e.g. {example.format(amount)}"
-        )
+    unused = base_prices_never_charged(spec.time_price, spec.traffic_price, spec.bands)
+    if not unused:
+        return
+    option, base, example = (
+        (time_option, spec.time_price, "--band 07:00={}")
+        if unused[0] == "time"
+        else ("--per-mb", spec.traffic_price, "--band 07:00=TIME_PRICE/{}")
+    )
+    amount = currency.format(base).removesuffix(f" {currency.code}")
+    raise click.UsageError(
+        f"{option} {amount} would be charged at no time of day: each band runs until the next one "
+        f"starts, across midnight; add a band where that price starts again, e.g. {example.format(amount)}"
+    )
 
 
 def _time_unit(seconds: int) -> str:
