@@ -147,15 +147,17 @@ def sell_preset(
     batches of that value valid at the hotspot, the soonest to lapse first, as many batches as it needs."""
     if not 1 <= count <= MAX_CARDS_PER_SALE:
         raise ServiceError(f"sell 1 to {MAX_CARDS_PER_SALE} cards at a time")
-    taken: list[tuple[int, dict[int, str]]] = []
+    taken: list[tuple[int, dict[int, str]]] = []  # (batch id, the cards claimed from it)
+    got = 0
     for batch_id in q.batches_for_preset(session, hotspot_id, face_value, now):
-        claimed = q.claim_for_sale(session, batch_id, count - sum(len(c) for _, c in taken), now)
-        taken += [(batch_id, claimed)] if claimed else []
-        if sum(len(c) for _, c in taken) == count:
+        claimed = q.claim_for_sale(session, batch_id, count - got, now)
+        if claimed:
+            taken.append((batch_id, claimed))
+            got += len(claimed)
+        if got == count:
             break
     else:
-        left = sum(len(c) for _, c in taken)
-        raise ServiceError(f"only {left} card(s) of this face value left to sell at this hotspot")
+        raise ServiceError(f"only {got} card(s) of this face value left to sell at this hotspot")
     return [
         _deliver(session, vault, _printable_batch(session, batch_id), claimed, staff_id=staff_id,
                  price_each=price_each, now=now)

@@ -454,7 +454,7 @@ def test_one_sale_holds_several_face_values_from_several_batches_on_one_receipt_
         desk.set_preset(db, "cafe", 1000, offered=True)
     sign_in(client, "cashier")
     ten, five = "preset:1:1000", str(world.cards.batch_id)
-    post(client, "/sell", batch=[ten, five], count=["6", "1"], format="receipt-80")
+    post(client, "/sell", batch=[five, ten], count=["1", "6"], format="receipt-80")  # the second line is short
     assert "only 5 card(s) of this face value left" in client.get("/sell").get_data(as_text=True)
     post(client, "/sell", batch=[ten, five], count=["1", "1"], price="4.00", format="receipt-80")
     assert "type a price only when selling cards of one face value" in client.get("/sell").get_data(as_text=True)
