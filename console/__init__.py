@@ -22,6 +22,7 @@ from rlm_hotspot.clock import utc_now
 from rlm_hotspot.db.engine import make_engine
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services.staff import role_allows
+from rlm_hotspot.web import share_templates
 
 __all__ = ["ConsoleSettings", "create_app"]
 
@@ -47,5 +48,6 @@ def create_app(
         app.register_blueprint(blueprint)
     init_i18n(app)
     init_errors(app)
+    share_templates(app)
     app.jinja_env.globals.update(can=lambda role: g.get("staff") is not None and role_allows(g.staff.role, role))
     return app

@@ -5,6 +5,7 @@ rules (a tariff's prices never change in place); batches are made and blocked or
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import fields
 from datetime import timedelta
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
@@ -14,6 +15,8 @@ from werkzeug.wrappers import Response
 
 from console.auth import record, requires
 from console.context import console
+from console.i18n import money
+from rlm_hotspot.core.admin_input import BAND_FORMAT, InputError, base_prices_never_charged, parse_bands, parse_seconds
 from rlm_hotspot.core.money import Currency, MoneyError
 from rlm_hotspot.services import cards, catalog, desk, staff
 from rlm_hotspot.services.errors import ServiceError
@@ -157,7 +160,7 @@ def _configure(action: str, change: Callable[[Session, Currency], dict[str, obje
             detail = change(db, catalog.currency(db))
             record(db, action, name, **detail)
         flash(gettext("%(name)s is saved.", name=name), "success")
-    except (ServiceError, MoneyError) as exc:
+    except (ServiceError, MoneyError, InputError) as exc:
         flash(str(exc), "error")
     except ValueError:
         flash(gettext("Type whole numbers for seconds, ports and counts."), "error")
@@ -180,21 +183,77 @@ def _amount(currency: Currency, field: str) -> int | None:
     return None if value is None else currency.parse(value)
 
 
+def _seconds(field: str) -> int | None:
+    """A duration as hotspotctl takes it ('90s', '10m', '1h' or seconds)."""
+    value = _text(field)
+    return None if value is None else parse_seconds(value)
+
+
+def _lines(field: str) -> list[str]:
+    """A text area's entries, one a line (commas and spaces separate them too)."""
+    return request.form.get(field, "").replace(",", "\n").split()
+
+
+def _refuse_base_prices_never_charged(currency: Currency, spec: catalog.TariffSpec) -> None:
+    """The console's words for hotspotctl's check: a base price no band repeats would never be charged."""
+    unused = base_prices_never_charged(spec.time_price, spec.traffic_price, spec.bands)
+    if not unused:
+        return
+    is_time = unused[0] == "time"
+    raise ServiceError(
+        gettext(
+            "The base %(what)s price %(price)s would be charged at no time of day: each band runs until the "
+            "next one starts, across midnight. Add a band where that price starts again (%(format)s).",
+            what=gettext("time") if is_time else gettext("traffic"),
+            price=money(spec.time_price if is_time else spec.traffic_price, currency),
+            format=BAND_FORMAT,
+        )
+    )
+
+
+_HOTSPOT_TIMINGS = ("interim_interval", "heartbeat_timeout", "hidden_grace")
+
+
+def _hotspot_behaviour() -> dict[str, object]:
+    """The hotspot settings an admin typed (empty ones left out), as `hotspotctl hotspot set` takes them:
+    durations like '90s' or '10m', the idle timeout 'off' for none."""
+    given: dict[str, object | None] = {field: _seconds(field) for field in _HOTSPOT_TIMINGS}
+    given |= {"heartbeat": _text("heartbeat"), "max_rate_kbps": _number("max_rate_kbps")}
+    changes = {setting: value for setting, value in given.items() if value is not None}
+    idle = _text("idle_timeout")
+    if idle is not None:
+        changes["idle_timeout"] = None if idle.lower() == "off" else parse_seconds(idle)
+    return changes
+
+
 @bp.post("/tariff")
 @requires("admin")
 def tariff_add() -> Response:
     def add(db: Session, currency: Currency) -> dict[str, object]:
+        traffic_price = _amount(currency, "traffic_price") or 0
         spec = catalog.TariffSpec(
             name=request.form.get("name", "").strip(),
             time_price=_amount(currency, "time_price") or 0,
             time_unit_seconds=_number("time_unit_seconds") or 60,
-            traffic_price=_amount(currency, "traffic_price") or 0,
+            time_increment_seconds=_seconds("time_increment") or 1,
+            traffic_price=traffic_price,
             traffic_unit_bytes=_number("traffic_unit_bytes") or 1_000_000,
+            traffic_direction=request.form.get("traffic_direction") or "total",
+            bands=parse_bands(currency, request.form.get("bands", "").splitlines(), traffic_price),
+            free_networks=tuple(_lines("free_networks")),
             simultaneous_use=_number("simultaneous_use") or 1,
+            rate_up_kbps=_number("rate_up_kbps") or None,
+            rate_down_kbps=_number("rate_down_kbps") or None,
         )
+        _refuse_base_prices_never_charged(currency, spec)
         catalog.add_tariff(db, spec)
-        return {"time_price": spec.time_price, "time_unit_seconds": spec.time_unit_seconds,
-                "traffic_price": spec.traffic_price, "traffic_unit_bytes": spec.traffic_unit_bytes}  # fmt: skip
+        return {
+            "time_price": spec.time_price, "time_unit_seconds": spec.time_unit_seconds,
+            "time_increment_seconds": spec.time_increment_seconds, "traffic_price": spec.traffic_price,
+            "traffic_unit_bytes": spec.traffic_unit_bytes, "traffic_direction": spec.traffic_direction,
+            "bands": [[band.start_minute, band.time_price, band.traffic_price] for band in spec.bands],
+            "free_networks": list(spec.free_networks),
+        }  # fmt: skip
 
     return _configure("tariff.add", add)
 
@@ -221,16 +280,19 @@ def tariff_change() -> Response:
 @requires("admin")
 def hotspot_add() -> Response:
     def add(db: Session, currency: Currency) -> dict[str, object]:
+        mode = request.form.get("mode", "radius")
+        behaviour = {"heartbeat": "on" if mode == "standalone" else "off"} | _hotspot_behaviour()  # as hotspotctl
         spec = catalog.HotspotSpec(
             name=request.form.get("name", "").strip(),
             timezone=request.form.get("timezone", "").strip(),
             tariff=request.form.get("tariff", ""),
-            mode=request.form.get("mode", "radius"),
+            mode=mode,
             traffic_meter=request.form.get("traffic_meter", "radius"),
             portal_url=_text("portal_url"),
+            **behaviour,  # type: ignore[arg-type]
         )
         catalog.add_hotspot(db, spec)
-        return {"timezone": spec.timezone, "tariff": spec.tariff, "mode": spec.mode, "meter": spec.traffic_meter}
+        return {field.name: getattr(spec, field.name) for field in fields(spec) if field.name != "name"}
 
     return _configure("hotspot.add", add)
 
@@ -239,10 +301,9 @@ def hotspot_add() -> Response:
 @requires("admin")
 def hotspot_change() -> Response:
     def change(db: Session, currency: Currency) -> dict[str, object]:
-        given = {field: _text(field) for field in ("tariff", "timezone", "portal_url")}
-        changed = catalog.set_hotspot(
-            db, request.form.get("name", ""), **{field: value for field, value in given.items() if value is not None}
-        )
+        given = {field: _text(field) for field in ("tariff", "timezone", "portal_url", "traffic_meter")}
+        changes = {field: value for field, value in given.items() if value is not None} | _hotspot_behaviour()
+        changed = catalog.set_hotspot(db, request.form.get("name", ""), **changes)
         return {setting: new for setting, (_old, new) in changed.items()}
 
     return _configure("hotspot.change", change)

@@ -12,7 +12,8 @@ from werkzeug.wrappers import Response
 from console.auth import record, requires
 from console.chart import bar_chart
 from console.context import console
-from console.i18n import deadline_text, money
+from console.i18n import money
+from console.sell import render_receipt
 from rlm_hotspot.core.cardcode import display_card_number
 from rlm_hotspot.core.money import Currency, MoneyError
 from rlm_hotspot.services import access, cards, desk, reports
@@ -232,8 +233,7 @@ def reprint(number: str) -> str:
         sale = desk.reprint(db, ctx.vault, number)
         record(db, "card.reprint", number)
         currency = ctx.currency(db)
-    return render_template("receipt.html", sale=sale, currency=currency, width="80", deadline=deadline_text(sale),
-                           display=display_card_number, now=ctx.clock())  # fmt: skip
+    return render_receipt([sale], currency, "80")
 
 
 @bp.get("/lockouts")

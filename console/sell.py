@@ -19,7 +19,7 @@ from rlm_hotspot.services.errors import ServiceError
 
 bp = Blueprint("sell", __name__)
 FORMATS = ("receipt-58", "receipt-80", "pdf")
-PRESET = "preset:"
+PRESET = "preset:"  # a line naming a hotspot's preset face value rather than a batch
 
 
 @bp.get("/sell")
@@ -34,46 +34,69 @@ def stock() -> str:
 @bp.post("/sell")
 @requires("cashier")
 def sell() -> BaseResponse | str:
+    """One sale of one or several lines (a face value or a batch, and how many of it)."""
     ctx = console()
     fmt = request.form.get("format", "receipt-80")
-    choice = request.form.get("batch", "")
     try:
-        count = int(request.form.get("count", "1"))
+        lines = _lines(request.form.getlist("batch"), request.form.getlist("count"))
         if fmt not in FORMATS:
             raise ServiceError("choose a print format")
         with ctx.transaction() as db:
             currency = ctx.currency(db)
             price = _price(currency, request.form.get("price", ""))
-            sold_as = {"staff_id": g.staff.id, "count": count, "price_each": price, "now": ctx.clock()}
-            if choice.startswith(PRESET):  # "preset:<hotspot id>:<face value>": the console picks the batch
-                hotspot_id, face_value = (int(part) for part in choice.removeprefix(PRESET).split(":"))
-                sale = desk.sell_preset(db, ctx.vault, hotspot_id=hotspot_id, face_value=face_value, **sold_as)
-            else:
-                sale = desk.sell(db, ctx.vault, batch_id=int(choice), **sold_as)
+            sales = desk.sell_lines(db, ctx.vault, staff_id=g.staff.id, lines=lines, price_each=price, now=ctx.clock())
             record(
                 db,
                 "card.sell",
-                f"batch {sale.batch_id}",
-                cards=[c.number for c in sale.cards],
-                price_each=sale.price_each,
+                ", ".join(f"batch {sale.batch_id}" for sale in sales),
+                lines=[{"batch": s.batch_id, "cards": [c.number for c in s.cards], "price_each": s.price_each}
+                       for s in sales],
+                total=_total(sales),
                 format=fmt,
-            )
+            )  # fmt: skip
     except ValueError as exc:  # ServiceError and MoneyError are ValueErrors; so is a mangled number
         flash(
             str(exc) if isinstance(exc, ServiceError | MoneyError) else gettext("Choose a batch and a count."), "error"
         )
         return redirect(url_for("sell.stock"))
     if fmt == "pdf":
-        return _pdf(sale, currency)
+        return _pdf(sales, currency)
+    return render_receipt(sales, currency, fmt.split("-")[1])
+
+
+def render_receipt(sales: list[desk.Sale], currency: Currency, width: str) -> str:
+    """The slips of a sale (or a reprint), one per card, each with its own batch's face value and dates."""
     return render_template(
         "receipt.html",
-        sale=sale,
+        sales=sales,
+        total=_total(sales),
         currency=currency,
-        width=fmt.split("-")[1],
-        deadline=deadline_text(sale),
+        width=width,
+        deadline_of=deadline_text,
         display=display_card_number,
-        now=ctx.clock(),
+        now=console().clock(),
     )
+
+
+def _lines(choices: list[str], counts: list[str]) -> list[desk.SaleLine]:
+    """The sale's lines as the form sends them: each face value or batch offered, and how many of it
+    (`preset:<hotspot id>:<face value>` for a preset, the batch id for a batch)."""
+    if len(choices) != len(counts):
+        raise ValueError("a line without its count")
+    lines = []
+    for choice, count in zip(choices, counts, strict=True):
+        how_many = int(count or 0)
+        if choice.startswith(PRESET):
+            hotspot_id, face_value = (int(part) for part in choice.removeprefix(PRESET).split(":"))
+            lines.append(desk.SaleLine(how_many, preset=(hotspot_id, face_value)))
+        else:
+            lines.append(desk.SaleLine(how_many, batch_id=int(choice)))
+    return lines
+
+
+def _total(sales: list[desk.Sale]) -> int:
+    """What the guest pays for the whole sale (0 for a reprint)."""
+    return sum((sale.price_each or 0) * len(sale.cards) for sale in sales)
 
 
 def _price(currency: Currency, text: str) -> int | None:
@@ -81,20 +104,28 @@ def _price(currency: Currency, text: str) -> int | None:
     return currency.parse(text.strip()) if text.strip() else None
 
 
-def _pdf(sale: desk.Sale, currency: Currency) -> Response:
+def _pdf(sales: list[desk.Sale], currency: Currency) -> Response:
     """The A4 scratch-card sheet of `hotspotctl cards export`, for the cards just sold."""
     ctx = console()
-    face = currency.format(sale.face_value)
-    deadline = deadline_text(sale)
     printable = [
-        PrintableCard(number=c.number, pin=c.pin, face_value=face, deadline=deadline, hotspot=sale.hotspot)
+        PrintableCard(
+            number=c.number, pin=c.pin, face_value=currency.format(sale.face_value), deadline=deadline_text(sale),
+            hotspot=sale.hotspot,
+        )
+        for sale in sales
         for c in sale.cards
-    ]
-    title = sale.batch_name or f"Series {sale.series:04d}"
-    pdf = render_scratch_sheet(printable, title=title, portal_url=sale.portal_url or ctx.settings.core.portal_url)
+    ]  # fmt: skip
+    first = sales[0]
+    title = first.batch_name if len(sales) == 1 and first.batch_name else _series(sales)
+    pdf = render_scratch_sheet(printable, title=title, portal_url=first.portal_url or ctx.settings.core.portal_url)
     response = Response(pdf, mimetype="application/pdf")
-    response.headers["Content-Disposition"] = f'attachment; filename="cards-{sale.series:04d}.pdf"'
+    names = "-".join(f"{sale.series:04d}" for sale in sales)
+    response.headers["Content-Disposition"] = f'attachment; filename="cards-{names}.pdf"'
     return response
+
+
+def _series(sales: list[desk.Sale]) -> str:
+    return "Series " + ", ".join(f"{sale.series:04d}" for sale in sales)
 
 
 @bp.post("/sell/mark")

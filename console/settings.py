@@ -9,22 +9,24 @@ proxy_hops = 0                       # reverse proxies in front whose X-Forwarde
 
 from __future__ import annotations
 
-import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from rlm_hotspot.settings import DEFAULT_CONFIG_PATH, Settings, SettingsError, load_settings
+from rlm_hotspot.settings import Settings, SettingsError, WebSection, load_web_settings, split_flat_settings
 
 MIN_SECRET_KEY_LENGTH = 32
-_ENV = {
-    "HOTSPOT_CONSOLE_SECRET_KEY": "secret_key",
-    "HOTSPOT_CONSOLE_IDLE_TIMEOUT": "idle_timeout_s",
-    "HOTSPOT_CONSOLE_COOKIE_SECURE": "cookie_secure",
-    "HOTSPOT_CONSOLE_TIMEZONE": "timezone",
-}
+_SECTION = WebSection(
+    "console",
+    env_names={
+        "HOTSPOT_CONSOLE_SECRET_KEY": "secret_key",
+        "HOTSPOT_CONSOLE_IDLE_TIMEOUT": "idle_timeout_s",
+        "HOTSPOT_CONSOLE_COOKIE_SECURE": "cookie_secure",
+        "HOTSPOT_CONSOLE_TIMEZONE": "timezone",
+    },
+    whole_numbers=("idle_timeout_s", "proxy_hops"),
+)
 
 
 @dataclass(frozen=True)
@@ -53,14 +55,8 @@ class ConsoleSettings:
     @classmethod
     def from_mapping(cls, values: Mapping[str, object]) -> ConsoleSettings:
         """One flat mapping (tests): the shared settings' names plus the console's."""
-        core_names = {f.name for f in fields(Settings)}
-        own_names = {f.name for f in fields(cls)} - {"core"}
-        unknown = set(values) - core_names - own_names
-        if unknown:
-            raise SettingsError(f"unknown console setting(s): {', '.join(sorted(unknown))}")
-        core = {k: v for k, v in values.items() if k in core_names}
-        core["pin_key_file"] = Path(str(core["pin_key_file"]))
-        return cls(core=Settings(**core), **{k: v for k, v in values.items() if k in own_names})  # type: ignore[arg-type]  # values by field name; __post_init__ checks them
+        core, own = split_flat_settings(values, {f.name for f in fields(cls)} - {"core"}, "console")
+        return cls(core=core, **own)  # type: ignore[arg-type]
 
 
 def load_console_settings(
@@ -71,42 +67,6 @@ def load_console_settings(
     default_secret_key: str | None = None,
 ) -> ConsoleSettings:
     """The settings file's shared part and ``[console]`` section, then the environment, then `overrides`."""
-    env = dict(os.environ if environ is None else environ)
-    core = load_settings(path, env)
-    chosen = Path(path) if path else Path(env["HOTSPOT_CONFIG"]) if env.get("HOTSPOT_CONFIG") else None
-    if chosen is None and DEFAULT_CONFIG_PATH.exists():
-        chosen = DEFAULT_CONFIG_PATH
-    section = _section(chosen) if chosen else {}
-    values: dict[str, object] = {k: v for k, v in section.items() if k != "secret_key_file"}
-    if "secret_key_file" in section and chosen is not None:
-        key_path = Path(str(section["secret_key_file"]))
-        key_path = key_path if key_path.is_absolute() else chosen.parent / key_path
-        try:
-            values["secret_key"] = key_path.read_text().strip()
-        except OSError as exc:
-            raise SettingsError(f"console secret key file {key_path}: {exc.strerror}") from None
-    values.update({name: env[var] for var, name in _ENV.items() if env.get(var)})
-    values.update(overrides or {})
-    if default_secret_key and "secret_key" not in values:
-        values["secret_key"] = default_secret_key
-    if "secret_key" not in values:
-        raise SettingsError("no cookie secret: set console.secret_key_file or HOTSPOT_CONSOLE_SECRET_KEY")
-    if isinstance(values.get("cookie_secure"), str):
-        values["cookie_secure"] = str(values["cookie_secure"]).lower() not in ("0", "false", "no", "off")
-    for whole in ("idle_timeout_s", "proxy_hops"):
-        if isinstance(values.get(whole), str):
-            try:
-                values[whole] = int(str(values[whole]))
-            except ValueError:
-                raise SettingsError(f"console.{whole}: {values[whole]!r} is not a whole number") from None
-    try:
-        return ConsoleSettings(core=core, **values)  # type: ignore[arg-type]  # values by field name; __post_init__ checks them
-    except TypeError as exc:
-        raise SettingsError(f"[console]: {exc}") from None
-
-
-def _section(path: Path) -> dict[str, object]:
-    try:
-        return dict(tomllib.loads(path.read_text()).get("console", {}))
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"settings file {path}: {exc}") from exc
+    return load_web_settings(
+        ConsoleSettings, _SECTION, path, environ, overrides=overrides, default_secret_key=default_secret_key
+    )

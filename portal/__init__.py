@@ -24,6 +24,7 @@ from rlm_hotspot.clock import utc_now
 from rlm_hotspot.db.engine import make_engine
 from rlm_hotspot.nas.gates import make_gate
 from rlm_hotspot.pins import PinVault
+from rlm_hotspot.web import share_templates
 
 __all__ = ["PortalSettings", "create_app"]
 
@@ -55,6 +56,7 @@ def create_app(
     init_security(app, cookie_secure=settings.cookie_secure)
     init_i18n(app)
     init_errors(app)
+    share_templates(app)
     app.wsgi_app = HeartbeatShortcut(app)  # type: ignore[method-assign]  # Flask's way to add WSGI middleware
     trust_proxies(app, settings.proxy_hops)
     init_metrics(app)

@@ -20,24 +20,14 @@ with environment overrides so ``hotspotctl portal run`` can hand its options to 
 
 from __future__ import annotations
 
-import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from rlm_hotspot.settings import DEFAULT_CONFIG_PATH, Settings, SettingsError, load_settings
+from rlm_hotspot.settings import Settings, SettingsError, WebSection, load_web_settings, split_flat_settings
 
 MIN_SECRET_KEY_LENGTH = 32
 
-_ENV = {
-    "HOTSPOT_PORTAL_HOTSPOT": "hotspot",
-    "HOTSPOT_PORTAL_SECRET_KEY": "secret_key",
-    "HOTSPOT_PORTAL_GATE": "gate",
-    "HOTSPOT_PORTAL_COOKIE_SECURE": "cookie_secure",
-    "HOTSPOT_PORTAL_HEARTBEAT_INTERVAL": "heartbeat_interval_s",
-    "HOTSPOT_PORTAL_HEARTBEAT_WRITE_DELAY_MS": "heartbeat_write_delay_ms",
-}
 MAX_HEARTBEAT_WRITE_DELAY_MS = 5000
 
 
@@ -82,16 +72,8 @@ class PortalSettings:
     @classmethod
     def from_mapping(cls, values: Mapping[str, object]) -> PortalSettings:
         """Build from one flat mapping (tests, the CLI): the shared settings' names plus the portal's."""
-        core_names = {f.name for f in fields(Settings)}
-        portal_names = {f.name for f in fields(cls)} - {"core"}
-        unknown = set(values) - core_names - portal_names
-        if unknown:
-            raise SettingsError(f"unknown portal setting(s): {', '.join(sorted(unknown))}")
-        core = {k: v for k, v in values.items() if k in core_names}
-        if "pin_key_file" in core:
-            core["pin_key_file"] = Path(str(core["pin_key_file"]))
-        own = {k: v for k, v in values.items() if k in portal_names}
-        return cls(core=Settings(**core), **own)  # type: ignore[arg-type]  # values by field name; __post_init__ checks them
+        core, own = split_flat_settings(values, {f.name for f in fields(cls)} - {"core"}, "portal")
+        return cls(core=core, **own)  # type: ignore[arg-type]
 
 
 def load_portal_settings(
@@ -103,52 +85,32 @@ def load_portal_settings(
 ) -> PortalSettings:
     """The settings file's shared part and ``[portal]`` section, the environment's overrides, then the
     caller's (command-line options); `default_secret_key` is used only when none is configured."""
-    env = dict(os.environ if environ is None else environ)
-    core = load_settings(path, env)
-    chosen = Path(path) if path else Path(env["HOTSPOT_CONFIG"]) if env.get("HOTSPOT_CONFIG") else None
-    if chosen is None and DEFAULT_CONFIG_PATH.exists():
-        chosen = DEFAULT_CONFIG_PATH
-    section = _portal_section(chosen) if chosen else {}
-    values: dict[str, object] = {k: v for k, v in section.items() if k not in ("url", "secret_key_file")}
-    if "secret_key_file" in section and chosen is not None:
-        key_path = Path(str(section["secret_key_file"]))
-        values["secret_key"] = _read_secret(key_path if key_path.is_absolute() else chosen.parent / key_path)
-    for var, name in _ENV.items():
-        if env.get(var):
-            values[name] = env[var]
-    values.update(overrides or {})
-    if default_secret_key and "secret_key" not in values:
-        values["secret_key"] = default_secret_key
-    if "cookie_secure" in values and isinstance(values["cookie_secure"], str):
-        values["cookie_secure"] = values["cookie_secure"].lower() not in ("0", "false", "no", "off")
-    for whole_number in ("heartbeat_interval_s", "heartbeat_write_delay_ms"):
-        if isinstance(values.get(whole_number), str):
-            try:
-                values[whole_number] = int(str(values[whole_number]))
-            except ValueError:
-                raise SettingsError(f"portal.{whole_number}: {values[whole_number]!r} is not a whole number") from None
+    return load_web_settings(
+        PortalSettings, _SECTION, path, environ, overrides=overrides, default_secret_key=default_secret_key
+    )
+
+
+def _portal_values(values: dict[str, object]) -> None:
+    """The portal's own checks: `url` is the shared settings' portal_url, the gate's options are text,
+    and one hotspot is named."""
+    values.pop("url", None)
+    gate_options = values.get("gate_options")
+    if isinstance(gate_options, Mapping):
+        values["gate_options"] = {str(k): str(v) for k, v in gate_options.items()}
     if "hotspot" not in values:
         raise SettingsError("no hotspot named: set portal.hotspot or HOTSPOT_PORTAL_HOTSPOT (--hotspot)")
-    if "secret_key" not in values:
-        raise SettingsError("no cookie secret: set portal.secret_key_file or HOTSPOT_PORTAL_SECRET_KEY")
-    try:
-        return PortalSettings(core=core, **values)  # type: ignore[arg-type]  # values by field name; __post_init__ checks them
-    except TypeError as exc:
-        raise SettingsError(f"[portal]: {exc}") from None
 
 
-def _portal_section(path: Path) -> dict[str, object]:
-    try:
-        section = tomllib.loads(path.read_text()).get("portal", {})
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"settings file {path}: {exc}") from exc
-    if "gate_options" in section:
-        section["gate_options"] = {str(k): str(v) for k, v in section["gate_options"].items()}
-    return dict(section)
-
-
-def _read_secret(path: Path) -> str:
-    try:
-        return path.read_text().strip()
-    except OSError as exc:
-        raise SettingsError(f"portal secret key file {path}: {exc.strerror}") from None
+_SECTION = WebSection(
+    "portal",
+    env_names={
+        "HOTSPOT_PORTAL_HOTSPOT": "hotspot",
+        "HOTSPOT_PORTAL_SECRET_KEY": "secret_key",
+        "HOTSPOT_PORTAL_GATE": "gate",
+        "HOTSPOT_PORTAL_COOKIE_SECURE": "cookie_secure",
+        "HOTSPOT_PORTAL_HEARTBEAT_INTERVAL": "heartbeat_interval_s",
+        "HOTSPOT_PORTAL_HEARTBEAT_WRITE_DELAY_MS": "heartbeat_write_delay_ms",
+    },
+    whole_numbers=("heartbeat_interval_s", "heartbeat_write_delay_ms"),
+    prepare=_portal_values,
+)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import TypeVar
 
 DEFAULT_CONFIG_PATH = Path("/etc/rlm-hotspot/hotspot.toml")
+AppSettings = TypeVar("AppSettings")
 PIN_MODES = ("encrypted", "hashed")
 
 
@@ -76,10 +78,8 @@ _ENV: dict[str, tuple[str, Callable[[str], object]]] = {
 def load_settings(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Settings:
     """Read the settings file (if any) and apply environment overrides."""
     env = os.environ if environ is None else environ
-    chosen = Path(path) if path else (Path(env["HOTSPOT_CONFIG"]) if env.get("HOTSPOT_CONFIG") else None)
+    chosen = settings_file(path, env)
     data: dict[str, object] = {}
-    if chosen is None and DEFAULT_CONFIG_PATH.exists():
-        chosen = DEFAULT_CONFIG_PATH
     if chosen is not None:
         data = _read_file(chosen)
     for var, (field, kind) in _ENV.items():
@@ -93,6 +93,99 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
     if "pin_key_file" not in data:
         raise SettingsError("no PIN key file configured: set pins.key_file or HOTSPOT_PIN_KEY_FILE")
     return Settings(**data)  # type: ignore[arg-type]  # values by field name; __post_init__ checks them
+
+
+def settings_file(path: str | Path | None, env: Mapping[str, str]) -> Path | None:
+    """The file named by ``--config``, else ``$HOTSPOT_CONFIG``, else the default one when present."""
+    if path:
+        return Path(path)
+    if env.get("HOTSPOT_CONFIG"):
+        return Path(env["HOTSPOT_CONFIG"])
+    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None
+
+
+def split_flat_settings(
+    values: Mapping[str, object], own_names: set[str], section: str
+) -> tuple[Settings, dict[str, object]]:
+    """One flat mapping (tests, the CLI) of the shared settings' names and one web app's own: the shared
+    settings, and the app's values."""
+    core_names = {f.name for f in fields(Settings)}
+    unknown = set(values) - core_names - own_names
+    if unknown:
+        raise SettingsError(f"unknown {section} setting(s): {', '.join(sorted(unknown))}")
+    core = {k: v for k, v in values.items() if k in core_names}
+    if "pin_key_file" in core:
+        core["pin_key_file"] = Path(str(core["pin_key_file"]))
+    return Settings(**core), {k: v for k, v in values.items() if k in own_names}  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class WebSection:
+    """How one web app's ``[name]`` section is read: the environment variables over it (variable ->
+    setting), the settings that text from the environment turns into whole numbers, and what the app
+    fixes or checks in the values before its settings are built."""
+
+    name: str
+    env_names: Mapping[str, str]
+    whole_numbers: tuple[str, ...] = ()
+    prepare: Callable[[dict[str, object]], None] | None = None
+
+
+def load_web_settings(
+    build: Callable[..., AppSettings],
+    section: WebSection,
+    path: str | Path | None,
+    environ: Mapping[str, str] | None,
+    *,
+    overrides: Mapping[str, object] | None,
+    default_secret_key: str | None,
+) -> AppSettings:
+    """A web app's settings (the portal's, the console's): the shared ones as `core`, then its section's
+    values: its ``secret_key_file`` read (a relative path is beside the settings file), then the
+    environment, then the caller's `overrides` (command-line options); `default_secret_key` only when none
+    is configured. Text from the environment becomes the flag ``cookie_secure`` or a whole number; a
+    missing cookie secret or an unknown setting is refused with the setting to fix."""
+    env = dict(os.environ if environ is None else environ)
+    core = load_settings(path, env)
+    chosen = settings_file(path, env)
+    name = section.name
+    table = _section(chosen, name) if chosen else {}
+    values: dict[str, object] = {k: v for k, v in table.items() if k != "secret_key_file"}
+    if "secret_key_file" in table and chosen is not None:
+        key_path = Path(str(table["secret_key_file"]))
+        key_path = key_path if key_path.is_absolute() else chosen.parent / key_path
+        try:
+            values["secret_key"] = key_path.read_text().strip()
+        except OSError as exc:
+            raise SettingsError(f"{name} secret key file {key_path}: {exc.strerror}") from None
+    values.update({setting: env[var] for var, setting in section.env_names.items() if env.get(var)})
+    values.update(overrides or {})
+    if default_secret_key and "secret_key" not in values:
+        values["secret_key"] = default_secret_key
+    if "secret_key" not in values:
+        variable = next(var for var, setting in section.env_names.items() if setting == "secret_key")
+        raise SettingsError(f"no cookie secret: set {name}.secret_key_file or {variable}")
+    if isinstance(values.get("cookie_secure"), str):
+        values["cookie_secure"] = str(values["cookie_secure"]).lower() not in ("0", "false", "no", "off")
+    for whole in section.whole_numbers:
+        if isinstance(values.get(whole), str):
+            try:
+                values[whole] = int(str(values[whole]))
+            except ValueError:
+                raise SettingsError(f"{name}.{whole}: {values[whole]!r} is not a whole number") from None
+    if section.prepare:
+        section.prepare(values)
+    try:
+        return build(core=core, **values)
+    except TypeError as exc:
+        raise SettingsError(f"[{name}]: {exc}") from None
+
+
+def _section(path: Path, name: str) -> dict[str, object]:
+    try:
+        return dict(tomllib.loads(path.read_text()).get(name, {}))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"settings file {path}: {exc}") from exc
 
 
 def _read_file(path: Path) -> dict[str, object]:

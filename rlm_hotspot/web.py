@@ -1,16 +1,26 @@
-"""What every web adapter (the portal, the console) answers with: the same strict headers and the same
-CSRF token comparison; how each is served, under gunicorn, and how gunicorn logs."""
+"""What every web adapter (the portal, the console) answers with: the same strict headers, the same
+CSRF token comparison and the same error pages (each app with its own words and page); how each is
+served, under gunicorn, and how gunicorn logs."""
 
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from flask import abort, request, session
+from flask import Flask, abort, make_response, request, session
+from flask.typing import ResponseReturnValue
 from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
+from jinja2 import BaseLoader, ChoiceLoader, PackageLoader
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+from rlm_hotspot.logs import first_line
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -84,3 +94,49 @@ class GunicornServer(BaseApplication):
     # gunicorn's stub types the environ as a MutableMapping, typeshed's WSGI types as the dict gunicorn passes
     def load(self) -> WSGIApplication:  # type: ignore[override]
         return self.build_app()
+
+
+ErrorPage = Callable[[int, str], ResponseReturnValue]
+
+
+def init_error_pages(
+    app: Flask, page: ErrorPage, words: Mapping[int | str, object], count: Callable[[str], None] | None = None
+) -> None:
+    """No stack trace reaches a visitor: every failure is `page(status, message)` in their language.
+
+    `words` holds the app's (lazily translated) sentences: by HTTP status, "csrf" (a form open too long),
+    "other", "database" (503: one log line, an expected fault) and "unexpected" (500: logged with its
+    traceback for the operator). `count` counts the last two by kind (the portal's metrics). The log
+    lines are the app's (`portal.errors`, `console.errors`)."""
+    log = logging.getLogger(f"{app.import_name}.errors")
+
+    def http_error(exc: HTTPException) -> ResponseReturnValue:
+        status = exc.code or 500
+        key: int | str = "csrf" if status == 400 and exc.description == "csrf" else status
+        return page(status, str(words.get(key, words["other"])))
+
+    def database_down(exc: Exception) -> Response:
+        if count:
+            count("database_unavailable")
+        log.error("database unavailable: %s: %s", exc.__class__.__name__, first_line(exc))
+        response = make_response(page(503, str(words["database"])))
+        response.headers["Retry-After"] = "10"
+        return response
+
+    def unexpected(exc: Exception) -> ResponseReturnValue:
+        if count:
+            count("unexpected")
+        log.error("unexpected error on %s %s", request.method, request.path, exc_info=exc)
+        return page(500, str(words["unexpected"]))
+
+    app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(DBAPIError, database_down)
+    app.register_error_handler(PoolTimeout, database_down)
+    app.register_error_handler(Exception, unexpected)
+
+
+def share_templates(app: Flask) -> None:
+    """The app's own templates first, then the shared ones (rlm_hotspot/web_templates: the page skeleton
+    its base.html extends)."""
+    own: list[BaseLoader] = [app.jinja_loader] if app.jinja_loader is not None else []
+    app.jinja_loader = ChoiceLoader([*own, PackageLoader("rlm_hotspot", "web_templates")])

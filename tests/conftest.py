@@ -7,10 +7,13 @@ server that happens to run on the machine (not even `make demo`'s), and it is de
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
 
@@ -115,3 +118,27 @@ def committed(engine: Engine) -> Iterator[Engine]:
     yield engine
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {TABLES_TO_EMPTY} RESTART IDENTITY CASCADE"))
+
+
+@dataclass
+class Clock:
+    """The `now` a web app under test reads; tests move it."""
+
+    now: datetime = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A browser on the directory's web app (tests/portal, tests/console: their `app` fixture)."""
+    return app.test_client()

@@ -10,7 +10,8 @@ import click
 
 from rlm_hotspot.cli.context import App, pass_app
 from rlm_hotspot.cli.output import Decorated, emit, format_option
-from rlm_hotspot.cli.parsing import parse_amount, parse_band, parse_duration
+from rlm_hotspot.cli.parsing import parse_amount, parse_bands, parse_duration
+from rlm_hotspot.core.admin_input import base_prices_never_charged
 from rlm_hotspot.core.money import Currency
 from rlm_hotspot.core.tariff import Meter, Tariff, bytes_affordable, daily_cycle, seconds_affordable
 from rlm_hotspot.services import catalog as svc
@@ -450,7 +451,7 @@ def tariff_add(
             traffic_price=traffic_price,
             traffic_unit_bytes=MB_UNITS[mb_unit],
             traffic_direction=direction,
-            bands=tuple(sorted((parse_band(currency, b, traffic_price) for b in bands), key=lambda b: b.start_minute)),
+            bands=parse_bands(currency, bands, traffic_price),
             free_networks=free_networks,
             simultaneous_use=simultaneous_use,
             rate_up_kbps=rate_up,
@@ -519,21 +520,20 @@ def tariff_remove(app: App, name: str) -> None:
 
 
 def _refuse_base_prices_never_charged(currency: Currency, spec: svc.TariffSpec, time_option: str) -> None:
-    """Bands run round the clock, so a base price no band repeats is charged at no time of day: the admin
-    surely meant it for the hours before the first band (the old meaning of `--per-hour 1.20 --band
-    22:00=0.60`), and would silently lose it."""
-    if not spec.bands:
+    """A base price no band repeats is charged at no time of day (core.admin_input): say how to keep it."""
+    unused = base_prices_never_charged(spec.time_price, spec.traffic_price, spec.bands)
+    if not unused:
         return
-    for option, base, band_prices, example in (
-        (time_option, spec.time_price, {b.time_price for b in spec.bands}, "--band 07:00={}"),
-        ("--per-mb", spec.traffic_price, {b.traffic_price for b in spec.bands}, "--band 07:00=TIME_PRICE/{}"),
-    ):
-        if base and base not in band_prices:
-            amount = currency.format(base).removesuffix(f" {currency.code}")
-            raise click.UsageError(
-                f"{option} {amount} would be charged at no time of day: each band runs until the next one "
-                f"starts, across midnight; add a band where that price starts again, e.g. {example.format(amount)}"
-            )
+    option, base, example = (
+        (time_option, spec.time_price, "--band 07:00={}")
+        if unused[0] == "time"
+        else ("--per-mb", spec.traffic_price, "--band 07:00=TIME_PRICE/{}")
+    )
+    amount = currency.format(base).removesuffix(f" {currency.code}")
+    raise click.UsageError(
+        f"{option} {amount} would be charged at no time of day: each band runs until the next one "
+        f"starts, across midnight; add a band where that price starts again, e.g. {example.format(amount)}"
+    )
 
 
 def _time_unit(seconds: int) -> str:

@@ -1,28 +1,23 @@
-"""Turning what an admin types (dates, durations, prices, bands) into values, with clear errors."""
+"""Turning what an admin types (dates, durations, prices, bands) into values, with clear errors: the
+rules for durations and bands are the core's (shared with the console), here they become click errors."""
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 import click
 
+from rlm_hotspot.core import admin_input
 from rlm_hotspot.core.money import Currency, MoneyError
 from rlm_hotspot.core.tariff import Band
 
-_DURATION = re.compile(r"(\d+)\s*([wdhms])")
-_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
-
 
 def parse_duration(text: str) -> timedelta:
-    """'30d', '12h', '1d12h', '90m', '3600s' or plain seconds."""
-    cleaned = text.strip().lower()
-    if cleaned.isdigit():
-        return timedelta(seconds=int(cleaned))
-    parts = _DURATION.findall(cleaned)
-    if not parts or _DURATION.sub("", cleaned).strip():
-        raise click.BadParameter(f"bad duration {text!r}: use e.g. 30d, 12h, 1d12h, 90m or 3600s")
-    return timedelta(seconds=sum(int(n) * _UNITS[u] for n, u in parts))
+    """'30d', '12h', '1d12h', '90m', '3600s' or plain seconds (rlm_hotspot.core.admin_input)."""
+    try:
+        return admin_input.parse_duration(text)
+    except admin_input.InputError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def parse_when(text: str, tz: tzinfo, *, end_of_day: bool = False) -> datetime:
@@ -52,14 +47,9 @@ def parse_amount(currency: Currency, text: str) -> int:
         raise click.BadParameter(str(exc)) from None
 
 
-def parse_band(currency: Currency, text: str, default_traffic_price: int) -> Band:
-    """'HH:MM=TIME_PRICE[/TRAFFIC_PRICE]' in the tariff's own units, e.g. '22:00=0.50/0.01'; without a
-    traffic price the band keeps the tariff's base traffic price."""
-    match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*=\s*([^/\s]+)\s*(?:/\s*(\S+))?\s*", text)
-    if not match:
-        raise click.BadParameter(f"bad band {text!r}: use HH:MM=TIME_PRICE[/TRAFFIC_PRICE], e.g. 22:00=0.50/0.01")
-    hours, minutes = int(match.group(1)), int(match.group(2))
-    if hours > 23 or minutes > 59:
-        raise click.BadParameter(f"bad band start {match.group(1)}:{match.group(2)}")
-    traffic = parse_amount(currency, match.group(4)) if match.group(4) else default_traffic_price
-    return Band(hours * 60 + minutes, parse_amount(currency, match.group(3)), traffic)
+def parse_bands(currency: Currency, texts: tuple[str, ...], default_traffic_price: int) -> tuple[Band, ...]:
+    """`--band` options (rlm_hotspot.core.admin_input), in the order of the day."""
+    try:
+        return admin_input.parse_bands(currency, texts, default_traffic_price)
+    except admin_input.InputError as exc:
+        raise click.BadParameter(str(exc)) from None

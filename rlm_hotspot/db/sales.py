@@ -53,19 +53,21 @@ def presets_in_stock(db: Session, now: datetime) -> list[dict[str, object]]:
     return [dict(r._mapping) for r in rows]
 
 
-def batch_for_preset(db: Session, hotspot_id: int, face_value: int, count: int, now: datetime) -> int | None:
-    """The batch to sell `count` cards of a preset from: one with enough in stock, the soonest to lapse first
-    (then the oldest), the hotspot's own before one for any hotspot."""
-    return db.execute(
-        text(
-            f"""SELECT b.id FROM cards c JOIN card_batches b ON b.id = c.batch_id
-                WHERE b.face_value = :face_value AND b.pin_mode = 'encrypted'
-                  AND (b.hotspot_id IS NULL OR b.hotspot_id = :hotspot_id) AND {_IN_STOCK}
-                GROUP BY b.id HAVING count(*) >= :count
-                ORDER BY least(b.use_before, b.expires_at) NULLS LAST, b.hotspot_id NULLS LAST, b.id LIMIT 1"""
-        ),
-        {"face_value": face_value, "hotspot_id": hotspot_id, "count": count, "now": now},
-    ).scalar_one_or_none()
+def batches_for_preset(db: Session, hotspot_id: int, face_value: int, now: datetime) -> list[int]:
+    """The batches a preset sells from, in the order to take their cards: the soonest to lapse first (then
+    the oldest), the hotspot's own before one for any hotspot."""
+    return list(
+        db.execute(
+            text(
+                f"""SELECT b.id FROM cards c JOIN card_batches b ON b.id = c.batch_id
+                    WHERE b.face_value = :face_value AND b.pin_mode = 'encrypted'
+                      AND (b.hotspot_id IS NULL OR b.hotspot_id = :hotspot_id) AND {_IN_STOCK}
+                    GROUP BY b.id
+                    ORDER BY least(b.use_before, b.expires_at) NULLS LAST, b.hotspot_id NULLS LAST, b.id"""
+            ),
+            {"face_value": face_value, "hotspot_id": hotspot_id, "now": now},
+        ).scalars()
+    )
 
 
 def add_preset(db: Session, hotspot_id: int, face_value: int) -> bool:

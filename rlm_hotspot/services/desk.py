@@ -16,6 +16,7 @@ from rlm_hotspot.core.cardcode import CardNumberError, normalise_card_number
 from rlm_hotspot.core.decisions import Refusal
 from rlm_hotspot.db import cards as cards_q
 from rlm_hotspot.db import sales as q
+from rlm_hotspot.db.cards import Batch
 from rlm_hotspot.db.catalog import hotspot_by_id, hotspot_by_name
 from rlm_hotspot.db.enforcement import queue_coas
 from rlm_hotspot.db.ledger import post_entry
@@ -58,6 +59,51 @@ def stock(db: Session, now: datetime) -> list[dict[str, object]]:
     return q.stock(db, now)
 
 
+@dataclass(frozen=True)
+class SaleLine:
+    """One line of a sale: `count` cards of a batch, or of a hotspot's preset face value (the console
+    picks the batches)."""
+
+    count: int
+    batch_id: int | None = None
+    preset: tuple[int, int] | None = None  # (hotspot id, face value)
+
+
+def sell_lines(
+    db: Session,
+    vault: PinVault,
+    *,
+    staff_id: int,
+    lines: list[SaleLine],
+    price_each: int | None,
+    now: datetime,
+) -> list[Sale]:
+    """One sale of several lines (face values, batches): all its cards or none. Returns one `Sale` per
+    batch the cards came from, in the order of the lines. `price_each` (None: each card's face value) is
+    for a sale of one line only: one price for cards of different values would be a mistake at the till."""
+    wanted = [line for line in lines if line.count]
+    if not wanted or any(line.count < 0 for line in wanted):
+        raise ServiceError("choose how many cards of which face value to sell")
+    if sum(line.count for line in wanted) > MAX_CARDS_PER_SALE:
+        raise ServiceError(f"sell 1 to {MAX_CARDS_PER_SALE} cards at a time")
+    if price_each is not None and len(wanted) > 1:
+        raise ServiceError("type a price only when selling cards of one face value; leave it empty for face values")
+    sales: list[Sale] = []
+    for line in wanted:
+        if line.preset is not None:
+            hotspot_id, face_value = line.preset
+            sales += sell_preset(
+                db, vault, staff_id=staff_id, hotspot_id=hotspot_id, face_value=face_value, count=line.count,
+                price_each=price_each, now=now,
+            )  # fmt: skip
+        else:
+            sales.append(
+                sell(db, vault, staff_id=staff_id, batch_id=line.batch_id or 0, count=line.count,
+                     price_each=price_each, now=now)
+            )  # fmt: skip
+    return sales
+
+
 def sell(
     db: Session,
     vault: PinVault,
@@ -75,21 +121,11 @@ def sell(
     """
     if not 1 <= count <= MAX_CARDS_PER_SALE:
         raise ServiceError(f"sell 1 to {MAX_CARDS_PER_SALE} cards at a time")
-    batch = cards_q.batch_by_id(db, batch_id)
-    if batch is None:
-        raise NotFound(f"no batch {batch_id}")
-    if batch.pin_mode != "encrypted":
-        raise ServiceError("this batch's PINs were printed when it was made: sell its cards by number")
-    price = batch.face_value if price_each is None else price_each
-    if price < 0:
-        raise ServiceError("the price cannot be negative")
+    batch = _printable_batch(db, batch_id)
     claimed = q.claim_for_sale(db, batch_id, count, now)
     if len(claimed) < count:
         raise ServiceError(f"only {len(claimed)} card(s) of this batch left to sell")
-    q.insert_sales(db, list(claimed), staff_id=staff_id, price=price, now=now)
-    locked = cards_q.lock_cards(db, list(claimed.values()))
-    records = [locked[number] for number in claimed.values()]
-    return _printout(db, batch, records, reveal_pins(vault, records), price)
+    return _deliver(db, vault, batch, claimed, staff_id=staff_id, price_each=price_each, now=now)
 
 
 def presets(db: Session, now: datetime) -> list[dict[str, object]]:
@@ -107,14 +143,56 @@ def sell_preset(
     count: int,
     price_each: int | None,
     now: datetime,
-) -> Sale:
-    """Sell cards of a hotspot's preset face value: the desk names the value, this picks the batch."""
+) -> list[Sale]:
+    """Sell cards of a hotspot's preset face value: the desk names the value, this takes the cards from the
+    batches of that value valid at the hotspot, the soonest to lapse first, as many batches as it needs."""
     if not 1 <= count <= MAX_CARDS_PER_SALE:
         raise ServiceError(f"sell 1 to {MAX_CARDS_PER_SALE} cards at a time")
-    batch_id = q.batch_for_preset(db, hotspot_id, face_value, count, now)
-    if batch_id is None:
-        raise ServiceError(f"no batch of this face value has {count} card(s) left to sell at this hotspot")
-    return sell(db, vault, staff_id=staff_id, batch_id=batch_id, count=count, price_each=price_each, now=now)
+    taken: list[tuple[int, dict[int, str]]] = []  # (batch id, the cards claimed from it)
+    got = 0
+    for batch_id in q.batches_for_preset(db, hotspot_id, face_value, now):
+        claimed = q.claim_for_sale(db, batch_id, count - got, now)
+        if claimed:
+            taken.append((batch_id, claimed))
+            got += len(claimed)
+        if got == count:
+            break
+    else:
+        raise ServiceError(f"only {got} card(s) of this face value left to sell at this hotspot")
+    return [
+        _deliver(db, vault, _printable_batch(db, batch_id), claimed, staff_id=staff_id,
+                 price_each=price_each, now=now)
+        for batch_id, claimed in taken
+    ]  # fmt: skip
+
+
+def _printable_batch(db: Session, batch_id: int) -> Batch:
+    batch = cards_q.batch_by_id(db, batch_id)
+    if batch is None:
+        raise NotFound(f"no batch {batch_id}")
+    if batch.pin_mode != "encrypted":
+        raise ServiceError("this batch's PINs were printed when it was made: sell its cards by number")
+    return batch
+
+
+def _deliver(
+    db: Session,
+    vault: PinVault,
+    batch: Batch,
+    claimed: dict[int, str],
+    *,
+    staff_id: int,
+    price_each: int | None,
+    now: datetime,
+) -> Sale:
+    """The cards claimed from a batch are sold: the sale recorded, their PINs decrypted for the printout."""
+    price = batch.face_value if price_each is None else price_each
+    if price < 0:
+        raise ServiceError("the price cannot be negative")
+    q.insert_sales(db, list(claimed), staff_id=staff_id, price=price, now=now)
+    locked = cards_q.lock_cards(db, list(claimed.values()))
+    records = [locked[number] for number in claimed.values()]
+    return _printout(db, batch, records, reveal_pins(vault, records), price)
 
 
 def set_preset(db: Session, hotspot: str, face_value: int, *, offered: bool) -> bool:

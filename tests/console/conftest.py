@@ -3,7 +3,6 @@ role) and a world to sell from: a hotspot 'cafe' and a batch of 5.00 cards with 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,8 @@ from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import staff
 from tests.conftest import NOW
 from tests.portal.conftest import Clock, World, make_world
+from tests.web_apps import csrf_of as page_csrf
+from tests.web_apps import running_app, web_settings
 
 SECRET = "console-test-secret-key-of-32-characters-at-least"
 PASSWORDS = {"cashier": "cashier-password-1", "manager": "manager-password-1", "admin": "admin-password-12"}
@@ -43,41 +44,17 @@ def world(committed: Engine, vault: PinVault, people: dict[str, int]) -> World:
     return make_world(committed, vault)
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
 def console_settings(database_url: str, key_file: Path, **overrides: object) -> dict[str, object]:
-    return {
-        "database_url": database_url,
-        "pin_key_file": key_file,
-        "secret_key": SECRET,
-        "cookie_secure": False,
-        "portal_url": "http://portal.example/",
-        **overrides,
-    }
+    return web_settings(database_url, key_file, SECRET, **{"portal_url": "http://portal.example/", **overrides})
 
 
 @pytest.fixture
 def app(database_url: str, key_file: Path, clock: Clock, world: World) -> Iterator[Flask]:
-    app = create_app(console_settings(database_url, key_file), clock=clock)
-    yield app
-    app.extensions["hotspot_console"].close()
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
-_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+    yield from running_app(create_app, console_settings(database_url, key_file), clock, "hotspot_console")
 
 
 def csrf_of(client: FlaskClient, path: str = "/login") -> str:
-    match = _CSRF.search(client.get(path).get_data(as_text=True))
-    assert match, f"no CSRF field on {path}"
-    return match.group(1)
+    return page_csrf(client, path)
 
 
 def sign_in(client: FlaskClient, name: str, password: str | None = None, code: str = ""):  # type: ignore[no-untyped-def]
@@ -86,8 +63,9 @@ def sign_in(client: FlaskClient, name: str, password: str | None = None, code: s
     return client.post("/login", data=form)
 
 
-def post(client: FlaskClient, path: str, **form: str):  # type: ignore[no-untyped-def]
-    """A form posted the way the page's own form does (with the browser's CSRF token)."""
+def post(client: FlaskClient, path: str, **form: str | list[str]):  # type: ignore[no-untyped-def]
+    """A form posted the way the page's own form does (with the browser's CSRF token); a list is a field
+    the form repeats (a sale's lines)."""
     return client.post(path, data={"csrf_token": csrf_of(client, "/"), **form})
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 
-from console import ConsoleSettings
+from console import ConsoleSettings, create_app
 from rlm_hotspot.services.staff import FAILED_LOGINS_PER_NAME, hash_password, verify_password
 from rlm_hotspot.settings import SettingsError
 from rlm_hotspot.totp import code_at
@@ -115,6 +116,30 @@ def test_a_form_without_the_csrf_token_is_refused(client: FlaskClient) -> None:
     response = client.post("/admin/staff", data={"name": "eve", "role": "admin", "password": "a-long-password"})
     assert response.status_code == 400
     assert client.post("/login", data={"name": "admin", "password": "admin-password-12"}).status_code == 400
+
+
+def test_failures_are_the_desks_short_pages_in_its_language(client: FlaskClient, committed: Engine) -> None:
+    response = client.post("/login", data={"name": "admin", "password": "admin-password-12"})
+    assert "This page was open too long. Please go back, reload it" in response.get_data(as_text=True)
+    sign_in(client, "admin")
+    client.get("/language/ru")
+    missing = client.get("/no-such-page")
+    assert missing.status_code == 404 and "Такой страницы нет." in missing.get_data(as_text=True)
+
+
+def test_a_database_outage_is_a_short_503_and_one_log_line(database_url: str, key_file, caplog) -> None:  # type: ignore[no-untyped-def]
+    broken = database_url.replace("hotspot_test", "no_such_database")
+    app = create_app(console_settings(broken, key_file))
+    desk = app.test_client()
+    form = {"name": "anna", "password": "a-long-password", "csrf_token": csrf_of(desk)}
+    with caplog.at_level(logging.ERROR, logger="console.errors"):
+        response = desk.post("/login", data=form)
+    (line,) = [record for record in caplog.records if record.name == "console.errors"]
+    assert line.exc_info is None and "no_such_database" in line.getMessage()
+    assert response.status_code == 503 and response.headers["Retry-After"] == "10"
+    page = response.get_data(as_text=True)
+    assert "The database cannot be reached." in page and "Traceback" not in page and "psycopg2" not in page
+    app.extensions["hotspot_console"].close()
 
 
 def test_pages_carry_the_portals_strict_headers_and_cookie_flags(client: FlaskClient) -> None:

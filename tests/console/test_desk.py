@@ -431,16 +431,54 @@ def test_an_admins_face_value_presets_sell_from_a_batch_valid_at_the_hotspot(
     assert "no hotspot" in client.get("/admin/setup").get_data(as_text=True)
     sign_in(client, "cashier")
     page = client.get("/sell").get_data(as_text=True)
-    assert 'value="preset:1:500" checked' in page and 'value="preset:1:1000"' in page
+    assert 'id="count-preset-1-500" name="count" type="number" min="0" max="100" value="1"' in page  # the first line
+    assert 'value="preset:1:1000"' in page
     slip = post(client, "/sell", batch="preset:1:1000", count="2", format="receipt-80").get_data(as_text=True)
     assert PIN_FIELD.findall(slip) == anywhere.pins  # not the other hotspot's, though it lapses sooner
     post(client, "/sell", batch="preset:1:1000", count="1", format="receipt-80")
-    assert "no batch of this face value has 1 card(s) left" in client.get("/sell").get_data(as_text=True)
+    refusal = "only 0 card(s) of this face value left to sell at this hotspot"
+    assert refusal in client.get("/sell").get_data(as_text=True)
     sign_in(client, "admin")
     post(client, "/admin/presets", hotspot="cafe", face_value="10.00 EUR", offered="0")
     assert 'value="preset:1:1000"' not in client.get("/sell").get_data(as_text=True)
     actions = [(a, s) for _, a, s in audit_actions(committed) if a.startswith("preset")]
     assert actions == [("preset.add", "cafe"), ("preset.add", "cafe"), ("preset.remove", "cafe")]
+
+
+def test_one_sale_holds_several_face_values_from_several_batches_on_one_receipt_and_the_overview(
+    client: FlaskClient, committed: Engine, vault: PinVault, world: World
+) -> None:
+    with Session(committed) as db, db.begin():  # the 10.00 cards are split over two batches
+        lapsing = factories.batch(db, vault, count=2, face_value=1000, use_before=NOW + timedelta(days=2))
+        later = factories.batch(db, vault, count=3, face_value=1000, hotspot="cafe")
+        desk.set_preset(db, "cafe", 1000, offered=True)
+    sign_in(client, "cashier")
+    ten, five = "preset:1:1000", str(world.cards.batch_id)
+    post(client, "/sell", batch=[five, ten], count=["1", "6"], format="receipt-80")  # the second line is short
+    assert "only 5 card(s) of this face value left" in client.get("/sell").get_data(as_text=True)
+    post(client, "/sell", batch=[ten, five], count=["1", "1"], price="4.00", format="receipt-80")
+    assert "type a price only when selling cards of one face value" in client.get("/sell").get_data(as_text=True)
+    assert sold_cards(committed) == []  # nothing of a refused sale is sold
+
+    slip = post(client, "/sell", batch=[ten, five], count=["3", "1"], format="receipt-80").get_data(as_text=True)
+    assert PIN_FIELD.findall(slip) == [*lapsing.pins, later.pins[0], world.cards.pins[0]]  # soonest to lapse first
+    assert re.findall(r'data-field="face-value">([^<]+)<', slip) == ["€10.00"] * 3 + ["€5.00"]
+    assert 'data-field="total">€35.00<' in slip
+    with committed.connect() as conn:
+        (detail,) = conn.execute(text("SELECT detail FROM audit_trail WHERE action = 'card.sell'")).scalars()
+    assert [(line["batch"], len(line["cards"]), line["price_each"]) for line in detail["lines"]] == [
+        (lapsing.batch_id, 2, 1000), (later.batch_id, 1, 1000), (world.cards.batch_id, 1, 500),
+    ]  # fmt: skip
+    assert detail["total"] == 3500
+    assert not any(pin in str(detail) for pin in PIN_FIELD.findall(slip))
+    overview = client.get("/").get_data(as_text=True)
+    assert 'data-field="cards-today">4<' in overview and 'data-field="takings-today">€35.00<' in overview
+    sales_today = re.sub(r"\s+", " ", overview.split('id="sales-today"')[1].split("</table>")[0])
+    assert "<td>€5.00</td><td>1</td><td>€5.00</td>" in sales_today
+    assert "<td>€10.00</td><td>3</td><td>€30.00</td>" in sales_today
+    sheet = post(client, "/sell", batch=[ten, five], count=["2", "1"], format="pdf")
+    assert sheet.mimetype == "application/pdf"
+    assert f"cards-{later.series:04d}-{world.cards.series:04d}.pdf" in sheet.headers["Content-Disposition"]
 
 
 def test_an_admin_makes_and_changes_tariffs_hotspots_and_nas_under_the_clis_rules(
@@ -505,3 +543,57 @@ def test_usage_and_money_per_hour_of_the_desks_day(
     assert "€12.00" not in re.search(r'<tr data-hour="11">(.*?)</tr>', page).group(1)  # type: ignore[union-attr]
     assert "€12.00" not in client.get("/hours?day=2026-11-24").get_data(as_text=True)
     assert "YYYY-MM-DD" in client.get("/hours?day=yesterday", follow_redirects=True).get_data(as_text=True)
+
+
+def test_setup_takes_a_tariffs_bands_free_networks_and_a_hotspots_timings_as_hotspotctl_does(
+    client: FlaskClient, committed: Engine, world: World
+) -> None:
+    sign_in(client, "admin")
+    tariff = {"name": "night", "time_price": "1.20", "time_unit_seconds": "3600", "traffic_direction": "download"}
+    post(client, "/admin/tariff", **tariff, bands="07:00=1.20\n22:00=0.6O")  # a letter O typed for a zero
+    assert "bad band &#39;22:00=0.6O&#39;" in client.get("/admin/setup").get_data(as_text=True)
+    post(client, "/admin/tariff", **tariff, bands="22:00=0.60")
+    assert "The base time price €1.20 would be charged at no time of day" in client.get("/admin/setup").get_data(
+        as_text=True
+    )
+    post(client, "/admin/tariff", **tariff, bands="07:00=1.20", free_networks="10.9.0.1/16")
+    assert "bad network &#39;10.9.0.1/16&#39;" in client.get("/admin/setup").get_data(as_text=True)
+    post(client, "/admin/tariff", **tariff, time_increment="1m", bands="22:00=0.60\r\n07:00=1.20",
+         free_networks="10.9.0.0/16\r\n192.0.2.7", rate_down_kbps="20000")  # fmt: skip
+    page = client.get("/admin/setup").get_data(as_text=True)
+    assert "night is saved." in page and "07:00 €1.20<br>22:00 €0.60" in page and "10.9.0.0/16 192.0.2.7/32" in page
+
+    post(client, "/admin/hotspot/change", name="cafe", heartbeat_timeout="ninety")
+    assert "bad duration &#39;ninety&#39;" in client.get("/admin/setup").get_data(as_text=True)
+    post(client, "/admin/hotspot/change", name="cafe", heartbeat="grace", heartbeat_timeout="2m",
+         idle_timeout="10m", max_rate_kbps="50000", interim_interval="5m")  # fmt: skip
+    post(client, "/admin/hotspot", name="hall", timezone="UTC", tariff="night", mode="radius", traffic_meter="radius",
+         idle_timeout="off", interim_interval="30s")  # fmt: skip
+    assert "at least 60 s" in client.get("/admin/setup").get_data(as_text=True)
+    post(client, "/admin/hotspot", name="hall", timezone="UTC", tariff="night", mode="radius", traffic_meter="radius",
+         max_rate_kbps="8000")  # fmt: skip
+    post(client, "/admin/hotspot/change", name="cafe", idle_timeout="off")
+    with committed.connect() as conn:
+        stored = conn.execute(text(
+            "SELECT time_increment_seconds, traffic_direction, rate_down_kbps, "
+            "(SELECT array_agg(start_minute || '=' || time_price ORDER BY start_minute) FROM tariff_bands b "
+            " WHERE b.tariff_id = t.id), "
+            "(SELECT array_agg(network::text ORDER BY network) FROM tariff_free_networks n WHERE n.tariff_id = t.id) "
+            "FROM tariffs t WHERE name = 'night'")).one()  # fmt: skip
+        hotspots = conn.execute(text("SELECT name, heartbeat, heartbeat_timeout, idle_timeout, max_rate_kbps, "
+                                     "interim_interval FROM hotspots ORDER BY id")).all()  # fmt: skip
+        trail = conn.execute(text("SELECT action, subject, detail FROM audit_trail WHERE action LIKE 'hotspot.%' "
+                                  "OR action LIKE 'tariff.%' ORDER BY id")).all()  # fmt: skip
+    assert tuple(stored) == (60, "download", 20000, ["420=120", "1320=60"], ["10.9.0.0/16", "192.0.2.7/32"])
+    assert [tuple(h)[1:] for h in hotspots if h.name in ("cafe", "hall")] == [
+        ("grace", 120, None, 50000, 300),  # the idle timeout set to 10 minutes, then turned off
+        ("off", 90, None, 8000, 300),  # a RADIUS hotspot's heartbeat is off unless asked, as with hotspotctl
+    ]
+    assert [(a, s) for a, s, _ in trail] == [
+        ("tariff.add", "night"), ("hotspot.change", "cafe"), ("hotspot.add", "hall"), ("hotspot.change", "cafe"),
+    ]  # fmt: skip
+    assert trail[0].detail["bands"] == [[420, 120, 0], [1320, 60, 0]]
+    # what changed (the interim interval was 5 minutes already)
+    changed = {"heartbeat": "grace", "heartbeat_timeout": 120, "idle_timeout": 600, "max_rate_kbps": 50000}
+    assert trail[1].detail == changed
+    assert trail[3].detail == {"idle_timeout": None}

@@ -77,15 +77,26 @@ def chromium(tmp_path: Path, *, javascript: bool = True, language: str = "en", p
 def assert_fits_the_phone(driver: WebDriver) -> None:
     """The page is a phone's: its viewport is the phone's, nothing makes it scroll sideways, and every
     button and field lies within the screen's width."""
+    _assert_fits(driver, PHONE, "phone", "button, input, a.button, h1, .alert")
+
+
+def assert_fits_the_tablet(driver: WebDriver) -> None:
+    """The page is the desk tablet's: nothing makes it scroll sideways, and every button, field, link,
+    table and chart lies within the screen's width."""
+    _assert_fits(driver, TABLET, "tablet", "button, input, select, textarea, a, h1, .alert, table, svg")
+
+
+def _assert_fits(driver: WebDriver, screen: tuple[int, int], name: str, selectors: str) -> None:
     width = driver.execute_script("return window.innerWidth")
-    assert width == PHONE[0], f"not at phone size: {width} CSS px wide"
+    assert width == screen[0], f"not at {name} size: {width} CSS px wide"
     overflow = driver.execute_script(
         "return [document.documentElement.scrollWidth].concat("
-        "Array.from(document.querySelectorAll('button, input, a.button, h1, .alert'))"
-        ".filter(e => e.offsetParent !== null && e.type !== 'hidden')"
+        f"Array.from(document.querySelectorAll('{selectors}'))"
+        ".filter(e => e.getClientRects().length > 0 && e.type !== 'hidden')"
         ".map(e => Math.ceil(e.getBoundingClientRect().right)))"
     )
-    assert max(overflow) <= width, f"wider than the phone ({width} px): {overflow}"
+    viewport = driver.execute_script("return document.documentElement.clientWidth")
+    assert max(overflow) <= viewport, f"wider than the {name} ({viewport} px): {overflow}"
 
 
 def wait_for(driver: WebDriver, condition: Callable[[WebDriver], object], seconds: float = 10) -> object:

@@ -38,7 +38,7 @@ from rlm_hotspot.services.sessions import open_portal_session
 from rlm_hotspot.services.tariff_cache import TariffCache
 from rlm_hotspot.totp import code_at
 from tests.console.conftest import PASSWORDS, SECRET, console_settings, staff_accounts
-from tests.e2e.browser import chromium, needs_chromium, wait_for
+from tests.e2e.browser import assert_fits_the_tablet, chromium, needs_chromium, wait_for
 from tests.portal.conftest import World, make_world
 
 
@@ -125,7 +125,7 @@ def test_a_receptionists_day(
 
     # sell five cards on an 80 mm receipt: the PINs are on the printout
     driver.get(f"{url}/sell")
-    count = driver.find_element(By.ID, "count")
+    count = driver.find_element(By.ID, "count-1")  # the first batch's line
     count.clear()
     count.send_keys("5")
     driver.find_element(By.CSS_SELECTOR, "input[name=format][value=receipt-80]").click()
@@ -234,6 +234,50 @@ def test_an_admin_adds_a_cashier_and_a_manager_corrects_a_balance_and_reads_the_
     driver.save_screenshot(str(screenshots / "console-audit.png"))
 
 
+# The desk's key pages and, on each, the actions that must be on screen without scrolling sideways.
+TABLET_PAGES = {
+    "/": [".main-nav a", "[data-field=staff]", "button.link"],
+    "/sell": ["#sell", "input[name=format]", "input[name=count]"],
+    "/card?number={number}": ["#block", "#sessions button", "#topup button", "#reprint", "#refund button"],
+    "/online": ["#online"],
+    "/lockouts": ["main h1"],
+    "/hours": ["main svg"],
+    "/reports/sales": ["button[value=csv]"],
+    "/audit": ["#audit"],
+    "/admin/staff": ["form[action$='/admin/staff'] button[type=submit]"],
+    "/admin/setup": ["#generate button", "#add-tariff button", "#change-hotspot button", "#add-nas button"],
+}
+# what the first screen shows, without scrolling down: where the work starts
+FIRST_SCREEN = {
+    "/": ".main-nav a:last-child",
+    "/sell": "#sell-form input[name=count]",
+    "/card?number={number}": "#block",
+}
+
+
+@needs_chromium
+def test_the_key_pages_fit_the_desks_tablet_with_their_actions_in_reach(
+    console_url: str, browser: WebDriver, committed: Engine, vault: PinVault, shop: World, screenshots: Path
+) -> None:
+    number = shop.cards.numbers[0]
+    guest_login(committed, vault, shop, number, shop.cards.pins[0])  # a live session: its End button shows
+    sign_in_as(browser, console_url, "admin", PASSWORDS["admin"])  # every page and every action
+    for path, actions in TABLET_PAGES.items():
+        browser.get(console_url + path.format(number=number))
+        wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "main h1"))
+        browser.save_screenshot(str(screenshots / f"console-tablet{path.split('?')[0].replace('/', '-')}.png"))
+        assert_fits_the_tablet(browser)
+        for selector in actions:
+            shown = [e for e in browser.find_elements(By.CSS_SELECTOR, selector) if e.is_displayed()]
+            assert shown, f"{path}: nothing shown for {selector}"
+        if path in FIRST_SCREEN:
+            bottom, screen = browser.execute_script(
+                "return [document.querySelector(arguments[0]).getBoundingClientRect().bottom, window.innerHeight]",
+                FIRST_SCREEN[path],
+            )
+            assert bottom <= screen, f"{path}: {FIRST_SCREEN[path]} below the first screen ({bottom} > {screen} px)"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -288,7 +332,7 @@ def test_console_run_serves_under_gunicorn_on_loopback(
 
 def sell_in_browser(driver: WebDriver, url: str, count: int, print_format: str) -> None:
     driver.get(f"{url}/sell")
-    field = driver.find_element(By.ID, "count")
+    field = driver.find_element(By.ID, "count-1")  # the first batch's line
     field.clear()
     field.send_keys(str(count))
     driver.find_element(By.CSS_SELECTOR, f"input[name=format][value={print_format}]").click()

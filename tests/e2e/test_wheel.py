@@ -73,9 +73,11 @@ def test_the_wheel_carries_every_resource(installed: Path) -> None:
         assert (site_packages / "portal" / name).is_file(), name
     for name in (
         "templates/login.html", "templates/receipt.html", "static/console.css", "static/console.js",
-        "static/receipt-58.css", "static/receipt-80.css", "translations/ru/LC_MESSAGES/messages.mo",
+        "static/receipt.css", "static/receipt-58.css", "static/receipt-80.css",
+        "translations/ru/LC_MESSAGES/messages.mo",
     ):  # fmt: skip
         assert (site_packages / "console" / name).is_file(), name
+    assert (site_packages / "rlm_hotspot" / "web_templates" / "web_page.html").is_file()  # both apps' pages extend it
     assert (site_packages / "rlm_hotspot" / "nas" / "coa" / "dictionary").is_file()  # the worker's RFC 5176 client
     assert not (site_packages / "devtools").exists(), "the development tools are not shipped"
     assert "--raddb" in run(installed, "radius", "install", "--help").stdout

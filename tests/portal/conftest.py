@@ -3,10 +3,8 @@ a tariff of 0.60 per minute billed per second, a standalone hotspot 'cafe' and a
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,21 +16,12 @@ from sqlalchemy.orm import Session
 from portal import create_app
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services.cards import GeneratedBatch
-from tests.conftest import NOW
+from tests.conftest import Clock
 from tests.db import factories
+from tests.web_apps import csrf_of as page_csrf
+from tests.web_apps import running_app, web_settings
 
 SECRET = "test-secret-key-of-at-least-32-characters"
-
-
-@dataclass
-class Clock:
-    now: datetime = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 @dataclass(frozen=True)
@@ -57,43 +46,20 @@ def world(committed: Engine, vault: PinVault) -> World:
     return make_world(committed, vault)
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
 def portal_settings(database_url: str, key_file: Path, **overrides: object) -> dict[str, object]:
-    return {
-        "database_url": database_url,
-        "pin_key_file": key_file,
-        "hotspot": "cafe",
-        "secret_key": SECRET,
-        "cookie_secure": False,
-        "portal_url": "http://localhost/",  # the test client's host: other hosts are sent here
-        **overrides,
-    }
+    # the portal's address is the test client's host: other hosts are sent here
+    return web_settings(
+        database_url, key_file, SECRET, **{"hotspot": "cafe", "portal_url": "http://localhost/", **overrides}
+    )
 
 
 @pytest.fixture
 def app(database_url: str, key_file: Path, clock: Clock, world: World) -> Iterator[Flask]:
-    app = create_app(portal_settings(database_url, key_file), clock=clock)
-    yield app
-    app.extensions["hotspot_portal"].close()
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
-_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+    yield from running_app(create_app, portal_settings(database_url, key_file), clock, "hotspot_portal")
 
 
 def csrf_of(client: FlaskClient, path: str = "/") -> str:
-    """The token a real browser would find in the page's form."""
-    match = _CSRF.search(client.get(path).get_data(as_text=True))
-    assert match, f"no CSRF field on {path}"
-    return match.group(1)
+    return page_csrf(client, path)
 
 
 def login(client: FlaskClient, card: str, pin: str, **form: str):  # type: ignore[no-untyped-def]
