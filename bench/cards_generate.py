@@ -23,7 +23,7 @@ def main() -> int:
     with temporary_cluster("bench-cards-", "bench") as (cluster, root):
         env = {
             **os.environ,
-            "HOTSPOT_CONFIG": "",
+            "HOTSPOT_CONFIG": os.devnull,
             "HOTSPOT_DATABASE_URL": cluster.url("bench"),
             "HOTSPOT_PIN_KEY_FILE": str(root / "pin.keys"),
             "HOTSPOT_PIN_MODE": args.pin_mode,

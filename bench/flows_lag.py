@@ -173,7 +173,7 @@ def clock(stamp: float | None) -> str:
 
 def measure(args: argparse.Namespace, background: Processes, cluster_url: str, root: Path) -> tuple[list[Export], int]:
     """Set up the hotspot, the collector and the importer, export one flow per guest, wait for the debits."""
-    env = {**os.environ, "HOTSPOT_CONFIG": "", "HOTSPOT_DATABASE_URL": cluster_url,
+    env = {**os.environ, "HOTSPOT_CONFIG": os.devnull, "HOTSPOT_DATABASE_URL": cluster_url,
            "HOTSPOT_PIN_KEY_FILE": str(root / "pin.keys")}  # fmt: skip
     hotspotctl(env, "db", "init")
     hotspotctl(env, "tariff", "add", HOTSPOT, "--per-mb", "0.05", "--direction", "total")

@@ -332,7 +332,7 @@ def main() -> int:
         try:
             env = {
                 **os.environ,
-                "HOTSPOT_CONFIG": "",
+                "HOTSPOT_CONFIG": os.devnull,
                 "HOTSPOT_DATABASE_URL": cluster.url("bench"),
                 "HOTSPOT_PIN_KEY_FILE": str(root / "pin.keys"),
                 "HOTSPOT_PORTAL_SECRET_KEY": SECRET,

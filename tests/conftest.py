@@ -6,6 +6,7 @@ server that happens to run on the machine (not even `make demo`'s), and it is de
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,10 @@ from rlm_hotspot.settings import Settings
 # radiusd with rlm_hotspot, for every directory of tests that drives it (e2e, adversarial): one server and
 # one database per test run; the Debian package, built in the background from the start of the run
 pytest_plugins = ("tests.e2e.radius_harness", "tests.e2e.deb_build")
+
+# No test reads the machine's own /etc/rlm-hotspot/hotspot.toml (the package test installs one for a
+# minute; an installed rlm-hotspot has one): a test that wants a settings file names it.
+os.environ["HOTSPOT_CONFIG"] = os.devnull
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

@@ -106,7 +106,7 @@ def test_a_file_named_for_an_absurd_bin_is_moved_aside_and_the_rest_billed(commi
 
 
 def flows_status(database_url: str, key_file: Path, spool: Path) -> dict[str, object]:
-    env = {"HOTSPOT_DATABASE_URL": database_url, "HOTSPOT_PIN_KEY_FILE": str(key_file), "HOTSPOT_CONFIG": ""}
+    env = {"HOTSPOT_DATABASE_URL": database_url, "HOTSPOT_PIN_KEY_FILE": str(key_file), "HOTSPOT_CONFIG": os.devnull}
     arguments = ["flows", "status", "--hotspot", HOTSPOT, "--spool", str(spool), "--format", "json"]
     result = CliRunner().invoke(cli, arguments, env=env)
     assert result.exit_code == 0, result.output

@@ -8,6 +8,7 @@ clock since the session started, and that is what the delays make true.
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 
 import pytest
@@ -163,7 +164,7 @@ def test_an_admin_releases_or_dismisses_held_usage_once(
         nas.send("start", 60, User_Name=card, Acct_Session_Id=session_id, Acct_Session_Time=0)
         nas.send("interim", 0, User_Name=card, Acct_Session_Id=session_id, Acct_Session_Time=660)  # 10 min ahead
     assert charged_by_card(radius_db) == {}
-    env = {"HOTSPOT_DATABASE_URL": radius_database, "HOTSPOT_PIN_KEY_FILE": str(key_file), "HOTSPOT_CONFIG": ""}
+    env = {"HOTSPOT_DATABASE_URL": radius_database, "HOTSPOT_PIN_KEY_FILE": str(key_file), "HOTSPOT_CONFIG": os.devnull}
     runner = CliRunner()
 
     def hotspotctl(*args: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from tests.console.conftest import CONSOLE_TABLES
 @pytest.fixture
 def run(committed: Engine, database_url: str, key_file: Path) -> Iterator[Callable[..., Result]]:
     runner = CliRunner()
-    env = {"HOTSPOT_DATABASE_URL": database_url, "HOTSPOT_PIN_KEY_FILE": str(key_file), "HOTSPOT_CONFIG": ""}
+    env = {"HOTSPOT_DATABASE_URL": database_url, "HOTSPOT_PIN_KEY_FILE": str(key_file), "HOTSPOT_CONFIG": os.devnull}
 
     def invoke(*args: str, input: str | None = None) -> Result:
         return runner.invoke(cli, list(args), env=env, input=input)

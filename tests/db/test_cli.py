@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +27,7 @@ from tests.db.test_sessions import NAS_IP, POLICY, accounting, login, radius_log
 @pytest.fixture
 def run(committed: Engine, database_url: str, key_file: Path):  # type: ignore[no-untyped-def]
     runner = CliRunner()
-    env = {"HOTSPOT_DATABASE_URL": database_url, "HOTSPOT_PIN_KEY_FILE": str(key_file), "HOTSPOT_CONFIG": ""}
+    env = {"HOTSPOT_DATABASE_URL": database_url, "HOTSPOT_PIN_KEY_FILE": str(key_file), "HOTSPOT_CONFIG": os.devnull}
 
     def invoke(*args: str, ok: bool = True, input: str | None = None) -> Result:
         result = runner.invoke(cli, list(args), env=env, input=input)
@@ -188,7 +189,7 @@ def test_unreachable_database_is_one_line(key_file: Path) -> None:
     env = {
         "HOTSPOT_DATABASE_URL": "postgresql+psycopg2://nobody@/x?host=/nonexistent&port=1",
         "HOTSPOT_PIN_KEY_FILE": str(key_file),
-        "HOTSPOT_CONFIG": "",
+        "HOTSPOT_CONFIG": os.devnull,
     }
     result = CliRunner().invoke(cli, ["hotspot", "list"], env=env)
     refused(result, "cannot reach the database")

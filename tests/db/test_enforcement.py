@@ -5,6 +5,7 @@ real UDP exchange is in tests/e2e/test_worker_disconnect.py)."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from contextlib import nullcontext
@@ -375,7 +376,7 @@ def test_the_loop_waits_out_a_database_outage(caplog: pytest.LogCaptureFixture) 
 
 
 def test_hotspotctl_worker_once_and_a_bad_gate_option(committed: Engine, database_url: str, key_file: Path) -> None:
-    env = {"HOTSPOT_DATABASE_URL": database_url, "HOTSPOT_PIN_KEY_FILE": str(key_file), "HOTSPOT_CONFIG": ""}
+    env = {"HOTSPOT_DATABASE_URL": database_url, "HOTSPOT_PIN_KEY_FILE": str(key_file), "HOTSPOT_CONFIG": os.devnull}
     runner = CliRunner()
     done = runner.invoke(cli, ["worker", "--once"], env=env)
     assert done.exit_code == 0, done.output

@@ -144,7 +144,7 @@ def test_the_cli_writes_the_collector_config_imports_and_reports(
 ) -> None:
     if "flows" not in cli.commands:  # until the lead registers the group in hotspotctl
         cli.add_command(flows)
-    env = {"HOTSPOT_DATABASE_URL": database_url, "HOTSPOT_PIN_KEY_FILE": str(key_file), "HOTSPOT_CONFIG": ""}
+    env = {"HOTSPOT_DATABASE_URL": database_url, "HOTSPOT_PIN_KEY_FILE": str(key_file), "HOTSPOT_CONFIG": os.devnull}
     runner = CliRunner()
     spool, etc = tmp_path / "spool", tmp_path / "etc"
     result = runner.invoke(cli, ["flows", "config", "--hotspot", HOTSPOT, "--client-net", "10.1.0.0/16",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -32,7 +33,11 @@ def own_key_file(tmp_path: Path, key_file: Path) -> Path:
 
 @pytest.fixture
 def run(committed: Engine, database_url: str, own_key_file: Path):  # type: ignore[no-untyped-def]
-    env = {"HOTSPOT_DATABASE_URL": database_url, "HOTSPOT_PIN_KEY_FILE": str(own_key_file), "HOTSPOT_CONFIG": ""}
+    env = {
+        "HOTSPOT_DATABASE_URL": database_url,
+        "HOTSPOT_PIN_KEY_FILE": str(own_key_file),
+        "HOTSPOT_CONFIG": os.devnull,
+    }
 
     def invoke(*args: str, ok: bool = True) -> Result:
         result = CliRunner().invoke(cli, list(args), env=env)

@@ -259,7 +259,7 @@ def _start_radius_run(workdir: Path, settings_file: Path, timeout: float) -> Rad
     log = workdir / "run.out"
     with log.open("wb") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-                                   env={**os.environ, "HOTSPOT_CONFIG": ""})  # fmt: skip
+                                   env={**os.environ, "HOTSPOT_CONFIG": os.devnull})  # fmt: skip
     return _serving(RadiusServer(process, workdir / "radius", log, auth_port, acct_port), timeout)
 
 

@@ -294,7 +294,7 @@ def test_console_run_serves_under_gunicorn_on_loopback(
     env = {
         **os.environ,
         "HOME": str(tmp_path),
-        "HOTSPOT_CONFIG": "",
+        "HOTSPOT_CONFIG": os.devnull,
         "HOTSPOT_DATABASE_URL": database_url,
         "HOTSPOT_PIN_KEY_FILE": str(key_file),
         "HOTSPOT_CONSOLE_SECRET_KEY": SECRET,

@@ -49,13 +49,18 @@ SECRET = "testing123"  # Debian's clients.conf: client localhost
 APT = ("apt-get", "-y", "-q", "-o", "DPkg::Lock::Timeout=300")  # waits while another session installs packages
 
 
+# The package's own processes read /etc/rlm-hotspot/hotspot.toml, as on an ISP's host (the suite points
+# HOTSPOT_CONFIG elsewhere for every other test: tests/conftest.py).
+AS_INSTALLED = {name: value for name, value in os.environ.items() if name != "HOTSPOT_CONFIG"}
+
+
 def run(*args: str | Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(a) for a in args],
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive", **env},
+        env={**AS_INSTALLED, "DEBIAN_FRONTEND": "noninteractive", **env},
     )
 
 
@@ -216,7 +221,7 @@ class Radiusd:
         start = f"ip link set lo up && exec {as_freerad} {radconf.RADIUSD} -f -xx -l stdout -d {RADDB}"
         with self.log_file.open("wb") as output:  # unshare, sh and setpriv exec: the PID is radiusd's
             self.process = subprocess.Popen(
-                ["unshare", "--net", "--", "sh", "-c", start], stdout=output, stderr=subprocess.STDOUT
+                ["unshare", "--net", "--", "sh", "-c", start], stdout=output, stderr=subprocess.STDOUT, env=AS_INSTALLED
             )
         deadline = time.monotonic() + 30
         try:

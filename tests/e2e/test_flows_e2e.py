@@ -4,6 +4,7 @@ then the importer. Every client's debit equals the price of its billable IP-laye
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections import defaultdict
@@ -142,7 +143,7 @@ def cut_when_the_money_runs_out(engine: Engine, database_url: str, key_file: Pat
     only that one (its gate is closed: driver `none` here; the nftables lab tests a real gate)."""
     with engine.begin() as conn:  # every guest's status page is open: only money decides here
         conn.execute(text("UPDATE sessions SET last_seen_at = now(), last_heartbeat_at = now()"))
-    env = {"HOTSPOT_DATABASE_URL": database_url, "HOTSPOT_PIN_KEY_FILE": str(key_file), "HOTSPOT_CONFIG": ""}
+    env = {"HOTSPOT_DATABASE_URL": database_url, "HOTSPOT_PIN_KEY_FILE": str(key_file), "HOTSPOT_CONFIG": os.devnull}
     done = CliRunner().invoke(cli, ["worker", "--once", "--gate", "none"], env=env)
     assert done.exit_code == 0, done.output
     with engine.connect() as conn:

@@ -90,7 +90,7 @@ def portal(
         **os.environ,
         "HOME": str(home),
         "XDG_RUNTIME_DIR": str(home),
-        "HOTSPOT_CONFIG": "",
+        "HOTSPOT_CONFIG": os.devnull,
         "HOTSPOT_DATABASE_URL": database_url,
         "HOTSPOT_PIN_KEY_FILE": str(key_file),
         "HOTSPOT_PORTAL_SECRET_KEY": SECRET,

@@ -57,7 +57,8 @@ def test_a_database_outage_is_one_error_line_in_the_workers_json_log(
 ) -> None:
     url = prepare_database(own_cluster, "hotspot")
     log = tmp_path / "worker.log"
-    env = {**os.environ, "HOTSPOT_CONFIG": "", "HOTSPOT_DATABASE_URL": url, "HOTSPOT_PIN_KEY_FILE": str(key_file)}
+    env = {**os.environ, "HOTSPOT_CONFIG": os.devnull, "HOTSPOT_DATABASE_URL": url,
+           "HOTSPOT_PIN_KEY_FILE": str(key_file)}  # fmt: skip
     with log.open("wb") as stderr:
         worker = subprocess.Popen([HOTSPOTCTL, "worker", "--interval", "0.5", "--log-format", "json"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=stderr)  # fmt: skip
@@ -84,7 +85,7 @@ def test_the_portal_and_gunicorn_write_json_lines(
     make_world(committed, vault, count=1)
     port = free_port()
     log = tmp_path / "portal.log"
-    env = {**os.environ, "HOME": str(tmp_path), "HOTSPOT_CONFIG": "", "HOTSPOT_DATABASE_URL": database_url,
+    env = {**os.environ, "HOME": str(tmp_path), "HOTSPOT_CONFIG": os.devnull, "HOTSPOT_DATABASE_URL": database_url,
            "HOTSPOT_PIN_KEY_FILE": str(key_file), "HOTSPOT_PORTAL_SECRET_KEY": SECRET,
            "HOTSPOT_PORTAL_URL": f"http://127.0.0.1:{port}/", "HOTSPOT_LOG_FORMAT": "json"}  # fmt: skip
     with log.open("wb") as stderr:

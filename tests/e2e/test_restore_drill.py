@@ -4,6 +4,7 @@ fresh key file a new host's `db init` makes, the portal says why and nothing in 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,7 +28,7 @@ def old_and_new() -> Iterator[tuple[PrivateCluster, PrivateCluster]]:
 
 
 def hotspotctl(url: str, key_file: Path, *args: str):  # type: ignore[no-untyped-def]
-    env = {"HOTSPOT_DATABASE_URL": url, "HOTSPOT_PIN_KEY_FILE": str(key_file), "HOTSPOT_CONFIG": ""}
+    env = {"HOTSPOT_DATABASE_URL": url, "HOTSPOT_PIN_KEY_FILE": str(key_file), "HOTSPOT_CONFIG": os.devnull}
     return CliRunner().invoke(cli, list(args), env=env)
 
 

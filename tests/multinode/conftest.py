@@ -102,7 +102,7 @@ def node_environment(route: Route, database_url: str, key_file: Path, **extra: s
     """What a hotspotctl node process is started with: the settings by environment, no settings file."""
     return {
         **os.environ,
-        "HOTSPOT_CONFIG": "",
+        "HOTSPOT_CONFIG": os.devnull,
         "HOTSPOT_DATABASE_URL": route.url(database_url),
         "HOTSPOT_DATABASE_TRANSACTION_POOLING": "true" if route.pooled else "false",
         "HOTSPOT_PIN_KEY_FILE": str(key_file),
