@@ -57,12 +57,17 @@ def sold_cards(engine: Engine) -> list[tuple[str, str, int]]:
         return [tuple(r) for r in rows]  # type: ignore[misc]
 
 
+def only_session_id(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT id FROM sessions")).scalar_one())
+
+
 def test_selling_on_a_receipt_shows_each_pin_once_and_records_the_sale(
     client: FlaskClient, committed: Engine, world: World
 ) -> None:
     sign_in(client, "cashier")
     assert "6 in stock" in client.get("/sell").get_data(as_text=True)
-    response = post(client, "/sell", batch="1", count="2", format="receipt-58")
+    response = post(client, "/sell", batch=str(world.cards.batch_id), count="2", format="receipt-58")
     assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
     page = response.get_data(as_text=True)
     pins = PIN_FIELD.findall(page)
@@ -89,7 +94,7 @@ def test_a_sheet_is_the_clis_pdf_with_the_pins_and_a_qr_code_without_them(
     client: FlaskClient, committed: Engine, world: World, tmp_path: Path
 ) -> None:
     sign_in(client, "cashier")
-    response = post(client, "/sell", batch="1", count="3", format="pdf", price="4.50")
+    response = post(client, "/sell", batch=str(world.cards.batch_id), count="3", format="pdf", price="4.50")
     assert response.status_code == 200 and response.mimetype == "application/pdf"
     pdf = tmp_path / "sheet.pdf"
     pdf.write_bytes(response.data)
@@ -111,7 +116,7 @@ def test_a_sheet_is_the_clis_pdf_with_the_pins_and_a_qr_code_without_them(
 
 def test_selling_more_than_the_stock_sells_nothing(client: FlaskClient, committed: Engine, world: World) -> None:
     sign_in(client, "cashier")
-    response = post(client, "/sell", batch="1", count="7", format="receipt-80")
+    response = post(client, "/sell", batch=str(world.cards.batch_id), count="7", format="receipt-80")
     assert response.status_code == 302
     assert "only 6 card(s) of this batch left" in client.get("/sell").get_data(as_text=True)
     assert sold_cards(committed) == []
@@ -123,7 +128,7 @@ def test_a_batch_with_hashed_pins_is_sold_by_number(
     with Session(committed) as db, db.begin():
         hashed = factories.batch(db, vault, count=2, face_value=1000, pin_mode="hashed")
     sign_in(client, "cashier")
-    post(client, "/sell", batch="2", count="1", format="receipt-80")
+    post(client, "/sell", batch=str(hashed.batch_id), count="1", format="receipt-80")
     assert "sell its cards by number" in client.get("/sell").get_data(as_text=True)
     number = hashed.numbers[0]
     post(client, "/sell/mark", number=display_card_number(number), price="")
@@ -145,7 +150,7 @@ def test_finding_a_card_catches_a_typo_and_shows_state_balance_deadline_sessions
     page = client.get(f"/card?number={display_card_number(number)}").get_data(as_text=True)
     assert "in use" in page and "€5.00" in page
     assert "15:00" in page and "(Europe/Moscow)" in page  # 12:00 UTC in the hotspot's local time
-    assert 'data-session="1"' in page and "card_load" in page
+    assert f'data-session="{only_session_id(committed)}"' in page and "card_load" in page
     assert ("cashier", "card.view", number) in audit_actions(committed)
 
 
@@ -154,13 +159,13 @@ def test_ending_a_session_queues_it_for_the_worker(
 ) -> None:
     log_in_guest(committed, vault, world, clock)
     sign_in(client, "cashier")
-    number = world.cards.numbers[0]
-    assert post(client, "/session/1/end", number=number).status_code == 302
+    number, session_id = world.cards.numbers[0], only_session_id(committed)
+    assert post(client, f"/session/{session_id}/end", number=number).status_code == 302
     with committed.connect() as conn:
         queued = conn.execute(text("SELECT session_id, reason, done_at FROM disconnects")).one()
-    assert tuple(queued) == (1, "logout", None)
+    assert tuple(queued) == (session_id, "logout", None)
     assert "ending…" in client.get(f"/card?number={number}").get_data(as_text=True)
-    assert ("cashier", "session.end", "1") in audit_actions(committed)
+    assert ("cashier", "session.end", str(session_id)) in audit_actions(committed)
 
 
 def test_a_lost_card_is_blocked_and_unblocked(client: FlaskClient, committed: Engine, world: World) -> None:
@@ -245,7 +250,7 @@ def test_the_overview_counts_todays_sales_and_draws_the_chart(
     client: FlaskClient, committed: Engine, world: World
 ) -> None:
     sign_in(client, "cashier")
-    post(client, "/sell", batch="1", count="2", format="receipt-80", price="6.00")
+    post(client, "/sell", batch=str(world.cards.batch_id), count="2", format="receipt-80", price="6.00")
     page = client.get("/").get_data(as_text=True)
     assert re.search(r'data-field="cards-today">2<', page)
     assert re.search(r'data-field="takings-today">€12.00<', page)
@@ -268,17 +273,20 @@ def test_reports_as_pages_and_csv(
     assert ("manager", "report.csv", "sales") in audit_actions(committed)
 
 
-def test_an_admin_creates_a_staff_account_and_blocks_a_batch(client: FlaskClient, committed: Engine) -> None:
+def test_an_admin_creates_a_staff_account_and_blocks_a_batch(
+    client: FlaskClient, committed: Engine, world: World
+) -> None:
     sign_in(client, "admin")
     post(client, "/admin/staff", name="boris", role="cashier", password="short")
     assert "at least 10 characters" in client.get("/admin/staff").get_data(as_text=True)
     post(client, "/admin/staff", name="boris", role="cashier", password="boris-password-1")
     assert sign_in(client.application.test_client(), "boris", "boris-password-1").status_code == 302
-    post(client, "/admin/batch/1/block", blocked="1")
+    batch = world.cards.batch_id
+    post(client, f"/admin/batch/{batch}/block", blocked="1")
     with committed.connect() as conn:
         assert conn.execute(text("SELECT bool_and(blocked) FROM cards")).scalar_one()
     actions = [(a, s) for _, a, s in audit_actions(committed)]
-    assert ("staff.add", "boris") in actions and ("batch.block", "1") in actions
+    assert ("staff.add", "boris") in actions and ("batch.block", str(batch)) in actions
 
 
 def test_a_top_up_at_the_desk_moves_a_second_cards_value_with_the_operator(
@@ -297,7 +305,8 @@ def test_a_top_up_at_the_desk_moves_a_second_cards_value_with_the_operator(
             text("SELECT l.idempotency_key, s.name FROM ledger_operators o JOIN ledger l ON l.id = o.ledger_id "
                  "JOIN staff s ON s.id = o.staff_id ORDER BY l.id")
         ).all()  # fmt: skip
-    assert [tuple(r) for r in operators] == [(f"topup_in:{4}", "cashier")]  # a new card has no outgoing row
+        source_id = conn.execute(text("SELECT id FROM cards WHERE number = :n"), {"n": source}).scalar_one()
+    assert [tuple(r) for r in operators] == [(f"topup_in:{source_id}", "cashier")]  # a new card has no outgoing row
     with Session(committed) as db:
         assert_ledger_balanced(db)
     actions = [(a, s) for _, a, s in audit_actions(committed)]
@@ -331,22 +340,25 @@ def test_an_admin_makes_a_batch_whose_pins_are_shown_only_when_sold(
     assert "4 cards made" in page and "lobby" in page
     with committed.connect() as conn:
         batch = conn.execute(
-            text("SELECT card_count, face_value, pin_mode, validity_seconds FROM card_batches WHERE name = 'lobby'")
+            text("SELECT id, card_count, face_value, pin_mode, validity_seconds FROM card_batches WHERE name = 'lobby'")
         ).one()
-    assert tuple(batch) == (4, 200, "encrypted", 7 * 86400)
+    assert tuple(batch)[1:] == (4, 200, "encrypted", 7 * 86400)
     assert "4 in stock" in client.get("/sell").get_data(as_text=True)
-    assert ("admin", "batch.generate", "2") in audit_actions(committed)
+    assert ("admin", "batch.generate", str(batch.id)) in audit_actions(committed)
 
 
 def test_two_desks_selling_at_once_never_get_the_same_card(
     committed: Engine, vault: PinVault, world: World, people: dict[str, int]
 ) -> None:
+    batch = world.cards.batch_id
     with Session(committed) as first, first.begin():
-        one = desk.sell(first, vault, staff_id=people["cashier"], batch_id=1, count=3, price_each=None, now=NOW)
+        one = desk.sell(first, vault, staff_id=people["cashier"], batch_id=batch, count=3, price_each=None, now=NOW)
         with Session(committed) as second, second.begin():  # while the first desk's transaction is open
-            other = desk.sell(second, vault, staff_id=people["manager"], batch_id=1, count=3, price_each=None, now=NOW)
+            other = desk.sell(
+                second, vault, staff_id=people["manager"], batch_id=batch, count=3, price_each=None, now=NOW
+            )
             with pytest.raises(ServiceError, match="only 0 card"):
-                desk.sell(second, vault, staff_id=people["manager"], batch_id=1, count=1, price_each=None, now=NOW)
+                desk.sell(second, vault, staff_id=people["manager"], batch_id=batch, count=1, price_each=None, now=NOW)
     numbers = [c.number for c in one.cards] + [c.number for c in other.cards]
     assert sorted(numbers) == sorted(world.cards.numbers[:6])
     assert len(sold_cards(committed)) == 6
@@ -431,16 +443,17 @@ def test_an_admins_face_value_presets_sell_from_a_batch_valid_at_the_hotspot(
     assert "no hotspot" in client.get("/admin/setup").get_data(as_text=True)
     sign_in(client, "cashier")
     page = client.get("/sell").get_data(as_text=True)
-    assert 'id="count-preset-1-500" name="count" type="number" min="0" max="100" value="1"' in page  # the first line
-    assert 'value="preset:1:1000"' in page
-    slip = post(client, "/sell", batch="preset:1:1000", count="2", format="receipt-80").get_data(as_text=True)
+    cafe = world.hotspot_id
+    assert f'id="count-preset-{cafe}-500" name="count" type="number" min="0" max="100" value="1"' in page  # first line
+    assert f'value="preset:{cafe}:1000"' in page
+    slip = post(client, "/sell", batch=f"preset:{cafe}:1000", count="2", format="receipt-80").get_data(as_text=True)
     assert PIN_FIELD.findall(slip) == anywhere.pins  # not the other hotspot's, though it lapses sooner
-    post(client, "/sell", batch="preset:1:1000", count="1", format="receipt-80")
+    post(client, "/sell", batch=f"preset:{cafe}:1000", count="1", format="receipt-80")
     refusal = "only 0 card(s) of this face value left to sell at this hotspot"
     assert refusal in client.get("/sell").get_data(as_text=True)
     sign_in(client, "admin")
     post(client, "/admin/presets", hotspot="cafe", face_value="10.00 EUR", offered="0")
-    assert 'value="preset:1:1000"' not in client.get("/sell").get_data(as_text=True)
+    assert f'value="preset:{cafe}:1000"' not in client.get("/sell").get_data(as_text=True)
     actions = [(a, s) for _, a, s in audit_actions(committed) if a.startswith("preset")]
     assert actions == [("preset.add", "cafe"), ("preset.add", "cafe"), ("preset.remove", "cafe")]
 
@@ -453,7 +466,7 @@ def test_one_sale_holds_several_face_values_from_several_batches_on_one_receipt_
         later = factories.batch(db, vault, count=3, face_value=1000, hotspot="cafe")
         desk.set_preset(db, "cafe", 1000, offered=True)
     sign_in(client, "cashier")
-    ten, five = "preset:1:1000", str(world.cards.batch_id)
+    ten, five = f"preset:{world.hotspot_id}:1000", str(world.cards.batch_id)
     post(client, "/sell", batch=[five, ten], count=["1", "6"], format="receipt-80")  # the second line is short
     assert "only 5 card(s) of this face value left" in client.get("/sell").get_data(as_text=True)
     post(client, "/sell", batch=[ten, five], count=["1", "1"], price="4.00", format="receipt-80")
@@ -534,7 +547,7 @@ def test_usage_and_money_per_hour_of_the_desks_day(
 ) -> None:
     log_in_guest(committed, vault, world, clock)  # 12:00 UTC
     sign_in(client, "cashier")
-    post(client, "/sell", batch="1", count="2", format="receipt-80", price="6.00")
+    post(client, "/sell", batch=str(world.cards.batch_id), count="2", format="receipt-80", price="6.00")
     assert 'id="per-hour"' in client.get("/").get_data(as_text=True)
     page = client.get("/hours").get_data(as_text=True)
     assert page.count('class="bar-sold"') == 24 and "2026-11-25" in page

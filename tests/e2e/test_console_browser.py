@@ -125,7 +125,7 @@ def test_a_receptionists_day(
 
     # sell five cards on an 80 mm receipt: the PINs are on the printout
     driver.get(f"{url}/sell")
-    count = driver.find_element(By.ID, "count-1")  # the first batch's line
+    count = driver.find_element(By.CSS_SELECTOR, "#batches input[name=count]")  # the shop's one batch
     count.clear()
     count.send_keys("5")
     driver.find_element(By.CSS_SELECTOR, "input[name=format][value=receipt-80]").click()
@@ -332,7 +332,7 @@ def test_console_run_serves_under_gunicorn_on_loopback(
 
 def sell_in_browser(driver: WebDriver, url: str, count: int, print_format: str) -> None:
     driver.get(f"{url}/sell")
-    field = driver.find_element(By.ID, "count-1")  # the first batch's line
+    field = driver.find_element(By.CSS_SELECTOR, "#batches input[name=count]")  # the shop's one batch
     field.clear()
     field.send_keys(str(count))
     driver.find_element(By.CSS_SELECTOR, f"input[name=format][value={print_format}]").click()
