@@ -12,6 +12,7 @@ import click
 
 from rlm_hotspot.cli.context import App, pass_app
 from rlm_hotspot.radius import config as radconf
+from rlm_hotspot.radius.importer import BATCH_SIZE, run_importer
 from rlm_hotspot.services.catalog import list_nas
 from rlm_hotspot.settings import DEFAULT_CONFIG_PATH, load_settings
 
@@ -215,3 +216,25 @@ def _clients(app: App, local_secret: str | None) -> list[radconf.Client]:
     if local_secret and all(c.address != "127.0.0.1" for c in known):
         known.append(radconf.Client("localhost", "127.0.0.1", local_secret))
     return known
+
+
+@radius.command("import")
+@click.option(
+    "--spool",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=Path("/var/log/freeradius/radacct/hotspot"),
+    show_default=True,
+    help="The directory radiusd's hotspot_buffer module writes buffer.detail into.",
+)
+@click.option("--once", is_flag=True, help="Bill what is there now, then exit.")
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=BATCH_SIZE, show_default=True)
+@pass_app
+def import_(app: App, spool: Path, once: bool, batch_size: int) -> None:
+    """Bill buffered accounting from radiusd's detail file in batches, exactly once, until SIGTERM."""
+    report = run_importer(app.settings, spool, once=once, batch_size=batch_size)
+    if once:
+        click.echo(
+            f"{report.packets} packets in {report.batches} batches from {report.files} files; "
+            f"{report.unbilled} acknowledged but not billed, {report.failed_packets} refused by the database, "
+            f"{report.torn} torn entries"
+        )

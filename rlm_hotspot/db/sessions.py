@@ -684,9 +684,7 @@ def live_session_with_acct_id(db: Session, nas_id: int, acct_session_id: str) ->
 
 def nas_restarted(db: Session, nas_id: int, at: datetime) -> None:
     """Record an Accounting-On/Off (a late copy of an older one changes nothing)."""
-    db.execute(
-        text("UPDATE nas SET rebooted_at = GREATEST(rebooted_at, :at) WHERE id = :id"), {"id": nas_id, "at": at}
-    )
+    db.execute(text("UPDATE nas SET rebooted_at = GREATEST(rebooted_at, :at) WHERE id = :id"), {"id": nas_id, "at": at})
 
 
 _PENDING_LOGIN = f"""

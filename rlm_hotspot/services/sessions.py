@@ -78,9 +78,7 @@ class AccountingRefused(ValueError):
     """A packet that cannot be attributed (unknown NAS, unknown card); logged, acknowledged, not billed."""
 
 
-def record_accounting(
-    db: Session, tariffs: TariffCache, update: AccountingUpdate, now: datetime
-) -> AccountingResult:
+def record_accounting(db: Session, tariffs: TariffCache, update: AccountingUpdate, now: datetime) -> AccountingResult:
     """Apply one accounting packet in the caller's transaction (the adapter commits, then replies OK)."""
     if update.status not in ACCOUNTING_STATUSES:
         raise AccountingRefused(f"unknown Acct-Status-Type {update.status!r}")
@@ -487,9 +485,7 @@ def _bill(
     None when the session changed since `row` was read (only possible without the row lock: the caller
     then takes the lock and tries again).
     """
-    write = _meter_write(
-        tariffs.get(db, row.tariff_id, now).tariff, row, seconds, input_octets, output_octets, now
-    )
+    write = _meter_write(tariffs.get(db, row.tariff_id, now).tariff, row, seconds, input_octets, output_octets, now)
     balance = q.apply_meter(db, row, write, now, durable=durable, stop=stop, positions=positions)
     return None if balance is None else Billed(write, balance)
 
@@ -635,9 +631,7 @@ def post_heartbeat(db: Session, tariffs: TariffCache, token: str, now: datetime)
     return status_of(db, tariffs, posted, now)
 
 
-def post_heartbeat_on(
-    db: Executor, tariffs: TariffCache, view: q.SessionView, now: datetime
-) -> q.SessionView | None:
+def post_heartbeat_on(db: Executor, tariffs: TariffCache, view: q.SessionView, now: datetime) -> q.SessionView | None:
     """Rate and post a heartbeat of the session `view` shows; returns the session as it is after it (`view`
     itself when not open), from what was read and posted.
 
