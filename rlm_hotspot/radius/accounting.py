@@ -7,21 +7,25 @@ give the same charges to the minor unit whichever path bills them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from rlm_hotspot.db.sessions import MeterUpdate
 from rlm_hotspot.radius.decode import Attributes, MalformedPacket, decode_accounting, event_time
 from rlm_hotspot.services.sessions import (
     AccountingRefused,
     AccountingResult,
     AccountingUpdate,
+    apply_planned,
     packet_identity,
+    plan_without_lock,
     record_accounting,
     record_accounting_without_lock,
+    sessions_by_tokens,
 )
 from rlm_hotspot.services.tariff_cache import NasCache, TariffCache
 
@@ -80,3 +84,70 @@ def bill_packet(
     except AccountingRefused as exc:
         return PacketOutcome(update, None, "refused", str(exc))
     return PacketOutcome(update, done)
+
+
+class BatchConflict(RuntimeError):
+    """A session changed under a batch's planned writes (the worker, an admin): bill the batch one by one."""
+
+
+def bill_batch(
+    db: Session,
+    packets: Sequence[tuple[Attributes, datetime]],
+    *,
+    careful: Careful,
+    tariffs: TariffCache,
+    nas: NasCache,
+) -> list[PacketOutcome]:
+    """Bill packets in order in the caller's transaction, as `bill_packet` bills each one, with fewer round trips.
+
+    The sessions the Interim/Stop packets name by our Class are read in one query; a packet that the lock-free
+    rule bills on such a session is not written at once but planned, and the plans are written together in
+    one statement just before any other packet is billed (that one by `bill_packet`, reading what the plans
+    wrote), before a session is planned a second time (then the sessions written since they were read are read
+    again, together) and at the end. Raises BatchConflict when a planned write finds its session changed.
+    """
+    updates: list[AccountingUpdate | None] = []
+    for attributes, _ in packets:
+        try:
+            updates.append(decode_accounting(attributes))
+        except MalformedPacket:
+            updates.append(None)  # bill_packet says why
+    tokens = [u.token for u in updates if u is not None and u.token and u.status in ("interim", "stop")]
+    rows = sessions_by_tokens(db, tokens) if tokens else {}
+    outcomes: list[PacketOutcome] = []
+    planned: list[MeterUpdate] = []
+    outdated: set[int] = set()  # sessions planned or billed since they were read
+
+    def flush() -> None:
+        if planned and not apply_planned(db, planned, planned[-1].now):
+            raise BatchConflict(f"a session of the batch changed while it was billed ({len(planned)} planned)")
+        planned.clear()
+
+    for (attributes, received_at), update in zip(packets, updates, strict=True):
+        row = rows.get(update.token) if update is not None and update.token else None
+        if row is not None and row.id in outdated:  # write what is planned, read what changed again
+            flush()
+            rows.update(sessions_by_tokens(db, [token for token, known in rows.items() if known.id in outdated]))
+            outdated.clear()
+            row = rows[row.auth_token]
+        if update is not None and row is not None:
+            now = event_time(attributes, received_at)
+            plan = plan_without_lock(db, tariffs, nas, row, update, now)
+            if plan is not None:
+                planned.append(plan)
+                outdated.add(row.id)
+                outcomes.append(
+                    PacketOutcome(update, AccountingResult(row.id, plan.write.time_debit + plan.write.traffic_debit))
+                )
+                continue
+        flush()
+        outcome = bill_packet(attributes, received_at, quick=db, careful=careful, tariffs=tariffs, nas=nas)
+        outcomes.append(outcome)
+        # what it wrote is read again by the next packet that needs it (another session it closed on the way, a
+        # NAS session id taken over, is caught by the planned write's guard: BatchConflict)
+        if outcome.result is not None and outcome.result.session_id is not None:
+            outdated.add(outcome.result.session_id)
+        if update is not None and update.status in ("on", "off"):  # closes every session of the NAS
+            outdated.update(row.id for row in rows.values())
+    flush()
+    return outcomes

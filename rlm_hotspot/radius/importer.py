@@ -32,6 +32,8 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -42,7 +44,7 @@ from rlm_hotspot.clock import utc_now
 from rlm_hotspot.db import radius_batches
 from rlm_hotspot.db.engine import make_engine, session_factory
 from rlm_hotspot.logs import first_line
-from rlm_hotspot.radius.accounting import PacketOutcome, bill_packet
+from rlm_hotspot.radius.accounting import BatchConflict, PacketOutcome, bill_batch, bill_packet
 from rlm_hotspot.radius.detail import Entry, parse
 from rlm_hotspot.services.tariff_cache import NasCache, TariffCache
 from rlm_hotspot.settings import Settings, with_overrides
@@ -139,9 +141,10 @@ class AccountingImporter:
             outcomes = self._bill(name, entries, isolated=False)
         except (OperationalError, InterfaceError):
             raise
-        except DBAPIError as exc:  # one packet the database refuses must not stall the rest: bill one by one
-            log.error("accounting import: batch at %s:%d failed, billing it packet by packet: %s",
-                      name, entries[0].first_byte, first_line(exc))  # fmt: skip
+        except (DBAPIError, BatchConflict) as exc:  # one packet the database refuses must not stall the rest
+            why = first_line(exc) if isinstance(exc, DBAPIError) else str(exc)
+            log.warning("accounting import: billing the batch at %s:%d packet by packet: %s",
+                        name, entries[0].first_byte, why)  # fmt: skip
             outcomes = self._bill(name, entries, isolated=True)
         report.batches += 1
         for entry, outcome in zip(entries, outcomes, strict=True):
@@ -155,37 +158,43 @@ class AccountingImporter:
             for error, line in outcome.log_lines():
                 log.log(logging.ERROR if error else logging.WARNING, "%s (%s, byte %d)", line, name, entry.first_byte)
 
-    def _bill(self, name: str, entries: Sequence[Entry], *, isolated: bool) -> list[PacketOutcome | None]:
-        """Bill the entries and record the batch in one transaction. `isolated`: each packet in a savepoint, and
-        one the database refuses is logged and left out (None)."""
-        outcomes: list[PacketOutcome | None] = []
+    def _bill(self, name: str, entries: Sequence[Entry], *, isolated: bool) -> Sequence[PacketOutcome | None]:
+        """Bill the entries and record the batch in one transaction: all together (`bill_batch`), or `isolated`,
+        each packet in a savepoint of its own, where one the database refuses is logged and left out (None)."""
         with self.sessions() as db, db.begin():
-            for entry in entries:
-                if not isolated:
-                    outcomes.append(self._bill_entry(db, entry))
-                    continue
-                try:
-                    with db.begin_nested():
-                        outcomes.append(self._bill_entry(db, entry))
-                except (OperationalError, InterfaceError):
-                    raise
-                except DBAPIError as exc:
-                    log.error("accounting import: packet at %s:%d not billed, the database refused it: %s",
-                              name, entry.first_byte, first_line(exc))  # fmt: skip
-                    outcomes.append(None)
+            outcomes: Sequence[PacketOutcome | None]
+            if isolated:
+                outcomes = [self._bill_alone(db, name, entry) for entry in entries]
+            else:
+                packets = [(entry.attributes, self._received_at(entry)) for entry in entries]
+                careful = partial(_savepoint, db)
+                outcomes = bill_batch(db, packets, careful=careful, tariffs=self.tariffs, nas=self.nas)
             unbilled = sum(1 for outcome in outcomes if outcome is None or outcome.unbilled is not None)
             radius_batches.record_batch(db, name, entries[0].first_byte, entries[-1].end_byte, len(entries), unbilled)
         return outcomes
 
-    def _bill_entry(self, db: Session, entry: Entry) -> PacketOutcome:
-        return bill_packet(
-            entry.attributes,
-            entry.written_at or utc_now(),
-            quick=db,
-            careful=lambda: _savepoint(db),
-            tariffs=self.tariffs,
-            nas=self.nas,
-        )
+    def _bill_alone(self, db: Session, name: str, entry: Entry) -> PacketOutcome | None:
+        try:
+            with db.begin_nested():
+                return bill_packet(
+                    entry.attributes,
+                    self._received_at(entry),
+                    quick=db,
+                    careful=partial(_savepoint, db),
+                    tariffs=self.tariffs,
+                    nas=self.nas,
+                )
+        except (OperationalError, InterfaceError):
+            raise
+        except DBAPIError as exc:
+            log.error("accounting import: packet at %s:%d not billed, the database refused it: %s",
+                      name, entry.first_byte, first_line(exc))  # fmt: skip
+            return None
+
+    @staticmethod
+    def _received_at(entry: Entry) -> datetime:
+        """When radiusd received the packet (an entry that says neither: now, when it is read)."""
+        return entry.written_at or utc_now()
 
 
 @contextmanager

@@ -109,9 +109,7 @@ def record_accounting(db: Session, tariffs: TariffCache, update: AccountingUpdat
         row = _open(db, row, update, now)
         if not _has_news(row, update):  # a Start: nothing used yet, nothing to write twice
             return AccountingResult(row.id, 0)
-    billed = _bill_update(db, tariffs, row, update, now)
-    assert billed is not None, "the row is locked: nothing can have changed it"
-    return billed
+    return _bill_update(db, tariffs, row, update, now)
 
 
 def record_accounting_without_lock(
@@ -129,13 +127,47 @@ def record_accounting_without_lock(
     nas_row = nas.get(db, update.nas_ip, now)
     if nas_row is None:
         return None
-    user = packet_user(update)
-    row = _matched_session(db, nas_row.id, user, update, now, lock=False)
+    row = _matched_session(db, nas_row.id, packet_user(update), update, now, lock=False)
+    planned = plan_without_lock(db, tariffs, nas, row, update, now)
+    if planned is None:
+        return None
+    durable = update.status != "interim"
+    if (
+        q.apply_meter(
+            db, planned.row, planned.write, now, durable=durable, stop=planned.stop, positions=planned.positions
+        )
+        is None
+    ):
+        return None
+    return AccountingResult(planned.row.id, planned.write.time_debit + planned.write.traffic_debit)
+
+
+def plan_without_lock(
+    db: Session, tariffs: TariffCache, nas: NasCache, row: q.SessionRow | None, update: AccountingUpdate, now: datetime
+) -> q.MeterUpdate | None:
+    """The write `record_accounting_without_lock` makes for a packet on `row`, the session it was matched to
+    (as read, unlocked), without making it; None when that path does not apply (see there)."""
+    if update.status not in ("interim", "stop") or nas.get(db, update.nas_ip, now) is None:
+        return None
     if row is None or row.status != "open" or row.account_id is None:
         return None
-    if _belonging(row, user, update, now) is not Belonging.SAME:
+    if _belonging(row, packet_user(update), update, now) is not Belonging.SAME:
         return None
-    return _bill_update(db, tariffs, row, update, now, hold=False)
+    bounded = _bounded_counters(row, update, now)
+    if bounded.held:
+        return None
+    return _meter_update(db, tariffs, row, update, now, bounded)
+
+
+def sessions_by_tokens(db: Session, tokens: list[str]) -> dict[str, q.SessionRow]:
+    """The sessions our Class tokens name, unlocked, read in one query (a batch's packets are matched to them)."""
+    return q.sessions_by_tokens(db, tokens)
+
+
+def apply_planned(db: Session, planned: list[q.MeterUpdate], now: datetime) -> bool:
+    """Write the planned meter updates (of distinct sessions) in one statement; False, having written only
+    some, when a session changed since it was read: the caller rolls back and bills the packets one by one."""
+    return len(q.apply_meters(db, planned, now)) == len(planned)
 
 
 def _matched_session(
@@ -190,34 +222,44 @@ def _belonging(row: q.SessionRow, user: q.PacketUser, update: AccountingUpdate, 
 
 
 def _bill_update(
+    db: Session, tariffs: TariffCache, row: q.SessionRow, update: AccountingUpdate, now: datetime
+) -> AccountingResult:
+    """Bill an accounting packet's counters on a locked session, up to what is plausible (a Stop also closes
+    the session; an Interim-Update's commit need not wait for the disk, since the next one restates its
+    counters). What exceeds the bounds is quarantined with the packet's identity."""
+    bounded = _bounded_counters(row, update, now)
+    planned = _meter_update(db, tariffs, row, update, now, bounded)
+    balance = q.apply_meter(
+        db, row, planned.write, now, durable=update.status != "interim", stop=planned.stop, positions=planned.positions
+    )
+    assert balance is not None, "the row is locked: nothing can have changed it"
+    for held in bounded.held:
+        _hold(db, row, update, held, now)
+    return AccountingResult(row.id, planned.write.time_debit + planned.write.traffic_debit, held=bounded.held)
+
+
+def _meter_update(
     db: Session,
     tariffs: TariffCache,
     row: q.SessionRow,
     update: AccountingUpdate,
     now: datetime,
-    *,
-    hold: bool = True,
-) -> AccountingResult | None:
-    """Bill an accounting packet's counters, up to what is plausible (a Stop also closes the session; an
-    Interim-Update's commit need not wait for the disk, since the next one restates its counters).
-
-    What exceeds the bounds is quarantined with the packet's identity; with `hold` False nothing may be
-    quarantined (the lock-free path) and None says so.
-    """
-    bounded = _bounded_counters(row, update, now)
-    if bounded.held and not hold:
-        return None
-    stop = (now, update.terminate_cause or "Stop") if update.status == "stop" and row.status != "closed" else None
-    billed = _bill(
-        db,
-        tariffs,
+    bounded: BoundedCounters,
+) -> q.MeterUpdate:
+    """The meter write of a packet's bounded counters on `row`, and the NAS's counter positions."""
+    write = _meter_write(
+        tariffs.get(db, row.tariff_id, now).tariff,
         row,
-        seconds=bounded.seconds.billed,
-        input_octets=bounded.input_octets.billed,
-        output_octets=bounded.output_octets.billed,
-        now=now,
-        durable=update.status != "interim",
-        stop=stop,
+        bounded.seconds.billed,
+        bounded.input_octets.billed,
+        bounded.output_octets.billed,
+        now,
+    )
+    return q.MeterUpdate(
+        row,
+        write,
+        now,
+        stop=(now, update.terminate_cause or "Stop") if update.status == "stop" and row.status != "closed" else None,
         positions=q.CounterPositions(
             bounded.seconds.position,
             bounded.input_octets.position,
@@ -226,11 +268,6 @@ def _bill_update(
             bytes_at=None if any(held.quantity is not Quantity.SECONDS for held in bounded.held) else now,
         ),
     )
-    if billed is None:
-        return None
-    for held in bounded.held:
-        _hold(db, row, update, held, now)
-    return AccountingResult(row.id, billed.debited, held=bounded.held)
 
 
 def _hold(db: Session, row: q.SessionRow, update: AccountingUpdate, held: Held, now: datetime) -> None:

@@ -367,7 +367,8 @@ def test_a_closed_sessions_statement_adds_up_to_its_counters(db: Session, vault:
     ]
     stop = NOW + timedelta(seconds=80)  # a late Stop after the close still adds up
     accounting(db, tariffs, "stop", stop, session_time=80, output_octets=270_000, **ids)
-    assert db.execute(
-        text("SELECT sum(seconds), sum(bytes) FROM ledger WHERE session_id IS NOT NULL")
-    ).one() == (80, 270_000)
+    assert db.execute(text("SELECT sum(seconds), sum(bytes) FROM ledger WHERE session_id IS NOT NULL")).one() == (
+        80,
+        270_000,
+    )
     assert_ledger_balanced(db)
