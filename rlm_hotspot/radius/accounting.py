@@ -14,14 +14,18 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from rlm_hotspot.db.sessions import MeterUpdate
+from rlm_hotspot.db.cards import CardRecord
+from rlm_hotspot.db.sessions import MeterUpdate, SessionRow
 from rlm_hotspot.radius.decode import Attributes, MalformedPacket, decode_accounting, event_time
 from rlm_hotspot.services.sessions import (
     AccountingRefused,
     AccountingResult,
     AccountingUpdate,
     apply_planned,
+    lock_cards_of,
+    open_planned,
     packet_identity,
+    plan_start,
     plan_without_lock,
     record_accounting,
     record_accounting_without_lock,
@@ -100,11 +104,12 @@ def bill_batch(
 ) -> list[PacketOutcome]:
     """Bill packets in order in the caller's transaction, as `bill_packet` bills each one, with fewer round trips.
 
-    The sessions the Interim/Stop packets name by our Class are read in one query; a packet that the lock-free
-    rule bills on such a session is not written at once but planned, and the plans are written together in
-    one statement just before any other packet is billed (that one by `bill_packet`, reading what the plans
-    wrote), before a session is planned a second time (then the sessions written since they were read are read
-    again, together) and at the end. Raises BatchConflict when a planned write finds its session changed.
+    The sessions the packets name by our Class are read in one query. A Start that only opens the login
+    waiting for it is opened at once, its card locked with the others the batch opens (`plan_start`); an
+    Interim or Stop that the lock-free rule bills is planned, and the plans are written together in one
+    statement just before any other packet is billed (that one by `bill_packet`, reading what the plans
+    wrote), before a session is planned a second time (then the sessions written since they were read are
+    read again, together) and at the end. Raises BatchConflict when a planned write finds its session changed.
     """
     updates: list[AccountingUpdate | None] = []
     for attributes, _ in packets:
@@ -112,11 +117,12 @@ def bill_batch(
             updates.append(decode_accounting(attributes))
         except MalformedPacket:
             updates.append(None)  # bill_packet says why
-    tokens = [u.token for u in updates if u is not None and u.token and u.status in ("interim", "stop")]
+    tokens = [u.token for u in updates if u is not None and u.token and u.status in ("start", "interim", "stop")]
     rows = sessions_by_tokens(db, tokens) if tokens else {}
+    cards: dict[str, CardRecord] = {}
     outcomes: list[PacketOutcome] = []
     planned: list[MeterUpdate] = []
-    outdated: set[int] = set()  # sessions planned or billed since they were read
+    outdated: set[int] = set()  # sessions planned or written since they were read
 
     def flush() -> None:
         if planned and not apply_planned(db, planned, planned[-1].now):
@@ -132,22 +138,41 @@ def bill_batch(
             row = rows[row.auth_token]
         if update is not None and row is not None:
             now = event_time(attributes, received_at)
+            start = plan_start(row, update, now)
+            if start is not None:
+                if row.card_number not in cards:  # the cards of every Start still to come, locked together
+                    waiting = [rows[u.token] for u in updates if u and u.status == "start" and u.token in rows]
+                    cards.update(lock_cards_of(db, [row, *waiting]))
+                result, cards[row.card_number] = open_planned(db, start, cards[row.card_number])
+                outdated.add(row.id)
+                outcomes.append(PacketOutcome(update, result))
+                continue
             plan = plan_without_lock(db, tariffs, nas, row, update, now)
             if plan is not None:
                 planned.append(plan)
                 outdated.add(row.id)
-                outcomes.append(
-                    PacketOutcome(update, AccountingResult(row.id, plan.write.time_debit + plan.write.traffic_debit))
-                )
+                debited = plan.write.time_debit + plan.write.traffic_debit
+                outcomes.append(PacketOutcome(update, AccountingResult(row.id, debited)))
                 continue
         flush()
         outcome = bill_packet(attributes, received_at, quick=db, careful=careful, tariffs=tariffs, nas=nas)
         outcomes.append(outcome)
-        # what it wrote is read again by the next packet that needs it (another session it closed on the way, a
-        # NAS session id taken over, is caught by the planned write's guard: BatchConflict)
+        # what it may have written is read again by the next packet that needs it: its session, the user's
+        # others, the holder of its NAS session id, every session of a NAS that restarted (anything else is
+        # caught by the planned write's guard: BatchConflict); a card it activated is locked and read again
+        cards.clear()
         if outcome.result is not None and outcome.result.session_id is not None:
             outdated.add(outcome.result.session_id)
-        if update is not None and update.status in ("on", "off"):  # closes every session of the NAS
-            outdated.update(row.id for row in rows.values())
+        if update is not None:
+            outdated.update(known.id for known in rows.values() if _may_touch(update, known))
     flush()
     return outcomes
+
+
+def _may_touch(update: AccountingUpdate, row: SessionRow) -> bool:
+    """Whether billing `update` by the per-packet rules may change the session `row` other than as its own."""
+    return (
+        update.status in ("on", "off")
+        or (update.acct_session_id is not None and update.acct_session_id == row.acct_session_id)
+        or (update.username is not None and update.username in (row.username, row.card_number))
+    )

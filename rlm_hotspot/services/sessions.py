@@ -35,6 +35,7 @@ from rlm_hotspot.core.plausibility import (
 )
 from rlm_hotspot.core.tariff import BytesAt, Meter, Tariff, Usage, bytes_affordable, rate, seconds_affordable
 from rlm_hotspot.core.validity import seconds_left
+from rlm_hotspot.db import cards as cards_db
 from rlm_hotspot.db import quarantine as held_usage
 from rlm_hotspot.db import sessions as q
 from rlm_hotspot.db.catalog import hotspot_by_id
@@ -464,22 +465,60 @@ def _hotspot_tariff(db: Session, hotspot_id: int) -> int:
 def _open(db: Session, row: q.SessionRow, update: AccountingUpdate, now: datetime) -> q.SessionRow:
     """Accounting-Start (or the first packet we see): the session opens and first use activates the card."""
     card = cards.find_card(db, row.card_number, lock=True)
-    account_id = cards.activate(db, card, now)
+    return q.open_session(db, row.id, account_id=cards.activate(db, card, now), **_opening(row, update, now))
+
+
+def _opening(row: q.SessionRow, update: AccountingUpdate, now: datetime) -> dict[str, object]:
+    """The session's columns as the packet that opens it sets them (all but its account)."""
     # it began when its Acct-Session-Time says, but never before the login that let it in (nor before
     # the first packet of a session opened without one)
     started = max(now - timedelta(seconds=update.session_time or 0), row.started_at)
-    return q.open_session(
-        db,
-        row.id,
-        status="open" if row.status != "closed" else "closed",
-        account_id=account_id,
-        acct_session_id=update.acct_session_id or row.acct_session_id,
-        username=row.username or update.username,
-        framed_ip=update.framed_ip,
-        calling_station_id=update.calling_station_id or None,
-        started_at=started,
-        last_seen_at=now,
-    )
+    return {
+        "status": "open" if row.status != "closed" else "closed",
+        "acct_session_id": update.acct_session_id or row.acct_session_id,
+        "username": row.username or update.username,
+        "framed_ip": update.framed_ip,
+        "calling_station_id": update.calling_station_id or None,
+        "started_at": started,
+        "last_seen_at": now,
+    }
+
+
+@dataclass(frozen=True)
+class PlannedStart:
+    """The Start of a login that waits for it, to be opened as `record_accounting` opens it."""
+
+    row: q.SessionRow
+    opening: dict[str, object]
+    now: datetime
+
+
+def plan_start(row: q.SessionRow | None, update: AccountingUpdate, now: datetime) -> PlannedStart | None:
+    """What `record_accounting` does with a Start whose Class names `row` (read earlier, unlocked), when all it
+    does is open the login waiting for it (and activate its card): no other session, nothing to bill. None
+    when that is not the case: bill the packet with `record_accounting`."""
+    if update.status != "start" or row is None or row.status != "pending" or _has_news(row, update):
+        return None
+    if _belonging(row, packet_user(update), update, now) is not Belonging.SAME:
+        return None
+    return PlannedStart(row, _opening(row, update, now), now)
+
+
+def lock_cards_of(db: Session, starts: list[q.SessionRow]) -> dict[str, cards_db.CardRecord]:
+    """The cards of the logins a batch's Starts open, locked in one query (in id order: no deadlock)."""
+    return cards_db.lock_cards(db, sorted({row.card_number for row in starts}))
+
+
+def open_planned(
+    db: Session, planned: PlannedStart, card: cards_db.CardRecord
+) -> tuple[AccountingResult, cards_db.CardRecord]:
+    """Open a planned Start's session with its card `card` (locked by `lock_cards_of`): the result, and the
+    card as it is now (activated on first use)."""
+    account_id = cards.activate(db, card, planned.now)
+    q.open_session(db, planned.row.id, account_id=account_id, **planned.opening)
+    if card.account_id != account_id:
+        card = replace(card, status="active", account_id=account_id, activated_at=planned.now)
+    return AccountingResult(planned.row.id, 0), card
 
 
 def _has_news(row: q.SessionRow, update: AccountingUpdate) -> bool:

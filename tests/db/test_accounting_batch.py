@@ -9,6 +9,7 @@ sessions, the ledger and the quarantine must come out the same.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -19,13 +20,14 @@ from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.pins import PinVault
-from rlm_hotspot.radius.accounting import bill_batch, bill_packet
+from rlm_hotspot.radius.accounting import BatchConflict, bill_batch, bill_packet
 from rlm_hotspot.radius.decode import Attributes
 from rlm_hotspot.services import catalog
+from rlm_hotspot.services.access import RadiusRefused
 from rlm_hotspot.services.tariff_cache import NasCache, TariffCache
 from tests.conftest import NOW
 from tests.db.helpers import assert_ledger_balanced
-from tests.db.test_sessions import NAS_IP, radius_world
+from tests.db.test_sessions import NAS_IP, radius_login, radius_world
 
 SESSIONS = 3
 OTHER_NAS_IP = "192.0.2.11"
@@ -33,26 +35,39 @@ STATUS = {"start": "Start", "interim": "Interim-Update", "stop": "Stop", "on": "
 
 
 @st.composite
-def packets(draw: st.DrawFn) -> list[tuple[int, dict[str, object]]]:
-    """(seconds after NOW it arrives, what it says) for a few sessions of a few cards, interleaved."""
+def packets(draw: st.DrawFn) -> tuple[list[tuple[int, str]], list[tuple[int, dict[str, object]]]]:
+    """The logins made first (card, session), then (seconds after NOW it arrives, what it says) for a few
+    sessions of a few cards, interleaved."""
     events = []
+    logins = []
     for session in range(draw(st.integers(1, SESSIONS))):
         card = draw(st.integers(0, 1))
-        clock = draw(st.integers(0, 300))
+        natural = draw(st.booleans())  # a NAS that behaves (the lock-free and planned paths), or a bad day
+        if natural or draw(st.booleans()):
+            logins.append((card, f"S{session}"))
+        clock = begun = draw(st.integers(0, 300))
         seconds = octets = 0
-        for _ in range(draw(st.integers(1, 6))):
-            clock += draw(st.integers(0, 400))
-            kind = draw(st.sampled_from(["start", "interim", "interim", "stop", "on"]))
-            jump = draw(st.sampled_from(["grow", "grow", "same", "back", "absurd"]))
-            if jump == "grow":
+        for step in range(draw(st.integers(1, 6))):
+            elapsed = draw(st.integers(0, 400))
+            clock += elapsed
+            if natural:
+                kind = "start" if step == 0 else draw(st.sampled_from(["interim", "interim", "stop"]))
+                jump = "wall"
+                begun = clock if step == 0 else begun
+            else:
+                kind = draw(st.sampled_from(["start", "interim", "interim", "stop", "on"]))
+                jump = draw(st.sampled_from(["wall", "grow", "same", "back", "absurd"]))
+            if jump == "wall":  # what a correct NAS reports: online since the first packet, bytes at a sane rate
+                seconds, octets = clock - begun, octets + elapsed * draw(st.integers(0, 50_000)) * (step > 0)
+            elif jump == "grow":
                 seconds, octets = seconds + draw(st.integers(0, 400)), octets + draw(st.integers(0, 10**8))
             elif jump == "back":
                 seconds, octets = seconds // 2, octets // 3
             elif jump == "absurd":
                 seconds, octets = 2**32 - 1, 2**40
             said = {
-                "status": kind, "card": card, "sid": f"S{session}", "class": draw(st.booleans()),
-                "seconds": seconds, "octets": octets, "delay": draw(st.sampled_from([0, 0, 5, 700])),
+                "status": kind, "card": card, "sid": f"S{session}", "class": natural or draw(st.booleans()),
+                "seconds": seconds, "octets": octets, "delay": 0 if natural else draw(st.sampled_from([0, 5, 700])),
             }  # fmt: skip
             copies = draw(st.sampled_from([1, 1, 2]))  # a retransmit
             events.extend((clock, said) for _ in range(copies))
@@ -60,7 +75,7 @@ def packets(draw: st.DrawFn) -> list[tuple[int, dict[str, object]]]:
     if draw(st.booleans()) and len(events) > 1:  # two packets swapped on the way
         i = draw(st.integers(0, len(events) - 2))
         events[i], events[i + 1] = events[i + 1], events[i]
-    return events
+    return logins, events
 
 
 def attributes(said: dict[str, object], numbers: list[str], world: str) -> Attributes:
@@ -120,15 +135,20 @@ def outcome_of(db: Session, numbers: list[str]) -> tuple[object, ...]:
     return tuple(tuple((rename[row[0]], *row[1:]) for row in rows) for rows in (sessions, ledger, held))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sequence=packets(), cuts=st.lists(st.integers(1, 6), min_size=1, max_size=8))
 def test_batches_bill_what_the_hook_bills(db: Session, vault: PinVault, sequence, cuts) -> None:  # type: ignore[no-untyped-def]
+    logins, sequence = sequence
     with db.begin_nested() as example:
         batch = radius_world(db, vault, traffic=True, count=4)
         catalog.add_nas(
             db, name="nas2", hotspot="cafe", ip_address=OTHER_NAS_IP, secret="s", coa_port=3799, vendor="mikrotik"
         )
         one_by_one, batched = batch.numbers[:2], batch.numbers[2:]
+        for world, numbers, nas_ip in (("a", one_by_one, NAS_IP), ("b", batched, OTHER_NAS_IP)):
+            for card, sid in logins:  # a login waiting for its Start, our Class = its token
+                with contextlib.suppress(RadiusRefused):  # one slot per card: a second login is refused
+                    radius_login(db, vault, numbers[card], token=f"{world}{sid}", nas_ip=nas_ip)
         tariffs, nas = TariffCache(), NasCache()
         for at, said in sequence:
             bill_packet(
@@ -139,12 +159,16 @@ def test_batches_bill_what_the_hook_bills(db: Session, vault: PinVault, sequence
         start = 0
         sizes = iter(cuts * len(sequence))
         while start < len(sequence):
-            part = sequence[start : start + next(sizes)]
-            bill_batch(
-                db,
-                [(attributes(said, batched, "b"), NOW + timedelta(seconds=at)) for at, said in part],
-                careful=lambda: savepoint(db), tariffs=tariffs, nas=nas,
-            )  # fmt: skip
+            part = [
+                (attributes(said, batched, "b"), NOW + timedelta(seconds=at))
+                for at, said in sequence[start : start + next(sizes)]
+            ]
+            try:
+                with db.begin_nested():
+                    bill_batch(db, part, careful=lambda: savepoint(db), tariffs=tariffs, nas=nas)
+            except BatchConflict:  # as the importer does: the batch again, one packet at a time
+                for packet, received_at in part:
+                    bill_packet(packet, received_at, quick=db, careful=lambda: savepoint(db), tariffs=tariffs, nas=nas)
             start += len(part)
         assert outcome_of(db, batched) == outcome_of(db, one_by_one)
         assert_ledger_balanced(db)

@@ -58,11 +58,19 @@ def login(db: Session, vault: PinVault, number: str, *, pin: str | None = None, 
 
 
 def radius_login(
-    db: Session, vault: PinVault, number: str, *, token: str, pin: str | None = None, client: str | None = None, now=NOW
+    db: Session,
+    vault: PinVault,
+    number: str,
+    *,
+    token: str,
+    pin: str | None = None,
+    client: str | None = None,
+    now=NOW,
+    nas_ip: str = NAS_IP,
 ) -> RadiusLogin:
     """radiusd's path (pin=None: CHAP, radiusd checks it): the first hook call, the virtual server's database
     call (sql/010), the decision; a refusal is recorded as Post-Auth-Type REJECT records it."""
-    request = LoginRequest(card_text=number, source="radius", nas_ip=NAS_IP, client=client, pin=pin)
+    request = LoginRequest(card_text=number, source="radius", nas_ip=nas_ip, client=client, pin=pin)
     try:
         call = radius_login_call(request, POLICY, token=token, username=number, calling_station_id="aa", now=now)
         result = db.execute(text("SELECT radius_login_json(:call)"), {"call": call}).scalar_one()
