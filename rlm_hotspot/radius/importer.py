@@ -4,9 +4,10 @@ radiusd writes each Accounting-Request to `<spool>/buffer.detail` with its own `
 in order) and answers the NAS; billing is no longer done one packet at a time inside the serialized
 python3 module. This process, one per spool:
 
-1. **Claims** the file: renames it to `buffer.detail.<ns>.work`, then takes and drops its lock, so a
-   writer that was appending finishes first and every later one opens a new `buffer.detail` (FreeRADIUS's
-   own detail reader does the same).
+1. **Claims** the file: renames it to `buffer.detail.<ns>.work` and locks it until it is deleted, so a
+   writer that was appending finishes first and every later one opens a new `buffer.detail` (radiusd's
+   writers lock without waiting and reopen the name when the lock is taken, as for FreeRADIUS's own detail
+   reader; one that still holds the old file finds it deleted and reopens too).
 2. **Bills** the work file's complete entries in batches of at most `batch_size`, one transaction each,
    through the same rules as the hook (`radius.accounting.bill_packet`); the batch (file, byte range) is
    recorded in that transaction (sql/025), so after a crash — kill -9 at any instant — the file resumes
@@ -118,22 +119,26 @@ class AccountingImporter:
         return [work]
 
     def _import_file(self, work: Path, report: ImportReport) -> None:
-        _wait_for_writers(work)
         name = f"{self.host}:{work}"
-        data = work.read_bytes()
-        with self.sessions() as db, db.begin():
-            offset = radius_batches.billed_up_to(db, name)
-        parsed = parse(data, offset)
-        for start in range(0, len(parsed.entries), self.batch_size):
-            self._import_batch(name, parsed.entries[start : start + self.batch_size], report)
-        if parsed.end_byte < len(data):
-            report.torn += 1
-            log.warning(
-                "accounting import: %s ends in a torn entry (%d bytes at %d, radiusd stopped while writing it): "
-                "not billed; the NAS was not answered and sends it again",
-                work, len(data) - parsed.end_byte, parsed.end_byte,
-            )  # fmt: skip
-        work.unlink()
+        with work.open("r+b") as file:
+            # radiusd's writers lock the file without waiting: one that finds it locked reopens the live name,
+            # so holding the lock until the file is gone keeps every later write out of it (FreeRADIUS's own
+            # detail reader does the same); taking it waits for a write under way
+            fcntl.lockf(file, fcntl.LOCK_EX)
+            data = file.read()
+            with self.sessions() as db, db.begin():
+                offset = radius_batches.billed_up_to(db, name)
+            parsed = parse(data, offset)
+            for start in range(0, len(parsed.entries), self.batch_size):
+                self._import_batch(name, parsed.entries[start : start + self.batch_size], report)
+            if parsed.end_byte < len(data):
+                report.torn += 1
+                log.warning(
+                    "accounting import: %s ends in a torn entry (%d bytes at %d, radiusd stopped while writing it): "
+                    "not billed; the NAS was not answered and sends it again",
+                    work, len(data) - parsed.end_byte, parsed.end_byte,
+                )  # fmt: skip
+            work.unlink()  # under the lock: a writer that still holds the file finds it deleted and reopens
         report.files += 1
 
     def _import_batch(self, name: str, entries: Sequence[Entry], report: ImportReport) -> None:
@@ -202,14 +207,6 @@ def _savepoint(db: Session) -> Iterator[Session]:
     """The locked rules of one packet inside the batch: a refused packet's writes are undone alone."""
     with db.begin_nested():
         yield db
-
-
-def _wait_for_writers(path: Path) -> None:
-    """Take and drop the file's lock: a radiusd thread appending to it (under the lock) has finished, and any
-    later one finds it renamed and opens a new live file."""
-    with path.open("r+b") as file:
-        fcntl.lockf(file, fcntl.LOCK_EX)
-        fcntl.lockf(file, fcntl.LOCK_UN)
 
 
 #: A batch of 2,000 packets is one long transaction: the interactive 3 s bound is too tight for it.
