@@ -164,7 +164,12 @@ def test_the_package_installs_hotspotctl_and_creates_the_secrets(machine: Machin
         info = (ETC / name).stat()
         assert (info.st_uid, info.st_gid, info.st_mode & 0o777) == (0, hotspot_gid, 0o640), name
     assert "freerad" in grp.getgrnam("hotspot").gr_mem  # the module reads the settings and the key
-    for unit in ("hotspot-worker.service", "hotspot-portal@.service", "hotspot-flows@.service"):
+    for unit in (
+        "hotspot-worker.service",
+        "hotspot-portal@.service",
+        "hotspot-flows@.service",
+        "hotspot-radius-import.service",
+    ):
         assert (Path("/lib/systemd/system") / unit).is_file(), unit
 
 
