@@ -651,6 +651,85 @@ _METERS_COLUMNS = (  # apply_meters' array parameters, in the order it lists a p
 )  # fmt: skip
 
 
+# Accounting-Starts of logins waiting for them, opened together (the accounting importer's batches): first
+# use of a card opens its account with the face value loaded through the ledger (as cards.activate does), and
+# each session opens as open_session sets it. Guarded: a session no longer pending is left out of the result.
+_OPEN_SESSIONS = """
+    WITH m AS (
+        SELECT m0.*, CASE WHEN m0.account_id IS NULL THEN nextval(pg_get_serial_sequence('accounts', 'id')) END
+                     AS new_account
+        FROM unnest(
+            CAST(:session_id AS bigint[]), CAST(:card_id AS bigint[]), CAST(:card_number AS text[]),
+            CAST(:face_value AS bigint[]), CAST(:account_id AS bigint[]), CAST(:status AS text[]),
+            CAST(:acct_session_id AS text[]), CAST(:username AS text[]), CAST(:framed_ip AS inet[]),
+            CAST(:calling_station_id AS text[]), CAST(:started_at AS timestamptz[]),
+            CAST(:last_seen_at AS timestamptz[]), CAST(:at AS timestamptz[])
+        ) AS m0(session_id, card_id, card_number, face_value, account_id, status, acct_session_id, username,
+                framed_ip, calling_station_id, started_at, last_seen_at, at)
+    ), new_account AS (
+        INSERT INTO accounts (id, balance, created_at, updated_at)
+        SELECT new_account, face_value, at, at FROM m WHERE new_account IS NOT NULL
+    ), loaded AS (
+        INSERT INTO ledger (account_id, amount, cause, idempotency_key, card_id, note, created_at)
+        SELECT new_account, face_value, 'card_load', 'card_load:' || card_id, card_id,
+               'card ' || card_number || ' activated', at
+        FROM m WHERE new_account IS NOT NULL
+    ), activated AS (
+        UPDATE cards c SET status = 'active', account_id = m.new_account, activated_at = m.at
+        FROM m WHERE c.id = m.card_id AND m.new_account IS NOT NULL
+    ), opened AS (
+        UPDATE sessions s
+        SET status = m.status, account_id = coalesce(m.account_id, m.new_account), acct_session_id = m.acct_session_id,
+            username = m.username, framed_ip = m.framed_ip, calling_station_id = m.calling_station_id,
+            started_at = m.started_at, last_seen_at = m.last_seen_at
+        FROM m WHERE s.id = m.session_id AND s.status = 'pending'
+        RETURNING s.id
+    )
+    SELECT id FROM opened
+"""
+
+
+@dataclass(frozen=True)
+class SessionOpening:
+    """A login's session opened by its Start: `opening` as open_session takes it, on the card's account (None:
+    first use, the account is opened with the card's face value)."""
+
+    session_id: int
+    card_id: int
+    card_number: str
+    face_value: int
+    account_id: int | None
+    opening: dict[str, object]
+    at: datetime
+
+
+_OPENING_COLUMNS = (
+    "status",
+    "acct_session_id",
+    "username",
+    "framed_ip",
+    "calling_station_id",
+    "started_at",
+    "last_seen_at",
+)
+
+
+def open_sessions(db: Session, openings: list[SessionOpening]) -> set[int]:
+    """Open many logins' sessions (activating first-used cards) in one statement; the ids of those opened."""
+    columns: dict[str, list[object]] = {
+        "session_id": [o.session_id for o in openings],
+        "card_id": [o.card_id for o in openings],
+        "card_number": [o.card_number for o in openings],
+        "face_value": [o.face_value for o in openings],
+        "account_id": [o.account_id for o in openings],
+        "at": [o.at for o in openings],
+    }
+    for name in _OPENING_COLUMNS:
+        columns[name] = [o.opening[name] for o in openings]
+    arrays = {name: array_literal(values) for name, values in columns.items()}
+    return set(db.execute(text(_OPEN_SESSIONS), arrays).scalars())
+
+
 _BY_TOKENS = f"SELECT {_SESSION_COLUMNS} {_SESSION_FROM} WHERE s.auth_token = ANY (CAST(:tokens AS text[]))"
 
 

@@ -509,16 +509,23 @@ def lock_cards_of(db: Session, starts: list[q.SessionRow]) -> dict[str, cards_db
     return cards_db.lock_cards(db, sorted({row.card_number for row in starts}))
 
 
-def open_planned(
-    db: Session, planned: PlannedStart, card: cards_db.CardRecord
-) -> tuple[AccountingResult, cards_db.CardRecord]:
-    """Open a planned Start's session with its card `card` (locked by `lock_cards_of`): the result, and the
-    card as it is now (activated on first use)."""
-    account_id = cards.activate(db, card, planned.now)
-    q.open_session(db, planned.row.id, account_id=account_id, **planned.opening)
-    if card.account_id != account_id:
-        card = replace(card, status="active", account_id=account_id, activated_at=planned.now)
-    return AccountingResult(planned.row.id, 0), card
+def opening_of(planned: PlannedStart, card: cards_db.CardRecord) -> q.SessionOpening | None:
+    """A planned Start's session opening on its card (locked by `lock_cards_of`), as `_open` opens it; None when
+    the card is neither new nor active (`_open` says why)."""
+    if card.status == "active" and card.account_id is not None:
+        account_id: int | None = card.account_id
+    elif card.status == "new":
+        account_id = None
+    else:
+        return None
+    row = planned.row
+    return q.SessionOpening(row.id, card.id, card.number, card.face_value, account_id, planned.opening, planned.now)
+
+
+def open_planned(db: Session, openings: list[q.SessionOpening]) -> bool:
+    """Open the planned Starts' sessions in one statement; False, having opened only some, when a session is
+    no longer pending: the caller rolls back and bills the packets one by one."""
+    return len(q.open_sessions(db, openings)) == len(openings)
 
 
 def _has_news(row: q.SessionRow, update: AccountingUpdate) -> bool:
