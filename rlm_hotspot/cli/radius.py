@@ -35,6 +35,12 @@ buffered_option = click.option(
     is_flag=True,
     help="Answer accounting once it is written to a detail file, and bill it from there (docs/radius.md).",
 )
+importer_option = click.option(
+    "--importer",
+    is_flag=True,
+    help="With --buffered-accounting: the buffer is billed by `hotspotctl radius import` (its own process, in "
+    "batches), not by the hotspot-buffer server inside radiusd.",
+)
 
 
 @click.group()
@@ -55,6 +61,7 @@ def radius() -> None:
 @click.option("--auth-port", type=click.IntRange(1, 65535), default=None, help="Let the hotspot server listen here.")
 @click.option("--acct-port", type=click.IntRange(1, 65535), default=None, help="... and take accounting here.")
 @buffered_option
+@importer_option
 @pass_app
 def install(
     app: App,
@@ -64,6 +71,7 @@ def install(
     auth_port: int | None,
     acct_port: int | None,
     buffered: bool,
+    importer: bool,
 ) -> None:
     """Add the `hotspot` modules (python3, and `hotspot_sql` for the logins' database call) and virtual server
     to an existing FreeRADIUS, then check it with -C.
@@ -75,7 +83,12 @@ def install(
     listen = radconf.Listen(auth_port, acct_port) if auth_port and acct_port else None
     with _config_errors():
         change, _ = radconf.install(
-            raddb, settings_file=_settings_file(app, settings_path), venv=venv, listen=listen, buffered=buffered
+            raddb,
+            settings_file=_settings_file(app, settings_path),
+            venv=venv,
+            listen=listen,
+            buffered=buffered or importer,
+            reader=not importer,
         )
     for path in change.changed:
         click.echo(f"wrote {path}")
@@ -87,6 +100,8 @@ def install(
         )
     else:
         click.echo("Restart FreeRADIUS to start serving.")
+    if importer:
+        click.echo("Start the importer that bills the buffer: `systemctl enable --now hotspot-radius-import`.")
 
 
 @radius.command()
@@ -143,6 +158,7 @@ def clients(app: App, local_secret: str | None) -> None:
 @click.option("--user", default="nobody", show_default=True, help="Unprivileged user radiusd runs as (when root).")
 @click.option("--threaded", is_flag=True, help="Keep the thread pool (-f -xx) instead of -X.")
 @buffered_option
+@importer_option
 @settings_option
 @venv_option
 @pass_app
@@ -156,6 +172,7 @@ def run(
     user: str,
     threaded: bool,
     buffered: bool,
+    importer: bool,
     settings_path: Path | None,
     venv: Path | None,
 ) -> None:
@@ -183,7 +200,8 @@ def run(
             clients=_clients(app, local_secret),
             owner=run_as,
             venv=venv,
-            buffered=buffered,
+            buffered=buffered or importer,
+            reader=not importer,
         )
     command = radconf.radiusd_command(written, user=run_as, threaded=threaded)
     click.echo(f"radiusd on {address} auth {auth_port} acct {acct_port}, config in {written}", err=True)

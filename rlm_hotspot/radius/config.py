@@ -391,7 +391,13 @@ class Installation:
 
 
 def install(
-    raddb: Path, *, settings_file: Path, venv: Path | None = None, listen: Listen | None = None, buffered: bool = False
+    raddb: Path,
+    *,
+    settings_file: Path,
+    venv: Path | None = None,
+    listen: Listen | None = None,
+    buffered: bool = False,
+    reader: bool = True,
 ) -> tuple[Installation, str]:
     """Wire the modules (python3 and its rlm_sql), the virtual server and the dictionary into a raddb, then check it.
 
@@ -423,8 +429,14 @@ def install(
     change.link(raddb / "mods-enabled" / SQL_INSTANCE, f"../mods-available/{SQL_INSTANCE}")
     change.write(raddb / "sites-available" / INSTANCE, site_text(listen, buffered=buffered))
     change.link(raddb / "sites-enabled" / INSTANCE, f"../sites-available/{INSTANCE}")
+    if buffered and not reader and (raddb / _enabled(f"sites-available/{BUFFER_SITE}")).exists():
+        # both would claim the buffer's files: each packet would still be billed once, but out of order
+        raise RadiusConfigError(
+            f"{raddb / _enabled(f'sites-available/{BUFFER_SITE}')} bills the buffer inside radiusd: remove that "
+            "link (or run `hotspotctl radius uninstall`) before installing for `hotspotctl radius import`"
+        )
     if buffered:  # the buffer directory is made by radiusd (detail writer) under Debian's radacctdir
-        for relative, text in buffer_files().items():
+        for relative, text in buffer_files(reader=reader).items():
             change.write(raddb / relative, text)
             change.link(raddb / _enabled(relative), f"../{relative}")
     change.write(raddb / POLICY, _fill(POLICY))
