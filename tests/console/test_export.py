@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,12 +12,10 @@ import pytest
 from click.testing import Result
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
-from sqlalchemy.orm import Session
 
 from rlm_hotspot.pins import PinVault
 from tests.console import test_cli
-from tests.console.conftest import audit_actions, post, sign_in
-from tests.db import factories
+from tests.console.conftest import audit_actions, hashed_batch, post, sheet_facts, sign_in
 from tests.portal.conftest import World
 
 run = test_cli.run  # the fixture: hotspotctl through CliRunner on the test database
@@ -58,17 +55,8 @@ def test_an_admin_exports_the_clis_a4_sheet_with_every_pin_and_qr_codes_without_
     assert response.status_code == 200 and response.mimetype == "application/pdf"
     assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["Content-Disposition"] == f'attachment; filename="batch{batch}.pdf"'
-    pdf = tmp_path / "sheet.pdf"
-    pdf.write_bytes(response.data)
-    words = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    words, scanned = sheet_facts(response.data, tmp_path)
     assert all(pin in words for pin in world.cards.pins) and "Series" in words
-    subprocess.run(["pdftoppm", "-r", "150", "-png", str(pdf), str(tmp_path / "page")], check=True)
-    scanned = subprocess.run(
-        ["zbarimg", "--quiet", "--raw", *map(str, sorted(tmp_path.glob("page*.png")))],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
     assert sorted(scanned) == sorted(f"http://portal.example/?card={number}" for number in world.cards.numbers)
 
     [(who, action, detail)] = exports(committed)
@@ -141,8 +129,7 @@ def test_the_reason_is_required(client: FlaskClient, committed: Engine, world: W
 def test_a_hashed_batch_cannot_be_exported(
     client: FlaskClient, committed: Engine, vault: PinVault, world: World
 ) -> None:
-    with Session(committed) as db, db.begin():
-        hashed = factories.batch(db, vault, count=2, face_value=1000, pin_mode="hashed")
+    hashed = hashed_batch(committed, vault)
     sign_in(client, "admin")
     assert "PINs hashed: no export" in client.get("/admin/setup").get_data(as_text=True)
     confirm = client.get(f"/admin/batch/{hashed.batch_id}/export").get_data(as_text=True)
