@@ -123,9 +123,10 @@ def test_a_connection_that_died_in_the_pool_costs_no_request(outage: Outage, vau
     outage.cluster.start()
     log_before = len(server.log_text())
     interim = {"Acct_Session_Time": 120, "Acct_Input_Octets": 10, "Acct_Output_Octets": 20}
-    # one transmission each, as a NAS's first: the autocommit engine's connection, then the transactional one's
-    assert server.account("interim", nas_ip=MIKROTIK, timeout=1.0, **interim, **sessions[0]) is not None
-    assert server.account("start", nas_ip=MIKROTIK, timeout=1.0, Acct_Session_Time=0, Acct_Delay_Time=120,
+    # one transmission each (a FAIL would leave it unanswered; the wait is generous, not a speed bound): the
+    # autocommit engine's dead connection, then the transactional one's
+    assert server.account("interim", nas_ip=MIKROTIK, timeout=5.0, **interim, **sessions[0]) is not None
+    assert server.account("start", nas_ip=MIKROTIK, timeout=5.0, Acct_Session_Time=0, Acct_Delay_Time=120,
                           **sessions[1]) is not None  # fmt: skip
     log = server.log_text()[log_before:]
     assert "answering FAIL" not in log
