@@ -22,10 +22,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from devtools.cluster import temporary_cluster
+from devtools.cluster import PrivateCluster, temporary_cluster
 from flowimport.importer import Importer, ImporterSettings
 from rlm_hotspot.db import migrate
 from rlm_hotspot.db.ledger import accounts_out_of_balance
@@ -148,6 +148,28 @@ def write_spool(spool: Path, sessions: int, bins: int, rng: random.Random) -> in
     return records
 
 
+def prepared_import(
+    cluster: PrivateCluster, root: Path, sessions: int, bins: int, history: int
+) -> tuple[Importer, Engine, Path, int]:
+    """The bench's database (`sessions` active sessions, `history` closed ones) and spool (`bins` minutes),
+    and an importer for them: (importer, engine, spool, records written)."""
+    engine = create_engine(cluster.url("bench"), connect_args={"options": "-c timezone=UTC"})
+    migrate.upgrade(engine)
+    create_key_file(root / "pin.keys")
+    with Session(engine) as session, session.begin():
+        session.execute(text("INSERT INTO installation (currency_code, currency_exponent) VALUES ('EUR', 2)"))
+        started = time.perf_counter()
+        populate(session, PinVault.from_file(root / "pin.keys"), sessions)
+        if history:
+            add_history(session, history, sessions)
+    print(f"setup: {sessions:,} active sessions, {history:,} closed ones, in {time.perf_counter() - started:.1f} s")
+    spool = root / "spool"
+    spool.mkdir()
+    records = write_spool(spool, sessions, bins, random.Random(7))
+    settings = ImporterSettings(hotspot="bench", spool=spool, policy=ImportPolicy(60, 180), settle=timedelta(0))
+    return Importer(settings, sessionmaker(engine)), engine, spool, records
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sessions", type=int, default=20_000)
@@ -155,24 +177,7 @@ def main() -> int:
     parser.add_argument("--history", type=int, default=0, help="closed sessions on the same addresses")
     args = parser.parse_args()
     with temporary_cluster("bench-flows-", "bench") as (cluster, root):
-        engine = create_engine(cluster.url("bench"), connect_args={"options": "-c timezone=UTC"})
-        migrate.upgrade(engine)
-        create_key_file(root / "pin.keys")
-        with Session(engine) as session, session.begin():
-            session.execute(text("INSERT INTO installation (currency_code, currency_exponent) VALUES ('EUR', 2)"))
-            started = time.perf_counter()
-            populate(session, PinVault.from_file(root / "pin.keys"), args.sessions)
-            if args.history:
-                add_history(session, args.history, args.sessions)
-        print(
-            f"setup: {args.sessions:,} active sessions, {args.history:,} closed ones, "
-            f"in {time.perf_counter() - started:.1f} s"
-        )
-        spool = root / "spool"
-        spool.mkdir()
-        records = write_spool(spool, args.sessions, args.bins, random.Random(7))
-        settings = ImporterSettings(hotspot="bench", spool=spool, policy=ImportPolicy(60, 180), settle=timedelta(0))
-        importer = Importer(settings, sessionmaker(engine))
+        importer, engine, spool, records = prepared_import(cluster, root, args.sessions, args.bins, args.history)
         started = time.perf_counter()
         if os.environ.get("BENCH_PROFILE"):  # BENCH_PROFILE=1: where the time goes
             profile = cProfile.Profile()

@@ -25,7 +25,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -297,6 +298,61 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
     raise SystemExit("the portal did not start listening")
 
 
+def warm_up(cookies: list[str], connections: int) -> Phase:
+    """Every guest's first sign of life since the login: it bills the minutes the setup took (and the worker
+    reads the session once); what follows on the same connections is the steady state."""
+    return Phase(status_every=0, per_connection=-(-len(cookies) // connections), pause_after=SETTLE_AFTER_WARM_UP_S)
+
+
+@contextmanager
+def serving_portal(
+    cluster: PrivateCluster, root: Path, sessions: int, workers: int, threads: int
+) -> Iterator[tuple[subprocess.Popen[bytes], int, list[str]]]:
+    """A standalone hotspot billed per second with `sessions` guests online, and `hotspotctl portal run`
+    (gunicorn) serving it on a loopback port: (its process, the port, every guest's cookie). It is stopped with
+    SIGTERM on the way out (its workers write what they hold before they exit)."""
+    env = {
+        **os.environ,
+        "HOTSPOT_CONFIG": os.devnull,
+        "HOTSPOT_DATABASE_URL": cluster.url("bench"),
+        "HOTSPOT_PIN_KEY_FILE": str(root / "pin.keys"),
+        "HOTSPOT_PORTAL_SECRET_KEY": SECRET,
+        "HOTSPOT_PORTAL_URL": "http://portal/",  # the Host the client sends; others are redirected
+    }
+    ctl = [str(Path(sys.executable).with_name("hotspotctl"))]
+
+    def run(*cmd: str) -> None:
+        subprocess.run(ctl + list(cmd), env=env, check=True, capture_output=True, text=True)
+
+    run("db", "init")
+    run("tariff", "add", "bench", "--per-hour", f"{PRICE_MINOR_PER_HOUR / 100:.2f}")
+    run(
+        "hotspot", "add", "bench", "--timezone", "Europe/Moscow", "--tariff", "bench", "--mode", "standalone",
+        "--heartbeat", "on", "--heartbeat-timeout", "3600",
+    )  # fmt: skip
+    cards_csv = root / "cards.csv"
+    run("cards", "generate", "--count", str(sessions), "--value", "100.00", "--hotspot", "bench",
+        "--output", str(cards_csv))  # fmt: skip
+    opened = time.perf_counter()
+    tokens = open_sessions(cluster.url("bench"), root / "pin.keys", cards_csv)
+    print(f"{len(tokens)} portal sessions opened in {time.perf_counter() - opened:.1f} s")
+    port = free_port()
+    portal = subprocess.Popen(
+        [*ctl, "portal", "run", "--hotspot", "bench", "--bind", f"127.0.0.1:{port}", "--plain-http",
+         "--workers", str(workers), "--threads", str(threads)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for_port(port, portal)
+        # gunicorn forks its workers up to 0.1 s apart, each with its own listening socket: connections
+        # made before the last one listens all go to the others (and keep-alive keeps them there).
+        time.sleep(2)
+        yield portal, port, cookies_for(tokens)
+    finally:
+        portal.send_signal(signal.SIGTERM)
+        portal.wait(timeout=30)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sessions", type=int, default=5000)
@@ -327,51 +383,12 @@ def main() -> int:
     if args.connections is None:
         args.connections = 1024 if args.rate else 16
     args.connections = min(args.connections, args.sessions)  # each guest on one connection at most
-    portal = None
     with temporary_cluster("bench-portal-", "bench") as (cluster, root):
-        try:
-            env = {
-                **os.environ,
-                "HOTSPOT_CONFIG": os.devnull,
-                "HOTSPOT_DATABASE_URL": cluster.url("bench"),
-                "HOTSPOT_PIN_KEY_FILE": str(root / "pin.keys"),
-                "HOTSPOT_PORTAL_SECRET_KEY": SECRET,
-                "HOTSPOT_PORTAL_URL": "http://portal/",  # the Host the client sends; others are redirected
-            }
-            ctl = [str(Path(sys.executable).with_name("hotspotctl"))]
-
-            def run(*cmd: str) -> None:
-                subprocess.run(ctl + list(cmd), env=env, check=True, capture_output=True, text=True)
-
-            run("db", "init")
-            run("tariff", "add", "bench", "--per-hour", f"{PRICE_MINOR_PER_HOUR / 100:.2f}")
-            run(
-                "hotspot", "add", "bench", "--timezone", "Europe/Moscow", "--tariff", "bench", "--mode", "standalone",
-                "--heartbeat", "on", "--heartbeat-timeout", "3600",
-            )  # fmt: skip
-            cards_csv = root / "cards.csv"
-            run("cards", "generate", "--count", str(args.sessions), "--value", "100.00", "--hotspot", "bench",
-                "--output", str(cards_csv))  # fmt: skip
-            opened = time.perf_counter()
-            tokens = open_sessions(cluster.url("bench"), root / "pin.keys", cards_csv)
-            print(f"{len(tokens)} portal sessions opened in {time.perf_counter() - opened:.1f} s")
-            port = free_port()
-            portal = subprocess.Popen(
-                [*ctl, "portal", "run", "--hotspot", "bench", "--bind", f"127.0.0.1:{port}", "--plain-http",
-                 "--workers", str(args.workers), "--threads", str(args.threads)],
-                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
-            wait_for_port(port, portal)
-            # gunicorn forks its workers up to 0.1 s apart, each with its own listening socket: connections
-            # made before the last one listens all go to the others (and keep-alive keeps them there).
-            time.sleep(2)
-            cookies = cookies_for(tokens)
+        with serving_portal(cluster, root, args.sessions, args.workers, args.threads) as (_portal, port, cookies):
             # Warm-up: every guest's first sign of life since the login (it bills the minutes the setup took,
             # and the worker reads the session once); the measured run then goes on on the same connections:
             # the steady state of guests who are online and whose page keeps beating.
-            warm = Phase(
-                status_every=0, per_connection=-(-len(cookies) // args.connections), pause_after=SETTLE_AFTER_WARM_UP_S
-            )
+            warm = warm_up(cookies, args.connections)
             runs = [Phase(args.status_every, args.status_url, args.seconds, rate=args.rate) for _ in range(args.repeat)]
             debit_counts: list[int] = []
             split: list[str] = []  # connections per worker, just before the first measured run
@@ -411,10 +428,6 @@ def main() -> int:
                 for kind, label in (("heartbeat", "POST /heartbeat"), ("status", f"GET {args.status_url}")):
                     if seconds := run.latencies[kind]:
                         print(f"  {label:22} {len(seconds) / run.elapsed:6,.0f}/s  latency ms: {percentiles(seconds)}")
-        finally:
-            if portal is not None:
-                portal.send_signal(signal.SIGTERM)  # the workers write what they hold before they exit
-                portal.wait(timeout=30)
         return money_check(cluster)
 
 

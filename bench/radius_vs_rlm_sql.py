@@ -22,6 +22,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -242,9 +244,15 @@ SESSION_S = 420  # how long each benchmark session lasts: reported at once, each
 
 
 def drive(
-    server: Server, credentials: list[tuple[str, str]], window: int, tag: str, cluster: PrivateCluster
+    server: Server,
+    credentials: list[tuple[str, str]],
+    window: int,
+    tag: str,
+    cluster: PrivateCluster,
+    around: Callable[[str], AbstractContextManager[object]] = lambda _phase: nullcontext(),
 ) -> dict[str, Outcome]:
-    """Access-Request for every user, then Start, Interim and Stop for every session.
+    """Access-Request for every user, then Start, Interim and Stop for every session; each phase's load
+    runs inside `around(phase)` (bench/db_cost.py measures the CPU it costs there).
 
     The sessions are reported as a NAS that reports late would: the logins are moved SESSION_S into the
     past and every accounting packet says in Acct-Delay-Time when it was sent, so online time stays
@@ -256,7 +264,8 @@ def drive(
     for user, pin in credentials:
         authenticator, attrs = access_request(user, pin, SECRET)
         auth_requests.append((ACCESS_REQUEST, attrs, authenticator))
-    results["access"] = asyncio.run(run_load("127.0.0.1", server.auth_port, SECRET, auth_requests, window))
+    with around("access"):
+        results["access"] = asyncio.run(run_load("127.0.0.1", server.auth_port, SECRET, auth_requests, window))
     classes = [reply_attributes(r, CLASS) if r else [] for r in results["access"].replies]
     if server.name == "rlm_hotspot":
         cluster.psql(
@@ -282,7 +291,8 @@ def drive(
             )
             for i, (user, _) in enumerate(credentials)
         ]
-        results[status] = asyncio.run(run_load("127.0.0.1", server.acct_port, SECRET, requests, window))
+        with around(status):
+            results[status] = asyncio.run(run_load("127.0.0.1", server.acct_port, SECRET, requests, window))
     return results
 
 

@@ -1,6 +1,7 @@
 """Admin pages: staff accounts, and the configuration (tariffs, hotspots, NAS, batches, the desk's face
 values): tariffs, hotspots and NAS are made and changed by the catalog service the CLI uses, under its
-rules (a tariff's prices never change in place); batches are made and blocked or unblocked whole."""
+rules (a tariff's prices never change in place); batches are made, blocked or unblocked whole, and
+exported with their PINs (the CLI's file, a deliberate act with a reason on the audit trail)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from collections.abc import Callable
 from dataclasses import fields
 from datetime import timedelta
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Response as FileResponse
 from flask_babel import gettext
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
@@ -16,10 +18,12 @@ from werkzeug.wrappers import Response
 from console.auth import record, requires
 from console.context import console
 from console.i18n import money
+from rlm_hotspot import cardfiles
 from rlm_hotspot.core.admin_input import BAND_FORMAT, InputError, base_prices_never_charged, parse_bands, parse_seconds
 from rlm_hotspot.core.money import Currency, MoneyError
-from rlm_hotspot.services import cards, catalog, desk, staff
-from rlm_hotspot.services.errors import ServiceError
+from rlm_hotspot.pins import PinKeyError
+from rlm_hotspot.services import audit, cards, catalog, desk, staff
+from rlm_hotspot.services.errors import NotFound, ServiceError
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 MAX_BATCH_IN_CONSOLE = 10_000  # a request, not a job: larger batches with hotspotctl
@@ -82,6 +86,7 @@ def setup() -> str:
             hotspots=catalog.list_hotspots(db),
             nas=catalog.list_nas(db),
             batches=desk.batches(db),
+            exported=audit.last_batch_exports(db),
             presets=desk.presets(db, console().clock()),
             currency=catalog.currency(db),
             modes=("radius", "standalone"),
@@ -132,6 +137,85 @@ def batch_block(batch_id: int) -> Response:
     except ServiceError as exc:
         flash(str(exc), "error")
     return redirect(url_for("admin.setup"))
+
+
+@bp.get("/batch/<int:batch_id>/export")
+@requires("admin")
+def batch_export_form(batch_id: int) -> str:
+    """The confirmation before a batch's PINs leave: what the file holds, when and by whom it was last
+    exported, and the reason to give. No PIN on this page."""
+    ctx = console()
+    with ctx.transaction() as db:
+        found = desk.batches(db, batch_id)
+        if not found:
+            abort(404)
+        try:
+            cards.exportable_batch(db, batch_id, max_cards=MAX_BATCH_IN_CONSOLE)
+            refusal = None
+        except ServiceError as exc:
+            refusal = _export_refusal(exc, batch_id)
+        return render_template(
+            "export.html",
+            b=found[0],
+            last=audit.last_batch_exports(db, batch_id).get(batch_id),
+            refusal=refusal,
+            currency=ctx.currency(db),
+        )
+
+
+@bp.post("/batch/<int:batch_id>/export")
+@requires("admin")
+def batch_export(batch_id: int) -> Response:
+    """A batch with its PINs, as `hotspotctl cards export` writes it: the A4 scratch-card sheet or the CSV.
+    One audit row with the reason (never a PIN); a refusal exports nothing and is on the trail too."""
+    ctx = console()
+    fmt, reason = request.form.get("format", ""), request.form.get("reason", "").strip()[:200]
+    if fmt not in cardfiles.FORMATS or not reason:
+        flash(
+            gettext("Give a reason: it is written to the audit trail with the export.")
+            if fmt in cardfiles.FORMATS
+            else gettext("Choose PDF or CSV."),
+            "error",
+        )
+        return redirect(url_for("admin.batch_export_form", batch_id=batch_id))
+    with ctx.transaction() as db:  # a refusal commits its audit row; an export commits with its row
+        try:
+            export = cards.export_batch(db, ctx.vault, batch_id, max_cards=MAX_BATCH_IN_CONSOLE)
+        except (ServiceError, PinKeyError) as exc:
+            record(db, "batch.export.refused", str(batch_id), batch_id=batch_id, format=fmt, why=str(exc))
+            flash(_export_refusal(exc, batch_id), "error")
+            return redirect(url_for("admin.setup"))
+        again = batch_id in audit.last_batch_exports(db, batch_id)
+        record(
+            db, "batch.export", str(batch_id), batch_id=batch_id, format=fmt, cards=len(export.cards), reason=reason,
+            again=again,
+        )  # fmt: skip
+        data = cardfiles.batch_file(export, fmt, ctx.currency(db), ctx.settings.core.portal_url)
+    response = FileResponse(data, mimetype=cardfiles.MIMETYPES[fmt])
+    response.headers["Content-Disposition"] = f'attachment; filename="batch{batch_id}.{fmt}"'
+    return response
+
+
+def _export_refusal(exc: Exception, batch_id: int) -> str:
+    """Why a batch's PINs cannot be exported here, in the admin's language."""
+    if isinstance(exc, cards.HashedPins):
+        return gettext(
+            "The PINs of this batch are hashed: they could be printed only when it was made, so it cannot be "
+            "exported. Nothing was exported."
+        )
+    if isinstance(exc, cards.TooManyToExport):
+        return gettext(
+            "This batch has %(count)d cards, more than the console exports at once (%(limit)d). Export it on "
+            "the server: hotspotctl cards export --batch %(batch)d --output batch%(batch)d.pdf",
+            count=exc.card_count, limit=MAX_BATCH_IN_CONSOLE, batch=batch_id,
+        )  # fmt: skip
+    if isinstance(exc, NotFound):
+        return gettext("There is no batch %(batch)d.", batch=batch_id)
+    if isinstance(exc, PinKeyError):
+        return gettext(
+            "The PINs do not open with the console's key file (hotspotctl pins status). Nothing was exported."
+        )
+    return str(exc)
 
 
 @bp.post("/presets")

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import csv
 import sys
-from collections.abc import Sequence
 from datetime import UTC, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import click
 
+from rlm_hotspot.cardfiles import CardFace, batch_file, cards_file, deadline_text, series_title
 from rlm_hotspot.cli.context import App, pass_app
 from rlm_hotspot.cli.output import emit, format_option
 from rlm_hotspot.cli.parsing import parse_amount, parse_duration, parse_when
 from rlm_hotspot.core.cardcode import display_card_number
-from rlm_hotspot.printsheet import PrintableCard, render_scratch_sheet
 from rlm_hotspot.services import cards as svc
 from rlm_hotspot.services.catalog import get_hotspot
 from rlm_hotspot.services.reports import statement
@@ -111,16 +109,15 @@ def cards_generate(
         with click.progressbar(length=count, label="generating", file=sys.stderr) as bar:
             batch = svc.generate_batch(db, app.vault, spec, now, app.settings.pin_mode, bar.update)
         if output:
-            rows = [(number, pin) for number, pin in zip(batch.numbers, batch.pins, strict=True)]
-            _write_cards(
-                Path(output),
-                rows,
-                currency.format(spec.face_value),
-                name or f"Series {batch.series:04d}",
-                hotspot,
-                _deadline_text(spec, tz),
-                app.settings.portal_url,
+            face = CardFace(
+                face_value=currency.format(spec.face_value),
+                title=series_title(name, batch.series),
+                hotspot=hotspot,
+                deadline=deadline_text(spec, tz),
+                portal_url=app.settings.portal_url,
             )
+            rows = list(zip(batch.numbers, batch.pins, strict=True))
+            Path(output).write_bytes(cards_file(_file_format(Path(output)), rows, face))
     click.echo(
         f"batch {batch.batch_id}: {count} cards of {currency.format(spec.face_value)}, series {batch.series:04d}"
     )
@@ -133,42 +130,9 @@ def cards_generate(
         )
 
 
-def _deadline_text(spec: svc.BatchSpec, tz: tzinfo) -> str | None:
-    parts = []
-    if spec.use_before:
-        parts.append(f"use before {spec.use_before.astimezone(tz):%Y-%m-%d %H:%M}")
-    if spec.validity:
-        parts.append(f"valid {_days(spec.validity.total_seconds())} after first use")
-    if spec.expires_at:
-        parts.append(f"expires {spec.expires_at.astimezone(tz):%Y-%m-%d %H:%M}")
-    return "; ".join(parts) or None
-
-
-def _days(seconds: float) -> str:
-    return f"{int(seconds // 86400)} days" if seconds % 86400 == 0 else f"{int(seconds // 3600)} h"
-
-
-def _write_cards(
-    path: Path,
-    rows: Sequence[tuple[str, str | None]],
-    face_value: str,
-    title: str,
-    hotspot: str | None,
-    deadline: str | None,
-    portal_url: str,
-) -> None:
-    """Write cards with PINs as CSV (mail merge, till receipts) or a printable PDF of scratch cards."""
-    if path.suffix.lower() == ".pdf":
-        printable = [
-            PrintableCard(number=n, pin=p or "", face_value=face_value, deadline=deadline, hotspot=hotspot)
-            for n, p in rows
-        ]
-        path.write_bytes(render_scratch_sheet(printable, title=title, portal_url=portal_url))
-        return
-    with path.open("w", newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow(["card_number", "pin", "face_value", "deadline"])
-        writer.writerows([(n, p or "", face_value, deadline or "") for n, p in rows])
+def _file_format(path: Path) -> str:
+    """The file's format from its name (checked to end in .csv or .pdf)."""
+    return path.suffix.lower().removeprefix(".")
 
 
 @cards.command("export")
@@ -186,23 +150,7 @@ def cards_export(app: App, batch_id: int, output: str) -> None:
     with app.transaction(audit=True) as db:  # PINs shown: on the record, though nothing changed
         currency = app.currency(db)
         export = svc.export_batch(db, app.vault, batch_id)
-    tz = ZoneInfo(export.timezone)
-    spec = svc.BatchSpec(
-        count=len(export.cards),
-        face_value=export.face_value,
-        use_before=export.use_before,
-        validity=export.validity,
-        expires_at=export.expires_at,
-    )
-    _write_cards(
-        path,
-        export.cards,
-        currency.format(export.face_value),
-        export.name or f"Series {export.series:04d}",
-        export.hotspot,
-        _deadline_text(spec, tz),
-        export.portal_url or app.settings.portal_url,
-    )
+    path.write_bytes(batch_file(export, _file_format(path), currency, app.settings.portal_url))
     click.echo(f"{len(export.cards)} cards written to {output}")
 
 

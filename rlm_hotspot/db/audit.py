@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
+
+from rlm_hotspot.db.rows import every
 
 
 def insert(
@@ -82,3 +86,31 @@ def failed_logins(db: Session, *, name: str, client: str, since: datetime) -> tu
         {"name": name, "client": client, "since": since},
     ).one()
     return int(row.by_name), int(row.by_client)
+
+
+@dataclass(frozen=True)
+class LastExport:
+    """The latest export of a batch's PINs: when, by whom, through which door (its audit action)."""
+
+    batch_id: int
+    at: datetime
+    staff_name: str
+    action: str
+
+    @property
+    def by_cli(self) -> bool:
+        """Exported with hotspotctl (`staff_name` is then the operator's Unix name)."""
+        return self.action.startswith("cli.")
+
+
+def last_exports(db: Session, actions: Sequence[str], batch_id: int | None = None) -> list[LastExport]:
+    """The latest row of `actions` per batch (each names its batch as detail's `batch_id`)."""
+    only_one = "AND detail->>'batch_id' = CAST(:batch_id AS text)" if batch_id is not None else ""
+    query = text(
+        f"""SELECT DISTINCT ON (1) CAST(detail->>'batch_id' AS bigint) AS batch_id, at, staff_name, action
+            FROM audit_trail WHERE action IN :actions {only_one} ORDER BY 1, id DESC"""
+    ).bindparams(bindparam("actions", expanding=True))
+    params: dict[str, object] = {"actions": list(actions)}
+    if batch_id is not None:
+        params["batch_id"] = batch_id
+    return every(LastExport, db.execute(query, params))

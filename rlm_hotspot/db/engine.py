@@ -13,7 +13,7 @@ except ModuleNotFoundError as missing:  # the driver is the installer's choice (
         "--system-site-packages), or pip install 'rlm-hotspot[binary]'"
     ) from missing
 from sqlalchemy import Connection, CursorResult, Engine, Result, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from rlm_hotspot.settings import Settings
@@ -24,6 +24,8 @@ log = logging.getLogger("rlm_hotspot.db")
 # statement as plain text there (a PREPAREd name lives on one server connection, the next transaction
 # may get another).
 SERVER_SIDE_PREPARE = "hotspot_server_side_prepare"
+
+READ_ONLY_SQL_TRANSACTION = "25006"  # SQLSTATE: "cannot execute ... in a read-only transaction"
 
 # What runs statements: an ORM Session, or on the hot paths (RADIUS hooks, portal heartbeats) a plain
 # Connection in autocommit, whose per-statement cost is about half a Session's.
@@ -68,10 +70,20 @@ def make_engine(
         },
     )
     event.listen(engine, "reset", _end_an_open_transaction)
+    event.listen(engine, "handle_error", _read_only_server_is_gone)
     if not pooled:
         return engine
     event.listen(engine, "first_connect", _check_role_settings)
     return engine.execution_options(**{SERVER_SIDE_PREPARE: False})
+
+
+def _read_only_server_is_gone(context: ExceptionContext) -> None:
+    """Treat a write refused as read-only like a lost connection: the server this connection was made to
+    is no longer the primary (demoted while the connection lived, or a standby reached without
+    target_session_attrs). SQLAlchemy then drops it and the pool's older connections, and the next one
+    connects afresh (libpq finds the primary among the hosts) instead of reusing it for every write."""
+    if getattr(context.original_exception, "pgcode", None) == READ_ONLY_SQL_TRANSACTION:
+        context.is_disconnect = True
 
 
 def _check_role_settings(dbapi_connection: Any, _record: object) -> None:

@@ -283,15 +283,18 @@ def record_operator(db: Session, ledger_key: str, staff_id: int, reason: str) ->
     )
 
 
-def batches(db: Session) -> list[dict[str, object]]:
-    """Every batch with its use (the admin_sales view) and how many of its cards the desk sold."""
+def batches(db: Session, batch_id: int | None = None) -> list[dict[str, object]]:
+    """Every batch (or the one named) with its use (the admin_sales view) and how many of its cards the
+    desk sold."""
+    only_one = "WHERE s.batch_id = :batch_id" if batch_id is not None else ""
     rows = db.execute(
         text(
-            """SELECT s.*, b.pin_mode, h.name AS hotspot,
+            f"""SELECT s.*, b.pin_mode, h.name AS hotspot,
                       (SELECT count(*) FROM card_sales cs JOIN cards c ON c.id = cs.card_id
                         WHERE c.batch_id = s.batch_id) AS cards_sold
                FROM admin_sales s JOIN card_batches b ON b.id = s.batch_id
-               LEFT JOIN hotspots h ON h.id = b.hotspot_id ORDER BY s.batch_id DESC"""
-        )
+               LEFT JOIN hotspots h ON h.id = b.hotspot_id {only_one} ORDER BY s.batch_id DESC"""
+        ),
+        {"batch_id": batch_id},
     )
     return [dict(r._mapping) for r in rows]

@@ -4,6 +4,8 @@ One RadiusAdapter lives in radiusd's embedded interpreter, made once by `instant
 the hook bodies; they never raise into radiusd. A refusal is a REJECT with its Reply-Message; an
 infrastructure fault (database down, statement timeout) is FAIL plus a log line, and the next request
 tries the database again (a broken connection is dropped from the pool), so service resumes by itself.
+A pooled connection found dead when a hook uses it (the server restarted, or a failover moved the
+primary, while it sat idle) costs no request: the hook runs once more on a new connection.
 
 radiusd runs the hooks one at a time (one python3 instance), so the login rate is 1 / (time in the
 hooks). A login's database round trip is therefore not made here: `authorize` runs twice, and between
@@ -23,7 +25,7 @@ from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.clock import utc_now
@@ -162,7 +164,7 @@ class RadiusAdapter:
         one log line, never an exception."""
         started = time.perf_counter()
         try:
-            result = body(lists)
+            result = self._again_if_dropped(hook, body, lists)
         except (OperationalError, InterfaceError) as exc:  # down, unreachable, statement timeout
             why = f"database unavailable, answering FAIL: {first_line(exc)}"
             result = self._fault(hook, "database_unavailable", why, fault_reply)
@@ -177,6 +179,29 @@ class RadiusAdapter:
         self.metrics.hook_seconds.labels(hook).observe(time.perf_counter() - started)
         self.metrics.requests.labels(hook, self._outcome(result)).inc()
         return result
+
+    def _again_if_dropped(
+        self, hook: str, body: Callable[[dict[str, Any]], HookResult], lists: dict[str, Any]
+    ) -> HookResult:
+        """Run the body; once more if the connection it used turned out dead (SQLAlchemy then drops it and
+        the pool's older ones, so the second run connects afresh, and libpq's target_session_attrs finds the
+        primary).
+
+        Without pre-ping (a round trip per hook) a connection that died idle is noticed only by the hook
+        that uses it; the transactional engine serves only a tariff reload (every 30 s) and the locked
+        accounting path, so after a failover its connection may wait there long after service is back,
+        and a login that reloads its tariff would be refused for it. Running a hook again is safe: the
+        login's call reads, and accounting is a retransmission to the module (guarded writes, idempotency
+        keys). A failed connect is not retried (the database is away: FAIL at once), nor a second drop.
+        """
+        try:
+            return body(lists)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            self.log(self.rad.L_INFO, f"{hook}: a pooled database connection was lost, trying a new one: "
+                                      f"{first_line(exc)}")  # fmt: skip
+        return body(lists)
 
     def _fault(self, hook: str, kind: str, why: str, fault_reply: tuple[Item, ...] | None) -> HookResult:
         """FAIL, logged (`why`) and counted (`kind` labels hotspot_radius_errors)."""

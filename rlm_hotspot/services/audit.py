@@ -8,6 +8,11 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.db import audit as q
+from rlm_hotspot.db.audit import LastExport
+
+# A batch's PINs leave through the console's export or `hotspotctl cards export` (its action is the
+# command's path); both name the batch as detail's `batch_id`.
+BATCH_EXPORTS = ("batch.export", "cli.cards.export")
 
 
 @dataclass(frozen=True)
@@ -48,3 +53,8 @@ def trail(
 ) -> list[dict[str, object]]:
     """Newest first; `action` matches itself and its sub-actions ('card' matches 'card.sell')."""
     return q.rows(db, since=since, staff_name=staff_name, action=action, limit=limit)
+
+
+def last_batch_exports(db: Session, batch_id: int | None = None) -> dict[int, LastExport]:
+    """When and by whom each batch's PINs were last exported, through either door (batch id: export)."""
+    return {mark.batch_id: mark for mark in q.last_exports(db, BATCH_EXPORTS, batch_id)}

@@ -333,28 +333,53 @@ class BatchExport:
     cards: list[tuple[str, str | None]]
 
 
-def export_batch(db: Session, vault: PinVault, batch_id: int) -> BatchExport:
-    """Decrypt a batch's PINs for printing; refused for hashed batches (their PINs are gone)."""
-    batch_cards = q.cards_of_batch(db, batch_id)
-    if not batch_cards:
+class HashedPins(ServiceError):
+    """A batch whose PINs were hashed: they could be saved only when it was generated."""
+
+    def __init__(self, batch_id: int) -> None:
+        super().__init__(f"batch {batch_id} has hashed PINs: they could only be saved when it was generated")
+
+
+class TooManyToExport(ServiceError):
+    """More cards than one request may decrypt and print: a job for `hotspotctl cards export`."""
+
+    def __init__(self, batch: q.Batch) -> None:
+        super().__init__(f"batch {batch.id} has {batch.card_count} cards: export it with hotspotctl cards export")
+        self.card_count = batch.card_count
+
+
+def exportable_batch(db: Session, batch_id: int, *, max_cards: int | None = None) -> q.Batch:
+    """The batch, if its PINs can be exported (at most `max_cards` of them); else why not."""
+    batch = q.batch_by_id(db, batch_id)
+    if batch is None:
         raise NotFound(f"no batch {batch_id}")
+    if batch.pin_mode != "encrypted":
+        raise HashedPins(batch_id)
+    if max_cards is not None and batch.card_count > max_cards:
+        raise TooManyToExport(batch)
+    return batch
+
+
+def export_batch(db: Session, vault: PinVault, batch_id: int, *, max_cards: int | None = None) -> BatchExport:
+    """Decrypt a batch's PINs for printing; refused for hashed batches (their PINs are gone) and, with
+    `max_cards`, for a batch larger than that."""
+    batch = exportable_batch(db, batch_id, max_cards=max_cards)
+    batch_cards = q.cards_of_batch(db, batch_id)
     pins = reveal_pins(vault, batch_cards)
-    if any(pin is None for pin in pins):
-        raise ServiceError(f"batch {batch_id} has hashed PINs: they could only be saved when it was generated")
-    first = batch_cards[0]
-    batch = q.batch_of(db, first)
-    hotspot = hotspot_by_id(db, first.hotspot_id) if first.hotspot_id is not None else None
+    if any(pin is None for pin in pins):  # a card sealed unlike its batch: print none rather than a blank PIN
+        raise HashedPins(batch_id)
+    hotspot = hotspot_by_id(db, batch.hotspot_id) if batch.hotspot_id is not None else None
     return BatchExport(
         batch_id=batch_id,
-        series=first.series,
+        series=batch.series,
         name=batch.name,
-        face_value=first.face_value,
+        face_value=batch.face_value,
         hotspot=hotspot.name if hotspot else None,
         timezone=hotspot.timezone if hotspot else "UTC",
         portal_url=hotspot.portal_url if hotspot else None,
-        use_before=first.use_before,
-        validity=timedelta(seconds=first.validity_seconds) if first.validity_seconds else None,
-        expires_at=first.expires_at,
+        use_before=batch.use_before,
+        validity=timedelta(seconds=batch.validity_seconds) if batch.validity_seconds else None,
+        expires_at=batch.expires_at,
         cards=[(c.number, pin) for c, pin in zip(batch_cards, pins, strict=True)],
     )
 

@@ -450,5 +450,5 @@ def per_hour(db: Session, day: date, timezone: str) -> list[q.HourLine]:
     return q.per_hour(db, start, datetime.combine(day + timedelta(days=1), time(), ZoneInfo(timezone)), timezone)
 
 
-def batches(db: Session) -> list[dict[str, object]]:
-    return q.batches(db)
+def batches(db: Session, batch_id: int | None = None) -> list[dict[str, object]]:
+    return q.batches(db, batch_id)

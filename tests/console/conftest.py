@@ -3,6 +3,7 @@ role) and a world to sell from: a hotspot 'cafe' and a batch of 5.00 cards with 
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,9 @@ from sqlalchemy.orm import Session
 from console import create_app
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import staff
+from rlm_hotspot.services.cards import GeneratedBatch
 from tests.conftest import NOW
+from tests.db import factories
 from tests.portal.conftest import Clock, World, make_world
 from tests.web_apps import csrf_of as page_csrf
 from tests.web_apps import running_app, web_settings
@@ -73,3 +76,24 @@ def audit_actions(engine: Engine) -> list[tuple[str, str, str | None]]:
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT staff_name, action, subject FROM audit_trail ORDER BY id"))
         return [(r.staff_name, r.action, r.subject) for r in rows]
+
+
+def hashed_batch(engine: Engine, vault: PinVault) -> GeneratedBatch:
+    """Two 10.00 cards whose PINs were hashed: printed when they were made, never again."""
+    with Session(engine) as db, db.begin():
+        return factories.batch(db, vault, count=2, face_value=1000, pin_mode="hashed")
+
+
+def sheet_facts(pdf: bytes, folder: Path) -> tuple[str, list[str]]:
+    """(the text, what each QR code says) of an A4 sheet, read by poppler and zbar as a phone would."""
+    path = folder / "sheet.pdf"
+    path.write_bytes(pdf)
+    words = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True).stdout
+    subprocess.run(["pdftoppm", "-r", "150", "-png", str(path), str(folder / "page")], check=True)
+    scanned = subprocess.run(
+        ["zbarimg", "--quiet", "--raw", *map(str, sorted(folder.glob("page*.png")))],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return words, scanned

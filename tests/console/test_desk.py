@@ -4,7 +4,6 @@ audit row each action leaves."""
 from __future__ import annotations
 
 import re
-import subprocess
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from rlm_hotspot.services.errors import ServiceError
 from rlm_hotspot.services.sessions import open_portal_session
 from rlm_hotspot.services.tariff_cache import TariffCache
 from tests.conftest import NOW
-from tests.console.conftest import audit_actions, post, sign_in
+from tests.console.conftest import audit_actions, hashed_batch, post, sheet_facts, sign_in
 from tests.db import factories
 from tests.db.helpers import assert_ledger_balanced
 from tests.portal.conftest import Clock, World
@@ -96,21 +95,12 @@ def test_a_sheet_is_the_clis_pdf_with_the_pins_and_a_qr_code_without_them(
     sign_in(client, "cashier")
     response = post(client, "/sell", batch=str(world.cards.batch_id), count="3", format="pdf", price="4.50")
     assert response.status_code == 200 and response.mimetype == "application/pdf"
-    pdf = tmp_path / "sheet.pdf"
-    pdf.write_bytes(response.data)
-    words = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    words, scanned = sheet_facts(response.data, tmp_path)
     sold = sold_cards(committed)
     assert [price for _, _, price in sold] == [450] * 3
     by_number = dict(zip(world.cards.numbers, world.cards.pins, strict=True))
     for number, _, _ in sold:
         assert by_number[number] in words
-    subprocess.run(["pdftoppm", "-r", "150", "-png", str(pdf), str(tmp_path / "page")], check=True)
-    scanned = subprocess.run(
-        ["zbarimg", "--quiet", "--raw", *map(str, sorted(tmp_path.glob("page*.png")))],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
     assert sorted(scanned) == sorted(f"http://portal.example/?card={number}" for number, _, _ in sold)
 
 
@@ -125,8 +115,7 @@ def test_selling_more_than_the_stock_sells_nothing(client: FlaskClient, committe
 def test_a_batch_with_hashed_pins_is_sold_by_number(
     client: FlaskClient, committed: Engine, vault: PinVault, world: World
 ) -> None:
-    with Session(committed) as db, db.begin():
-        hashed = factories.batch(db, vault, count=2, face_value=1000, pin_mode="hashed")
+    hashed = hashed_batch(committed, vault)
     sign_in(client, "cashier")
     post(client, "/sell", batch=str(hashed.batch_id), count="1", format="receipt-80")
     assert "sell its cards by number" in client.get("/sell").get_data(as_text=True)

@@ -46,6 +46,18 @@ def test_hashed_mode_verifies_but_never_reveals(db: Session, vault: PinVault) ->
         cards.export_batch(db, vault, batch.batch_id)
 
 
+def test_an_export_is_refused_before_any_pin_is_opened_for_an_unknown_or_too_large_batch(
+    db: Session, vault: PinVault
+) -> None:
+    batch = factories.world(db, vault)  # three cards
+    with pytest.raises(cards.TooManyToExport, match="export it with hotspotctl cards export") as refused:
+        cards.export_batch(db, vault, batch.batch_id, max_cards=2)
+    assert refused.value.card_count == 3
+    with pytest.raises(NotFound):
+        cards.export_batch(db, vault, batch.batch_id + 1000)
+    assert len(cards.export_batch(db, vault, batch.batch_id, max_cards=3).cards) == 3
+
+
 def test_a_pin_sealed_for_one_card_does_not_open_another(db: Session, vault: PinVault) -> None:
     """Not a wrong PIN (a guest's failed try) but a fault: the secret was copied, or the key file is not its own."""
     batch = factories.world(db, vault)

@@ -1,7 +1,8 @@
 """A receptionist's day in real headless Chromium: sign in, sell five cards on a receipt, help a guest
 whose card "doesn't work" (locked out after wrong PINs), end a session, read today's sales — and be
 refused an admin page; every action leaves its audit row. The printing path (a receipt as Chromium prints
-it, the A4 sheet as a download) and the second factor. Then `hotspotctl console run` under gunicorn.
+it, the A4 sheet as a download), an admin's export of a whole batch and the second factor. Then
+`hotspotctl console run` under gunicorn.
 
 The console runs in a werkzeug server thread on 127.0.0.1 against the private test PostgreSQL.
 Screenshots go to $CONSOLE_SCREENSHOTS (default: the test's temporary directory).
@@ -246,6 +247,7 @@ TABLET_PAGES = {
     "/audit": ["#audit"],
     "/admin/staff": ["form[action$='/admin/staff'] button[type=submit]"],
     "/admin/setup": ["#generate button", "#add-tariff button", "#change-hotspot button", "#add-nas button"],
+    "/admin/batch/{batch}/export": ["#export button"],
 }
 # what the first screen shows, without scrolling down: where the work starts
 FIRST_SCREEN = {
@@ -263,9 +265,10 @@ def test_the_key_pages_fit_the_desks_tablet_with_their_actions_in_reach(
     guest_login(committed, vault, shop, number, shop.cards.pins[0])  # a live session: its End button shows
     sign_in_as(browser, console_url, "admin", PASSWORDS["admin"])  # every page and every action
     for path, actions in TABLET_PAGES.items():
-        browser.get(console_url + path.format(number=number))
+        browser.get(console_url + path.format(number=number, batch=shop.cards.batch_id))
         wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "main h1"))
-        browser.save_screenshot(str(screenshots / f"console-tablet{path.split('?')[0].replace('/', '-')}.png"))
+        page = path.split("?")[0].replace("/{batch}", "").replace("/", "-")
+        browser.save_screenshot(str(screenshots / f"console-tablet{page}.png"))
         assert_fits_the_tablet(browser)
         for selector in actions:
             shown = [e for e in browser.find_elements(By.CSS_SELECTOR, selector) if e.is_displayed()]
@@ -385,6 +388,42 @@ def test_a_58_mm_receipt_prints_one_slip_per_card_and_the_a4_sheet_downloads_as_
     assert sheet.name == "cards-0001.pdf" and "A4" in info
     for number in shop.cards.numbers[2:5]:
         assert by_number[number] in words
+
+
+@needs_chromium
+def test_an_admin_exports_a_batchs_a4_sheet_with_a_reason_and_sees_it_before_exporting_again(
+    console_url: str, browser: WebDriver, committed: Engine, shop: World, tmp_path: Path, screenshots: Path
+) -> None:
+    url, driver, batch = console_url, browser, shop.cards.batch_id
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    sign_in_as(driver, url, "admin", PASSWORDS["admin"])
+    driver.get(f"{url}/admin/setup")
+    driver.find_element(By.CSS_SELECTOR, f"#batches a[href$='/admin/batch/{batch}/export']").click()
+    wait_for(driver, lambda d: d.find_elements(By.ID, "export"))
+    assert text_of(driver, "[data-field=last-export]") == "never"
+    driver.find_element(By.CSS_SELECTOR, "#export button[type=submit]").click()  # no reason yet: the browser asks
+    assert driver.execute_script("return document.getElementById('export-reason').validity.valueMissing")
+    driver.find_element(By.ID, "export-reason").send_keys("sheet for the hotel's front desk")
+    driver.find_element(By.CSS_SELECTOR, "#export button[type=submit]").click()
+    wait_for(driver, lambda d: list(downloads.glob("*.pdf")), seconds=15)
+    sheet = next(downloads.glob("*.pdf"))
+    words, info = pdf_facts(sheet)
+    assert sheet.name == f"batch{batch}.pdf" and "A4" in info
+    assert all(pin in words for pin in shop.cards.pins)
+
+    driver.get(f"{url}/admin/batch/{batch}/export")  # the next export is one more copy: the page says so
+    assert "admin" in text_of(driver, "[data-field=last-export]")
+    assert "exported before" in text_of(driver, "#exported-before")
+    driver.save_screenshot(str(screenshots / "console-export-again.png"))
+    with committed.connect() as conn:
+        trail = conn.execute(
+            text("SELECT staff_name, action, detail FROM audit_trail WHERE action LIKE 'batch.%' ORDER BY id")
+        ).all()
+    assert [(r.staff_name, r.action, r.detail["reason"]) for r in trail] == [
+        ("admin", "batch.export", "sheet for the hotel's front desk")
+    ]
 
 
 @needs_chromium

@@ -21,6 +21,7 @@ import pwd
 import re
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -29,6 +30,7 @@ from pathlib import Path
 import pytest
 
 from devtools.cluster import PrivateCluster
+from devtools.ha import free_tcp_ports
 from rlm_hotspot.radius import config as radconf
 from tests.e2e.radius_harness import free_udp_ports
 
@@ -46,6 +48,14 @@ VENV = LIB / "venv"
 HOTSPOTCTL = Path("/usr/bin/hotspotctl")
 RADDB = radconf.SYSTEM_RADDB
 SECRET = "testing123"  # Debian's clients.conf: client localhost
+UNIT_DIR = Path("/lib/systemd/system")
+UNITS = (
+    "hotspot-worker.service",
+    "hotspot-portal@.service",
+    "hotspot-flows@.service",
+    "hotspot-console.service",
+    "hotspot-radius-import.service",
+)
 APT = ("apt-get", "-y", "-q", "-o", "DPkg::Lock::Timeout=300")  # waits while another session installs packages
 
 
@@ -160,17 +170,12 @@ def test_the_package_installs_hotspotctl_and_creates_the_secrets(machine: Machin
     driver = run(VENV / "bin" / "python", "-c", "import psycopg2; print(psycopg2.__file__)")
     assert driver.stdout.startswith("/usr/lib/python3/dist-packages/"), driver  # Debian's, not the -binary wheel
     hotspot_gid = grp.getgrnam("hotspot").gr_gid
-    for name in ("hotspot.toml", "pin.keys", "portal.secret"):
+    for name in ("hotspot.toml", "pin.keys", "portal.secret", "console.secret"):
         info = (ETC / name).stat()
         assert (info.st_uid, info.st_gid, info.st_mode & 0o777) == (0, hotspot_gid, 0o640), name
     assert "freerad" in grp.getgrnam("hotspot").gr_mem  # the module reads the settings and the key
-    for unit in (
-        "hotspot-worker.service",
-        "hotspot-portal@.service",
-        "hotspot-flows@.service",
-        "hotspot-radius-import.service",
-    ):
-        assert (Path("/lib/systemd/system") / unit).is_file(), unit
+    for unit in UNITS:
+        assert (UNIT_DIR / unit).is_file(), unit
 
 
 def test_debians_freeradius_as_freerad_logs_a_card_in_with_radclient(
@@ -211,6 +216,37 @@ def test_debians_freeradius_as_freerad_logs_a_card_in_with_radclient(
     timeout = int(re.search(r"Session-Timeout = (\d+)", accepted).group(1))  # type: ignore[union-attr]
     assert 0 < timeout <= 5 * 3600  # 5.00 at 1.20 per hour
     assert "Received Access-Reject" in refused, refused
+
+
+def test_the_console_starts_as_its_unit_starts_it(machine: Machine) -> None:
+    """hotspot-console.service's own command line, user and settings (the secret the package made): the
+    sign-in page is served, with the console's strict policy. Runs after the radclient test, whose database
+    the settings name."""
+    unit = (UNIT_DIR / "hotspot-console.service").read_text()
+    user = re.search(r"(?m)^User=(\S+)$", unit).group(1)  # type: ignore[union-attr]
+    config = re.search(r"(?m)^Environment=HOTSPOT_CONFIG=(\S+)$", unit).group(1)  # type: ignore[union-attr]
+    command = re.search(r"(?m)^ExecStart=(.+)$", unit).group(1).split()  # type: ignore[union-attr]
+    (port,) = free_tcp_ports(1)
+    command[command.index("--bind") + 1] = f"127.0.0.1:{port}"
+    as_user = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups"]
+    console = subprocess.Popen(
+        [*as_user, *command, "--plain-http"], env={**AS_INSTALLED, "HOTSPOT_CONFIG": config},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline, page = time.monotonic() + 30, None
+        while page is None:
+            assert console.poll() is None and time.monotonic() < deadline, "the console did not start"
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=5)
+            except OSError:
+                time.sleep(0.2)
+        assert page.status == 200 and 'id="password"' in page.read().decode()
+        assert "default-src 'none'" in page.headers["Content-Security-Policy"]
+    finally:
+        console.terminate()
+        output = console.communicate(timeout=30)[0].decode(errors="replace")
+    assert console.returncode == 0, output
 
 
 class Radiusd:

@@ -99,3 +99,39 @@ def test_radiusd_survives_a_database_outage_and_recovers_by_itself(outage: Outag
             120,
             4,
         )
+
+
+def test_a_connection_that_died_in_the_pool_costs_no_request(outage: Outage, vault: PinVault) -> None:
+    """PostgreSQL restarts between two requests (as a failover moves the primary while radiusd is idle):
+    the module's pooled connections are dead, and the request that meets each is answered all the same,
+    on a new connection, not FAILed (which refused a login well after a failover back: docs/ha.md)."""
+    server = outage.server
+    batch = build_world(outage.engine, vault, count=2)
+    sessions = []
+    for index in range(2):
+        login = server.login(batch.numbers[index], batch.pins[index], nas_ip=MIKROTIK)
+        assert login.accepted
+        number, token = batch.numbers[index], login.one("Class")
+        sessions.append({"User_Name": number, "Acct_Session_Id": f"R{index}", "Class": token})
+    login_happened_earlier(outage.engine, 120)
+    # a connection in each of the module's pools: the transactional one (Start), the autocommit one (Interim)
+    assert server.account("start", nas_ip=MIKROTIK, Acct_Session_Time=0, Acct_Delay_Time=120, **sessions[0])
+    assert server.account("interim", nas_ip=MIKROTIK, Acct_Session_Time=60, Acct_Delay_Time=60, **sessions[0])
+    outage.engine.dispose()
+
+    outage.cluster.stop(mode="immediate")
+    outage.cluster.start()
+    log_before = len(server.log_text())
+    interim = {"Acct_Session_Time": 120, "Acct_Input_Octets": 10, "Acct_Output_Octets": 20}
+    # one transmission each (a FAIL would leave it unanswered; the wait is generous, not a speed bound): the
+    # autocommit engine's dead connection, then the transactional one's
+    assert server.account("interim", nas_ip=MIKROTIK, timeout=5.0, **interim, **sessions[0]) is not None
+    assert server.account("start", nas_ip=MIKROTIK, timeout=5.0, Acct_Session_Time=0, Acct_Delay_Time=120,
+                          **sessions[1]) is not None  # fmt: skip
+    log = server.log_text()[log_before:]
+    assert "answering FAIL" not in log
+    assert log.count("a pooled database connection was lost, trying a new one") == 2
+    with outage.engine.connect() as conn:
+        billed = conn.exec_driver_sql("SELECT acct_session_id, status, seconds, charged FROM sessions "
+                                      "WHERE acct_session_id IN ('R0', 'R1') ORDER BY 1").all()  # fmt: skip
+    assert [tuple(row) for row in billed] == [("R0", "open", 120, 4), ("R1", "open", 0, 0)]
