@@ -465,14 +465,19 @@ def _hotspot_tariff(db: Session, hotspot_id: int) -> int:
 def _open(db: Session, row: q.SessionRow, update: AccountingUpdate, now: datetime) -> q.SessionRow:
     """Accounting-Start (or the first packet we see): the session opens and first use activates the card."""
     card = cards.find_card(db, row.card_number, lock=True)
-    return q.open_session(db, row.id, account_id=cards.activate(db, card, now), **_opening(row, update, now))
+    opening = _opening(row, update, now)
+    if update.acct_session_id and update.acct_session_id != row.acct_session_id and row.nas_id is not None:
+        # the NAS gives the login its session id: another live session holding it is over (or, if younger,
+        # this one is: it ended when the packet was sent)
+        ended = _take_acct_id(db, row.nas_id, update.acct_session_id, _began(row, update, now), now)
+        if ended is not None:
+            opening |= {"status": "closed", "stopped_at": ended, "terminate_cause": "Lost-Service"}
+    return q.open_session(db, row.id, account_id=cards.activate(db, card, now), **opening)
 
 
 def _opening(row: q.SessionRow, update: AccountingUpdate, now: datetime) -> dict[str, object]:
     """The session's columns as the packet that opens it sets them (all but its account)."""
-    # it began when its Acct-Session-Time says, but never before the login that let it in (nor before
-    # the first packet of a session opened without one)
-    started = max(now - timedelta(seconds=update.session_time or 0), row.started_at)
+    started = _began(row, update, now)
     return {
         "status": "open" if row.status != "closed" else "closed",
         "acct_session_id": update.acct_session_id or row.acct_session_id,
@@ -482,6 +487,12 @@ def _opening(row: q.SessionRow, update: AccountingUpdate, now: datetime) -> dict
         "started_at": started,
         "last_seen_at": now,
     }
+
+
+def _began(row: q.SessionRow, update: AccountingUpdate, now: datetime) -> datetime:
+    """When the session the packet opens began: when its Acct-Session-Time says, but never before the login
+    that let it in (nor before the first packet of a session opened without one)."""
+    return max(now - timedelta(seconds=update.session_time or 0), row.started_at)
 
 
 @dataclass(frozen=True)
@@ -524,7 +535,8 @@ def opening_of(planned: PlannedStart, card: cards_db.CardRecord) -> q.SessionOpe
 
 def open_planned(db: Session, openings: list[q.SessionOpening]) -> bool:
     """Open the planned Starts' sessions in one statement; False, having opened only some, when a session is
-    no longer pending: the caller rolls back and bills the packets one by one."""
+    no longer pending or another live session holds its NAS session id: the caller rolls back and bills the
+    packets one by one (the per-packet rules settle which session holds the id)."""
     return len(q.open_sessions(db, openings)) == len(openings)
 
 
