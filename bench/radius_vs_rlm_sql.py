@@ -154,7 +154,10 @@ def copy_in(cluster: PrivateCluster, database: str, target: str, rows: str) -> N
     )
 
 
-def write_confdirs(root: Path, cluster: PrivateCluster, settings_file: str, buffered: bool) -> tuple[Server, Server]:
+def write_confdirs(
+    root: Path, cluster: PrivateCluster, settings_file: str, buffered: bool, *, reader: bool = True
+) -> tuple[Server, Server]:
+    """rlm_hotspot's and rlm_sql's private radiusd; `reader` False: the buffer is billed by `radius import`."""
     clients = [radius_config.Client("loopback", "127.0.0.1", SECRET.decode())]
     ours = Server("rlm_hotspot", root / "radius-hotspot", free_port(), free_port())
     theirs = Server("rlm_sql", root / "radius-sql", free_port(), free_port())
@@ -166,6 +169,7 @@ def write_confdirs(root: Path, cluster: PrivateCluster, settings_file: str, buff
             clients=clients,
             listen=radius_config.Listen(server.auth_port, server.acct_port, "127.0.0.1"),
             buffered=buffered and server is ours,
+            reader=reader,
         )
     # same server, same clients, same stock modules: only the module doing the work differs
     for ours_only in (radius_config.INSTANCE, radius_config.SQL_INSTANCE):

@@ -108,6 +108,7 @@ class Outcome:
     replies: list[bytes | None] = field(default_factory=list)
     timeouts: int = 0
     elapsed: float = 0.0
+    answered_at: list[float] = field(default_factory=list)  # wall clock (time.time()) of each answer
 
     def summary(self) -> str:
         ordered = sorted(self.latencies)
@@ -148,8 +149,10 @@ async def run_load(
     requests: Sequence[tuple[int, bytes, bytes | None]],
     window: int = 64,
     timeout: float = 5.0,
+    send_at: Sequence[float] | None = None,
 ) -> Outcome:
-    """Send (code, attributes, authenticator-or-None) requests keeping `window` outstanding."""
+    """Send (code, attributes, authenticator-or-None) requests keeping `window` outstanding; with `send_at`
+    (seconds from the start, ascending), none before its time (a paced load)."""
     loop = asyncio.get_running_loop()
     channels = []
     for _ in range(max(1, -(-window // 200))):
@@ -163,6 +166,8 @@ async def run_load(
         channel = channels[slot % len(channels)]
         ids = free_ids[slot % len(channels)]
         for index, (code, attrs, request_authenticator) in queue:
+            if send_at is not None:
+                await asyncio.sleep(begun + send_at[index] - time.perf_counter())
             ident = ids.pop()
             length = 20 + len(attrs)
             header = struct.pack("!BBH", code, ident, length)
@@ -177,6 +182,7 @@ async def run_load(
             try:
                 reply = await asyncio.wait_for(future, timeout)
                 outcome.latencies.append(time.perf_counter() - started)
+                outcome.answered_at.append(time.time())
                 outcome.codes[reply[0]] = outcome.codes.get(reply[0], 0) + 1
                 outcome.replies[index] = reply
             except TimeoutError:
@@ -184,7 +190,7 @@ async def run_load(
                 outcome.timeouts += 1
             ids.insert(0, ident)
 
-    started = time.perf_counter()
+    started = begun = time.perf_counter()
     await asyncio.gather(*(worker(slot) for slot in range(window)))
     outcome.elapsed = time.perf_counter() - started
     for channel in channels:

@@ -123,7 +123,7 @@ def db(engine: Engine) -> Iterator[Session]:
 
 TABLES_TO_EMPTY = (
     "audit_trail, lockout_clears, login_attempts, ledger, disconnects, sessions, cards, accounts, card_batches, "
-    "nas, hotspots, tariff_free_networks, tariff_bands, tariffs"
+    "nas, hotspots, tariff_free_networks, tariff_bands, tariffs, radius_batches"
 )
 
 

@@ -39,19 +39,42 @@ def flows() -> None:
 @flows.command("config")
 @click.option("--hotspot", required=True, help="Hotspot whose tariff's free networks are tagged free.")
 @click.option("--client-net", "client_nets", multiple=True, required=True, help="Guest address pool (CIDR); repeat.")
-@click.option("--free-net", "free_nets", multiple=True,
-              help="Never billed: portal, walled garden, local services (CIDR); repeat.")
+@click.option(
+    "--free-net", "free_nets", multiple=True, help="Never billed: portal, walled garden, local services (CIDR); repeat."
+)
 @click.option("--collector", default="0.0.0.0:2100", show_default=True, help="IP:PORT nfacctd listens on.")
-@click.option("--spool", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Directory nfacctd writes its per-minute JSON files into.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Directory for nfacctd.conf and pretag.map.")
+@click.option(
+    "--spool",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory nfacctd writes its per-minute JSON files into.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory for nfacctd.conf and pretag.map.",
+)
 @click.option("--bin", "bin_text", default="1m", show_default=True, help="Bin length, whole minutes.")
-@click.option("--source", type=click.Choice(["print", "memory"]), default="print", show_default=True,
-              help="print: spool files, exactly once (recommended); memory: pmacct client, at most once.")
+@click.option(
+    "--source",
+    type=click.Choice(["print", "memory"]),
+    default="print",
+    show_default=True,
+    help="print: spool files, exactly once (recommended); memory: pmacct client, at most once.",
+)
 @pass_app
-def config_command(app: App, hotspot: str, client_nets: tuple[str, ...], free_nets: tuple[str, ...], collector: str,
-                   spool: Path, out: Path, bin_text: str, source: str) -> None:
+def config_command(
+    app: App,
+    hotspot: str,
+    client_nets: tuple[str, ...],
+    free_nets: tuple[str, ...],
+    collector: str,
+    spool: Path,
+    out: Path,
+    bin_text: str,
+    source: str,
+) -> None:
     """Write nfacctd.conf and pretag.map for a hotspot.
 
     Example: hotspotctl flows config --hotspot cafe --client-net 10.1.0.0/16 --free-net 10.1.0.1/32
@@ -63,12 +86,21 @@ def config_command(app: App, hotspot: str, client_nets: tuple[str, ...], free_ne
     with app.transaction() as db:
         inputs = service.collector_inputs(db, hotspot)
     if inputs.traffic_meter != "netflow":
-        click.echo(f"warning: hotspot {hotspot!r} meters traffic by {inputs.traffic_meter}: the importer will refuse "
-                   "it until its traffic meter is netflow", err=True)
+        click.echo(
+            f"warning: hotspot {hotspot!r} meters traffic by {inputs.traffic_meter}: the importer will refuse "
+            "it until its traffic meter is netflow",
+            err=True,
+        )
     try:
-        spec = build_spec(client_networks=list(client_nets), free_networks=[*inputs.free_networks, *free_nets],
-                          collector=collector, spool=spool.resolve(), config_dir=out.resolve(),
-                          bin_minutes=seconds // 60, source=source)
+        spec = build_spec(
+            client_networks=list(client_nets),
+            free_networks=[*inputs.free_networks, *free_nets],
+            collector=collector,
+            spool=spool.resolve(),
+            config_dir=out.resolve(),
+            bin_minutes=seconds // 60,
+            source=source,
+        )
     except CollectorConfigError as exc:
         raise click.ClickException(str(exc)) from None
     for path in write_collector_files(spec):
@@ -87,22 +119,46 @@ def config_command(app: App, hotspot: str, client_nets: tuple[str, ...], free_ne
 @click.option("--settle", default="10s", show_default=True, help="Import a file only once untouched this long.")
 @click.option("--interval", default="10s", show_default=True, help="Pause between spool scans.")
 @click.option("--bin", "bin_text", default="1m", show_default=True, help="Bin length of the collector.")
-@click.option("--grace", "grace_text", default="3m", show_default=True,
-              help="How long after its stop a session still owns its IP's late flows.")
+@click.option(
+    "--grace",
+    "grace_text",
+    default="3m",
+    show_default=True,
+    help="How long after its stop a session still owns its IP's late flows.",
+)
 @click.option("--once", is_flag=True, help="One pass, then exit (status 1 if anything failed).")
 @click.option("--source", type=click.Choice(["print", "memory"]), default="print", show_default=True)
-@click.option("--config-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="With --source memory: the directory holding the memory plugins' pipes.")
+@click.option(
+    "--config-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --source memory: the directory holding the memory plugins' pipes.",
+)
 @click.option("--collector-port", type=click.IntRange(1, 65535), help="Watch kernel UDP drops on this port.")
 @click.option("--metrics-port", type=click.IntRange(1, 65535), help="Serve Prometheus /metrics on this port.")
 @click.option("--metrics-address", default="127.0.0.1", show_default=True)
-@click.option("--metrics-file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Or write a node_exporter textfile (*.prom) after every cycle.")
+@click.option(
+    "--metrics-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Or write a node_exporter textfile (*.prom) after every cycle.",
+)
 @log_format_option
 @pass_app
-def run_command(app: App, hotspot: str, spool: Path, settle: str, interval: str, bin_text: str, grace_text: str,
-                once: bool, source: str, config_dir: Path | None, collector_port: int | None,
-                metrics_port: int | None, metrics_address: str, metrics_file: Path | None) -> None:
+def run_command(
+    app: App,
+    hotspot: str,
+    spool: Path,
+    settle: str,
+    interval: str,
+    bin_text: str,
+    grace_text: str,
+    once: bool,
+    source: str,
+    config_dir: Path | None,
+    collector_port: int | None,
+    metrics_port: int | None,
+    metrics_address: str,
+    metrics_file: Path | None,
+) -> None:
     """Import settled spool files into traffic debits, in a loop (the hotspot-flows service).
 
     Example: hotspotctl flows run --hotspot cafe --spool /var/spool/hotspot-flows/cafe --metrics-port 9477
@@ -127,11 +183,24 @@ def run_command(app: App, hotspot: str, spool: Path, settle: str, interval: str,
 
 
 def _emit_report(report: CycleReport, fmt: str) -> None:
-    emit([{"batches": len(o.imported), "first_batch": o.imported[0], "records": o.records, "sessions": o.sessions,
-           "billable_bytes": o.billable_bytes, "free_bytes": o.free_bytes,
-           "unattributed_bytes": o.unattributed_bytes, "debited": o.debited,
-           "held_bytes": sum(held.held for held in o.held)}
-          for o in report.outcomes if o.imported], fmt)
+    emit(
+        [
+            {
+                "batches": len(o.imported),
+                "first_batch": o.imported[0],
+                "records": o.records,
+                "sessions": o.sessions,
+                "billable_bytes": o.billable_bytes,
+                "free_bytes": o.free_bytes,
+                "unattributed_bytes": o.unattributed_bytes,
+                "debited": o.debited,
+                "held_bytes": sum(held.held for held in o.held),
+            }
+            for o in report.outcomes
+            if o.imported
+        ],
+        fmt,
+    )
 
 
 @flows.command("import")
@@ -162,8 +231,9 @@ def import_command(app: App, files: tuple[Path, ...], hotspot: str, bin_text: st
 @click.option("--window", default="24h", show_default=True, help="Totals over this period.")
 @format_option
 @pass_app
-def status_command(app: App, hotspot: str, spool: Path | None, collector_port: int | None, window: str,
-                   fmt: str) -> None:
+def status_command(
+    app: App, hotspot: str, spool: Path | None, collector_port: int | None, window: str, fmt: str
+) -> None:
     """Last batch, lag, unattributed bytes, malformed records, backlog, failing imports, collector drops.
 
     Example: hotspotctl flows status --hotspot cafe --spool /var/spool/hotspot-flows/cafe --collector-port 2100
@@ -201,4 +271,3 @@ def exhausted_command(app: App, hotspot: str | None, fmt: str) -> None:
         hotspot_id = get_hotspot(db, hotspot).id if hotspot else None
         rows = service.accounts_exhausted_with_open_sessions(db, hotspot_id)
     emit([row.__dict__ for row in rows], fmt)
-

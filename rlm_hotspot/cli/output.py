@@ -48,6 +48,7 @@ def emit(rows: Sequence[Mapping[str, object]], fmt: str, columns: Sequence[str] 
     for r in cells:
         click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
 
+
 Decorated = TypeVar("Decorated", bound=Callable[..., Any])
 
 

@@ -12,6 +12,7 @@ import click
 
 from rlm_hotspot.cli.context import App, pass_app
 from rlm_hotspot.radius import config as radconf
+from rlm_hotspot.radius.importer import BATCH_SIZE, run_importer
 from rlm_hotspot.services.catalog import list_nas
 from rlm_hotspot.settings import DEFAULT_CONFIG_PATH, load_settings
 
@@ -34,6 +35,12 @@ buffered_option = click.option(
     is_flag=True,
     help="Answer accounting once it is written to a detail file, and bill it from there (docs/radius.md).",
 )
+importer_option = click.option(
+    "--importer",
+    is_flag=True,
+    help="With --buffered-accounting: the buffer is billed by `hotspotctl radius import` (its own process, in "
+    "batches), not by the hotspot-buffer server inside radiusd.",
+)
 
 
 @click.group()
@@ -54,6 +61,7 @@ def radius() -> None:
 @click.option("--auth-port", type=click.IntRange(1, 65535), default=None, help="Let the hotspot server listen here.")
 @click.option("--acct-port", type=click.IntRange(1, 65535), default=None, help="... and take accounting here.")
 @buffered_option
+@importer_option
 @pass_app
 def install(
     app: App,
@@ -63,6 +71,7 @@ def install(
     auth_port: int | None,
     acct_port: int | None,
     buffered: bool,
+    importer: bool,
 ) -> None:
     """Add the `hotspot` modules (python3, and `hotspot_sql` for the logins' database call) and virtual server
     to an existing FreeRADIUS, then check it with -C.
@@ -74,7 +83,12 @@ def install(
     listen = radconf.Listen(auth_port, acct_port) if auth_port and acct_port else None
     with _config_errors():
         change, _ = radconf.install(
-            raddb, settings_file=_settings_file(app, settings_path), venv=venv, listen=listen, buffered=buffered
+            raddb,
+            settings_file=_settings_file(app, settings_path),
+            venv=venv,
+            listen=listen,
+            buffered=buffered or importer,
+            reader=not importer,
         )
     for path in change.changed:
         click.echo(f"wrote {path}")
@@ -86,6 +100,8 @@ def install(
         )
     else:
         click.echo("Restart FreeRADIUS to start serving.")
+    if importer:
+        click.echo("Start the importer that bills the buffer: `systemctl enable --now hotspot-radius-import`.")
 
 
 @radius.command()
@@ -142,6 +158,7 @@ def clients(app: App, local_secret: str | None) -> None:
 @click.option("--user", default="nobody", show_default=True, help="Unprivileged user radiusd runs as (when root).")
 @click.option("--threaded", is_flag=True, help="Keep the thread pool (-f -xx) instead of -X.")
 @buffered_option
+@importer_option
 @settings_option
 @venv_option
 @pass_app
@@ -155,6 +172,7 @@ def run(
     user: str,
     threaded: bool,
     buffered: bool,
+    importer: bool,
     settings_path: Path | None,
     venv: Path | None,
 ) -> None:
@@ -182,7 +200,8 @@ def run(
             clients=_clients(app, local_secret),
             owner=run_as,
             venv=venv,
-            buffered=buffered,
+            buffered=buffered or importer,
+            reader=not importer,
         )
     command = radconf.radiusd_command(written, user=run_as, threaded=threaded)
     click.echo(f"radiusd on {address} auth {auth_port} acct {acct_port}, config in {written}", err=True)
@@ -215,3 +234,25 @@ def _clients(app: App, local_secret: str | None) -> list[radconf.Client]:
     if local_secret and all(c.address != "127.0.0.1" for c in known):
         known.append(radconf.Client("localhost", "127.0.0.1", local_secret))
     return known
+
+
+@radius.command("import")
+@click.option(
+    "--spool",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=Path("/var/log/freeradius/radacct/hotspot"),
+    show_default=True,
+    help="The directory radiusd's hotspot_buffer module writes buffer.detail into.",
+)
+@click.option("--once", is_flag=True, help="Bill what is there now, then exit.")
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=BATCH_SIZE, show_default=True)
+@pass_app
+def import_(app: App, spool: Path, once: bool, batch_size: int) -> None:
+    """Bill buffered accounting from radiusd's detail file in batches, exactly once, until SIGTERM."""
+    report = run_importer(app.settings, spool, once=once, batch_size=batch_size)
+    if once:
+        click.echo(
+            f"{report.packets} packets in {report.batches} batches from {report.files} files; "
+            f"{report.unbilled} acknowledged but not billed, {report.failed_packets} refused by the database, "
+            f"{report.torn} torn entries"
+        )

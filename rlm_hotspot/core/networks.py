@@ -26,4 +26,3 @@ def parse_networks(items: Iterable[str]) -> tuple[IPNetwork, ...]:
         except ValueError as exc:
             raise ValueError(f"bad network {text!r}: {exc}") from exc
     return tuple(networks)
-

@@ -48,9 +48,7 @@ class CardValidity:
             if value is not None:
                 require_aware(value, name)
         seconds = self.validity_seconds
-        if seconds is not None and (
-            not isinstance(seconds, int) or isinstance(seconds, bool) or seconds <= 0
-        ):
+        if seconds is not None and (not isinstance(seconds, int) or isinstance(seconds, bool) or seconds <= 0):
             raise ValueError(f"validity_seconds must be a positive integer, got {seconds!r}")
 
 

@@ -58,9 +58,7 @@ class SessionToEnd:
 
 def sessions(db: Session, *, hotspot_id: int | None, online: bool, limit: int) -> list[ListedSession]:
     """The latest sessions first, of one hotspot or all, only the open ones if `online`."""
-    return every(
-        ListedSession, db.execute(text(_LIST), {"hotspot_id": hotspot_id, "online": online, "limit": limit})
-    )
+    return every(ListedSession, db.execute(text(_LIST), {"hotspot_id": hotspot_id, "online": online, "limit": limit}))
 
 
 def session_for_end(db: Session, session_id: int) -> SessionToEnd | None:

@@ -96,9 +96,7 @@ def installation(db: Executor) -> InstallationRecord | None:
 
 
 def insert_installation(db: Session, currency_code: str, exponent: int) -> None:
-    db.execute(
-        insert(t.installation).values(singleton=True, currency_code=currency_code, currency_exponent=exponent)
-    )
+    db.execute(insert(t.installation).values(singleton=True, currency_code=currency_code, currency_exponent=exponent))
 
 
 def _insert_unique(db: Session, table: Table, what: str, label: str, **values: object) -> int:
@@ -152,9 +150,7 @@ def tariff_bands(db: Executor, tariff_id: int) -> list[tuple[int, int, int]]:
 
 
 def tariff_free_networks(db: Executor, tariff_id: int) -> list[str]:
-    rows = db.execute(
-        select(t.tariff_free_networks.c.network).where(t.tariff_free_networks.c.tariff_id == tariff_id)
-    )
+    rows = db.execute(select(t.tariff_free_networks.c.network).where(t.tariff_free_networks.c.tariff_id == tariff_id))
     return sorted(str(r.network) for r in rows)
 
 

@@ -50,9 +50,7 @@ def hotspot(db: Session, name: str) -> FlowHotspotRecord | None:
     return one(
         FlowHotspotRecord,
         db.execute(
-            text(
-                "SELECT id, name, timezone, tariff_id, traffic_meter, max_rate_kbps FROM hotspots WHERE name = :name"
-            ),
+            text("SELECT id, name, timezone, tariff_id, traffic_meter, max_rate_kbps FROM hotspots WHERE name = :name"),
             {"name": name},
         ).first(),
     )

@@ -27,7 +27,5 @@ def mark_page_state(db: Executor, token: str, state: str | None, at: datetime) -
 
 def page_state(db: Executor, session_id: int) -> tuple[str | None, datetime | None]:
     """The page's last word and when it said it ((None, None): nothing, or visible)."""
-    row = db.execute(
-        text("SELECT page_state, page_state_at FROM sessions WHERE id = :id"), {"id": session_id}
-    ).first()
+    row = db.execute(text("SELECT page_state, page_state_at FROM sessions WHERE id = :id"), {"id": session_id}).first()
     return (None, None) if row is None else (row.page_state, row.page_state_at)

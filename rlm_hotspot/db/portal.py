@@ -18,9 +18,7 @@ def hotspot_by_name(db: Executor, name: str) -> Row[Any] | None:
 
 
 def set_terms_of_use(db: Session, hotspot_id: int, terms: str | None) -> None:
-    db.execute(
-        text("UPDATE hotspots SET terms_of_use = :terms WHERE id = :id"), {"terms": terms, "id": hotspot_id}
-    )
+    db.execute(text("UPDATE hotspots SET terms_of_use = :terms WHERE id = :id"), {"terms": terms, "id": hotspot_id})
 
 
 def live_token_for_client(db: Executor, hotspot_id: int, ip: str) -> str | None:

@@ -557,6 +557,191 @@ def apply_meter(
     return int(result["balance"]) if result["written"] else None
 
 
+# `apply_meter` for many accounting packets of distinct sessions in one statement (the accounting importer's
+# batches): each row guarded by the counters it was computed from, as there. Sessions left out of the result
+# had changed since they were read: nothing was written for them.
+_APPLY_METERS = f"""
+    WITH m AS (
+        SELECT * FROM unnest(
+            CAST(:session_id AS bigint[]), CAST(:old_status AS text[]), CAST(:old_seconds AS bigint[]),
+            CAST(:old_input_octets AS bigint[]), CAST(:old_output_octets AS bigint[]),
+            CAST(:old_traffic_cost_num AS bigint[]), CAST(:old_charged AS bigint[]),
+            CAST(:old_reported_seconds AS bigint[]), CAST(:old_reported_input_octets AS bigint[]),
+            CAST(:old_reported_output_octets AS bigint[]), CAST(:seconds AS bigint[]),
+            CAST(:input_octets AS bigint[]), CAST(:output_octets AS bigint[]), CAST(:time_cost_num AS bigint[]),
+            CAST(:traffic_cost_num AS bigint[]), CAST(:charged AS bigint[]), CAST(:time_debit AS bigint[]),
+            CAST(:time_key AS text[]), CAST(:debit_seconds AS bigint[]), CAST(:traffic_debit AS bigint[]),
+            CAST(:traffic_key AS text[]), CAST(:debit_bytes AS bigint[]), CAST(:at AS timestamptz[]),
+            CAST(:close_status AS text[]), CAST(:stopped_at AS timestamptz[]), CAST(:terminate_cause AS text[]),
+            CAST(:reported_seconds AS bigint[]), CAST(:reported_input_octets AS bigint[]),
+            CAST(:reported_output_octets AS bigint[]), CAST(:counters_at AS timestamptz[])
+        ) AS m(session_id, old_status, old_seconds, old_input_octets, old_output_octets, old_traffic_cost_num,
+               old_charged, old_reported_seconds, old_reported_input_octets, old_reported_output_octets, seconds,
+               input_octets, output_octets, time_cost_num, traffic_cost_num, charged, time_debit, time_key,
+               debit_seconds, traffic_debit, traffic_key, debit_bytes, at, close_status, stopped_at,
+               terminate_cause, reported_seconds, reported_input_octets, reported_output_octets, counters_at)
+    ), moved_session AS (
+        UPDATE sessions s
+        SET seconds = m.seconds, input_octets = m.input_octets, output_octets = m.output_octets,
+            time_cost_num = m.time_cost_num, traffic_cost_num = m.traffic_cost_num, charged = m.charged,
+            last_seen_at = GREATEST(s.last_seen_at, m.at),
+            status = coalesce(m.close_status, s.status), stopped_at = coalesce(m.stopped_at, s.stopped_at),
+            terminate_cause = coalesce(m.terminate_cause, s.terminate_cause),
+            reported_seconds = m.reported_seconds, reported_input_octets = m.reported_input_octets,
+            reported_output_octets = m.reported_output_octets, counters_at = GREATEST(s.counters_at, m.counters_at)
+        FROM m
+        WHERE s.id = m.session_id AND s.status = m.old_status AND s.seconds = m.old_seconds
+          AND s.input_octets = m.old_input_octets AND s.output_octets = m.old_output_octets
+          AND s.traffic_cost_num = m.old_traffic_cost_num AND s.charged = m.old_charged
+          AND s.reported_seconds IS NOT DISTINCT FROM m.old_reported_seconds
+          AND s.reported_input_octets IS NOT DISTINCT FROM m.old_reported_input_octets
+          AND s.reported_output_octets IS NOT DISTINCT FROM m.old_reported_output_octets
+        RETURNING s.id, s.account_id, s.card_id
+    ), entry AS (
+        INSERT INTO ledger (account_id, amount, cause, idempotency_key, card_id, session_id, seconds, bytes,
+                            created_at)
+        SELECT ms.account_id, -e.amount, e.cause, e.key, ms.card_id, ms.id, e.seconds, e.bytes, m.at
+        FROM moved_session ms JOIN m ON m.session_id = ms.id
+        CROSS JOIN LATERAL (VALUES (m.time_debit, 'time', m.time_key, m.debit_seconds, CAST(NULL AS bigint)),
+                                   (m.traffic_debit, 'traffic', m.traffic_key, CAST(NULL AS bigint), m.debit_bytes))
+            AS e(amount, cause, key, seconds, bytes)
+        WHERE e.amount <> 0
+{POSTED_ENTRIES_MOVE_BALANCES}
+    SELECT id FROM moved_session
+"""
+
+
+@dataclass(frozen=True)
+class MeterUpdate:
+    """One accounting packet's meter write on a session read as `row` (`apply_meter`'s arguments)."""
+
+    row: SessionRow
+    write: MeterWrite
+    now: datetime
+    stop: tuple[datetime, str] | None
+    positions: CounterPositions
+
+
+def apply_meters(db: Session, updates: list[MeterUpdate], now: datetime) -> set[int]:
+    """`apply_meter` for many packets of distinct sessions, in one statement; the ids of the sessions written
+    (one missing had changed since its row was read: nothing was written for it)."""
+    columns: dict[str, list[object]] = {name: [] for name in _METERS_COLUMNS}
+    for update in updates:
+        row, write, stop, moved = update.row, update.write, update.stop, update.positions
+        values = (
+            row.id, row.status, row.seconds, row.input_octets, row.output_octets, row.traffic_cost_num, row.charged,
+            row.reported_seconds, row.reported_input_octets, row.reported_output_octets, write.seconds,
+            write.input_octets, write.output_octets, write.time_cost_num, write.traffic_cost_num, write.charged,
+            write.time_debit, write.time_key, write.debit_seconds, write.traffic_debit, write.traffic_key,
+            write.debit_bytes, update.now, "closed" if stop else None, stop[0] if stop else None,
+            stop[1] if stop else None, moved.seconds, moved.input_octets, moved.output_octets, moved.bytes_at,
+        )  # fmt: skip
+        for name, value in zip(_METERS_COLUMNS, values, strict=True):
+            columns[name].append(value)
+    arrays = {name: array_literal(values) for name, values in columns.items()}
+    return set(db.execute(text(_APPLY_METERS), {**arrays, "now": now}).scalars())
+
+
+_METERS_COLUMNS = (  # apply_meters' array parameters, in the order it lists a packet's values
+    "session_id", "old_status", "old_seconds", "old_input_octets", "old_output_octets", "old_traffic_cost_num",
+    "old_charged", "old_reported_seconds", "old_reported_input_octets", "old_reported_output_octets", "seconds",
+    "input_octets", "output_octets", "time_cost_num", "traffic_cost_num", "charged", "time_debit", "time_key",
+    "debit_seconds", "traffic_debit", "traffic_key", "debit_bytes", "at", "close_status", "stopped_at",
+    "terminate_cause", "reported_seconds", "reported_input_octets", "reported_output_octets", "counters_at",
+)  # fmt: skip
+
+
+# Accounting-Starts of logins waiting for them, opened together (the accounting importer's batches): first
+# use of a card opens its account with the face value loaded through the ledger (as cards.activate does), and
+# each session opens as open_session sets it. Guarded: a session no longer pending, or whose NAS session id
+# another live session holds, is left out of the result.
+_OPEN_SESSIONS = """
+    WITH m AS (
+        SELECT m0.*, CASE WHEN m0.account_id IS NULL THEN nextval(pg_get_serial_sequence('accounts', 'id')) END
+                     AS new_account
+        FROM unnest(
+            CAST(:session_id AS bigint[]), CAST(:card_id AS bigint[]), CAST(:card_number AS text[]),
+            CAST(:face_value AS bigint[]), CAST(:account_id AS bigint[]), CAST(:status AS text[]),
+            CAST(:acct_session_id AS text[]), CAST(:username AS text[]), CAST(:framed_ip AS inet[]),
+            CAST(:calling_station_id AS text[]), CAST(:started_at AS timestamptz[]),
+            CAST(:last_seen_at AS timestamptz[]), CAST(:at AS timestamptz[])
+        ) AS m0(session_id, card_id, card_number, face_value, account_id, status, acct_session_id, username,
+                framed_ip, calling_station_id, started_at, last_seen_at, at)
+    ), new_account AS (
+        INSERT INTO accounts (id, balance, created_at, updated_at)
+        SELECT new_account, face_value, at, at FROM m WHERE new_account IS NOT NULL
+    ), loaded AS (
+        INSERT INTO ledger (account_id, amount, cause, idempotency_key, card_id, note, created_at)
+        SELECT new_account, face_value, 'card_load', 'card_load:' || card_id, card_id,
+               'card ' || card_number || ' activated', at
+        FROM m WHERE new_account IS NOT NULL
+    ), activated AS (
+        UPDATE cards c SET status = 'active', account_id = m.new_account, activated_at = m.at
+        FROM m WHERE c.id = m.card_id AND m.new_account IS NOT NULL
+    ), opened AS (
+        UPDATE sessions s
+        SET status = m.status, account_id = coalesce(m.account_id, m.new_account), acct_session_id = m.acct_session_id,
+            username = m.username, framed_ip = m.framed_ip, calling_station_id = m.calling_station_id,
+            started_at = m.started_at, last_seen_at = m.last_seen_at
+        FROM m WHERE s.id = m.session_id AND s.status = 'pending'
+          AND NOT EXISTS (SELECT 1 FROM sessions o WHERE o.nas_id = s.nas_id AND o.acct_session_id = m.acct_session_id
+                          AND o.status <> 'closed' AND o.id <> s.id)  -- the per-packet rules settle who holds it
+        RETURNING s.id
+    )
+    SELECT id FROM opened
+"""
+
+
+@dataclass(frozen=True)
+class SessionOpening:
+    """A login's session opened by its Start: `opening` as open_session takes it, on the card's account (None:
+    first use, the account is opened with the card's face value)."""
+
+    session_id: int
+    card_id: int
+    card_number: str
+    face_value: int
+    account_id: int | None
+    opening: dict[str, object]
+    at: datetime
+
+
+_OPENING_COLUMNS = (
+    "status",
+    "acct_session_id",
+    "username",
+    "framed_ip",
+    "calling_station_id",
+    "started_at",
+    "last_seen_at",
+)
+
+
+def open_sessions(db: Session, openings: list[SessionOpening]) -> set[int]:
+    """Open many logins' sessions (activating first-used cards) in one statement; the ids of those opened."""
+    columns: dict[str, list[object]] = {
+        "session_id": [o.session_id for o in openings],
+        "card_id": [o.card_id for o in openings],
+        "card_number": [o.card_number for o in openings],
+        "face_value": [o.face_value for o in openings],
+        "account_id": [o.account_id for o in openings],
+        "at": [o.at for o in openings],
+    }
+    for name in _OPENING_COLUMNS:
+        columns[name] = [o.opening[name] for o in openings]
+    arrays = {name: array_literal(values) for name, values in columns.items()}
+    return set(db.execute(text(_OPEN_SESSIONS), arrays).scalars())
+
+
+_BY_TOKENS = f"SELECT {_SESSION_COLUMNS} {_SESSION_FROM} WHERE s.auth_token = ANY (CAST(:tokens AS text[]))"
+
+
+def sessions_by_tokens(db: Session, tokens: list[str]) -> dict[str, SessionRow]:
+    """`session_by_token` for many tokens in one query (a token not found is left out)."""
+    rows = db.execute(text(_BY_TOKENS), {"tokens": array_literal(tokens)}).all()
+    return {row.auth_token: SessionRow(**row._mapping) for row in rows}
+
+
 _POST_HEARTBEATS = Prepared(
     "hs_post_heartbeats",
     f"""
@@ -684,9 +869,7 @@ def live_session_with_acct_id(db: Session, nas_id: int, acct_session_id: str) ->
 
 def nas_restarted(db: Session, nas_id: int, at: datetime) -> None:
     """Record an Accounting-On/Off (a late copy of an older one changes nothing)."""
-    db.execute(
-        text("UPDATE nas SET rebooted_at = GREATEST(rebooted_at, :at) WHERE id = :id"), {"id": nas_id, "at": at}
-    )
+    db.execute(text("UPDATE nas SET rebooted_at = GREATEST(rebooted_at, :at) WHERE id = :id"), {"id": nas_id, "at": at})
 
 
 _PENDING_LOGIN = f"""

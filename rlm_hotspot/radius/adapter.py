@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -34,13 +35,8 @@ from rlm_hotspot.db.engine import make_engine
 from rlm_hotspot.logs import first_line
 from rlm_hotspot.metrics import serve
 from rlm_hotspot.pins import PinKeyError, PinVault
-from rlm_hotspot.radius.decode import (
-    Attributes,
-    MalformedPacket,
-    decode_accounting,
-    decode_login,
-    event_time,
-)
+from rlm_hotspot.radius.accounting import bill_packet
+from rlm_hotspot.radius.decode import Attributes, MalformedPacket, decode_login
 from rlm_hotspot.radius.encode import Item, accept_reply, reply_message
 from rlm_hotspot.radius.metrics import RadiusMetrics
 from rlm_hotspot.services.access import (
@@ -54,12 +50,6 @@ from rlm_hotspot.services.access import (
 from rlm_hotspot.services.catalog import currency
 from rlm_hotspot.services.errors import ServiceError
 from rlm_hotspot.services.policy import login_policy
-from rlm_hotspot.services.sessions import (
-    AccountingRefused,
-    packet_identity,
-    record_accounting,
-    record_accounting_without_lock,
-)
 from rlm_hotspot.services.tariff_cache import NasCache, TariffCache
 from rlm_hotspot.settings import Settings
 
@@ -285,32 +275,25 @@ class RadiusAdapter:
 
     # -- accounting: OK only after the commit -------------------------------------------------------
     def _accounting(self, lists: dict[str, Any]) -> HookResult:
-        received_at = utc_now()
-        attributes = Attributes.of(lists.get("request"))
-        try:
-            update = decode_accounting(attributes)
-        except MalformedPacket as exc:  # a retransmit would be just as wrong: acknowledge, bill nothing
-            self.log(self.rad.L_ERR, f"accounting: packet acknowledged but not billed: {exc}")
-            self.metrics.unbilled.labels("malformed").inc()
-            return self.rad.RLM_MODULE_OK, None, None
-        now = event_time(attributes, received_at)
-        try:
-            with Session(self.autocommit) as db:  # the common case: one read, one guarded write
-                done = record_accounting_without_lock(db, self.tariffs, self.nas, update, now)
-            if done is None:  # Start, On/Off, a session not opened yet, usage to hold, a concurrent change
-                with Session(self.engine) as db, db.begin():
-                    done = record_accounting(db, self.tariffs, update, now)
-        except AccountingRefused as exc:
-            self.log(self.rad.L_WARN, f"accounting: packet acknowledged but not billed: {exc}")
-            self.metrics.unbilled.labels("refused").inc()
-            return self.rad.RLM_MODULE_OK, None, None
-        for held in done.held:
-            self.metrics.held.labels(str(held.quantity), str(held.reason)).inc()
-            self.log(
-                self.rad.L_WARN,
-                f"accounting: {held.amount} {held.quantity} not billed ({held.reason}, reported {held.reported}) "
-                f"of {packet_identity(update)}: held in the quarantine (`hotspotctl quarantine list`)",
+        with Session(self.autocommit) as quick:  # the common case: one read, one guarded write
+            outcome = bill_packet(
+                Attributes.of(lists.get("request")),
+                utc_now(),
+                quick=quick,
+                careful=self._transaction,
+                tariffs=self.tariffs,
+                nas=self.nas,
             )
+        if outcome.unbilled is not None:
+            self.metrics.unbilled.labels(outcome.unbilled).inc()
+        for held in outcome.result.held if outcome.result else ():
+            self.metrics.held.labels(str(held.quantity), str(held.reason)).inc()
+        for error, line in outcome.log_lines():
+            self.log(self.rad.L_ERR if error else self.rad.L_WARN, line)
         return self.rad.RLM_MODULE_OK, None, None
 
-
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        """A transaction of its own, committed before the hook answers OK."""
+        with Session(self.engine) as db, db.begin():
+            yield db

@@ -157,12 +157,13 @@ def site_text(listen: Listen | None = None, *, buffered: bool = False) -> str:
     return _fill("sites-available/hotspot", LISTEN=sections, ACCOUNTING=BUFFER_MODULE if buffered else INSTANCE)
 
 
-def buffer_files() -> dict[str, str]:
-    """Relative path → text of the buffered-accounting writer module and reader server."""
-    return {
-        f"mods-available/{BUFFER_MODULE}": _fill(f"mods-available/{BUFFER_MODULE}"),
-        f"sites-available/{BUFFER_SITE}": _fill(f"sites-available/{BUFFER_SITE}"),
-    }
+def buffer_files(*, reader: bool = True) -> dict[str, str]:
+    """Relative path → text of the buffered-accounting writer module and (`reader`) the server that bills the
+    buffer inside radiusd; without it, `hotspotctl radius import` bills it."""
+    files = {f"mods-available/{BUFFER_MODULE}": _fill(f"mods-available/{BUFFER_MODULE}")}
+    if reader:
+        files[f"sites-available/{BUFFER_SITE}"] = _fill(f"sites-available/{BUFFER_SITE}")
+    return files
 
 
 def clients_text(clients: Iterable[Client]) -> str:
@@ -208,6 +209,7 @@ def write_private_confdir(
     venv: Path | None = None,
     system_raddb: Path = SYSTEM_RADDB,
     buffered: bool = False,
+    reader: bool = True,
 ) -> Path:
     """A complete, self-contained config dir for a private radiusd; rewritten on every call.
 
@@ -241,7 +243,7 @@ def write_private_confdir(
     (confdir / "sites-available" / INSTANCE).write_text(site_text(listen, buffered=buffered))
     _link(confdir / "sites-enabled" / INSTANCE, f"../sites-available/{INSTANCE}")
     if buffered:
-        for relative, text in buffer_files().items():
+        for relative, text in buffer_files(reader=reader).items():
             (confdir / relative).write_text(text)
             _link(confdir / _enabled(relative), f"../{relative}")
         (confdir / "log" / "radacct" / "hotspot").mkdir(parents=True, exist_ok=True)
@@ -389,7 +391,13 @@ class Installation:
 
 
 def install(
-    raddb: Path, *, settings_file: Path, venv: Path | None = None, listen: Listen | None = None, buffered: bool = False
+    raddb: Path,
+    *,
+    settings_file: Path,
+    venv: Path | None = None,
+    listen: Listen | None = None,
+    buffered: bool = False,
+    reader: bool = True,
 ) -> tuple[Installation, str]:
     """Wire the modules (python3 and its rlm_sql), the virtual server and the dictionary into a raddb, then check it.
 
@@ -421,8 +429,14 @@ def install(
     change.link(raddb / "mods-enabled" / SQL_INSTANCE, f"../mods-available/{SQL_INSTANCE}")
     change.write(raddb / "sites-available" / INSTANCE, site_text(listen, buffered=buffered))
     change.link(raddb / "sites-enabled" / INSTANCE, f"../sites-available/{INSTANCE}")
+    if buffered and not reader and (raddb / _enabled(f"sites-available/{BUFFER_SITE}")).exists():
+        # both would claim the buffer's files: each packet would still be billed once, but out of order
+        raise RadiusConfigError(
+            f"{raddb / _enabled(f'sites-available/{BUFFER_SITE}')} bills the buffer inside radiusd: remove that "
+            "link (or run `hotspotctl radius uninstall`) before installing for `hotspotctl radius import`"
+        )
     if buffered:  # the buffer directory is made by radiusd (detail writer) under Debian's radacctdir
-        for relative, text in buffer_files().items():
+        for relative, text in buffer_files(reader=reader).items():
             change.write(raddb / relative, text)
             change.link(raddb / _enabled(relative), f"../{relative}")
     change.write(raddb / POLICY, _fill(POLICY))

@@ -78,13 +78,15 @@ class Backlog:
 def buffer_backlog(buffer_file: Path, now: float) -> Backlog:
     """The backlog of the accounting buffer at `now` (epoch seconds).
 
-    The writer appends to `buffer_file`; the reader renames it to `<name>.work`, bills it entry by entry and
-    deletes it when every entry is billed. So the oldest entry not known to be billed is the first of the
-    work file (or of the buffer when there is none): its age bounds the billing lag from above.
+    The writer appends to `buffer_file`; the reader renames it to `<name>.work` (the hotspot-buffer server)
+    or `<name>.<ns>.work` (`hotspotctl radius import`), bills it and deletes it when every entry is billed.
+    So the oldest entry not known to be billed is the first of the oldest work file (or of the buffer when
+    there is none): its age bounds the billing lag from above.
     """
     files = sizes = 0
     oldest: int | None = None
-    for path in (buffer_file.with_name(buffer_file.name + ".work"), buffer_file):
+    work_files = sorted(buffer_file.parent.glob(f"{buffer_file.name}.*.work"))
+    for path in (buffer_file.with_name(buffer_file.name + ".work"), *work_files, buffer_file):
         try:
             with path.open("rb") as opened:
                 size = path.stat().st_size

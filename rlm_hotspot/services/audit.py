@@ -24,9 +24,7 @@ class Actor:
     client: str
 
 
-def record(
-    db: Session, actor: Actor, action: str, now: datetime, subject: str | None = None, **detail: object
-) -> int:
+def record(db: Session, actor: Actor, action: str, now: datetime, subject: str | None = None, **detail: object) -> int:
     """Append one row in the caller's transaction: it commits (or rolls back) with the action itself."""
     return q.insert(
         db,

@@ -231,9 +231,7 @@ def _printout(
     )
 
 
-def mark_sold(
-    db: Session, card_text: str, *, staff_id: int, price: int | None, now: datetime
-) -> cards_q.CardRecord:
+def mark_sold(db: Session, card_text: str, *, staff_id: int, price: int | None, now: datetime) -> cards_q.CardRecord:
     """Record the sale of a card printed beforehand (typed or scanned at the desk)."""
     card = find_card(db, card_text, lock=True)
     if card.status != "new" or card.blocked:
@@ -408,9 +406,7 @@ def top_up_at_desk(
 def _record_desk_attempt(db: Session, number: str, outcome: Refusal | None, now: datetime) -> None:
     card = cards_q.card_by_number(db, number)
     hotspot_id = card.hotspot_id if card is not None else None
-    record_attempt(
-        db, card_text=number, client=None, hotspot_id=hotspot_id, source="desk", outcome=outcome, now=now
-    )
+    record_attempt(db, card_text=number, client=None, hotspot_id=hotspot_id, source="desk", outcome=outcome, now=now)
 
 
 def reprint(db: Session, vault: PinVault, card_text: str) -> Sale:

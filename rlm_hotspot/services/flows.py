@@ -488,9 +488,7 @@ def import_batches(
     tallies, unpaid = _tally_sessions(rows, sizes, windows, _PriceBands(tariffs, hotspot.timezone))
     if unpaid:
         allowance = dict.fromkeys(over, bound)
-        q.store_unattributed(
-            db, (kept for b in fresh for kept in _unpaid_counts(new[b.name], b, unpaid, allowance))
-        )
+        q.store_unattributed(db, (kept for b in fresh for kept in _unpaid_counts(new[b.name], b, unpaid, allowance)))
     held = _held_traffic(over, bound, fresh, rows, windows)
     if held:
         q.hold_traffic(db, [_quarantine_row(hotspot, policy, bound, each) for each in held], now)
@@ -629,9 +627,7 @@ def release_held_traffic(db: Session, quarantine_id: int, now: datetime) -> int:
     return sum(debits.amounts)
 
 
-def accounts_exhausted_with_open_sessions(
-    db: Session, hotspot_id: int | None = None
-) -> list[q.ExhaustedSession]:
+def accounts_exhausted_with_open_sessions(db: Session, hotspot_id: int | None = None) -> list[q.ExhaustedSession]:
     """Open sessions of exhausted accounts (optionally of one hotspot), for the enforcement worker.
 
     With NetFlow metering a guest can overshoot zero by at most the traffic of one export interval (the

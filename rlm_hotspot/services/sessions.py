@@ -35,6 +35,7 @@ from rlm_hotspot.core.plausibility import (
 )
 from rlm_hotspot.core.tariff import BytesAt, Meter, Tariff, Usage, bytes_affordable, rate, seconds_affordable
 from rlm_hotspot.core.validity import seconds_left
+from rlm_hotspot.db import cards as cards_db
 from rlm_hotspot.db import quarantine as held_usage
 from rlm_hotspot.db import sessions as q
 from rlm_hotspot.db.catalog import hotspot_by_id
@@ -78,9 +79,7 @@ class AccountingRefused(ValueError):
     """A packet that cannot be attributed (unknown NAS, unknown card); logged, acknowledged, not billed."""
 
 
-def record_accounting(
-    db: Session, tariffs: TariffCache, update: AccountingUpdate, now: datetime
-) -> AccountingResult:
+def record_accounting(db: Session, tariffs: TariffCache, update: AccountingUpdate, now: datetime) -> AccountingResult:
     """Apply one accounting packet in the caller's transaction (the adapter commits, then replies OK)."""
     if update.status not in ACCOUNTING_STATUSES:
         raise AccountingRefused(f"unknown Acct-Status-Type {update.status!r}")
@@ -111,9 +110,7 @@ def record_accounting(
         row = _open(db, row, update, now)
         if not _has_news(row, update):  # a Start: nothing used yet, nothing to write twice
             return AccountingResult(row.id, 0)
-    billed = _bill_update(db, tariffs, row, update, now)
-    assert billed is not None, "the row is locked: nothing can have changed it"
-    return billed
+    return _bill_update(db, tariffs, row, update, now)
 
 
 def record_accounting_without_lock(
@@ -131,13 +128,47 @@ def record_accounting_without_lock(
     nas_row = nas.get(db, update.nas_ip, now)
     if nas_row is None:
         return None
-    user = packet_user(update)
-    row = _matched_session(db, nas_row.id, user, update, now, lock=False)
+    row = _matched_session(db, nas_row.id, packet_user(update), update, now, lock=False)
+    planned = plan_without_lock(db, tariffs, nas, row, update, now)
+    if planned is None:
+        return None
+    durable = update.status != "interim"
+    if (
+        q.apply_meter(
+            db, planned.row, planned.write, now, durable=durable, stop=planned.stop, positions=planned.positions
+        )
+        is None
+    ):
+        return None
+    return AccountingResult(planned.row.id, planned.write.time_debit + planned.write.traffic_debit)
+
+
+def plan_without_lock(
+    db: Session, tariffs: TariffCache, nas: NasCache, row: q.SessionRow | None, update: AccountingUpdate, now: datetime
+) -> q.MeterUpdate | None:
+    """The write `record_accounting_without_lock` makes for a packet on `row`, the session it was matched to
+    (as read, unlocked), without making it; None when that path does not apply (see there)."""
+    if update.status not in ("interim", "stop") or nas.get(db, update.nas_ip, now) is None:
+        return None
     if row is None or row.status != "open" or row.account_id is None:
         return None
-    if _belonging(row, user, update, now) is not Belonging.SAME:
+    if _belonging(row, packet_user(update), update, now) is not Belonging.SAME:
         return None
-    return _bill_update(db, tariffs, row, update, now, hold=False)
+    bounded = _bounded_counters(row, update, now)
+    if bounded.held:
+        return None
+    return _meter_update(db, tariffs, row, update, now, bounded)
+
+
+def sessions_by_tokens(db: Session, tokens: list[str]) -> dict[str, q.SessionRow]:
+    """The sessions our Class tokens name, unlocked, read in one query (a batch's packets are matched to them)."""
+    return q.sessions_by_tokens(db, tokens)
+
+
+def apply_planned(db: Session, planned: list[q.MeterUpdate], now: datetime) -> bool:
+    """Write the planned meter updates (of distinct sessions) in one statement; False, having written only
+    some, when a session changed since it was read: the caller rolls back and bills the packets one by one."""
+    return len(q.apply_meters(db, planned, now)) == len(planned)
 
 
 def _matched_session(
@@ -192,34 +223,44 @@ def _belonging(row: q.SessionRow, user: q.PacketUser, update: AccountingUpdate, 
 
 
 def _bill_update(
+    db: Session, tariffs: TariffCache, row: q.SessionRow, update: AccountingUpdate, now: datetime
+) -> AccountingResult:
+    """Bill an accounting packet's counters on a locked session, up to what is plausible (a Stop also closes
+    the session; an Interim-Update's commit need not wait for the disk, since the next one restates its
+    counters). What exceeds the bounds is quarantined with the packet's identity."""
+    bounded = _bounded_counters(row, update, now)
+    planned = _meter_update(db, tariffs, row, update, now, bounded)
+    balance = q.apply_meter(
+        db, row, planned.write, now, durable=update.status != "interim", stop=planned.stop, positions=planned.positions
+    )
+    assert balance is not None, "the row is locked: nothing can have changed it"
+    for held in bounded.held:
+        _hold(db, row, update, held, now)
+    return AccountingResult(row.id, planned.write.time_debit + planned.write.traffic_debit, held=bounded.held)
+
+
+def _meter_update(
     db: Session,
     tariffs: TariffCache,
     row: q.SessionRow,
     update: AccountingUpdate,
     now: datetime,
-    *,
-    hold: bool = True,
-) -> AccountingResult | None:
-    """Bill an accounting packet's counters, up to what is plausible (a Stop also closes the session; an
-    Interim-Update's commit need not wait for the disk, since the next one restates its counters).
-
-    What exceeds the bounds is quarantined with the packet's identity; with `hold` False nothing may be
-    quarantined (the lock-free path) and None says so.
-    """
-    bounded = _bounded_counters(row, update, now)
-    if bounded.held and not hold:
-        return None
-    stop = (now, update.terminate_cause or "Stop") if update.status == "stop" and row.status != "closed" else None
-    billed = _bill(
-        db,
-        tariffs,
+    bounded: BoundedCounters,
+) -> q.MeterUpdate:
+    """The meter write of a packet's bounded counters on `row`, and the NAS's counter positions."""
+    write = _meter_write(
+        tariffs.get(db, row.tariff_id, now).tariff,
         row,
-        seconds=bounded.seconds.billed,
-        input_octets=bounded.input_octets.billed,
-        output_octets=bounded.output_octets.billed,
-        now=now,
-        durable=update.status != "interim",
-        stop=stop,
+        bounded.seconds.billed,
+        bounded.input_octets.billed,
+        bounded.output_octets.billed,
+        now,
+    )
+    return q.MeterUpdate(
+        row,
+        write,
+        now,
+        stop=(now, update.terminate_cause or "Stop") if update.status == "stop" and row.status != "closed" else None,
         positions=q.CounterPositions(
             bounded.seconds.position,
             bounded.input_octets.position,
@@ -228,11 +269,6 @@ def _bill_update(
             bytes_at=None if any(held.quantity is not Quantity.SECONDS for held in bounded.held) else now,
         ),
     )
-    if billed is None:
-        return None
-    for held in bounded.held:
-        _hold(db, row, update, held, now)
-    return AccountingResult(row.id, billed.debited, held=bounded.held)
 
 
 def _hold(db: Session, row: q.SessionRow, update: AccountingUpdate, held: Held, now: datetime) -> None:
@@ -429,22 +465,79 @@ def _hotspot_tariff(db: Session, hotspot_id: int) -> int:
 def _open(db: Session, row: q.SessionRow, update: AccountingUpdate, now: datetime) -> q.SessionRow:
     """Accounting-Start (or the first packet we see): the session opens and first use activates the card."""
     card = cards.find_card(db, row.card_number, lock=True)
-    account_id = cards.activate(db, card, now)
-    # it began when its Acct-Session-Time says, but never before the login that let it in (nor before
-    # the first packet of a session opened without one)
-    started = max(now - timedelta(seconds=update.session_time or 0), row.started_at)
-    return q.open_session(
-        db,
-        row.id,
-        status="open" if row.status != "closed" else "closed",
-        account_id=account_id,
-        acct_session_id=update.acct_session_id or row.acct_session_id,
-        username=row.username or update.username,
-        framed_ip=update.framed_ip,
-        calling_station_id=update.calling_station_id or None,
-        started_at=started,
-        last_seen_at=now,
-    )
+    opening = _opening(row, update, now)
+    if update.acct_session_id and update.acct_session_id != row.acct_session_id and row.nas_id is not None:
+        # the NAS gives the login its session id: another live session holding it is over (or, if younger,
+        # this one is: it ended when the packet was sent)
+        ended = _take_acct_id(db, row.nas_id, update.acct_session_id, _began(row, update, now), now)
+        if ended is not None:
+            opening |= {"status": "closed", "stopped_at": ended, "terminate_cause": "Lost-Service"}
+    return q.open_session(db, row.id, account_id=cards.activate(db, card, now), **opening)
+
+
+def _opening(row: q.SessionRow, update: AccountingUpdate, now: datetime) -> dict[str, object]:
+    """The session's columns as the packet that opens it sets them (all but its account)."""
+    started = _began(row, update, now)
+    return {
+        "status": "open" if row.status != "closed" else "closed",
+        "acct_session_id": update.acct_session_id or row.acct_session_id,
+        "username": row.username or update.username,
+        "framed_ip": update.framed_ip,
+        "calling_station_id": update.calling_station_id or None,
+        "started_at": started,
+        "last_seen_at": now,
+    }
+
+
+def _began(row: q.SessionRow, update: AccountingUpdate, now: datetime) -> datetime:
+    """When the session the packet opens began: when its Acct-Session-Time says, but never before the login
+    that let it in (nor before the first packet of a session opened without one)."""
+    return max(now - timedelta(seconds=update.session_time or 0), row.started_at)
+
+
+@dataclass(frozen=True)
+class PlannedStart:
+    """The Start of a login that waits for it, to be opened as `record_accounting` opens it."""
+
+    row: q.SessionRow
+    opening: dict[str, object]
+    now: datetime
+
+
+def plan_start(row: q.SessionRow | None, update: AccountingUpdate, now: datetime) -> PlannedStart | None:
+    """What `record_accounting` does with a Start whose Class names `row` (read earlier, unlocked), when all it
+    does is open the login waiting for it (and activate its card): no other session, nothing to bill. None
+    when that is not the case: bill the packet with `record_accounting`."""
+    if update.status != "start" or row is None or row.status != "pending" or _has_news(row, update):
+        return None
+    if _belonging(row, packet_user(update), update, now) is not Belonging.SAME:
+        return None
+    return PlannedStart(row, _opening(row, update, now), now)
+
+
+def lock_cards_of(db: Session, starts: list[q.SessionRow]) -> dict[str, cards_db.CardRecord]:
+    """The cards of the logins a batch's Starts open, locked in one query (in id order: no deadlock)."""
+    return cards_db.lock_cards(db, sorted({row.card_number for row in starts}))
+
+
+def opening_of(planned: PlannedStart, card: cards_db.CardRecord) -> q.SessionOpening | None:
+    """A planned Start's session opening on its card (locked by `lock_cards_of`), as `_open` opens it; None when
+    the card is neither new nor active (`_open` says why)."""
+    if card.status == "active" and card.account_id is not None:
+        account_id: int | None = card.account_id
+    elif card.status == "new":
+        account_id = None
+    else:
+        return None
+    row = planned.row
+    return q.SessionOpening(row.id, card.id, card.number, card.face_value, account_id, planned.opening, planned.now)
+
+
+def open_planned(db: Session, openings: list[q.SessionOpening]) -> bool:
+    """Open the planned Starts' sessions in one statement; False, having opened only some, when a session is
+    no longer pending or another live session holds its NAS session id: the caller rolls back and bills the
+    packets one by one (the per-packet rules settle which session holds the id)."""
+    return len(q.open_sessions(db, openings)) == len(openings)
 
 
 def _has_news(row: q.SessionRow, update: AccountingUpdate) -> bool:
@@ -487,9 +580,7 @@ def _bill(
     None when the session changed since `row` was read (only possible without the row lock: the caller
     then takes the lock and tries again).
     """
-    write = _meter_write(
-        tariffs.get(db, row.tariff_id, now).tariff, row, seconds, input_octets, output_octets, now
-    )
+    write = _meter_write(tariffs.get(db, row.tariff_id, now).tariff, row, seconds, input_octets, output_octets, now)
     balance = q.apply_meter(db, row, write, now, durable=durable, stop=stop, positions=positions)
     return None if balance is None else Billed(write, balance)
 
@@ -635,9 +726,7 @@ def post_heartbeat(db: Session, tariffs: TariffCache, token: str, now: datetime)
     return status_of(db, tariffs, posted, now)
 
 
-def post_heartbeat_on(
-    db: Executor, tariffs: TariffCache, view: q.SessionView, now: datetime
-) -> q.SessionView | None:
+def post_heartbeat_on(db: Executor, tariffs: TariffCache, view: q.SessionView, now: datetime) -> q.SessionView | None:
     """Rate and post a heartbeat of the session `view` shows; returns the session as it is after it (`view`
     itself when not open), from what was read and posted.
 

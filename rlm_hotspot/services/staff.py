@@ -138,9 +138,7 @@ def token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def sign_in(
-    db: Session, vault: PinVault, name: str, password: str, code: str, client: str, now: datetime
-) -> SignedIn:
+def sign_in(db: Session, vault: PinVault, name: str, password: str, code: str, client: str, now: datetime) -> SignedIn:
     """Check name, password and (when set up) the TOTP code, throttled per name and per client, and open a
     console session.
 

@@ -6,4 +6,3 @@ Disconnect-Request to the NAS of a RADIUS session (sent in parallel, each retran
 closing the firewall gate of a standalone session — and record each outcome in its own transaction.
 A database outage is logged and waited out; SIGTERM ends the loop after the current cycle.
 """
-

@@ -54,25 +54,41 @@ def good_record(rng: random.Random, direction: str, stamp: str) -> tuple[dict[st
     ip = rng.choice([*GUESTS, STRANGER])
     free = rng.random() < 0.2
     size = rng.choice([rng.randrange(0, 40 * MB), rng.randrange(BOUND - MB, BOUND + 40 * MB), 10**15, 10**20, 10**25])
-    record = {"event_type": "purge", "tag": 1 if free else 2, FIELD[direction]: ip, "stamp_inserted": stamp,
-              "stamp_updated": stamp, "packets": 1, "bytes": size}
+    record = {
+        "event_type": "purge",
+        "tag": 1 if free else 2,
+        FIELD[direction]: ip,
+        "stamp_inserted": stamp,
+        "stamp_updated": stamp,
+        "packets": 1,
+        "bytes": size,
+    }
     return record, ip, free, size
 
 
 def bad_line(rng: random.Random, direction: str, stamp: str) -> str:
-    base = {"event_type": "purge", "tag": 2, FIELD[direction]: "10.1.0.11", "stamp_inserted": stamp,
-            "stamp_updated": stamp, "packets": 1, "bytes": 5}
-    return rng.choice([
-        json.dumps({**base, "bytes": -5}),
-        json.dumps({**base, "bytes": "500"}),
-        json.dumps({**base, "stamp_inserted": [1]}),
-        json.dumps({**base, "stamp_inserted": "1"}),
-        json.dumps({**base, "stamp_inserted": str(int(stamp) + 86_400 * 365 * 100)}),
-        json.dumps({**base, "tag": 0}),
-        json.dumps(base)[:30],
-        "[" * 5000,
-        json.dumps({**base, "bytes": 0}).replace("0}", "9" * 5000 + "}"),
-    ])
+    base = {
+        "event_type": "purge",
+        "tag": 2,
+        FIELD[direction]: "10.1.0.11",
+        "stamp_inserted": stamp,
+        "stamp_updated": stamp,
+        "packets": 1,
+        "bytes": 5,
+    }
+    return rng.choice(
+        [
+            json.dumps({**base, "bytes": -5}),
+            json.dumps({**base, "bytes": "500"}),
+            json.dumps({**base, "stamp_inserted": [1]}),
+            json.dumps({**base, "stamp_inserted": "1"}),
+            json.dumps({**base, "stamp_inserted": str(int(stamp) + 86_400 * 365 * 100)}),
+            json.dumps({**base, "tag": 0}),
+            json.dumps(base)[:30],
+            "[" * 5000,
+            json.dumps({**base, "bytes": 0}).replace("0}", "9" * 5000 + "}"),
+        ]
+    )
 
 
 def write_file(rng: random.Random, spool: Path, direction: str, bin_start: datetime, truth: Truth) -> None:
@@ -113,21 +129,24 @@ def check(engine: Engine, truth: Truth, accounts: dict[str, int], sessions: dict
     with Session(engine) as session:
         for ip in GUESTS:
             assert traffic_debited(session, accounts[ip]) == price(truth.billable[ip]), (seed, ip)
-            held = session.execute(text("SELECT coalesce(sum(held), 0) FROM quarantine WHERE session_id = :s"),
-                                   {"s": sessions[ip]}).scalar_one()
+            held = session.execute(
+                text("SELECT coalesce(sum(held), 0) FROM quarantine WHERE session_id = :s"), {"s": sessions[ip]}
+            ).scalar_one()
             assert held == truth.held[ip], (seed, ip)
         assert_ledger_balanced(session)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
-def test_random_spool_files_bill_exactly_the_plausible_bytes(committed: Engine, vault: PinVault, tmp_path: Path,
-                                                            seed: int) -> None:
+def test_random_spool_files_bill_exactly_the_plausible_bytes(
+    committed: Engine, vault: PinVault, tmp_path: Path, seed: int
+) -> None:
     rng = random.Random(seed)
     with Session(committed) as session, session.begin():
         numbers = flow_world(session, vault, night_band=False)
         session.execute(text("UPDATE hotspots SET max_rate_kbps = :kbps"), {"kbps": RATE_KBPS})
-        guests = {ip: open_session(session, numbers[i], ip, started_at=NOW - timedelta(days=1))
-                  for i, ip in enumerate(GUESTS)}
+        guests = {
+            ip: open_session(session, numbers[i], ip, started_at=NOW - timedelta(days=1)) for i, ip in enumerate(GUESTS)
+        }
     accounts = {ip: guest.account_id for ip, guest in guests.items()}
     sessions = {ip: guest.session_id for ip, guest in guests.items()}
     truth = Truth()
@@ -135,14 +154,14 @@ def test_random_spool_files_bill_exactly_the_plausible_bytes(committed: Engine, 
     spool = tmp_path / "spool"
     spool.mkdir()
     for cycle in range(CYCLES):
-        bins = [NOW + timedelta(minutes=m) for m in minutes[cycle * 3:cycle * 3 + 3]]
+        bins = [NOW + timedelta(minutes=m) for m in minutes[cycle * 3 : cycle * 3 + 3]]
         for bin_start in bins:
             for direction in ("down", "up"):
                 write_file(rng, spool, direction, bin_start, truth)
         done = sorted((spool / "done").glob("*.json")) if (spool / "done").exists() else []
         for again in rng.sample(done, min(len(done), 2)):  # re-delivered: must change nothing
             again.rename(spool / again.name)
-        clock = NOW + timedelta(minutes=max(minutes[:cycle * 3 + 3]) + 4)  # the clock never goes back
+        clock = NOW + timedelta(minutes=max(minutes[: cycle * 3 + 3]) + 4)  # the clock never goes back
         settings = ImporterSettings(hotspot=HOTSPOT, spool=spool, policy=ImportPolicy(60, 180))
         report = Importer(settings, sessionmaker(committed), clock=lambda clock=clock: clock).run_cycle()
         assert report.errors == 0, seed

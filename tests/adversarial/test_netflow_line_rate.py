@@ -22,8 +22,9 @@ RATE_KBPS = 8_000  # 1 MB/s: a bin carries 60 MB, 63 MB with the slack
 BOUND = line_rate_bound(RATE_KBPS, 60)
 
 
-def batch(name: str, *counts: tuple[str, int], direction: Direction = Direction.DOWNLOAD, free: bool = False
-          ) -> FlowBatch:
+def batch(
+    name: str, *counts: tuple[str, int], direction: Direction = Direction.DOWNLOAD, free: bool = False
+) -> FlowBatch:
     return FlowBatch(name, direction, NOW, [TrafficCount(ip, NOW, size, free) for ip, size in counts])
 
 
@@ -37,8 +38,9 @@ def held_rows(session: Session) -> list[dict[str, object]]:
 
 
 def set_line_rate(session: Session, kbps: int) -> None:
-    session.execute(text("UPDATE hotspots SET max_rate_kbps = :kbps WHERE name = :name"),
-                    {"kbps": kbps, "name": HOTSPOT})
+    session.execute(
+        text("UPDATE hotspots SET max_rate_kbps = :kbps WHERE name = :name"), {"kbps": kbps, "name": HOTSPOT}
+    )
 
 
 def test_the_bound_is_the_line_rate_times_the_bin_plus_five_percent() -> None:
@@ -46,8 +48,9 @@ def test_the_bound_is_the_line_rate_times_the_bin_plus_five_percent() -> None:
     assert BOUND == 63 * MB
 
 
-def test_a_petabyte_count_bills_at_most_line_rate_times_the_bin_and_holds_the_rest(db: Session,
-                                                                                 vault: PinVault) -> None:
+def test_a_petabyte_count_bills_at_most_line_rate_times_the_bin_and_holds_the_rest(
+    db: Session, vault: PinVault
+) -> None:
     numbers = flow_world(db, vault, night_band=False)
     alice = open_session(db, numbers[0], "10.1.0.11")
     bob = open_session(db, numbers[1], "10.1.0.12")
@@ -57,7 +60,11 @@ def test_a_petabyte_count_bills_at_most_line_rate_times_the_bin_and_holds_the_re
     assert traffic_debited(db, bob.account_id) == price(3 * MB)  # the other record is billed as ever
     (row,) = held_rows(db)
     assert (row["source"], row["reason"], row["quantity"], row["state"]) == (
-        "netflow", "bytes-beyond-line-rate", "download", "held")
+        "netflow",
+        "bytes-beyond-line-rate",
+        "download",
+        "held",
+    )
     assert (row["held"], row["reported"], row["session_id"]) == (10**15 - bound, 10**15, alice.session_id)
     assert row["identity"] == f"down#1 ip 10.1.0.11 bin {NOW.isoformat()}"
     assert row["detail"]["billed_up_to"] == bound and row["received_at"] == NOW + timedelta(minutes=2)
@@ -75,14 +82,22 @@ def test_the_bound_applies_to_the_sum_of_an_ips_counts_in_a_bin_each_way(db: Ses
     set_line_rate(db, RATE_KBPS)
     alice = open_session(db, numbers[0], "10.1.0.11")
     # Two blocks of one bin, 40 MB each, down; 40 MB up: the download sum is 17 MB beyond the bound.
-    run(db, batch("down#1", ("10.1.0.11", 40 * MB)), batch("down#2", ("10.1.0.11", 40 * MB)),
-        batch("up#1", ("10.1.0.11", 40 * MB), direction=Direction.UPLOAD))
+    run(
+        db,
+        batch("down#1", ("10.1.0.11", 40 * MB)),
+        batch("down#2", ("10.1.0.11", 40 * MB)),
+        batch("up#1", ("10.1.0.11", 40 * MB), direction=Direction.UPLOAD),
+    )
     assert traffic_debited(db, alice.account_id) == price(BOUND + 40 * MB)
     (row,) = held_rows(db)
     assert (row["held"], row["reported"], row["identity"]) == (
-        80 * MB - BOUND, 80 * MB, f"down#1 ip 10.1.0.11 bin {NOW.isoformat()}")
-    octets = db.execute(text("SELECT output_octets, input_octets FROM sessions WHERE id = :id"),
-                        {"id": alice.session_id}).one()
+        80 * MB - BOUND,
+        80 * MB,
+        f"down#1 ip 10.1.0.11 bin {NOW.isoformat()}",
+    )
+    octets = db.execute(
+        text("SELECT output_octets, input_octets FROM sessions WHERE id = :id"), {"id": alice.session_id}
+    ).one()
     assert tuple(octets) == (BOUND, 40 * MB)
     assert_ledger_balanced(db)
 
@@ -120,8 +135,10 @@ def test_release_bills_the_excess_through_the_rating_path_once(db: Session, vaul
     assert traffic_debited(db, alice.account_id) == price(100 * MB + 1)
     key = db.execute(text("SELECT idempotency_key FROM ledger WHERE cause = 'traffic' ORDER BY id DESC LIMIT 1"))
     assert key.scalar_one() == f"release:{row['id']}:{alice.session_id}"
-    assert db.execute(text("SELECT output_octets FROM sessions WHERE id = :id"),
-                      {"id": alice.session_id}).scalar_one() == 100 * MB + 1
+    assert (
+        db.execute(text("SELECT output_octets FROM sessions WHERE id = :id"), {"id": alice.session_id}).scalar_one()
+        == 100 * MB + 1
+    )
     db.execute(text("UPDATE quarantine SET state = 'released', resolved_at = :now"), {"now": NOW})  # the lead's CLI
     with pytest.raises(ServiceError, match="is released, not held"):
         flows.release_held_traffic(db, row["id"], NOW + timedelta(hours=1))

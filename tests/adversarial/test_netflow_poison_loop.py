@@ -24,14 +24,25 @@ from tests.db.test_flow_world import HOTSPOT, MB, flow_world, open_session, pric
 BOUND = line_rate_bound(1_000_000, 60)
 
 
-def spool_file(spool: Path, direction: str, bin_start: datetime, counts: list[tuple[str, int]],
-               suffix: str = "") -> Path:
+def spool_file(
+    spool: Path, direction: str, bin_start: datetime, counts: list[tuple[str, int]], suffix: str = ""
+) -> Path:
     """One closed block as nfacctd's print plugin writes it, for the bin named."""
     field = "ip_dst" if direction == "down" else "ip_src"
     stamp = str(int(bin_start.timestamp()))
     lines = [{"event_type": "purge_init", "writer_id": f"{direction}/1"}]
-    lines += [{"event_type": "purge", "tag": 2, field: ip, "stamp_inserted": stamp, "stamp_updated": stamp,
-               "packets": 1, "bytes": size} for ip, size in counts]
+    lines += [
+        {
+            "event_type": "purge",
+            "tag": 2,
+            field: ip,
+            "stamp_inserted": stamp,
+            "stamp_updated": stamp,
+            "packets": 1,
+            "bytes": size,
+        }
+        for ip, size in counts
+    ]
     lines.append({"event_type": "purge_close", "writer_id": f"{direction}/1", "purged_entries": len(counts)})
     path = spool / f"{direction}-{bin_start:%Y%m%d-%H%M%S}{suffix}.json"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
@@ -49,8 +60,9 @@ def guests(committed: Engine, vault: PinVault) -> list[int]:
 
 
 def importer(engine: Engine, spool: Path, now: datetime) -> Importer:
-    settings = ImporterSettings(hotspot=HOTSPOT, spool=spool, policy=ImportPolicy(60, 180),
-                                settle=timedelta(seconds=10))
+    settings = ImporterSettings(
+        hotspot=HOTSPOT, spool=spool, policy=ImportPolicy(60, 180), settle=timedelta(seconds=10)
+    )
     return Importer(settings, sessionmaker(engine), clock=lambda: now)
 
 
@@ -65,8 +77,9 @@ def quarantined(engine: Engine) -> list[tuple[str, int, str]]:
         return [(r.reason, int(r.held), r.identity) for r in rows]
 
 
-def test_a_record_beyond_bigint_is_held_and_the_files_after_it_are_billed(committed: Engine, guests: list[int],
-                                                                         tmp_path: Path) -> None:
+def test_a_record_beyond_bigint_is_held_and_the_files_after_it_are_billed(
+    committed: Engine, guests: list[int], tmp_path: Path
+) -> None:
     spool_file(tmp_path, "down", NOW, [("10.1.0.11", 10**20), ("10.1.0.12", MB)])
     spool_file(tmp_path, "up", NOW, [("10.1.0.11", 2 * MB)])
     spool_file(tmp_path, "down", NOW + timedelta(minutes=1), [("10.1.0.12", 3 * MB)])
@@ -93,8 +106,9 @@ def test_a_record_beyond_bigint_is_held_and_the_files_after_it_are_billed(commit
         assert_ledger_balanced(session)
 
 
-def test_a_file_named_for_an_absurd_bin_is_moved_aside_and_the_rest_billed(committed: Engine, guests: list[int],
-                                                                          tmp_path: Path) -> None:
+def test_a_file_named_for_an_absurd_bin_is_moved_aside_and_the_rest_billed(
+    committed: Engine, guests: list[int], tmp_path: Path
+) -> None:
     spool_file(tmp_path, "down", datetime(9999, 12, 31, 23, 59, tzinfo=UTC), [("10.1.0.11", MB)])  # overflowed
     spool_file(tmp_path, "down", datetime(2100, 1, 1, tzinfo=UTC), [("10.1.0.11", MB)])  # billed the open session
     spool_file(tmp_path, "down", NOW, [("10.1.0.12", MB)])
@@ -102,7 +116,9 @@ def test_a_file_named_for_an_absurd_bin_is_moved_aside_and_the_rest_billed(commi
     assert (report.files_done, report.errors) == (1, 2)
     assert debited(committed, guests) == [0, price(MB)]
     assert sorted(p.name for p in (tmp_path / "failed").iterdir()) == [
-        "down-21000101-000000.json", "down-99991231-235900.json"]
+        "down-21000101-000000.json",
+        "down-99991231-235900.json",
+    ]
 
 
 def flows_status(database_url: str, key_file: Path, spool: Path) -> dict[str, object]:
@@ -114,8 +130,13 @@ def flows_status(database_url: str, key_file: Path, spool: Path) -> dict[str, ob
 
 
 def test_a_file_that_keeps_failing_is_moved_aside_and_never_stalls_the_others(
-    committed: Engine, guests: list[int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture, database_url: str, key_file: Path,
+    committed: Engine,
+    guests: list[int],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    database_url: str,
+    key_file: Path,
 ) -> None:
     """Whatever makes a file fail (here: a fault injected in the import of its batch), later files are
     billed in the same cycle, and after MAX_TRIES cycles the file goes to failed/; `flows status` says so."""
@@ -129,8 +150,11 @@ def test_a_file_that_keeps_failing_is_moved_aside_and_never_stalls_the_others(
 
     monkeypatch.setattr("flowimport.importer.import_batches", fails_on_the_poison)
     clock = [NOW]
-    loop = Importer(ImporterSettings(hotspot=HOTSPOT, spool=tmp_path, policy=ImportPolicy(60, 180)),
-                    sessionmaker(committed), clock=lambda: clock[0])
+    loop = Importer(
+        ImporterSettings(hotspot=HOTSPOT, spool=tmp_path, policy=ImportPolicy(60, 180)),
+        sessionmaker(committed),
+        clock=lambda: clock[0],
+    )
     for minute in range(1, MAX_TRIES + 1):
         spool_file(tmp_path, "down", NOW + timedelta(minutes=minute), [("10.1.0.12", MB)])
         clock[0] = NOW + timedelta(minutes=minute + 4)

@@ -18,13 +18,25 @@ STAMP = str(int(BIN.timestamp()))
 
 def record(ip: str = "10.1.0.11", size: object = 100, stamp: object = STAMP) -> str:
     # nfacctd's exact layout (the bulk reader's), unless a field makes it something else
-    return json.dumps({"event_type": "purge", "tag": 2, "ip_dst": ip, "stamp_inserted": stamp,
-                       "stamp_updated": STAMP, "packets": 1, "bytes": size})
+    return json.dumps(
+        {
+            "event_type": "purge",
+            "tag": 2,
+            "ip_dst": ip,
+            "stamp_inserted": stamp,
+            "stamp_updated": STAMP,
+            "packets": 1,
+            "bytes": size,
+        }
+    )
 
 
 def write(tmp_path: Path, lines: list[str], writer: str = "down/1") -> SpoolFile:
-    body = [json.dumps({"event_type": "purge_init", "writer_id": writer}), *lines,
-            json.dumps({"event_type": "purge_close", "writer_id": writer, "purged_entries": len(lines)})]
+    body = [
+        json.dumps({"event_type": "purge_init", "writer_id": writer}),
+        *lines,
+        json.dumps({"event_type": "purge_close", "writer_id": writer, "purged_entries": len(lines)}),
+    ]
     path = tmp_path / "down-20261125-120000.json"
     path.write_text("\n".join(body) + "\n")
     parsed = SpoolFile.parse_name(path)
@@ -38,8 +50,11 @@ def write(tmp_path: Path, lines: list[str], writer: str = "down/1") -> SpoolFile
         record(stamp=[1]),  # an unhashable stamp: was a TypeError out of the reader
         record(stamp={"a": 1}),
         record(size="9" * 5000),  # digits as text
-        '{"event_type": "purge", "tag": 2, "ip_dst": "10.1.0.12", "stamp_inserted": "' + STAMP
-        + '", "stamp_updated": "1", "packets": 1, "bytes": ' + "9" * 5000 + "}",  # int() refuses 4,300+ digits
+        '{"event_type": "purge", "tag": 2, "ip_dst": "10.1.0.12", "stamp_inserted": "'
+        + STAMP
+        + '", "stamp_updated": "1", "packets": 1, "bytes": '
+        + "9" * 5000
+        + "}",  # int() refuses 4,300+ digits
         "[" * 100_000,  # json: RecursionError, not a ValueError
         record(stamp="1"),  # 1970, in a file of 2026
         record(stamp=str(int(BIN.timestamp()) + 7200)),  # two hours after the file's bin

@@ -123,8 +123,8 @@ def test_message_authenticator_is_required_unless_an_admin_turns_it_off_for_one_
     assert listed["legacy"]["require_message_authenticator"] is False
     assert "require_message_authenticator" in run("nas", "list").output.splitlines()[0]
     blocks = run("radius", "clients").output
-    assert "client modern {\n\tipaddr = 192.0.2.1\n\tsecret = \"s\"\n\trequire_message_authenticator = yes\n" in blocks
-    assert "client legacy {\n\tipaddr = 192.0.2.2\n\tsecret = \"s\"\n\trequire_message_authenticator = no\n" in blocks
+    assert 'client modern {\n\tipaddr = 192.0.2.1\n\tsecret = "s"\n\trequire_message_authenticator = yes\n' in blocks
+    assert 'client legacy {\n\tipaddr = 192.0.2.2\n\tsecret = "s"\n\trequire_message_authenticator = no\n' in blocks
 
     changed = run("--operator", "alice", "nas", "set", "legacy", "--require-message-authenticator").output
     assert "changed require_message_authenticator" in changed and "radius clients" in changed

@@ -30,8 +30,12 @@ POLICY = ImportPolicy(bin_seconds=60, grace_seconds=180)
 BIN = NOW  # 15:00 in Moscow: day price
 
 
-def batch(name: str, *counts: tuple[str, int] | tuple[str, int, bool], direction: Direction = Direction.DOWNLOAD,
-          bin_start=BIN) -> FlowBatch:  # type: ignore[no-untyped-def]
+def batch(
+    name: str,
+    *counts: tuple[str, int] | tuple[str, int, bool],
+    direction: Direction = Direction.DOWNLOAD,
+    bin_start=BIN,
+) -> FlowBatch:  # type: ignore[no-untyped-def]
     """A batch of (ip, bytes[, free]) counts in one bin."""
     return FlowBatch(
         name=name,
@@ -72,8 +76,9 @@ def test_each_guest_pays_exactly_for_its_bytes_and_a_replay_changes_nothing(db: 
         text("SELECT bytes, session_id, card_id FROM ledger WHERE cause = 'traffic' AND account_id = :a"),
         {"a": alice.account_id},
     ).all()
-    assert sorted(ledger) == sorted([(3 * MB + 5, alice.session_id, alice.card_id), (400_000, alice.session_id,
-                                                                                     alice.card_id)])
+    assert sorted(ledger) == sorted(
+        [(3 * MB + 5, alice.session_id, alice.card_id), (400_000, alice.session_id, alice.card_id)]
+    )
     assert_ledger_balanced(db)
 
 
@@ -105,8 +110,9 @@ def test_only_the_tariff_direction_is_billed_but_all_bytes_are_counted(db: Sessi
     assert traffic_debited(db, guest.account_id) == 0
     run(db, batch("down-1#0:down/1", ("10.1.0.11", MB)))
     assert traffic_debited(db, guest.account_id) == price(MB)
-    counters = db.execute(text("SELECT input_octets, output_octets FROM sessions WHERE id = :s"),
-                          {"s": guest.session_id}).one()
+    counters = db.execute(
+        text("SELECT input_octets, output_octets FROM sessions WHERE id = :s"), {"s": guest.session_id}
+    ).one()
     assert tuple(counters) == (5 * MB, MB)
 
 
@@ -116,8 +122,10 @@ def test_free_traffic_costs_nothing_but_stays_visible(db: Session, vault: PinVau
     outcome = run(db, batch("down-1#0:down/1", ("10.1.0.11", 9 * MB, True), ("10.1.0.11", MB)))
     assert (outcome.free_bytes, outcome.billable_bytes) == (9 * MB, MB)
     assert traffic_debited(db, guest.account_id) == price(MB)
-    assert db.execute(text("SELECT output_octets FROM sessions WHERE id = :s"), {"s": guest.session_id}).scalar() \
+    assert (
+        db.execute(text("SELECT output_octets FROM sessions WHERE id = :s"), {"s": guest.session_id}).scalar()
         == 10 * MB
+    )
     stored = db.execute(text("SELECT free_bytes, billable_bytes FROM flow_batches")).one()
     assert tuple(stored) == (9 * MB, MB)
 
@@ -151,8 +159,9 @@ def test_batches_imported_together_cost_the_same_and_replay_per_batch(db: Sessio
 def test_attribution_grace_window_ip_reuse_and_unattributed_traffic(db: Session, vault: PinVault) -> None:
     numbers = flow_world(db, vault)
     # The IP's previous holder stopped 1 min before the bin; the new holder started 30 s into it: latest wins.
-    previous = open_session(db, numbers[0], "10.1.0.11", started_at=BIN - timedelta(hours=1),
-                            stopped_at=BIN - timedelta(minutes=1))
+    previous = open_session(
+        db, numbers[0], "10.1.0.11", started_at=BIN - timedelta(hours=1), stopped_at=BIN - timedelta(minutes=1)
+    )
     current = open_session(db, numbers[1], "10.1.0.11", started_at=BIN + timedelta(seconds=30))
     # Stopped 2 min before the bin (inside the 3 min grace): its late flows are still its own.
     late = open_session(db, numbers[2], "10.1.0.12", stopped_at=BIN - timedelta(minutes=2))
@@ -160,15 +169,23 @@ def test_attribution_grace_window_ip_reuse_and_unattributed_traffic(db: Session,
     gone = open_session(db, numbers[3], "10.1.0.13", stopped_at=BIN - timedelta(minutes=4))
     # Starts after the bin ends: cannot own it.
     future = open_session(db, numbers[4], "10.1.0.14", started_at=BIN + timedelta(minutes=1))
-    outcome = run(db, batch("down-1#0:down/1", ("10.1.0.11", MB), ("10.1.0.12", 2 * MB), ("10.1.0.13", 3 * MB),
-                            ("10.1.0.14", 4 * MB), ("10.1.0.15", 5 * MB, True)))
+    outcome = run(
+        db,
+        batch(
+            "down-1#0:down/1",
+            ("10.1.0.11", MB),
+            ("10.1.0.12", 2 * MB),
+            ("10.1.0.13", 3 * MB),
+            ("10.1.0.14", 4 * MB),
+            ("10.1.0.15", 5 * MB, True),
+        ),
+    )
     assert traffic_debited(db, current.account_id) == price(MB)
     assert traffic_debited(db, previous.account_id) == 0
     assert traffic_debited(db, late.account_id) == price(2 * MB)
     assert traffic_debited(db, gone.account_id) == 0
     assert traffic_debited(db, future.account_id) == 0
-    assert unattributed(db) == [("10.1.0.13", False, 3 * MB), ("10.1.0.14", False, 4 * MB),
-                                ("10.1.0.15", True, 5 * MB)]
+    assert unattributed(db) == [("10.1.0.13", False, 3 * MB), ("10.1.0.14", False, 4 * MB), ("10.1.0.15", True, 5 * MB)]
     assert outcome.unattributed_bytes == 12 * MB
     assert_ledger_balanced(db)
 
@@ -216,14 +233,19 @@ def test_bytes_are_summed_per_bin_and_holder_across_blocks_and_bins(db: Session,
     numbers = flow_world(db, vault)
     # 10.1.0.11 changes hands between two bins: the previous holder stopped 30 s into the first, the
     # current one started 30 s into the second (latest start wins there).
-    previous = open_session(db, numbers[0], "10.1.0.11", started_at=BIN - timedelta(hours=1),
-                            stopped_at=BIN + timedelta(seconds=30))
+    previous = open_session(
+        db, numbers[0], "10.1.0.11", started_at=BIN - timedelta(hours=1), stopped_at=BIN + timedelta(seconds=30)
+    )
     current = open_session(db, numbers[1], "10.1.0.11", started_at=BIN + timedelta(seconds=90))
     second_bin = BIN + timedelta(minutes=1)
     # One batch spanning both bins (a memory-table poll); a second block of the first bin (nfacctd restarted
     # within the minute) counting the same IP twice.
-    spanning = FlowBatch("down-1#0:down/1", Direction.DOWNLOAD, BIN, counts=(
-        TrafficCount("10.1.0.11", BIN, MB, False), TrafficCount("10.1.0.11", second_bin, 2 * MB, False)))
+    spanning = FlowBatch(
+        "down-1#0:down/1",
+        Direction.DOWNLOAD,
+        BIN,
+        counts=(TrafficCount("10.1.0.11", BIN, MB, False), TrafficCount("10.1.0.11", second_bin, 2 * MB, False)),
+    )
     restarted = batch("down-1#0:down/2", ("10.1.0.11", 3 * MB), ("10.1.0.11", 4 * MB), ("10.1.0.11", 5, True))
     outcome = run(db, spanning, restarted)
     assert traffic_debited(db, previous.account_id) == price(8 * MB)

@@ -32,8 +32,10 @@ STAMP = str(int(BIN.timestamp()))
 def write_spool_file(spool: Path, name: str, writer: str, counts: list[tuple[str, int]]) -> Path:
     field = "ip_dst" if name.startswith("down") else "ip_src"
     lines = [{"event_type": "purge_init", "writer_id": writer}]
-    lines += [{"event_type": "purge", "tag": 2, field: ip, "stamp_inserted": STAMP, "packets": 1, "bytes": size}
-              for ip, size in counts]
+    lines += [
+        {"event_type": "purge", "tag": 2, field: ip, "stamp_inserted": STAMP, "packets": 1, "bytes": size}
+        for ip, size in counts
+    ]
     lines.append({"event_type": "purge_close", "writer_id": writer, "purged_entries": len(counts)})
     path = spool / name
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
@@ -50,8 +52,9 @@ def guests(committed: Engine, vault: PinVault) -> list[int]:
 
 
 def importer(engine: Engine, spool: Path, at: timedelta) -> Importer:
-    settings = ImporterSettings(hotspot=HOTSPOT, spool=spool, policy=ImportPolicy(60, 180),
-                                settle=timedelta(seconds=10))
+    settings = ImporterSettings(
+        hotspot=HOTSPOT, spool=spool, policy=ImportPolicy(60, 180), settle=timedelta(seconds=10)
+    )
     return Importer(settings, sessionmaker(engine), clock=lambda: BIN + at)
 
 
@@ -60,8 +63,9 @@ def debited(engine: Engine, accounts: list[int]) -> list[int]:
         return [traffic_debited(session, account) for account in accounts]
 
 
-def test_a_crash_between_commit_and_file_move_does_not_bill_twice(committed: Engine, guests: list[int],
-                                                                  tmp_path: Path) -> None:
+def test_a_crash_between_commit_and_file_move_does_not_bill_twice(
+    committed: Engine, guests: list[int], tmp_path: Path
+) -> None:
     write_spool_file(tmp_path, "down-20261125-120000.json", "down/1", [("10.1.0.11", 3 * MB), ("10.1.0.12", MB)])
     write_spool_file(tmp_path, "up-20261125-120000.json", "up/2", [("10.1.0.11", MB)])
     # Settled but not final (the bin's refresh is not over): imported, not moved — as if we died before the move.
@@ -72,8 +76,10 @@ def test_a_crash_between_commit_and_file_move_does_not_bill_twice(committed: Eng
     again = importer(committed, tmp_path, timedelta(seconds=200)).run_cycle()
     assert (len(again.imported), again.replayed, again.files_done) == (0, 2, 2)
     assert debited(committed, guests) == [price(4 * MB), price(MB)]
-    assert sorted(p.name for p in (tmp_path / "done").iterdir()) == ["down-20261125-120000.json",
-                                                                     "up-20261125-120000.json"]
+    assert sorted(p.name for p in (tmp_path / "done").iterdir()) == [
+        "down-20261125-120000.json",
+        "up-20261125-120000.json",
+    ]
     # A re-delivered file is recognised by its blocks' names.
     (tmp_path / "done" / "down-20261125-120000.json").rename(tmp_path / "down-20261125-120000.json")
     assert importer(committed, tmp_path, timedelta(seconds=300)).run_cycle().replayed == 1
@@ -122,15 +128,17 @@ def test_a_database_that_is_down_is_logged_and_retried(tmp_path: Path, caplog: p
     assert (tmp_path / "down-20261125-120000.json").exists()
 
 
-def test_an_unreadable_spool_is_logged_not_fatal(committed: Engine, tmp_path: Path,
-                                                 caplog: pytest.LogCaptureFixture) -> None:
+def test_an_unreadable_spool_is_logged_not_fatal(
+    committed: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     report = importer(committed, tmp_path / "missing", timedelta(seconds=200)).run_cycle()
     assert report.errors == 1
     assert "cannot read the spool" in caplog.text
 
 
-def test_a_radius_metered_hotspot_is_refused_by_the_loop(committed: Engine, guests: list[int], tmp_path: Path,
-                                                         caplog: pytest.LogCaptureFixture) -> None:
+def test_a_radius_metered_hotspot_is_refused_by_the_loop(
+    committed: Engine, guests: list[int], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with committed.begin() as conn:
         conn.execute(text("UPDATE hotspots SET traffic_meter = 'radius'"))
     write_spool_file(tmp_path, "down-20261125-120000.json", "down/1", [("10.1.0.11", MB)])
@@ -147,32 +155,68 @@ def test_the_cli_writes_the_collector_config_imports_and_reports(
     env = {"HOTSPOT_DATABASE_URL": database_url, "HOTSPOT_PIN_KEY_FILE": str(key_file), "HOTSPOT_CONFIG": os.devnull}
     runner = CliRunner()
     spool, etc = tmp_path / "spool", tmp_path / "etc"
-    result = runner.invoke(cli, ["flows", "config", "--hotspot", HOTSPOT, "--client-net", "10.1.0.0/16",
-                                 "--free-net", "10.1.0.1/32", "--collector", "127.0.0.1:2100",
-                                 "--spool", str(spool), "--out", str(etc)], env=env)
+    result = runner.invoke(
+        cli,
+        [
+            "flows",
+            "config",
+            "--hotspot",
+            HOTSPOT,
+            "--client-net",
+            "10.1.0.0/16",
+            "--free-net",
+            "10.1.0.1/32",
+            "--collector",
+            "127.0.0.1:2100",
+            "--spool",
+            str(spool),
+            "--out",
+            str(etc),
+        ],
+        env=env,
+    )
     assert result.exit_code == 0, result.output
     assert f"set_tag=1 filter='net {FREE_NET}'" in (etc / "pretag.map").read_text()  # from the tariff
     assert (spool / "done").is_dir()
-    bad = runner.invoke(cli, ["flows", "config", "--hotspot", HOTSPOT, "--client-net", "10.1.0.0/33",
-                              "--spool", str(spool), "--out", str(etc)], env=env)
+    bad = runner.invoke(
+        cli,
+        [
+            "flows",
+            "config",
+            "--hotspot",
+            HOTSPOT,
+            "--client-net",
+            "10.1.0.0/33",
+            "--spool",
+            str(spool),
+            "--out",
+            str(etc),
+        ],
+        env=env,
+    )
     assert bad.exit_code == 1 and "bad network '10.1.0.0/33'" in bad.output and "Traceback" not in bad.output
     path = write_spool_file(spool, "down-20261125-120000.json", "down/1", [("10.1.0.11", MB), ("10.9.9.9", 77)])
     imported = runner.invoke(cli, ["flows", "import", "--hotspot", HOTSPOT, str(path), "--format", "csv"], env=env)
     assert imported.exit_code == 0, imported.output
     assert f",{MB},0,77,{price(MB)}" in imported.output
-    status = runner.invoke(cli, ["flows", "status", "--hotspot", HOTSPOT, "--spool", str(spool),
-                                 "--format", "json"], env=env)
+    status = runner.invoke(
+        cli, ["flows", "status", "--hotspot", HOTSPOT, "--spool", str(spool), "--format", "json"], env=env
+    )
     assert status.exit_code == 0, status.output
     fields = {row["field"]: row["value"] for row in json.loads(status.output)}
     assert fields["unattributed_bytes"] == 77 and fields["pending_files"] == 1
     assert fields["last_batch"].startswith("down-20261125-120000.json#down/1#")
-    missing = runner.invoke(cli, ["flows", "run", "--hotspot", HOTSPOT, "--spool", str(tmp_path / "nope"),
-                                  "--once"], env=env)
+    missing = runner.invoke(
+        cli, ["flows", "run", "--hotspot", HOTSPOT, "--spool", str(tmp_path / "nope"), "--once"], env=env
+    )
     assert missing.exit_code == 1 and "does not exist" in missing.output
     write_spool_file(spool, "up-20261125-120000.json", "up/2", [("10.1.0.12", 2 * MB)])
     metrics = tmp_path / "flows.prom"
-    once = runner.invoke(cli, ["flows", "run", "--hotspot", HOTSPOT, "--spool", str(spool), "--once",
-                               "--metrics-file", str(metrics)], env=env)
+    once = runner.invoke(
+        cli,
+        ["flows", "run", "--hotspot", HOTSPOT, "--spool", str(spool), "--once", "--metrics-file", str(metrics)],
+        env=env,
+    )
     assert once.exit_code == 0, once.output
     assert debited(committed, guests) == [price(MB), price(2 * MB)]
     exposition = metrics.read_text()

@@ -110,8 +110,14 @@ def test_the_admin_views_show_a_small_world(db: Session, vault: PinVault) -> Non
 
     views = {name for (name,) in db.execute(text("SELECT table_name FROM information_schema.views"))}
     assert {view for view in views if view.startswith("admin_")} == {
-        "admin_cards", "admin_sessions", "admin_ledger", "admin_sales",
-        "admin_flow_batches", "admin_flow_imports", "admin_unattributed_traffic", "admin_quarantine",
+        "admin_cards",
+        "admin_sessions",
+        "admin_ledger",
+        "admin_sales",
+        "admin_flow_batches",
+        "admin_flow_imports",
+        "admin_unattributed_traffic",
+        "admin_quarantine",
     }  # a new view gets its assertion below
     remaining = 500 - billed
     assert {number: rest for number, *rest in view_rows(db, "admin_cards", "number, hotspot, state, balance")} == {
@@ -128,8 +134,9 @@ def test_the_admin_views_show_a_small_world(db: Session, vault: PinVault) -> Non
         (guest.account_id, numbers[0], numbers[0], "card_load", 500, None, 500),
         (guest.account_id, numbers[0], numbers[0], "traffic", -billed, bound, remaining),
     ]
-    assert view_rows(db, "admin_sales", "card_count, face_value, cards_used, cards_redeemed, cards_blocked, value_sold",
-                     "batch_id") == [(6, 500, 1, 0, 1, 500)]
+    assert view_rows(
+        db, "admin_sales", "card_count, face_value, cards_used, cards_redeemed, cards_blocked, value_sold", "batch_id"
+    ) == [(6, 500, 1, 0, 1, 500)]
     batch_figures = "hotspot, records, sessions, billable_bytes, unattributed_bytes, debited"
     assert view_rows(db, "admin_flow_batches", f"name, direction, {batch_figures}") == [
         ("down#1", "download", HOTSPOT, 2, 1, bound, 5 * MB, billed)

@@ -58,11 +58,19 @@ def login(db: Session, vault: PinVault, number: str, *, pin: str | None = None, 
 
 
 def radius_login(
-    db: Session, vault: PinVault, number: str, *, token: str, pin: str | None = None, client: str | None = None, now=NOW
+    db: Session,
+    vault: PinVault,
+    number: str,
+    *,
+    token: str,
+    pin: str | None = None,
+    client: str | None = None,
+    now=NOW,
+    nas_ip: str = NAS_IP,
 ) -> RadiusLogin:
     """radiusd's path (pin=None: CHAP, radiusd checks it): the first hook call, the virtual server's database
     call (sql/010), the decision; a refusal is recorded as Post-Auth-Type REJECT records it."""
-    request = LoginRequest(card_text=number, source="radius", nas_ip=NAS_IP, client=client, pin=pin)
+    request = LoginRequest(card_text=number, source="radius", nas_ip=nas_ip, client=client, pin=pin)
     try:
         call = radius_login_call(request, POLICY, token=token, username=number, calling_station_id="aa", now=now)
         result = db.execute(text("SELECT radius_login_json(:call)"), {"call": call}).scalar_one()
@@ -367,7 +375,8 @@ def test_a_closed_sessions_statement_adds_up_to_its_counters(db: Session, vault:
     ]
     stop = NOW + timedelta(seconds=80)  # a late Stop after the close still adds up
     accounting(db, tariffs, "stop", stop, session_time=80, output_octets=270_000, **ids)
-    assert db.execute(
-        text("SELECT sum(seconds), sum(bytes) FROM ledger WHERE session_id IS NOT NULL")
-    ).one() == (80, 270_000)
+    assert db.execute(text("SELECT sum(seconds), sum(bytes) FROM ledger WHERE session_id IS NOT NULL")).one() == (
+        80,
+        270_000,
+    )
     assert_ledger_balanced(db)

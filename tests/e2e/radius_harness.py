@@ -203,6 +203,7 @@ def start_radiusd(
     timeout: float = 30.0,
     *,
     buffered: bool = False,
+    reader: bool = True,
     venv: Path | None = None,
     metrics_port: int = 0,
 ) -> RadiusServer:
@@ -217,6 +218,7 @@ def start_radiusd(
         owner=RUN_AS,
         venv=venv,
         buffered=buffered,
+        reader=reader,
     )
     log = workdir / "radiusd.out"
     with log.open("wb") as output:
@@ -313,6 +315,20 @@ def buffered_radius_server(radius_database: str, key_file: Path) -> Iterator[Rad
     [metrics_port] = free_tcp_ports(1)
     settings = write_settings(workdir, radius_database, key_file, metrics_port=metrics_port)
     server = start_radiusd(workdir, settings, buffered=True, metrics_port=metrics_port)
+    yield server
+    server.stop()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def spooling_radius_server(radius_database: str, key_file: Path) -> Iterator[RadiusServer]:
+    """A radiusd on the same database that only writes accounting to its detail file and answers: the
+    importer (`hotspotctl radius import`, started by each test) bills it."""
+    if shutil.which(radconf.RADIUSD) is None:
+        pytest.skip("freeradius is not installed (apt-get install freeradius freeradius-python3)")
+    workdir = shared_dir("hotspot-radius-spooling-")
+    settings = write_settings(workdir, radius_database, key_file)
+    server = start_radiusd(workdir, settings, buffered=True, reader=False)
     yield server
     server.stop()
     shutil.rmtree(workdir, ignore_errors=True)

@@ -49,7 +49,13 @@ HOTSPOTCTL = Path("/usr/bin/hotspotctl")
 RADDB = radconf.SYSTEM_RADDB
 SECRET = "testing123"  # Debian's clients.conf: client localhost
 UNIT_DIR = Path("/lib/systemd/system")
-UNITS = ("hotspot-worker.service", "hotspot-portal@.service", "hotspot-flows@.service", "hotspot-console.service")
+UNITS = (
+    "hotspot-worker.service",
+    "hotspot-portal@.service",
+    "hotspot-flows@.service",
+    "hotspot-console.service",
+    "hotspot-radius-import.service",
+)
 APT = ("apt-get", "-y", "-q", "-o", "DPkg::Lock::Timeout=300")  # waits while another session installs packages
 
 

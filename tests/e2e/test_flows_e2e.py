@@ -48,6 +48,7 @@ class Truth:
 
 def build_pcap(path: Path) -> Truth:
     """Client↔server, portal, walled garden, client-to-client and ICMP traffic, stamped just before now."""
+
     def is_free(src: str, dst: str) -> bool:
         return PORTAL in (src, dst) or WALLED_GARDEN in (src, dst) or (src in CLIENTS and dst in CLIENTS)
 
@@ -80,9 +81,14 @@ def build_pcap(path: Path) -> Truth:
 
 
 def collector_spec(tmp_path: Path, port: int, source: str = "print"):  # type: ignore[no-untyped-def]
-    spec = build_spec(client_networks=["10.1.0.0/16"], free_networks=[FREE_NET, f"{PORTAL}/32"],
-                      collector=f"127.0.0.1:{port}", spool=tmp_path / "spool", config_dir=tmp_path / "etc",
-                      source=source)
+    spec = build_spec(
+        client_networks=["10.1.0.0/16"],
+        free_networks=[FREE_NET, f"{PORTAL}/32"],
+        collector=f"127.0.0.1:{port}",
+        spool=tmp_path / "spool",
+        config_dir=tmp_path / "etc",
+        source=source,
+    )
     write_collector_files(spec)
     return spec
 
@@ -119,8 +125,9 @@ def guests(committed: Engine, vault: PinVault) -> dict[str, tuple[int, int]]:
 
 
 def importer(engine: Engine, spool: Path, pipes: dict[str, Path] | None = None) -> Importer:
-    settings = ImporterSettings(hotspot=HOTSPOT, spool=spool, policy=ImportPolicy(60, 180),
-                                settle=timedelta(0), memory_pipes=pipes)
+    settings = ImporterSettings(
+        hotspot=HOTSPOT, spool=spool, policy=ImportPolicy(60, 180), settle=timedelta(0), memory_pipes=pipes
+    )
     return Importer(settings, sessionmaker(engine))
 
 
@@ -128,8 +135,9 @@ def assert_billed_exactly(engine: Engine, truth: Truth, guests: dict[str, tuple[
     with Session(engine) as session:
         for ip, (account, session_id) in guests.items():
             assert traffic_debited(session, account) == price(truth.billable[ip]), ip
-            counters = session.execute(text("SELECT input_octets, output_octets FROM sessions WHERE id = :s"),
-                                       {"s": session_id}).one()
+            counters = session.execute(
+                text("SELECT input_octets, output_octets FROM sessions WHERE id = :s"), {"s": session_id}
+            ).one()
             assert tuple(counters) == (truth.upload[ip], truth.download[ip]), ip
         assert traffic_debited(session, guests[FREE_ONLY][0]) == 0
         cut = {s.session_id for s in flow_service.accounts_exhausted_with_open_sessions(session)}
@@ -137,8 +145,9 @@ def assert_billed_exactly(engine: Engine, truth: Truth, guests: dict[str, tuple[
         assert_ledger_balanced(session)
 
 
-def cut_when_the_money_runs_out(engine: Engine, database_url: str, key_file: Path,
-                                guests: dict[str, tuple[int, int]]) -> None:
+def cut_when_the_money_runs_out(
+    engine: Engine, database_url: str, key_file: Path, guests: dict[str, tuple[int, int]]
+) -> None:
     """One real `hotspotctl worker --once` cycle cuts the session whose account the import drained, and
     only that one (its gate is closed: driver `none` here; the nftables lab tests a real gate)."""
     with engine.begin() as conn:  # every guest's status page is open: only money decides here
@@ -152,9 +161,16 @@ def cut_when_the_money_runs_out(engine: Engine, database_url: str, key_file: Pat
 
 
 @pytest.mark.parametrize("version", [5, 9, 10])
-def test_softflowd_to_nfacctd_to_debits(version: int, committed: Engine, guests: dict[str, tuple[int, int]],
-                                        processes: Processes, free_udp_port: int, tmp_path: Path,
-                                        database_url: str, key_file: Path) -> None:
+def test_softflowd_to_nfacctd_to_debits(
+    version: int,
+    committed: Engine,
+    guests: dict[str, tuple[int, int]],
+    processes: Processes,
+    free_udp_port: int,
+    tmp_path: Path,
+    database_url: str,
+    key_file: Path,
+) -> None:
     require_binaries("nfacctd", "softflowd")
     truth = build_pcap(tmp_path / "clients.pcap")
     assert truth.free[FREE_ONLY] > 0 and truth.billable[FREE_ONLY] == 0
@@ -174,8 +190,9 @@ def test_softflowd_to_nfacctd_to_debits(version: int, committed: Engine, guests:
     cut_when_the_money_runs_out(committed, database_url, key_file, guests)
 
 
-def test_the_pmacct_client_reads_the_memory_table(committed: Engine, guests: dict[str, tuple[int, int]],
-                                                  processes: Processes, free_udp_port: int, tmp_path: Path) -> None:
+def test_the_pmacct_client_reads_the_memory_table(
+    committed: Engine, guests: dict[str, tuple[int, int]], processes: Processes, free_udp_port: int, tmp_path: Path
+) -> None:
     require_binaries("nfacctd", "softflowd", "pmacct")
     truth = build_pcap(tmp_path / "clients.pcap")
     spec = collector_spec(tmp_path, free_udp_port, source="memory")

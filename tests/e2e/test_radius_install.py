@@ -94,3 +94,29 @@ def test_a_second_python3_instance_is_refused(
     result = install(raddb, write_settings(raddb.parent, radius_database, key_file), readable_venv, ok=False)
     assert "already enables a python3 module" in result.output
     assert snapshot(raddb) == before
+
+
+def test_install_for_the_importer_writes_the_buffer_but_no_reader_inside_radiusd(
+    raddb: Path, readable_venv: Path, radius_database: str, key_file: Path
+) -> None:
+    settings = write_settings(raddb.parent, radius_database, key_file)
+    result = install(raddb, settings, readable_venv, "--buffered-accounting", "--importer")
+
+    after = snapshot(raddb)
+    assert after["mods-enabled/hotspot_buffer"] == "-> ../mods-available/hotspot_buffer"
+    assert "hotspot_buffer" in after["sites-available/hotspot"]  # accounting is written to the buffer
+    assert "sites-enabled/hotspot-buffer" not in after  # and billed by `hotspotctl radius import`
+    assert "hotspot-radius-import" in result.output
+
+
+def test_install_for_the_importer_refuses_while_radiusd_bills_the_buffer_itself(
+    raddb: Path, readable_venv: Path, radius_database: str, key_file: Path
+) -> None:
+    settings = write_settings(raddb.parent, radius_database, key_file)
+    install(raddb, settings, readable_venv, "--buffered-accounting")
+    before = snapshot(raddb)
+
+    refused = install(raddb, settings, readable_venv, "--buffered-accounting", "--importer", ok=False)
+
+    assert "sites-enabled/hotspot-buffer" in refused.output and "radius uninstall" in refused.output
+    assert snapshot(raddb) == before  # both would claim the buffer's files: nothing is changed

@@ -1,0 +1,103 @@
+"""FreeRADIUS's detail file (what its `detail` module writes) read back as accounting packets.
+
+An entry is a header line (the date), one `\\tName = value` line per attribute and an empty line. Values
+come as rlm_python3 would pass them: text unquoted and unescaped (`\\"`, `\\\\`, `\\n`, `\\r`, `\\t` and
+`\\ooo` octal for bytes that are not printable), integers by name or number, octets as `0x…`. Read
+robustly: a line that is not an attribute is skipped and counted, bytes that are not UTF-8 are kept as
+`\\xNN` (as the hook reads them), and an entry without its closing empty line is *torn* (radiusd was
+writing it, or died while it did): it is never billed — radiusd answers only after the whole entry is
+written, so the NAS sends it again.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from rlm_hotspot.radius.decode import RAW_TEXT_PREFIX, Attributes
+
+_ATTRIBUTE = re.compile(rb"^\s+([A-Za-z0-9][A-Za-z0-9._:-]*)\s*(?:=|:=|\+=)\s?(.*?)\s*$")
+_OCTETS = re.compile(r"0x(?:[0-9A-Fa-f]{2})*")
+_ESCAPE = re.compile(rb"\\([0-7]{3}|.)", re.DOTALL)
+_ESCAPED = {b"n": b"\n", b"r": b"\r", b"t": b"\t"}
+_HEADER_FORMAT = "%a %b %d %H:%M:%S %Y"  # `header = "%t"`: radiusd's local time
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One accounting request of the file: its byte range, its attributes and when radiusd wrote it."""
+
+    first_byte: int
+    end_byte: int
+    attributes: Attributes
+    written_at: datetime | None  # its Timestamp (else its header); None: neither says
+    skipped_lines: int = 0
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """The complete entries from an offset on, and where the unread (torn) rest begins."""
+
+    entries: list[Entry]
+    end_byte: int  # everything before it is in `entries` (or was blank)
+
+
+def parse(data: bytes, offset: int = 0) -> Parsed:
+    """The complete entries of `data` from byte `offset` (the start of an entry); a torn last entry is left."""
+    entries: list[Entry] = []
+    position = offset
+    while True:
+        while data.startswith(b"\n", position):  # blank lines between entries
+            position += 1
+        end = data.find(b"\n\n", position)
+        if end < 0:
+            return Parsed(entries, position)
+        entries.append(_entry(data[position : end + 1], position, end + 2))
+        position = end + 2
+
+
+def _entry(block: bytes, first_byte: int, end_byte: int) -> Entry:
+    lines = block.split(b"\n")
+    header, body = (lines[0], lines[1:]) if lines and not lines[0][:1].isspace() else (b"", lines)
+    pairs: list[tuple[str, str]] = []
+    skipped = 0
+    for line in body:
+        if not line.strip():
+            continue
+        match = _ATTRIBUTE.match(line)
+        if match is None:
+            skipped += 1
+            continue
+        name, value = match.group(1).decode("ascii"), _value(match.group(2))
+        if name.startswith(RAW_TEXT_PREFIX) and not _OCTETS.fullmatch(value):  # the site writes only octets
+            skipped += 1
+            continue
+        pairs.append((name, value))
+    attributes = Attributes.of(pairs)
+    return Entry(first_byte, end_byte, attributes, _written_at(attributes, header), skipped)
+
+
+def _value(raw: bytes) -> str:
+    if len(raw) >= 2 and raw.startswith(b'"') and raw.endswith(b'"'):
+        raw = _ESCAPE.sub(_unescape, raw[1:-1])
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _unescape(match: re.Match[bytes]) -> bytes:
+    escaped = match.group(1)
+    if len(escaped) == 3:
+        return bytes([int(escaped, 8) & 0xFF])
+    return _ESCAPED.get(escaped, escaped)
+
+
+def _written_at(attributes: Attributes, header: bytes) -> datetime | None:
+    """When radiusd received the request: the entry's Timestamp, else its header (local time)."""
+    stamp = attributes.first("Timestamp")
+    if stamp is not None and stamp.isdigit():
+        return datetime.fromtimestamp(int(stamp), UTC)
+    try:
+        return datetime.fromtimestamp(time.mktime(time.strptime(header.decode("ascii").strip(), _HEADER_FORMAT)), UTC)
+    except (ValueError, OverflowError, UnicodeDecodeError):
+        return None

@@ -1,0 +1,229 @@
+"""The accounting importer (`hotspotctl radius import`): bills the detail file radiusd writes, in batches.
+
+radiusd writes each Accounting-Request to `<spool>/buffer.detail` with its own `detail` module (locked,
+in order) and answers the NAS; billing is no longer done one packet at a time inside the serialized
+python3 module. This process, one per spool:
+
+1. **Claims** the file: renames it to `buffer.detail.<ns>.work` and locks it until it is deleted, so a
+   writer that was appending finishes first and every later one opens a new `buffer.detail` (radiusd's
+   writers lock without waiting and reopen the name when the lock is taken, as for FreeRADIUS's own detail
+   reader; one that still holds the old file finds it deleted and reopens too).
+2. **Bills** the work file's complete entries in batches of at most `batch_size`, one transaction each,
+   through the same rules as the hook (`radius.accounting.bill_packet`); the batch (file, byte range) is
+   recorded in that transaction (sql/025), so after a crash — kill -9 at any instant — the file resumes
+   right after its last committed batch: nothing billed twice, nothing skipped.
+3. **Deletes** the work file once every entry is committed. A torn last entry (radiusd died while
+   writing it: it was never answered, the NAS sends it again) is logged and not billed.
+
+One bad packet never stops the others: a malformed or unattributable one is acknowledged and logged as the
+hook does; a batch that fails on a database error (not an outage) is billed again packet by packet, each in
+a savepoint, and a packet that still fails is logged and skipped. While the database is down nothing is
+deleted and the same batch is tried again.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from rlm_hotspot import logs
+from rlm_hotspot.clock import utc_now
+from rlm_hotspot.db import radius_batches
+from rlm_hotspot.db.engine import make_engine, session_factory
+from rlm_hotspot.logs import first_line
+from rlm_hotspot.radius.accounting import BatchConflict, PacketOutcome, bill_batch, bill_packet
+from rlm_hotspot.radius.detail import Entry, parse
+from rlm_hotspot.services.tariff_cache import NasCache, TariffCache
+from rlm_hotspot.settings import Settings, with_overrides
+
+log = logging.getLogger(__name__)
+
+LIVE = "buffer.detail"  # what radiusd's hotspot_buffer module appends to
+WORK_GLOB = "buffer.detail.*.work"
+#: Packets billed per transaction at most: a backlog is caught up in large batches, a trickle in small ones.
+BATCH_SIZE = 2000
+
+
+@dataclass
+class ImportReport:
+    """What a pass did."""
+
+    files: int = 0
+    batches: int = 0
+    packets: int = 0
+    unbilled: int = 0
+    held: int = 0
+    torn: int = 0
+    failed_packets: int = 0
+
+
+@dataclass
+class AccountingImporter:
+    """Bills one spool directory's detail files; `run` loops until `stopping` is set."""
+
+    spool: Path
+    sessions: sessionmaker[Session]
+    batch_size: int = BATCH_SIZE
+    poll_interval: float = 0.2
+    host: str = field(default_factory=socket.gethostname)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    tariffs: TariffCache = field(default_factory=TariffCache)
+    nas: NasCache = field(default_factory=NasCache)
+
+    def run(self, *, once: bool = False) -> ImportReport:
+        """Bill what arrives until stopped (one pass with `once`); the database being down is waited out."""
+        while True:
+            try:
+                report = self.import_pending()
+            except (OperationalError, InterfaceError) as exc:
+                log.error("accounting import: database unavailable, retrying: %s", first_line(exc))
+                report = ImportReport()
+                if once:
+                    raise
+            if once or self.stopping.wait(0 if report.packets else self.poll_interval):
+                return report
+
+    def import_pending(self) -> ImportReport:
+        """Bill every work file (oldest first), then claim and bill the live file."""
+        report = ImportReport()
+        for work in self._work_files() or self._claim():
+            self._import_file(work, report)
+        return report
+
+    def _work_files(self) -> list[Path]:
+        return sorted(self.spool.glob(WORK_GLOB))
+
+    def _claim(self) -> list[Path]:
+        live = self.spool / LIVE
+        try:
+            if live.stat().st_size == 0:
+                return []
+        except FileNotFoundError:
+            return []
+        work = self.spool / f"{LIVE}.{time.time_ns():020d}.work"
+        os.rename(live, work)
+        return [work]
+
+    def _import_file(self, work: Path, report: ImportReport) -> None:
+        name = f"{self.host}:{work}"
+        with work.open("r+b") as file:
+            # radiusd's writers lock the file without waiting: one that finds it locked reopens the live name,
+            # so holding the lock until the file is gone keeps every later write out of it (FreeRADIUS's own
+            # detail reader does the same); taking it waits for a write under way
+            fcntl.lockf(file, fcntl.LOCK_EX)
+            data = file.read()
+            with self.sessions() as db, db.begin():
+                offset = radius_batches.billed_up_to(db, name)
+            parsed = parse(data, offset)
+            for start in range(0, len(parsed.entries), self.batch_size):
+                self._import_batch(name, parsed.entries[start : start + self.batch_size], report)
+            if parsed.end_byte < len(data):
+                report.torn += 1
+                log.warning(
+                    "accounting import: %s ends in a torn entry (%d bytes at %d, radiusd stopped while writing it): "
+                    "not billed; the NAS was not answered and sends it again",
+                    work, len(data) - parsed.end_byte, parsed.end_byte,
+                )  # fmt: skip
+            work.unlink()  # under the lock: a writer that still holds the file finds it deleted and reopens
+        report.files += 1
+
+    def _import_batch(self, name: str, entries: Sequence[Entry], report: ImportReport) -> None:
+        try:
+            outcomes = self._bill(name, entries, isolated=False)
+        except (OperationalError, InterfaceError):
+            raise
+        except (DBAPIError, BatchConflict) as exc:  # one packet the database refuses must not stall the rest
+            why = first_line(exc) if isinstance(exc, DBAPIError) else str(exc)
+            log.warning("accounting import: billing the batch at %s:%d packet by packet: %s",
+                        name, entries[0].first_byte, why)  # fmt: skip
+            outcomes = self._bill(name, entries, isolated=True)
+        report.batches += 1
+        for entry, outcome in zip(entries, outcomes, strict=True):
+            report.packets += 1
+            if outcome is None:
+                report.failed_packets += 1
+                continue
+            if outcome.unbilled is not None:
+                report.unbilled += 1
+            report.held += len(outcome.result.held) if outcome.result else 0
+            for error, line in outcome.log_lines():
+                log.log(logging.ERROR if error else logging.WARNING, "%s (%s, byte %d)", line, name, entry.first_byte)
+
+    def _bill(self, name: str, entries: Sequence[Entry], *, isolated: bool) -> Sequence[PacketOutcome | None]:
+        """Bill the entries and record the batch in one transaction: all together (`bill_batch`), or `isolated`,
+        each packet in a savepoint of its own, where one the database refuses is logged and left out (None)."""
+        with self.sessions() as db, db.begin():
+            outcomes: Sequence[PacketOutcome | None]
+            if isolated:
+                outcomes = [self._bill_alone(db, name, entry) for entry in entries]
+            else:
+                packets = [(entry.attributes, self._received_at(entry)) for entry in entries]
+                careful = partial(_savepoint, db)
+                outcomes = bill_batch(db, packets, careful=careful, tariffs=self.tariffs, nas=self.nas)
+            unbilled = sum(1 for outcome in outcomes if outcome is None or outcome.unbilled is not None)
+            radius_batches.record_batch(db, name, entries[0].first_byte, entries[-1].end_byte, len(entries), unbilled)
+        return outcomes
+
+    def _bill_alone(self, db: Session, name: str, entry: Entry) -> PacketOutcome | None:
+        try:
+            with db.begin_nested():
+                return bill_packet(
+                    entry.attributes,
+                    self._received_at(entry),
+                    quick=db,
+                    careful=partial(_savepoint, db),
+                    tariffs=self.tariffs,
+                    nas=self.nas,
+                )
+        except (OperationalError, InterfaceError):
+            raise
+        except DBAPIError as exc:
+            log.error("accounting import: packet at %s:%d not billed, the database refused it: %s",
+                      name, entry.first_byte, first_line(exc))  # fmt: skip
+            return None
+
+    @staticmethod
+    def _received_at(entry: Entry) -> datetime:
+        """When radiusd received the packet (an entry that says neither: now, when it is read)."""
+        return entry.written_at or utc_now()
+
+
+@contextmanager
+def _savepoint(db: Session) -> Iterator[Session]:
+    """The locked rules of one packet inside the batch: a refused packet's writes are undone alone."""
+    with db.begin_nested():
+        yield db
+
+
+#: A batch of 2,000 packets is one long transaction: the interactive 3 s bound is too tight for it.
+IMPORT_STATEMENT_TIMEOUT_MS = 60_000
+
+
+def run_importer(settings: Settings, spool: Path, *, once: bool = False, batch_size: int = BATCH_SIZE) -> ImportReport:
+    """The hotspot-radius-import service: bill `spool` until SIGTERM or SIGINT (one pass with `once`)."""
+    logs.setup()  # unless the CLI's --log-format did already
+    timeout_ms = max(settings.statement_timeout_ms, IMPORT_STATEMENT_TIMEOUT_MS)
+    engine = make_engine(
+        with_overrides(settings, statement_timeout_ms=timeout_ms), pool_size=1, application_name="hotspot-radius-import"
+    )
+    importer = AccountingImporter(spool, session_factory(engine), batch_size=batch_size)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: importer.stopping.set())
+    try:
+        return importer.run(once=once)
+    finally:
+        engine.dispose()

@@ -1,0 +1,68 @@
+"""FreeRADIUS detail files read back as accounting packets: what radiusd writes, and what it leaves torn."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from rlm_hotspot.radius.decode import decode_accounting
+from rlm_hotspot.radius.detail import parse
+
+ENTRY = (
+    b"Mon Dec  7 12:00:00 2026\n"
+    b"\tAcct-Status-Type = Interim-Update\n"
+    b'\tUser-Name = "0001 2345 678"\n'
+    b'\tAcct-Session-Id = "S\\"1\\\\x"\n'
+    b"\tNAS-IP-Address = 192.0.2.1\n"
+    b"\tAcct-Session-Time = 300\n"
+    b"\tAcct-Input-Octets = 7\n"
+    b"\tAcct-Input-Gigawords = 1\n"
+    b"\tClass = 0x68733a746f6b656e\n"
+    b"\tTimestamp = 1796644800\n"
+    b"\n"
+)
+
+
+def test_an_entry_reads_as_the_hook_reads_its_packet() -> None:
+    parsed = parse(ENTRY)
+    [entry] = parsed.entries
+    assert (entry.first_byte, entry.end_byte, parsed.end_byte) == (0, len(ENTRY), len(ENTRY))
+    assert entry.written_at == datetime.fromtimestamp(1796644800, UTC)
+    update = decode_accounting(entry.attributes)
+    assert (update.status, update.username, update.acct_session_id) == ("interim", "0001 2345 678", 'S"1\\x')
+    assert (update.session_time, update.input_octets, update.token) == (300, (1 << 32) | 7, "token")
+
+
+def test_a_torn_last_entry_is_left_unread_and_the_next_read_resumes_at_an_entry() -> None:
+    data = ENTRY + ENTRY[:-30]  # radiusd still writing the second
+    parsed = parse(data)
+    assert len(parsed.entries) == 1 and parsed.end_byte == len(ENTRY)
+    again = parse(data + ENTRY[-30:] + ENTRY, parsed.end_byte)
+    assert [e.first_byte for e in again.entries] == [len(ENTRY), 2 * len(ENTRY)]
+
+
+def test_bytes_that_are_not_utf8_are_kept_as_the_hook_keeps_them_and_junk_lines_are_counted() -> None:
+    entry = (
+        b"Mon Dec  7 12:00:00 2026\n"
+        b"\tAcct-Status-Type = Stop\n"
+        b'\tUser-Name = "Jos\\351"\n'  # rlm_detail writes a byte that is not UTF-8 in octal
+        b'\tCalling-Station-Id = "caf\xe9"\n'  # or raw, from a writer that does not escape
+        b"\tHotspot-Raw-Acct-Session-Id = 0x53e9\n"
+        b"\tHotspot-Raw-User-Password = not-octets\n"  # only the site writes these: never anything but octets
+        b"this line is not an attribute\n"
+        b"\tNAS-IP-Address = 192.0.2.1\n"
+        b"\n"
+    )
+    [parsed] = parse(entry).entries
+    assert parsed.attributes.first("User-Name") == "Jos\\xe9"
+    assert parsed.attributes.first("Calling-Station-Id") == "caf\\xe9"
+    assert parsed.attributes.first("Acct-Session-Id") == "S\\xe9"
+    assert parsed.attributes.first("User-Password") is None
+    assert parsed.skipped_lines == 2
+
+
+def test_without_a_timestamp_the_header_says_when_it_was_written() -> None:
+    entry = b"Mon Dec  7 12:00:00 2026\n\tAcct-Status-Type = Start\n\n"
+    [parsed] = parse(entry).entries
+    assert parsed.written_at is not None  # radiusd's local time, whatever the zone of this machine
+    [bare] = parse(b"\tAcct-Status-Type = Start\n\n").entries  # neither: the importer uses the time it reads it
+    assert bare.written_at is None and bare.attributes.first("Acct-Status-Type") == "Start"
