@@ -229,14 +229,17 @@ def test_the_console_starts_as_its_unit_starts_it(machine: Machine) -> None:
     (port,) = free_tcp_ports(1)
     command[command.index("--bind") + 1] = f"127.0.0.1:{port}"
     as_user = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups"]
+    # cwd: systemd's; gunicorn changes to the directory it was started in, which `hotspot` may not enter
     console = subprocess.Popen(
         [*as_user, *command, "--plain-http"], env={**AS_INSTALLED, "HOTSPOT_CONFIG": config},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd="/", stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
         deadline, page = time.monotonic() + 30, None
         while page is None:
-            assert console.poll() is None and time.monotonic() < deadline, "the console did not start"
+            if console.poll() is not None or time.monotonic() > deadline:
+                console.kill()
+                pytest.fail("the console did not start:\n" + console.communicate()[0].decode(errors="replace"))
             try:
                 page = urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=5)
             except OSError:
