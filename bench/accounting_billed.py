@@ -27,14 +27,21 @@ import sys
 import time
 from pathlib import Path
 
-from radius_vs_rlm_sql import SECRET, SESSION_S, Server, prepare_databases, wait_until_billed, write_confdirs
+from radius_vs_rlm_sql import (
+    SECRET,
+    SESSION_S,
+    Server,
+    prepare_databases,
+    session_packet,
+    wait_until_billed,
+    write_confdirs,
+)
 from radload import (
     ACCESS_REQUEST,
     ACCOUNTING_REQUEST,
     CLASS,
     Outcome,
     access_request,
-    accounting_request,
     reply_attributes,
     run_load,
 )
@@ -75,18 +82,7 @@ def session_packets(
         for j in range(per_session):
             seconds = SESSION_S * j // (per_session - 1)
             status = "start" if j == 0 else "stop" if j == per_session - 1 else "interim"
-            own.append(
-                accounting_request(
-                    status,
-                    user,
-                    f"{tag}-{i}",
-                    seconds=seconds,
-                    octets_in=seconds * 1000,
-                    octets_out=seconds * 10_000,
-                    classes=classes[i],
-                    delay=SESSION_S - seconds,
-                )
-            )
+            own.append(session_packet(status, user, f"{tag}-{i}", seconds, classes[i]))
         packets.append(own)
     return packets
 
