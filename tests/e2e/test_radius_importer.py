@@ -18,6 +18,7 @@ from rlm_hotspot.pins import PinVault
 from tests.e2e.conftest import wait_until
 from tests.e2e.radius_harness import NAS_BY_VENDOR, RadiusServer, build_world, login_happened_earlier
 from tests.e2e.test_radius_accounting import assert_balanced, rows
+from tests.e2e.test_radius_buffered import assert_billed_once_at_the_nas_time, report_one_session
 
 MIKROTIK = NAS_BY_VENDOR["mikrotik"]
 HOTSPOTCTL = str(Path(sys.executable).with_name("hotspotctl"))
@@ -52,33 +53,12 @@ def test_a_spooled_session_is_billed_by_the_importer_as_the_hook_bills_it(
     spooling_radius_server: RadiusServer, radius_db: Engine, vault: PinVault
 ) -> None:
     server = spooling_radius_server
-    batch = build_world(radius_db, vault, traffic_price=10)
-    number = batch.numbers[0]
-    accepted = server.login(number, batch.pins[0], nas_ip=MIKROTIK)
-    login_happened_earlier(radius_db, 601)
-    ids = {"User_Name": number, "Acct_Session_Id": "I1", "Class": accepted.one("Class")}
-    interim = {"Acct_Session_Time": 300, "Acct_Input_Octets": 100_000, "Acct_Output_Octets": 1_900_000}
     with importer(server):
-        for status, counters in (
-            ("start", {"Acct_Session_Time": 0, "Acct_Delay_Time": 601}),
-            ("interim", {**interim, "Acct_Delay_Time": 301}),
-            ("interim", {**interim, "Acct_Delay_Time": 302}),  # a retransmit
-            ("stop", {"Acct_Session_Time": 601, "Acct_Input_Octets": 200_000, "Acct_Output_Octets": 2_800_000}),
-        ):
-            assert server.account(status, nas_ip=MIKROTIK, **ids, **counters) is not None
+        report_one_session(server, radius_db, vault, "I1")
         wait_until(lambda: rows(radius_db, "SELECT status FROM sessions") == [("closed",)], what="the spool billed")
-    # exactly what tests/e2e/test_radius_buffered.py (billed inside radiusd) and the direct path bill
-    assert rows(radius_db, "SELECT cause, amount FROM ledger ORDER BY id") == [
-        ("card_load", 500),
-        ("time", -10),
-        ("traffic", -20),
-        ("time", -12),
-        ("traffic", -10),
-    ]
-    assert rows(radius_db, "SELECT seconds, charged FROM sessions") == [(601, 52)]
+    assert_billed_once_at_the_nas_time(radius_db)  # as the hook bills it, inside radiusd or directly
     assert rows(radius_db, "SELECT sum(packets) FROM radius_batches") == [(4,)]
     assert list(spool(server).glob("buffer.detail*")) == []  # billed files are deleted
-    assert_balanced(radius_db)
 
 
 def test_killed_mid_batch_the_importer_resumes_and_bills_every_packet_exactly_once(
