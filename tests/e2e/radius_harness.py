@@ -137,11 +137,19 @@ class RadiusServer:
         return client
 
     def login(
-        self, user: str, pin: str, *, chap: bool = False, chap_challenge: bool = True, nas_ip: str, **attributes: object
+        self,
+        user: str,
+        pin: str,
+        *,
+        chap: bool = False,
+        chap_challenge: bool = True,
+        nas_ip: str,
+        timeout: float = 2.0,
+        **attributes: object,
     ) -> Reply:
         """An Access-Request with PAP (User-Password) or CHAP (CHAP-Password + CHAP-Challenge; without
         `chap_challenge`, the Request Authenticator is the challenge, as RFC 2865 allows)."""
-        client = self.client()
+        client = self.client(timeout=timeout)
         request = client.CreateAuthPacket(code=packet.AccessRequest, User_Name=user, NAS_IP_Address=nas_ip)
         for name, value in attributes.items():
             request[name.replace("_", "-")] = value
