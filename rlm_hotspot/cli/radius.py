@@ -202,6 +202,9 @@ def run(
     command = radconf.radiusd_command(written, user=run_as, threaded=threaded)
     click.echo(f"radiusd on {address} auth {auth_port} acct {acct_port}, config in {written}", err=True)
     click.echo(f"try: radtest -t chap CARD PIN {address}:{auth_port} 0 {local_secret}", err=True)
+    if buffered:
+        spool = written / "log" / "radacct" / "hotspot"
+        click.echo(f"accounting is buffered: bill it with `hotspotctl radius import --spool {spool}`", err=True)
     app.close()
     os.execvp(command[0], command)  # noqa: S606 - replaced by radiusd (setpriv execs too), no shell
 
