@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from devtools.ha import free_tcp_ports
 from rlm_hotspot.clock import utc_now
 from rlm_hotspot.db import radius_batches
 from rlm_hotspot.radius.importer import AccountingImporter
@@ -51,3 +52,18 @@ def test_the_importer_prunes_as_it_runs_with_the_retention_it_is_given(committed
     with Session(committed) as db:
         assert spool_files(db) == ["h1:/s/b", "h2:/s/c"]
     assert importer.metrics.registry.get_sample_value("hotspot_radius_import_pruned_batches_total") == 1
+
+
+def test_a_database_that_does_not_answer_is_counted_and_waited_out(tmp_path: Path) -> None:
+    """The loop logs the outage, counts it for HotspotRadiusImportDatabaseErrors and tries again (here: stops)."""
+    [port] = free_tcp_ports(1)  # nothing listens there
+    engine = create_engine(f"postgresql+psycopg2://nobody@127.0.0.1:{port}/none", connect_args={"connect_timeout": 2})
+    importer = AccountingImporter(tmp_path, sessionmaker(engine), host="h1")
+    importer.stopping.set()  # one pass, then the wait that ends the loop
+
+    report = importer.run()
+
+    assert report.packets == 0
+    sample = importer.metrics.registry.get_sample_value
+    assert sample("hotspot_radius_import_database_errors_total", {"kind": "unavailable"}) == 1
+    engine.dispose()
