@@ -368,6 +368,7 @@ class Installation:
         path.write_text(text)
 
     def remove(self, path: Path) -> None:
+        """Delete a file or link of ours (a failed check puts it back)."""
         self._remember(path)
         path.unlink()
 
