@@ -1,7 +1,7 @@
 """Benchmark: accounting *billed* per second, and the billing lag, for buffered accounting — radiusd's detail
-file billed by the importer process (`hotspotctl radius import`, the new design) and by the hotspot-buffer
-server inside radiusd (the design before it) — next to FreeRADIUS's rlm_sql in the same run, on the same
-private PostgreSQL (bench/radius_vs_rlm_sql.py builds the servers and the data).
+file billed by the importer process (`hotspotctl radius import`) — next to FreeRADIUS's rlm_sql in the same
+run, on the same private PostgreSQL (bench/radius_vs_rlm_sql.py builds the servers and the data). (The
+hotspot-buffer server that billed the file inside radiusd is retired: docs/radius.md keeps its figures.)
 
     .venv/bin/python bench/accounting_billed.py --sessions 10000 --window 32 --duration 60
 
@@ -22,10 +22,8 @@ import argparse
 import asyncio
 import math
 import os
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 from radius_vs_rlm_sql import (
     SECRET,
@@ -33,7 +31,6 @@ from radius_vs_rlm_sql import (
     Server,
     prepare_databases,
     session_packet,
-    wait_until_billed,
     write_confdirs,
 )
 from radload import (
@@ -47,8 +44,6 @@ from radload import (
 )
 
 from devtools.cluster import PrivateCluster, temporary_cluster
-
-HOTSPOTCTL = str(Path(sys.executable).with_name("hotspotctl"))
 
 
 def login_all(
@@ -164,29 +159,17 @@ def main() -> int:
     parser.add_argument("--window", type=int, default=32)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of the paced (lag) round")
     parser.add_argument("--batch-size", type=int, default=2000, help="the importer's --batch-size")
-    parser.add_argument("--no-reader", dest="reader", action="store_false", help="skip the in-radiusd reader design")
     args = parser.parse_args()
     keep = bool(os.environ.get("BENCH_KEEP"))
     servers: list[Server] = []
-    importer: subprocess.Popen[bytes] | None = None
     with temporary_cluster("bench-acct-", keep=keep) as (cluster, root):
         try:
             settings_file, credentials = prepare_databases(cluster, root, args.sessions)
-            ours, theirs = write_confdirs(root / "importer", cluster, settings_file, True, reader=False)
+            ours, theirs = write_confdirs(root / "importer", cluster, settings_file, True, batch_size=args.batch_size)
             ours.name = "rlm_hotspot/importer"
             servers = [ours, theirs]
-            if args.reader:
-                reader, _ = write_confdirs(root / "reader", cluster, settings_file, True)
-                reader.name = "rlm_hotspot/reader"
-                servers.append(reader)
             for server in servers:
                 server.start()
-            spool = ours.confdir / "log" / "radacct" / "hotspot"
-            command = [HOTSPOTCTL, "--config", settings_file, "radius", "import", "--spool", str(spool),
-                       "--batch-size", str(args.batch_size)]  # fmt: skip
-            if os.environ.get("BENCH_PROFILE"):  # the importer's profile, for a look with pstats
-                command = [sys.executable, "-m", "cProfile", "-o", os.environ["BENCH_PROFILE"], *command]
-            importer = subprocess.Popen(command, stdout=(root / "importer.log").open("wb"), stderr=subprocess.STDOUT)
             print(f"== {args.sessions:,} sessions, window {args.window}, importer batches <= {args.batch_size} ==")
             capacity: dict[str, float] = {}
             for server in servers:
@@ -199,8 +182,6 @@ def main() -> int:
                 if server is ours:
                     wait_committed(cluster, before, len(stream))
                     billed = len(stream) / (time.perf_counter() - started)
-                elif server.name == "rlm_hotspot/reader":
-                    billed = len(stream) / (wait_until_billed(cluster, tag, len(credentials)) - started)
                 else:
                     billed = outcome.rate
                 capacity[server.name] = billed
@@ -234,9 +215,6 @@ def main() -> int:
             print(
                 f"ratio billed/s  rlm_hotspot/importer / rlm_sql = {capacity[ours.name] / capacity[theirs.name]:5.2f}"
             )
-            if args.reader:
-                ratio = capacity["rlm_hotspot/reader"] / capacity[theirs.name]
-                print(f"ratio billed/s  rlm_hotspot/reader / rlm_sql = {ratio:5.2f}")
             held = cluster.psql("hotspot", "SELECT count(*) FROM quarantine").strip()
             balanced = cluster.psql(
                 "hotspot",
@@ -245,9 +223,6 @@ def main() -> int:
             ).strip()
             print(f"rlm_hotspot  {held} quarantine rows, {balanced} accounts whose ledger does not add up (both 0)")
         finally:
-            if importer is not None:
-                importer.terminate()
-                importer.wait(timeout=30)
             for server in servers:
                 server.stop()
     return 0

@@ -4,7 +4,7 @@ Each unit on a private PostgreSQL of its own, driven as its own benchmark drives
 
 - a RADIUS login, and accounting billed (Start, Interim-Update, Stop): radiusd + rlm_hotspot, as
   bench/radius_vs_rlm_sql.py drives it, first billing before the answer (direct), then with buffered
-  accounting (answered at once, billed by the buffer's reader: measured until the last Stop is billed);
+  accounting (answered at once, billed by `hotspotctl radius import`: measured until the last Stop is billed);
 - a portal heartbeat: `hotspotctl portal run` (gunicorn), guests beating at a fixed rate, as
   bench/portal_heartbeats.py (`--rate`) drives it;
 - a NetFlow record imported: the importer over spool files, as bench/flows_import.py runs it.
@@ -119,8 +119,8 @@ def radius_round(
     cluster: PrivateCluster, server: Server, users: list[tuple[str, str]], window: int, mode: str
 ) -> list[Cost]:
     assert server.process is not None
-    radiusd = server.process.pid
-    meter = Meter(cluster, lambda: tree_cpu_seconds(radiusd))
+    pids = server.pids()  # radiusd, and (buffered) the importer that bills its detail file
+    meter = Meter(cluster, lambda: sum(tree_cpu_seconds(pid) for pid in pids))
     outcomes = drive(server, users, window, mode, cluster, meter.around)
     if mode == "buffered":
         wait_until_closed(cluster.url("hotspot"), mode, len(users))
@@ -129,7 +129,7 @@ def radius_round(
         assert outcome.timeouts == 0 and sum(outcome.codes.values()) == len(users), (mode, phase, outcome.summary())
     assert outcomes["access"].codes == {2: len(users)}, outcomes["access"].summary()  # every login accepted
     login = Cost(f"RADIUS login ({mode} round, window {window})", len(users), "radiusd", *meter.phases["access"])
-    # buffered: from the first Start sent until the buffer's reader billed the last Stop
+    # buffered: from the first Start sent until the importer billed the last Stop
     mixed = Cost(f"accounting billed, {mode} (Start + Interim + Stop)", 3 * len(users), "radiusd",
                  meter.phases["start"][0], billed)  # fmt: skip
     if mode == "buffered":

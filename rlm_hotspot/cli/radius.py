@@ -6,13 +6,14 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import click
 
 from rlm_hotspot.cli.context import App, pass_app
 from rlm_hotspot.radius import config as radconf
-from rlm_hotspot.radius.importer import BATCH_SIZE, run_importer
+from rlm_hotspot.radius.importer import BATCH_SIZE, KEEP_BATCHES, run_importer
 from rlm_hotspot.services.catalog import list_nas
 from rlm_hotspot.settings import DEFAULT_CONFIG_PATH, load_settings
 
@@ -33,13 +34,8 @@ buffered_option = click.option(
     "--buffered-accounting",
     "buffered",
     is_flag=True,
-    help="Answer accounting once it is written to a detail file, and bill it from there (docs/radius.md).",
-)
-importer_option = click.option(
-    "--importer",
-    is_flag=True,
-    help="With --buffered-accounting: the buffer is billed by `hotspotctl radius import` (its own process, in "
-    "batches), not by the hotspot-buffer server inside radiusd.",
+    help="Answer accounting once it is written to a detail file; `hotspotctl radius import` bills it from there "
+    "in batches (docs/radius.md).",
 )
 
 
@@ -61,7 +57,6 @@ def radius() -> None:
 @click.option("--auth-port", type=click.IntRange(1, 65535), default=None, help="Let the hotspot server listen here.")
 @click.option("--acct-port", type=click.IntRange(1, 65535), default=None, help="... and take accounting here.")
 @buffered_option
-@importer_option
 @pass_app
 def install(
     app: App,
@@ -71,7 +66,6 @@ def install(
     auth_port: int | None,
     acct_port: int | None,
     buffered: bool,
-    importer: bool,
 ) -> None:
     """Add the `hotspot` modules (python3, and `hotspot_sql` for the logins' database call) and virtual server
     to an existing FreeRADIUS, then check it with -C.
@@ -87,11 +81,16 @@ def install(
             settings_file=_settings_file(app, settings_path),
             venv=venv,
             listen=listen,
-            buffered=buffered or importer,
-            reader=not importer,
+            buffered=buffered,
         )
     for path in change.changed:
-        click.echo(f"wrote {path}")
+        click.echo(f"{'wrote' if path.exists() or path.is_symlink() else 'removed'} {path}")
+    retired = change.raddb / radconf.RETIRED_BUFFER_SITE
+    if retired in change.changed and not retired.exists():
+        click.echo(
+            "The hotspot-buffer server (billing inside radiusd) is retired: `hotspotctl radius import` bills the "
+            "files it left in the spool, once (the hotspot-radius-import service, or `--once` without buffering)."
+        )
     click.echo(f"`{radconf.RADIUSD} -C -d {raddb}` passed.")
     if listen is None:
         click.echo(
@@ -100,7 +99,7 @@ def install(
         )
     else:
         click.echo("Restart FreeRADIUS to start serving.")
-    if importer:
+    if buffered:
         click.echo("Start the importer that bills the buffer: `systemctl enable --now hotspot-radius-import`.")
 
 
@@ -158,7 +157,6 @@ def clients(app: App, local_secret: str | None) -> None:
 @click.option("--user", default="nobody", show_default=True, help="Unprivileged user radiusd runs as (when root).")
 @click.option("--threaded", is_flag=True, help="Keep the thread pool (-f -xx) instead of -X.")
 @buffered_option
-@importer_option
 @settings_option
 @venv_option
 @pass_app
@@ -172,7 +170,6 @@ def run(
     user: str,
     threaded: bool,
     buffered: bool,
-    importer: bool,
     settings_path: Path | None,
     venv: Path | None,
 ) -> None:
@@ -200,12 +197,14 @@ def run(
             clients=_clients(app, local_secret),
             owner=run_as,
             venv=venv,
-            buffered=buffered or importer,
-            reader=not importer,
+            buffered=buffered,
         )
     command = radconf.radiusd_command(written, user=run_as, threaded=threaded)
     click.echo(f"radiusd on {address} auth {auth_port} acct {acct_port}, config in {written}", err=True)
     click.echo(f"try: radtest -t chap CARD PIN {address}:{auth_port} 0 {local_secret}", err=True)
+    if buffered:
+        spool = written / "log" / "radacct" / "hotspot"
+        click.echo(f"accounting is buffered: bill it with `hotspotctl radius import --spool {spool}`", err=True)
     app.close()
     os.execvp(command[0], command)  # noqa: S606 - replaced by radiusd (setpriv execs too), no shell
 
@@ -246,10 +245,35 @@ def _clients(app: App, local_secret: str | None) -> list[radconf.Client]:
 )
 @click.option("--once", is_flag=True, help="Bill what is there now, then exit.")
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=BATCH_SIZE, show_default=True)
+@click.option(
+    "--keep-batches-days",
+    type=click.IntRange(1, None),
+    default=KEEP_BATCHES.days,
+    show_default=True,
+    help="Keep the radius_batches rows of deleted files this long (they only guard resuming a file).",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Serve Prometheus metrics on this port (0: not served; the systemd unit uses 9480).",
+)
+@click.option("--metrics-address", default="127.0.0.1", show_default=True, help="Address of the metrics endpoint.")
 @pass_app
-def import_(app: App, spool: Path, once: bool, batch_size: int) -> None:
+def import_(
+    app: App, spool: Path, once: bool, batch_size: int, keep_batches_days: int, metrics_port: int, metrics_address: str
+) -> None:
     """Bill buffered accounting from radiusd's detail file in batches, exactly once, until SIGTERM."""
-    report = run_importer(app.settings, spool, once=once, batch_size=batch_size)
+    report = run_importer(
+        app.settings,
+        spool,
+        once=once,
+        batch_size=batch_size,
+        keep_batches=timedelta(days=keep_batches_days),
+        metrics_port=metrics_port,
+        metrics_address=metrics_address,
+    )
     if once:
         click.echo(
             f"{report.packets} packets in {report.batches} batches from {report.files} files; "

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from datetime import datetime
+
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -31,3 +34,16 @@ def record_batch(db: Session, spool_file: str, first_byte: int, end_byte: int, p
         {"file": spool_file, "first": first_byte, "end": end_byte, "packets": packets, "unbilled": unbilled},
     ).scalar_one()
     return int(batch_id)
+
+
+def prune(db: Session, host_prefix: str, before: datetime, existing: Collection[str]) -> int:
+    """Delete the batches committed `before` of this host's files that are gone (`existing`: the names of its
+    files still there, whose batches guard their resumption). Returns how many rows went."""
+    result = db.execute(
+        text(
+            "DELETE FROM radius_batches WHERE left(spool_file, length(:prefix)) = :prefix "
+            "AND committed_at < :before AND NOT (spool_file = ANY(:existing))"
+        ),
+        {"prefix": host_prefix, "before": before, "existing": list(existing)},
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -126,15 +126,17 @@ def _conninfo_value(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-BUFFER_MODULE = "hotspot_buffer"  # detail writer of buffered accounting
-BUFFER_SITE = "hotspot-buffer"  # the virtual server that reads the buffer back and bills it
+BUFFER_MODULE = "hotspot_buffer"  # detail writer of buffered accounting (`hotspotctl radius import` bills it)
+# retired: the virtual server that billed the buffer inside radiusd, one entry at a time. `install` removes
+# one an earlier install left, so that it and the importer never both bill the spool.
+RETIRED_BUFFER_SITE = "sites-available/hotspot-buffer"
 # every file `install` may write into a raddb (the *-available ones also get a link in *-enabled)
 OUR_FILES = (
     f"mods-available/{INSTANCE}",
     f"mods-available/{SQL_INSTANCE}",
     f"mods-available/{BUFFER_MODULE}",
     f"sites-available/{INSTANCE}",
-    f"sites-available/{BUFFER_SITE}",
+    RETIRED_BUFFER_SITE,
     POLICY,
     READABLE_FILTER,
     DICTIONARY,
@@ -144,9 +146,8 @@ OUR_FILES = (
 def site_text(listen: Listen | None = None, *, buffered: bool = False) -> str:
     """The `server hotspot { }` virtual server, with listen sections of its own when ports are given.
 
-    `buffered`: accounting is written to a detail file and answered at once, then billed by the
-    hotspot-buffer server (docs/radius.md, "Durability and throughput"); otherwise it is billed before
-    the answer.
+    `buffered`: accounting is written to a detail file and answered at once, then billed by `hotspotctl
+    radius import` (docs/radius.md, "Durability and throughput"); otherwise it is billed before the answer.
     """
     sections = ""
     if listen is not None:
@@ -157,13 +158,9 @@ def site_text(listen: Listen | None = None, *, buffered: bool = False) -> str:
     return _fill("sites-available/hotspot", LISTEN=sections, ACCOUNTING=BUFFER_MODULE if buffered else INSTANCE)
 
 
-def buffer_files(*, reader: bool = True) -> dict[str, str]:
-    """Relative path → text of the buffered-accounting writer module and (`reader`) the server that bills the
-    buffer inside radiusd; without it, `hotspotctl radius import` bills it."""
-    files = {f"mods-available/{BUFFER_MODULE}": _fill(f"mods-available/{BUFFER_MODULE}")}
-    if reader:
-        files[f"sites-available/{BUFFER_SITE}"] = _fill(f"sites-available/{BUFFER_SITE}")
-    return files
+def buffer_files() -> dict[str, str]:
+    """Relative path → text of the buffered-accounting writer module (the importer bills what it writes)."""
+    return {f"mods-available/{BUFFER_MODULE}": _fill(f"mods-available/{BUFFER_MODULE}")}
 
 
 def clients_text(clients: Iterable[Client]) -> str:
@@ -209,7 +206,6 @@ def write_private_confdir(
     venv: Path | None = None,
     system_raddb: Path = SYSTEM_RADDB,
     buffered: bool = False,
-    reader: bool = True,
 ) -> Path:
     """A complete, self-contained config dir for a private radiusd; rewritten on every call.
 
@@ -243,7 +239,7 @@ def write_private_confdir(
     (confdir / "sites-available" / INSTANCE).write_text(site_text(listen, buffered=buffered))
     _link(confdir / "sites-enabled" / INSTANCE, f"../sites-available/{INSTANCE}")
     if buffered:
-        for relative, text in buffer_files(reader=reader).items():
+        for relative, text in buffer_files().items():
             (confdir / relative).write_text(text)
             _link(confdir / _enabled(relative), f"../{relative}")
         (confdir / "log" / "radacct" / "hotspot").mkdir(parents=True, exist_ok=True)
@@ -355,7 +351,8 @@ class Installation:
     """What `install` changed, so that a failed check can be rolled back exactly."""
 
     raddb: Path
-    previous: dict[Path, bytes | None] = field(default_factory=dict)  # path -> content before (None: absent)
+    # path -> content before (None: absent; a str: the target of a link)
+    previous: dict[Path, bytes | str | None] = field(default_factory=dict)
 
     def write(self, path: Path, text: str, *, private: bool = False) -> None:
         """Write a file readable by all, or (`private`) by its directory's group only (freerad on Debian)."""
@@ -370,19 +367,29 @@ class Installation:
         self._remember(path)
         path.write_text(text)
 
+    def remove(self, path: Path) -> None:
+        """Delete a file or link of ours (a failed check puts it back)."""
+        self._remember(path)
+        path.unlink()
+
     def link(self, link: Path, target: str) -> None:
         self._remember(link)
         _link(link, target)
 
     def _remember(self, path: Path) -> None:
         if path not in self.previous:
-            self.previous[path] = None if not path.exists() or path.is_symlink() else path.read_bytes()
+            if path.is_symlink():
+                self.previous[path] = os.readlink(path)
+            else:
+                self.previous[path] = path.read_bytes() if path.exists() else None
 
     def roll_back(self) -> None:
         for path, content in self.previous.items():
             if path.is_symlink() or (path.exists() and content is None):
                 path.unlink()
-            if content is not None:
+            if isinstance(content, str):
+                path.symlink_to(content)  # a link we removed
+            elif content is not None:
                 path.write_bytes(content)  # in place: an edited file keeps its owner and mode
 
     @property
@@ -397,12 +404,13 @@ def install(
     venv: Path | None = None,
     listen: Listen | None = None,
     buffered: bool = False,
-    reader: bool = True,
 ) -> tuple[Installation, str]:
     """Wire the modules (python3 and its rlm_sql), the virtual server and the dictionary into a raddb, then check it.
 
     Nothing else is touched except one `$INCLUDE dictionary.hotspot` line in raddb/dictionary (the file
-    FreeRADIUS keeps for local attributes). If `freeradius -C` fails, every change is undone.
+    FreeRADIUS keeps for local attributes), and the retired hotspot-buffer server of an earlier install is
+    taken out (`hotspotctl radius import` bills the files it left). If `freeradius -C` fails, every change is
+    undone.
     Returns what changed and the check's output.
     """
     raddb = raddb.resolve()
@@ -429,14 +437,9 @@ def install(
     change.link(raddb / "mods-enabled" / SQL_INSTANCE, f"../mods-available/{SQL_INSTANCE}")
     change.write(raddb / "sites-available" / INSTANCE, site_text(listen, buffered=buffered))
     change.link(raddb / "sites-enabled" / INSTANCE, f"../sites-available/{INSTANCE}")
-    if buffered and not reader and (raddb / _enabled(f"sites-available/{BUFFER_SITE}")).exists():
-        # both would claim the buffer's files: each packet would still be billed once, but out of order
-        raise RadiusConfigError(
-            f"{raddb / _enabled(f'sites-available/{BUFFER_SITE}')} bills the buffer inside radiusd: remove that "
-            "link (or run `hotspotctl radius uninstall`) before installing for `hotspotctl radius import`"
-        )
+    _retire_buffer_site(change)
     if buffered:  # the buffer directory is made by radiusd (detail writer) under Debian's radacctdir
-        for relative, text in buffer_files(reader=reader).items():
+        for relative, text in buffer_files().items():
             change.write(raddb / relative, text)
             change.link(raddb / _enabled(relative), f"../{relative}")
     change.write(raddb / POLICY, _fill(POLICY))
@@ -454,6 +457,16 @@ def install(
         change.roll_back()
         raise RadiusConfigError(f"`{RADIUSD} -C -d {raddb}` failed, nothing was changed:\n{tail(output)}")
     return change, output
+
+
+def _retire_buffer_site(change: Installation) -> None:
+    """Take out the hotspot-buffer server an earlier install wrote (ours only) and its link: it billed the
+    buffer inside radiusd, and must not claim the files the importer bills."""
+    site, enabled = change.raddb / RETIRED_BUFFER_SITE, change.raddb / _enabled(RETIRED_BUFFER_SITE)
+    if enabled.is_symlink() and enabled.resolve() == site.resolve():
+        change.remove(enabled)
+    if site.is_file() and OURS in site.read_text(errors="replace")[:400]:
+        change.remove(site)
 
 
 def uninstall(raddb: Path) -> list[Path]:

@@ -15,6 +15,11 @@ python3 module. This process, one per spool:
 3. **Deletes** the work file once every entry is committed. A torn last entry (radiusd died while
    writing it: it was never answered, the NAS sends it again) is logged and not billed.
 
+A `buffer.detail.work` left by the retired hotspot-buffer server (an upgrade) is billed first, like a claimed
+file: the entries that server had billed already restate what is billed (a Start of an open session, the
+cumulative counters of an Interim or Stop), so they charge nothing again. The batches of files long deleted
+are pruned (`keep_batches`): they only guard the resumption of files that still exist.
+
 One bad packet never stops the others: a malformed or unattributable one is acknowledged and logged as the
 hook does; a batch that fails on a database error (not an outage) is billed again packet by packet, each in
 a savepoint, and a packet that still fails is logged and skipped. While the database is down nothing is
@@ -33,7 +38,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 
@@ -47,6 +52,7 @@ from rlm_hotspot.db.engine import make_engine, session_factory
 from rlm_hotspot.logs import first_line
 from rlm_hotspot.radius.accounting import BatchConflict, PacketOutcome, bill_batch, bill_packet
 from rlm_hotspot.radius.detail import Entry, parse
+from rlm_hotspot.radius.import_metrics import ImportMetrics
 from rlm_hotspot.services.tariff_cache import NasCache, TariffCache
 from rlm_hotspot.settings import Settings, with_overrides
 
@@ -54,6 +60,10 @@ log = logging.getLogger(__name__)
 
 LIVE = "buffer.detail"  # what radiusd's hotspot_buffer module appends to
 WORK_GLOB = "buffer.detail.*.work"
+LEGACY_WORK = "buffer.detail.work"  # the retired hotspot-buffer server's work file, left by an upgrade
+#: How long the batches of a deleted file are kept (a finished file is never read again).
+KEEP_BATCHES = timedelta(days=30)
+PRUNE_INTERVAL_S = 3600.0
 #: Packets billed per transaction at most: a backlog is caught up in large batches, a trickle in small ones.
 BATCH_SIZE = 2000
 
@@ -83,6 +93,12 @@ class AccountingImporter:
     stopping: threading.Event = field(default_factory=threading.Event)
     tariffs: TariffCache = field(default_factory=TariffCache)
     nas: NasCache = field(default_factory=NasCache)
+    keep_batches: timedelta = KEEP_BATCHES
+    metrics: ImportMetrics = field(init=False)
+    _pruned_at: float | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.metrics = ImportMetrics(self.spool / LIVE)
 
     def run(self, *, once: bool = False) -> ImportReport:
         """Bill what arrives until stopped (one pass with `once`); the database being down is waited out."""
@@ -90,6 +106,7 @@ class AccountingImporter:
             try:
                 report = self.import_pending()
             except (OperationalError, InterfaceError) as exc:
+                self.metrics.errors.labels("unavailable").inc()
                 log.error("accounting import: database unavailable, retrying: %s", first_line(exc))
                 report = ImportReport()
                 if once:
@@ -102,10 +119,29 @@ class AccountingImporter:
         report = ImportReport()
         for work in self._work_files() or self._claim():
             self._import_file(work, report)
+        self._prune_now_and_then()
         return report
 
     def _work_files(self) -> list[Path]:
-        return sorted(self.spool.glob(WORK_GLOB))
+        legacy = self.spool / LEGACY_WORK
+        return ([legacy] if legacy.exists() else []) + sorted(self.spool.glob(WORK_GLOB))
+
+    def _file_name(self, work: Path) -> str:
+        """A work file's name in radius_batches: unique per host and file."""
+        return f"{self.host}:{work}"
+
+    def _prune_now_and_then(self) -> None:
+        """Delete the batches of files gone for `keep_batches` (at start, then hourly)."""
+        now = time.monotonic()
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_INTERVAL_S:
+            return
+        existing = {self._file_name(work) for work in self._work_files()}
+        with self.sessions() as db, db.begin():
+            pruned = radius_batches.prune(db, f"{self.host}:", utc_now() - self.keep_batches, existing)
+        self._pruned_at = now
+        self.metrics.pruned.inc(pruned)
+        if pruned:
+            log.info("accounting import: pruned %d batches of files deleted over %s ago", pruned, self.keep_batches)
 
     def _claim(self) -> list[Path]:
         live = self.spool / LIVE
@@ -119,12 +155,18 @@ class AccountingImporter:
         return [work]
 
     def _import_file(self, work: Path, report: ImportReport) -> None:
-        name = f"{self.host}:{work}"
-        with work.open("r+b") as file:
+        name = self._file_name(work)
+        try:
+            file = work.open("r+b")
+        except FileNotFoundError:  # billed and deleted by another importer of the spool meanwhile
+            return
+        with file:
             # radiusd's writers lock the file without waiting: one that finds it locked reopens the live name,
             # so holding the lock until the file is gone keeps every later write out of it (FreeRADIUS's own
             # detail reader does the same); taking it waits for a write under way
             fcntl.lockf(file, fcntl.LOCK_EX)
+            if os.fstat(file.fileno()).st_nlink == 0:  # its holder billed and deleted it while we waited
+                return
             data = file.read()
             with self.sessions() as db, db.begin():
                 offset = radius_batches.billed_up_to(db, name)
@@ -133,6 +175,7 @@ class AccountingImporter:
                 self._import_batch(name, parsed.entries[start : start + self.batch_size], report)
             if parsed.end_byte < len(data):
                 report.torn += 1
+                self.metrics.torn.inc()
                 log.warning(
                     "accounting import: %s ends in a torn entry (%d bytes at %d, radiusd stopped while writing it): "
                     "not billed; the NAS was not answered and sends it again",
@@ -142,24 +185,33 @@ class AccountingImporter:
         report.files += 1
 
     def _import_batch(self, name: str, entries: Sequence[Entry], report: ImportReport) -> None:
+        started, mode = time.monotonic(), "batch"
         try:
             outcomes = self._bill(name, entries, isolated=False)
         except (OperationalError, InterfaceError):
             raise
         except (DBAPIError, BatchConflict) as exc:  # one packet the database refuses must not stall the rest
             why = first_line(exc) if isinstance(exc, DBAPIError) else str(exc)
+            if isinstance(exc, DBAPIError):
+                self.metrics.errors.labels("refused").inc()
             log.warning("accounting import: billing the batch at %s:%d packet by packet: %s",
                         name, entries[0].first_byte, why)  # fmt: skip
-            outcomes = self._bill(name, entries, isolated=True)
+            outcomes, mode = self._bill(name, entries, isolated=True), "isolated"
+        self.metrics.batch_seconds.observe(time.monotonic() - started)
+        self.metrics.batches.labels(mode).inc()
         report.batches += 1
         for entry, outcome in zip(entries, outcomes, strict=True):
             report.packets += 1
             if outcome is None:
                 report.failed_packets += 1
+                self.metrics.packets.labels("refused").inc()
                 continue
             if outcome.unbilled is not None:
                 report.unbilled += 1
-            report.held += len(outcome.result.held) if outcome.result else 0
+            self.metrics.packets.labels("billed" if outcome.unbilled is None else "unbilled").inc()
+            held = len(outcome.result.held) if outcome.result else 0
+            report.held += held
+            self.metrics.held.inc(held)
             for error, line in outcome.log_lines():
                 log.log(logging.ERROR if error else logging.WARNING, "%s (%s, byte %d)", line, name, entry.first_byte)
 
@@ -213,14 +265,26 @@ def _savepoint(db: Session) -> Iterator[Session]:
 IMPORT_STATEMENT_TIMEOUT_MS = 60_000
 
 
-def run_importer(settings: Settings, spool: Path, *, once: bool = False, batch_size: int = BATCH_SIZE) -> ImportReport:
-    """The hotspot-radius-import service: bill `spool` until SIGTERM or SIGINT (one pass with `once`)."""
+def run_importer(
+    settings: Settings,
+    spool: Path,
+    *,
+    once: bool = False,
+    batch_size: int = BATCH_SIZE,
+    keep_batches: timedelta = KEEP_BATCHES,
+    metrics_port: int = 0,
+    metrics_address: str = "127.0.0.1",
+) -> ImportReport:
+    """The hotspot-radius-import service: bill `spool` until SIGTERM or SIGINT (one pass with `once`), serving
+    its metrics on `metrics_address:metrics_port` (0: not served)."""
     logs.setup()  # unless the CLI's --log-format did already
     timeout_ms = max(settings.statement_timeout_ms, IMPORT_STATEMENT_TIMEOUT_MS)
     engine = make_engine(
         with_overrides(settings, statement_timeout_ms=timeout_ms), pool_size=1, application_name="hotspot-radius-import"
     )
-    importer = AccountingImporter(spool, session_factory(engine), batch_size=batch_size)
+    importer = AccountingImporter(spool, session_factory(engine), batch_size=batch_size, keep_batches=keep_batches)
+    if metrics_port:
+        importer.metrics.serve(metrics_port, metrics_address)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: importer.stopping.set())
     try:

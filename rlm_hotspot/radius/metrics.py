@@ -78,8 +78,9 @@ class Backlog:
 def buffer_backlog(buffer_file: Path, now: float) -> Backlog:
     """The backlog of the accounting buffer at `now` (epoch seconds).
 
-    The writer appends to `buffer_file`; the reader renames it to `<name>.work` (the hotspot-buffer server)
-    or `<name>.<ns>.work` (`hotspotctl radius import`), bills it and deletes it when every entry is billed.
+    The writer appends to `buffer_file`; `hotspotctl radius import` renames it to `<name>.<ns>.work`, bills it
+    and deletes it when every entry is billed (`<name>.work`: left by the retired hotspot-buffer server, billed
+    first).
     So the oldest entry not known to be billed is the first of the oldest work file (or of the buffer when
     there is none): its age bounds the billing lag from above.
     """
@@ -102,17 +103,20 @@ def buffer_backlog(buffer_file: Path, now: float) -> Backlog:
 class BufferCollector(Collector):
     """The accounting buffer's backlog, read from its files at every scrape."""
 
-    def __init__(self, buffer_file: Path, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, buffer_file: Path, clock: Callable[[], float] = time.time, prefix: str = "hotspot_radius_buffer"
+    ) -> None:
         self.buffer_file = buffer_file
         self.clock = clock
+        self.prefix = prefix  # the module's `hotspot_radius_buffer`, the importer's `hotspot_radius_import_backlog`
 
     def collect(self) -> Iterator[Metric]:
         backlog = buffer_backlog(self.buffer_file, self.clock())
         for name, doc, value in (
-            ("hotspot_radius_buffer_files", "Accounting buffer files waiting to be billed (0-2).", backlog.files),
-            ("hotspot_radius_buffer_bytes", "Bytes in the accounting buffer's files.", backlog.bytes),
+            (f"{self.prefix}_files", "Accounting buffer files waiting to be billed.", backlog.files),
+            (f"{self.prefix}_bytes", "Bytes in the accounting buffer's files.", backlog.bytes),
             (
-                "hotspot_radius_buffer_oldest_age_seconds",
+                f"{self.prefix}_oldest_age_seconds",
                 "Age of the oldest buffered accounting entry not known to be billed (0: none waits).",
                 backlog.oldest_age_s,
             ),

@@ -26,8 +26,7 @@ from sqlalchemy.orm import Session
 from rlm_hotspot.pins import PinVault
 from tests.db.helpers import assert_ledger_balanced
 from tests.e2e.conftest import wait_until
-from tests.e2e.radius_harness import NAS_BY_VENDOR, RadiusServer, build_world
-from tests.e2e.test_radius_importer import importer
+from tests.e2e.radius_harness import NAS_BY_VENDOR, RadiusServer, build_world, importer
 
 pytestmark = pytest.mark.e2e
 MIKROTIK = NAS_BY_VENDOR["mikrotik"]

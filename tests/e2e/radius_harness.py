@@ -124,6 +124,12 @@ class RadiusServer:
     acct_port: int
     secret: str = SECRET
     metrics_port: int = 0  # where the module serves its metrics (0: not served)
+    importer_metrics_port: int = 0  # where the importer billing its spool serves its own (0: none runs)
+
+    @property
+    def spool(self) -> Path:
+        """The directory radiusd's hotspot_buffer module writes buffer.detail into (buffered accounting)."""
+        return self.confdir / "log" / "radacct" / "hotspot"
 
     def client(self, timeout: float = 2.0, retries: int = 1) -> Client:
         client = Client(
@@ -177,18 +183,21 @@ class RadiusServer:
         except Timeout:
             return None
 
-    def metrics(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-        """One scrape of the module's metrics: (sample name, labels) -> value."""
-        with urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as answer:
-            text = answer.read().decode()
-        return {
-            (sample.name, frozenset(sample.labels.items())): sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-        }
+    def metrics(self) -> Scrape:
+        """One scrape of the module's metrics."""
+        return scrape(self.metrics_port)
+
+    def importer_metrics(self) -> Scrape:
+        """One scrape of the metrics of the importer that bills this server's spool."""
+        return scrape(self.importer_metrics_port)
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def importer_log_text(self) -> str:
+        """What the importers of this server's spool logged (they bill buffered accounting)."""
+        log = self.confdir.parent / "importer.out"
+        return log.read_text(errors="replace") if log.exists() else ""
 
     def stop(self) -> None:
         """Stop exactly the radiusd we started (setpriv execs, so the PID is radiusd's)."""
@@ -201,6 +210,57 @@ class RadiusServer:
                 self.process.wait()
 
 
+Scrape = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(port: int) -> Scrape:
+    """One scrape of a Prometheus endpoint on 127.0.0.1: (sample name, labels) -> value."""
+    with urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+@contextmanager
+def importer(server: RadiusServer, batch_size: int = 2000, metrics_port: int = 0) -> Iterator[subprocess.Popen[bytes]]:
+    """`hotspotctl radius import` on the server's spool, stopped (SIGTERM to its own PID) afterwards."""
+    process = start_importer(server, batch_size, metrics_port)
+    try:
+        if metrics_port:
+            _wait_for_metrics(process, metrics_port, server.confdir.parent / "importer.out")
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=15)
+
+
+def _wait_for_metrics(process: subprocess.Popen[bytes], port: int, log: Path, timeout: float = 30.0) -> None:
+    """Until the importer serves its metrics; fail the test with its log if it dies or dawdles."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the importer does not serve its metrics:\n{log.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.05)
+
+
+def start_importer(server: RadiusServer, batch_size: int, metrics_port: int = 0) -> subprocess.Popen[bytes]:
+    command = [
+        str(Path(sys.executable).with_name("hotspotctl")), "--config", str(server.confdir.parent / "hotspot.toml"),
+        "radius", "import", "--spool", str(server.spool), "--batch-size", str(batch_size),
+        "--metrics-port", str(metrics_port),
+    ]  # fmt: skip
+    with (server.confdir.parent / "importer.out").open("ab") as log:  # importer_log_text
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
 def _decoded(reply: packet.Packet) -> Reply:
     return Reply(reply.code, {str(name): list(reply[name]) for name in reply.keys()})  # noqa: SIM118 - pyrad API
 
@@ -211,7 +271,6 @@ def start_radiusd(
     timeout: float = 30.0,
     *,
     buffered: bool = False,
-    reader: bool = True,
     venv: Path | None = None,
     metrics_port: int = 0,
 ) -> RadiusServer:
@@ -226,7 +285,6 @@ def start_radiusd(
         owner=RUN_AS,
         venv=venv,
         buffered=buffered,
-        reader=reader,
     )
     log = workdir / "radiusd.out"
     with log.open("wb") as output:
@@ -316,16 +374,21 @@ def radius_server(radius_database: str, key_file: Path) -> Iterator[RadiusServer
 
 @pytest.fixture(scope="session")
 def buffered_radius_server(radius_database: str, key_file: Path) -> Iterator[RadiusServer]:
-    """A second radiusd on the same database, with buffered accounting (detail file, then billing)."""
+    """A second radiusd on the same database, with buffered accounting (detail file, then billing), and the
+    importer billing its spool for the whole session, both serving their metrics."""
     if shutil.which(radconf.RADIUSD) is None:
         pytest.skip("freeradius is not installed (apt-get install freeradius freeradius-python3)")
     workdir = shared_dir("hotspot-radius-buffered-")
-    [metrics_port] = free_tcp_ports(1)
+    metrics_port, importer_port = free_tcp_ports(2)
     settings = write_settings(workdir, radius_database, key_file, metrics_port=metrics_port)
     server = start_radiusd(workdir, settings, buffered=True, metrics_port=metrics_port)
-    yield server
-    server.stop()
-    shutil.rmtree(workdir, ignore_errors=True)
+    server.importer_metrics_port = importer_port
+    try:
+        with importer(server, metrics_port=importer_port):
+            yield server
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -336,7 +399,7 @@ def spooling_radius_server(radius_database: str, key_file: Path) -> Iterator[Rad
         pytest.skip("freeradius is not installed (apt-get install freeradius freeradius-python3)")
     workdir = shared_dir("hotspot-radius-spooling-")
     settings = write_settings(workdir, radius_database, key_file)
-    server = start_radiusd(workdir, settings, buffered=True, reader=False)
+    server = start_radiusd(workdir, settings, buffered=True)
     yield server
     server.stop()
     shutil.rmtree(workdir, ignore_errors=True)

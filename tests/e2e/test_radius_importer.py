@@ -1,14 +1,12 @@
 """Buffered accounting billed by the importer process (`hotspotctl radius import`) from the detail file a
-real radiusd writes: the same charges as the per-packet path, and exactly once across kill -9."""
+real radiusd writes: answered at once, the same charges as the per-packet path at the NAS's time, exactly once
+across kill -9 and across the upgrade from the retired in-radiusd reader; its batches pruned."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from itertools import pairwise
 from pathlib import Path
 
@@ -16,37 +14,51 @@ from sqlalchemy import Engine
 
 from rlm_hotspot.pins import PinVault
 from tests.e2e.conftest import wait_until
-from tests.e2e.radius_harness import NAS_BY_VENDOR, RadiusServer, build_world, login_happened_earlier
+from tests.e2e.radius_harness import NAS_BY_VENDOR, RadiusServer, build_world, importer, login_happened_earlier
 from tests.e2e.test_radius_accounting import assert_balanced, rows
-from tests.e2e.test_radius_buffered import assert_billed_once_at_the_nas_time, report_one_session
 
 MIKROTIK = NAS_BY_VENDOR["mikrotik"]
-HOTSPOTCTL = str(Path(sys.executable).with_name("hotspotctl"))
 
 
-@contextmanager
-def importer(server: RadiusServer, batch_size: int = 2000) -> Iterator[subprocess.Popen[bytes]]:
-    """`hotspotctl radius import` on the server's spool, stopped (SIGTERM to its own PID) afterwards."""
-    process = start_importer(server, batch_size)
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=15)
+def report_one_session(server: RadiusServer, radius_db: Engine, vault: PinVault, session_id: str) -> None:
+    """A login, then the NAS reports its whole 601 s session at once, each packet's delay said, one Interim
+    retransmitted: Start, Interim, Interim again, Stop."""
+    batch = build_world(radius_db, vault, traffic_price=10)
+    number = batch.numbers[0]
+    accepted = server.login(number, batch.pins[0], nas_ip=MIKROTIK)
+    login_happened_earlier(radius_db, 601)
+    ids = {"User_Name": number, "Acct_Session_Id": session_id, "Class": accepted.one("Class")}
+    interim = {"Acct_Session_Time": 300, "Acct_Input_Octets": 100_000, "Acct_Output_Octets": 1_900_000}
+    for status, counters in (
+        ("start", {"Acct_Session_Time": 0, "Acct_Delay_Time": 601}),
+        ("interim", {**interim, "Acct_Delay_Time": 301}),
+        ("interim", {**interim, "Acct_Delay_Time": 302}),  # a retransmit
+        ("stop", {"Acct_Session_Time": 601, "Acct_Input_Octets": 200_000, "Acct_Output_Octets": 2_800_000}),
+    ):
+        assert server.account(status, nas_ip=MIKROTIK, **ids, **counters) is not None
 
 
-def start_importer(server: RadiusServer, batch_size: int) -> subprocess.Popen[bytes]:
-    command = [
-        HOTSPOTCTL, "--config", str(server.confdir.parent / "hotspot.toml"),
-        "radius", "import", "--spool", str(spool(server)), "--batch-size", str(batch_size),
-    ]  # fmt: skip
-    log = (server.confdir.parent / "importer.out").open("ab")
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+def assert_billed_once_at_the_nas_time(radius_db: Engine) -> None:
+    """What the direct path bills for `report_one_session`: each interval at its own time, the retransmit
+    never."""
+    assert rows(radius_db, "SELECT cause, amount FROM ledger ORDER BY id") == [
+        ("card_load", 500),
+        ("time", -10),
+        ("traffic", -20),
+        ("time", -12),
+        ("traffic", -10),
+    ]
+    assert rows(radius_db, "SELECT seconds, charged FROM sessions") == [(601, 52)]
+    assert_balanced(radius_db)
 
 
-def spool(server: RadiusServer) -> Path:
-    return server.confdir / "log" / "radacct" / "hotspot"
+def test_a_buffered_session_is_answered_at_once_and_billed_exactly_once_at_the_nas_time(
+    buffered_radius_server: RadiusServer, radius_db: Engine, vault: PinVault
+) -> None:
+    """`--buffered-accounting`: radiusd answers once the packet is in its detail file, the importer bills it."""
+    report_one_session(buffered_radius_server, radius_db, vault, "B1")
+    wait_until(lambda: rows(radius_db, "SELECT status FROM sessions") == [("closed",)], what="the buffer drained")
+    assert_billed_once_at_the_nas_time(radius_db)
 
 
 def test_a_spooled_session_is_billed_by_the_importer_as_the_hook_bills_it(
@@ -58,7 +70,7 @@ def test_a_spooled_session_is_billed_by_the_importer_as_the_hook_bills_it(
         wait_until(lambda: rows(radius_db, "SELECT status FROM sessions") == [("closed",)], what="the spool billed")
     assert_billed_once_at_the_nas_time(radius_db)  # as the hook bills it, inside radiusd or directly
     assert rows(radius_db, "SELECT sum(packets) FROM radius_batches") == [(4,)]
-    assert list(spool(server).glob("buffer.detail*")) == []  # billed files are deleted
+    assert list(server.spool.glob("buffer.detail*")) == []  # billed files are deleted
 
 
 def test_killed_mid_batch_the_importer_resumes_and_bills_every_packet_exactly_once(
@@ -97,7 +109,7 @@ def test_killed_mid_batch_the_importer_resumes_and_bills_every_packet_exactly_on
         process.wait()
     with importer(server, batch_size=7):
         wait_until(lambda: committed() >= packets, timeout=60, what="every packet billed")
-        wait_until(lambda: not list(spool(server).glob("buffer.detail*")), what="the work files deleted")
+        wait_until(lambda: not list(server.spool.glob("buffer.detail*")), what="the work files deleted")
     assert committed() == packets
     assert rows(radius_db, "SELECT status, seconds, charged, count(*) FROM sessions GROUP BY 1, 2, 3") == [
         ("closed", 240, 8, sessions)  # 4 started minutes at 1.20/hour, each session
@@ -108,3 +120,26 @@ def test_killed_mid_batch_the_importer_resumes_and_bills_every_packet_exactly_on
     ranges = rows(radius_db, "SELECT spool_file, first_byte, end_byte FROM radius_batches ORDER BY 1, 2")
     assert all(a[0] != b[0] or a[2] <= b[1] for a, b in pairwise(ranges))  # no byte twice
     assert_balanced(radius_db)
+
+
+def test_after_an_upgrade_the_importer_bills_what_the_retired_reader_left_exactly_once(
+    spooling_radius_server: RadiusServer, radius_db: Engine, vault: PinVault, tmp_path: Path
+) -> None:
+    """The hotspot-buffer server (retired) left its work file, `buffer.detail.work`, with entries it had billed
+    already and entries it had not: the importer bills it first, and the billed ones charge nothing again."""
+    server = spooling_radius_server
+    report_one_session(server, radius_db, vault, "U1")
+    live = server.spool / "buffer.detail"
+    left_by_the_reader = tmp_path / "buffer.detail.work"
+    shutil.copyfile(live, left_by_the_reader)
+    first_two = b"\n\n".join(left_by_the_reader.read_bytes().split(b"\n\n")[:2]) + b"\n\n"
+    live.write_bytes(first_two)  # what the reader had billed before the upgrade: Start and Interim
+    with importer(server):
+        wait_until(lambda: not list(server.spool.glob("buffer.detail*")), what="the reader's entries billed")
+    assert rows(radius_db, "SELECT status FROM sessions") == [("open",)]
+
+    shutil.copyfile(left_by_the_reader, server.spool / "buffer.detail.work")  # all four, as the reader left it
+    with importer(server):
+        wait_until(lambda: not list(server.spool.glob("buffer.detail*")), what="the reader's work file billed")
+    assert_billed_once_at_the_nas_time(radius_db)
+    assert rows(radius_db, "SELECT sum(packets) FROM radius_batches") == [(2 + 4,)]

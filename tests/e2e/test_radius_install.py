@@ -96,27 +96,60 @@ def test_a_second_python3_instance_is_refused(
     assert snapshot(raddb) == before
 
 
-def test_install_for_the_importer_writes_the_buffer_but_no_reader_inside_radiusd(
+def test_buffered_accounting_writes_the_buffer_for_the_importer_and_no_reader_inside_radiusd(
     raddb: Path, readable_venv: Path, radius_database: str, key_file: Path
 ) -> None:
     settings = write_settings(raddb.parent, radius_database, key_file)
-    result = install(raddb, settings, readable_venv, "--buffered-accounting", "--importer")
+    result = install(raddb, settings, readable_venv, "--buffered-accounting")
 
     after = snapshot(raddb)
     assert after["mods-enabled/hotspot_buffer"] == "-> ../mods-available/hotspot_buffer"
     assert "hotspot_buffer" in after["sites-available/hotspot"]  # accounting is written to the buffer
-    assert "sites-enabled/hotspot-buffer" not in after  # and billed by `hotspotctl radius import`
+    assert not any("hotspot-buffer" in name for name in after)  # and billed by `hotspotctl radius import`
     assert "hotspot-radius-import" in result.output
 
 
-def test_install_for_the_importer_refuses_while_radiusd_bills_the_buffer_itself(
+RETIRED_READER = """# rlm_hotspot: bills the accounting buffer (see mods-available/hotspot_buffer), in file order.
+server hotspot-buffer {
+\tlisten {
+\t\ttype = detail
+\t\tfilename = ${radacctdir}/hotspot/buffer.detail
+\t\tload_factor = 100
+\t}
+\taccounting {
+\t\thotspot
+\t}
+}
+"""
+
+
+def test_an_upgrade_retires_the_reader_an_earlier_install_left_inside_radiusd(
+    raddb: Path, readable_venv: Path, radius_database: str, key_file: Path
+) -> None:
+    """An earlier `install --buffered-accounting` enabled the hotspot-buffer server: left there, it and the
+    importer would both claim the buffer's files. Installing again takes it out, whatever the mode."""
+    settings = write_settings(raddb.parent, radius_database, key_file)
+    install(raddb, settings, readable_venv, "--buffered-accounting")
+    (raddb / "sites-available" / "hotspot-buffer").write_text(RETIRED_READER)
+    (raddb / "sites-enabled" / "hotspot-buffer").symlink_to("../sites-available/hotspot-buffer")
+
+    result = install(raddb, settings, readable_venv, "--buffered-accounting")
+
+    assert not any("hotspot-buffer" in name for name in snapshot(raddb))
+    assert f"removed {raddb / 'sites-enabled' / 'hotspot-buffer'}" in result.output
+    assert "`hotspotctl radius import` bills the files it left" in result.output
+
+
+def test_a_failed_check_puts_the_retired_reader_back_as_it_was(
     raddb: Path, readable_venv: Path, radius_database: str, key_file: Path
 ) -> None:
     settings = write_settings(raddb.parent, radius_database, key_file)
     install(raddb, settings, readable_venv, "--buffered-accounting")
+    (raddb / "sites-available" / "hotspot-buffer").write_text(RETIRED_READER)
+    (raddb / "sites-enabled" / "hotspot-buffer").symlink_to("../sites-available/hotspot-buffer")
+    (raddb / "sites-enabled" / "broken").write_text("server broken {\n")  # -C fails on someone else's file
     before = snapshot(raddb)
 
-    refused = install(raddb, settings, readable_venv, "--buffered-accounting", "--importer", ok=False)
+    install(raddb, settings, readable_venv, "--buffered-accounting", ok=False)
 
-    assert "sites-enabled/hotspot-buffer" in refused.output and "radius uninstall" in refused.output
-    assert snapshot(raddb) == before  # both would claim the buffer's files: nothing is changed
+    assert snapshot(raddb) == before

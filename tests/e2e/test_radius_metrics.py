@@ -1,5 +1,6 @@
 """The FreeRADIUS module's Prometheus metrics, scraped from inside a real radiusd: what the hooks answered,
-why logins were refused, database faults, hook latency, and the buffered accounting's backlog and lag."""
+why logins were refused, database faults, hook latency, the buffered accounting's backlog and lag; and the
+metrics of the importer that bills that buffer (`hotspotctl radius import --metrics-port`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tests.e2e.conftest import wait_until
 from tests.e2e.radius_harness import (
     NAS_BY_VENDOR,
     RadiusServer,
+    Scrape,
     build_world,
     shared_dir,
     start_radiusd,
@@ -26,7 +28,6 @@ from tests.e2e.test_radius_accounting import rows
 
 pytestmark = pytest.mark.e2e
 MIKROTIK = NAS_BY_VENDOR["mikrotik"]
-Scrape = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 def value(scrape: Scrape, name: str, **labels: str) -> float:
@@ -65,32 +66,36 @@ def test_logins_refusals_and_accounting_are_counted(
     assert value(after, "hotspot_radius_buffer_files") == 0  # not buffered: nothing ever waits
 
 
-def test_a_stalled_buffer_shows_its_backlog_and_lag_until_billed(
+def test_a_stalled_buffer_shows_its_backlog_and_lag_until_the_importer_bills_it(
     buffered_radius_server: RadiusServer, radius_db: Engine, vault: PinVault
 ) -> None:
+    """The module (inside radiusd) and the importer both show what waits; the importer counts what it billed."""
     server = buffered_radius_server
     batch = build_world(radius_db, vault)
     accepted = server.login(batch.numbers[0], batch.pins[0], nas_ip=MIKROTIK)
     ids = {"User_Name": batch.numbers[0], "Acct_Session_Id": "M2", "Class": accepted.one("Class")}
-    before = server.metrics()
-    with radius_db.connect() as blocker:  # billing waits on this lock until its statement times out: FAIL
+    before = server.importer_metrics()
+    with radius_db.connect() as blocker:  # the importer's batch waits on this lock
         blocker.execute(text("LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE"))
         assert server.account("start", nas_ip=MIKROTIK, **ids, Acct_Session_Time=0) is not None  # buffered
-        wait_until(lambda: value(server.metrics(), "hotspot_radius_buffer_oldest_age_seconds") >= 3, 20, "lag")
-        stalled = server.metrics()
-        wait_until(
-            lambda: grew(before, server.metrics(), "hotspot_radius_errors_total", hook="accounting",
-                         kind="database_unavailable") >= 1, 20, "the statement timeout",
-        )  # fmt: skip
+        lag = "hotspot_radius_import_backlog_oldest_age_seconds"
+        wait_until(lambda: value(server.importer_metrics(), lag) >= 3, 20, "the importer's lag")
+        stalled, module = server.importer_metrics(), server.metrics()
         blocker.rollback()
-    assert value(stalled, "hotspot_radius_buffer_files") >= 1
-    assert value(stalled, "hotspot_radius_buffer_bytes") > 100
+    assert value(stalled, "hotspot_radius_import_backlog_files") >= 1
+    assert value(stalled, "hotspot_radius_import_backlog_bytes") > 100
+    assert value(module, "hotspot_radius_buffer_oldest_age_seconds") >= 3  # the same files, read by radiusd
     wait_until(lambda: rows(radius_db, "SELECT status FROM sessions") == [("open",)], 20, "billing after the stall")
-    wait_until(lambda: value(server.metrics(), "hotspot_radius_buffer_bytes") == 0, 10, "the buffer drained")
-    drained = server.metrics()
-    assert value(drained, "hotspot_radius_buffer_oldest_age_seconds") == 0
-    assert grew(before, drained, "hotspot_radius_requests_total", hook="accounting", outcome="fail") >= 1
-    assert grew(before, drained, "hotspot_radius_requests_total", hook="accounting", outcome="ok") == 1
+    wait_until(lambda: value(server.importer_metrics(), "hotspot_radius_import_backlog_bytes") == 0, 10, "drained")
+    drained = server.importer_metrics()
+    assert value(drained, lag) == 0
+    assert grew(before, drained, "hotspot_radius_import_packets_total", outcome="billed") == 1
+    assert grew(before, drained, "hotspot_radius_import_batches_total", mode="batch") == 1
+    assert grew(before, drained, "hotspot_radius_import_batch_seconds_count") == 1
+    assert grew(before, drained, "hotspot_radius_import_batch_seconds_sum") > 0
+    assert grew(before, drained, "hotspot_radius_import_packets_total", outcome="unbilled") == 0
+    assert value(drained, "hotspot_radius_import_database_errors_total", kind="unavailable") == 0
+    assert grew(before, server.metrics(), "hotspot_radius_requests_total", hook="accounting", outcome="ok") == 0
 
 
 def test_a_config_check_beside_the_live_server_leaves_it_the_port(radius_server: RadiusServer) -> None:

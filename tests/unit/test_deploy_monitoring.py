@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from flowimport.metrics import Metrics as FlowMetrics
 from portal.metrics import PortalMetrics
 from rlm_hotspot.metrics import WorkerMetrics
+from rlm_hotspot.radius.import_metrics import ImportMetrics
 from rlm_hotspot.radius.metrics import RadiusMetrics
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -22,6 +23,7 @@ def exported() -> set[str]:
     registries: list[CollectorRegistry] = [
         WorkerMetrics().registry, PortalMetrics().registry, FlowMetrics("cafe").registry,
         RadiusMetrics(Path("/nonexistent/buffer.detail")).registry,
+        ImportMetrics(Path("/nonexistent/buffer.detail")).registry,
     ]  # fmt: skip
     names = set()
     for registry in registries:

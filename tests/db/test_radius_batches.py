@@ -1,0 +1,69 @@
+"""The accounting importer prunes the batches of files long deleted: they only guard resuming a file that
+still exists, and would otherwise grow by one row per batch forever."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from devtools.ha import free_tcp_ports
+from rlm_hotspot.clock import utc_now
+from rlm_hotspot.db import radius_batches
+from rlm_hotspot.radius.importer import AccountingImporter
+
+
+def add_batch(db: Session, spool_file: str, days_ago: int) -> None:
+    db.execute(
+        text(
+            "INSERT INTO radius_batches (spool_file, first_byte, end_byte, packets, committed_at) "
+            "VALUES (:file, 0, 100, 1, now() - make_interval(days => :days))"
+        ),
+        {"file": spool_file, "days": days_ago},
+    )
+
+
+def spool_files(db: Session) -> list[str]:
+    return list(db.execute(text("SELECT spool_file FROM radius_batches ORDER BY spool_file")).scalars())
+
+
+def test_prune_removes_only_old_batches_of_this_hosts_deleted_files(db: Session) -> None:
+    for name, days_ago in (("h1:/s/old", 40), ("h1:/s/recent", 2), ("h1:/s/still-there", 40), ("h2:/s/old", 40)):
+        add_batch(db, name, days_ago)
+
+    pruned = radius_batches.prune(db, "h1:", utc_now() - timedelta(days=30), existing={"h1:/s/still-there"})
+
+    assert pruned == 1
+    assert spool_files(db) == ["h1:/s/recent", "h1:/s/still-there", "h2:/s/old"]
+
+
+def test_the_importer_prunes_as_it_runs_with_the_retention_it_is_given(committed: Engine, tmp_path: Path) -> None:
+    importer = AccountingImporter(
+        tmp_path, sessionmaker(committed), host="h1", keep_batches=timedelta(days=7), poll_interval=0
+    )
+    with Session(committed) as db, db.begin():
+        for name, days_ago in (("h1:/s/a", 8), ("h1:/s/b", 6), ("h2:/s/c", 8)):
+            add_batch(db, name, days_ago)
+
+    importer.run(once=True)
+
+    with Session(committed) as db:
+        assert spool_files(db) == ["h1:/s/b", "h2:/s/c"]
+    assert importer.metrics.registry.get_sample_value("hotspot_radius_import_pruned_batches_total") == 1
+
+
+def test_a_database_that_does_not_answer_is_counted_and_waited_out(tmp_path: Path) -> None:
+    """The loop logs the outage, counts it for HotspotRadiusImportDatabaseErrors and tries again (here: stops)."""
+    [port] = free_tcp_ports(1)  # nothing listens there
+    engine = create_engine(f"postgresql+psycopg2://nobody@127.0.0.1:{port}/none", connect_args={"connect_timeout": 2})
+    importer = AccountingImporter(tmp_path, sessionmaker(engine), host="h1")
+    importer.stopping.set()  # one pass, then the wait that ends the loop
+
+    report = importer.run()
+
+    assert report.packets == 0
+    sample = importer.metrics.registry.get_sample_value
+    assert sample("hotspot_radius_import_database_errors_total", {"kind": "unavailable"}) == 1
+    engine.dispose()
