@@ -71,6 +71,12 @@ def login_all(
     return [reply_attributes(r, CLASS) if r else [] for r in outcome.replies]
 
 
+def importer_command(settings_file: str, spool: Path, batch_size: int) -> list[str]:
+    """`hotspotctl radius import` billing the buffer radiusd writes under `spool`."""
+    return [HOTSPOTCTL, "--config", settings_file, "radius", "import", "--spool", str(spool),
+            "--batch-size", str(batch_size)]  # fmt: skip
+
+
 def session_packets(
     credentials: list[tuple[str, str]], classes: list[list[bytes]], tag: str, per_session: int
 ) -> list[list[bytes]]:
@@ -182,8 +188,7 @@ def main() -> int:
             for server in servers:
                 server.start()
             spool = ours.confdir / "log" / "radacct" / "hotspot"
-            command = [HOTSPOTCTL, "--config", settings_file, "radius", "import", "--spool", str(spool),
-                       "--batch-size", str(args.batch_size)]  # fmt: skip
+            command = importer_command(settings_file, spool, args.batch_size)
             if os.environ.get("BENCH_PROFILE"):  # the importer's profile, for a look with pstats
                 command = [sys.executable, "-m", "cProfile", "-o", os.environ["BENCH_PROFILE"], *command]
             importer = subprocess.Popen(command, stdout=(root / "importer.log").open("wb"), stderr=subprocess.STDOUT)
