@@ -25,7 +25,7 @@ _baseline: tracemalloc.Snapshot | None = None
 
 def instantiate(config: object) -> int:
     if EVERY:
-        tracemalloc.start(6)
+        tracemalloc.start(1)
     return hooks.instantiate(config)
 
 
