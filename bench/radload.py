@@ -25,6 +25,7 @@ ACCT_STATUS_TYPE, ACCT_INPUT_OCTETS, ACCT_OUTPUT_OCTETS, ACCT_SESSION_ID, ACCT_S
 ACCT_DELAY_TIME = 41
 MESSAGE_AUTHENTICATOR = 80
 STATUS = {"start": 1, "stop": 2, "interim": 3}
+ACCOUNTING_ON = 7
 
 
 def _attr(kind: int, value: bytes) -> bytes:
@@ -78,6 +79,16 @@ def accounting_request(
         + _attr(ACCT_OUTPUT_OCTETS, struct.pack("!I", octets_out & 0xFFFFFFFF))
         + _attr(ACCT_DELAY_TIME, struct.pack("!I", delay))
         + b"".join(_attr(CLASS, c) for c in classes)
+    )
+
+
+def accounting_on(nas_ip: str = "127.0.0.1", session_id: str = "00000000") -> bytes:
+    """Attributes of the Accounting-On a NAS sends after it rebooted: every session it had is gone."""
+    return (
+        _attr(ACCT_STATUS_TYPE, struct.pack("!I", ACCOUNTING_ON))
+        + _attr(ACCT_SESSION_ID, session_id.encode())
+        + _attr(NAS_IP_ADDRESS, socket.inet_aton(nas_ip))
+        + _attr(ACCT_DELAY_TIME, struct.pack("!I", 0))
     )
 
 

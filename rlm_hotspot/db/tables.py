@@ -100,6 +100,7 @@ nas = Table(
     Column("uam_secret", Text),  # 004: CoovaChilli uamsecret (signs redirects, keys the password encoding)
     Column("uam_login_url", Text),  # 004: the only URL the portal hands credentials to (MikroTik)
     Column("rebooted_at", TS),  # 015: the last Accounting-On/Off
+    Column("restart_seen_at", TS),  # 026: the last Accounting-On/Off radiusd answered (billed or not yet)
     # 023: radiusd drops its Access-Requests without Message-Authenticator (BlastRADIUS)
     Column("require_message_authenticator", Boolean, nullable=False),
 )

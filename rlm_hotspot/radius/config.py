@@ -143,6 +143,14 @@ OUR_FILES = (
 )
 
 
+# Buffered: the entry is written, and a reboot is seen at once (sql/026): the NAS's guests may log in again
+# before the importer has billed the Accounting-On that ends their old sessions.
+BUFFERED_ACCOUNTING = f"""{BUFFER_MODULE}
+	if (&Acct-Status-Type == Accounting-On || &Acct-Status-Type == Accounting-Off) {{
+		"%{{{SQL_INSTANCE}:SELECT radius_restart_seen('%{{NAS-IP-Address}}', %l, %{{%{{Acct-Delay-Time}}:-0}})}}"
+	}}"""
+
+
 def site_text(listen: Listen | None = None, *, buffered: bool = False) -> str:
     """The `server hotspot { }` virtual server, with listen sections of its own when ports are given.
 
@@ -155,7 +163,7 @@ def site_text(listen: Listen | None = None, *, buffered: bool = False) -> str:
             f"listen {{\n\ttype = {kind}\n\tipaddr = {listen.address}\n\tport = {port}\n}}\n"
             for kind, port in (("auth", listen.auth_port), ("acct", listen.acct_port))
         )
-    return _fill("sites-available/hotspot", LISTEN=sections, ACCOUNTING=BUFFER_MODULE if buffered else INSTANCE)
+    return _fill("sites-available/hotspot", LISTEN=sections, ACCOUNTING=BUFFERED_ACCOUNTING if buffered else INSTANCE)
 
 
 def buffer_files() -> dict[str, str]:

@@ -143,3 +143,31 @@ def test_after_an_upgrade_the_importer_bills_what_the_retired_reader_left_exactl
         wait_until(lambda: not list(server.spool.glob("buffer.detail*")), what="the reader's work file billed")
     assert_billed_once_at_the_nas_time(radius_db)
     assert rows(radius_db, "SELECT sum(packets) FROM radius_batches") == [(2 + 4,)]
+
+
+def test_after_an_accounting_on_its_guests_log_in_again_before_the_importer_bills_it(
+    spooling_radius_server: RadiusServer, radius_db: Engine, vault: PinVault
+) -> None:
+    """Buffered, the Accounting-On is answered before it is billed: a reboot storm's logins must not be
+    refused "in use on another device" because of the sessions it ended (bench/reboot_storm.py)."""
+    server = spooling_radius_server
+    batch = build_world(radius_db, vault)
+    number, pin = batch.numbers[0], batch.pins[0]
+    first = server.login(number, pin, nas_ip=MIKROTIK)
+    assert first.accepted
+    login_happened_earlier(radius_db, 60)  # the buffer's times are whole seconds: the reboot comes later
+    start = {"User_Name": number, "Acct_Session_Time": 0, "Acct_Delay_Time": 30, "Class": first.one("Class")}
+    assert server.account("start", nas_ip=MIKROTIK, Acct_Session_Id="R1", **start) is not None
+    assert not server.login(number, pin, nas_ip=MIKROTIK).accepted  # its one slot is taken
+    assert server.account("on", nas_ip=MIKROTIK) is not None  # spooled: no importer runs yet
+    again = server.login(number, pin, nas_ip=MIKROTIK)
+    assert again.accepted
+    restart = {"User_Name": number, "Acct_Session_Time": 0, "Class": again.one("Class")}
+    assert server.account("start", nas_ip=MIKROTIK, Acct_Session_Id="R2", **restart) is not None
+    with importer(server):
+        wait_until(lambda: rows(radius_db, "SELECT sum(packets) FROM radius_batches") == [(3,)], what="billed")
+    assert rows(radius_db, "SELECT acct_session_id, status, terminate_cause FROM sessions ORDER BY id") == [
+        ("R1", "closed", "NAS-Reboot"),
+        ("R2", "open", None),
+    ]
+    assert_balanced(radius_db)
