@@ -84,6 +84,7 @@ class NasRecord:
     uam_login_url: str | None
     rebooted_at: datetime | None
     require_message_authenticator: bool
+    restart_seen_at: datetime | None  # 026: when radiusd answered its last Accounting-On/Off (buffered)
 
 
 @dataclass(frozen=True, slots=True)
