@@ -510,6 +510,11 @@ class MeterWrite:
     traffic_key: str
     debit_bytes: int
 
+    @property
+    def debited(self) -> int:
+        """What the write takes from the balance (minor units)."""
+        return self.time_debit + self.traffic_debit
+
 
 def apply_meter(
     db: Executor,

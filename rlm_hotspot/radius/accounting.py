@@ -190,7 +190,7 @@ class _Batch:
             return None
         self.meters.append(meter)
         self.outdated.add(row.id)
-        return PacketOutcome(update, AccountingResult(row.id, meter.write.time_debit + meter.write.traffic_debit))
+        return PacketOutcome(update, AccountingResult(row.id, meter.write.debited))
 
     def _flush(self) -> None:
         """Write what is planned: the Starts' sessions opened, then the meters."""

@@ -132,15 +132,9 @@ def record_accounting_without_lock(
     planned = plan_without_lock(db, tariffs, nas, row, update, now)
     if planned is None:
         return None
-    durable = update.status != "interim"
-    if (
-        q.apply_meter(
-            db, planned.row, planned.write, now, durable=durable, stop=planned.stop, positions=planned.positions
-        )
-        is None
-    ):
+    if _write_planned(db, planned, update) is None:
         return None
-    return AccountingResult(planned.row.id, planned.write.time_debit + planned.write.traffic_debit)
+    return AccountingResult(planned.row.id, planned.write.debited)
 
 
 def plan_without_lock(
@@ -230,13 +224,21 @@ def _bill_update(
     counters). What exceeds the bounds is quarantined with the packet's identity."""
     bounded = _bounded_counters(row, update, now)
     planned = _meter_update(db, tariffs, row, update, now, bounded)
-    balance = q.apply_meter(
-        db, row, planned.write, now, durable=update.status != "interim", stop=planned.stop, positions=planned.positions
-    )
+    balance = _write_planned(db, planned, update)
     assert balance is not None, "the row is locked: nothing can have changed it"
     for held in bounded.held:
         _hold(db, row, update, held, now)
-    return AccountingResult(row.id, planned.write.time_debit + planned.write.traffic_debit, held=bounded.held)
+    return AccountingResult(row.id, planned.write.debited, held=bounded.held)
+
+
+def _write_planned(db: Session, planned: q.MeterUpdate, update: AccountingUpdate) -> int | None:
+    """Write a packet's planned meter update (guarded by the counters it was computed from); the balance after
+    it, or None when the session changed since it was read. An Interim-Update's commit need not wait for the
+    disk: the next one restates its counters."""
+    durable = update.status != "interim"
+    return q.apply_meter(
+        db, planned.row, planned.write, planned.now, durable=durable, stop=planned.stop, positions=planned.positions
+    )
 
 
 def _meter_update(
@@ -559,7 +561,7 @@ class Billed:
 
     @property
     def debited(self) -> int:
-        return self.write.time_debit + self.write.traffic_debit
+        return self.write.debited
 
 
 def _bill(
