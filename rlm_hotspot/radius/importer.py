@@ -171,6 +171,9 @@ class AccountingImporter:
             with self.sessions() as db, db.begin():
                 offset = radius_batches.billed_up_to(db, name)
             parsed = parse(data, offset)
+            skipped = sum(entry.skipped_lines for entry in parsed.entries)
+            if skipped:
+                log.warning("accounting import: %s: lines that are no attribute skipped: %d", work, skipped)
             for start in range(0, len(parsed.entries), self.batch_size):
                 self._import_batch(name, parsed.entries[start : start + self.batch_size], report)
             if parsed.end_byte < len(data):

@@ -3,9 +3,11 @@ still exists, and would otherwise grow by one row per batch forever."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -67,3 +69,24 @@ def test_a_database_that_does_not_answer_is_counted_and_waited_out(tmp_path: Pat
     sample = importer.metrics.registry.get_sample_value
     assert sample("hotspot_radius_import_database_errors_total", {"kind": "unavailable"}) == 1
     engine.dispose()
+
+
+def test_a_line_that_is_no_attribute_is_logged_and_a_torn_last_entry_is_left_unbilled(
+    committed: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """radiusd died while writing the file's last entry (no closing empty line): it was never answered, so it
+    is not billed (the NAS sends it again); a garbled line inside a whole entry is skipped and said."""
+    whole = b"Mon Dec  7 12:00:00 2026\n\tAcct-Status-Type = Accounting-On\n\tthis is no attribute\n\n"
+    torn = b"Mon Dec  7 12:00:01 2026\n\tAcct-Status-Type = Start\n\tUser-Na"
+    (tmp_path / "buffer.detail").write_bytes(whole + torn)
+    importer = AccountingImporter(tmp_path, sessionmaker(committed), host="h1", poll_interval=0)
+
+    with caplog.at_level(logging.WARNING, logger="rlm_hotspot.radius.importer"):
+        report = importer.run(once=True)
+
+    assert (report.files, report.packets, report.torn) == (1, 1, 1)
+    assert "lines that are no attribute skipped: 1" in caplog.text and "torn entry" in caplog.text
+    assert list(tmp_path.glob("buffer.detail*")) == []
+    with Session(committed) as db:
+        recorded = db.execute(text("SELECT first_byte, end_byte, packets FROM radius_batches")).one()
+    assert tuple(recorded) == (0, len(whole), 1)
