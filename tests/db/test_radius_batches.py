@@ -4,6 +4,7 @@ still exists, and would otherwise grow by one row per batch forever."""
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from devtools.ha import free_tcp_ports
 from rlm_hotspot.clock import utc_now
 from rlm_hotspot.db import radius_batches
 from rlm_hotspot.radius.importer import AccountingImporter
+from tests.e2e.conftest import wait_until
 
 
 def add_batch(db: Session, spool_file: str, days_ago: int) -> None:
@@ -90,3 +92,47 @@ def test_a_line_that_is_no_attribute_is_logged_and_a_torn_last_entry_is_left_unb
     with Session(committed) as db:
         recorded = db.execute(text("SELECT first_byte, end_byte, packets FROM radius_batches")).one()
     assert tuple(recorded) == (0, len(whole), 1)
+
+
+def test_the_database_lost_mid_batch_costs_nothing_and_bills_the_file_once(
+    committed: Engine, database_url: str, tmp_path: Path
+) -> None:
+    """The importer's connection dies while its batch waits to be recorded (a failover, a restart): the batch is
+    rolled back whole, the loop waits the outage out and bills the file again from its last committed batch —
+    every entry once, none skipped."""
+    entry = b"Mon Dec  7 12:00:00 2026\n\tAcct-Status-Type = Accounting-On\n\tNAS-IP-Address = 192.0.2.77\n\n"
+    (tmp_path / "buffer.detail").write_bytes(entry * 3)
+    engine = create_engine(database_url, connect_args={"application_name": "importer-under-test"})
+    importer = AccountingImporter(tmp_path, sessionmaker(engine), host="h1", poll_interval=0.05, batch_size=2)
+    with committed.connect() as holder:
+        holder.execute(text("LOCK TABLE radius_batches IN EXCLUSIVE MODE"))  # the first batch's record waits
+        running = threading.Thread(target=importer.run, daemon=True)
+        running.start()
+        waiting = text(
+            "SELECT pid FROM pg_stat_activity "
+            "WHERE application_name = 'importer-under-test' AND wait_event_type = 'Lock'"
+        )
+
+        def waiting_pid() -> int | None:
+            with committed.connect() as watcher:  # a fresh transaction: the activity view is read once in each
+                return watcher.execute(waiting).scalar()
+
+        wait_until(lambda: waiting_pid() is not None, what="the batch waiting on the lock")
+        with committed.begin() as killer:
+            killer.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": waiting_pid()})
+        holder.rollback()  # the lock goes: the database is back
+    wait_until(lambda: not list(tmp_path.glob("buffer.detail*")), what="the file billed and deleted")
+    importer.stopping.set()
+    running.join(timeout=10)
+    engine.dispose()
+
+    with Session(committed) as db:
+        batches = [tuple(r) for r in db.execute(text("SELECT first_byte, end_byte, packets FROM radius_batches "
+                                                      "ORDER BY first_byte"))]  # fmt: skip
+    assert batches == [(0, 2 * len(entry), 2), (2 * len(entry), 3 * len(entry), 1)]
+    assert (
+        importer.metrics.registry.get_sample_value(
+            "hotspot_radius_import_database_errors_total", {"kind": "unavailable"}
+        )
+        == 1
+    )
