@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -100,10 +100,21 @@ def _assert_fits(driver: WebDriver, screen: tuple[int, int], name: str, selector
 
 
 def wait_for(driver: WebDriver, condition: Callable[[WebDriver], object], seconds: float = 10) -> object:
-    """Wait until `condition` holds; an element that a reload replaced while it was read is looked up again."""
+    """Wait until `condition` holds; an element that a reload replaced while it was read is looked up again
+    (chromedriver says so as a stale element, or — when the page went between finding and reading it — as
+    "Node with given id does not belong to the document")."""
+
+    def holds(d: WebDriver) -> object:
+        try:
+            return condition(d)
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc.msg):
+                return False
+            raise
+
     return WebDriverWait(
         driver, seconds, poll_frequency=0.2, ignored_exceptions=[StaleElementReferenceException]
-    ).until(condition)
+    ).until(holds)
 
 
 @contextmanager

@@ -146,9 +146,9 @@ def test_a_receptionists_day(
     # help: a typo is caught, then the card is found and its lockout lifted
     typo = locked[:-1] + str((int(locked[-1]) + 1) % 10)
     find_card(driver, url, display_card_number(typo))
-    assert "typo" in text_of(driver, ".alert.error")
+    wait_for(driver, lambda d: "typo" in text_of(d, ".alert.error"))  # the answer to the form, not the form
     find_card(driver, url, display_card_number(locked))
-    assert "locked out" in text_of(driver, "[data-field=lockout]")
+    wait_for(driver, lambda d: "locked out" in text_of(d, "[data-field=lockout]"))
     assert "(Europe/Moscow)" in text_of(driver, "[data-field=sold]")
     driver.save_screenshot(str(screenshots / "console-card.png"))
     driver.find_element(By.ID, "clear-lockout").click()
