@@ -3,9 +3,10 @@ file billed by the importer process (`hotspotctl radius import`) — next to Fre
 run, on the same private PostgreSQL (bench/radius_vs_rlm_sql.py builds the servers and the data). (The
 hotspot-buffer server that billed the file inside radiusd is retired: docs/radius.md keeps its figures.)
 
-    .venv/bin/python bench/accounting_billed.py --sessions 10000 --window 32 --duration 60
+    .venv/bin/python bench/accounting_billed.py --sessions 10000 --window 32 --duration 60 [--history 2000000]
 
-Per design, two rounds after 10,000 (`--sessions`) logins:
+With `--history N` both databases first get N closed sessions (ours in `sessions`, rlm_sql's in `radacct`, as
+bench/radius_vs_rlm_sql.py loads them). Per design, two rounds after 10,000 (`--sessions`) logins:
 - **capacity**: mixed Start/Interim/Stop of every session (each session's packets in order, the sessions
   interleaved) sent as fast as the server answers them; *billed/s* = packets / (first packet sent → last
   ledger commit). rlm_sql writes radacct before it answers: its billed rate is its answer rate.
@@ -25,10 +26,12 @@ import os
 import sys
 import time
 
+from cpu import postmaster_pid, tree_cpu_seconds
 from radius_vs_rlm_sql import (
     SECRET,
     SESSION_S,
     Server,
+    load_history,
     prepare_databases,
     session_packet,
     write_confdirs,
@@ -159,6 +162,7 @@ def main() -> int:
     parser.add_argument("--window", type=int, default=32)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of the paced (lag) round")
     parser.add_argument("--batch-size", type=int, default=2000, help="the importer's --batch-size")
+    parser.add_argument("--history", type=int, default=0, help="closed sessions loaded into both databases first")
     args = parser.parse_args()
     keep = bool(os.environ.get("BENCH_KEEP"))
     servers: list[Server] = []
@@ -168,15 +172,21 @@ def main() -> int:
             ours, theirs = write_confdirs(root / "importer", cluster, settings_file, True, batch_size=args.batch_size)
             ours.name = "rlm_hotspot/importer"
             servers = [ours, theirs]
+            if args.history:
+                load_history(cluster, args.history)
             for server in servers:
                 server.start()
-            print(f"== {args.sessions:,} sessions, window {args.window}, importer batches <= {args.batch_size} ==")
+            print(
+                f"== {args.sessions:,} sessions, window {args.window}, importer batches <= {args.batch_size}, "
+                f"history {args.history:,} closed sessions =="
+            )
             capacity: dict[str, float] = {}
             for server in servers:
                 tag = f"cap-{server.name}"
                 classes = login_all(server, credentials, args.window, cluster)
                 stream = interleaved(session_packets(credentials, classes, tag, 3))
                 before = last_batch(cluster)
+                cpu_before = cpu_times(server, cluster)
                 started = time.perf_counter()
                 outcome = send(server, stream, args.window)
                 if server is ours:
@@ -184,9 +194,12 @@ def main() -> int:
                     billed = len(stream) / (time.perf_counter() - started)
                 else:
                     billed = outcome.rate
+                spent = {name: cpu - cpu_before[name] for name, cpu in cpu_times(server, cluster).items()}
                 capacity[server.name] = billed
                 print(f"{server.name:20} capacity  answered {outcome.summary()}")
                 print(f"{server.name:20} capacity  billed   {billed:8.0f} packets/s ({len(stream):,} packets, mixed)")
+                per_packet = ", ".join(f"{name} {cpu / len(stream) * 1e6:5.0f}" for name, cpu in spent.items())
+                print(f"{server.name:20} capacity  CPU µs a packet: {per_packet}")
                 close_all(cluster)
             for server in (ours, theirs):
                 rate = capacity[server.name] / 2
@@ -226,6 +239,18 @@ def main() -> int:
             for server in servers:
                 server.stop()
     return 0
+
+
+def cpu_times(server: Server, cluster: PrivateCluster) -> dict[str, float]:
+    """CPU seconds so far of what bills a design's packets: the importer (ours), PostgreSQL, radiusd, the client."""
+    times = {}
+    if server.importer is not None:
+        times["importer"] = tree_cpu_seconds(server.importer.pid)
+    times["postgres"] = tree_cpu_seconds(postmaster_pid(cluster.datadir))
+    assert server.process is not None
+    times["radiusd"] = tree_cpu_seconds(server.process.pid)
+    times["client"] = time.process_time()
+    return times
 
 
 def close_all(cluster: PrivateCluster) -> None:
