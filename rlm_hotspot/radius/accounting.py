@@ -139,6 +139,7 @@ class _Batch:
         self.cards: dict[str, CardRecord] = {}
         self.meters: list[MeterUpdate] = []
         self.openings: list[SessionOpening] = []
+        self.opening_cards: set[str] = set()  # the cards of `openings` (a second Start of one waits for the first)
         self.outdated: set[int] = set()  # sessions planned or written since they were read
 
     def bill(self) -> list[PacketOutcome]:
@@ -173,7 +174,7 @@ class _Batch:
         now = event_time(attributes, received_at)
         start = plan_start(row, update, now)
         if start is not None:
-            if any(opening.card_number == row.card_number for opening in self.openings):
+            if row.card_number in self.opening_cards:
                 self._flush()  # the card's first Start of this flush may activate it
             if row.card_number not in self.cards:  # the cards of the batch's Starts, locked together
                 waiting = [
@@ -183,6 +184,7 @@ class _Batch:
             opening = opening_of(start, self.cards[row.card_number])
             if opening is not None:
                 self.openings.append(opening)
+                self.opening_cards.add(row.card_number)
                 self.outdated.add(row.id)
                 return PacketOutcome(update, AccountingResult(row.id, 0))
         meter = plan_without_lock(self.db, self.tariffs, self.nas, row, update, now)
@@ -198,6 +200,7 @@ class _Batch:
             if not open_planned(self.db, self.openings):
                 raise BatchConflict(f"a login of the batch changed while it was opened ({len(self.openings)} planned)")
             self.openings.clear()
+            self.opening_cards.clear()
             self.cards.clear()  # activated: read again
         if self.meters and not apply_planned(self.db, self.meters, self.meters[-1].now):
             raise BatchConflict(f"a session of the batch changed while it was billed ({len(self.meters)} planned)")

@@ -11,6 +11,7 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 
 from rlm_hotspot.core.clients import client_identity
 from rlm_hotspot.pins import ChapAnswer
@@ -56,13 +57,18 @@ class Attributes:
         """From rlm_python3's tuple of (name, value) pairs; `None` is an empty list. A text attribute that
         the virtual server handed over as raw octets (Hotspot-Raw-<name>: the request carried text that is
         not UTF-8) is read back as <name>, each byte that is not UTF-8 written as "\\xNN"."""
-        return cls(tuple(_readable(str(item[0]), str(item[-1])) for item in pairs or ()))
+        return cls(tuple(readable(str(item[0]), str(item[-1])) for item in pairs or ()))
 
     def values(self, name: str) -> list[str]:
         return [value for key, value in self.pairs if key == name]
 
+    @cached_property
+    def _firsts(self) -> dict[str, str]:
+        """Each name's first value: a packet is asked for a dozen names (the list reversed, the first wins)."""
+        return dict(reversed(self.pairs))
+
     def first(self, name: str) -> str | None:
-        return next((value for key, value in self.pairs if key == name), None)
+        return self._firsts.get(name)
 
     def text(self, name: str) -> str | None:
         value = self.first(name)
@@ -198,7 +204,8 @@ def token_from_classes(classes: list[str]) -> str | None:
     return None
 
 
-def _readable(name: str, value: str) -> tuple[str, str]:
+def readable(name: str, value: str) -> tuple[str, str]:
+    """An attribute as the billing reads it: Hotspot-Raw-<name>'s octets back as <name> (see `Attributes.of`)."""
     if not name.startswith(RAW_TEXT_PREFIX):
         return name, value
     octets = _hex_octets(value) if value else b""  # the virtual server makes them: never anything else

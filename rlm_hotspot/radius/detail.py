@@ -16,9 +16,10 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from rlm_hotspot.radius.decode import RAW_TEXT_PREFIX, Attributes
+from rlm_hotspot.radius.decode import RAW_TEXT_PREFIX, Attributes, readable
 
-_ATTRIBUTE = re.compile(rb"^\s+([A-Za-z0-9][A-Za-z0-9._:-]*)\s*(?:=|:=|\+=)\s?(.*?)\s*$")
+_NAME = re.compile(rb"[A-Za-z0-9][A-Za-z0-9._:-]*")
+_ATTRIBUTE = re.compile(rb"^\s+(" + _NAME.pattern + rb")\s*(?:=|:=|\+=)\s?(.*?)\s*$")
 _OCTETS = re.compile(r"0x(?:[0-9A-Fa-f]{2})*")
 _ESCAPE = re.compile(rb"\\([0-7]{3}|.)", re.DOTALL)
 _ESCAPED = {b"n": b"\n", b"r": b"\r", b"t": b"\t"}
@@ -64,24 +65,34 @@ def _entry(block: bytes, first_byte: int, end_byte: int) -> Entry:
     pairs: list[tuple[str, str]] = []
     skipped = 0
     for line in body:
-        if not line.strip():
+        pair = _pair(line)
+        if pair is None:
+            skipped += line.strip() != b""
             continue
-        match = _ATTRIBUTE.match(line)
-        if match is None:
-            skipped += 1
-            continue
-        name, value = match.group(1).decode("ascii"), _value(match.group(2))
-        if name.startswith(RAW_TEXT_PREFIX) and not _OCTETS.fullmatch(value):  # the site writes only octets
-            skipped += 1
-            continue
-        pairs.append((name, value))
-    attributes = Attributes.of(pairs)
+        name, value = pair
+        if name.startswith(RAW_TEXT_PREFIX):
+            if not _OCTETS.fullmatch(value):  # the site writes only octets
+                skipped += 1
+                continue
+            pair = readable(name, value)
+        pairs.append(pair)
+    attributes = Attributes(tuple(pairs))
     return Entry(first_byte, end_byte, attributes, _written_at(attributes, header), skipped)
+
+
+def _pair(line: bytes) -> tuple[str, str] | None:
+    """An attribute line's name and value; None for a line that is none. radiusd writes `\\tName = value`: that
+    is split without the general pattern (a file holds a dozen such lines per packet)."""
+    name, equals, raw = line[1:].partition(b" = ")
+    if line[:1] == b"\t" and equals and _NAME.fullmatch(name):
+        return name.decode("ascii"), _value(raw.rstrip())
+    match = _ATTRIBUTE.match(line)
+    return None if match is None else (match.group(1).decode("ascii"), _value(match.group(2)))
 
 
 def _value(raw: bytes) -> str:
     if len(raw) >= 2 and raw.startswith(b'"') and raw.endswith(b'"'):
-        raw = _ESCAPE.sub(_unescape, raw[1:-1])
+        raw = _ESCAPE.sub(_unescape, raw[1:-1]) if b"\\" in raw else raw[1:-1]
     return raw.decode("utf-8", "backslashreplace")
 
 
