@@ -66,3 +66,19 @@ def test_without_a_timestamp_the_header_says_when_it_was_written() -> None:
     assert parsed.written_at is not None  # radiusd's local time, whatever the zone of this machine
     [bare] = parse(b"\tAcct-Status-Type = Start\n\n").entries  # neither: the importer uses the time it reads it
     assert bare.written_at is None and bare.attributes.first("Acct-Status-Type") == "Start"
+
+
+def test_an_attribute_reads_the_same_whatever_the_spacing_and_operator_around_its_value() -> None:
+    """radiusd writes `\\tName = value` (read without the general pattern); any other spelling the format allows
+    gives the same attribute, and a line with an invalid name is no attribute."""
+    plain = parse(b'Mon Dec  7 12:00:00 2026\n\tUser-Name = "a b"\n\tAcct-Session-Time = 300 \r\n\n')
+    for spelling in (
+        b'\tUser-Name  = "a b"\n\tAcct-Session-Time := 300\n',
+        b' User-Name= "a b" \n\t\tAcct-Session-Time += 300\n',
+        b'\tUser-Name = "a b"\n\tAcct-Session-Time = 300\n\tBad Name = 1\n',
+    ):
+        [entry] = parse(b"Mon Dec  7 12:00:00 2026\n" + spelling + b"\n").entries
+        assert entry.attributes == plain.entries[0].attributes
+        assert entry.skipped_lines == spelling.count(b"Bad Name")
+    [quoted] = parse(b'Mon Dec  7 12:00:00 2026\n\tUser-Name = "a = \\"b\\""\n\n').entries
+    assert quoted.attributes.first("User-Name") == 'a = "b"'
