@@ -162,15 +162,24 @@ def test_every_refusal_has_its_own_reason(db: Session, vault: PinVault, path: st
 def test_radius_login_takes_the_slot_and_chap_can_give_it_back(db: Session, vault: PinVault) -> None:
     batch = radius_world(db, vault)
     number = batch.numbers[0]
-    accepted = radius_login(db, vault, number, token="chap1")
+    accepted = radius_login(db, vault, number, token="chap1", client="c1")
     assert accepted.grant.pin == batch.pins[0]  # for chap to check
-    assert refusal_of(lambda: radius_login(db, vault, number, token="chap2")) is Refusal.TOO_MANY_SESSIONS
-    refuse(db, accepted.refused_by_chap)  # chap refused the PIN after all
-    rows = db.execute(text("SELECT outcome FROM login_attempts ORDER BY id")).scalars().all()
-    assert rows == ["wrong_pin", "too_many_sessions"]
+    later = NOW + timedelta(seconds=1)
+    assert refusal_of(lambda: radius_login(db, vault, number, token="chap2", client="c2", now=later)) is (
+        Refusal.TOO_MANY_SESSIONS
+    )
+    assert login_records(db) == [("too_many_sessions", number, "c2", later)]  # the accepted login has none
+    refuse(db, accepted.refused_by_chap)  # chap refused the PIN after all: the slot back, a wrong PIN recorded
+    assert login_records(db)[1:] == [("wrong_pin", number, "c1", NOW)]
     assert radius_login(db, vault, number, token="chap3", pin=batch.pins[0]).grant.card_number == number
     pending = db.execute(text("SELECT auth_token, status, username FROM sessions")).all()
     assert [tuple(row) for row in pending] == [("chap3", "pending", number)]
+    assert len(login_records(db)) == 2  # an accepted login is its session, not a login record (sql/028)
+
+
+def login_records(db: Session) -> list[tuple[object, ...]]:
+    rows = db.execute(text("SELECT outcome, card_number, client, at FROM login_attempts ORDER BY id"))
+    return [tuple(row) for row in rows]
 
 
 def test_chap_cannot_use_a_card_whose_pin_is_only_hashed(db: Session, vault: PinVault) -> None:
