@@ -118,7 +118,8 @@ class RadiusLogin:
 
     grant: Grant
     token: str
-    refused_by_chap: str  # radius_login_refused's arguments: give the slot back, record a wrong PIN
+    # CHAP only: radius_login_refused's arguments (give the slot back, record a wrong PIN); PAP has no second check
+    refused_by_chap: str | None
 
 
 def radius_login_call(
@@ -188,7 +189,7 @@ def decide_radius_login(
             raise CardRefused(Refusal.TOO_MANY_SESSIONS)
     except CardRefused as refused:
         raise RadiusRefused(refused, record(refused.refusal)) from None
-    return RadiusLogin(grant, login.token, record(Refusal.WRONG_PIN))
+    return RadiusLogin(grant, login.token, record(Refusal.WRONG_PIN) if request.pin is None else None)
 
 
 def _card_number(card_text: str) -> str:
