@@ -319,6 +319,28 @@ def test_simultaneous_logins_for_one_card_accept_exactly_one(committed: Engine, 
     assert sorted(outcomes) == ["accepted"] + ["too_many_sessions"] * 3
 
 
+def test_a_reservation_committed_without_waiting_for_the_disk_holds_the_slot_for_every_connection(
+    committed: Engine, vault: PinVault
+) -> None:
+    """As rlm_sql makes the call: autocommit on a pooled connection. The commit skips the WAL flush
+    (sql/028), which changes durability, never visibility: another connection sees the slot taken at once;
+    and the setting ends with the call's transaction, so the connection's next statement (a refusal's
+    record) commits durably again."""
+    with Session(committed) as db, db.begin():
+        batch = radius_world(db, vault)
+    number = batch.numbers[0]
+    with committed.connect() as first, committed.connect() as second:
+        for conn in (first, second):
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+        assert radius_login(first, vault, number, token="async").grant.card_number == number  # type: ignore[arg-type]
+        assert first.execute(text("SHOW synchronous_commit")).scalar_one() == "on"
+        with pytest.raises(CardRefused) as refused:
+            radius_login(second, vault, number, token="second")  # type: ignore[arg-type]
+        assert refused.value.refusal is Refusal.TOO_MANY_SESSIONS
+    with committed.connect() as conn:
+        assert conn.execute(text("SELECT auth_token, status FROM sessions")).all() == [("async", "pending")]
+
+
 def test_portal_session_bills_per_second_until_logout(db: Session, vault: PinVault) -> None:
     factories.tariff(db, time_price=60, time_unit_seconds=60)  # 0.60 per minute, per second
     hotspot_id = factories.hotspot(db, mode="standalone", traffic_meter="netflow")
