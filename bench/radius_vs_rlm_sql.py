@@ -8,6 +8,9 @@ again after loading a large one (closed sessions / radacct rows).
 
     .venv/bin/python bench/radius_vs_rlm_sql.py --users 10000 --window 64 --history 2000000
 
+`--logins-only` drives the Access-Requests alone and prints, per server, the CPU a login cost PostgreSQL
+and radiusd (as bench/db_cost.py counts it: /proc, every process of the tree) beside its rate and p99.
+
 rlm_hotspot does every billing check (card state, validity, lockout, simultaneous use, tariff bands) and
 the ledger writes; rlm_sql checks a cleartext password and writes radacct/radpostauth.
 
@@ -34,6 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cpu import postmaster_pid, tree_cpu_seconds
 from radload import (
     ACCESS_REQUEST,
     ACCOUNTING_REQUEST,
@@ -290,6 +294,7 @@ def drive(
     tag: str,
     cluster: PrivateCluster,
     around: Callable[[str], AbstractContextManager[object]] = lambda _phase: nullcontext(),
+    logins_only: bool = False,
 ) -> dict[str, Outcome]:
     """Access-Request for every user, then Start, Interim and Stop for every session; each phase's load
     runs inside `around(phase)` (bench/db_cost.py measures the CPU it costs there).
@@ -306,6 +311,8 @@ def drive(
         auth_requests.append((ACCESS_REQUEST, attrs, authenticator))
     with around("access"):
         results["access"] = asyncio.run(run_load("127.0.0.1", server.auth_port, SECRET, auth_requests, window))
+    if logins_only:
+        return results
     classes = [reply_attributes(r, CLASS) if r else [] for r in results["access"].replies]
     if server.name == "rlm_hotspot":
         cluster.psql(
@@ -327,6 +334,12 @@ def drive(
     return results
 
 
+def login_cpu(cluster: PrivateCluster, server: Server) -> tuple[float, float]:
+    """CPU seconds spent so far by the cluster (every backend) and by radiusd."""
+    assert server.process is not None
+    return tree_cpu_seconds(postmaster_pid(cluster.datadir)), tree_cpu_seconds(server.process.pid)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=10_000)
@@ -338,7 +351,9 @@ def main() -> int:
         action="store_false",
         help="rlm_hotspot bills accounting before answering (default: buffered accounting, docs/radius.md)",
     )
+    parser.add_argument("--logins-only", action="store_true", help="Access-Requests only, with their CPU per login")
     args = parser.parse_args()
+    phases = ("access",) if args.logins_only else ("access", "start", "interim", "stop")
     servers: list[Server] = []
     keep = bool(os.environ.get("BENCH_KEEP"))  # keep the config dirs and logs for a look
     with temporary_cluster("bench-radius-", keep=keep) as (cluster, root):
@@ -358,10 +373,17 @@ def main() -> int:
                 for server in servers:
                     tag = f"{label[:5]}-{server.name}"
                     started = time.perf_counter()
-                    figures[server.name] = drive(server, credentials, args.window, tag, cluster)
+                    cpu_before = login_cpu(cluster, server)
+                    figures[server.name] = drive(server, credentials, args.window, tag, cluster,
+                                                 logins_only=args.logins_only)  # fmt: skip
+                    cpu_after = login_cpu(cluster, server)
                     for phase, outcome in figures[server.name].items():
                         print(f"{server.name:12} {phase:8} {outcome.summary()}")
-                    if server.name == "rlm_hotspot" and args.buffered:
+                    if args.logins_only:
+                        spent = (after - before for after, before in zip(cpu_after, cpu_before, strict=True))
+                        database, front = (seconds / len(credentials) * 1000 for seconds in spent)
+                        print(f"{server.name:12} CPU/login  PostgreSQL {database:.3f} ms  radiusd {front:.3f} ms")
+                    elif server.name == "rlm_hotspot" and args.buffered:
                         billed_at = wait_until_billed(cluster, tag, len(credentials))
                         accounting_started = started + figures[server.name]["access"].elapsed
                         packets = 3 * len(credentials)
@@ -370,9 +392,10 @@ def main() -> int:
                             f"{server.name:12} billing  {packets / seconds:8.0f} packets/s: all {packets:,} accounting "
                             f"packets billed by `radius import` {seconds:.1f} s after the first Start was sent"
                         )
-                for phase in ("access", "start", "interim", "stop"):
+                for phase in phases:
                     ours, theirs = figures["rlm_hotspot"][phase].rate, figures["rlm_sql"][phase].rate
                     print(f"ratio {phase:8} rlm_hotspot / rlm_sql = {ours / theirs:5.2f}")
+                print(f"load average {os.getloadavg()[0]:.2f} (1 min)")
                 held = cluster.psql("hotspot", "SELECT count(*) FROM quarantine").strip()
                 print(f"rlm_hotspot  held     {held} quarantine rows (0: every packet was plausible and billed)")
                 # the next round starts from a clean slate of live sessions

@@ -127,14 +127,6 @@ def lock_card_and_count_live(db: Session, card_id: int, now: datetime, pending_t
     )
 
 
-@dataclass(frozen=True)
-class RadiusReservation:
-    """The pending session and the 'ok' login record radius_login made (undone by cancel_radius_login)."""
-
-    session_id: int
-    attempt_id: int
-
-
 # radiusd makes the login's database call itself, through an rlm_sql xlat (sql/010): the arguments go in
 # as one hex-encoded JSON text (hex passes rlm_sql's escaping unchanged), the result comes back as JSON.
 
@@ -163,7 +155,7 @@ class RadiusLoginResult:
     and the call's own number, time and token."""
 
     snapshot: LoginSnapshot
-    reservation: RadiusReservation | None
+    reserved_session_id: int | None  # the pending session holding the slot (sql/028); None: no slot taken
     number: str
     at: datetime
     token: str
@@ -174,7 +166,7 @@ _TIMESTAMPS = ("activated_at", "valid_from", "use_before", "expires_at")
 
 
 def parse_radius_login(text: str) -> RadiusLoginResult:
-    *values, session_id, attempt_id, number, at, token = json.loads(text)
+    *values, session_id, number, at, token = json.loads(text)
     facts = dict(zip(_SNAPSHOT_FIELDS, values, strict=True))
     for name in _TIMESTAMPS:
         if facts[name] is not None:
@@ -183,7 +175,7 @@ def parse_radius_login(text: str) -> RadiusLoginResult:
         facts["pin_secret"] = bytes.fromhex(facts["pin_secret"])
     return RadiusLoginResult(
         snapshot=LoginSnapshot(**facts),
-        reservation=None if session_id is None else RadiusReservation(session_id, attempt_id),
+        reserved_session_id=session_id,
         number=number,
         at=datetime.fromisoformat(at),
         token=token,
@@ -191,22 +183,15 @@ def parse_radius_login(text: str) -> RadiusLoginResult:
 
 
 def radius_refusal(
-    outcome: str,
-    *,
-    reservation: RadiusReservation | None = None,
-    number: str | None = None,
-    client: str | None = None,
-    hotspot_id: int | None = None,
-    at: datetime | None = None,
+    outcome: str, *, number: str, client: str | None, hotspot_id: int | None, at: datetime, session_id: int | None
 ) -> str:
-    """The arguments of radius_login_refused (sql/010): undo `reservation`, or else record a refused login."""
-    if reservation is not None:
-        slot = {"session_id": reservation.session_id, "attempt_id": reservation.attempt_id}
-        return _hex_json({"outcome": outcome, **slot})
-    assert at is not None and number is not None
-    return _hex_json(
-        {"outcome": outcome, "number": number, "client": client, "hotspot_id": hotspot_id, "at": at.isoformat()}
-    )
+    """The arguments of radius_login_refused (sql/028): record a refused login, giving back the slot of
+    `session_id` when the database call reserved one."""
+    arguments: dict[str, object] = {"outcome": outcome, "number": number, "client": client, "hotspot_id": hotspot_id,
+                                    "at": at.isoformat()}  # fmt: skip
+    if session_id is not None:
+        arguments["session_id"] = session_id
+    return _hex_json(arguments)
 
 
 def _hex_json(values: dict[str, object]) -> str:

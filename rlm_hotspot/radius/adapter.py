@@ -97,6 +97,9 @@ class RadiusAdapter:
             settings, pool_size=1, application_name="rlm_hotspot", pre_ping=False, autocommit=True
         )
         self.vault = vault
+        # the login decision's, kept between hooks (they run one at a time): it connects only to reload a
+        # stale tariff, and making a Session for every login cost ~10 µs of the serialized hook
+        self.login_db = Session(engine)
         self.tariffs = TariffCache()
         self.nas = NasCache()
         self.policy = login_policy(settings)
@@ -141,6 +144,7 @@ class RadiusAdapter:
         if self.metrics_server is not None:
             self.metrics_server.shutdown()
             self.metrics_server.server_close()
+        self.login_db.close()
         self.engine.dispose()
         self.autocommit.dispose()
 
@@ -257,8 +261,11 @@ class RadiusAdapter:
                     now=utc_now(),
                 )
                 return self.rad.RLM_MODULE_UPDATED, None, ((LOGIN_CALL, ":=", call),)
-            with Session(self.engine) as db:  # connects only to reload a stale tariff
-                login = decide_radius_login(db, self.vault, self.tariffs, self.policy, request, result)
+            try:
+                login = decide_radius_login(self.login_db, self.vault, self.tariffs, self.policy, request, result)
+            finally:
+                if self.login_db.in_transaction():  # a stale tariff was reloaded: give the connection back
+                    self.login_db.close()
         except RadiusRefused as refused:
             self.metrics.refusals.labels(str(refused.refusal)).inc()
             return self.rad.RLM_MODULE_REJECT, reply_message(str(refused)), ((REFUSAL, ":=", refused.record),)
@@ -269,7 +276,7 @@ class RadiusAdapter:
         pin = packet.password if packet.password is not None else login.grant.pin
         assert pin is not None  # decide_radius_login refuses a CHAP login whose PIN it cannot reveal
         items: tuple[Item, ...] = (("Cleartext-Password", ":=", pin),)
-        if packet.chap:  # chap checks the PIN again: Post-Auth-Type REJECT undoes the login if it says no
+        if login.refused_by_chap is not None:  # CHAP: chap checks the PIN again; Post-Auth-Type REJECT undoes the login
             items += ((REFUSAL, ":=", login.refused_by_chap), (REFUSAL_MESSAGE, ":=", Refusal.WRONG_PIN.message))
         return self.rad.RLM_MODULE_UPDATED, accept_reply(login.grant, login.token), items
 

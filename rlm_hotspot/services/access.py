@@ -118,7 +118,8 @@ class RadiusLogin:
 
     grant: Grant
     token: str
-    refused_by_chap: str  # radius_login_refused's arguments: give the slot back, record a wrong PIN
+    # CHAP only: radius_login_refused's arguments (give the slot back, record a wrong PIN); PAP has no second check
+    refused_by_chap: str | None
 
 
 def radius_login_call(
@@ -138,7 +139,10 @@ def radius_login_call(
         number = _card_number(request.card_text)
     except CardRefused as refused:
         outcome = refused.refusal.value
-        record = q.radius_refusal(outcome, number=_number_or_text(request.card_text), client=request.client, at=now)
+        number_or_text = _number_or_text(request.card_text)
+        record = q.radius_refusal(
+            outcome, number=number_or_text, client=request.client, hotspot_id=None, at=now, session_id=None
+        )
         raise RadiusRefused(refused, record) from None
     return q.RadiusLoginCall(
         number=number,
@@ -171,21 +175,21 @@ def decide_radius_login(
     the card's state is told; radiusd's chap checks it again (`refused_by_chap`).
     """
     login = q.parse_radius_login(result)
-    snap, reservation = login.snapshot, login.reservation
+    snap, session_id = login.snapshot, login.reserved_session_id
+
+    def record(refusal: Refusal) -> str:
+        return q.radius_refusal(
+            refusal.value, number=login.number, client=request.client, hotspot_id=snap.hotspot_id, at=login.at,
+            session_id=session_id,
+        )  # fmt: skip
+
     try:
         grant = _grant(db, snap, vault, tariffs, policy, request, login.at)
-        if reservation is None:  # every rule passed, yet no slot: taken by a concurrent login
+        if session_id is None:  # every rule passed, yet no slot: taken by a concurrent login
             raise CardRefused(Refusal.TOO_MANY_SESSIONS)
     except CardRefused as refused:
-        outcome = refused.refusal.value
-        if reservation is not None:
-            record = q.radius_refusal(outcome, reservation=reservation)
-        else:
-            record = q.radius_refusal(
-                outcome, number=login.number, client=request.client, hotspot_id=snap.hotspot_id, at=login.at
-            )
-        raise RadiusRefused(refused, record) from None
-    return RadiusLogin(grant, login.token, q.radius_refusal(Refusal.WRONG_PIN.value, reservation=reservation))
+        raise RadiusRefused(refused, record(refused.refusal)) from None
+    return RadiusLogin(grant, login.token, record(Refusal.WRONG_PIN) if request.pin is None else None)
 
 
 def _card_number(card_text: str) -> str:

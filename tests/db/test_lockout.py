@@ -100,3 +100,19 @@ def test_wrong_pins_for_a_card_do_not_lock_out_its_holder(db: Session, vault: Pi
     later = NOW + timedelta(seconds=POLICY.lockout_window_s + 1)
     assert login(db, vault, number, pin=pin, client=client_identity(stranger, None), now=later).card_number == number
     assert radius(db, vault, number, pin, HOLDER, "holder3").grant.card_number == number  # logs in again
+
+
+def test_accepted_logins_leave_no_record_and_the_lockout_still_counts_wrong_pins(db: Session, vault: PinVault) -> None:
+    """sql/028: an accepted RADIUS login writes its pending session only; the wrong PINs around it count."""
+    batch = radius_world(db, vault, count=2)
+    number, pin = batch.numbers[0], batch.pins[0]
+    attacker = ATTACKERS[0]
+    for i in range(POLICY.lockout_attempts - 1):
+        assert refusal_of(lambda: radius(db, vault, number, "WRONG", attacker, f"w{i}")) is Refusal.WRONG_PIN  # noqa: B023
+    assert radius(db, vault, number, pin, ATTACKERS[1], "ok1").grant.card_number == number
+    outcomes = db.execute(text("SELECT outcome FROM login_attempts")).scalars().all()
+    assert outcomes == ["wrong_pin"] * (POLICY.lockout_attempts - 1)
+    assert db.execute(text("SELECT auth_token FROM sessions")).scalars().all() == ["ok1"]
+    assert refusal_of(lambda: radius(db, vault, number, "WRONG", attacker, "w-last")) is Refusal.WRONG_PIN
+    assert refusal_of(lambda: radius(db, vault, number, pin, ATTACKERS[2], "ok2")) is Refusal.LOCKED_OUT
+    assert db.execute(text("SELECT auth_token FROM sessions")).scalars().all() == ["ok1"]

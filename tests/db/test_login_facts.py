@@ -70,5 +70,5 @@ def test_the_radius_json_array_carries_each_field_of_the_snapshot_under_its_name
     assert (by_name.number, by_name.nas_vendor, by_name.live_sessions) == (number, "mikrotik", 1)
     assert (by_name.status, by_name.activated_at, by_name.balance) == ("active", NOW, 500)
     assert (by_name.validity_seconds, by_name.card_failures, by_name.client_failures) == (5 * 3600, 1, 0)
-    assert by_position.reservation is None  # the card's one slot is taken
+    assert by_position.reserved_session_id is None  # the card's one slot is taken
     assert (by_position.number, by_position.at, by_position.token) == (number, later, "second")

@@ -162,15 +162,24 @@ def test_every_refusal_has_its_own_reason(db: Session, vault: PinVault, path: st
 def test_radius_login_takes_the_slot_and_chap_can_give_it_back(db: Session, vault: PinVault) -> None:
     batch = radius_world(db, vault)
     number = batch.numbers[0]
-    accepted = radius_login(db, vault, number, token="chap1")
+    accepted = radius_login(db, vault, number, token="chap1", client="c1")
     assert accepted.grant.pin == batch.pins[0]  # for chap to check
-    assert refusal_of(lambda: radius_login(db, vault, number, token="chap2")) is Refusal.TOO_MANY_SESSIONS
-    refuse(db, accepted.refused_by_chap)  # chap refused the PIN after all
-    rows = db.execute(text("SELECT outcome FROM login_attempts ORDER BY id")).scalars().all()
-    assert rows == ["wrong_pin", "too_many_sessions"]
+    later = NOW + timedelta(seconds=1)
+    assert refusal_of(lambda: radius_login(db, vault, number, token="chap2", client="c2", now=later)) is (
+        Refusal.TOO_MANY_SESSIONS
+    )
+    assert login_records(db) == [("too_many_sessions", number, "c2", later)]  # the accepted login has none
+    refuse(db, accepted.refused_by_chap)  # chap refused the PIN after all: the slot back, a wrong PIN recorded
+    assert login_records(db)[1:] == [("wrong_pin", number, "c1", NOW)]
     assert radius_login(db, vault, number, token="chap3", pin=batch.pins[0]).grant.card_number == number
     pending = db.execute(text("SELECT auth_token, status, username FROM sessions")).all()
     assert [tuple(row) for row in pending] == [("chap3", "pending", number)]
+    assert len(login_records(db)) == 2  # an accepted login is its session, not a login record (sql/028)
+
+
+def login_records(db: Session) -> list[tuple[object, ...]]:
+    rows = db.execute(text("SELECT outcome, card_number, client, at FROM login_attempts ORDER BY id"))
+    return [tuple(row) for row in rows]
 
 
 def test_chap_cannot_use_a_card_whose_pin_is_only_hashed(db: Session, vault: PinVault) -> None:
@@ -308,6 +317,28 @@ def test_simultaneous_logins_for_one_card_accept_exactly_one(committed: Engine, 
     for thread in threads:
         thread.join()
     assert sorted(outcomes) == ["accepted"] + ["too_many_sessions"] * 3
+
+
+def test_a_reservation_committed_without_waiting_for_the_disk_holds_the_slot_for_every_connection(
+    committed: Engine, vault: PinVault
+) -> None:
+    """As rlm_sql makes the call: autocommit on a pooled connection. The commit skips the WAL flush
+    (sql/028), which changes durability, never visibility: another connection sees the slot taken at once;
+    and the setting ends with the call's transaction, so the connection's next statement (a refusal's
+    record) commits durably again."""
+    with Session(committed) as db, db.begin():
+        batch = radius_world(db, vault)
+    number = batch.numbers[0]
+    with committed.connect() as first, committed.connect() as second:
+        for conn in (first, second):
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+        assert radius_login(first, vault, number, token="async").grant.card_number == number  # type: ignore[arg-type]
+        assert first.execute(text("SHOW synchronous_commit")).scalar_one() == "on"
+        with pytest.raises(CardRefused) as refused:
+            radius_login(second, vault, number, token="second")  # type: ignore[arg-type]
+        assert refused.value.refusal is Refusal.TOO_MANY_SESSIONS
+    with committed.connect() as conn:
+        assert conn.execute(text("SELECT auth_token, status FROM sessions")).all() == [("async", "pending")]
 
 
 def test_portal_session_bills_per_second_until_logout(db: Session, vault: PinVault) -> None:

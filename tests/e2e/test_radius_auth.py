@@ -49,7 +49,7 @@ def test_accept_and_wrong_pin(radius_server: RadiusServer, radius_db: Engine, va
     with radius_db.connect() as conn:
         session = conn.execute(text("SELECT status, auth_token FROM sessions")).one()
     assert tuple(session) == ("pending", token[3:].decode())
-    assert attempts(radius_db) == ["wrong_pin", "ok"]
+    assert attempts(radius_db) == ["wrong_pin"]  # a success is its session, not a login record (sql/028)
 
 
 def test_card_numbers_are_normalised(radius_server: RadiusServer, radius_db: Engine, vault: PinVault) -> None:
@@ -99,7 +99,6 @@ def test_every_refusal_has_its_own_message(radius_server: RadiusServer, radius_d
         "redeemed",
         "exhausted",
         "wrong_hotspot",
-        "ok",
         "too_many_sessions",
     ]
 
@@ -128,7 +127,7 @@ def test_a_wrong_chap_pin_is_told_before_the_cards_state(
     assert_refused(login(batch.numbers[1], "NOPE"), "Wrong PIN.")  # blocked
     assert_refused(login(batch.numbers[0], batch.pins[0]), Refusal.TOO_MANY_SESSIONS.message)
     assert_refused(login(batch.numbers[1], batch.pins[1]), Refusal.BLOCKED.message)
-    assert attempts(radius_db) == ["ok", "wrong_pin", "wrong_pin", "too_many_sessions", "blocked"]
+    assert attempts(radius_db) == ["wrong_pin", "wrong_pin", "too_many_sessions", "blocked"]
     assert_refused(login(batch.numbers[0], "NOPE"), "Wrong PIN.")
     assert_refused(login(batch.numbers[0], "NOPE"), "Wrong PIN.")
     assert_refused(login(batch.numbers[0], batch.pins[0]), Refusal.LOCKED_OUT.message)
