@@ -155,7 +155,7 @@ class RadiusLoginResult:
     and the call's own number, time and token."""
 
     snapshot: LoginSnapshot
-    reserved_session_id: int | None  # the pending session holding the slot (sql/028); None: no slot taken
+    reserved_session_id: int | None  # the pending session holding the slot (sql/027); None: no slot taken
     number: str
     at: datetime
     token: str
@@ -185,7 +185,7 @@ def parse_radius_login(text: str) -> RadiusLoginResult:
 def radius_refusal(
     outcome: str, *, number: str, client: str | None, hotspot_id: int | None, at: datetime, session_id: int | None
 ) -> str:
-    """The arguments of radius_login_refused (sql/028): record a refused login, giving back the slot of
+    """The arguments of radius_login_refused (sql/027): record a refused login, giving back the slot of
     `session_id` when the database call reserved one."""
     arguments: dict[str, object] = {"outcome": outcome, "number": number, "client": client, "hotspot_id": hotspot_id,
                                     "at": at.isoformat()}  # fmt: skip

@@ -103,7 +103,7 @@ def test_wrong_pins_for_a_card_do_not_lock_out_its_holder(db: Session, vault: Pi
 
 
 def test_accepted_logins_leave_no_record_and_the_lockout_still_counts_wrong_pins(db: Session, vault: PinVault) -> None:
-    """sql/028: an accepted RADIUS login writes its pending session only; the wrong PINs around it count."""
+    """sql/027: an accepted RADIUS login writes its pending session only; the wrong PINs around it count."""
     batch = radius_world(db, vault, count=2)
     number, pin = batch.numbers[0], batch.pins[0]
     attacker = ATTACKERS[0]

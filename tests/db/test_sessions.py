@@ -174,7 +174,7 @@ def test_radius_login_takes_the_slot_and_chap_can_give_it_back(db: Session, vaul
     assert radius_login(db, vault, number, token="chap3", pin=batch.pins[0]).grant.card_number == number
     pending = db.execute(text("SELECT auth_token, status, username FROM sessions")).all()
     assert [tuple(row) for row in pending] == [("chap3", "pending", number)]
-    assert len(login_records(db)) == 2  # an accepted login is its session, not a login record (sql/028)
+    assert len(login_records(db)) == 2  # an accepted login is its session, not a login record (sql/027)
 
 
 def login_records(db: Session) -> list[tuple[object, ...]]:
@@ -323,7 +323,7 @@ def test_a_reservation_committed_without_waiting_for_the_disk_holds_the_slot_for
     committed: Engine, vault: PinVault
 ) -> None:
     """As rlm_sql makes the call: autocommit on a pooled connection. The commit skips the WAL flush
-    (sql/028), which changes durability, never visibility: another connection sees the slot taken at once;
+    (sql/027), which changes durability, never visibility: another connection sees the slot taken at once;
     and the setting ends with the call's transaction, so the connection's next statement (a refusal's
     record) commits durably again."""
     with Session(committed) as db, db.begin():

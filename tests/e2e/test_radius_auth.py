@@ -49,7 +49,7 @@ def test_accept_and_wrong_pin(radius_server: RadiusServer, radius_db: Engine, va
     with radius_db.connect() as conn:
         session = conn.execute(text("SELECT status, auth_token FROM sessions")).one()
     assert tuple(session) == ("pending", token[3:].decode())
-    assert attempts(radius_db) == ["wrong_pin"]  # a success is its session, not a login record (sql/028)
+    assert attempts(radius_db) == ["wrong_pin"]  # a success is its session, not a login record (sql/027)
 
 
 def test_card_numbers_are_normalised(radius_server: RadiusServer, radius_db: Engine, vault: PinVault) -> None:

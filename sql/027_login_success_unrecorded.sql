@@ -1,4 +1,4 @@
--- 028: an accepted RADIUS login writes its pending session and nothing else. Forward-only.
+-- 027: an accepted RADIUS login writes its pending session and nothing else. Forward-only.
 --
 -- radius_login (024) recorded every login it reserved a slot for as an 'ok' row of login_attempts, and
 -- radius_login_refused rewrote that row when Python refused the login after all. Nothing reads an 'ok'
