@@ -66,3 +66,14 @@ def test_without_a_timestamp_the_header_says_when_it_was_written() -> None:
     assert parsed.written_at is not None  # radiusd's local time, whatever the zone of this machine
     [bare] = parse(b"\tAcct-Status-Type = Start\n\n").entries  # neither: the importer uses the time it reads it
     assert bare.written_at is None and bare.attributes.first("Acct-Status-Type") == "Start"
+
+
+def test_a_file_cut_short_inside_an_entry_then_appended_to_keeps_the_torn_rest_apart() -> None:
+    """After a power cut the file ends inside an entry (or in zeros where its size outran its data) and radiusd,
+    started again, appends: the torn rest is left out, not read as one entry with the next packet's attributes."""
+    for cut in (ENTRY[:-60], ENTRY[:-60] + b"\0" * 100, ENTRY[: ENTRY.index(b"\tNAS-IP")]):
+        data = ENTRY + cut + ENTRY
+        parsed = parse(data)
+        assert [e.first_byte for e in parsed.entries] == [0, len(ENTRY) + len(cut)]
+        assert parsed.torn == [(len(ENTRY), len(ENTRY) + len(cut))] and parsed.end_byte == len(data)
+        assert parsed.entries[1].attributes == parsed.entries[0].attributes
