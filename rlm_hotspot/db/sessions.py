@@ -894,17 +894,24 @@ def pending_login(db: Session, nas_id: int, user: PacketUser, sent: datetime) ->
     return one(SessionRow, row)
 
 
-def live_sessions_of_nas(db: Session, nas_id: int, *, started_before: datetime) -> list[int]:
-    """The NAS's sessions that a reboot at `started_before` ends (not those begun after it: a late copy of
-    its Accounting-On must not end them)."""
-    rows = db.execute(
+def close_sessions_of_nas(db: Session, nas_id: int, *, started_before: datetime, cause: str) -> int:
+    """Close the NAS's sessions that a reboot at `started_before` ends, at that time and their last counters,
+    in one statement; returns how many. Not those begun after it: a late copy of its Accounting-On must not
+    end them. The rows are locked in id order first, as every writer of several sessions locks them; each
+    close settles its usage in the ledger (sessions_settle_usage, sql/017) as a close of one session does.
+
+    One statement rather than one per session: the direct path runs it inside radiusd's serialized python3
+    hook, where 5,000 single-row updates kept every login waiting ~1.8 s (bench/reboot_storm.py)."""
+    result = db.execute(
         text(
-            "SELECT id FROM sessions WHERE nas_id = :nas_id AND status <> 'closed' AND started_at < :before "
-            "ORDER BY id FOR UPDATE"
+            "WITH ended AS (SELECT id FROM sessions WHERE nas_id = :nas_id AND status <> 'closed' "
+            "AND started_at < :before ORDER BY id FOR UPDATE) "
+            "UPDATE sessions s SET status = 'closed', stopped_at = :before, terminate_cause = :cause "
+            "FROM ended WHERE s.id = ended.id"
         ),
-        {"nas_id": nas_id, "before": started_before},
+        {"nas_id": nas_id, "before": started_before, "cause": cause},
     )
-    return [r.id for r in rows]
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
