@@ -7,13 +7,19 @@ robustly: a line that is not an attribute is skipped and counted, bytes that are
 `\\xNN` (as the hook reads them), and an entry without its closing empty line is *torn* (radiusd was
 writing it, or died while it did): it is never billed — radiusd answers only after the whole entry is
 written, so the NAS sends it again.
+
+A torn entry may also be followed by whole ones: radiusd never fsyncs the file, so after a power cut the
+file ends where the disk had it (inside an entry, or in zeros where its size was written before its
+data), and radiusd, started again, appends to it. The next entry's header is then glued to the torn rest:
+the torn part is left out (`Parsed.torn`) rather than read as one entry with the attributes of two
+packets.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from rlm_hotspot.radius.decode import RAW_TEXT_PREFIX, Attributes, readable
@@ -24,6 +30,11 @@ _OCTETS = re.compile(r"0x(?:[0-9A-Fa-f]{2})*")
 _ESCAPE = re.compile(rb"\\([0-7]{3}|.)", re.DOTALL)
 _ESCAPED = {b"n": b"\n", b"r": b"\r", b"t": b"\t"}
 _HEADER_FORMAT = "%a %b %d %H:%M:%S %Y"  # `header = "%t"`: radiusd's local time
+#: An entry's header line (`%t`) followed by its first attribute: a value never holds a newline unescaped.
+_HEADER = re.compile(
+    rb"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ 0-9]\d "
+    rb"\d\d:\d\d:\d\d \d{4}\n\t"
+)
 
 
 @dataclass(frozen=True)
@@ -42,19 +53,26 @@ class Parsed:
     """The complete entries from an offset on, and where the unread (torn) rest begins."""
 
     entries: list[Entry]
-    end_byte: int  # everything before it is in `entries` (or was blank)
+    end_byte: int  # everything before it is in `entries` (or was blank, or torn)
+    torn: list[tuple[int, int]] = field(default_factory=list)  # byte ranges of torn entries before end_byte
 
 
 def parse(data: bytes, offset: int = 0) -> Parsed:
     """The complete entries of `data` from byte `offset` (the start of an entry); a torn last entry is left."""
     entries: list[Entry] = []
+    torn: list[tuple[int, int]] = []
     position = offset
     while True:
         while data.startswith(b"\n", position):  # blank lines between entries
             position += 1
         end = data.find(b"\n\n", position)
         if end < 0:
-            return Parsed(entries, position)
+            return Parsed(entries, position, torn)
+        glued = _HEADER.search(data, position + 1, end + 2)
+        if glued is not None:  # the rest of an entry torn by a power cut, then radiusd appended the next
+            torn.append((position, glued.start()))
+            position = glued.start()
+            continue
         entries.append(_entry(data[position : end + 1], position, end + 2))
         position = end + 2
 

@@ -41,7 +41,8 @@ class ImportMetrics:
             buckets=BATCH_BUCKETS,
         )  # fmt: skip
         self.torn = Counter(
-            "hotspot_radius_import_torn_entries", "Torn last entries of claimed files (never answered): not billed.",
+            "hotspot_radius_import_torn_entries",
+            "Torn entries of claimed files (radiusd died writing one, or a power cut cut the file short): not billed.",
             registry=self.registry,
         )  # fmt: skip
         self.errors = Counter(

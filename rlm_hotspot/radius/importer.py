@@ -174,6 +174,14 @@ class AccountingImporter:
             skipped = sum(entry.skipped_lines for entry in parsed.entries)
             if skipped:
                 log.warning("accounting import: %s: lines that are no attribute skipped: %d", work, skipped)
+            for first_byte, end_byte in parsed.torn:
+                report.torn += 1
+                self.metrics.torn.inc()
+                log.warning(
+                    "accounting import: %s has a torn entry (%d bytes at %d) followed by whole ones: the file was "
+                    "cut short (a power cut: radiusd does not fsync it) and radiusd appended to it; not billed",
+                    work, end_byte - first_byte, first_byte,
+                )  # fmt: skip
             for start in range(0, len(parsed.entries), self.batch_size):
                 self._import_batch(name, parsed.entries[start : start + self.batch_size], report)
             if parsed.end_byte < len(data):

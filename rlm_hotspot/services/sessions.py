@@ -88,11 +88,8 @@ def record_accounting(db: Session, tariffs: TariffCache, update: AccountingUpdat
         raise AccountingRefused(f"accounting from unknown NAS {update.nas_ip}")
     if update.status in ("on", "off"):
         q.nas_restarted(db, nas.id, now)
-        closed = 0
-        for session_id in q.live_sessions_of_nas(db, nas.id, started_before=now):
-            _close(db, session_id, now, "NAS-Reboot" if update.status == "on" else "NAS-Request")
-            closed += 1
-        return AccountingResult(None, 0, closed)
+        cause = "NAS-Reboot" if update.status == "on" else "NAS-Request"
+        return AccountingResult(None, 0, q.close_sessions_of_nas(db, nas.id, started_before=now, cause=cause))
     user = packet_user(update)
     row = _matched_session(db, nas.id, user, update, now, lock=True)
     verdict = Belonging.OTHER if row is None else _belonging(row, user, update, now)

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from rlm_hotspot.core.decisions import Refusal
+from rlm_hotspot.db import sessions as sessions_db
 from rlm_hotspot.db.ledger import post_entry
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services import cards, catalog
@@ -280,6 +281,33 @@ def test_accounting_on_closes_every_live_session_of_that_nas(db: Session, vault:
         accounting(db, tariffs, "start", NOW, username=number, acct_session_id=f"S{i}", session_time=0)
     assert accounting(db, tariffs, "on", NOW + timedelta(minutes=1)).sessions_closed == 3
     assert db.execute(text("SELECT count(*) FROM sessions WHERE status <> 'closed'")).scalar_one() == 0
+
+
+def test_accounting_on_closes_a_nas_with_more_sessions_than_one_statement_closes(
+    db: Session, vault: PinVault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The close goes by chunks of sessions: every one of them closed at the On, at its last counters, charged
+    what its Interim billed, its usage settled; a session begun after the On (a late copy) is left open."""
+    monkeypatch.setattr(sessions_db, "NAS_CLOSE_CHUNK", 2)
+    batch = radius_world(db, vault, count=6)
+    tariffs = TariffCache()
+    for i, number in enumerate(batch.numbers[:5]):
+        accounting(db, tariffs, "start", NOW, username=number, acct_session_id=f"S{i}", session_time=0)
+        accounting(db, tariffs, "interim", NOW + timedelta(seconds=90), username=number, acct_session_id=f"S{i}",
+                   session_time=90)  # fmt: skip
+    on = NOW + timedelta(minutes=2)
+    accounting(db, tariffs, "start", on + timedelta(seconds=1), username=batch.numbers[5], acct_session_id="NEW",
+               session_time=0)  # fmt: skip
+    assert accounting(db, tariffs, "on", on).sessions_closed == 5
+    closed = db.execute(
+        text("SELECT acct_session_id, status, stopped_at, seconds, charged, terminate_cause FROM sessions ORDER BY 1")
+    ).all()
+    assert [tuple(row) for row in closed] == [("NEW", "open", None, 0, 0, None)] + [
+        (f"S{i}", "closed", on, 90, 4, "NAS-Reboot") for i in range(5)
+    ]
+    carried = "SELECT sum(l.seconds) FROM ledger l JOIN sessions s ON s.id = l.session_id WHERE l.cause = 'time' "
+    assert db.execute(text(carried + "GROUP BY s.id")).scalars().all() == [90] * 5  # each statement adds up
+    assert_ledger_balanced(db)
 
 
 def test_a_silent_nas_does_not_lock_the_owner_out(db: Session, vault: PinVault) -> None:

@@ -82,3 +82,14 @@ def test_an_attribute_reads_the_same_whatever_the_spacing_and_operator_around_it
         assert entry.skipped_lines == spelling.count(b"Bad Name")
     [quoted] = parse(b'Mon Dec  7 12:00:00 2026\n\tUser-Name = "a = \\"b\\""\n\n').entries
     assert quoted.attributes.first("User-Name") == 'a = "b"'
+
+
+def test_a_file_cut_short_inside_an_entry_then_appended_to_keeps_the_torn_rest_apart() -> None:
+    """After a power cut the file ends inside an entry (or in zeros where its size outran its data) and radiusd,
+    started again, appends: the torn rest is left out, not read as one entry with the next packet's attributes."""
+    for cut in (ENTRY[:-60], ENTRY[:-60] + b"\0" * 100, ENTRY[: ENTRY.index(b"\tNAS-IP")]):
+        data = ENTRY + cut + ENTRY
+        parsed = parse(data)
+        assert [e.first_byte for e in parsed.entries] == [0, len(ENTRY) + len(cut)]
+        assert parsed.torn == [(len(ENTRY), len(ENTRY) + len(cut))] and parsed.end_byte == len(data)
+        assert parsed.entries[1].attributes == parsed.entries[0].attributes
