@@ -290,9 +290,11 @@ def drive(
     tag: str,
     cluster: PrivateCluster,
     around: Callable[[str], AbstractContextManager[object]] = lambda _phase: nullcontext(),
+    rate: float | None = None,
 ) -> dict[str, Outcome]:
     """Access-Request for every user, then Start, Interim and Stop for every session; each phase's load
-    runs inside `around(phase)` (bench/db_cost.py measures the CPU it costs there).
+    runs inside `around(phase)` (bench/db_cost.py measures the CPU it costs there); with `rate`, each phase
+    sends at most `rate` requests a second (paced, for soaks that share the machine).
 
     The sessions are reported as a NAS that reports late would: the logins are moved SESSION_S into the
     past and every accounting packet says in Acct-Delay-Time when it was sent, so online time stays
@@ -304,8 +306,11 @@ def drive(
     for user, pin in credentials:
         authenticator, attrs = access_request(user, pin, SECRET)
         auth_requests.append((ACCESS_REQUEST, attrs, authenticator))
+    send_at = [i / rate for i in range(len(credentials))] if rate else None
     with around("access"):
-        results["access"] = asyncio.run(run_load("127.0.0.1", server.auth_port, SECRET, auth_requests, window))
+        results["access"] = asyncio.run(
+            run_load("127.0.0.1", server.auth_port, SECRET, auth_requests, window, send_at=send_at)
+        )
     classes = [reply_attributes(r, CLASS) if r else [] for r in results["access"].replies]
     if server.name == "rlm_hotspot":
         cluster.psql(
@@ -323,7 +328,9 @@ def drive(
             for i, (user, _) in enumerate(credentials)
         ]
         with around(status):
-            results[status] = asyncio.run(run_load("127.0.0.1", server.acct_port, SECRET, requests, window))
+            results[status] = asyncio.run(
+                run_load("127.0.0.1", server.acct_port, SECRET, requests, window, send_at=send_at)
+            )
     return results
 
 
