@@ -18,7 +18,12 @@ cycle, rotating over `--cards` cards) for `--duration` seconds per variant, prin
     SOAK_TRACEMALLOC_EVERY=100000 .venv/bin/python bench/radius_soak.py --duration 600 --variants rlm_hotspot
 
 With SOAK_TRACEMALLOC_EVERY the top Python allocation growth (by line) is written to
-<config dir>/log/tracemalloc.txt and printed at the end.
+<config dir>/log/tracemalloc.txt and printed at the end. `--heaptrack FILE` runs radiusd under heaptrack
+(`apt-get install heaptrack`; FILE-<variant>.zst, in a directory radiusd's user, nobody, can write; read it
+with `heaptrack_print -f FILE-<variant>.zst --print-leaks 1`): what is still allocated at exit, by call stack.
+
+    mkdir -m 1777 /tmp/ht
+    .venv/bin/python bench/radius_soak.py --duration 300 --rate 500 --variants rlm_sql --heaptrack /tmp/ht/radiusd
 """
 
 from __future__ import annotations
@@ -79,8 +84,7 @@ def without_md5(server: Server) -> None:
 
 def soak(server: Server, cluster: PrivateCluster, credentials: list[tuple[str, str]], args: argparse.Namespace) -> None:
     """Cycles until `--duration`; RSS every STEP requests; the slope after warm-up."""
-    assert server.process is not None
-    pid = server.process.pid
+    pid = server.radiusd_pid()
     print(f"== {server.name}: radiusd pid {pid}, RSS {rss_bytes(pid) / 1e6:.1f} MB at start ==", flush=True)
     began, sent, cycle, next_mark = time.perf_counter(), 0, 0, STEP
     samples: list[tuple[int, int]] = []
@@ -128,6 +132,7 @@ def main() -> int:
     parser.add_argument("--window", type=int, default=16)
     parser.add_argument("--warmup", type=int, default=200_000, help="requests before the slope is taken")
     parser.add_argument("--rate", type=float, help="requests a second at most (paced; default: as fast as answered)")
+    parser.add_argument("--heaptrack", metavar="FILE", help="run radiusd under heaptrack, writing FILE.zst")
     parser.add_argument("--buffered-accounting", dest="buffered", action="store_true")
     args = parser.parse_args()
     keep = bool(os.environ.get("BENCH_KEEP"))
@@ -137,6 +142,8 @@ def main() -> int:
             ours, theirs = write_confdirs(root / variant, cluster, settings_file, args.buffered)
             server = ours if variant == "rlm_hotspot" else theirs
             server.name = variant
+            if args.heaptrack:
+                server.wrapper = ["heaptrack", "-o", f"{args.heaptrack}-{variant}"]
             if variant == "rlm_sql_no_md5":
                 without_md5(server)
             elif variant != "rlm_sql":

@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -75,9 +76,11 @@ class Server:
     # buffered accounting: the `hotspotctl radius import` that bills the spool, started and stopped with radiusd
     importer_command: list[str] | None = None
     importer: subprocess.Popen[bytes] | None = None
+    # runs radiusd under a tool (bench/radius_soak.py --heaptrack)
+    wrapper: Sequence[str] = ()
 
     def start(self) -> None:
-        command = [*radius_config.as_user(RADIUSD_USER), "freeradius", "-f", "-d", str(self.confdir)]
+        command = [*radius_config.as_user(RADIUSD_USER), *self.wrapper, "freeradius", "-f", "-d", str(self.confdir)]
         log = (self.confdir / "log" / "stdout.log").open("wb")
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
@@ -93,11 +96,25 @@ class Server:
             time.sleep(0.2)
         raise RuntimeError(f"{self.name} radiusd did not start; see {self.confdir}/log")
 
+    def radiusd_pid(self) -> int:
+        """radiusd's pid: the process started, or its descendant under a wrapper."""
+        assert self.process is not None
+        pending = [self.process.pid]
+        while pending:
+            pid = pending.pop(0)
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "freeradius":
+                return pid
+            pending += [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        raise RuntimeError(f"{self.name}: no radiusd under {self.process.pid}")
+
     def pids(self) -> list[int]:
         """radiusd's and (buffered) the importer's: together they bill accounting."""
         return [process.pid for process in (self.process, self.importer) if process is not None]
 
     def stop(self) -> None:
+        if self.wrapper and self.process and self.process.poll() is None:
+            os.kill(self.radiusd_pid(), signal.SIGTERM)  # a wrapper (heaptrack) ends with it, after writing its file
+            self.process.wait(timeout=300)
         for process in (self.importer, self.process):
             if process and process.poll() is None:
                 process.terminate()
