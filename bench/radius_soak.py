@@ -78,8 +78,20 @@ def with_soak_module(server: Server, variant: str) -> None:
 def without_md5(server: Server) -> None:
     """Replace rlm_sql's `acct_unique` (an md5 xlat a packet) by a copy of Acct-Session-Id."""
     site = server.confdir / "sites-enabled" / radius_config.INSTANCE
-    unique = "preacct {\n\tupdate request {\n\t\t&Acct-Unique-Session-Id := \"%{Acct-Session-Id}\"\n\t}\n}\n"
+    unique = 'preacct {\n\tupdate request {\n\t\t&Acct-Unique-Session-Id := "%{Acct-Session-Id}"\n\t}\n}\n'
     site.write_text(site.read_text().replace("preacct {\n\tacct_unique\n}\n", unique))
+
+
+def fixed_thread_pool(server: Server, threads: int) -> None:
+    """`threads` worker threads from the start, none started or retired under load."""
+    conf = server.confdir / "radiusd.conf"
+    text = conf.read_text()
+    pool = text[text.index("thread pool {") : text.index("}", text.index("thread pool {")) + 1]
+    fixed = (
+        f"thread pool {{\n\tstart_servers = {threads}\n\tmax_servers = {threads}\n\tmin_spare_servers = 1\n"
+        f"\tmax_spare_servers = {threads}\n\tmax_requests_per_server = 0\n}}"
+    )
+    conf.write_text(text.replace(pool, fixed))
 
 
 def soak(server: Server, cluster: PrivateCluster, credentials: list[tuple[str, str]], args: argparse.Namespace) -> None:
@@ -132,6 +144,7 @@ def main() -> int:
     parser.add_argument("--window", type=int, default=16)
     parser.add_argument("--warmup", type=int, default=200_000, help="requests before the slope is taken")
     parser.add_argument("--rate", type=float, help="requests a second at most (paced; default: as fast as answered)")
+    parser.add_argument("--threads", type=int, help="a fixed thread pool of this many (default: radiusd.conf's)")
     parser.add_argument("--heaptrack", metavar="FILE", help="run radiusd under heaptrack, writing FILE.zst")
     parser.add_argument("--buffered-accounting", dest="buffered", action="store_true")
     args = parser.parse_args()
@@ -142,6 +155,8 @@ def main() -> int:
             ours, theirs = write_confdirs(root / variant, cluster, settings_file, args.buffered)
             server = ours if variant == "rlm_hotspot" else theirs
             server.name = variant
+            if args.threads:
+                fixed_thread_pool(server, args.threads)
             if args.heaptrack:
                 server.wrapper = ["heaptrack", "-o", f"{args.heaptrack}-{variant}"]
             if variant == "rlm_sql_no_md5":
