@@ -9,13 +9,21 @@ cycle, rotating over `--cards` cards) for `--duration` seconds per variant, prin
   which wraps the hooks for tracemalloc (SOAK_TRACEMALLOC_EVERY, below);
 - `trivial`: FreeRADIUS's rlm_sql doing the work, and a python3 instance whose hooks take the attributes
   and return a tuple (authorize and accounting), on the same radiusd: rlm_python3's own share;
-- `rlm_sql`: rlm_sql alone, no python3 (radiusd's own baseline).
+- `rlm_sql`: rlm_sql alone, no python3 (radiusd's own baseline);
+- `rlm_sql_no_md5`: the same without the `%{md5:...}` of Debian's `acct_unique` policy (Acct-Unique-Session-Id
+  is the Acct-Session-Id, unique in this benchmark): FreeRADIUS < 3.2.2 leaks the digest context of every
+  md5 xlat with OpenSSL 3 (docs/radius.md).
 
     .venv/bin/python bench/radius_soak.py --duration 600 --variants rlm_hotspot,trivial
     SOAK_TRACEMALLOC_EVERY=100000 .venv/bin/python bench/radius_soak.py --duration 600 --variants rlm_hotspot
 
 With SOAK_TRACEMALLOC_EVERY the top Python allocation growth (by line) is written to
-<config dir>/log/tracemalloc.txt and printed at the end.
+<config dir>/log/tracemalloc.txt and printed at the end. `--heaptrack FILE` runs radiusd under heaptrack
+(`apt-get install heaptrack`; FILE-<variant>.zst, in a directory radiusd's user, nobody, can write; read it
+with `heaptrack_print -f FILE-<variant>.zst --print-leaks 1`): what is still allocated at exit, by call stack.
+
+    mkdir -m 1777 /tmp/ht
+    .venv/bin/python bench/radius_soak.py --duration 300 --rate 500 --variants rlm_sql --heaptrack /tmp/ht/radiusd
 """
 
 from __future__ import annotations
@@ -67,17 +75,35 @@ def with_soak_module(server: Server, variant: str) -> None:
     site.write_text(text.replace("accounting {\n\tsql\n", "accounting {\n\tsoak\n\tsql\n"))
 
 
+def without_md5(server: Server) -> None:
+    """Replace rlm_sql's `acct_unique` (an md5 xlat a packet) by a copy of Acct-Session-Id."""
+    site = server.confdir / "sites-enabled" / radius_config.INSTANCE
+    unique = 'preacct {\n\tupdate request {\n\t\t&Acct-Unique-Session-Id := "%{Acct-Session-Id}"\n\t}\n}\n'
+    site.write_text(site.read_text().replace("preacct {\n\tacct_unique\n}\n", unique))
+
+
+def fixed_thread_pool(server: Server, threads: int) -> None:
+    """`threads` worker threads from the start, none started or retired under load."""
+    conf = server.confdir / "radiusd.conf"
+    text = conf.read_text()
+    pool = text[text.index("thread pool {") : text.index("}", text.index("thread pool {")) + 1]
+    fixed = (
+        f"thread pool {{\n\tstart_servers = {threads}\n\tmax_servers = {threads}\n\tmin_spare_servers = 1\n"
+        f"\tmax_spare_servers = {threads}\n\tmax_requests_per_server = 0\n}}"
+    )
+    conf.write_text(text.replace(pool, fixed))
+
+
 def soak(server: Server, cluster: PrivateCluster, credentials: list[tuple[str, str]], args: argparse.Namespace) -> None:
     """Cycles until `--duration`; RSS every STEP requests; the slope after warm-up."""
-    assert server.process is not None
-    pid = server.process.pid
+    pid = server.radiusd_pid()
     print(f"== {server.name}: radiusd pid {pid}, RSS {rss_bytes(pid) / 1e6:.1f} MB at start ==", flush=True)
     began, sent, cycle, next_mark = time.perf_counter(), 0, 0, STEP
     samples: list[tuple[int, int]] = []
     while time.perf_counter() - began < args.duration:
         start = cycle * args.users % len(credentials)
         chunk = (credentials + credentials)[start : start + args.users]
-        outcomes = drive(server, chunk, args.window, f"soak-{cycle}", cluster)
+        outcomes = drive(server, chunk, args.window, f"soak-{cycle}", cluster, rate=args.rate)
         cycle += 1
         sent += sum(len(o.latencies) + o.timeouts for o in outcomes.values())
         refused = {p: o.codes for p, o in outcomes.items() if o.timeouts or set(o.codes) - {2, 5}}
@@ -110,11 +136,16 @@ def soak(server: Server, cluster: PrivateCluster, credentials: list[tuple[str, s
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=600.0, help="seconds per variant")
-    parser.add_argument("--variants", default="rlm_hotspot,trivial", help="of rlm_hotspot, trivial, rlm_sql")
+    parser.add_argument(
+        "--variants", default="rlm_hotspot,trivial", help="of rlm_hotspot, trivial, rlm_sql, rlm_sql_no_md5"
+    )
     parser.add_argument("--users", type=int, default=2000, help="sessions a cycle")
     parser.add_argument("--cards", type=int, default=10_000)
     parser.add_argument("--window", type=int, default=16)
     parser.add_argument("--warmup", type=int, default=200_000, help="requests before the slope is taken")
+    parser.add_argument("--rate", type=float, help="requests a second at most (paced; default: as fast as answered)")
+    parser.add_argument("--threads", type=int, help="a fixed thread pool of this many (default: radiusd.conf's)")
+    parser.add_argument("--heaptrack", metavar="FILE", help="run radiusd under heaptrack, writing FILE.zst")
     parser.add_argument("--buffered-accounting", dest="buffered", action="store_true")
     args = parser.parse_args()
     keep = bool(os.environ.get("BENCH_KEEP"))
@@ -124,7 +155,13 @@ def main() -> int:
             ours, theirs = write_confdirs(root / variant, cluster, settings_file, args.buffered)
             server = ours if variant == "rlm_hotspot" else theirs
             server.name = variant
-            if variant != "rlm_sql":
+            if args.threads:
+                fixed_thread_pool(server, args.threads)
+            if args.heaptrack:
+                server.wrapper = ["heaptrack", "-o", f"{args.heaptrack}-{variant}"]
+            if variant == "rlm_sql_no_md5":
+                without_md5(server)
+            elif variant != "rlm_sql":
                 with_soak_module(server, variant)
             os.environ["SOAK_TRACEMALLOC_OUT"] = str(server.confdir / "log" / "tracemalloc.txt")
             try:

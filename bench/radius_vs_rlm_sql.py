@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -79,12 +80,14 @@ class Server:
     # buffered accounting: the `hotspotctl radius import` that bills the spool, started and stopped with radiusd
     importer_command: list[str] | None = None
     importer: subprocess.Popen[bytes] | None = None
+    # runs radiusd under a tool (bench/radius_soak.py --heaptrack)
+    wrapper: Sequence[str] = ()
 
     def start(self) -> None:
-        command = [*radius_config.as_user(RADIUSD_USER), "freeradius", "-f", "-d", str(self.confdir)]
+        command = [*radius_config.as_user(RADIUSD_USER), *self.wrapper, "freeradius", "-f", "-d", str(self.confdir)]
         log = (self.confdir / "log" / "stdout.log").open("wb")
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + (300 if self.wrapper else 30)  # heaptrack slows the start tenfold
         logfile = self.confdir / "log" / "radius.log"
         while time.monotonic() < deadline:
             if logfile.exists() and radius_config.READY_LINE in logfile.read_text(errors="replace"):
@@ -97,11 +100,25 @@ class Server:
             time.sleep(0.2)
         raise RuntimeError(f"{self.name} radiusd did not start; see {self.confdir}/log")
 
+    def radiusd_pid(self) -> int:
+        """radiusd's pid: the process started, or its descendant under a wrapper."""
+        assert self.process is not None
+        pending = [self.process.pid]
+        while pending:
+            pid = pending.pop(0)
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "freeradius":
+                return pid
+            pending += [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        raise RuntimeError(f"{self.name}: no radiusd under {self.process.pid}")
+
     def pids(self) -> list[int]:
         """radiusd's and (buffered) the importer's: together they bill accounting."""
         return [process.pid for process in (self.process, self.importer) if process is not None]
 
     def stop(self) -> None:
+        if self.wrapper and self.process and self.process.poll() is None:
+            os.kill(self.radiusd_pid(), signal.SIGTERM)  # a wrapper (heaptrack) ends with it, after writing its file
+            self.process.wait(timeout=300)
         for process in (self.importer, self.process):
             if process and process.poll() is None:
                 process.terminate()
@@ -295,9 +312,11 @@ def drive(
     cluster: PrivateCluster,
     around: Callable[[str], AbstractContextManager[object]] = lambda _phase: nullcontext(),
     logins_only: bool = False,
+    rate: float | None = None,
 ) -> dict[str, Outcome]:
     """Access-Request for every user, then Start, Interim and Stop for every session; each phase's load
-    runs inside `around(phase)` (bench/db_cost.py measures the CPU it costs there).
+    runs inside `around(phase)` (bench/db_cost.py measures the CPU it costs there); with `rate`, each phase
+    sends at most `rate` requests a second (paced, for soaks that share the machine).
 
     The sessions are reported as a NAS that reports late would: the logins are moved SESSION_S into the
     past and every accounting packet says in Acct-Delay-Time when it was sent, so online time stays
@@ -309,8 +328,11 @@ def drive(
     for user, pin in credentials:
         authenticator, attrs = access_request(user, pin, SECRET)
         auth_requests.append((ACCESS_REQUEST, attrs, authenticator))
+    send_at = [i / rate for i in range(len(credentials))] if rate else None
     with around("access"):
-        results["access"] = asyncio.run(run_load("127.0.0.1", server.auth_port, SECRET, auth_requests, window))
+        results["access"] = asyncio.run(
+            run_load("127.0.0.1", server.auth_port, SECRET, auth_requests, window, send_at=send_at)
+        )
     if logins_only:
         return results
     classes = [reply_attributes(r, CLASS) if r else [] for r in results["access"].replies]
@@ -330,7 +352,9 @@ def drive(
             for i, (user, _) in enumerate(credentials)
         ]
         with around(status):
-            results[status] = asyncio.run(run_load("127.0.0.1", server.acct_port, SECRET, requests, window))
+            results[status] = asyncio.run(
+                run_load("127.0.0.1", server.acct_port, SECRET, requests, window, send_at=send_at)
+            )
     return results
 
 

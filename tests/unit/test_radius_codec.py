@@ -10,7 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rlm_hotspot.pins import ChapAnswer, chap_response
-from rlm_hotspot.radius.config import READABLE_FILTER, TEMPLATE_DIR
+from rlm_hotspot.radius.config import (
+    BUFFER_MODULE,
+    POLICY,
+    READABLE_FILTER,
+    SQL_INSTANCE,
+    TEMPLATE_DIR,
+    site_text,
+)
 from rlm_hotspot.radius.decode import (
     Attributes,
     MalformedPacket,
@@ -209,6 +216,17 @@ def test_the_virtual_servers_whitelist_keeps_every_attribute_the_module_reads() 
     raw = {name.removeprefix("Hotspot-Raw-") for name in kept if name.startswith("Hotspot-Raw-")}
     assert ReadNames.looked_up - raw <= kept
     assert raw == {"User-Name", "User-Password", "Acct-Session-Id", "Calling-Station-Id"}
+
+
+def test_nothing_we_run_per_packet_hashes_with_radiusds_md5_xlat() -> None:
+    """FreeRADIUS < 3.2.2 with OpenSSL 3 (Debian 12's 3.2.1) leaks the digest context of every `%{md5:...}`
+    and `%{md4:...}`: Debian's acct_unique policy in preacct grew radiusd ~160 bytes a request without bound
+    (docs/radius.md, radiusd's memory)."""
+    texts = [site_text(buffered=False), site_text(buffered=True), (TEMPLATE_DIR / POLICY).read_text()]
+    texts += [(TEMPLATE_DIR / "mods-available" / name).read_text() for name in (SQL_INSTANCE, BUFFER_MODULE)]
+    for text in texts:
+        code = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
+        assert not re.search(r"%\{md[45]:|\bacct_unique\b|\binsert_acct_class\b", code)
 
 
 def test_event_time_subtracts_the_nas_delay() -> None:
