@@ -15,6 +15,10 @@ python3 module. This process, one per spool:
 3. **Deletes** the work file once every entry is committed. A torn last entry (radiusd died while
    writing it: it was never answered, the NAS sends it again) is logged and not billed.
 
+radiusd never syncs the file; the importer fdatasyncs the live one at each poll (and a claimed one as it takes
+it), so a power cut of the host loses at most what was answered since the last poll, even while the database
+is down or a backlog is billed.
+
 A `buffer.detail.work` left by the retired hotspot-buffer server (an upgrade) is billed first, like a claimed
 file: the entries that server had billed already restate what is billed (a Start of an open session, the
 cumulative counters of an Interim or Stop), so they charge nothing again. The batches of files long deleted
