@@ -104,7 +104,7 @@ class BatchTimings:
 
     @property
     def plan(self) -> float:
-        """Planning (and decoding, unless done ahead): the batch's own Python."""
+        """Decoding and planning: the batch's own Python."""
         return max(0.0, self.total - self.read - self.write - self.single)
 
     @contextmanager
@@ -115,18 +115,6 @@ class BatchTimings:
             yield
         finally:
             setattr(self, phase, getattr(self, phase) + time.perf_counter() - started)
-
-
-def decode_all(attributes: Sequence[Attributes]) -> list[AccountingUpdate | None]:
-    """Each packet decoded (None: malformed, `bill_packet` says why): a batch's input, which the importer
-    prepares in another thread while the database writes the batch before it."""
-    updates: list[AccountingUpdate | None] = []
-    for each in attributes:
-        try:
-            updates.append(decode_accounting(each))
-        except MalformedPacket:
-            updates.append(None)
-    return updates
 
 
 class BatchConflict(RuntimeError):
@@ -141,7 +129,6 @@ def bill_batch(
     tariffs: TariffCache,
     nas: NasCache,
     timings: BatchTimings | None = None,
-    updates: Sequence[AccountingUpdate | None] | None = None,
 ) -> list[PacketOutcome]:
     """Bill packets in order in the caller's transaction, as `bill_packet` bills each one, with fewer round trips.
 
@@ -151,14 +138,12 @@ def bill_batch(
     each, just before any other packet is billed (that one by `bill_packet`, reading what the plans wrote),
     before a session or a new card is planned a second time (then the sessions written since they were read
     are read again, together) and at the end. Raises BatchConflict when a planned write finds its session
-    changed. `timings`, when given, gets where the time went; `updates`: the packets already decoded
-    (`decode_all`).
+    changed. `timings`, when given, gets where the time went.
     """
     timings = timings if timings is not None else BatchTimings()
     started = time.perf_counter()
     try:
-        decoded = decode_all([attributes for attributes, _ in packets]) if updates is None else updates
-        return _Batch(db, packets, decoded, careful, tariffs, nas, timings).bill()
+        return _Batch(db, packets, careful, tariffs, nas, timings).bill()
     finally:
         timings.total += time.perf_counter() - started
 
@@ -170,14 +155,19 @@ class _Batch:
         self,
         db: Session,
         packets: Sequence[tuple[Attributes, datetime]],
-        updates: Sequence[AccountingUpdate | None],
         careful: Careful,
         tariffs: TariffCache,
         nas: NasCache,
         timings: BatchTimings,
     ) -> None:
-        self.db, self.packets, self.updates, self.careful = db, packets, updates, careful
-        self.tariffs, self.nas, self.timings = tariffs, nas, timings
+        self.db, self.packets, self.careful, self.tariffs, self.nas = db, packets, careful, tariffs, nas
+        self.timings = timings
+        self.updates: list[AccountingUpdate | None] = []
+        for attributes, _ in packets:
+            try:
+                self.updates.append(decode_accounting(attributes))
+            except MalformedPacket:
+                self.updates.append(None)  # bill_packet says why
         tokens = [u.token for u in self.updates if u and u.token and u.status in ("start", "interim", "stop")]
         with timings.timing("read"):
             self.rows = sessions_by_tokens(db, tokens) if tokens else {}

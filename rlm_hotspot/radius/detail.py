@@ -57,17 +57,14 @@ class Parsed:
     torn: list[tuple[int, int]] = field(default_factory=list)  # byte ranges of torn entries before end_byte
 
 
-def parse(data: bytes, offset: int = 0, limit: int | None = None) -> Parsed:
-    """The complete entries of `data` from byte `offset` (the start of an entry), at most `limit` of them (the
-    rest is read by parsing again from `end_byte`); a torn last entry is left."""
+def parse(data: bytes, offset: int = 0) -> Parsed:
+    """The complete entries of `data` from byte `offset` (the start of an entry); a torn last entry is left."""
     entries: list[Entry] = []
     torn: list[tuple[int, int]] = []
     position = offset
     while True:
         while data.startswith(b"\n", position):  # blank lines between entries
             position += 1
-        if len(entries) == limit:
-            return Parsed(entries, position, torn)
         end = data.find(b"\n\n", position)
         if end < 0:
             return Parsed(entries, position, torn)

@@ -41,9 +41,9 @@ class ImportMetrics:
             buckets=BATCH_BUCKETS,
         )  # fmt: skip
         self.phase_seconds = Counter(
-            "hotspot_radius_import_phase_seconds", "Seconds the batches spent, by phase (waited: for the batch "
-            "parsed ahead; read: the sessions and cards; plan: the rules; write: the planned statements; single: "
-            "packets billed one by one; record: the batch's row; commit).", ["phase"], registry=self.registry,
+            "hotspot_radius_import_phase_seconds", "Seconds the batches spent, by phase (read: the sessions and "
+            "cards; plan: decoding and the rules; write: the planned statements; single: packets billed one by one; "
+            "record: the batch's row; commit).", ["phase"], registry=self.registry,
         )  # fmt: skip
         self.synced_bytes = Gauge(
             "hotspot_radius_import_synced_bytes", "Size of radiusd's live buffer.detail at its last fdatasync by "
@@ -66,7 +66,7 @@ class ImportMetrics:
             self.packets.labels(outcome)
         for mode in ("batch", "isolated"):
             self.batches.labels(mode)
-        for phase in ("waited", "read", "plan", "write", "single", "record", "commit"):
+        for phase in ("read", "plan", "write", "single", "record", "commit"):
             self.phase_seconds.labels(phase)
         for kind in ("unavailable", "refused"):
             self.errors.labels(kind)

@@ -41,7 +41,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -56,18 +55,9 @@ from rlm_hotspot.clock import utc_now
 from rlm_hotspot.db import radius_batches
 from rlm_hotspot.db.engine import make_engine, session_factory
 from rlm_hotspot.logs import first_line
-from rlm_hotspot.radius.accounting import (
-    BatchConflict,
-    BatchTimings,
-    PacketOutcome,
-    bill_batch,
-    bill_packet,
-    decode_all,
-)
-from rlm_hotspot.radius.decode import Attributes
-from rlm_hotspot.radius.detail import Entry, Parsed, parse
+from rlm_hotspot.radius.accounting import BatchConflict, BatchTimings, PacketOutcome, bill_batch, bill_packet
+from rlm_hotspot.radius.detail import Entry, parse
 from rlm_hotspot.radius.import_metrics import ImportMetrics
-from rlm_hotspot.services.sessions import AccountingUpdate
 from rlm_hotspot.services.tariff_cache import NasCache, TariffCache
 from rlm_hotspot.settings import Settings, with_overrides
 
@@ -220,64 +210,43 @@ class AccountingImporter:
             data = file.read()
             with self.sessions() as db, db.begin():
                 offset = radius_batches.billed_up_to(db, name)
+            resumed = time.perf_counter()
+            parsed = parse(data, offset)
             log.debug(
-                "accounting import: %s: %d bytes from byte %d; %.1f ms since the last commit, lock %.1f ms, "
-                "resume point %.1f ms",
-                work, len(data), offset, (opened - self._idle_since) * 1e3, (locked - opened) * 1e3,
-                (time.perf_counter() - locked) * 1e3,
+                "accounting import: %s: %d bytes, %d entries from byte %d; %.1f ms since the last commit, lock "
+                "%.1f ms, resume point %.1f ms, parse %.1f ms",
+                work, len(data), len(parsed.entries), offset, (opened - self._idle_since) * 1e3,
+                (locked - opened) * 1e3, (resumed - locked) * 1e3, (time.perf_counter() - resumed) * 1e3,
             )  # fmt: skip
-            # one thread ahead: the next batch is parsed and decoded while the database writes this one
-            # (psycopg2 lets go of the GIL while it waits); planning stays here, after the commit before it
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hotspot-import-prepare") as ahead:
-                upcoming = ahead.submit(self._prepare, data, offset)
-                while True:
-                    waiting = time.perf_counter()
-                    chunk = upcoming.result()
-                    waited = time.perf_counter() - waiting
-                    self._report_damage(work, chunk.parsed, report)
-                    if not chunk.parsed.entries:
-                        break
-                    upcoming = ahead.submit(self._prepare, data, chunk.parsed.end_byte)
-                    self._import_batch(name, chunk, waited, report)
-                    self._sync_live()  # a backlog billed batch after batch is a long pass: keep the bound
-            if chunk.parsed.end_byte < len(data):
+            skipped = sum(entry.skipped_lines for entry in parsed.entries)
+            if skipped:
+                log.warning("accounting import: %s: lines that are no attribute skipped: %d", work, skipped)
+            for first_byte, end_byte in parsed.torn:
+                report.torn += 1
+                self.metrics.torn.inc()
+                log.warning(
+                    "accounting import: %s has a torn entry (%d bytes at %d) followed by whole ones: the file was "
+                    "cut short (a power cut: radiusd does not fsync it) and radiusd appended to it; not billed",
+                    work, end_byte - first_byte, first_byte,
+                )  # fmt: skip
+            for start in range(0, len(parsed.entries), self.batch_size):
+                self._import_batch(name, parsed.entries[start : start + self.batch_size], report)
+                self._sync_live()  # a backlog billed batch after batch is a long pass: keep the bound
+            if parsed.end_byte < len(data):
                 report.torn += 1
                 self.metrics.torn.inc()
                 log.warning(
                     "accounting import: %s ends in a torn entry (%d bytes at %d, radiusd stopped while writing it): "
                     "not billed; the NAS was not answered and sends it again",
-                    work, len(data) - chunk.parsed.end_byte, chunk.parsed.end_byte,
+                    work, len(data) - parsed.end_byte, parsed.end_byte,
                 )  # fmt: skip
             work.unlink()  # under the lock: a writer that still holds the file finds it deleted and reopens
         report.files += 1
 
-    def _prepare(self, data: bytes, offset: int) -> _Chunk:
-        """The next batch's entries from `offset`, parsed and decoded (in the thread ahead)."""
-        started = time.perf_counter()
-        parsed = parse(data, offset, self.batch_size)
-        packets = [(entry.attributes, self._received_at(entry)) for entry in parsed.entries]
-        return _Chunk(parsed, packets, decode_all([attributes for attributes, _ in packets]),
-                      time.perf_counter() - started)  # fmt: skip
-
-    def _report_damage(self, work: Path, parsed: Parsed, report: ImportReport) -> None:
-        """Say what of the file's entries cannot be read: lines skipped, torn entries followed by whole ones."""
-        skipped = sum(entry.skipped_lines for entry in parsed.entries)
-        if skipped:
-            log.warning("accounting import: %s: lines that are no attribute skipped: %d", work, skipped)
-        for first_byte, end_byte in parsed.torn:
-            report.torn += 1
-            self.metrics.torn.inc()
-            log.warning(
-                "accounting import: %s has a torn entry (%d bytes at %d) followed by whole ones: the file was "
-                "cut short (a power cut: radiusd does not fsync it) and radiusd appended to it; not billed",
-                work, end_byte - first_byte, first_byte,
-            )  # fmt: skip
-
-    def _import_batch(self, name: str, chunk: _Chunk, waited: float, report: ImportReport) -> None:
-        entries = chunk.parsed.entries
-        started, mode, timings = time.perf_counter(), "batch", _Timings(prepare=chunk.seconds, waited=waited)
+    def _import_batch(self, name: str, entries: Sequence[Entry], report: ImportReport) -> None:
+        started, mode, timings = time.perf_counter(), "batch", _Timings()
         try:
-            outcomes = self._bill(name, chunk, timings, isolated=False)
+            outcomes = self._bill(name, entries, timings, isolated=False)
         except (OperationalError, InterfaceError):
             raise
         except (DBAPIError, BatchConflict) as exc:  # one packet the database refuses must not stall the rest
@@ -286,9 +255,8 @@ class AccountingImporter:
                 self.metrics.errors.labels("refused").inc()
             log.warning("accounting import: billing the batch at %s:%d packet by packet: %s",
                         name, entries[0].first_byte, why)  # fmt: skip
-            # the failed attempt's time shows in the batch's total only
-            timings, mode = _Timings(prepare=chunk.seconds, waited=waited), "isolated"
-            outcomes = self._bill(name, chunk, timings, isolated=True)
+            timings, mode = _Timings(), "isolated"  # the failed attempt's time shows in the batch's total only
+            outcomes = self._bill(name, entries, timings, isolated=True)
         self._idle_since = time.perf_counter()
         elapsed = self._idle_since - started
         self.metrics.batch_seconds.observe(elapsed)
@@ -313,30 +281,32 @@ class AccountingImporter:
     def _report_timings(
         self, name: str, entries: Sequence[Entry], mode: str, timings: _Timings, elapsed: float
     ) -> None:
-        phases = {"waited": timings.waited, "read": timings.read, "plan": timings.plan, "write": timings.write,
-                  "single": timings.single, "record": timings.record, "commit": timings.commit}  # fmt: skip
+        phases = {"read": timings.read, "plan": timings.plan, "write": timings.write, "single": timings.single,
+                  "record": timings.record, "commit": timings.commit}  # fmt: skip
         for phase, seconds in phases.items():
             self.metrics.phase_seconds.labels(phase).inc(seconds)
         log.debug(
-            "accounting import: batch %s:%d, %d packets (%s) in %.1f ms: %s; prepared ahead in %.1f ms",
+            "accounting import: batch %s:%d, %d packets (%s) in %.1f ms: %s",
             name, entries[0].first_byte, len(entries), mode, elapsed * 1e3,
-            ", ".join(f"{phase} {seconds * 1e3:.1f}" for phase, seconds in phases.items()), timings.prepare * 1e3,
+            ", ".join(f"{phase} {seconds * 1e3:.1f}" for phase, seconds in phases.items()),
         )  # fmt: skip
 
-    def _bill(self, name: str, chunk: _Chunk, timings: _Timings, *, isolated: bool) -> Sequence[PacketOutcome | None]:
+    def _bill(
+        self, name: str, entries: Sequence[Entry], timings: _Timings, *, isolated: bool
+    ) -> Sequence[PacketOutcome | None]:
         """Bill the entries and record the batch in one transaction: all together (`bill_batch`), or `isolated`,
         each packet in a savepoint of its own, where one the database refuses is logged and left out (None)."""
         with self.sessions() as db:
             with db.begin():
                 outcomes: Sequence[PacketOutcome | None]
-                entries = chunk.parsed.entries
                 if isolated:
                     with timings.timing("single"):
                         outcomes = [self._bill_alone(db, name, entry) for entry in entries]
                 else:
+                    packets = [(entry.attributes, self._received_at(entry)) for entry in entries]
                     careful = partial(_savepoint, db)
-                    outcomes = bill_batch(db, chunk.packets, careful=careful, tariffs=self.tariffs, nas=self.nas,
-                                          timings=timings, updates=chunk.updates)  # fmt: skip
+                    outcomes = bill_batch(db, packets, careful=careful, tariffs=self.tariffs, nas=self.nas,
+                                          timings=timings)  # fmt: skip
                 unbilled = sum(1 for outcome in outcomes if outcome is None or outcome.unbilled is not None)
                 with timings.timing("record"):
                     radius_batches.record_batch(
@@ -372,23 +342,10 @@ class AccountingImporter:
 
 @dataclass
 class _Timings(BatchTimings):
-    """A batch's phases as the importer sees them: waiting for it to be prepared, the billing's, then recording
-    the batch and the commit; and the preparing's own time (in the thread ahead, overlapping the batch before)."""
+    """A batch's phases as the importer sees them: the billing's, then recording the batch and the commit."""
 
-    prepare: float = 0.0
-    waited: float = 0.0
     record: float = 0.0
     commit: float = 0.0
-
-
-@dataclass(frozen=True)
-class _Chunk:
-    """A batch's entries parsed and decoded ahead, and where the file's next batch begins (`parsed.end_byte`)."""
-
-    parsed: Parsed
-    packets: list[tuple[Attributes, datetime]]
-    updates: list[AccountingUpdate | None]
-    seconds: float  # what preparing it took
 
 
 @contextmanager

@@ -94,12 +94,9 @@ def test_the_live_file_is_synced_at_each_poll_while_the_database_is_down(tmp_pat
     assert synced() == 2 * len(entry)
     [claimed] = tmp_path.glob("buffer.detail.*.work")
     assert claimed.read_bytes() == entry  # not billed, not deleted: it waits
-    assert (
-        importer.metrics.registry.get_sample_value(
-            "hotspot_radius_import_database_errors_total", {"kind": "unavailable"}
-        )
-        == 2
-    )
+    assert importer.metrics.registry.get_sample_value(
+        "hotspot_radius_import_database_errors_total", {"kind": "unavailable"}
+    ) == 2
     engine.dispose()
 
 

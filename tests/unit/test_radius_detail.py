@@ -93,19 +93,3 @@ def test_a_file_cut_short_inside_an_entry_then_appended_to_keeps_the_torn_rest_a
         assert [e.first_byte for e in parsed.entries] == [0, len(ENTRY) + len(cut)]
         assert parsed.torn == [(len(ENTRY), len(ENTRY) + len(cut))] and parsed.end_byte == len(data)
         assert parsed.entries[1].attributes == parsed.entries[0].attributes
-
-
-def test_read_a_batch_at_a_time_a_file_gives_the_entries_and_torn_parts_of_one_read() -> None:
-    """The importer parses a batch ahead at a time (`limit`), each from where the one before ended."""
-    cut = ENTRY[:-60]
-    data = ENTRY + b"\n" + ENTRY + cut + ENTRY + ENTRY + cut
-    whole = parse(data)
-    for limit in (1, 2, 3, 4):
-        entries, torn, offset = [], [], 0
-        while (parsed := parse(data, offset, limit)).entries:
-            assert len(parsed.entries) <= limit
-            entries += parsed.entries
-            torn += parsed.torn
-            offset = parsed.end_byte
-        assert entries == whole.entries and torn == whole.torn
-        assert parse(data, offset, limit).end_byte == whole.end_byte == len(data) - len(cut)
