@@ -213,7 +213,7 @@ def write_confdirs(
     if buffered:
         spool = ours.confdir / "log" / "radacct" / "hotspot"
         ours.importer_command = [HOTSPOTCTL, "--config", settings_file, "radius", "import", "--spool", str(spool),
-                                 "--batch-size", str(batch_size)]  # fmt: skip
+                                 "--batch-size", str(batch_size), "--verbose"]  # fmt: skip
         if os.environ.get("BENCH_PROFILE"):  # the importer's profile, for a look with pstats
             ours.importer_command = [sys.executable, "-m", "cProfile", "-o", os.environ["BENCH_PROFILE"],
                                      *ours.importer_command]  # fmt: skip

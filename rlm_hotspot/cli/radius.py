@@ -260,9 +260,17 @@ def _clients(app: App, local_secret: str | None) -> list[radconf.Client]:
     help="Serve Prometheus metrics on this port (0: not served; the systemd unit uses 9480).",
 )
 @click.option("--metrics-address", default="127.0.0.1", show_default=True, help="Address of the metrics endpoint.")
+@click.option("--verbose", is_flag=True, help="Log each claimed file and each batch with where its time went.")
 @pass_app
 def import_(
-    app: App, spool: Path, once: bool, batch_size: int, keep_batches_days: int, metrics_port: int, metrics_address: str
+    app: App,
+    spool: Path,
+    once: bool,
+    batch_size: int,
+    keep_batches_days: int,
+    metrics_port: int,
+    metrics_address: str,
+    verbose: bool,
 ) -> None:
     """Bill buffered accounting from radiusd's detail file in batches, exactly once, until SIGTERM."""
     report = run_importer(
@@ -273,6 +281,7 @@ def import_(
         keep_batches=timedelta(days=keep_batches_days),
         metrics_port=metrics_port,
         metrics_address=metrics_address,
+        verbose=verbose,
     )
     if once:
         click.echo(

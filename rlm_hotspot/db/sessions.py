@@ -644,7 +644,10 @@ _METERS_COLUMNS = (  # apply_meters' array parameters, in the order it lists a p
 # Accounting-Starts of logins waiting for them, opened together (the accounting importer's batches): first
 # use of a card opens its account with the face value loaded through the ledger (as cards.activate does), and
 # each session opens as open_session sets it. Guarded: a session no longer pending, or whose NAS session id
-# another live session holds, is left out of the result.
+# another live session holds, is left out of the result. The holders are looked up once per statement (`held`):
+# as a correlated NOT EXISTS, statistics taken while few sessions were live (after a mass close, before
+# autovacuum's next analyse) planned it as a scan of every live session per Start — ~5 ms a Start at 20,000
+# live sessions, the importer's lag stall (docs/radius.md).
 _OPEN_SESSIONS = """
     WITH m AS (
         SELECT m0.*, CASE WHEN m0.account_id IS NULL THEN nextval(pg_get_serial_sequence('accounts', 'id')) END
@@ -657,6 +660,9 @@ _OPEN_SESSIONS = """
             CAST(:last_seen_at AS timestamptz[]), CAST(:at AS timestamptz[])
         ) AS m0(session_id, card_id, card_number, face_value, account_id, status, acct_session_id, username,
                 framed_ip, calling_station_id, started_at, last_seen_at, at)
+    ), held AS MATERIALIZED (
+        SELECT o.id, o.nas_id, o.acct_session_id FROM sessions o
+        WHERE o.acct_session_id = ANY (CAST(:acct_session_id AS text[])) AND o.status <> 'closed'
     ), new_account AS (
         INSERT INTO accounts (id, balance, created_at, updated_at)
         SELECT new_account, face_value, at, at FROM m WHERE new_account IS NOT NULL
@@ -674,8 +680,8 @@ _OPEN_SESSIONS = """
             username = m.username, framed_ip = m.framed_ip, calling_station_id = m.calling_station_id,
             started_at = m.started_at, last_seen_at = m.last_seen_at
         FROM m WHERE s.id = m.session_id AND s.status = 'pending'
-          AND NOT EXISTS (SELECT 1 FROM sessions o WHERE o.nas_id = s.nas_id AND o.acct_session_id = m.acct_session_id
-                          AND o.status <> 'closed' AND o.id <> s.id)  -- the per-packet rules settle who holds it
+          AND NOT EXISTS (SELECT 1 FROM held o WHERE o.nas_id = s.nas_id AND o.acct_session_id = m.acct_session_id
+                          AND o.id <> s.id)  -- the per-packet rules settle who holds it
         RETURNING s.id
     )
     SELECT id FROM opened

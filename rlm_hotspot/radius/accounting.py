@@ -7,8 +7,9 @@ give the same charges to the minor unit whichever path bills them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -91,6 +92,31 @@ def bill_packet(
     return PacketOutcome(update, done)
 
 
+@dataclass
+class BatchTimings:
+    """Where a batch's time went, in seconds: the importer logs and exports it per batch, so that a stall is
+    found by its phase rather than guessed. `plan` (decoding and the rules) is what the others leave."""
+
+    read: float = 0.0  # reading the sessions the packets name (again after a write) and locking the Starts' cards
+    write: float = 0.0  # the planned writes' statements (sessions opened, meters)
+    single: float = 0.0  # packets billed by the per-packet rules, in their place
+    total: float = 0.0
+
+    @property
+    def plan(self) -> float:
+        """Decoding and planning: the batch's own Python."""
+        return max(0.0, self.total - self.read - self.write - self.single)
+
+    @contextmanager
+    def timing(self, phase: str) -> Iterator[None]:
+        """Add the block's wall time to `phase` (read, write or single)."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            setattr(self, phase, getattr(self, phase) + time.perf_counter() - started)
+
+
 class BatchConflict(RuntimeError):
     """A session changed under a batch's planned writes (the worker, an admin): bill the batch one by one."""
 
@@ -102,6 +128,7 @@ def bill_batch(
     careful: Careful,
     tariffs: TariffCache,
     nas: NasCache,
+    timings: BatchTimings | None = None,
 ) -> list[PacketOutcome]:
     """Bill packets in order in the caller's transaction, as `bill_packet` bills each one, with fewer round trips.
 
@@ -111,9 +138,14 @@ def bill_batch(
     each, just before any other packet is billed (that one by `bill_packet`, reading what the plans wrote),
     before a session or a new card is planned a second time (then the sessions written since they were read
     are read again, together) and at the end. Raises BatchConflict when a planned write finds its session
-    changed.
+    changed. `timings`, when given, gets where the time went.
     """
-    return _Batch(db, packets, careful, tariffs, nas).bill()
+    timings = timings if timings is not None else BatchTimings()
+    started = time.perf_counter()
+    try:
+        return _Batch(db, packets, careful, tariffs, nas, timings).bill()
+    finally:
+        timings.total += time.perf_counter() - started
 
 
 class _Batch:
@@ -126,8 +158,10 @@ class _Batch:
         careful: Careful,
         tariffs: TariffCache,
         nas: NasCache,
+        timings: BatchTimings,
     ) -> None:
         self.db, self.packets, self.careful, self.tariffs, self.nas = db, packets, careful, tariffs, nas
+        self.timings = timings
         self.updates: list[AccountingUpdate | None] = []
         for attributes, _ in packets:
             try:
@@ -135,7 +169,8 @@ class _Batch:
             except MalformedPacket:
                 self.updates.append(None)  # bill_packet says why
         tokens = [u.token for u in self.updates if u and u.token and u.status in ("start", "interim", "stop")]
-        self.rows = sessions_by_tokens(db, tokens) if tokens else {}
+        with timings.timing("read"):
+            self.rows = sessions_by_tokens(db, tokens) if tokens else {}
         self.cards: dict[str, CardRecord] = {}
         self.meters: list[MeterUpdate] = []
         self.openings: list[SessionOpening] = []
@@ -149,9 +184,10 @@ class _Batch:
             planned = None if update is None or row is None else self._plan(update, row, attributes, received_at)
             if planned is None:
                 self._flush()
-                planned = bill_packet(
-                    attributes, received_at, quick=self.db, careful=self.careful, tariffs=self.tariffs, nas=self.nas
-                )
+                with self.timings.timing("single"):
+                    planned = bill_packet(
+                        attributes, received_at, quick=self.db, careful=self.careful, tariffs=self.tariffs, nas=self.nas
+                    )
                 self._touched(update, planned)
             outcomes.append(planned)
         self._flush()
@@ -163,7 +199,8 @@ class _Batch:
         if row is not None and row.id in self.outdated:
             self._flush()
             stale = [token for token, known in self.rows.items() if known.id in self.outdated]
-            self.rows.update(sessions_by_tokens(self.db, stale))
+            with self.timings.timing("read"):
+                self.rows.update(sessions_by_tokens(self.db, stale))
             self.outdated.clear()
             row = self.rows[row.auth_token]
         return row
@@ -180,7 +217,8 @@ class _Batch:
                 waiting = [
                     self.rows[u.token] for u in self.updates if u and u.status == "start" and u.token in self.rows
                 ]
-                self.cards.update(lock_cards_of(self.db, [row, *waiting]))
+                with self.timings.timing("read"):
+                    self.cards.update(lock_cards_of(self.db, [row, *waiting]))
             opening = opening_of(start, self.cards[row.card_number])
             if opening is not None:
                 self.openings.append(opening)
@@ -196,6 +234,10 @@ class _Batch:
 
     def _flush(self) -> None:
         """Write what is planned: the Starts' sessions opened, then the meters."""
+        with self.timings.timing("write"):
+            self._write()
+
+    def _write(self) -> None:
         if self.openings:
             if not open_planned(self.db, self.openings):
                 raise BatchConflict(f"a login of the batch changed while it was opened ({len(self.openings)} planned)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from rlm_hotspot.radius.metrics import BufferCollector
 
@@ -40,6 +40,15 @@ class ImportMetrics:
             "hotspot_radius_import_batch_seconds", "Time to bill and commit one batch.", registry=self.registry,
             buckets=BATCH_BUCKETS,
         )  # fmt: skip
+        self.phase_seconds = Counter(
+            "hotspot_radius_import_phase_seconds", "Seconds the batches spent, by phase (read: the sessions and "
+            "cards; plan: decoding and the rules; write: the planned statements; single: packets billed one by one; "
+            "record: the batch's row; commit).", ["phase"], registry=self.registry,
+        )  # fmt: skip
+        self.synced_bytes = Gauge(
+            "hotspot_radius_import_synced_bytes", "Size of radiusd's live buffer.detail at its last fdatasync by "
+            "the importer (each poll): what a power cut of the host can no longer lose.", registry=self.registry,
+        )  # fmt: skip
         self.torn = Counter(
             "hotspot_radius_import_torn_entries",
             "Torn entries of claimed files (radiusd died writing one, or a power cut cut the file short): not billed.",
@@ -57,6 +66,8 @@ class ImportMetrics:
             self.packets.labels(outcome)
         for mode in ("batch", "isolated"):
             self.batches.labels(mode)
+        for phase in ("read", "plan", "write", "single", "record", "commit"):
+            self.phase_seconds.labels(phase)
         for kind in ("unavailable", "refused"):
             self.errors.labels(kind)
         self.registry.register(BufferCollector(buffer_file, prefix="hotspot_radius_import_backlog"))

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event, text
@@ -237,3 +238,26 @@ def test_a_login_whose_start_reuses_a_live_sessions_id_takes_it_over(db: Session
         )
     ).all()
     assert [tuple(row) for row in states] == [(login, "open", None), (older, "closed", "Lost-Service")]
+
+
+def test_a_batch_start_whose_id_a_live_session_holds_is_left_to_the_per_packet_rules(
+    db: Session, vault: PinVault
+) -> None:
+    """The batch's statement opening Starts leaves out a login whose NAS session id another live session holds
+    (looked up once per statement): the batch is billed again packet by packet, where the takeover is decided."""
+    batch = radius_world(db, vault, count=2)
+    older, login = batch.numbers
+    radius_login(db, vault, login, token="aX")
+    said = {"card": 0, "sid": "X", "class": False, "seconds": 0, "octets": 0, "delay": 0}
+    tariffs, nas = TariffCache(), NasCache()
+    bill_packet(
+        attributes({**said, "status": "start"}, [older], "a"), NOW,
+        quick=db, careful=lambda: savepoint(db), tariffs=tariffs, nas=nas,
+    )  # fmt: skip
+    start = (attributes({**said, "status": "start", "class": True}, [login], "a"), NOW + timedelta(seconds=60))
+
+    with pytest.raises(BatchConflict), db.begin_nested():
+        bill_batch(db, [start], careful=lambda: savepoint(db), tariffs=tariffs, nas=nas)
+
+    statuses = db.execute(text("SELECT c.number, s.status FROM sessions s JOIN cards c ON c.id = s.card_id")).all()
+    assert sorted(tuple(row) for row in statuses) == sorted([(older, "open"), (login, "pending")])

@@ -1,11 +1,11 @@
 """A power cut of the billing host, buffered accounting: what the Accounting-Response promised is kept.
 
-radiusd's detail module writes an entry and answers; it never fsyncs (FreeRADIUS 3.2.1, rlm_detail), so a
-power cut loses the tail of the detail file the kernel had not yet written back: the file ends earlier,
-possibly in the middle of an entry. The cut is played here with the real components: a real radiusd answers
-the packets, then radiusd and the importer are killed (-9), the detail file is cut inside an entry, radiusd
-starts again on the same spool and appends to that file, the importer bills it, the worker runs its pass
-later. Nothing is billed twice, every entry that survived is billed, a lost Interim costs nothing and a
+radiusd's detail module writes an entry and answers; it never fsyncs (FreeRADIUS 3.2.1, rlm_detail), and the
+importer fdatasyncs the file only at each poll, so a power cut loses the tail written since the last sync: the
+file ends earlier, possibly in the middle of an entry. The cut is played here with the real components: a real
+radiusd answers the packets, then radiusd and the importer are killed (-9), the detail file is cut inside an
+entry, radiusd starts again on the same spool and appends to that file, the importer bills it, the worker runs
+its pass later. Nothing is billed twice, every entry that survived is billed, a lost Interim costs nothing and a
 session whose Stop was lost is closed by the worker at the last counters that survived.
 """
 
