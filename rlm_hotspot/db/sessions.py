@@ -132,12 +132,31 @@ def lock_card_and_count_live(db: Session, card_id: int, now: datetime, pending_t
 
 
 @dataclass(frozen=True)
+class RadiusLoginCall:
+    """The arguments of radius_login_json (sql/024): what the first hook call hands the database call."""
+
+    number: str
+    nas_ip: str
+    client: str | None
+    at: datetime
+    window: int
+    pending_ttl: int
+    token: str
+    username: str
+    calling_station_id: str | None
+
+    def encode(self) -> str:
+        return _hex_json({**vars(self), "at": self.at.isoformat()})
+
+
+@dataclass(frozen=True)
 class RadiusLoginResult:
-    """What radius_login (sql/028) returned: the snapshot read under the card lock, the slot if one was taken,
-    and the call's own time and token."""
+    """What radius_login_json returned: the snapshot read under the card lock, the slot if one was taken,
+    and the call's own number, time and token."""
 
     snapshot: LoginSnapshot
-    reserved_session_id: int | None  # the pending session holding the slot (sql/028); None: no slot taken
+    reserved_session_id: int | None  # the pending session holding the slot (sql/027); None: no slot taken
+    number: str
     at: datetime
     token: str
 
@@ -147,7 +166,7 @@ _TIMESTAMPS = ("activated_at", "valid_from", "use_before", "expires_at")
 
 
 def parse_radius_login(text: str) -> RadiusLoginResult:
-    *values, session_id, at, token = json.loads(text)
+    *values, session_id, number, at, token = json.loads(text)
     facts = dict(zip(_SNAPSHOT_FIELDS, values, strict=True))
     for name in _TIMESTAMPS:
         if facts[name] is not None:
@@ -157,22 +176,17 @@ def parse_radius_login(text: str) -> RadiusLoginResult:
     return RadiusLoginResult(
         snapshot=LoginSnapshot(**facts),
         reserved_session_id=session_id,
+        number=number,
         at=datetime.fromisoformat(at),
         token=token,
     )
 
 
 def radius_refusal(
-    outcome: str | None,
-    *,
-    number: str | None,
-    client: str | None,
-    hotspot_id: int | None,
-    at: datetime,
-    session_id: int | None,
+    outcome: str, *, number: str, client: str | None, hotspot_id: int | None, at: datetime, session_id: int | None
 ) -> str:
-    """The arguments of radius_login_refused (sql/028): record a refused login (`outcome` None: nothing),
-    giving back the slot of `session_id` when the database call reserved one."""
+    """The arguments of radius_login_refused (sql/027): record a refused login, giving back the slot of
+    `session_id` when the database call reserved one."""
     arguments: dict[str, object] = {"outcome": outcome, "number": number, "client": client, "hotspot_id": hotspot_id,
                                     "at": at.isoformat()}  # fmt: skip
     if session_id is not None:

@@ -8,9 +8,9 @@ A pooled connection found dead when a hook uses it (the server restarted, or a f
 primary, while it sat idle) costs no request: the hook runs once more on a new connection.
 
 radiusd runs the hooks one at a time (one python3 instance), so the login rate is 1 / (time in the
-hooks). A login's database round trip is therefore not made here: the virtual server runs it through an
-rlm_sql instance, from radiusd's thread pool, before it calls `authorize` (freeradius-config/sites-available/
-hotspot), which is pure work: check the request, decide on the database's answer.
+hooks). A login's database round trip is therefore not made here: `authorize` runs twice, and between
+the two calls the virtual server runs the database call through an rlm_sql instance, from radiusd's
+thread pool (freeradius-config/sites-available/hotspot). Both calls are pure work.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ from rlm_hotspot.services.access import (
     RadiusRefused,
     UnknownPlace,
     decide_radius_login,
-    radius_give_back,
+    new_token,
+    radius_login_call,
 )
 from rlm_hotspot.services.catalog import currency
 from rlm_hotspot.services.errors import ServiceError
@@ -54,9 +55,10 @@ from rlm_hotspot.settings import Settings
 
 HookResult = tuple[int, tuple[Item, ...] | None, tuple[Item, ...] | None]
 
-# Control attributes between the hook and the virtual server (freeradius-config/dictionary.hotspot; a NAS
-# cannot set control items): the database call's result, and what Post-Auth-Type REJECT records for a
-# refused login, with the Reply-Message chap's refusal of the PIN gets.
+# Control attributes between the hook calls and the virtual server (freeradius-config/dictionary.hotspot;
+# a NAS cannot set control items): the database call's arguments and result, and what Post-Auth-Type
+# REJECT records for a refused login, with the Reply-Message chap's refusal of the PIN gets.
+LOGIN_CALL = "Hotspot-Login-Call"
 LOGIN_RESULT = "Hotspot-Login-Result"
 REFUSAL = "Hotspot-Refusal"
 REFUSAL_MESSAGE = "Hotspot-Refusal-Message"
@@ -69,30 +71,11 @@ UNKNOWN_NAS_ADVICE = (
     "without `nasip`: its uamlisten address), set the NAS to name its RADIUS side instead (chilli.conf "
     "`nasip` and `radiuslisten`)"
 )
-# A virtual server older than the module (028): it calls the module with no login result
-NO_LOGIN_CALL = "the virtual server made no login call (run `hotspotctl radius install` again)"
 # Reply-Messages are English, like the refusals' (the portal translates what it shows itself)
 
 
 class StartupError(RuntimeError):
     """The module cannot serve: bad settings, unreadable key file, unreachable or uninitialised database."""
-
-
-# The settings the virtual server's login call reads from the module's config { } block (written there by
-# `hotspotctl radius install|run`): the database counts the lockout's window and the pending sessions' life
-LOGIN_CALL_SETTINGS = ("lockout_window_s", "pending_session_ttl_s")
-
-
-def check_login_call_settings(module_config: dict[str, str], settings: Settings) -> None:
-    """Refuse to start (StartupError) when the config block's copy of a login setting is not the settings
-    file's: the database would count the lockout and the live sessions otherwise than the module decides."""
-    for name in LOGIN_CALL_SETTINGS:
-        value = module_config.get(name)
-        if value != str(getattr(settings, name)):
-            raise StartupError(
-                f"the module's config {{ }} block has {name} = {value}, the settings file "
-                f"{getattr(settings, name)}: run `hotspotctl radius install` again"
-            )
 
 
 class RadiusAdapter:
@@ -231,34 +214,28 @@ class RadiusAdapter:
         return self.rad.RLM_MODULE_FAIL, fault_reply, None
 
     def _outcome(self, result: HookResult) -> str:
-        """How the metrics name a hook's answer: authorize `accept`s or `reject`s; accounting is `ok`; both
-        may `fail`."""
-        rcode = result[0]
+        """How the metrics name a hook's answer: authorize's first call `checked` the request (the login's
+        database call comes next), its second call `accept`s or `reject`s; accounting is `ok` or `fail`."""
+        rcode, reply, _ = result
         if rcode == self.rad.RLM_MODULE_FAIL:
             return "fail"
         if rcode == self.rad.RLM_MODULE_REJECT:
             return "reject"
         if rcode == self.rad.RLM_MODULE_UPDATED:
-            return "accept"
+            return "accept" if reply else "checked"
         return "ok"
 
     def log(self, level: int, message: str) -> None:
         self.rad.radlog(level, f"rlm_hotspot: {message}")
 
-    # -- authorize, after the login's database call: check the request, decide ----------------------
+    # -- authorize, twice: before the database call (check, prepare) and after it (decide) ----------
     def _authorize(self, lists: dict[str, Any]) -> HookResult:
-        result = Attributes.of(lists.get("config")).first(LOGIN_RESULT)
         try:
             packet = decode_login(Attributes.of(lists.get("request")))
         except MalformedPacket as exc:
             self.log(self.rad.L_ERR, f"authorize: malformed Access-Request rejected: {exc}")
             self.metrics.refusals.labels("malformed_request").inc()
-            give_back = radius_give_back(result) if result else None  # a slot the database call took for it
-            return (
-                self.rad.RLM_MODULE_REJECT,
-                reply_message("Invalid login request."),
-                None if give_back is None else ((REFUSAL, ":=", give_back),),
-            )
+            return self.rad.RLM_MODULE_REJECT, reply_message("Invalid login request."), None
         request = LoginRequest(
             card_text=packet.card_text,
             source="radius",
@@ -267,12 +244,23 @@ class RadiusAdapter:
             pin=packet.password,  # PAP: checked here in both PIN modes
             chap=packet.chap,  # CHAP: checked here against the revealed PIN, before the card's state is told
         )
-        if not result:  # "": rlm_sql logged why (database down, statement timeout); the next login tries again
-            why = "the login's database call failed" if result == "" else NO_LOGIN_CALL
+        result = Attributes.of(lists.get("config")).first(LOGIN_RESULT)
+        if result == "":  # rlm_sql logged why (database down, statement timeout); the call is retried next time
             return self._fault(
-                "authorize", "login_call_failed", f"{why}, answering FAIL", reply_message(SERVICE_UNAVAILABLE)
-            )
+                "authorize", "login_call_failed", "the login's database call failed, answering FAIL",
+                reply_message(SERVICE_UNAVAILABLE),
+            )  # fmt: skip
         try:
+            if result is None:
+                call = radius_login_call(
+                    request,
+                    self.policy,
+                    token=new_token(),
+                    username=packet.card_text,
+                    calling_station_id=packet.calling_station_id,
+                    now=utc_now(),
+                )
+                return self.rad.RLM_MODULE_UPDATED, None, ((LOGIN_CALL, ":=", call),)
             try:
                 login = decide_radius_login(self.login_db, self.vault, self.tariffs, self.policy, request, result)
             finally:

@@ -22,7 +22,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from rlm_hotspot.radius.bootstrap import SITE_PACKAGES
-from rlm_hotspot.settings import Settings, SettingsError, load_settings
+from rlm_hotspot.settings import SettingsError, load_settings
 
 # the directory holding this rlm_hotspot package: the checkout, or site-packages when installed
 CODE_DIR = Path(__file__).resolve().parents[2]
@@ -75,17 +75,13 @@ class Listen:
 
 def module_text(settings_file: Path, venv: Path | None = None) -> str:
     """The `python3 hotspot { }` instance, pointing at a venv (by default the one hotspotctl runs in), the
-    code radiusd imports with it, and one settings file, with the values of it the virtual server's login
-    call reads from the instance."""
+    code radiusd imports with it, and one settings file."""
     venv = default_venv(venv)
-    settings = _settings(settings_file)
     return _fill(
         "mods-available/hotspot",
         PYTHON_PATH=str(python_path(venv)),
         SETTINGS_FILE=str(settings_file.resolve()),
         VENV=str(venv),
-        LOCKOUT_WINDOW_S=str(settings.lockout_window_s),
-        PENDING_SESSION_TTL_S=str(settings.pending_session_ttl_s),
     )
 
 
@@ -101,16 +97,12 @@ def python_path(venv: Path) -> Path:
     return site_packages if (site_packages / "rlm_hotspot" / "__init__.py").is_file() else CODE_DIR
 
 
-def _settings(settings_file: Path) -> Settings:
-    try:
-        return load_settings(settings_file, environ={})
-    except SettingsError as exc:
-        raise RadiusConfigError(f"settings file {settings_file}: {exc}") from None
-
-
 def sql_module_text(settings_file: Path) -> str:
     """The `sql hotspot_sql { }` instance, connected to the database of the settings file (as the module is)."""
-    settings = _settings(settings_file)
+    try:
+        settings = load_settings(settings_file, environ={})
+    except SettingsError as exc:
+        raise RadiusConfigError(f"settings file {settings_file}: {exc}") from None
     url = make_url(settings.database_url)
     # the libpq parameters psycopg2 gets from the same URL: several hosts (`?host=a:1&host=b:2`) become
     # host=a,b port=1,2, and target_session_attrs=read-write goes along, so rlm_sql follows the primary too

@@ -30,11 +30,7 @@ def instantiate(_: object) -> int:
     try:
         bootstrap.activate(bootstrap.venv_site_packages(config.get("venv")))
         from rlm_hotspot.pins import PinKeyError  # noqa: PLC0415
-        from rlm_hotspot.radius.adapter import (  # noqa: PLC0415 - after the venv
-            RadiusAdapter,
-            StartupError,
-            check_login_call_settings,
-        )
+        from rlm_hotspot.radius.adapter import RadiusAdapter, StartupError  # noqa: PLC0415 - after the venv
         from rlm_hotspot.radius.metrics import checking_config, process_argv  # noqa: PLC0415
         from rlm_hotspot.settings import SettingsError, load_settings  # noqa: PLC0415
     except Exception as exc:
@@ -46,7 +42,6 @@ def instantiate(_: object) -> int:
     buffer_file = Path(config["buffer"]) if config.get("buffer") else None
     try:
         settings = load_settings(config["settings"], environ={})
-        check_login_call_settings(config, settings)
         _adapter = RadiusAdapter.start(radiusd, settings, buffer_file)
     except (SettingsError, PinKeyError, StartupError) as exc:
         radiusd.radlog(radiusd.L_ERR, f"rlm_hotspot: cannot start: {exc}")

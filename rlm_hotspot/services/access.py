@@ -95,9 +95,9 @@ def decide_login(
     return _grant(db, snap, vault, tariffs, policy, request, now)
 
 
-# A RADIUS login takes one hook call after radiusd's own database call (the virtual server `hotspot`,
-# freeradius-config/): radiusd runs the python3 module's hooks one at a time, so the round trip is made by an
-# rlm_sql instance from radiusd's thread pool, and the hook call only does pure work.
+# A RADIUS login takes two hook calls with radiusd's own database call between them (the virtual server
+# `hotspot`, freeradius-config/): radiusd runs the python3 module's hooks one at a time, so the round trip is
+# made by an rlm_sql instance from radiusd's thread pool, and the hook calls only do pure work.
 
 
 class RadiusRefused(CardRefused):
@@ -122,6 +122,41 @@ class RadiusLogin:
     refused_by_chap: str | None
 
 
+def radius_login_call(
+    request: LoginRequest,
+    policy: Policy,
+    *,
+    token: str,
+    username: str,
+    calling_station_id: str | None,
+    now: datetime,
+) -> str:
+    """The first hook call (no I/O): the arguments of the login's database call (radius_login_json, sql/024).
+
+    The check digit refuses a typo here, before any query (RadiusRefused).
+    """
+    try:
+        number = _card_number(request.card_text)
+    except CardRefused as refused:
+        outcome = refused.refusal.value
+        number_or_text = _number_or_text(request.card_text)
+        record = q.radius_refusal(
+            outcome, number=number_or_text, client=request.client, hotspot_id=None, at=now, session_id=None
+        )
+        raise RadiusRefused(refused, record) from None
+    return q.RadiusLoginCall(
+        number=number,
+        nas_ip=str(request.nas_ip),
+        client=request.client,
+        at=now,
+        window=policy.lockout_window_s,
+        pending_ttl=policy.pending_session_ttl_s,
+        token=token,
+        username=username,
+        calling_station_id=calling_station_id,
+    ).encode()
+
+
 def decide_radius_login(
     db: Session,
     vault: PinVault,
@@ -130,28 +165,25 @@ def decide_radius_login(
     request: LoginRequest,
     result: str,
 ) -> RadiusLogin:
-    """The hook call: decide on what the database call returned (`result`).
+    """The second hook call: decide on what the database call returned (`result`).
 
     The database locked the card, read the snapshot and reserved a slot when the card had one left
-    (sql/028: two Access-Requests for one card at the same instant, on any number of radiusd servers,
+    (sql/024: two Access-Requests for one card at the same instant, on any number of radiusd servers,
     serialise on the card row, so exactly `simultaneous_use` of them get a slot). The rules below decide
-    everything else, the check digit first (a typo is told as such and never counts towards the lockout;
-    it costs a query, which found no card); a refusal raises RadiusRefused, and radiusd records it (giving
-    the slot back). `db` is used only when a tariff's cache entry is stale. A CHAP response is checked
-    here, against the revealed PIN, before the card's state is told; radiusd's chap checks it again
-    (`refused_by_chap`).
+    everything else; a refusal raises RadiusRefused, and radiusd records it (giving the slot back). `db` is used only
+    when a tariff's cache entry is stale. A CHAP response is checked here, against the revealed PIN, before
+    the card's state is told; radiusd's chap checks it again (`refused_by_chap`).
     """
     login = q.parse_radius_login(result)
     snap, session_id = login.snapshot, login.reserved_session_id
 
     def record(refusal: Refusal) -> str:
         return q.radius_refusal(
-            refusal.value, number=_number_or_text(request.card_text), client=request.client,
-            hotspot_id=snap.hotspot_id, at=login.at, session_id=session_id,
+            refusal.value, number=login.number, client=request.client, hotspot_id=snap.hotspot_id, at=login.at,
+            session_id=session_id,
         )  # fmt: skip
 
     try:
-        _card_number(request.card_text)
         grant = _grant(db, snap, vault, tariffs, policy, request, login.at)
         if session_id is None:  # every rule passed, yet no slot: taken by a concurrent login
             raise CardRefused(Refusal.TOO_MANY_SESSIONS)
@@ -161,7 +193,7 @@ def decide_radius_login(
 
 
 def _card_number(card_text: str) -> str:
-    """The normalised card number; the check digit refuses a typo before the card is looked at."""
+    """The normalised card number; the check digit refuses a typo before any query."""
     try:
         return normalise_card_number(card_text)
     except CardNumberError as exc:
@@ -312,14 +344,3 @@ def clear_lockout(
             return None
     lockouts.clear(db, kind=kind, subject=subject, now=now)
     return f"{kind} {subject}"
-
-
-def radius_give_back(result: str) -> str | None:
-    """radius_login_refused's arguments that give back the slot the database call took (`result`) and record
-    nothing, for a request the module refuses before any rule (malformed); None when no slot was taken."""
-    login = q.parse_radius_login(result)
-    if login.reserved_session_id is None:
-        return None
-    return q.radius_refusal(
-        None, number=None, client=None, hotspot_id=None, at=login.at, session_id=login.reserved_session_id
-    )

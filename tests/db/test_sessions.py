@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import threading
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine, text
@@ -23,6 +22,7 @@ from rlm_hotspot.services.access import (
     UnknownPlace,
     decide_login,
     decide_radius_login,
+    radius_login_call,
     record_attempt,
 )
 from rlm_hotspot.services.errors import CardRefused
@@ -69,48 +69,17 @@ def radius_login(
     now=NOW,
     nas_ip: str = NAS_IP,
 ) -> RadiusLogin:
-    """radiusd's path (pin=None: CHAP, radiusd checks it) from a device whose Calling-Station-Id is `client`:
-    the virtual server's database call (sql/028), the decision; a refusal is recorded as Post-Auth-Type
-    REJECT records it. The session's Class token, which the database drew, becomes `token` (what the
-    test's accounting packets carry)."""
+    """radiusd's path (pin=None: CHAP, radiusd checks it): the first hook call, the virtual server's database
+    call (sql/010), the decision; a refusal is recorded as Post-Auth-Type REJECT records it."""
     request = LoginRequest(card_text=number, source="radius", nas_ip=nas_ip, client=client, pin=pin)
-    result = radius_call(db, number, station=client, nas_ip=nas_ip, now=now)
-    assert len(result) < 1024 and "\\" not in result  # what rlm_python3 hands a hook of it, unescaped
     try:
-        accepted = decide_radius_login(db, vault, TariffCache(), POLICY, request, result)
+        call = radius_login_call(request, POLICY, token=token, username=number, calling_station_id="aa", now=now)
+        result = db.execute(text("SELECT radius_login_json(:call)"), {"call": call}).scalar_one()
+        assert len(result) < 1024 and "\\" not in result  # what rlm_python3 hands a hook of it, unescaped
+        return decide_radius_login(db, vault, TariffCache(), POLICY, request, result)
     except RadiusRefused as refused:
         refuse(db, refused.record)
         raise
-    db.execute(text("UPDATE sessions SET auth_token = :token WHERE auth_token = :drawn"),
-               {"token": token, "drawn": accepted.token})  # fmt: skip
-    return dataclasses.replace(accepted, token=token)
-
-
-def radius_call(
-    db: Session,
-    user_name: str,
-    *,
-    station: str | None,
-    nas_ip: str = NAS_IP,
-    framed_ip: str | None = None,
-    now: datetime = NOW,
-) -> str:
-    """The virtual server's database call (sql/028) with its arguments as radiusd's xlats write them: text
-    attributes as hex octets, addresses as printed, '' for an absent attribute."""
-    return str(
-        db.execute(
-            text("SELECT radius_login(:user_name, :nas_ip, '', :station, :framed_ip, :window, :ttl, :at)"),
-            {
-                "user_name": user_name.encode().hex(),
-                "nas_ip": nas_ip,
-                "station": (station or "").encode().hex(),
-                "framed_ip": framed_ip or "",
-                "window": POLICY.lockout_window_s,
-                "ttl": POLICY.pending_session_ttl_s,
-                "at": now,
-            },
-        ).scalar_one()
-    )
 
 
 def refuse(db: Session, record: str) -> None:

@@ -52,11 +52,12 @@ def test_logins_refusals_and_accounting_are_counted(
     after = radius_server.metrics()
 
     requests = "hotspot_radius_requests_total"
+    assert grew(before, after, requests, hook="authorize", outcome="checked") == 2  # the first of two calls
     assert grew(before, after, requests, hook="authorize", outcome="accept") == 1
     assert grew(before, after, requests, hook="authorize", outcome="reject") == 1
     assert grew(before, after, requests, hook="accounting", outcome="ok") == 2
     assert grew(before, after, "hotspot_radius_refusals_total", reason="wrong_pin") == 1
-    assert grew(before, after, "hotspot_radius_hook_seconds_count", hook="authorize") == 2  # one call a login
+    assert grew(before, after, "hotspot_radius_hook_seconds_count", hook="authorize") == 4
     assert grew(before, after, "hotspot_radius_hook_seconds_count", hook="accounting") == 2
     assert grew(before, after, "hotspot_radius_hook_seconds_bucket", hook="accounting", le="+Inf") == 2
     assert 0 < grew(before, after, "hotspot_radius_hook_seconds_sum", hook="accounting") < 2

@@ -7,7 +7,6 @@ import json
 import sys
 import types
 from collections.abc import Iterator
-from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -15,8 +14,7 @@ import pytest
 from rlm_hotspot.core.decisions import SERVICE_UNAVAILABLE as UNAVAILABLE
 from rlm_hotspot.db.engine import make_engine
 from rlm_hotspot.pins import PinVault, create_key_file
-from rlm_hotspot.db.sessions import LoginSnapshot
-from rlm_hotspot.radius.adapter import LOGIN_RESULT, REFUSAL, RadiusAdapter
+from rlm_hotspot.radius.adapter import LOGIN_CALL, LOGIN_RESULT, REFUSAL, RadiusAdapter
 from rlm_hotspot.settings import load_settings
 
 RCODES = {"RLM_MODULE_REJECT": 0, "RLM_MODULE_FAIL": 1, "RLM_MODULE_OK": 2, "RLM_MODULE_NOOP": 7}
@@ -59,8 +57,6 @@ def settings_file(tmp_path: Path, url: str) -> Path:
 
 
 UNREACHABLE = "postgresql+psycopg2://postgres@/hotspot?host=/nonexistent"
-# what `hotspotctl radius install` copies from the settings file into the config block (their defaults)
-LOGIN_CALL_SETTINGS = {"lockout_window_s": "900", "pending_session_ttl_s": "120"}
 
 
 @pytest.mark.parametrize(
@@ -78,25 +74,9 @@ def test_instantiate_aborts_start_up_with_a_clear_line(load_hooks, config: dict[
 
 
 def test_an_unreachable_database_aborts_start_up(load_hooks, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    hooks, stub = load_hooks({"settings": str(settings_file(tmp_path, UNREACHABLE)), **LOGIN_CALL_SETTINGS})
+    hooks, stub = load_hooks({"settings": str(settings_file(tmp_path, UNREACHABLE))})
     assert hooks.instantiate(None) == -1
     assert "cannot use the database" in stub.logged[-1][1]
-
-
-def test_a_config_block_out_of_step_with_the_settings_file_aborts_start_up(load_hooks, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """The login's database call counts the lockout window the config block names: it must be the module's."""
-    stale = {"settings": str(settings_file(tmp_path, UNREACHABLE)), **LOGIN_CALL_SETTINGS, "lockout_window_s": "600"}
-    hooks, stub = load_hooks(stale)
-    assert hooks.instantiate(None) == -1
-    assert stub.logged[-1][1] == (
-        "rlm_hotspot: cannot start: the module's config { } block has lockout_window_s = 600, the settings file 900: "
-        "run `hotspotctl radius install` again"
-    )
-
-
-def login_result(*, session_id: int | None) -> str:
-    """What the login's database call returns for a card number it found no card for (sql/028)."""
-    return json.dumps([None] * len(fields(LoginSnapshot)) + [session_id, "2026-12-07T19:00:00+00:00", "t" * 24])
 
 
 def test_logins_make_no_query_and_database_faults_become_fail(load_hooks, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -105,16 +85,18 @@ def test_logins_make_no_query_and_database_faults_become_fail(load_hooks, tmp_pa
     engine = make_engine(settings, pool_size=1)  # connects lazily: every query fails at once
     hooks._adapter = RadiusAdapter(stub, settings, engine, PinVault.from_file(settings.pin_key_file))
     request = (("User-Name", "0001 9116-814"), ("User-Password", "x"), ("NAS-IP-Address", "192.0.2.1"))
-    unavailable = (("Reply-Message", UNAVAILABLE),)
-    # a virtual server older than the module makes no database call: FAIL, and the log says what to do
-    assert hooks.authorize({"request": request, "config": None}) == (1, unavailable, None)
-    assert stub.logged[-1][1].endswith("made no login call (run `hotspotctl radius install` again), answering FAIL")
-    # a typo is told as such (the database call found no card for it) and recorded, never counted
+    # the first call prepares radiusd's database call: no query of its own, so no fault either
+    rcode, reply, control = hooks.authorize({"request": request, "config": None})
+    assert (rcode, reply) == (8, None)
+    [(name, op, call)] = control
+    assert (name, op) == (LOGIN_CALL, ":=")
+    assert json.loads(bytes.fromhex(call))["number"] == "00019116814"
     typo = (("User-Name", "00019116815"), *request[1:])
-    rcode, reply, control = hooks.authorize({"request": typo, "config": ((LOGIN_RESULT, login_result(session_id=None)),)})
+    rcode, reply, control = hooks.authorize({"request": typo, "config": None})
     assert (rcode, reply) == (0, (("Reply-Message", "card number '00019116815' has a typo (check digit)"),))
     [(name, op, record)] = control  # recorded by Post-Auth-Type REJECT
     assert (name, json.loads(bytes.fromhex(record))["outcome"]) == (REFUSAL, "bad_card_number")
+    unavailable = (("Reply-Message", UNAVAILABLE),)
     assert hooks.authorize({"request": request, "config": ((LOGIN_RESULT, "{"),)}) == (1, unavailable, None)
     assert "authorize: internal error, answering FAIL" in stub.logged[-1][1]
     # the virtual server's database call failed (rlm_sql says why): one line, no traceback
@@ -123,24 +105,16 @@ def test_logins_make_no_query_and_database_faults_become_fail(load_hooks, tmp_pa
     start = {"request": (("Acct-Status-Type", "Start"), ("NAS-IP-Address", "192.0.2.1"), ("User-Name", "1"))}
     assert hooks.accounting(start) == (1, None, None)
     assert "accounting: database unavailable, answering FAIL" in stub.logged[-1][1]
-    malformed = (("User-Name", "1"),)  # no password: refused before any rule, and never recorded
-    rcode, reply, control = hooks.authorize({"request": malformed, "config": ((LOGIN_RESULT, ""),)})
+    rcode, reply, control = hooks.authorize({"request": (("User-Name", "1"),)})
     assert (rcode, reply, control) == (0, (("Reply-Message", "Invalid login request."),), None)
-    # ... and when the database call took a slot for it (a valid card), the slot goes back
-    rcode, reply, control = hooks.authorize({"request": malformed, "config": ((LOGIN_RESULT, login_result(session_id=7)),)})
-    [(name, op, record)] = control
-    assert (rcode, name, json.loads(bytes.fromhex(record))) == (
-        0, REFUSAL, {"outcome": None, "number": None, "client": None, "hotspot_id": None,
-                     "at": "2026-12-07T19:00:00+00:00", "session_id": 7},
-    )  # fmt: skip
     assert hooks.accounting({"request": (("Acct-Status-Type", "Bogus"),)}) == (2, None, None)  # acknowledged
     counted = hooks._adapter.metrics.registry.get_sample_value
-    assert counted("hotspot_radius_errors_total", {"hook": "accounting", "kind": "database_unavailable"}) == 1
-    assert counted("hotspot_radius_errors_total", {"hook": "authorize", "kind": "unexpected"}) == 1
-    assert counted("hotspot_radius_errors_total", {"hook": "authorize", "kind": "login_call_failed"}) == 2
-    assert counted("hotspot_radius_refusals_total", {"reason": "bad_card_number"}) == 1
-    assert counted("hotspot_radius_refusals_total", {"reason": "malformed_request"}) == 2
-    assert counted("hotspot_radius_requests_total", {"hook": "authorize", "outcome": "fail"}) == 3
+    for kind in ("database_unavailable", "unexpected", "login_call_failed"):
+        hook = "accounting" if kind == "database_unavailable" else "authorize"
+        assert counted("hotspot_radius_errors_total", {"hook": hook, "kind": kind}) == 1, kind
+    for reason in ("bad_card_number", "malformed_request"):
+        assert counted("hotspot_radius_refusals_total", {"reason": reason}) == 1, reason
+    assert counted("hotspot_radius_requests_total", {"hook": "authorize", "outcome": "fail"}) == 2
     assert counted("hotspot_radius_requests_total", {"hook": "accounting", "outcome": "ok"}) == 1
     assert counted("hotspot_radius_accounting_unbilled_total", {"reason": "malformed"}) == 1
-    assert counted("hotspot_radius_hook_seconds_count", {"hook": "authorize"}) == 6
+    assert counted("hotspot_radius_hook_seconds_count", {"hook": "authorize"}) == 5
