@@ -116,13 +116,24 @@ class Server:
         return [process.pid for process in (self.process, self.importer) if process is not None]
 
     def stop(self) -> None:
+        """Stop the importer and radiusd, killing what ignores SIGTERM: a bench that gives up must not leave
+        them running (a radiusd deep in a queue of hook calls can take longer than the wait)."""
         if self.wrapper and self.process and self.process.poll() is None:
             os.kill(self.radiusd_pid(), signal.SIGTERM)  # a wrapper (heaptrack) ends with it, after writing its file
-            self.process.wait(timeout=300)
+            _wait_or_kill(self.process, 300)
         for process in (self.importer, self.process):
             if process and process.poll() is None:
                 process.terminate()
-                process.wait(timeout=30)
+                _wait_or_kill(process, 30)
+
+
+def _wait_or_kill(process: subprocess.Popen[bytes], timeout: float) -> None:
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        print(f"pid {process.pid} still running {timeout:.0f} s after SIGTERM: killing it", file=sys.stderr)
+        process.kill()
+        process.wait()
 
 
 def prepare_databases(cluster: PrivateCluster, root: Path, users: int) -> tuple[str, list[tuple[str, str]]]:

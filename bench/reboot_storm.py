@@ -34,24 +34,29 @@ from radload import (
 )
 
 from devtools.cluster import PrivateCluster, temporary_cluster
+from devtools.processes import exit_on_signals
 
 INTERIM_S = 300  # the old sessions' last counters: this far into them (bench/radius_vs_rlm_sql.session_packet)
+WINDOW = 32  # the preparation's requests in flight
+RETRANSMITS = 20  # times a NAS sends again a Start left unanswered for run_load's 5 s (the bench then gives up)
 
 
 def count(cluster: PrivateCluster, query: str) -> int:
     return int(cluster.psql("hotspot", query).strip())
 
 
-def old_sessions_before_reboot(server: Server, cluster: PrivateCluster, credentials: list[tuple[str, str]]) -> int:
-    """Every guest logged in with a Start and an Interim; returns how many accounting packets were sent."""
-    classes = login_all(server, credentials, 32, cluster)
-    packets = [
-        session_packet(status, user, f"old-{i}", seconds, classes[i])
-        for status, seconds in (("start", 0), ("interim", INTERIM_S))
-        for i, (user, _) in enumerate(credentials)
-    ]
-    send(server, packets, 32)
-    return len(packets)
+def old_sessions_before_reboot(server: Server, cluster: PrivateCluster, credentials: list[tuple[str, str]]) -> None:
+    """Every guest logged in with a Start and an Interim, each Interim sent soon after its Start was answered
+    (two windows of packets later). Not every Interim after every Start: under load an Interim then came as
+    long after its Start as all the Starts took, and past RESTART_TOLERANCE_S it said its session began later
+    than its Start did — another session (the NAS counting from zero again), which closed the Start's one
+    `Lost-Service` with no counters."""
+    classes = login_all(server, credentials, WINDOW, cluster)
+    slots = []
+    for i, (user, _) in enumerate(credentials):
+        slots.append((2 * i, session_packet("start", user, f"old-{i}", 0, classes[i])))
+        slots.append((2 * (i + 2 * WINDOW) + 1, session_packet("interim", user, f"old-{i}", INTERIM_S, classes[i])))
+    send(server, [packet for _, packet in sorted(slots, key=lambda slot: slot[0])], WINDOW)
 
 
 def wait_for(cluster: PrivateCluster, query: str, expected: int, timeout: float = 900) -> float:
@@ -66,7 +71,7 @@ def wait_for(cluster: PrivateCluster, query: str, expected: int, timeout: float 
 
 async def storm(server: Server, credentials: list[tuple[str, str]], seconds: float) -> tuple[str, str, str, list[int]]:
     """Accounting-On and, from the same instant, the logins (first half of `seconds`); then their Starts
-    (second half)."""
+    (second half), each sent again while it goes unanswered, as a NAS does."""
     half, n = seconds / 2, len(credentials)
     logins = []
     for user, pin in credentials:
@@ -86,7 +91,14 @@ async def storm(server: Server, credentials: list[tuple[str, str]], seconds: flo
     started = await run_load(
         "127.0.0.1", server.acct_port, SECRET, starts, 512, send_at=[i * half / len(starts) for i in range(len(starts))]
     )
-    return on.summary(), login.summary(), started.summary(), [login.codes.get(2, 0), started.codes.get(5, 0)]
+    unanswered = [start for start, reply in zip(starts, started.replies, strict=True) if reply is None]
+    for _ in range(RETRANSMITS):
+        if not unanswered:
+            break
+        again = await run_load("127.0.0.1", server.acct_port, SECRET, unanswered, 512)
+        unanswered = [start for start, reply in zip(unanswered, again.replies, strict=True) if reply is None]
+    resent = f"; {started.timeouts:,} sent again, {len(unanswered):,} never answered" if started.timeouts else ""
+    return on.summary(), login.summary(), started.summary() + resent, [login.codes.get(2, 0), started.codes.get(5, 0)]
 
 
 def main() -> int:
@@ -97,37 +109,46 @@ def main() -> int:
     args = parser.parse_args()
     keep = bool(os.environ.get("BENCH_KEEP"))
     mode = "buffered, billed by the importer" if args.buffered else "direct"
-    with temporary_cluster("bench-storm-", keep=keep) as (cluster, root):
-        settings_file, credentials = prepare_databases(cluster, root, args.sessions)
-        server, _ = write_confdirs(root, cluster, settings_file, args.buffered)
+    # SIGTERM/SIGHUP (`timeout`, a closed terminal) unwind like Ctrl-C: radiusd, the importer and the cluster stop
+    with exit_on_signals(), temporary_cluster("bench-storm-", keep=keep) as (cluster, root):
+        server = None
         try:
+            settings_file, credentials = prepare_databases(cluster, root, args.sessions)
+            server, _ = write_confdirs(root, cluster, settings_file, args.buffered)
             server.start()  # buffered: with `hotspotctl radius import` beside it
-            old_sessions_before_reboot(server, cluster, credentials)
-            n = len(credentials)
-            wait_for(cluster, f"SELECT count(*) FROM sessions WHERE acct_session_id LIKE 'old-%' "
-                              f"AND seconds = {INTERIM_S}", n)  # fmt: skip
-            print(f"== reboot storm ({mode}): {n:,} open sessions, Accounting-On, {n:,} logins + Starts in "
-                  f"{args.storm:g} s; load average {os.getloadavg()[0]:.2f} ==")  # fmt: skip
-            began = time.perf_counter()
-            on, login, start, (accepted, answered) = asyncio.run(storm(server, credentials, args.storm))
-            sent = time.perf_counter() - began
-            print(f"Acct-On  {on}")
-            print(f"logins   {login}")
-            print(f"Starts   {start}")
-            print(f"sent and answered in {sent:.1f} s: {accepted:,} of {n:,} logins accepted, "
-                  f"{answered:,} of {n:,} Starts answered")  # fmt: skip
-            done = wait_for(
-                cluster,
-                "SELECT (SELECT count(*) FROM sessions WHERE acct_session_id LIKE 'new-%' AND status = 'open') "
-                "+ (SELECT count(*) FROM sessions WHERE acct_session_id LIKE 'old-%' AND status = 'closed')",
-                n + accepted,
-            )
-            print(f"ledger complete {done - began:.1f} s after the Accounting-On was sent")
-            report(cluster, n)
+            run(server, cluster, credentials, args.storm, mode)
         finally:
-            server.stop()
+            if server is not None:
+                server.stop()
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
+
+
+def run(server: Server, cluster: PrivateCluster, credentials: list[tuple[str, str]], seconds: float, mode: str) -> None:
+    """Prepare the old sessions, run the storm, wait for the ledger and check it."""
+    old_sessions_before_reboot(server, cluster, credentials)
+    n = len(credentials)
+    wait_for(cluster, f"SELECT count(*) FROM sessions WHERE acct_session_id LIKE 'old-%' "
+                      f"AND seconds = {INTERIM_S}", n)  # fmt: skip
+    print(f"== reboot storm ({mode}): {n:,} open sessions, Accounting-On, {n:,} logins + Starts in "
+          f"{seconds:g} s; load average {os.getloadavg()[0]:.2f} ==")  # fmt: skip
+    began = time.perf_counter()
+    on, login, start, (accepted, answered) = asyncio.run(storm(server, credentials, seconds))
+    sent = time.perf_counter() - began
+    print(f"Acct-On  {on}")
+    print(f"logins   {login}")
+    print(f"Starts   {start}")
+    print(f"sent and answered in {sent:.1f} s: {accepted:,} of {n:,} logins accepted, "
+          f"{answered:,} of {n:,} Starts answered the first time")  # fmt: skip
+    done = wait_for(
+        cluster,
+        "SELECT (SELECT count(*) FROM sessions WHERE acct_session_id LIKE 'new-%' AND status = 'open') "
+        "+ (SELECT count(*) FROM sessions WHERE acct_session_id LIKE 'old-%' AND status = 'closed')",
+        n + accepted,
+        timeout=300,
+    )
+    print(f"ledger complete {done - began:.1f} s after the Accounting-On was sent")
+    report(cluster, n)
 
 
 def report(cluster: PrivateCluster, n: int) -> None:

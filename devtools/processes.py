@@ -11,8 +11,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 
 class Processes:
@@ -82,3 +84,23 @@ def group_alive(pgid: int) -> bool:
         if int(fields[2]) == pgid and fields[0] != "Z":
             return True
     return False
+
+
+@contextmanager
+def exit_on_signals(signals: Sequence[int] = (signal.SIGTERM, signal.SIGHUP)) -> Iterator[None]:
+    """Within it, SIGTERM and SIGHUP (`timeout`, a closed terminal) end the program as Ctrl-C does, through its
+    `finally` blocks, so that it stops what it started: by default Python dies on them at once, leaving a
+    private PostgreSQL cluster (which pg_ctl detaches from our process group) running. A second signal while
+    those blocks run is ignored, so it cannot cut the cleanup short."""
+
+    def leave(signum: int, _frame: FrameType | None) -> None:
+        for other in signals:
+            signal.signal(other, signal.SIG_IGN)
+        raise SystemExit(128 + signum)
+
+    previous = {signum: signal.signal(signum, leave) for signum in signals}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

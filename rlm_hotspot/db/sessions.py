@@ -641,13 +641,14 @@ _METERS_COLUMNS = (  # apply_meters' array parameters, in the order it lists a p
 )  # fmt: skip
 
 
-# Accounting-Starts of logins waiting for them, opened together (the accounting importer's batches): first
-# use of a card opens its account with the face value loaded through the ledger (as cards.activate does), and
-# each session opens as open_session sets it. Guarded: a session no longer pending, or whose NAS session id
-# another live session holds, is left out of the result. The holders are looked up once per statement (`held`):
-# as a correlated NOT EXISTS, statistics taken while few sessions were live (after a mass close, before
-# autovacuum's next analyse) planned it as a scan of every live session per Start — ~5 ms a Start at 20,000
-# live sessions, the importer's lag stall (docs/radius.md).
+# Accounting-Starts of logins waiting for them, opened together (the accounting importer's batches, a Start in
+# the hook): first use of a card opens its account with the face value loaded through the ledger (as
+# cards.activate does), and each session opens as open_session sets it. Guarded: a session no longer pending,
+# whose NAS session id another live session holds, or whose card is no longer in use on the account given
+# (the hook reads it without locking the card) is left out of the result. The holders are looked up once per
+# statement (`held`): as a correlated NOT EXISTS, statistics taken while few sessions were live (after a mass
+# close, before autovacuum's next analyse) planned it as a scan of every live session per Start — ~5 ms a Start
+# at 20,000 live sessions, the importer's lag stall (docs/radius.md).
 _OPEN_SESSIONS = """
     WITH m AS (
         SELECT m0.*, CASE WHEN m0.account_id IS NULL THEN nextval(pg_get_serial_sequence('accounts', 'id')) END
@@ -680,6 +681,8 @@ _OPEN_SESSIONS = """
             username = m.username, framed_ip = m.framed_ip, calling_station_id = m.calling_station_id,
             started_at = m.started_at, last_seen_at = m.last_seen_at
         FROM m WHERE s.id = m.session_id AND s.status = 'pending'
+          AND (m.account_id IS NULL OR EXISTS (SELECT 1 FROM cards c WHERE c.id = m.card_id AND c.status = 'active'
+                                               AND c.account_id = m.account_id))
           AND NOT EXISTS (SELECT 1 FROM held o WHERE o.nas_id = s.nas_id AND o.acct_session_id = m.acct_session_id
                           AND o.id <> s.id)  -- the per-packet rules settle who holds it
         RETURNING s.id

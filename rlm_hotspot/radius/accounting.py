@@ -1,8 +1,8 @@
 """One accounting packet billed, the same way on both paths: the hook (a packet at a time, before its
 answer) and the detail importer (many packets per transaction, after radiusd answered). Both decode the
 attributes, take the event time from when radiusd received the packet minus its Acct-Delay-Time, try the
-lock-free write of an open session's Interim/Stop and fall back to the locked rules — so the same packets
-give the same charges to the minor unit whichever path bills them.
+lock-free write of an open session's Interim/Stop or of the Start of a login waiting for it, and fall back
+to the locked rules — so the same packets give the same charges to the minor unit whichever path bills them.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def bill_packet(
     now = event_time(attributes, received_at)
     try:
         done = record_accounting_without_lock(quick, tariffs, nas, update, now)
-        if done is None:  # Start, On/Off, a session not opened yet, usage to hold, a concurrent change
+        if done is None:  # On/Off, a card's first Start, a session not opened yet, usage to hold, a change
             with careful() as db:
                 done = record_accounting(db, tariffs, update, now)
     except AccountingRefused as exc:

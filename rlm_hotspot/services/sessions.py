@@ -113,13 +113,17 @@ def record_accounting(db: Session, tariffs: TariffCache, update: AccountingUpdat
 def record_accounting_without_lock(
     db: Session, tariffs: TariffCache, nas: NasCache, update: AccountingUpdate, now: datetime
 ) -> AccountingResult | None:
-    """The common case, an Interim-Update or Stop of an open session: one read and one guarded write.
+    """The common cases, an Interim-Update or Stop of an open session and the Start of a login waiting for it:
+    one read and one guarded write.
 
     Meant for a connection in autocommit mode (no BEGIN/COMMIT round trips): the write is a single
-    statement that checks the counters it was computed from. None when this path does not apply (a
-    Start, an unknown or not yet opened session, a packet that may be another session's, usage to
-    quarantine, a concurrent change): use `record_accounting` in a transaction instead.
+    statement that checks what it was computed from. None when this path does not apply (an unknown or not
+    yet opened session, a packet that may be another session's, usage to quarantine, a Start that uses its
+    card first or whose NAS session id another session holds, a concurrent change): use
+    `record_accounting` in a transaction instead.
     """
+    if update.status == "start":
+        return _start_without_lock(db, nas, update, now)
     if update.status not in ("interim", "stop"):
         return None
     nas_row = nas.get(db, update.nas_ip, now)
@@ -132,6 +136,22 @@ def record_accounting_without_lock(
     if _write_planned(db, planned, update) is None:
         return None
     return AccountingResult(planned.row.id, planned.write.debited)
+
+
+def _start_without_lock(db: Session, nas: NasCache, update: AccountingUpdate, now: datetime) -> AccountingResult | None:
+    """A Start whose Class names a login waiting for it, on a card already in use, opened as the importer's
+    batches open Starts (`plan_start`, `open_planned`): a NAS reboot storm is thousands of them, and in the
+    hook the locked path's seven round trips were their cost (docs/radius.md, "A NAS reboot storm"). A
+    first use opens the card's account under the card's lock: `record_accounting` does that."""
+    if not update.token or nas.get(db, update.nas_ip, now) is None:
+        return None
+    planned = plan_start(q.session_by_token(db, update.token), update, now)
+    if planned is None or planned.row.card_status != "active" or planned.row.account_id is None:
+        return None
+    row = planned.row
+    face_value = 0  # loaded at first use only, which is not this
+    opening = q.SessionOpening(row.id, row.card_id, row.card_number, face_value, row.account_id, planned.opening, now)
+    return AccountingResult(row.id, 0) if open_planned(db, [opening]) else None
 
 
 def plan_without_lock(
