@@ -491,7 +491,11 @@ def _open(db: Session, row: q.SessionRow, update: AccountingUpdate, now: datetim
         ended = _take_acct_id(db, row.nas_id, update.acct_session_id, _began(row, update, now), now)
         if ended is not None:
             opening |= {"status": "closed", "stopped_at": ended, "terminate_cause": "Lost-Service"}
-    return q.open_session(db, row.id, account_id=cards.activate(db, card, now), **opening)
+    try:
+        account_id = cards.activate(db, card, now)
+    except CardRefused as exc:  # added to another card since its login (a top-up): no value left to open on
+        raise AccountingRefused(f"Start of {row.card_number}'s login: {exc}") from None
+    return q.open_session(db, row.id, account_id=account_id, **opening)
 
 
 def _opening(row: q.SessionRow, update: AccountingUpdate, now: datetime) -> dict[str, object]:

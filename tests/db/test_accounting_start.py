@@ -12,6 +12,7 @@ from rlm_hotspot.db import sessions as q
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.radius.accounting import bill_packet
 from rlm_hotspot.radius.decode import decode_accounting, event_time
+from rlm_hotspot.services import cards
 from rlm_hotspot.services.sessions import plan_start, record_accounting, record_accounting_without_lock
 from rlm_hotspot.services.tariff_cache import NasCache, TariffCache
 from tests.conftest import NOW
@@ -110,3 +111,22 @@ def test_the_opening_leaves_out_a_login_whose_card_changed_after_it_was_read(db:
     db.execute(text("UPDATE cards SET status = 'redeemed' WHERE number = :number"), {"number": numbers[0]})
     opening = q.SessionOpening(row.id, row.card_id, row.card_number, 0, row.account_id, planned.opening, now)
     assert q.open_sessions(db, [opening]) == set()
+
+
+def test_a_start_whose_card_was_redeemed_since_its_login_is_acknowledged_and_not_billed(
+    db: Session, vault: PinVault
+) -> None:
+    """A card added to another between its login and its Start (a top-up) has no value left to open a session
+    on: the Start is refused like an unattributable packet — acknowledged, logged, not billed — rather than
+    raising out of the rules (the hook answered FAIL and the NAS retried it forever; the importer stopped on it)."""
+    batch = radius_world(db, vault, count=2)
+    numbers = batch.numbers
+    radius_login(db, vault, numbers[0], token="a1-0")
+    cards.top_up(db, vault, numbers[1], numbers[0], batch.pins[0], NOW + timedelta(seconds=5))
+    ledger_before = db.execute(text("SELECT count(*) FROM ledger")).scalar_one()
+    said = {**SAID, "status": "start", "card": 0, "sid": "1-0"}
+    outcome = bill(db, attributes(said, numbers, "a"), 10)
+    assert outcome.result is None and outcome.unbilled == "refused", outcome
+    assert "added to another" in outcome.why, outcome.why
+    assert db.execute(text("SELECT count(*) FROM ledger")).scalar_one() == ledger_before
+    assert_ledger_balanced(db)
