@@ -20,7 +20,8 @@ cycle, rotating over `--cards` cards) for `--duration` seconds per variant, prin
 With SOAK_TRACEMALLOC_EVERY the top Python allocation growth (by line) is written to
 <config dir>/log/tracemalloc.txt and printed at the end. `--heaptrack FILE` runs radiusd under heaptrack
 (`apt-get install heaptrack`; FILE-<variant>.zst, in a directory radiusd's user, nobody, can write; read it
-with `heaptrack_print -f FILE-<variant>.zst --print-leaks 1`): what is still allocated at exit, by call stack.
+with `heaptrack_print -f FILE-<variant>.zst --print-leaks 1`): what is still allocated at exit, by call stack;
+`-M massif.out` writes the allocated heap over time (growth that is freed at exit shows only there).
 
     mkdir -m 1777 /tmp/ht
     .venv/bin/python bench/radius_soak.py --duration 300 --rate 500 --variants rlm_sql --heaptrack /tmp/ht/radiusd
