@@ -20,7 +20,8 @@ cycle, rotating over `--cards` cards) for `--duration` seconds per variant, prin
 With SOAK_TRACEMALLOC_EVERY the top Python allocation growth (by line) is written to
 <config dir>/log/tracemalloc.txt and printed at the end. `--heaptrack FILE` runs radiusd under heaptrack
 (`apt-get install heaptrack`; FILE-<variant>.zst, in a directory radiusd's user, nobody, can write; read it
-with `heaptrack_print -f FILE-<variant>.zst --print-leaks 1`): what is still allocated at exit, by call stack.
+with `heaptrack_print -f FILE-<variant>.zst --print-leaks 1`): what is still allocated at exit, by call stack;
+`-M massif.out` writes the allocated heap over time (growth that is freed at exit shows only there).
 
     mkdir -m 1777 /tmp/ht
     .venv/bin/python bench/radius_soak.py --duration 300 --rate 500 --variants rlm_sql --heaptrack /tmp/ht/radiusd
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -48,6 +50,47 @@ def rss_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def rss_split(pid: int) -> str:
+    """VmRSS's parts: anonymous memory (heaps, arenas, stacks) and file pages (code, libraries touched)."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return " ".join(f"{key[3:].lower()} {int(fields[key].split()[0]) / 1e3:.1f}" for key in ("RssAnon", "RssFile"))
+
+
+def anon_by_kind(pid: int) -> dict[str, int]:
+    """Resident bytes of radiusd's anonymous mappings by what they are: the brk heap, glibc's 64 MB thread
+    arenas, 1 MiB regions (pymalloc's arenas), thread stacks (8 MB) and the rest (other mmaps)."""
+    kinds: dict[str, int] = {}
+    kind = ""
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        head = line.split()
+        if "-" in head[0] and not head[0].endswith(":"):
+            name = head[5] if len(head) > 5 else ""
+            start, end = (int(x, 16) for x in head[0].split("-"))
+            size = end - start
+            if name:
+                kind = name if name.startswith("[") else ""
+            elif size == 1 << 20:
+                kind = "1 MiB (pymalloc arenas)"
+            elif size in (8 << 20, (8 << 20) + 4096):
+                kind = "8 MB (thread stacks)"
+            elif size <= 64 << 20 and start % (64 << 20) == 0:
+                kind = "64 MB-aligned (glibc thread arenas)"
+            else:
+                kind = "other anonymous"
+        elif kind and head[0] == "Rss:":
+            kinds[kind] = kinds.get(kind, 0) + int(head[1]) * 1024
+    return kinds
+
+
+def malloc_trim(pid: int) -> None:
+    """Ask radiusd's glibc to give back what it has freed (gdb calls malloc_trim(0) in it): memory kept
+    resident after free, not a leak, is what this gives back."""
+    before = rss_bytes(pid)
+    gdb = ["gdb", "-p", str(pid), "-batch", "-ex", "call (int) malloc_trim(0)"]
+    subprocess.run(gdb, capture_output=True, check=True)
+    print(f"  malloc_trim(0): RSS {before / 1e6:.1f} -> {rss_bytes(pid) / 1e6:.1f} MB ({rss_split(pid)})", flush=True)
 
 
 def with_soak_module(server: Server, variant: str) -> None:
@@ -98,6 +141,7 @@ def soak(server: Server, cluster: PrivateCluster, credentials: list[tuple[str, s
     """Cycles until `--duration`; RSS every STEP requests; the slope after warm-up."""
     pid = server.radiusd_pid()
     print(f"== {server.name}: radiusd pid {pid}, RSS {rss_bytes(pid) / 1e6:.1f} MB at start ==", flush=True)
+    kinds_at_start = anon_by_kind(pid)
     began, sent, cycle, next_mark = time.perf_counter(), 0, 0, STEP
     samples: list[tuple[int, int]] = []
     while time.perf_counter() - began < args.duration:
@@ -115,7 +159,7 @@ def soak(server: Server, cluster: PrivateCluster, credentials: list[tuple[str, s
             rate = sent / (time.perf_counter() - began)
             print(
                 f"  {sent:>9,} requests  {time.perf_counter() - began:6.0f} s  {rate:5.0f} req/s  "
-                f"RSS {rss / 1e6:7.1f} MB  load {os.getloadavg()[0]:.2f}",
+                f"RSS {rss / 1e6:7.1f} MB ({rss_split(pid)})  load {os.getloadavg()[0]:.2f}",
                 flush=True,
             )
             next_mark = (sent // STEP + 1) * STEP
@@ -131,6 +175,12 @@ def soak(server: Server, cluster: PrivateCluster, credentials: list[tuple[str, s
         )
     else:
         print(f"{server.name}: too few samples after warm-up for a slope: {samples}", flush=True)
+    kinds = anon_by_kind(pid)
+    for kind in sorted(kinds.keys() | kinds_at_start.keys()):
+        start_mb, end_mb = kinds_at_start.get(kind, 0) / 1e6, kinds.get(kind, 0) / 1e6
+        print(f"  anonymous resident, {kind}: {start_mb:.1f} MB at start, {end_mb:.1f} MB at the end", flush=True)
+    if args.malloc_trim:
+        malloc_trim(pid)
 
 
 def main() -> int:
@@ -146,6 +196,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, help="requests a second at most (paced; default: as fast as answered)")
     parser.add_argument("--threads", type=int, help="a fixed thread pool of this many (default: radiusd.conf's)")
     parser.add_argument("--heaptrack", metavar="FILE", help="run radiusd under heaptrack, writing FILE.zst")
+    parser.add_argument("--malloc-trim", action="store_true", help="at the end, malloc_trim(0) in radiusd (gdb)")
     parser.add_argument("--buffered-accounting", dest="buffered", action="store_true")
     args = parser.parse_args()
     keep = bool(os.environ.get("BENCH_KEEP"))

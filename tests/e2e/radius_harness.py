@@ -18,9 +18,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.request import urlopen
@@ -155,8 +155,15 @@ class RadiusServer:
     ) -> Reply:
         """An Access-Request with PAP (User-Password) or CHAP (CHAP-Password + CHAP-Challenge; without
         `chap_challenge`, the Request Authenticator is the challenge, as RFC 2865 allows)."""
-        client = self.client(timeout=timeout)
-        request = client.CreateAuthPacket(code=packet.AccessRequest, User_Name=user, NAS_IP_Address=nas_ip)
+        request = self.login_request(user, pin, chap=chap, chap_challenge=chap_challenge, nas_ip=nas_ip, **attributes)
+        return decoded(self.client(timeout=timeout).SendPacket(request))
+
+    def login_request(
+        self, user: str, pin: str, *, chap: bool = False, chap_challenge: bool = True, nas_ip: str, **attributes: object
+    ) -> packet.AuthPacket:
+        """The Access-Request `login` sends: sent again unchanged, it is a retransmit (same id, same
+        authenticator)."""
+        request = self.client().CreateAuthPacket(code=packet.AccessRequest, User_Name=user, NAS_IP_Address=nas_ip)
         for name, value in attributes.items():
             request[name.replace("_", "-")] = value
         if chap:
@@ -168,20 +175,24 @@ class RadiusServer:
             request["CHAP-Password"] = chap_id + hashlib.md5(chap_id + pin.encode() + challenge).digest()
         else:
             request["User-Password"] = request.PwCrypt(pin)
-        return _decoded(client.SendPacket(request))
+        return request
 
     def account(self, status: str, *, nas_ip: str | None, timeout: float = 2.0, **attributes: object) -> Reply | None:
         """An Accounting-Request; None when radiusd sends no Accounting-Response (the hook did not say OK)."""
-        client = self.client(timeout=timeout, retries=1)
-        request = client.CreateAcctPacket(Acct_Status_Type=STATUS[status])
+        request = self.account_request(status, nas_ip=nas_ip, **attributes)
+        try:
+            return decoded(self.client(timeout=timeout, retries=1).SendPacket(request))
+        except Timeout:
+            return None
+
+    def account_request(self, status: str, *, nas_ip: str | None, **attributes: object) -> packet.AcctPacket:
+        """The Accounting-Request `account` sends (sent again unchanged: a retransmit)."""
+        request = self.client().CreateAcctPacket(Acct_Status_Type=STATUS[status])
         if nas_ip is not None:
             request["NAS-IP-Address"] = nas_ip
         for name, value in attributes.items():
             request[name.replace("_", "-")] = value
-        try:
-            return _decoded(client.SendPacket(request))
-        except Timeout:
-            return None
+        return request
 
     def metrics(self) -> Scrape:
         """One scrape of the module's metrics."""
@@ -261,7 +272,7 @@ def start_importer(server: RadiusServer, batch_size: int, metrics_port: int = 0)
         return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def _decoded(reply: packet.Packet) -> Reply:
+def decoded(reply: packet.Packet) -> Reply:
     return Reply(reply.code, {str(name): list(reply[name]) for name in reply.keys()})  # noqa: SIM118 - pyrad API
 
 
@@ -287,14 +298,24 @@ def start_radiusd(
         buffered=buffered,
     )
     log = workdir / "radiusd.out"
+    server = RadiusServer(_launch(confdir, log), confdir, log, auth_port, acct_port, metrics_port=metrics_port)
+    return _serving(server, timeout)
+
+
+def start_again(server: RadiusServer, timeout: float = 30.0) -> RadiusServer:
+    """The stopped (or killed) radiusd of `start_radiusd` started again as systemd restarts it: the same config
+    dir, ports and spool; what it logged before is kept in <log>.<n>."""
+    assert server.process.poll() is not None, "stop it first"
+    earlier = len(list(server.log.parent.glob(f"{server.log.name}.*")))
+    server.log.rename(server.log.with_name(f"{server.log.name}.{earlier + 1}"))
+    return _serving(replace(server, process=_launch(server.confdir, server.log)), timeout)
+
+
+def _launch(confdir: Path, log: Path) -> subprocess.Popen[bytes]:
+    """radiusd on `confdir` as RUN_AS, threaded as in production, in a session of its own."""
     with log.open("wb") as output:
-        process = subprocess.Popen(
-            radconf.radiusd_command(confdir, user=RUN_AS, threaded=True),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return _serving(RadiusServer(process, confdir, log, auth_port, acct_port, metrics_port=metrics_port), timeout)
+        command = radconf.radiusd_command(confdir, user=RUN_AS, threaded=True)
+        return subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 @contextmanager
@@ -413,20 +434,21 @@ def radius_db(radius_engine: Engine) -> Iterator[Engine]:
         conn.execute(text(f"TRUNCATE {TABLES_TO_EMPTY} CASCADE"))
 
 
-def login_happened_earlier(engine: Engine, seconds: int) -> None:
-    """Move the logins that await their Start `seconds` into the past.
+def login_happened_earlier(engine: Engine, seconds: int, numbers: Sequence[str] | None = None) -> None:
+    """Move the logins that await their Start (of the cards `numbers`, default all) `seconds` into the past.
 
     Online time is bounded by the wall clock since the login: a test that reports ten minutes of a
     session does so as a NAS that reports late would, with its packets' Acct-Delay-Time saying when
     they were sent, after a login that happened that long ago.
     """
+    only = "" if numbers is None else " AND card_id IN (SELECT id FROM cards WHERE number = ANY(:numbers))"
     with engine.begin() as conn:
         conn.execute(
             text(
                 "UPDATE sessions SET started_at = started_at - make_interval(secs => :s), "
-                "last_seen_at = last_seen_at - make_interval(secs => :s) WHERE status = 'pending'"
+                f"last_seen_at = last_seen_at - make_interval(secs => :s) WHERE status = 'pending'{only}"
             ),
-            {"s": seconds},
+            {"s": seconds, "numbers": list(numbers or ())},
         )
 
 
