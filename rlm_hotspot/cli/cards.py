@@ -258,7 +258,9 @@ def cards_topup(app: App, target: str, source: str, pin: str) -> None:
     """
     with app.transaction() as db:
         currency = app.currency(db)
-        result = svc.top_up(db, app.vault, target, source, pin, app.now())
+        result = svc.top_up(
+            db, app.vault, target, source, pin, app.now(), pending_ttl_s=app.policy.pending_session_ttl_s
+        )
     click.echo(
         f"moved {currency.format(result.amount)} from {display_card_number(result.source_number)} to "
         f"{display_card_number(result.target_number)}; balance now {currency.format(result.balance)}"

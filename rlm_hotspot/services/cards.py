@@ -26,6 +26,7 @@ from rlm_hotspot.core.validity import CardValidity, effective_deadline, validity
 from rlm_hotspot.db import cards as q
 from rlm_hotspot.db.catalog import hotspot_by_id
 from rlm_hotspot.db.ledger import create_account, post_entry
+from rlm_hotspot.db.sessions import lock_card_and_count_live
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.services.catalog import get_hotspot, get_tariff
 from rlm_hotspot.services.errors import CardRefused, NotFound, ServiceError
@@ -236,11 +237,16 @@ class TopUp:
     balance: int
 
 
-def top_up(db: Session, vault: PinVault, target: str, source: str, source_pin: str, now: datetime) -> TopUp:
+def top_up(
+    db: Session, vault: PinVault, target: str, source: str, source_pin: str, now: datetime, *, pending_ttl_s: int
+) -> TopUp:
     """Move the value of card `source` onto the account of card `target`; `source` becomes redeemed.
 
     Both card rows are locked in id order, the source's state is checked under the lock and the ledger
-    keys are unique per source card, so two concurrent redemptions of one card move its value once.
+    keys are unique per source card, so two concurrent redemptions of one card move its value once. A
+    source card with a live session (a login taken under the same lock, `pending_ttl_s` as for logins) is
+    refused: its value would move while a device still surfs on it — the NAS was granted that value at
+    login, so the session's usage would go unbilled (its Start finds the card redeemed) or overdraw it.
     """
     target_number, source_number = _normalised(target), _normalised(source)
     if target_number == source_number:
@@ -259,6 +265,8 @@ def top_up(db: Session, vault: PinVault, target: str, source: str, source_pin: s
         raise CardRefused(target_refusal)
     if source_card.hotspot_id is not None and target_card.hotspot_id != source_card.hotspot_id:
         raise CardRefused(Refusal.WRONG_HOTSPOT, "The top-up card belongs to another hotspot.")
+    if lock_card_and_count_live(db, source_card.id, now, pending_ttl_s):
+        raise CardRefused(Refusal.TOO_MANY_SESSIONS, "The top-up card is in use on a device: end that session first.")
     account_id = activate(db, target_card, now)
     if source_card.status == "new":
         amount = source_card.face_value

@@ -389,7 +389,9 @@ def top_up_at_desk(
         if card_failures(db, source_number, now, policy.lockout_window_s) >= policy.lockout_attempts:
             raise CardRefused(Refusal.LOCKED_OUT, "The top-up card is locked out after too many wrong PINs.")
         with db.begin_nested():  # a refusal leaves nothing half-done in the caller's transaction
-            result = top_up(db, vault, target, source, source_pin, now)
+            result = top_up(
+                db, vault, target, source, source_pin, now, pending_ttl_s=policy.pending_session_ttl_s
+            )
     except CardRefused as refused:
         _record_desk_attempt(db, source_number, refused.refusal, now)
         raise

@@ -259,7 +259,9 @@ def top_up(
         )
         refuse_locked_out(snapshot, policy)
         with db.begin_nested():
-            result = cards.top_up(db, vault, row.card_number, number, pin, now)
+            result = cards.top_up(
+                db, vault, row.card_number, number, pin, now, pending_ttl_s=policy.pending_session_ttl_s
+            )
     except CardRefused as refused:
         _record(db, number, client, hotspot, refused.refusal, now)
         raise

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
+from rlm_hotspot.core.decisions import Refusal
 from rlm_hotspot.db import sessions as q
 from rlm_hotspot.pins import PinVault
 from rlm_hotspot.radius.accounting import bill_packet
 from rlm_hotspot.radius.decode import decode_accounting, event_time
 from rlm_hotspot.services import cards
+from rlm_hotspot.services.errors import CardRefused
 from rlm_hotspot.services.sessions import plan_start, record_accounting, record_accounting_without_lock
 from rlm_hotspot.services.tariff_cache import NasCache, TariffCache
 from tests.conftest import NOW
@@ -116,17 +119,32 @@ def test_the_opening_leaves_out_a_login_whose_card_changed_after_it_was_read(db:
 def test_a_start_whose_card_was_redeemed_since_its_login_is_acknowledged_and_not_billed(
     db: Session, vault: PinVault
 ) -> None:
-    """A card added to another between its login and its Start (a top-up) has no value left to open a session
-    on: the Start is refused like an unattributable packet — acknowledged, logged, not billed — rather than
-    raising out of the rules (the hook answered FAIL and the NAS retried it forever; the importer stopped on it)."""
+    """A card added to another between its login and its (late) Start — a top-up is refused while the login
+    holds its slot, so after the slot lapsed — has no value left to open a session on: the Start is refused
+    like an unattributable packet (acknowledged, logged, not billed) rather than raising out of the rules (the
+    hook answered FAIL and the NAS retried it forever; the importer stopped on it)."""
     batch = radius_world(db, vault, count=2)
     numbers = batch.numbers
     radius_login(db, vault, numbers[0], token="a1-0")
-    cards.top_up(db, vault, numbers[1], numbers[0], batch.pins[0], NOW + timedelta(seconds=5))
+    cards.top_up(db, vault, numbers[1], numbers[0], batch.pins[0], NOW + timedelta(seconds=130), pending_ttl_s=120)
     ledger_before = db.execute(text("SELECT count(*) FROM ledger")).scalar_one()
     said = {**SAID, "status": "start", "card": 0, "sid": "1-0"}
-    outcome = bill(db, attributes(said, numbers, "a"), 10)
+    outcome = bill(db, attributes({**said, "delay": 130}, numbers, "a"), 140)
     assert outcome.result is None and outcome.unbilled == "refused", outcome
     assert "added to another" in outcome.why, outcome.why
     assert db.execute(text("SELECT count(*) FROM ledger")).scalar_one() == ledger_before
+    assert_ledger_balanced(db)
+
+
+def test_a_card_whose_login_holds_its_slot_cannot_be_added_to_another(db: Session, vault: PinVault) -> None:
+    """The NAS was granted the card's value at login: moving it away meanwhile would let that session surf
+    unbilled. Refused while the login's slot is live, allowed once it lapsed (no Start within the TTL)."""
+    batch = radius_world(db, vault, count=2)
+    radius_login(db, vault, batch.numbers[0], token="a1-0")
+    with pytest.raises(CardRefused) as refused:
+        cards.top_up(db, vault, batch.numbers[1], batch.numbers[0], batch.pins[0], NOW, pending_ttl_s=120)
+    assert refused.value.refusal is Refusal.TOO_MANY_SESSIONS and "in use" in str(refused.value)
+    later = NOW + timedelta(seconds=130)
+    moved = cards.top_up(db, vault, batch.numbers[1], batch.numbers[0], batch.pins[0], later, pending_ttl_s=120)
+    assert moved.amount > 0
     assert_ledger_balanced(db)

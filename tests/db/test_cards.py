@@ -103,11 +103,11 @@ def test_activation_loads_face_value_once(db: Session, vault: PinVault) -> None:
 def test_top_up_moves_a_new_cards_value_and_marks_it_redeemed(db: Session, vault: PinVault) -> None:
     batch = factories.world(db, vault)
     target, source = batch.numbers[0], batch.numbers[1]
-    result = cards.top_up(db, vault, target, source, batch.pins[1], NOW)
+    result = cards.top_up(db, vault, target, source, batch.pins[1], NOW, pending_ttl_s=120)
     assert (result.amount, result.balance) == (500, 1000)
     assert cards.find_card(db, source).status == "redeemed"
     with pytest.raises(CardRefused) as refused:
-        cards.top_up(db, vault, target, source, batch.pins[1], NOW)
+        cards.top_up(db, vault, target, source, batch.pins[1], NOW, pending_ttl_s=120)
     assert refused.value.refusal is Refusal.REDEEMED
     assert cards.find_card(db, target).balance == 1000
     assert_ledger_balanced(db)
@@ -118,7 +118,7 @@ def test_top_up_moves_the_remaining_balance_of_a_used_card(db: Session, vault: P
     used = cards.find_card(db, batch.numbers[1], lock=True)
     account = cards.activate(db, used, NOW)
     post_entry(db, account_id=account, amount=-120, cause="time", key="t1", now=NOW)
-    result = cards.top_up(db, vault, batch.numbers[0], batch.numbers[1], batch.pins[1], NOW)
+    result = cards.top_up(db, vault, batch.numbers[0], batch.numbers[1], batch.pins[1], NOW, pending_ttl_s=120)
     assert (result.amount, result.balance) == (380, 880)
     assert cards.find_card(db, batch.numbers[1]).balance == 880  # it now points at the target's account
     assert_ledger_balanced(db)
@@ -127,13 +127,13 @@ def test_top_up_moves_the_remaining_balance_of_a_used_card(db: Session, vault: P
 def test_top_up_refusals(db: Session, vault: PinVault) -> None:
     batch = factories.world(db, vault)
     with pytest.raises(CardRefused) as wrong:
-        cards.top_up(db, vault, batch.numbers[0], batch.numbers[1], "WRONGPIN00", NOW)
+        cards.top_up(db, vault, batch.numbers[0], batch.numbers[1], "WRONGPIN00", NOW, pending_ttl_s=120)
     assert wrong.value.refusal is Refusal.WRONG_PIN
     with pytest.raises(ServiceError, match="itself"):
-        cards.top_up(db, vault, batch.numbers[0], batch.numbers[0], batch.pins[0], NOW)
+        cards.top_up(db, vault, batch.numbers[0], batch.numbers[0], batch.pins[0], NOW, pending_ttl_s=120)
     cards.set_blocked(db, blocked=True, number=batch.numbers[2])
     with pytest.raises(CardRefused) as blocked:
-        cards.top_up(db, vault, batch.numbers[0], batch.numbers[2], batch.pins[2], NOW)
+        cards.top_up(db, vault, batch.numbers[0], batch.numbers[2], batch.pins[2], NOW, pending_ttl_s=120)
     assert blocked.value.refusal is Refusal.BLOCKED
 
 
@@ -168,7 +168,7 @@ def test_concurrent_redemptions_of_one_card_move_its_value_once(committed: Engin
             barrier.wait()
             try:
                 with session.begin():
-                    cards.top_up(session, vault, target, source, source_pin, NOW)
+                    cards.top_up(session, vault, target, source, source_pin, NOW, pending_ttl_s=120)
                 outcomes.append("ok")
             except CardRefused as exc:
                 outcomes.append(exc.refusal.value)

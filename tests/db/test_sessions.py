@@ -133,7 +133,7 @@ def test_every_refusal_has_its_own_reason(db: Session, vault: PinVault, path: st
     assert refusal_of(lambda: login(db, vault, early.numbers[0])) is Refusal.NOT_YET_VALID
     late = factories.batch(db, vault, count=1, hotspot="cafe", use_before=NOW - timedelta(days=1))
     assert refusal_of(lambda: login(db, vault, late.numbers[0])) is Refusal.EXPIRED
-    cards.top_up(db, vault, n[2], n[3], batch.pins[3], NOW)
+    cards.top_up(db, vault, n[2], n[3], batch.pins[3], NOW, pending_ttl_s=120)
     assert refusal_of(lambda: login(db, vault, n[3])) is Refusal.REDEEMED
     account = cards.activate(db, cards.find_card(db, n[4], lock=True), NOW)
     post_entry(db, account_id=account, amount=-500, cause="time", key="drain", now=NOW)

@@ -69,7 +69,7 @@ def test_every_refusal_has_its_own_message(radius_server: RadiusServer, radius_d
         factories.hotspot(db, name="station")
         elsewhere = factories.batch(db, vault, count=1, hotspot="station", now=now)
         cards.set_blocked(db, blocked=True, number=n[1])
-        cards.top_up(db, vault, n[2], n[3], pins[3], now)
+        cards.top_up(db, vault, n[2], n[3], pins[3], now, pending_ttl_s=120)
         account = cards.activate(db, cards.find_card(db, n[4], lock=True), now)
         post_entry(db, account_id=account, amount=-500, cause="time", key="drain", now=now)
     typo = n[0][:-1] + str((int(n[0][-1]) + 1) % 10)
