@@ -131,7 +131,8 @@ def test_in_use_exhausted_and_redeemed_cards_are_refused(app, world: World, comm
     login(first, numbers[0], pins[0])
     assert "already in use on another device" in login(second, numbers[0], pins[0]).get_data(as_text=True)
     with Session(committed) as db, db.begin():
-        cards.top_up(db, app.extensions["hotspot_portal"].vault, numbers[4], numbers[5], pins[5], NOW)
+        vault = app.extensions["hotspot_portal"].vault
+        cards.top_up(db, vault, numbers[4], numbers[5], pins[5], NOW, pending_ttl_s=120)
     assert "already added to another card" in login(second, numbers[5], pins[5]).get_data(as_text=True)
     for _ in range(50):  # 500 s of heartbeats use up 5.00 at 0.60 per minute
         clock.advance(10)
