@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.expected_conditions import staleness_of
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 from werkzeug.serving import make_server
@@ -98,11 +99,14 @@ def wrong_pins(engine: Engine, vault: PinVault, shop: World, number: str) -> Non
 
 
 def find_card(driver: WebDriver, url: str, typed: str) -> None:
+    """Look the card up and wait for the answer's page: the next lookup must not find the form's page."""
     driver.get(f"{url}/card")
     field = driver.find_element(By.ID, "number")
     field.clear()
     field.send_keys(typed)
+    form_page = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+    wait_for(driver, staleness_of(form_page))
 
 
 def text_of(driver: WebDriver, selector: str) -> str:
