@@ -285,6 +285,8 @@ class AccountingImporter:
                   "record": timings.record, "commit": timings.commit}  # fmt: skip
         for phase, seconds in phases.items():
             self.metrics.phase_seconds.labels(phase).inc(seconds)
+        if not log.isEnabledFor(logging.DEBUG):  # once per batch: the line's text is only built for --verbose
+            return
         log.debug(
             "accounting import: batch %s:%d, %d packets (%s) in %.1f ms: %s",
             name, entries[0].first_byte, len(entries), mode, elapsed * 1e3,
