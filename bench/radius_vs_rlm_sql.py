@@ -53,6 +53,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from devtools.cluster import PrivateCluster, temporary_cluster
+from devtools.ha import free_tcp_ports
 from devtools.processes import Processes
 from rlm_hotspot.db import migrate
 from rlm_hotspot.pins import PinVault, create_key_file
@@ -129,8 +130,12 @@ class Server:
                 self.processes.stop(process, timeout=30)
 
 
-def prepare_databases(cluster: PrivateCluster, root: Path, users: int) -> tuple[str, list[tuple[str, str]]]:
-    """Our schema with one hotspot, NAS 127.0.0.1 and `users` cards; rlm_sql's with the same users."""
+def prepare_databases(
+    cluster: PrivateCluster, root: Path, users: int, *, metrics_port: int | None = None
+) -> tuple[str, list[tuple[str, str]]]:
+    """Our schema with one hotspot, NAS 127.0.0.1 and `users` cards; rlm_sql's with the same users. The module
+    serves its metrics on `metrics_port`, by default a free one: never the production default (9479), which a
+    radiusd on this machine or another bench may hold."""
     cluster.create_database("hotspot")
     cluster.create_database("radius")
     url = cluster.url("hotspot")
@@ -169,7 +174,11 @@ def prepare_databases(cluster: PrivateCluster, root: Path, users: int) -> tuple[
     copy_in(cluster, "radius", "radcheck (username, attribute, op, value)", rows)
     copy_in(cluster, "radius", "radreply (username, attribute, op, value)", replies)
     settings = root / "hotspot.toml"
-    settings.write_text(f'[database]\nurl = "{url}"\nstatement_timeout_ms = 3000\n[pins]\nkey_file = "{key_file}"\n')
+    port = free_tcp_ports(1)[0] if metrics_port is None else metrics_port
+    settings.write_text(
+        f'[database]\nurl = "{url}"\nstatement_timeout_ms = 3000\n[pins]\nkey_file = "{key_file}"\n'
+        f"[radius]\nmetrics_port = {port}\n"
+    )
     key_file.chmod(0o644)
     return str(settings), credentials
 
