@@ -157,7 +157,7 @@ def test_after_an_accounting_on_its_guests_log_in_again_before_the_importer_bill
     number, pin = batch.numbers[0], batch.pins[0]
     first = server.login(number, pin, nas_ip=MIKROTIK)
     assert first.accepted
-    login_happened_earlier(radius_db, 60)  # the buffer's times are whole seconds: the reboot comes later
+    login_happened_earlier(radius_db, 60)  # the session began a while before the reboot (its Start: 30 s ago)
     start = {"User_Name": number, "Acct_Session_Time": 0, "Acct_Delay_Time": 30, "Class": first.one("Class")}
     assert server.account("start", nas_ip=MIKROTIK, Acct_Session_Id="R1", **start) is not None
     assert not server.login(number, pin, nas_ip=MIKROTIK).accepted  # its one slot is taken
