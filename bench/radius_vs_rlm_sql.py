@@ -34,7 +34,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -53,6 +53,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from devtools.cluster import PrivateCluster, temporary_cluster
+from devtools.ha import free_tcp_ports
+from devtools.processes import Processes
 from rlm_hotspot.db import migrate
 from rlm_hotspot.pins import PinVault, create_key_file
 from rlm_hotspot.radius import config as radius_config
@@ -83,17 +85,19 @@ class Server:
     # runs radiusd under a tool (bench/radius_soak.py --heaptrack)
     wrapper: Sequence[str] = ()
 
+    # what started them, and stops them (devtools.processes): each in a process group of its own
+    processes: Processes = field(default_factory=Processes)
+
     def start(self) -> None:
         command = [*radius_config.as_user(RADIUSD_USER), *self.wrapper, "freeradius", "-f", "-d", str(self.confdir)]
-        log = (self.confdir / "log" / "stdout.log").open("wb")
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        self.process = self.processes.start(command, self.confdir / "log" / "stdout.log", signal.SIGTERM)
         deadline = time.monotonic() + (300 if self.wrapper else 30)  # heaptrack slows the start tenfold
         logfile = self.confdir / "log" / "radius.log"
         while time.monotonic() < deadline:
             if logfile.exists() and radius_config.READY_LINE in logfile.read_text(errors="replace"):
                 if self.importer_command is not None:
-                    output = (self.confdir / "log" / "importer.log").open("wb")
-                    self.importer = subprocess.Popen(self.importer_command, stdout=output, stderr=subprocess.STDOUT)
+                    log = self.confdir / "log" / "importer.log"
+                    self.importer = self.processes.start(self.importer_command, log, signal.SIGTERM)
                 return
             if self.process.poll() is not None:
                 break
@@ -120,24 +124,18 @@ class Server:
         them running (a radiusd deep in a queue of hook calls can take longer than the wait)."""
         if self.wrapper and self.process and self.process.poll() is None:
             os.kill(self.radiusd_pid(), signal.SIGTERM)  # a wrapper (heaptrack) ends with it, after writing its file
-            _wait_or_kill(self.process, 300)
+            self.processes.stop(self.process, 0, timeout=300)  # signal 0: none of its own, only the wait
         for process in (self.importer, self.process):
-            if process and process.poll() is None:
-                process.terminate()
-                _wait_or_kill(process, 30)
+            if process:
+                self.processes.stop(process, timeout=30)
 
 
-def _wait_or_kill(process: subprocess.Popen[bytes], timeout: float) -> None:
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        print(f"pid {process.pid} still running {timeout:.0f} s after SIGTERM: killing it", file=sys.stderr)
-        process.kill()
-        process.wait()
-
-
-def prepare_databases(cluster: PrivateCluster, root: Path, users: int) -> tuple[str, list[tuple[str, str]]]:
-    """Our schema with one hotspot, NAS 127.0.0.1 and `users` cards; rlm_sql's with the same users."""
+def prepare_databases(
+    cluster: PrivateCluster, root: Path, users: int, *, metrics_port: int | None = None
+) -> tuple[str, list[tuple[str, str]]]:
+    """Our schema with one hotspot, NAS 127.0.0.1 and `users` cards; rlm_sql's with the same users. The module
+    serves its metrics on `metrics_port`, by default a free one: never the production default (9479), which a
+    radiusd on this machine or another bench may hold."""
     cluster.create_database("hotspot")
     cluster.create_database("radius")
     url = cluster.url("hotspot")
@@ -176,7 +174,11 @@ def prepare_databases(cluster: PrivateCluster, root: Path, users: int) -> tuple[
     copy_in(cluster, "radius", "radcheck (username, attribute, op, value)", rows)
     copy_in(cluster, "radius", "radreply (username, attribute, op, value)", replies)
     settings = root / "hotspot.toml"
-    settings.write_text(f'[database]\nurl = "{url}"\nstatement_timeout_ms = 3000\n[pins]\nkey_file = "{key_file}"\n')
+    port = free_tcp_ports(1)[0] if metrics_port is None else metrics_port
+    settings.write_text(
+        f'[database]\nurl = "{url}"\nstatement_timeout_ms = 3000\n[pins]\nkey_file = "{key_file}"\n'
+        f"[radius]\nmetrics_port = {port}\n"
+    )
     key_file.chmod(0o644)
     return str(settings), credentials
 

@@ -24,7 +24,7 @@ import urllib.request
 
 from accounting_billed import login_all, send
 from cpu import postmaster_pid, tree_cpu_seconds
-from radius_vs_rlm_sql import SECRET, Server, free_port, prepare_databases, session_packet, write_confdirs
+from radius_vs_rlm_sql import SECRET, Server, prepare_databases, session_packet, write_confdirs
 from radload import (
     ACCESS_ACCEPT,
     ACCESS_REQUEST,
@@ -39,6 +39,7 @@ from radload import (
 from reboot_storm import old_sessions_before_reboot
 
 from devtools.cluster import PrivateCluster, temporary_cluster
+from devtools.ha import free_tcp_ports
 from devtools.processes import exit_on_signals
 
 PHASE_S = 5.0  # the logins over this long, then their Starts over as long
@@ -123,10 +124,8 @@ def main() -> None:
     with exit_on_signals(), temporary_cluster("bench-startcost-") as (cluster, root):
         server = None
         try:
-            settings_file, credentials = prepare_databases(cluster, root, 2 * n)
-            metrics = free_port()
-            with open(settings_file, "a") as settings:
-                settings.write(f"[radius]\nmetrics_port = {metrics}\n")
+            [metrics] = free_tcp_ports(1)
+            settings_file, credentials = prepare_databases(cluster, root, 2 * n, metrics_port=metrics)
             with open(cluster.datadir / "postgresql.conf", "a") as conf:
                 conf.write("shared_preload_libraries = 'pg_stat_statements'\npg_stat_statements.track = 'all'\n")
             cluster.stop()

@@ -118,6 +118,9 @@ def cards_generate(
             )
             rows = list(zip(batch.numbers, batch.pins, strict=True))
             Path(output).write_bytes(cards_file(_file_format(Path(output)), rows, face))
+        if output or show:  # its PINs leave as `cards export` lets them: an export of the batch, on the record
+            app.record(db, "export", str(batch.batch_id), batch_id=batch.batch_id, cards=count, output=output,
+                       show=show)  # fmt: skip
     click.echo(
         f"batch {batch.batch_id}: {count} cards of {currency.format(spec.face_value)}, series {batch.series:04d}"
     )

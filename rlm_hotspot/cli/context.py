@@ -75,9 +75,15 @@ class App:
         arguments = [p.name for p in context.command.params if isinstance(p, click.Argument)]
         subject = next((str(context.params[name]) for name in arguments if context.params.get(name)), None)
         detail = {name: value for name, value in context.params.items() if not _secret(name)}
+        self.record(db, "", subject, **detail)
+
+    def record(self, db: Session, what: str, subject: str | None = None, **detail: object) -> None:
+        """A row of the audit trail by the operator of this command, its action the command's path (then
+        `.what`, for a second act of one command), in the caller's transaction."""
+        context = click.get_current_context()
+        action = ".".join(["cli", *context.command_path.split()[1:], *([what] if what else [])])
         actor = audit_service.Actor(None, self.operator, f"hotspotctl@{socket.gethostname()}")
-        command = " ".join(context.command_path.split()[1:])
-        audit_service.record(db, actor, f"cli.{command.replace(' ', '.')}", self.now(), subject, **detail)
+        audit_service.record(db, actor, action, self.now(), subject, **detail)
 
     def currency(self, db: Session) -> Currency:
         return currency(db)

@@ -143,11 +143,16 @@ OUR_FILES = (
 )
 
 
-# Buffered: the entry is written, and a reboot is seen at once (sql/026): the NAS's guests may log in again
-# before the importer has billed the Accounting-On that ends their old sessions.
-BUFFERED_ACCOUNTING = f"""{BUFFER_MODULE}
+# Buffered: the entry is written with radiusd's exact receive time (the detail file's Timestamp has whole
+# seconds: an Accounting-On and the logins and Starts of its second would be ordered wrongly), and a reboot is
+# seen at once (sql/026, 029): the NAS's guests may log in again before the importer has billed the
+# Accounting-On that ends their old sessions. %l and %M are the seconds and microseconds of one receive time.
+BUFFERED_ACCOUNTING = f"""update request {{
+		&Hotspot-Received-At := "%l.%M"
+	}}
+	{BUFFER_MODULE}
 	if (&Acct-Status-Type == Accounting-On || &Acct-Status-Type == Accounting-Off) {{
-		"%{{{SQL_INSTANCE}:SELECT radius_restart_seen('%{{NAS-IP-Address}}', %l, %{{%{{Acct-Delay-Time}}:-0}})}}"
+		"%{{{SQL_INSTANCE}:SELECT radius_restart_seen('%{{NAS-IP-Address}}', %l, %{{%{{Acct-Delay-Time}}:-0}}, %M)}}"
 	}}"""
 
 

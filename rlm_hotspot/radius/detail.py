@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from rlm_hotspot.radius.decode import RAW_TEXT_PREFIX, Attributes, readable
 
@@ -29,6 +29,10 @@ _ATTRIBUTE = re.compile(rb"^\s+(" + _NAME.pattern + rb")\s*(?:=|:=|\+=)\s?(.*?)\
 _OCTETS = re.compile(r"0x(?:[0-9A-Fa-f]{2})*")
 _ESCAPE = re.compile(rb"\\([0-7]{3}|.)", re.DOTALL)
 _ESCAPED = {b"n": b"\n", b"r": b"\r", b"t": b"\t"}
+#: radiusd's receive time, "%l.%M" (unix seconds, six digits of microseconds): freeradius-config's dictionary,
+#: set by the virtual server (rlm_hotspot.radius.config, BUFFERED_ACCOUNTING); no packet can carry it
+RECEIVED_AT = "Hotspot-Received-At"
+_EXACT = re.compile(r"([0-9]{1,12})\.([0-9]{6})")
 _HEADER_FORMAT = "%a %b %d %H:%M:%S %Y"  # `header = "%t"`: radiusd's local time
 #: An entry's header line (`%t`) followed by its first attribute: a value never holds a newline unescaped.
 _HEADER = re.compile(
@@ -44,7 +48,7 @@ class Entry:
     first_byte: int
     end_byte: int
     attributes: Attributes
-    written_at: datetime | None  # its Timestamp (else its header); None: neither says
+    written_at: datetime | None  # its exact receive time, else its Timestamp, else its header; None: none says
     skipped_lines: int = 0
 
 
@@ -122,7 +126,12 @@ def _unescape(match: re.Match[bytes]) -> bytes:
 
 
 def _written_at(attributes: Attributes, header: bytes) -> datetime | None:
-    """When radiusd received the request: the entry's Timestamp, else its header (local time)."""
+    """When radiusd received the request: its exact time (RECEIVED_AT, which the site writes since sql/029),
+    else the entry's Timestamp, else its header (local time) — both whole seconds, as an entry written before
+    the upgrade is billed."""
+    exact = _EXACT.fullmatch(attributes.first(RECEIVED_AT) or "")
+    if exact is not None:
+        return datetime.fromtimestamp(int(exact.group(1)), UTC) + timedelta(microseconds=int(exact.group(2)))
     stamp = attributes.first("Timestamp")
     if stamp is not None and stamp.isdigit():
         return datetime.fromtimestamp(int(stamp), UTC)

@@ -10,9 +10,10 @@ from sqlalchemy.orm import Session
 from rlm_hotspot.db import audit as q
 from rlm_hotspot.db.audit import LastExport
 
-# A batch's PINs leave through the console's export or `hotspotctl cards export` (its action is the
-# command's path); both name the batch as detail's `batch_id`.
-BATCH_EXPORTS = ("batch.export", "cli.cards.export")
+# A batch's PINs leave through the console's export, `hotspotctl cards export` (its action is the command's
+# path) or `hotspotctl cards generate --output/--show` (its second row); each names the batch as detail's
+# `batch_id`.
+BATCH_EXPORTS = ("batch.export", "cli.cards.export", "cli.cards.generate.export")
 
 
 @dataclass(frozen=True)

@@ -146,12 +146,10 @@ def _start_without_lock(db: Session, nas: NasCache, update: AccountingUpdate, no
     if not update.token or nas.get(db, update.nas_ip, now) is None:
         return None
     planned = plan_start(q.session_by_token(db, update.token), update, now)
-    if planned is None or planned.row.card_status != "active" or planned.row.account_id is None:
+    opening = None if planned is None else opening_of(planned)
+    if opening is None:
         return None
-    row = planned.row
-    face_value = 0  # loaded at first use only, which is not this
-    opening = q.SessionOpening(row.id, row.card_id, row.card_number, face_value, row.account_id, planned.opening, now)
-    return AccountingResult(row.id, 0) if open_planned(db, [opening]) else None
+    return AccountingResult(opening.session_id, 0) if open_planned(db, [opening]) else None
 
 
 def plan_without_lock(
@@ -543,17 +541,22 @@ def lock_cards_of(db: Session, starts: list[q.SessionRow]) -> dict[str, cards_db
     return cards_db.lock_cards(db, sorted({row.card_number for row in starts}))
 
 
-def opening_of(planned: PlannedStart, card: cards_db.CardRecord) -> q.SessionOpening | None:
-    """A planned Start's session opening on its card (locked by `lock_cards_of`), as `_open` opens it; None when
-    the card is neither new nor active (`_open` says why)."""
-    if card.status == "active" and card.account_id is not None:
-        account_id: int | None = card.account_id
-    elif card.status == "new":
-        account_id = None
-    else:
-        return None
+def opening_of(planned: PlannedStart, card: cards_db.CardRecord | None = None) -> q.SessionOpening | None:
+    """A planned Start's session opening, as `_open` opens it. On its `card` locked by `lock_cards_of` (a batch):
+    on an active card's account, or a new card's first use (its account opened with its face value). Without
+    it (the hook, nothing locked): only on the account of a card in use as the session's row read it, which
+    the opening's statement checks again; a first use needs the card's lock (`record_accounting`). None when
+    the session cannot be opened so (`_open` says why)."""
     row = planned.row
-    return q.SessionOpening(row.id, card.id, card.number, card.face_value, account_id, planned.opening, planned.now)
+    account_id: int | None
+    if card is not None and card.status == "new":  # first use: its account is opened with its face value
+        account_id, face_value = None, card.face_value
+    else:
+        status, account_id = (row.card_status, row.account_id) if card is None else (card.status, card.account_id)
+        face_value = 0  # loaded at first use only
+        if status != "active" or account_id is None:
+            return None
+    return q.SessionOpening(row.id, row.card_id, row.card_number, face_value, account_id, planned.opening, planned.now)
 
 
 def open_planned(db: Session, openings: list[q.SessionOpening]) -> bool:

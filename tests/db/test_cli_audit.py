@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
+from rlm_hotspot.services import audit
 from tests.db import test_cli
 from tests.db.test_cli import generate, setup_world
 from tests.db.test_sessions import NAS_IP
@@ -42,3 +44,34 @@ def test_changes_and_pins_shown_are_recorded_with_the_operator_and_nothing_secre
     assert ("alice", "cli.hotspot.set", "cafe") in [entry[:3] for entry in entries]
     assert entries[-1][:2] == ("bob", "cli.cards.export")  # PINs shown: recorded although nothing changed
     assert "bob" in run("audit", "--who", "bob").output
+
+
+def test_pins_written_or_shown_by_generate_are_an_export_of_its_batch(  # type: ignore[no-untyped-def]
+    run, committed: Engine, tmp_path: Path
+) -> None:
+    """`cards generate --output/--show` lets the PINs out as `cards export` does: the console's "last exported"
+    (and its warning before one more copy) counts it; a batch generated without either was never exported."""
+    setup_world(run)
+
+    def last_batch() -> int:
+        with committed.connect() as conn:  # ids are not reset between tests: ask which batch it was
+            return int(conn.execute(text("SELECT max(id) FROM card_batches")).scalar_one())
+
+    def last_export(batch: int) -> tuple[str, str] | None:
+        with Session(committed) as db:
+            mark = audit.last_batch_exports(db, batch).get(batch)
+        return None if mark is None else (mark.staff_name, mark.action)
+
+    output = tmp_path / "new.pdf"
+    run("--operator", "carol", "cards", "generate", "--count", "2", "--value", "5.00", "--output", str(output))
+    written = last_batch()
+    run("--operator", "dave", "cards", "generate", "--count", "2", "--value", "5.00", "--show")
+    shown = last_batch()
+    run("cards", "generate", "--count", "2", "--value", "5.00")
+    kept = last_batch()
+
+    assert last_export(written) == ("carol", "cli.cards.generate.export")
+    assert last_export(shown) == ("dave", "cli.cards.generate.export")
+    assert last_export(kept) is None
+    row = next(entry for entry in trail(committed) if entry[3].get("batch_id") == written)
+    assert row[2:] == (str(written), {"batch_id": written, "cards": 2, "output": str(output), "show": False})

@@ -12,9 +12,9 @@ from tests.e2e.radius_harness import NAS_BY_VENDOR, RadiusServer, build_world, l
 MIKROTIK = NAS_BY_VENDOR["mikrotik"]
 
 
-def rows(engine: Engine, sql: str) -> list[tuple[object, ...]]:
+def rows(engine: Engine, sql: str, **params: object) -> list[tuple[object, ...]]:
     with engine.connect() as conn:
-        return [tuple(row) for row in conn.execute(text(sql))]
+        return [tuple(row) for row in conn.execute(text(sql), params)]
 
 
 def assert_balanced(engine: Engine) -> None:

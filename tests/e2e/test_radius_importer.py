@@ -7,12 +7,14 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 
 from sqlalchemy import Engine
 
 from rlm_hotspot.pins import PinVault
+from rlm_hotspot.radius.detail import RECEIVED_AT, Entry, parse
 from tests.e2e.conftest import wait_until
 from tests.e2e.radius_harness import NAS_BY_VENDOR, RadiusServer, build_world, importer, login_happened_earlier
 from tests.e2e.test_radius_accounting import assert_balanced, rows
@@ -155,7 +157,7 @@ def test_after_an_accounting_on_its_guests_log_in_again_before_the_importer_bill
     number, pin = batch.numbers[0], batch.pins[0]
     first = server.login(number, pin, nas_ip=MIKROTIK)
     assert first.accepted
-    login_happened_earlier(radius_db, 60)  # the buffer's times are whole seconds: the reboot comes later
+    login_happened_earlier(radius_db, 60)  # the session began a while before the reboot (its Start: 30 s ago)
     start = {"User_Name": number, "Acct_Session_Time": 0, "Acct_Delay_Time": 30, "Class": first.one("Class")}
     assert server.account("start", nas_ip=MIKROTIK, Acct_Session_Id="R1", **start) is not None
     assert not server.login(number, pin, nas_ip=MIKROTIK).accepted  # its one slot is taken
@@ -170,4 +172,73 @@ def test_after_an_accounting_on_its_guests_log_in_again_before_the_importer_bill
         ("R1", "closed", "NAS-Reboot"),
         ("R2", "open", None),
     ]
+    assert_balanced(radius_db)
+
+
+def buffered_entries(server: RadiusServer) -> list[Entry]:
+    """The entries radiusd has written to its buffer and no importer has claimed yet."""
+    return parse((server.spool / "buffer.detail").read_bytes()).entries
+
+
+def test_an_accounting_on_ends_what_began_before_it_in_its_second_to_the_microsecond(
+    spooling_radius_server: RadiusServer, radius_db: Engine, vault: PinVault
+) -> None:
+    """Buffered, the entries carry radiusd's exact receive time (the Timestamp has whole seconds): a session
+    started and a login made just before the Accounting-On, in its second, end with it — their guests log in
+    again at once, and the importer closes both at the On's exact time. The time is radiusd's own: text a NAS
+    sends cannot put one in the entry."""
+    server = spooling_radius_server
+    batch = build_world(radius_db, vault)
+    (started, pending), pins = batch.numbers[:2], batch.pins[:2]
+    sent_after = datetime.now(UTC)
+    first = server.login(started, pins[0], nas_ip=MIKROTIK)
+    start = {"User_Name": started, "Acct_Session_Time": 0, "Class": first.one("Class")}
+    assert server.account("start", nas_ip=MIKROTIK, Acct_Session_Id="E1", **start) is not None
+    assert server.login(pending, pins[1], nas_ip=MIKROTIK).accepted  # its Start never comes: the NAS rebooted
+    # no packet can carry the attribute (its number is internal); a line of its own in text is not one either
+    forged = f'x"\n\t{RECEIVED_AT} = "1000000000.000000'
+    assert server.account("on", nas_ip=MIKROTIK, NAS_Identifier=forged) is not None  # spooled: no importer yet
+    logins = [server.login(number, pin, nas_ip=MIKROTIK) for number, pin in zip((started, pending), pins, strict=True)]
+    assert [login.accepted for login in logins] == [True, True]  # the sessions before the On hold no slot
+
+    [start_entry, on_entry] = buffered_entries(server)
+    assert [len(entry.attributes.values(RECEIVED_AT)) for entry in (start_entry, on_entry)] == [1, 1]
+    assert on_entry.written_at is not None and start_entry.written_at is not None
+    assert sent_after < start_entry.written_at < on_entry.written_at  # radiusd's times, not the forged one
+    assert rows(radius_db, "SELECT restart_seen_at FROM nas WHERE ip_address = :ip", ip=MIKROTIK) == [
+        (on_entry.written_at,)
+    ]
+    with importer(server):
+        wait_until(lambda: rows(radius_db, "SELECT sum(packets) FROM radius_batches") == [(2,)], what="billed")
+    assert rows(
+        radius_db,
+        "SELECT c.number, s.acct_session_id, s.status, s.terminate_cause, s.stopped_at FROM sessions s "
+        "JOIN cards c ON c.id = s.card_id WHERE s.started_at < :on ORDER BY c.number",
+        on=on_entry.written_at,
+    ) == sorted([(started, "E1", "closed", "NAS-Reboot", on_entry.written_at),
+                 (pending, None, "closed", "NAS-Reboot", on_entry.written_at)])  # fmt: skip
+    assert rows(radius_db, "SELECT count(*) FROM sessions WHERE status = 'pending' AND started_at > :on",
+                on=on_entry.written_at) == [(2,)]  # fmt: skip
+    assert_balanced(radius_db)
+
+
+def test_what_follows_an_accounting_on_in_its_second_outlives_it(
+    spooling_radius_server: RadiusServer, radius_db: Engine, vault: PinVault
+) -> None:
+    """The other order: a login and its Start just after the Accounting-On, in its second, open a session the
+    On does not end, at their exact times."""
+    server = spooling_radius_server
+    batch = build_world(radius_db, vault)
+    assert server.account("on", nas_ip=MIKROTIK) is not None
+    login = server.login(batch.numbers[0], batch.pins[0], nas_ip=MIKROTIK)
+    start = {"User_Name": batch.numbers[0], "Acct_Session_Time": 0, "Class": login.one("Class")}
+    assert server.account("start", nas_ip=MIKROTIK, Acct_Session_Id="F1", **start) is not None
+    [on_entry, start_entry] = buffered_entries(server)
+    assert on_entry.written_at is not None and start_entry.written_at is not None
+    with importer(server):
+        wait_until(lambda: rows(radius_db, "SELECT sum(packets) FROM radius_batches") == [(2,)], what="billed")
+    [(status, started_at, rebooted_at)] = rows(
+        radius_db, "SELECT s.status, s.started_at, n.rebooted_at FROM sessions s JOIN nas n ON n.id = s.nas_id"
+    )
+    assert status == "open" and rebooted_at == on_entry.written_at < started_at <= start_entry.written_at
     assert_balanced(radius_db)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from rlm_hotspot.radius.decode import decode_accounting
 from rlm_hotspot.radius.detail import parse
@@ -58,6 +58,19 @@ def test_bytes_that_are_not_utf8_are_kept_as_the_hook_keeps_them_and_junk_lines_
     assert parsed.attributes.first("Acct-Session-Id") == "S\\xe9"
     assert parsed.attributes.first("User-Password") is None
     assert parsed.skipped_lines == 2
+
+
+def test_the_exact_receive_time_the_site_writes_is_read_to_the_microsecond() -> None:
+    """Hotspot-Received-At (radiusd's %l.%M) gives the event its microseconds; an entry written before the
+    upgrade, without it, or with a value radiusd never writes, is read at its whole-second Timestamp as before."""
+    whole = datetime.fromtimestamp(1796644800, UTC)
+    exact = ENTRY.replace(b"\tTimestamp", b'\tHotspot-Received-At = "1796644800.000042"\n\tTimestamp')
+    [entry] = parse(exact).entries
+    assert entry.written_at == whole + timedelta(microseconds=42)
+    for value in (b"1796644800", b"1796644800.42", b"-1.000000", b"1796644800.0000001", b""):
+        odd = ENTRY.replace(b"\tTimestamp", b'\tHotspot-Received-At = "' + value + b'"\n\tTimestamp')
+        assert parse(odd).entries[0].written_at == whole, value
+    assert parse(ENTRY).entries[0].written_at == whole
 
 
 def test_without_a_timestamp_the_header_says_when_it_was_written() -> None:
