@@ -36,7 +36,6 @@ import fcntl
 import logging
 import math
 import os
-import signal
 import socket
 import threading
 import time
@@ -47,19 +46,18 @@ from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from rlm_hotspot import logs
 from rlm_hotspot.clock import utc_now
 from rlm_hotspot.db import radius_batches
-from rlm_hotspot.db.engine import make_engine, session_factory
 from rlm_hotspot.logs import first_line
 from rlm_hotspot.radius.accounting import BatchConflict, BatchTimings, PacketOutcome, bill_batch, bill_packet
 from rlm_hotspot.radius.detail import Entry, parse
 from rlm_hotspot.radius.import_metrics import ImportMetrics
 from rlm_hotspot.services.tariff_cache import NasCache, TariffCache
-from rlm_hotspot.settings import Settings, with_overrides
+from rlm_hotspot.settings import Settings
+from rlm_hotspot.spool_importer import UNAVAILABLE, importer_process, run_loop, stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +82,12 @@ class ImportReport:
     held: int = 0
     torn: int = 0
     failed_packets: int = 0
+    database_down: bool = False
+
+    @property
+    def busy(self) -> bool:
+        """Packets came: more may be waiting, the next pass starts at once."""
+        return self.packets > 0
 
 
 @dataclass
@@ -110,18 +114,17 @@ class AccountingImporter:
 
     def run(self, *, once: bool = False) -> ImportReport:
         """Bill what arrives until stopped (one pass with `once`); the database being down is waited out."""
-        while True:
-            self._sync_live()
-            try:
-                report = self.import_pending()
-            except (OperationalError, InterfaceError) as exc:
-                self.metrics.errors.labels("unavailable").inc()
-                log.error("accounting import: database unavailable, retrying: %s", first_line(exc))
-                report = ImportReport()
-                if once:
-                    raise
-            if once or self.stopping.wait(0 if report.packets else self.poll_interval):
-                return report
+        return run_loop(self._pass, self._unavailable, stopping=self.stopping, idle_pause=self.poll_interval,
+                        once=once, keep_up=self._sync_live)  # fmt: skip
+
+    def _pass(self) -> ImportReport:
+        self._sync_live()
+        return self.import_pending()
+
+    def _unavailable(self, _exc: Exception) -> ImportReport:
+        """Counted for HotspotRadiusImportDatabaseErrors; the loop logs it and bills the same again."""
+        self.metrics.errors.labels("unavailable").inc()
+        return ImportReport(database_down=True)
 
     def import_pending(self) -> ImportReport:
         """Bill every work file (oldest first), then claim and bill the live file."""
@@ -247,7 +250,7 @@ class AccountingImporter:
         started, mode, timings = time.perf_counter(), "batch", _Timings()
         try:
             outcomes = self._bill(name, entries, timings, isolated=False)
-        except (OperationalError, InterfaceError):
+        except UNAVAILABLE:
             raise
         except (DBAPIError, BatchConflict) as exc:  # one packet the database refuses must not stall the rest
             why = first_line(exc) if isinstance(exc, DBAPIError) else str(exc)
@@ -329,7 +332,7 @@ class AccountingImporter:
                     tariffs=self.tariffs,
                     nas=self.nas,
                 )
-        except (OperationalError, InterfaceError):
+        except UNAVAILABLE:
             raise
         except DBAPIError as exc:
             log.error("accounting import: packet at %s:%d not billed, the database refused it: %s",
@@ -357,10 +360,6 @@ def _savepoint(db: Session) -> Iterator[Session]:
         yield db
 
 
-#: A batch of 2,000 packets is one long transaction: the interactive 3 s bound is too tight for it.
-IMPORT_STATEMENT_TIMEOUT_MS = 60_000
-
-
 def run_importer(
     settings: Settings,
     spool: Path,
@@ -374,19 +373,12 @@ def run_importer(
 ) -> ImportReport:
     """The hotspot-radius-import service: bill `spool` until SIGTERM or SIGINT (one pass with `once`), serving
     its metrics on `metrics_address:metrics_port` (0: not served); `verbose` logs each file's and batch's timings."""
-    logs.setup()  # unless the CLI's --log-format did already
-    if verbose:
-        log.setLevel(logging.DEBUG)
-    timeout_ms = max(settings.statement_timeout_ms, IMPORT_STATEMENT_TIMEOUT_MS)
-    engine = make_engine(
-        with_overrides(settings, statement_timeout_ms=timeout_ms), pool_size=1, application_name="hotspot-radius-import"
-    )
-    importer = AccountingImporter(spool, session_factory(engine), batch_size=batch_size, keep_batches=keep_batches)
-    if metrics_port:
-        importer.metrics.serve(metrics_port, metrics_address)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: importer.stopping.set())
-    try:
+    with importer_process(settings, "hotspot-radius-import") as sessions:
+        if verbose:
+            log.setLevel(logging.DEBUG)
+        importer = AccountingImporter(spool, sessions, batch_size=batch_size, keep_batches=keep_batches)
+        if metrics_port:
+            importer.metrics.serve(metrics_port, metrics_address)
+        stop_on_signals(importer.stopping)
+        log.info("importer started: accounting, spool %s", spool)
         return importer.run(once=once)
-    finally:
-        engine.dispose()
