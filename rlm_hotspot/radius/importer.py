@@ -27,7 +27,8 @@ are pruned (`keep_batches`): they only guard the resumption of files that still 
 One bad packet never stops the others: a malformed or unattributable one is acknowledged and logged as the
 hook does; a batch that fails on a database error (not an outage) is billed again packet by packet, each in
 a savepoint, and a packet that still fails is logged and skipped. While the database is down nothing is
-deleted and the same batch is tried again.
+deleted and the same batch is tried again, after a backoff: the loop, its backoff and the process around it
+are the importer pattern the NetFlow importer runs too (`rlm_hotspot.spool_importer`).
 """
 
 from __future__ import annotations
