@@ -17,7 +17,7 @@ from flowimport.importer import CycleReport, Failure, Importer, ImporterSettings
 from flowimport.metrics import Metrics
 from flowimport.spool import FAILED
 from rlm_hotspot.settings import Settings
-from rlm_hotspot.spool_importer import importer_process, stop_on_signals
+from rlm_hotspot.spool_importer import importer_process, run_service
 
 # What `hotspotctl flows` uses, all from here (setup.cfg: the CLI imports only the adapters' entry points).
 __all__ = ["CycleReport", "ImporterSettings", "SpoolState", "import_files", "run", "spool_state", "udp_drops"]
@@ -34,10 +34,7 @@ def run(
     """Import settled spool files in a loop until SIGTERM or SIGINT (one pass with `once`); returns the last
     cycle's report."""
     with _importer(settings, importer_settings) as importer:
-        if metrics_port is not None:
-            importer.metrics.serve(metrics_port, metrics_address)
-        stop_on_signals(importer.stopping)
-        return importer.run(once=once)
+        return run_service(importer, once=once, metrics_port=metrics_port, metrics_address=metrics_address)
 
 
 def import_files(settings: Settings, importer_settings: ImporterSettings, files: list[Path]) -> CycleReport:

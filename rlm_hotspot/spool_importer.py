@@ -12,9 +12,9 @@ importer process per spool bills it in batches:
 4. **retire** the unit once all of it is committed (moved to done/; deleted).
 
 What differs (how a unit is found, how it is parsed, how a batch is billed) stays in each importer. What is
-the same idea lives here: the loop (`run_loop`: a pass, a pause, `--once`, SIGTERM, the database waited out
-with a backoff), the process around it (`importer_process`: its engine and signals) and the metrics'
-registry (`ImporterMetrics`).
+the same idea lives here: the loop (`run_loop`: a pass, a pause, `--once`, the database waited out with a
+backoff), the process around it (`importer_process`: its engine; `run_service`: its metrics served, SIGTERM)
+and the metrics' registry (`ImporterMetrics`).
 """
 
 from __future__ import annotations
@@ -62,6 +62,8 @@ class PassReport(Protocol):
 
 
 Report = TypeVar("Report", bound=PassReport)
+Outcome_co = TypeVar("Outcome_co", covariant=True)
+Outcome = TypeVar("Outcome")
 
 
 def backoff(idle_pause: float, failures: int) -> float:
@@ -119,10 +121,26 @@ def _wait(stopping: threading.Event, pause: float, idle_pause: float, keep_up: C
     return False
 
 
-def stop_on_signals(stopping: threading.Event) -> None:
-    """SIGTERM (systemd) and SIGINT (a terminal) end the loop after the current pass: never mid-batch."""
+class Importer(Protocol[Outcome_co]):
+    """An importer as its service runs it: its stop, its metrics and its loop (`run_loop` inside)."""
+
+    @property
+    def stopping(self) -> threading.Event: ...
+
+    @property
+    def metrics(self) -> ImporterMetrics: ...
+
+    def run(self, *, once: bool = False) -> Outcome_co: ...
+
+
+def run_service(importer: Importer[Outcome], *, once: bool, metrics_port: int | None, metrics_address: str) -> Outcome:
+    """Run an importer as its systemd service does: its metrics served on `metrics_port` (None or 0: not
+    served), SIGTERM (systemd) and SIGINT (a terminal) ending the loop after the current pass, never mid-batch."""
+    if metrics_port:
+        importer.metrics.serve(metrics_port, metrics_address)
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stopping.set())
+        signal.signal(signum, lambda *_: importer.stopping.set())
+    return importer.run(once=once)
 
 
 @contextmanager

@@ -58,7 +58,7 @@ from rlm_hotspot.radius.detail import Entry, parse
 from rlm_hotspot.radius.import_metrics import ImportMetrics
 from rlm_hotspot.services.tariff_cache import NasCache, TariffCache
 from rlm_hotspot.settings import Settings
-from rlm_hotspot.spool_importer import UNAVAILABLE, importer_process, run_loop, stop_on_signals
+from rlm_hotspot.spool_importer import UNAVAILABLE, importer_process, run_loop, run_service
 
 log = logging.getLogger(__name__)
 
@@ -378,8 +378,5 @@ def run_importer(
         if verbose:
             log.setLevel(logging.DEBUG)
         importer = AccountingImporter(spool, sessions, batch_size=batch_size, keep_batches=keep_batches)
-        if metrics_port:
-            importer.metrics.serve(metrics_port, metrics_address)
-        stop_on_signals(importer.stopping)
         log.info("importer started: accounting, spool %s", spool)
-        return importer.run(once=once)
+        return run_service(importer, once=once, metrics_port=metrics_port, metrics_address=metrics_address)
