@@ -25,8 +25,9 @@ from radius_vs_rlm_sql import SESSION_S, load_history, prepare_databases
 
 from devtools.cluster import temporary_cluster
 from rlm_hotspot.db.engine import make_engine, session_factory
-from rlm_hotspot.radius.importer import IMPORT_STATEMENT_TIMEOUT_MS, AccountingImporter
+from rlm_hotspot.radius.importer import AccountingImporter
 from rlm_hotspot.settings import load_settings, with_overrides
+from rlm_hotspot.spool_importer import IMPORT_STATEMENT_TIMEOUT_MS
 
 STATUS = {"start": "Start", "interim": "Interim-Update", "stop": "Stop"}
 

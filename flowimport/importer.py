@@ -43,6 +43,7 @@ from rlm_hotspot.clock import utc_now
 from rlm_hotspot.logs import first_line
 from rlm_hotspot.services.errors import ServiceError
 from rlm_hotspot.services.flows import FlowBatch, HeldTraffic, ImportOutcome, ImportPolicy, import_batches
+from rlm_hotspot.spool_importer import run_loop
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,12 @@ class CycleReport:
     files_done: int = 0
     incomplete_blocks: int = 0
     errors: int = 0
+    database_down: bool = False  # or the hotspot refused: nothing could be imported, the loop backs off
+
+    @property
+    def busy(self) -> bool:
+        """Never: the next cycle waits its interval (files must settle, a memory table fill for a bin)."""
+        return False
 
     @property
     def imported(self) -> list[str]:
@@ -148,10 +155,7 @@ class Importer:
         if self.settings.memory_pipes is not None:
             log.warning(AT_MOST_ONCE_WARNING)
         log.info("importer started: hotspot %s, spool %s", self.settings.hotspot, self.settings.spool)
-        while True:
-            report = self.run_cycle()
-            if once or self.stopping.wait(self._pause()):
-                return report
+        return run_loop(self.run_cycle, stopping=self.stopping, idle_pause=self._pause(), once=once)
 
     def _pause(self) -> float:
         if self.settings.memory_pipes is None:
@@ -170,8 +174,8 @@ class Importer:
             self._failing = {what: failure for what, failure in self._failing.items() if what in present}
             self._import_files(files, report, force=False)
             self._failing.pop(DATABASE, None)  # the cycle got through (a database failure raises _Abort)
-        except _Abort:
-            pass  # counted and logged where it happened; the next cycle retries
+        except _Abort:  # counted and logged where it happened; the next cycle retries
+            report.database_down = True
         except OSError as exc:
             log.error("cannot read the spool %s: %s; retrying in %s", self.settings.spool, exc, self._pause())
             report.errors += 1

@@ -1,20 +1,22 @@
-"""Prometheus metrics of the importer: text exposition over HTTP, or a textfile for node_exporter."""
+"""Prometheus metrics of the NetFlow importer: served over HTTP, or a textfile for node_exporter (the registry
+and both ways out are the importers' shared `ImporterMetrics`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server, write_to_textfile
+from prometheus_client import Counter, Gauge
+
+from rlm_hotspot.spool_importer import ImporterMetrics
 
 Metric = TypeVar("Metric", Counter, Gauge)
 
 
-class Metrics:
+class Metrics(ImporterMetrics):
     """One registry per importer (one hotspot), labelled with the hotspot name."""
 
     def __init__(self, hotspot: str) -> None:
-        self.registry = CollectorRegistry()
+        super().__init__()
         self.hotspot = hotspot
         labels = ["hotspot"]
 
@@ -45,11 +47,3 @@ class Metrics:
 
     def child(self, metric: Metric, **labels: str) -> Metric:
         return metric.labels(hotspot=self.hotspot, **labels)
-
-    def serve(self, port: int, address: str = "127.0.0.1") -> None:
-        """Expose /metrics on ``address:port`` from a background thread."""
-        start_http_server(port, addr=address, registry=self.registry)
-
-    def write_textfile(self, path: Path) -> None:
-        """Atomically rewrite a node_exporter textfile."""
-        write_to_textfile(str(path), self.registry)

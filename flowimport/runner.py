@@ -1,12 +1,12 @@
 """The importer's entry points, for `hotspotctl flows run|import|status`: the CLI parses options, these run.
 
-`run` is the hotspot-flows service: an engine of its own (one connection, a statement timeout long enough
-for a batch of 20,000 sessions), its metrics, SIGTERM/SIGINT ending the loop after the current cycle.
+`run` is the hotspot-flows service, set up as every importer is (`rlm_hotspot.spool_importer`): an engine of
+its own (one connection, a statement timeout long enough for a batch of 20,000 sessions), its metrics,
+SIGTERM/SIGINT ending the loop after the current cycle.
 """
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,15 +16,11 @@ from flowimport.health import SpoolBacklog, spool_backlog, udp_drops
 from flowimport.importer import CycleReport, Failure, Importer, ImporterSettings, read_failing
 from flowimport.metrics import Metrics
 from flowimport.spool import FAILED
-from rlm_hotspot import logs
-from rlm_hotspot.db.engine import make_engine, session_factory
-from rlm_hotspot.settings import Settings, with_overrides
+from rlm_hotspot.settings import Settings
+from rlm_hotspot.spool_importer import importer_process, run_service
 
 # What `hotspotctl flows` uses, all from here (setup.cfg: the CLI imports only the adapters' entry points).
 __all__ = ["CycleReport", "ImporterSettings", "SpoolState", "import_files", "run", "spool_state", "udp_drops"]
-
-#: A batch of 20 000 sessions is one big statement: the interactive 3 s bound is too tight for it.
-IMPORT_STATEMENT_TIMEOUT_MS = 60_000
 
 
 def run(
@@ -38,11 +34,7 @@ def run(
     """Import settled spool files in a loop until SIGTERM or SIGINT (one pass with `once`); returns the last
     cycle's report."""
     with _importer(settings, importer_settings) as importer:
-        if metrics_port is not None:
-            importer.metrics.serve(metrics_port, metrics_address)
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: importer.stopping.set())
-        return importer.run(once=once)
+        return run_service(importer, once=once, metrics_port=metrics_port, metrics_address=metrics_address)
 
 
 def import_files(settings: Settings, importer_settings: ImporterSettings, files: list[Path]) -> CycleReport:
@@ -69,13 +61,5 @@ def spool_state(spool: Path) -> SpoolState:
 
 @contextmanager
 def _importer(settings: Settings, importer_settings: ImporterSettings) -> Iterator[Importer]:
-    logs.setup()  # unless the CLI's --log-format did already
-    timeout_ms = max(settings.statement_timeout_ms, IMPORT_STATEMENT_TIMEOUT_MS)
-    engine = make_engine(
-        with_overrides(settings, statement_timeout_ms=timeout_ms), pool_size=1, application_name="hotspot-flows"
-    )
-    try:
-        yield Importer(importer_settings, session_factory(engine), Metrics(importer_settings.hotspot))
-    finally:
-        engine.dispose()
-
+    with importer_process(settings, "hotspot-flows") as sessions:
+        yield Importer(importer_settings, sessions, Metrics(importer_settings.hotspot))

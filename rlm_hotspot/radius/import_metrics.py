@@ -1,7 +1,7 @@
 """Prometheus metrics of the accounting importer (`hotspotctl radius import --metrics-port`).
 
-One registry per importer process (one spool), served over HTTP from a daemon thread, as the NetFlow
-importer serves its own (flowimport/metrics.py). The backlog and the lag are read from the spool's files at
+One registry per importer process (one spool), served as the NetFlow importer serves its own
+(`rlm_hotspot.spool_importer.ImporterMetrics`). The backlog and the lag are read from the spool's files at
 every scrape (the module's collector, under the importer's names), never counted: they stay true across
 restarts and while the database is down.
 """
@@ -10,19 +10,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram
 
 from rlm_hotspot.radius.metrics import BufferCollector
+from rlm_hotspot.spool_importer import ImporterMetrics
 
 #: A batch of 2,000 packets takes ~0.5 s here; a trickle a few milliseconds; a slow database many seconds.
 BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
-class ImportMetrics:
+class ImportMetrics(ImporterMetrics):
     """What the importer billed, how long its batches took, what failed, and what still waits."""
 
     def __init__(self, buffer_file: Path) -> None:
-        self.registry = CollectorRegistry()
+        super().__init__()
         self.packets = Counter(
             "hotspot_radius_import_packets", "Buffered accounting packets imported, by outcome (billed; unbilled: "
             "acknowledged and logged, not billed; refused: the database refused it, logged and skipped).",
@@ -71,7 +72,3 @@ class ImportMetrics:
         for kind in ("unavailable", "refused"):
             self.errors.labels(kind)
         self.registry.register(BufferCollector(buffer_file, prefix="hotspot_radius_import_backlog"))
-
-    def serve(self, port: int, address: str = "127.0.0.1") -> None:
-        """Expose /metrics on `address:port` from a background thread."""
-        start_http_server(port, addr=address, registry=self.registry)

@@ -27,7 +27,8 @@ are pruned (`keep_batches`): they only guard the resumption of files that still 
 One bad packet never stops the others: a malformed or unattributable one is acknowledged and logged as the
 hook does; a batch that fails on a database error (not an outage) is billed again packet by packet, each in
 a savepoint, and a packet that still fails is logged and skipped. While the database is down nothing is
-deleted and the same batch is tried again.
+deleted and the same batch is tried again, after a backoff: the loop, its backoff and the process around it
+are the importer pattern the NetFlow importer runs too (`rlm_hotspot.spool_importer`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ import fcntl
 import logging
 import math
 import os
-import signal
 import socket
 import threading
 import time
@@ -47,19 +47,18 @@ from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from rlm_hotspot import logs
 from rlm_hotspot.clock import utc_now
 from rlm_hotspot.db import radius_batches
-from rlm_hotspot.db.engine import make_engine, session_factory
 from rlm_hotspot.logs import first_line
 from rlm_hotspot.radius.accounting import BatchConflict, BatchTimings, PacketOutcome, bill_batch, bill_packet
 from rlm_hotspot.radius.detail import Entry, parse
 from rlm_hotspot.radius.import_metrics import ImportMetrics
 from rlm_hotspot.services.tariff_cache import NasCache, TariffCache
-from rlm_hotspot.settings import Settings, with_overrides
+from rlm_hotspot.settings import Settings
+from rlm_hotspot.spool_importer import UNAVAILABLE, importer_process, run_loop, run_service
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +83,12 @@ class ImportReport:
     held: int = 0
     torn: int = 0
     failed_packets: int = 0
+    database_down: bool = False
+
+    @property
+    def busy(self) -> bool:
+        """Packets came: more may be waiting, the next pass starts at once."""
+        return self.packets > 0
 
 
 @dataclass
@@ -110,18 +115,17 @@ class AccountingImporter:
 
     def run(self, *, once: bool = False) -> ImportReport:
         """Bill what arrives until stopped (one pass with `once`); the database being down is waited out."""
-        while True:
-            self._sync_live()
-            try:
-                report = self.import_pending()
-            except (OperationalError, InterfaceError) as exc:
-                self.metrics.errors.labels("unavailable").inc()
-                log.error("accounting import: database unavailable, retrying: %s", first_line(exc))
-                report = ImportReport()
-                if once:
-                    raise
-            if once or self.stopping.wait(0 if report.packets else self.poll_interval):
-                return report
+        return run_loop(self._pass, self._unavailable, stopping=self.stopping, idle_pause=self.poll_interval,
+                        once=once, keep_up=self._sync_live)  # fmt: skip
+
+    def _pass(self) -> ImportReport:
+        self._sync_live()
+        return self.import_pending()
+
+    def _unavailable(self, _exc: Exception) -> ImportReport:
+        """Counted for HotspotRadiusImportDatabaseErrors; the loop logs it and bills the same again."""
+        self.metrics.errors.labels("unavailable").inc()
+        return ImportReport(database_down=True)
 
     def import_pending(self) -> ImportReport:
         """Bill every work file (oldest first), then claim and bill the live file."""
@@ -247,7 +251,7 @@ class AccountingImporter:
         started, mode, timings = time.perf_counter(), "batch", _Timings()
         try:
             outcomes = self._bill(name, entries, timings, isolated=False)
-        except (OperationalError, InterfaceError):
+        except UNAVAILABLE:
             raise
         except (DBAPIError, BatchConflict) as exc:  # one packet the database refuses must not stall the rest
             why = first_line(exc) if isinstance(exc, DBAPIError) else str(exc)
@@ -329,7 +333,7 @@ class AccountingImporter:
                     tariffs=self.tariffs,
                     nas=self.nas,
                 )
-        except (OperationalError, InterfaceError):
+        except UNAVAILABLE:
             raise
         except DBAPIError as exc:
             log.error("accounting import: packet at %s:%d not billed, the database refused it: %s",
@@ -357,10 +361,6 @@ def _savepoint(db: Session) -> Iterator[Session]:
         yield db
 
 
-#: A batch of 2,000 packets is one long transaction: the interactive 3 s bound is too tight for it.
-IMPORT_STATEMENT_TIMEOUT_MS = 60_000
-
-
 def run_importer(
     settings: Settings,
     spool: Path,
@@ -374,19 +374,9 @@ def run_importer(
 ) -> ImportReport:
     """The hotspot-radius-import service: bill `spool` until SIGTERM or SIGINT (one pass with `once`), serving
     its metrics on `metrics_address:metrics_port` (0: not served); `verbose` logs each file's and batch's timings."""
-    logs.setup()  # unless the CLI's --log-format did already
-    if verbose:
-        log.setLevel(logging.DEBUG)
-    timeout_ms = max(settings.statement_timeout_ms, IMPORT_STATEMENT_TIMEOUT_MS)
-    engine = make_engine(
-        with_overrides(settings, statement_timeout_ms=timeout_ms), pool_size=1, application_name="hotspot-radius-import"
-    )
-    importer = AccountingImporter(spool, session_factory(engine), batch_size=batch_size, keep_batches=keep_batches)
-    if metrics_port:
-        importer.metrics.serve(metrics_port, metrics_address)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: importer.stopping.set())
-    try:
-        return importer.run(once=once)
-    finally:
-        engine.dispose()
+    with importer_process(settings, "hotspot-radius-import") as sessions:
+        if verbose:
+            log.setLevel(logging.DEBUG)
+        importer = AccountingImporter(spool, sessions, batch_size=batch_size, keep_batches=keep_batches)
+        log.info("importer started: accounting, spool %s", spool)
+        return run_service(importer, once=once, metrics_port=metrics_port, metrics_address=metrics_address)
