@@ -20,6 +20,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from churn import print_churn, row_churn
 from cpu import postmaster_pid, tree_cpu_seconds
 from radius_vs_rlm_sql import SESSION_S, load_history, prepare_databases
 
@@ -89,6 +90,7 @@ def main() -> int:
         importer = AccountingImporter(spool, session_factory(engine), batch_size=args.batch_size)
         postmaster = postmaster_pid(cluster.datadir)
         profile = cProfile.Profile() if args.profile else None
+        churn_before = row_churn(cluster)
         pg_before, own_before, started = tree_cpu_seconds(postmaster), time.process_time(), time.perf_counter()
         if profile:
             profile.enable()
@@ -108,6 +110,7 @@ def main() -> int:
             f"{own / packets * 1e6:4.0f}, postgres {pg / packets * 1e6:4.0f}; {opened} sessions closed; "
             f"{report.batches} batches"
         )
+        print_churn("importer", churn_before, row_churn(cluster, settle=True), packets)
     return 0
 
 
