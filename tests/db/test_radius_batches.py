@@ -163,3 +163,24 @@ def test_the_database_lost_mid_batch_costs_nothing_and_bills_the_file_once(
         )
         == 1
     )
+
+
+def test_an_entry_whose_receive_time_no_date_can_hold_is_billed_and_stalls_nothing(
+    committed: Engine, tmp_path: Path
+) -> None:
+    """A restored or hand-edited spool can hold a Hotspot-Received-At or a Timestamp beyond the year 9999: the
+    entry is read at the next time it says (the Timestamp, the header), and the file is billed on, not left to
+    crash the importer at every restart."""
+    on = b"Mon Dec  7 12:00:00 2026\n\tAcct-Status-Type = Accounting-On\n\tNAS-IP-Address = 192.0.2.77\n"
+    entries = [
+        on + b'\tHotspot-Received-At = "999999999999.000000"\n\tTimestamp = 1796644800\n\n',
+        on + b"\tTimestamp = 99999999999999999999\n\n",
+        on + b"\n",
+    ]
+    (tmp_path / "buffer.detail").write_bytes(b"".join(entries))
+    importer = AccountingImporter(tmp_path, sessionmaker(committed), host="h1", poll_interval=0)
+
+    report = importer.run(once=True)
+
+    assert (report.files, report.packets) == (1, 3)
+    assert list(tmp_path.glob("buffer.detail*")) == []
