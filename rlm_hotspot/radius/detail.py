@@ -130,12 +130,21 @@ def _written_at(attributes: Attributes, header: bytes) -> datetime | None:
     else the entry's Timestamp, else its header (local time) — both whole seconds, as an entry written before
     the upgrade is billed."""
     exact = _EXACT.fullmatch(attributes.first(RECEIVED_AT) or "")
-    if exact is not None:
-        return datetime.fromtimestamp(int(exact.group(1)), UTC) + timedelta(microseconds=int(exact.group(2)))
+    if exact is not None and (at := _posix(exact.group(1), int(exact.group(2)))) is not None:
+        return at
     stamp = attributes.first("Timestamp")
-    if stamp is not None and stamp.isdigit():
-        return datetime.fromtimestamp(int(stamp), UTC)
+    if stamp is not None and stamp.isascii() and stamp.isdigit() and (at := _posix(stamp)) is not None:
+        return at
     try:
         return datetime.fromtimestamp(time.mktime(time.strptime(header.decode("ascii").strip(), _HEADER_FORMAT)), UTC)
     except (ValueError, OverflowError, UnicodeDecodeError):
+        return None
+
+
+def _posix(seconds: str, microseconds: int = 0) -> datetime | None:
+    """A unix time as a date; None beyond what a date holds (the year 9999: a restored or hand-edited spool), so
+    that the entry is read at the next time it gives rather than stall its file."""
+    try:
+        return datetime.fromtimestamp(int(seconds), UTC) + timedelta(microseconds=microseconds)
+    except (ValueError, OverflowError, OSError):
         return None

@@ -70,6 +70,10 @@ KEEP_BATCHES = timedelta(days=30)
 PRUNE_INTERVAL_S = 3600.0
 #: Packets billed per transaction at most: a backlog is caught up in large batches, a trickle in small ones.
 BATCH_SIZE = 2000
+#: radiusd writes an entry before the importer reads it, on this host: a receive time later than the read by
+#: more than a clock step's slack is no radiusd's (a restored or edited spool) and is not billed — billed at it,
+#: an Interim "began" after its session's last packet and opened a second session that charged it again.
+FUTURE_SLACK = timedelta(seconds=10)
 
 
 @dataclass
@@ -309,10 +313,14 @@ class AccountingImporter:
                     with timings.timing("single"):
                         outcomes = [self._bill_alone(db, name, entry) for entry in entries]
                 else:
-                    packets = [(entry.attributes, self._received_at(entry)) for entry in entries]
+                    read_at = utc_now()
+                    early = [_from_the_future(entry, read_at) for entry in entries]
+                    billable = [entry for entry, no in zip(entries, early, strict=True) if no is None]
+                    packets = [(entry.attributes, self._received_at(entry)) for entry in billable]
                     careful = partial(_savepoint, db)
-                    outcomes = bill_batch(db, packets, careful=careful, tariffs=self.tariffs, nas=self.nas,
-                                          timings=timings)  # fmt: skip
+                    billed = iter(bill_batch(db, packets, careful=careful, tariffs=self.tariffs, nas=self.nas,
+                                             timings=timings))  # fmt: skip
+                    outcomes = [next(billed) if no is None else no for no in early]
                 unbilled = sum(1 for outcome in outcomes if outcome is None or outcome.unbilled is not None)
                 with timings.timing("record"):
                     radius_batches.record_batch(
@@ -323,6 +331,9 @@ class AccountingImporter:
         return outcomes
 
     def _bill_alone(self, db: Session, name: str, entry: Entry) -> PacketOutcome | None:
+        early = _from_the_future(entry, utc_now())
+        if early is not None:
+            return early
         try:
             with db.begin_nested():
                 return bill_packet(
@@ -352,6 +363,15 @@ class _Timings(BatchTimings):
 
     record: float = 0.0
     commit: float = 0.0
+
+
+def _from_the_future(entry: Entry, read_at: datetime) -> PacketOutcome | None:
+    """The outcome of an entry received after it was read (`FUTURE_SLACK`): logged, not billed; None otherwise."""
+    if entry.written_at is None or entry.written_at <= read_at + FUTURE_SLACK:
+        return None
+    why = (f"its receive time {entry.written_at.isoformat()} is after it was read ({read_at.isoformat()}): "
+           "radiusd did not write it so (a restored or edited spool?)")  # fmt: skip
+    return PacketOutcome(None, None, "malformed", why)
 
 
 @contextmanager

@@ -16,7 +16,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from devtools.ha import free_tcp_ports
 from rlm_hotspot.clock import utc_now
 from rlm_hotspot.db import radius_batches
+from rlm_hotspot.pins import PinVault
 from rlm_hotspot.radius.importer import AccountingImporter
+from tests.db.helpers import assert_ledger_balanced
+from tests.db.test_sessions import NAS_IP, radius_login, radius_world
 from tests.e2e.conftest import wait_until
 
 
@@ -163,3 +166,67 @@ def test_the_database_lost_mid_batch_costs_nothing_and_bills_the_file_once(
         )
         == 1
     )
+
+
+def test_an_entry_whose_receive_time_no_date_can_hold_is_billed_and_stalls_nothing(
+    committed: Engine, tmp_path: Path
+) -> None:
+    """A restored or hand-edited spool can hold a Hotspot-Received-At or a Timestamp beyond the year 9999: the
+    entry is read at the next time it says (the Timestamp, the header), and the file is billed on, not left to
+    crash the importer at every restart."""
+    on = b"Mon Dec  7 12:00:00 2026\n\tAcct-Status-Type = Accounting-On\n\tNAS-IP-Address = 192.0.2.77\n"
+    entries = [
+        on + b'\tHotspot-Received-At = "999999999999.000000"\n\tTimestamp = 1796644800\n\n',
+        on + b"\tTimestamp = 99999999999999999999\n\n",
+        on + b"\n",
+    ]
+    (tmp_path / "buffer.detail").write_bytes(b"".join(entries))
+    importer = AccountingImporter(tmp_path, sessionmaker(committed), host="h1", poll_interval=0)
+
+    report = importer.run(once=True)
+
+    assert (report.files, report.packets) == (1, 3)
+    assert list(tmp_path.glob("buffer.detail*")) == []
+
+
+def accounting_entry(status: str, number: str, seconds: int, *, received: str) -> bytes:
+    """A buffered entry as the site writes it (`received`: its Timestamp line or its Hotspot-Received-At line)."""
+    return (
+        f"Mon Dec  7 12:00:00 2026\n\tAcct-Status-Type = {status}\n\tNAS-IP-Address = {NAS_IP}\n"
+        f'\tUser-Name = "{number}"\n\tAcct-Session-Id = "S1"\n\tClass = 0x{b"hs:aX".hex()}\n'
+        f"\tAcct-Session-Time = {seconds}\n\t{received}\n\n"
+    ).encode()
+
+
+def test_an_entry_received_after_it_was_read_bills_nothing(
+    committed: Engine, vault: PinVault, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """radiusd writes an entry before the importer reads it: a receive time years ahead of the import is no
+    radiusd's (a restored or edited spool). Billed at that time, its Interim looked like a new session (it
+    "began" long after this one's last packet): a second session, in 2036, charged the same 20 minutes again
+    and held the card's slot for ten years. It is logged and not billed; the session is charged once."""
+    began = utc_now() - timedelta(hours=1)
+    with Session(committed) as db, db.begin():
+        [number] = radius_world(db, vault, count=1).numbers
+        radius_login(db, vault, number, token="aX", now=began)
+    t0 = int(began.timestamp())
+    far = f'Hotspot-Received-At = "{t0 + 10 * 365 * 86400}.000000"'
+    entries = [
+        accounting_entry("Start", number, 0, received=f"Timestamp = {t0}"),
+        accounting_entry("Interim-Update", number, 600, received=f"Timestamp = {t0 + 600}"),
+        accounting_entry("Interim-Update", number, 1200, received=far),
+        accounting_entry("Interim-Update", number, 1800, received=f"Timestamp = {t0 + 1800}"),
+        accounting_entry("Stop", number, 2400, received=f"Timestamp = {t0 + 2400}"),
+    ]
+    (tmp_path / "buffer.detail").write_bytes(b"".join(entries))
+    importer = AccountingImporter(tmp_path, sessionmaker(committed), host="h1", poll_interval=0)
+
+    with caplog.at_level(logging.ERROR, logger="rlm_hotspot.radius.importer"):
+        report = importer.run(once=True)
+
+    assert (report.packets, report.unbilled) == (5, 1)
+    assert "after it was read" in caplog.text
+    with Session(committed) as db:
+        sessions = db.execute(text("SELECT status, seconds, charged FROM sessions")).all()
+        assert [tuple(row) for row in sessions] == [("closed", 2400, 80)]  # 40 started minutes at 1.20/hour
+        assert_ledger_balanced(db)

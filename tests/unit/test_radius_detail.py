@@ -106,3 +106,15 @@ def test_a_file_cut_short_inside_an_entry_then_appended_to_keeps_the_torn_rest_a
         assert [e.first_byte for e in parsed.entries] == [0, len(ENTRY) + len(cut)]
         assert parsed.torn == [(len(ENTRY), len(ENTRY) + len(cut))] and parsed.end_byte == len(data)
         assert parsed.entries[1].attributes == parsed.entries[0].attributes
+
+
+def test_a_receive_time_no_date_can_hold_falls_back_to_the_next_one_the_entry_says() -> None:
+    """A restored or hand-edited spool: a Hotspot-Received-At or Timestamp beyond the year 9999 (or not ASCII
+    digits) is no time; the entry is read at the next one it gives, never raising out of the parser."""
+    whole = datetime.fromtimestamp(1796644800, UTC)
+    huge = ENTRY.replace(b"\tTimestamp", b'\tHotspot-Received-At = "999999999999.000000"\n\tTimestamp')
+    assert parse(huge).entries[0].written_at == whole
+    header = parse(b"Mon Dec  7 12:00:00 2026\n\tAcct-Status-Type = Start\n\n").entries[0].written_at
+    for stamp in (b"999999999999", b"99999999999999999999", "\u00b2".encode()):
+        entry = b"Mon Dec  7 12:00:00 2026\n\tAcct-Status-Type = Start\n\tTimestamp = " + stamp + b"\n\n"
+        assert parse(entry).entries[0].written_at == header, stamp
