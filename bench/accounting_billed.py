@@ -26,6 +26,7 @@ import os
 import sys
 import time
 
+from churn import print_churn, row_churn
 from cpu import postmaster_pid, tree_cpu_seconds
 from radius_vs_rlm_sql import (
     SECRET,
@@ -187,6 +188,7 @@ def main() -> int:
                 stream = interleaved(session_packets(credentials, classes, tag, 3))
                 before = last_batch(cluster)
                 cpu_before = cpu_times(server, cluster)
+                churn_before = row_churn(cluster, settle=True) if server is ours else {}
                 started = time.perf_counter()
                 outcome = send(server, stream, args.window)
                 if server is ours:
@@ -200,6 +202,8 @@ def main() -> int:
                 print(f"{server.name:20} capacity  billed   {billed:8.0f} packets/s ({len(stream):,} packets, mixed)")
                 per_packet = ", ".join(f"{name} {cpu / len(stream) * 1e6:5.0f}" for name, cpu in spent.items())
                 print(f"{server.name:20} capacity  CPU µs a packet: {per_packet}")
+                if server is ours:
+                    print_churn(server.name, churn_before, row_churn(cluster, settle=True), len(stream))
                 close_all(cluster)
             for server in (ours, theirs):
                 rate = capacity[server.name] / 2

@@ -1,7 +1,7 @@
 """Benchmark: what the accounting importer (`hotspotctl radius import`) costs per packet, alone — without
 radiusd and the load client on the same 2 cores (bench/accounting_billed.py measures the whole chain).
 
-    .venv/bin/python bench/accounting_import_cpu.py --sessions 10000 [--history 2000000] [--profile FILE]
+    .venv/bin/python bench/accounting_import_cpu.py --sessions 10000 [--history N] [--profile FILE] [--without-class]
 
 `--sessions` logins wait for their Start (pending sessions, as a login leaves them); a detail file of their
 mixed Start/Interim/Stop (as radiusd's `detail` module writes them, interleaved as in accounting_billed's
@@ -20,6 +20,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from churn import print_churn, row_churn
 from cpu import postmaster_pid, tree_cpu_seconds
 from radius_vs_rlm_sql import SESSION_S, load_history, prepare_databases
 
@@ -32,9 +33,11 @@ from rlm_hotspot.spool_importer import IMPORT_STATEMENT_TIMEOUT_MS
 STATUS = {"start": "Start", "interim": "Interim-Update", "stop": "Stop"}
 
 
-def detail_entry(status: str, user: str, session_id: str, seconds: int, token: str, at: int) -> bytes:
-    """One entry as radiusd's detail module writes a bench packet (bench/radius_vs_rlm_sql's session_packet)."""
+def detail_entry(status: str, user: str, session_id: str, seconds: int, token: str | None, at: int) -> bytes:
+    """One entry as radiusd's detail module writes a bench packet (bench/radius_vs_rlm_sql's session_packet);
+    without a token, as from a NAS that does not echo our Class."""
     header = datetime.fromtimestamp(at).strftime("%a %b %d %H:%M:%S %Y")  # radiusd's local time
+    klass = "" if token is None else f"\tClass = 0x{('hs:' + token).encode().hex()}\n"
     return (
         f"{header}\n"
         f"\tAcct-Status-Type = {STATUS[status]}\n"
@@ -45,7 +48,7 @@ def detail_entry(status: str, user: str, session_id: str, seconds: int, token: s
         f"\tAcct-Input-Octets = {seconds * 1000}\n"
         f"\tAcct-Output-Octets = {seconds * 10_000}\n"
         f"\tAcct-Delay-Time = {SESSION_S - seconds}\n"
-        f"\tClass = 0x{('hs:' + token).encode().hex()}\n"
+        f"{klass}"
         f"\tPacket-Src-IP-Address = 127.0.0.1\n"
         f'\tAcct-Unique-Session-Id = "{session_id:0>32}"\n'
         f"\tTimestamp = {at}\n"
@@ -59,6 +62,9 @@ def main() -> int:
     parser.add_argument("--history", type=int, default=0, help="closed sessions loaded first")
     parser.add_argument("--batch-size", type=int, default=2000)
     parser.add_argument("--profile", type=Path, help="write the importer's cProfile here")
+    parser.add_argument(
+        "--without-class", action="store_true", help="packets without our Class: each found by NAS session id"
+    )
     args = parser.parse_args()
     with temporary_cluster("bench-import-") as (cluster, root):
         settings_file, credentials = prepare_databases(cluster, root, args.sessions)
@@ -80,7 +86,8 @@ def main() -> int:
             for j in range(per_session):
                 seconds = SESSION_S * j // (per_session - 1)
                 status = "start" if j == 0 else "stop" if j == per_session - 1 else "interim"
-                slots.append((i + j * gap, detail_entry(status, number, f"imp-{i}", seconds, f"tok-{number}", now)))
+                token = None if args.without_class else f"tok-{number}"
+                slots.append((i + j * gap, detail_entry(status, number, f"imp-{i}", seconds, token, now)))
         spool = root / "spool"
         spool.mkdir()
         (spool / "buffer.detail").write_bytes(b"".join(entry for _, entry in sorted(slots, key=lambda s: s[0])))
@@ -90,6 +97,7 @@ def main() -> int:
         importer = AccountingImporter(spool, session_factory(engine), batch_size=args.batch_size)
         postmaster = postmaster_pid(cluster.datadir)
         profile = cProfile.Profile() if args.profile else None
+        churn_before = row_churn(cluster)
         pg_before, own_before, started = tree_cpu_seconds(postmaster), time.process_time(), time.perf_counter()
         if profile:
             profile.enable()
@@ -109,6 +117,7 @@ def main() -> int:
             f"{own / packets * 1e6:4.0f}, postgres {pg / packets * 1e6:4.0f}; {opened} sessions closed; "
             f"{report.batches} batches"
         )
+        print_churn("importer", churn_before, row_churn(cluster, settle=True), packets)
     return 0
 
 

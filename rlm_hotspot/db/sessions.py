@@ -299,10 +299,12 @@ def _lookup_sql(name: str, sql: str) -> dict[bool, Prepared]:
 
 
 _BY_TOKEN = _lookup("hs_session_by_token", "s.auth_token = :token")
-# the packet's user's latest sessions of that NAS and id (a session of another card is never a candidate)
+# the packet's user's latest sessions of that NAS and id (a session of another card is never a candidate).
+# `nas_id = …`, not IS NOT DISTINCT FROM: that one is no index condition, so with 2,000,000 closed sessions
+# each lookup read the whole of sessions_nas_acct_id for the id alone (~17,000 pages, 65 ms; 0.2 ms now).
 _BY_ACCT_ID = _lookup(
     "hs_session_by_acct_id",
-    "s.nas_id IS NOT DISTINCT FROM CAST(:nas_id AS integer) AND s.acct_session_id = :acct_session_id "
+    "s.nas_id = CAST(:nas_id AS integer) AND s.acct_session_id = :acct_session_id "
     "AND (CAST(:username AS text) IS NULL OR s.username = :username OR c.number = :card_number) "
     f"ORDER BY s.started_at DESC, s.id DESC LIMIT {CANDIDATES}",
 )
@@ -319,7 +321,7 @@ class PacketUser:
 def find_session(
     db: Session,
     *,
-    nas_id: int | None,
+    nas_id: int,
     acct_session_id: str | None,
     token: str | None,
     user: PacketUser,
