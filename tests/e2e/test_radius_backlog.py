@@ -141,15 +141,16 @@ def backlog(
     sessions: int,
     minutes: int,
 ) -> Backlog:
-    """Logins of `sessions` cards, `minutes` + 1 ago (their Starts, Interims and Stops are written by `write`)."""
+    """Logins of `sessions` cards, `minutes` ago (their Starts, Interims and Stops are written by `write`)."""
     cards = build_world(radius_db, vault, count=sessions)
     with Session(radius_db) as db, db.begin():
         for index, number in enumerate(cards.numbers):
             radius_login(db, vault, number, token=f"backlog-{index}", nas_ip=MIKROTIK, now=datetime.now(UTC))
-    login_happened_earlier(radius_db, 60 * minutes + 120)
+    login_happened_earlier(radius_db, 60 * minutes + 10)
     spool = settings.parent / "spool"
     spool.mkdir()
-    return Backlog(settings, spool, cards.numbers, int(time.time()) - 60 * minutes - 60, minutes, importers)
+    begun = int(time.time()) - 60 * minutes - 5  # 5 s after the last login: each Start follows its own soon
+    return Backlog(settings, spool, cards.numbers, begun, minutes, importers)
 
 
 def peak_rss_kib(process: subprocess.Popen[bytes]) -> int:
