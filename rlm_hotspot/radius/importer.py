@@ -233,17 +233,12 @@ class AccountingImporter:
                 end_byte = parsed.end_byte
                 for entry in parsed.entries:
                     batch.append(entry)
-                    if len(batch) < self.batch_size:
-                        continue
-                    self._import_batch(name, batch, report)
-                    batch = []
-                    self._sync_live()  # a backlog billed batch after batch is a long pass: keep the bound
-                    if self.stopping.is_set():  # the rest waits for the next start, which resumes after this batch
-                        report.stopped = True
-                        log.info("accounting import: stopping; %s is billed up to byte %d", work, entry.end_byte)
-                        return
-            if batch:
-                self._import_batch(name, batch, report)
+                    if len(batch) == self.batch_size:
+                        if not self._bill_unless_stopping(work, name, batch, report):
+                            return
+                        batch = []
+            if batch and not self._bill_unless_stopping(work, name, batch, report):
+                return
             if end_byte < size:
                 report.torn += 1
                 self.metrics.torn.inc()
@@ -254,6 +249,17 @@ class AccountingImporter:
                 )  # fmt: skip
             work.unlink()  # under the lock: a writer that still holds the file finds it deleted and reopens
         report.files += 1
+
+    def _bill_unless_stopping(self, work: Path, name: str, batch: Sequence[Entry], report: ImportReport) -> bool:
+        """Bill the next batch of a file, unless told to stop (SIGTERM; False): a backlog is one long pass, so
+        the stop does not wait for it; the next start resumes the file at this batch."""
+        if self.stopping.is_set():
+            report.stopped = True
+            log.info("accounting import: stopping; %s waits for the next start from byte %d", work, batch[0].first_byte)
+            return False
+        self._import_batch(name, batch, report)
+        self._sync_live()  # a backlog billed batch after batch is a long pass: keep the bound
+        return True
 
     def _log_oddities(self, work: Path, parsed: Parsed, report: ImportReport) -> None:
         """Say what a piece of the file holds that is not billed: lines that are no attribute, torn entries."""
