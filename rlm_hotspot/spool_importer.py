@@ -135,7 +135,9 @@ class Importer(Protocol[Outcome_co]):
 
 def run_service(importer: Importer[Outcome], *, once: bool, metrics_port: int | None, metrics_address: str) -> Outcome:
     """Run an importer as its systemd service does: its metrics served on `metrics_port` (None or 0: not
-    served), SIGTERM (systemd) and SIGINT (a terminal) ending the loop after the current pass, never mid-batch."""
+    served), SIGTERM (systemd) and SIGINT (a terminal) setting `stopping`: the loop ends after the current pass,
+    or sooner where the pass checks it between batches (the accounting importer: a backlog is one long pass),
+    never mid-batch."""
     if metrics_port:
         importer.metrics.serve(metrics_port, metrics_address)
     for signum in (signal.SIGTERM, signal.SIGINT):

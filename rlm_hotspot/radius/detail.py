@@ -13,14 +13,20 @@ file ends where the disk had it (inside an entry, or in zeros where its size was
 data), and radiusd, started again, appends to it. The next entry's header is then glued to the torn rest:
 the torn part is left out (`Parsed.torn`) rather than read as one entry with the attributes of two
 packets.
+
+A file is read a piece at a time (`pieces`): a backlog of a day's outage is gigabytes, and an entry held as
+Python objects takes several times its bytes, so what is in memory is one piece and its entries, never the
+file.
 """
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import BinaryIO
 
 from rlm_hotspot.radius.decode import RAW_TEXT_PREFIX, Attributes, readable
 
@@ -39,6 +45,8 @@ _HEADER = re.compile(
     rb"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ 0-9]\d "
     rb"\d\d:\d\d:\d\d \d{4}\n\t"
 )
+#: How much of a file `pieces` reads and parses at a time (~2,000 entries of radiusd's ~500 bytes).
+PIECE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -61,8 +69,9 @@ class Parsed:
     torn: list[tuple[int, int]] = field(default_factory=list)  # byte ranges of torn entries before end_byte
 
 
-def parse(data: bytes, offset: int = 0) -> Parsed:
-    """The complete entries of `data` from byte `offset` (the start of an entry); a torn last entry is left."""
+def parse(data: bytes, offset: int = 0, *, base: int = 0) -> Parsed:
+    """The complete entries of `data` from byte `offset` (the start of an entry); a torn last entry is left.
+    `data` is its file from byte `base` on: the byte ranges are the file's."""
     entries: list[Entry] = []
     torn: list[tuple[int, int]] = []
     position = offset
@@ -71,14 +80,34 @@ def parse(data: bytes, offset: int = 0) -> Parsed:
             position += 1
         end = data.find(b"\n\n", position)
         if end < 0:
-            return Parsed(entries, position, torn)
+            return Parsed(entries, base + position, torn)
         glued = _HEADER.search(data, position + 1, end + 2)
         if glued is not None:  # the rest of an entry torn by a power cut, then radiusd appended the next
-            torn.append((position, glued.start()))
+            torn.append((base + position, base + glued.start()))
             position = glued.start()
             continue
-        entries.append(_entry(data[position : end + 1], position, end + 2))
+        entries.append(_entry(data[position : end + 1], base + position, base + end + 2))
         position = end + 2
+
+
+def pieces(file: BinaryIO, offset: int = 0, piece_bytes: int = PIECE_BYTES) -> Iterator[Parsed]:
+    """The complete entries of `file` from byte `offset` (the start of an entry), parsed `piece_bytes` at a
+    time, as `parse` parses the whole (an entry cut by a piece's end is read again with the next; one longer
+    than a piece, by reading more). The last piece ends at the end of the file: its `end_byte` is where a torn
+    last entry begins, or the file's size."""
+    position, size = offset, piece_bytes
+    while True:
+        file.seek(position)
+        data = file.read(size)
+        parsed = parse(data, base=position)
+        if len(data) < size:  # the end of the file
+            yield parsed
+            return
+        if parsed.end_byte > position:
+            yield parsed
+            position, size = parsed.end_byte, piece_bytes
+        else:  # not one whole entry in the piece
+            size *= 2
 
 
 def _entry(block: bytes, first_byte: int, end_byte: int) -> Entry:

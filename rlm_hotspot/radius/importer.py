@@ -11,7 +11,9 @@ python3 module. This process, one per spool:
 2. **Bills** the work file's complete entries in batches of at most `batch_size`, one transaction each,
    through the same rules as the hook (`radius.accounting.bill_packet`); the batch (file, byte range) is
    recorded in that transaction (sql/025), so after a crash — kill -9 at any instant — the file resumes
-   right after its last committed batch: nothing billed twice, nothing skipped.
+   right after its last committed batch: nothing billed twice, nothing skipped. The file is read a piece
+   (`piece_bytes`) at a time, so memory is bounded by a piece and a batch whatever the backlog (a day of
+   outage is gigabytes), and a stop (SIGTERM) ends the pass after the batch being committed.
 3. **Deletes** the work file once every entry is committed. A torn last entry (radiusd died while
    writing it: it was never answered, the NAS sends it again) is logged and not billed.
 
@@ -54,7 +56,7 @@ from rlm_hotspot.clock import utc_now
 from rlm_hotspot.db import radius_batches
 from rlm_hotspot.logs import first_line
 from rlm_hotspot.radius.accounting import BatchConflict, BatchTimings, PacketOutcome, bill_batch, bill_packet
-from rlm_hotspot.radius.detail import Entry, parse
+from rlm_hotspot.radius.detail import PIECE_BYTES, Entry, Parsed, pieces
 from rlm_hotspot.radius.import_metrics import ImportMetrics
 from rlm_hotspot.services.tariff_cache import NasCache, TariffCache
 from rlm_hotspot.settings import Settings
@@ -88,6 +90,7 @@ class ImportReport:
     torn: int = 0
     failed_packets: int = 0
     database_down: bool = False
+    stopped: bool = False  # told to stop (SIGTERM) before its files were all billed: they wait for the next start
 
     @property
     def busy(self) -> bool:
@@ -102,6 +105,7 @@ class AccountingImporter:
     spool: Path
     sessions: sessionmaker[Session]
     batch_size: int = BATCH_SIZE
+    piece_bytes: int = PIECE_BYTES  # read and parsed at a time: memory is bounded by it and the batch, not the file
     poll_interval: float = 0.2
     host: str = field(default_factory=socket.gethostname)
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -136,6 +140,8 @@ class AccountingImporter:
         report = ImportReport()
         for work in self._work_files() or self._claim():
             self._import_file(work, report)
+            if report.stopped:
+                break
         self._prune_now_and_then()
         return report
 
@@ -215,41 +221,63 @@ class AccountingImporter:
             if os.fstat(file.fileno()).st_nlink == 0:  # its holder billed and deleted it while we waited
                 return
             os.fdatasync(file.fileno())  # what was written since the live file's last sync: complete now
-            data = file.read()
+            size = os.fstat(file.fileno()).st_size  # no writer appends to it any more: it is locked
             with self.sessions() as db, db.begin():
                 offset = radius_batches.billed_up_to(db, name)
-            resumed = time.perf_counter()
-            parsed = parse(data, offset)
             log.debug(
-                "accounting import: %s: %d bytes, %d entries from byte %d; %.1f ms since the last commit, lock "
-                "%.1f ms, resume point %.1f ms, parse %.1f ms",
-                work, len(data), len(parsed.entries), offset, (opened - self._idle_since) * 1e3,
-                (locked - opened) * 1e3, (resumed - locked) * 1e3, (time.perf_counter() - resumed) * 1e3,
+                "accounting import: %s: %d bytes from byte %d; %.1f ms since the last commit, lock %.1f ms, resume "
+                "point %.1f ms",
+                work, size - offset, offset, (opened - self._idle_since) * 1e3, (locked - opened) * 1e3,
+                (time.perf_counter() - locked) * 1e3,
             )  # fmt: skip
-            skipped = sum(entry.skipped_lines for entry in parsed.entries)
-            if skipped:
-                log.warning("accounting import: %s: lines that are no attribute skipped: %d", work, skipped)
-            for first_byte, end_byte in parsed.torn:
-                report.torn += 1
-                self.metrics.torn.inc()
-                log.warning(
-                    "accounting import: %s has a torn entry (%d bytes at %d) followed by whole ones: the file was "
-                    "cut short (a power cut: radiusd does not fsync it) and radiusd appended to it; not billed",
-                    work, end_byte - first_byte, first_byte,
-                )  # fmt: skip
-            for start in range(0, len(parsed.entries), self.batch_size):
-                self._import_batch(name, parsed.entries[start : start + self.batch_size], report)
-                self._sync_live()  # a backlog billed batch after batch is a long pass: keep the bound
-            if parsed.end_byte < len(data):
+            end_byte = offset
+            batch: list[Entry] = []
+            for parsed in pieces(file, offset, self.piece_bytes):
+                self._log_oddities(work, parsed, report)
+                end_byte = parsed.end_byte
+                for entry in parsed.entries:
+                    batch.append(entry)
+                    if len(batch) == self.batch_size:
+                        if not self._bill_unless_stopping(work, name, batch, report):
+                            return
+                        batch = []
+            if batch and not self._bill_unless_stopping(work, name, batch, report):
+                return
+            if end_byte < size:
                 report.torn += 1
                 self.metrics.torn.inc()
                 log.warning(
                     "accounting import: %s ends in a torn entry (%d bytes at %d, radiusd stopped while writing it): "
                     "not billed; the NAS was not answered and sends it again",
-                    work, len(data) - parsed.end_byte, parsed.end_byte,
+                    work, size - end_byte, end_byte,
                 )  # fmt: skip
             work.unlink()  # under the lock: a writer that still holds the file finds it deleted and reopens
         report.files += 1
+
+    def _bill_unless_stopping(self, work: Path, name: str, batch: Sequence[Entry], report: ImportReport) -> bool:
+        """Bill the next batch of a file, unless told to stop (SIGTERM; False): a backlog is one long pass, so
+        the stop does not wait for it; the next start resumes the file at this batch."""
+        if self.stopping.is_set():
+            report.stopped = True
+            log.info("accounting import: stopping; %s waits for the next start from byte %d", work, batch[0].first_byte)
+            return False
+        self._import_batch(name, batch, report)
+        self._sync_live()  # a backlog billed batch after batch is a long pass: keep the bound
+        return True
+
+    def _log_oddities(self, work: Path, parsed: Parsed, report: ImportReport) -> None:
+        """Say what a piece of the file holds that is not billed: lines that are no attribute, torn entries."""
+        skipped = sum(entry.skipped_lines for entry in parsed.entries)
+        if skipped:
+            log.warning("accounting import: %s: lines that are no attribute skipped: %d", work, skipped)
+        for first_byte, end_byte in parsed.torn:
+            report.torn += 1
+            self.metrics.torn.inc()
+            log.warning(
+                "accounting import: %s has a torn entry (%d bytes at %d) followed by whole ones: the file was "
+                "cut short (a power cut: radiusd does not fsync it) and radiusd appended to it; not billed",
+                work, end_byte - first_byte, first_byte,
+            )  # fmt: skip
 
     def _import_batch(self, name: str, entries: Sequence[Entry], report: ImportReport) -> None:
         started, mode, timings = time.perf_counter(), "batch", _Timings()

@@ -262,12 +262,17 @@ def _wait_for_metrics(process: subprocess.Popen[bytes], port: int, log: Path, ti
             time.sleep(0.05)
 
 
+def importer_command(settings: Path, spool: Path, *options: str) -> list[str]:
+    """`hotspotctl radius import` of `spool` with the settings file `settings` and `options`."""
+    hotspotctl = str(Path(sys.executable).with_name("hotspotctl"))
+    return [hotspotctl, "--config", str(settings), "radius", "import", "--spool", str(spool), *options]
+
+
 def start_importer(server: RadiusServer, batch_size: int, metrics_port: int = 0) -> subprocess.Popen[bytes]:
-    command = [
-        str(Path(sys.executable).with_name("hotspotctl")), "--config", str(server.confdir.parent / "hotspot.toml"),
-        "radius", "import", "--spool", str(server.spool), "--batch-size", str(batch_size),
+    command = importer_command(
+        server.confdir.parent / "hotspot.toml", server.spool, "--batch-size", str(batch_size),
         "--metrics-port", str(metrics_port),
-    ]  # fmt: skip
+    )  # fmt: skip
     with (server.confdir.parent / "importer.out").open("ab") as log:  # importer_log_text
         return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from rlm_hotspot.radius.decode import decode_accounting
-from rlm_hotspot.radius.detail import parse
+from rlm_hotspot.radius.detail import parse, pieces
 
 ENTRY = (
     b"Mon Dec  7 12:00:00 2026\n"
@@ -118,3 +122,32 @@ def test_a_receive_time_no_date_can_hold_falls_back_to_the_next_one_the_entry_sa
     for stamp in (b"999999999999", b"99999999999999999999", "\u00b2".encode()):
         entry = b"Mon Dec  7 12:00:00 2026\n\tAcct-Status-Type = Start\n\tTimestamp = " + stamp + b"\n\n"
         assert parse(entry).entries[0].written_at == header, stamp
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    layout=st.lists(st.sampled_from(["whole", "blank", "torn", "zeros", "long"]), min_size=1, max_size=24),
+    torn_end=st.booleans(),
+    piece_bytes=st.integers(1, 2 * len(ENTRY)),
+    resume=st.integers(0, 3),
+)
+def test_a_file_read_in_pieces_reads_as_the_whole_file_parsed_at_once(
+    layout: list[str], torn_end: bool, piece_bytes: int, resume: int
+) -> None:
+    """A backlog is read a piece at a time (memory bounded by the piece, not the file): whatever the pieces'
+    size — smaller than an entry, cutting a torn entry or a blank line — the entries, their byte ranges, the
+    torn ones and the end are those of the whole file parsed at once, from any entry it resumes at."""
+    long_entry = ENTRY.replace(b'"0001 2345 678"', b'"' + b"x" * 3 * len(ENTRY) + b'"')
+    parts = {"whole": ENTRY, "blank": b"\n", "torn": ENTRY[:-40], "zeros": b"\0" * 50, "long": long_entry}
+    data = b"".join(parts[kind] for kind in layout) + (ENTRY[:-1] if torn_end else b"")
+    starts = [0, *(e.end_byte for e in parse(data).entries)]
+    offset = starts[min(resume, len(starts) - 1)]
+    whole = parse(data, offset)
+
+    read = list(pieces(io.BytesIO(data), offset, piece_bytes))
+
+    assert [e for piece in read for e in piece.entries] == whole.entries
+    assert [t for piece in read for t in piece.torn] == whole.torn
+    assert read[-1].end_byte == whole.end_byte
+    spans = [piece.entries[-1].end_byte - piece.entries[0].first_byte for piece in read if piece.entries]
+    assert max(spans, default=0) <= max(piece_bytes, 4 * len(long_entry))  # a piece, or a long entry read whole
