@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -90,7 +94,7 @@ def cards_generate(
         raise click.BadParameter("the output file must end in .csv or .pdf", param_hint="--output")
     tz = _hotspot_zone(app, hotspot)
     now = app.now()
-    with app.transaction() as db:
+    with _named_after_commit(Path(output) if output else None) as stage, app.transaction() as db:
         currency = app.currency(db)
         spec = svc.BatchSpec(
             count=count,
@@ -117,7 +121,7 @@ def cards_generate(
                 portal_url=app.settings.portal_url,
             )
             rows = list(zip(batch.numbers, batch.pins, strict=True))
-            Path(output).write_bytes(cards_file(_file_format(Path(output)), rows, face))
+            stage(cards_file(_file_format(Path(output)), rows, face))
         if output or show:  # its PINs leave as `cards export` lets them: an export of the batch, on the record
             app.record(db, "export", str(batch.batch_id), batch_id=batch.batch_id, cards=count, output=output,
                        show=show)  # fmt: skip
@@ -131,6 +135,35 @@ def cards_generate(
             [{"card": display_card_number(n), "pin": p} for n, p in zip(batch.numbers, batch.pins, strict=True)],
             "table",
         )
+
+
+@contextmanager
+def _named_after_commit(path: Path | None) -> Iterator[Callable[[bytes], None]]:
+    """A file of a transaction's cards, named `path` once the transaction (entered inside this) committed.
+
+    Staged beside it first, owner-only and synced, while the batch is written: a hashed-PIN batch's PINs exist
+    nowhere else. If the batch does not commit the staged file goes (no file of cards that do not exist); if
+    the rename fails the error names the staged file."""
+    staged: list[Path] = []
+
+    def stage(data: bytes) -> None:
+        assert path is not None
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        staged.append(Path(name))
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+
+    try:
+        yield stage
+    except BaseException:
+        for name in staged:
+            name.unlink(missing_ok=True)
+        raise
+    if path is not None:
+        for name in staged:
+            name.replace(path)
 
 
 def _file_format(path: Path) -> str:

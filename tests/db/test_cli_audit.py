@@ -75,3 +75,34 @@ def test_pins_written_or_shown_by_generate_are_an_export_of_its_batch(  # type: 
     assert last_export(kept) is None
     row = next(entry for entry in trail(committed) if entry[3].get("batch_id") == written)
     assert row[2:] == (str(written), {"batch_id": written, "cards": 2, "output": str(output), "show": False})
+
+
+def test_a_generate_that_does_not_commit_leaves_no_file_of_its_cards(  # type: ignore[no-untyped-def]
+    run, committed: Engine, tmp_path: Path
+) -> None:
+    """The PIN file is written before the batch commits (a hashed-PIN batch's PINs exist nowhere else), but named
+    as asked only once it did: a batch that fails at the last step (here its audit row) leaves no file of cards
+    that do not exist for the operator to print and sell."""
+    setup_world(run)
+    output = tmp_path / "batch.csv"
+    with committed.begin() as conn:
+        batches = conn.execute(text("SELECT count(*) FROM card_batches")).scalar_one()
+        conn.execute(text("CREATE FUNCTION refuse_export() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                          "RAISE EXCEPTION 'audit trail refused'; END $$"))  # fmt: skip
+        conn.execute(text("CREATE TRIGGER refuse_export BEFORE INSERT ON audit_trail FOR EACH ROW WHEN "
+                          "(NEW.action = 'cli.cards.generate.export') EXECUTE FUNCTION refuse_export()"))  # fmt: skip
+    try:
+        failed = run("cards", "generate", "--count", "2", "--value", "5.00", "--output", str(output), ok=False)
+    finally:
+        with committed.begin() as conn:
+            conn.execute(text("DROP TRIGGER refuse_export ON audit_trail"))
+            conn.execute(text("DROP FUNCTION refuse_export()"))
+    assert failed.exit_code != 0 and "audit trail refused" in failed.output
+    with committed.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM card_batches")).scalar_one() == batches
+    assert list(tmp_path.iterdir()) == []
+
+    run("cards", "generate", "--count", "2", "--value", "5.00", "--output", str(output))
+    assert [path.name for path in tmp_path.iterdir()] == ["batch.csv"]
+    assert output.stat().st_mode & 0o077 == 0  # PINs: the operator's alone
+    assert len(output.read_text().splitlines()) == 3  # a header and the two cards
