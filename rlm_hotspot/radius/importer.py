@@ -244,13 +244,9 @@ class AccountingImporter:
             if batch and not self._bill_unless_stopping(work, name, batch, report):
                 return
             if end_byte < size:
-                report.torn += 1
-                self.metrics.torn.inc()
-                log.warning(
-                    "accounting import: %s ends in a torn entry (%d bytes at %d, radiusd stopped while writing it): "
-                    "not billed; the NAS was not answered and sends it again",
-                    work, size - end_byte, end_byte,
-                )  # fmt: skip
+                self._torn(report, "%s ends in a torn entry (%d bytes at %d, radiusd stopped while writing it): not "
+                           "billed; the NAS was not answered and sends it again",
+                           work, size - end_byte, end_byte)  # fmt: skip
             work.unlink()  # under the lock: a writer that still holds the file finds it deleted and reopens
         report.files += 1
 
@@ -271,13 +267,15 @@ class AccountingImporter:
         if skipped:
             log.warning("accounting import: %s: lines that are no attribute skipped: %d", work, skipped)
         for first_byte, end_byte in parsed.torn:
-            report.torn += 1
-            self.metrics.torn.inc()
-            log.warning(
-                "accounting import: %s has a torn entry (%d bytes at %d) followed by whole ones: the file was "
-                "cut short (a power cut: radiusd does not fsync it) and radiusd appended to it; not billed",
-                work, end_byte - first_byte, first_byte,
-            )  # fmt: skip
+            self._torn(report, "%s has a torn entry (%d bytes at %d) followed by whole ones: the file was cut short "
+                       "(a power cut: radiusd does not fsync it) and radiusd appended to it; not billed",
+                       work, end_byte - first_byte, first_byte)  # fmt: skip
+
+    def _torn(self, report: ImportReport, message: str, *args: object) -> None:
+        """An entry left unbilled because it is torn: counted, and logged with why."""
+        report.torn += 1
+        self.metrics.torn.inc()
+        log.warning("accounting import: " + message, *args)
 
     def _import_batch(self, name: str, entries: Sequence[Entry], report: ImportReport) -> None:
         started, mode, timings = time.perf_counter(), "batch", _Timings()
