@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from rlm_hotspot.cli.context import App, pass_app
+from rlm_hotspot.cli.output import log_format_option
 from rlm_hotspot.radius import config as radconf
 from rlm_hotspot.radius.importer import BATCH_SIZE, KEEP_BATCHES, run_importer
 from rlm_hotspot.services.catalog import list_nas
@@ -261,6 +262,7 @@ def _clients(app: App, local_secret: str | None) -> list[radconf.Client]:
 )
 @click.option("--metrics-address", default="127.0.0.1", show_default=True, help="Address of the metrics endpoint.")
 @click.option("--verbose", is_flag=True, help="Log each claimed file and each batch with where its time went.")
+@log_format_option
 @pass_app
 def import_(
     app: App,

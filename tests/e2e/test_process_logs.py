@@ -97,3 +97,30 @@ def test_the_portal_and_gunicorn_write_json_lines(
         assert stop(portal) == 0
     loggers = {e["logger"] for e in json_lines(log)}
     assert "gunicorn.error" in loggers, loggers
+
+
+def test_the_accounting_importer_takes_its_units_log_format_and_logs_an_outage_without_a_traceback(
+    own_cluster: PrivateCluster, key_file: Path, tmp_path: Path
+) -> None:
+    """`hotspot-radius-import.service` says `Environment=HOTSPOT_LOG_FORMAT=json` gives JSON lines: `radius import`
+    reads it as the other long-running commands do, and a database it cannot reach is error lines, not a trace."""
+    url = prepare_database(own_cluster, "hotspot")
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    log = tmp_path / "import.log"
+    env = {**os.environ, "HOTSPOT_CONFIG": os.devnull, "HOTSPOT_DATABASE_URL": url,
+           "HOTSPOT_PIN_KEY_FILE": str(key_file), "HOTSPOT_LOG_FORMAT": "json"}  # fmt: skip
+    own_cluster.stop(mode="immediate")  # its first pass (pruning old batch records) finds the database away
+    with log.open("wb") as stderr:
+        command = [HOTSPOTCTL, "radius", "import", "--spool", str(spool)]
+        importer = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        wait_for(log, lambda lines: any(e["level"] == "ERROR" for e in lines), importer)
+        own_cluster.start()
+    finally:
+        assert stop(importer) == 0
+    entries = json_lines(log)
+    assert any(str(e["message"]).startswith("importer started") for e in entries), entries
+    errors = [e for e in entries if e["level"] == "ERROR"]
+    assert errors and all(str(e["message"]).startswith("database unavailable") for e in errors), errors
+    assert all("exception" not in e for e in errors) and "Traceback" not in log.read_text()
