@@ -650,7 +650,9 @@ _METERS_COLUMNS = (  # apply_meters' array parameters, in the order it lists a p
 # (the hook reads it without locking the card) is left out of the result. The holders are looked up once per
 # statement (`held`): as a correlated NOT EXISTS, statistics taken while few sessions were live (after a mass
 # close, before autovacuum's next analyse) planned it as a scan of every live session per Start — ~5 ms a Start
-# at 20,000 live sessions, the importer's lag stall (docs/radius.md).
+# at 20,000 live sessions, the importer's lag stall (docs/radius.md). They are sought by NAS and NAS session id,
+# the live id index's two keys: by the id alone that index was read whole, once per statement (a batch's, or
+# each Start the hook opens), a cost growing with the live sessions.
 _OPEN_SESSIONS = """
     WITH m AS (
         SELECT m0.*, CASE WHEN m0.account_id IS NULL THEN nextval(pg_get_serial_sequence('accounts', 'id')) END
@@ -664,8 +666,10 @@ _OPEN_SESSIONS = """
         ) AS m0(session_id, card_id, card_number, face_value, account_id, status, acct_session_id, username,
                 framed_ip, calling_station_id, started_at, last_seen_at, at)
     ), held AS MATERIALIZED (
-        SELECT o.id, o.nas_id, o.acct_session_id FROM sessions o
-        WHERE o.acct_session_id = ANY (CAST(:acct_session_id AS text[])) AND o.status <> 'closed'
+        SELECT o.id, o.nas_id, o.acct_session_id
+        FROM m JOIN sessions p ON p.id = m.session_id
+        JOIN sessions o ON o.nas_id = p.nas_id AND o.acct_session_id = m.acct_session_id
+        WHERE o.status <> 'closed'
     ), new_account AS (
         INSERT INTO accounts (id, balance, created_at, updated_at)
         SELECT new_account, face_value, at, at FROM m WHERE new_account IS NOT NULL

@@ -75,6 +75,21 @@ def test_a_start_on_a_card_in_use_is_one_read_and_one_write_with_the_locked_path
     assert_ledger_balanced(db)
 
 
+def test_the_opening_seeks_the_holders_of_its_nas_session_ids_by_nas_and_id(db: Session, vault: PinVault) -> None:
+    """Whether another live session holds a Start's NAS session id is sought on the live id index's two keys:
+    sought by the id alone, the whole index was read for every batch and for each Start the hook opens — a
+    cost growing with the sessions live on every NAS."""
+    numbers = in_use(db, vault, 1)
+    executed: list[tuple[str, object]] = []
+    event.listen(db.connection(), "before_cursor_execute", lambda *args: executed.append((args[2], args[3])))
+    assert bill(db, second_start(0, numbers), 130).result is not None
+    [(opening, parameters)] = [(sql, params) for sql, params in executed if "held AS MATERIALIZED" in sql]
+    db.execute(text("SET LOCAL enable_seqscan = off"))
+    plan = [line for (line,) in db.connection().exec_driver_sql("EXPLAIN " + opening, parameters)]  # type: ignore[arg-type]
+    holders = [i for i, line in enumerate(plan) if " on sessions o " in line]  # the `held` lookup
+    assert holders and all("Index Cond: (nas_id =" in plan[i + 1] for i in holders), "\n".join(plan)
+
+
 def test_a_start_whose_card_was_redeemed_since_its_login_is_left_to_the_locked_path(
     db: Session, vault: PinVault
 ) -> None:
