@@ -22,25 +22,24 @@ from pathlib import Path
 from radius_vs_rlm_sql import HOTSPOTCTL, prepare_databases
 
 from devtools.cluster import temporary_cluster
+from devtools.detail import detail_entry
 
 STATUS = {"start": "Start", "interim": "Interim-Update", "stop": "Stop"}
 
 
 def entry(status: str, number: str, index: int, seconds: int, at: int) -> bytes:
     """One entry as radiusd's detail module writes a NAS's packet (with the site's exact receive time)."""
-    header = time.strftime("%a %b %d %H:%M:%S %Y", time.localtime(at))
     octets = seconds * 20_000
-    return (
-        f'{header}\n\tAcct-Status-Type = {STATUS[status]}\n\tUser-Name = "{number}"\n'
-        f'\tAcct-Session-Id = "bl-{index}"\n\tNAS-IP-Address = 127.0.0.1\n\tNAS-Port = {index}\n'
-        f'\tNAS-Port-Type = Wireless-802.11\n\tCalling-Station-Id = "02:00:00:00:{index >> 8 & 255:02X}:'
-        f'{index & 255:02X}"\n\tCalled-Station-Id = "hotspot1"\n\tFramed-IP-Address = 10.5.{index >> 8 & 255}.'
-        f"{index & 255}\n\tAcct-Session-Time = {seconds}\n\tAcct-Input-Octets = {octets}\n"
-        f"\tAcct-Output-Octets = {octets * 9}\n\tAcct-Delay-Time = 0\n\tAcct-Authentic = RADIUS\n"
-        f"\tClass = 0x{f'hs:tok-{number}'.encode().hex()}\n\tPacket-Src-IP-Address = 127.0.0.1\n"
-        f'\tAcct-Unique-Session-Id = "{index:032x}"\n\tHotspot-Received-At = {at}.{index % 1_000_000:06d}\n'
-        f"\tTimestamp = {at}\n\n"
-    ).encode()
+    return detail_entry(at, [
+        ("Acct-Status-Type", STATUS[status]), ("User-Name", f'"{number}"'), ("Acct-Session-Id", f'"bl-{index}"'),
+        ("NAS-IP-Address", "127.0.0.1"), ("NAS-Port", index), ("NAS-Port-Type", "Wireless-802.11"),
+        ("Calling-Station-Id", f'"02:00:00:00:{index >> 8 & 255:02X}:{index & 255:02X}"'),
+        ("Called-Station-Id", '"hotspot1"'), ("Framed-IP-Address", f"10.5.{index >> 8 & 255}.{index & 255}"),
+        ("Acct-Session-Time", seconds), ("Acct-Input-Octets", octets), ("Acct-Output-Octets", octets * 9),
+        ("Acct-Delay-Time", 0), ("Acct-Authentic", "RADIUS"), ("Class", f"0x{f'hs:tok-{number}'.encode().hex()}"),
+        ("Packet-Src-IP-Address", "127.0.0.1"), ("Acct-Unique-Session-Id", f'"{index:032x}"'),
+        ("Hotspot-Received-At", f"{at}.{index % 1_000_000:06d}"),
+    ])  # fmt: skip
 
 
 def bill(command: list[str], spool: Path, log: Path) -> tuple[int, float]:

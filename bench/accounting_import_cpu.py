@@ -17,7 +17,6 @@ import argparse
 import cProfile
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 from churn import print_churn, row_churn
@@ -25,6 +24,7 @@ from cpu import postmaster_pid, tree_cpu_seconds
 from radius_vs_rlm_sql import SESSION_S, load_history, prepare_databases
 
 from devtools.cluster import temporary_cluster
+from devtools.detail import detail_entry as entry
 from rlm_hotspot.db.engine import make_engine, session_factory
 from rlm_hotspot.radius.importer import AccountingImporter
 from rlm_hotspot.settings import load_settings, with_overrides
@@ -36,24 +36,13 @@ STATUS = {"start": "Start", "interim": "Interim-Update", "stop": "Stop"}
 def detail_entry(status: str, user: str, session_id: str, seconds: int, token: str | None, at: int) -> bytes:
     """One entry as radiusd's detail module writes a bench packet (bench/radius_vs_rlm_sql's session_packet);
     without a token, as from a NAS that does not echo our Class."""
-    header = datetime.fromtimestamp(at).strftime("%a %b %d %H:%M:%S %Y")  # radiusd's local time
-    klass = "" if token is None else f"\tClass = 0x{('hs:' + token).encode().hex()}\n"
-    return (
-        f"{header}\n"
-        f"\tAcct-Status-Type = {STATUS[status]}\n"
-        f'\tUser-Name = "{user}"\n'
-        f'\tAcct-Session-Id = "{session_id}"\n'
-        f"\tNAS-IP-Address = 127.0.0.1\n"
-        f"\tAcct-Session-Time = {seconds}\n"
-        f"\tAcct-Input-Octets = {seconds * 1000}\n"
-        f"\tAcct-Output-Octets = {seconds * 10_000}\n"
-        f"\tAcct-Delay-Time = {SESSION_S - seconds}\n"
-        f"{klass}"
-        f"\tPacket-Src-IP-Address = 127.0.0.1\n"
-        f'\tAcct-Unique-Session-Id = "{session_id:0>32}"\n'
-        f"\tTimestamp = {at}\n"
-        f"\n"
-    ).encode()
+    klass = [] if token is None else [("Class", f"0x{('hs:' + token).encode().hex()}")]
+    return entry(at, [
+        ("Acct-Status-Type", STATUS[status]), ("User-Name", f'"{user}"'), ("Acct-Session-Id", f'"{session_id}"'),
+        ("NAS-IP-Address", "127.0.0.1"), ("Acct-Session-Time", seconds), ("Acct-Input-Octets", seconds * 1000),
+        ("Acct-Output-Octets", seconds * 10_000), ("Acct-Delay-Time", SESSION_S - seconds), *klass,
+        ("Packet-Src-IP-Address", "127.0.0.1"), ("Acct-Unique-Session-Id", f'"{session_id:0>32}"'),
+    ])  # fmt: skip
 
 
 def main() -> int:

@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from devtools.detail import detail_entry
 from rlm_hotspot.pins import PinVault
 from tests.db.test_sessions import radius_login
 from tests.e2e.conftest import wait_until
@@ -82,37 +83,33 @@ class Backlog:
 def entry(status: str, number: str, index: int, seconds: int, at: int) -> bytes:
     """One entry as radiusd's detail module writes a MikroTik hotspot's accounting (the site adds its exact
     receive time)."""
-    header = time.strftime("%a %b %d %H:%M:%S %Y", time.localtime(at))
     octets = seconds * 40_000
-    return (
-        f"{header}\n"
-        f"\tAcct-Status-Type = {STATUS[status]}\n"
-        f'\tUser-Name = "{number}"\n'
-        f'\tAcct-Session-Id = "80b{index:05x}"\n'
-        f"\tNAS-IP-Address = {MIKROTIK}\n"
-        f'\tNAS-Identifier = "cafe-hotspot-1"\n'
-        f"\tNAS-Port = {index}\n"
-        f"\tNAS-Port-Type = Wireless-802.11\n"
-        f'\tNAS-Port-Id = "bridge-hotspot"\n'
-        f'\tCalling-Station-Id = "02:00:00:{index >> 8 & 255:02X}:{index & 255:02X}:01"\n'
-        f'\tCalled-Station-Id = "hotspot1"\n'
-        f"\tFramed-IP-Address = 10.5.{index >> 8 & 255}.{index & 255}\n"
-        f"\tAcct-Session-Time = {seconds}\n"
-        f"\tAcct-Input-Octets = {octets & 0xFFFFFFFF}\n"
-        f"\tAcct-Output-Octets = {octets * 9 & 0xFFFFFFFF}\n"
-        f"\tAcct-Input-Gigawords = {octets >> 32}\n"
-        f"\tAcct-Output-Gigawords = {octets * 9 >> 32}\n"
-        f"\tAcct-Input-Packets = {octets // 700}\n"
-        f"\tAcct-Output-Packets = {octets // 110}\n"
-        f"\tAcct-Delay-Time = 0\n"
-        f"\tAcct-Authentic = RADIUS\n"
-        f"\tClass = 0x{f'hs:backlog-{index}'.encode().hex()}\n"
-        f"\tPacket-Src-IP-Address = {MIKROTIK}\n"
-        f'\tAcct-Unique-Session-Id = "{index:032x}"\n'
-        f"\tHotspot-Received-At = {at}.{index % 1_000_000:06d}\n"
-        f"\tTimestamp = {at}\n"
-        f"\n"
-    ).encode()
+    return detail_entry(at, [
+        ("Acct-Status-Type", STATUS[status]),
+        ("User-Name", f'"{number}"'),
+        ("Acct-Session-Id", f'"80b{index:05x}"'),
+        ("NAS-IP-Address", MIKROTIK),
+        ("NAS-Identifier", '"cafe-hotspot-1"'),
+        ("NAS-Port", index),
+        ("NAS-Port-Type", "Wireless-802.11"),
+        ("NAS-Port-Id", '"bridge-hotspot"'),
+        ("Calling-Station-Id", f'"02:00:00:{index >> 8 & 255:02X}:{index & 255:02X}:01"'),
+        ("Called-Station-Id", '"hotspot1"'),
+        ("Framed-IP-Address", f"10.5.{index >> 8 & 255}.{index & 255}"),
+        ("Acct-Session-Time", seconds),
+        ("Acct-Input-Octets", octets & 0xFFFFFFFF),
+        ("Acct-Output-Octets", octets * 9 & 0xFFFFFFFF),
+        ("Acct-Input-Gigawords", octets >> 32),
+        ("Acct-Output-Gigawords", octets * 9 >> 32),
+        ("Acct-Input-Packets", octets // 700),
+        ("Acct-Output-Packets", octets // 110),
+        ("Acct-Delay-Time", 0),
+        ("Acct-Authentic", "RADIUS"),
+        ("Class", f"0x{f'hs:backlog-{index}'.encode().hex()}"),
+        ("Packet-Src-IP-Address", MIKROTIK),
+        ("Acct-Unique-Session-Id", f'"{index:032x}"'),
+        ("Hotspot-Received-At", f"{at}.{index % 1_000_000:06d}"),
+    ])
 
 
 @pytest.fixture
