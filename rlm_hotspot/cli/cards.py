@@ -144,12 +144,13 @@ def _named_after_commit(path: Path | None) -> Iterator[Callable[[bytes], None]]:
     Staged beside it first, owner-only and synced, while the batch is written: a hashed-PIN batch's PINs exist
     nowhere else. If the batch does not commit the staged file goes (no file of cards that do not exist); if
     the rename fails the error names the staged file."""
-    staged: list[Path] = []
+    staged: Path | None = None
 
     def stage(data: bytes) -> None:
-        assert path is not None
+        nonlocal staged
+        assert path is not None and staged is None
         fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-        staged.append(Path(name))
+        staged = Path(name)
         with os.fdopen(fd, "wb") as file:
             file.write(data)
             file.flush()
@@ -158,12 +159,11 @@ def _named_after_commit(path: Path | None) -> Iterator[Callable[[bytes], None]]:
     try:
         yield stage
     except BaseException:
-        for name in staged:
-            name.unlink(missing_ok=True)
+        if staged is not None:
+            staged.unlink(missing_ok=True)
         raise
-    if path is not None:
-        for name in staged:
-            name.replace(path)
+    if staged is not None and path is not None:  # (staged only when there is a path)
+        staged.replace(path)
 
 
 def _file_format(path: Path) -> str:
